@@ -1,0 +1,7 @@
+//! Authentication (JWT, passwords) and authorization (the Actor and its row scope).
+pub mod actor;
+pub mod jwt;
+pub mod password;
+
+pub use actor::{Actor, Grant};
+pub use jwt::{Claims, JwtKeys};

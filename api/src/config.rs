@@ -1,0 +1,70 @@
+//! Configuration from the environment, with defaults that run on a fresh machine.
+use std::net::SocketAddr;
+
+/// Server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`; default `sqlite://crm.db` in the working directory.
+    pub database_url: String,
+    /// `CRM_LISTEN`; default 127.0.0.1:8080.
+    pub listen: SocketAddr,
+    /// `CRM_JWT_SECRET`; generated and stored in the database when unset.
+    pub jwt_secret: Option<String>,
+    /// `CRM_JWT_ISSUER`; default `crm`.
+    pub jwt_issuer: String,
+    /// `CRM_JWT_AUDIENCE`; default `crm-api`.
+    pub jwt_audience: String,
+    /// `CRM_ACCESS_TOKEN_TTL` in seconds; default 3600.
+    pub access_token_ttl: i64,
+    /// `CRM_ADMIN_EMAIL` / `CRM_ADMIN_PASSWORD` for the first admin of an empty database.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    /// `CRM_MAX_BODY_BYTES`; default 1 MiB.
+    pub body_limit: usize,
+    /// `CRM_MAX_DEPTH`, `CRM_MAX_COMPLEXITY`.
+    pub max_depth: usize,
+    pub max_complexity: usize,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match var(name) {
+        Some(v) => v.trim().parse().map_err(|_| format!("{name}: cannot parse '{v}'")),
+        None => Ok(default),
+    }
+}
+
+impl Config {
+    /// Reads the environment.
+    ///
+    /// # Errors
+    /// A message naming the variable that does not parse.
+    pub fn from_env() -> Result<Config, String> {
+        let limits = crate::schema::Limits::default();
+        let ttl = parsed("CRM_ACCESS_TOKEN_TTL", 3600i64)?;
+        if !(60..=30 * 86400).contains(&ttl) {
+            return Err("CRM_ACCESS_TOKEN_TTL must be between 60 and 2592000 seconds".into());
+        }
+        if let Some(s) = var("CRM_JWT_SECRET") {
+            if s.len() < 32 {
+                return Err("CRM_JWT_SECRET must have at least 32 bytes".into());
+            }
+        }
+        Ok(Config {
+            database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://crm.db".into()),
+            listen: parsed("CRM_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            jwt_secret: var("CRM_JWT_SECRET"),
+            jwt_issuer: var("CRM_JWT_ISSUER").unwrap_or_else(|| "crm".into()),
+            jwt_audience: var("CRM_JWT_AUDIENCE").unwrap_or_else(|| "crm-api".into()),
+            access_token_ttl: ttl,
+            admin_email: var("CRM_ADMIN_EMAIL"),
+            admin_password: var("CRM_ADMIN_PASSWORD"),
+            body_limit: parsed("CRM_MAX_BODY_BYTES", 1024 * 1024usize)?,
+            max_depth: parsed("CRM_MAX_DEPTH", limits.depth)?,
+            max_complexity: parsed("CRM_MAX_COMPLEXITY", limits.complexity)?,
+        })
+    }
+}

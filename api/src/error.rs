@@ -1,0 +1,177 @@
+//! One error type for the whole API, each variant with a stable `extensions.code`.
+//!
+//! async-graphql's blanket `From<T: Display>` drops extensions, so resolvers return
+//! `async_graphql::Result` through [`GqlResult`]/`.extend()` (see `ResultExt`), never a bare `?`.
+use async_graphql::ErrorExtensions;
+use sea_orm::{DbErr, SqlErr};
+
+/// A field that failed validation and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Every failure a client can see.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// `UNAUTHENTICATED`: no, bad, expired token, or an inactive user.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// `FORBIDDEN`: the record is visible but the action is not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// `NOT_FOUND`: absent, deleted, or outside the caller's read scope.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// `VALIDATION`: every invalid field is listed in `extensions.fields`.
+    #[error("invalid input: {}", .0.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    /// `DUPLICATE`: a unique key collided. Names the key and the owning department only.
+    #[error("{message}")]
+    Duplicate { key: &'static str, department: Option<String>, message: String },
+    /// `CONFLICT`: a stale `version` or a state that forbids the change.
+    #[error("{0}")]
+    Conflict(String),
+    /// `BAD_REQUEST`: a malformed request (cursor, body, content type).
+    #[error("{0}")]
+    BadRequest(String),
+    /// `INTERNAL`: logged with its source, shown only as "internal error".
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Result of a service function.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// A single-field validation error.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// Wraps anything unexpected; the source is logged, never shown.
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(e))
+    }
+
+    /// The stable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Validation(_) => "VALIDATION",
+            Self::Duplicate { .. } => "DUPLICATE",
+            Self::Conflict(_) => "CONFLICT",
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Maps a unique violation to DUPLICATE by index name (PostgreSQL names the index,
+    /// SQLite the columns), anything else to INTERNAL.
+    pub fn from_db(e: DbErr) -> Self {
+        if let Some(SqlErr::UniqueConstraintViolation(msg)) = e.sql_err() {
+            for (key, needles) in UNIQUE_KEYS {
+                if needles.iter().any(|n| msg.contains(n)) {
+                    return Self::Duplicate { key, department: None, message: format!("{key} already exists") };
+                }
+            }
+        }
+        Self::internal(e)
+    }
+}
+
+/// Duplicate key name -> what identifies its violation in PostgreSQL and SQLite messages.
+const UNIQUE_KEYS: &[(&str, &[&str])] = &[
+    ("phone", &["uq_customer_phone_norm", "customer.phone_norm"]),
+    ("email", &["uq_customer_email_norm", "customer.email_norm"]),
+    ("name", &["uq_customer_org_name_norm", "customer.name_norm"]),
+    ("userEmail", &["uq_user_email", "user.email"]),
+    ("departmentName", &["uq_department_parent_name", "department.parent_id, department.name"]),
+];
+
+impl From<DbErr> for AppError {
+    fn from(e: DbErr) -> Self {
+        Self::from_db(e)
+    }
+}
+
+impl ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        if let Self::Internal(source) = self {
+            tracing::error!(error = %source, source = ?source, "internal error");
+        }
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            match self {
+                Self::Validation(fields) => {
+                    let list: Vec<async_graphql::Value> = fields
+                        .iter()
+                        .map(|f| {
+                            let mut obj = async_graphql::indexmap::IndexMap::new();
+                            obj.insert(async_graphql::Name::new("field"), async_graphql::Value::from(f.field.clone()));
+                            obj.insert(async_graphql::Name::new("message"), async_graphql::Value::from(f.message.clone()));
+                            async_graphql::Value::Object(obj)
+                        })
+                        .collect();
+                    ext.set("fields", async_graphql::Value::List(list));
+                }
+                Self::Duplicate { key, department, .. } => {
+                    ext.set("key", *key);
+                    if let Some(d) = department {
+                        ext.set("department", d.clone());
+                    }
+                }
+                _ => {}
+            }
+        })
+    }
+}
+
+/// `.gql()` turns a service result into a resolver result keeping the code.
+pub trait ResultExt<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> ResultExt<T> for AppResult<T> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| e.extend())
+    }
+}
+
+/// Accumulates validation errors so one response lists every invalid field.
+#[derive(Default)]
+pub struct Violations(Vec<FieldError>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// Records the error of a fallible check and yields its value.
+    pub fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.add(field, m);
+                None
+            }
+        }
+    }
+
+    pub fn into_result(self) -> AppResult<()> {
+        if self.0.is_empty() { Ok(()) } else { Err(AppError::Validation(self.0)) }
+    }
+}

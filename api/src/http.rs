@@ -1,0 +1,166 @@
+//! HTTP routes and the guards around the GraphQL executor: JSON-only POST (a text/plain
+//! POST is a CSRF route), a body limit, no batches, no operations over GET, bearer auth.
+use crate::auth::Actor;
+use crate::error::AppError;
+use crate::schema::{CrmSchema, loaders};
+use crate::state::AppState;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::{BatchRequest, Data, ErrorExtensions};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+/// Router state: the shared state and the schema.
+#[derive(Clone)]
+pub struct Http {
+    pub state: AppState,
+    pub schema: CrmSchema,
+}
+
+/// All routes of the API.
+pub fn router(http: Http) -> Router {
+    let body_limit = http.state.body_limit;
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/schema.graphql", get(schema_sdl))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(http)
+}
+
+/// A request-level error as a GraphQL response body.
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response()
+}
+
+fn app_error_response(e: AppError) -> Response {
+    let status = match e {
+        AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    if let AppError::Internal(source) = &e {
+        tracing::error!(error = %source, "internal error before execution");
+    }
+    error_response(status, e.code(), &e.to_string())
+}
+
+/// Resolves the bearer token of a request, if any, to an Actor.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>, AppError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(AppError::Unauthenticated("expected Authorization: Bearer <token>"))?;
+    let user_id = state.jwt.verify(token)?;
+    Actor::load(&state.db, user_id).await.map(Some)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| {
+            let e = essence.trim().to_ascii_lowercase();
+            e == "application/json" || e == "application/graphql+json"
+        })
+        .unwrap_or(false)
+}
+
+async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_json(&headers) {
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST", "Content-Type must be application/json");
+    }
+    let request = match serde_json::from_slice::<BatchRequest>(&body) {
+        Ok(BatchRequest::Single(r)) => r,
+        Ok(BatchRequest::Batch(_)) => {
+            return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "batch requests are not supported; send one operation per request");
+        }
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &format!("body is not a GraphQL request: {e}")),
+    };
+    let actor = match authenticate(&http.state, &headers).await {
+        Ok(a) => a,
+        Err(e) => return app_error_response(e),
+    };
+    let mut request = request.data(loaders::new_loader(http.state.db.clone()));
+    if let Some(actor) = actor {
+        request = request.data(actor);
+    }
+    let mut response = http.schema.execute(request).await;
+    for error in &mut response.errors {
+        let ext = error.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", "BAD_REQUEST");
+        }
+    }
+    let wants_graphql_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/graphql-response+json"));
+    let content_type = if wants_graphql_json { "application/graphql-response+json" } else { "application/json" };
+    let mut resp = Json(response).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// GraphiQL for people; operations over GET are refused (a GET must never mutate).
+async fn graphiql(uri: axum::http::Uri) -> Response {
+    if uri.query().is_some_and(|q| q.contains("query=")) {
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST", "send operations with POST and Content-Type: application/json");
+    }
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish()).into_response()
+}
+
+/// graphql-transport-ws; the token comes in `connection_init` as `{ "authorization": "Bearer ..." }`
+/// or `{ "token": "..." }`.
+async fn graphql_ws(State(http): State<Http>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    let state = http.state.clone();
+    let schema = http.schema.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = payload
+                        .get("authorization")
+                        .or_else(|| payload.get("Authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(|v| v.trim_start_matches("Bearer ").trim_start_matches("bearer ").to_string())
+                        .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(str::to_string))
+                        .ok_or_else(|| AppError::Unauthenticated("connection_init needs a token").extend())?;
+                    let user_id = state.jwt.verify(&token).map_err(|e| e.extend())?;
+                    let actor = Actor::load(&state.db, user_id).await.map_err(|e| e.extend())?;
+                    let mut data = Data::default();
+                    data.insert(actor);
+                    data.insert(loaders::new_loader(state.db.clone()));
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
+}
+
+async fn readyz(State(http): State<Http>) -> Response {
+    match http.state.db.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+async fn schema_sdl(State(http): State<Http>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], http.schema.sdl()).into_response()
+}

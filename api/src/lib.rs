@@ -1,0 +1,107 @@
+//! The CRM API: GraphQL over axum on SeaORM (SQLite or PostgreSQL).
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod schema;
+pub mod service;
+pub mod state;
+
+use auth::JwtKeys;
+use config::Config;
+use sea_orm::DatabaseConnection;
+use migration::MigratorTrait;
+use state::AppState;
+
+/// Builds the router for a ready state.
+pub fn app(state: AppState) -> axum::Router {
+    let schema = schema::builder(state.limits).data(state.clone()).finish();
+    http::router(http::Http { state, schema })
+}
+
+/// Runs pending migrations.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    migration::Migrator::up(db, None).await
+}
+
+/// Connects, migrates, resolves the JWT secret and first admin: everything `serve` needs.
+///
+/// # Errors
+/// A message for the operator.
+pub async fn prepare(config: &Config) -> Result<AppState, String> {
+    let db = service::db::connect(&config.database_url).await.map_err(|e| format!("cannot open database: {e}"))?;
+    migrate(&db).await.map_err(|e| format!("migration failed: {e}"))?;
+    let secret = match &config.jwt_secret {
+        Some(s) => s.clone(),
+        None => {
+            let (secret, created) = service::setting::get_or_create(&db, service::setting::JWT_SECRET, random_secret)
+                .await
+                .map_err(|e| format!("cannot read settings: {e}"))?;
+            tracing::warn!(
+                created,
+                "CRM_JWT_SECRET is not set: using a secret generated and kept in the database; set CRM_JWT_SECRET in production"
+            );
+            secret
+        }
+    };
+    ensure_first_admin(&db, config).await?;
+    let limits = schema::Limits { depth: config.max_depth, complexity: config.max_complexity, ..Default::default() };
+    Ok(AppState {
+        db,
+        jwt: JwtKeys::new(
+            secret.as_bytes(),
+            config.jwt_issuer.clone(),
+            config.jwt_audience.clone(),
+            chrono::Duration::seconds(config.access_token_ttl),
+        ),
+        limits,
+        body_limit: config.body_limit,
+    })
+}
+
+/// A random 256-bit secret, base64url.
+pub fn random_secret() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// On an empty database, creates the first admin (and a head-office department).
+async fn ensure_first_admin(db: &DatabaseConnection, config: &Config) -> Result<(), String> {
+    if service::user::any(db).await.map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    let email = config.admin_email.clone().unwrap_or_else(|| "admin@localhost".into());
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (p.clone(), false),
+        None => (random_secret()[..20].to_string(), true),
+    };
+    let dept = service::department::find_or_create_by_name(db, "总部").await.map_err(|e| e.to_string())?;
+    let new = service::user::NewUser {
+        email: email.clone(),
+        name: "Administrator".into(),
+        password: password.clone(),
+        role: entity::enums::Role::Admin,
+        department_id: dept.id,
+    };
+    match service::user::bootstrap(db, new).await {
+        Ok(_) if generated => {
+            println!("Created the first admin: {email} / {password}  (shown once; change it)");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        // Another instance created it at the same moment.
+        Err(error::AppError::Duplicate { .. }) => Ok(()),
+        Err(e) => Err(format!("cannot create the first admin: {e}")),
+    }
+}
+
+/// Serves until `shutdown` resolves.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve(state: AppState, listen: std::net::SocketAddr, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

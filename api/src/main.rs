@@ -1,0 +1,117 @@
+//! `crm`: the CRM server and its administration commands.
+use api::config::Config;
+use clap::{Parser, Subcommand};
+use entity::enums::Role;
+
+#[derive(Parser)]
+#[command(name = "crm", version, about = "CRM backend: GraphQL API over SQLite or PostgreSQL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs migrations and serves the API (the default).
+    Serve,
+    /// Runs pending migrations and exits.
+    Migrate,
+    /// Manages staff accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Prints a signed access token for scripts and integrations.
+    Token {
+        #[arg(long)]
+        email: String,
+        /// Lifetime in seconds (default: CRM_ACCESS_TOKEN_TTL).
+        #[arg(long)]
+        ttl: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Adds a user; the department is created if missing.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// admin, executive, manager, sales, service, analyst or integration.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        department: String,
+        /// Read from CRM_USER_PASSWORD when omitted.
+        #[arg(long, env = "CRM_USER_PASSWORD")]
+        password: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()))
+        .init();
+    if let Err(message) = run(Cli::parse()).await {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let state = api::prepare(&config).await?;
+            api::serve(state, config.listen, shutdown_signal()).await.map_err(|e| format!("cannot serve on {}: {e}", config.listen))
+        }
+        Command::Migrate => {
+            let db = api::service::db::connect(&config.database_url).await.map_err(|e| e.to_string())?;
+            api::migrate(&db).await.map_err(|e| e.to_string())?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User { command: UserCommand::Add { email, name, role, department, password } } => {
+            let role = Role::parse(&role.to_ascii_uppercase()).ok_or_else(|| format!("unknown role '{role}'"))?;
+            let state = api::prepare(&config).await?;
+            let dept = api::service::department::find_or_create_by_name(&state.db, &department).await.map_err(|e| e.to_string())?;
+            let user = api::service::user::bootstrap(
+                &state.db,
+                api::service::user::NewUser { email, name, password, role, department_id: dept.id },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            println!("{}", user.id);
+            Ok(())
+        }
+        Command::Token { email, ttl } => {
+            let state = api::prepare(&config).await?;
+            let user = api::service::user::by_email(&state.db, &email).await.map_err(|e| e.to_string())?;
+            if !user.active {
+                return Err("user is deactivated".into());
+            }
+            let (token, _) = state.jwt.issue(&user, ttl.map(chrono::Duration::seconds)).map_err(|e| e.to_string())?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,294 @@
+//! Shared GraphQL pieces: the request's Actor, paging, money, filters and connections.
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult};
+use crate::service::pagination::{Page, PageArgs};
+use async_graphql::{Context, ErrorExtensions, InputObject, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{ColumnTrait, Condition};
+use uuid::Uuid;
+
+/// The authenticated caller of this request.
+pub fn actor<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Actor> {
+    ctx.data_opt::<Actor>().ok_or_else(|| AppError::Unauthenticated("authentication required").extend())
+}
+
+/// The database of this schema.
+pub fn db<'a>(ctx: &'a Context<'_>) -> &'a sea_orm::DatabaseConnection {
+    &ctx.data_unchecked::<crate::state::AppState>().db
+}
+
+/// Parses a GraphQL `ID` holding a UUID.
+pub fn parse_id(field: &str, id: &async_graphql::ID) -> AppResult<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| AppError::invalid(field, "not a valid id"))
+}
+
+/// Paging arguments as the service wants them.
+pub fn page_args(first: Option<i32>, after: Option<String>) -> PageArgs {
+    PageArgs { first, after }
+}
+
+/// Complexity of a list field: its page size times the cost of one node.
+pub fn list_cost(first: Option<i32>, child: usize) -> usize {
+    (first.unwrap_or(20).clamp(1, 100) as usize).saturating_mul(child.max(1))
+}
+
+/// An amount of money: a decimal string in the currency's minor-unit precision.
+#[derive(SimpleObject, Clone)]
+pub struct Money {
+    /// Decimal string, e.g. "80000.00"; never a float.
+    pub amount: String,
+    /// ISO 4217 code, e.g. CNY.
+    pub currency: String,
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: &str) -> Self {
+        Money { amount: crate::service::money::format_minor(minor, currency), currency: currency.to_string() }
+    }
+}
+
+/// Relay page information.
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+pub fn page_info<T>(page: &Page<T>) -> PageInfo {
+    PageInfo {
+        has_next_page: page.has_next_page,
+        has_previous_page: page.has_previous_page,
+        start_cursor: page.edges.first().map(|(c, _)| c.clone()),
+        end_cursor: page.edges.last().map(|(c, _)| c.clone()),
+    }
+}
+
+/// Defines `XConnection` and `XEdge` for a node type.
+macro_rules! connection {
+    ($conn:ident, $edge:ident, $node:ty, $what:literal) => {
+        #[doc = concat!("A page of ", $what, ".")]
+        pub struct $conn(pub $crate::service::pagination::Page<$node>);
+
+        #[doc = concat!("One ", $what, " with its cursor.")]
+        #[derive(async_graphql::SimpleObject, Clone)]
+        pub struct $edge {
+            /// Opaque cursor; pass as `after` to continue after this row.
+            pub cursor: String,
+            /// The record.
+            pub node: $node,
+        }
+
+        #[async_graphql::Object]
+        impl $conn {
+            /// The rows of this page.
+            async fn edges(&self) -> Vec<$edge> {
+                self.0.edges.iter().map(|(c, n)| $edge { cursor: c.clone(), node: n.clone() }).collect()
+            }
+
+            /// The nodes of this page, without cursors.
+            async fn nodes(&self) -> Vec<$node> {
+                self.0.edges.iter().map(|(_, n)| n.clone()).collect()
+            }
+
+            /// Where this page stands.
+            async fn page_info(&self) -> $crate::schema::common::PageInfo {
+                $crate::schema::common::page_info(&self.0)
+            }
+
+            /// Number of rows matching the filter that the caller may read, all pages together.
+            async fn total_count(&self) -> async_graphql::Result<i64> {
+                use $crate::error::ResultExt;
+                (self.0.total_count)().await.map(|n| n as i64).gql()
+            }
+        }
+    };
+}
+pub(crate) use connection;
+
+/// Sort direction.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum SortDirection {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// Deepest nesting of `and`/`or` in a filter.
+pub const MAX_FILTER_DEPTH: usize = 5;
+
+pub fn check_filter_depth(depth: usize) -> AppResult<()> {
+    if depth > MAX_FILTER_DEPTH {
+        Err(AppError::invalid("filter", format!("and/or may nest at most {MAX_FILTER_DEPTH} levels")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Case-insensitive substring condition with LIKE wildcards escaped.
+pub fn contains(col: impl ColumnTrait, needle: &str) -> Expr {
+    let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
+/// Filter on a text field.
+#[derive(InputObject, Default)]
+pub struct StringFilter {
+    /// Equal to.
+    pub eq: Option<String>,
+    /// Equal to one of.
+    #[graphql(name = "in")]
+    pub in_: Option<Vec<String>>,
+    /// Contains, ignoring case.
+    pub contains: Option<String>,
+    /// Is (true) or is not (false) empty.
+    pub is_null: Option<bool>,
+}
+
+impl StringFilter {
+    pub fn condition(&self, col: impl ColumnTrait + Copy) -> Condition {
+        let mut c = Condition::all();
+        if let Some(v) = &self.eq {
+            c = c.add(col.eq(v.clone()));
+        }
+        if let Some(v) = &self.in_ {
+            c = c.add(col.is_in(v.clone()));
+        }
+        if let Some(v) = &self.contains {
+            c = c.add(contains(col, v));
+        }
+        if let Some(n) = self.is_null {
+            c = c.add(if n { col.is_null() } else { col.is_not_null() });
+        }
+        c
+    }
+}
+
+/// Filter on an id.
+#[derive(InputObject, Default)]
+pub struct IdFilter {
+    /// Equal to.
+    pub eq: Option<async_graphql::ID>,
+    /// Equal to one of.
+    #[graphql(name = "in")]
+    pub in_: Option<Vec<async_graphql::ID>>,
+    /// Is (true) or is not (false) empty.
+    pub is_null: Option<bool>,
+}
+
+impl IdFilter {
+    pub fn condition(&self, field: &str, col: impl ColumnTrait + Copy) -> AppResult<Condition> {
+        let mut c = Condition::all();
+        if let Some(v) = &self.eq {
+            c = c.add(col.eq(parse_id(field, v)?));
+        }
+        if let Some(v) = &self.in_ {
+            let ids = v.iter().map(|i| parse_id(field, i)).collect::<AppResult<Vec<_>>>()?;
+            c = c.add(col.is_in(ids));
+        }
+        if let Some(n) = self.is_null {
+            c = c.add(if n { col.is_null() } else { col.is_not_null() });
+        }
+        Ok(c)
+    }
+}
+
+/// Filter on a point in time (UTC).
+#[derive(InputObject, Default)]
+pub struct DateTimeFilter {
+    /// At or after.
+    pub gte: Option<DateTime<Utc>>,
+    /// At or before.
+    pub lte: Option<DateTime<Utc>>,
+    /// Is (true) or is not (false) empty.
+    pub is_null: Option<bool>,
+}
+
+impl DateTimeFilter {
+    pub fn condition(&self, col: impl ColumnTrait + Copy) -> Condition {
+        let mut c = Condition::all();
+        if let Some(v) = self.gte {
+            c = c.add(col.gte(v));
+        }
+        if let Some(v) = self.lte {
+            c = c.add(col.lte(v));
+        }
+        if let Some(n) = self.is_null {
+            c = c.add(if n { col.is_null() } else { col.is_not_null() });
+        }
+        c
+    }
+}
+
+/// Filter on a calendar date.
+#[derive(InputObject, Default)]
+pub struct DateFilter {
+    /// On.
+    pub eq: Option<NaiveDate>,
+    /// On or after.
+    pub gte: Option<NaiveDate>,
+    /// On or before.
+    pub lte: Option<NaiveDate>,
+    /// Is (true) or is not (false) empty.
+    pub is_null: Option<bool>,
+}
+
+impl DateFilter {
+    pub fn condition(&self, col: impl ColumnTrait + Copy) -> Condition {
+        let mut c = Condition::all();
+        if let Some(v) = self.eq {
+            c = c.add(col.eq(v));
+        }
+        if let Some(v) = self.gte {
+            c = c.add(col.gte(v));
+        }
+        if let Some(v) = self.lte {
+            c = c.add(col.lte(v));
+        }
+        if let Some(n) = self.is_null {
+            c = c.add(if n { col.is_null() } else { col.is_not_null() });
+        }
+        c
+    }
+}
+
+/// Filter on an enum field.
+#[derive(InputObject)]
+#[graphql(concrete(name = "CustomerKindFilter", params(super::enums::CustomerKind)))]
+#[graphql(concrete(name = "LifecycleStageFilter", params(super::enums::LifecycleStage)))]
+#[graphql(concrete(name = "TierFilter", params(super::enums::Tier)))]
+#[graphql(concrete(name = "ImportanceFilter", params(super::enums::Importance)))]
+#[graphql(concrete(name = "CustomerSourceFilter", params(super::enums::CustomerSource)))]
+pub struct EnumFilter<T: async_graphql::InputType + async_graphql::EnumType> {
+    /// Equal to.
+    pub eq: Option<T>,
+    /// Equal to one of.
+    #[graphql(name = "in")]
+    pub in_: Option<Vec<T>>,
+    /// Is (true) or is not (false) empty.
+    pub is_null: Option<bool>,
+}
+
+impl<T: async_graphql::InputType + async_graphql::EnumType + Copy> EnumFilter<T> {
+    pub fn condition<V>(&self, col: impl ColumnTrait + Copy) -> Condition
+    where
+        V: From<T> + Into<sea_orm::Value>,
+    {
+        let mut c = Condition::all();
+        if let Some(v) = self.eq {
+            c = c.add(col.eq(V::from(v)));
+        }
+        if let Some(v) = &self.in_ {
+            c = c.add(col.is_in(v.iter().map(|x| V::from(*x))));
+        }
+        if let Some(n) = self.is_null {
+            c = c.add(if n { col.is_null() } else { col.is_not_null() });
+        }
+        c
+    }
+}
+

@@ -1,0 +1,450 @@
+//! Customer type, inputs, filters, queries and mutations.
+use super::common::{
+    DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, check_filter_depth, connection, db, page_args,
+    parse_id,
+};
+use super::department::Department;
+use super::enums::{CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Tier};
+use super::user::User;
+use crate::error::{AppResult, ResultExt};
+use crate::service::customer::{self as svc, CustomerPatch, NewCustomer, SortField};
+use crate::service::normalize;
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::customer::{self, Column};
+use entity::enums as e;
+use sea_orm::Condition;
+
+/// A customer archive entry.
+#[derive(Clone)]
+pub struct Customer(pub customer::Model);
+
+/// The soft profile of a customer (seed 003): free text a front end shows as notes or tags.
+#[derive(SimpleObject, InputObject, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[graphql(input_name = "SoftProfileInput")]
+#[serde(rename_all = "camelCase")]
+pub struct SoftProfile {
+    pub occupation: Option<String>,
+    pub family: Option<String>,
+    pub personality: Option<String>,
+    pub habits: Option<String>,
+    pub hobbies: Option<String>,
+    pub preferences: Option<String>,
+    /// How the customer reacts to promotions.
+    pub promotion_receptiveness: Option<String>,
+    pub values: Option<String>,
+    /// Free tags.
+    pub tags: Option<Vec<String>>,
+}
+
+#[Object]
+impl Customer {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn kind(&self) -> CustomerKind {
+        self.0.kind.into()
+    }
+    /// Main category (retail, vip, supplier, competitor, partner, other).
+    async fn category(&self) -> &str {
+        &self.0.category
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn gender(&self) -> Option<Gender> {
+        self.0.gender.map(Into::into)
+    }
+    async fn birthday(&self) -> Option<NaiveDate> {
+        self.0.birthday
+    }
+    /// As entered.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    /// E.164 form, the duplicate key.
+    async fn phone_e164(&self) -> Option<&str> {
+        self.0.phone_norm.as_deref()
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    async fn address(&self) -> Option<&str> {
+        self.0.address.as_deref()
+    }
+    async fn region(&self) -> Option<&str> {
+        self.0.region.as_deref()
+    }
+    async fn industry(&self) -> Option<&str> {
+        self.0.industry.as_deref()
+    }
+    async fn source(&self) -> Option<CustomerSource> {
+        self.0.source.map(Into::into)
+    }
+    /// Importance set by a person.
+    async fn importance(&self) -> Option<Importance> {
+        self.0.importance.map(Into::into)
+    }
+    async fn credit_rating(&self) -> Option<&str> {
+        self.0.credit_rating.as_deref()
+    }
+    async fn cooperation_start_date(&self) -> Option<NaiveDate> {
+        self.0.cooperation_start_date
+    }
+    async fn soft_profile(&self) -> Option<SoftProfile> {
+        self.0.soft_profile.clone().and_then(|j| serde_json::from_value(j).ok())
+    }
+    /// Category-specific fields as a JSON object.
+    async fn custom_fields(&self) -> Option<async_graphql::Json<serde_json::Value>> {
+        self.0.custom_fields.clone().map(async_graphql::Json)
+    }
+    async fn lifecycle_stage(&self) -> LifecycleStage {
+        self.0.lifecycle_stage.into()
+    }
+    /// Computed value tier.
+    async fn tier(&self) -> Tier {
+        self.0.tier.into()
+    }
+    /// Id of the owner; null while in the public pool.
+    async fn owner_id(&self) -> Option<ID> {
+        self.0.owner_id.map(|i| ID(i.to_string()))
+    }
+    /// The owner; null while in the public pool.
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match self.0.owner_id {
+            Some(id) => super::loaders::user(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+    async fn department_id(&self) -> ID {
+        ID(self.0.department_id.to_string())
+    }
+    async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
+        super::loaders::department(ctx, self.0.department_id).await
+    }
+    /// Whether the customer is in its department's public pool.
+    async fn in_public_pool(&self) -> bool {
+        self.0.owner_id.is_none()
+    }
+    /// Increases with every change; send it back with updates.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Set while the customer is in the trash.
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deleted_at
+    }
+}
+
+connection!(CustomerConnection, CustomerEdge, Customer, "customers");
+
+/// Filter of the customer list; fields combine with AND, `and`/`or` nest.
+#[derive(InputObject, Default)]
+pub struct CustomerFilter {
+    pub and: Option<Vec<CustomerFilter>>,
+    pub or: Option<Vec<CustomerFilter>>,
+    pub id: Option<IdFilter>,
+    pub name: Option<StringFilter>,
+    pub kind: Option<EnumFilter<CustomerKind>>,
+    pub category: Option<StringFilter>,
+    /// Matched on the E.164 form; `eq` accepts any spelling of the number.
+    pub phone: Option<StringFilter>,
+    /// Matched lower-cased.
+    pub email: Option<StringFilter>,
+    pub region: Option<StringFilter>,
+    pub industry: Option<StringFilter>,
+    pub source: Option<EnumFilter<CustomerSource>>,
+    pub importance: Option<EnumFilter<Importance>>,
+    pub lifecycle_stage: Option<EnumFilter<LifecycleStage>>,
+    pub tier: Option<EnumFilter<Tier>>,
+    pub owner_id: Option<IdFilter>,
+    pub department_id: Option<IdFilter>,
+    pub created_at: Option<DateTimeFilter>,
+    pub updated_at: Option<DateTimeFilter>,
+}
+
+impl CustomerFilter {
+    fn condition(&self, depth: usize) -> AppResult<Condition> {
+        check_filter_depth(depth)?;
+        let mut c = Condition::all();
+        if let Some(and) = &self.and {
+            for f in and {
+                c = c.add(f.condition(depth + 1)?);
+            }
+        }
+        if let Some(or) = &self.or {
+            let mut any = Condition::any();
+            for f in or {
+                any = any.add(f.condition(depth + 1)?);
+            }
+            c = c.add(any);
+        }
+        if let Some(f) = &self.id {
+            c = c.add(f.condition("filter.id", Column::Id)?);
+        }
+        if let Some(f) = &self.name {
+            c = c.add(f.condition(Column::Name));
+        }
+        if let Some(f) = &self.kind {
+            c = c.add(f.condition::<e::CustomerKind>(Column::Kind));
+        }
+        if let Some(f) = &self.category {
+            c = c.add(f.condition(Column::Category));
+        }
+        if let Some(f) = &self.phone {
+            let normalized = StringFilter {
+                eq: f.eq.as_deref().map(|p| normalize::phone_e164(p).unwrap_or_else(|_| p.to_string())),
+                in_: f.in_.as_ref().map(|v| v.iter().map(|p| normalize::phone_e164(p).unwrap_or_else(|_| p.clone())).collect()),
+                contains: f.contains.as_ref().map(|p| p.chars().filter(char::is_ascii_digit).collect()),
+                is_null: f.is_null,
+            };
+            c = c.add(normalized.condition(Column::PhoneNorm));
+        }
+        if let Some(f) = &self.email {
+            let lowered = StringFilter {
+                eq: f.eq.as_ref().map(|s| s.trim().to_lowercase()),
+                in_: f.in_.as_ref().map(|v| v.iter().map(|s| s.trim().to_lowercase()).collect()),
+                contains: f.contains.clone(),
+                is_null: f.is_null,
+            };
+            c = c.add(lowered.condition(Column::EmailNorm));
+        }
+        if let Some(f) = &self.region {
+            c = c.add(f.condition(Column::Region));
+        }
+        if let Some(f) = &self.industry {
+            c = c.add(f.condition(Column::Industry));
+        }
+        if let Some(f) = &self.source {
+            c = c.add(f.condition::<e::CustomerSource>(Column::Source));
+        }
+        if let Some(f) = &self.importance {
+            c = c.add(f.condition::<e::Importance>(Column::Importance));
+        }
+        if let Some(f) = &self.lifecycle_stage {
+            c = c.add(f.condition::<e::LifecycleStage>(Column::LifecycleStage));
+        }
+        if let Some(f) = &self.tier {
+            c = c.add(f.condition::<e::Tier>(Column::Tier));
+        }
+        if let Some(f) = &self.owner_id {
+            c = c.add(f.condition("filter.ownerId", Column::OwnerId)?);
+        }
+        if let Some(f) = &self.department_id {
+            c = c.add(f.condition("filter.departmentId", Column::DepartmentId)?);
+        }
+        if let Some(f) = &self.created_at {
+            c = c.add(f.condition(Column::CreatedAt));
+        }
+        if let Some(f) = &self.updated_at {
+            c = c.add(f.condition(Column::UpdatedAt));
+        }
+        Ok(c)
+    }
+}
+
+/// Sortable customer fields.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "SortField")]
+pub enum CustomerSortField {
+    Name,
+    CreatedAt,
+    UpdatedAt,
+    Category,
+    Kind,
+    LifecycleStage,
+    Tier,
+}
+
+/// One sort key; rows that tie on every key are ordered by id.
+#[derive(InputObject)]
+pub struct CustomerOrder {
+    pub field: CustomerSortField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+/// A new customer. The caller becomes its owner, in the caller's department.
+#[derive(InputObject)]
+pub struct CreateCustomerInput {
+    pub name: String,
+    pub kind: CustomerKind,
+    /// Defaults to retail for individuals and partner for organizations.
+    pub category: Option<String>,
+    /// Mainland numbers may omit +86.
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// Individuals only.
+    pub gender: Option<Gender>,
+    /// Individuals only.
+    pub birthday: Option<NaiveDate>,
+    pub address: Option<String>,
+    pub region: Option<String>,
+    pub industry: Option<String>,
+    pub source: Option<CustomerSource>,
+    pub importance: Option<Importance>,
+    pub credit_rating: Option<String>,
+    pub cooperation_start_date: Option<NaiveDate>,
+    pub soft_profile: Option<SoftProfile>,
+    /// A JSON object of category-specific fields.
+    pub custom_fields: Option<async_graphql::Json<serde_json::Value>>,
+    /// TARGET (default) or PROSPECT.
+    pub lifecycle_stage: Option<LifecycleStage>,
+}
+
+/// Changes to a customer. Omitted fields stay; `null` clears a field.
+#[derive(InputObject)]
+pub struct UpdateCustomerInput {
+    pub id: ID,
+    /// The version you read; a stale one gives CONFLICT.
+    pub version: i32,
+    pub name: Option<String>,
+    pub category: Option<String>,
+    pub phone: MaybeUndefined<String>,
+    pub email: MaybeUndefined<String>,
+    pub gender: MaybeUndefined<Gender>,
+    pub birthday: MaybeUndefined<NaiveDate>,
+    pub address: MaybeUndefined<String>,
+    pub region: MaybeUndefined<String>,
+    pub industry: MaybeUndefined<String>,
+    pub source: MaybeUndefined<CustomerSource>,
+    pub importance: MaybeUndefined<Importance>,
+    pub credit_rating: MaybeUndefined<String>,
+    pub cooperation_start_date: MaybeUndefined<NaiveDate>,
+    pub soft_profile: MaybeUndefined<SoftProfile>,
+    pub custom_fields: MaybeUndefined<async_graphql::Json<serde_json::Value>>,
+    /// TARGET or PROSPECT, while the customer has not bought yet.
+    pub lifecycle_stage: Option<LifecycleStage>,
+}
+
+/// Converts a GraphQL patch value into the service's patch.
+pub fn patch<T, U>(m: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Option<U>> {
+    match m {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(f(v))),
+    }
+}
+
+fn profile_json(p: SoftProfile) -> serde_json::Value {
+    serde_json::to_value(p).unwrap_or_default()
+}
+
+#[derive(Default)]
+pub struct CustomerQuery;
+
+#[Object]
+impl CustomerQuery {
+    /// A customer you may read. NOT_FOUND when it does not exist, is in the trash, or is
+    /// outside your scope: the three are indistinguishable on purpose.
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Customer>> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        svc::get(db(ctx), actor, id).await.map(|c| Some(Customer(c))).gql()
+    }
+
+    /// Customers you may read. `deleted: true` lists the trash instead.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, default 20, at most 100.")] first: Option<i32>,
+        after: Option<String>,
+        filter: Option<CustomerFilter>,
+        order_by: Option<Vec<CustomerOrder>>,
+        #[graphql(default)] deleted: bool,
+    ) -> Result<CustomerConnection> {
+        let actor = actor(ctx)?;
+        let condition = filter.unwrap_or_default().condition(0).gql()?;
+        let order: Vec<(SortField, bool)> =
+            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc)).collect();
+        let page = svc::list(db(ctx), actor, condition, deleted, &order, &page_args(first, after)).await.gql()?;
+        Ok(CustomerConnection(page.map(Customer)))
+    }
+}
+
+#[derive(Default)]
+pub struct CustomerMutation;
+
+#[Object]
+impl CustomerMutation {
+    /// Enters a customer; you become its owner. DUPLICATE when its phone, e-mail or
+    /// organization name is taken by a live customer.
+    async fn create_customer(&self, ctx: &Context<'_>, input: CreateCustomerInput) -> Result<Customer> {
+        let actor = actor(ctx)?;
+        let new = NewCustomer {
+            kind: Some(input.kind.into()),
+            category: input.category,
+            name: input.name,
+            gender: input.gender.map(Into::into),
+            birthday: input.birthday,
+            phone: input.phone,
+            email: input.email,
+            address: input.address,
+            region: input.region,
+            industry: input.industry,
+            source: input.source.map(Into::into),
+            importance: input.importance.map(Into::into),
+            credit_rating: input.credit_rating,
+            cooperation_start_date: input.cooperation_start_date,
+            soft_profile: input.soft_profile.map(profile_json),
+            custom_fields: input.custom_fields.map(|j| j.0),
+            lifecycle_stage: input.lifecycle_stage.map(Into::into),
+        };
+        svc::create(db(ctx), actor, new).await.map(Customer).gql()
+    }
+
+    /// Changes a customer. CONFLICT when `version` is stale.
+    async fn update_customer(&self, ctx: &Context<'_>, input: UpdateCustomerInput) -> Result<Customer> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &input.id).gql()?;
+        let p = CustomerPatch {
+            category: input.category,
+            name: input.name,
+            gender: patch(input.gender, Into::into),
+            birthday: patch(input.birthday, |d| d),
+            phone: patch(input.phone, |s| s),
+            email: patch(input.email, |s| s),
+            address: patch(input.address, |s| s),
+            region: patch(input.region, |s| s),
+            industry: patch(input.industry, |s| s),
+            source: patch(input.source, Into::into),
+            importance: patch(input.importance, Into::into),
+            credit_rating: patch(input.credit_rating, |s| s),
+            cooperation_start_date: patch(input.cooperation_start_date, |d| d),
+            soft_profile: patch(input.soft_profile, profile_json),
+            custom_fields: patch(input.custom_fields, |j| j.0),
+            lifecycle_stage: input.lifecycle_stage.map(Into::into),
+        };
+        svc::update(db(ctx), actor, id, input.version, p).await.map(Customer).gql()
+    }
+
+    /// Moves a customer to the trash; `restoreCustomer` brings it back with everything attached.
+    async fn delete_customer(&self, ctx: &Context<'_>, id: ID, version: Option<i32>) -> Result<Customer> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        svc::delete(db(ctx), actor, id, version).await.map(Customer).gql()
+    }
+
+    /// Restores a customer from the trash. DUPLICATE when a live customer took its keys meanwhile.
+    async fn restore_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Customer> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        svc::restore(db(ctx), actor, id).await.map(Customer).gql()
+    }
+
+    /// Gives a customer to another owner (moving it to their department), or to the
+    /// department's public pool when `ownerId` is null. Needs the assign permission.
+    async fn assign_customer(&self, ctx: &Context<'_>, id: ID, owner_id: Option<ID>) -> Result<Customer> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        let owner = owner_id.map(|o| parse_id("ownerId", &o)).transpose().gql()?;
+        svc::assign(db(ctx), actor, id, owner).await.map(Customer).gql()
+    }
+}

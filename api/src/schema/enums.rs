@@ -1,0 +1,109 @@
+//! GraphQL enums mirroring the stored enums of `entity::enums`.
+use async_graphql::Enum;
+use entity::enums as e;
+
+/// A staff role; what it may do is data (role permissions).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::Role")]
+pub enum Role {
+    /// Everything, including users and settings.
+    Admin,
+    /// Reads every customer and moves ownership; reads reports.
+    Executive,
+    /// Everything about customers within the department subtree.
+    Manager,
+    /// Own customers and the department's public pool.
+    Sales,
+    /// Reads customers (no deal amounts) and handles feedback.
+    Service,
+    /// Aggregated reports only, no personal data.
+    Analyst,
+    /// A partner system: pushes leads, reads what it created.
+    Integration,
+}
+
+/// Person or organization.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::CustomerKind")]
+pub enum CustomerKind {
+    /// A person; may share a name with others, phone and e-mail identify them.
+    Individual,
+    /// A company or institution; its normalized name is unique.
+    Organization,
+}
+
+/// Lifecycle stage; TARGET and PROSPECT are set by people, the rest follow from deals.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::LifecycleStage")]
+pub enum LifecycleStage {
+    /// Fits the target profile, no contact yet.
+    Target,
+    /// Shows intent.
+    Prospect,
+    /// Has bought.
+    Customer,
+    /// Repeat buyer or tier A.
+    Vip,
+    /// No purchase within the churn window.
+    Churned,
+}
+
+/// Value tier computed from won deals.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::Tier")]
+pub enum Tier {
+    /// Top revenue.
+    A,
+    /// High revenue.
+    B,
+    /// Some revenue.
+    C,
+    /// No revenue in the window.
+    D,
+}
+
+/// Importance set by a person.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::Importance")]
+pub enum Importance {
+    /// Most important.
+    A,
+    /// Important.
+    B,
+    /// Ordinary.
+    C,
+}
+
+/// Gender.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::Gender")]
+pub enum Gender {
+    /// Male.
+    Male,
+    /// Female.
+    Female,
+    /// Other or not stated.
+    Other,
+}
+
+/// Where a customer came from.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::CustomerSource")]
+pub enum CustomerSource {
+    /// Called us.
+    PhoneIn,
+    /// We called.
+    PhoneOut,
+    /// Referred by someone.
+    Referral,
+    /// Web site or online channel.
+    Web,
+    /// Advertising.
+    Advertising,
+    /// Trade show or event.
+    Event,
+    /// Partner or integration.
+    Partner,
+    /// Anything else.
+    Other,
+}

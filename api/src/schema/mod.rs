@@ -1,0 +1,49 @@
+//! The GraphQL schema: one module per resource turning GraphQL into service calls.
+pub mod common;
+pub mod customer;
+pub mod department;
+pub mod enums;
+pub mod loaders;
+pub mod user;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+/// Every query.
+#[derive(MergedObject, Default)]
+pub struct Query(user::UserQuery, department::DepartmentQuery, customer::CustomerQuery);
+
+/// Every mutation.
+#[derive(MergedObject, Default)]
+pub struct Mutation(user::UserMutation, department::DepartmentMutation, customer::CustomerMutation);
+
+/// The schema type served at /graphql.
+pub type CrmSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Limits applied to every operation, over HTTP and WebSocket alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub depth: usize,
+    pub complexity: usize,
+    pub recursive_depth: usize,
+    pub directives: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { depth: 12, complexity: 20_000, recursive_depth: 32, directives: 10 }
+    }
+}
+
+/// Builds the schema without data (for SDL export).
+pub fn builder(limits: Limits) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity)
+        .limit_recursive_depth(limits.recursive_depth)
+        .limit_directives(limits.directives)
+}
+
+/// The SDL that `schema.graphql` must equal.
+pub fn sdl() -> String {
+    builder(Limits::default()).finish().sdl()
+}

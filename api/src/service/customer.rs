@@ -1,0 +1,560 @@
+//! The customer archive: create, read, update, soft delete, restore, assign; duplicate
+//! keys (phone, e-mail, organization name) enforced by named unique indexes.
+use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
+use super::{Patch, audit, clean, db::begin_write, new_id, normalize, now};
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult, Violations};
+use chrono::NaiveDate;
+use entity::customer::{self, Column};
+use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Scope, Tier};
+use entity::{department, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+/// Main categories shipped by default (SPEC 2).
+pub const CATEGORIES: &[&str] = &["retail", "vip", "supplier", "competitor", "partner", "other"];
+
+/// The category a customer gets when none is given.
+pub fn default_category(kind: CustomerKind) -> &'static str {
+    match kind {
+        CustomerKind::Individual => "retail",
+        CustomerKind::Organization => "partner",
+    }
+}
+
+/// A new customer as entered.
+#[derive(Default, Clone)]
+pub struct NewCustomer {
+    pub kind: Option<CustomerKind>,
+    pub category: Option<String>,
+    pub name: String,
+    pub gender: Option<Gender>,
+    pub birthday: Option<NaiveDate>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub region: Option<String>,
+    pub industry: Option<String>,
+    pub source: Option<CustomerSource>,
+    pub importance: Option<Importance>,
+    pub credit_rating: Option<String>,
+    pub cooperation_start_date: Option<NaiveDate>,
+    pub soft_profile: Option<Json>,
+    pub custom_fields: Option<Json>,
+    pub lifecycle_stage: Option<LifecycleStage>,
+}
+
+/// Changes to a customer; `None` leaves a field, `Some(None)` clears it.
+#[derive(Default, Clone)]
+pub struct CustomerPatch {
+    pub category: Option<String>,
+    pub name: Option<String>,
+    pub gender: Patch<Gender>,
+    pub birthday: Patch<NaiveDate>,
+    pub phone: Patch<String>,
+    pub email: Patch<String>,
+    pub address: Patch<String>,
+    pub region: Patch<String>,
+    pub industry: Patch<String>,
+    pub source: Patch<CustomerSource>,
+    pub importance: Patch<Importance>,
+    pub credit_rating: Patch<String>,
+    pub cooperation_start_date: Patch<NaiveDate>,
+    pub soft_profile: Patch<Json>,
+    pub custom_fields: Patch<Json>,
+    pub lifecycle_stage: Option<LifecycleStage>,
+}
+
+/// Sortable fields of the customer list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    Name,
+    CreatedAt,
+    UpdatedAt,
+    Category,
+    Kind,
+    LifecycleStage,
+    Tier,
+}
+
+/// The keyset sort key of a field.
+pub fn sort_key(field: SortField, descending: bool) -> SortKey<customer::Entity> {
+    let (name, column, value): (_, _, fn(&customer::Model) -> SortValue) = match field {
+        SortField::Name => ("name", Column::Name, |m| SortValue::Text(m.name.clone())),
+        SortField::CreatedAt => ("createdAt", Column::CreatedAt, |m| SortValue::Time(m.created_at)),
+        SortField::UpdatedAt => ("updatedAt", Column::UpdatedAt, |m| SortValue::Time(m.updated_at)),
+        SortField::Category => ("category", Column::Category, |m| SortValue::Text(m.category.clone())),
+        SortField::Kind => ("kind", Column::Kind, |m| SortValue::Text(m.kind.to_string())),
+        SortField::LifecycleStage => ("lifecycleStage", Column::LifecycleStage, |m| SortValue::Text(m.lifecycle_stage.to_string())),
+        SortField::Tier => ("tier", Column::Tier, |m| SortValue::Text(m.tier.to_string())),
+    };
+    SortKey { name, column, descending, value }
+}
+
+/// Normalized duplicate keys of a customer.
+struct Keys {
+    name_norm: Option<String>,
+    phone: Option<String>,
+    phone_norm: Option<String>,
+    email: Option<String>,
+    email_norm: Option<String>,
+}
+
+fn text_field(v: &mut Violations, field: &str, value: Option<String>, max: usize) -> Option<String> {
+    let value = clean(value);
+    if let Some(s) = &value {
+        if s.chars().count() > max {
+            v.add(field, format!("must have at most {max} characters"));
+        }
+    }
+    value
+}
+
+fn check_name(v: &mut Violations, name: &str) -> String {
+    let name = name.trim().to_string();
+    if name.is_empty() {
+        v.add("name", "is required");
+    } else if name.chars().count() > 200 {
+        v.add("name", "must have at most 200 characters");
+    }
+    name
+}
+
+fn check_category(v: &mut Violations, category: &str) -> String {
+    let c = category.trim().to_lowercase();
+    if !CATEGORIES.contains(&c.as_str()) {
+        v.add("category", format!("unknown category; one of {}", CATEGORIES.join(", ")));
+    }
+    c
+}
+
+fn check_json_object(v: &mut Violations, field: &str, value: &Option<Json>) {
+    if let Some(j) = value {
+        if !j.is_object() {
+            v.add(field, "must be a JSON object");
+        } else if j.to_string().len() > 16 * 1024 {
+            v.add(field, "must be at most 16 KiB");
+        }
+    }
+}
+
+fn check_birthday(v: &mut Violations, kind: CustomerKind, field: &str, birthday: Option<NaiveDate>) {
+    if let Some(b) = birthday {
+        if kind == CustomerKind::Organization {
+            v.add(field, "only individuals have a birthday");
+        } else if b > now().date_naive() || b < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(b) {
+            v.add(field, "must be between 1900-01-01 and today");
+        }
+    }
+}
+
+fn check_entered_stage(v: &mut Violations, stage: Option<LifecycleStage>) {
+    if let Some(s) = stage {
+        if !matches!(s, LifecycleStage::Target | LifecycleStage::Prospect) {
+            v.add("lifecycleStage", "only TARGET or PROSPECT can be set; later stages follow from deals");
+        }
+    }
+}
+
+fn keys(v: &mut Violations, kind: CustomerKind, name: &str, phone: Option<String>, email: Option<String>) -> Keys {
+    let phone = clean(phone);
+    let email = clean(email);
+    let phone_norm = phone.as_deref().and_then(|p| v.check("phone", normalize::phone_e164(p)));
+    let email_norm = email.as_deref().and_then(|e| v.check("email", normalize::email(e)));
+    let name_norm = (kind == CustomerKind::Organization).then(|| normalize::org_name(name)).filter(|n| !n.is_empty());
+    Keys { name_norm, phone, phone_norm, email, email_norm }
+}
+
+/// Creates a customer owned by the caller in the caller's department.
+///
+/// # Errors
+/// FORBIDDEN (no create grant), VALIDATION (every bad field), DUPLICATE (phone, e-mail or
+/// organization name of a live customer; names the owning department only).
+pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewCustomer) -> AppResult<customer::Model> {
+    actor.require(Resource::Customer, Action::Create)?;
+    let mut v = Violations::new();
+    let kind = match input.kind {
+        Some(k) => k,
+        None => {
+            v.add("kind", "is required");
+            CustomerKind::Individual
+        }
+    };
+    let name = check_name(&mut v, &input.name);
+    let category = check_category(&mut v, input.category.as_deref().unwrap_or(default_category(kind)));
+    if input.gender.is_some() && kind == CustomerKind::Organization {
+        v.add("gender", "only individuals have a gender");
+    }
+    check_birthday(&mut v, kind, "birthday", input.birthday);
+    check_json_object(&mut v, "softProfile", &input.soft_profile);
+    check_json_object(&mut v, "customFields", &input.custom_fields);
+    check_entered_stage(&mut v, input.lifecycle_stage);
+    let k = keys(&mut v, kind, &name, input.phone, input.email);
+    let address = text_field(&mut v, "address", input.address, 500);
+    let region = text_field(&mut v, "region", input.region, 100);
+    let industry = text_field(&mut v, "industry", input.industry, 100);
+    let credit_rating = text_field(&mut v, "creditRating", input.credit_rating, 20);
+    v.into_result()?;
+
+    let now = now();
+    let model = customer::ActiveModel {
+        id: Set(new_id()),
+        kind: Set(kind),
+        category: Set(category),
+        name: Set(name),
+        name_norm: Set(k.name_norm),
+        gender: Set(input.gender),
+        birthday: Set(input.birthday),
+        phone: Set(k.phone),
+        phone_norm: Set(k.phone_norm),
+        email: Set(k.email),
+        email_norm: Set(k.email_norm),
+        address: Set(address),
+        region: Set(region),
+        industry: Set(industry),
+        source: Set(input.source),
+        importance: Set(input.importance),
+        credit_rating: Set(credit_rating),
+        cooperation_start_date: Set(input.cooperation_start_date),
+        soft_profile: Set(input.soft_profile),
+        custom_fields: Set(input.custom_fields),
+        owner_id: Set(Some(actor.id())),
+        department_id: Set(actor.user.department_id),
+        lifecycle_stage: Set(input.lifecycle_stage.unwrap_or(LifecycleStage::Target)),
+        tier: Set(Tier::D),
+        created_by: Set(Some(actor.id())),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    };
+    let txn = begin_write(db).await?;
+    let result = async {
+        let m = model.clone().insert(&txn).await?;
+        audit::record(&txn, Some(actor.id()), "create", "customer", m.id, None, Some(&m)).await?;
+        Ok::<_, AppError>(m)
+    }
+    .await;
+    match result {
+        Ok(m) => {
+            txn.commit().await?;
+            Ok(m)
+        }
+        Err(e) => {
+            txn.rollback().await?;
+            Err(explain_duplicate(db, e, &model).await)
+        }
+    }
+}
+
+/// Turns a bare DUPLICATE into one that names the key and the owning department of the
+/// live customer holding it, and nothing else about that customer.
+async fn explain_duplicate(db: &DatabaseConnection, e: AppError, attempted: &customer::ActiveModel) -> AppError {
+    let AppError::Duplicate { key, .. } = e else { return e };
+    let value_of = |v: &sea_orm::ActiveValue<Option<String>>| v.try_as_ref().cloned().flatten();
+    let (column, value) = match key {
+        "phone" => (Column::PhoneNorm, value_of(&attempted.phone_norm)),
+        "email" => (Column::EmailNorm, value_of(&attempted.email_norm)),
+        _ => (Column::NameNorm, value_of(&attempted.name_norm)),
+    };
+    let own_id = attempted.id.try_as_ref().copied();
+    let holder = async {
+        let Some(value) = value else { return Ok::<_, AppError>(None) };
+        let c = customer::Entity::find()
+            .filter(Column::DeletedAt.is_null())
+            .filter(column.eq(value))
+            .filter(Column::Id.ne(own_id.unwrap_or_default()))
+            .one(db)
+            .await?;
+        let Some(c) = c else { return Ok(None) };
+        Ok(department::Entity::find_by_id(c.department_id).one(db).await?.map(|d| d.name))
+    }
+    .await
+    .unwrap_or(None);
+    let label = match key {
+        "phone" => "phone number",
+        "email" => "e-mail address",
+        _ => "organization name",
+    };
+    let message = match &holder {
+        Some(d) => format!("a customer with this {label} already exists (department: {d})"),
+        None => format!("a customer with this {label} already exists"),
+    };
+    AppError::Duplicate { key, department: holder, message }
+}
+
+/// A live customer the caller may read.
+///
+/// # Errors
+/// NOT_FOUND when absent, deleted or out of scope.
+pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResult<customer::Model> {
+    customer::Entity::find_by_id(id)
+        .filter(Column::DeletedAt.is_null())
+        .filter(actor.customer_condition(Resource::Customer, Action::Read))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("customer"))
+}
+
+/// Lists the customers the caller may read that match `filter`.
+///
+/// # Errors
+/// VALIDATION (paging).
+pub async fn list(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    filter: Condition,
+    deleted: bool,
+    order: &[(SortField, bool)],
+    args: &PageArgs,
+) -> AppResult<Page<customer::Model>> {
+    let mut q = customer::Entity::find()
+        .filter(actor.customer_condition(Resource::Customer, Action::Read))
+        .filter(filter);
+    q = if deleted { q.filter(Column::DeletedAt.is_not_null()) } else { q.filter(Column::DeletedAt.is_null()) };
+    let keys: Vec<_> = if order.is_empty() {
+        vec![sort_key(SortField::CreatedAt, true)]
+    } else {
+        order.iter().map(|(f, d)| sort_key(*f, *d)).collect()
+    };
+    paginate(db, q, &keys, Column::Id, |m| m.id, args).await
+}
+
+/// Loads a customer for a write: NOT_FOUND if the caller cannot read it (deleted ones
+/// included when `deleted`), FORBIDDEN if the action's scope does not cover it.
+async fn load_for(txn: &impl ConnectionTrait, actor: &Actor, id: Uuid, action: Action, deleted: bool) -> AppResult<customer::Model> {
+    let live = if deleted { Column::DeletedAt.is_not_null() } else { Column::DeletedAt.is_null() };
+    let row = customer::Entity::find_by_id(id)
+        .filter(live.clone())
+        .filter(actor.customer_condition(Resource::Customer, Action::Read))
+        .one(txn)
+        .await?
+        .ok_or(AppError::NotFound("customer"))?;
+    actor.require(Resource::Customer, action)?;
+    let allowed = customer::Entity::find_by_id(id)
+        .filter(live)
+        .filter(actor.customer_condition(Resource::Customer, action))
+        .count(txn)
+        .await?;
+    if allowed == 0 {
+        return Err(AppError::Forbidden(format!("you may not {} this customer", action.as_str().to_lowercase())));
+    }
+    Ok(row)
+}
+
+fn check_version(row: &customer::Model, version: Option<i32>) -> AppResult<()> {
+    match version {
+        Some(v) if v != row.version => {
+            Err(AppError::Conflict(format!("customer was changed meanwhile (version {} is current, you sent {v})", row.version)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes a changed row guarded by its version and records the audit row.
+async fn save(
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &Actor,
+    action: &str,
+    old: &customer::Model,
+    mut am: customer::ActiveModel,
+) -> AppResult<customer::Model> {
+    am.version = Set(old.version + 1);
+    am.updated_at = Set(now());
+    let res = customer::Entity::update_many()
+        .set(am)
+        .filter(Column::Id.eq(old.id))
+        .filter(Column::Version.eq(old.version))
+        .exec(txn)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(AppError::Conflict("customer was changed meanwhile".into()));
+    }
+    let new = customer::Entity::find_by_id(old.id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
+    audit::record(txn, Some(actor.id()), action, "customer", old.id, Some(old), Some(&new)).await?;
+    Ok(new)
+}
+
+/// Runs a write in a transaction and explains duplicate keys after rollback.
+async fn in_write_txn<T, F>(db: &DatabaseConnection, f: F) -> AppResult<T>
+where
+    F: AsyncFnOnce(&sea_orm::DatabaseTransaction) -> AppResult<T>,
+{
+    let txn = begin_write(db).await?;
+    match f(&txn).await {
+        Ok(m) => {
+            txn.commit().await?;
+            Ok(m)
+        }
+        Err(e) => {
+            txn.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+/// Updates a customer; `version` must be the current one.
+///
+/// # Errors
+/// NOT_FOUND, FORBIDDEN, VALIDATION, DUPLICATE, CONFLICT (stale version).
+pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, patch: CustomerPatch) -> AppResult<customer::Model> {
+    let mut attempted = None;
+    let result = in_write_txn(db, async |txn| {
+        let old = load_for(txn, actor, id, Action::Update, false).await?;
+        check_version(&old, Some(version))?;
+        let am = apply_patch(&old, patch)?;
+        attempted = Some(am.clone());
+        let new = save(txn, actor, "update", &old, am).await?;
+        Ok(new)
+    })
+    .await;
+    match (result, attempted) {
+        (Err(e @ AppError::Duplicate { .. }), Some(mut am)) => {
+            am.id = Set(id);
+            Err(explain_duplicate(db, e, &am).await)
+        }
+        (r, _) => r,
+    }
+}
+
+fn apply_patch(old: &customer::Model, p: CustomerPatch) -> AppResult<customer::ActiveModel> {
+    let mut v = Violations::new();
+    let mut am: customer::ActiveModel = old.clone().into();
+    let kind = old.kind;
+    let name = match p.name {
+        Some(n) => check_name(&mut v, &n),
+        None => old.name.clone(),
+    };
+    if let Some(c) = p.category {
+        am.category = Set(check_category(&mut v, &c));
+    }
+    if let Some(g) = p.gender {
+        if g.is_some() && kind == CustomerKind::Organization {
+            v.add("gender", "only individuals have a gender");
+        }
+        am.gender = Set(g);
+    }
+    if let Some(b) = p.birthday {
+        check_birthday(&mut v, kind, "birthday", b);
+        am.birthday = Set(b);
+    }
+    let phone = p.phone.unwrap_or_else(|| old.phone.clone());
+    let email = p.email.unwrap_or_else(|| old.email.clone());
+    let k = keys(&mut v, kind, &name, phone, email);
+    am.name = Set(name);
+    am.name_norm = Set(k.name_norm);
+    am.phone = Set(k.phone);
+    am.phone_norm = Set(k.phone_norm);
+    am.email = Set(k.email);
+    am.email_norm = Set(k.email_norm);
+    if let Some(a) = p.address {
+        am.address = Set(text_field(&mut v, "address", a, 500));
+    }
+    if let Some(r) = p.region {
+        am.region = Set(text_field(&mut v, "region", r, 100));
+    }
+    if let Some(i) = p.industry {
+        am.industry = Set(text_field(&mut v, "industry", i, 100));
+    }
+    if let Some(c) = p.credit_rating {
+        am.credit_rating = Set(text_field(&mut v, "creditRating", c, 20));
+    }
+    if let Some(s) = p.source {
+        am.source = Set(s);
+    }
+    if let Some(i) = p.importance {
+        am.importance = Set(i);
+    }
+    if let Some(d) = p.cooperation_start_date {
+        am.cooperation_start_date = Set(d);
+    }
+    if let Some(s) = p.soft_profile {
+        check_json_object(&mut v, "softProfile", &s);
+        am.soft_profile = Set(s);
+    }
+    if let Some(c) = p.custom_fields {
+        check_json_object(&mut v, "customFields", &c);
+        am.custom_fields = Set(c);
+    }
+    if let Some(stage) = p.lifecycle_stage {
+        check_entered_stage(&mut v, Some(stage));
+        if !matches!(old.lifecycle_stage, LifecycleStage::Target | LifecycleStage::Prospect) {
+            v.add("lifecycleStage", "stages after PROSPECT follow from deals");
+        }
+        am.lifecycle_stage = Set(stage);
+    }
+    v.into_result()?;
+    Ok(am)
+}
+
+/// Soft-deletes a customer; its contacts, deals and history stay and come back on restore.
+///
+/// # Errors
+/// NOT_FOUND, FORBIDDEN, CONFLICT (stale version when one is given).
+pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: Option<i32>) -> AppResult<customer::Model> {
+    in_write_txn(db, async |txn| {
+        let old = load_for(txn, actor, id, Action::Delete, false).await?;
+        check_version(&old, version)?;
+        let mut am: customer::ActiveModel = old.clone().into();
+        am.deleted_at = Set(Some(now()));
+        save(txn, actor, "delete", &old, am).await
+    })
+    .await
+}
+
+/// Restores a soft-deleted customer unless a live customer took one of its keys meanwhile.
+///
+/// # Errors
+/// NOT_FOUND (no deleted customer in scope), FORBIDDEN, DUPLICATE.
+pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<customer::Model> {
+    let mut attempted = None;
+    let result = in_write_txn(db, async |txn| {
+        let old = load_for(txn, actor, id, Action::Delete, true).await?;
+        let mut am: customer::ActiveModel = old.clone().into();
+        am.deleted_at = Set(None);
+        attempted = Some(am.clone());
+        save(txn, actor, "restore", &old, am).await
+    })
+    .await;
+    match (result, attempted) {
+        (Err(e @ AppError::Duplicate { .. }), Some(am)) => Err(explain_duplicate(db, e, &am).await),
+        (r, _) => r,
+    }
+}
+
+/// Moves a customer to another owner (and that owner's department), or with no owner
+/// into its department's public pool.
+///
+/// # Errors
+/// NOT_FOUND (customer or new owner), FORBIDDEN (no assign scope over the customer or
+/// the new owner's department), VALIDATION (inactive new owner).
+pub async fn assign(db: &DatabaseConnection, actor: &Actor, id: Uuid, owner_id: Option<Uuid>) -> AppResult<customer::Model> {
+    in_write_txn(db, async |txn| {
+        let old = load_for(txn, actor, id, Action::Assign, false).await?;
+        let mut am: customer::ActiveModel = old.clone().into();
+        match owner_id {
+            Some(owner) => {
+                let new_owner = user::Entity::find_by_id(owner).one(txn).await?.ok_or(AppError::NotFound("user"))?;
+                if !new_owner.active {
+                    return Err(AppError::invalid("ownerId", "the new owner is deactivated"));
+                }
+                let reach = match actor.grant(Resource::Customer, Action::Assign).scope {
+                    Scope::All => true,
+                    Scope::Department => actor.subtree.contains(&new_owner.department_id),
+                    _ => new_owner.id == actor.id(),
+                };
+                if !reach {
+                    return Err(AppError::Forbidden("the new owner is outside your department".into()));
+                }
+                am.owner_id = Set(Some(new_owner.id));
+                am.department_id = Set(new_owner.department_id);
+            }
+            None => am.owner_id = Set(None),
+        }
+        save(txn, actor, "assign", &old, am).await
+    })
+    .await
+}

@@ -1,0 +1,44 @@
+//! Database connection: SQLite (embedded default, WAL, busy timeout) or PostgreSQL.
+use crate::error::{AppError, AppResult};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+use std::time::Duration;
+
+/// Connects, creating a SQLite file if needed.
+///
+/// # Errors
+/// The connection error.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let sqlite = url.starts_with("sqlite:");
+    let url = if sqlite && !url.contains("mode=") {
+        format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+    } else {
+        url.to_string()
+    };
+    let mut opts = ConnectOptions::new(url);
+    opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+    if sqlite {
+        opts.max_connections(8).min_connections(1);
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(15))
+                .foreign_keys(true)
+        });
+    } else {
+        opts.max_connections(20).min_connections(1);
+    }
+    let db = Database::connect(opts).await?;
+    db.execute_unprepared("SELECT 1").await?;
+    Ok(db)
+}
+
+/// Starts a write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE),
+/// so a read-then-write transaction never fails on lock upgrade under concurrency.
+pub async fn begin_write(db: &DatabaseConnection) -> AppResult<DatabaseTransaction> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+    .map_err(AppError::from)
+}

@@ -1,0 +1,32 @@
+//! Business rules and queries, one module per resource or rule. Nothing here knows
+//! GraphQL; functions take an [`Actor`](crate::auth::Actor) and return [`AppResult`](crate::error::AppResult).
+pub mod audit;
+pub mod customer;
+pub mod db;
+pub mod department;
+pub mod money;
+pub mod normalize;
+pub mod pagination;
+pub mod setting;
+pub mod user;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use uuid::Uuid;
+
+/// A new time-ordered id.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// The current time at microsecond precision, which both databases store exactly.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Trims a text field; blank becomes `None`.
+pub fn clean(s: Option<String>) -> Option<String> {
+    s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// A patch of a nullable field: `None` leaves it, `Some(None)` clears it.
+pub type Patch<T> = Option<Option<T>>;

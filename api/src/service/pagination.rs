@@ -1,0 +1,190 @@
+//! Keyset pagination: opaque cursors holding the sort values and the id of the last
+//! row, so pages neither repeat nor skip rows, whatever the sort and however the table
+//! changes between requests.
+use crate::error::{AppError, AppResult};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::future::BoxFuture;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Page size when `first` is not given.
+pub const DEFAULT_PAGE: u64 = 20;
+/// Largest page a client may ask for.
+pub const MAX_PAGE: u64 = 100;
+
+/// A sort value carried in a cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SortValue {
+    Int(i64),
+    Time(DateTime<Utc>),
+    Date(NaiveDate),
+    Text(String),
+}
+
+impl SortValue {
+    fn expr(&self) -> Expr {
+        match self {
+            Self::Int(v) => Expr::val(*v).into(),
+            Self::Time(v) => Expr::val(*v).into(),
+            Self::Date(v) => Expr::val(*v).into(),
+            Self::Text(v) => Expr::val(v.clone()).into(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorData {
+    /// Sort values, in `orderBy` order.
+    v: Vec<SortValue>,
+    /// Id of the row.
+    i: Uuid,
+    /// Fingerprint of the ordering, so a cursor is not reused with another `orderBy`.
+    o: String,
+}
+
+/// Requested page.
+#[derive(Debug, Clone, Default)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+}
+
+/// One sort key of a resource: its column, direction, and how to read it off a row.
+pub struct SortKey<E: EntityTrait> {
+    pub name: &'static str,
+    pub column: E::Column,
+    pub descending: bool,
+    pub value: fn(&E::Model) -> SortValue,
+}
+
+/// A counted total computed only when the client asks for `totalCount`.
+pub type TotalCount = Arc<dyn Fn() -> BoxFuture<'static, AppResult<u64>> + Send + Sync>;
+
+/// One page of rows with their cursors.
+pub struct Page<M> {
+    pub edges: Vec<(String, M)>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub total_count: TotalCount,
+}
+
+impl<M> Page<M> {
+    /// Converts the rows, keeping cursors and counts.
+    pub fn map<N>(self, f: impl Fn(M) -> N) -> Page<N> {
+        Page {
+            edges: self.edges.into_iter().map(|(c, m)| (c, f(m))).collect(),
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            total_count: self.total_count,
+        }
+    }
+}
+
+/// Validates `first`.
+///
+/// # Errors
+/// VALIDATION when `first` is below 0 or above [`MAX_PAGE`].
+pub fn page_size(first: Option<i32>) -> AppResult<u64> {
+    match first {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (0..=MAX_PAGE as i32).contains(&n) => Ok(n as u64),
+        Some(_) => Err(AppError::invalid("first", format!("must be between 0 and {MAX_PAGE}"))),
+    }
+}
+
+/// Runs a filtered select as one page ordered by `keys` then id.
+///
+/// # Errors
+/// VALIDATION for a bad `first` or a cursor that does not belong to this ordering;
+/// INTERNAL on database failure.
+pub async fn paginate<E>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    keys: &[SortKey<E>],
+    id_column: E::Column,
+    id_of: fn(&E::Model) -> Uuid,
+    args: &PageArgs,
+) -> AppResult<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    let limit = page_size(args.first)?;
+    let fingerprint: String = keys.iter().map(|k| format!("{}{}", k.name, if k.descending { "-" } else { "+" })).collect::<Vec<_>>().join(",");
+
+    let total_count: TotalCount = {
+        let db = db.clone();
+        let select = select.clone();
+        Arc::new(move || {
+            let db = db.clone();
+            let select = select.clone();
+            Box::pin(async move { select.count(&db).await.map_err(AppError::from) })
+        })
+    };
+
+    let mut query = select;
+    if let Some(after) = &args.after {
+        let cursor = decode_cursor(after)?;
+        if cursor.o != fingerprint || cursor.v.len() != keys.len() {
+            return Err(AppError::invalid("after", "cursor belongs to another ordering"));
+        }
+        query = query.filter(after_condition(keys, id_column, &cursor));
+    }
+    for key in keys {
+        query = query.order_by(key.column, if key.descending { Order::Desc } else { Order::Asc });
+    }
+    query = query.order_by(id_column, Order::Asc).limit(limit + 1);
+
+    let mut rows = query.all(db).await?;
+    let has_next_page = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let edges = rows
+        .into_iter()
+        .map(|row| {
+            let data = CursorData { v: keys.iter().map(|k| (k.value)(&row)).collect(), i: id_of(&row), o: fingerprint.clone() };
+            (encode_cursor(&data), row)
+        })
+        .collect();
+    Ok(Page { edges, has_next_page, has_previous_page: args.after.is_some(), total_count })
+}
+
+/// Rows strictly after the cursor in (keys..., id) order:
+/// (k1 > v1) or (k1 = v1 and k2 > v2) or ... or (all equal and id > last id).
+fn after_condition<E: EntityTrait>(keys: &[SortKey<E>], id_column: E::Column, cursor: &CursorData) -> Condition {
+    let mut any = Condition::any();
+    for i in 0..=keys.len() {
+        let mut all = Condition::all();
+        for (key, value) in keys.iter().zip(&cursor.v).take(i) {
+            all = all.add(Expr::col(key.column).eq(value.expr()));
+        }
+        if let Some(key) = keys.get(i) {
+            let col = Expr::col(key.column);
+            let value = cursor.v[i].expr();
+            all = all.add(if key.descending { col.lt(value) } else { col.gt(value) });
+        } else {
+            all = all.add(id_column.gt(cursor.i));
+        }
+        any = any.add(all);
+    }
+    any
+}
+
+fn encode_cursor(data: &CursorData) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(data).unwrap_or_default())
+}
+
+fn decode_cursor(s: &str) -> AppResult<CursorData> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| AppError::invalid("after", "not a cursor returned by this API"))
+}

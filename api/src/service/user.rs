@@ -1,0 +1,250 @@
+//! Staff accounts: creation, login, deactivation.
+use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
+use super::{audit, db::begin_write, new_id, normalize, now};
+use crate::auth::{Actor, JwtKeys, password};
+use crate::error::{AppError, AppResult, Violations};
+use chrono::{DateTime, Utc};
+use entity::enums::{Action, Resource, Role};
+use entity::{customer, department, user};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
+use uuid::Uuid;
+
+/// What a new user needs.
+pub struct NewUser {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+    pub role: Role,
+    pub department_id: Uuid,
+}
+
+/// Creates a user (admin).
+///
+/// # Errors
+/// FORBIDDEN, VALIDATION (every bad field), DUPLICATE (e-mail taken).
+pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewUser) -> AppResult<user::Model> {
+    actor.require_all(Resource::User, Action::Create)?;
+    let hash = validate_and_hash(db, &input).await?;
+    let txn = begin_write(db).await?;
+    let user = insert(&txn, Some(actor.id()), input, hash).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// Validates a new user and hashes its password.
+pub async fn validate_and_hash(db: &impl ConnectionTrait, input: &NewUser) -> AppResult<String> {
+    let mut v = Violations::new();
+    v.check("email", normalize::email(&input.email));
+    if input.name.trim().is_empty() || input.name.chars().count() > 100 {
+        v.add("name", "must have 1 to 100 characters");
+    }
+    v.check("password", password::check_policy(&input.password));
+    if department::Entity::find_by_id(input.department_id).one(db).await?.is_none() {
+        v.add("departmentId", "no such department");
+    }
+    v.into_result()?;
+    password::hash(input.password.clone()).await
+}
+
+/// Inserts a validated user inside the caller's transaction.
+pub async fn insert(db: &impl ConnectionTrait, actor_id: Option<Uuid>, input: NewUser, password_hash: String) -> AppResult<user::Model> {
+    let now = now();
+    let email = normalize::email(&input.email).map_err(|m| AppError::invalid("email", m))?;
+    let model = user::ActiveModel {
+        id: Set(new_id()),
+        email: Set(email),
+        name: Set(input.name.trim().to_string()),
+        password_hash: Set(password_hash),
+        role: Set(input.role),
+        department_id: Set(input.department_id),
+        active: Set(true),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| match AppError::from_db(e) {
+        AppError::Duplicate { key, .. } => AppError::Duplicate { key, department: None, message: "a user with this e-mail already exists".into() },
+        other => other,
+    })?;
+    audit::record(db, actor_id, "create", "user", model.id, None, Some(&model)).await?;
+    Ok(model)
+}
+
+/// Checks e-mail and password and issues an access token.
+///
+/// # Errors
+/// UNAUTHENTICATED for a wrong e-mail or password or an inactive user (one message for all).
+pub async fn login(db: &DatabaseConnection, keys: &JwtKeys, email: &str, password_text: &str) -> AppResult<(String, DateTime<Utc>, user::Model)> {
+    let found = user::Entity::find().filter(user::Column::Email.eq(email.trim().to_lowercase())).one(db).await?;
+    let ok = password::verify(password_text.to_string(), found.as_ref().map(|u| u.password_hash.clone())).await;
+    match found {
+        Some(u) if ok && u.active => {
+            let (token, expires) = keys.issue(&u, None)?;
+            Ok((token, expires, u))
+        }
+        _ => Err(AppError::Unauthenticated("wrong e-mail or password")),
+    }
+}
+
+/// One user (admins read all users; everyone reads themselves).
+///
+/// # Errors
+/// NOT_FOUND.
+pub async fn get(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<user::Model> {
+    if id != actor.id() && actor.require_all(Resource::User, Action::Read).is_err() {
+        return Err(AppError::NotFound("user"));
+    }
+    user::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("user"))
+}
+
+/// Filter of the user list.
+#[derive(Default)]
+pub struct UserFilter {
+    pub department_id: Option<Uuid>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
+/// Lists users ordered by name (admin).
+///
+/// # Errors
+/// FORBIDDEN, VALIDATION (paging).
+pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: UserFilter, args: &PageArgs) -> AppResult<Page<user::Model>> {
+    actor.require_all(Resource::User, Action::Read)?;
+    let mut q = user::Entity::find();
+    if let Some(d) = filter.department_id {
+        q = q.filter(user::Column::DepartmentId.eq(d));
+    }
+    if let Some(r) = filter.role {
+        q = q.filter(user::Column::Role.eq(r));
+    }
+    if let Some(a) = filter.active {
+        q = q.filter(user::Column::Active.eq(a));
+    }
+    let keys = [SortKey::<user::Entity> { name: "name", column: user::Column::Name, descending: false, value: |u| SortValue::Text(u.name.clone()) }];
+    paginate(db, q, &keys, user::Column::Id, |u| u.id, args).await
+}
+
+/// Changes of a user (admin).
+#[derive(Default)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub department_id: Option<Uuid>,
+    pub password: Option<String>,
+}
+
+/// Updates a user with optimistic concurrency.
+///
+/// # Errors
+/// FORBIDDEN, NOT_FOUND, VALIDATION, CONFLICT (stale version).
+pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, patch: UserPatch) -> AppResult<user::Model> {
+    actor.require_all(Resource::User, Action::Update)?;
+    let mut v = Violations::new();
+    if let Some(name) = &patch.name {
+        if name.trim().is_empty() || name.chars().count() > 100 {
+            v.add("name", "must have 1 to 100 characters");
+        }
+    }
+    if let Some(p) = &patch.password {
+        v.check("password", password::check_policy(p));
+    }
+    if let Some(d) = patch.department_id {
+        if department::Entity::find_by_id(d).one(db).await?.is_none() {
+            v.add("departmentId", "no such department");
+        }
+    }
+    v.into_result()?;
+    let hash = match patch.password.clone() {
+        Some(p) => Some(password::hash(p).await?),
+        None => None,
+    };
+    let txn = begin_write(db).await?;
+    let old = user::Entity::find_by_id(id).one(&txn).await?.ok_or(AppError::NotFound("user"))?;
+    if old.version != version {
+        return Err(AppError::Conflict(format!("user was changed meanwhile (version {} is current)", old.version)));
+    }
+    let mut am: user::ActiveModel = old.clone().into();
+    if let Some(name) = patch.name {
+        am.name = Set(name.trim().to_string());
+    }
+    if let Some(role) = patch.role {
+        am.role = Set(role);
+    }
+    if let Some(d) = patch.department_id {
+        am.department_id = Set(d);
+    }
+    if let Some(h) = hash {
+        am.password_hash = Set(h);
+    }
+    am.version = Set(old.version + 1);
+    am.updated_at = Set(now());
+    let new = am.update(&txn).await?;
+    audit::record(&txn, Some(actor.id()), "update", "user", id, Some(&old), Some(&new)).await?;
+    txn.commit().await?;
+    Ok(new)
+}
+
+/// Deactivates a user. Their customers move to `successor_id` if given, otherwise to
+/// their department's public pool: staff leave, data stays.
+///
+/// # Errors
+/// FORBIDDEN, NOT_FOUND, VALIDATION (successor inactive or the same user).
+pub async fn deactivate(db: &DatabaseConnection, actor: &Actor, id: Uuid, successor_id: Option<Uuid>) -> AppResult<user::Model> {
+    actor.require_all(Resource::User, Action::Update)?;
+    if id == actor.id() {
+        return Err(AppError::invalid("id", "you cannot deactivate yourself"));
+    }
+    let txn = begin_write(db).await?;
+    let old = user::Entity::find_by_id(id).one(&txn).await?.ok_or(AppError::NotFound("user"))?;
+    let successor = match successor_id {
+        Some(s) => {
+            let succ = user::Entity::find_by_id(s).one(&txn).await?.filter(|u| u.active && u.id != id);
+            Some(succ.ok_or_else(|| AppError::invalid("successorId", "must be another active user"))?)
+        }
+        None => None,
+    };
+    let mut am: user::ActiveModel = old.clone().into();
+    am.active = Set(false);
+    am.version = Set(old.version + 1);
+    am.updated_at = Set(now());
+    let new = am.update(&txn).await?;
+    let moved = customer::Entity::update_many()
+        .col_expr(customer::Column::OwnerId, Expr::value(successor.as_ref().map(|s| s.id)))
+        .col_expr(customer::Column::DepartmentId, Expr::value(successor.as_ref().map_or(old.department_id, |s| s.department_id)))
+        .col_expr(customer::Column::Version, Expr::col(customer::Column::Version).add(1))
+        .col_expr(customer::Column::UpdatedAt, Expr::value(now()))
+        .filter(customer::Column::OwnerId.eq(id))
+        .exec(&txn)
+        .await?;
+    audit::record(&txn, Some(actor.id()), "deactivate", "user", id, Some(&old), Some(&new)).await?;
+    tracing::info!(user = %id, moved = moved.rows_affected, "user deactivated; customers handed over");
+    txn.commit().await?;
+    Ok(new)
+}
+
+/// Creates a user without an actor (CLI, first admin). Creates nothing if the e-mail exists.
+pub async fn bootstrap(db: &DatabaseConnection, input: NewUser) -> AppResult<user::Model> {
+    let hash = validate_and_hash(db, &input).await?;
+    let txn = db.begin().await?;
+    let u = insert(&txn, None, input, hash).await?;
+    txn.commit().await?;
+    Ok(u)
+}
+
+/// Whether any user exists (first start).
+pub async fn any(db: &DatabaseConnection) -> AppResult<bool> {
+    Ok(user::Entity::find().one(db).await?.is_some())
+}
+
+/// A user by e-mail (CLI `token`).
+pub async fn by_email(db: &DatabaseConnection, email: &str) -> AppResult<user::Model> {
+    user::Entity::find()
+        .filter(user::Column::Email.eq(email.trim().to_lowercase()))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("user"))
+}

@@ -1,0 +1,14 @@
+//! Shared state of a running server.
+use crate::auth::JwtKeys;
+use crate::schema::Limits;
+use sea_orm::DatabaseConnection;
+
+/// What every request can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub jwt: JwtKeys,
+    pub limits: Limits,
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+}

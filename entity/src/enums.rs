@@ -1,0 +1,143 @@
+//! Domain enums, stored as upper-case strings so SQLite and PostgreSQL agree.
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+        #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+        pub enum $name {
+            $($(#[$vmeta])* #[sea_orm(string_value = $value)] #[serde(rename = $value)] $variant),+
+        }
+
+        impl $name {
+            /// The stored string form.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $value),+ }
+            }
+
+            /// Parses the stored string form.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($value => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// A staff member's role; its permissions live in `role_permission`.
+    Role {
+        Admin = "ADMIN", Executive = "EXECUTIVE", Manager = "MANAGER", Sales = "SALES",
+        Service = "SERVICE", Analyst = "ANALYST", Integration = "INTEGRATION",
+    }
+);
+
+string_enum!(
+    /// What a permission row is about.
+    Resource {
+        Customer = "CUSTOMER", Contact = "CONTACT", Deal = "DEAL", DealAmount = "DEAL_AMOUNT",
+        Interaction = "INTERACTION", Feedback = "FEEDBACK", Report = "REPORT", User = "USER",
+        Settings = "SETTINGS",
+    }
+);
+
+string_enum!(
+    /// What a permission row allows.
+    Action { Read = "READ", Create = "CREATE", Update = "UPDATE", Delete = "DELETE", Assign = "ASSIGN" }
+);
+
+string_enum!(
+    /// How far a permission reaches.
+    Scope { NoAccess = "NONE", Own = "OWN", Department = "DEPARTMENT", All = "ALL" }
+);
+
+string_enum!(
+    /// A person or an organization.
+    CustomerKind { Individual = "INDIVIDUAL", Organization = "ORGANIZATION" }
+);
+
+string_enum!(
+    /// Where a customer stands in its life cycle.
+    LifecycleStage {
+        Target = "TARGET", Prospect = "PROSPECT", Customer = "CUSTOMER", Vip = "VIP", Churned = "CHURNED",
+    }
+);
+
+string_enum!(
+    /// Computed value tier.
+    Tier { A = "A", B = "B", C = "C", D = "D" }
+);
+
+string_enum!(
+    /// Importance set by a person (seed 004).
+    Importance { A = "A", B = "B", C = "C" }
+);
+
+string_enum!(
+    /// Gender of an individual customer or contact.
+    Gender { Male = "MALE", Female = "FEMALE", Other = "OTHER" }
+);
+
+string_enum!(
+    /// How the customer came to us.
+    CustomerSource {
+        PhoneIn = "PHONE_IN", PhoneOut = "PHONE_OUT", Referral = "REFERRAL", Web = "WEB",
+        Advertising = "ADVERTISING", Event = "EVENT", Partner = "PARTNER", Other = "OTHER",
+    }
+);
+
+string_enum!(
+    /// A contact's role in deals (seed 004).
+    ContactRole {
+        DecisionMaker = "DECISION_MAKER", Insider = "INSIDER", Influencer = "INFLUENCER", Opponent = "OPPONENT",
+    }
+);
+
+string_enum!(
+    /// Sales pipeline stage.
+    DealStage {
+        Lead = "LEAD", Qualified = "QUALIFIED", Proposal = "PROPOSAL", Negotiation = "NEGOTIATION",
+        Won = "WON", Lost = "LOST",
+    }
+);
+
+string_enum!(
+    /// What a feedback record is.
+    FeedbackKind {
+        Complaint = "COMPLAINT", Suggestion = "SUGGESTION", Praise = "PRAISE", Survey = "SURVEY",
+        ServiceRequest = "SERVICE_REQUEST",
+    }
+);
+
+string_enum!(
+    /// Where feedback came in.
+    FeedbackChannel {
+        Phone = "PHONE", Email = "EMAIL", Visit = "VISIT", Sms = "SMS", Wechat = "WECHAT",
+        OnlineReview = "ONLINE_REVIEW", Survey = "SURVEY",
+    }
+);
+
+string_enum!(
+    /// Handling state of feedback.
+    FeedbackStatus { Open = "OPEN", InProgress = "IN_PROGRESS", Resolved = "RESOLVED", Closed = "CLOSED" }
+);
+
+string_enum!(
+    /// Kind of logged contact.
+    InteractionKind {
+        Visit = "VISIT", Call = "CALL", Sms = "SMS", Email = "EMAIL", Wechat = "WECHAT",
+        Meeting = "MEETING", Gift = "GIFT", Event = "EVENT",
+    }
+);
+
+string_enum!(
+    /// Who started an interaction.
+    Direction { Inbound = "INBOUND", Outbound = "OUTBOUND" }
+);

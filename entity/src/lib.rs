@@ -1,0 +1,16 @@
+//! SeaORM entities of the CRM: one module per table, string-backed enums in `enums`.
+//! This crate knows nothing of GraphQL or HTTP.
+
+pub mod audit_log;
+pub mod contact;
+pub mod customer;
+pub mod deal;
+pub mod deal_line_item;
+pub mod department;
+pub mod enums;
+pub mod feedback;
+pub mod interaction;
+pub mod prelude;
+pub mod role_permission;
+pub mod setting;
+pub mod user;

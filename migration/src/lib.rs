@@ -1,0 +1,19 @@
+//! Forward-only schema migrations. Each migration keeps its own identifiers and never
+//! imports `entity`, so history stays frozen when the entities move on.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_core;
+mod m20261123_000002_default_permissions;
+
+/// All migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_core::Migration),
+            Box::new(m20261123_000002_default_permissions::Migration),
+        ]
+    }
+}
