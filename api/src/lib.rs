@@ -102,6 +102,18 @@ async fn ensure_first_admin(db: &DatabaseConnection, config: &Config) -> Result<
 /// When the address cannot be bound.
 pub async fn serve(state: AppState, listen: std::net::SocketAddr, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    serve_on(listener, state, shutdown).await
+}
+
+/// Serves on a bound listener (tests bind port 0) until `shutdown` resolves.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }

@@ -1,1 +1,9 @@
+//! End-to-end tests: a real server per test on a fresh database (a temp SQLite file, or a
+//! `crm_test_<uuid>` PostgreSQL database when TEST_DATABASE_URL is set), spoken to over HTTP.
+mod helpers;
 
+mod access;
+mod auth;
+mod customers;
+mod http;
+mod schema;

@@ -1,0 +1,194 @@
+//! The access matrix of SPEC section 3: roles x actions x records, every cell asserted,
+//! and list results equal to what per-id reads allow.
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+
+const ROLES: [&str; 7] = ["ADMIN", "EXECUTIVE", "MANAGER", "SALES", "SERVICE", "ANALYST", "INTEGRATION"];
+const RECORDS: [&str; 4] = ["own", "same", "child", "other"];
+const ACTIONS: [&str; 6] = ["read", "list", "count", "update", "delete", "assign"];
+
+/// Expected outcome per role and action for (own, same department, child department, other department).
+fn expected(role: &str, action: &str) -> [&'static str; 4] {
+    const Y: &str = "ok";
+    const NF: &str = "NOT_FOUND";
+    const F: &str = "FORBIDDEN";
+    let visible = |r: [bool; 4]| r.map(|v| if v { Y } else { NF });
+    match (role, action) {
+        ("ADMIN", _) => [Y; 4],
+        ("EXECUTIVE", "update" | "delete") => [F; 4],
+        ("EXECUTIVE", _) => [Y; 4],
+        ("MANAGER", _) => visible([true, true, true, false]),
+        ("SALES", "read" | "list" | "count" | "update") => visible([true, false, false, false]),
+        ("SALES", _) => [F, NF, NF, NF],
+        ("SERVICE", "read" | "list" | "count") => [Y; 4],
+        ("SERVICE", _) => [F; 4],
+        ("ANALYST", _) => [NF; 4],
+        ("INTEGRATION", "read" | "list" | "count") => visible([true, false, false, false]),
+        ("INTEGRATION", _) => [F, NF, NF, NF],
+        _ => unreachable!(),
+    }
+}
+
+struct World {
+    app: TestApp,
+    tokens: HashMap<&'static str, String>,
+    users: HashMap<String, String>,
+    /// role -> [own, same, child, other] customer ids
+    records: HashMap<&'static str, [String; 4]>,
+}
+
+async fn world() -> World {
+    let app = TestApp::spawn().await;
+    let east = app.create_department("华东大区", None).await;
+    let east_sub = app.create_department("上海分部", Some(&east)).await;
+    let west = app.create_department("西南大区", None).await;
+    let mut users = HashMap::new();
+    for (name, dept) in [("peer", &east), ("childrep", &east_sub), ("otherrep", &west)] {
+        let (id, _) = app.create_user(&format!("{name}@example.com"), "SALES", dept).await;
+        users.insert(name.to_string(), id);
+    }
+    let mut tokens = HashMap::new();
+    for role in ROLES {
+        let (id, token) = app.create_user(&format!("{}@example.com", role.to_lowercase()), role, &east).await;
+        users.insert(role.to_string(), id);
+        tokens.insert(role, token);
+    }
+    let mut records = HashMap::new();
+    let mut n = 0;
+    for role in ROLES {
+        let mut ids = Vec::new();
+        for owner in [role, "peer", "childrep", "otherrep"] {
+            n += 1;
+            let c = app.create_customer(&app.admin_token, json!({"name": format!("客户{n}"), "kind": "INDIVIDUAL", "phone": format!("1380000{n:04}")})).await;
+            let id = c["id"].as_str().unwrap().to_string();
+            app.ok(&app.admin_token, "mutation($id:ID!,$o:ID){assignCustomer(id:$id, ownerId:$o){id}}", json!({"id": id, "o": users[owner]})).await;
+            ids.push(id);
+        }
+        records.insert(role, ids.try_into().unwrap());
+    }
+    World { app, tokens, users, records }
+}
+
+async fn version(app: &TestApp, id: &str) -> i64 {
+    let data = app.ok(&app.admin_token, "query($id:ID!){customer(id:$id){version}}", json!({"id": id})).await;
+    data["customer"]["version"].as_i64().unwrap()
+}
+
+fn outcome(resp: &Value) -> String {
+    match resp.get("errors") {
+        None => "ok".into(),
+        Some(_) => code(resp).to_string(),
+    }
+}
+
+#[tokio::test]
+async fn access_matrix_for_customers() {
+    let w = world().await;
+    let app = &w.app;
+    let mut failures = Vec::new();
+    for role in ROLES {
+        let token = &w.tokens[role];
+        for action in ACTIONS {
+            let want = expected(role, action);
+            for (i, which) in RECORDS.iter().enumerate() {
+                let id = w.records[role][i].clone();
+                let before_version = version(app, &id).await;
+                let before_audit = app.audit_count(&id).await;
+                let got = match action {
+                    "read" => outcome(&app.gql(Some(token), "query($id:ID!){customer(id:$id){id name}}", json!({"id": id})).await),
+                    "list" | "count" => {
+                        let data = app
+                            .ok(token, "query($id:ID!){customers(filter:{id:{eq:$id}}){totalCount edges{node{id}}}}", json!({"id": id}))
+                            .await;
+                        let n = if action == "list" { data["customers"]["edges"].as_array().unwrap().len() as i64 } else { data["customers"]["totalCount"].as_i64().unwrap() };
+                        if n == 1 { "ok".into() } else { "NOT_FOUND".into() }
+                    }
+                    "update" => outcome(
+                        &app.gql(Some(token), "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}", json!({"i": {"id": id, "version": before_version, "region": "华东"}}))
+                            .await,
+                    ),
+                    "delete" => outcome(&app.gql(Some(token), "mutation($id:ID!){deleteCustomer(id:$id){id}}", json!({"id": id})).await),
+                    "assign" => {
+                        // re-assign to the current owner: allowed or not, the scope decides
+                        let owner = app.ok(&app.admin_token, "query($id:ID!){customer(id:$id){ownerId}}", json!({"id": id})).await;
+                        outcome(
+                            &app.gql(Some(token), "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){id}}", json!({"id": id, "o": owner["customer"]["ownerId"]}))
+                                .await,
+                        )
+                    }
+                    _ => unreachable!(),
+                };
+                if got != want[i] {
+                    failures.push(format!("{role} {action} {which}: expected {}, got {got}", want[i]));
+                }
+                if action == "delete" && got == "ok" {
+                    app.ok(&app.admin_token, "mutation($id:ID!){restoreCustomer(id:$id){id}}", json!({"id": id})).await;
+                }
+                if got != "ok" && matches!(action, "update" | "delete" | "assign") {
+                    // a denied write changes nothing
+                    assert_eq!(version(app, &id).await, before_version, "{role} {action} {which} changed the version");
+                    assert_eq!(app.audit_count(&id).await, before_audit, "{role} {action} {which} wrote an audit row");
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "access matrix mismatches:\n{}", failures.join("\n"));
+
+    // lists equal what per-id reads allow, over every customer in the database
+    let all: Vec<String> = w.records.values().flat_map(|r| r.iter().cloned()).collect();
+    for role in ROLES {
+        let token = &w.tokens[role];
+        let mut readable = BTreeSet::new();
+        for id in &all {
+            let resp = app.gql(Some(token), "query($id:ID!){customer(id:$id){id}}", json!({"id": id})).await;
+            if resp.get("errors").is_none() {
+                readable.insert(id.clone());
+            }
+        }
+        let data = app.ok(token, "{customers(first:100){totalCount edges{node{id}}}}", json!({})).await;
+        let listed: BTreeSet<String> = data["customers"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(listed, readable, "{role}: list differs from per-id reads");
+        assert_eq!(data["customers"]["totalCount"].as_u64().unwrap() as usize, readable.len(), "{role}: totalCount");
+    }
+}
+
+#[tokio::test]
+async fn ownership_creation_and_assignment_rules() {
+    let w = world().await;
+    let app = &w.app;
+    let sales = &w.tokens["SALES"];
+    let manager = &w.tokens["MANAGER"];
+
+    // the creator owns the customer; ownerId cannot be passed in
+    let c = app.create_customer(sales, json!({"name": "刘洋", "kind": "INDIVIDUAL"})).await;
+    assert_eq!(c["ownerId"], w.users["SALES"].as_str());
+    let resp = app.gql(Some(sales), "mutation{createCustomer(input:{name:\"x\",kind:INDIVIDUAL,ownerId:\"1\"}){id}}", json!({})).await;
+    assert_eq!(code(&resp), "BAD_REQUEST", "unknown input field is refused: {resp}");
+
+    // roles without create permission
+    for role in ["EXECUTIVE", "SERVICE", "ANALYST"] {
+        let resp = app.gql(Some(&w.tokens[role]), "mutation{createCustomer(input:{name:\"x\",kind:INDIVIDUAL}){id}}", json!({})).await;
+        assert_eq!(code(&resp), "FORBIDDEN", "{role}");
+    }
+    // integration may push leads
+    app.create_customer(&w.tokens["INTEGRATION"], json!({"name": "线索", "kind": "INDIVIDUAL", "source": "PARTNER"})).await;
+
+    // a manager moves customers within the subtree, not outside it
+    let resp = app
+        .gql(Some(manager), "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){ownerId departmentId}}", json!({"id": c["id"], "o": w.users["childrep"]}))
+        .await;
+    assert!(resp.get("errors").is_none(), "{resp}");
+    let resp = app.gql(Some(manager), "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){id}}", json!({"id": c["id"], "o": w.users["otherrep"]})).await;
+    assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+
+    // the public pool: unowned customers are readable by the department's sales staff only
+    app.ok(manager, "mutation($id:ID!){assignCustomer(id:$id, ownerId:null){inPublicPool}}", json!({"id": w.records["SALES"][1]})).await;
+    let resp = app.gql(Some(sales), "query($id:ID!){customer(id:$id){id inPublicPool}}", json!({"id": w.records["SALES"][1]})).await;
+    assert_eq!(resp["data"]["customer"]["inPublicPool"], true, "{resp}");
+    // but pool customers are not theirs to change
+    let resp = app
+        .gql(Some(sales), "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}", json!({"i": {"id": w.records["SALES"][1], "version": 3, "region": "x"}}))
+        .await;
+    assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+}

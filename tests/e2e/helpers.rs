@@ -1,0 +1,184 @@
+//! The test harness: `TestApp::spawn()` serves the real app on a fresh database.
+#![allow(dead_code)]
+use api::config::Config;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+pub const SECRET: &str = "test-secret-that-is-long-enough-0123456789";
+pub const ISSUER: &str = "crm";
+pub const AUDIENCE: &str = "crm-api";
+pub const ADMIN_EMAIL: &str = "root@example.com";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A server on its own database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: DatabaseConnection,
+    pub admin_token: String,
+    cleanup: Option<Cleanup>,
+}
+
+enum Cleanup {
+    Sqlite(std::path::PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        match self.cleanup.take() {
+            Some(Cleanup::Sqlite(path)) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Some(Cleanup::Postgres { admin_url, name }) => {
+                // Drop runs inside the test's runtime; use a thread with its own.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                    rt.block_on(async {
+                        if let Ok(db) = Database::connect(&admin_url).await {
+                            let _ = db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                        }
+                    });
+                })
+                .join();
+            }
+            None => {}
+        }
+    }
+}
+
+/// Where the test databases live: SQLite by default, PostgreSQL with TEST_DATABASE_URL.
+async fn fresh_database() -> (String, Cleanup) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        Some(base) => {
+            let name = format!("crm_test_{id}");
+            let db = Database::connect(&base).await.expect("connect to TEST_DATABASE_URL");
+            db.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+            let _ = db.close().await;
+            let (prefix, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL has a database name");
+            (format!("{prefix}/{name}"), Cleanup::Postgres { admin_url: base, name })
+        }
+        None => {
+            let path = std::env::temp_dir().join(format!("crm_test_{id}.db"));
+            (format!("sqlite://{}", path.display()), Cleanup::Sqlite(path))
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let (url, cleanup) = fresh_database().await;
+        let mut config = Config {
+            database_url: url,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            jwt_secret: Some(SECRET.into()),
+            jwt_issuer: ISSUER.into(),
+            jwt_audience: AUDIENCE.into(),
+            access_token_ttl: 3600,
+            admin_email: Some(ADMIN_EMAIL.into()),
+            admin_password: Some(PASSWORD.into()),
+            body_limit: 64 * 1024,
+            max_depth: 12,
+            max_complexity: 20_000,
+        };
+        tweak(&mut config);
+        let state = api::prepare(&config).await.expect("prepare");
+        let db = state.db.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = api::serve_on(listener, state, std::future::pending()).await;
+        });
+        let mut app = TestApp { addr, client: reqwest::Client::new(), db, admin_token: String::new(), cleanup: Some(cleanup) };
+        app.admin_token = app.login(ADMIN_EMAIL, PASSWORD).await;
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs a GraphQL operation; returns the whole JSON response.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self.client.post(self.url("/graphql")).json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request").json().await.expect("json body")
+    }
+
+    /// Runs an operation that must succeed; returns `data`.
+    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let resp = self.gql(Some(token), query, variables).await;
+        assert!(resp.get("errors").is_none(), "unexpected errors: {resp}");
+        resp["data"].clone()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let resp = self
+            .gql(None, "mutation($e:String!,$p:String!){login(email:$e,password:$p){accessToken}}", json!({"e": email, "p": password}))
+            .await;
+        resp["data"]["login"]["accessToken"].as_str().unwrap_or_else(|| panic!("login failed: {resp}")).to_string()
+    }
+
+    pub async fn create_department(&self, name: &str, parent: Option<&str>) -> String {
+        let data = self
+            .ok(
+                &self.admin_token,
+                "mutation($n:String!,$p:ID){createDepartment(input:{name:$n,parentId:$p}){id}}",
+                json!({"n": name, "p": parent}),
+            )
+            .await;
+        data["createDepartment"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a user and logs in; returns (id, token).
+    pub async fn create_user(&self, email: &str, role: &str, department: &str) -> (String, String) {
+        let data = self
+            .ok(
+                &self.admin_token,
+                "mutation($e:String!,$r:Role!,$d:ID!,$p:String!){createUser(input:{email:$e,name:$e,password:$p,role:$r,departmentId:$d}){id}}",
+                json!({"e": email, "r": role, "d": department, "p": PASSWORD}),
+            )
+            .await;
+        let id = data["createUser"]["id"].as_str().unwrap().to_string();
+        (id, self.login(email, PASSWORD).await)
+    }
+
+    /// Creates a customer as `token`; returns the customer JSON (id, version, ...).
+    pub async fn create_customer(&self, token: &str, input: Value) -> Value {
+        let data = self.ok(token, &format!("mutation($i:CreateCustomerInput!){{createCustomer(input:$i){{{CUSTOMER_FIELDS}}}}}"), json!({"i": input})).await;
+        data["createCustomer"].clone()
+    }
+
+    pub async fn audit_count(&self, record_id: &str) -> i64 {
+        let backend = self.db.get_database_backend();
+        let id = uuid::Uuid::parse_str(record_id).unwrap();
+        let sql = match backend {
+            sea_orm::DatabaseBackend::Postgres => "SELECT COUNT(*) AS n FROM audit_log WHERE record_id = $1",
+            _ => "SELECT COUNT(*) AS n FROM audit_log WHERE record_id = ?",
+        };
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [id.into()]))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+}
+
+pub const CUSTOMER_FIELDS: &str = "id name kind category phone phoneE164 email version ownerId departmentId lifecycleStage tier deletedAt";
+
+/// The `extensions.code` of the first error.
+pub fn code(resp: &Value) -> &str {
+    resp["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no error>")
+}

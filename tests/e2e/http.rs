@@ -1,0 +1,86 @@
+//! The HTTP guards around GraphQL: JSON-only POST, no operations over GET, no batches,
+//! a body limit, depth and complexity limits, health and schema endpoints.
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn guards_around_the_executor() {
+    let app = TestApp::spawn().await;
+    let c = &app.client;
+
+    // text/plain (a CSRF "simple request") and form posts are refused before execution
+    for ct in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"] {
+        let resp = c
+            .post(app.url("/graphql"))
+            .header("content-type", ct)
+            .bearer_auth(&app.admin_token)
+            .body(r#"{"query":"mutation{createDepartment(input:{name:\"csrf\"}){id}}"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 415, "{ct}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(code(&body), "BAD_REQUEST");
+    }
+    let data = app.ok(&app.admin_token, "{departments{name}}", json!({})).await;
+    assert!(!data.to_string().contains("csrf"));
+
+    // no operations over GET; GET without a query is GraphiQL
+    let resp = c.get(app.url("/graphql?query=mutation%7BcreateDepartment(input:%7Bname:%22x%22%7D)%7Bid%7D%7D")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    let resp = c.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("graphiql"));
+
+    // batches are refused
+    let resp = c.post(app.url("/graphql")).bearer_auth(&app.admin_token).json(&json!([{"query": "{me{name}}"}, {"query": "{me{name}}"}])).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(code(&resp.json::<Value>().await.unwrap()), "BAD_REQUEST");
+
+    // malformed JSON
+    let resp = c.post(app.url("/graphql")).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+
+    // body limit (64 KiB in tests)
+    let big = "a".repeat(100 * 1024);
+    let resp = c.post(app.url("/graphql")).json(&json!({"query": format!("{{me{{name}}}} # {big}")})).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+
+    // Accept: application/json gets application/json
+    let resp = c.post(app.url("/graphql")).header("accept", "application/json").bearer_auth(&app.admin_token).json(&json!({"query": "{me{name}}"})).send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn depth_and_complexity_limits() {
+    let app = TestApp::spawn().await;
+    let deep = "{ me { department { parent { parent { parent { parent { parent { parent { parent { parent { parent { parent { name } } } } } } } } } } } } }";
+    let resp = app.gql(Some(&app.admin_token), deep, json!({})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("nested too deep"), "{resp}");
+    assert_eq!(code(&resp), "BAD_REQUEST");
+
+    let mut wide = String::from("{");
+    for i in 0..300 {
+        wide.push_str(&format!(" c{i}: customers(first: 100) {{ edges {{ node {{ id name phone email }} }} }}"));
+    }
+    wide.push('}');
+    let resp = app.gql(Some(&app.admin_token), &wide, json!({})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("complex"), "{resp}");
+
+    // nesting of filters is bounded too
+    let mut filter = json!({"name": {"eq": "x"}});
+    for _ in 0..8 {
+        filter = json!({"and": [filter]});
+    }
+    let resp = app.gql(Some(&app.admin_token), "query($w:CustomerFilter){customers(filter:$w){totalCount}}", json!({"w": filter})).await;
+    assert_eq!(code(&resp), "VALIDATION", "{resp}");
+}
+
+#[tokio::test]
+async fn health_readiness_and_schema() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(app.client.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+    let served = app.client.get(app.url("/schema.graphql")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(served, api::schema::sdl());
+}
