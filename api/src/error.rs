@@ -47,6 +47,22 @@ pub enum AppError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Errors are shared between DataLoader waiters; an internal source is kept as its message.
+impl Clone for AppError {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Unauthenticated(m) => Self::Unauthenticated(m),
+            Self::Forbidden(m) => Self::Forbidden(m.clone()),
+            Self::NotFound(m) => Self::NotFound(m),
+            Self::Validation(f) => Self::Validation(f.clone()),
+            Self::Duplicate { key, department, message } => Self::Duplicate { key, department: department.clone(), message: message.clone() },
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::BadRequest(m) => Self::BadRequest(m.clone()),
+            Self::Internal(source) => Self::Internal(source.to_string().into()),
+        }
+    }
+}
+
 /// Result of a service function.
 pub type AppResult<T> = Result<T, AppError>;
 

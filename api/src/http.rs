@@ -93,7 +93,7 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Bytes)
         Ok(a) => a,
         Err(e) => return app_error_response(e),
     };
-    let mut request = request.data(loaders::new_loader(http.state.db.clone()));
+    let mut request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
     if let Some(actor) = actor {
         request = request.data(actor);
     }
@@ -142,8 +142,8 @@ async fn graphql_ws(State(http): State<Http>, protocol: GraphQLProtocol, upgrade
                     let user_id = state.jwt.verify(&token).map_err(|e| e.extend())?;
                     let actor = Actor::load(&state.db, user_id).await.map_err(|e| e.extend())?;
                     let mut data = Data::default();
+                    data.insert(loaders::new_loader(state.db.clone(), Some(actor.clone())));
                     data.insert(actor);
-                    data.insert(loaders::new_loader(state.db.clone()));
                     Ok(data)
                 })
                 .serve()

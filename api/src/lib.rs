@@ -29,7 +29,10 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
 /// # Errors
 /// A message for the operator.
 pub async fn prepare(config: &Config) -> Result<AppState, String> {
-    let db = service::db::connect(&config.database_url).await.map_err(|e| format!("cannot open database: {e}"))?;
+    let sql_statements = service::db::StatementCounter::default();
+    let db = service::db::connect_counted(&config.database_url, sql_statements.clone())
+        .await
+        .map_err(|e| format!("cannot open database: {e}"))?;
     migrate(&db).await.map_err(|e| format!("migration failed: {e}"))?;
     let secret = match &config.jwt_secret {
         Some(s) => s.clone(),
@@ -55,6 +58,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             chrono::Duration::seconds(config.access_token_ttl),
         ),
         limits,
+        sql_statements,
         body_limit: config.body_limit,
     })
 }

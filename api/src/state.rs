@@ -9,6 +9,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub jwt: JwtKeys,
     pub limits: Limits,
+    /// SQL statements run so far.
+    pub sql_statements: crate::service::db::StatementCounter,
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
 }

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub admin_token: String,
+    /// SQL statements the server has run.
+    pub statements: api::service::db::StatementCounter,
     cleanup: Option<Cleanup>,
 }
 
@@ -87,17 +89,18 @@ impl TestApp {
             admin_password: Some(PASSWORD.into()),
             body_limit: 64 * 1024,
             max_depth: 12,
-            max_complexity: 20_000,
+            max_complexity: 50_000,
         };
         tweak(&mut config);
         let state = api::prepare(&config).await.expect("prepare");
         let db = state.db.clone();
+        let statements = state.sql_statements.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let _ = api::serve_on(listener, state, std::future::pending()).await;
         });
-        let mut app = TestApp { addr, client: reqwest::Client::new(), db, admin_token: String::new(), cleanup: Some(cleanup) };
+        let mut app = TestApp { addr, client: reqwest::Client::new(), db, admin_token: String::new(), statements, cleanup: Some(cleanup) };
         app.admin_token = app.login(ADMIN_EMAIL, PASSWORD).await;
         app
     }
@@ -157,6 +160,14 @@ impl TestApp {
     pub async fn create_customer(&self, token: &str, input: Value) -> Value {
         let data = self.ok(token, &format!("mutation($i:CreateCustomerInput!){{createCustomer(input:$i){{{CUSTOMER_FIELDS}}}}}"), json!({"i": input})).await;
         data["createCustomer"].clone()
+    }
+
+    /// Runs an operation and returns its data with the number of SQL statements it took.
+    pub async fn counted(&self, token: &str, query: &str, variables: Value) -> (Value, u64) {
+        use std::sync::atomic::Ordering;
+        let before = self.statements.load(Ordering::SeqCst);
+        let data = self.ok(token, query, variables).await;
+        (data, self.statements.load(Ordering::SeqCst) - before)
     }
 
     pub async fn audit_count(&self, record_id: &str) -> i64 {

@@ -6,4 +6,5 @@ mod access;
 mod auth;
 mod customers;
 mod http;
+mod records;
 mod schema;

@@ -168,6 +168,87 @@ impl StringFilter {
     }
 }
 
+/// Filter on a whole number.
+#[derive(InputObject, Default)]
+pub struct IntFilter {
+    /// Equal to.
+    pub eq: Option<i32>,
+    /// At least.
+    pub gte: Option<i32>,
+    /// At most.
+    pub lte: Option<i32>,
+    /// Is (true) or is not (false) empty.
+    pub is_null: Option<bool>,
+}
+
+impl IntFilter {
+    pub fn condition(&self, col: impl ColumnTrait + Copy) -> Condition {
+        let mut c = Condition::all();
+        if let Some(v) = self.eq {
+            c = c.add(col.eq(v));
+        }
+        if let Some(v) = self.gte {
+            c = c.add(col.gte(v));
+        }
+        if let Some(v) = self.lte {
+            c = c.add(col.lte(v));
+        }
+        if let Some(n) = self.is_null {
+            c = c.add(if n { col.is_null() } else { col.is_not_null() });
+        }
+        c
+    }
+}
+
+/// Filter on an amount of money in one currency.
+#[derive(InputObject)]
+pub struct MoneyFilter {
+    /// ISO 4217 code; amounts in other currencies do not match.
+    #[graphql(default = "CNY")]
+    pub currency: String,
+    /// At least this decimal amount.
+    pub gte: Option<String>,
+    /// At most this decimal amount.
+    pub lte: Option<String>,
+}
+
+impl MoneyFilter {
+    pub fn condition(&self, field: &str, amount: impl ColumnTrait + Copy, currency: impl ColumnTrait + Copy) -> AppResult<Condition> {
+        use crate::service::money;
+        let code = money::currency(&self.currency).map_err(|m| AppError::invalid(format!("{field}.currency"), m))?;
+        let mut c = Condition::all().add(currency.eq(code.clone()));
+        if let Some(v) = &self.gte {
+            c = c.add(amount.gte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.gte"), m))?));
+        }
+        if let Some(v) = &self.lte {
+            c = c.add(amount.lte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.lte"), m))?));
+        }
+        Ok(c)
+    }
+}
+
+/// Combines the nested `and`/`or` lists of a filter with its own fields, bounding depth.
+pub fn nest<F>(
+    and: &Option<Vec<F>>,
+    or: &Option<Vec<F>>,
+    depth: usize,
+    fields: impl Fn(&F, usize) -> AppResult<Condition>,
+) -> AppResult<Condition> {
+    check_filter_depth(depth)?;
+    let mut c = Condition::all();
+    for f in and.iter().flatten() {
+        c = c.add(fields(f, depth + 1)?);
+    }
+    if let Some(or) = or {
+        let mut any = Condition::any();
+        for f in or {
+            any = any.add(fields(f, depth + 1)?);
+        }
+        c = c.add(any);
+    }
+    Ok(c)
+}
+
 /// Filter on an id.
 #[derive(InputObject, Default)]
 pub struct IdFilter {
@@ -263,6 +344,12 @@ impl DateFilter {
 #[graphql(concrete(name = "TierFilter", params(super::enums::Tier)))]
 #[graphql(concrete(name = "ImportanceFilter", params(super::enums::Importance)))]
 #[graphql(concrete(name = "CustomerSourceFilter", params(super::enums::CustomerSource)))]
+#[graphql(concrete(name = "ContactRoleFilter", params(super::enums::ContactRole)))]
+#[graphql(concrete(name = "DealStageFilter", params(super::enums::DealStage)))]
+#[graphql(concrete(name = "FeedbackKindFilter", params(super::enums::FeedbackKind)))]
+#[graphql(concrete(name = "FeedbackChannelFilter", params(super::enums::FeedbackChannel)))]
+#[graphql(concrete(name = "FeedbackStatusFilter", params(super::enums::FeedbackStatus)))]
+#[graphql(concrete(name = "InteractionKindFilter", params(super::enums::InteractionKind)))]
 pub struct EnumFilter<T: async_graphql::InputType + async_graphql::EnumType> {
     /// Equal to.
     pub eq: Option<T>,

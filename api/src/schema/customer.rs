@@ -1,9 +1,14 @@
 //! Customer type, inputs, filters, queries and mutations.
 use super::common::{
-    DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, check_filter_depth, connection, db, page_args,
+    DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, nest, db, page_args,
     parse_id,
 };
+use super::contact::{Contact, ContactConnection};
+use super::deal::{Deal, DealConnection};
 use super::department::Department;
+use super::feedback::{Feedback, FeedbackConnection};
+use super::interaction::{Interaction, InteractionConnection};
+use super::loaders::nested_page;
 use super::enums::{CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Tier};
 use super::user::User;
 use crate::error::{AppResult, ResultExt};
@@ -126,6 +131,26 @@ impl Customer {
     async fn in_public_pool(&self) -> bool {
         self.0.owner_id.is_none()
     }
+    /// Contacts of this customer you may read, newest first.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn contacts(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<ContactConnection> {
+        nested_page::<entity::contact::Entity>(ctx, self.0.id, first, after).await.map(|p| ContactConnection(p.map(Contact))).gql()
+    }
+    /// Deals of this customer you may read, newest first.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn deals(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<DealConnection> {
+        nested_page::<entity::deal::Entity>(ctx, self.0.id, first, after).await.map(|p| DealConnection(p.map(Deal))).gql()
+    }
+    /// Feedback about this customer you may read, newest first.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn feedback(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<FeedbackConnection> {
+        nested_page::<entity::feedback::Entity>(ctx, self.0.id, first, after).await.map(|p| FeedbackConnection(p.map(Feedback))).gql()
+    }
+    /// Logged interactions with this customer you may read, newest entry first.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn interactions(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<InteractionConnection> {
+        nested_page::<entity::interaction::Entity>(ctx, self.0.id, first, after).await.map(|p| InteractionConnection(p.map(Interaction))).gql()
+    }
     /// Increases with every change; send it back with updates.
     async fn version(&self) -> i32 {
         self.0.version
@@ -171,20 +196,7 @@ pub struct CustomerFilter {
 
 impl CustomerFilter {
     fn condition(&self, depth: usize) -> AppResult<Condition> {
-        check_filter_depth(depth)?;
-        let mut c = Condition::all();
-        if let Some(and) = &self.and {
-            for f in and {
-                c = c.add(f.condition(depth + 1)?);
-            }
-        }
-        if let Some(or) = &self.or {
-            let mut any = Condition::any();
-            for f in or {
-                any = any.add(f.condition(depth + 1)?);
-            }
-            c = c.add(any);
-        }
+        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
         if let Some(f) = &self.id {
             c = c.add(f.condition("filter.id", Column::Id)?);
         }

@@ -107,3 +107,102 @@ pub enum CustomerSource {
     /// Anything else.
     Other,
 }
+
+/// A contact's role in buying decisions (seed 004).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::ContactRole")]
+pub enum ContactRole {
+    /// Makes the decision.
+    DecisionMaker,
+    /// Our ally inside.
+    Insider,
+    /// Sways the decision.
+    Influencer,
+    /// Works against us.
+    Opponent,
+}
+
+/// Pipeline stage of a deal.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::DealStage")]
+pub enum DealStage {
+    /// First contact.
+    Lead,
+    /// Need and budget confirmed.
+    Qualified,
+    /// Offer sent.
+    Proposal,
+    /// Terms under discussion.
+    Negotiation,
+    /// Sold: counts as revenue.
+    Won,
+    /// Lost; give a lost reason.
+    Lost,
+}
+
+/// What a piece of feedback is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::FeedbackKind")]
+pub enum FeedbackKind {
+    /// Something went wrong.
+    Complaint,
+    /// An idea.
+    Suggestion,
+    /// A compliment.
+    Praise,
+    /// An answer to a satisfaction survey.
+    Survey,
+    /// After-sales service request.
+    ServiceRequest,
+}
+
+/// Where feedback came in.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::FeedbackChannel")]
+pub enum FeedbackChannel {
+    Phone,
+    Email,
+    Visit,
+    Sms,
+    Wechat,
+    OnlineReview,
+    Survey,
+}
+
+/// Handling state of feedback.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::FeedbackStatus")]
+pub enum FeedbackStatus {
+    /// Not yet picked up.
+    Open,
+    /// Being handled.
+    InProgress,
+    /// Solved; `resolvedAt` is set.
+    Resolved,
+    /// Closed.
+    Closed,
+}
+
+/// Kind of logged contact.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::InteractionKind")]
+pub enum InteractionKind {
+    Visit,
+    Call,
+    Sms,
+    Email,
+    Wechat,
+    Meeting,
+    Gift,
+    Event,
+}
+
+/// Who started an interaction.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::Direction")]
+pub enum Direction {
+    /// The customer reached us.
+    Inbound,
+    /// We reached the customer.
+    Outbound,
+}

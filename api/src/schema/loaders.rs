@@ -1,28 +1,143 @@
-//! Per-request DataLoaders: nested fields of many parents load in one query.
+//! Per-request DataLoaders: a nested field of many parents loads in one query, and
+//! scoped loads carry the request's Actor so batching never widens what is visible.
 use super::department::Department;
 use super::user::User;
+use crate::auth::Actor;
 use crate::error::AppError;
+use crate::service::record::{self, CustomerRecord};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ErrorExtensions, Result};
-use entity::{department, user};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use entity::enums::{Action, Resource};
+use entity::{customer, deal_line_item, department, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Loads rows by primary key.
-pub struct ById {
+/// The loaders of one request (or one WebSocket connection).
+pub struct Loaders {
     pub db: DatabaseConnection,
+    pub actor: Option<Actor>,
 }
+
+/// What the request data holds.
+pub type RequestLoader = Arc<DataLoader<Loaders>>;
 
 /// Shared error type of loaders (DataLoader needs Clone).
 pub type LoadError = Arc<AppError>;
 
-fn err(e: sea_orm::DbErr) -> LoadError {
-    Arc::new(AppError::from(e))
+fn err(e: impl Into<AppError>) -> LoadError {
+    Arc::new(e.into())
 }
 
-impl Loader<UserKey> for ById {
+impl Loaders {
+    fn actor(&self) -> Result<&Actor, LoadError> {
+        self.actor.as_ref().ok_or_else(|| Arc::new(AppError::Unauthenticated("authentication required")))
+    }
+}
+
+/// A new loader for a request.
+pub fn new_loader(db: DatabaseConnection, actor: Option<Actor>) -> RequestLoader {
+    Arc::new(DataLoader::new(Loaders { db, actor }, tokio::spawn))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserKey(pub Uuid);
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DepartmentKey(pub Uuid);
+/// A customer as the actor may read it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CustomerKey(pub Uuid);
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LineItemsKey(pub Uuid);
+
+/// One page of a customer's records of type `E`, newest first.
+pub struct NestedKey<E> {
+    pub customer: Uuid,
+    pub first: u64,
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    _e: PhantomData<fn() -> E>,
+}
+
+impl<E> NestedKey<E> {
+    pub fn new(customer: Uuid, first: u64, after: Option<(DateTime<Utc>, Uuid)>) -> Self {
+        NestedKey { customer, first, after, _e: PhantomData }
+    }
+}
+
+impl<E> Clone for NestedKey<E> {
+    fn clone(&self) -> Self {
+        NestedKey { customer: self.customer, first: self.first, after: self.after, _e: PhantomData }
+    }
+}
+impl<E> PartialEq for NestedKey<E> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.customer, self.first, self.after) == (o.customer, o.first, o.after)
+    }
+}
+impl<E> Eq for NestedKey<E> {}
+impl<E> Hash for NestedKey<E> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.customer, self.first, self.after).hash(h)
+    }
+}
+
+/// A record of type `E` by id, as the actor may read it.
+pub struct RecordKey<E>(pub Uuid, PhantomData<fn() -> E>);
+
+impl<E> RecordKey<E> {
+    pub fn new(id: Uuid) -> Self {
+        RecordKey(id, PhantomData)
+    }
+}
+impl<E> Clone for RecordKey<E> {
+    fn clone(&self) -> Self {
+        RecordKey(self.0, PhantomData)
+    }
+}
+impl<E> PartialEq for RecordKey<E> {
+    fn eq(&self, o: &Self) -> bool {
+        self.0 == o.0
+    }
+}
+impl<E> Eq for RecordKey<E> {}
+impl<E> Hash for RecordKey<E> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.hash(h)
+    }
+}
+
+/// How many of a customer's records of type `E` the actor may read.
+pub struct CountKey<E>(pub Uuid, PhantomData<fn() -> E>);
+
+impl<E> CountKey<E> {
+    pub fn new(customer: Uuid) -> Self {
+        CountKey(customer, PhantomData)
+    }
+}
+impl<E> Clone for CountKey<E> {
+    fn clone(&self) -> Self {
+        CountKey(self.0, PhantomData)
+    }
+}
+impl<E> PartialEq for CountKey<E> {
+    fn eq(&self, o: &Self) -> bool {
+        self.0 == o.0
+    }
+}
+impl<E> Eq for CountKey<E> {}
+impl<E> Hash for CountKey<E> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.hash(h)
+    }
+}
+
+impl Loader<UserKey> for Loaders {
     type Value = user::Model;
     type Error = LoadError;
     async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, user::Model>, LoadError> {
@@ -32,7 +147,7 @@ impl Loader<UserKey> for ById {
     }
 }
 
-impl Loader<DepartmentKey> for ById {
+impl Loader<DepartmentKey> for Loaders {
     type Value = department::Model;
     type Error = LoadError;
     async fn load(&self, keys: &[DepartmentKey]) -> Result<HashMap<DepartmentKey, department::Model>, LoadError> {
@@ -42,21 +157,89 @@ impl Loader<DepartmentKey> for ById {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UserKey(pub Uuid);
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DepartmentKey(pub Uuid);
-
-/// The request's loaders.
-pub fn new_loader(db: DatabaseConnection) -> DataLoader<ById> {
-    DataLoader::new(ById { db }, tokio::spawn)
+impl Loader<CustomerKey> for Loaders {
+    type Value = customer::Model;
+    type Error = LoadError;
+    async fn load(&self, keys: &[CustomerKey]) -> Result<HashMap<CustomerKey, customer::Model>, LoadError> {
+        let actor = self.actor()?;
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = customer::Entity::find()
+            .filter(customer::Column::Id.is_in(ids))
+            .filter(customer::Column::DeletedAt.is_null())
+            .filter(actor.customer_condition(Resource::Customer, Action::Read))
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(|r| (CustomerKey(r.id), r)).collect())
+    }
 }
 
-fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<ById> {
-    ctx.data_unchecked::<DataLoader<ById>>()
+impl Loader<LineItemsKey> for Loaders {
+    type Value = Vec<deal_line_item::Model>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[LineItemsKey]) -> Result<HashMap<LineItemsKey, Self::Value>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let map = crate::service::deal::line_items(&self.db, &ids).await.map_err(err)?;
+        Ok(ids.into_iter().map(|id| (LineItemsKey(id), map.get(&id).cloned().unwrap_or_default())).collect())
+    }
 }
 
-fn unshare(e: LoadError) -> async_graphql::Error {
+impl<E: CustomerRecord> Loader<NestedKey<E>> for Loaders {
+    type Value = Vec<E::Model>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[NestedKey<E>]) -> Result<HashMap<NestedKey<E>, Self::Value>, LoadError> {
+        let actor = self.actor()?;
+        // One query per distinct page request, however many customers ask for it.
+        let mut groups: HashMap<(u64, Option<(DateTime<Utc>, Uuid)>), Vec<Uuid>> = HashMap::new();
+        for k in keys {
+            groups.entry((k.first, k.after)).or_default().push(k.customer);
+        }
+        let mut out = HashMap::new();
+        for ((first, after), customers) in groups {
+            let mut rows = record::first_per_customer::<E>(&self.db, actor, &customers, first, after).await.map_err(err)?;
+            for c in customers {
+                out.insert(NestedKey::new(c, first, after), rows.remove(&c).unwrap_or_default());
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<E: CustomerRecord> Loader<RecordKey<E>> for Loaders {
+    type Value = E::Model;
+    type Error = LoadError;
+    async fn load(&self, keys: &[RecordKey<E>]) -> Result<HashMap<RecordKey<E>, E::Model>, LoadError> {
+        let actor = self.actor()?;
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = E::find()
+            .filter(E::id_column().is_in(ids))
+            .filter(E::deleted_column().is_null())
+            .filter(record::read_condition::<E>(actor))
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(|r| (RecordKey::new(E::id(&r)), r)).collect())
+    }
+}
+
+impl<E: CustomerRecord> Loader<CountKey<E>> for Loaders {
+    type Value = i64;
+    type Error = LoadError;
+    async fn load(&self, keys: &[CountKey<E>]) -> Result<HashMap<CountKey<E>, i64>, LoadError> {
+        let actor = self.actor()?;
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let counts = record::count_per_customer::<E>(&self.db, actor, &ids).await.map_err(err)?;
+        Ok(ids.into_iter().map(|id| (CountKey::new(id), counts.get(&id).copied().unwrap_or(0))).collect())
+    }
+}
+
+/// The request's loader.
+pub fn loader(ctx: &Context<'_>) -> RequestLoader {
+    ctx.data_unchecked::<RequestLoader>().clone()
+}
+
+/// Turns a loader error into a GraphQL error with its code.
+pub fn unshare(e: LoadError) -> async_graphql::Error {
     e.extend()
 }
 
@@ -68,4 +251,60 @@ pub async fn user(ctx: &Context<'_>, id: Uuid) -> Result<Option<User>> {
 /// A department by id.
 pub async fn department(ctx: &Context<'_>, id: Uuid) -> Result<Option<Department>> {
     loader(ctx).load_one(DepartmentKey(id)).await.map(|d| d.map(Department)).map_err(unshare)
+}
+
+/// A customer by id, if the caller may read it.
+pub async fn customer(ctx: &Context<'_>, id: Uuid) -> Result<Option<super::customer::Customer>> {
+    loader(ctx).load_one(CustomerKey(id)).await.map(|c| c.map(super::customer::Customer)).map_err(unshare)
+}
+
+/// A contact by id, if the caller may read it.
+pub async fn contact(ctx: &Context<'_>, id: Uuid) -> Result<Option<super::contact::Contact>> {
+    loader(ctx).load_one(RecordKey::<entity::contact::Entity>::new(id)).await.map(|c| c.map(super::contact::Contact)).map_err(unshare)
+}
+
+/// Cursor of a nested list: the (created_at, id) of the last row.
+pub fn nested_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::json!({ "n": [at, id] }).to_string())
+}
+
+/// Reads a nested-list cursor.
+pub fn parse_nested_cursor(s: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value::<(DateTime<Utc>, Uuid)>(v.get("n")?.clone()).ok())
+        .ok_or_else(|| AppError::invalid("after", "not a cursor of this list"))
+}
+
+/// A customer's records of type `E` as a page: batched rows and a batched, lazy count.
+pub async fn nested_page<E: CustomerRecord>(
+    ctx: &Context<'_>,
+    customer: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<crate::service::pagination::Page<E::Model>, AppError> {
+    let first = crate::service::pagination::page_size(first)?;
+    let after_pos = after.as_deref().map(parse_nested_cursor).transpose()?;
+    let loader = loader(ctx);
+    let mut rows = loader
+        .load_one(NestedKey::<E>::new(customer, first, after_pos))
+        .await
+        .map_err(|e| (*e).clone())?
+        .unwrap_or_default();
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    let edges = rows.into_iter().map(|r| (nested_cursor(E::created_at(&r), E::id(&r)), r)).collect();
+    let total_count: crate::service::pagination::TotalCount = Arc::new(move || {
+        let loader = loader.clone();
+        Box::pin(async move {
+            loader
+                .load_one(CountKey::<E>::new(customer))
+                .await
+                .map(|n| n.unwrap_or(0) as u64)
+                .map_err(|e| (*e).clone())
+        })
+    });
+    Ok(crate::service::pagination::Page { edges, has_next_page, has_previous_page: after.is_some(), total_count })
 }

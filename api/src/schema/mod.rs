@@ -1,8 +1,12 @@
 //! The GraphQL schema: one module per resource turning GraphQL into service calls.
 pub mod common;
+pub mod contact;
 pub mod customer;
+pub mod deal;
 pub mod department;
 pub mod enums;
+pub mod feedback;
+pub mod interaction;
 pub mod loaders;
 pub mod user;
 
@@ -10,11 +14,27 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 /// Every query.
 #[derive(MergedObject, Default)]
-pub struct Query(user::UserQuery, department::DepartmentQuery, customer::CustomerQuery);
+pub struct Query(
+    user::UserQuery,
+    department::DepartmentQuery,
+    customer::CustomerQuery,
+    contact::ContactQuery,
+    deal::DealQuery,
+    feedback::FeedbackQuery,
+    interaction::InteractionQuery,
+);
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(user::UserMutation, department::DepartmentMutation, customer::CustomerMutation);
+pub struct Mutation(
+    user::UserMutation,
+    department::DepartmentMutation,
+    customer::CustomerMutation,
+    contact::ContactMutation,
+    deal::DealMutation,
+    feedback::FeedbackMutation,
+    interaction::InteractionMutation,
+);
 
 /// The schema type served at /graphql.
 pub type CrmSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -30,7 +50,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { depth: 12, complexity: 20_000, recursive_depth: 32, directives: 10 }
+        Limits { depth: 12, complexity: 50_000, recursive_depth: 32, directives: 10 }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The customer archive: create, read, update, soft delete, restore, assign; duplicate
 //! keys (phone, e-mail, organization name) enforced by named unique indexes.
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
+use super::record::write;
 use super::{Patch, audit, clean, db::begin_write, new_id, normalize, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
@@ -145,7 +146,7 @@ fn check_birthday(v: &mut Violations, kind: CustomerKind, field: &str, birthday:
     if let Some(b) = birthday {
         if kind == CustomerKind::Organization {
             v.add(field, "only individuals have a birthday");
-        } else if b > now().date_naive() || b < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(b) {
+        } else if !super::plausible_birthday(b) {
             v.add(field, "must be between 1900-01-01 and today");
         }
     }
@@ -378,31 +379,13 @@ async fn save(
     Ok(new)
 }
 
-/// Runs a write in a transaction and explains duplicate keys after rollback.
-async fn in_write_txn<T, F>(db: &DatabaseConnection, f: F) -> AppResult<T>
-where
-    F: AsyncFnOnce(&sea_orm::DatabaseTransaction) -> AppResult<T>,
-{
-    let txn = begin_write(db).await?;
-    match f(&txn).await {
-        Ok(m) => {
-            txn.commit().await?;
-            Ok(m)
-        }
-        Err(e) => {
-            txn.rollback().await?;
-            Err(e)
-        }
-    }
-}
-
 /// Updates a customer; `version` must be the current one.
 ///
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, DUPLICATE, CONFLICT (stale version).
 pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, patch: CustomerPatch) -> AppResult<customer::Model> {
     let mut attempted = None;
-    let result = in_write_txn(db, async |txn| {
+    let result = write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Update, false).await?;
         check_version(&old, Some(version))?;
         let am = apply_patch(&old, patch)?;
@@ -495,7 +478,7 @@ fn apply_patch(old: &customer::Model, p: CustomerPatch) -> AppResult<customer::A
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, CONFLICT (stale version when one is given).
 pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: Option<i32>) -> AppResult<customer::Model> {
-    in_write_txn(db, async |txn| {
+    write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Delete, false).await?;
         check_version(&old, version)?;
         let mut am: customer::ActiveModel = old.clone().into();
@@ -511,7 +494,7 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: O
 /// NOT_FOUND (no deleted customer in scope), FORBIDDEN, DUPLICATE.
 pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<customer::Model> {
     let mut attempted = None;
-    let result = in_write_txn(db, async |txn| {
+    let result = write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Delete, true).await?;
         let mut am: customer::ActiveModel = old.clone().into();
         am.deleted_at = Set(None);
@@ -532,7 +515,7 @@ pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppRes
 /// NOT_FOUND (customer or new owner), FORBIDDEN (no assign scope over the customer or
 /// the new owner's department), VALIDATION (inactive new owner).
 pub async fn assign(db: &DatabaseConnection, actor: &Actor, id: Uuid, owner_id: Option<Uuid>) -> AppResult<customer::Model> {
-    in_write_txn(db, async |txn| {
+    write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Assign, false).await?;
         let mut am: customer::ActiveModel = old.clone().into();
         match owner_id {

@@ -1,13 +1,26 @@
 //! Database connection: SQLite (embedded default, WAL, busy timeout) or PostgreSQL.
 use crate::error::{AppError, AppResult};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Counts the SQL statements a connection runs (tests use it to prove batching).
+pub type StatementCounter = Arc<AtomicU64>;
 
 /// Connects, creating a SQLite file if needed.
 ///
 /// # Errors
 /// The connection error.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    connect_counted(url, Arc::default()).await
+}
+
+/// Connects and counts every statement into `counter`.
+///
+/// # Errors
+/// The connection error.
+pub async fn connect_counted(url: &str, counter: StatementCounter) -> Result<DatabaseConnection, sea_orm::DbErr> {
     let sqlite = url.starts_with("sqlite:");
     let url = if sqlite && !url.contains("mode=") {
         format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
@@ -27,7 +40,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
     } else {
         opts.max_connections(20).min_connections(1);
     }
-    let db = Database::connect(opts).await?;
+    let mut db = Database::connect(opts).await?;
+    db.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
     db.execute_unprepared("SELECT 1").await?;
     Ok(db)
 }

@@ -1,12 +1,17 @@
 //! Business rules and queries, one module per resource or rule. Nothing here knows
 //! GraphQL; functions take an [`Actor`](crate::auth::Actor) and return [`AppResult`](crate::error::AppResult).
 pub mod audit;
+pub mod contact;
 pub mod customer;
+pub mod deal;
 pub mod db;
 pub mod department;
+pub mod feedback;
+pub mod interaction;
 pub mod money;
 pub mod normalize;
 pub mod pagination;
+pub mod record;
 pub mod setting;
 pub mod user;
 
@@ -26,6 +31,11 @@ pub fn now() -> DateTime<Utc> {
 /// Trims a text field; blank becomes `None`.
 pub fn clean(s: Option<String>) -> Option<String> {
     s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// A birthday between 1900-01-01 and today.
+pub fn plausible_birthday(b: chrono::NaiveDate) -> bool {
+    chrono::NaiveDate::from_ymd_opt(1900, 1, 1).is_some_and(|min| b >= min) && b <= now().date_naive()
 }
 
 /// A patch of a nullable field: `None` leaves it, `Some(None)` clears it.

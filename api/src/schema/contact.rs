@@ -1,0 +1,282 @@
+//! Contact type, inputs, filters, queries and mutations.
+use super::common::{DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
+use super::customer::{Customer, patch};
+use super::enums::{ContactRole, Gender};
+use crate::error::{AppResult, ResultExt};
+use crate::service::contact::{self as svc, ContactPatch, NewContact, SortField};
+use crate::service::record;
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::contact::{self, Column};
+use entity::enums as e;
+use sea_orm::Condition;
+
+/// A person at an organization customer.
+#[derive(Clone)]
+pub struct Contact(pub contact::Model);
+
+#[Object]
+impl Contact {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn customer_id(&self) -> ID {
+        ID(self.0.customer_id.to_string())
+    }
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        super::loaders::customer(ctx, self.0.customer_id).await
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn gender(&self) -> Option<Gender> {
+        self.0.gender.map(Into::into)
+    }
+    /// Job title.
+    async fn title(&self) -> Option<&str> {
+        self.0.title.as_deref()
+    }
+    /// Role in buying decisions.
+    async fn deal_role(&self) -> Option<ContactRole> {
+        self.0.deal_role.map(Into::into)
+    }
+    async fn birthday(&self) -> Option<NaiveDate> {
+        self.0.birthday
+    }
+    async fn mobile(&self) -> Option<&str> {
+        self.0.mobile.as_deref()
+    }
+    async fn office_phone(&self) -> Option<&str> {
+        self.0.office_phone.as_deref()
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    async fn address(&self) -> Option<&str> {
+        self.0.address.as_deref()
+    }
+    async fn hometown(&self) -> Option<&str> {
+        self.0.hometown.as_deref()
+    }
+    async fn hobbies(&self) -> Option<&str> {
+        self.0.hobbies.as_deref()
+    }
+    /// The resident ID number, masked (sensitive; never shown in full).
+    async fn id_number_masked(&self) -> Option<String> {
+        self.0.id_number.as_deref().map(svc::mask_id_number)
+    }
+    async fn notes(&self) -> Option<&str> {
+        self.0.notes.as_deref()
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deleted_at
+    }
+}
+
+connection!(ContactConnection, ContactEdge, Contact, "contacts");
+
+/// Filter of the contact list.
+#[derive(InputObject, Default)]
+pub struct ContactFilter {
+    pub and: Option<Vec<ContactFilter>>,
+    pub or: Option<Vec<ContactFilter>>,
+    pub customer_id: Option<IdFilter>,
+    pub name: Option<StringFilter>,
+    pub title: Option<StringFilter>,
+    pub deal_role: Option<EnumFilter<ContactRole>>,
+    pub mobile: Option<StringFilter>,
+    pub email: Option<StringFilter>,
+    pub created_at: Option<DateTimeFilter>,
+}
+
+impl ContactFilter {
+    fn condition(&self, depth: usize) -> AppResult<Condition> {
+        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
+        if let Some(f) = &self.customer_id {
+            c = c.add(f.condition("filter.customerId", Column::CustomerId)?);
+        }
+        if let Some(f) = &self.name {
+            c = c.add(f.condition(Column::Name));
+        }
+        if let Some(f) = &self.title {
+            c = c.add(f.condition(Column::Title));
+        }
+        if let Some(f) = &self.deal_role {
+            c = c.add(f.condition::<e::ContactRole>(Column::DealRole));
+        }
+        if let Some(f) = &self.mobile {
+            c = c.add(f.condition(Column::Mobile));
+        }
+        if let Some(f) = &self.email {
+            c = c.add(f.condition(Column::Email));
+        }
+        if let Some(f) = &self.created_at {
+            c = c.add(f.condition(Column::CreatedAt));
+        }
+        Ok(c)
+    }
+}
+
+/// Sortable contact fields.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "SortField")]
+pub enum ContactSortField {
+    Name,
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// One sort key; ties are ordered by id.
+#[derive(InputObject)]
+pub struct ContactOrder {
+    pub field: ContactSortField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+/// A new contact of an organization customer.
+#[derive(InputObject)]
+pub struct CreateContactInput {
+    pub customer_id: ID,
+    pub name: String,
+    pub gender: Option<Gender>,
+    pub title: Option<String>,
+    pub deal_role: Option<ContactRole>,
+    pub birthday: Option<NaiveDate>,
+    pub mobile: Option<String>,
+    pub office_phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub hometown: Option<String>,
+    pub hobbies: Option<String>,
+    /// Resident ID number; stored, only ever shown masked.
+    pub id_number: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// Changes to a contact; omitted fields stay, `null` clears.
+#[derive(InputObject)]
+pub struct UpdateContactInput {
+    pub id: ID,
+    pub version: i32,
+    pub name: Option<String>,
+    pub gender: MaybeUndefined<Gender>,
+    pub title: MaybeUndefined<String>,
+    pub deal_role: MaybeUndefined<ContactRole>,
+    pub birthday: MaybeUndefined<NaiveDate>,
+    pub mobile: MaybeUndefined<String>,
+    pub office_phone: MaybeUndefined<String>,
+    pub email: MaybeUndefined<String>,
+    pub address: MaybeUndefined<String>,
+    pub hometown: MaybeUndefined<String>,
+    pub hobbies: MaybeUndefined<String>,
+    pub id_number: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<String>,
+}
+
+#[derive(Default)]
+pub struct ContactQuery;
+
+#[Object]
+impl ContactQuery {
+    /// A contact you may read (NOT_FOUND otherwise).
+    async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Contact>> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::get::<contact::Entity>(db(ctx), actor, id).await.map(|c| Some(Contact(c))).gql()
+    }
+
+    /// Contacts you may read; `deleted: true` lists the trash.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ContactFilter>,
+        order_by: Option<Vec<ContactOrder>>,
+        #[graphql(default)] deleted: bool,
+    ) -> Result<ContactConnection> {
+        let actor = actor(ctx)?;
+        let condition = filter.unwrap_or_default().condition(0).gql()?;
+        let mut keys: Vec<_> = order_by.unwrap_or_default().into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect();
+        if keys.is_empty() {
+            keys.push(svc::sort_key(SortField::CreatedAt, true));
+        }
+        let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
+        Ok(ContactConnection(page.map(Contact)))
+    }
+}
+
+#[derive(Default)]
+pub struct ContactMutation;
+
+#[Object]
+impl ContactMutation {
+    /// Adds a contact to an organization customer.
+    async fn create_contact(&self, ctx: &Context<'_>, input: CreateContactInput) -> Result<Contact> {
+        let actor = actor(ctx)?;
+        let new = NewContact {
+            customer_id: parse_id("customerId", &input.customer_id).gql()?,
+            name: input.name,
+            gender: input.gender.map(Into::into),
+            title: input.title,
+            deal_role: input.deal_role.map(Into::into),
+            birthday: input.birthday,
+            mobile: input.mobile,
+            office_phone: input.office_phone,
+            email: input.email,
+            address: input.address,
+            hometown: input.hometown,
+            hobbies: input.hobbies,
+            id_number: input.id_number,
+            notes: input.notes,
+        };
+        svc::create(db(ctx), actor, new).await.map(Contact).gql()
+    }
+
+    /// Changes a contact. CONFLICT when `version` is stale.
+    async fn update_contact(&self, ctx: &Context<'_>, input: UpdateContactInput) -> Result<Contact> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &input.id).gql()?;
+        let p = ContactPatch {
+            name: input.name,
+            gender: patch(input.gender, Into::into),
+            title: patch(input.title, |s| s),
+            deal_role: patch(input.deal_role, Into::into),
+            birthday: patch(input.birthday, |d| d),
+            mobile: patch(input.mobile, |s| s),
+            office_phone: patch(input.office_phone, |s| s),
+            email: patch(input.email, |s| s),
+            address: patch(input.address, |s| s),
+            hometown: patch(input.hometown, |s| s),
+            hobbies: patch(input.hobbies, |s| s),
+            id_number: patch(input.id_number, |s| s),
+            notes: patch(input.notes, |s| s),
+        };
+        svc::update(db(ctx), actor, id, input.version, p).await.map(Contact).gql()
+    }
+
+    /// Moves a contact to the trash.
+    async fn delete_contact(&self, ctx: &Context<'_>, id: ID, version: Option<i32>) -> Result<Contact> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::delete::<contact::Entity>(db(ctx), actor, id, version).await.map(Contact).gql()
+    }
+
+    /// Restores a contact from the trash.
+    async fn restore_contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::restore::<contact::Entity>(db(ctx), actor, id).await.map(Contact).gql()
+    }
+}

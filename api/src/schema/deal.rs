@@ -1,0 +1,336 @@
+//! Deal and line-item types, inputs, filters, queries and mutations.
+use super::common::{DateFilter, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
+use super::customer::{Customer, patch};
+use super::enums::DealStage;
+use super::user::User;
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult, ResultExt};
+use crate::service::deal::{self as svc, DealPatch, LineItemInput, NewDeal, SortField};
+use crate::service::record;
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::deal::{self, Column};
+use entity::deal_line_item;
+use entity::enums::{self as e, Action, Resource};
+use sea_orm::Condition;
+
+/// Whether the caller may see deal amounts (service staff may not).
+fn sees_amounts(ctx: &Context<'_>) -> bool {
+    ctx.data_opt::<Actor>().is_some_and(|a| a.grant(Resource::DealAmount, Action::Read).allowed())
+}
+
+/// An opportunity and, once won, a sales record.
+#[derive(Clone)]
+pub struct Deal(pub deal::Model);
+
+#[Object]
+impl Deal {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn customer_id(&self) -> ID {
+        ID(self.0.customer_id.to_string())
+    }
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        super::loaders::customer(ctx, self.0.customer_id).await
+    }
+    /// The salesperson.
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match self.0.owner_id {
+            Some(id) => super::loaders::user(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn stage(&self) -> DealStage {
+        self.0.stage.into()
+    }
+    /// The deal's value; null for roles that may not see amounts.
+    async fn amount(&self, ctx: &Context<'_>) -> Option<Money> {
+        sees_amounts(ctx).then(|| Money::new(self.0.amount_minor, &self.0.currency))
+    }
+    async fn expected_close_date(&self) -> Option<NaiveDate> {
+        self.0.expected_close_date
+    }
+    async fn actual_close_date(&self) -> Option<NaiveDate> {
+        self.0.actual_close_date
+    }
+    async fn lost_reason(&self) -> Option<&str> {
+        self.0.lost_reason.as_deref()
+    }
+    /// Products of the deal, in entry order.
+    async fn line_items(&self, ctx: &Context<'_>) -> Result<Vec<LineItem>> {
+        let items = super::loaders::loader(ctx)
+            .load_one(super::loaders::LineItemsKey(self.0.id))
+            .await
+            .map_err(super::loaders::unshare)?
+            .unwrap_or_default();
+        Ok(items.into_iter().map(|i| LineItem(i, self.0.currency.clone())).collect())
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deleted_at
+    }
+}
+
+/// One product line of a deal.
+#[derive(Clone)]
+pub struct LineItem(pub deal_line_item::Model, pub String);
+
+#[Object]
+impl LineItem {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn product(&self) -> &str {
+        &self.0.product
+    }
+    /// SKU or style number.
+    async fn sku(&self) -> Option<&str> {
+        self.0.sku.as_deref()
+    }
+    async fn quantity(&self) -> i64 {
+        self.0.quantity
+    }
+    /// Null for roles that may not see amounts.
+    async fn unit_price(&self, ctx: &Context<'_>) -> Option<Money> {
+        sees_amounts(ctx).then(|| Money::new(self.0.unit_price_minor, &self.1))
+    }
+    /// For margin; null when unknown or hidden.
+    async fn unit_cost(&self, ctx: &Context<'_>) -> Option<Money> {
+        self.0.unit_cost_minor.filter(|_| sees_amounts(ctx)).map(|c| Money::new(c, &self.1))
+    }
+    /// quantity x unit price; null when hidden.
+    async fn total(&self, ctx: &Context<'_>) -> Option<Money> {
+        sees_amounts(ctx).then(|| Money::new(self.0.unit_price_minor.saturating_mul(self.0.quantity), &self.1))
+    }
+}
+
+connection!(DealConnection, DealEdge, Deal, "deals");
+
+/// Filter of the deal list.
+#[derive(InputObject, Default)]
+pub struct DealFilter {
+    pub and: Option<Vec<DealFilter>>,
+    pub or: Option<Vec<DealFilter>>,
+    pub customer_id: Option<IdFilter>,
+    pub owner_id: Option<IdFilter>,
+    pub title: Option<StringFilter>,
+    pub stage: Option<EnumFilter<DealStage>>,
+    /// Needs permission to see amounts.
+    pub amount: Option<MoneyFilter>,
+    pub expected_close_date: Option<DateFilter>,
+    pub actual_close_date: Option<DateFilter>,
+    pub created_at: Option<DateTimeFilter>,
+}
+
+impl DealFilter {
+    fn uses_amount(&self) -> bool {
+        self.amount.is_some() || self.and.iter().chain(self.or.iter()).flatten().any(DealFilter::uses_amount)
+    }
+
+    fn condition(&self, depth: usize) -> AppResult<Condition> {
+        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
+        if let Some(f) = &self.customer_id {
+            c = c.add(f.condition("filter.customerId", Column::CustomerId)?);
+        }
+        if let Some(f) = &self.owner_id {
+            c = c.add(f.condition("filter.ownerId", Column::OwnerId)?);
+        }
+        if let Some(f) = &self.title {
+            c = c.add(f.condition(Column::Title));
+        }
+        if let Some(f) = &self.stage {
+            c = c.add(f.condition::<e::DealStage>(Column::Stage));
+        }
+        if let Some(f) = &self.amount {
+            c = c.add(f.condition("filter.amount", Column::AmountMinor, Column::Currency)?);
+        }
+        if let Some(f) = &self.expected_close_date {
+            c = c.add(f.condition(Column::ExpectedCloseDate));
+        }
+        if let Some(f) = &self.actual_close_date {
+            c = c.add(f.condition(Column::ActualCloseDate));
+        }
+        if let Some(f) = &self.created_at {
+            c = c.add(f.condition(Column::CreatedAt));
+        }
+        Ok(c)
+    }
+}
+
+/// Sortable deal fields.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "SortField")]
+pub enum DealSortField {
+    CreatedAt,
+    UpdatedAt,
+    Title,
+    Stage,
+    /// Raw amount in minor units (compare within one currency); needs permission to see amounts.
+    Amount,
+}
+
+/// One sort key; ties are ordered by id.
+#[derive(InputObject)]
+pub struct DealOrder {
+    pub field: DealSortField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+/// A product line; prices are decimal strings in the deal's currency.
+#[derive(InputObject)]
+#[graphql(name = "LineItemInput")]
+pub struct LineItemInputObject {
+    pub product: String,
+    pub sku: Option<String>,
+    pub quantity: i64,
+    pub unit_price: String,
+    pub unit_cost: Option<String>,
+}
+
+impl From<LineItemInputObject> for LineItemInput {
+    fn from(i: LineItemInputObject) -> Self {
+        LineItemInput { product: i.product, sku: i.sku, quantity: i.quantity, unit_price: i.unit_price, unit_cost: i.unit_cost }
+    }
+}
+
+/// A new deal. With line items the amount is their total.
+#[derive(InputObject)]
+pub struct CreateDealInput {
+    pub customer_id: ID,
+    pub title: String,
+    /// Default LEAD.
+    pub stage: Option<DealStage>,
+    /// Decimal string such as "80000.00"; required without line items.
+    pub amount: Option<String>,
+    /// ISO 4217, default CNY.
+    pub currency: Option<String>,
+    pub expected_close_date: Option<NaiveDate>,
+    /// Defaults to today when the deal is entered as WON.
+    pub actual_close_date: Option<NaiveDate>,
+    /// Required when LOST.
+    pub lost_reason: Option<String>,
+    #[graphql(default)]
+    pub line_items: Vec<LineItemInputObject>,
+}
+
+/// Changes to a deal; `lineItems` replaces all items.
+#[derive(InputObject)]
+pub struct UpdateDealInput {
+    pub id: ID,
+    pub version: i32,
+    pub title: Option<String>,
+    pub stage: Option<DealStage>,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub expected_close_date: MaybeUndefined<NaiveDate>,
+    pub actual_close_date: MaybeUndefined<NaiveDate>,
+    pub lost_reason: MaybeUndefined<String>,
+    pub line_items: Option<Vec<LineItemInputObject>>,
+}
+
+#[derive(Default)]
+pub struct DealQuery;
+
+#[Object]
+impl DealQuery {
+    /// A deal you may read (NOT_FOUND otherwise).
+    async fn deal(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Deal>> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::get::<deal::Entity>(db(ctx), actor, id).await.map(|d| Some(Deal(d))).gql()
+    }
+
+    /// Deals you may read, newest first by default; `deleted: true` lists the trash.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<DealFilter>,
+        order_by: Option<Vec<DealOrder>>,
+        #[graphql(default)] deleted: bool,
+    ) -> Result<DealConnection> {
+        let actor = actor(ctx)?;
+        let filter = filter.unwrap_or_default();
+        let order_by = order_by.unwrap_or_default();
+        let by_amount = filter.uses_amount() || order_by.iter().any(|o| o.field == DealSortField::Amount);
+        if by_amount && !sees_amounts(ctx) {
+            return Err(AppError::Forbidden("your role may not see deal amounts".into())).gql();
+        }
+        let condition = filter.condition(0).gql()?;
+        let mut keys: Vec<_> = order_by.into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect();
+        if keys.is_empty() {
+            keys.push(svc::sort_key(SortField::CreatedAt, true));
+        }
+        let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
+        Ok(DealConnection(page.map(Deal)))
+    }
+}
+
+#[derive(Default)]
+pub struct DealMutation;
+
+#[Object]
+impl DealMutation {
+    /// Records a deal with its line items; you are its salesperson.
+    async fn create_deal(&self, ctx: &Context<'_>, input: CreateDealInput) -> Result<Deal> {
+        let actor = actor(ctx)?;
+        let new = NewDeal {
+            customer_id: parse_id("customerId", &input.customer_id).gql()?,
+            title: input.title,
+            stage: input.stage.map(Into::into),
+            amount: input.amount,
+            currency: input.currency,
+            expected_close_date: input.expected_close_date,
+            actual_close_date: input.actual_close_date,
+            lost_reason: input.lost_reason,
+            line_items: input.line_items.into_iter().map(Into::into).collect(),
+        };
+        svc::create(db(ctx), actor, new).await.map(Deal).gql()
+    }
+
+    /// Changes a deal. CONFLICT when `version` is stale.
+    async fn update_deal(&self, ctx: &Context<'_>, input: UpdateDealInput) -> Result<Deal> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &input.id).gql()?;
+        let p = DealPatch {
+            title: input.title,
+            stage: input.stage.map(Into::into),
+            amount: input.amount,
+            currency: input.currency,
+            expected_close_date: patch(input.expected_close_date, |d| d),
+            actual_close_date: patch(input.actual_close_date, |d| d),
+            lost_reason: patch(input.lost_reason, |s| s),
+            line_items: input.line_items.map(|items| items.into_iter().map(Into::into).collect()),
+        };
+        svc::update(db(ctx), actor, id, input.version, p).await.map(Deal).gql()
+    }
+
+    /// Moves a deal to the trash.
+    async fn delete_deal(&self, ctx: &Context<'_>, id: ID, version: Option<i32>) -> Result<Deal> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::delete::<deal::Entity>(db(ctx), actor, id, version).await.map(Deal).gql()
+    }
+
+    /// Restores a deal from the trash.
+    async fn restore_deal(&self, ctx: &Context<'_>, id: ID) -> Result<Deal> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::restore::<deal::Entity>(db(ctx), actor, id).await.map(Deal).gql()
+    }
+}

@@ -1,0 +1,277 @@
+//! Feedback type, inputs, filters, queries and mutations.
+use super::common::{DateTimeFilter, EnumFilter, IdFilter, IntFilter, SortDirection, actor, connection, db, nest, page_args, parse_id};
+use super::contact::Contact;
+use super::customer::{Customer, patch};
+use super::enums::{FeedbackChannel, FeedbackKind, FeedbackStatus};
+use super::user::User;
+use crate::error::{AppResult, ResultExt};
+use crate::service::feedback::{self as svc, FeedbackPatch, NewFeedback, SortField};
+use crate::service::record;
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::enums as e;
+use entity::feedback::{self, Column};
+use sea_orm::Condition;
+
+/// A complaint, suggestion, praise, survey answer or service request.
+#[derive(Clone)]
+pub struct Feedback(pub feedback::Model);
+
+#[Object]
+impl Feedback {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn customer_id(&self) -> ID {
+        ID(self.0.customer_id.to_string())
+    }
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        super::loaders::customer(ctx, self.0.customer_id).await
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
+        match self.0.contact_id {
+            Some(id) => super::loaders::contact(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+    async fn kind(&self) -> FeedbackKind {
+        self.0.kind.into()
+    }
+    async fn channel(&self) -> FeedbackChannel {
+        self.0.channel.into()
+    }
+    /// Satisfaction 1-5.
+    async fn rating(&self) -> Option<i32> {
+        self.0.rating
+    }
+    /// Net promoter score answer 0-10.
+    async fn nps(&self) -> Option<i32> {
+        self.0.nps
+    }
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+    async fn status(&self) -> FeedbackStatus {
+        self.0.status.into()
+    }
+    /// Who handles it.
+    async fn handler(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match self.0.handler_id {
+            Some(id) => super::loaders::user(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+    async fn handler_id(&self) -> Option<ID> {
+        self.0.handler_id.map(|h| ID(h.to_string()))
+    }
+    async fn resolution(&self) -> Option<&str> {
+        self.0.resolution.as_deref()
+    }
+    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.resolved_at
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deleted_at
+    }
+}
+
+connection!(FeedbackConnection, FeedbackEdge, Feedback, "feedback records");
+
+/// Filter of the feedback list.
+#[derive(InputObject, Default)]
+pub struct FeedbackFilter {
+    pub and: Option<Vec<FeedbackFilter>>,
+    pub or: Option<Vec<FeedbackFilter>>,
+    pub customer_id: Option<IdFilter>,
+    pub kind: Option<EnumFilter<FeedbackKind>>,
+    pub channel: Option<EnumFilter<FeedbackChannel>>,
+    pub status: Option<EnumFilter<FeedbackStatus>>,
+    pub handler_id: Option<IdFilter>,
+    pub rating: Option<IntFilter>,
+    pub nps: Option<IntFilter>,
+    pub created_at: Option<DateTimeFilter>,
+    pub resolved_at: Option<DateTimeFilter>,
+}
+
+impl FeedbackFilter {
+    fn condition(&self, depth: usize) -> AppResult<Condition> {
+        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
+        if let Some(f) = &self.customer_id {
+            c = c.add(f.condition("filter.customerId", Column::CustomerId)?);
+        }
+        if let Some(f) = &self.kind {
+            c = c.add(f.condition::<e::FeedbackKind>(Column::Kind));
+        }
+        if let Some(f) = &self.channel {
+            c = c.add(f.condition::<e::FeedbackChannel>(Column::Channel));
+        }
+        if let Some(f) = &self.status {
+            c = c.add(f.condition::<e::FeedbackStatus>(Column::Status));
+        }
+        if let Some(f) = &self.handler_id {
+            c = c.add(f.condition("filter.handlerId", Column::HandlerId)?);
+        }
+        if let Some(f) = &self.rating {
+            c = c.add(f.condition(Column::Rating));
+        }
+        if let Some(f) = &self.nps {
+            c = c.add(f.condition(Column::Nps));
+        }
+        if let Some(f) = &self.created_at {
+            c = c.add(f.condition(Column::CreatedAt));
+        }
+        if let Some(f) = &self.resolved_at {
+            c = c.add(f.condition(Column::ResolvedAt));
+        }
+        Ok(c)
+    }
+}
+
+/// Sortable feedback fields.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "SortField")]
+pub enum FeedbackSortField {
+    CreatedAt,
+    UpdatedAt,
+    Status,
+}
+
+/// One sort key; ties are ordered by id.
+#[derive(InputObject)]
+pub struct FeedbackOrder {
+    pub field: FeedbackSortField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+/// New feedback; it starts OPEN.
+#[derive(InputObject)]
+pub struct CreateFeedbackInput {
+    pub customer_id: ID,
+    pub contact_id: Option<ID>,
+    pub kind: FeedbackKind,
+    pub channel: FeedbackChannel,
+    /// 1-5.
+    pub rating: Option<i32>,
+    /// 0-10.
+    pub nps: Option<i32>,
+    pub content: String,
+    pub handler_id: Option<ID>,
+}
+
+/// Changes to feedback; omitted fields stay, `null` clears.
+#[derive(InputObject)]
+pub struct UpdateFeedbackInput {
+    pub id: ID,
+    pub version: i32,
+    pub kind: Option<FeedbackKind>,
+    pub channel: Option<FeedbackChannel>,
+    pub rating: MaybeUndefined<i32>,
+    pub nps: MaybeUndefined<i32>,
+    pub content: Option<String>,
+    /// RESOLVED or CLOSED stamps `resolvedAt`.
+    pub status: Option<FeedbackStatus>,
+    pub handler_id: MaybeUndefined<ID>,
+    pub resolution: MaybeUndefined<String>,
+}
+
+#[derive(Default)]
+pub struct FeedbackQuery;
+
+#[Object]
+impl FeedbackQuery {
+    /// One feedback record you may read (NOT_FOUND otherwise).
+    async fn feedback(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Feedback>> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::get::<feedback::Entity>(db(ctx), actor, id).await.map(|c| Some(Feedback(c))).gql()
+    }
+
+    /// Feedback you may read, newest first by default; `deleted: true` lists the trash.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn feedbacks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<FeedbackFilter>,
+        order_by: Option<Vec<FeedbackOrder>>,
+        #[graphql(default)] deleted: bool,
+    ) -> Result<FeedbackConnection> {
+        let actor = actor(ctx)?;
+        let condition = filter.unwrap_or_default().condition(0).gql()?;
+        let mut keys: Vec<_> = order_by.unwrap_or_default().into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect();
+        if keys.is_empty() {
+            keys.push(svc::sort_key(SortField::CreatedAt, true));
+        }
+        let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
+        Ok(FeedbackConnection(page.map(Feedback)))
+    }
+}
+
+#[derive(Default)]
+pub struct FeedbackMutation;
+
+#[Object]
+impl FeedbackMutation {
+    /// Records feedback about a customer.
+    async fn create_feedback(&self, ctx: &Context<'_>, input: CreateFeedbackInput) -> Result<Feedback> {
+        let actor = actor(ctx)?;
+        let new = NewFeedback {
+            customer_id: parse_id("customerId", &input.customer_id).gql()?,
+            contact_id: input.contact_id.map(|c| parse_id("contactId", &c)).transpose().gql()?,
+            kind: input.kind.into(),
+            channel: input.channel.into(),
+            rating: input.rating,
+            nps: input.nps,
+            content: input.content,
+            handler_id: input.handler_id.map(|h| parse_id("handlerId", &h)).transpose().gql()?,
+        };
+        svc::create(db(ctx), actor, new).await.map(Feedback).gql()
+    }
+
+    /// Changes feedback (handling, status, resolution). CONFLICT when `version` is stale.
+    async fn update_feedback(&self, ctx: &Context<'_>, input: UpdateFeedbackInput) -> Result<Feedback> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &input.id).gql()?;
+        let handler_id = match input.handler_id {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(h) => Some(Some(parse_id("handlerId", &h).gql()?)),
+        };
+        let p = FeedbackPatch {
+            kind: input.kind.map(Into::into),
+            channel: input.channel.map(Into::into),
+            rating: patch(input.rating, |r| r),
+            nps: patch(input.nps, |n| n),
+            content: input.content,
+            status: input.status.map(Into::into),
+            handler_id,
+            resolution: patch(input.resolution, |s| s),
+        };
+        svc::update(db(ctx), actor, id, input.version, p).await.map(Feedback).gql()
+    }
+
+    /// Moves feedback to the trash.
+    async fn delete_feedback(&self, ctx: &Context<'_>, id: ID, version: Option<i32>) -> Result<Feedback> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::delete::<feedback::Entity>(db(ctx), actor, id, version).await.map(Feedback).gql()
+    }
+
+    /// Restores feedback from the trash.
+    async fn restore_feedback(&self, ctx: &Context<'_>, id: ID) -> Result<Feedback> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::restore::<feedback::Entity>(db(ctx), actor, id).await.map(Feedback).gql()
+    }
+}

@@ -1,0 +1,197 @@
+//! Interaction (activity log) type, filters, list and create.
+use super::common::{DateFilter, DateTimeFilter, EnumFilter, IdFilter, SortDirection, actor, connection, db, nest, page_args, parse_id};
+use super::contact::Contact;
+use super::customer::Customer;
+use super::enums::{Direction, InteractionKind};
+use super::user::User;
+use crate::error::{AppResult, ResultExt};
+use crate::service::interaction::{self as svc, NewInteraction, SortField};
+use crate::service::record;
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::enums as e;
+use entity::interaction::{self, Column};
+use sea_orm::Condition;
+
+/// A logged contact with a customer: visit, call, message, meeting, gift, event.
+#[derive(Clone)]
+pub struct Interaction(pub interaction::Model);
+
+#[Object]
+impl Interaction {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn customer_id(&self) -> ID {
+        ID(self.0.customer_id.to_string())
+    }
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        super::loaders::customer(ctx, self.0.customer_id).await
+    }
+    async fn contact_id(&self) -> Option<ID> {
+        self.0.contact_id.map(|c| ID(c.to_string()))
+    }
+    /// The contact spoken to, if you may read it.
+    async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
+        match self.0.contact_id {
+            Some(id) => super::loaders::contact(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+    /// The staff member who made the contact.
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        super::loaders::user(ctx, self.0.user_id).await
+    }
+    async fn kind(&self) -> InteractionKind {
+        self.0.kind.into()
+    }
+    async fn direction(&self) -> Direction {
+        self.0.direction.into()
+    }
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+    async fn outcome(&self) -> Option<&str> {
+        self.0.outcome.as_deref()
+    }
+    /// When to follow up next.
+    async fn next_follow_up_on(&self) -> Option<NaiveDate> {
+        self.0.next_follow_up_on
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+connection!(InteractionConnection, InteractionEdge, Interaction, "interactions");
+
+/// Filter of the activity log.
+#[derive(InputObject, Default)]
+pub struct InteractionFilter {
+    pub and: Option<Vec<InteractionFilter>>,
+    pub or: Option<Vec<InteractionFilter>>,
+    pub customer_id: Option<IdFilter>,
+    pub contact_id: Option<IdFilter>,
+    pub user_id: Option<IdFilter>,
+    pub kind: Option<EnumFilter<InteractionKind>>,
+    pub occurred_at: Option<DateTimeFilter>,
+    pub next_follow_up_on: Option<DateFilter>,
+}
+
+impl InteractionFilter {
+    fn condition(&self, depth: usize) -> AppResult<Condition> {
+        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
+        if let Some(f) = &self.customer_id {
+            c = c.add(f.condition("filter.customerId", Column::CustomerId)?);
+        }
+        if let Some(f) = &self.contact_id {
+            c = c.add(f.condition("filter.contactId", Column::ContactId)?);
+        }
+        if let Some(f) = &self.user_id {
+            c = c.add(f.condition("filter.userId", Column::UserId)?);
+        }
+        if let Some(f) = &self.kind {
+            c = c.add(f.condition::<e::InteractionKind>(Column::Kind));
+        }
+        if let Some(f) = &self.occurred_at {
+            c = c.add(f.condition(Column::OccurredAt));
+        }
+        if let Some(f) = &self.next_follow_up_on {
+            c = c.add(f.condition(Column::NextFollowUpOn));
+        }
+        Ok(c)
+    }
+}
+
+/// Sortable interaction fields.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "SortField")]
+pub enum InteractionSortField {
+    OccurredAt,
+    CreatedAt,
+}
+
+/// One sort key; ties are ordered by id.
+#[derive(InputObject)]
+pub struct InteractionOrder {
+    pub field: InteractionSortField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+/// A contact to log; you are recorded as the one who made it.
+#[derive(InputObject)]
+pub struct CreateInteractionInput {
+    pub customer_id: ID,
+    /// A contact of the same customer.
+    pub contact_id: Option<ID>,
+    pub kind: InteractionKind,
+    /// Default OUTBOUND.
+    pub direction: Option<Direction>,
+    /// Default now; not in the future.
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub summary: String,
+    pub outcome: Option<String>,
+    pub next_follow_up_on: Option<NaiveDate>,
+}
+
+#[derive(Default)]
+pub struct InteractionQuery;
+
+#[Object]
+impl InteractionQuery {
+    /// An interaction you may read (NOT_FOUND otherwise).
+    async fn interaction(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Interaction>> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        record::get::<interaction::Entity>(db(ctx), actor, id).await.map(|c| Some(Interaction(c))).gql()
+    }
+
+    /// The activity log you may read, newest first by default.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn interactions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<InteractionFilter>,
+        order_by: Option<Vec<InteractionOrder>>,
+    ) -> Result<InteractionConnection> {
+        let actor = actor(ctx)?;
+        let condition = filter.unwrap_or_default().condition(0).gql()?;
+        let mut keys: Vec<_> = order_by.unwrap_or_default().into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect();
+        if keys.is_empty() {
+            keys.push(svc::sort_key(SortField::OccurredAt, true));
+        }
+        let page = record::list(db(ctx), actor, condition, false, &keys, &page_args(first, after)).await.gql()?;
+        Ok(InteractionConnection(page.map(Interaction)))
+    }
+}
+
+#[derive(Default)]
+pub struct InteractionMutation;
+
+#[Object]
+impl InteractionMutation {
+    /// Logs a visit, call, message or other contact with a customer.
+    async fn create_interaction(&self, ctx: &Context<'_>, input: CreateInteractionInput) -> Result<Interaction> {
+        let actor = actor(ctx)?;
+        let new = NewInteraction {
+            customer_id: parse_id("customerId", &input.customer_id).gql()?,
+            contact_id: input.contact_id.map(|c| parse_id("contactId", &c)).transpose().gql()?,
+            kind: input.kind.into(),
+            direction: input.direction.map(Into::into),
+            occurred_at: input.occurred_at,
+            summary: input.summary,
+            outcome: input.outcome,
+            next_follow_up_on: input.next_follow_up_on,
+        };
+        svc::create(db(ctx), actor, new).await.map(Interaction).gql()
+    }
+}

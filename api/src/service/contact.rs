@@ -1,0 +1,249 @@
+//! Contacts: the people at an organization customer (seed 004 contact template).
+use super::pagination::{SortKey, SortValue};
+use super::record::{check_parent, load_for, save, write};
+use super::{Patch, audit, clean, new_id, normalize, now};
+use crate::auth::Actor;
+use crate::error::{AppResult, Violations};
+use chrono::NaiveDate;
+use entity::contact::{self, Column};
+use entity::enums::{Action, ContactRole, CustomerKind, Gender};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use uuid::Uuid;
+
+/// A new contact.
+#[derive(Default, Clone)]
+pub struct NewContact {
+    pub customer_id: Uuid,
+    pub name: String,
+    pub gender: Option<Gender>,
+    pub title: Option<String>,
+    pub deal_role: Option<ContactRole>,
+    pub birthday: Option<NaiveDate>,
+    pub mobile: Option<String>,
+    pub office_phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub hometown: Option<String>,
+    pub hobbies: Option<String>,
+    pub id_number: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// Changes to a contact; `None` leaves a field, `Some(None)` clears it.
+#[derive(Default, Clone)]
+pub struct ContactPatch {
+    pub name: Option<String>,
+    pub gender: Patch<Gender>,
+    pub title: Patch<String>,
+    pub deal_role: Patch<ContactRole>,
+    pub birthday: Patch<NaiveDate>,
+    pub mobile: Patch<String>,
+    pub office_phone: Patch<String>,
+    pub email: Patch<String>,
+    pub address: Patch<String>,
+    pub hometown: Patch<String>,
+    pub hobbies: Patch<String>,
+    pub id_number: Patch<String>,
+    pub notes: Patch<String>,
+}
+
+/// Sortable contact fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    Name,
+    CreatedAt,
+    UpdatedAt,
+}
+
+pub fn sort_key(field: SortField, descending: bool) -> SortKey<contact::Entity> {
+    let (name, column, value): (_, _, fn(&contact::Model) -> SortValue) = match field {
+        SortField::Name => ("name", Column::Name, |m| SortValue::Text(m.name.clone())),
+        SortField::CreatedAt => ("createdAt", Column::CreatedAt, |m| SortValue::Time(m.created_at)),
+        SortField::UpdatedAt => ("updatedAt", Column::UpdatedAt, |m| SortValue::Time(m.updated_at)),
+    };
+    SortKey { name, column, descending, value }
+}
+
+/// Checks a mainland resident ID number: 18 characters with the ISO 7064 check digit
+/// (or the old 15-digit form).
+pub fn check_id_number(raw: &str) -> Result<String, String> {
+    let s = raw.trim().to_ascii_uppercase();
+    let bytes = s.as_bytes();
+    if s.len() == 15 && bytes.iter().all(u8::is_ascii_digit) {
+        return Ok(s);
+    }
+    if s.len() != 18 || !bytes[..17].iter().all(u8::is_ascii_digit) {
+        return Err("must be an 18-character resident ID number".into());
+    }
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let sum: u32 = bytes[..17].iter().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    if bytes[17] != CHECK[(sum % 11) as usize] {
+        return Err("check digit does not match".into());
+    }
+    Ok(s)
+}
+
+/// Masks an ID number for display: the region prefix and the last four stay.
+pub fn mask_id_number(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
+}
+
+fn text(v: &mut Violations, field: &str, value: Option<String>, max: usize) -> Option<String> {
+    let value = clean(value);
+    if value.as_ref().is_some_and(|s| s.chars().count() > max) {
+        v.add(field, format!("must have at most {max} characters"));
+    }
+    value
+}
+
+fn phone(v: &mut Violations, field: &str, value: Option<String>) -> Option<String> {
+    let value = clean(value);
+    if let Some(p) = &value {
+        v.check(field, normalize::phone_e164(p));
+    }
+    value
+}
+
+fn name(v: &mut Violations, name: &str) -> String {
+    let n = name.trim().to_string();
+    if n.is_empty() || n.chars().count() > 100 {
+        v.add("name", "must have 1 to 100 characters");
+    }
+    n
+}
+
+fn birthday(v: &mut Violations, b: Option<NaiveDate>) {
+    if let Some(b) = b {
+        if !super::plausible_birthday(b) {
+            v.add("birthday", "must be between 1900-01-01 and today");
+        }
+    }
+}
+
+/// Adds a contact to an organization customer.
+///
+/// # Errors
+/// NOT_FOUND (customer), FORBIDDEN, VALIDATION.
+pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewContact) -> AppResult<contact::Model> {
+    let mut v = Violations::new();
+    let name = name(&mut v, &input.name);
+    birthday(&mut v, input.birthday);
+    let mobile = phone(&mut v, "mobile", input.mobile);
+    let office_phone = phone(&mut v, "officePhone", input.office_phone);
+    let email = clean(input.email).and_then(|e| v.check("email", normalize::email(&e)));
+    let id_number = clean(input.id_number).and_then(|i| v.check("idNumber", check_id_number(&i)));
+    let title = text(&mut v, "title", input.title, 100);
+    let address = text(&mut v, "address", input.address, 500);
+    let hometown = text(&mut v, "hometown", input.hometown, 100);
+    let hobbies = text(&mut v, "hobbies", input.hobbies, 1000);
+    let notes = text(&mut v, "notes", input.notes, 4000);
+    write(db, async |txn| {
+        let customer = check_parent::<contact::Entity>(txn, actor, input.customer_id).await?;
+        if customer.kind != CustomerKind::Organization {
+            v.add("customerId", "contacts belong to organization customers");
+        }
+        v.into_result()?;
+        let now = now();
+        let m = contact::ActiveModel {
+            id: Set(new_id()),
+            customer_id: Set(customer.id),
+            name: Set(name),
+            gender: Set(input.gender),
+            title: Set(title),
+            deal_role: Set(input.deal_role),
+            birthday: Set(input.birthday),
+            mobile: Set(mobile),
+            office_phone: Set(office_phone),
+            email: Set(email),
+            address: Set(address),
+            hometown: Set(hometown),
+            hobbies: Set(hobbies),
+            id_number: Set(id_number),
+            notes: Set(notes),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+        }
+        .insert(txn)
+        .await?;
+        audit::record(txn, Some(actor.id()), "create", "contact", m.id, None, Some(&m)).await?;
+        Ok(m)
+    })
+    .await
+}
+
+/// Changes a contact.
+///
+/// # Errors
+/// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
+pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, p: ContactPatch) -> AppResult<contact::Model> {
+    write(db, async |txn| {
+        let old = load_for::<contact::Entity>(txn, actor, id, Action::Update, false, Some(version)).await?;
+        let mut v = Violations::new();
+        let mut am: contact::ActiveModel = old.clone().into();
+        if let Some(n) = p.name {
+            am.name = Set(name(&mut v, &n));
+        }
+        if let Some(g) = p.gender {
+            am.gender = Set(g);
+        }
+        if let Some(t) = p.title {
+            am.title = Set(text(&mut v, "title", t, 100));
+        }
+        if let Some(r) = p.deal_role {
+            am.deal_role = Set(r);
+        }
+        if let Some(b) = p.birthday {
+            birthday(&mut v, b);
+            am.birthday = Set(b);
+        }
+        if let Some(m) = p.mobile {
+            am.mobile = Set(phone(&mut v, "mobile", m));
+        }
+        if let Some(o) = p.office_phone {
+            am.office_phone = Set(phone(&mut v, "officePhone", o));
+        }
+        if let Some(e) = p.email {
+            am.email = Set(clean(e).and_then(|e| v.check("email", normalize::email(&e))));
+        }
+        if let Some(a) = p.address {
+            am.address = Set(text(&mut v, "address", a, 500));
+        }
+        if let Some(h) = p.hometown {
+            am.hometown = Set(text(&mut v, "hometown", h, 100));
+        }
+        if let Some(h) = p.hobbies {
+            am.hobbies = Set(text(&mut v, "hobbies", h, 1000));
+        }
+        if let Some(i) = p.id_number {
+            am.id_number = Set(clean(i).and_then(|i| v.check("idNumber", check_id_number(&i))));
+        }
+        if let Some(n) = p.notes {
+            am.notes = Set(text(&mut v, "notes", n, 4000));
+        }
+        v.into_result()?;
+        save::<contact::Entity>(txn, actor, "update", &old, am).await
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_numbers() {
+        assert_eq!(check_id_number("11010519491231002x"), Ok("11010519491231002X".into()));
+        assert!(check_id_number("110105194912310021").is_err());
+        assert!(check_id_number("12345").is_err());
+        assert_eq!(mask_id_number("11010519491231002X"), "110***********002X");
+    }
+}

@@ -1,0 +1,177 @@
+//! Feedback: complaints, suggestions, praise, survey answers and service requests.
+use super::pagination::{SortKey, SortValue};
+use super::record::{check_parent, load_for, save, write};
+use super::{Patch, audit, clean, new_id, now};
+use crate::auth::Actor;
+use crate::error::{AppResult, Violations};
+use entity::enums::{Action, FeedbackChannel, FeedbackKind, FeedbackStatus};
+use entity::feedback::{self, Column};
+use entity::{contact, user};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+/// New feedback.
+#[derive(Clone)]
+pub struct NewFeedback {
+    pub customer_id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub kind: FeedbackKind,
+    pub channel: FeedbackChannel,
+    pub rating: Option<i32>,
+    pub nps: Option<i32>,
+    pub content: String,
+    pub handler_id: Option<Uuid>,
+}
+
+/// Changes to feedback; `None` leaves a field, `Some(None)` clears it.
+#[derive(Default, Clone)]
+pub struct FeedbackPatch {
+    pub kind: Option<FeedbackKind>,
+    pub channel: Option<FeedbackChannel>,
+    pub rating: Patch<i32>,
+    pub nps: Patch<i32>,
+    pub content: Option<String>,
+    pub status: Option<FeedbackStatus>,
+    pub handler_id: Patch<Uuid>,
+    pub resolution: Patch<String>,
+}
+
+/// Sortable feedback fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    CreatedAt,
+    UpdatedAt,
+    Status,
+}
+
+pub fn sort_key(field: SortField, descending: bool) -> SortKey<feedback::Entity> {
+    let (name, column, value): (_, _, fn(&feedback::Model) -> SortValue) = match field {
+        SortField::CreatedAt => ("createdAt", Column::CreatedAt, |m| SortValue::Time(m.created_at)),
+        SortField::UpdatedAt => ("updatedAt", Column::UpdatedAt, |m| SortValue::Time(m.updated_at)),
+        SortField::Status => ("status", Column::Status, |m| SortValue::Text(m.status.to_string())),
+    };
+    SortKey { name, column, descending, value }
+}
+
+fn check_scores(v: &mut Violations, rating: Option<i32>, nps: Option<i32>) {
+    if rating.is_some_and(|r| !(1..=5).contains(&r)) {
+        v.add("rating", "must be between 1 and 5");
+    }
+    if nps.is_some_and(|n| !(0..=10).contains(&n)) {
+        v.add("nps", "must be between 0 and 10");
+    }
+}
+
+fn check_content(v: &mut Violations, content: &str) -> String {
+    let c = content.trim().to_string();
+    if c.is_empty() || c.chars().count() > 8000 {
+        v.add("content", "must have 1 to 8000 characters");
+    }
+    c
+}
+
+async fn check_handler(db: &impl ConnectionTrait, v: &mut Violations, handler: Option<Uuid>) -> AppResult<()> {
+    if let Some(h) = handler {
+        if !user::Entity::find_by_id(h).one(db).await?.is_some_and(|u| u.active) {
+            v.add("handlerId", "must be an active user");
+        }
+    }
+    Ok(())
+}
+
+/// Records feedback about a customer, OPEN.
+///
+/// # Errors
+/// NOT_FOUND (customer), FORBIDDEN, VALIDATION.
+pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewFeedback) -> AppResult<feedback::Model> {
+    let mut v = Violations::new();
+    let content = check_content(&mut v, &input.content);
+    check_scores(&mut v, input.rating, input.nps);
+    write(db, async |txn| {
+        let customer = check_parent::<feedback::Entity>(txn, actor, input.customer_id).await?;
+        if let Some(contact_id) = input.contact_id {
+            let found = contact::Entity::find_by_id(contact_id)
+                .filter(contact::Column::CustomerId.eq(customer.id))
+                .filter(contact::Column::DeletedAt.is_null())
+                .one(txn)
+                .await?;
+            if found.is_none() {
+                v.add("contactId", "no such contact at this customer");
+            }
+        }
+        check_handler(txn, &mut v, input.handler_id).await?;
+        v.into_result()?;
+        let now = now();
+        let m = feedback::ActiveModel {
+            id: Set(new_id()),
+            customer_id: Set(customer.id),
+            contact_id: Set(input.contact_id),
+            kind: Set(input.kind),
+            channel: Set(input.channel),
+            rating: Set(input.rating),
+            nps: Set(input.nps),
+            content: Set(content),
+            status: Set(FeedbackStatus::Open),
+            handler_id: Set(input.handler_id),
+            resolution: Set(None),
+            resolved_at: Set(None),
+            created_by: Set(Some(actor.id())),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+        }
+        .insert(txn)
+        .await?;
+        audit::record(txn, Some(actor.id()), "create", "feedback", m.id, None, Some(&m)).await?;
+        Ok(m)
+    })
+    .await
+}
+
+/// Changes feedback. Moving to RESOLVED or CLOSED stamps `resolvedAt` (once); reopening clears it.
+///
+/// # Errors
+/// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
+pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, p: FeedbackPatch) -> AppResult<feedback::Model> {
+    write(db, async |txn| {
+        let old = load_for::<feedback::Entity>(txn, actor, id, Action::Update, false, Some(version)).await?;
+        let mut v = Violations::new();
+        let mut am: feedback::ActiveModel = old.clone().into();
+        if let Some(k) = p.kind {
+            am.kind = Set(k);
+        }
+        if let Some(c) = p.channel {
+            am.channel = Set(c);
+        }
+        check_scores(&mut v, p.rating.flatten(), p.nps.flatten());
+        if let Some(r) = p.rating {
+            am.rating = Set(r);
+        }
+        if let Some(n) = p.nps {
+            am.nps = Set(n);
+        }
+        if let Some(c) = p.content {
+            am.content = Set(check_content(&mut v, &c));
+        }
+        if let Some(h) = p.handler_id {
+            check_handler(txn, &mut v, h).await?;
+            am.handler_id = Set(h);
+        }
+        if let Some(r) = p.resolution {
+            am.resolution = Set(clean(r));
+        }
+        if let Some(status) = p.status {
+            let done = matches!(status, FeedbackStatus::Resolved | FeedbackStatus::Closed);
+            if done && old.resolved_at.is_none() {
+                am.resolved_at = Set(Some(now()));
+            } else if !done {
+                am.resolved_at = Set(None);
+            }
+            am.status = Set(status);
+        }
+        v.into_result()?;
+        save::<feedback::Entity>(txn, actor, "update", &old, am).await
+    })
+    .await
+}

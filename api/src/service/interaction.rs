@@ -1,0 +1,104 @@
+//! The activity log: visits, calls, messages, meetings, gifts, events.
+use super::pagination::{SortKey, SortValue};
+use super::record::{check_parent, write};
+use super::{audit, clean, new_id, now};
+use crate::auth::Actor;
+use crate::error::{AppResult, Violations};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use entity::enums::{Direction, InteractionKind};
+use entity::interaction::{self, Column};
+use entity::contact;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+/// A logged contact with a customer.
+#[derive(Clone)]
+pub struct NewInteraction {
+    pub customer_id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub kind: InteractionKind,
+    pub direction: Option<Direction>,
+    /// Defaults to now.
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub summary: String,
+    pub outcome: Option<String>,
+    pub next_follow_up_on: Option<NaiveDate>,
+}
+
+/// Sortable interaction fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    OccurredAt,
+    CreatedAt,
+}
+
+pub fn sort_key(field: SortField, descending: bool) -> SortKey<interaction::Entity> {
+    let (name, column, value): (_, _, fn(&interaction::Model) -> SortValue) = match field {
+        SortField::OccurredAt => ("occurredAt", Column::OccurredAt, |m| SortValue::Time(m.occurred_at)),
+        SortField::CreatedAt => ("createdAt", Column::CreatedAt, |m| SortValue::Time(m.created_at)),
+    };
+    SortKey { name, column, descending, value }
+}
+
+/// Logs an interaction made by the caller.
+///
+/// # Errors
+/// NOT_FOUND (customer), FORBIDDEN, VALIDATION (blank summary, future time, contact of
+/// another customer).
+pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewInteraction) -> AppResult<interaction::Model> {
+    let mut v = Violations::new();
+    let summary = input.summary.trim().to_string();
+    if summary.is_empty() || summary.chars().count() > 4000 {
+        v.add("summary", "must have 1 to 4000 characters");
+    }
+    let outcome = clean(input.outcome);
+    if outcome.as_ref().is_some_and(|o| o.chars().count() > 4000) {
+        v.add("outcome", "must have at most 4000 characters");
+    }
+    let now = now();
+    let occurred_at = input.occurred_at.unwrap_or(now);
+    if occurred_at > now + Duration::minutes(5) {
+        v.add("occurredAt", "cannot be in the future; plan follow-ups with nextFollowUpOn");
+    }
+    if let Some(next) = input.next_follow_up_on {
+        if next < occurred_at.date_naive() {
+            v.add("nextFollowUpOn", "must not be before the interaction");
+        }
+    }
+    write(db, async |txn| {
+        let customer = check_parent::<interaction::Entity>(txn, actor, input.customer_id).await?;
+        if let Some(contact_id) = input.contact_id {
+            let found = contact::Entity::find_by_id(contact_id)
+                .filter(contact::Column::CustomerId.eq(customer.id))
+                .filter(contact::Column::DeletedAt.is_null())
+                .one(txn)
+                .await?;
+            if found.is_none() {
+                v.add("contactId", "no such contact at this customer");
+            }
+        }
+        v.into_result()?;
+        let m = interaction::ActiveModel {
+            id: Set(new_id()),
+            customer_id: Set(customer.id),
+            contact_id: Set(input.contact_id),
+            user_id: Set(actor.id()),
+            kind: Set(input.kind),
+            direction: Set(input.direction.unwrap_or(Direction::Outbound)),
+            occurred_at: Set(occurred_at),
+            summary: Set(summary),
+            outcome: Set(outcome),
+            next_follow_up_on: Set(input.next_follow_up_on),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+        }
+        .insert(txn)
+        .await?;
+        audit::record(txn, Some(actor.id()), "create", "interaction", m.id, None, Some(&m)).await?;
+        Ok(m)
+    })
+    .await
+}
+

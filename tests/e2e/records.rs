@@ -1,0 +1,215 @@
+//! Contacts, deals with line items, feedback and interactions: validation, scope through
+//! their customer, versions, trash, and nested reads loaded in batches.
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+async fn org(app: &TestApp, token: &str, name: &str) -> String {
+    app.create_customer(token, json!({"name": name, "kind": "ORGANIZATION"})).await["id"].as_str().unwrap().to_string()
+}
+
+const CREATE_CONTACT: &str = "mutation($i:CreateContactInput!){createContact(input:$i){id name mobile idNumberMasked version customer{name}}}";
+const CREATE_DEAL: &str = "mutation($i:CreateDealInput!){createDeal(input:$i){id stage version amount{amount currency} actualCloseDate lineItems{product quantity unitPrice{amount} total{amount}}}}";
+
+#[tokio::test]
+async fn contacts_belong_to_organizations() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let company = org(&app, t, "苏州工业园区精密机械有限公司").await;
+    let person = app.create_customer(t, json!({"name": "周杰", "kind": "INDIVIDUAL"})).await;
+
+    let data = app
+        .ok(t, CREATE_CONTACT, json!({"i": {"customerId": company, "name": "孙丽", "title": "采购经理", "dealRole": "DECISION_MAKER", "mobile": "139 1234 5678", "idNumber": "11010519491231002X"}}))
+        .await;
+    let contact = &data["createContact"];
+    assert_eq!(contact["idNumberMasked"], "110***********002X");
+    assert_eq!(contact["customer"]["name"], "苏州工业园区精密机械有限公司");
+
+    let resp = app.gql(Some(t), CREATE_CONTACT, json!({"i": {"customerId": person["id"], "name": "x", "mobile": "123", "idNumber": "110105194912310021"}})).await;
+    assert_eq!(code(&resp), "VALIDATION");
+    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["mobile", "idNumber", "customerId"]);
+
+    // versions and the trash
+    let id = contact["id"].clone();
+    let update = "mutation($i:UpdateContactInput!){updateContact(input:$i){title version}}";
+    let data = app.ok(t, update, json!({"i": {"id": id, "version": 1, "title": "总经理"}})).await;
+    assert_eq!(data["updateContact"], json!({"title": "总经理", "version": 2}));
+    let resp = app.gql(Some(t), update, json!({"i": {"id": id, "version": 1, "title": "x"}})).await;
+    assert_eq!(code(&resp), "CONFLICT");
+    app.ok(t, "mutation($id:ID!){deleteContact(id:$id){deletedAt}}", json!({"id": id})).await;
+    let resp = app.gql(Some(t), "query($id:ID!){contact(id:$id){id}}", json!({"id": id})).await;
+    assert_eq!(code(&resp), "NOT_FOUND");
+    app.ok(t, "mutation($id:ID!){restoreContact(id:$id){id}}", json!({"id": id})).await;
+    let data = app.ok(t, "query($c:ID!){contacts(filter:{customerId:{eq:$c}}){totalCount}}", json!({"c": company})).await;
+    assert_eq!(data["contacts"]["totalCount"], 1);
+    assert_eq!(app.audit_count(id.as_str().unwrap()).await, 4);
+}
+
+#[tokio::test]
+async fn deals_money_and_line_items() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let company = org(&app, t, "宁波海天贸易有限公司").await;
+
+    let data = app
+        .ok(
+            t,
+            CREATE_DEAL,
+            json!({"i": {"customerId": company, "title": "年度采购", "stage": "WON", "lineItems": [
+                {"product": "真丝围巾", "sku": "SJ-2026-01", "quantity": 100, "unitPrice": "380.00", "unitCost": "150"},
+                {"product": "羊绒大衣", "quantity": 40, "unitPrice": "1050.5"}
+            ]}}),
+        )
+        .await;
+    let deal = &data["createDeal"];
+    assert_eq!(deal["amount"], json!({"amount": "80020.00", "currency": "CNY"}));
+    assert_eq!(deal["lineItems"][1]["total"]["amount"], "42020.00");
+    assert!(deal["actualCloseDate"].is_string(), "WON stamps the close date");
+
+    // invalid: amount differs from items, LOST without reason, bad money, unknown currency
+    let resp = app
+        .gql(Some(t), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "amount": "1.00", "lineItems": [{"product": "a", "quantity": 1, "unitPrice": "2.00"}]}}))
+        .await;
+    assert_eq!(code(&resp), "VALIDATION");
+    let resp = app.gql(Some(t), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "stage": "LOST", "amount": "1.001", "currency": "XYZ"}})).await;
+    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["currency", "lostReason"], "{resp}");
+    let resp = app.gql(Some(t), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "amount": "-5"}})).await;
+    assert_eq!(code(&resp), "VALIDATION");
+
+    // replacing line items recomputes the amount
+    let data = app
+        .ok(
+            t,
+            "mutation($i:UpdateDealInput!){updateDeal(input:$i){version amount{amount} lineItems{product}}}",
+            json!({"i": {"id": deal["id"], "version": 1, "lineItems": [{"product": "真丝围巾", "quantity": 10, "unitPrice": "380"}]}}),
+        )
+        .await;
+    assert_eq!(data["updateDeal"], json!({"version": 2, "amount": {"amount": "3800.00"}, "lineItems": [{"product": "真丝围巾"}]}));
+
+    // filters on money
+    let data = app
+        .ok(t, "{a: deals(filter:{amount:{gte:\"3800\", lte:\"3800.00\"}}){totalCount} b: deals(filter:{amount:{currency:\"USD\", gte:\"1\"}}){totalCount}}", json!({}))
+        .await;
+    assert_eq!(data["a"]["totalCount"], 1);
+    assert_eq!(data["b"]["totalCount"], 0);
+
+    // service staff read deals but not amounts, and cannot filter or sort by them
+    let dept = app.create_department("客服中心", None).await;
+    let (_, service) = app.create_user("svc@example.com", "SERVICE", &dept).await;
+    let data = app.ok(&service, "{deals{edges{node{title amount{amount} lineItems{unitPrice{amount} quantity}}}}}", json!({})).await;
+    let node = &data["deals"]["edges"][0]["node"];
+    assert_eq!(node["amount"], Value::Null);
+    assert_eq!(node["lineItems"][0], json!({"unitPrice": null, "quantity": 10}));
+    let resp = app.gql(Some(&service), "{deals(orderBy:[{field:AMOUNT}]){totalCount}}", json!({})).await;
+    assert_eq!(code(&resp), "FORBIDDEN");
+    let resp = app.gql(Some(&service), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "amount": "1"}})).await;
+    assert_eq!(code(&resp), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn feedback_and_interactions() {
+    let app = TestApp::spawn().await;
+    let dept = app.create_department("华北销售部", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &dept).await;
+    let (_, other_rep) = app.create_user("rep2@example.com", "SALES", &dept).await;
+    let (_, service) = app.create_user("svc@example.com", "SERVICE", &dept).await;
+    let customer = app.create_customer(&rep, json!({"name": "北京朝阳百货有限公司", "kind": "ORGANIZATION"})).await;
+    let cid = customer["id"].clone();
+    let other = org(&app, &app.admin_token, "天津滨海物流有限公司").await;
+
+    let create = "mutation($i:CreateFeedbackInput!){createFeedback(input:$i){id status version resolvedAt}}";
+    let resp = app.gql(Some(&service), create, json!({"i": {"customerId": cid, "kind": "COMPLAINT", "channel": "PHONE", "content": " ", "rating": 6, "nps": 11}})).await;
+    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["content", "rating", "nps"]);
+    let fb = app.ok(&service, create, json!({"i": {"customerId": cid, "kind": "COMPLAINT", "channel": "WECHAT", "content": "送货延迟三天", "rating": 2}})).await;
+    let fb = &fb["createFeedback"];
+    assert_eq!(fb["status"], "OPEN");
+    let data = app
+        .ok(&service, "mutation($i:UpdateFeedbackInput!){updateFeedback(input:$i){status resolvedAt resolution}}", json!({"i": {"id": fb["id"], "version": 1, "status": "RESOLVED", "resolution": "补发并致歉"}}))
+        .await;
+    assert!(data["updateFeedback"]["resolvedAt"].is_string());
+
+    // the owner sees feedback on their customer; another rep does not
+    let data = app.ok(&rep, "{feedbacks{totalCount}}", json!({})).await;
+    assert_eq!(data["feedbacks"]["totalCount"], 1);
+    let data = app.ok(&other_rep, "{feedbacks{totalCount}}", json!({})).await;
+    assert_eq!(data["feedbacks"]["totalCount"], 0);
+    let resp = app.gql(Some(&other_rep), "query($id:ID!){feedback(id:$id){id}}", json!({"id": fb["id"]})).await;
+    assert_eq!(code(&resp), "NOT_FOUND");
+
+    // interactions
+    let log = "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id kind direction user{email} summary}}";
+    let data = app.ok(&rep, log, json!({"i": {"customerId": cid, "kind": "VISIT", "summary": "拜访采购部，确认春季订单"}})).await;
+    assert_eq!(data["createInteraction"]["user"]["email"], "rep@example.com");
+    assert_eq!(data["createInteraction"]["direction"], "OUTBOUND");
+    let contact = app.ok(&app.admin_token, CREATE_CONTACT, json!({"i": {"customerId": other, "name": "钱芳"}})).await;
+    let resp = app
+        .gql(Some(&rep), log, json!({"i": {"customerId": cid, "kind": "CALL", "summary": "x", "occurredAt": "2099-01-01T00:00:00Z", "contactId": contact["createContact"]["id"]}}))
+        .await;
+    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["occurredAt", "contactId"]);
+    // a rep cannot log against another rep's customer: it does not exist for them
+    let resp = app.gql(Some(&other_rep), log, json!({"i": {"customerId": cid, "kind": "CALL", "summary": "x"}})).await;
+    assert_eq!(code(&resp), "NOT_FOUND");
+    let data = app.ok(&rep, "query($c:ID!){interactions(filter:{customerId:{eq:$c}, kind:{in:[VISIT]}}){totalCount}}", json!({"c": cid})).await;
+    assert_eq!(data["interactions"]["totalCount"], 1);
+
+    // deleting the customer hides its records; restoring brings them back
+    app.ok(&app.admin_token, "mutation($id:ID!){deleteCustomer(id:$id){id}}", json!({"id": cid})).await;
+    let data = app.ok(&app.admin_token, "{feedbacks{totalCount} interactions{totalCount}}", json!({})).await;
+    assert_eq!(data, json!({"feedbacks": {"totalCount": 0}, "interactions": {"totalCount": 0}}));
+    app.ok(&app.admin_token, "mutation($id:ID!){restoreCustomer(id:$id){id}}", json!({"id": cid})).await;
+    let data = app.ok(&app.admin_token, "{feedbacks{totalCount} interactions{totalCount}}", json!({})).await;
+    assert_eq!(data, json!({"feedbacks": {"totalCount": 1}, "interactions": {"totalCount": 1}}));
+}
+
+const NESTED: &str = "{ customers(first: 50) { totalCount edges { node { name owner { name } department { name }
+    contacts(first: 2) { totalCount edges { node { name } } pageInfo { hasNextPage endCursor } }
+    deals(first: 5) { totalCount edges { node { title amount { amount } lineItems { product } customer { name } } } }
+    feedback { totalCount edges { node { content handler { name } } } }
+    interactions(first: 3) { totalCount edges { node { summary user { name } contact { name } } } } } } } }";
+
+async fn add_customer_with_records(app: &TestApp, n: usize) {
+    let t = &app.admin_token;
+    let id = org(app, t, &format!("批量客户{n}号有限公司")).await;
+    let mut contact = Value::Null;
+    for k in 0..3 {
+        let c = app.ok(t, CREATE_CONTACT, json!({"i": {"customerId": id, "name": format!("联系人{n}-{k}")}})).await;
+        contact = c["createContact"]["id"].clone();
+    }
+    app.ok(t, CREATE_DEAL, json!({"i": {"customerId": id, "title": "订单", "lineItems": [{"product": "茶叶", "quantity": 2, "unitPrice": "99"}]}})).await;
+    app.ok(t, "mutation($i:CreateFeedbackInput!){createFeedback(input:$i){id}}", json!({"i": {"customerId": id, "kind": "PRAISE", "channel": "SMS", "content": "好"}})).await;
+    app.ok(t, "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id}}", json!({"i": {"customerId": id, "contactId": contact, "kind": "CALL", "summary": "回访"}})).await;
+}
+
+#[tokio::test]
+async fn nested_lists_load_in_batches() {
+    let app = TestApp::spawn().await;
+    for n in 0..3 {
+        add_customer_with_records(&app, n).await;
+    }
+    let (data, few) = app.counted(&app.admin_token, NESTED, json!({})).await;
+    let first = &data["customers"]["edges"][0]["node"];
+    assert_eq!(first["contacts"]["totalCount"], 3);
+    assert_eq!(first["contacts"]["edges"].as_array().unwrap().len(), 2);
+    assert_eq!(first["contacts"]["pageInfo"]["hasNextPage"], true);
+    assert_eq!(first["deals"]["edges"][0]["node"]["lineItems"][0]["product"], "茶叶");
+    assert_eq!(first["interactions"]["edges"][0]["node"]["contact"]["name"].as_str().unwrap().starts_with("联系人"), true);
+
+    // the next page of one customer's contacts
+    let id = app.ok(&app.admin_token, "{customers(first:1){edges{node{id}}}}", json!({})).await;
+    let cursor = first["contacts"]["pageInfo"]["endCursor"].clone();
+    let data = app
+        .ok(&app.admin_token, "query($a:String){customers(first:1){edges{node{contacts(first:2, after:$a){edges{node{name}} pageInfo{hasNextPage}}}}}}", json!({"a": cursor}))
+        .await;
+    assert_eq!(data["customers"]["edges"][0]["node"]["contacts"]["edges"].as_array().unwrap().len(), 1);
+    assert!(id["customers"]["edges"][0]["node"]["id"].is_string());
+
+    for n in 3..12 {
+        add_customer_with_records(&app, n).await;
+    }
+    let (data, many) = app.counted(&app.admin_token, NESTED, json!({})).await;
+    assert_eq!(data["customers"]["totalCount"], 12);
+    assert_eq!(few, many, "statement count grew with the number of customers: {few} for 3, {many} for 12");
+}
