@@ -21,6 +21,15 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Loads a demo data set: a Chinese retail and distribution company.
+    Demo {
+        /// Number of customers.
+        #[arg(long, default_value_t = 300)]
+        customers: usize,
+        /// Seed of the random choices, for a repeatable data set.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Prints a signed access token for scripts and integrations.
     Token {
         #[arg(long)]
@@ -85,6 +94,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
             println!("{}", user.id);
+            Ok(())
+        }
+        Command::Demo { customers, seed } => {
+            let state = api::prepare(&config).await?;
+            let summary = api::service::demo::load(&state.db, customers, seed).await.map_err(|e| e.to_string())?;
+            println!(
+                "demo loaded: {} staff (e-mail <login>@demo.crm, e.g. wang.qiang@demo.crm; password {}), {} customers, {} deals",
+                summary.staff,
+                api::service::demo::DEMO_PASSWORD,
+                summary.customers,
+                summary.deals
+            );
             Ok(())
         }
         Command::Token { email, ttl } => {

@@ -5,6 +5,7 @@ mod helpers;
 mod access;
 mod auth;
 mod customers;
+mod demo;
 mod http;
 mod records;
 mod schema;

