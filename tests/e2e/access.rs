@@ -36,6 +36,8 @@ struct World {
     users: HashMap<String, String>,
     /// role -> [own, same, child, other] customer ids
     records: HashMap<&'static str, [String; 4]>,
+    /// customer id -> (contact id, deal id)
+    children: HashMap<String, (String, String)>,
 }
 
 async fn world() -> World {
@@ -55,19 +57,26 @@ async fn world() -> World {
         tokens.insert(role, token);
     }
     let mut records = HashMap::new();
+    let mut children = HashMap::new();
     let mut n = 0;
     for role in ROLES {
         let mut ids = Vec::new();
         for owner in [role, "peer", "childrep", "otherrep"] {
             n += 1;
-            let c = app.create_customer(&app.admin_token, json!({"name": format!("客户{n}"), "kind": "INDIVIDUAL", "phone": format!("1380000{n:04}")})).await;
+            let c = app.create_customer(&app.admin_token, json!({"name": format!("客户{n}有限公司"), "kind": "ORGANIZATION", "phone": format!("1380000{n:04}")})).await;
             let id = c["id"].as_str().unwrap().to_string();
+            let contact = app.ok(&app.admin_token, "mutation($c:ID!){createContact(input:{customerId:$c,name:\"联系人\"}){id}}", json!({"c": id})).await;
+            let deal = app.ok(&app.admin_token, "mutation($c:ID!){createDeal(input:{customerId:$c,title:\"订单\",amount:\"100\"}){id}}", json!({"c": id})).await;
+            children.insert(
+                id.clone(),
+                (contact["createContact"]["id"].as_str().unwrap().to_string(), deal["createDeal"]["id"].as_str().unwrap().to_string()),
+            );
             app.ok(&app.admin_token, "mutation($id:ID!,$o:ID){assignCustomer(id:$id, ownerId:$o){id}}", json!({"id": id, "o": users[owner]})).await;
             ids.push(id);
         }
         records.insert(role, ids.try_into().unwrap());
     }
-    World { app, tokens, users, records }
+    World { app, tokens, users, records, children }
 }
 
 async fn version(app: &TestApp, id: &str) -> i64 {
@@ -191,4 +200,76 @@ async fn ownership_creation_and_assignment_rules() {
         .gql(Some(sales), "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}", json!({"i": {"id": w.records["SALES"][1], "version": 3, "region": "x"}}))
         .await;
     assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+}
+
+/// Expected outcome for records hanging off a customer (contacts, deals), whose scope
+/// follows the customer's: (own, same department, child department, other department).
+fn expected_child(resource: &str, role: &str, action: &str) -> [&'static str; 4] {
+    const Y: &str = "ok";
+    const NF: &str = "NOT_FOUND";
+    const F: &str = "FORBIDDEN";
+    let visible = |r: [bool; 4]| r.map(|v| if v { Y } else { NF });
+    match (role, action) {
+        ("ADMIN", _) => [Y; 4],
+        ("EXECUTIVE" | "SERVICE", "update" | "delete") => [F; 4],
+        ("EXECUTIVE" | "SERVICE", _) => [Y; 4],
+        ("MANAGER", _) => visible([true, true, true, false]),
+        ("SALES", "delete") => [F, NF, NF, NF],
+        ("SALES", _) => visible([true, false, false, false]),
+        ("ANALYST", _) => [NF; 4],
+        ("INTEGRATION", _) if resource == "deal" => [NF; 4],
+        ("INTEGRATION", "update" | "delete") => [F, NF, NF, NF],
+        ("INTEGRATION", _) => visible([true, false, false, false]),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn access_matrix_for_contacts_and_deals() {
+    let w = world().await;
+    let app = &w.app;
+    let mut failures = Vec::new();
+    for (resource, type_name, list) in [("contact", "Contact", "contacts"), ("deal", "Deal", "deals")] {
+        for role in ROLES {
+            let token = &w.tokens[role];
+            for action in ["read", "list", "count", "update", "delete"] {
+                let want = expected_child(resource, role, action);
+                for (i, which) in RECORDS.iter().enumerate() {
+                    let (contact, deal) = &w.children[&w.records[role][i]];
+                    let id = if resource == "contact" { contact } else { deal };
+                    let got = match action {
+                        "read" => outcome(&app.gql(Some(token), &format!("query($id:ID!){{{resource}(id:$id){{id}}}}"), json!({"id": id})).await),
+                        "list" | "count" => {
+                            let field = if resource == "contact" { "name" } else { "title" };
+                            let data = app.ok(token, &format!("{{{list}(first:100){{totalCount edges{{node{{id {field}}}}}}}}}"), json!({})).await;
+                            let listed = data[list]["edges"].as_array().unwrap().iter().any(|e| e["node"]["id"] == id.as_str());
+                            let counted = data[list]["totalCount"].as_u64().unwrap() as usize == data[list]["edges"].as_array().unwrap().len();
+                            assert!(counted, "{role} {list}: totalCount differs from the rows");
+                            if listed { "ok".into() } else { "NOT_FOUND".into() }
+                        }
+                        "update" => {
+                            let v = app.ok(&app.admin_token, &format!("query($id:ID!){{{resource}(id:$id){{version}}}}"), json!({"id": id})).await[resource]["version"].clone();
+                            let (input, field) = if resource == "contact" { ("UpdateContactInput", "notes") } else { ("UpdateDealInput", "title") };
+                            outcome(
+                                &app.gql(Some(token), &format!("mutation($i:{input}!){{update{type_name}(input:$i){{id}}}}"), json!({"i": {"id": id, "version": v, field: "改"}}))
+                                    .await,
+                            )
+                        }
+                        "delete" => {
+                            let got = outcome(&app.gql(Some(token), &format!("mutation($id:ID!){{delete{type_name}(id:$id){{id}}}}"), json!({"id": id})).await);
+                            if got == "ok" {
+                                app.ok(&app.admin_token, &format!("mutation($id:ID!){{restore{type_name}(id:$id){{id}}}}"), json!({"id": id})).await;
+                            }
+                            got
+                        }
+                        _ => unreachable!(),
+                    };
+                    if got != want[i] {
+                        failures.push(format!("{resource}: {role} {action} {which}: expected {}, got {got}", want[i]));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "access matrix mismatches:\n{}", failures.join("\n"));
 }
