@@ -130,3 +130,16 @@ async fn deactivated_user_is_locked_out_and_keeps_records() {
     assert_eq!(data["customer"]["inPublicPool"], true);
     assert_eq!(data["customer"]["departmentId"], dept.as_str());
 }
+
+#[tokio::test]
+async fn generated_secret_is_kept_in_the_database() {
+    let app = TestApp::spawn_with(|c| c.jwt_secret = None).await;
+    let token = app.admin_token.clone();
+    assert_eq!(me_code(&app, &token).await, "<no error>");
+    // a restart, or a second instance on the same database, accepts the token
+    let again = app.another_instance(|c| c.jwt_secret = None).await;
+    assert_eq!(me_code(&again, &token).await, "<no error>");
+    // a configured secret replaces the stored one
+    let other = app.another_instance(|c| c.jwt_secret = Some("a-completely-different-secret-0123456789".into())).await;
+    assert_eq!(me_code(&other, &token).await, "UNAUTHENTICATED");
+}

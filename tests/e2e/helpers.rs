@@ -14,6 +14,8 @@ pub const PASSWORD: &str = "correct horse battery";
 /// A server on its own database.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The database this server uses.
+    pub database_url: String,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub admin_token: String,
@@ -78,8 +80,17 @@ impl TestApp {
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         let (url, cleanup) = fresh_database().await;
+        Self::serve(url, Some(cleanup), tweak).await
+    }
+
+    /// Another server on this app's database (a restart, or a second instance).
+    pub async fn another_instance(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::serve(self.database_url.clone(), None, tweak).await
+    }
+
+    async fn serve(url: String, cleanup: Option<Cleanup>, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = Config {
-            database_url: url,
+            database_url: url.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             jwt_secret: Some(SECRET.into()),
             jwt_issuer: ISSUER.into(),
@@ -100,7 +111,7 @@ impl TestApp {
         tokio::spawn(async move {
             let _ = api::serve_on(listener, state, std::future::pending()).await;
         });
-        let mut app = TestApp { addr, client: reqwest::Client::new(), db, admin_token: String::new(), statements, cleanup: Some(cleanup) };
+        let mut app = TestApp { addr, database_url: url, client: reqwest::Client::new(), db, admin_token: String::new(), statements, cleanup };
         app.admin_token = app.login(ADMIN_EMAIL, PASSWORD).await;
         app
     }

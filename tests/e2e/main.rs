@@ -9,3 +9,4 @@ mod demo;
 mod http;
 mod records;
 mod schema;
+mod ws;
