@@ -46,6 +46,7 @@ async fn world() -> World {
     let east_sub = app.create_department("上海分部", Some(&east)).await;
     let west = app.create_department("西南大区", None).await;
     let mut users = HashMap::new();
+    users.insert("WEST_DEPT".to_string(), west.clone());
     for (name, dept) in [("peer", &east), ("childrep", &east_sub), ("otherrep", &west)] {
         let (id, _) = app.create_user(&format!("{name}@example.com"), "SALES", dept).await;
         users.insert(name.to_string(), id);
@@ -195,11 +196,23 @@ async fn ownership_creation_and_assignment_rules() {
     app.ok(manager, "mutation($id:ID!){assignCustomer(id:$id, ownerId:null){inPublicPool}}", json!({"id": w.records["SALES"][1]})).await;
     let resp = app.gql(Some(sales), "query($id:ID!){customer(id:$id){id inPublicPool}}", json!({"id": w.records["SALES"][1]})).await;
     assert_eq!(resp["data"]["customer"]["inPublicPool"], true, "{resp}");
-    // but pool customers are not theirs to change
-    let resp = app
-        .gql(Some(sales), "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}", json!({"i": {"id": w.records["SALES"][1], "version": 3, "region": "x"}}))
-        .await;
+    // but pool customers are not theirs to change...
+    let pooled = &w.records["SALES"][1];
+    let resp = app.gql(Some(sales), "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}", json!({"i": {"id": pooled, "version": 3, "region": "x"}})).await;
     assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+    // ...until they claim one; then it is gone from the pool
+    let claim = "mutation($id:ID!){claimCustomer(id:$id){ownerId inPublicPool}}";
+    let resp = app.gql(Some(&w.tokens["SERVICE"]), claim, json!({"id": pooled})).await;
+    assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+    let data = app.ok(sales, claim, json!({"id": pooled})).await;
+    assert_eq!(data["claimCustomer"], json!({"ownerId": w.users["SALES"], "inPublicPool": false}));
+    let resp = app.gql(Some(sales), claim, json!({"id": pooled})).await;
+    assert_eq!(code(&resp), "CONFLICT", "{resp}");
+    // a West rep does not even see East's pool
+    app.ok(manager, "mutation($id:ID!){assignCustomer(id:$id, ownerId:null){id}}", json!({"id": pooled})).await;
+    let (_, west_rep) = app.create_user("west2@example.com", "SALES", &w.users["WEST_DEPT"]).await;
+    let resp = app.gql(Some(&west_rep), claim, json!({"id": pooled})).await;
+    assert_eq!(code(&resp), "NOT_FOUND", "{resp}");
 }
 
 /// Expected outcome for records hanging off a customer (contacts, deals), whose scope

@@ -129,6 +129,7 @@ async fn deactivated_user_is_locked_out_and_keeps_records() {
     assert_eq!(data["customer"]["ownerId"], Value::Null);
     assert_eq!(data["customer"]["inPublicPool"], true);
     assert_eq!(data["customer"]["departmentId"], dept.as_str());
+    assert_eq!(app.audit_count(customer["id"].as_str().unwrap()).await, 2, "create and the hand-over are audited");
 }
 
 #[tokio::test]

@@ -451,6 +451,14 @@ impl CustomerMutation {
         svc::restore(db(ctx), actor, id).await.map(Customer).gql()
     }
 
+    /// Takes a customer from your department's public pool (sales staff); CONFLICT when
+    /// it is no longer there.
+    async fn claim_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Customer> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        svc::claim(db(ctx), actor, id).await.map(Customer).gql()
+    }
+
     /// Gives a customer to another owner (moving it to their department), or to the
     /// department's public pool when `ownerId` is null. Needs the assign permission.
     async fn assign_customer(&self, ctx: &Context<'_>, id: ID, owner_id: Option<ID>) -> Result<Customer> {

@@ -1,7 +1,7 @@
 //! Contacts: the people at an organization customer (seed 004 contact template).
 use super::pagination::{SortKey, SortValue};
 use super::record::{check_parent, load_for, save, write};
-use super::{Patch, audit, clean, new_id, normalize, now};
+use super::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};
 use chrono::NaiveDate;
@@ -95,28 +95,12 @@ pub fn mask_id_number(id: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
 }
 
-fn text(v: &mut Violations, field: &str, value: Option<String>, max: usize) -> Option<String> {
-    let value = clean(value);
-    if value.as_ref().is_some_and(|s| s.chars().count() > max) {
-        v.add(field, format!("must have at most {max} characters"));
-    }
-    value
-}
-
 fn phone(v: &mut Violations, field: &str, value: Option<String>) -> Option<String> {
     let value = clean(value);
     if let Some(p) = &value {
         v.check(field, normalize::phone_e164(p));
     }
     value
-}
-
-fn name(v: &mut Violations, name: &str) -> String {
-    let n = name.trim().to_string();
-    if n.is_empty() || n.chars().count() > 100 {
-        v.add("name", "must have 1 to 100 characters");
-    }
-    n
 }
 
 fn birthday(v: &mut Violations, b: Option<NaiveDate>) {
@@ -133,17 +117,17 @@ fn birthday(v: &mut Violations, b: Option<NaiveDate>) {
 /// NOT_FOUND (customer), FORBIDDEN, VALIDATION.
 pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewContact) -> AppResult<contact::Model> {
     let mut v = Violations::new();
-    let name = name(&mut v, &input.name);
+    let name = required_text(&mut v, "name", &input.name, 100);
     birthday(&mut v, input.birthday);
     let mobile = phone(&mut v, "mobile", input.mobile);
     let office_phone = phone(&mut v, "officePhone", input.office_phone);
     let email = clean(input.email).and_then(|e| v.check("email", normalize::email(&e)));
     let id_number = clean(input.id_number).and_then(|i| v.check("idNumber", check_id_number(&i)));
-    let title = text(&mut v, "title", input.title, 100);
-    let address = text(&mut v, "address", input.address, 500);
-    let hometown = text(&mut v, "hometown", input.hometown, 100);
-    let hobbies = text(&mut v, "hobbies", input.hobbies, 1000);
-    let notes = text(&mut v, "notes", input.notes, 4000);
+    let title = optional_text(&mut v, "title", input.title, 100);
+    let address = optional_text(&mut v, "address", input.address, 500);
+    let hometown = optional_text(&mut v, "hometown", input.hometown, 100);
+    let hobbies = optional_text(&mut v, "hobbies", input.hobbies, 1000);
+    let notes = optional_text(&mut v, "notes", input.notes, 4000);
     write(db, async |txn| {
         let customer = check_parent::<contact::Entity>(txn, actor, input.customer_id).await?;
         if customer.kind != CustomerKind::Organization {
@@ -190,13 +174,13 @@ pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i
         let mut v = Violations::new();
         let mut am: contact::ActiveModel = old.clone().into();
         if let Some(n) = p.name {
-            am.name = Set(name(&mut v, &n));
+            am.name = Set(required_text(&mut v, "name", &n, 100));
         }
         if let Some(g) = p.gender {
             am.gender = Set(g);
         }
         if let Some(t) = p.title {
-            am.title = Set(text(&mut v, "title", t, 100));
+            am.title = Set(optional_text(&mut v, "title", t, 100));
         }
         if let Some(r) = p.deal_role {
             am.deal_role = Set(r);
@@ -215,19 +199,19 @@ pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i
             am.email = Set(clean(e).and_then(|e| v.check("email", normalize::email(&e))));
         }
         if let Some(a) = p.address {
-            am.address = Set(text(&mut v, "address", a, 500));
+            am.address = Set(optional_text(&mut v, "address", a, 500));
         }
         if let Some(h) = p.hometown {
-            am.hometown = Set(text(&mut v, "hometown", h, 100));
+            am.hometown = Set(optional_text(&mut v, "hometown", h, 100));
         }
         if let Some(h) = p.hobbies {
-            am.hobbies = Set(text(&mut v, "hobbies", h, 1000));
+            am.hobbies = Set(optional_text(&mut v, "hobbies", h, 1000));
         }
         if let Some(i) = p.id_number {
             am.id_number = Set(clean(i).and_then(|i| v.check("idNumber", check_id_number(&i))));
         }
         if let Some(n) = p.notes {
-            am.notes = Set(text(&mut v, "notes", n, 4000));
+            am.notes = Set(optional_text(&mut v, "notes", n, 4000));
         }
         v.into_result()?;
         save::<contact::Entity>(txn, actor, "update", &old, am).await

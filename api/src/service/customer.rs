@@ -2,7 +2,7 @@
 //! keys (phone, e-mail, organization name) enforced by named unique indexes.
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use super::record::write;
-use super::{Patch, audit, clean, db::begin_write, new_id, normalize, now};
+use super::{Patch, audit, clean, db::begin_write, new_id, normalize, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use chrono::NaiveDate;
@@ -104,26 +104,6 @@ struct Keys {
     email_norm: Option<String>,
 }
 
-fn text_field(v: &mut Violations, field: &str, value: Option<String>, max: usize) -> Option<String> {
-    let value = clean(value);
-    if let Some(s) = &value {
-        if s.chars().count() > max {
-            v.add(field, format!("must have at most {max} characters"));
-        }
-    }
-    value
-}
-
-fn check_name(v: &mut Violations, name: &str) -> String {
-    let name = name.trim().to_string();
-    if name.is_empty() {
-        v.add("name", "is required");
-    } else if name.chars().count() > 200 {
-        v.add("name", "must have at most 200 characters");
-    }
-    name
-}
-
 fn check_category(v: &mut Violations, category: &str) -> String {
     let c = category.trim().to_lowercase();
     if !CATEGORIES.contains(&c.as_str()) {
@@ -184,7 +164,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewCustomer) 
             CustomerKind::Individual
         }
     };
-    let name = check_name(&mut v, &input.name);
+    let name = required_text(&mut v, "name", &input.name, 200);
     let category = check_category(&mut v, input.category.as_deref().unwrap_or(default_category(kind)));
     if input.gender.is_some() && kind == CustomerKind::Organization {
         v.add("gender", "only individuals have a gender");
@@ -194,10 +174,10 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewCustomer) 
     check_json_object(&mut v, "customFields", &input.custom_fields);
     check_entered_stage(&mut v, input.lifecycle_stage);
     let k = keys(&mut v, kind, &name, input.phone, input.email);
-    let address = text_field(&mut v, "address", input.address, 500);
-    let region = text_field(&mut v, "region", input.region, 100);
-    let industry = text_field(&mut v, "industry", input.industry, 100);
-    let credit_rating = text_field(&mut v, "creditRating", input.credit_rating, 20);
+    let address = optional_text(&mut v, "address", input.address, 500);
+    let region = optional_text(&mut v, "region", input.region, 100);
+    let industry = optional_text(&mut v, "industry", input.industry, 100);
+    let credit_rating = optional_text(&mut v, "creditRating", input.credit_rating, 20);
     v.into_result()?;
 
     let now = now();
@@ -408,7 +388,7 @@ fn apply_patch(old: &customer::Model, p: CustomerPatch) -> AppResult<customer::A
     let mut am: customer::ActiveModel = old.clone().into();
     let kind = old.kind;
     let name = match p.name {
-        Some(n) => check_name(&mut v, &n),
+        Some(n) => required_text(&mut v, "name", &n, 200),
         None => old.name.clone(),
     };
     if let Some(c) = p.category {
@@ -434,16 +414,16 @@ fn apply_patch(old: &customer::Model, p: CustomerPatch) -> AppResult<customer::A
     am.email = Set(k.email);
     am.email_norm = Set(k.email_norm);
     if let Some(a) = p.address {
-        am.address = Set(text_field(&mut v, "address", a, 500));
+        am.address = Set(optional_text(&mut v, "address", a, 500));
     }
     if let Some(r) = p.region {
-        am.region = Set(text_field(&mut v, "region", r, 100));
+        am.region = Set(optional_text(&mut v, "region", r, 100));
     }
     if let Some(i) = p.industry {
-        am.industry = Set(text_field(&mut v, "industry", i, 100));
+        am.industry = Set(optional_text(&mut v, "industry", i, 100));
     }
     if let Some(c) = p.credit_rating {
-        am.credit_rating = Set(text_field(&mut v, "creditRating", c, 20));
+        am.credit_rating = Set(optional_text(&mut v, "creditRating", c, 20));
     }
     if let Some(s) = p.source {
         am.source = Set(s);
@@ -538,6 +518,27 @@ pub async fn assign(db: &DatabaseConnection, actor: &Actor, id: Uuid, owner_id: 
             None => am.owner_id = Set(None),
         }
         save(txn, actor, "assign", &old, am).await
+    })
+    .await
+}
+
+/// Takes an unowned customer of the caller's department from the public pool.
+///
+/// # Errors
+/// NOT_FOUND (not readable), FORBIDDEN (the role has no pool access), CONFLICT (the
+/// customer is not in the caller's department pool, e.g. someone claimed it first).
+pub async fn claim(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<customer::Model> {
+    write(db, async |txn| {
+        let old = get(txn, actor, id).await?;
+        if !actor.grant(Resource::Customer, Action::Read).include_pool {
+            return Err(AppError::Forbidden("your role may not claim customers from the public pool".into()));
+        }
+        if old.owner_id.is_some() || old.department_id != actor.user.department_id {
+            return Err(AppError::Conflict("the customer is not in your department's public pool".into()));
+        }
+        let mut am: customer::ActiveModel = old.clone().into();
+        am.owner_id = Set(Some(actor.id()));
+        save(txn, actor, "claim", &old, am).await
     })
     .await
 }

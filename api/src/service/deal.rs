@@ -1,7 +1,7 @@
 //! Deals: opportunities and, once won, sales records with their line items.
 use super::pagination::{SortKey, SortValue};
 use super::record::{check_parent, load_for, save, write};
-use super::{Patch, audit, clean, money, new_id, now};
+use super::{Patch, audit, money, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};
 use chrono::NaiveDate;
@@ -84,10 +84,7 @@ fn check_lines(v: &mut Violations, items: &[LineItemInput], currency: &str) -> (
     let mut lines = Vec::new();
     let mut total: Option<i64> = Some(0);
     for (i, item) in items.iter().enumerate() {
-        let product = item.product.trim().to_string();
-        if product.is_empty() || product.chars().count() > 200 {
-            v.add(format!("lineItems[{i}].product"), "must have 1 to 200 characters");
-        }
+        let product = required_text(v, &format!("lineItems[{i}].product"), &item.product, 200);
         if !(1..=1_000_000_000).contains(&item.quantity) {
             v.add(format!("lineItems[{i}].quantity"), "must be between 1 and 1000000000");
         }
@@ -95,7 +92,7 @@ fn check_lines(v: &mut Violations, items: &[LineItemInput], currency: &str) -> (
         let cost = item.unit_cost.as_deref().and_then(|c| v.check(&format!("lineItems[{i}].unitCost"), money::parse_minor(c, currency)));
         if let Some(p) = price {
             total = total.and_then(|t| p.checked_mul(item.quantity).and_then(|x| t.checked_add(x)));
-            lines.push((product, clean(item.sku.clone()), item.quantity, p, cost));
+            lines.push((product, optional_text(v, &format!("lineItems[{i}].sku"), item.sku.clone(), 100), item.quantity, p, cost));
         }
     }
     if total.is_none() {
@@ -154,10 +151,7 @@ async fn insert_lines(txn: &impl ConnectionTrait, deal_id: Uuid, lines: Lines) -
 /// NOT_FOUND (customer), FORBIDDEN, VALIDATION.
 pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewDeal) -> AppResult<deal::Model> {
     let mut v = Violations::new();
-    let title = input.title.trim().to_string();
-    if title.is_empty() || title.chars().count() > 200 {
-        v.add("title", "must have 1 to 200 characters");
-    }
+    let title = required_text(&mut v, "title", &input.title, 200);
     let currency = v.check("currency", money::currency(input.currency.as_deref().unwrap_or(money::DEFAULT_CURRENCY))).unwrap_or_default();
     let lines = (!currency.is_empty()).then(|| check_lines(&mut v, &input.line_items, &currency));
     if input.amount.is_none() && input.line_items.is_empty() {
@@ -165,7 +159,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewDeal) -> A
     }
     let amount = if currency.is_empty() { 0 } else { resolve_amount(&mut v, input.amount.as_deref(), &currency, &lines, 0) };
     let stage = input.stage.unwrap_or(DealStage::Lead);
-    let lost_reason = clean(input.lost_reason);
+    let lost_reason = optional_text(&mut v, "lostReason", input.lost_reason, 1000);
     check_stage(&mut v, stage, &lost_reason);
     let actual_close_date = input.actual_close_date.or((stage == DealStage::Won).then(|| now().date_naive()));
     write(db, async |txn| {
@@ -207,11 +201,7 @@ pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i
         let mut v = Violations::new();
         let mut am: deal::ActiveModel = old.clone().into();
         if let Some(t) = p.title {
-            let t = t.trim().to_string();
-            if t.is_empty() || t.chars().count() > 200 {
-                v.add("title", "must have 1 to 200 characters");
-            }
-            am.title = Set(t);
+            am.title = Set(required_text(&mut v, "title", &t, 200));
         }
         let currency = match p.currency {
             Some(c) => v.check("currency", money::currency(&c)).unwrap_or_else(|| old.currency.clone()),
@@ -226,7 +216,7 @@ pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i
         am.amount_minor = Set(amount);
         let stage = p.stage.unwrap_or(old.stage);
         let lost_reason = match p.lost_reason {
-            Some(r) => clean(r),
+            Some(r) => optional_text(&mut v, "lostReason", r, 1000),
             None => old.lost_reason.clone(),
         };
         check_stage(&mut v, stage, &lost_reason);

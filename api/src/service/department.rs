@@ -1,5 +1,5 @@
 //! Departments: a tree that scopes what managers see.
-use super::{audit, db::begin_write, new_id, now};
+use super::{audit, db::begin_write, new_id, now, required_text};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use entity::department;
@@ -22,10 +22,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, name: &str, parent_i
 /// Inserts a department inside the caller's transaction (also used by the CLI).
 pub async fn insert(db: &impl ConnectionTrait, actor_id: Option<Uuid>, name: &str, parent_id: Option<Uuid>) -> AppResult<department::Model> {
     let mut v = Violations::new();
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        v.add("name", "must have 1 to 100 characters");
-    }
+    let name = required_text(&mut v, "name", name, 100);
     if let Some(parent) = parent_id {
         if department::Entity::find_by_id(parent).one(db).await?.is_none() {
             v.add("parentId", "no such department");
@@ -35,7 +32,7 @@ pub async fn insert(db: &impl ConnectionTrait, actor_id: Option<Uuid>, name: &st
     let now = now();
     let model = department::ActiveModel {
         id: Set(new_id()),
-        name: Set(name.to_string()),
+        name: Set(name),
         parent_id: Set(parent_id),
         version: Set(1),
         created_at: Set(now),

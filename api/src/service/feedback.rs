@@ -1,7 +1,7 @@
 //! Feedback: complaints, suggestions, praise, survey answers and service requests.
 use super::pagination::{SortKey, SortValue};
 use super::record::{check_parent, load_for, save, write};
-use super::{Patch, audit, clean, new_id, now};
+use super::{Patch, audit, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};
 use entity::enums::{Action, FeedbackChannel, FeedbackKind, FeedbackStatus};
@@ -62,14 +62,6 @@ fn check_scores(v: &mut Violations, rating: Option<i32>, nps: Option<i32>) {
     }
 }
 
-fn check_content(v: &mut Violations, content: &str) -> String {
-    let c = content.trim().to_string();
-    if c.is_empty() || c.chars().count() > 8000 {
-        v.add("content", "must have 1 to 8000 characters");
-    }
-    c
-}
-
 async fn check_handler(db: &impl ConnectionTrait, v: &mut Violations, handler: Option<Uuid>) -> AppResult<()> {
     if let Some(h) = handler {
         if !user::Entity::find_by_id(h).one(db).await?.is_some_and(|u| u.active) {
@@ -85,7 +77,7 @@ async fn check_handler(db: &impl ConnectionTrait, v: &mut Violations, handler: O
 /// NOT_FOUND (customer), FORBIDDEN, VALIDATION.
 pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewFeedback) -> AppResult<feedback::Model> {
     let mut v = Violations::new();
-    let content = check_content(&mut v, &input.content);
+    let content = required_text(&mut v, "content", &input.content, 8000);
     check_scores(&mut v, input.rating, input.nps);
     write(db, async |txn| {
         let customer = check_parent::<feedback::Entity>(txn, actor, input.customer_id).await?;
@@ -152,14 +144,14 @@ pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i
             am.nps = Set(n);
         }
         if let Some(c) = p.content {
-            am.content = Set(check_content(&mut v, &c));
+            am.content = Set(required_text(&mut v, "content", &c, 8000));
         }
         if let Some(h) = p.handler_id {
             check_handler(txn, &mut v, h).await?;
             am.handler_id = Set(h);
         }
         if let Some(r) = p.resolution {
-            am.resolution = Set(clean(r));
+            am.resolution = Set(optional_text(&mut v, "resolution", r, 8000));
         }
         if let Some(status) = p.status {
             let done = matches!(status, FeedbackStatus::Resolved | FeedbackStatus::Closed);

@@ -1,7 +1,7 @@
 //! The activity log: visits, calls, messages, meetings, gifts, events.
 use super::pagination::{SortKey, SortValue};
 use super::record::{check_parent, write};
-use super::{audit, clean, new_id, now};
+use super::{audit, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -47,14 +47,8 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<interaction::Enti
 /// another customer).
 pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewInteraction) -> AppResult<interaction::Model> {
     let mut v = Violations::new();
-    let summary = input.summary.trim().to_string();
-    if summary.is_empty() || summary.chars().count() > 4000 {
-        v.add("summary", "must have 1 to 4000 characters");
-    }
-    let outcome = clean(input.outcome);
-    if outcome.as_ref().is_some_and(|o| o.chars().count() > 4000) {
-        v.add("outcome", "must have at most 4000 characters");
-    }
+    let summary = required_text(&mut v, "summary", &input.summary, 4000);
+    let outcome = optional_text(&mut v, "outcome", input.outcome, 4000);
     let now = now();
     let occurred_at = input.occurred_at.unwrap_or(now);
     if occurred_at > now + Duration::minutes(5) {

@@ -29,6 +29,25 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// An optional text field: trimmed, blank becomes `None`, longer than `max` characters is
+/// recorded as a violation.
+pub fn optional_text(v: &mut crate::error::Violations, field: &str, value: Option<String>, max: usize) -> Option<String> {
+    let value = clean(value);
+    if value.as_ref().is_some_and(|s| s.chars().count() > max) {
+        v.add(field, format!("must have at most {max} characters"));
+    }
+    value
+}
+
+/// A required text field: trimmed, 1 to `max` characters.
+pub fn required_text(v: &mut crate::error::Violations, field: &str, value: &str, max: usize) -> String {
+    let value = value.trim().to_string();
+    if value.is_empty() || value.chars().count() > max {
+        v.add(field, format!("must have 1 to {max} characters"));
+    }
+    value
+}
+
 /// Trims a text field; blank becomes `None`.
 pub fn clean(s: Option<String>) -> Option<String> {
     s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())

@@ -1,6 +1,6 @@
 //! Staff accounts: creation, login, deactivation.
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
-use super::{audit, db::begin_write, new_id, normalize, now};
+use super::{audit, db::begin_write, new_id, normalize, now, required_text};
 use crate::auth::{Actor, JwtKeys, password};
 use crate::error::{AppError, AppResult, Violations};
 use chrono::{DateTime, Utc};
@@ -36,9 +36,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewUser) -> A
 pub async fn validate_and_hash(db: &impl ConnectionTrait, input: &NewUser) -> AppResult<String> {
     let mut v = Violations::new();
     v.check("email", normalize::email(&input.email));
-    if input.name.trim().is_empty() || input.name.chars().count() > 100 {
-        v.add("name", "must have 1 to 100 characters");
-    }
+    required_text(&mut v, "name", &input.name, 100);
     v.check("password", password::check_policy(&input.password));
     if department::Entity::find_by_id(input.department_id).one(db).await?.is_none() {
         v.add("departmentId", "no such department");
@@ -145,9 +143,7 @@ pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i
     actor.require_all(Resource::User, Action::Update)?;
     let mut v = Violations::new();
     if let Some(name) = &patch.name {
-        if name.trim().is_empty() || name.chars().count() > 100 {
-            v.add("name", "must have 1 to 100 characters");
-        }
+        required_text(&mut v, "name", name, 100);
     }
     if let Some(p) = &patch.password {
         v.check("password", password::check_policy(p));
@@ -212,16 +208,27 @@ pub async fn deactivate(db: &DatabaseConnection, actor: &Actor, id: Uuid, succes
     am.version = Set(old.version + 1);
     am.updated_at = Set(now());
     let new = am.update(&txn).await?;
-    let moved = customer::Entity::update_many()
-        .col_expr(customer::Column::OwnerId, Expr::value(successor.as_ref().map(|s| s.id)))
-        .col_expr(customer::Column::DepartmentId, Expr::value(successor.as_ref().map_or(old.department_id, |s| s.department_id)))
+    // Hand the customers over; each move is audited like an assignment.
+    let owned = customer::Entity::find().filter(customer::Column::OwnerId.eq(id)).all(&txn).await?;
+    let at = now();
+    let (owner, department) = match &successor {
+        Some(s) => (Some(s.id), s.department_id),
+        None => (None, old.department_id),
+    };
+    customer::Entity::update_many()
+        .col_expr(customer::Column::OwnerId, Expr::value(owner))
+        .col_expr(customer::Column::DepartmentId, Expr::value(department))
         .col_expr(customer::Column::Version, Expr::col(customer::Column::Version).add(1))
-        .col_expr(customer::Column::UpdatedAt, Expr::value(now()))
-        .filter(customer::Column::OwnerId.eq(id))
+        .col_expr(customer::Column::UpdatedAt, Expr::value(at))
+        .filter(customer::Column::Id.is_in(owned.iter().map(|c| c.id)))
         .exec(&txn)
         .await?;
-    audit::record(&txn, Some(actor.id()), "deactivate", "user", id, Some(&old), Some(&new)).await?;
-    tracing::info!(user = %id, moved = moved.rows_affected, "user deactivated; customers handed over");
+    for before in &owned {
+        let after = customer::Model { owner_id: owner, department_id: department, version: before.version + 1, updated_at: at, ..before.clone() };
+        audit::record(&txn, Some(actor.id()), "assign", "customer", before.id, Some(before), Some(&after)).await?;
+    }
+    let moved = owned.len();
+    tracing::info!(user = %id, moved, "user deactivated; customers handed over");
     txn.commit().await?;
     Ok(new)
 }
