@@ -21,6 +21,10 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// `CRM_MAX_BODY_BYTES`; default 1 MiB.
     pub body_limit: usize,
+    /// `CRM_SCHEDULER`: `off` disables the daily reclassification; default on.
+    pub scheduler: bool,
+    /// `CRM_RECLASSIFY_HOUR_UTC`: hour of the daily pass; default 18 (02:00 in China).
+    pub reclassify_hour_utc: u32,
     /// `CRM_MAX_DEPTH`, `CRM_MAX_COMPLEXITY`.
     pub max_depth: usize,
     pub max_complexity: usize,
@@ -63,6 +67,8 @@ impl Config {
             admin_email: var("CRM_ADMIN_EMAIL"),
             admin_password: var("CRM_ADMIN_PASSWORD"),
             body_limit: parsed("CRM_MAX_BODY_BYTES", 1024 * 1024usize)?,
+            scheduler: !matches!(var("CRM_SCHEDULER").as_deref(), Some("off" | "false" | "0")),
+            reclassify_hour_utc: parsed("CRM_RECLASSIFY_HOUR_UTC", 18u32)?.min(23),
             max_depth: parsed("CRM_MAX_DEPTH", limits.depth)?,
             max_complexity: parsed("CRM_MAX_COMPLEXITY", limits.complexity)?,
         })

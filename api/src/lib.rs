@@ -121,3 +121,24 @@ pub async fn serve_on(
     tracing::info!(addr = %listener.local_addr()?, "listening");
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }
+
+/// Runs the daily jobs (the time-based reclassification) until the process ends. Every
+/// instance may run it: the pass of a day is started once across instances.
+pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now();
+            if chrono::Timelike::hour(&now) < hour_utc {
+                continue;
+            }
+            match service::classification::daily_pass(&db, now.date_naive()).await {
+                Ok(true) => tracing::info!("daily reclassification done"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "daily reclassification failed"),
+            }
+        }
+    });
+}

@@ -76,6 +76,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let state = api::prepare(&config).await?;
+            if config.scheduler {
+                api::spawn_scheduler(&state, config.reclassify_hour_utc);
+            }
             api::serve(state, config.listen, shutdown_signal()).await.map_err(|e| format!("cannot serve on {}: {e}", config.listen))
         }
         Command::Migrate => {

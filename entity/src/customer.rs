@@ -1,5 +1,5 @@
 //! The customer archive.
-use crate::enums::{CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Tier};
+use crate::enums::{CustomerKind, CustomerSource, Gender, Importance, Level, LifecycleStage, RelationshipType, Tier, TurnoverMarginClass};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
@@ -33,7 +33,28 @@ pub struct Model {
     pub owner_id: Option<Uuid>,
     pub department_id: Uuid,
     pub lifecycle_stage: LifecycleStage,
+    /// Effective tier: the override when set, else the computed tier.
     pub tier: Tier,
+    pub computed_tier: Option<Tier>,
+    pub tier_override: Option<Tier>,
+    pub tier_override_reason: Option<String>,
+    pub rfm_recency: Option<i32>,
+    pub rfm_frequency: Option<i32>,
+    pub rfm_monetary: Option<i32>,
+    pub rfm_score: Option<i32>,
+    pub frequency_class: Option<Level>,
+    pub value_class: Option<Level>,
+    pub relationship_type: Option<RelationshipType>,
+    pub turnover_margin_class: Option<TurnoverMarginClass>,
+    pub first_purchase_on: Option<Date>,
+    pub last_purchase_on: Option<Date>,
+    /// Won deals in the trailing window.
+    pub won_count: i32,
+    /// Won revenue in the trailing window, base-currency minor units.
+    pub revenue_minor: i64,
+    /// Margin of that revenue (lines with a known cost), base-currency minor units.
+    pub margin_minor: i64,
+    pub classified_at: Option<DateTimeUtc>,
     pub created_by: Option<Uuid>,
     pub version: i32,
     pub created_at: DateTimeUtc,

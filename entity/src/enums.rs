@@ -141,3 +141,20 @@ string_enum!(
     /// Who started an interaction.
     Direction { Inbound = "INBOUND", Outbound = "OUTBOUND" }
 );
+
+string_enum!(
+    /// High or low (purchase frequency, value).
+    Level { High = "HIGH", Low = "LOW" }
+);
+
+string_enum!(
+    /// Loyalty x profit contribution (seed 001).
+    RelationshipType {
+        Partnership = "PARTNERSHIP", Functional = "FUNCTIONAL", Emotional = "EMOTIONAL", Drifting = "DRIFTING",
+    }
+);
+
+string_enum!(
+    /// Turnover x margin (seed 001): A high/high, B high/low, C low/low, D low/high.
+    TurnoverMarginClass { A = "A", B = "B", C = "C", D = "D" }
+);

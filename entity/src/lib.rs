@@ -2,12 +2,16 @@
 //! This crate knows nothing of GraphQL or HTTP.
 
 pub mod audit_log;
+pub mod classification_history;
+pub mod classification_policy;
+pub mod classification_run;
 pub mod contact;
 pub mod customer;
 pub mod deal;
 pub mod deal_line_item;
 pub mod department;
 pub mod enums;
+pub mod exchange_rate;
 pub mod feedback;
 pub mod interaction;
 pub mod prelude;

@@ -99,6 +99,8 @@ impl TestApp {
             admin_email: Some(ADMIN_EMAIL.into()),
             admin_password: Some(PASSWORD.into()),
             body_limit: 64 * 1024,
+            scheduler: false,
+            reclassify_hour_utc: 18,
             max_depth: 12,
             max_complexity: 50_000,
         };

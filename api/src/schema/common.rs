@@ -227,6 +227,22 @@ impl MoneyFilter {
     }
 }
 
+impl MoneyFilter {
+    /// Bounds on an amount column that has no currency column of its own.
+    pub fn amount_condition(&self, field: &str, amount: impl ColumnTrait + Copy) -> AppResult<Condition> {
+        use crate::service::money;
+        let code = money::currency(&self.currency).map_err(|m| AppError::invalid(format!("{field}.currency"), m))?;
+        let mut c = Condition::all();
+        if let Some(v) = &self.gte {
+            c = c.add(amount.gte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.gte"), m))?));
+        }
+        if let Some(v) = &self.lte {
+            c = c.add(amount.lte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.lte"), m))?));
+        }
+        Ok(c)
+    }
+}
+
 /// Combines the nested `and`/`or` lists of a filter with its own fields, bounding depth.
 pub fn nest<F>(
     and: &Option<Vec<F>>,
@@ -350,6 +366,9 @@ impl DateFilter {
 #[graphql(concrete(name = "FeedbackChannelFilter", params(super::enums::FeedbackChannel)))]
 #[graphql(concrete(name = "FeedbackStatusFilter", params(super::enums::FeedbackStatus)))]
 #[graphql(concrete(name = "InteractionKindFilter", params(super::enums::InteractionKind)))]
+#[graphql(concrete(name = "LevelFilter", params(super::enums::Level)))]
+#[graphql(concrete(name = "RelationshipTypeFilter", params(super::enums::RelationshipType)))]
+#[graphql(concrete(name = "TurnoverMarginClassFilter", params(super::enums::TurnoverMarginClass)))]
 pub struct EnumFilter<T: async_graphql::InputType + async_graphql::EnumType> {
     /// Equal to.
     pub eq: Option<T>,

@@ -1,6 +1,6 @@
 //! Customer type, inputs, filters, queries and mutations.
 use super::common::{
-    DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, nest, db, page_args,
+    DateFilter, DateTimeFilter, EnumFilter, IdFilter, IntFilter, Money, MoneyFilter, SortDirection, StringFilter, actor, connection, nest, db, page_args,
     parse_id,
 };
 use super::contact::{Contact, ContactConnection};
@@ -9,7 +9,8 @@ use super::department::Department;
 use super::feedback::{Feedback, FeedbackConnection};
 use super::interaction::{Interaction, InteractionConnection};
 use super::loaders::nested_page;
-use super::enums::{CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Tier};
+use super::classification::ClassificationChange;
+use super::enums::{CustomerKind, CustomerSource, Gender, Importance, Level, LifecycleStage, RelationshipType, Tier, TurnoverMarginClass};
 use super::user::User;
 use crate::error::{AppResult, ResultExt};
 use crate::service::customer::{self as svc, CustomerPatch, NewCustomer, SortField};
@@ -110,6 +111,64 @@ impl Customer {
     async fn tier(&self) -> Tier {
         self.0.tier.into()
     }
+    /// The tier computed from won deals, before any override.
+    async fn computed_tier(&self) -> Option<Tier> {
+        self.0.computed_tier.map(Into::into)
+    }
+    /// A manual tier that wins over the computed one, with its reason.
+    async fn tier_override(&self) -> Option<TierOverride> {
+        self.0.tier_override.map(|t| TierOverride { tier: t.into(), reason: self.0.tier_override_reason.clone().unwrap_or_default() })
+    }
+    /// Recency, frequency and monetary scores (1 = lowest) among customers who bought in the window.
+    async fn rfm(&self) -> Option<Rfm> {
+        match (self.0.rfm_recency, self.0.rfm_frequency, self.0.rfm_monetary, self.0.rfm_score) {
+            (Some(recency), Some(frequency), Some(monetary), Some(score)) => Some(Rfm { recency, frequency, monetary, score }),
+            _ => None,
+        }
+    }
+    /// High or low purchase frequency in the window.
+    async fn frequency_class(&self) -> Option<Level> {
+        self.0.frequency_class.map(Into::into)
+    }
+    /// High or low value in the window.
+    async fn value_class(&self) -> Option<Level> {
+        self.0.value_class.map(Into::into)
+    }
+    /// Loyalty x profit contribution.
+    async fn relationship_type(&self) -> Option<RelationshipType> {
+        self.0.relationship_type.map(Into::into)
+    }
+    /// Turnover x margin class.
+    async fn turnover_margin_class(&self) -> Option<TurnoverMarginClass> {
+        self.0.turnover_margin_class.map(Into::into)
+    }
+    async fn first_purchase_on(&self) -> Option<NaiveDate> {
+        self.0.first_purchase_on
+    }
+    async fn last_purchase_on(&self) -> Option<NaiveDate> {
+        self.0.last_purchase_on
+    }
+    /// Won deals in the trailing window.
+    async fn won_deal_count(&self) -> i32 {
+        self.0.won_count
+    }
+    /// Won revenue in the trailing window, in the base currency; null for roles that may not see amounts.
+    async fn revenue(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
+        self.base_amount(ctx, self.0.revenue_minor).await
+    }
+    /// Margin of that revenue (lines with a known cost); null for roles that may not see amounts.
+    async fn margin(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
+        self.base_amount(ctx, self.0.margin_minor).await
+    }
+    /// When the grades last changed.
+    async fn classified_at(&self) -> Option<DateTime<Utc>> {
+        self.0.classified_at
+    }
+    /// Changes of tier and lifecycle stage, newest first.
+    async fn classification_history(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32) -> Result<Vec<ClassificationChange>> {
+        let rows = crate::service::classification::history(db(ctx), self.0.id, first.clamp(1, 100) as u64).await.gql()?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
     /// Id of the owner; null while in the public pool.
     async fn owner_id(&self) -> Option<ID> {
         self.0.owner_id.map(|i| ID(i.to_string()))
@@ -167,6 +226,37 @@ impl Customer {
     }
 }
 
+impl Customer {
+    async fn base_amount(&self, ctx: &Context<'_>, minor: i64) -> Result<Option<Money>> {
+        let sees = ctx
+            .data_opt::<crate::auth::Actor>()
+            .is_some_and(|a| a.grant(entity::enums::Resource::DealAmount, entity::enums::Action::Read).allowed());
+        if !sees {
+            return Ok(None);
+        }
+        let (policy, _) = super::loaders::policy(ctx).await?;
+        Ok(Some(Money::new(minor, &policy.base_currency)))
+    }
+}
+
+/// A manual tier and why it was set.
+#[derive(SimpleObject, Clone)]
+pub struct TierOverride {
+    pub tier: Tier,
+    pub reason: String,
+}
+
+/// RFM scores, 1 (lowest) to the policy's bucket count.
+#[derive(SimpleObject, Clone)]
+pub struct Rfm {
+    /// Higher is more recent.
+    pub recency: i32,
+    pub frequency: i32,
+    pub monetary: i32,
+    /// recency x 100 + frequency x 10 + monetary, e.g. 555.
+    pub score: i32,
+}
+
 connection!(CustomerConnection, CustomerEdge, Customer, "customers");
 
 /// Filter of the customer list; fields combine with AND, `and`/`or` nest.
@@ -192,9 +282,22 @@ pub struct CustomerFilter {
     pub department_id: Option<IdFilter>,
     pub created_at: Option<DateTimeFilter>,
     pub updated_at: Option<DateTimeFilter>,
+    pub frequency_class: Option<EnumFilter<Level>>,
+    pub value_class: Option<EnumFilter<Level>>,
+    pub relationship_type: Option<EnumFilter<RelationshipType>>,
+    pub turnover_margin_class: Option<EnumFilter<TurnoverMarginClass>>,
+    pub rfm_score: Option<IntFilter>,
+    pub won_deal_count: Option<IntFilter>,
+    pub last_purchase_on: Option<DateFilter>,
+    /// Won revenue in the window, in the base currency (needs permission to see amounts).
+    pub revenue: Option<MoneyFilter>,
 }
 
 impl CustomerFilter {
+    fn uses_revenue(&self) -> bool {
+        self.revenue.is_some() || self.and.iter().chain(self.or.iter()).flatten().any(CustomerFilter::uses_revenue)
+    }
+
     fn condition(&self, depth: usize) -> AppResult<Condition> {
         let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
         if let Some(f) = &self.id {
@@ -257,6 +360,30 @@ impl CustomerFilter {
         if let Some(f) = &self.updated_at {
             c = c.add(f.condition(Column::UpdatedAt));
         }
+        if let Some(f) = &self.frequency_class {
+            c = c.add(f.condition::<e::Level>(Column::FrequencyClass));
+        }
+        if let Some(f) = &self.value_class {
+            c = c.add(f.condition::<e::Level>(Column::ValueClass));
+        }
+        if let Some(f) = &self.relationship_type {
+            c = c.add(f.condition::<e::RelationshipType>(Column::RelationshipType));
+        }
+        if let Some(f) = &self.turnover_margin_class {
+            c = c.add(f.condition::<e::TurnoverMarginClass>(Column::TurnoverMarginClass));
+        }
+        if let Some(f) = &self.rfm_score {
+            c = c.add(f.condition(Column::RfmScore));
+        }
+        if let Some(f) = &self.won_deal_count {
+            c = c.add(f.condition(Column::WonCount));
+        }
+        if let Some(f) = &self.last_purchase_on {
+            c = c.add(f.condition(Column::LastPurchaseOn));
+        }
+        if let Some(f) = &self.revenue {
+            c = c.add(f.amount_condition("filter.revenue", Column::RevenueMinor)?);
+        }
         Ok(c)
     }
 }
@@ -272,6 +399,9 @@ pub enum CustomerSortField {
     Kind,
     LifecycleStage,
     Tier,
+    /// Won revenue in the window (needs permission to see amounts).
+    Revenue,
+    WonDealCount,
 }
 
 /// One sort key; rows that tie on every key are ordered by id.
@@ -373,9 +503,14 @@ impl CustomerQuery {
         #[graphql(default)] deleted: bool,
     ) -> Result<CustomerConnection> {
         let actor = actor(ctx)?;
-        let condition = filter.unwrap_or_default().condition(0).gql()?;
+        let filter = filter.unwrap_or_default();
         let order: Vec<(SortField, bool)> =
             order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc)).collect();
+        let by_amount = filter.uses_revenue() || order.iter().any(|(f, _)| *f == SortField::Revenue);
+        if by_amount && !actor.grant(entity::enums::Resource::DealAmount, entity::enums::Action::Read).allowed() {
+            return Err(crate::error::AppError::Forbidden("your role may not see revenue".into())).gql();
+        }
+        let condition = filter.condition(0).gql()?;
         let page = svc::list(db(ctx), actor, condition, deleted, &order, &page_args(first, after)).await.gql()?;
         Ok(CustomerConnection(page.map(Customer)))
     }

@@ -324,13 +324,13 @@ impl DealMutation {
     async fn delete_deal(&self, ctx: &Context<'_>, id: ID, version: Option<i32>) -> Result<Deal> {
         let actor = actor(ctx)?;
         let id = parse_id("id", &id).gql()?;
-        record::delete::<deal::Entity>(db(ctx), actor, id, version).await.map(Deal).gql()
+        svc::delete(db(ctx), actor, id, version).await.map(Deal).gql()
     }
 
     /// Restores a deal from the trash.
     async fn restore_deal(&self, ctx: &Context<'_>, id: ID) -> Result<Deal> {
         let actor = actor(ctx)?;
         let id = parse_id("id", &id).gql()?;
-        record::restore::<deal::Entity>(db(ctx), actor, id).await.map(Deal).gql()
+        svc::restore(db(ctx), actor, id).await.map(Deal).gql()
     }
 }

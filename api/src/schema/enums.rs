@@ -206,3 +206,39 @@ pub enum Direction {
     /// We reached the customer.
     Outbound,
 }
+
+/// High or low.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::Level")]
+pub enum Level {
+    High,
+    Low,
+}
+
+/// Relationship type (seed 001): loyalty x profit contribution.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::RelationshipType")]
+pub enum RelationshipType {
+    /// Loyal and profitable: the ideal customer.
+    Partnership,
+    /// Profitable but not loyal: find out why, keep them.
+    Functional,
+    /// Loyal but little profit: free advocates.
+    Emotional,
+    /// Neither: the most fragile.
+    Drifting,
+}
+
+/// Turnover x margin class (seed 001).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::TurnoverMarginClass")]
+pub enum TurnoverMarginClass {
+    /// High turnover, high margin.
+    A,
+    /// High turnover, low margin.
+    B,
+    /// Low turnover, low margin.
+    C,
+    /// Low turnover, high margin.
+    D,
+}

@@ -23,6 +23,8 @@ use uuid::Uuid;
 pub struct Loaders {
     pub db: DatabaseConnection,
     pub actor: Option<Actor>,
+    /// The classification policy, read once per request.
+    policy: tokio::sync::OnceCell<(crate::service::classification::Policy, i32)>,
 }
 
 /// What the request data holds.
@@ -43,7 +45,7 @@ impl Loaders {
 
 /// A new loader for a request.
 pub fn new_loader(db: DatabaseConnection, actor: Option<Actor>) -> RequestLoader {
-    Arc::new(DataLoader::new(Loaders { db, actor }, tokio::spawn))
+    Arc::new(DataLoader::new(Loaders { db, actor, policy: Default::default() }, tokio::spawn))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -241,6 +243,18 @@ pub fn loader(ctx: &Context<'_>) -> RequestLoader {
 /// Turns a loader error into a GraphQL error with its code.
 pub fn unshare(e: LoadError) -> async_graphql::Error {
     e.extend()
+}
+
+/// The classification policy, read at most once per request.
+pub async fn policy(ctx: &Context<'_>) -> Result<(crate::service::classification::Policy, i32)> {
+    let loader = loader(ctx);
+    let inner = loader.loader();
+    inner
+        .policy
+        .get_or_try_init(|| crate::service::classification::policy(&inner.db))
+        .await
+        .cloned()
+        .map_err(|e| e.extend())
 }
 
 /// A staff member by id (staff names and departments are visible to colleagues).

@@ -1,4 +1,5 @@
 //! The GraphQL schema: one module per resource turning GraphQL into service calls.
+pub mod classification;
 pub mod common;
 pub mod contact;
 pub mod customer;
@@ -22,6 +23,7 @@ pub struct Query(
     deal::DealQuery,
     feedback::FeedbackQuery,
     interaction::InteractionQuery,
+    classification::ClassificationQuery,
 );
 
 /// Every mutation.
@@ -34,6 +36,7 @@ pub struct Mutation(
     deal::DealMutation,
     feedback::FeedbackMutation,
     interaction::InteractionMutation,
+    classification::ClassificationMutation,
 );
 
 /// The schema type served at /graphql.

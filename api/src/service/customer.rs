@@ -79,6 +79,8 @@ pub enum SortField {
     Kind,
     LifecycleStage,
     Tier,
+    Revenue,
+    WonDealCount,
 }
 
 /// The keyset sort key of a field.
@@ -91,6 +93,8 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<customer::Entity>
         SortField::Kind => ("kind", Column::Kind, |m| SortValue::Text(m.kind.to_string())),
         SortField::LifecycleStage => ("lifecycleStage", Column::LifecycleStage, |m| SortValue::Text(m.lifecycle_stage.to_string())),
         SortField::Tier => ("tier", Column::Tier, |m| SortValue::Text(m.tier.to_string())),
+        SortField::Revenue => ("revenue", Column::RevenueMinor, |m| SortValue::Int(m.revenue_minor)),
+        SortField::WonDealCount => ("wonDealCount", Column::WonCount, |m| SortValue::Int(m.won_count as i64)),
     };
     SortKey { name, column, descending, value }
 }
@@ -211,6 +215,8 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewCustomer) 
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
+        // Grades start empty; classification fills them.
+        ..Default::default()
     };
     let txn = begin_write(db).await?;
     let result = async {
@@ -302,6 +308,14 @@ pub async fn list(
         order.iter().map(|(f, d)| sort_key(*f, *d)).collect()
     };
     paginate(db, q, &keys, Column::Id, |m| m.id, args).await
+}
+
+/// Loads a live customer for an action inside the caller's transaction.
+///
+/// # Errors
+/// NOT_FOUND, FORBIDDEN.
+pub async fn load_for_action(txn: &impl ConnectionTrait, actor: &Actor, id: Uuid, action: Action) -> AppResult<customer::Model> {
+    load_for(txn, actor, id, action, false).await
 }
 
 /// Loads a customer for a write: NOT_FOUND if the caller cannot read it (deleted ones

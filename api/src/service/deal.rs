@@ -1,6 +1,7 @@
 //! Deals: opportunities and, once won, sales records with their line items.
 use super::pagination::{SortKey, SortValue};
-use super::record::{check_parent, load_for, save, write};
+use super::classification::{self, Reason};
+use super::record::{self, check_parent, load_for, save, write};
 use super::{Patch, audit, money, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};
@@ -186,6 +187,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewDeal) -> A
         .await?;
         let items = insert_lines(txn, m.id, lines.map(|l| l.0).unwrap_or_default()).await?;
         audit::record(txn, Some(actor.id()), "create", "deal", m.id, None, Some(&serde_json::json!({ "deal": m, "lineItems": items }))).await?;
+        classification::recompute(txn, m.customer_id, reason(None, m.stage), Some(actor.id())).await?;
         Ok(m)
     })
     .await
@@ -238,7 +240,43 @@ pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i
             let after = insert_lines(txn, id, items).await?;
             audit::record(txn, Some(actor.id()), "replace_line_items", "deal", id, Some(&before), Some(&after)).await?;
         }
+        classification::recompute(txn, new.customer_id, reason(Some(old.stage), new.stage), Some(actor.id())).await?;
         Ok(new)
+    })
+    .await
+}
+
+/// Why a deal write changes its customer's classification.
+fn reason(before: Option<DealStage>, after: DealStage) -> Reason {
+    match after {
+        DealStage::Won if before != Some(DealStage::Won) => Reason::DealWon,
+        DealStage::Lost if before != Some(DealStage::Lost) => Reason::DealLost,
+        _ => Reason::DealChanged,
+    }
+}
+
+/// Soft-deletes a deal and reclassifies its customer in the same transaction.
+///
+/// # Errors
+/// NOT_FOUND, FORBIDDEN, CONFLICT.
+pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: Option<i32>) -> AppResult<deal::Model> {
+    write(db, async |txn| {
+        let d = record::delete_in::<deal::Entity>(txn, actor, id, version).await?;
+        classification::recompute(txn, d.customer_id, Reason::DealChanged, Some(actor.id())).await?;
+        Ok(d)
+    })
+    .await
+}
+
+/// Restores a deal and reclassifies its customer in the same transaction.
+///
+/// # Errors
+/// NOT_FOUND, FORBIDDEN.
+pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<deal::Model> {
+    write(db, async |txn| {
+        let d = record::restore_in::<deal::Entity>(txn, actor, id).await?;
+        classification::recompute(txn, d.customer_id, Reason::DealChanged, Some(actor.id())).await?;
+        Ok(d)
     })
     .await
 }

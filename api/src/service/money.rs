@@ -45,6 +45,25 @@ pub fn parse_minor(amount: &str, currency: &str) -> Result<i64, String> {
         .ok_or_else(|| "amount too large".to_string())
 }
 
+/// Parses a non-negative decimal with at most `places` decimals into an integer scaled by
+/// 10^places ("7.1" with 6 places is 7100000).
+///
+/// # Errors
+/// A message when the string is not such a decimal.
+pub fn parse_scaled(value: &str, places: u32) -> Result<i64, String> {
+    let s = value.trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > places as usize {
+        return Err(format!("'{value}' is not a decimal with at most {places} places"));
+    }
+    let frac_value: i64 = if frac.is_empty() { 0 } else { frac.parse::<i64>().map_err(|e| e.to_string())? * 10i64.pow(places - frac.len() as u32) };
+    int.parse::<i64>()
+        .ok()
+        .and_then(|i| i.checked_mul(10i64.pow(places)))
+        .and_then(|i| i.checked_add(frac_value))
+        .ok_or_else(|| "too large".to_string())
+}
+
 /// Formats minor units as a decimal string with the currency's decimals.
 pub fn format_minor(minor: i64, currency: &str) -> String {
     let exp = exponent(currency).unwrap_or(2);

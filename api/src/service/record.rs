@@ -161,13 +161,15 @@ where
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, CONFLICT.
 pub async fn delete<E: CustomerRecord>(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: Option<i32>) -> AppResult<E::Model> {
-    write(db, async |txn| {
-        let old = load_for::<E>(txn, actor, id, Action::Delete, false, version).await?;
-        let mut am = old.clone().into_active_model();
-        E::set_deleted(&mut am, Some(now()));
-        save::<E>(txn, actor, "delete", &old, am).await
-    })
-    .await
+    write(db, async |txn| delete_in::<E>(txn, actor, id, version).await).await
+}
+
+/// Soft-deletes a record inside the caller's transaction.
+pub async fn delete_in<E: CustomerRecord>(txn: &DatabaseTransaction, actor: &Actor, id: Uuid, version: Option<i32>) -> AppResult<E::Model> {
+    let old = load_for::<E>(txn, actor, id, Action::Delete, false, version).await?;
+    let mut am = old.clone().into_active_model();
+    E::set_deleted(&mut am, Some(now()));
+    save::<E>(txn, actor, "delete", &old, am).await
 }
 
 /// Restores a soft-deleted record.
@@ -175,13 +177,15 @@ pub async fn delete<E: CustomerRecord>(db: &DatabaseConnection, actor: &Actor, i
 /// # Errors
 /// NOT_FOUND (nothing in the trash with that id in scope), FORBIDDEN.
 pub async fn restore<E: CustomerRecord>(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<E::Model> {
-    write(db, async |txn| {
-        let old = load_for::<E>(txn, actor, id, Action::Delete, true, None).await?;
-        let mut am = old.clone().into_active_model();
-        E::set_deleted(&mut am, None);
-        save::<E>(txn, actor, "restore", &old, am).await
-    })
-    .await
+    write(db, async |txn| restore_in::<E>(txn, actor, id).await).await
+}
+
+/// Restores a record inside the caller's transaction.
+pub async fn restore_in<E: CustomerRecord>(txn: &DatabaseTransaction, actor: &Actor, id: Uuid) -> AppResult<E::Model> {
+    let old = load_for::<E>(txn, actor, id, Action::Delete, true, None).await?;
+    let mut am = old.clone().into_active_model();
+    E::set_deleted(&mut am, None);
+    save::<E>(txn, actor, "restore", &old, am).await
 }
 
 /// The first `first + 1` live, readable records of each customer, newest first,

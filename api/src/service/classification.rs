@@ -1,0 +1,926 @@
+//! Customer classification (SPEC section 4, seeds 000 and 001): tiers, lifecycle, RFM,
+//! frequency and value classes, relationship type and turnover x margin, computed from
+//! won deals under a policy kept as data.
+//!
+//! The rules are one pure function, [`grade`]; the rest gathers facts with aggregate
+//! queries and writes the grades (one customer inside a deal's transaction, or all of
+//! them in batches by a background pass).
+use super::{db::begin_write, new_id, now};
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult, Violations};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use entity::enums::{Action, Level, LifecycleStage, RelationshipType, Resource, Tier, TurnoverMarginClass};
+use entity::{classification_history, classification_policy, classification_run, customer, exchange_rate};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    PaginatorTrait, QuerySelect, Set, Statement, Value,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The classification policy (defaults from SPEC section 4). Amounts are minor units of
+/// the base currency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub base_currency: String,
+    pub tier_a_minor: i64,
+    pub tier_b_minor: i64,
+    pub window_days: i64,
+    pub churn_days: i64,
+    pub vip_min_won_deals: i32,
+    pub vip_if_tier_a: bool,
+    pub rfm_buckets: i32,
+    pub frequency_high_min_deals: i32,
+    pub value_high_minor: i64,
+    pub loyalty_min_won_deals: i32,
+    pub loyalty_min_tenure_days: i64,
+    pub loyalty_max_complaints: i32,
+    pub profit_high_minor: i64,
+    pub turnover_high_min_deals: i32,
+    pub margin_high_rate_pct: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            base_currency: "CNY".into(),
+            tier_a_minor: 8_000_000,
+            tier_b_minor: 5_000_000,
+            window_days: 365,
+            churn_days: 365,
+            vip_min_won_deals: 2,
+            vip_if_tier_a: true,
+            rfm_buckets: 5,
+            frequency_high_min_deals: 3,
+            value_high_minor: 5_000_000,
+            loyalty_min_won_deals: 2,
+            loyalty_min_tenure_days: 180,
+            loyalty_max_complaints: 1,
+            profit_high_minor: 1_000_000,
+            turnover_high_min_deals: 4,
+            margin_high_rate_pct: 30,
+        }
+    }
+}
+
+impl Policy {
+    /// Checks the policy's coherence.
+    ///
+    /// # Errors
+    /// VALIDATION listing every bad field.
+    pub fn validate(&self) -> AppResult<()> {
+        let mut v = Violations::new();
+        v.check("baseCurrency", super::money::currency(&self.base_currency).map(|_| ()));
+        if self.tier_b_minor <= 0 || self.tier_a_minor <= self.tier_b_minor {
+            v.add("tierA", "tier A must start above tier B, and tier B above zero");
+        }
+        for (field, days) in [("windowDays", self.window_days), ("churnDays", self.churn_days), ("loyaltyMinTenureDays", self.loyalty_min_tenure_days)] {
+            if !(1..=3660).contains(&days) {
+                v.add(field, "must be between 1 and 3660 days");
+            }
+        }
+        if !(2..=10).contains(&self.rfm_buckets) {
+            v.add("rfmBuckets", "must be between 2 and 10");
+        }
+        if !(0..=100).contains(&self.margin_high_rate_pct) {
+            v.add("marginHighRatePct", "must be a percentage");
+        }
+        for (field, n) in [
+            ("vipMinWonDeals", self.vip_min_won_deals),
+            ("frequencyHighMinDeals", self.frequency_high_min_deals),
+            ("loyaltyMinWonDeals", self.loyalty_min_won_deals),
+            ("turnoverHighMinDeals", self.turnover_high_min_deals),
+        ] {
+            if !(1..=10_000).contains(&n) {
+                v.add(field, "must be between 1 and 10000");
+            }
+        }
+        if self.loyalty_max_complaints < 0 {
+            v.add("loyaltyMaxComplaints", "must not be negative");
+        }
+        for (field, amount) in [("valueHigh", self.value_high_minor), ("profitHigh", self.profit_high_minor)] {
+            if amount < 0 {
+                v.add(field, "must not be negative");
+            }
+        }
+        v.into_result()
+    }
+}
+
+/// What the rules need to know about one customer's deals, as of a date.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// Won deals closed within the window.
+    pub won_count: i32,
+    /// Their amount in base-currency minor units.
+    pub revenue: i64,
+    /// Margin of the lines with a known cost, and the revenue of those lines.
+    pub margin: i64,
+    pub costed_revenue: i64,
+    pub first_purchase: Option<NaiveDate>,
+    pub last_purchase: Option<NaiveDate>,
+    /// Complaints received within the window.
+    pub complaints: i32,
+}
+
+/// RFM cut-offs: ascending thresholds per metric, `buckets - 1` each.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RfmCutoffs {
+    /// Days since the last purchase.
+    pub recency: Vec<i64>,
+    pub frequency: Vec<i64>,
+    pub monetary: Vec<i64>,
+}
+
+impl RfmCutoffs {
+    /// Quantile thresholds of each metric over the customers who bought in the window.
+    pub fn from_samples(mut recency: Vec<i64>, mut frequency: Vec<i64>, mut monetary: Vec<i64>, buckets: i32) -> Self {
+        fn cuts(values: &mut [i64], buckets: i32) -> Vec<i64> {
+            if values.is_empty() {
+                return Vec::new();
+            }
+            values.sort_unstable();
+            (1..buckets).map(|q| values[(values.len() * q as usize / buckets as usize).min(values.len() - 1)]).collect()
+        }
+        RfmCutoffs { recency: cuts(&mut recency, buckets), frequency: cuts(&mut frequency, buckets), monetary: cuts(&mut monetary, buckets) }
+    }
+
+    /// 1-based bucket of a value: how many thresholds it reaches, plus one.
+    fn bucket(cuts: &[i64], value: i64) -> i32 {
+        1 + cuts.iter().filter(|c| value >= **c).count() as i32
+    }
+}
+
+/// The grades of one customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grades {
+    pub computed_tier: Tier,
+    pub tier: Tier,
+    pub lifecycle: LifecycleStage,
+    /// (recency, frequency, monetary, score), for customers who bought in the window.
+    pub rfm: Option<(i32, i32, i32, i32)>,
+    pub frequency_class: Option<Level>,
+    pub value_class: Option<Level>,
+    pub relationship: Option<RelationshipType>,
+    pub turnover_margin: Option<TurnoverMarginClass>,
+}
+
+/// The rules. `stage` is the current lifecycle stage (TARGET/PROSPECT are set by people
+/// and kept while nothing was bought); `tier_override` wins over the computed tier.
+pub fn grade(policy: &Policy, facts: &Facts, stage: LifecycleStage, tier_override: Option<Tier>, cutoffs: &RfmCutoffs, as_of: NaiveDate) -> Grades {
+    let computed_tier = if facts.revenue >= policy.tier_a_minor {
+        Tier::A
+    } else if facts.revenue >= policy.tier_b_minor {
+        Tier::B
+    } else if facts.revenue > 0 {
+        Tier::C
+    } else {
+        Tier::D
+    };
+    let tier = tier_override.unwrap_or(computed_tier);
+    let lifecycle = match facts.last_purchase {
+        None => match stage {
+            LifecycleStage::Target | LifecycleStage::Prospect => stage,
+            // Its deals were deleted or reopened: back to an interested party.
+            _ => LifecycleStage::Prospect,
+        },
+        Some(last) if (as_of - last).num_days() > policy.churn_days => LifecycleStage::Churned,
+        Some(_) => {
+            if facts.won_count >= policy.vip_min_won_deals || (policy.vip_if_tier_a && tier == Tier::A) {
+                LifecycleStage::Vip
+            } else {
+                LifecycleStage::Customer
+            }
+        }
+    };
+    let bought = facts.won_count > 0;
+    let level = |high: bool| if high { Level::High } else { Level::Low };
+    let rfm = match (bought, facts.last_purchase) {
+        (true, Some(last)) if !cutoffs.recency.is_empty() => {
+            let days = (as_of - last).num_days();
+            // Fewer days since the last purchase is better: invert the bucket.
+            let r = policy.rfm_buckets + 1 - RfmCutoffs::bucket(&cutoffs.recency, days);
+            let f = RfmCutoffs::bucket(&cutoffs.frequency, facts.won_count as i64);
+            let m = RfmCutoffs::bucket(&cutoffs.monetary, facts.revenue);
+            Some((r, f, m, r * 100 + f * 10 + m))
+        }
+        _ => None,
+    };
+    let tenure_days = facts.first_purchase.map_or(0, |f| (as_of - f).num_days());
+    let loyal = facts.won_count >= policy.loyalty_min_won_deals
+        && tenure_days >= policy.loyalty_min_tenure_days
+        && facts.complaints <= policy.loyalty_max_complaints;
+    let profitable = facts.margin >= policy.profit_high_minor;
+    let relationship = bought.then_some(match (loyal, profitable) {
+        (true, true) => RelationshipType::Partnership,
+        (false, true) => RelationshipType::Functional,
+        (true, false) => RelationshipType::Emotional,
+        (false, false) => RelationshipType::Drifting,
+    });
+    let high_turnover = facts.won_count >= policy.turnover_high_min_deals;
+    let high_margin = facts.costed_revenue > 0 && facts.margin * 100 >= policy.margin_high_rate_pct * facts.costed_revenue;
+    let turnover_margin = bought.then_some(match (high_turnover, high_margin) {
+        (true, true) => TurnoverMarginClass::A,
+        (true, false) => TurnoverMarginClass::B,
+        (false, false) => TurnoverMarginClass::C,
+        (false, true) => TurnoverMarginClass::D,
+    });
+    Grades {
+        computed_tier,
+        tier,
+        lifecycle,
+        rfm,
+        frequency_class: bought.then(|| level(facts.won_count >= policy.frequency_high_min_deals)),
+        value_class: bought.then(|| level(facts.revenue >= policy.value_high_minor)),
+        relationship,
+        turnover_margin,
+    }
+}
+
+/// Exchange rates to the base currency.
+#[derive(Debug, Clone, Default)]
+pub struct Rates(HashMap<String, i64>);
+
+impl Rates {
+    /// Converts minor units of `currency` into minor units of `base`. Unknown rates count as
+    /// zero (and are logged), so a missing rate never inflates a grade.
+    pub fn to_base(&self, minor: i64, currency: &str, base: &str) -> i64 {
+        if currency == base {
+            return minor;
+        }
+        let Some(ppm) = self.0.get(currency) else {
+            tracing::warn!(currency, "no exchange rate; amount left out of classification");
+            return 0;
+        };
+        let from_exp = super::money::exponent(currency).unwrap_or(2) as i32;
+        let to_exp = super::money::exponent(base).unwrap_or(2) as i32;
+        let scaled = minor as i128 * *ppm as i128 * 10i128.pow((to_exp - from_exp).max(0) as u32) / 10i128.pow((from_exp - to_exp).max(0) as u32);
+        (scaled / 1_000_000).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    }
+}
+
+/// The stored policy.
+pub async fn policy(db: &impl ConnectionTrait) -> AppResult<(Policy, i32)> {
+    match classification_policy::Entity::find_by_id(1).one(db).await? {
+        Some(row) => {
+            let policy = serde_json::from_value(row.policy).map_err(AppError::internal)?;
+            Ok((policy, row.version))
+        }
+        None => Ok((Policy::default(), 0)),
+    }
+}
+
+/// The stored exchange rates.
+pub async fn rates(db: &impl ConnectionTrait) -> AppResult<Rates> {
+    let rows = exchange_rate::Entity::find().all(db).await?;
+    Ok(Rates(rows.into_iter().map(|r| (r.currency, r.rate_ppm)).collect()))
+}
+
+/// The RFM cut-offs of the last finished full pass.
+pub async fn cutoffs(db: &impl ConnectionTrait) -> AppResult<RfmCutoffs> {
+    let run = classification_run::Entity::find()
+        .filter(classification_run::Column::Status.eq("DONE"))
+        .order_by_desc(classification_run::Column::FinishedAt)
+        .one(db)
+        .await?;
+    Ok(run.and_then(|r| r.state).and_then(|s| serde_json::from_value(s.get("rfm")?.clone()).ok()).unwrap_or_default())
+}
+
+/// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL.
+fn placeholders(backend: sea_orm::DatabaseBackend, sql: &str) -> String {
+    if backend != sea_orm::DatabaseBackend::Postgres {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
+    let backend = db.get_database_backend();
+    Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
+}
+
+/// `AND <column> IN (?, ?, ...)` for a batch, or nothing for all customers.
+fn in_clause(column: &str, ids: Option<&[Uuid]>, values: &mut Vec<Value>) -> String {
+    match ids {
+        None => String::new(),
+        Some(ids) => {
+            values.extend(ids.iter().map(|id| Value::from(*id)));
+            format!(" AND {column} IN ({})", vec!["?"; ids.len()].join(", "))
+        }
+    }
+}
+
+/// Gathers the facts of the given customers (all customers with `None`) as of a date.
+pub async fn facts(db: &impl ConnectionTrait, policy: &Policy, rates: &Rates, ids: Option<&[Uuid]>, as_of: NaiveDate) -> AppResult<HashMap<Uuid, Facts>> {
+    let from = as_of - Duration::days(policy.window_days);
+    let mut out: HashMap<Uuid, Facts> = HashMap::new();
+    let base = policy.base_currency.as_str();
+
+    // Won deals: in-window count and amount, all-time first and last purchase.
+    let mut values: Vec<Value> = vec![from.into(), from.into(), as_of.into()];
+    let filter = in_clause("customer_id", ids, &mut values);
+    let sql = format!(
+        "SELECT customer_id, currency, \
+           CAST(SUM(CASE WHEN actual_close_date >= ? THEN 1 ELSE 0 END) AS BIGINT) AS n, \
+           CAST(SUM(CASE WHEN actual_close_date >= ? THEN amount_minor ELSE 0 END) AS BIGINT) AS total, \
+           MIN(actual_close_date) AS first_on, MAX(actual_close_date) AS last_on \
+         FROM deal WHERE stage = 'WON' AND deleted_at IS NULL AND actual_close_date IS NOT NULL AND actual_close_date <= ?{filter} \
+         GROUP BY customer_id, currency"
+    );
+    for row in db.query_all_raw(stmt(db, &sql, values)).await? {
+        let id: Uuid = row.try_get("", "customer_id")?;
+        let currency: String = row.try_get("", "currency")?;
+        let f = out.entry(id).or_default();
+        f.won_count += row.try_get::<i64>("", "n")? as i32;
+        f.revenue += rates.to_base(row.try_get::<i64>("", "total")?, &currency, base);
+        let first: Option<NaiveDate> = row.try_get("", "first_on")?;
+        let last: Option<NaiveDate> = row.try_get("", "last_on")?;
+        f.first_purchase = match (f.first_purchase, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        f.last_purchase = match (f.last_purchase, last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    // Margin of in-window won lines whose cost is known.
+    let mut values: Vec<Value> = vec![from.into(), as_of.into()];
+    let filter = in_clause("d.customer_id", ids, &mut values);
+    let sql = format!(
+        "SELECT d.customer_id, d.currency, \
+           CAST(SUM(li.quantity * (li.unit_price_minor - li.unit_cost_minor)) AS BIGINT) AS margin, \
+           CAST(SUM(li.quantity * li.unit_price_minor) AS BIGINT) AS costed \
+         FROM deal_line_item li JOIN deal d ON d.id = li.deal_id \
+         WHERE d.stage = 'WON' AND d.deleted_at IS NULL AND d.actual_close_date >= ? AND d.actual_close_date <= ? \
+           AND li.unit_cost_minor IS NOT NULL{filter} \
+         GROUP BY d.customer_id, d.currency"
+    );
+    for row in db.query_all_raw(stmt(db, &sql, values)).await? {
+        let id: Uuid = row.try_get("", "customer_id")?;
+        let currency: String = row.try_get("", "currency")?;
+        let f = out.entry(id).or_default();
+        f.margin += rates.to_base(row.try_get::<i64>("", "margin")?, &currency, base);
+        f.costed_revenue += rates.to_base(row.try_get::<i64>("", "costed")?, &currency, base);
+    }
+
+    // Complaints received in the window.
+    let from_ts: DateTime<Utc> = from.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(now);
+    let mut values: Vec<Value> = vec![from_ts.into()];
+    let filter = in_clause("customer_id", ids, &mut values);
+    let sql = format!(
+        "SELECT customer_id, COUNT(*) AS n FROM feedback \
+         WHERE kind = 'COMPLAINT' AND deleted_at IS NULL AND created_at >= ?{filter} GROUP BY customer_id"
+    );
+    for row in db.query_all_raw(stmt(db, &sql, values)).await? {
+        let id: Uuid = row.try_get("", "customer_id")?;
+        out.entry(id).or_default().complaints = row.try_get::<i64>("", "n")? as i32;
+    }
+    Ok(out)
+}
+
+/// Why a classification changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    DealWon,
+    DealLost,
+    DealChanged,
+    Override,
+    PolicyChange,
+    TimePassed,
+    Reclassify,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::DealWon => "DEAL_WON",
+            Reason::DealLost => "DEAL_LOST",
+            Reason::DealChanged => "DEAL_CHANGED",
+            Reason::Override => "OVERRIDE",
+            Reason::PolicyChange => "POLICY_CHANGE",
+            Reason::TimePassed => "TIME_PASSED",
+            Reason::Reclassify => "RECLASSIFY",
+        }
+    }
+}
+
+/// The computed columns of a customer row, as stored.
+#[derive(Debug, Clone, PartialEq)]
+struct Stored {
+    computed_tier: Option<Tier>,
+    tier: Tier,
+    lifecycle: LifecycleStage,
+    rfm: (Option<i32>, Option<i32>, Option<i32>, Option<i32>),
+    frequency_class: Option<Level>,
+    value_class: Option<Level>,
+    relationship: Option<RelationshipType>,
+    turnover_margin: Option<TurnoverMarginClass>,
+    first_purchase: Option<NaiveDate>,
+    last_purchase: Option<NaiveDate>,
+    won_count: i32,
+    revenue: i64,
+    margin: i64,
+}
+
+impl Stored {
+    fn of(c: &customer::Model) -> Self {
+        Stored {
+            computed_tier: c.computed_tier,
+            tier: c.tier,
+            lifecycle: c.lifecycle_stage,
+            rfm: (c.rfm_recency, c.rfm_frequency, c.rfm_monetary, c.rfm_score),
+            frequency_class: c.frequency_class,
+            value_class: c.value_class,
+            relationship: c.relationship_type,
+            turnover_margin: c.turnover_margin_class,
+            first_purchase: c.first_purchase_on,
+            last_purchase: c.last_purchase_on,
+            won_count: c.won_count,
+            revenue: c.revenue_minor,
+            margin: c.margin_minor,
+        }
+    }
+
+    fn new(g: &Grades, f: &Facts) -> Self {
+        Stored {
+            computed_tier: Some(g.computed_tier),
+            tier: g.tier,
+            lifecycle: g.lifecycle,
+            rfm: match g.rfm {
+                Some((r, fr, m, s)) => (Some(r), Some(fr), Some(m), Some(s)),
+                None => (None, None, None, None),
+            },
+            frequency_class: g.frequency_class,
+            value_class: g.value_class,
+            relationship: g.relationship,
+            turnover_margin: g.turnover_margin,
+            first_purchase: f.first_purchase,
+            last_purchase: f.last_purchase,
+            won_count: f.won_count,
+            revenue: f.revenue,
+            margin: f.margin,
+        }
+    }
+}
+
+/// A customer whose grades change, with its history rows.
+struct Change {
+    id: Uuid,
+    new: Stored,
+    history: Vec<classification_history::ActiveModel>,
+}
+
+fn history_row(customer: Uuid, field: &str, from: Option<String>, to: String, reason: Reason, actor: Option<Uuid>, at: DateTime<Utc>) -> classification_history::ActiveModel {
+    classification_history::ActiveModel {
+        id: Set(new_id()),
+        customer_id: Set(customer),
+        field: Set(field.to_string()),
+        from_value: Set(from),
+        to_value: Set(to),
+        reason: Set(reason.as_str().to_string()),
+        actor_id: Set(actor),
+        at: Set(at),
+    }
+}
+
+/// Compares a customer's stored grades with fresh ones.
+fn diff(c: &customer::Model, facts: &Facts, policy: &Policy, cutoffs: &RfmCutoffs, as_of: NaiveDate, reason: Reason, actor: Option<Uuid>, at: DateTime<Utc>) -> Option<Change> {
+    let grades = grade(policy, facts, c.lifecycle_stage, c.tier_override, cutoffs, as_of);
+    let new = Stored::new(&grades, facts);
+    let old = Stored::of(c);
+    if new == old {
+        return None;
+    }
+    let mut history = Vec::new();
+    if new.tier != old.tier {
+        history.push(history_row(c.id, "TIER", Some(old.tier.to_string()), new.tier.to_string(), reason, actor, at));
+    }
+    if new.lifecycle != old.lifecycle {
+        history.push(history_row(c.id, "LIFECYCLE", Some(old.lifecycle.to_string()), new.lifecycle.to_string(), reason, actor, at));
+    }
+    Some(Change { id: c.id, new, history })
+}
+
+/// Writes changed grades in one statement per batch (UPDATE ... FROM VALUES) and their
+/// history rows. Grades are derived data: `version` is left alone, so a user's edit in
+/// flight never conflicts with a reclassification.
+async fn write_changes(db: &impl ConnectionTrait, changes: Vec<Change>, at: DateTime<Utc>) -> AppResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    const COLUMNS: [&str; 18] = [
+        "id", "computed_tier", "tier", "lifecycle_stage", "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_score",
+        "frequency_class", "value_class", "relationship_type", "turnover_margin_class", "first_purchase_on",
+        "last_purchase_on", "won_count", "revenue_minor", "margin_minor", "classified_at",
+    ];
+    let backend = db.get_database_backend();
+    let mut history = Vec::new();
+    // 18 parameters a row; keep each statement well under SQLite's 32766-parameter limit.
+    for chunk in changes.chunks(1000) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * COLUMNS.len());
+        for c in chunk {
+            let s = &c.new;
+            values.extend([
+                Value::from(c.id),
+                s.computed_tier.map(|t| t.to_string()).into(),
+                s.tier.to_string().into(),
+                s.lifecycle.to_string().into(),
+                s.rfm.0.into(),
+                s.rfm.1.into(),
+                s.rfm.2.into(),
+                s.rfm.3.into(),
+                s.frequency_class.map(|x| x.to_string()).into(),
+                s.value_class.map(|x| x.to_string()).into(),
+                s.relationship.map(|x| x.to_string()).into(),
+                s.turnover_margin.map(|x| x.to_string()).into(),
+                s.first_purchase.into(),
+                s.last_purchase.into(),
+                s.won_count.into(),
+                s.revenue.into(),
+                s.margin.into(),
+                at.into(),
+            ]);
+        }
+        let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
+        let rows = vec![row; chunk.len()].join(", ");
+        let assignments: Vec<String> = COLUMNS[1..].iter().map(|c| format!("{c} = v.{c}")).collect();
+        let sql = match backend {
+            sea_orm::DatabaseBackend::Postgres => format!(
+                "UPDATE customer SET {} FROM (VALUES {rows}) AS v({}) WHERE customer.id = v.id",
+                assignments.join(", "),
+                COLUMNS.join(", ")
+            ),
+            _ => {
+                let named: Vec<String> = COLUMNS.iter().enumerate().map(|(i, c)| format!("column{} AS {c}", i + 1)).collect();
+                format!(
+                    "UPDATE customer SET {} FROM (SELECT {} FROM (VALUES {rows})) AS v WHERE customer.id = v.id",
+                    assignments.join(", "),
+                    named.join(", ")
+                )
+            }
+        };
+        db.execute_raw(stmt(db, &sql, values)).await?;
+    }
+    for c in changes {
+        history.extend(c.history);
+    }
+    for chunk in history.chunks(2000) {
+        classification_history::Entity::insert_many(chunk.to_vec()).exec(db).await?;
+    }
+    Ok(())
+}
+
+/// Recomputes one customer inside the caller's transaction (a deal was won, lost,
+/// changed or deleted; an override was set).
+pub async fn recompute(txn: &DatabaseTransaction, customer_id: Uuid, reason: Reason, actor: Option<Uuid>) -> AppResult<()> {
+    let (policy, _) = policy(txn).await?;
+    let rates = rates(txn).await?;
+    let cutoffs = cutoffs(txn).await?;
+    let Some(c) = customer::Entity::find_by_id(customer_id).one(txn).await? else { return Ok(()) };
+    let as_of = now().date_naive();
+    let facts = facts(txn, &policy, &rates, Some(&[customer_id]), as_of).await?.remove(&customer_id).unwrap_or_default();
+    let at = now();
+    if let Some(change) = diff(&c, &facts, &policy, &cutoffs, as_of, reason, actor, at) {
+        write_changes(txn, vec![change], at).await?;
+    }
+    Ok(())
+}
+
+/// Customers per transaction in a full pass: short write transactions keep the API
+/// answering while a pass runs.
+pub const BATCH: u64 = 1000;
+
+/// Starts a full pass in the background and returns its run (progress is on the row).
+///
+/// # Errors
+/// CONFLICT when a pass is already running.
+pub async fn start_full_pass(db: &DatabaseConnection, reason: Reason, actor: Option<Uuid>) -> AppResult<classification_run::Model> {
+    let run = create_run(db, new_id(), reason).await?;
+    let db = db.clone();
+    let run_id = run.id;
+    tokio::spawn(async move {
+        if let Err(e) = run_full_pass(&db, run_id, reason, actor, now().date_naive()).await {
+            tracing::error!(error = %e, run = %run_id, "reclassification failed");
+            let _ = classification_run::Entity::update_many()
+                .col_expr(classification_run::Column::Status, Expr::value("FAILED"))
+                .col_expr(classification_run::Column::Error, Expr::value(e.to_string()))
+                .col_expr(classification_run::Column::FinishedAt, Expr::value(now()))
+                .filter(classification_run::Column::Id.eq(run_id))
+                .exec(&db)
+                .await;
+        }
+    });
+    Ok(run)
+}
+
+/// Registers a run; refuses while another is RUNNING (a run older than six hours is
+/// taken for dead: its instance stopped).
+pub async fn create_run(db: &DatabaseConnection, id: Uuid, reason: Reason) -> AppResult<classification_run::Model> {
+    let txn = begin_write(db).await?;
+    let busy = classification_run::Entity::find()
+        .filter(classification_run::Column::Status.eq("RUNNING"))
+        .filter(classification_run::Column::StartedAt.gt(now() - Duration::hours(6)))
+        .one(&txn)
+        .await?;
+    if let Some(busy) = busy {
+        return Err(AppError::Conflict(format!("a reclassification is already running ({})", busy.id)));
+    }
+    let run = classification_run::ActiveModel {
+        id: Set(id),
+        reason: Set(reason.as_str().to_string()),
+        status: Set("RUNNING".into()),
+        total: Set(0),
+        processed: Set(0),
+        changed: Set(0),
+        started_at: Set(now()),
+        finished_at: Set(None),
+        error: Set(None),
+        state: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(run)
+}
+
+/// The full pass: RFM cut-offs from one aggregate over all won deals, then every live
+/// customer in batches, each batch re-aggregated and written in its own transaction so
+/// that deals changing meanwhile are never overwritten with older numbers.
+pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason, actor: Option<Uuid>, as_of: NaiveDate) -> AppResult<()> {
+    let (policy, _) = policy(db).await?;
+    let rates = rates(db).await?;
+    let cutoffs = global_cutoffs(db, &policy, &rates, as_of).await?;
+    let total = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).count(db).await? as i64;
+    set_progress(db, run_id, Some(total), 0, 0).await?;
+    let (mut processed, mut changed) = (0i64, 0i64);
+    let mut after: Option<Uuid> = None;
+    loop {
+        let txn = begin_write(db).await?;
+        let mut q = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).order_by_asc(customer::Column::Id).limit(BATCH);
+        if let Some(a) = after {
+            q = q.filter(customer::Column::Id.gt(a));
+        }
+        let batch = q.all(&txn).await?;
+        let Some(last) = batch.last() else {
+            txn.rollback().await?;
+            break;
+        };
+        after = Some(last.id);
+        let ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
+        let mut facts = facts(&txn, &policy, &rates, Some(&ids), as_of).await?;
+        let at = now();
+        let changes: Vec<Change> = batch
+            .iter()
+            .filter_map(|c| diff(c, &facts.remove(&c.id).unwrap_or_default(), &policy, &cutoffs, as_of, reason, actor, at))
+            .collect();
+        changed += changes.len() as i64;
+        processed += batch.len() as i64;
+        write_changes(&txn, changes, at).await?;
+        txn.commit().await?;
+        set_progress(db, run_id, None, processed, changed).await?;
+    }
+    classification_run::Entity::update_many()
+        .col_expr(classification_run::Column::Status, Expr::value("DONE"))
+        .col_expr(classification_run::Column::FinishedAt, Expr::value(now()))
+        .col_expr(classification_run::Column::State, Expr::value(serde_json::json!({ "rfm": cutoffs, "asOf": as_of })))
+        .filter(classification_run::Column::Id.eq(run_id))
+        .exec(db)
+        .await?;
+    tracing::info!(run = %run_id, processed, changed, "reclassification done");
+    Ok(())
+}
+
+async fn set_progress(db: &DatabaseConnection, run_id: Uuid, total: Option<i64>, processed: i64, changed: i64) -> AppResult<()> {
+    let mut update = classification_run::Entity::update_many()
+        .col_expr(classification_run::Column::Processed, Expr::value(processed))
+        .col_expr(classification_run::Column::Changed, Expr::value(changed));
+    if let Some(t) = total {
+        update = update.col_expr(classification_run::Column::Total, Expr::value(t));
+    }
+    update.filter(classification_run::Column::Id.eq(run_id)).exec(db).await?;
+    Ok(())
+}
+
+/// RFM cut-offs over the customers who bought within the window, from one aggregate.
+async fn global_cutoffs(db: &impl ConnectionTrait, policy: &Policy, rates: &Rates, as_of: NaiveDate) -> AppResult<RfmCutoffs> {
+    let from = as_of - Duration::days(policy.window_days);
+    let sql = "SELECT customer_id, currency, COUNT(*) AS n, CAST(SUM(amount_minor) AS BIGINT) AS total, MAX(actual_close_date) AS last_on \
+               FROM deal WHERE stage = 'WON' AND deleted_at IS NULL AND actual_close_date >= ? AND actual_close_date <= ? \
+               GROUP BY customer_id, currency";
+    let mut per: HashMap<Uuid, (i64, i64, NaiveDate)> = HashMap::new();
+    for row in db.query_all_raw(stmt(db, sql, vec![from.into(), as_of.into()])).await? {
+        let id: Uuid = row.try_get("", "customer_id")?;
+        let currency: String = row.try_get("", "currency")?;
+        let last: NaiveDate = row.try_get("", "last_on")?;
+        let e = per.entry(id).or_insert((0, 0, last));
+        e.0 += row.try_get::<i64>("", "n")?;
+        e.1 += rates.to_base(row.try_get::<i64>("", "total")?, &currency, &policy.base_currency);
+        e.2 = e.2.max(last);
+    }
+    let mut recency = Vec::with_capacity(per.len());
+    let mut frequency = Vec::with_capacity(per.len());
+    let mut monetary = Vec::with_capacity(per.len());
+    for (n, total, last) in per.into_values() {
+        recency.push((as_of - last).num_days());
+        frequency.push(n);
+        monetary.push(total);
+    }
+    Ok(RfmCutoffs::from_samples(recency, frequency, monetary, policy.rfm_buckets))
+}
+
+/// Replaces the policy (admins) and starts a full pass with reason POLICY_CHANGE.
+///
+/// # Errors
+/// FORBIDDEN, VALIDATION, CONFLICT (stale version).
+pub async fn update_policy(db: &DatabaseConnection, actor: &Actor, new: Policy, version: i32) -> AppResult<(Policy, i32)> {
+    actor.require_all(Resource::Settings, Action::Update)?;
+    new.validate()?;
+    let txn = begin_write(db).await?;
+    let (old, current) = policy(&txn).await?;
+    if current != version {
+        return Err(AppError::Conflict(format!("the policy was changed meanwhile (version {current} is current)")));
+    }
+    classification_policy::Entity::update_many()
+        .col_expr(classification_policy::Column::Policy, Expr::value(serde_json::to_value(&new).map_err(AppError::internal)?))
+        .col_expr(classification_policy::Column::Version, Expr::value(current + 1))
+        .col_expr(classification_policy::Column::UpdatedAt, Expr::value(now()))
+        .col_expr(classification_policy::Column::UpdatedBy, Expr::value(actor.id()))
+        .filter(classification_policy::Column::Id.eq(1))
+        .exec(&txn)
+        .await?;
+    super::audit::record(&txn, Some(actor.id()), "update", "classification_policy", Uuid::nil(), Some(&old), Some(&new)).await?;
+    txn.commit().await?;
+    if let Err(e) = start_full_pass(db, Reason::PolicyChange, Some(actor.id())).await {
+        tracing::warn!(error = %e, "policy saved; reclassification not started");
+    }
+    Ok((new, current + 1))
+}
+
+/// Sets an exchange rate (base-currency units per unit, as a decimal string) and starts
+/// a full pass with reason POLICY_CHANGE.
+///
+/// # Errors
+/// FORBIDDEN, VALIDATION.
+pub async fn set_rate(db: &DatabaseConnection, actor: &Actor, currency: &str, rate: &str) -> AppResult<exchange_rate::Model> {
+    actor.require_all(Resource::Settings, Action::Update)?;
+    let code = super::money::currency(currency).map_err(|m| AppError::invalid("currency", m))?;
+    // Parts per million: a decimal with up to six places.
+    let ppm = super::money::parse_scaled(rate, 6).map_err(|m| AppError::invalid("rate", m))?;
+    if ppm <= 0 {
+        return Err(AppError::invalid("rate", "must be above zero"));
+    }
+    let txn = begin_write(db).await?;
+    let old = exchange_rate::Entity::find_by_id(code.clone()).one(&txn).await?;
+    let model = exchange_rate::ActiveModel { currency: Set(code), rate_ppm: Set(ppm), updated_at: Set(now()) };
+    let new = if old.is_some() { model.update(&txn).await? } else { model.insert(&txn).await? };
+    super::audit::record(&txn, Some(actor.id()), "update", "exchange_rate", Uuid::nil(), old.as_ref(), Some(&new)).await?;
+    txn.commit().await?;
+    if let Err(e) = start_full_pass(db, Reason::PolicyChange, Some(actor.id())).await {
+        tracing::warn!(error = %e, "rate saved; reclassification not started");
+    }
+    Ok(new)
+}
+
+/// Sets (or with `None` removes) a manual tier that wins over the computed one.
+///
+/// # Errors
+/// NOT_FOUND, FORBIDDEN (needs the assign permission over the customer), VALIDATION
+/// (a reason is required).
+pub async fn set_override(db: &DatabaseConnection, actor: &Actor, customer_id: Uuid, tier: Option<Tier>, reason: Option<String>) -> AppResult<customer::Model> {
+    let reason = super::clean(reason);
+    if tier.is_some() && reason.is_none() {
+        return Err(AppError::invalid("reason", "an override needs a reason"));
+    }
+    super::record::write(db, async |txn| {
+        let old = super::customer::load_for_action(txn, actor, customer_id, Action::Assign).await?;
+        customer::Entity::update_many()
+            .col_expr(customer::Column::TierOverride, Expr::value(tier.map(|t| t.to_string())))
+            .col_expr(customer::Column::TierOverrideReason, Expr::value(reason.clone()))
+            .filter(customer::Column::Id.eq(customer_id))
+            .exec(txn)
+            .await?;
+        recompute(txn, customer_id, Reason::Override, Some(actor.id())).await?;
+        let new = customer::Entity::find_by_id(customer_id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
+        super::audit::record(txn, Some(actor.id()), "override_tier", "customer", customer_id, Some(&old), Some(&new)).await?;
+        Ok(new)
+    })
+    .await
+}
+
+/// A customer's classification history, newest first.
+pub async fn history(db: &impl ConnectionTrait, customer_id: Uuid, limit: u64) -> AppResult<Vec<classification_history::Model>> {
+    Ok(classification_history::Entity::find()
+        .filter(classification_history::Column::CustomerId.eq(customer_id))
+        .order_by_desc(classification_history::Column::At)
+        .order_by_desc(classification_history::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Recent runs, newest first.
+pub async fn runs(db: &DatabaseConnection, limit: u64) -> AppResult<Vec<classification_run::Model>> {
+    Ok(classification_run::Entity::find().order_by_desc(classification_run::Column::StartedAt).limit(limit).all(db).await?)
+}
+
+/// Starts the daily pass once per day across all instances: the run id is derived from
+/// the date, so a second instance's insert collides on the primary key.
+pub async fn daily_pass(db: &DatabaseConnection, today: NaiveDate) -> AppResult<bool> {
+    let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("crm-daily-reclassification-{today}").as_bytes());
+    if classification_run::Entity::find_by_id(id).one(db).await?.is_some() {
+        return Ok(false);
+    }
+    match create_run(db, id, Reason::TimePassed).await {
+        Ok(_) => {}
+        Err(AppError::Conflict(_)) => return Ok(false),
+        Err(AppError::Internal(e)) if e.to_string().to_lowercase().contains("unique") || e.to_string().contains("duplicate") => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    run_full_pass(db, id, Reason::TimePassed, None, today).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn bought(revenue: i64, count: i32, last: &str) -> Facts {
+        Facts { won_count: count, revenue, last_purchase: Some(day(last)), first_purchase: Some(day(last)), ..Default::default() }
+    }
+
+    #[test]
+    fn tier_thresholds_are_inclusive() {
+        let p = Policy::default();
+        let c = RfmCutoffs::default();
+        let today = day("2026-11-23");
+        let g = |rev| grade(&p, &bought(rev, 1, "2026-11-01"), LifecycleStage::Prospect, None, &c, today).computed_tier;
+        assert_eq!(g(8_000_000), Tier::A);
+        assert_eq!(g(7_999_999), Tier::B);
+        assert_eq!(g(5_000_000), Tier::B);
+        assert_eq!(g(4_999_999), Tier::C);
+        assert_eq!(g(1), Tier::C);
+        assert_eq!(grade(&p, &Facts::default(), LifecycleStage::Prospect, None, &c, today).computed_tier, Tier::D);
+    }
+
+    #[test]
+    fn lifecycle_flows_with_purchases() {
+        let p = Policy::default();
+        let c = RfmCutoffs::default();
+        let today = day("2026-11-23");
+        assert_eq!(grade(&p, &Facts::default(), LifecycleStage::Target, None, &c, today).lifecycle, LifecycleStage::Target);
+        assert_eq!(grade(&p, &bought(100, 1, "2026-11-01"), LifecycleStage::Target, None, &c, today).lifecycle, LifecycleStage::Customer);
+        assert_eq!(grade(&p, &bought(100, 2, "2026-11-01"), LifecycleStage::Customer, None, &c, today).lifecycle, LifecycleStage::Vip);
+        assert_eq!(grade(&p, &bought(9_000_000, 1, "2026-11-01"), LifecycleStage::Customer, None, &c, today).lifecycle, LifecycleStage::Vip);
+        // churn: the last purchase more than 365 days ago
+        let old = Facts { last_purchase: Some(day("2025-11-22")), first_purchase: Some(day("2025-11-22")), ..Default::default() };
+        assert_eq!(grade(&p, &old, LifecycleStage::Vip, None, &c, today).lifecycle, LifecycleStage::Churned);
+        let edge = Facts { last_purchase: Some(day("2025-11-23")), ..Default::default() };
+        assert_eq!(grade(&p, &edge, LifecycleStage::Vip, None, &c, today).lifecycle, LifecycleStage::Customer);
+        // an override to A makes a recent buyer VIP
+        assert_eq!(grade(&p, &bought(100, 1, "2026-11-01"), LifecycleStage::Customer, Some(Tier::A), &c, today).lifecycle, LifecycleStage::Vip);
+    }
+
+    #[test]
+    fn matrices_and_rfm() {
+        let p = Policy::default();
+        let today = day("2026-11-23");
+        let cut = RfmCutoffs::from_samples(vec![1, 10, 30, 90, 200], vec![1, 1, 2, 3, 8], vec![10_000, 100_000, 500_000, 1_000_000, 9_000_000], 5);
+        let facts = Facts { won_count: 8, revenue: 9_000_000, margin: 4_000_000, costed_revenue: 9_000_000, first_purchase: Some(day("2025-01-01")), last_purchase: Some(day("2026-11-22")), complaints: 0 };
+        let g = grade(&p, &facts, LifecycleStage::Customer, None, &cut, today);
+        assert_eq!(g.rfm, Some((5, 5, 5, 555)));
+        assert_eq!(g.turnover_margin, Some(TurnoverMarginClass::A));
+        assert_eq!(g.relationship, Some(RelationshipType::Partnership));
+        let thin = Facts { margin: 100_000, ..facts.clone() };
+        assert_eq!(grade(&p, &thin, LifecycleStage::Customer, None, &cut, today).turnover_margin, Some(TurnoverMarginClass::B));
+        let complaining = Facts { complaints: 2, margin: 2_000_000, ..facts };
+        assert_eq!(grade(&p, &complaining, LifecycleStage::Customer, None, &cut, today).relationship, Some(RelationshipType::Functional));
+    }
+
+    #[test]
+    fn currency_conversion() {
+        let rates = Rates([("USD".to_string(), 7_100_000), ("JPY".to_string(), 47_000)].into_iter().collect());
+        assert_eq!(rates.to_base(100, "USD", "CNY"), 710);
+        assert_eq!(rates.to_base(1000, "JPY", "CNY"), 4700);
+        assert_eq!(rates.to_base(500, "EUR", "CNY"), 0);
+    }
+}
