@@ -4,6 +4,7 @@ mod helpers;
 
 mod access;
 mod auth;
+mod classification;
 mod customers;
 mod demo;
 mod http;

@@ -828,7 +828,8 @@ pub async fn history(db: &impl ConnectionTrait, customer_id: Uuid, limit: u64) -
     Ok(classification_history::Entity::find()
         .filter(classification_history::Column::CustomerId.eq(customer_id))
         .order_by_desc(classification_history::Column::At)
-        .order_by_desc(classification_history::Column::Id)
+        // Rows of one change share `at`; keep the order they were written in (tier first).
+        .order_by_asc(classification_history::Column::Id)
         .limit(limit)
         .all(db)
         .await?)

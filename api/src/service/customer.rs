@@ -210,6 +210,8 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewCustomer) 
         department_id: Set(actor.user.department_id),
         lifecycle_stage: Set(input.lifecycle_stage.unwrap_or(LifecycleStage::Target)),
         tier: Set(Tier::D),
+        // No deals yet: D, as a classification pass would say.
+        computed_tier: Set(Some(Tier::D)),
         created_by: Set(Some(actor.id())),
         version: Set(1),
         created_at: Set(now),

@@ -1,0 +1,205 @@
+//! Classification through the API: tier and lifecycle boundaries, overrides, history,
+//! policy changes, incremental against full recomputation.
+use crate::helpers::*;
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+
+const GRADES: &str = "id name tier computedTier lifecycleStage wonDealCount revenue{amount currency} margin{amount} lastPurchaseOn \
+    frequencyClass valueClass relationshipType turnoverMarginClass tierOverride{tier reason} rfm{score}";
+
+fn days_ago(n: i64) -> String {
+    (Utc::now().date_naive() - Duration::days(n)).to_string()
+}
+
+async fn customer(app: &TestApp, id: &Value) -> Value {
+    app.ok(&app.admin_token, &format!("query($id:ID!){{customer(id:$id){{{GRADES} classificationHistory{{field from to reason}}}}}}"), json!({"id": id})).await["customer"].clone()
+}
+
+async fn deal(app: &TestApp, customer: &Value, stage: &str, amount: &str, currency: &str, closed_days_ago: i64) -> Value {
+    let data = app
+        .ok(
+            &app.admin_token,
+            "mutation($i:CreateDealInput!){createDeal(input:$i){id version}}",
+            json!({"i": {"customerId": customer, "title": "订单", "stage": stage, "amount": amount, "currency": currency,
+                         "actualCloseDate": days_ago(closed_days_ago), "lostReason": if stage == "LOST" { Some("价格") } else { None }}}),
+        )
+        .await;
+    data["createDeal"].clone()
+}
+
+async fn new_customer(app: &TestApp, name: &str) -> Value {
+    app.create_customer(&app.admin_token, json!({"name": name, "kind": "ORGANIZATION"})).await["id"].clone()
+}
+
+/// Waits for the newest full pass to finish; returns it.
+pub async fn wait_for_pass(app: &TestApp) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let data = app.ok(&app.admin_token, "{classificationRuns(first:1){id status reason processed total changed error}}", json!({})).await;
+        let run = data["classificationRuns"][0].clone();
+        if run["status"] != "RUNNING" {
+            assert_eq!(run["status"], "DONE", "{run}");
+            return run;
+        }
+        assert!(std::time::Instant::now() < deadline, "pass did not finish: {run}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn tier_and_lifecycle_boundaries() {
+    let app = TestApp::spawn().await;
+
+    // exactly 80,000.00 is A, and tier A makes a VIP
+    let a = new_customer(&app, "甲公司").await;
+    deal(&app, &a, "WON", "80000.00", "CNY", 3).await;
+    let c = customer(&app, &a).await;
+    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("A"), Some("VIP")), "{c}");
+    assert_eq!(c["revenue"], json!({"amount": "80000.00", "currency": "CNY"}));
+    assert_eq!(c["classificationHistory"], json!([
+        {"field": "TIER", "from": "D", "to": "A", "reason": "DEAL_WON"},
+        {"field": "LIFECYCLE", "from": "TARGET", "to": "VIP", "reason": "DEAL_WON"},
+    ]));
+
+    // one fen less is B; B with a single purchase is a plain customer
+    let b = new_customer(&app, "乙公司").await;
+    deal(&app, &b, "WON", "79999.99", "CNY", 3).await;
+    let c = customer(&app, &b).await;
+    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str(), c["wonDealCount"].as_i64()), (Some("B"), Some("CUSTOMER"), Some(1)));
+
+    // a deal 365 days old still counts; 366 days old does not (and the buyer has churned)
+    let edge = new_customer(&app, "丙公司").await;
+    deal(&app, &edge, "WON", "90000", "CNY", 365).await;
+    assert_eq!(customer(&app, &edge).await["tier"], "A");
+    let old = new_customer(&app, "丁公司").await;
+    deal(&app, &old, "WON", "90000", "CNY", 366).await;
+    let c = customer(&app, &old).await;
+    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str(), c["wonDealCount"].as_i64()), (Some("D"), Some("CHURNED"), Some(0)), "{c}");
+    assert_eq!(c["lastPurchaseOn"], days_ago(366));
+
+    // lost deals only: D, and the stage set by people stays
+    let lost = new_customer(&app, "戊公司").await;
+    deal(&app, &lost, "LOST", "90000", "CNY", 3).await;
+    let c = customer(&app, &lost).await;
+    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("D"), Some("TARGET")));
+    assert_eq!(c["classificationHistory"], json!([]));
+
+    // other currencies count at the stored rate: 11,300.00 USD x 7.10 = 80,230.00 CNY
+    let usd = new_customer(&app, "己公司").await;
+    deal(&app, &usd, "WON", "11300.00", "USD", 1).await;
+    let c = customer(&app, &usd).await;
+    assert_eq!((c["tier"].as_str(), c["revenue"]["amount"].as_str()), (Some("A"), Some("80230.00")));
+
+    // deleting the deal takes the grade back, with a history row
+    let d = deal(&app, &b, "WON", "1000", "CNY", 1).await;
+    let c = customer(&app, &b).await;
+    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("A"), Some("VIP")), "80,999.99 in two purchases");
+    app.ok(&app.admin_token, "mutation($id:ID!){deleteDeal(id:$id){id}}", json!({"id": d["id"]})).await;
+    let c = customer(&app, &b).await;
+    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("B"), Some("CUSTOMER")));
+    assert_eq!(c["classificationHistory"][0], json!({"field": "TIER", "from": "A", "to": "B", "reason": "DEAL_CHANGED"}));
+    assert_eq!(c["classificationHistory"][1], json!({"field": "LIFECYCLE", "from": "VIP", "to": "CUSTOMER", "reason": "DEAL_CHANGED"}));
+}
+
+#[tokio::test]
+async fn overrides_survive_reclassification_and_policy_changes() {
+    let app = TestApp::spawn().await;
+    let a = new_customer(&app, "甲公司").await;
+    deal(&app, &a, "WON", "80000", "CNY", 10).await;
+
+    let set = "mutation($c:ID!,$t:Tier,$r:String){setTierOverride(customerId:$c,tier:$t,reason:$r){tier computedTier tierOverride{tier reason}}}";
+    let resp = app.gql(Some(&app.admin_token), set, json!({"c": a, "t": "B"})).await;
+    assert_eq!(code(&resp), "VALIDATION", "a reason is required");
+    let data = app.ok(&app.admin_token, set, json!({"c": a, "t": "B", "r": "账期风险，暂按B类维护"})).await;
+    assert_eq!(data["setTierOverride"], json!({"tier": "B", "computedTier": "A", "tierOverride": {"tier": "B", "reason": "账期风险，暂按B类维护"}}));
+
+    app.ok(&app.admin_token, "mutation{reclassifyAll{id status}}", json!({})).await;
+    let run = wait_for_pass(&app).await;
+    assert_eq!(run["reason"], "RECLASSIFY");
+    let c = customer(&app, &a).await;
+    assert_eq!((c["tier"].as_str(), c["computedTier"].as_str()), (Some("B"), Some("A")));
+    assert_eq!(c["classificationHistory"][0]["reason"], "OVERRIDE");
+    assert!(c["rfm"]["score"].is_i64(), "a full pass sets RFM: {c}");
+
+    // a stricter policy moves the computed tier, and says why
+    let b = new_customer(&app, "乙公司").await;
+    deal(&app, &b, "WON", "80000", "CNY", 10).await;
+    let policy = app.ok(&app.admin_token, "{classificationPolicy{version tierAMin{amount}}}", json!({})).await;
+    assert_eq!(policy["classificationPolicy"]["tierAMin"]["amount"], "80000.00");
+    let update = "mutation($i:ClassificationPolicyInput!){updateClassificationPolicy(input:$i){version tierAMin{amount}}}";
+    let resp = app.gql(Some(&app.admin_token), update, json!({"i": {"version": 1, "tierAMin": "40000", "tierBMin": "50000"}})).await;
+    assert_eq!(code(&resp), "VALIDATION");
+    let data = app.ok(&app.admin_token, update, json!({"i": {"version": 1, "tierAMin": "100000.00"}})).await;
+    assert_eq!(data["updateClassificationPolicy"], json!({"version": 2, "tierAMin": {"amount": "100000.00"}}));
+    let resp = app.gql(Some(&app.admin_token), update, json!({"i": {"version": 1, "windowDays": 30}})).await;
+    assert_eq!(code(&resp), "CONFLICT");
+    let run = wait_for_pass(&app).await;
+    assert_eq!(run["reason"], "POLICY_CHANGE");
+    let c = customer(&app, &b).await;
+    assert_eq!(c["tier"], "B");
+    assert_eq!(c["classificationHistory"][0], json!({"field": "TIER", "from": "A", "to": "B", "reason": "POLICY_CHANGE"}));
+    assert_eq!(customer(&app, &a).await["tier"], "B", "the override still holds");
+
+    // removing the override returns to the computed tier
+    let data = app.ok(&app.admin_token, set, json!({"c": a, "t": null})).await;
+    assert_eq!(data["setTierOverride"]["tierOverride"], Value::Null);
+
+    // only admins change the policy; a manager may override within scope
+    let dept = app.create_department("华东", None).await;
+    let (_, manager) = app.create_user("m@example.com", "MANAGER", &dept).await;
+    let resp = app.gql(Some(&manager), update, json!({"i": {"version": 2}})).await;
+    assert_eq!(code(&resp), "FORBIDDEN");
+    let resp = app.gql(Some(&manager), set, json!({"c": a, "t": "A", "r": "x"})).await;
+    assert_eq!(code(&resp), "NOT_FOUND", "the admin's customer is outside the manager's department");
+}
+
+#[tokio::test]
+async fn incremental_and_full_recomputation_agree() {
+    let app = TestApp::spawn().await;
+    api::service::demo::load(&app.db, 90, 11).await.expect("demo data");
+    let query = format!("{{customers(first:100, orderBy:[{{field:NAME}}]){{edges{{node{{{GRADES}}}}}}}}}");
+    let strip_rfm = |mut v: Value| {
+        for e in v["customers"]["edges"].as_array_mut().unwrap() {
+            e["node"].as_object_mut().unwrap().remove("rfm");
+        }
+        v
+    };
+    let incremental = strip_rfm(app.ok(&app.admin_token, &query, json!({})).await);
+    let graded = incremental["customers"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["tier"] != "D").count();
+    assert!(graded > 10, "the demo data has buyers: {graded}");
+
+    app.ok(&app.admin_token, "mutation{reclassifyAll{id}}", json!({})).await;
+    let run = wait_for_pass(&app).await;
+    assert_eq!(run["processed"], 90);
+    let full = strip_rfm(app.ok(&app.admin_token, &query, json!({})).await);
+    let before = incremental["customers"]["edges"].as_array().unwrap();
+    let after = full["customers"]["edges"].as_array().unwrap();
+    assert_eq!(before.len(), after.len());
+    let differing: Vec<String> = before.iter().zip(after).filter(|(a, b)| a != b).map(|(a, b)| format!("{} -> {}", a["node"], b["node"])).collect();
+    assert!(differing.is_empty(), "incremental and full disagree:\n{}", differing.join("\n"));
+
+    // a second pass changes nothing
+    app.ok(&app.admin_token, "mutation{reclassifyAll{id}}", json!({})).await;
+    assert_eq!(wait_for_pass(&app).await["changed"], 0);
+}
+
+#[tokio::test]
+async fn grades_filter_sort_and_hide_amounts() {
+    let app = TestApp::spawn().await;
+    for (name, amount) in [("甲", "90000"), ("乙", "60000"), ("丙", "100")] {
+        let c = new_customer(&app, name).await;
+        deal(&app, &c, "WON", amount, "CNY", 5).await;
+    }
+    let data = app
+        .ok(&app.admin_token, "{a: customers(filter:{tier:{in:[A,B]}}, orderBy:[{field:REVENUE, direction:DESC}]){edges{node{name}}} b: customers(filter:{revenue:{gte:\"50000\"}}){totalCount}}", json!({}))
+        .await;
+    assert_eq!(data["a"]["edges"], json!([{"node": {"name": "甲"}}, {"node": {"name": "乙"}}]));
+    assert_eq!(data["b"]["totalCount"], 2);
+
+    let dept = app.create_department("客服", None).await;
+    let (_, service) = app.create_user("s@example.com", "SERVICE", &dept).await;
+    let data = app.ok(&service, "{customers(first:1){edges{node{tier revenue{amount}}}}}", json!({})).await;
+    assert_eq!(data["customers"]["edges"][0]["node"]["revenue"], Value::Null);
+    let resp = app.gql(Some(&service), "{customers(orderBy:[{field:REVENUE}]){totalCount}}", json!({})).await;
+    assert_eq!(code(&resp), "FORBIDDEN");
+}
