@@ -8,6 +8,7 @@ mod classification;
 mod customers;
 mod demo;
 mod http;
+mod keylists;
 mod records;
 mod schema;
 mod ws;

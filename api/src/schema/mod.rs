@@ -8,6 +8,7 @@ pub mod department;
 pub mod enums;
 pub mod feedback;
 pub mod interaction;
+pub mod keylists;
 pub mod loaders;
 pub mod user;
 
@@ -24,6 +25,7 @@ pub struct Query(
     feedback::FeedbackQuery,
     interaction::InteractionQuery,
     classification::ClassificationQuery,
+    keylists::KeyListQuery,
 );
 
 /// Every mutation.

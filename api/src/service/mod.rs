@@ -10,6 +10,7 @@ pub mod demo;
 pub mod department;
 pub mod feedback;
 pub mod interaction;
+pub mod keylists;
 pub mod money;
 pub mod normalize;
 pub mod pagination;

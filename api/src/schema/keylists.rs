@@ -1,0 +1,128 @@
+//! The key customer lists of seed 001 as paginated queries, each within the caller's scope.
+use super::common::{Money, PageInfo, actor, db};
+use super::customer::Customer;
+use crate::auth::Actor;
+use crate::error::ResultExt;
+use crate::service::keylists::{self as svc, KeyPage, KeyRow};
+use async_graphql::{Context, Object, Result, SimpleObject};
+use chrono::NaiveDate;
+use entity::enums::{Action, Resource};
+
+/// A customer on a key list, with the figures that put it there.
+#[derive(Clone)]
+pub struct KeyCustomer(KeyRow);
+
+#[Object]
+impl KeyCustomer {
+    /// Position on the list, from 1.
+    async fn rank(&self) -> i64 {
+        self.0.rank
+    }
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        super::loaders::customer(ctx, self.0.customer_id).await
+    }
+    /// Revenue that ranks the customer (window, or last calendar year for last year's
+    /// top customers), in the base currency; null for roles that may not see amounts.
+    async fn revenue(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
+        amount(ctx, self.0.revenue).await
+    }
+    /// Revenue so far this calendar year (last year's top customers only).
+    async fn revenue_this_year(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
+        amount(ctx, self.0.revenue_this_year).await
+    }
+    /// Whether the customer ordered this calendar year (last year's top customers only).
+    async fn ordered_this_year(&self) -> Option<bool> {
+        self.0.revenue_this_year.map(|r| r > 0)
+    }
+    /// Complaints, product lines or contacts, depending on the list.
+    async fn count(&self) -> Option<i64> {
+        self.0.count
+    }
+    async fn last_purchase_on(&self) -> Option<NaiveDate> {
+        self.0.last_purchase_on
+    }
+}
+
+async fn amount(ctx: &Context<'_>, minor: Option<i64>) -> Result<Option<Money>> {
+    let sees = ctx.data_opt::<Actor>().is_some_and(|a| a.grant(Resource::DealAmount, Action::Read).allowed());
+    match minor {
+        Some(m) if sees => {
+            let (policy, _) = super::loaders::policy(ctx).await?;
+            Ok(Some(Money::new(m, &policy.base_currency)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// One key-list customer with its cursor.
+#[derive(SimpleObject, Clone)]
+pub struct KeyCustomerEdge {
+    pub cursor: String,
+    pub node: KeyCustomer,
+}
+
+/// A page of a key list.
+pub struct KeyCustomerConnection(KeyPage);
+
+#[Object]
+impl KeyCustomerConnection {
+    async fn edges(&self) -> Vec<KeyCustomerEdge> {
+        self.0.rows.iter().map(|(c, r)| KeyCustomerEdge { cursor: c.clone(), node: KeyCustomer(r.clone()) }).collect()
+    }
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_next_page: self.0.has_next_page,
+            has_previous_page: self.0.has_previous_page,
+            start_cursor: self.0.rows.first().map(|(c, _)| c.clone()),
+            end_cursor: self.0.rows.last().map(|(c, _)| c.clone()),
+        }
+    }
+    /// Customers on the list that you may read.
+    async fn total_count(&self) -> i64 {
+        self.0.total_count as i64
+    }
+}
+
+#[derive(Default)]
+pub struct KeyListQuery;
+
+#[Object]
+impl KeyListQuery {
+    /// Gold customers: the top `topPercent` % of all buyers by revenue in the trailing
+    /// window (seed 001: 5%), those you may read, biggest first.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn gold_customers(&self, ctx: &Context<'_>, #[graphql(default = 5)] top_percent: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
+        svc::gold(db(ctx), actor(ctx)?, top_percent, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+    }
+
+    /// Drag customers: bought before but not within the churn window (over a year), longest silent first.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn drag_customers(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
+        svc::drag(db(ctx), actor(ctx)?, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+    }
+
+    /// Last calendar year's `top` customers by won revenue, with what they bought this year
+    /// (`orderedThisYear`): visit the ones who did not before competitors do.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn last_year_top_customers(&self, ctx: &Context<'_>, #[graphql(default = 20)] top: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
+        svc::last_year_top(db(ctx), actor(ctx)?, top, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+    }
+
+    /// Tier A and B customers with at least `minComplaints` complaints in the window (`count`).
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn complaining_key_customers(&self, ctx: &Context<'_>, #[graphql(default = 2)] min_complaints: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
+        svc::complaining(db(ctx), actor(ctx)?, min_complaints, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+    }
+
+    /// Buyers whose won deals in the window cover at most `maxProductLines` products (`count`): offer the rest.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn cross_sell_candidates(&self, ctx: &Context<'_>, #[graphql(default = 2)] max_product_lines: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
+        svc::cross_sell(db(ctx), actor(ctx)?, max_product_lines, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+    }
+
+    /// Organizations with fewer than `minContacts` contacts recorded (`count`), fewest first.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn organizations_with_few_contacts(&self, ctx: &Context<'_>, #[graphql(default = 3)] min_contacts: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
+        svc::few_contacts(db(ctx), actor(ctx)?, min_contacts, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+    }
+}
