@@ -31,6 +31,7 @@ pub fn router(http: Http) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
+        .route("/reports/{file}", get(report_csv))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(http)
 }
@@ -149,6 +150,29 @@ async fn graphql_ws(State(http): State<Http>, protocol: GraphQLProtocol, upgrade
                 .serve()
         })
         .into_response()
+}
+
+/// `GET /reports/<name>.csv` for BI tools (see `csv.rs`).
+async fn report_csv(
+    State(http): State<Http>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(name) = file.strip_suffix(".csv") else {
+        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "reports are served as <name>.csv");
+    };
+    let actor = match authenticate(&http.state, &headers).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return app_error_response(AppError::Unauthenticated("authentication required")),
+        Err(e) => return app_error_response(e),
+    };
+    match crate::csv::report(&http.state, actor, name, &params).await {
+        Ok(resp) => resp,
+        Err(AppError::NotFound(_)) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such report"),
+        Err(e @ AppError::Forbidden(_)) => error_response(StatusCode::FORBIDDEN, "FORBIDDEN", &e.to_string()),
+        Err(e) => app_error_response(e),
+    }
 }
 
 async fn readyz(State(http): State<Http>) -> Response {

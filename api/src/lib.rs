@@ -1,6 +1,7 @@
 //! The CRM API: GraphQL over axum on SeaORM (SQLite or PostgreSQL).
 pub mod auth;
 pub mod config;
+pub mod csv;
 pub mod error;
 pub mod http;
 pub mod schema;

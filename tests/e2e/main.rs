@@ -10,5 +10,6 @@ mod demo;
 mod http;
 mod keylists;
 mod records;
+mod reports;
 mod schema;
 mod ws;

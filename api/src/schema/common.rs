@@ -2,7 +2,7 @@
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use crate::service::pagination::{Page, PageArgs};
-use async_graphql::{Context, ErrorExtensions, InputObject, SimpleObject};
+use async_graphql::{Context, ErrorExtensions, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ColumnTrait, Condition};
@@ -31,6 +31,30 @@ pub fn page_args(first: Option<i32>, after: Option<String>) -> PageArgs {
 /// Complexity of a list field: its page size times the cost of one node.
 pub fn list_cost(first: Option<i32>, child: usize) -> usize {
     (first.unwrap_or(20).clamp(1, 100) as usize).saturating_mul(child.max(1))
+}
+
+/// A calendar date, ISO 8601 (YYYY-MM-DD).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Date(pub NaiveDate);
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Date).map_err(|_| InputValueError::custom("expected a date YYYY-MM-DD")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+impl From<NaiveDate> for Date {
+    fn from(d: NaiveDate) -> Self {
+        Date(d)
+    }
 }
 
 /// An amount of money: a decimal string in the currency's minor-unit precision.
@@ -325,11 +349,11 @@ impl DateTimeFilter {
 #[derive(InputObject, Default)]
 pub struct DateFilter {
     /// On.
-    pub eq: Option<NaiveDate>,
+    pub eq: Option<Date>,
     /// On or after.
-    pub gte: Option<NaiveDate>,
+    pub gte: Option<Date>,
     /// On or before.
-    pub lte: Option<NaiveDate>,
+    pub lte: Option<Date>,
     /// Is (true) or is not (false) empty.
     pub is_null: Option<bool>,
 }
@@ -338,13 +362,13 @@ impl DateFilter {
     pub fn condition(&self, col: impl ColumnTrait + Copy) -> Condition {
         let mut c = Condition::all();
         if let Some(v) = self.eq {
-            c = c.add(col.eq(v));
+            c = c.add(col.eq(v.0));
         }
         if let Some(v) = self.gte {
-            c = c.add(col.gte(v));
+            c = c.add(col.gte(v.0));
         }
         if let Some(v) = self.lte {
-            c = c.add(col.lte(v));
+            c = c.add(col.lte(v.0));
         }
         if let Some(n) = self.is_null {
             c = c.add(if n { col.is_null() } else { col.is_not_null() });

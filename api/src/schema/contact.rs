@@ -1,12 +1,12 @@
 //! Contact type, inputs, filters, queries and mutations.
-use super::common::{DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
+use super::common::{Date, DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
 use super::customer::{Customer, patch};
 use super::enums::{ContactRole, Gender};
 use crate::error::{AppResult, ResultExt};
 use crate::service::contact::{self as svc, ContactPatch, NewContact, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use entity::contact::{self, Column};
 use entity::enums as e;
 use sea_orm::Condition;
@@ -40,8 +40,8 @@ impl Contact {
     async fn deal_role(&self) -> Option<ContactRole> {
         self.0.deal_role.map(Into::into)
     }
-    async fn birthday(&self) -> Option<NaiveDate> {
-        self.0.birthday
+    async fn birthday(&self) -> Option<Date> {
+        self.0.birthday.map(Date)
     }
     async fn mobile(&self) -> Option<&str> {
         self.0.mobile.as_deref()
@@ -151,7 +151,7 @@ pub struct CreateContactInput {
     pub gender: Option<Gender>,
     pub title: Option<String>,
     pub deal_role: Option<ContactRole>,
-    pub birthday: Option<NaiveDate>,
+    pub birthday: Option<Date>,
     pub mobile: Option<String>,
     pub office_phone: Option<String>,
     pub email: Option<String>,
@@ -172,7 +172,7 @@ pub struct UpdateContactInput {
     pub gender: MaybeUndefined<Gender>,
     pub title: MaybeUndefined<String>,
     pub deal_role: MaybeUndefined<ContactRole>,
-    pub birthday: MaybeUndefined<NaiveDate>,
+    pub birthday: MaybeUndefined<Date>,
     pub mobile: MaybeUndefined<String>,
     pub office_phone: MaybeUndefined<String>,
     pub email: MaybeUndefined<String>,
@@ -231,7 +231,7 @@ impl ContactMutation {
             gender: input.gender.map(Into::into),
             title: input.title,
             deal_role: input.deal_role.map(Into::into),
-            birthday: input.birthday,
+            birthday: input.birthday.map(|d| d.0),
             mobile: input.mobile,
             office_phone: input.office_phone,
             email: input.email,
@@ -253,7 +253,7 @@ impl ContactMutation {
             gender: patch(input.gender, Into::into),
             title: patch(input.title, |s| s),
             deal_role: patch(input.deal_role, Into::into),
-            birthday: patch(input.birthday, |d| d),
+            birthday: patch(input.birthday, |d| d.0),
             mobile: patch(input.mobile, |s| s),
             office_phone: patch(input.office_phone, |s| s),
             email: patch(input.email, |s| s),

@@ -1,5 +1,6 @@
 //! Customer type, inputs, filters, queries and mutations.
 use super::common::{
+    Date,
     DateFilter, DateTimeFilter, EnumFilter, IdFilter, IntFilter, Money, MoneyFilter, SortDirection, StringFilter, actor, connection, nest, db, page_args,
     parse_id,
 };
@@ -16,7 +17,7 @@ use crate::error::{AppResult, ResultExt};
 use crate::service::customer::{self as svc, CustomerPatch, NewCustomer, SortField};
 use crate::service::normalize;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use entity::customer::{self, Column};
 use entity::enums as e;
 use sea_orm::Condition;
@@ -61,8 +62,8 @@ impl Customer {
     async fn gender(&self) -> Option<Gender> {
         self.0.gender.map(Into::into)
     }
-    async fn birthday(&self) -> Option<NaiveDate> {
-        self.0.birthday
+    async fn birthday(&self) -> Option<Date> {
+        self.0.birthday.map(Date)
     }
     /// As entered.
     async fn phone(&self) -> Option<&str> {
@@ -94,8 +95,8 @@ impl Customer {
     async fn credit_rating(&self) -> Option<&str> {
         self.0.credit_rating.as_deref()
     }
-    async fn cooperation_start_date(&self) -> Option<NaiveDate> {
-        self.0.cooperation_start_date
+    async fn cooperation_start_date(&self) -> Option<Date> {
+        self.0.cooperation_start_date.map(Date)
     }
     async fn soft_profile(&self) -> Option<SoftProfile> {
         self.0.soft_profile.clone().and_then(|j| serde_json::from_value(j).ok())
@@ -142,11 +143,11 @@ impl Customer {
     async fn turnover_margin_class(&self) -> Option<TurnoverMarginClass> {
         self.0.turnover_margin_class.map(Into::into)
     }
-    async fn first_purchase_on(&self) -> Option<NaiveDate> {
-        self.0.first_purchase_on
+    async fn first_purchase_on(&self) -> Option<Date> {
+        self.0.first_purchase_on.map(Date)
     }
-    async fn last_purchase_on(&self) -> Option<NaiveDate> {
-        self.0.last_purchase_on
+    async fn last_purchase_on(&self) -> Option<Date> {
+        self.0.last_purchase_on.map(Date)
     }
     /// Won deals in the trailing window.
     async fn won_deal_count(&self) -> i32 {
@@ -294,11 +295,12 @@ pub struct CustomerFilter {
 }
 
 impl CustomerFilter {
-    fn uses_revenue(&self) -> bool {
+    pub(crate) fn uses_revenue(&self) -> bool {
         self.revenue.is_some() || self.and.iter().chain(self.or.iter()).flatten().any(CustomerFilter::uses_revenue)
     }
 
-    fn condition(&self, depth: usize) -> AppResult<Condition> {
+    /// The SQL condition of this filter.
+    pub(crate) fn condition(&self, depth: usize) -> AppResult<Condition> {
         let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
         if let Some(f) = &self.id {
             c = c.add(f.condition("filter.id", Column::Id)?);
@@ -425,14 +427,14 @@ pub struct CreateCustomerInput {
     /// Individuals only.
     pub gender: Option<Gender>,
     /// Individuals only.
-    pub birthday: Option<NaiveDate>,
+    pub birthday: Option<Date>,
     pub address: Option<String>,
     pub region: Option<String>,
     pub industry: Option<String>,
     pub source: Option<CustomerSource>,
     pub importance: Option<Importance>,
     pub credit_rating: Option<String>,
-    pub cooperation_start_date: Option<NaiveDate>,
+    pub cooperation_start_date: Option<Date>,
     pub soft_profile: Option<SoftProfile>,
     /// A JSON object of category-specific fields.
     pub custom_fields: Option<async_graphql::Json<serde_json::Value>>,
@@ -451,14 +453,14 @@ pub struct UpdateCustomerInput {
     pub phone: MaybeUndefined<String>,
     pub email: MaybeUndefined<String>,
     pub gender: MaybeUndefined<Gender>,
-    pub birthday: MaybeUndefined<NaiveDate>,
+    pub birthday: MaybeUndefined<Date>,
     pub address: MaybeUndefined<String>,
     pub region: MaybeUndefined<String>,
     pub industry: MaybeUndefined<String>,
     pub source: MaybeUndefined<CustomerSource>,
     pub importance: MaybeUndefined<Importance>,
     pub credit_rating: MaybeUndefined<String>,
-    pub cooperation_start_date: MaybeUndefined<NaiveDate>,
+    pub cooperation_start_date: MaybeUndefined<Date>,
     pub soft_profile: MaybeUndefined<SoftProfile>,
     pub custom_fields: MaybeUndefined<async_graphql::Json<serde_json::Value>>,
     /// TARGET or PROSPECT, while the customer has not bought yet.
@@ -530,7 +532,7 @@ impl CustomerMutation {
             category: input.category,
             name: input.name,
             gender: input.gender.map(Into::into),
-            birthday: input.birthday,
+            birthday: input.birthday.map(|d| d.0),
             phone: input.phone,
             email: input.email,
             address: input.address,
@@ -539,7 +541,7 @@ impl CustomerMutation {
             source: input.source.map(Into::into),
             importance: input.importance.map(Into::into),
             credit_rating: input.credit_rating,
-            cooperation_start_date: input.cooperation_start_date,
+            cooperation_start_date: input.cooperation_start_date.map(|d| d.0),
             soft_profile: input.soft_profile.map(profile_json),
             custom_fields: input.custom_fields.map(|j| j.0),
             lifecycle_stage: input.lifecycle_stage.map(Into::into),
@@ -555,7 +557,7 @@ impl CustomerMutation {
             category: input.category,
             name: input.name,
             gender: patch(input.gender, Into::into),
-            birthday: patch(input.birthday, |d| d),
+            birthday: patch(input.birthday, |d| d.0),
             phone: patch(input.phone, |s| s),
             email: patch(input.email, |s| s),
             address: patch(input.address, |s| s),
@@ -564,7 +566,7 @@ impl CustomerMutation {
             source: patch(input.source, Into::into),
             importance: patch(input.importance, Into::into),
             credit_rating: patch(input.credit_rating, |s| s),
-            cooperation_start_date: patch(input.cooperation_start_date, |d| d),
+            cooperation_start_date: patch(input.cooperation_start_date, |d| d.0),
             soft_profile: patch(input.soft_profile, profile_json),
             custom_fields: patch(input.custom_fields, |j| j.0),
             lifecycle_stage: input.lifecycle_stage.map(Into::into),

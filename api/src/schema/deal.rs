@@ -1,5 +1,5 @@
 //! Deal and line-item types, inputs, filters, queries and mutations.
-use super::common::{DateFilter, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
+use super::common::{Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
 use super::customer::{Customer, patch};
 use super::enums::DealStage;
 use super::user::User;
@@ -8,7 +8,7 @@ use crate::error::{AppError, AppResult, ResultExt};
 use crate::service::deal::{self as svc, DealPatch, LineItemInput, NewDeal, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use entity::deal::{self, Column};
 use entity::deal_line_item;
 use entity::enums::{self as e, Action, Resource};
@@ -51,11 +51,11 @@ impl Deal {
     async fn amount(&self, ctx: &Context<'_>) -> Option<Money> {
         sees_amounts(ctx).then(|| Money::new(self.0.amount_minor, &self.0.currency))
     }
-    async fn expected_close_date(&self) -> Option<NaiveDate> {
-        self.0.expected_close_date
+    async fn expected_close_date(&self) -> Option<Date> {
+        self.0.expected_close_date.map(Date)
     }
-    async fn actual_close_date(&self) -> Option<NaiveDate> {
-        self.0.actual_close_date
+    async fn actual_close_date(&self) -> Option<Date> {
+        self.0.actual_close_date.map(Date)
     }
     async fn lost_reason(&self) -> Option<&str> {
         self.0.lost_reason.as_deref()
@@ -217,9 +217,9 @@ pub struct CreateDealInput {
     pub amount: Option<String>,
     /// ISO 4217, default CNY.
     pub currency: Option<String>,
-    pub expected_close_date: Option<NaiveDate>,
+    pub expected_close_date: Option<Date>,
     /// Defaults to today when the deal is entered as WON.
-    pub actual_close_date: Option<NaiveDate>,
+    pub actual_close_date: Option<Date>,
     /// Required when LOST.
     pub lost_reason: Option<String>,
     #[graphql(default)]
@@ -235,8 +235,8 @@ pub struct UpdateDealInput {
     pub stage: Option<DealStage>,
     pub amount: Option<String>,
     pub currency: Option<String>,
-    pub expected_close_date: MaybeUndefined<NaiveDate>,
-    pub actual_close_date: MaybeUndefined<NaiveDate>,
+    pub expected_close_date: MaybeUndefined<Date>,
+    pub actual_close_date: MaybeUndefined<Date>,
     pub lost_reason: MaybeUndefined<String>,
     pub line_items: Option<Vec<LineItemInputObject>>,
 }
@@ -295,8 +295,8 @@ impl DealMutation {
             stage: input.stage.map(Into::into),
             amount: input.amount,
             currency: input.currency,
-            expected_close_date: input.expected_close_date,
-            actual_close_date: input.actual_close_date,
+            expected_close_date: input.expected_close_date.map(|d| d.0),
+            actual_close_date: input.actual_close_date.map(|d| d.0),
             lost_reason: input.lost_reason,
             line_items: input.line_items.into_iter().map(Into::into).collect(),
         };
@@ -312,8 +312,8 @@ impl DealMutation {
             stage: input.stage.map(Into::into),
             amount: input.amount,
             currency: input.currency,
-            expected_close_date: patch(input.expected_close_date, |d| d),
-            actual_close_date: patch(input.actual_close_date, |d| d),
+            expected_close_date: patch(input.expected_close_date, |d| d.0),
+            actual_close_date: patch(input.actual_close_date, |d| d.0),
             lost_reason: patch(input.lost_reason, |s| s),
             line_items: input.line_items.map(|items| items.into_iter().map(Into::into).collect()),
         };

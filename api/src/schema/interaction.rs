@@ -1,5 +1,5 @@
 //! Interaction (activity log) type, filters, list and create.
-use super::common::{DateFilter, DateTimeFilter, EnumFilter, IdFilter, SortDirection, actor, connection, db, nest, page_args, parse_id};
+use super::common::{Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, SortDirection, actor, connection, db, nest, page_args, parse_id};
 use super::contact::Contact;
 use super::customer::Customer;
 use super::enums::{Direction, InteractionKind};
@@ -8,7 +8,7 @@ use crate::error::{AppResult, ResultExt};
 use crate::service::interaction::{self as svc, NewInteraction, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use entity::enums as e;
 use entity::interaction::{self, Column};
 use sea_orm::Condition;
@@ -58,8 +58,8 @@ impl Interaction {
         self.0.outcome.as_deref()
     }
     /// When to follow up next.
-    async fn next_follow_up_on(&self) -> Option<NaiveDate> {
-        self.0.next_follow_up_on
+    async fn next_follow_up_on(&self) -> Option<Date> {
+        self.0.next_follow_up_on.map(Date)
     }
     async fn version(&self) -> i32 {
         self.0.version
@@ -138,7 +138,7 @@ pub struct CreateInteractionInput {
     pub occurred_at: Option<DateTime<Utc>>,
     pub summary: String,
     pub outcome: Option<String>,
-    pub next_follow_up_on: Option<NaiveDate>,
+    pub next_follow_up_on: Option<Date>,
 }
 
 #[derive(Default)]
@@ -190,7 +190,7 @@ impl InteractionMutation {
             occurred_at: input.occurred_at,
             summary: input.summary,
             outcome: input.outcome,
-            next_follow_up_on: input.next_follow_up_on,
+            next_follow_up_on: input.next_follow_up_on.map(|d| d.0),
         };
         svc::create(db(ctx), actor, new).await.map(Interaction).gql()
     }

@@ -1,11 +1,10 @@
 //! The key customer lists of seed 001 as paginated queries, each within the caller's scope.
-use super::common::{Money, PageInfo, actor, db};
+use super::common::{Date, Money, PageInfo, actor, db};
 use super::customer::Customer;
 use crate::auth::Actor;
 use crate::error::ResultExt;
 use crate::service::keylists::{self as svc, KeyPage, KeyRow};
 use async_graphql::{Context, Object, Result, SimpleObject};
-use chrono::NaiveDate;
 use entity::enums::{Action, Resource};
 
 /// A customer on a key list, with the figures that put it there.
@@ -38,8 +37,8 @@ impl KeyCustomer {
     async fn count(&self) -> Option<i64> {
         self.0.count
     }
-    async fn last_purchase_on(&self) -> Option<NaiveDate> {
-        self.0.last_purchase_on
+    async fn last_purchase_on(&self) -> Option<Date> {
+        self.0.last_purchase_on.map(Date)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod feedback;
 pub mod interaction;
 pub mod keylists;
 pub mod loaders;
+pub mod reports;
 pub mod user;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};
@@ -26,6 +27,7 @@ pub struct Query(
     interaction::InteractionQuery,
     classification::ClassificationQuery,
     keylists::KeyListQuery,
+    reports::ReportQuery,
 );
 
 /// Every mutation.

@@ -15,6 +15,7 @@ pub mod money;
 pub mod normalize;
 pub mod pagination;
 pub mod record;
+pub mod reports;
 pub mod setting;
 pub mod user;
 

@@ -1,0 +1,208 @@
+//! Reports for BI tools: aggregates only, within the caller's report scope.
+use super::common::{Date, Money, actor, db};
+use super::customer::CustomerFilter;
+use super::enums::Tier;
+use super::user::User;
+use crate::error::{AppError, ResultExt};
+use crate::service::reports::{self as svc, Dimension, FeedbackDimension as FDim};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+
+/// A dimension of the classification report.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "Dimension")]
+pub enum ReportDimension {
+    Tier,
+    Lifecycle,
+    Category,
+    /// Key: department id; label: its name.
+    Department,
+    Region,
+    /// Key: owner id (empty: public pool); label: the owner's name.
+    Owner,
+}
+
+/// A dimension of the feedback summary.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "FDim")]
+pub enum FeedbackDimension {
+    Kind,
+    Channel,
+    Status,
+}
+
+/// The value of one dimension in a report row.
+#[derive(SimpleObject, Clone)]
+pub struct ReportKey {
+    pub dimension: String,
+    /// Null when the customers have no value (no region, no owner).
+    pub value: Option<String>,
+    /// Name of a department or owner.
+    pub label: Option<String>,
+}
+
+/// One group of customers.
+#[derive(SimpleObject)]
+pub struct ClassificationReportRow {
+    /// In `groupBy` order.
+    pub keys: Vec<ReportKey>,
+    pub customer_count: i64,
+    /// Won revenue in the trailing window, base currency.
+    pub revenue: Money,
+    /// Percent of the report's revenue, two decimals ("12.50").
+    pub revenue_share: String,
+}
+
+/// Customers moving from one tier to another between two dates.
+#[derive(SimpleObject)]
+pub struct TierMigrationCell {
+    pub from: Tier,
+    pub to: Tier,
+    pub count: i64,
+}
+
+/// A staff member's activity in a period.
+pub struct StaffActivityRow(svc::StaffRow, String);
+
+#[Object]
+impl StaffActivityRow {
+    async fn user_id(&self) -> ID {
+        ID(self.0.user_id.to_string())
+    }
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        super::loaders::user(ctx, self.0.user_id).await
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn department_id(&self) -> ID {
+        ID(self.0.department_id.to_string())
+    }
+    async fn calls(&self) -> i64 {
+        self.0.calls
+    }
+    async fn visits(&self) -> i64 {
+        self.0.visits
+    }
+    /// SMS, WeChat and e-mail.
+    async fn messages(&self) -> i64 {
+        self.0.messages
+    }
+    /// Outbound calls to customers who had bought before: after-sale follow-ups.
+    async fn callbacks(&self) -> i64 {
+        self.0.callbacks
+    }
+    async fn deals_won(&self) -> i64 {
+        self.0.deals_won
+    }
+    async fn revenue_won(&self) -> Money {
+        Money::new(self.0.revenue_won, &self.1)
+    }
+}
+
+/// Feedback of one group.
+#[derive(SimpleObject)]
+pub struct FeedbackSummaryRow {
+    pub keys: Vec<ReportKey>,
+    pub count: i64,
+    pub rated_count: i64,
+    /// Average rating (1-5), two decimals.
+    pub average_rating: Option<String>,
+    /// Net promoter score, -100 to 100.
+    pub nps: Option<i64>,
+    pub nps_answers: i64,
+    pub median_resolution_minutes: Option<i64>,
+}
+
+fn two_decimals(x100: i64) -> String {
+    format!("{}{}.{:02}", if x100 < 0 { "-" } else { "" }, x100.abs() / 100, x100.abs() % 100)
+}
+
+#[derive(Default)]
+pub struct ReportQuery;
+
+#[Object]
+impl ReportQuery {
+    /// Customers and revenue grouped by the given dimensions. `asOf` reports tiers and
+    /// lifecycle stages as they were at the end of that day. Also as CSV:
+    /// `GET /reports/classification.csv?groupBy=TIER,REGION&asOf=2026-06-30`.
+    async fn classification_report(
+        &self,
+        ctx: &Context<'_>,
+        group_by: Vec<ReportDimension>,
+        filter: Option<CustomerFilter>,
+        as_of: Option<Date>,
+    ) -> Result<Vec<ClassificationReportRow>> {
+        let actor = actor(ctx)?;
+        let filter = filter.unwrap_or_default();
+        if filter.uses_revenue() {
+            return Err(AppError::invalid("filter.revenue", "not available in reports")).gql();
+        }
+        let condition = filter.condition(0).gql()?;
+        let dims: Vec<Dimension> = group_by.into_iter().map(Into::into).collect();
+        let rows = svc::classification_report(db(ctx), actor, &dims, condition, as_of.map(|d| d.0)).await.gql()?;
+        let (policy, _) = super::loaders::policy(ctx).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ClassificationReportRow {
+                keys: dims
+                    .iter()
+                    .zip(r.keys)
+                    .zip(r.labels)
+                    .map(|((d, value), label)| ReportKey { dimension: d.name().to_uppercase(), value, label })
+                    .collect(),
+                customer_count: r.customers,
+                revenue: Money::new(r.revenue, &policy.base_currency),
+                revenue_share: two_decimals(r.share_bp),
+            })
+            .collect())
+    }
+
+    /// Tier at `from` x tier at `to` for customers that existed at `from`: all sixteen cells.
+    async fn tier_migration(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<TierMigrationCell>> {
+        let actor = actor(ctx)?;
+        let cells = svc::tier_migration(db(ctx), actor, from.0, to.0).await.gql()?;
+        Ok(cells
+            .into_iter()
+            .filter_map(|(a, b, count)| {
+                let a = entity::enums::Tier::parse(&a)?;
+                let b = entity::enums::Tier::parse(&b)?;
+                Some(TierMigrationCell { from: a.into(), to: b.into(), count })
+            })
+            .collect())
+    }
+
+    /// Calls, visits, messages, callbacks and deals won per staff member between two dates
+    /// (seed 000: appraisal figures). Managers see their department subtree, reps themselves.
+    async fn staff_activity(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<StaffActivityRow>> {
+        let actor = actor(ctx)?;
+        let rows = svc::staff_activity(db(ctx), actor, from.0, to.0).await.gql()?;
+        let (policy, _) = super::loaders::policy(ctx).await?;
+        Ok(rows.into_iter().map(|r| StaffActivityRow(r, policy.base_currency.clone())).collect())
+    }
+
+    /// Feedback received between two dates: counts, average rating, NPS and median
+    /// resolution time, grouped by kind, channel and/or status.
+    async fn feedback_summary(
+        &self,
+        ctx: &Context<'_>,
+        from: Date,
+        to: Date,
+        #[graphql(default)] group_by: Vec<FeedbackDimension>,
+    ) -> Result<Vec<FeedbackSummaryRow>> {
+        let actor = actor(ctx)?;
+        let dims: Vec<FDim> = group_by.into_iter().map(Into::into).collect();
+        let rows = svc::feedback_summary(db(ctx), actor, from.0, to.0, &dims).await.gql()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| FeedbackSummaryRow {
+                keys: dims.iter().zip(r.keys).map(|(d, v)| ReportKey { dimension: d.name().to_uppercase(), value: Some(v), label: None }).collect(),
+                count: r.count,
+                rated_count: r.rated,
+                average_rating: r.average_rating_x100.map(two_decimals),
+                nps: r.nps,
+                nps_answers: r.nps_answers,
+                median_resolution_minutes: r.median_resolution_minutes,
+            })
+            .collect())
+    }
+}

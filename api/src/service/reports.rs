@@ -1,0 +1,479 @@
+//! Reports for BI tools (SPEC section 4): aggregates only, never a personal field, within
+//! the caller's report scope (a manager's department subtree, a rep's own customers).
+use super::classification;
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use entity::enums::{Action, Resource, Scope};
+use entity::{classification_history, customer, deal, feedback, interaction, user};
+use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// Dimensions of the classification report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dimension {
+    Tier,
+    Lifecycle,
+    Category,
+    Department,
+    Region,
+    Owner,
+}
+
+impl Dimension {
+    fn column(self) -> customer::Column {
+        match self {
+            Dimension::Tier => customer::Column::Tier,
+            Dimension::Lifecycle => customer::Column::LifecycleStage,
+            Dimension::Category => customer::Column::Category,
+            Dimension::Department => customer::Column::DepartmentId,
+            Dimension::Region => customer::Column::Region,
+            Dimension::Owner => customer::Column::OwnerId,
+        }
+    }
+
+    /// CSV header of the dimension.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Tier => "tier",
+            Dimension::Lifecycle => "lifecycle_stage",
+            Dimension::Category => "category",
+            Dimension::Department => "department",
+            Dimension::Region => "region",
+            Dimension::Owner => "owner",
+        }
+    }
+}
+
+/// One row of the classification report. Keys are in `groupBy` order; department and
+/// owner keys are ids, with their names in `labels`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassificationRow {
+    pub keys: Vec<Option<String>>,
+    pub labels: Vec<Option<String>>,
+    pub customers: i64,
+    /// Base-currency minor units.
+    pub revenue: i64,
+    /// Share of the report's total revenue, in basis points (1/100 of a percent).
+    pub share_bp: i64,
+}
+
+/// The customers a report may cover: the report scope, live rows.
+pub fn report_condition(actor: &Actor) -> AppResult<Condition> {
+    actor.require(Resource::Report, Action::Read)?;
+    Ok(Condition::all().add(customer::Column::DeletedAt.is_null()).add(actor.customer_condition(Resource::Report, Action::Read)))
+}
+
+/// Counts and revenue by the given dimensions. With `as_of`, tiers and lifecycle stages
+/// are those the customers had at the end of that day (from the classification history).
+///
+/// # Errors
+/// FORBIDDEN without report access; VALIDATION for an empty or repeated `group_by`.
+pub async fn classification_report(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    group_by: &[Dimension],
+    filter: Condition,
+    as_of: Option<NaiveDate>,
+) -> AppResult<Vec<ClassificationRow>> {
+    let scope = report_condition(actor)?;
+    if group_by.is_empty() || group_by.len() > 6 {
+        return Err(AppError::invalid("groupBy", "give one to six dimensions"));
+    }
+    let mut seen = group_by.to_vec();
+    seen.sort();
+    seen.dedup();
+    if seen.len() != group_by.len() {
+        return Err(AppError::invalid("groupBy", "a dimension appears twice"));
+    }
+    let mut groups: BTreeMap<Vec<Option<String>>, (i64, i64)> = BTreeMap::new();
+    let historic = as_of.filter(|_| group_by.iter().any(|d| matches!(d, Dimension::Tier | Dimension::Lifecycle)));
+    if let Some(day) = historic {
+        // Row by row: each customer's tier and stage at the end of `day`.
+        let end = end_of(day);
+        let customers = customer::Entity::find().filter(scope).filter(filter).filter(customer::Column::CreatedAt.lte(end)).all(db).await?;
+        let ids: Vec<Uuid> = customers.iter().map(|c| c.id).collect();
+        let tiers = values_at(db, &ids, "TIER", end).await?;
+        let stages = values_at(db, &ids, "LIFECYCLE", end).await?;
+        for c in customers {
+            let keys = group_by
+                .iter()
+                .map(|d| match d {
+                    Dimension::Tier => Some(tiers.get(&c.id).cloned().unwrap_or_else(|| c.tier.to_string())),
+                    Dimension::Lifecycle => Some(stages.get(&c.id).cloned().unwrap_or_else(|| c.lifecycle_stage.to_string())),
+                    Dimension::Category => Some(c.category.clone()),
+                    Dimension::Department => Some(c.department_id.to_string()),
+                    Dimension::Region => c.region.clone(),
+                    Dimension::Owner => c.owner_id.map(|o| o.to_string()),
+                })
+                .collect();
+            let g = groups.entry(keys).or_default();
+            g.0 += 1;
+            g.1 += c.revenue_minor;
+        }
+    } else {
+        let mut q = customer::Entity::find().select_only().filter(scope).filter(filter);
+        for (i, d) in group_by.iter().enumerate() {
+            q = q.column_as(d.column(), format!("k{i}")).group_by(d.column());
+        }
+        q = q.column_as(Expr::cust("COUNT(*)"), "n").column_as(Expr::cust("CAST(COALESCE(SUM(revenue_minor), 0) AS BIGINT)"), "revenue");
+        let stmt = sea_orm::QueryTrait::build(&q, db.get_database_backend());
+        for row in db.query_all_raw(stmt).await? {
+            let mut keys = Vec::with_capacity(group_by.len());
+            for (i, d) in group_by.iter().enumerate() {
+                let col = format!("k{i}");
+                // Ids come back as UUIDs (blobs in SQLite), the rest as text.
+                keys.push(match d {
+                    Dimension::Department | Dimension::Owner => row.try_get::<Option<Uuid>>("", &col)?.map(|u| u.to_string()),
+                    _ => row.try_get::<Option<String>>("", &col)?,
+                });
+            }
+            groups.insert(keys, (row.try_get::<i64>("", "n")?, row.try_get::<i64>("", "revenue")?));
+        }
+    }
+    let total: i64 = groups.values().map(|g| g.1).sum();
+    let names = labels(db, group_by, groups.keys()).await?;
+    Ok(groups
+        .into_iter()
+        .map(|(keys, (customers, revenue))| ClassificationRow {
+            labels: keys.iter().zip(group_by).map(|(k, d)| k.as_ref().and_then(|k| names.get(&(*d, k.clone())).cloned())).collect(),
+            keys,
+            customers,
+            revenue,
+            share_bp: if total > 0 { ((revenue as i128 * 10_000 + total as i128 / 2) / total as i128) as i64 } else { 0 },
+        })
+        .collect())
+}
+
+fn end_of(day: NaiveDate) -> DateTime<Utc> {
+    (day + Duration::days(1)).and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(Utc::now)
+}
+
+/// Names of the department and owner keys.
+async fn labels<'a>(db: &DatabaseConnection, group_by: &[Dimension], keys: impl Iterator<Item = &'a Vec<Option<String>>>) -> AppResult<HashMap<(Dimension, String), String>> {
+    let mut departments = Vec::new();
+    let mut owners = Vec::new();
+    for k in keys {
+        for (value, d) in k.iter().zip(group_by) {
+            if let Some(id) = value.as_deref().and_then(|v| Uuid::parse_str(v).ok()) {
+                match d {
+                    Dimension::Department => departments.push(id),
+                    Dimension::Owner => owners.push(id),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for d in entity::department::Entity::find().filter(entity::department::Column::Id.is_in(departments)).all(db).await? {
+        out.insert((Dimension::Department, d.id.to_string()), d.name);
+    }
+    for u in user::Entity::find().filter(user::Column::Id.is_in(owners)).all(db).await? {
+        out.insert((Dimension::Owner, u.id.to_string()), u.name);
+    }
+    Ok(out)
+}
+
+/// The value a field had at `at` for customers whose value changed after it: the
+/// `from` of their first change after `at`. Customers not in the map still have their
+/// current value.
+async fn values_at(db: &DatabaseConnection, ids: &[Uuid], field: &str, at: DateTime<Utc>) -> AppResult<HashMap<Uuid, String>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(5000) {
+        let rows = classification_history::Entity::find()
+            .filter(classification_history::Column::CustomerId.is_in(chunk.to_vec()))
+            .filter(classification_history::Column::Field.eq(field))
+            .filter(classification_history::Column::At.gt(at))
+            .order_by_asc(classification_history::Column::At)
+            .order_by_asc(classification_history::Column::Id)
+            .all(db)
+            .await?;
+        for r in rows {
+            if let Some(from) = r.from_value {
+                out.entry(r.customer_id).or_insert(from);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Tier at `from` x tier at `to`: how many customers (existing at `from`) moved where.
+///
+/// # Errors
+/// FORBIDDEN without report access; VALIDATION when `to` is before `from`.
+pub async fn tier_migration(db: &DatabaseConnection, actor: &Actor, from: NaiveDate, to: NaiveDate) -> AppResult<Vec<(String, String, i64)>> {
+    let scope = report_condition(actor)?;
+    if to < from {
+        return Err(AppError::invalid("to", "must not be before from"));
+    }
+    let ids: Vec<(Uuid, String)> = customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Id)
+        .column(customer::Column::Tier)
+        .filter(scope)
+        .filter(customer::Column::CreatedAt.lte(end_of(from)))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let just_ids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
+    let at_from = values_at(db, &just_ids, "TIER", end_of(from)).await?;
+    let at_to = values_at(db, &just_ids, "TIER", end_of(to)).await?;
+    let mut cells: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (id, current) in ids {
+        let a = at_from.get(&id).cloned().unwrap_or_else(|| current.clone());
+        let b = at_to.get(&id).cloned().unwrap_or(current);
+        *cells.entry((a, b)).or_default() += 1;
+    }
+    let tiers = ["A", "B", "C", "D"];
+    Ok(tiers
+        .iter()
+        .flat_map(|a| tiers.iter().map(move |b| (a.to_string(), b.to_string())))
+        .map(|(a, b)| {
+            let n = cells.get(&(a.clone(), b.clone())).copied().unwrap_or(0);
+            (a, b, n)
+        })
+        .collect())
+}
+
+/// A staff member's activity in a period (seed 000 uses these in appraisals).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaffRow {
+    pub user_id: Uuid,
+    pub name: String,
+    pub department_id: Uuid,
+    pub calls: i64,
+    pub visits: i64,
+    /// SMS, WeChat and e-mail.
+    pub messages: i64,
+    /// Outbound calls to customers who had bought before the call.
+    pub callbacks: i64,
+    pub deals_won: i64,
+    /// Base-currency minor units.
+    pub revenue_won: i64,
+}
+
+/// Which staff a report may cover: everyone, the department subtree, or oneself.
+fn staff_condition(actor: &Actor) -> AppResult<Condition> {
+    let grant = actor.require(Resource::Report, Action::Read)?;
+    Ok(match grant.scope {
+        Scope::All => Condition::all(),
+        Scope::Department => Condition::all().add(user::Column::DepartmentId.is_in(actor.subtree.clone())),
+        _ => Condition::all().add(user::Column::Id.eq(actor.id())),
+    })
+}
+
+/// Calls, visits, messages, callbacks and deals won per user between two dates (inclusive).
+///
+/// # Errors
+/// FORBIDDEN without report access; VALIDATION for a reversed period.
+pub async fn staff_activity(db: &DatabaseConnection, actor: &Actor, from: NaiveDate, to: NaiveDate) -> AppResult<Vec<StaffRow>> {
+    let staff_scope = staff_condition(actor)?;
+    if to < from {
+        return Err(AppError::invalid("to", "must not be before from"));
+    }
+    let (start, end) = (from.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(Utc::now), end_of(to));
+    let users = user::Entity::find().filter(staff_scope).order_by_asc(user::Column::Name).order_by_asc(user::Column::Id).all(db).await?;
+    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+    let mut rows: HashMap<Uuid, StaffRow> = users
+        .into_iter()
+        .map(|u| (u.id, StaffRow { user_id: u.id, name: u.name, department_id: u.department_id, calls: 0, visits: 0, messages: 0, callbacks: 0, deals_won: 0, revenue_won: 0 }))
+        .collect();
+    let backend = db.get_database_backend();
+    for chunk in ids.chunks(1000) {
+        let q = Query::select()
+            .column(interaction::Column::UserId)
+            .column(interaction::Column::Kind)
+            .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+            .expr_as(
+                Expr::cust(
+                    "SUM(CASE WHEN interaction.kind = 'CALL' AND interaction.direction = 'OUTBOUND' AND EXISTS (\
+                       SELECT 1 FROM deal d WHERE d.customer_id = interaction.customer_id AND d.stage = 'WON' \
+                       AND d.deleted_at IS NULL AND d.actual_close_date IS NOT NULL \
+                       AND d.actual_close_date <= interaction.occurred_at) THEN 1 ELSE 0 END)",
+                ),
+                Alias::new("callbacks"),
+            )
+            .from(interaction::Entity)
+            .and_where(interaction::Column::UserId.is_in(chunk.to_vec()))
+            .and_where(interaction::Column::DeletedAt.is_null())
+            .and_where(interaction::Column::OccurredAt.gte(start))
+            .and_where(interaction::Column::OccurredAt.lt(end))
+            .group_by_col(interaction::Column::UserId)
+            .group_by_col(interaction::Column::Kind)
+            .to_owned();
+        for row in db.query_all_raw(backend.build(&q)).await? {
+            let uid: Uuid = row.try_get("", "user_id")?;
+            let kind: String = row.try_get("", "kind")?;
+            let n: i64 = row.try_get("", "n")?;
+            let callbacks: i64 = row.try_get::<Option<i64>>("", "callbacks")?.unwrap_or(0);
+            if let Some(r) = rows.get_mut(&uid) {
+                match kind.as_str() {
+                    "CALL" => r.calls += n,
+                    "VISIT" => r.visits += n,
+                    "SMS" | "WECHAT" | "EMAIL" => r.messages += n,
+                    _ => {}
+                }
+                r.callbacks += callbacks;
+            }
+        }
+    }
+    let (policy, _) = classification::policy(db).await?;
+    let rates = classification::rates(db).await?;
+    for chunk in ids.chunks(1000) {
+        let q: SelectStatement = Query::select()
+            .column(deal::Column::OwnerId)
+            .column(deal::Column::Currency)
+            .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+            .expr_as(Expr::cust("CAST(SUM(amount_minor) AS BIGINT)"), Alias::new("total"))
+            .from(deal::Entity)
+            .and_where(deal::Column::OwnerId.is_in(chunk.to_vec()))
+            .and_where(deal::Column::Stage.eq(entity::enums::DealStage::Won))
+            .and_where(deal::Column::DeletedAt.is_null())
+            .and_where(deal::Column::ActualCloseDate.gte(from))
+            .and_where(deal::Column::ActualCloseDate.lte(to))
+            .group_by_col(deal::Column::OwnerId)
+            .group_by_col(deal::Column::Currency)
+            .to_owned();
+        for row in db.query_all_raw(backend.build(&q)).await? {
+            let uid: Uuid = row.try_get("", "owner_id")?;
+            let currency: String = row.try_get("", "currency")?;
+            if let Some(r) = rows.get_mut(&uid) {
+                r.deals_won += row.try_get::<i64>("", "n")?;
+                r.revenue_won += classification::Rates::to_base(&rates, row.try_get("", "total")?, &currency, &policy.base_currency);
+            }
+        }
+    }
+    let mut out: Vec<StaffRow> = rows.into_values().collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.user_id.cmp(&b.user_id)));
+    Ok(out)
+}
+
+/// Dimensions of the feedback summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedbackDimension {
+    Kind,
+    Channel,
+    Status,
+}
+
+impl FeedbackDimension {
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedbackDimension::Kind => "kind",
+            FeedbackDimension::Channel => "channel",
+            FeedbackDimension::Status => "status",
+        }
+    }
+}
+
+/// One row of the feedback summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackRow {
+    pub keys: Vec<String>,
+    pub count: i64,
+    pub rated: i64,
+    /// Average rating x 100 (1-5 scale), when any feedback is rated.
+    pub average_rating_x100: Option<i64>,
+    /// Net promoter score (-100..100) over the answers with an NPS score.
+    pub nps: Option<i64>,
+    pub nps_answers: i64,
+    /// Median time from creation to resolution, in minutes.
+    pub median_resolution_minutes: Option<i64>,
+}
+
+/// Feedback received between two dates: counts by the dimensions, average rating, NPS
+/// (promoters 9-10 minus detractors 0-6) and median resolution time.
+///
+/// # Errors
+/// FORBIDDEN without report access; VALIDATION for a reversed period.
+pub async fn feedback_summary(db: &DatabaseConnection, actor: &Actor, from: NaiveDate, to: NaiveDate, group_by: &[FeedbackDimension]) -> AppResult<Vec<FeedbackRow>> {
+    actor.require(Resource::Report, Action::Read)?;
+    if to < from {
+        return Err(AppError::invalid("to", "must not be before from"));
+    }
+    let (start, end) = (from.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(Utc::now), end_of(to));
+    let customers = Query::select()
+        .column((customer::Entity, customer::Column::Id))
+        .from(customer::Entity)
+        .cond_where(report_condition(actor)?)
+        .to_owned();
+    // Rows are aggregated here, one feedback row at a time: the median needs them.
+    #[derive(sea_orm::FromQueryResult)]
+    struct Item {
+        kind: String,
+        channel: String,
+        status: String,
+        rating: Option<i32>,
+        nps: Option<i32>,
+        created_at: DateTime<Utc>,
+        resolved_at: Option<DateTime<Utc>>,
+    }
+    let items = feedback::Entity::find()
+        .select_only()
+        .columns([feedback::Column::Kind, feedback::Column::Channel, feedback::Column::Status, feedback::Column::Rating, feedback::Column::Nps])
+        .columns([feedback::Column::CreatedAt, feedback::Column::ResolvedAt])
+        .filter(feedback::Column::DeletedAt.is_null())
+        .filter(feedback::Column::CreatedAt.gte(start))
+        .filter(feedback::Column::CreatedAt.lt(end))
+        .filter(feedback::Column::CustomerId.in_subquery(customers))
+        .into_model::<Item>()
+        .all(db)
+        .await?;
+    struct Acc {
+        count: i64,
+        ratings: Vec<i64>,
+        promoters: i64,
+        detractors: i64,
+        nps_answers: i64,
+        resolution: Vec<i64>,
+    }
+    let mut groups: BTreeMap<Vec<String>, Acc> = BTreeMap::new();
+    for item in items {
+        let keys: Vec<String> = group_by
+            .iter()
+            .map(|d| match d {
+                FeedbackDimension::Kind => item.kind.clone(),
+                FeedbackDimension::Channel => item.channel.clone(),
+                FeedbackDimension::Status => item.status.clone(),
+            })
+            .collect();
+        let acc = groups.entry(keys).or_insert(Acc { count: 0, ratings: vec![], promoters: 0, detractors: 0, nps_answers: 0, resolution: vec![] });
+        acc.count += 1;
+        if let Some(r) = item.rating {
+            acc.ratings.push(r as i64);
+        }
+        if let Some(n) = item.nps {
+            acc.nps_answers += 1;
+            if n >= 9 {
+                acc.promoters += 1;
+            } else if n <= 6 {
+                acc.detractors += 1;
+            }
+        }
+        if let Some(r) = item.resolved_at {
+            acc.resolution.push((r - item.created_at).num_minutes().max(0));
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(keys, mut a)| {
+            a.resolution.sort_unstable();
+            let median = match a.resolution.len() {
+                0 => None,
+                n if n % 2 == 1 => Some(a.resolution[n / 2]),
+                n => Some((a.resolution[n / 2 - 1] + a.resolution[n / 2]) / 2),
+            };
+            FeedbackRow {
+                keys,
+                count: a.count,
+                rated: a.ratings.len() as i64,
+                average_rating_x100: (!a.ratings.is_empty()).then(|| (a.ratings.iter().sum::<i64>() * 100 + a.ratings.len() as i64 / 2) / a.ratings.len() as i64),
+                nps: (a.nps_answers > 0).then(|| ((a.promoters - a.detractors) * 100) / a.nps_answers),
+                nps_answers: a.nps_answers,
+                median_resolution_minutes: median,
+            }
+        })
+        .collect())
+}
