@@ -30,6 +30,18 @@ enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Fills the database with a large synthetic data set (benchmarks; use a fresh database).
+    Generate {
+        #[arg(long)]
+        customers: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Benchmarks: `classification` times a full pass against its SQL floor while the API answers lookups.
+    Bench {
+        /// Which benchmark: classification.
+        name: String,
+    },
     /// Prints a signed access token for scripts and integrations.
     Token {
         #[arg(long)]
@@ -110,6 +122,30 @@ async fn run(cli: Cli) -> Result<(), String> {
                 summary.customers,
                 summary.deals
             );
+            Ok(())
+        }
+        Command::Generate { customers, seed } => {
+            let state = api::prepare(&config).await?;
+            let started = std::time::Instant::now();
+            let g = api::service::generate::generate(&state.db, customers, seed).await.map_err(|e| format!("{e}: {e:?}"))?;
+            println!(
+                "generated in {:.1}s: {} customers, {} contacts, {} deals, {} line items, {} interactions, {} feedback",
+                started.elapsed().as_secs_f64(),
+                g.customers,
+                g.contacts,
+                g.deals,
+                g.line_items,
+                g.interactions,
+                g.feedback
+            );
+            Ok(())
+        }
+        Command::Bench { name } => {
+            let state = api::prepare(&config).await?;
+            match name.as_str() {
+                "classification" => println!("{}", api::bench::classification(state).await?),
+                other => return Err(format!("unknown benchmark '{other}' (try: classification)")),
+            }
             Ok(())
         }
         Command::Token { email, ttl } => {

@@ -324,24 +324,60 @@ fn in_clause(column: &str, ids: Option<&[Uuid]>, values: &mut Vec<Value>) -> Str
     }
 }
 
-/// Gathers the facts of the given customers (all customers with `None`) as of a date.
-pub async fn facts(db: &impl ConnectionTrait, policy: &Policy, rates: &Rates, ids: Option<&[Uuid]>, as_of: NaiveDate) -> AppResult<HashMap<Uuid, Facts>> {
+/// The three aggregate statements behind [`facts`]: won deals per customer and currency
+/// (in-window count and amount, all-time first and last purchase), the margin of
+/// in-window lines with a known cost, and complaints in the window.
+pub fn fact_statements(db: &impl ConnectionTrait, policy: &Policy, ids: Option<&[Uuid]>, as_of: NaiveDate) -> [Statement; 3] {
     let from = as_of - Duration::days(policy.window_days);
-    let mut out: HashMap<Uuid, Facts> = HashMap::new();
-    let base = policy.base_currency.as_str();
-
-    // Won deals: in-window count and amount, all-time first and last purchase.
     let mut values: Vec<Value> = vec![from.into(), from.into(), as_of.into()];
     let filter = in_clause("customer_id", ids, &mut values);
-    let sql = format!(
-        "SELECT customer_id, currency, \
-           CAST(SUM(CASE WHEN actual_close_date >= ? THEN 1 ELSE 0 END) AS BIGINT) AS n, \
-           CAST(SUM(CASE WHEN actual_close_date >= ? THEN amount_minor ELSE 0 END) AS BIGINT) AS total, \
-           MIN(actual_close_date) AS first_on, MAX(actual_close_date) AS last_on \
-         FROM deal WHERE stage = 'WON' AND deleted_at IS NULL AND actual_close_date IS NOT NULL AND actual_close_date <= ?{filter} \
-         GROUP BY customer_id, currency"
+    let deals = stmt(
+        db,
+        &format!(
+            "SELECT customer_id, currency, \
+               CAST(SUM(CASE WHEN actual_close_date >= ? THEN 1 ELSE 0 END) AS BIGINT) AS n, \
+               CAST(SUM(CASE WHEN actual_close_date >= ? THEN amount_minor ELSE 0 END) AS BIGINT) AS total, \
+               MIN(actual_close_date) AS first_on, MAX(actual_close_date) AS last_on \
+             FROM deal WHERE stage = 'WON' AND deleted_at IS NULL AND actual_close_date IS NOT NULL AND actual_close_date <= ?{filter} \
+             GROUP BY customer_id, currency"
+        ),
+        values,
     );
-    for row in db.query_all_raw(stmt(db, &sql, values)).await? {
+    let mut values: Vec<Value> = vec![from.into(), as_of.into()];
+    let filter = in_clause("d.customer_id", ids, &mut values);
+    let margins = stmt(
+        db,
+        &format!(
+            "SELECT d.customer_id, d.currency, \
+               CAST(SUM(li.quantity * (li.unit_price_minor - li.unit_cost_minor)) AS BIGINT) AS margin, \
+               CAST(SUM(li.quantity * li.unit_price_minor) AS BIGINT) AS costed \
+             FROM deal_line_item li JOIN deal d ON d.id = li.deal_id \
+             WHERE d.stage = 'WON' AND d.deleted_at IS NULL AND d.actual_close_date >= ? AND d.actual_close_date <= ? \
+               AND li.unit_cost_minor IS NOT NULL{filter} \
+             GROUP BY d.customer_id, d.currency"
+        ),
+        values,
+    );
+    let from_ts: DateTime<Utc> = from.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(now);
+    let mut values: Vec<Value> = vec![from_ts.into()];
+    let filter = in_clause("customer_id", ids, &mut values);
+    let complaints = stmt(
+        db,
+        &format!(
+            "SELECT customer_id, COUNT(*) AS n FROM feedback \
+             WHERE kind = 'COMPLAINT' AND deleted_at IS NULL AND created_at >= ?{filter} GROUP BY customer_id"
+        ),
+        values,
+    );
+    [deals, margins, complaints]
+}
+
+/// Gathers the facts of the given customers (all customers with `None`) as of a date.
+pub async fn facts(db: &impl ConnectionTrait, policy: &Policy, rates: &Rates, ids: Option<&[Uuid]>, as_of: NaiveDate) -> AppResult<HashMap<Uuid, Facts>> {
+    let [deals, margins, complaints] = fact_statements(db, policy, ids, as_of);
+    let mut out: HashMap<Uuid, Facts> = HashMap::new();
+    let base = policy.base_currency.as_str();
+    for row in db.query_all_raw(deals).await? {
         let id: Uuid = row.try_get("", "customer_id")?;
         let currency: String = row.try_get("", "currency")?;
         let f = out.entry(id).or_default();
@@ -358,36 +394,14 @@ pub async fn facts(db: &impl ConnectionTrait, policy: &Policy, rates: &Rates, id
             (a, b) => a.or(b),
         };
     }
-
-    // Margin of in-window won lines whose cost is known.
-    let mut values: Vec<Value> = vec![from.into(), as_of.into()];
-    let filter = in_clause("d.customer_id", ids, &mut values);
-    let sql = format!(
-        "SELECT d.customer_id, d.currency, \
-           CAST(SUM(li.quantity * (li.unit_price_minor - li.unit_cost_minor)) AS BIGINT) AS margin, \
-           CAST(SUM(li.quantity * li.unit_price_minor) AS BIGINT) AS costed \
-         FROM deal_line_item li JOIN deal d ON d.id = li.deal_id \
-         WHERE d.stage = 'WON' AND d.deleted_at IS NULL AND d.actual_close_date >= ? AND d.actual_close_date <= ? \
-           AND li.unit_cost_minor IS NOT NULL{filter} \
-         GROUP BY d.customer_id, d.currency"
-    );
-    for row in db.query_all_raw(stmt(db, &sql, values)).await? {
+    for row in db.query_all_raw(margins).await? {
         let id: Uuid = row.try_get("", "customer_id")?;
         let currency: String = row.try_get("", "currency")?;
         let f = out.entry(id).or_default();
         f.margin += rates.to_base(row.try_get::<i64>("", "margin")?, &currency, base);
         f.costed_revenue += rates.to_base(row.try_get::<i64>("", "costed")?, &currency, base);
     }
-
-    // Complaints received in the window.
-    let from_ts: DateTime<Utc> = from.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(now);
-    let mut values: Vec<Value> = vec![from_ts.into()];
-    let filter = in_clause("customer_id", ids, &mut values);
-    let sql = format!(
-        "SELECT customer_id, COUNT(*) AS n FROM feedback \
-         WHERE kind = 'COMPLAINT' AND deleted_at IS NULL AND created_at >= ?{filter} GROUP BY customer_id"
-    );
-    for row in db.query_all_raw(stmt(db, &sql, values)).await? {
+    for row in db.query_all_raw(complaints).await? {
         let id: Uuid = row.try_get("", "customer_id")?;
         out.entry(id).or_default().complaints = row.try_get::<i64>("", "n")? as i32;
     }
@@ -659,22 +673,30 @@ pub async fn create_run(db: &DatabaseConnection, id: Uuid, reason: Reason) -> Ap
     Ok(run)
 }
 
-/// The full pass: RFM cut-offs from one aggregate over all won deals, then every live
-/// customer in batches, each batch re-aggregated and written in its own transaction so
-/// that deals changing meanwhile are never overwritten with older numbers.
+/// The full pass. One aggregate over all deals, line items and complaints gives every
+/// customer's facts and the RFM cut-offs; then every live customer is graded in batches,
+/// each in its own short write transaction that locks its customers first. A customer
+/// whose deals or feedback changed after the pass began is re-aggregated inside that
+/// transaction, so a concurrent deal write is never overwritten with older numbers.
 pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason, actor: Option<Uuid>, as_of: NaiveDate) -> AppResult<()> {
     let (policy, _) = policy(db).await?;
     let rates = rates(db).await?;
-    let cutoffs = global_cutoffs(db, &policy, &rates, as_of).await?;
+    let pass_start = now();
+    let mut all = facts(db, &policy, &rates, None, as_of).await?;
+    let cutoffs = cutoffs_of(&all, &policy, as_of);
     let total = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).count(db).await? as i64;
     set_progress(db, run_id, Some(total), 0, 0).await?;
     let (mut processed, mut changed) = (0i64, 0i64);
     let mut after: Option<Uuid> = None;
+    let postgres = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
     loop {
         let txn = begin_write(db).await?;
         let mut q = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).order_by_asc(customer::Column::Id).limit(BATCH);
         if let Some(a) = after {
             q = q.filter(customer::Column::Id.gt(a));
+        }
+        if postgres {
+            q = q.lock_exclusive();
         }
         let batch = q.all(&txn).await?;
         let Some(last) = batch.last() else {
@@ -683,11 +705,15 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
         };
         after = Some(last.id);
         let ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
-        let mut facts = facts(&txn, &policy, &rates, Some(&ids), as_of).await?;
+        let dirty = changed_since(&txn, &ids, pass_start).await?;
+        let mut fresh = if dirty.is_empty() { HashMap::new() } else { facts(&txn, &policy, &rates, Some(&dirty), as_of).await? };
         let at = now();
         let changes: Vec<Change> = batch
             .iter()
-            .filter_map(|c| diff(c, &facts.remove(&c.id).unwrap_or_default(), &policy, &cutoffs, as_of, reason, actor, at))
+            .filter_map(|c| {
+                let f = if dirty.contains(&c.id) { fresh.remove(&c.id) } else { all.remove(&c.id) }.unwrap_or_default();
+                diff(c, &f, &policy, &cutoffs, as_of, reason, actor, at)
+            })
             .collect();
         changed += changes.len() as i64;
         processed += batch.len() as i64;
@@ -706,6 +732,44 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
     Ok(())
 }
 
+/// Customers of the batch whose deals or feedback were written since `since`.
+async fn changed_since(txn: &impl ConnectionTrait, ids: &[Uuid], since: DateTime<Utc>) -> AppResult<Vec<Uuid>> {
+    let mut dirty: Vec<Uuid> = entity::deal::Entity::find()
+        .select_only()
+        .column(entity::deal::Column::CustomerId)
+        .distinct()
+        .filter(entity::deal::Column::CustomerId.is_in(ids.to_vec()))
+        .filter(entity::deal::Column::UpdatedAt.gte(since))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let feedback: Vec<Uuid> = entity::feedback::Entity::find()
+        .select_only()
+        .column(entity::feedback::Column::CustomerId)
+        .distinct()
+        .filter(entity::feedback::Column::CustomerId.is_in(ids.to_vec()))
+        .filter(entity::feedback::Column::UpdatedAt.gte(since))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    dirty.extend(feedback);
+    dirty.sort_unstable();
+    dirty.dedup();
+    Ok(dirty)
+}
+
+/// RFM cut-offs over the customers who bought within the window.
+fn cutoffs_of(all: &HashMap<Uuid, Facts>, policy: &Policy, as_of: NaiveDate) -> RfmCutoffs {
+    let buyers = all.values().filter(|f| f.won_count > 0);
+    let (mut recency, mut frequency, mut monetary) = (Vec::new(), Vec::new(), Vec::new());
+    for f in buyers {
+        recency.push(f.last_purchase.map_or(0, |l| (as_of - l).num_days()));
+        frequency.push(f.won_count as i64);
+        monetary.push(f.revenue);
+    }
+    RfmCutoffs::from_samples(recency, frequency, monetary, policy.rfm_buckets)
+}
+
 async fn set_progress(db: &DatabaseConnection, run_id: Uuid, total: Option<i64>, processed: i64, changed: i64) -> AppResult<()> {
     let mut update = classification_run::Entity::update_many()
         .col_expr(classification_run::Column::Processed, Expr::value(processed))
@@ -715,33 +779,6 @@ async fn set_progress(db: &DatabaseConnection, run_id: Uuid, total: Option<i64>,
     }
     update.filter(classification_run::Column::Id.eq(run_id)).exec(db).await?;
     Ok(())
-}
-
-/// RFM cut-offs over the customers who bought within the window, from one aggregate.
-async fn global_cutoffs(db: &impl ConnectionTrait, policy: &Policy, rates: &Rates, as_of: NaiveDate) -> AppResult<RfmCutoffs> {
-    let from = as_of - Duration::days(policy.window_days);
-    let sql = "SELECT customer_id, currency, COUNT(*) AS n, CAST(SUM(amount_minor) AS BIGINT) AS total, MAX(actual_close_date) AS last_on \
-               FROM deal WHERE stage = 'WON' AND deleted_at IS NULL AND actual_close_date >= ? AND actual_close_date <= ? \
-               GROUP BY customer_id, currency";
-    let mut per: HashMap<Uuid, (i64, i64, NaiveDate)> = HashMap::new();
-    for row in db.query_all_raw(stmt(db, sql, vec![from.into(), as_of.into()])).await? {
-        let id: Uuid = row.try_get("", "customer_id")?;
-        let currency: String = row.try_get("", "currency")?;
-        let last: NaiveDate = row.try_get("", "last_on")?;
-        let e = per.entry(id).or_insert((0, 0, last));
-        e.0 += row.try_get::<i64>("", "n")?;
-        e.1 += rates.to_base(row.try_get::<i64>("", "total")?, &currency, &policy.base_currency);
-        e.2 = e.2.max(last);
-    }
-    let mut recency = Vec::with_capacity(per.len());
-    let mut frequency = Vec::with_capacity(per.len());
-    let mut monetary = Vec::with_capacity(per.len());
-    for (n, total, last) in per.into_values() {
-        recency.push((as_of - last).num_days());
-        frequency.push(n);
-        monetary.push(total);
-    }
-    Ok(RfmCutoffs::from_samples(recency, frequency, monetary, policy.rfm_buckets))
 }
 
 /// Replaces the policy (admins) and starts a full pass with reason POLICY_CHANGE.

@@ -9,6 +9,7 @@ pub mod db;
 pub mod demo;
 pub mod department;
 pub mod feedback;
+pub mod generate;
 pub mod interaction;
 pub mod keylists;
 pub mod money;

@@ -1,0 +1,199 @@
+//! `crm bench classification`: times a full reclassification against its floor (the bare
+//! SQL aggregate over the same deals plus one bare bulk UPDATE of every customer), while
+//! a client looks customers up through the real HTTP API and records the latencies.
+use crate::service::classification::{self, Reason};
+use crate::service::new_id;
+use crate::state::AppState;
+use entity::customer;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Statement};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Latency percentiles of a run of lookups.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    pub count: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> Latencies {
+    samples.sort();
+    let at = |q: f64| samples.get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1))).copied().unwrap_or_default();
+    Latencies { count: samples.len(), p50: at(0.50), p99: at(0.99), max: samples.last().copied().unwrap_or_default() }
+}
+
+/// Looks customers up over HTTP until `stop`, one request at a time.
+async fn probe(addr: std::net::SocketAddr, token: String, ids: Vec<Uuid>, stop: Arc<AtomicBool>) -> Result<Vec<Duration>, String> {
+    let client = reqwest_like::Client::new(addr);
+    let mut samples = Vec::new();
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let id = ids[i % ids.len()];
+        i += 1;
+        let body = json!({"query": "query($id:ID!){customer(id:$id){id name tier}}", "variables": {"id": id}}).to_string();
+        let t = Instant::now();
+        let resp = client.post_json("/graphql", &token, &body).await?;
+        samples.push(t.elapsed());
+        if !resp.contains("\"customer\"") {
+            return Err(format!("lookup failed: {resp}"));
+        }
+    }
+    Ok(samples)
+}
+
+/// The whole benchmark; prints a report.
+///
+/// # Errors
+/// A message when a step fails.
+pub async fn classification(state: AppState) -> Result<String, String> {
+    let db = state.db.clone();
+    let backend = db.get_database_backend();
+    let customers = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).count(&db).await.map_err(|e| e.to_string())?;
+    let deals: i64 = db
+        .query_one_raw(Statement::from_string(backend, "SELECT COUNT(*) AS n FROM deal"))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|r| r.try_get("", "n"))
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .unwrap_or(0);
+
+    // Floor, part 1: the same aggregate statements the pass runs (won deals, line-item
+    // margins, complaints), bare: every row fetched, nothing computed.
+    let (policy, _) = classification::policy(&db).await.map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let mut buyers = 0;
+    for statement in classification::fact_statements(&db, &policy, None, chrono::Utc::now().date_naive()) {
+        let rows = db.query_all_raw(statement).await.map_err(|e| e.to_string())?;
+        if buyers == 0 {
+            buyers = rows.len();
+        }
+    }
+    let aggregate = t.elapsed();
+    // Floor, part 2: one bulk UPDATE of every customer.
+    let t = Instant::now();
+    db.execute_unprepared("UPDATE customer SET classified_at = CURRENT_TIMESTAMP").await.map_err(|e| e.to_string())?;
+    let bulk_update = t.elapsed();
+
+    // Ungrade everyone, so the pass has real work to do (not timed).
+    db.execute_unprepared(
+        "UPDATE customer SET tier = 'D', computed_tier = 'D', lifecycle_stage = 'PROSPECT', rfm_recency = NULL, rfm_frequency = NULL, \
+         rfm_monetary = NULL, rfm_score = NULL, frequency_class = NULL, value_class = NULL, relationship_type = NULL, \
+         turnover_margin_class = NULL, first_purchase_on = NULL, last_purchase_on = NULL, won_count = 0, revenue_minor = 0, margin_minor = 0",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+
+    // The API, in this process, with a client looking customers up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let server_state = state.clone();
+    tokio::spawn(async move {
+        let _ = crate::serve_on(listener, server_state, std::future::pending()).await;
+    });
+    let admin = entity::user::Entity::find()
+        .filter(entity::user::Column::Role.eq(entity::enums::Role::Admin))
+        .one(&db)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no admin user")?;
+    let (token, _) = state.jwt.issue(&admin, Some(chrono::Duration::hours(6))).map_err(|e| e.to_string())?;
+    let ids: Vec<Uuid> = customer::Entity::find().select_only().column(customer::Column::Id).limit(2000).into_tuple().all(&db).await.map_err(|e| e.to_string())?;
+
+    if ids.is_empty() {
+        return Err("no customers: run `crm generate --customers N` first".into());
+    }
+    let idle_stop = Arc::new(AtomicBool::new(false));
+    let idle = tokio::spawn(probe(addr, token.clone(), ids.clone(), idle_stop.clone()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    idle_stop.store(true, Ordering::Relaxed);
+    let idle = percentiles(idle.await.map_err(|e| e.to_string())??);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let during = tokio::spawn(probe(addr, token, ids, stop.clone()));
+    let run_id = new_id();
+    classification::create_run(&db, run_id, Reason::Reclassify).await.map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    classification::run_full_pass(&db, run_id, Reason::Reclassify, None, chrono::Utc::now().date_naive()).await.map_err(|e| e.to_string())?;
+    let pass = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let during = percentiles(during.await.map_err(|e| e.to_string())??);
+    let run = entity::classification_run::Entity::find_by_id(run_id).one(&db).await.map_err(|e| e.to_string())?.ok_or("run vanished")?;
+
+    let floor = aggregate + bulk_update;
+    Ok(format!(
+        "backend: {backend:?}\ncustomers: {customers}, deals: {deals}, buyers (customer x currency groups): {buyers}\n\
+         floor: aggregate {:.2}s + bulk update {:.2}s = {:.2}s\n\
+         reclassifyAll: {:.2}s ({} customers processed, {} changed) = {:.2}x the floor\n\
+         customer lookups over HTTP while idle: n={} p50={:.1}ms p99={:.1}ms max={:.1}ms\n\
+         customer lookups over HTTP during the pass: n={} p50={:.1}ms p99={:.1}ms max={:.1}ms",
+        aggregate.as_secs_f64(),
+        bulk_update.as_secs_f64(),
+        floor.as_secs_f64(),
+        pass.as_secs_f64(),
+        run.processed,
+        run.changed,
+        pass.as_secs_f64() / floor.as_secs_f64().max(1e-9),
+        idle.count,
+        idle.p50.as_secs_f64() * 1e3,
+        idle.p99.as_secs_f64() * 1e3,
+        idle.max.as_secs_f64() * 1e3,
+        during.count,
+        during.p50.as_secs_f64() * 1e3,
+        during.p99.as_secs_f64() * 1e3,
+        during.max.as_secs_f64() * 1e3,
+    ))
+}
+
+/// A tiny HTTP/1.1 client over one kept-alive connection, enough for the probe (the
+/// server's own stack, hyper, is already a dependency; no client crate is needed).
+mod reqwest_like {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+    use tokio::sync::Mutex;
+
+    pub struct Client {
+        addr: std::net::SocketAddr,
+        conn: Mutex<Option<BufReader<TcpStream>>>,
+    }
+
+    impl Client {
+        pub fn new(addr: std::net::SocketAddr) -> Self {
+            Client { addr, conn: Mutex::new(None) }
+        }
+
+        pub async fn post_json(&self, path: &str, token: &str, body: &str) -> Result<String, String> {
+            let mut guard = self.conn.lock().await;
+            if guard.is_none() {
+                *guard = Some(BufReader::new(TcpStream::connect(self.addr).await.map_err(|e| e.to_string())?));
+            }
+            let conn = guard.as_mut().ok_or("no connection")?;
+            let request = format!(
+                "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+                self.addr,
+                body.len()
+            );
+            conn.get_mut().write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+            let mut length = 0usize;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                conn.read_line(&mut line).await.map_err(|e| e.to_string())?;
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().map_err(|_| "bad content-length")?;
+                }
+            }
+            let mut buf = vec![0u8; length];
+            conn.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+            String::from_utf8(buf).map_err(|e| e.to_string())
+        }
+    }
+}
