@@ -203,3 +203,24 @@ async fn grades_filter_sort_and_hide_amounts() {
     let resp = app.gql(Some(&service), "{customers(orderBy:[{field:REVENUE}]){totalCount}}", json!({})).await;
     assert_eq!(code(&resp), "FORBIDDEN");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_pass_runs_once_a_day_across_instances() {
+    let app = TestApp::spawn().await;
+    let c = new_customer(&app, "甲公司").await;
+    // a purchase 365 days ago counts today; tomorrow it has aged out and the buyer churned
+    deal(&app, &c, "WON", "90000", "CNY", 364).await;
+    assert_eq!(customer(&app, &c).await["tier"], "A");
+    let other = app.another_instance(|_| {}).await;
+    let tomorrow = Utc::now().date_naive() + Duration::days(2);
+    let (a, b) = tokio::join!(
+        api::service::classification::daily_pass(&app.db, tomorrow),
+        api::service::classification::daily_pass(&other.db, tomorrow)
+    );
+    let ran = [a.unwrap(), b.unwrap()];
+    assert_eq!(ran.iter().filter(|r| **r).count(), 1, "exactly one instance runs the day's pass: {ran:?}");
+    assert!(!api::service::classification::daily_pass(&app.db, tomorrow).await.unwrap(), "and only once");
+    let c = customer(&app, &c).await;
+    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("D"), Some("CHURNED")));
+    assert_eq!(c["classificationHistory"][0], json!({"field": "TIER", "from": "A", "to": "D", "reason": "TIME_PASSED"}));
+}
