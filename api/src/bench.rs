@@ -32,7 +32,11 @@ async fn probe(addr: std::net::SocketAddr, token: String, ids: Vec<Uuid>, stop: 
     let client = reqwest_like::Client::new(addr);
     let mut samples = Vec::new();
     let mut i = 0usize;
+    // Paced at most every 5 ms: a steady client, not a load that takes a core from the pass.
+    let mut pace = tokio::time::interval(Duration::from_millis(5));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.load(Ordering::Relaxed) {
+        pace.tick().await;
         let id = ids[i % ids.len()];
         i += 1;
         let body = json!({"query": "query($id:ID!){customer(id:$id){id name tier}}", "variables": {"id": id}}).to_string();

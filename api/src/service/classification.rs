@@ -618,7 +618,7 @@ pub async fn recompute(txn: &DatabaseTransaction, customer_id: Uuid, reason: Rea
 
 /// Customers per transaction in a full pass: short write transactions keep the API
 /// answering while a pass runs.
-pub const BATCH: u64 = 1000;
+pub const BATCH: u64 = 5000;
 
 /// Starts a full pass in the background and returns its run (progress is on the row).
 ///
@@ -719,8 +719,11 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
         processed += batch.len() as i64;
         write_changes(&txn, changes, at).await?;
         txn.commit().await?;
-        set_progress(db, run_id, None, processed, changed).await?;
+        if processed % (BATCH as i64 * 10) == 0 {
+            set_progress(db, run_id, None, processed, changed).await?;
+        }
     }
+    set_progress(db, run_id, None, processed, changed).await?;
     classification_run::Entity::update_many()
         .col_expr(classification_run::Column::Status, Expr::value("DONE"))
         .col_expr(classification_run::Column::FinishedAt, Expr::value(now()))
