@@ -434,6 +434,30 @@ impl Reason {
     }
 }
 
+/// The columns of a customer that grading reads: no need to fetch whole rows.
+#[derive(Debug, Clone, sea_orm::DerivePartialModel)]
+#[sea_orm(entity = "customer::Entity")]
+struct Graded {
+    id: Uuid,
+    lifecycle_stage: LifecycleStage,
+    tier_override: Option<Tier>,
+    computed_tier: Option<Tier>,
+    tier: Tier,
+    rfm_recency: Option<i32>,
+    rfm_frequency: Option<i32>,
+    rfm_monetary: Option<i32>,
+    rfm_score: Option<i32>,
+    frequency_class: Option<Level>,
+    value_class: Option<Level>,
+    relationship_type: Option<RelationshipType>,
+    turnover_margin_class: Option<TurnoverMarginClass>,
+    first_purchase_on: Option<NaiveDate>,
+    last_purchase_on: Option<NaiveDate>,
+    won_count: i32,
+    revenue_minor: i64,
+    margin_minor: i64,
+}
+
 /// The computed columns of a customer row, as stored.
 #[derive(Debug, Clone, PartialEq)]
 struct Stored {
@@ -453,7 +477,7 @@ struct Stored {
 }
 
 impl Stored {
-    fn of(c: &customer::Model) -> Self {
+    fn of(c: &Graded) -> Self {
         Stored {
             computed_tier: c.computed_tier,
             tier: c.tier,
@@ -514,7 +538,7 @@ fn history_row(customer: Uuid, field: &str, from: Option<String>, to: String, re
 }
 
 /// Compares a customer's stored grades with fresh ones.
-fn diff(c: &customer::Model, facts: &Facts, policy: &Policy, cutoffs: &RfmCutoffs, as_of: NaiveDate, reason: Reason, actor: Option<Uuid>, at: DateTime<Utc>) -> Option<Change> {
+fn diff(c: &Graded, facts: &Facts, policy: &Policy, cutoffs: &RfmCutoffs, as_of: NaiveDate, reason: Reason, actor: Option<Uuid>, at: DateTime<Utc>) -> Option<Change> {
     let grades = grade(policy, facts, c.lifecycle_stage, c.tier_override, cutoffs, as_of);
     let new = Stored::new(&grades, facts);
     let old = Stored::of(c);
@@ -606,7 +630,7 @@ pub async fn recompute(txn: &DatabaseTransaction, customer_id: Uuid, reason: Rea
     let (policy, _) = policy(txn).await?;
     let rates = rates(txn).await?;
     let cutoffs = cutoffs(txn).await?;
-    let Some(c) = customer::Entity::find_by_id(customer_id).one(txn).await? else { return Ok(()) };
+    let Some(c) = customer::Entity::find_by_id(customer_id).into_partial_model::<Graded>().one(txn).await? else { return Ok(()) };
     let as_of = now().date_naive();
     let facts = facts(txn, &policy, &rates, Some(&[customer_id]), as_of).await?.remove(&customer_id).unwrap_or_default();
     let at = now();
@@ -698,7 +722,7 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
         if postgres {
             q = q.lock_exclusive();
         }
-        let batch = q.all(&txn).await?;
+        let batch = q.into_partial_model::<Graded>().all(&txn).await?;
         let Some(last) = batch.last() else {
             txn.rollback().await?;
             break;
