@@ -558,9 +558,9 @@ fn diff(c: &Graded, facts: &Facts, policy: &Policy, cutoffs: &RfmCutoffs, as_of:
 /// Writes changed grades in one statement per batch (UPDATE ... FROM VALUES) and their
 /// history rows. Grades are derived data: `version` is left alone, so a user's edit in
 /// flight never conflicts with a reclassification.
-async fn write_changes(db: &impl ConnectionTrait, changes: Vec<Change>, at: DateTime<Utc>) -> AppResult<()> {
+async fn write_changes(db: &impl ConnectionTrait, changes: Vec<Change>, at: DateTime<Utc>) -> AppResult<std::time::Duration> {
     if changes.is_empty() {
-        return Ok(());
+        return Ok(std::time::Duration::ZERO);
     }
     const COLUMNS: [&str; 18] = [
         "id", "computed_tier", "tier", "lifecycle_stage", "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_score",
@@ -618,10 +618,12 @@ async fn write_changes(db: &impl ConnectionTrait, changes: Vec<Change>, at: Date
     for c in changes {
         history.extend(c.history);
     }
+    let clock = std::time::Instant::now();
     for chunk in history.chunks(2000) {
         classification_history::Entity::insert_many(chunk.to_vec()).exec(db).await?;
     }
-    Ok(())
+    // The history's share of the write, for the pass's timing log.
+    Ok(clock.elapsed())
 }
 
 /// Recomputes one customer inside the caller's transaction (a deal was won, lost,
@@ -706,7 +708,11 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
     let (policy, _) = policy(db).await?;
     let rates = rates(db).await?;
     let pass_start = now();
+    // Where the time goes, logged at the end: aggregate, read, dirty check, grade, write, commit.
+    let mut spent = [std::time::Duration::ZERO; 7];
+    let clock = std::time::Instant::now();
     let mut all = facts(db, &policy, &rates, None, as_of).await?;
+    spent[0] = clock.elapsed();
     let cutoffs = cutoffs_of(&all, &policy, as_of);
     let total = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).count(db).await? as i64;
     set_progress(db, run_id, Some(total), 0, 0).await?;
@@ -722,15 +728,20 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
         if postgres {
             q = q.lock_exclusive();
         }
+        let clock = std::time::Instant::now();
         let batch = q.into_partial_model::<Graded>().all(&txn).await?;
+        spent[1] += clock.elapsed();
         let Some(last) = batch.last() else {
             txn.rollback().await?;
             break;
         };
         after = Some(last.id);
         let ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
+        let clock = std::time::Instant::now();
         let dirty = changed_since(&txn, &ids, pass_start).await?;
         let mut fresh = if dirty.is_empty() { HashMap::new() } else { facts(&txn, &policy, &rates, Some(&dirty), as_of).await? };
+        spent[2] += clock.elapsed();
+        let clock = std::time::Instant::now();
         let at = now();
         let changes: Vec<Change> = batch
             .iter()
@@ -741,8 +752,14 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
             .collect();
         changed += changes.len() as i64;
         processed += batch.len() as i64;
-        write_changes(&txn, changes, at).await?;
+        spent[3] += clock.elapsed();
+        let clock = std::time::Instant::now();
+        let history = write_changes(&txn, changes, at).await?;
+        spent[4] += clock.elapsed() - history;
+        spent[6] += history;
+        let clock = std::time::Instant::now();
         txn.commit().await?;
+        spent[5] += clock.elapsed();
         if processed % (BATCH as i64 * 10) == 0 {
             set_progress(db, run_id, None, processed, changed).await?;
         }
@@ -755,7 +772,8 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
         .filter(classification_run::Column::Id.eq(run_id))
         .exec(db)
         .await?;
-    tracing::info!(run = %run_id, processed, changed, "reclassification done");
+    let [aggregate, read, dirty, grading, update, commit, history] = spent.map(|d| d.as_secs_f64());
+    tracing::info!(run = %run_id, processed, changed, aggregate, read, dirty, grading, update, history, commit, "reclassification done (seconds per phase)");
     Ok(())
 }
 
