@@ -68,6 +68,11 @@ impl Actor {
         self.grants.get(&(resource, action)).copied().unwrap_or(Grant::NONE)
     }
 
+    /// Whether the role may see deal amounts (and the revenue derived from them).
+    pub fn sees_deal_amounts(&self) -> bool {
+        self.grant(Resource::DealAmount, Action::Read).allowed()
+    }
+
     /// Refuses with FORBIDDEN unless the role has any grant for the action.
     ///
     /// # Errors

@@ -422,3 +422,27 @@ impl<T: async_graphql::InputType + async_graphql::EnumType + Copy> EnumFilter<T>
     }
 }
 
+
+/// Whether the caller may see deal amounts.
+pub fn sees_amounts(ctx: &Context<'_>) -> bool {
+    ctx.data_opt::<Actor>().is_some_and(Actor::sees_deal_amounts)
+}
+
+/// An amount in the base currency, or null for callers who may not see amounts.
+pub async fn base_money(ctx: &Context<'_>, minor: Option<i64>) -> async_graphql::Result<Option<Money>> {
+    match minor {
+        Some(m) if sees_amounts(ctx) => {
+            let (policy, _) = super::loaders::policy(ctx).await?;
+            Ok(Some(Money::new(m, &policy.base_currency)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The requested sort keys, or `default` when none were given.
+pub fn keys_or<E: sea_orm::EntityTrait>(
+    keys: Vec<crate::service::pagination::SortKey<E>>,
+    default: crate::service::pagination::SortKey<E>,
+) -> Vec<crate::service::pagination::SortKey<E>> {
+    if keys.is_empty() { vec![default] } else { keys }
+}

@@ -208,10 +208,7 @@ impl ContactQuery {
     ) -> Result<ContactConnection> {
         let actor = actor(ctx)?;
         let condition = filter.unwrap_or_default().condition(0).gql()?;
-        let mut keys: Vec<_> = order_by.unwrap_or_default().into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect();
-        if keys.is_empty() {
-            keys.push(svc::sort_key(SortField::CreatedAt, true));
-        }
+        let keys = super::common::keys_or(order_by.unwrap_or_default().into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect(), svc::sort_key(SortField::CreatedAt, true));
         let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
         Ok(ContactConnection(page.map(Contact)))
     }

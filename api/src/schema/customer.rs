@@ -155,11 +155,11 @@ impl Customer {
     }
     /// Won revenue in the trailing window, in the base currency; null for roles that may not see amounts.
     async fn revenue(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
-        self.base_amount(ctx, self.0.revenue_minor).await
+        super::common::base_money(ctx, Some(self.0.revenue_minor)).await
     }
     /// Margin of that revenue (lines with a known cost); null for roles that may not see amounts.
     async fn margin(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
-        self.base_amount(ctx, self.0.margin_minor).await
+        super::common::base_money(ctx, Some(self.0.margin_minor)).await
     }
     /// When the grades last changed.
     async fn classified_at(&self) -> Option<DateTime<Utc>> {
@@ -224,19 +224,6 @@ impl Customer {
     /// Set while the customer is in the trash.
     async fn deleted_at(&self) -> Option<DateTime<Utc>> {
         self.0.deleted_at
-    }
-}
-
-impl Customer {
-    async fn base_amount(&self, ctx: &Context<'_>, minor: i64) -> Result<Option<Money>> {
-        let sees = ctx
-            .data_opt::<crate::auth::Actor>()
-            .is_some_and(|a| a.grant(entity::enums::Resource::DealAmount, entity::enums::Action::Read).allowed());
-        if !sees {
-            return Ok(None);
-        }
-        let (policy, _) = super::loaders::policy(ctx).await?;
-        Ok(Some(Money::new(minor, &policy.base_currency)))
     }
 }
 
@@ -509,7 +496,7 @@ impl CustomerQuery {
         let order: Vec<(SortField, bool)> =
             order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc)).collect();
         let by_amount = filter.uses_revenue() || order.iter().any(|(f, _)| *f == SortField::Revenue);
-        if by_amount && !actor.grant(entity::enums::Resource::DealAmount, entity::enums::Action::Read).allowed() {
+        if by_amount && !actor.sees_deal_amounts() {
             return Err(crate::error::AppError::Forbidden("your role may not see revenue".into())).gql();
         }
         let condition = filter.condition(0).gql()?;

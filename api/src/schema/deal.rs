@@ -1,9 +1,8 @@
 //! Deal and line-item types, inputs, filters, queries and mutations.
-use super::common::{Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
+use super::common::{Date, DateFilter, sees_amounts, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
 use super::customer::{Customer, patch};
 use super::enums::DealStage;
 use super::user::User;
-use crate::auth::Actor;
 use crate::error::{AppError, AppResult, ResultExt};
 use crate::service::deal::{self as svc, DealPatch, LineItemInput, NewDeal, SortField};
 use crate::service::record;
@@ -11,13 +10,8 @@ use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Resu
 use chrono::{DateTime, Utc};
 use entity::deal::{self, Column};
 use entity::deal_line_item;
-use entity::enums::{self as e, Action, Resource};
+use entity::enums as e;
 use sea_orm::Condition;
-
-/// Whether the caller may see deal amounts (service staff may not).
-fn sees_amounts(ctx: &Context<'_>) -> bool {
-    ctx.data_opt::<Actor>().is_some_and(|a| a.grant(Resource::DealAmount, Action::Read).allowed())
-}
 
 /// An opportunity and, once won, a sales record.
 #[derive(Clone)]
@@ -272,10 +266,7 @@ impl DealQuery {
             return Err(AppError::Forbidden("your role may not see deal amounts".into())).gql();
         }
         let condition = filter.condition(0).gql()?;
-        let mut keys: Vec<_> = order_by.into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect();
-        if keys.is_empty() {
-            keys.push(svc::sort_key(SortField::CreatedAt, true));
-        }
+        let keys = super::common::keys_or(order_by.into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect(), svc::sort_key(SortField::CreatedAt, true));
         let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
         Ok(DealConnection(page.map(Deal)))
     }

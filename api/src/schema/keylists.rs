@@ -1,11 +1,9 @@
 //! The key customer lists of seed 001 as paginated queries, each within the caller's scope.
 use super::common::{Date, Money, PageInfo, actor, db};
 use super::customer::Customer;
-use crate::auth::Actor;
 use crate::error::ResultExt;
 use crate::service::keylists::{self as svc, KeyPage, KeyRow};
 use async_graphql::{Context, Object, Result, SimpleObject};
-use entity::enums::{Action, Resource};
 
 /// A customer on a key list, with the figures that put it there.
 #[derive(Clone)]
@@ -23,11 +21,11 @@ impl KeyCustomer {
     /// Revenue that ranks the customer (window, or last calendar year for last year's
     /// top customers), in the base currency; null for roles that may not see amounts.
     async fn revenue(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
-        amount(ctx, self.0.revenue).await
+        super::common::base_money(ctx, self.0.revenue).await
     }
     /// Revenue so far this calendar year (last year's top customers only).
     async fn revenue_this_year(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
-        amount(ctx, self.0.revenue_this_year).await
+        super::common::base_money(ctx, self.0.revenue_this_year).await
     }
     /// Whether the customer ordered this calendar year (last year's top customers only).
     async fn ordered_this_year(&self) -> Option<bool> {
@@ -39,17 +37,6 @@ impl KeyCustomer {
     }
     async fn last_purchase_on(&self) -> Option<Date> {
         self.0.last_purchase_on.map(Date)
-    }
-}
-
-async fn amount(ctx: &Context<'_>, minor: Option<i64>) -> Result<Option<Money>> {
-    let sees = ctx.data_opt::<Actor>().is_some_and(|a| a.grant(Resource::DealAmount, Action::Read).allowed());
-    match minor {
-        Some(m) if sees => {
-            let (policy, _) = super::loaders::policy(ctx).await?;
-            Ok(Some(Money::new(m, &policy.base_currency)))
-        }
-        _ => Ok(None),
     }
 }
 
