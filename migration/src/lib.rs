@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_core;
 mod m20261123_000002_default_permissions;
 mod m20261123_000003_classification;
+mod m20261123_000004_change_indexes;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_core::Migration),
             Box::new(m20261123_000002_default_permissions::Migration),
             Box::new(m20261123_000003_classification::Migration),
+            Box::new(m20261123_000004_change_indexes::Migration),
         ]
     }
 }
