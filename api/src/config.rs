@@ -28,6 +28,8 @@ pub struct Config {
     /// `CRM_MAX_DEPTH`, `CRM_MAX_COMPLEXITY`.
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Milliseconds a WebSocket may wait before `connection_init` (CRM_WS_INIT_TIMEOUT_MS, default 10000).
+    pub ws_init_timeout_ms: u64,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -71,6 +73,7 @@ impl Config {
             reclassify_hour_utc: parsed("CRM_RECLASSIFY_HOUR_UTC", 18u32)?.min(23),
             max_depth: parsed("CRM_MAX_DEPTH", limits.depth)?,
             max_complexity: parsed("CRM_MAX_COMPLEXITY", limits.complexity)?,
+            ws_init_timeout_ms: parsed("CRM_WS_INIT_TIMEOUT_MS", 10_000)?,
         })
     }
 }

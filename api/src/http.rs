@@ -4,9 +4,8 @@ use crate::auth::Actor;
 use crate::error::AppError;
 use crate::schema::{CrmSchema, loaders};
 use crate::state::AppState;
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql::{BatchRequest, Data, ErrorExtensions};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql::http::GraphiQLSource;
+use async_graphql::BatchRequest;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -123,32 +122,14 @@ async fn graphiql(uri: axum::http::Uri) -> Response {
     Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish()).into_response()
 }
 
-/// graphql-transport-ws; the token comes in `connection_init` as `{ "authorization": "Bearer ..." }`
-/// or `{ "token": "..." }`.
-async fn graphql_ws(State(http): State<Http>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+/// GraphQL over WebSocket (graphql-transport-ws; see `ws.rs`).
+async fn graphql_ws(State(http): State<Http>, upgrade: WebSocketUpgrade) -> Response {
     let state = http.state.clone();
     let schema = http.schema.clone();
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = payload
-                        .get("authorization")
-                        .or_else(|| payload.get("Authorization"))
-                        .and_then(|v| v.as_str())
-                        .map(|v| v.trim_start_matches("Bearer ").trim_start_matches("bearer ").to_string())
-                        .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(str::to_string))
-                        .ok_or_else(|| AppError::Unauthenticated("connection_init needs a token").extend())?;
-                    let user_id = state.jwt.verify(&token).map_err(|e| e.extend())?;
-                    let actor = Actor::load(&state.db, user_id).await.map_err(|e| e.extend())?;
-                    let mut data = Data::default();
-                    data.insert(loaders::new_loader(state.db.clone(), Some(actor.clone())));
-                    data.insert(actor);
-                    Ok(data)
-                })
-                .serve()
-        })
+        .protocols([crate::ws::PROTOCOL])
+        .max_message_size(state.body_limit)
+        .on_upgrade(move |socket| crate::ws::serve(socket, state, schema))
         .into_response()
 }
 

@@ -4,10 +4,12 @@ pub mod bench;
 pub mod config;
 pub mod csv;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod schema;
 pub mod service;
 pub mod state;
+pub mod ws;
 
 use auth::JwtKeys;
 use config::Config;
@@ -51,6 +53,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
     };
     ensure_first_admin(&db, config).await?;
     let limits = schema::Limits { depth: config.max_depth, complexity: config.max_complexity, ..Default::default() };
+    let events = events::Events::start(db.clone()).await?;
     Ok(AppState {
         db,
         jwt: JwtKeys::new(
@@ -62,6 +65,9 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         limits,
         sql_statements,
         body_limit: config.body_limit,
+        events,
+        shutdown: ws::Shutdown::default(),
+        ws_init_timeout: std::time::Duration::from_millis(config.ws_init_timeout_ms),
     })
 }
 
@@ -121,13 +127,51 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let sockets = state.shutdown.clone();
+    let stop = async move {
+        shutdown.await;
+        // WebSockets first: they finish what is in flight and close with 1001; then HTTP
+        // stops accepting and drains its requests.
+        sockets.signal();
+        sockets.drained(std::time::Duration::from_secs(15)).await;
+    };
+    axum::serve(listener, app(state)).with_graceful_shutdown(stop).await
 }
 
-/// Runs the daily jobs (the time-based reclassification) until the process ends. Every
-/// instance may run it: the pass of a day is started once across instances.
+/// One tick of the care scheduler at `at`: evaluates the reminder rules of the days not
+/// yet evaluated and raises `reminderDue` for the reminders it claimed. The scheduler
+/// calls it with the current time; tests call it with the time they need.
+///
+/// # Errors
+/// Database errors.
+pub async fn care_tick(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> error::AppResult<service::care::Tick> {
+    let tick = service::care::tick(&state.db, at).await?;
+    for id in &tick.delivered {
+        state.events.publish(events::Signal::ReminderDue(*id)).await;
+    }
+    Ok(tick)
+}
+
+/// Runs the background jobs until the process ends: the care tick every 30 seconds and
+/// the daily time-based reclassification. Every instance may run them: a day's rules and
+/// reclassification run once across instances, and each due reminder is announced once.
 pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
     let db = state.db.clone();
+    let care = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match care_tick(&care, chrono::Utc::now()).await {
+                Ok(t) if !t.evaluated.is_empty() || !t.delivered.is_empty() => {
+                    tracing::info!(days = ?t.evaluated, created = t.created, delivered = t.delivered.len(), "care tick");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "care tick failed"),
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {

@@ -13,4 +13,10 @@ pub struct AppState {
     pub sql_statements: crate::service::db::StatementCounter,
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
+    /// Live events (subscriptions).
+    pub events: crate::events::Events,
+    /// Tells open WebSockets the server is going away.
+    pub shutdown: crate::ws::Shutdown,
+    /// How long a WebSocket may wait before `connection_init`.
+    pub ws_init_timeout: std::time::Duration,
 }

@@ -158,3 +158,29 @@ string_enum!(
     /// Turnover x margin (seed 001): A high/high, B high/low, C low/low, D low/high.
     TurnoverMarginClass { A = "A", B = "B", C = "C", D = "D" }
 );
+
+string_enum!(
+    /// How a contact standard counts interactions: VISIT (visits, meetings), CALL, MESSAGE
+    /// (SMS, e-mail, WeChat).
+    ContactKind { Visit = "VISIT", Call = "CALL", Message = "MESSAGE" }
+);
+
+string_enum!(
+    /// The reminder rules of the care policy.
+    ReminderRule {
+        DealGreeting = "DEAL_GREETING", SatisfactionSurvey = "SATISFACTION_SURVEY", Birthday = "BIRTHDAY",
+        Holiday = "HOLIDAY", OverdueContact = "OVERDUE_CONTACT", RepeatedComplaint = "REPEATED_COMPLAINT",
+    }
+);
+
+string_enum!(
+    ReminderStatus {
+        Pending = "PENDING", Snoozed = "SNOOZED", Done = "DONE", Dismissed = "DISMISSED", Suppressed = "SUPPRESSED",
+    }
+);
+
+string_enum!(
+    /// Who a reminder goes to: the customer's owner (whoever it is at the time), or the
+    /// customer department's manager, or an executive.
+    AssigneeRole { Owner = "OWNER", Manager = "MANAGER", Executive = "EXECUTIVE" }
+);

@@ -2,6 +2,8 @@
 //! This crate knows nothing of GraphQL or HTTP.
 
 pub mod audit_log;
+pub mod care_policy;
+pub mod care_run;
 pub mod classification_history;
 pub mod classification_policy;
 pub mod classification_run;
@@ -13,8 +15,11 @@ pub mod department;
 pub mod enums;
 pub mod exchange_rate;
 pub mod feedback;
+pub mod holiday;
 pub mod interaction;
+pub mod message_template;
 pub mod prelude;
+pub mod reminder;
 pub mod role_permission;
 pub mod setting;
 pub mod user;

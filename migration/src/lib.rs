@@ -6,6 +6,7 @@ mod m20261123_000001_core;
 mod m20261123_000002_default_permissions;
 mod m20261123_000003_classification;
 mod m20261123_000004_change_indexes;
+mod m20261123_000005_care;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_default_permissions::Migration),
             Box::new(m20261123_000003_classification::Migration),
             Box::new(m20261123_000004_change_indexes::Migration),
+            Box::new(m20261123_000005_care::Migration),
         ]
     }
 }

@@ -103,6 +103,7 @@ impl TestApp {
             reclassify_hour_utc: 18,
             max_depth: 12,
             max_complexity: 50_000,
+            ws_init_timeout_ms: 10_000,
         };
         tweak(&mut config);
         let state = api::prepare(&config).await.expect("prepare");

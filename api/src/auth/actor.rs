@@ -125,6 +125,22 @@ impl Actor {
         }
     }
 
+    /// The same rule as [`customer_condition`](Self::customer_condition), for a customer
+    /// already in memory (live events are filtered this way, without a query).
+    pub fn may(&self, resource: Resource, action: Action, c: &customer::Model) -> bool {
+        if c.deleted_at.is_some() {
+            return false;
+        }
+        let grant = self.grant(resource, action);
+        let scoped = match grant.scope {
+            Scope::All => true,
+            Scope::Department => self.subtree.contains(&c.department_id),
+            Scope::Own => c.owner_id == Some(self.user.id),
+            Scope::NoAccess => false,
+        };
+        scoped || (grant.include_pool && c.owner_id.is_none() && c.department_id == self.user.department_id)
+    }
+
     /// The row condition for a record that hangs off a customer (contact, deal, ...):
     /// its customer must be live and inside the scope.
     pub fn child_condition(&self, customer_id: impl ColumnTrait, resource: Resource, action: Action) -> Condition {

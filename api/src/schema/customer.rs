@@ -533,7 +533,10 @@ impl CustomerMutation {
             custom_fields: input.custom_fields.map(|j| j.0),
             lifecycle_stage: input.lifecycle_stage.map(Into::into),
         };
-        svc::create(db(ctx), actor, new).await.map(Customer).gql()
+        let created = svc::create(db(ctx), actor, new).await.gql()?;
+        // Every new customer enters at TARGET or PROSPECT: a lead for `newLead`.
+        ctx.data_unchecked::<crate::state::AppState>().events.publish(crate::events::Signal::NewLead(created.id)).await;
+        Ok(Customer(created))
     }
 
     /// Changes a customer. CONFLICT when `version` is stale.

@@ -242,3 +242,58 @@ pub enum TurnoverMarginClass {
     /// Low turnover, high margin.
     D,
 }
+
+/// What a contact standard counts: VISIT (visits and meetings), CALL, MESSAGE (SMS, e-mail, WeChat).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::ContactKind")]
+pub enum ContactKind {
+    Visit,
+    Call,
+    Message,
+}
+
+/// A reminder rule of the care policy.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::ReminderRule")]
+pub enum ReminderRule {
+    /// A greeting N days (default 2) after a won deal.
+    DealGreeting,
+    /// A satisfaction survey N days (default 7) after a won deal.
+    SatisfactionSurvey,
+    /// A customer's or contact's birthday, N days ahead (default 3).
+    Birthday,
+    /// A holiday of the calendar, N days ahead (default 1).
+    Holiday,
+    /// A contact standard of the care policy not kept.
+    OverdueContact,
+    /// A tier A/B customer complained repeatedly.
+    RepeatedComplaint,
+}
+
+/// Where a reminder stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::ReminderStatus")]
+pub enum ReminderStatus {
+    /// To do.
+    Pending,
+    /// Put off until its new due time.
+    Snoozed,
+    /// Done: the interaction was logged.
+    Done,
+    /// Dismissed with a reason.
+    Dismissed,
+    /// Not to be acted on: the contact-frequency cap would be exceeded (see suppressedReason).
+    Suppressed,
+}
+
+/// Who a rule's reminders go to.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::AssigneeRole")]
+pub enum AssigneeRole {
+    /// The customer's owner at the time (a reminder follows its customer).
+    Owner,
+    /// The nearest manager up the customer's department tree.
+    Manager,
+    /// An executive.
+    Executive,
+}

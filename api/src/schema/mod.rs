@@ -1,4 +1,5 @@
 //! The GraphQL schema: one module per resource turning GraphQL into service calls.
+pub mod care;
 pub mod classification;
 pub mod common;
 pub mod contact;
@@ -13,7 +14,8 @@ pub mod loaders;
 pub mod reports;
 pub mod user;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
+pub use care::Subscription;
 
 /// Every query.
 #[derive(MergedObject, Default)]
@@ -28,6 +30,7 @@ pub struct Query(
     classification::ClassificationQuery,
     keylists::KeyListQuery,
     reports::ReportQuery,
+    care::CareQuery,
 );
 
 /// Every mutation.
@@ -41,10 +44,11 @@ pub struct Mutation(
     feedback::FeedbackMutation,
     interaction::InteractionMutation,
     classification::ClassificationMutation,
+    care::CareMutation,
 );
 
 /// The schema type served at /graphql.
-pub type CrmSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type CrmSchema = Schema<Query, Mutation, Subscription>;
 
 /// Limits applied to every operation, over HTTP and WebSocket alike.
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +66,8 @@ impl Default for Limits {
 }
 
 /// Builds the schema without data (for SDL export).
-pub fn builder(limits: Limits) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn builder(limits: Limits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(limits.recursive_depth)

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{Direction, InteractionKind};
 use entity::interaction::{self, Column};
 use entity::contact;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 /// A logged contact with a customer.
@@ -46,6 +46,14 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<interaction::Enti
 /// NOT_FOUND (customer), FORBIDDEN, VALIDATION (blank summary, future time, contact of
 /// another customer).
 pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewInteraction) -> AppResult<interaction::Model> {
+    write(db, async |txn| create_in(txn, actor, input).await).await
+}
+
+/// Logs an interaction inside the caller's transaction (completing a reminder).
+///
+/// # Errors
+/// As [`create`].
+pub async fn create_in(txn: &DatabaseTransaction, actor: &Actor, input: NewInteraction) -> AppResult<interaction::Model> {
     let mut v = Violations::new();
     let summary = required_text(&mut v, "summary", &input.summary, 4000);
     let outcome = optional_text(&mut v, "outcome", input.outcome, 4000);
@@ -59,7 +67,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewInteractio
             v.add("nextFollowUpOn", "must not be before the interaction");
         }
     }
-    write(db, async |txn| {
+    {
         let customer = check_parent::<interaction::Entity>(txn, actor, input.customer_id).await?;
         if let Some(contact_id) = input.contact_id {
             let found = contact::Entity::find_by_id(contact_id)
@@ -92,7 +100,6 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewInteractio
         .await?;
         audit::record(txn, Some(actor.id()), "create", "interaction", m.id, None, Some(&m)).await?;
         Ok(m)
-    })
-    .await
+    }
 }
 

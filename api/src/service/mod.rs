@@ -1,6 +1,7 @@
 //! Business rules and queries, one module per resource or rule. Nothing here knows
 //! GraphQL; functions take an [`Actor`](crate::auth::Actor) and return [`AppResult`](crate::error::AppResult).
 pub mod audit;
+pub mod care;
 pub mod classification;
 pub mod contact;
 pub mod customer;

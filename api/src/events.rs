@@ -1,0 +1,163 @@
+//! Live events for subscriptions: `newLead` and `reminderDue`.
+//!
+//! An event travels as a kind and a record id. On PostgreSQL it is published with
+//! `pg_notify` and every instance (the publishing one included) receives it through
+//! `LISTEN`, loads the record once and hands it to its local subscribers; on SQLite (one
+//! instance) it goes straight to the local dispatcher. Subscribers filter in memory by
+//! what their actor may read, so one event costs one load per instance, not one query
+//! per subscriber.
+use crate::error::AppResult;
+use entity::{customer, reminder};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+
+/// The PostgreSQL channel.
+const CHANNEL: &str = "crm_events";
+
+/// What happened, as it travels between instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    NewLead(Uuid),
+    ReminderDue(Uuid),
+}
+
+impl Signal {
+    fn encode(self) -> String {
+        match self {
+            Signal::NewLead(id) => format!("lead:{id}"),
+            Signal::ReminderDue(id) => format!("reminder:{id}"),
+        }
+    }
+
+    fn decode(s: &str) -> Option<Signal> {
+        let (kind, id) = s.split_once(':')?;
+        let id = Uuid::parse_str(id).ok()?;
+        match kind {
+            "lead" => Some(Signal::NewLead(id)),
+            "reminder" => Some(Signal::ReminderDue(id)),
+            _ => None,
+        }
+    }
+}
+
+/// An event with its record loaded, shared by every local subscriber.
+#[derive(Debug, Clone)]
+pub enum Event {
+    NewLead(customer::Model),
+    ReminderDue { reminder: reminder::Model, customer: customer::Model },
+}
+
+/// The instance's event hub.
+#[derive(Clone)]
+pub struct Events {
+    db: DatabaseConnection,
+    local: broadcast::Sender<Arc<Event>>,
+    /// SQLite: signals go straight to the dispatcher.
+    direct: Option<mpsc::UnboundedSender<Signal>>,
+}
+
+impl Events {
+    /// Starts the hub: on PostgreSQL a listener connection, on SQLite a local queue.
+    ///
+    /// # Errors
+    /// When the PostgreSQL listener cannot connect.
+    pub async fn start(db: DatabaseConnection) -> Result<Events, String> {
+        // Room for bursts (a holiday's reminders); a subscriber that falls further behind
+        // skips what it missed rather than holding memory for everyone.
+        let (local, _) = broadcast::channel(16_384);
+        let (tx, rx) = mpsc::unbounded_channel::<Signal>();
+        let postgres = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+        let events = Events { db: db.clone(), local: local.clone(), direct: (!postgres).then_some(tx.clone()) };
+        if postgres {
+            let pool = db.get_postgres_connection_pool().clone();
+            let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await.map_err(|e| format!("cannot LISTEN: {e}"))?;
+            listener.listen(CHANNEL).await.map_err(|e| format!("cannot LISTEN: {e}"))?;
+            tokio::spawn(async move {
+                loop {
+                    match listener.recv().await {
+                        Ok(n) => match Signal::decode(n.payload()) {
+                            Some(s) => {
+                                let _ = tx.send(s);
+                            }
+                            None => tracing::warn!(payload = n.payload(), "unknown event"),
+                        },
+                        Err(e) => {
+                            // The listener reconnects on the next recv; events sent meanwhile are lost.
+                            tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            });
+        }
+        tokio::spawn(dispatch(db, rx, local));
+        Ok(events)
+    }
+
+    /// Publishes a signal to every instance. Call it after the transaction that wrote the
+    /// record has committed.
+    pub async fn publish(&self, signal: Signal) {
+        match &self.direct {
+            Some(tx) => {
+                let _ = tx.send(signal);
+            }
+            None => {
+                let backend = self.db.get_database_backend();
+                let stmt = Statement::from_sql_and_values(backend, "SELECT pg_notify($1, $2)", [CHANNEL.into(), signal.encode().into()]);
+                if let Err(e) = self.db.execute_raw(stmt).await {
+                    tracing::error!(error = %e, ?signal, "cannot publish event");
+                }
+            }
+        }
+    }
+
+    /// A receiver of this instance's loaded events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.local.subscribe()
+    }
+
+    /// Local subscribers right now.
+    pub fn receivers(&self) -> usize {
+        self.local.receiver_count()
+    }
+}
+
+/// Loads each signalled record once and broadcasts it locally.
+async fn dispatch(db: DatabaseConnection, mut rx: mpsc::UnboundedReceiver<Signal>, local: broadcast::Sender<Arc<Event>>) {
+    while let Some(signal) = rx.recv().await {
+        match load(&db, signal).await {
+            Ok(Some(event)) => {
+                let _ = local.send(Arc::new(event));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, ?signal, "cannot load event record"),
+        }
+    }
+}
+
+async fn load(db: &DatabaseConnection, signal: Signal) -> AppResult<Option<Event>> {
+    Ok(match signal {
+        Signal::NewLead(id) => customer::Entity::find_by_id(id).one(db).await?.map(Event::NewLead),
+        Signal::ReminderDue(id) => {
+            let Some(r) = reminder::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
+            customer::Entity::find_by_id(r.customer_id).one(db).await?.map(|c| Event::ReminderDue { reminder: r, customer: c })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_round_trip() {
+        let id = Uuid::now_v7();
+        for s in [Signal::NewLead(id), Signal::ReminderDue(id)] {
+            assert_eq!(Signal::decode(&s.encode()), Some(s));
+        }
+        assert_eq!(Signal::decode("lead:nope"), None);
+        assert_eq!(Signal::decode("other:0190a8a0-0000-7000-8000-000000000000"), None);
+    }
+}

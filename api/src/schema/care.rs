@@ -1,0 +1,565 @@
+//! Care: the care policy, holidays, message templates, follow-up compliance, reminders
+//! and the live events `newLead` and `reminderDue`.
+use super::common::{Date, actor, connection, db, page_args, parse_id};
+use super::customer::Customer;
+use super::enums::{AssigneeRole, ContactKind, Direction, InteractionKind, ReminderRule, ReminderStatus, Role, Tier};
+use super::interaction::Interaction;
+use crate::error::ResultExt;
+use crate::events::Event;
+use crate::service::care::{self as svc, CarePolicy as Policy};
+use crate::service::interaction::NewInteraction;
+use crate::state::AppState;
+use async_graphql::futures_util::StreamExt;
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use entity::enums::{Action, Resource};
+use entity::{holiday, message_template, reminder};
+use std::sync::Arc;
+
+/// How often a role contacts customers of a tier (seed 001's visit table).
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "CareStandardInput")]
+pub struct CareStandard {
+    pub tier: Tier,
+    /// SALES (the owner's level: the owner's contacts count whatever their role), MANAGER or EXECUTIVE.
+    pub role: Role,
+    pub kind: ContactKind,
+    /// Contacts expected per period.
+    pub count: i32,
+    pub period_days: i32,
+}
+
+/// A reminder rule: switch it off, retime it, point it at another template.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "ReminderRuleInput")]
+pub struct ReminderRuleConfig {
+    pub kind: ReminderRule,
+    pub enabled: bool,
+    /// Days after a won deal (greeting, survey) or ahead (birthday, holiday).
+    pub offset_days: i32,
+    /// Only customers of these tiers; empty: every tier.
+    pub tiers: Vec<Tier>,
+    /// Counts against the contact-frequency cap.
+    pub promotional: bool,
+    /// Key of a message template.
+    pub template: String,
+    pub assignee: AssigneeRole,
+    /// REPEATED_COMPLAINT: the window in days (default 90)...
+    pub window_days: Option<i32>,
+    /// ...and how many complaints in it (default 2).
+    pub min_count: Option<i32>,
+}
+
+/// At most `maxTouches` promotional reminders per customer per `days`, outside
+/// `holidayWindowDays` of a holiday; the rest are SUPPRESSED with the reason.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "FrequencyCapInput")]
+pub struct FrequencyCap {
+    pub max_touches: i32,
+    pub days: i32,
+    pub holiday_window_days: i32,
+}
+
+/// The care policy: contact standards, reminder rules, the frequency cap.
+pub struct CarePolicy(Policy, i32);
+
+#[Object]
+impl CarePolicy {
+    /// Send it back with `updateCarePolicy`.
+    async fn version(&self) -> i32 {
+        self.1
+    }
+    async fn standards(&self) -> Vec<CareStandard> {
+        self.0.standards.iter().map(standard_out).collect()
+    }
+    async fn rules(&self) -> Vec<ReminderRuleConfig> {
+        self.0.rules.iter().map(rule_out).collect()
+    }
+    async fn frequency_cap(&self) -> FrequencyCap {
+        let c = &self.0.frequency_cap;
+        FrequencyCap { max_touches: c.max_touches, days: c.days, holiday_window_days: c.holiday_window_days }
+    }
+    /// Hour of the day (UTC) reminders fall due; 1 is 09:00 in China.
+    async fn due_hour_utc(&self) -> i32 {
+        self.0.due_hour_utc as i32
+    }
+}
+
+fn standard_out(s: &svc::Standard) -> CareStandard {
+    CareStandard { tier: s.tier.into(), role: s.role.into(), kind: s.kind.into(), count: s.count, period_days: s.period_days }
+}
+
+fn rule_out(r: &svc::Rule) -> ReminderRuleConfig {
+    ReminderRuleConfig {
+        kind: r.kind.into(),
+        enabled: r.enabled,
+        offset_days: r.offset_days,
+        tiers: r.tiers.iter().map(|t| (*t).into()).collect(),
+        promotional: r.promotional,
+        template: r.template.clone(),
+        assignee: r.assignee.into(),
+        window_days: r.window_days,
+        min_count: r.min_count,
+    }
+}
+
+/// A whole care policy to store.
+#[derive(InputObject)]
+pub struct CarePolicyInput {
+    pub standards: Vec<CareStandard>,
+    pub rules: Vec<ReminderRuleConfig>,
+    pub frequency_cap: FrequencyCap,
+    pub due_hour_utc: i32,
+}
+
+impl CarePolicyInput {
+    fn into_policy(self) -> Policy {
+        Policy {
+            standards: self
+                .standards
+                .into_iter()
+                .map(|s| svc::Standard { tier: s.tier.into(), role: s.role.into(), kind: s.kind.into(), count: s.count, period_days: s.period_days })
+                .collect(),
+            rules: self
+                .rules
+                .into_iter()
+                .map(|r| svc::Rule {
+                    kind: r.kind.into(),
+                    enabled: r.enabled,
+                    offset_days: r.offset_days,
+                    tiers: r.tiers.into_iter().map(Into::into).collect(),
+                    promotional: r.promotional,
+                    template: r.template,
+                    assignee: r.assignee.into(),
+                    window_days: r.window_days,
+                    min_count: r.min_count,
+                })
+                .collect(),
+            frequency_cap: svc::FrequencyCap {
+                max_touches: self.frequency_cap.max_touches,
+                days: self.frequency_cap.days,
+                holiday_window_days: self.frequency_cap.holiday_window_days,
+            },
+            // Out of range is reported by validation, not wrapped.
+            due_hour_utc: u32::try_from(self.due_hour_utc).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// A holiday of the calendar.
+pub struct Holiday(holiday::Model);
+
+#[Object]
+impl Holiday {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The date; for a yearly holiday only month and day count.
+    async fn date(&self) -> Date {
+        Date(self.0.date)
+    }
+    async fn yearly(&self) -> bool {
+        self.0.yearly
+    }
+    /// Where it falls in `year`, if it does.
+    async fn on(&self, year: i32) -> Option<Date> {
+        svc::holiday_in(&self.0, year).map(Date)
+    }
+}
+
+/// A suggested message. Placeholders: {customer} {name} {owner} {product} {holiday}
+/// {date} {expected} {last} {kind} {tier} {days} {count}.
+pub struct MessageTemplate(message_template::Model);
+
+#[Object]
+impl MessageTemplate {
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A due action for you about a customer.
+#[derive(Clone)]
+pub struct Reminder(pub reminder::Model);
+
+#[Object]
+impl Reminder {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn rule(&self) -> ReminderRule {
+        self.0.rule.into()
+    }
+    async fn status(&self) -> ReminderStatus {
+        self.0.status.into()
+    }
+    async fn due_at(&self) -> DateTime<Utc> {
+        self.0.due_at
+    }
+    /// Why the reminder exists.
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    /// The suggested message, rendered from the rule's template.
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// Why it was suppressed (the contact-frequency cap).
+    async fn suppressed_reason(&self) -> Option<&str> {
+        self.0.suppressed_reason.as_deref()
+    }
+    async fn dismissed_reason(&self) -> Option<&str> {
+        self.0.dismissed_reason.as_deref()
+    }
+    /// Who it goes to: the customer's owner, or the role the policy names.
+    async fn assignee_role(&self) -> AssigneeRole {
+        self.0.assignee_role.into()
+    }
+    async fn customer_id(&self) -> ID {
+        ID(self.0.customer_id.to_string())
+    }
+    /// The customer, as you may read it.
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        super::loaders::customer(ctx, self.0.customer_id).await
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> Result<Option<super::contact::Contact>> {
+        match self.0.contact_id {
+            Some(id) => super::loaders::contact(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+    async fn deal_id(&self) -> Option<ID> {
+        self.0.deal_id.map(|d| ID(d.to_string()))
+    }
+    /// The interaction that completed it.
+    async fn interaction_id(&self) -> Option<ID> {
+        self.0.interaction_id.map(|d| ID(d.to_string()))
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+connection!(ReminderConnection, ReminderEdge, Reminder, "reminders");
+
+/// What one standard expects of a customer and what was done.
+#[derive(SimpleObject)]
+pub struct Expectation {
+    pub role: Role,
+    pub kind: ContactKind,
+    /// Contacts expected per period.
+    pub expected: i32,
+    pub period_days: i32,
+    /// Contacts logged within the period up to `asOf`.
+    pub logged: i64,
+    pub last_contact_at: Option<DateTime<Utc>>,
+    /// By when the next contact is due.
+    pub due_by: Date,
+    pub overdue: bool,
+    /// `logged >= expected`.
+    pub met: bool,
+}
+
+/// A customer's follow-up compliance.
+#[derive(SimpleObject)]
+pub struct CustomerCompliance {
+    pub customer: Customer,
+    pub expectations: Vec<Expectation>,
+    /// Any expectation overdue.
+    pub overdue: bool,
+}
+
+/// One owner's follow-up summary (seed 000: callback counts feed appraisals).
+#[derive(SimpleObject)]
+pub struct OwnerCompliance {
+    /// None: customers in a public pool.
+    pub owner: Option<super::user::User>,
+    pub owner_id: Option<ID>,
+    pub customers: i64,
+    /// Expectations (customer x standard).
+    pub expected: i64,
+    pub met: i64,
+    pub overdue: i64,
+    /// Contacts logged that count toward the expectations.
+    pub contacts_logged: i64,
+    /// met / expected, 0 to 1.
+    pub compliance_rate: f64,
+}
+
+/// The follow-up compliance report.
+pub struct Compliance {
+    report: svc::Compliance,
+}
+
+#[Object]
+impl Compliance {
+    async fn as_of(&self) -> Date {
+        Date(self.report.as_of)
+    }
+    async fn owners(&self, ctx: &Context<'_>) -> Result<Vec<OwnerCompliance>> {
+        let mut out = Vec::new();
+        for o in &self.report.owners {
+            let owner = match o.owner_id {
+                Some(id) => super::loaders::user(ctx, id).await?,
+                None => None,
+            };
+            out.push(OwnerCompliance {
+                owner,
+                owner_id: o.owner_id.map(|id| ID(id.to_string())),
+                customers: o.customers,
+                expected: o.expected,
+                met: o.met,
+                overdue: o.overdue,
+                contacts_logged: o.contacts_logged,
+                compliance_rate: if o.expected == 0 { 1.0 } else { o.met as f64 / o.expected as f64 },
+            });
+        }
+        Ok(out)
+    }
+    /// Customers in the report, by id; `after` is the last id of the previous page.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn customers(&self, first: Option<i32>, after: Option<ID>, #[graphql(default)] overdue_only: bool) -> Result<Vec<CustomerCompliance>> {
+        let first = crate::service::pagination::page_size(first).gql()? as usize;
+        let after = after.map(|a| parse_id("after", &a)).transpose().gql()?;
+        Ok(self
+            .report
+            .customers
+            .iter()
+            .filter(|c| after.is_none_or(|a| c.customer.id > a))
+            .filter(|c| !overdue_only || c.expectations.iter().any(|e| e.overdue))
+            .take(first)
+            .map(|c| CustomerCompliance {
+                customer: Customer(c.customer.clone()),
+                overdue: c.expectations.iter().any(|e| e.overdue),
+                expectations: c
+                    .expectations
+                    .iter()
+                    .map(|e| Expectation {
+                        role: e.standard.role.into(),
+                        kind: e.standard.kind.into(),
+                        expected: e.standard.count,
+                        period_days: e.standard.period_days,
+                        logged: e.logged,
+                        last_contact_at: e.last_contact,
+                        due_by: Date(e.due_by),
+                        overdue: e.overdue,
+                        met: e.met(),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+    /// Customers in the report.
+    async fn total_customers(&self) -> i64 {
+        self.report.customers.len() as i64
+    }
+}
+
+/// The contact made to complete a reminder (customer and contact come from the reminder).
+#[derive(InputObject)]
+pub struct CompleteReminderInput {
+    pub kind: InteractionKind,
+    pub direction: Option<Direction>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub summary: String,
+    pub outcome: Option<String>,
+    /// Another contact of the same customer than the reminder's.
+    pub contact_id: Option<ID>,
+    pub next_follow_up_on: Option<Date>,
+}
+
+/// A completed reminder and the interaction it logged.
+#[derive(SimpleObject)]
+pub struct CompleteReminderPayload {
+    pub reminder: Reminder,
+    pub interaction: Interaction,
+}
+
+#[derive(Default)]
+pub struct CareQuery;
+
+#[Object]
+impl CareQuery {
+    /// The care policy (any staff member may read it).
+    async fn care_policy(&self, ctx: &Context<'_>) -> Result<CarePolicy> {
+        actor(ctx)?;
+        let (p, v) = svc::policy(db(ctx)).await.gql()?;
+        Ok(CarePolicy(p, v))
+    }
+
+    /// The holiday calendar.
+    async fn holidays(&self, ctx: &Context<'_>) -> Result<Vec<Holiday>> {
+        actor(ctx)?;
+        Ok(svc::holidays(db(ctx)).await.gql()?.into_iter().map(Holiday).collect())
+    }
+
+    /// The message template library.
+    async fn message_templates(&self, ctx: &Context<'_>) -> Result<Vec<MessageTemplate>> {
+        actor(ctx)?;
+        Ok(svc::templates(db(ctx)).await.gql()?.into_iter().map(MessageTemplate).collect())
+    }
+
+    /// For each customer in your scope whose tier has contact standards: what the policy
+    /// expects, what was logged, what is overdue; summarised per owner. `asOf` defaults to
+    /// today (UTC).
+    async fn follow_up_compliance(&self, ctx: &Context<'_>, as_of: Option<Date>, department_id: Option<ID>, owner_id: Option<ID>) -> Result<Compliance> {
+        let actor = actor(ctx)?;
+        let department = department_id.map(|d| parse_id("departmentId", &d)).transpose().gql()?;
+        let owner = owner_id.map(|o| parse_id("ownerId", &o)).transpose().gql()?;
+        let as_of = as_of.map_or_else(|| Utc::now().date_naive(), |d| d.0);
+        let report = svc::compliance(db(ctx), actor, as_of, department, owner).await.gql()?;
+        Ok(Compliance { report })
+    }
+
+    /// Your reminders (yours as named assignee, or as the owner of their customer),
+    /// soonest due first. `status` defaults to PENDING and SNOOZED.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    async fn my_reminders(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Vec<ReminderStatus>>,
+        due_before: Option<DateTime<Utc>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ReminderConnection> {
+        let actor = actor(ctx)?;
+        let status = status.map(|s| s.into_iter().map(Into::into).collect());
+        let page = svc::my_reminders(db(ctx), actor, status, due_before, &page_args(first, after)).await.gql()?;
+        Ok(ReminderConnection(page.map(Reminder)))
+    }
+}
+
+#[derive(Default)]
+pub struct CareMutation;
+
+#[Object]
+impl CareMutation {
+    /// Replaces the care policy (admins). CONFLICT when `version` is stale.
+    async fn update_care_policy(&self, ctx: &Context<'_>, input: CarePolicyInput, version: i32) -> Result<CarePolicy> {
+        let actor = actor(ctx)?;
+        let (p, v) = svc::update_policy(db(ctx), actor, input.into_policy(), version).await.gql()?;
+        Ok(CarePolicy(p, v))
+    }
+
+    /// Adds a holiday (admins). `yearly`: the same month and day every year.
+    async fn add_holiday(&self, ctx: &Context<'_>, name: String, date: Date, #[graphql(default)] yearly: bool) -> Result<Holiday> {
+        let actor = actor(ctx)?;
+        svc::add_holiday(db(ctx), actor, &name, date.0, yearly).await.map(Holiday).gql()
+    }
+
+    /// Removes a holiday (admins).
+    async fn delete_holiday(&self, ctx: &Context<'_>, id: ID) -> Result<Holiday> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        svc::delete_holiday(db(ctx), actor, id).await.map(Holiday).gql()
+    }
+
+    /// Creates a template, or replaces one (send its `version`). Admins.
+    async fn save_message_template(&self, ctx: &Context<'_>, key: String, body: String, version: Option<i32>) -> Result<MessageTemplate> {
+        let actor = actor(ctx)?;
+        svc::save_template(db(ctx), actor, &key, &body, version).await.map(MessageTemplate).gql()
+    }
+
+    /// Completes one of your reminders by logging the contact made.
+    async fn complete_reminder(&self, ctx: &Context<'_>, id: ID, interaction: CompleteReminderInput) -> Result<CompleteReminderPayload> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        let input = NewInteraction {
+            customer_id: uuid::Uuid::nil(),
+            contact_id: interaction.contact_id.map(|c| parse_id("interaction.contactId", &c)).transpose().gql()?,
+            kind: interaction.kind.into(),
+            direction: interaction.direction.map(Into::into),
+            occurred_at: interaction.occurred_at,
+            summary: interaction.summary,
+            outcome: interaction.outcome,
+            next_follow_up_on: interaction.next_follow_up_on.map(|d| d.0),
+        };
+        let (r, i) = svc::complete(db(ctx), actor, id, input).await.gql()?;
+        Ok(CompleteReminderPayload { reminder: Reminder(r), interaction: Interaction(i) })
+    }
+
+    /// Puts one of your reminders off; it falls due again at `until`.
+    async fn snooze_reminder(&self, ctx: &Context<'_>, id: ID, until: DateTime<Utc>) -> Result<Reminder> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        svc::snooze(db(ctx), actor, id, until).await.map(Reminder).gql()
+    }
+
+    /// Dismisses one of your reminders, saying why.
+    async fn dismiss_reminder(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Reminder> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        svc::dismiss(db(ctx), actor, id, &reason).await.map(Reminder).gql()
+    }
+}
+
+/// Live events over WebSocket (/graphql/ws, graphql-transport-ws).
+#[derive(Default)]
+pub struct Subscription;
+
+/// The events of this instance, filtered for one subscriber.
+fn events<T, F>(ctx: &Context<'_>, pick: F) -> BoxStream<'static, T>
+where
+    T: Send + 'static,
+    F: Fn(&Event) -> Option<T> + Send + Sync + 'static,
+{
+    let rx = ctx.data_unchecked::<AppState>().events.subscribe();
+    async_graphql::futures_util::stream::unfold((rx, pick), |(mut rx, pick)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    if let Some(item) = pick(&event) {
+                        return Some((item, (rx, pick)));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a subscriber fell behind and skipped events");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}
+
+#[Subscription]
+impl Subscription {
+    /// Customers created at TARGET or PROSPECT stage (by anyone, integrations included)
+    /// that you may read.
+    async fn new_lead(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, Customer>> {
+        let actor = Arc::new(actor(ctx)?.clone());
+        actor.require(Resource::Customer, Action::Read).gql()?;
+        Ok(events(ctx, move |e| match e {
+            Event::NewLead(c) if actor.may(Resource::Customer, Action::Read, c) => Some(Customer(c.clone())),
+            _ => None,
+        }))
+    }
+
+    /// Your reminders as they fall due.
+    async fn reminder_due(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, Reminder>> {
+        let actor = Arc::new(actor(ctx)?.clone());
+        let me = actor.id();
+        Ok(events(ctx, move |e| match e {
+            Event::ReminderDue { reminder, customer } if svc::is_assignee(reminder, customer, me) && actor.may(Resource::Customer, Action::Read, customer) => {
+                Some(Reminder(reminder.clone()))
+            }
+            _ => None,
+        }))
+    }
+}

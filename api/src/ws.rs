@@ -1,0 +1,303 @@
+//! GraphQL over WebSocket at /graphql/ws: the graphql-transport-ws protocol, followed
+//! exactly (async-graphql's own handler closes with generic codes).
+//!
+//! - `connection_init` carries the token (`{"authorization": "Bearer ..."}` or
+//!   `{"token": "..."}`), checked with the same JWT rules as HTTP; a bad or missing one
+//!   closes with 4403; none within the timeout, 4408; a second one, 4429.
+//! - `subscribe` before the ack closes with 4401; a subscription id already in use, 4409;
+//!   a malformed message, 4400.
+//! - Operations run through the same schema, hence the same depth and complexity limits.
+//! - On shutdown, operations in flight finish, their results are sent, and the socket
+//!   closes with 1001.
+use crate::auth::Actor;
+use crate::schema::{CrmSchema, loaders};
+use crate::state::AppState;
+use async_graphql::Request;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// The subprotocol served.
+pub const PROTOCOL: &str = "graphql-transport-ws";
+
+/// Operations one connection may run at once.
+const MAX_OPERATIONS: usize = 100;
+
+/// Tells open sockets to go away and waits until they have.
+#[derive(Clone)]
+pub struct Shutdown {
+    signal: watch::Sender<bool>,
+    open: Arc<AtomicUsize>,
+    closed: Arc<Notify>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown { signal: watch::channel(false).0, open: Arc::default(), closed: Arc::default() }
+    }
+}
+
+/// Counts one open socket while alive.
+struct Open(Shutdown);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.closed.notify_waiters();
+    }
+}
+
+impl Shutdown {
+    /// Asks every open socket to finish and close with 1001.
+    pub fn signal(&self) {
+        self.signal.send_replace(true);
+    }
+
+    /// Sockets open now.
+    pub fn open_sockets(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every socket has closed, at most `limit`.
+    pub async fn drained(&self, limit: Duration) {
+        let wait = async {
+            loop {
+                let notified = self.closed.notified();
+                if self.open_sockets() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(limit, wait).await.is_err() {
+            tracing::warn!(open = self.open_sockets(), "WebSockets still open at shutdown");
+        }
+    }
+
+    fn enter(&self) -> Open {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        Open(self.clone())
+    }
+}
+
+/// What operation tasks send back to the connection.
+enum Out {
+    Send(Value),
+    Finished(String),
+}
+
+struct Operation {
+    task: JoinHandle<()>,
+    subscription: bool,
+}
+
+/// Why a connection ends.
+struct Close(u16, String);
+
+/// Serves one socket until it closes.
+pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
+    let _open = state.shutdown.enter();
+    let mut shutdown = state.shutdown.signal.subscribe();
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(256);
+    let mut operations: HashMap<String, Operation> = HashMap::new();
+    let mut actor: Option<Actor> = None;
+    let mut init_received = false;
+    let init_timeout = tokio::time::sleep(state.ws_init_timeout);
+    tokio::pin!(init_timeout);
+
+    let close = loop {
+        if *shutdown.borrow() {
+            break going_away(&mut operations, &mut out_rx, &mut sink).await;
+        }
+        tokio::select! {
+            () = &mut init_timeout, if !init_received => break Close(4408, "Connection initialisation timeout".into()),
+            _ = shutdown.changed() => continue,
+            out = out_rx.recv() => match out {
+                Some(Out::Send(v)) => {
+                    if sink.send(Message::Text(v.to_string().into())).await.is_err() {
+                        break Close(1006, String::new());
+                    }
+                }
+                Some(Out::Finished(id)) => {
+                    operations.remove(&id);
+                }
+                None => {}
+            },
+            incoming = stream.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Binary(_))) => break Close(4400, "Binary messages are not supported".into()),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break Close(1000, String::new()),
+                };
+                let Ok(Value::Object(msg)) = serde_json::from_str::<Value>(text.as_str()) else {
+                    break Close(4400, "Invalid message received".into());
+                };
+                match msg.get("type").and_then(Value::as_str) {
+                    Some("connection_init") => {
+                        if init_received {
+                            break Close(4429, "Too many initialisation requests".into());
+                        }
+                        init_received = true;
+                        match authenticate(&state, msg.get("payload")).await {
+                            Some(a) => {
+                                actor = Some(a);
+                                if sink.send(Message::Text(json!({"type": "connection_ack"}).to_string().into())).await.is_err() {
+                                    break Close(1006, String::new());
+                                }
+                            }
+                            None => break Close(4403, "Forbidden".into()),
+                        }
+                    }
+                    Some("ping") => {
+                        let mut pong = json!({"type": "pong"});
+                        if let Some(p) = msg.get("payload") {
+                            pong["payload"] = p.clone();
+                        }
+                        if sink.send(Message::Text(pong.to_string().into())).await.is_err() {
+                            break Close(1006, String::new());
+                        }
+                    }
+                    Some("pong") => {}
+                    Some("subscribe") => {
+                        let Some(actor) = &actor else { break Close(4401, "Unauthorized".into()) };
+                        let Some(id) = msg.get("id").and_then(Value::as_str).filter(|id| !id.is_empty()).map(str::to_string) else {
+                            break Close(4400, "Invalid message received: subscribe needs an id".into());
+                        };
+                        if operations.contains_key(&id) {
+                            break Close(4409, format!("Subscriber for {id} already exists"));
+                        }
+                        let Some(request) = msg.get("payload").and_then(|p| serde_json::from_value::<Request>(p.clone()).ok()) else {
+                            break Close(4400, "Invalid message received: subscribe needs a payload with a query".into());
+                        };
+                        if operations.len() >= MAX_OPERATIONS {
+                            let error = json!({"id": id, "type": "error", "payload": [{
+                                "message": format!("at most {MAX_OPERATIONS} operations per connection"),
+                                "extensions": {"code": "BAD_REQUEST"}
+                            }]});
+                            if sink.send(Message::Text(error.to_string().into())).await.is_err() {
+                                break Close(1006, String::new());
+                            }
+                            continue;
+                        }
+                        let subscription = is_subscription(&request);
+                        let request = request.data(loaders::new_loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
+                        let task = tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone()));
+                        operations.insert(id, Operation { task, subscription });
+                    }
+                    Some("complete") => {
+                        if let Some(op) = msg.get("id").and_then(Value::as_str).and_then(|id| operations.remove(id)) {
+                            op.task.abort();
+                        }
+                    }
+                    _ => break Close(4400, "Invalid message received".into()),
+                }
+            }
+        }
+    };
+    for op in operations.values() {
+        op.task.abort();
+    }
+    if close.0 != 1006 {
+        let frame = CloseFrame { code: close.0, reason: close.1.into() };
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+    let _ = sink.close().await;
+}
+
+/// Shutdown: subscriptions end, queries and mutations in flight finish (within a bound)
+/// and their results are sent, then 1001.
+async fn going_away(
+    operations: &mut HashMap<String, Operation>,
+    out_rx: &mut mpsc::Receiver<Out>,
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+) -> Close {
+    operations.retain(|_, op| {
+        if op.subscription {
+            op.task.abort();
+        }
+        !op.subscription
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !operations.is_empty() {
+        match tokio::time::timeout_at(deadline, out_rx.recv()).await {
+            Ok(Some(Out::Send(v))) => {
+                if sink.send(Message::Text(v.to_string().into())).await.is_err() {
+                    return Close(1006, String::new());
+                }
+            }
+            Ok(Some(Out::Finished(id))) => {
+                operations.remove(&id);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Close(1001, "Server shutting down".into())
+}
+
+/// Runs one operation, sending `next` for each result and `complete` at the end, or one
+/// `error` when the operation is refused before it runs (parse, validation, limits).
+async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<Out>) {
+    let mut results = schema.execute_stream(request);
+    let mut first = true;
+    let mut refused = false;
+    while let Some(mut response) = results.next().await {
+        for error in &mut response.errors {
+            let ext = error.extensions.get_or_insert_with(Default::default);
+            if ext.get("code").is_none() {
+                ext.set("code", "BAD_REQUEST");
+            }
+        }
+        if first && !response.errors.is_empty() && response.data == async_graphql::Value::Null {
+            refused = true;
+            let _ = out.send(Out::Send(json!({"id": id, "type": "error", "payload": response.errors}))).await;
+            break;
+        }
+        first = false;
+        if out.send(Out::Send(json!({"id": id, "type": "next", "payload": response}))).await.is_err() {
+            return;
+        }
+    }
+    if !refused {
+        let _ = out.send(Out::Send(json!({"id": id, "type": "complete"}))).await;
+    }
+    let _ = out.send(Out::Finished(id)).await;
+}
+
+/// Whether the request's operation is a subscription (it never finishes on its own).
+fn is_subscription(request: &Request) -> bool {
+    use async_graphql::parser::types::OperationType;
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else { return false };
+    let ty = match (&doc.operations, &request.operation_name) {
+        (async_graphql::parser::types::DocumentOperations::Single(op), _) => op.node.ty,
+        (async_graphql::parser::types::DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name.as_str()) {
+            Some(op) => op.node.ty,
+            None => return false,
+        },
+        (async_graphql::parser::types::DocumentOperations::Multiple(ops), None) => match ops.values().next() {
+            Some(op) => op.node.ty,
+            None => return false,
+        },
+    };
+    ty == OperationType::Subscription
+}
+
+/// The actor of a `connection_init` payload, if its token holds.
+async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<Actor> {
+    let payload = payload?;
+    let token = payload
+        .get("authorization")
+        .or_else(|| payload.get("Authorization"))
+        .and_then(Value::as_str)
+        .map(|v| v.trim().trim_start_matches("Bearer ").trim_start_matches("bearer ").trim().to_string())
+        .or_else(|| payload.get("token").and_then(Value::as_str).map(str::to_string))?;
+    let user_id = state.jwt.verify(&token).ok()?;
+    Actor::load(&state.db, user_id).await.ok()
+}
