@@ -21,6 +21,11 @@ pub struct TestApp {
     pub admin_token: String,
     /// SQL statements the server has run.
     pub statements: api::service::db::StatementCounter,
+    /// The server's state (the care scheduler's tick is driven through it with the time a
+    /// test needs: a controllable clock, no sleeps).
+    pub state: api::state::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
     cleanup: Option<Cleanup>,
 }
 
@@ -111,12 +116,43 @@ impl TestApp {
         let statements = state.sql_statements.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = api::serve_on(listener, state, std::future::pending()).await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = state.clone();
+        let server = tokio::spawn(async move {
+            let _ = api::serve_on(listener, serving, async move {
+                let _ = stopped.await;
+            })
+            .await;
         });
-        let mut app = TestApp { addr, database_url: url, client: reqwest::Client::new(), db, admin_token: String::new(), statements, cleanup };
+        let mut app = TestApp {
+            addr,
+            database_url: url,
+            client: reqwest::Client::new(),
+            db,
+            admin_token: String::new(),
+            statements,
+            state,
+            stop: Some(stop),
+            server: Some(server),
+            cleanup,
+        };
         app.admin_token = app.login(ADMIN_EMAIL, PASSWORD).await;
         app
+    }
+
+    /// Shuts the server down gracefully and waits until it has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    /// One tick of the care scheduler at `at`.
+    pub async fn care_tick(&self, at: chrono::DateTime<chrono::Utc>) -> api::service::care::Tick {
+        api::care_tick(&self.state, at).await.expect("care tick")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -4,6 +4,7 @@ mod helpers;
 
 mod access;
 mod auth;
+mod care;
 mod classification;
 mod customers;
 mod demo;

@@ -776,14 +776,13 @@ async fn birthday_rule(db: &impl ConnectionTrait, cx: &Context, rule: &Rule) -> 
     let on = cx.day + Duration::days(i64::from(rule.offset_days));
     let keys = birthday_keys(on);
     let backend = db.get_database_backend();
-    let list = vec!["?"; keys.len()].join(", ");
-    let key_values = || keys.iter().map(|k| Value::from(k.clone())).collect::<Vec<_>>();
+    let on_day = || sea_orm::sea_query::ExprTrait::is_in(Expr::cust(month_day_sql(backend, "birthday")), keys.clone());
     let mut out = Vec::new();
     let people = customer::Entity::find()
         .filter(customer::Column::DeletedAt.is_null())
         .filter(customer::Column::Kind.eq(CustomerKind::Individual))
         .filter(customer::Column::Birthday.is_not_null())
-        .filter(Expr::cust_with_values(format!("{} IN ({list})", month_day_sql(backend, "birthday")), key_values()))
+        .filter(on_day())
         .all(db)
         .await?;
     let occasion = on.to_string();
@@ -795,7 +794,7 @@ async fn birthday_rule(db: &impl ConnectionTrait, cx: &Context, rule: &Rule) -> 
     let contacts = entity::contact::Entity::find()
         .filter(entity::contact::Column::DeletedAt.is_null())
         .filter(entity::contact::Column::Birthday.is_not_null())
-        .filter(Expr::cust_with_values(format!("{} IN ({list})", month_day_sql(backend, "birthday")), key_values()))
+        .filter(on_day())
         .all(db)
         .await?;
     let owners = customers_by_id(db, contacts.iter().map(|k| k.customer_id).collect()).await?;
