@@ -201,3 +201,183 @@ mod reqwest_like {
         }
     }
 }
+
+/// `crm bench subscriptions`: how many `newLead` subscribers one server process holds,
+/// the delay from a lead's creation (the HTTP request leaving the client) to its delivery
+/// on every socket at p50/p99, and the server's memory per connection.
+///
+/// The server runs as a child process (`crm serve` on the same database), so its resident
+/// memory is its own; the clients run in this process. Both share the machine's cores.
+///
+/// # Errors
+/// A message when a step fails.
+pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Result<String, String> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        l.local_addr().map_err(|e| e.to_string())?.port()
+    };
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().map_err(|e| format!("{e}"))?;
+    let mut server = tokio::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .arg("serve")
+        .env("CRM_LISTEN", addr.to_string())
+        .env("CRM_SCHEDULER", "off")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let server_pid = server.id().ok_or("server exited")?;
+    let client = reqwest_like::Client::new(addr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            return Err("the server did not start".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admin = entity::user::Entity::find()
+        .filter(entity::user::Column::Role.eq(entity::enums::Role::Admin))
+        .one(&state.db)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no admin user")?;
+    let (token, _) = state.jwt.issue(&admin, Some(chrono::Duration::hours(6))).map_err(|e| e.to_string())?;
+
+    let mut report = format!("backend: {:?}; server pid {server_pid}; {leads} leads per size, one at a time\n", state.db.get_database_backend());
+    for &n in sizes {
+        let rss_before = rss_kib(server_pid);
+        // Per lead: when it was sent, and how many sockets have it.
+        let sent: Arc<Vec<std::sync::OnceLock<Instant>>> = Arc::new((0..leads).map(|_| std::sync::OnceLock::new()).collect());
+        let got: Arc<Vec<std::sync::atomic::AtomicUsize>> = Arc::new((0..leads).map(|_| std::sync::atomic::AtomicUsize::new(0)).collect());
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<Result<(), String>>(n);
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let mut tasks = Vec::with_capacity(n);
+        for i in 0..n {
+            let (token, sent, got, ready, stop) = (token.clone(), sent.clone(), got.clone(), ready_tx.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let connect = async {
+                    let mut req = format!("ws://{addr}/graphql/ws").into_client_request().map_err(|e| e.to_string())?;
+                    req.headers_mut().insert("sec-websocket-protocol", crate::ws::PROTOCOL.parse().map_err(|_| "header")?);
+                    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| format!("socket {i}: {e}"))?;
+                    let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
+                    ws.send(Message::text(init.to_string())).await.map_err(|e| e.to_string())?;
+                    let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription{newLead{id name}}"}});
+                    ws.send(Message::text(sub.to_string())).await.map_err(|e| e.to_string())?;
+                    ws.send(Message::text(json!({"type": "ping"}).to_string())).await.map_err(|e| e.to_string())?;
+                    loop {
+                        match ws.next().await {
+                            Some(Ok(Message::Text(t))) if t.contains("\"pong\"") => return Ok::<_, String>(ws),
+                            Some(Ok(_)) => {}
+                            other => return Err(format!("socket {i} closed during set-up: {other:?}")),
+                        }
+                    }
+                };
+                let mut delays = Vec::new();
+                let mut ws = match connect.await {
+                    Ok(ws) => {
+                        let _ = ready.send(Ok(())).await;
+                        ws
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e)).await;
+                        return delays;
+                    }
+                };
+                loop {
+                    tokio::select! {
+                        () = stop.notified() => break,
+                        msg = ws.next() => match msg {
+                            Some(Ok(Message::Text(t))) => {
+                                let at = Instant::now();
+                                let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else { continue };
+                                let name = v["payload"]["data"]["newLead"]["name"].as_str().unwrap_or("");
+                                if let Some(k) = name.strip_prefix("bench-lead-").and_then(|k| k.parse::<usize>().ok()) {
+                                    if let Some(t0) = sent.get(k).and_then(|s| s.get()) {
+                                        delays.push(at.duration_since(*t0));
+                                    }
+                                    if let Some(c) = got.get(k) {
+                                        c.fetch_add(1, Ordering::SeqCst);
+                                    }
+                                }
+                            }
+                            Some(Ok(_)) => {}
+                            _ => break,
+                        }
+                    }
+                }
+                let _ = ws.close(None).await;
+                delays
+            }));
+            // Open sockets in waves, as clients arrive, not in one burst.
+            if i % 200 == 199 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        drop(ready_tx);
+        let mut connected = 0;
+        let mut failed: Option<String> = None;
+        while let Some(r) = ready_rx.recv().await {
+            match r {
+                Ok(()) => connected += 1,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        // Let every subscription task reach its event stream before the first lead.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_after = rss_kib(server_pid);
+        let started = Instant::now();
+        let mut missing = 0usize;
+        for k in 0..leads {
+            let body = json!({"query": "mutation($n:String!){createCustomer(input:{name:$n, kind:INDIVIDUAL}){id}}", "variables": {"n": format!("bench-lead-{k}")}}).to_string();
+            let _ = sent[k].set(Instant::now());
+            let resp = client.post_json("/graphql", &token, &body).await?;
+            if !resp.contains("createCustomer") || resp.contains("errors") {
+                return Err(format!("lead not created: {resp}"));
+            }
+            let wait = Instant::now() + Duration::from_secs(30);
+            while got[k].load(Ordering::SeqCst) < connected && Instant::now() < wait {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            missing += connected - got[k].load(Ordering::SeqCst).min(connected);
+        }
+        let elapsed = started.elapsed();
+        stop.notify_waiters();
+        let mut delays = Vec::new();
+        for t in tasks {
+            delays.extend(t.await.map_err(|e| e.to_string())?);
+        }
+        let lat = percentiles(delays);
+        let per_connection = match (rss_before, rss_after) {
+            (Some(b), Some(a)) if connected > 0 => format!("{:.1} KiB", (a.saturating_sub(b)) as f64 / connected as f64),
+            _ => "n/a".into(),
+        };
+        report.push_str(&format!(
+            "subscribers {n}: connected {connected}{}; deliveries {} (missing {missing}) in {:.1}s; delay p50={:.1}ms p99={:.1}ms max={:.1}ms; \
+             server RSS {} -> {} KiB, {per_connection} per connection\n",
+            failed.map(|e| format!(" (first failure: {e})")).unwrap_or_default(),
+            lat.count,
+            elapsed.as_secs_f64(),
+            lat.p50.as_secs_f64() * 1e3,
+            lat.p99.as_secs_f64() * 1e3,
+            lat.max.as_secs_f64() * 1e3,
+            rss_before.unwrap_or(0),
+            rss_after.unwrap_or(0),
+        ));
+        // Let the server close the sockets before the next size.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    Ok(report)
+}
+
+/// Resident memory of a process in KiB (Linux).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

@@ -37,10 +37,18 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Benchmarks: `classification` times a full pass against its SQL floor while the API answers lookups.
+    /// Benchmarks: `classification` times a full pass against its SQL floor while the API
+    /// answers lookups; `subscriptions` holds many `newLead` subscribers on one server
+    /// process and times delivery.
     Bench {
-        /// Which benchmark: classification.
+        /// Which benchmark: classification or subscriptions.
         name: String,
+        /// subscriptions: the numbers of subscribers to try, one after another.
+        #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 10000])]
+        subscribers: Vec<usize>,
+        /// subscriptions: leads created per size, one at a time.
+        #[arg(long, default_value_t = 50)]
+        leads: usize,
     },
     /// Prints a signed access token for scripts and integrations.
     Token {
@@ -140,11 +148,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Bench { name } => {
+        Command::Bench { name, subscribers, leads } => {
             let state = api::prepare(&config).await?;
             match name.as_str() {
                 "classification" => println!("{}", api::bench::classification(state).await?),
-                other => return Err(format!("unknown benchmark '{other}' (try: classification)")),
+                "subscriptions" => println!("{}", api::bench::subscriptions(state, &subscribers, leads).await?),
+                other => return Err(format!("unknown benchmark '{other}' (try: classification, subscriptions)")),
             }
             Ok(())
         }
