@@ -319,7 +319,9 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Re
         drop(ready_tx);
         let mut connected = 0;
         let mut failed: Option<String> = None;
-        while let Some(r) = ready_rx.recv().await {
+        // One answer per socket (the tasks keep their sender while they listen).
+        for _ in 0..n {
+            let Some(r) = ready_rx.recv().await else { break };
             match r {
                 Ok(()) => connected += 1,
                 Err(e) => {

@@ -129,6 +129,10 @@ async fn graphql_ws(State(http): State<Http>, upgrade: WebSocketUpgrade) -> Resp
     upgrade
         .protocols([crate::ws::PROTOCOL])
         .max_message_size(state.body_limit)
+        // Small buffers: a subscriber mostly waits, and 10,000 of them should not hold
+        // 256 KiB each (tungstenite's defaults); messages are flushed as they are sent.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| crate::ws::serve(socket, state, schema))
         .into_response()
 }

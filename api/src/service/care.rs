@@ -7,7 +7,7 @@
 //! reminder exists once whatever the number of instances, restarts or re-runs. Delivery
 //! (`deliver`) claims due reminders with one conditional UPDATE, so each `reminderDue`
 //! event is raised by exactly one instance.
-use super::db::begin_write;
+use super::db::{begin_write, raw};
 use super::interaction::{self, NewInteraction};
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use super::{audit, new_id, now};
@@ -19,7 +19,7 @@ use entity::{care_policy, care_run, customer, holiday, message_template, reminde
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    Statement, Value,
+    Value,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -360,28 +360,6 @@ impl ContactFacts {
         }
         (last, count)
     }
-}
-
-fn placeholders_sql(backend: sea_orm::DatabaseBackend, sql: &str) -> String {
-    if backend != sea_orm::DatabaseBackend::Postgres {
-        return sql.to_string();
-    }
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn raw(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
-    let backend = db.get_database_backend();
-    Statement::from_sql_and_values(backend, placeholders_sql(backend, sql), values)
 }
 
 /// Start of a UTC day.

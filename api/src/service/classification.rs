@@ -5,7 +5,8 @@
 //! The rules are one pure function, [`grade`]; the rest gathers facts with aggregate
 //! queries and writes the grades (one customer inside a deal's transaction, or all of
 //! them in batches by a background pass).
-use super::{db::begin_write, new_id, now};
+use super::db::{begin_write, raw as stmt};
+use super::{new_id, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -287,30 +288,6 @@ pub async fn cutoffs(db: &impl ConnectionTrait) -> AppResult<RfmCutoffs> {
         .one(db)
         .await?;
     Ok(run.and_then(|r| r.state).and_then(|s| serde_json::from_value(s.get("rfm")?.clone()).ok()).unwrap_or_default())
-}
-
-/// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL.
-fn placeholders(backend: sea_orm::DatabaseBackend, sql: &str) -> String {
-    if backend != sea_orm::DatabaseBackend::Postgres {
-        return sql.to_string();
-    }
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
-    let backend = db.get_database_backend();
-    Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
 }
 
 /// `AND <column> IN (?, ?, ...)` for a batch, or nothing for all customers.

@@ -237,6 +237,9 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
     interactions_b.flush(&txn).await?;
     feedback_b.flush(&txn).await?;
     txn.commit().await?;
+    // Planner statistics for the new rows, as any bulk load needs: without them
+    // PostgreSQL scans whole tables for queries its indexes answer.
+    db.execute_unprepared("ANALYZE").await?;
     Ok(Generated {
         customers: customers_b.count,
         contacts: contacts_b.count,
