@@ -112,6 +112,8 @@ const UNIQUE_KEYS: &[(&str, &[&str])] = &[
     ("name", &["uq_customer_org_name_norm", "customer.name_norm"]),
     ("userEmail", &["uq_user_email", "user.email"]),
     ("departmentName", &["uq_department_parent_name", "department.parent_id, department.name"]),
+    ("holiday", &["ux_holiday", "holiday.name, holiday.date"]),
+    ("templateKey", &["message_template_pkey", "message_template.key"]),
 ];
 
 impl From<DbErr> for AppError {

@@ -304,6 +304,11 @@ async fn overdue_contact_repeated_complaints_and_follow_up_compliance() {
     assert_eq!(late["customers"][0]["overdue"], true);
     // Another rep's compliance holds none of these customers.
     assert_eq!(report(today + Duration::days(12), other.clone()).await["totalCustomers"], 0);
+    let unknown = app.gql(Some(&token), "{followUpCompliance(departmentId:\"0190a8a0-0000-7000-8000-000000000000\"){asOf}}", json!({})).await;
+    assert_eq!(code(&unknown), "NOT_FOUND");
+    let (_, analyst) = app.create_user("bi@example.com", "ANALYST", &dept).await;
+    let denied = app.gql(Some(&analyst), "{followUpCompliance{asOf}}", json!({})).await;
+    assert_eq!(code(&denied), "FORBIDDEN");
 
     // The scheduler raises the overdue visit once, to the owner.
     app.care_tick(at(today + Duration::days(12), 2, 0)).await;
@@ -341,6 +346,13 @@ async fn templates_and_holidays_are_data() {
     assert_eq!(saved["saveMessageTemplate"]["version"], 2);
     let leap = app.gql(Some(&app.admin_token), "mutation{addHoliday(name:\"x\", date:\"2028-02-29\", yearly:true){id}}", json!({})).await;
     assert_eq!(code(&leap), "VALIDATION");
+    let added = app.ok(&app.admin_token, "mutation{addHoliday(name:\"店庆\", date:\"2027-05-18\"){id}}", json!({})).await;
+    let twice = app.gql(Some(&app.admin_token), "mutation{addHoliday(name:\"店庆\", date:\"2027-05-18\"){id}}", json!({})).await;
+    assert_eq!(code(&twice), "DUPLICATE");
+    assert_eq!(twice["errors"][0]["extensions"]["key"], "holiday");
+    app.ok(&app.admin_token, "mutation($id:ID!){deleteHoliday(id:$id){id}}", json!({"id": added["addHoliday"]["id"]})).await;
+    let gone = app.gql(Some(&app.admin_token), "mutation($id:ID!){deleteHoliday(id:$id){id}}", json!({"id": added["addHoliday"]["id"]})).await;
+    assert_eq!(code(&gone), "NOT_FOUND");
     let d = app.create_department("d", None).await;
     let (_, token) = app.create_user("rep@example.com", "SALES", &d).await;
     let denied = app.gql(Some(&token), "mutation{addHoliday(name:\"x\", date:\"2028-03-01\"){id}}", json!({})).await;

@@ -11,6 +11,26 @@ pub const AUDIENCE: &str = "crm-api";
 pub const ADMIN_EMAIL: &str = "root@example.com";
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The configuration of a test server on `url` (no scheduler: tests tick it themselves).
+pub fn test_config(url: String) -> Config {
+    Config {
+        database_url: url,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        jwt_secret: Some(SECRET.into()),
+        jwt_issuer: ISSUER.into(),
+        jwt_audience: AUDIENCE.into(),
+        access_token_ttl: 3600,
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(PASSWORD.into()),
+        body_limit: 64 * 1024,
+        scheduler: false,
+        reclassify_hour_utc: 18,
+        max_depth: 12,
+        max_complexity: 50_000,
+        ws_init_timeout_ms: 10_000,
+    }
+}
+
 /// A server on its own database.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -94,22 +114,7 @@ impl TestApp {
     }
 
     async fn serve(url: String, cleanup: Option<Cleanup>, tweak: impl FnOnce(&mut Config)) -> TestApp {
-        let mut config = Config {
-            database_url: url.clone(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            jwt_secret: Some(SECRET.into()),
-            jwt_issuer: ISSUER.into(),
-            jwt_audience: AUDIENCE.into(),
-            access_token_ttl: 3600,
-            admin_email: Some(ADMIN_EMAIL.into()),
-            admin_password: Some(PASSWORD.into()),
-            body_limit: 64 * 1024,
-            scheduler: false,
-            reclassify_hour_utc: 18,
-            max_depth: 12,
-            max_complexity: 50_000,
-            ws_init_timeout_ms: 10_000,
-        };
+        let mut config = test_config(url.clone());
         tweak(&mut config);
         let state = api::prepare(&config).await.expect("prepare");
         let db = state.db.clone();

@@ -121,6 +121,16 @@ async fn protocol_violations_close_with_their_codes() {
     ws.send(Message::text("not json")).await.unwrap();
     assert_eq!(next(&mut ws).await, Err(4400));
 
+    // At most 100 operations at once on one connection: the 101st is refused by id.
+    let mut ws = ready(app.addr, &app.admin_token).await;
+    for i in 0..100 {
+        send(&mut ws, json!({"id": format!("s{i}"), "type": "subscribe", "payload": {"query": NEW_LEAD}})).await;
+    }
+    send(&mut ws, json!({"id": "one-too-many", "type": "subscribe", "payload": {"query": NEW_LEAD}})).await;
+    let refused = next(&mut ws).await.unwrap();
+    assert_eq!((refused["type"].clone(), refused["id"].clone()), (json!("error"), json!("one-too-many")), "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_REQUEST");
+
     // The HTTP limits hold here too: a query too deep is refused with an error message
     // for its id, and the connection stays open.
     let mut ws = ready(app.addr, &app.admin_token).await;
@@ -153,7 +163,8 @@ async fn new_leads_reach_only_subscribers_who_may_read_them() {
     let mut bi_ws = ready(app.addr, &analyst).await;
     send(&mut bi_ws, json!({"id": "leads", "type": "subscribe", "payload": {"query": NEW_LEAD}})).await;
     let refused = next(&mut bi_ws).await.unwrap();
-    assert!(refused["type"] == "error" || refused["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN", "{refused}");
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
 
     let lead = app.create_customer(&rep_east, json!({"name": "新线索", "kind": "INDIVIDUAL", "phone": "13900000001"})).await;
     assert_eq!(event(&mut east_ws).await["newLead"]["id"], lead["id"]);
@@ -215,22 +226,7 @@ async fn graceful_shutdown_closes_sockets_with_1001() {
 #[ignore = "started as a child process by a_lead_on_one_instance_reaches_a_subscriber_on_another"]
 async fn child_server() {
     let Ok(url) = std::env::var("CRM_CHILD_DATABASE_URL") else { return };
-    let config = api::config::Config {
-        database_url: url,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        jwt_secret: Some(SECRET.into()),
-        jwt_issuer: ISSUER.into(),
-        jwt_audience: AUDIENCE.into(),
-        access_token_ttl: 3600,
-        admin_email: None,
-        admin_password: None,
-        body_limit: 64 * 1024,
-        scheduler: false,
-        reclassify_hour_utc: 18,
-        max_depth: 12,
-        max_complexity: 50_000,
-        ws_init_timeout_ms: 10_000,
-    };
+    let config = test_config(url);
     let state = api::prepare(&config).await.expect("prepare");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("LISTENING {}", listener.local_addr().unwrap());

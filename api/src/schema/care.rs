@@ -313,13 +313,20 @@ impl Compliance {
         Date(self.report.as_of)
     }
     async fn owners(&self, ctx: &Context<'_>) -> Result<Vec<OwnerCompliance>> {
-        let mut out = Vec::new();
-        for o in &self.report.owners {
-            let owner = match o.owner_id {
-                Some(id) => super::loaders::user(ctx, id).await?,
-                None => None,
-            };
-            out.push(OwnerCompliance {
+        // All owners in one batch of the user loader, not one query per owner.
+        let users = async_graphql::futures_util::future::try_join_all(self.report.owners.iter().map(|o| async move {
+            match o.owner_id {
+                Some(id) => super::loaders::user(ctx, id).await,
+                None => Ok(None),
+            }
+        }))
+        .await?;
+        Ok(self
+            .report
+            .owners
+            .iter()
+            .zip(users)
+            .map(|(o, owner)| OwnerCompliance {
                 owner,
                 owner_id: o.owner_id.map(|id| ID(id.to_string())),
                 customers: o.customers,
@@ -328,9 +335,8 @@ impl Compliance {
                 overdue: o.overdue,
                 contacts_logged: o.contacts_logged,
                 compliance_rate: if o.expected == 0 { 1.0 } else { o.met as f64 / o.expected as f64 },
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
     /// Customers in the report, by id; `after` is the last id of the previous page.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]

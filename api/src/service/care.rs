@@ -499,9 +499,11 @@ const BATCH: u64 = 2000;
 /// one owner) whose tier has standards: expectations, contacts logged, what is overdue;
 /// summarised per owner.
 ///
+/// A department filter narrows the caller's scope, never widens it.
+///
 /// # Errors
-/// FORBIDDEN for roles without customer and interaction read access; NOT_FOUND for a
-/// department outside the caller's scope.
+/// FORBIDDEN for roles without customer and interaction read access; NOT_FOUND for an
+/// unknown department.
 pub async fn compliance(db: &DatabaseConnection, actor: &Actor, as_of: NaiveDate, department: Option<Uuid>, owner: Option<Uuid>) -> AppResult<Compliance> {
     actor.require(Resource::Customer, Action::Read)?;
     actor.require(Resource::Interaction, Action::Read)?;
