@@ -38,6 +38,9 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;
     migrate(&db).await.map_err(|e| format!("migration failed: {e}"))?;
+    service::db::spawn_checkpointer(&config.database_url, std::time::Duration::from_secs(5))
+        .await
+        .map_err(|e| format!("cannot open database: {e}"))?;
     let secret = match &config.jwt_secret {
         Some(s) => s.clone(),
         None => {
