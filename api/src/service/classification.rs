@@ -683,9 +683,10 @@ pub async fn recompute(txn: &DatabaseTransaction, customer_id: Uuid, reason: Rea
 
 /// Customers per transaction in a full pass: short write transactions keep the API
 /// answering while a pass runs. SQLite readers never wait for a writer (WAL), so its
-/// batches are larger: fewer commits and checkpoints.
+/// batches are larger: each commit rewrites the pages of the grade indexes it touched,
+/// and 50,000 customers (about 1.5 s on 1M, what an API writer may wait) share them.
 pub const BATCH: u64 = 5000;
-const BATCH_SQLITE: u64 = 25_000;
+const BATCH_SQLITE: u64 = 50_000;
 
 /// Starts a full pass in the background and returns its run (progress is on the row).
 ///
