@@ -458,7 +458,8 @@ struct Stored {
     margin_minor: i64,
 }
 
-/// The columns of [`Stored`], in the order of the PostgreSQL VALUES rows.
+/// The columns of [`Stored`]: its field names (the keys of SQLite's JSON rows), in the
+/// order of [`Stored::values`] (PostgreSQL's VALUES rows).
 pub const STORED_COLUMNS: [&str; 16] = [
     "computed_tier", "tier", "lifecycle_stage", "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_score", "frequency_class",
     "value_class", "relationship_type", "turnover_margin_class", "first_purchase_on", "last_purchase_on", "won_count",
@@ -1020,6 +1021,36 @@ mod tests {
 
     fn bought(revenue: i64, count: i32, last: &str) -> Facts {
         Facts { won_count: count, revenue, last_purchase: Some(day(last)), first_purchase: Some(day(last)), ..Default::default() }
+    }
+
+    /// SQLite's bulk UPDATE reads each column from the JSON key of the same name, and a
+    /// missing key reads as NULL: the field names, the column list and the values must agree.
+    #[test]
+    fn stored_fields_match_the_column_list() {
+        let policy = Policy::default();
+        let facts = bought(9_000_000, 3, "2026-10-01");
+        let cutoffs = RfmCutoffs::from_samples(vec![10, 50, 100, 200], vec![1, 2, 3, 4], vec![1, 2, 3, 4], 5);
+        let grades = grade(&policy, &facts, LifecycleStage::Prospect, None, &cutoffs, day("2026-11-01"));
+        let stored = Stored::new(&grades, &facts);
+        let json = serde_json::to_value(&stored).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut columns = STORED_COLUMNS.to_vec();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        columns.sort_unstable();
+        assert_eq!(sorted, columns);
+        // Every value is written as the same SQL value both ways.
+        for (column, value) in STORED_COLUMNS.iter().zip(stored.values()) {
+            let written = &json[*column];
+            let expected = match value {
+                Value::String(Some(s)) => serde_json::Value::from(s.as_str()),
+                Value::Int(Some(n)) => serde_json::Value::from(n),
+                Value::BigInt(Some(n)) => serde_json::Value::from(n),
+                Value::ChronoDate(Some(d)) => serde_json::Value::from(d.format("%Y-%m-%d").to_string()),
+                _ => serde_json::Value::Null,
+            };
+            assert_eq!(written, &expected, "{column}");
+        }
     }
 
     #[test]
