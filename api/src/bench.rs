@@ -61,21 +61,24 @@ async fn settle(db: &sea_orm::DatabaseConnection) -> Result<(), String> {
     db.execute_unprepared(sql).await.map(|_| ()).map_err(|e| e.to_string())
 }
 
-/// A customer as [`ungrade`] leaves it.
-const UNGRADED: &str = "tier = 'D' AND computed_tier = 'D' AND lifecycle_stage = 'PROSPECT' AND rfm_recency IS NULL AND rfm_frequency IS NULL \
-    AND rfm_monetary IS NULL AND rfm_score IS NULL AND frequency_class IS NULL AND value_class IS NULL AND relationship_type IS NULL \
-    AND turnover_margin_class IS NULL AND first_purchase_on IS NULL AND last_purchase_on IS NULL AND won_count = 0 AND revenue_minor = 0 \
-    AND margin_minor = 0";
+/// The graded columns of an ungraded customer: tier D, a prospect, nothing bought.
+const UNGRADED: [(&str, &str); 16] = [
+    ("computed_tier", "'D'"), ("tier", "'D'"), ("lifecycle_stage", "'PROSPECT'"), ("rfm_recency", "NULL"), ("rfm_frequency", "NULL"),
+    ("rfm_monetary", "NULL"), ("rfm_score", "NULL"), ("frequency_class", "NULL"), ("value_class", "NULL"), ("relationship_type", "NULL"),
+    ("turnover_margin_class", "NULL"), ("first_purchase_on", "NULL"), ("last_purchase_on", "NULL"), ("won_count", "0"),
+    ("revenue_minor", "0"), ("margin_minor", "0"),
+];
+
+/// `<column> IS NOT DISTINCT FROM <value> AND ...`: the customer is ungraded.
+fn is_ungraded() -> String {
+    UNGRADED.iter().map(|(c, v)| format!("{c} IS NOT DISTINCT FROM {v}")).collect::<Vec<_>>().join(" AND ")
+}
 
 /// Drops every customer's grades and all classification history (not timed).
 async fn ungrade(db: &sea_orm::DatabaseConnection) -> Result<(), String> {
-    for sql in [
-        "DELETE FROM classification_history",
-        "UPDATE customer SET tier = 'D', computed_tier = 'D', lifecycle_stage = 'PROSPECT', rfm_recency = NULL, rfm_frequency = NULL, \
-         rfm_monetary = NULL, rfm_score = NULL, frequency_class = NULL, value_class = NULL, relationship_type = NULL, \
-         turnover_margin_class = NULL, first_purchase_on = NULL, last_purchase_on = NULL, won_count = 0, revenue_minor = 0, margin_minor = 0",
-    ] {
-        db.execute_unprepared(sql).await.map_err(|e| e.to_string())?;
+    let sets: Vec<String> = UNGRADED.iter().map(|(c, v)| format!("{c} = {v}")).collect();
+    for sql in ["DELETE FROM classification_history".to_string(), format!("UPDATE customer SET {}", sets.join(", "))] {
+        db.execute_unprepared(&sql).await.map_err(|e| e.to_string())?;
     }
     settle(db).await
 }
@@ -163,7 +166,7 @@ pub async fn classification(state: AppState) -> Result<String, String> {
     let sets: Vec<String> = classification::STORED_COLUMNS.iter().map(|c| format!("{c} = g.{c}")).collect();
     for sql in [
         "DROP TABLE IF EXISTS bench_grades".to_string(),
-        format!("CREATE TABLE bench_grades AS SELECT id, {columns} FROM customer WHERE NOT ({UNGRADED})"),
+        format!("CREATE TABLE bench_grades AS SELECT id, {columns} FROM customer WHERE NOT ({})", is_ungraded()),
     ] {
         db.execute_unprepared(&sql).await.map_err(|e| e.to_string())?;
     }

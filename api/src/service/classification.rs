@@ -417,28 +417,16 @@ impl Reason {
 #[sea_orm(entity = "customer::Entity")]
 struct Graded {
     id: Uuid,
-    lifecycle_stage: LifecycleStage,
     tier_override: Option<Tier>,
-    computed_tier: Option<Tier>,
-    tier: Tier,
-    rfm_recency: Option<i32>,
-    rfm_frequency: Option<i32>,
-    rfm_monetary: Option<i32>,
-    rfm_score: Option<i32>,
-    frequency_class: Option<Level>,
-    value_class: Option<Level>,
-    relationship_type: Option<RelationshipType>,
-    turnover_margin_class: Option<TurnoverMarginClass>,
-    first_purchase_on: Option<NaiveDate>,
-    last_purchase_on: Option<NaiveDate>,
-    won_count: i32,
-    revenue_minor: i64,
-    margin_minor: i64,
+    #[sea_orm(nested)]
+    #[serde(flatten)]
+    stored: Stored,
 }
 
 /// The computed columns of a customer row, as stored; the fields are named after the
-/// columns (SQLite writes them as JSON objects, see [`write_grades_sqlite`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// columns (SQLite reads and writes them as JSON objects, see [`write_grades_sqlite`]).
+#[derive(Debug, Clone, PartialEq, sea_orm::DerivePartialModel, Serialize, Deserialize)]
+#[sea_orm(entity = "customer::Entity")]
 struct Stored {
     computed_tier: Option<Tier>,
     tier: Tier,
@@ -467,27 +455,6 @@ pub const STORED_COLUMNS: [&str; 16] = [
 ];
 
 impl Stored {
-    fn of(c: &Graded) -> Self {
-        Stored {
-            computed_tier: c.computed_tier,
-            tier: c.tier,
-            lifecycle_stage: c.lifecycle_stage,
-            rfm_recency: c.rfm_recency,
-            rfm_frequency: c.rfm_frequency,
-            rfm_monetary: c.rfm_monetary,
-            rfm_score: c.rfm_score,
-            frequency_class: c.frequency_class,
-            value_class: c.value_class,
-            relationship_type: c.relationship_type,
-            turnover_margin_class: c.turnover_margin_class,
-            first_purchase_on: c.first_purchase_on,
-            last_purchase_on: c.last_purchase_on,
-            won_count: c.won_count,
-            revenue_minor: c.revenue_minor,
-            margin_minor: c.margin_minor,
-        }
-    }
-
     fn new(g: &Grades, f: &Facts) -> Self {
         let (r, fr, m, s) = match g.rfm {
             Some((r, fr, m, s)) => (Some(r), Some(fr), Some(m), Some(s)),
@@ -553,10 +520,10 @@ struct HistoryRow {
 
 /// Compares a customer's stored grades with fresh ones.
 fn diff(c: &Graded, facts: &Facts, policy: &Policy, cutoffs: &RfmCutoffs, as_of: NaiveDate) -> Option<Change> {
-    let grades = grade(policy, facts, c.lifecycle_stage, c.tier_override, cutoffs, as_of);
+    let grades = grade(policy, facts, c.stored.lifecycle_stage, c.tier_override, cutoffs, as_of);
     let new = Stored::new(&grades, facts);
-    let old = Stored::of(c);
-    if new == old {
+    let old = &c.stored;
+    if new == *old {
         return None;
     }
     let mut history = Vec::new();
