@@ -23,12 +23,22 @@ pub struct Latencies {
 
 fn percentiles(mut samples: Vec<Duration>) -> Latencies {
     samples.sort();
-    let at = |q: f64| samples.get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1))).copied().unwrap_or_default();
+    let at = |q: f64| {
+        samples
+            .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Latencies { count: samples.len(), p50: at(0.50), p99: at(0.99), max: samples.last().copied().unwrap_or_default() }
 }
 
 /// Looks customers up over HTTP until `stop`, one request at a time.
-async fn probe(addr: std::net::SocketAddr, token: String, ids: Vec<Uuid>, stop: Arc<AtomicBool>) -> Result<Vec<Duration>, String> {
+async fn probe(
+    addr: std::net::SocketAddr,
+    token: String,
+    ids: Vec<Uuid>,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<Duration>, String> {
     let client = reqwest_like::Client::new(addr);
     let mut samples = Vec::new();
     let mut i = 0usize;
@@ -39,7 +49,8 @@ async fn probe(addr: std::net::SocketAddr, token: String, ids: Vec<Uuid>, stop: 
         pace.tick().await;
         let id = ids[i % ids.len()];
         i += 1;
-        let body = json!({"query": "query($id:ID!){customer(id:$id){id name tier}}", "variables": {"id": id}}).to_string();
+        let body =
+            json!({"query": "query($id:ID!){customer(id:$id){id name tier}}", "variables": {"id": id}}).to_string();
         let t = Instant::now();
         let resp = client.post_json("/graphql", &token, &body).await?;
         samples.push(t.elapsed());
@@ -63,10 +74,22 @@ async fn settle(db: &sea_orm::DatabaseConnection) -> Result<(), String> {
 
 /// The graded columns of an ungraded customer: tier D, a prospect, nothing bought.
 const UNGRADED: [(&str, &str); 16] = [
-    ("computed_tier", "'D'"), ("tier", "'D'"), ("lifecycle_stage", "'PROSPECT'"), ("rfm_recency", "NULL"), ("rfm_frequency", "NULL"),
-    ("rfm_monetary", "NULL"), ("rfm_score", "NULL"), ("frequency_class", "NULL"), ("value_class", "NULL"), ("relationship_type", "NULL"),
-    ("turnover_margin_class", "NULL"), ("first_purchase_on", "NULL"), ("last_purchase_on", "NULL"), ("won_count", "0"),
-    ("revenue_minor", "0"), ("margin_minor", "0"),
+    ("computed_tier", "'D'"),
+    ("tier", "'D'"),
+    ("lifecycle_stage", "'PROSPECT'"),
+    ("rfm_recency", "NULL"),
+    ("rfm_frequency", "NULL"),
+    ("rfm_monetary", "NULL"),
+    ("rfm_score", "NULL"),
+    ("frequency_class", "NULL"),
+    ("value_class", "NULL"),
+    ("relationship_type", "NULL"),
+    ("turnover_margin_class", "NULL"),
+    ("first_purchase_on", "NULL"),
+    ("last_purchase_on", "NULL"),
+    ("won_count", "0"),
+    ("revenue_minor", "0"),
+    ("margin_minor", "0"),
 ];
 
 /// `<column> IS NOT DISTINCT FROM <value> AND ...`: the customer is ungraded.
@@ -90,7 +113,11 @@ async fn ungrade(db: &sea_orm::DatabaseConnection) -> Result<(), String> {
 pub async fn classification(state: AppState) -> Result<String, String> {
     let db = state.db.clone();
     let backend = db.get_database_backend();
-    let customers = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).count(&db).await.map_err(|e| e.to_string())?;
+    let customers = customer::Entity::find()
+        .filter(customer::Column::DeletedAt.is_null())
+        .count(&db)
+        .await
+        .map_err(|e| e.to_string())?;
     let deals: i64 = db
         .query_one_raw(Statement::from_string(backend, "SELECT COUNT(*) AS n FROM deal"))
         .await
@@ -136,7 +163,14 @@ pub async fn classification(state: AppState) -> Result<String, String> {
         .map_err(|e| e.to_string())?
         .ok_or("no admin user")?;
     let (token, _) = state.jwt.issue(&admin, Some(chrono::Duration::hours(6))).map_err(|e| e.to_string())?;
-    let ids: Vec<Uuid> = customer::Entity::find().select_only().column(customer::Column::Id).limit(2000).into_tuple().all(&db).await.map_err(|e| e.to_string())?;
+    let ids: Vec<Uuid> = customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Id)
+        .limit(2000)
+        .into_tuple()
+        .all(&db)
+        .await
+        .map_err(|e| e.to_string())?;
 
     if ids.is_empty() {
         return Err("no customers: run `crm generate --customers N` first".into());
@@ -152,11 +186,17 @@ pub async fn classification(state: AppState) -> Result<String, String> {
     let run_id = new_id();
     classification::create_run(&db, run_id, Reason::Reclassify).await.map_err(|e| e.to_string())?;
     let t = Instant::now();
-    classification::run_full_pass(&db, run_id, Reason::Reclassify, None, chrono::Utc::now().date_naive()).await.map_err(|e| e.to_string())?;
+    classification::run_full_pass(&db, run_id, Reason::Reclassify, None, chrono::Utc::now().date_naive())
+        .await
+        .map_err(|e| e.to_string())?;
     let pass = t.elapsed();
     stop.store(true, Ordering::Relaxed);
     let during = percentiles(during.await.map_err(|e| e.to_string())??);
-    let run = entity::classification_run::Entity::find_by_id(run_id).one(&db).await.map_err(|e| e.to_string())?.ok_or("run vanished")?;
+    let run = entity::classification_run::Entity::find_by_id(run_id)
+        .one(&db)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("run vanished")?;
 
     // Floor, part 2: the pass's own result written bare: its grades are copied aside, the
     // customers ungraded again, then one UPDATE writes the same columns with the same
@@ -301,17 +341,23 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Re
         .ok_or("no admin user")?;
     let (token, _) = state.jwt.issue(&admin, Some(chrono::Duration::hours(6))).map_err(|e| e.to_string())?;
 
-    let mut report = format!("backend: {:?}; server pid {server_pid}; {leads} leads per size, one at a time\n", state.db.get_database_backend());
+    let mut report = format!(
+        "backend: {:?}; server pid {server_pid}; {leads} leads per size, one at a time\n",
+        state.db.get_database_backend()
+    );
     for &n in sizes {
         let rss_before = rss_kib(server_pid);
         // Per lead: when it was sent, and how many sockets have it.
-        let sent: Arc<Vec<std::sync::OnceLock<Instant>>> = Arc::new((0..leads).map(|_| std::sync::OnceLock::new()).collect());
-        let got: Arc<Vec<std::sync::atomic::AtomicUsize>> = Arc::new((0..leads).map(|_| std::sync::atomic::AtomicUsize::new(0)).collect());
+        let sent: Arc<Vec<std::sync::OnceLock<Instant>>> =
+            Arc::new((0..leads).map(|_| std::sync::OnceLock::new()).collect());
+        let got: Arc<Vec<std::sync::atomic::AtomicUsize>> =
+            Arc::new((0..leads).map(|_| std::sync::atomic::AtomicUsize::new(0)).collect());
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<Result<(), String>>(n);
         let stop = Arc::new(tokio::sync::Notify::new());
         let mut tasks = Vec::with_capacity(n);
         for i in 0..n {
-            let (token, sent, got, ready, stop) = (token.clone(), sent.clone(), got.clone(), ready_tx.clone(), stop.clone());
+            let (token, sent, got, ready, stop) =
+                (token.clone(), sent.clone(), got.clone(), ready_tx.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
                 let connect = async {
                     let mut req = format!("ws://{addr}/graphql/ws").into_client_request().map_err(|e| e.to_string())?;
@@ -410,7 +456,9 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Re
         }
         let lat = percentiles(delays);
         let per_connection = match (rss_before, rss_after) {
-            (Some(b), Some(a)) if connected > 0 => format!("{:.1} KiB", (a.saturating_sub(b)) as f64 / connected as f64),
+            (Some(b), Some(a)) if connected > 0 => {
+                format!("{:.1} KiB", (a.saturating_sub(b)) as f64 / connected as f64)
+            }
             _ => "n/a".into(),
         };
         report.push_str(&format!(
@@ -436,5 +484,8 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Re
 /// Resident memory of a process in KiB (Linux).
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 /// One CSV cell: quoted when needed, and never read as a formula by a spreadsheet.
 pub fn cell(value: &str) -> String {
-    let guarded = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
+    let guarded =
+        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
     if guarded.contains([',', '"', '\n', '\r']) || guarded.starts_with(' ') || guarded.ends_with(' ') {
         format!("\"{}\"", guarded.replace('"', "\"\""))
     } else {
@@ -45,7 +46,11 @@ fn date(params: &HashMap<String, String>, name: &str) -> AppResult<NaiveDate> {
 
 fn list<T>(params: &HashMap<String, String>, name: &str, parse: impl Fn(&str) -> Option<T>) -> AppResult<Vec<T>> {
     param(params, name)
-        .map(|v| v.split(',').map(|p| parse(p.trim()).ok_or_else(|| AppError::invalid(name, format!("unknown value '{p}'")))).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|p| parse(p.trim()).ok_or_else(|| AppError::invalid(name, format!("unknown value '{p}'"))))
+                .collect()
+        })
         .unwrap_or_else(|| Ok(Vec::new()))
 }
 
@@ -66,7 +71,12 @@ fn lines_body(lines: Vec<String>) -> Body {
 ///
 /// # Errors
 /// NOT_FOUND for an unknown report, VALIDATION for bad parameters, FORBIDDEN without report access.
-pub async fn report(state: &AppState, actor: Actor, name: &str, params: &HashMap<String, String>) -> AppResult<Response> {
+pub async fn report(
+    state: &AppState,
+    actor: Actor,
+    name: &str,
+    params: &HashMap<String, String>,
+) -> AppResult<Response> {
     let db = &state.db;
     let (policy, _) = classification::policy(db).await?;
     let base = policy.base_currency.clone();
@@ -86,9 +96,15 @@ pub async fn report(state: &AppState, actor: Actor, name: &str, params: &HashMap
             let filter = match param(params, "filter") {
                 None => Condition::all(),
                 Some(json) => {
-                    let value: serde_json::Value = serde_json::from_str(json).map_err(|_| AppError::invalid("filter", "must be JSON"))?;
-                    let f = <CustomerFilter as async_graphql::InputType>::parse(Some(async_graphql::Value::from_json(value).map_err(|_| AppError::invalid("filter", "must be JSON"))?))
-                        .map_err(|e| AppError::invalid("filter", e.into_server_error(async_graphql::Pos::default()).message))?;
+                    let value: serde_json::Value =
+                        serde_json::from_str(json).map_err(|_| AppError::invalid("filter", "must be JSON"))?;
+                    let f = <CustomerFilter as async_graphql::InputType>::parse(Some(
+                        async_graphql::Value::from_json(value)
+                            .map_err(|_| AppError::invalid("filter", "must be JSON"))?,
+                    ))
+                    .map_err(|e| {
+                        AppError::invalid("filter", e.into_server_error(async_graphql::Pos::default()).message)
+                    })?;
                     if f.uses_revenue() {
                         return Err(AppError::invalid("filter.revenue", "not available in reports"));
                     }
@@ -113,7 +129,11 @@ pub async fn report(state: &AppState, actor: Actor, name: &str, params: &HashMap
                         cells.push(l.clone().unwrap_or_default());
                     }
                 }
-                cells.extend([r.customers.to_string(), amount(r.revenue), format!("{}.{:02}", r.share_bp / 100, r.share_bp % 100)]);
+                cells.extend([
+                    r.customers.to_string(),
+                    amount(r.revenue),
+                    format!("{}.{:02}", r.share_bp / 100, r.share_bp % 100),
+                ]);
                 lines.push(line(&cells));
             }
             Ok(csv_response(name, lines_body(lines)))
@@ -126,7 +146,17 @@ pub async fn report(state: &AppState, actor: Actor, name: &str, params: &HashMap
         }
         "staff-activity" => {
             let rows = reports::staff_activity(db, &actor, date(params, "from")?, date(params, "to")?).await?;
-            let mut lines = vec![line(["user_id", "name", "department_id", "calls", "visits", "messages", "callbacks", "deals_won", "revenue_won"])];
+            let mut lines = vec![line([
+                "user_id",
+                "name",
+                "department_id",
+                "calls",
+                "visits",
+                "messages",
+                "callbacks",
+                "deals_won",
+                "revenue_won",
+            ])];
             lines.extend(rows.into_iter().map(|r| {
                 line([
                     r.user_id.to_string(),
@@ -151,7 +181,10 @@ pub async fn report(state: &AppState, actor: Actor, name: &str, params: &HashMap
             })?;
             let rows = reports::feedback_summary(db, &actor, date(params, "from")?, date(params, "to")?, &dims).await?;
             let mut header: Vec<String> = dims.iter().map(|d| d.name().to_string()).collect();
-            header.extend(["count", "rated", "average_rating", "nps", "nps_answers", "median_resolution_minutes"].map(String::from));
+            header.extend(
+                ["count", "rated", "average_rating", "nps", "nps_answers", "median_resolution_minutes"]
+                    .map(String::from),
+            );
             let mut lines = vec![line(&header)];
             for r in rows {
                 let mut cells = r.keys.clone();
@@ -167,7 +200,9 @@ pub async fn report(state: &AppState, actor: Actor, name: &str, params: &HashMap
             }
             Ok(csv_response(name, lines_body(lines)))
         }
-        "customer-grades" => Ok(csv_response(name, customer_grades(state.db.clone(), reports::report_condition(&actor)?, base))),
+        "customer-grades" => {
+            Ok(csv_response(name, customer_grades(state.db.clone(), reports::report_condition(&actor)?, base)))
+        }
         _ => Err(AppError::NotFound("report")),
     }
 }
@@ -177,9 +212,26 @@ pub async fn report(state: &AppState, actor: Actor, name: &str, params: &HashMap
 /// whatever the row count.
 fn customer_grades(db: sea_orm::DatabaseConnection, scope: Condition, base: String) -> Body {
     let header = line([
-        "customer_id", "kind", "category", "region", "industry", "department_id", "owner_id", "lifecycle_stage", "tier", "computed_tier",
-        "rfm_score", "frequency_class", "value_class", "relationship_type", "turnover_margin_class", "won_deals",
-        &format!("revenue_{}", base.to_lowercase()), &format!("margin_{}", base.to_lowercase()), "first_purchase_on", "last_purchase_on",
+        "customer_id",
+        "kind",
+        "category",
+        "region",
+        "industry",
+        "department_id",
+        "owner_id",
+        "lifecycle_stage",
+        "tier",
+        "computed_tier",
+        "rfm_score",
+        "frequency_class",
+        "value_class",
+        "relationship_type",
+        "turnover_margin_class",
+        "won_deals",
+        &format!("revenue_{}", base.to_lowercase()),
+        &format!("margin_{}", base.to_lowercase()),
+        "first_purchase_on",
+        "last_purchase_on",
     ]);
     let first = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(header)) });
     let rows = stream::unfold(Some(None::<Uuid>), move |after| {

@@ -55,7 +55,9 @@ impl Clone for AppError {
             Self::Forbidden(m) => Self::Forbidden(m.clone()),
             Self::NotFound(m) => Self::NotFound(m),
             Self::Validation(f) => Self::Validation(f.clone()),
-            Self::Duplicate { key, department, message } => Self::Duplicate { key, department: department.clone(), message: message.clone() },
+            Self::Duplicate { key, department, message } => {
+                Self::Duplicate { key, department: department.clone(), message: message.clone() }
+            }
             Self::Conflict(m) => Self::Conflict(m.clone()),
             Self::BadRequest(m) => Self::BadRequest(m.clone()),
             Self::Internal(source) => Self::Internal(source.to_string().into()),
@@ -136,7 +138,10 @@ impl ErrorExtensions for AppError {
                         .map(|f| {
                             let mut obj = async_graphql::indexmap::IndexMap::new();
                             obj.insert(async_graphql::Name::new("field"), async_graphql::Value::from(f.field.clone()));
-                            obj.insert(async_graphql::Name::new("message"), async_graphql::Value::from(f.message.clone()));
+                            obj.insert(
+                                async_graphql::Name::new("message"),
+                                async_graphql::Value::from(f.message.clone()),
+                            );
                             async_graphql::Value::Object(obj)
                         })
                         .collect();

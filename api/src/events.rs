@@ -72,7 +72,9 @@ impl Events {
         let events = Events { db: db.clone(), local: local.clone(), direct: (!postgres).then_some(tx.clone()) };
         if postgres {
             let pool = db.get_postgres_connection_pool().clone();
-            let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await.map_err(|e| format!("cannot LISTEN: {e}"))?;
+            let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool)
+                .await
+                .map_err(|e| format!("cannot LISTEN: {e}"))?;
             listener.listen(CHANNEL).await.map_err(|e| format!("cannot LISTEN: {e}"))?;
             tokio::spawn(async move {
                 loop {
@@ -105,7 +107,11 @@ impl Events {
             }
             None => {
                 let backend = self.db.get_database_backend();
-                let stmt = Statement::from_sql_and_values(backend, "SELECT pg_notify($1, $2)", [CHANNEL.into(), signal.encode().into()]);
+                let stmt = Statement::from_sql_and_values(
+                    backend,
+                    "SELECT pg_notify($1, $2)",
+                    [CHANNEL.into(), signal.encode().into()],
+                );
                 if let Err(e) = self.db.execute_raw(stmt).await {
                     tracing::error!(error = %e, ?signal, "cannot publish event");
                 }
@@ -125,7 +131,11 @@ impl Events {
 }
 
 /// Loads each signalled record once and broadcasts it locally.
-async fn dispatch(db: DatabaseConnection, mut rx: mpsc::UnboundedReceiver<Signal>, local: broadcast::Sender<Arc<Event>>) {
+async fn dispatch(
+    db: DatabaseConnection,
+    mut rx: mpsc::UnboundedReceiver<Signal>,
+    local: broadcast::Sender<Arc<Event>>,
+) {
     while let Some(signal) = rx.recv().await {
         match load(&db, signal).await {
             Ok(Some(event)) => {
@@ -142,7 +152,10 @@ async fn load(db: &DatabaseConnection, signal: Signal) -> AppResult<Option<Event
         Signal::NewLead(id) => customer::Entity::find_by_id(id).one(db).await?.map(Event::NewLead),
         Signal::ReminderDue(id) => {
             let Some(r) = reminder::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
-            customer::Entity::find_by_id(r.customer_id).one(db).await?.map(|c| Event::ReminderDue { reminder: r, customer: c })
+            customer::Entity::find_by_id(r.customer_id)
+                .one(db)
+                .await?
+                .map(|c| Event::ReminderDue { reminder: r, customer: c })
         }
     })
 }

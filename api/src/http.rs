@@ -4,8 +4,8 @@ use crate::auth::Actor;
 use crate::error::AppError;
 use crate::schema::{CrmSchema, loaders};
 use crate::state::AppState;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::BatchRequest;
+use async_graphql::http::GraphiQLSource;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -80,14 +80,28 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> Response {
     if !is_json(&headers) {
-        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST", "Content-Type must be application/json");
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_REQUEST",
+            "Content-Type must be application/json",
+        );
     }
     let request = match serde_json::from_slice::<BatchRequest>(&body) {
         Ok(BatchRequest::Single(r)) => r,
         Ok(BatchRequest::Batch(_)) => {
-            return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "batch requests are not supported; send one operation per request");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "batch requests are not supported; send one operation per request",
+            );
         }
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &format!("body is not a GraphQL request: {e}")),
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("body is not a GraphQL request: {e}"),
+            );
+        }
     };
     let actor = match authenticate(&http.state, &headers).await {
         Ok(a) => a,
@@ -117,7 +131,11 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Bytes)
 /// GraphiQL for people; operations over GET are refused (a GET must never mutate).
 async fn graphiql(uri: axum::http::Uri) -> Response {
     if uri.query().is_some_and(|q| q.contains("query=")) {
-        return error_response(StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST", "send operations with POST and Content-Type: application/json");
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_REQUEST",
+            "send operations with POST and Content-Type: application/json",
+        );
     }
     Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish()).into_response()
 }

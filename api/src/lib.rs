@@ -13,8 +13,8 @@ pub mod ws;
 
 use auth::JwtKeys;
 use config::Config;
-use sea_orm::DatabaseConnection;
 use migration::MigratorTrait;
+use sea_orm::DatabaseConnection;
 use state::AppState;
 
 /// Builds the router for a ready state.
@@ -115,7 +115,11 @@ async fn ensure_first_admin(db: &DatabaseConnection, config: &Config) -> Result<
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub async fn serve(state: AppState, listen: std::net::SocketAddr, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    state: AppState,
+    listen: std::net::SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     serve_on(listener, state, shutdown).await
 }

@@ -83,7 +83,10 @@ enum UserCommand {
 async fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
         .init();
     if let Err(message) = run(Cli::parse()).await {
         eprintln!("error: {message}");
@@ -99,7 +102,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             if config.scheduler {
                 api::spawn_scheduler(&state, config.reclassify_hour_utc);
             }
-            api::serve(state, config.listen, shutdown_signal()).await.map_err(|e| format!("cannot serve on {}: {e}", config.listen))
+            api::serve(state, config.listen, shutdown_signal())
+                .await
+                .map_err(|e| format!("cannot serve on {}: {e}", config.listen))
         }
         Command::Migrate => {
             let db = api::service::db::connect(&config.database_url).await.map_err(|e| e.to_string())?;
@@ -110,7 +115,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::User { command: UserCommand::Add { email, name, role, department, password } } => {
             let role = Role::parse(&role.to_ascii_uppercase()).ok_or_else(|| format!("unknown role '{role}'"))?;
             let state = api::prepare(&config).await?;
-            let dept = api::service::department::find_or_create_by_name(&state.db, &department).await.map_err(|e| e.to_string())?;
+            let dept = api::service::department::find_or_create_by_name(&state.db, &department)
+                .await
+                .map_err(|e| e.to_string())?;
             let user = api::service::user::bootstrap(
                 &state.db,
                 api::service::user::NewUser { email, name, password, role, department_id: dept.id },
@@ -135,7 +142,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Generate { customers, seed } => {
             let state = api::prepare(&config).await?;
             let started = std::time::Instant::now();
-            let g = api::service::generate::generate(&state.db, customers, seed).await.map_err(|e| format!("{e}: {e:?}"))?;
+            let g = api::service::generate::generate(&state.db, customers, seed)
+                .await
+                .map_err(|e| format!("{e}: {e:?}"))?;
             println!(
                 "generated in {:.1}s: {} customers, {} contacts, {} deals, {} line items, {} interactions, {} feedback",
                 started.elapsed().as_secs_f64(),

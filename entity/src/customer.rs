@@ -1,5 +1,8 @@
 //! The customer archive.
-use crate::enums::{CustomerKind, CustomerSource, Gender, Importance, Level, LifecycleStage, RelationshipType, Tier, TurnoverMarginClass};
+use crate::enums::{
+    CustomerKind, CustomerSource, Gender, Importance, Level, LifecycleStage, RelationshipType, Tier,
+    TurnoverMarginClass,
+};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]

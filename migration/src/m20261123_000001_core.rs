@@ -6,56 +6,199 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub struct Migration;
 
 #[derive(DeriveIden)]
-enum Department { Table, Id, Name, ParentId, Version, CreatedAt, UpdatedAt }
+enum Department {
+    Table,
+    Id,
+    Name,
+    ParentId,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+}
 
 #[derive(DeriveIden)]
-enum User { Table, Id, Email, Name, PasswordHash, Role, DepartmentId, Active, Version, CreatedAt, UpdatedAt }
+enum User {
+    Table,
+    Id,
+    Email,
+    Name,
+    PasswordHash,
+    Role,
+    DepartmentId,
+    Active,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+}
 
 #[derive(DeriveIden)]
-enum RolePermission { Table, Role, Resource, Action, Scope, IncludePool }
+enum RolePermission {
+    Table,
+    Role,
+    Resource,
+    Action,
+    Scope,
+    IncludePool,
+}
 
 #[derive(DeriveIden)]
-enum Setting { Table, Key, Value, UpdatedAt }
+enum Setting {
+    Table,
+    Key,
+    Value,
+    UpdatedAt,
+}
 
 #[derive(DeriveIden)]
 enum Customer {
-    Table, Id, Kind, Category, Name, NameNorm, Gender, Birthday, Phone, PhoneNorm, Email, EmailNorm,
-    Address, Region, Industry, Source, Importance, CreditRating, CooperationStartDate, SoftProfile,
-    CustomFields, OwnerId, DepartmentId, LifecycleStage, Tier, CreatedBy, Version, CreatedAt,
-    UpdatedAt, DeletedAt,
+    Table,
+    Id,
+    Kind,
+    Category,
+    Name,
+    NameNorm,
+    Gender,
+    Birthday,
+    Phone,
+    PhoneNorm,
+    Email,
+    EmailNorm,
+    Address,
+    Region,
+    Industry,
+    Source,
+    Importance,
+    CreditRating,
+    CooperationStartDate,
+    SoftProfile,
+    CustomFields,
+    OwnerId,
+    DepartmentId,
+    LifecycleStage,
+    Tier,
+    CreatedBy,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+    DeletedAt,
 }
 
 #[derive(DeriveIden)]
 enum Contact {
-    Table, Id, CustomerId, Name, Gender, Title, DealRole, Birthday, Mobile, OfficePhone, Email,
-    Address, Hometown, Hobbies, IdNumber, Notes, Version, CreatedAt, UpdatedAt, DeletedAt,
+    Table,
+    Id,
+    CustomerId,
+    Name,
+    Gender,
+    Title,
+    DealRole,
+    Birthday,
+    Mobile,
+    OfficePhone,
+    Email,
+    Address,
+    Hometown,
+    Hobbies,
+    IdNumber,
+    Notes,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+    DeletedAt,
 }
 
 #[derive(DeriveIden)]
 enum Deal {
-    Table, Id, CustomerId, OwnerId, Title, Stage, AmountMinor, Currency, ExpectedCloseDate,
-    ActualCloseDate, LostReason, Version, CreatedAt, UpdatedAt, DeletedAt,
+    Table,
+    Id,
+    CustomerId,
+    OwnerId,
+    Title,
+    Stage,
+    AmountMinor,
+    Currency,
+    ExpectedCloseDate,
+    ActualCloseDate,
+    LostReason,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+    DeletedAt,
 }
 
 #[derive(DeriveIden)]
-enum DealLineItem { Table, Id, DealId, Position, Product, Sku, Quantity, UnitPriceMinor, UnitCostMinor, CreatedAt }
+enum DealLineItem {
+    Table,
+    Id,
+    DealId,
+    Position,
+    Product,
+    Sku,
+    Quantity,
+    UnitPriceMinor,
+    UnitCostMinor,
+    CreatedAt,
+}
 
 #[derive(DeriveIden)]
 enum Feedback {
-    Table, Id, CustomerId, ContactId, Kind, Channel, Rating, Nps, Content, Status, HandlerId,
-    Resolution, ResolvedAt, CreatedBy, Version, CreatedAt, UpdatedAt, DeletedAt,
+    Table,
+    Id,
+    CustomerId,
+    ContactId,
+    Kind,
+    Channel,
+    Rating,
+    Nps,
+    Content,
+    Status,
+    HandlerId,
+    Resolution,
+    ResolvedAt,
+    CreatedBy,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+    DeletedAt,
 }
 
 #[derive(DeriveIden)]
 enum Interaction {
-    Table, Id, CustomerId, ContactId, UserId, Kind, Direction, OccurredAt, Summary, Outcome,
-    NextFollowUpOn, Version, CreatedAt, UpdatedAt, DeletedAt,
+    Table,
+    Id,
+    CustomerId,
+    ContactId,
+    UserId,
+    Kind,
+    Direction,
+    OccurredAt,
+    Summary,
+    Outcome,
+    NextFollowUpOn,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+    DeletedAt,
 }
 
 #[derive(DeriveIden)]
-enum AuditLog { Table, Id, ActorId, Action, Entity, RecordId, OldValues, NewValues, At }
+enum AuditLog {
+    Table,
+    Id,
+    ActorId,
+    Action,
+    Entity,
+    RecordId,
+    OldValues,
+    NewValues,
+    At,
+}
 
-fn fk(name: &str, from: (impl IntoIden, impl IntoIden), to: (impl IntoIden, impl IntoIden)) -> ForeignKeyCreateStatement {
+fn fk(
+    name: &str,
+    from: (impl IntoIden, impl IntoIden),
+    to: (impl IntoIden, impl IntoIden),
+) -> ForeignKeyCreateStatement {
     ForeignKey::create().name(name).from(from.0, from.1).to(to.0, to.1).to_owned()
 }
 
@@ -72,7 +215,11 @@ impl MigrationTrait for Migration {
                     .col(integer(Department::Version).default(1))
                     .col(timestamp_with_time_zone(Department::CreatedAt))
                     .col(timestamp_with_time_zone(Department::UpdatedAt))
-                    .foreign_key(&mut fk("fk_department_parent", (Department::Table, Department::ParentId), (Department::Table, Department::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_department_parent",
+                        (Department::Table, Department::ParentId),
+                        (Department::Table, Department::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -90,7 +237,11 @@ impl MigrationTrait for Migration {
                     .col(integer(User::Version).default(1))
                     .col(timestamp_with_time_zone(User::CreatedAt))
                     .col(timestamp_with_time_zone(User::UpdatedAt))
-                    .foreign_key(&mut fk("fk_user_department", (User::Table, User::DepartmentId), (Department::Table, Department::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_user_department",
+                        (User::Table, User::DepartmentId),
+                        (Department::Table, Department::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -156,9 +307,21 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Customer::CreatedAt))
                     .col(timestamp_with_time_zone(Customer::UpdatedAt))
                     .col(timestamp_with_time_zone_null(Customer::DeletedAt))
-                    .foreign_key(&mut fk("fk_customer_owner", (Customer::Table, Customer::OwnerId), (User::Table, User::Id)))
-                    .foreign_key(&mut fk("fk_customer_department", (Customer::Table, Customer::DepartmentId), (Department::Table, Department::Id)))
-                    .foreign_key(&mut fk("fk_customer_created_by", (Customer::Table, Customer::CreatedBy), (User::Table, User::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_customer_owner",
+                        (Customer::Table, Customer::OwnerId),
+                        (User::Table, User::Id),
+                    ))
+                    .foreign_key(&mut fk(
+                        "fk_customer_department",
+                        (Customer::Table, Customer::DepartmentId),
+                        (Department::Table, Department::Id),
+                    ))
+                    .foreign_key(&mut fk(
+                        "fk_customer_created_by",
+                        (Customer::Table, Customer::CreatedBy),
+                        (User::Table, User::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -185,7 +348,11 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Contact::CreatedAt))
                     .col(timestamp_with_time_zone(Contact::UpdatedAt))
                     .col(timestamp_with_time_zone_null(Contact::DeletedAt))
-                    .foreign_key(&mut fk("fk_contact_customer", (Contact::Table, Contact::CustomerId), (Customer::Table, Customer::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_contact_customer",
+                        (Contact::Table, Contact::CustomerId),
+                        (Customer::Table, Customer::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -207,7 +374,11 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Deal::CreatedAt))
                     .col(timestamp_with_time_zone(Deal::UpdatedAt))
                     .col(timestamp_with_time_zone_null(Deal::DeletedAt))
-                    .foreign_key(&mut fk("fk_deal_customer", (Deal::Table, Deal::CustomerId), (Customer::Table, Customer::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_deal_customer",
+                        (Deal::Table, Deal::CustomerId),
+                        (Customer::Table, Customer::Id),
+                    ))
                     .foreign_key(&mut fk("fk_deal_owner", (Deal::Table, Deal::OwnerId), (User::Table, User::Id)))
                     .to_owned(),
             )
@@ -225,7 +396,11 @@ impl MigrationTrait for Migration {
                     .col(big_integer(DealLineItem::UnitPriceMinor))
                     .col(big_integer_null(DealLineItem::UnitCostMinor))
                     .col(timestamp_with_time_zone(DealLineItem::CreatedAt))
-                    .foreign_key(&mut fk("fk_deal_line_item_deal", (DealLineItem::Table, DealLineItem::DealId), (Deal::Table, Deal::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_deal_line_item_deal",
+                        (DealLineItem::Table, DealLineItem::DealId),
+                        (Deal::Table, Deal::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -250,9 +425,21 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Feedback::CreatedAt))
                     .col(timestamp_with_time_zone(Feedback::UpdatedAt))
                     .col(timestamp_with_time_zone_null(Feedback::DeletedAt))
-                    .foreign_key(&mut fk("fk_feedback_customer", (Feedback::Table, Feedback::CustomerId), (Customer::Table, Customer::Id)))
-                    .foreign_key(&mut fk("fk_feedback_contact", (Feedback::Table, Feedback::ContactId), (Contact::Table, Contact::Id)))
-                    .foreign_key(&mut fk("fk_feedback_handler", (Feedback::Table, Feedback::HandlerId), (User::Table, User::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_feedback_customer",
+                        (Feedback::Table, Feedback::CustomerId),
+                        (Customer::Table, Customer::Id),
+                    ))
+                    .foreign_key(&mut fk(
+                        "fk_feedback_contact",
+                        (Feedback::Table, Feedback::ContactId),
+                        (Contact::Table, Contact::Id),
+                    ))
+                    .foreign_key(&mut fk(
+                        "fk_feedback_handler",
+                        (Feedback::Table, Feedback::HandlerId),
+                        (User::Table, User::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -274,9 +461,21 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Interaction::CreatedAt))
                     .col(timestamp_with_time_zone(Interaction::UpdatedAt))
                     .col(timestamp_with_time_zone_null(Interaction::DeletedAt))
-                    .foreign_key(&mut fk("fk_interaction_customer", (Interaction::Table, Interaction::CustomerId), (Customer::Table, Customer::Id)))
-                    .foreign_key(&mut fk("fk_interaction_contact", (Interaction::Table, Interaction::ContactId), (Contact::Table, Contact::Id)))
-                    .foreign_key(&mut fk("fk_interaction_user", (Interaction::Table, Interaction::UserId), (User::Table, User::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_interaction_customer",
+                        (Interaction::Table, Interaction::CustomerId),
+                        (Customer::Table, Customer::Id),
+                    ))
+                    .foreign_key(&mut fk(
+                        "fk_interaction_contact",
+                        (Interaction::Table, Interaction::ContactId),
+                        (Contact::Table, Contact::Id),
+                    ))
+                    .foreign_key(&mut fk(
+                        "fk_interaction_user",
+                        (Interaction::Table, Interaction::UserId),
+                        (User::Table, User::Id),
+                    ))
                     .to_owned(),
             )
             .await?;

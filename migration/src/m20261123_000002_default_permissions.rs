@@ -5,7 +5,14 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 #[derive(DeriveIden)]
-enum RolePermission { Table, Role, Resource, Action, Scope, IncludePool }
+enum RolePermission {
+    Table,
+    Role,
+    Resource,
+    Action,
+    Scope,
+    IncludePool,
+}
 
 const ACTIONS: [&str; 5] = ["READ", "CREATE", "UPDATE", "DELETE", "ASSIGN"];
 /// Customers and the records hanging off them share one row of the spec's table.
@@ -21,9 +28,8 @@ fn defaults() -> Vec<(&'static str, &'static str, &'static str, &'static str, bo
             }
         }
     };
-    let all_resources = [
-        "CUSTOMER", "CONTACT", "DEAL", "DEAL_AMOUNT", "INTERACTION", "FEEDBACK", "REPORT", "USER", "SETTINGS",
-    ];
+    let all_resources =
+        ["CUSTOMER", "CONTACT", "DEAL", "DEAL_AMOUNT", "INTERACTION", "FEEDBACK", "REPORT", "USER", "SETTINGS"];
     grant("ADMIN", &all_resources, &ACTIONS, "ALL", false);
 
     grant("EXECUTIVE", &CUSTOMER_FAMILY, &["READ"], "ALL", false);

@@ -6,22 +6,72 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub struct Migration;
 
 #[derive(DeriveIden)]
-enum ClassificationPolicy { Table, Id, Policy, Version, UpdatedAt, UpdatedBy }
+enum ClassificationPolicy {
+    Table,
+    Id,
+    Policy,
+    Version,
+    UpdatedAt,
+    UpdatedBy,
+}
 
 #[derive(DeriveIden)]
-enum ExchangeRate { Table, Currency, RatePpm, UpdatedAt }
+enum ExchangeRate {
+    Table,
+    Currency,
+    RatePpm,
+    UpdatedAt,
+}
 
 #[derive(DeriveIden)]
-enum ClassificationHistory { Table, Id, CustomerId, Field, FromValue, ToValue, Reason, ActorId, At }
+enum ClassificationHistory {
+    Table,
+    Id,
+    CustomerId,
+    Field,
+    FromValue,
+    ToValue,
+    Reason,
+    ActorId,
+    At,
+}
 
 #[derive(DeriveIden)]
-enum ClassificationRun { Table, Id, Reason, Status, Total, Processed, Changed, StartedAt, FinishedAt, Error, State }
+enum ClassificationRun {
+    Table,
+    Id,
+    Reason,
+    Status,
+    Total,
+    Processed,
+    Changed,
+    StartedAt,
+    FinishedAt,
+    Error,
+    State,
+}
 
 #[derive(DeriveIden)]
 enum Customer {
-    Table, Id, ComputedTier, TierOverride, TierOverrideReason, RfmRecency, RfmFrequency, RfmMonetary, RfmScore,
-    FrequencyClass, ValueClass, RelationshipType, TurnoverMarginClass, FirstPurchaseOn, LastPurchaseOn,
-    WonCount, RevenueMinor, MarginMinor, ClassifiedAt,
+    Table,
+    Id,
+    ComputedTier,
+    TierOverride,
+    TierOverrideReason,
+    RfmRecency,
+    RfmFrequency,
+    RfmMonetary,
+    RfmScore,
+    FrequencyClass,
+    ValueClass,
+    RelationshipType,
+    TurnoverMarginClass,
+    FirstPurchaseOn,
+    LastPurchaseOn,
+    WonCount,
+    RevenueMinor,
+    MarginMinor,
+    ClassifiedAt,
 }
 
 /// The default policy (SPEC section 4; thresholds in base-currency minor units).
@@ -145,12 +195,33 @@ impl MigrationTrait for Migration {
         let mut insert = Query::insert();
         insert
             .into_table(ClassificationPolicy::Table)
-            .columns([ClassificationPolicy::Id, ClassificationPolicy::Policy, ClassificationPolicy::Version, ClassificationPolicy::UpdatedAt])
-            .values_panic([1.into(), Expr::val(DEFAULT_POLICY).cast_as(Alias::new(json_type(manager))), 1.into(), Expr::current_timestamp().into()]);
+            .columns([
+                ClassificationPolicy::Id,
+                ClassificationPolicy::Policy,
+                ClassificationPolicy::Version,
+                ClassificationPolicy::UpdatedAt,
+            ])
+            .values_panic([
+                1.into(),
+                Expr::val(DEFAULT_POLICY).cast_as(Alias::new(json_type(manager))),
+                1.into(),
+                Expr::current_timestamp().into(),
+            ]);
         manager.exec_stmt(insert.to_owned()).await?;
         let mut rates = Query::insert();
-        rates.into_table(ExchangeRate::Table).columns([ExchangeRate::Currency, ExchangeRate::RatePpm, ExchangeRate::UpdatedAt]);
-        for (currency, ppm) in [("CNY", 1_000_000i64), ("USD", 7_100_000), ("EUR", 7_700_000), ("HKD", 910_000), ("JPY", 47_000), ("GBP", 9_000_000)] {
+        rates.into_table(ExchangeRate::Table).columns([
+            ExchangeRate::Currency,
+            ExchangeRate::RatePpm,
+            ExchangeRate::UpdatedAt,
+        ]);
+        for (currency, ppm) in [
+            ("CNY", 1_000_000i64),
+            ("USD", 7_100_000),
+            ("EUR", 7_700_000),
+            ("HKD", 910_000),
+            ("JPY", 47_000),
+            ("GBP", 9_000_000),
+        ] {
             rates.values_panic([currency.into(), ppm.into(), Expr::current_timestamp().into()]);
         }
         manager.exec_stmt(rates.to_owned()).await?;

@@ -10,7 +10,10 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        for sql in ["CREATE INDEX idx_deal_updated ON deal (updated_at)", "CREATE INDEX idx_feedback_updated ON feedback (updated_at)"] {
+        for sql in [
+            "CREATE INDEX idx_deal_updated ON deal (updated_at)",
+            "CREATE INDEX idx_feedback_updated ON feedback (updated_at)",
+        ] {
             db.execute_unprepared(sql).await?;
         }
         Ok(())

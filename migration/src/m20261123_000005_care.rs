@@ -7,25 +7,73 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub struct Migration;
 
 #[derive(DeriveIden)]
-enum CarePolicy { Table, Id, Policy, Version, UpdatedAt, UpdatedBy }
-
-#[derive(DeriveIden)]
-enum Holiday { Table, Id, Name, Date, Yearly, CreatedAt }
-
-#[derive(DeriveIden)]
-enum MessageTemplate { Table, Key, Body, Version, UpdatedAt }
-
-#[derive(DeriveIden)]
-enum Reminder {
-    Table, Id, Rule, TargetId, Occasion, CustomerId, ContactId, DealId, AssigneeId, AssigneeRole, DueAt, Status,
-    Reason, Message, SuppressedReason, DismissedReason, InteractionId, NotifiedAt, Version, CreatedAt, UpdatedAt,
+enum CarePolicy {
+    Table,
+    Id,
+    Policy,
+    Version,
+    UpdatedAt,
+    UpdatedBy,
 }
 
 #[derive(DeriveIden)]
-enum CareRun { Table, Day, StartedAt, FinishedAt, Created }
+enum Holiday {
+    Table,
+    Id,
+    Name,
+    Date,
+    Yearly,
+    CreatedAt,
+}
 
 #[derive(DeriveIden)]
-enum Customer { Table, Id }
+enum MessageTemplate {
+    Table,
+    Key,
+    Body,
+    Version,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Reminder {
+    Table,
+    Id,
+    Rule,
+    TargetId,
+    Occasion,
+    CustomerId,
+    ContactId,
+    DealId,
+    AssigneeId,
+    AssigneeRole,
+    DueAt,
+    Status,
+    Reason,
+    Message,
+    SuppressedReason,
+    DismissedReason,
+    InteractionId,
+    NotifiedAt,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum CareRun {
+    Table,
+    Day,
+    StartedAt,
+    FinishedAt,
+    Created,
+}
+
+#[derive(DeriveIden)]
+enum Customer {
+    Table,
+    Id,
+}
 
 /// The default policy: seed 001's visit table (SPEC section 5) and seed 003's rules.
 /// The table's director and executive rows both fall to the executive role (the closer
@@ -144,7 +192,12 @@ impl MigrationTrait for Migration {
                     .col(integer(Reminder::Version).default(1))
                     .col(timestamp_with_time_zone(Reminder::CreatedAt))
                     .col(timestamp_with_time_zone(Reminder::UpdatedAt))
-                    .foreign_key(ForeignKey::create().name("fk_reminder_customer").from(Reminder::Table, Reminder::CustomerId).to(Customer::Table, Customer::Id))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_reminder_customer")
+                            .from(Reminder::Table, Reminder::CustomerId)
+                            .to(Customer::Table, Customer::Id),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -179,18 +232,41 @@ impl MigrationTrait for Migration {
         insert
             .into_table(CarePolicy::Table)
             .columns([CarePolicy::Id, CarePolicy::Policy, CarePolicy::Version, CarePolicy::UpdatedAt])
-            .values_panic([1.into(), Expr::val(DEFAULT_POLICY).cast_as(Alias::new(json)), 1.into(), Expr::current_timestamp().into()]);
+            .values_panic([
+                1.into(),
+                Expr::val(DEFAULT_POLICY).cast_as(Alias::new(json)),
+                1.into(),
+                Expr::current_timestamp().into(),
+            ]);
         manager.exec_stmt(insert.to_owned()).await?;
         let mut holidays = Query::insert();
-        holidays.into_table(Holiday::Table).columns([Holiday::Id, Holiday::Name, Holiday::Date, Holiday::Yearly, Holiday::CreatedAt]);
+        holidays.into_table(Holiday::Table).columns([
+            Holiday::Id,
+            Holiday::Name,
+            Holiday::Date,
+            Holiday::Yearly,
+            Holiday::CreatedAt,
+        ]);
         for (i, (name, date, yearly)) in HOLIDAYS.iter().enumerate() {
             let id = uuid::Uuid::from_u128(0x0000_0000_0000_7000_8000_4001_0000_0000 + i as u128);
-            let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|e| DbErr::Migration(e.to_string()))?;
-            holidays.values_panic([id.into(), (*name).into(), date.into(), (*yearly).into(), Expr::current_timestamp().into()]);
+            let date =
+                chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|e| DbErr::Migration(e.to_string()))?;
+            holidays.values_panic([
+                id.into(),
+                (*name).into(),
+                date.into(),
+                (*yearly).into(),
+                Expr::current_timestamp().into(),
+            ]);
         }
         manager.exec_stmt(holidays.to_owned()).await?;
         let mut templates = Query::insert();
-        templates.into_table(MessageTemplate::Table).columns([MessageTemplate::Key, MessageTemplate::Body, MessageTemplate::Version, MessageTemplate::UpdatedAt]);
+        templates.into_table(MessageTemplate::Table).columns([
+            MessageTemplate::Key,
+            MessageTemplate::Body,
+            MessageTemplate::Version,
+            MessageTemplate::UpdatedAt,
+        ]);
         for (key, body) in TEMPLATES {
             templates.values_panic([key.into(), body.into(), 1.into(), Expr::current_timestamp().into()]);
         }

@@ -66,13 +66,33 @@ async fn world() -> World {
             n += 1;
             let c = app.create_customer(&app.admin_token, json!({"name": format!("客户{n}有限公司"), "kind": "ORGANIZATION", "phone": format!("1380000{n:04}")})).await;
             let id = c["id"].as_str().unwrap().to_string();
-            let contact = app.ok(&app.admin_token, "mutation($c:ID!){createContact(input:{customerId:$c,name:\"联系人\"}){id}}", json!({"c": id})).await;
-            let deal = app.ok(&app.admin_token, "mutation($c:ID!){createDeal(input:{customerId:$c,title:\"订单\",amount:\"100\"}){id}}", json!({"c": id})).await;
+            let contact = app
+                .ok(
+                    &app.admin_token,
+                    "mutation($c:ID!){createContact(input:{customerId:$c,name:\"联系人\"}){id}}",
+                    json!({"c": id}),
+                )
+                .await;
+            let deal = app
+                .ok(
+                    &app.admin_token,
+                    "mutation($c:ID!){createDeal(input:{customerId:$c,title:\"订单\",amount:\"100\"}){id}}",
+                    json!({"c": id}),
+                )
+                .await;
             children.insert(
                 id.clone(),
-                (contact["createContact"]["id"].as_str().unwrap().to_string(), deal["createDeal"]["id"].as_str().unwrap().to_string()),
+                (
+                    contact["createContact"]["id"].as_str().unwrap().to_string(),
+                    deal["createDeal"]["id"].as_str().unwrap().to_string(),
+                ),
             );
-            app.ok(&app.admin_token, "mutation($id:ID!,$o:ID){assignCustomer(id:$id, ownerId:$o){id}}", json!({"id": id, "o": users[owner]})).await;
+            app.ok(
+                &app.admin_token,
+                "mutation($id:ID!,$o:ID){assignCustomer(id:$id, ownerId:$o){id}}",
+                json!({"id": id, "o": users[owner]}),
+            )
+            .await;
             ids.push(id);
         }
         records.insert(role, ids.try_into().unwrap());
@@ -106,25 +126,47 @@ async fn access_matrix_for_customers() {
                 let before_version = version(app, &id).await;
                 let before_audit = app.audit_count(&id).await;
                 let got = match action {
-                    "read" => outcome(&app.gql(Some(token), "query($id:ID!){customer(id:$id){id name}}", json!({"id": id})).await),
+                    "read" => outcome(
+                        &app.gql(Some(token), "query($id:ID!){customer(id:$id){id name}}", json!({"id": id})).await,
+                    ),
                     "list" | "count" => {
                         let data = app
-                            .ok(token, "query($id:ID!){customers(filter:{id:{eq:$id}}){totalCount edges{node{id}}}}", json!({"id": id}))
+                            .ok(
+                                token,
+                                "query($id:ID!){customers(filter:{id:{eq:$id}}){totalCount edges{node{id}}}}",
+                                json!({"id": id}),
+                            )
                             .await;
-                        let n = if action == "list" { data["customers"]["edges"].as_array().unwrap().len() as i64 } else { data["customers"]["totalCount"].as_i64().unwrap() };
+                        let n = if action == "list" {
+                            data["customers"]["edges"].as_array().unwrap().len() as i64
+                        } else {
+                            data["customers"]["totalCount"].as_i64().unwrap()
+                        };
                         if n == 1 { "ok".into() } else { "NOT_FOUND".into() }
                     }
                     "update" => outcome(
-                        &app.gql(Some(token), "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}", json!({"i": {"id": id, "version": before_version, "region": "华东"}}))
-                            .await,
+                        &app.gql(
+                            Some(token),
+                            "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}",
+                            json!({"i": {"id": id, "version": before_version, "region": "华东"}}),
+                        )
+                        .await,
                     ),
-                    "delete" => outcome(&app.gql(Some(token), "mutation($id:ID!){deleteCustomer(id:$id){id}}", json!({"id": id})).await),
+                    "delete" => outcome(
+                        &app.gql(Some(token), "mutation($id:ID!){deleteCustomer(id:$id){id}}", json!({"id": id})).await,
+                    ),
                     "assign" => {
                         // re-assign to the current owner: allowed or not, the scope decides
-                        let owner = app.ok(&app.admin_token, "query($id:ID!){customer(id:$id){ownerId}}", json!({"id": id})).await;
+                        let owner = app
+                            .ok(&app.admin_token, "query($id:ID!){customer(id:$id){ownerId}}", json!({"id": id}))
+                            .await;
                         outcome(
-                            &app.gql(Some(token), "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){id}}", json!({"id": id, "o": owner["customer"]["ownerId"]}))
-                                .await,
+                            &app.gql(
+                                Some(token),
+                                "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){id}}",
+                                json!({"id": id, "o": owner["customer"]["ownerId"]}),
+                            )
+                            .await,
                         )
                     }
                     _ => unreachable!(),
@@ -157,7 +199,12 @@ async fn access_matrix_for_customers() {
             }
         }
         let data = app.ok(token, "{customers(first:100){totalCount edges{node{id}}}}", json!({})).await;
-        let listed: BTreeSet<String> = data["customers"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_string()).collect();
+        let listed: BTreeSet<String> = data["customers"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(listed, readable, "{role}: list differs from per-id reads");
         assert_eq!(data["customers"]["totalCount"].as_u64().unwrap() as usize, readable.len(), "{role}: totalCount");
     }
@@ -173,32 +220,60 @@ async fn ownership_creation_and_assignment_rules() {
     // the creator owns the customer; ownerId cannot be passed in
     let c = app.create_customer(sales, json!({"name": "刘洋", "kind": "INDIVIDUAL"})).await;
     assert_eq!(c["ownerId"], w.users["SALES"].as_str());
-    let resp = app.gql(Some(sales), "mutation{createCustomer(input:{name:\"x\",kind:INDIVIDUAL,ownerId:\"1\"}){id}}", json!({})).await;
+    let resp = app
+        .gql(Some(sales), "mutation{createCustomer(input:{name:\"x\",kind:INDIVIDUAL,ownerId:\"1\"}){id}}", json!({}))
+        .await;
     assert_eq!(code(&resp), "BAD_REQUEST", "unknown input field is refused: {resp}");
 
     // roles without create permission
     for role in ["EXECUTIVE", "SERVICE", "ANALYST"] {
-        let resp = app.gql(Some(&w.tokens[role]), "mutation{createCustomer(input:{name:\"x\",kind:INDIVIDUAL}){id}}", json!({})).await;
+        let resp = app
+            .gql(Some(&w.tokens[role]), "mutation{createCustomer(input:{name:\"x\",kind:INDIVIDUAL}){id}}", json!({}))
+            .await;
         assert_eq!(code(&resp), "FORBIDDEN", "{role}");
     }
     // integration may push leads
-    app.create_customer(&w.tokens["INTEGRATION"], json!({"name": "线索", "kind": "INDIVIDUAL", "source": "PARTNER"})).await;
+    app.create_customer(&w.tokens["INTEGRATION"], json!({"name": "线索", "kind": "INDIVIDUAL", "source": "PARTNER"}))
+        .await;
 
     // a manager moves customers within the subtree, not outside it
     let resp = app
-        .gql(Some(manager), "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){ownerId departmentId}}", json!({"id": c["id"], "o": w.users["childrep"]}))
+        .gql(
+            Some(manager),
+            "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){ownerId departmentId}}",
+            json!({"id": c["id"], "o": w.users["childrep"]}),
+        )
         .await;
     assert!(resp.get("errors").is_none(), "{resp}");
-    let resp = app.gql(Some(manager), "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){id}}", json!({"id": c["id"], "o": w.users["otherrep"]})).await;
+    let resp = app
+        .gql(
+            Some(manager),
+            "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){id}}",
+            json!({"id": c["id"], "o": w.users["otherrep"]}),
+        )
+        .await;
     assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
 
     // the public pool: unowned customers are readable by the department's sales staff only
-    app.ok(manager, "mutation($id:ID!){assignCustomer(id:$id, ownerId:null){inPublicPool}}", json!({"id": w.records["SALES"][1]})).await;
-    let resp = app.gql(Some(sales), "query($id:ID!){customer(id:$id){id inPublicPool}}", json!({"id": w.records["SALES"][1]})).await;
+    app.ok(
+        manager,
+        "mutation($id:ID!){assignCustomer(id:$id, ownerId:null){inPublicPool}}",
+        json!({"id": w.records["SALES"][1]}),
+    )
+    .await;
+    let resp = app
+        .gql(Some(sales), "query($id:ID!){customer(id:$id){id inPublicPool}}", json!({"id": w.records["SALES"][1]}))
+        .await;
     assert_eq!(resp["data"]["customer"]["inPublicPool"], true, "{resp}");
     // but pool customers are not theirs to change...
     let pooled = &w.records["SALES"][1];
-    let resp = app.gql(Some(sales), "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}", json!({"i": {"id": pooled, "version": 3, "region": "x"}})).await;
+    let resp = app
+        .gql(
+            Some(sales),
+            "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}",
+            json!({"i": {"id": pooled, "version": 3, "region": "x"}}),
+        )
+        .await;
     assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
     // ...until they claim one; then it is gone from the pool
     let claim = "mutation($id:ID!){claimCustomer(id:$id){ownerId inPublicPool}}";
@@ -251,27 +326,69 @@ async fn access_matrix_for_contacts_and_deals() {
                     let (contact, deal) = &w.children[&w.records[role][i]];
                     let id = if resource == "contact" { contact } else { deal };
                     let got = match action {
-                        "read" => outcome(&app.gql(Some(token), &format!("query($id:ID!){{{resource}(id:$id){{id}}}}"), json!({"id": id})).await),
+                        "read" => outcome(
+                            &app.gql(
+                                Some(token),
+                                &format!("query($id:ID!){{{resource}(id:$id){{id}}}}"),
+                                json!({"id": id}),
+                            )
+                            .await,
+                        ),
                         "list" | "count" => {
                             let field = if resource == "contact" { "name" } else { "title" };
-                            let data = app.ok(token, &format!("{{{list}(first:100){{totalCount edges{{node{{id {field}}}}}}}}}"), json!({})).await;
-                            let listed = data[list]["edges"].as_array().unwrap().iter().any(|e| e["node"]["id"] == id.as_str());
-                            let counted = data[list]["totalCount"].as_u64().unwrap() as usize == data[list]["edges"].as_array().unwrap().len();
+                            let data = app
+                                .ok(
+                                    token,
+                                    &format!("{{{list}(first:100){{totalCount edges{{node{{id {field}}}}}}}}}"),
+                                    json!({}),
+                                )
+                                .await;
+                            let listed =
+                                data[list]["edges"].as_array().unwrap().iter().any(|e| e["node"]["id"] == id.as_str());
+                            let counted = data[list]["totalCount"].as_u64().unwrap() as usize
+                                == data[list]["edges"].as_array().unwrap().len();
                             assert!(counted, "{role} {list}: totalCount differs from the rows");
                             if listed { "ok".into() } else { "NOT_FOUND".into() }
                         }
                         "update" => {
-                            let v = app.ok(&app.admin_token, &format!("query($id:ID!){{{resource}(id:$id){{version}}}}"), json!({"id": id})).await[resource]["version"].clone();
-                            let (input, field) = if resource == "contact" { ("UpdateContactInput", "notes") } else { ("UpdateDealInput", "title") };
+                            let v = app
+                                .ok(
+                                    &app.admin_token,
+                                    &format!("query($id:ID!){{{resource}(id:$id){{version}}}}"),
+                                    json!({"id": id}),
+                                )
+                                .await[resource]["version"]
+                                .clone();
+                            let (input, field) = if resource == "contact" {
+                                ("UpdateContactInput", "notes")
+                            } else {
+                                ("UpdateDealInput", "title")
+                            };
                             outcome(
-                                &app.gql(Some(token), &format!("mutation($i:{input}!){{update{type_name}(input:$i){{id}}}}"), json!({"i": {"id": id, "version": v, field: "改"}}))
-                                    .await,
+                                &app.gql(
+                                    Some(token),
+                                    &format!("mutation($i:{input}!){{update{type_name}(input:$i){{id}}}}"),
+                                    json!({"i": {"id": id, "version": v, field: "改"}}),
+                                )
+                                .await,
                             )
                         }
                         "delete" => {
-                            let got = outcome(&app.gql(Some(token), &format!("mutation($id:ID!){{delete{type_name}(id:$id){{id}}}}"), json!({"id": id})).await);
+                            let got = outcome(
+                                &app.gql(
+                                    Some(token),
+                                    &format!("mutation($id:ID!){{delete{type_name}(id:$id){{id}}}}"),
+                                    json!({"id": id}),
+                                )
+                                .await,
+                            );
                             if got == "ok" {
-                                app.ok(&app.admin_token, &format!("mutation($id:ID!){{restore{type_name}(id:$id){{id}}}}"), json!({"id": id})).await;
+                                app.ok(
+                                    &app.admin_token,
+                                    &format!("mutation($id:ID!){{restore{type_name}(id:$id){{id}}}}"),
+                                    json!({"id": id}),
+                                )
+                                .await;
                             }
                             got
                         }

@@ -30,11 +30,23 @@ async fn login_and_me() {
     let data = app.ok(&app.admin_token, ME, json!({})).await;
     assert_eq!(data["me"], json!({ "email": ADMIN_EMAIL, "role": "ADMIN" }));
 
-    let resp = app.gql(None, "mutation{login(email:\"ROOT@example.com\",password:\"correct horse battery\"){expiresAt user{email}}}", json!({})).await;
+    let resp = app
+        .gql(
+            None,
+            "mutation{login(email:\"ROOT@example.com\",password:\"correct horse battery\"){expiresAt user{email}}}",
+            json!({}),
+        )
+        .await;
     assert_eq!(resp["data"]["login"]["user"]["email"], ADMIN_EMAIL, "e-mail is case-insensitive: {resp}");
 
     for (email, password) in [(ADMIN_EMAIL, "wrong password"), ("nobody@example.com", PASSWORD)] {
-        let resp = app.gql(None, "mutation($e:String!,$p:String!){login(email:$e,password:$p){accessToken}}", json!({"e": email, "p": password})).await;
+        let resp = app
+            .gql(
+                None,
+                "mutation($e:String!,$p:String!){login(email:$e,password:$p){accessToken}}",
+                json!({"e": email, "p": password}),
+            )
+            .await;
         assert_eq!(code(&resp), "UNAUTHENTICATED", "{resp}");
         assert_eq!(resp["errors"][0]["message"], "wrong e-mail or password");
     }
@@ -91,7 +103,13 @@ async fn bad_tokens_are_unauthenticated() {
     let admin_claim = sign(&c, SECRET);
     let data = app.ok(&admin_claim, ME, json!({})).await;
     assert_eq!(data["me"]["role"], "SALES");
-    let resp = app.gql(Some(&admin_claim), "mutation($d:ID!){createDepartment(input:{name:\"X\",parentId:$d}){id}}", json!({"d": dept})).await;
+    let resp = app
+        .gql(
+            Some(&admin_claim),
+            "mutation($d:ID!){createDepartment(input:{name:\"X\",parentId:$d}){id}}",
+            json!({"d": dept}),
+        )
+        .await;
     assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
 
     // garbage and wrong scheme
@@ -115,16 +133,29 @@ async fn deactivated_user_is_locked_out_and_keeps_records() {
     let app = TestApp::spawn().await;
     let dept = app.create_department("华南区", None).await;
     let (rep_id, rep_token) = app.create_user("leaver@example.com", "SALES", &dept).await;
-    let customer = app.create_customer(&rep_token, json!({"name": "王芳", "kind": "INDIVIDUAL", "phone": "13912345678"})).await;
+    let customer =
+        app.create_customer(&rep_token, json!({"name": "王芳", "kind": "INDIVIDUAL", "phone": "13912345678"})).await;
 
     app.ok(&app.admin_token, "mutation($id:ID!){deactivateUser(id:$id){active}}", json!({"id": rep_id})).await;
 
     assert_eq!(me_code(&app, &rep_token).await, "UNAUTHENTICATED");
-    let resp = app.gql(None, "mutation{login(email:\"leaver@example.com\",password:\"correct horse battery\"){accessToken}}", json!({})).await;
+    let resp = app
+        .gql(
+            None,
+            "mutation{login(email:\"leaver@example.com\",password:\"correct horse battery\"){accessToken}}",
+            json!({}),
+        )
+        .await;
     assert_eq!(code(&resp), "UNAUTHENTICATED");
 
     // staff leave, data stays: the customer is in the department's pool
-    let data = app.ok(&app.admin_token, "query($id:ID!){customer(id:$id){name ownerId inPublicPool departmentId}}", json!({"id": customer["id"]})).await;
+    let data = app
+        .ok(
+            &app.admin_token,
+            "query($id:ID!){customer(id:$id){name ownerId inPublicPool departmentId}}",
+            json!({"id": customer["id"]}),
+        )
+        .await;
     assert_eq!(data["customer"]["name"], "王芳");
     assert_eq!(data["customer"]["ownerId"], Value::Null);
     assert_eq!(data["customer"]["inPublicPool"], true);

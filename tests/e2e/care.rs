@@ -37,7 +37,11 @@ async fn won_deal(app: &TestApp, customer: &str, amount: &str, closed: NaiveDate
 
 async fn reminders(app: &TestApp, token: &str, status: &[&str]) -> Vec<Value> {
     let data = app
-        .ok(token, &format!("query($s:[ReminderStatus!]){{myReminders(status:$s, first:100){{nodes{{{REMINDER}}}}}}}"), json!({"s": status}))
+        .ok(
+            token,
+            &format!("query($s:[ReminderStatus!]){{myReminders(status:$s, first:100){{nodes{{{REMINDER}}}}}}}"),
+            json!({"s": status}),
+        )
         .await;
     data["myReminders"]["nodes"].as_array().unwrap().clone()
 }
@@ -48,7 +52,15 @@ fn of_rule<'a>(list: &'a [Value], rule: &str) -> Vec<&'a Value> {
 
 async fn count_reminders(app: &TestApp) -> i64 {
     use sea_orm::ConnectionTrait;
-    let row = app.db.query_one_raw(sea_orm::Statement::from_string(app.db.get_database_backend(), "SELECT COUNT(*) AS n FROM reminder")).await.unwrap().unwrap();
+    let row = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM reminder",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
     row.try_get::<i64>("", "n").unwrap()
 }
 
@@ -56,7 +68,8 @@ async fn count_reminders(app: &TestApp) -> i64 {
 async fn greeting_and_survey_fall_due_exactly_2_and_7_days_after_a_won_deal() {
     let app = TestApp::spawn().await;
     let (_, _, token) = rep(&app, "华东", "rep@example.com").await;
-    let customer = app.create_customer(&token, json!({"name": "王女士", "kind": "INDIVIDUAL", "phone": "13800000001"})).await;
+    let customer =
+        app.create_customer(&token, json!({"name": "王女士", "kind": "INDIVIDUAL", "phone": "13800000001"})).await;
     let closed = Utc::now().date_naive() - Duration::days(20);
     won_deal(&app, customer["id"].as_str().unwrap(), "1200.00", closed, "保湿面霜").await;
 
@@ -73,9 +86,16 @@ async fn greeting_and_survey_fall_due_exactly_2_and_7_days_after_a_won_deal() {
     let due = DateTime::parse_from_rfc3339(greeting[0]["dueAt"].as_str().unwrap()).unwrap();
     assert_eq!(due, at(closed + Duration::days(2), 1, 0));
     let message = greeting[0]["message"].as_str().unwrap();
-    assert!(message.contains("王女士") && message.contains("保湿面霜") && message.contains("rep@example.com"), "{message}");
+    assert!(
+        message.contains("王女士") && message.contains("保湿面霜") && message.contains("rep@example.com"),
+        "{message}"
+    );
     assert!(tick.delivered.is_empty(), "not due before 01:00");
-    assert_eq!(app.care_tick(at(closed + Duration::days(2), 1, 0)).await.delivered.len(), 1, "announced when due, once");
+    assert_eq!(
+        app.care_tick(at(closed + Duration::days(2), 1, 0)).await.delivered.len(),
+        1,
+        "announced when due, once"
+    );
     assert!(app.care_tick(at(closed + Duration::days(2), 1, 30)).await.delivered.is_empty());
 
     // The survey: not on day 6, exactly on day 7.
@@ -101,7 +121,12 @@ async fn two_instances_ticking_at_once_create_each_reminder_once() {
     let (_, _, token) = rep(&app, "华南", "rep@example.com").await;
     let closed = Utc::now().date_naive() - Duration::days(30);
     for i in 0..5 {
-        let c = app.create_customer(&token, json!({"name": format!("客户{i}"), "kind": "INDIVIDUAL", "phone": format!("1390000000{i}")})).await;
+        let c = app
+            .create_customer(
+                &token,
+                json!({"name": format!("客户{i}"), "kind": "INDIVIDUAL", "phone": format!("1390000000{i}")}),
+            )
+            .await;
         won_deal(&app, c["id"].as_str().unwrap(), "500.00", closed, "口红").await;
     }
     let second = app.another_instance(|_| {}).await;
@@ -111,7 +136,10 @@ async fn two_instances_ticking_at_once_create_each_reminder_once() {
     assert_eq!(a.delivered.len() + b.delivered.len(), 5, "each reminder is announced by one instance");
     // Evaluating the same day on both instances again, bypassing the daily gate: the
     // unique key still keeps one reminder per occasion.
-    let (x, y) = tokio::join!(api::service::care::evaluate(&app.db, when.date_naive()), api::service::care::evaluate(&second.db, when.date_naive()));
+    let (x, y) = tokio::join!(
+        api::service::care::evaluate(&app.db, when.date_naive()),
+        api::service::care::evaluate(&second.db, when.date_naive())
+    );
     assert_eq!(x.unwrap() + y.unwrap(), 0);
     assert_eq!(of_rule(&reminders(&app, &token, &["PENDING"]).await, "DEAL_GREETING").len(), 5);
 }
@@ -120,9 +148,19 @@ async fn two_instances_ticking_at_once_create_each_reminder_once() {
 async fn birthdays_across_the_year_end_and_29_february() {
     let app = TestApp::spawn().await;
     let (_, _, token) = rep(&app, "华北", "rep@example.com").await;
-    let person = app.create_customer(&token, json!({"name": "李先生", "kind": "INDIVIDUAL", "phone": "13700000001", "birthday": "1990-01-02"})).await;
+    let person = app
+        .create_customer(
+            &token,
+            json!({"name": "李先生", "kind": "INDIVIDUAL", "phone": "13700000001", "birthday": "1990-01-02"}),
+        )
+        .await;
     let org = app.create_customer(&token, json!({"name": "闰年公司", "kind": "ORGANIZATION"})).await;
-    app.ok(&token, "mutation($c:ID!){createContact(input:{customerId:$c,name:\"赵经理\",birthday:\"2000-02-29\"}){id}}", json!({"c": org["id"]})).await;
+    app.ok(
+        &token,
+        "mutation($c:ID!){createContact(input:{customerId:$c,name:\"赵经理\",birthday:\"2000-02-29\"}){id}}",
+        json!({"c": org["id"]}),
+    )
+    .await;
 
     // Three days ahead (the default): 2 January is announced on 30 December, not before.
     app.care_tick(at(day("2026-12-29"), 2, 0)).await;
@@ -137,11 +175,16 @@ async fn birthdays_across_the_year_end_and_29_february() {
 
     // 29 February in a common year is kept on the 28th (announced 25 February)...
     app.care_tick(at(day("2027-02-25"), 2, 0)).await;
-    let feb = of_rule(&reminders(&app, &token, &["PENDING"]).await, "BIRTHDAY").into_iter().filter(|r| r["reason"].as_str().unwrap().contains("赵经理")).count();
+    let feb = of_rule(&reminders(&app, &token, &["PENDING"]).await, "BIRTHDAY")
+        .into_iter()
+        .filter(|r| r["reason"].as_str().unwrap().contains("赵经理"))
+        .count();
     assert_eq!(feb, 1);
     // ...and on the day itself in a leap year: not on 25 February 2028, on the 26th.
     app.care_tick(at(day("2028-02-25"), 2, 0)).await;
-    let count = |list: Vec<Value>| list.iter().filter(|r| r["rule"] == "BIRTHDAY" && r["reason"].as_str().unwrap().contains("2028-02-29")).count();
+    let count = |list: Vec<Value>| {
+        list.iter().filter(|r| r["rule"] == "BIRTHDAY" && r["reason"].as_str().unwrap().contains("2028-02-29")).count()
+    };
     assert_eq!(count(reminders(&app, &token, &["PENDING"]).await), 0);
     app.care_tick(at(day("2028-02-26"), 2, 0)).await;
     assert_eq!(count(reminders(&app, &token, &["PENDING"]).await), 1);
@@ -160,18 +203,46 @@ async fn holiday_greetings_and_the_frequency_cap() {
             rule["promotional"] = json!(true);
         }
     }
-    let stale = app.gql(Some(&app.admin_token), "mutation($i:CarePolicyInput!){updateCarePolicy(input:$i, version:99){version}}", json!({"i": input})).await;
+    let stale = app
+        .gql(
+            Some(&app.admin_token),
+            "mutation($i:CarePolicyInput!){updateCarePolicy(input:$i, version:99){version}}",
+            json!({"i": input}),
+        )
+        .await;
     assert_eq!(code(&stale), "CONFLICT");
     let mut bad = input.clone();
     bad["frequencyCap"]["days"] = json!(0);
-    let invalid = app.gql(Some(&app.admin_token), "mutation($i:CarePolicyInput!){updateCarePolicy(input:$i, version:1){version}}", json!({"i": bad})).await;
+    let invalid = app
+        .gql(
+            Some(&app.admin_token),
+            "mutation($i:CarePolicyInput!){updateCarePolicy(input:$i, version:1){version}}",
+            json!({"i": bad}),
+        )
+        .await;
     assert_eq!(code(&invalid), "VALIDATION");
-    let denied = app.gql(Some(&token), "mutation($i:CarePolicyInput!){updateCarePolicy(input:$i, version:1){version}}", json!({"i": input})).await;
+    let denied = app
+        .gql(
+            Some(&token),
+            "mutation($i:CarePolicyInput!){updateCarePolicy(input:$i, version:1){version}}",
+            json!({"i": input}),
+        )
+        .await;
     assert_eq!(code(&denied), "FORBIDDEN");
-    app.ok(&app.admin_token, "mutation($i:CarePolicyInput!){updateCarePolicy(input:$i, version:1){version}}", json!({"i": input})).await;
+    app.ok(
+        &app.admin_token,
+        "mutation($i:CarePolicyInput!){updateCarePolicy(input:$i, version:1){version}}",
+        json!({"i": input}),
+    )
+    .await;
 
     // A tier A individual: survey due 9 March (promotional now), birthday reminder 17 March.
-    let c = app.create_customer(&token, json!({"name": "陈女士", "kind": "INDIVIDUAL", "phone": "13600000001", "birthday": "1985-03-20"})).await;
+    let c = app
+        .create_customer(
+            &token,
+            json!({"name": "陈女士", "kind": "INDIVIDUAL", "phone": "13600000001", "birthday": "1985-03-20"}),
+        )
+        .await;
     let id = c["id"].as_str().unwrap();
     won_deal(&app, id, "90000.00", day("2026-03-02"), "貂皮大衣").await;
     app.care_tick(at(day("2026-03-09"), 2, 0)).await;
@@ -182,8 +253,14 @@ async fn holiday_greetings_and_the_frequency_cap() {
     assert_eq!(birthday.len(), 1, "{suppressed:?}");
     let why = birthday[0]["suppressedReason"].as_str().unwrap();
     assert!(why.contains("frequency cap") && why.contains("2026-03-09") && why.contains("30 days"), "{why}");
-    assert!(of_rule(&reminders(&app, &token, &["PENDING"]).await, "BIRTHDAY").is_empty(), "a suppressed reminder is not pending");
-    assert!(app.care_tick(at(day("2026-03-17"), 5, 0)).await.delivered.is_empty(), "a suppressed reminder is never announced");
+    assert!(
+        of_rule(&reminders(&app, &token, &["PENDING"]).await, "BIRTHDAY").is_empty(),
+        "a suppressed reminder is not pending"
+    );
+    assert!(
+        app.care_tick(at(day("2026-03-17"), 5, 0)).await.delivered.is_empty(),
+        "a suppressed reminder is never announced"
+    );
 
     // Holiday greetings: National Day, a day ahead, for tiers A to C; the cap does not apply.
     app.care_tick(at(day("2026-09-29"), 2, 0)).await;
@@ -195,10 +272,19 @@ async fn holiday_greetings_and_the_frequency_cap() {
     assert!(holiday[0]["message"].as_str().unwrap().contains("国庆节"), "{}", holiday[0]);
 
     // A holiday added as data works the same way; a prospect (tier D) gets no greeting.
-    app.ok(&app.admin_token, "mutation{addHoliday(name:\"店庆 Store anniversary\", date:\"2026-11-11\", yearly:true){id}}", json!({})).await;
+    app.ok(
+        &app.admin_token,
+        "mutation{addHoliday(name:\"店庆 Store anniversary\", date:\"2026-11-11\", yearly:true){id}}",
+        json!({}),
+    )
+    .await;
     app.create_customer(&token, json!({"name": "新客", "kind": "INDIVIDUAL", "phone": "13600000002"})).await;
     app.care_tick(at(day("2026-11-10"), 2, 0)).await;
-    let holiday: Vec<Value> = reminders(&app, &token, &["PENDING"]).await.into_iter().filter(|r| r["rule"] == "HOLIDAY" && r["reason"].as_str().unwrap().contains("店庆")).collect();
+    let holiday: Vec<Value> = reminders(&app, &token, &["PENDING"])
+        .await
+        .into_iter()
+        .filter(|r| r["rule"] == "HOLIDAY" && r["reason"].as_str().unwrap().contains("店庆"))
+        .collect();
     assert_eq!(holiday.len(), 1);
     assert_eq!(holiday[0]["customerId"], c["id"]);
 }
@@ -211,7 +297,12 @@ async fn reminders_follow_their_customer_and_are_completed_snoozed_or_dismissed(
     let closed = Utc::now().date_naive() - Duration::days(10);
     let mut customers = Vec::new();
     for i in 0..3 {
-        let c = app.create_customer(&first, json!({"name": format!("客户{i}"), "kind": "INDIVIDUAL", "phone": format!("1350000000{i}")})).await;
+        let c = app
+            .create_customer(
+                &first,
+                json!({"name": format!("客户{i}"), "kind": "INDIVIDUAL", "phone": format!("1350000000{i}")}),
+            )
+            .await;
         won_deal(&app, c["id"].as_str().unwrap(), "800.00", closed, "围巾").await;
         customers.push(c);
     }
@@ -219,12 +310,23 @@ async fn reminders_follow_their_customer_and_are_completed_snoozed_or_dismissed(
     assert_eq!(reminders(&app, &first, &["PENDING"]).await.len(), 3);
 
     // The customer changes owner: its reminder goes with it.
-    app.ok(&app.admin_token, "mutation($id:ID!,$o:ID){assignCustomer(id:$id, ownerId:$o){id}}", json!({"id": customers[0]["id"], "o": second_id})).await;
+    app.ok(
+        &app.admin_token,
+        "mutation($id:ID!,$o:ID){assignCustomer(id:$id, ownerId:$o){id}}",
+        json!({"id": customers[0]["id"], "o": second_id}),
+    )
+    .await;
     assert_eq!(reminders(&app, &first, &["PENDING"]).await.len(), 2);
     let moved = reminders(&app, &second, &["PENDING"]).await;
     assert_eq!(moved.len(), 1);
     assert_eq!(moved[0]["customerId"], customers[0]["id"]);
-    let gone = app.gql(Some(&first), "mutation($id:ID!){dismissReminder(id:$id, reason:\"x\"){id}}", json!({"id": moved[0]["id"]})).await;
+    let gone = app
+        .gql(
+            Some(&first),
+            "mutation($id:ID!){dismissReminder(id:$id, reason:\"x\"){id}}",
+            json!({"id": moved[0]["id"]}),
+        )
+        .await;
     assert_eq!(code(&gone), "NOT_FOUND", "the former owner no longer has it");
 
     // Complete: logs the interaction in the same step.
@@ -239,17 +341,41 @@ async fn reminders_follow_their_customer_and_are_completed_snoozed_or_dismissed(
     assert_eq!(done["reminder"]["status"], "DONE");
     assert_eq!(done["reminder"]["interactionId"], done["interaction"]["id"]);
     assert_eq!(done["interaction"]["customerId"], customers[0]["id"]);
-    let again = app.gql(Some(&second), "mutation($id:ID!){completeReminder(id:$id, interaction:{kind:CALL, summary:\"again\"}){reminder{id}}}", json!({"id": moved[0]["id"]})).await;
+    let again = app
+        .gql(
+            Some(&second),
+            "mutation($id:ID!){completeReminder(id:$id, interaction:{kind:CALL, summary:\"again\"}){reminder{id}}}",
+            json!({"id": moved[0]["id"]}),
+        )
+        .await;
     assert_eq!(code(&again), "CONFLICT");
-    let bad = app.gql(Some(&first), "mutation($id:ID!){completeReminder(id:$id, interaction:{kind:CALL, summary:\" \"}){reminder{id}}}", json!({"id": reminders(&app, &first, &["PENDING"]).await[0]["id"]})).await;
+    let bad = app
+        .gql(
+            Some(&first),
+            "mutation($id:ID!){completeReminder(id:$id, interaction:{kind:CALL, summary:\" \"}){reminder{id}}}",
+            json!({"id": reminders(&app, &first, &["PENDING"]).await[0]["id"]}),
+        )
+        .await;
     assert_eq!(code(&bad), "VALIDATION");
 
     // Snooze: gone from the due list until its new time, announced again then.
     let mine = reminders(&app, &first, &["PENDING"]).await;
     let until = (Utc::now() + Duration::hours(1)).to_rfc3339();
-    let past = app.gql(Some(&first), "mutation($id:ID!,$u:DateTime!){snoozeReminder(id:$id, until:$u){id}}", json!({"id": mine[0]["id"], "u": "2020-01-01T00:00:00Z"})).await;
+    let past = app
+        .gql(
+            Some(&first),
+            "mutation($id:ID!,$u:DateTime!){snoozeReminder(id:$id, until:$u){id}}",
+            json!({"id": mine[0]["id"], "u": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
     assert_eq!(code(&past), "VALIDATION");
-    let snoozed = app.ok(&first, &format!("mutation($id:ID!,$u:DateTime!){{snoozeReminder(id:$id, until:$u){{{REMINDER}}}}}"), json!({"id": mine[0]["id"], "u": until})).await;
+    let snoozed = app
+        .ok(
+            &first,
+            &format!("mutation($id:ID!,$u:DateTime!){{snoozeReminder(id:$id, until:$u){{{REMINDER}}}}}"),
+            json!({"id": mine[0]["id"], "u": until}),
+        )
+        .await;
     assert_eq!(snoozed["snoozeReminder"]["status"], "SNOOZED");
     let tick = app.care_tick(Utc::now() + Duration::hours(2)).await;
     assert!(tick.delivered.iter().any(|id| id.to_string() == mine[0]["id"].as_str().unwrap()), "{tick:?}");
@@ -257,9 +383,21 @@ async fn reminders_follow_their_customer_and_are_completed_snoozed_or_dismissed(
     assert!(back.iter().any(|r| r["id"] == mine[0]["id"]), "a snoozed reminder comes back pending when due");
 
     // Dismiss: a reason is required.
-    let blank = app.gql(Some(&first), "mutation($id:ID!){dismissReminder(id:$id, reason:\"  \"){id}}", json!({"id": mine[1]["id"]})).await;
+    let blank = app
+        .gql(
+            Some(&first),
+            "mutation($id:ID!){dismissReminder(id:$id, reason:\"  \"){id}}",
+            json!({"id": mine[1]["id"]}),
+        )
+        .await;
     assert_eq!(code(&blank), "VALIDATION");
-    let dismissed = app.ok(&first, &format!("mutation($id:ID!){{dismissReminder(id:$id, reason:\"客户出国\"){{{REMINDER}}}}}"), json!({"id": mine[1]["id"]})).await;
+    let dismissed = app
+        .ok(
+            &first,
+            &format!("mutation($id:ID!){{dismissReminder(id:$id, reason:\"客户出国\"){{{REMINDER}}}}}"),
+            json!({"id": mine[1]["id"]}),
+        )
+        .await;
     assert_eq!(dismissed["dismissReminder"]["status"], "DISMISSED");
     assert_eq!(dismissed["dismissReminder"]["dismissedReason"], "客户出国");
     assert_eq!(reminders(&app, &first, &["DISMISSED"]).await.len(), 1);
@@ -274,7 +412,12 @@ async fn overdue_contact_repeated_complaints_and_follow_up_compliance() {
     let small = app.create_customer(&token, json!({"name": "小客户公司", "kind": "ORGANIZATION"})).await;
     let today = Utc::now().date_naive();
     won_deal(&app, big["id"].as_str().unwrap(), "100000.00", today, "设备").await;
-    app.ok(&token, "mutation($c:ID!){createInteraction(input:{customerId:$c, kind:VISIT, summary:\"拜访\"}){id}}", json!({"c": big["id"]})).await;
+    app.ok(
+        &token,
+        "mutation($c:ID!){createInteraction(input:{customerId:$c, kind:VISIT, summary:\"拜访\"}){id}}",
+        json!({"c": big["id"]}),
+    )
+    .await;
 
     let report = |as_of: NaiveDate, token: String| {
         let app = &app;
@@ -292,8 +435,17 @@ async fn overdue_contact_repeated_complaints_and_follow_up_compliance() {
     // Tier A: the rep visits 3 times a month (every 10 days), calls twice (every 15).
     let soon = report(today + Duration::days(5), token.clone()).await;
     assert_eq!(soon["totalCustomers"], 1, "only tiers with standards (the other customer is D)");
-    let visit = soon["customers"][0]["expectations"].as_array().unwrap().iter().find(|e| e["role"] == "SALES" && e["kind"] == "VISIT").unwrap().clone();
-    assert_eq!((visit["expected"].clone(), visit["logged"].clone(), visit["overdue"].clone()), (json!(3), json!(1), json!(false)));
+    let visit = soon["customers"][0]["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"] == "SALES" && e["kind"] == "VISIT")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (visit["expected"].clone(), visit["logged"].clone(), visit["overdue"].clone()),
+        (json!(3), json!(1), json!(false))
+    );
     assert_eq!(visit["dueBy"], json!((today + Duration::days(10)).to_string()));
     let late = report(today + Duration::days(12), token.clone()).await;
     let owner = &late["owners"][0];
@@ -304,7 +456,13 @@ async fn overdue_contact_repeated_complaints_and_follow_up_compliance() {
     assert_eq!(late["customers"][0]["overdue"], true);
     // Another rep's compliance holds none of these customers.
     assert_eq!(report(today + Duration::days(12), other.clone()).await["totalCustomers"], 0);
-    let unknown = app.gql(Some(&token), "{followUpCompliance(departmentId:\"0190a8a0-0000-7000-8000-000000000000\"){asOf}}", json!({})).await;
+    let unknown = app
+        .gql(
+            Some(&token),
+            "{followUpCompliance(departmentId:\"0190a8a0-0000-7000-8000-000000000000\"){asOf}}",
+            json!({}),
+        )
+        .await;
     assert_eq!(code(&unknown), "NOT_FOUND");
     let (_, analyst) = app.create_user("bi@example.com", "ANALYST", &dept).await;
     let denied = app.gql(Some(&analyst), "{followUpCompliance{asOf}}", json!({})).await;
@@ -312,7 +470,8 @@ async fn overdue_contact_repeated_complaints_and_follow_up_compliance() {
 
     // The scheduler raises the overdue visit once, to the owner.
     app.care_tick(at(today + Duration::days(12), 2, 0)).await;
-    let overdue: Vec<Value> = reminders(&app, &token, &["PENDING"]).await.into_iter().filter(|r| r["rule"] == "OVERDUE_CONTACT").collect();
+    let overdue: Vec<Value> =
+        reminders(&app, &token, &["PENDING"]).await.into_iter().filter(|r| r["rule"] == "OVERDUE_CONTACT").collect();
     assert_eq!(overdue.len(), 1, "{overdue:?}");
     assert!(overdue[0]["reason"].as_str().unwrap().contains("visit"), "{}", overdue[0]);
 
@@ -321,7 +480,8 @@ async fn overdue_contact_repeated_complaints_and_follow_up_compliance() {
         app.ok(&token, "mutation($c:ID!){createFeedback(input:{customerId:$c,kind:COMPLAINT,channel:PHONE,content:\"质量问题\"}){id}}", json!({"c": c["id"]})).await;
     }
     app.care_tick(Utc::now()).await;
-    let complaints: Vec<Value> = reminders(&app, &token, &["PENDING"]).await.into_iter().filter(|r| r["rule"] == "REPEATED_COMPLAINT").collect();
+    let complaints: Vec<Value> =
+        reminders(&app, &token, &["PENDING"]).await.into_iter().filter(|r| r["rule"] == "REPEATED_COMPLAINT").collect();
     assert_eq!(complaints.len(), 1, "{complaints:?}");
     assert_eq!(complaints[0]["customerId"], big["id"]);
     assert!(complaints[0]["message"].as_str().unwrap().contains("投诉2次"), "{}", complaints[0]);
@@ -330,28 +490,74 @@ async fn overdue_contact_repeated_complaints_and_follow_up_compliance() {
 #[tokio::test]
 async fn templates_and_holidays_are_data() {
     let app = TestApp::spawn().await;
-    let data = app.ok(&app.admin_token, "{messageTemplates{key body version} holidays{name date yearly on(year:2027)}}", json!({})).await;
-    let keys: Vec<&str> = data["messageTemplates"].as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap()).collect();
+    let data = app
+        .ok(
+            &app.admin_token,
+            "{messageTemplates{key body version} holidays{name date yearly on(year:2027)}}",
+            json!({}),
+        )
+        .await;
+    let keys: Vec<&str> =
+        data["messageTemplates"].as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap()).collect();
     assert!(keys.contains(&"deal_greeting") && keys.contains(&"holiday"), "{keys:?}");
-    let spring = data["holidays"].as_array().unwrap().iter().find(|h| h["name"].as_str().unwrap().contains("春节") && h["on"] == "2027-02-06");
+    let spring = data["holidays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"].as_str().unwrap().contains("春节") && h["on"] == "2027-02-06");
     assert!(spring.is_some(), "Spring Festival 2027 is in the calendar");
 
-    let unknown = app.gql(Some(&app.admin_token), "mutation{saveMessageTemplate(key:\"promo\", body:\"{customer} {price}\"){key}}", json!({})).await;
+    let unknown = app
+        .gql(
+            Some(&app.admin_token),
+            "mutation{saveMessageTemplate(key:\"promo\", body:\"{customer} {price}\"){key}}",
+            json!({}),
+        )
+        .await;
     assert_eq!(code(&unknown), "VALIDATION");
     assert!(unknown["errors"][0]["message"].as_str().unwrap().contains("price"));
-    app.ok(&app.admin_token, "mutation{saveMessageTemplate(key:\"promo\", body:\"{customer}，新品到店\"){key version}}", json!({})).await;
-    let stale = app.gql(Some(&app.admin_token), "mutation{saveMessageTemplate(key:\"promo\", body:\"x\"){key}}", json!({})).await;
+    app.ok(
+        &app.admin_token,
+        "mutation{saveMessageTemplate(key:\"promo\", body:\"{customer}，新品到店\"){key version}}",
+        json!({}),
+    )
+    .await;
+    let stale = app
+        .gql(Some(&app.admin_token), "mutation{saveMessageTemplate(key:\"promo\", body:\"x\"){key}}", json!({}))
+        .await;
     assert_eq!(code(&stale), "CONFLICT", "replacing needs the version");
-    let saved = app.ok(&app.admin_token, "mutation{saveMessageTemplate(key:\"promo\", body:\"{customer}，新品\", version:1){version}}", json!({})).await;
+    let saved = app
+        .ok(
+            &app.admin_token,
+            "mutation{saveMessageTemplate(key:\"promo\", body:\"{customer}，新品\", version:1){version}}",
+            json!({}),
+        )
+        .await;
     assert_eq!(saved["saveMessageTemplate"]["version"], 2);
-    let leap = app.gql(Some(&app.admin_token), "mutation{addHoliday(name:\"x\", date:\"2028-02-29\", yearly:true){id}}", json!({})).await;
+    let leap = app
+        .gql(
+            Some(&app.admin_token),
+            "mutation{addHoliday(name:\"x\", date:\"2028-02-29\", yearly:true){id}}",
+            json!({}),
+        )
+        .await;
     assert_eq!(code(&leap), "VALIDATION");
-    let added = app.ok(&app.admin_token, "mutation{addHoliday(name:\"店庆\", date:\"2027-05-18\"){id}}", json!({})).await;
-    let twice = app.gql(Some(&app.admin_token), "mutation{addHoliday(name:\"店庆\", date:\"2027-05-18\"){id}}", json!({})).await;
+    let added =
+        app.ok(&app.admin_token, "mutation{addHoliday(name:\"店庆\", date:\"2027-05-18\"){id}}", json!({})).await;
+    let twice = app
+        .gql(Some(&app.admin_token), "mutation{addHoliday(name:\"店庆\", date:\"2027-05-18\"){id}}", json!({}))
+        .await;
     assert_eq!(code(&twice), "DUPLICATE");
     assert_eq!(twice["errors"][0]["extensions"]["key"], "holiday");
-    app.ok(&app.admin_token, "mutation($id:ID!){deleteHoliday(id:$id){id}}", json!({"id": added["addHoliday"]["id"]})).await;
-    let gone = app.gql(Some(&app.admin_token), "mutation($id:ID!){deleteHoliday(id:$id){id}}", json!({"id": added["addHoliday"]["id"]})).await;
+    app.ok(&app.admin_token, "mutation($id:ID!){deleteHoliday(id:$id){id}}", json!({"id": added["addHoliday"]["id"]}))
+        .await;
+    let gone = app
+        .gql(
+            Some(&app.admin_token),
+            "mutation($id:ID!){deleteHoliday(id:$id){id}}",
+            json!({"id": added["addHoliday"]["id"]}),
+        )
+        .await;
     assert_eq!(code(&gone), "NOT_FOUND");
     let d = app.create_department("d", None).await;
     let (_, token) = app.create_user("rep@example.com", "SALES", &d).await;

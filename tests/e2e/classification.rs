@@ -12,10 +12,23 @@ fn days_ago(n: i64) -> String {
 }
 
 async fn customer(app: &TestApp, id: &Value) -> Value {
-    app.ok(&app.admin_token, &format!("query($id:ID!){{customer(id:$id){{{GRADES} classificationHistory{{field from to reason}}}}}}"), json!({"id": id})).await["customer"].clone()
+    app.ok(
+        &app.admin_token,
+        &format!("query($id:ID!){{customer(id:$id){{{GRADES} classificationHistory{{field from to reason}}}}}}"),
+        json!({"id": id}),
+    )
+    .await["customer"]
+        .clone()
 }
 
-async fn deal(app: &TestApp, customer: &Value, stage: &str, amount: &str, currency: &str, closed_days_ago: i64) -> Value {
+async fn deal(
+    app: &TestApp,
+    customer: &Value,
+    stage: &str,
+    amount: &str,
+    currency: &str,
+    closed_days_ago: i64,
+) -> Value {
     let data = app
         .ok(
             &app.admin_token,
@@ -35,7 +48,13 @@ async fn new_customer(app: &TestApp, name: &str) -> Value {
 pub async fn wait_for_pass(app: &TestApp) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let data = app.ok(&app.admin_token, "{classificationRuns(first:1){id status reason processed total changed error}}", json!({})).await;
+        let data = app
+            .ok(
+                &app.admin_token,
+                "{classificationRuns(first:1){id status reason processed total changed error}}",
+                json!({}),
+            )
+            .await;
         let run = data["classificationRuns"][0].clone();
         if run["status"] != "RUNNING" {
             assert_eq!(run["status"], "DONE", "{run}");
@@ -56,16 +75,22 @@ async fn tier_and_lifecycle_boundaries() {
     let c = customer(&app, &a).await;
     assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("A"), Some("VIP")), "{c}");
     assert_eq!(c["revenue"], json!({"amount": "80000.00", "currency": "CNY"}));
-    assert_eq!(c["classificationHistory"], json!([
-        {"field": "TIER", "from": "D", "to": "A", "reason": "DEAL_WON"},
-        {"field": "LIFECYCLE", "from": "TARGET", "to": "VIP", "reason": "DEAL_WON"},
-    ]));
+    assert_eq!(
+        c["classificationHistory"],
+        json!([
+            {"field": "TIER", "from": "D", "to": "A", "reason": "DEAL_WON"},
+            {"field": "LIFECYCLE", "from": "TARGET", "to": "VIP", "reason": "DEAL_WON"},
+        ])
+    );
 
     // one fen less is B; B with a single purchase is a plain customer
     let b = new_customer(&app, "乙公司").await;
     deal(&app, &b, "WON", "79999.99", "CNY", 3).await;
     let c = customer(&app, &b).await;
-    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str(), c["wonDealCount"].as_i64()), (Some("B"), Some("CUSTOMER"), Some(1)));
+    assert_eq!(
+        (c["tier"].as_str(), c["lifecycleStage"].as_str(), c["wonDealCount"].as_i64()),
+        (Some("B"), Some("CUSTOMER"), Some(1))
+    );
 
     // a deal 365 days old still counts; 366 days old does not (and the buyer has churned)
     let edge = new_customer(&app, "丙公司").await;
@@ -74,7 +99,11 @@ async fn tier_and_lifecycle_boundaries() {
     let old = new_customer(&app, "丁公司").await;
     deal(&app, &old, "WON", "90000", "CNY", 366).await;
     let c = customer(&app, &old).await;
-    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str(), c["wonDealCount"].as_i64()), (Some("D"), Some("CHURNED"), Some(0)), "{c}");
+    assert_eq!(
+        (c["tier"].as_str(), c["lifecycleStage"].as_str(), c["wonDealCount"].as_i64()),
+        (Some("D"), Some("CHURNED"), Some(0)),
+        "{c}"
+    );
     assert_eq!(c["lastPurchaseOn"], days_ago(366));
 
     // lost deals only: D, and the stage set by people stays
@@ -93,12 +122,22 @@ async fn tier_and_lifecycle_boundaries() {
     // deleting the deal takes the grade back, with a history row
     let d = deal(&app, &b, "WON", "1000", "CNY", 1).await;
     let c = customer(&app, &b).await;
-    assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("A"), Some("VIP")), "80,999.99 in two purchases");
+    assert_eq!(
+        (c["tier"].as_str(), c["lifecycleStage"].as_str()),
+        (Some("A"), Some("VIP")),
+        "80,999.99 in two purchases"
+    );
     app.ok(&app.admin_token, "mutation($id:ID!){deleteDeal(id:$id){id}}", json!({"id": d["id"]})).await;
     let c = customer(&app, &b).await;
     assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("B"), Some("CUSTOMER")));
-    assert_eq!(c["classificationHistory"][0], json!({"field": "TIER", "from": "A", "to": "B", "reason": "DEAL_CHANGED"}));
-    assert_eq!(c["classificationHistory"][1], json!({"field": "LIFECYCLE", "from": "VIP", "to": "CUSTOMER", "reason": "DEAL_CHANGED"}));
+    assert_eq!(
+        c["classificationHistory"][0],
+        json!({"field": "TIER", "from": "A", "to": "B", "reason": "DEAL_CHANGED"})
+    );
+    assert_eq!(
+        c["classificationHistory"][1],
+        json!({"field": "LIFECYCLE", "from": "VIP", "to": "CUSTOMER", "reason": "DEAL_CHANGED"})
+    );
 }
 
 #[tokio::test]
@@ -111,7 +150,10 @@ async fn overrides_survive_reclassification_and_policy_changes() {
     let resp = app.gql(Some(&app.admin_token), set, json!({"c": a, "t": "B"})).await;
     assert_eq!(code(&resp), "VALIDATION", "a reason is required");
     let data = app.ok(&app.admin_token, set, json!({"c": a, "t": "B", "r": "账期风险，暂按B类维护"})).await;
-    assert_eq!(data["setTierOverride"], json!({"tier": "B", "computedTier": "A", "tierOverride": {"tier": "B", "reason": "账期风险，暂按B类维护"}}));
+    assert_eq!(
+        data["setTierOverride"],
+        json!({"tier": "B", "computedTier": "A", "tierOverride": {"tier": "B", "reason": "账期风险，暂按B类维护"}})
+    );
 
     app.ok(&app.admin_token, "mutation{reclassifyAll{id status}}", json!({})).await;
     let run = wait_for_pass(&app).await;
@@ -126,8 +168,11 @@ async fn overrides_survive_reclassification_and_policy_changes() {
     deal(&app, &b, "WON", "80000", "CNY", 10).await;
     let policy = app.ok(&app.admin_token, "{classificationPolicy{version tierAMin{amount}}}", json!({})).await;
     assert_eq!(policy["classificationPolicy"]["tierAMin"]["amount"], "80000.00");
-    let update = "mutation($i:ClassificationPolicyInput!){updateClassificationPolicy(input:$i){version tierAMin{amount}}}";
-    let resp = app.gql(Some(&app.admin_token), update, json!({"i": {"version": 1, "tierAMin": "40000", "tierBMin": "50000"}})).await;
+    let update =
+        "mutation($i:ClassificationPolicyInput!){updateClassificationPolicy(input:$i){version tierAMin{amount}}}";
+    let resp = app
+        .gql(Some(&app.admin_token), update, json!({"i": {"version": 1, "tierAMin": "40000", "tierBMin": "50000"}}))
+        .await;
     assert_eq!(code(&resp), "VALIDATION");
     let data = app.ok(&app.admin_token, update, json!({"i": {"version": 1, "tierAMin": "100000.00"}})).await;
     assert_eq!(data["updateClassificationPolicy"], json!({"version": 2, "tierAMin": {"amount": "100000.00"}}));
@@ -137,7 +182,10 @@ async fn overrides_survive_reclassification_and_policy_changes() {
     assert_eq!(run["reason"], "POLICY_CHANGE");
     let c = customer(&app, &b).await;
     assert_eq!(c["tier"], "B");
-    assert_eq!(c["classificationHistory"][0], json!({"field": "TIER", "from": "A", "to": "B", "reason": "POLICY_CHANGE"}));
+    assert_eq!(
+        c["classificationHistory"][0],
+        json!({"field": "TIER", "from": "A", "to": "B", "reason": "POLICY_CHANGE"})
+    );
     assert_eq!(customer(&app, &a).await["tier"], "B", "the override still holds");
 
     // removing the override returns to the computed tier
@@ -165,7 +213,8 @@ async fn incremental_and_full_recomputation_agree() {
         v
     };
     let incremental = strip_rfm(app.ok(&app.admin_token, &query, json!({})).await);
-    let graded = incremental["customers"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["tier"] != "D").count();
+    let graded =
+        incremental["customers"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["tier"] != "D").count();
     assert!(graded > 10, "the demo data has buyers: {graded}");
 
     app.ok(&app.admin_token, "mutation{reclassifyAll{id}}", json!({})).await;
@@ -175,7 +224,12 @@ async fn incremental_and_full_recomputation_agree() {
     let before = incremental["customers"]["edges"].as_array().unwrap();
     let after = full["customers"]["edges"].as_array().unwrap();
     assert_eq!(before.len(), after.len());
-    let differing: Vec<String> = before.iter().zip(after).filter(|(a, b)| a != b).map(|(a, b)| format!("{} -> {}", a["node"], b["node"])).collect();
+    let differing: Vec<String> = before
+        .iter()
+        .zip(after)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("{} -> {}", a["node"], b["node"]))
+        .collect();
     assert!(differing.is_empty(), "incremental and full disagree:\n{}", differing.join("\n"));
 
     // a second pass changes nothing
@@ -222,5 +276,8 @@ async fn the_daily_pass_runs_once_a_day_across_instances() {
     assert!(!api::service::classification::daily_pass(&app.db, tomorrow).await.unwrap(), "and only once");
     let c = customer(&app, &c).await;
     assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("D"), Some("CHURNED")));
-    assert_eq!(c["classificationHistory"][0], json!({"field": "TIER", "from": "A", "to": "D", "reason": "TIME_PASSED"}));
+    assert_eq!(
+        c["classificationHistory"][0],
+        json!({"field": "TIER", "from": "A", "to": "D", "reason": "TIME_PASSED"})
+    );
 }

@@ -4,7 +4,8 @@ use crate::helpers::*;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
-const UPDATE: &str = "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id name phone phoneE164 email version region}}";
+const UPDATE: &str =
+    "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id name phone phoneE164 email version region}}";
 
 #[tokio::test]
 async fn create_defaults_and_audit() {
@@ -17,16 +18,13 @@ async fn create_defaults_and_audit() {
     assert_eq!(c["lifecycleStage"], "TARGET");
     assert_eq!(c["tier"], "D");
     assert_eq!(c["version"], 1);
-    let org = app.create_customer(&app.admin_token, json!({"name": "杭州西湖贸易有限公司", "kind": "ORGANIZATION"})).await;
+    let org =
+        app.create_customer(&app.admin_token, json!({"name": "杭州西湖贸易有限公司", "kind": "ORGANIZATION"})).await;
     assert_eq!(org["category"], "partner");
     assert_eq!(app.audit_count(c["id"].as_str().unwrap()).await, 1);
 
     let data = app
-        .ok(
-            &app.admin_token,
-            "query($id:ID!){customer(id:$id){owner{email} department{name}}}",
-            json!({"id": c["id"]}),
-        )
+        .ok(&app.admin_token, "query($id:ID!){customer(id:$id){owner{email} department{name}}}", json!({"id": c["id"]}))
         .await;
     assert_eq!(data["customer"]["owner"]["email"], ADMIN_EMAIL);
     assert_eq!(data["customer"]["department"]["name"], "总部");
@@ -44,8 +42,14 @@ async fn validation_lists_every_invalid_field() {
         )
         .await;
     assert_eq!(code(&resp), "VALIDATION", "{resp}");
-    let fields: HashSet<&str> = resp["errors"][0]["extensions"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
-    let expected: HashSet<&str> = ["name", "phone", "email", "gender", "category", "lifecycleStage", "customFields"].into();
+    let fields: HashSet<&str> = resp["errors"][0]["extensions"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    let expected: HashSet<&str> =
+        ["name", "phone", "email", "gender", "category", "lifecycleStage", "customFields"].into();
     assert_eq!(fields, expected);
 
     // nothing was written
@@ -94,8 +98,10 @@ async fn duplicates_by_phone_email_and_organization_name() {
     }
 
     // an update into a taken key is a DUPLICATE too
-    let mine = app.create_customer(&rep_west, json!({"name": "李娜", "kind": "INDIVIDUAL", "phone": "13700137000"})).await;
-    let resp = app.gql(Some(&rep_west), UPDATE, json!({"i": {"id": mine["id"], "version": 1, "phone": "13800138000"}})).await;
+    let mine =
+        app.create_customer(&rep_west, json!({"name": "李娜", "kind": "INDIVIDUAL", "phone": "13700137000"})).await;
+    let resp =
+        app.gql(Some(&rep_west), UPDATE, json!({"i": {"id": mine["id"], "version": 1, "phone": "13800138000"}})).await;
     assert_eq!(code(&resp), "DUPLICATE", "{resp}");
     assert_eq!(resp["errors"][0]["extensions"]["key"], "phone");
 }
@@ -135,7 +141,9 @@ async fn stale_version_is_a_conflict_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let c = app.create_customer(&app.admin_token, json!({"name": "陈静", "kind": "INDIVIDUAL"})).await;
     let id = c["id"].clone();
-    let data = app.ok(&app.admin_token, UPDATE, json!({"i": {"id": id, "version": 1, "region": "华东", "phone": "13600136000"}})).await;
+    let data = app
+        .ok(&app.admin_token, UPDATE, json!({"i": {"id": id, "version": 1, "region": "华东", "phone": "13600136000"}}))
+        .await;
     assert_eq!(data["updateCustomer"]["version"], 2);
     assert_eq!(data["updateCustomer"]["phoneE164"], "+8613600136000");
 
@@ -165,7 +173,9 @@ async fn soft_delete_and_restore() {
 
     let resp = app.gql(Some(t), "query($id:ID!){customer(id:$id){id}}", json!({"id": id})).await;
     assert_eq!(code(&resp), "NOT_FOUND");
-    let data = app.ok(t, "{live: customers{totalCount} trash: customers(deleted:true){totalCount edges{node{id}}}}", json!({})).await;
+    let data = app
+        .ok(t, "{live: customers{totalCount} trash: customers(deleted:true){totalCount edges{node{id}}}}", json!({}))
+        .await;
     assert_eq!(data["live"]["totalCount"], 0);
     assert_eq!(data["trash"]["edges"][0]["node"]["id"], id);
 
@@ -235,7 +245,11 @@ async fn pagination_by_non_unique_fields_neither_repeats_nor_skips() {
     // a cursor is bound to its ordering
     let data = app.ok(&app.admin_token, "{customers(first:1){pageInfo{endCursor}}}", json!({})).await;
     let resp = app
-        .gql(Some(&app.admin_token), "query($a:String){customers(after:$a, orderBy:[{field:NAME}]){totalCount}}", json!({"a": data["customers"]["pageInfo"]["endCursor"]}))
+        .gql(
+            Some(&app.admin_token),
+            "query($a:String){customers(after:$a, orderBy:[{field:NAME}]){totalCount}}",
+            json!({"a": data["customers"]["pageInfo"]["endCursor"]}),
+        )
         .await;
     assert_eq!(code(&resp), "VALIDATION");
 
@@ -244,7 +258,9 @@ async fn pagination_by_non_unique_fields_neither_repeats_nor_skips() {
     let seen = all_pages(&app, json!([{"field": "NAME"}]), filter.clone(), 3).await;
     let expected = (0..23).filter(|i| i % 3 == 1 || (i % 3 == 0 && i % 2 == 0)).count();
     assert_eq!(seen.len(), expected);
-    let data = app.ok(&app.admin_token, "query($w:CustomerFilter){customers(filter:$w){totalCount}}", json!({"w": filter})).await;
+    let data = app
+        .ok(&app.admin_token, "query($w:CustomerFilter){customers(filter:$w){totalCount}}", json!({"w": filter}))
+        .await;
     assert_eq!(data["customers"]["totalCount"], expected);
     let data = app
         .ok(&app.admin_token, "{a: customers(filter:{name:{contains:\"01\"}}){totalCount} b: customers(filter:{category:{in:[\"vip\",\"partner\"]}}){totalCount} c: customers(filter:{name:{contains:\"%\"}}){totalCount}}", json!({}))

@@ -9,7 +9,13 @@ async fn demo_data_is_scoped_like_real_data() {
     assert_eq!(summary.customers, 60);
     assert!(api::service::demo::load(&app.db, 1, 7).await.is_err(), "a second load is refused");
 
-    let admin = app.ok(&app.admin_token, "{customers{totalCount} deals{totalCount} contacts{totalCount} departments{id name parentId}}", json!({})).await;
+    let admin = app
+        .ok(
+            &app.admin_token,
+            "{customers{totalCount} deals{totalCount} contacts{totalCount} departments{id name parentId}}",
+            json!({}),
+        )
+        .await;
     assert_eq!(admin["customers"]["totalCount"], 60);
     assert_eq!(admin["deals"]["totalCount"], summary.deals);
 
@@ -21,15 +27,28 @@ async fn demo_data_is_scoped_like_real_data() {
     // the East manager sees the East region and its branches, nothing else
     let depts = admin["departments"].as_array().unwrap();
     let east = depts.iter().find(|d| d["name"] == "华东大区").unwrap()["id"].clone();
-    let east_tree: Vec<_> = depts.iter().filter(|d| d["id"] == east || d["parentId"] == east).map(|d| d["id"].clone()).collect();
-    let in_east = app.ok(&app.admin_token, "query($d:[ID!]){customers(filter:{departmentId:{in:$d}}){totalCount}}", json!({"d": east_tree})).await;
+    let east_tree: Vec<_> =
+        depts.iter().filter(|d| d["id"] == east || d["parentId"] == east).map(|d| d["id"].clone()).collect();
+    let in_east = app
+        .ok(
+            &app.admin_token,
+            "query($d:[ID!]){customers(filter:{departmentId:{in:$d}}){totalCount}}",
+            json!({"d": east_tree}),
+        )
+        .await;
     let seen = app.ok(&manager, "{customers{totalCount}}", json!({})).await;
     assert_eq!(seen["customers"]["totalCount"], in_east["customers"]["totalCount"]);
     assert!(seen["customers"]["totalCount"].as_i64().unwrap() > 0);
 
     // a rep sees their own customers only
     let me = app.ok(&rep, "{me{id}}", json!({})).await;
-    let own = app.ok(&app.admin_token, "query($o:ID!){customers(filter:{ownerId:{eq:$o}}){totalCount}}", json!({"o": me["me"]["id"]})).await;
+    let own = app
+        .ok(
+            &app.admin_token,
+            "query($o:ID!){customers(filter:{ownerId:{eq:$o}}){totalCount}}",
+            json!({"o": me["me"]["id"]}),
+        )
+        .await;
     let seen = app.ok(&rep, "{customers{totalCount}}", json!({})).await;
     assert_eq!(seen, own);
 

@@ -68,7 +68,9 @@ impl Drop for TestApp {
                     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                     rt.block_on(async {
                         if let Ok(db) = Database::connect(&admin_url).await {
-                            let _ = db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                            let _ = db
+                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                                .await;
                         }
                     });
                 })
@@ -182,7 +184,11 @@ impl TestApp {
 
     pub async fn login(&self, email: &str, password: &str) -> String {
         let resp = self
-            .gql(None, "mutation($e:String!,$p:String!){login(email:$e,password:$p){accessToken}}", json!({"e": email, "p": password}))
+            .gql(
+                None,
+                "mutation($e:String!,$p:String!){login(email:$e,password:$p){accessToken}}",
+                json!({"e": email, "p": password}),
+            )
             .await;
         resp["data"]["login"]["accessToken"].as_str().unwrap_or_else(|| panic!("login failed: {resp}")).to_string()
     }
@@ -213,7 +219,13 @@ impl TestApp {
 
     /// Creates a customer as `token`; returns the customer JSON (id, version, ...).
     pub async fn create_customer(&self, token: &str, input: Value) -> Value {
-        let data = self.ok(token, &format!("mutation($i:CreateCustomerInput!){{createCustomer(input:$i){{{CUSTOMER_FIELDS}}}}}"), json!({"i": input})).await;
+        let data = self
+            .ok(
+                token,
+                &format!("mutation($i:CreateCustomerInput!){{createCustomer(input:$i){{{CUSTOMER_FIELDS}}}}}"),
+                json!({"i": input}),
+            )
+            .await;
         data["createCustomer"].clone()
     }
 
@@ -242,7 +254,8 @@ impl TestApp {
     }
 }
 
-pub const CUSTOMER_FIELDS: &str = "id name kind category phone phoneE164 email version ownerId departmentId lifecycleStage tier deletedAt";
+pub const CUSTOMER_FIELDS: &str =
+    "id name kind category phone phoneE164 email version ownerId departmentId lifecycleStage tier deletedAt";
 
 /// The `extensions.code` of the first error.
 pub fn code(resp: &Value) -> &str {

@@ -26,28 +26,47 @@ async fn guards_around_the_executor() {
     assert!(!data.to_string().contains("csrf"));
 
     // no operations over GET; GET without a query is GraphiQL
-    let resp = c.get(app.url("/graphql?query=mutation%7BcreateDepartment(input:%7Bname:%22x%22%7D)%7Bid%7D%7D")).send().await.unwrap();
+    let resp = c
+        .get(app.url("/graphql?query=mutation%7BcreateDepartment(input:%7Bname:%22x%22%7D)%7Bid%7D%7D"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
     let resp = c.get(app.url("/graphql")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.unwrap().contains("graphiql"));
 
     // batches are refused
-    let resp = c.post(app.url("/graphql")).bearer_auth(&app.admin_token).json(&json!([{"query": "{me{name}}"}, {"query": "{me{name}}"}])).send().await.unwrap();
+    let resp = c
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.admin_token)
+        .json(&json!([{"query": "{me{name}}"}, {"query": "{me{name}}"}]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(code(&resp.json::<Value>().await.unwrap()), "BAD_REQUEST");
 
     // malformed JSON
-    let resp = c.post(app.url("/graphql")).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    let resp =
+        c.post(app.url("/graphql")).header("content-type", "application/json").body("{nope").send().await.unwrap();
     assert_eq!(resp.status(), 400);
 
     // body limit (64 KiB in tests)
     let big = "a".repeat(100 * 1024);
-    let resp = c.post(app.url("/graphql")).json(&json!({"query": format!("{{me{{name}}}} # {big}")})).send().await.unwrap();
+    let resp =
+        c.post(app.url("/graphql")).json(&json!({"query": format!("{{me{{name}}}} # {big}")})).send().await.unwrap();
     assert_eq!(resp.status(), 413);
 
     // Accept: application/json gets application/json
-    let resp = c.post(app.url("/graphql")).header("accept", "application/json").bearer_auth(&app.admin_token).json(&json!({"query": "{me{name}}"})).send().await.unwrap();
+    let resp = c
+        .post(app.url("/graphql"))
+        .header("accept", "application/json")
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"query": "{me{name}}"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "application/json");
 }
 
@@ -72,7 +91,9 @@ async fn depth_and_complexity_limits() {
     for _ in 0..8 {
         filter = json!({"and": [filter]});
     }
-    let resp = app.gql(Some(&app.admin_token), "query($w:CustomerFilter){customers(filter:$w){totalCount}}", json!({"w": filter})).await;
+    let resp = app
+        .gql(Some(&app.admin_token), "query($w:CustomerFilter){customers(filter:$w){totalCount}}", json!({"w": filter}))
+        .await;
     assert_eq!(code(&resp), "VALIDATION", "{resp}");
 }
 

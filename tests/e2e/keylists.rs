@@ -8,7 +8,8 @@ async fn org(app: &TestApp, token: &str, name: &str) -> Value {
 }
 
 async fn won(app: &TestApp, token: &str, customer: &Value, amount: &str, closed: NaiveDate, products: &[&str]) {
-    let lines: Vec<Value> = products.iter().map(|p| json!({"product": p, "quantity": 1, "unitPrice": amount})).collect();
+    let lines: Vec<Value> =
+        products.iter().map(|p| json!({"product": p, "quantity": 1, "unitPrice": amount})).collect();
     let input = if lines.is_empty() {
         json!({"customerId": customer, "title": "单", "stage": "WON", "amount": amount, "actualCloseDate": closed.to_string()})
     } else {
@@ -22,7 +23,9 @@ fn ago(days: i64) -> NaiveDate {
 }
 
 async fn names(app: &TestApp, token: &str, list: &str, args: &str) -> Vec<(String, Value)> {
-    let q = format!("{{l: {list}{args} {{totalCount edges{{node{{rank count revenue{{amount}} orderedThisYear customer{{name}}}}}}}}}}");
+    let q = format!(
+        "{{l: {list}{args} {{totalCount edges{{node{{rank count revenue{{amount}} orderedThisYear customer{{name}}}}}}}}}}"
+    );
     let data = app.ok(token, &q, json!({})).await;
     let edges = data["l"]["edges"].as_array().unwrap();
     assert_eq!(data["l"]["totalCount"].as_u64().unwrap() as usize, edges.len(), "{list}: totalCount");
@@ -66,7 +69,10 @@ async fn key_lists() {
     won(&app, &t, &lapsed, "300000", last_year, &[]).await;
     let rows = names(&app, &t, "lastYearTopCustomers", "(top: 2)").await;
     assert_eq!(just_names(&rows), ["老大客户", "流失大客户"]);
-    assert_eq!((rows[0].1["orderedThisYear"].as_bool(), rows[1].1["orderedThisYear"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (rows[0].1["orderedThisYear"].as_bool(), rows[1].1["orderedThisYear"].as_bool()),
+        (Some(true), Some(false))
+    );
     assert_eq!(rows[0].1["revenue"]["amount"], "500000.00");
 
     // big customers who complained repeatedly
@@ -102,7 +108,12 @@ async fn key_lists() {
     // organizations with fewer than 3 contacts (every org above has none)
     let staffed = org(&app, &t, "联系人齐全").await;
     for name in ["甲", "乙", "丙"] {
-        app.ok(&t, "mutation($c:ID!,$n:String!){createContact(input:{customerId:$c,name:$n}){id}}", json!({"c": staffed, "n": name})).await;
+        app.ok(
+            &t,
+            "mutation($c:ID!,$n:String!){createContact(input:{customerId:$c,name:$n}){id}}",
+            json!({"c": staffed, "n": name}),
+        )
+        .await;
     }
     app.create_customer(&t, json!({"name": "个人客户", "kind": "INDIVIDUAL"})).await;
     let rows = names(&app, &t, "organizationsWithFewContacts", "(first: 100)").await;

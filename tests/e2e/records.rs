@@ -7,7 +7,8 @@ async fn org(app: &TestApp, token: &str, name: &str) -> String {
     app.create_customer(token, json!({"name": name, "kind": "ORGANIZATION"})).await["id"].as_str().unwrap().to_string()
 }
 
-const CREATE_CONTACT: &str = "mutation($i:CreateContactInput!){createContact(input:$i){id name mobile idNumberMasked version customer{name}}}";
+const CREATE_CONTACT: &str =
+    "mutation($i:CreateContactInput!){createContact(input:$i){id name mobile idNumberMasked version customer{name}}}";
 const CREATE_DEAL: &str = "mutation($i:CreateDealInput!){createDeal(input:$i){id stage version amount{amount currency} actualCloseDate lineItems{product quantity unitPrice{amount} total{amount}}}}";
 
 #[tokio::test]
@@ -24,9 +25,20 @@ async fn contacts_belong_to_organizations() {
     assert_eq!(contact["idNumberMasked"], "110***********002X");
     assert_eq!(contact["customer"]["name"], "苏州工业园区精密机械有限公司");
 
-    let resp = app.gql(Some(t), CREATE_CONTACT, json!({"i": {"customerId": person["id"], "name": "x", "mobile": "123", "idNumber": "110105194912310021"}})).await;
+    let resp = app
+        .gql(
+            Some(t),
+            CREATE_CONTACT,
+            json!({"i": {"customerId": person["id"], "name": "x", "mobile": "123", "idNumber": "110105194912310021"}}),
+        )
+        .await;
     assert_eq!(code(&resp), "VALIDATION");
-    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["mobile", "idNumber", "customerId"]);
 
     // versions and the trash
@@ -40,7 +52,8 @@ async fn contacts_belong_to_organizations() {
     let resp = app.gql(Some(t), "query($id:ID!){contact(id:$id){id}}", json!({"id": id})).await;
     assert_eq!(code(&resp), "NOT_FOUND");
     app.ok(t, "mutation($id:ID!){restoreContact(id:$id){id}}", json!({"id": id})).await;
-    let data = app.ok(t, "query($c:ID!){contacts(filter:{customerId:{eq:$c}}){totalCount}}", json!({"c": company})).await;
+    let data =
+        app.ok(t, "query($c:ID!){contacts(filter:{customerId:{eq:$c}}){totalCount}}", json!({"c": company})).await;
     assert_eq!(data["contacts"]["totalCount"], 1);
     assert_eq!(app.audit_count(id.as_str().unwrap()).await, 4);
 }
@@ -71,8 +84,19 @@ async fn deals_money_and_line_items() {
         .gql(Some(t), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "amount": "1.00", "lineItems": [{"product": "a", "quantity": 1, "unitPrice": "2.00"}]}}))
         .await;
     assert_eq!(code(&resp), "VALIDATION");
-    let resp = app.gql(Some(t), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "stage": "LOST", "amount": "1.001", "currency": "XYZ"}})).await;
-    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let resp = app
+        .gql(
+            Some(t),
+            CREATE_DEAL,
+            json!({"i": {"customerId": company, "title": "x", "stage": "LOST", "amount": "1.001", "currency": "XYZ"}}),
+        )
+        .await;
+    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["currency", "lostReason"], "{resp}");
     let resp = app.gql(Some(t), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "amount": "-5"}})).await;
     assert_eq!(code(&resp), "VALIDATION");
@@ -85,7 +109,10 @@ async fn deals_money_and_line_items() {
             json!({"i": {"id": deal["id"], "version": 1, "lineItems": [{"product": "真丝围巾", "quantity": 10, "unitPrice": "380"}]}}),
         )
         .await;
-    assert_eq!(data["updateDeal"], json!({"version": 2, "amount": {"amount": "3800.00"}, "lineItems": [{"product": "真丝围巾"}]}));
+    assert_eq!(
+        data["updateDeal"],
+        json!({"version": 2, "amount": {"amount": "3800.00"}, "lineItems": [{"product": "真丝围巾"}]})
+    );
 
     // filters on money
     let data = app
@@ -97,13 +124,16 @@ async fn deals_money_and_line_items() {
     // service staff read deals but not amounts, and cannot filter or sort by them
     let dept = app.create_department("客服中心", None).await;
     let (_, service) = app.create_user("svc@example.com", "SERVICE", &dept).await;
-    let data = app.ok(&service, "{deals{edges{node{title amount{amount} lineItems{unitPrice{amount} quantity}}}}}", json!({})).await;
+    let data = app
+        .ok(&service, "{deals{edges{node{title amount{amount} lineItems{unitPrice{amount} quantity}}}}}", json!({}))
+        .await;
     let node = &data["deals"]["edges"][0]["node"];
     assert_eq!(node["amount"], Value::Null);
     assert_eq!(node["lineItems"][0], json!({"unitPrice": null, "quantity": 10}));
     let resp = app.gql(Some(&service), "{deals(orderBy:[{field:AMOUNT}]){totalCount}}", json!({})).await;
     assert_eq!(code(&resp), "FORBIDDEN");
-    let resp = app.gql(Some(&service), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "amount": "1"}})).await;
+    let resp =
+        app.gql(Some(&service), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "amount": "1"}})).await;
     assert_eq!(code(&resp), "FORBIDDEN");
 }
 
@@ -120,13 +150,22 @@ async fn feedback_and_interactions() {
 
     let create = "mutation($i:CreateFeedbackInput!){createFeedback(input:$i){id status version resolvedAt}}";
     let resp = app.gql(Some(&service), create, json!({"i": {"customerId": cid, "kind": "COMPLAINT", "channel": "PHONE", "content": " ", "rating": 6, "nps": 11}})).await;
-    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["content", "rating", "nps"]);
     let fb = app.ok(&service, create, json!({"i": {"customerId": cid, "kind": "COMPLAINT", "channel": "WECHAT", "content": "送货延迟三天", "rating": 2}})).await;
     let fb = &fb["createFeedback"];
     assert_eq!(fb["status"], "OPEN");
     let data = app
-        .ok(&service, "mutation($i:UpdateFeedbackInput!){updateFeedback(input:$i){status resolvedAt resolution}}", json!({"i": {"id": fb["id"], "version": 1, "status": "RESOLVED", "resolution": "补发并致歉"}}))
+        .ok(
+            &service,
+            "mutation($i:UpdateFeedbackInput!){updateFeedback(input:$i){status resolvedAt resolution}}",
+            json!({"i": {"id": fb["id"], "version": 1, "status": "RESOLVED", "resolution": "补发并致歉"}}),
+        )
         .await;
     assert!(data["updateFeedback"]["resolvedAt"].is_string());
 
@@ -139,20 +178,34 @@ async fn feedback_and_interactions() {
     assert_eq!(code(&resp), "NOT_FOUND");
 
     // interactions
-    let log = "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id kind direction user{email} summary}}";
-    let data = app.ok(&rep, log, json!({"i": {"customerId": cid, "kind": "VISIT", "summary": "拜访采购部，确认春季订单"}})).await;
+    let log =
+        "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id kind direction user{email} summary}}";
+    let data = app
+        .ok(&rep, log, json!({"i": {"customerId": cid, "kind": "VISIT", "summary": "拜访采购部，确认春季订单"}}))
+        .await;
     assert_eq!(data["createInteraction"]["user"]["email"], "rep@example.com");
     assert_eq!(data["createInteraction"]["direction"], "OUTBOUND");
     let contact = app.ok(&app.admin_token, CREATE_CONTACT, json!({"i": {"customerId": other, "name": "钱芳"}})).await;
     let resp = app
         .gql(Some(&rep), log, json!({"i": {"customerId": cid, "kind": "CALL", "summary": "x", "occurredAt": "2099-01-01T00:00:00Z", "contactId": contact["createContact"]["id"]}}))
         .await;
-    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["occurredAt", "contactId"]);
     // a rep cannot log against another rep's customer: it does not exist for them
     let resp = app.gql(Some(&other_rep), log, json!({"i": {"customerId": cid, "kind": "CALL", "summary": "x"}})).await;
     assert_eq!(code(&resp), "NOT_FOUND");
-    let data = app.ok(&rep, "query($c:ID!){interactions(filter:{customerId:{eq:$c}, kind:{in:[VISIT]}}){totalCount}}", json!({"c": cid})).await;
+    let data = app
+        .ok(
+            &rep,
+            "query($c:ID!){interactions(filter:{customerId:{eq:$c}, kind:{in:[VISIT]}}){totalCount}}",
+            json!({"c": cid}),
+        )
+        .await;
     assert_eq!(data["interactions"]["totalCount"], 1);
 
     // deleting the customer hides its records; restoring brings them back
@@ -179,8 +232,18 @@ async fn add_customer_with_records(app: &TestApp, n: usize) {
         contact = c["createContact"]["id"].clone();
     }
     app.ok(t, CREATE_DEAL, json!({"i": {"customerId": id, "title": "订单", "lineItems": [{"product": "茶叶", "quantity": 2, "unitPrice": "99"}]}})).await;
-    app.ok(t, "mutation($i:CreateFeedbackInput!){createFeedback(input:$i){id}}", json!({"i": {"customerId": id, "kind": "PRAISE", "channel": "SMS", "content": "好"}})).await;
-    app.ok(t, "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id}}", json!({"i": {"customerId": id, "contactId": contact, "kind": "CALL", "summary": "回访"}})).await;
+    app.ok(
+        t,
+        "mutation($i:CreateFeedbackInput!){createFeedback(input:$i){id}}",
+        json!({"i": {"customerId": id, "kind": "PRAISE", "channel": "SMS", "content": "好"}}),
+    )
+    .await;
+    app.ok(
+        t,
+        "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id}}",
+        json!({"i": {"customerId": id, "contactId": contact, "kind": "CALL", "summary": "回访"}}),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -195,7 +258,10 @@ async fn nested_lists_load_in_batches() {
     assert_eq!(first["contacts"]["edges"].as_array().unwrap().len(), 2);
     assert_eq!(first["contacts"]["pageInfo"]["hasNextPage"], true);
     assert_eq!(first["deals"]["edges"][0]["node"]["lineItems"][0]["product"], "茶叶");
-    assert_eq!(first["interactions"]["edges"][0]["node"]["contact"]["name"].as_str().unwrap().starts_with("联系人"), true);
+    assert_eq!(
+        first["interactions"]["edges"][0]["node"]["contact"]["name"].as_str().unwrap().starts_with("联系人"),
+        true
+    );
 
     // the next page of one customer's contacts
     let id = app.ok(&app.admin_token, "{customers(first:1){edges{node{id}}}}", json!({})).await;

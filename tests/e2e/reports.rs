@@ -137,14 +137,19 @@ async fn report_totals_equal_list_totals_and_csv() {
 #[tokio::test]
 async fn csv_errors_and_formula_injection() {
     let app = TestApp::spawn().await;
-    app.create_customer(&app.admin_token, json!({"name": "注入测试", "kind": "INDIVIDUAL", "region": "=HYPERLINK(\"http://evil\")"})).await;
+    app.create_customer(
+        &app.admin_token,
+        json!({"name": "注入测试", "kind": "INDIVIDUAL", "region": "=HYPERLINK(\"http://evil\")"}),
+    )
+    .await;
     let (status, text) = csv(&app, None, "/reports/classification.csv?groupBy=TIER").await;
     assert_eq!((status, text.contains("UNAUTHENTICATED")), (401, true));
     let (status, _) = csv(&app, Some(&app.admin_token), "/reports/nothing.csv").await;
     assert_eq!(status, 404);
     let (status, text) = csv(&app, Some(&app.admin_token), "/reports/classification.csv?groupBy=COLOUR").await;
     assert_eq!((status, text.contains("VALIDATION")), (400, true));
-    let (status, text) = csv(&app, Some(&app.admin_token), "/reports/tier-migration.csv?from=2026-13-01&to=2026-01-01").await;
+    let (status, text) =
+        csv(&app, Some(&app.admin_token), "/reports/tier-migration.csv?from=2026-13-01&to=2026-01-01").await;
     assert_eq!((status, text.contains("VALIDATION")), (400, true));
 
     let (_, text) = csv(&app, Some(&app.admin_token), "/reports/classification.csv?groupBy=REGION").await;
@@ -173,23 +178,70 @@ async fn tier_migration_staff_activity_and_feedback() {
 
     // tier history: D -> B five days ago, B -> A two days ago
     let c = app.create_customer(&rep, json!({"name": "迁移客户", "kind": "ORGANIZATION"})).await["id"].clone();
-    app.ok(&rep, "mutation($c:ID!){createDeal(input:{customerId:$c,title:\"a\",stage:WON,amount:\"60000\"}){id}}", json!({"c": c})).await;
-    app.ok(&rep, "mutation($c:ID!){createDeal(input:{customerId:$c,title:\"b\",stage:WON,amount:\"30000\"}){id}}", json!({"c": c})).await;
+    app.ok(
+        &rep,
+        "mutation($c:ID!){createDeal(input:{customerId:$c,title:\"a\",stage:WON,amount:\"60000\"}){id}}",
+        json!({"c": c}),
+    )
+    .await;
+    app.ok(
+        &rep,
+        "mutation($c:ID!){createDeal(input:{customerId:$c,title:\"b\",stage:WON,amount:\"30000\"}){id}}",
+        json!({"c": c}),
+    )
+    .await;
     let backend = app.db.get_database_backend();
     let now = Utc::now();
     let id = uuid::Uuid::parse_str(c.as_str().unwrap()).unwrap();
-    let set = |sql: &str, values: Vec<sea_orm::Value>| sea_orm::Statement::from_sql_and_values(backend, pg(backend, sql), values);
-    app.db.execute_raw(set("UPDATE customer SET created_at = ? WHERE id = ?", vec![(now - Duration::days(10)).into(), id.into()])).await.unwrap();
-    app.db.execute_raw(set("UPDATE classification_history SET at = ? WHERE customer_id = ? AND field = 'TIER' AND to_value = 'B'", vec![(now - Duration::days(5)).into(), id.into()])).await.unwrap();
-    app.db.execute_raw(set("UPDATE classification_history SET at = ? WHERE customer_id = ? AND field = 'TIER' AND to_value = 'A'", vec![(now - Duration::days(2)).into(), id.into()])).await.unwrap();
+    let set = |sql: &str, values: Vec<sea_orm::Value>| {
+        sea_orm::Statement::from_sql_and_values(backend, pg(backend, sql), values)
+    };
+    app.db
+        .execute_raw(set(
+            "UPDATE customer SET created_at = ? WHERE id = ?",
+            vec![(now - Duration::days(10)).into(), id.into()],
+        ))
+        .await
+        .unwrap();
+    app.db
+        .execute_raw(set(
+            "UPDATE classification_history SET at = ? WHERE customer_id = ? AND field = 'TIER' AND to_value = 'B'",
+            vec![(now - Duration::days(5)).into(), id.into()],
+        ))
+        .await
+        .unwrap();
+    app.db
+        .execute_raw(set(
+            "UPDATE classification_history SET at = ? WHERE customer_id = ? AND field = 'TIER' AND to_value = 'A'",
+            vec![(now - Duration::days(2)).into(), id.into()],
+        ))
+        .await
+        .unwrap();
     let day = |n: i64| (now - Duration::days(n)).date_naive().to_string();
-    let cell = |cells: &Value, from: &str, to: &str| cells.as_array().unwrap().iter().find(|c| c["from"] == from && c["to"] == to).unwrap()["count"].as_i64().unwrap();
-    let m = app.ok(&t, "query($f:Date!,$t:Date!){tierMigration(from:$f,to:$t){from to count}}", json!({"f": day(7), "t": day(3)})).await;
+    let cell = |cells: &Value, from: &str, to: &str| {
+        cells.as_array().unwrap().iter().find(|c| c["from"] == from && c["to"] == to).unwrap()["count"]
+            .as_i64()
+            .unwrap()
+    };
+    let m = app
+        .ok(
+            &t,
+            "query($f:Date!,$t:Date!){tierMigration(from:$f,to:$t){from to count}}",
+            json!({"f": day(7), "t": day(3)}),
+        )
+        .await;
     assert_eq!(m["tierMigration"].as_array().unwrap().len(), 16);
     assert_eq!(cell(&m["tierMigration"], "D", "B"), 1);
-    let m = app.ok(&t, "query($f:Date!,$t:Date!){tierMigration(from:$f,to:$t){from to count}}", json!({"f": day(4), "t": day(0)})).await;
+    let m = app
+        .ok(
+            &t,
+            "query($f:Date!,$t:Date!){tierMigration(from:$f,to:$t){from to count}}",
+            json!({"f": day(4), "t": day(0)}),
+        )
+        .await;
     assert_eq!(cell(&m["tierMigration"], "B", "A"), 1);
-    let (_, csv_text) = csv(&app, Some(&t), &format!("/reports/tier-migration.csv?from={}&to={}", day(4), day(0))).await;
+    let (_, csv_text) =
+        csv(&app, Some(&t), &format!("/reports/tier-migration.csv?from={}&to={}", day(4), day(0))).await;
     assert!(csv_text.contains("B,A,1\r\n"), "{csv_text}");
 
     // staff activity: calls, a callback (the customer had bought), a visit, a message, deals won
@@ -202,8 +254,13 @@ async fn tier_migration_staff_activity_and_feedback() {
     let rows = data["staffActivity"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "the manager sees the department: {rows:?}");
     let row = rows.iter().find(|r| r["userId"] == rep_id.as_str()).unwrap();
-    assert_eq!(row, &json!({"userId": rep_id, "calls": 2, "visits": 1, "messages": 1, "callbacks": 1, "dealsWon": 2, "revenueWon": {"amount": "90000.00"}}));
-    let data = app.ok(&rep, "query($f:Date!,$t:Date!){staffActivity(from:$f,to:$t){userId}}", json!({"f": day(1), "t": day(0)})).await;
+    assert_eq!(
+        row,
+        &json!({"userId": rep_id, "calls": 2, "visits": 1, "messages": 1, "callbacks": 1, "dealsWon": 2, "revenueWon": {"amount": "90000.00"}})
+    );
+    let data = app
+        .ok(&rep, "query($f:Date!,$t:Date!){staffActivity(from:$f,to:$t){userId}}", json!({"f": day(1), "t": day(0)}))
+        .await;
     assert_eq!(data["staffActivity"].as_array().unwrap().len(), 1, "a rep sees only themselves");
 
     // feedback summary: average rating, NPS and median resolution
@@ -213,12 +270,24 @@ async fn tier_migration_staff_activity_and_feedback() {
         let d = app.ok(&t, fb, json!({"i": {"customerId": c, "kind": kind, "channel": "WECHAT", "content": "反馈", "rating": rating, "nps": nps}})).await;
         ids.push(d["createFeedback"].clone());
     }
-    app.ok(&t, "mutation($i:UpdateFeedbackInput!){updateFeedback(input:$i){id}}", json!({"i": {"id": ids[2]["id"], "version": 1, "status": "RESOLVED"}})).await;
+    app.ok(
+        &t,
+        "mutation($i:UpdateFeedbackInput!){updateFeedback(input:$i){id}}",
+        json!({"i": {"id": ids[2]["id"], "version": 1, "status": "RESOLVED"}}),
+    )
+    .await;
     let data = app.ok(&t, "query($f:Date!,$t:Date!){a: feedbackSummary(from:$f,to:$t){count ratedCount averageRating nps npsAnswers medianResolutionMinutes} b: feedbackSummary(from:$f,to:$t,groupBy:[KIND]){keys{value} count}}", json!({"f": day(1), "t": day(0)})).await;
-    assert_eq!(data["a"], json!([{"count": 3, "ratedCount": 3, "averageRating": "3.67", "nps": 33, "npsAnswers": 3, "medianResolutionMinutes": 0}]));
+    assert_eq!(
+        data["a"],
+        json!([{"count": 3, "ratedCount": 3, "averageRating": "3.67", "nps": 33, "npsAnswers": 3, "medianResolutionMinutes": 0}])
+    );
     assert_eq!(data["b"].as_array().unwrap().len(), 3);
-    let (_, text) = csv(&app, Some(&t), &format!("/reports/feedback-summary.csv?from={}&to={}&groupBy=KIND", day(1), day(0))).await;
-    assert_eq!(parse_csv(&text)[0], ["kind", "count", "rated", "average_rating", "nps", "nps_answers", "median_resolution_minutes"]);
+    let (_, text) =
+        csv(&app, Some(&t), &format!("/reports/feedback-summary.csv?from={}&to={}&groupBy=KIND", day(1), day(0))).await;
+    assert_eq!(
+        parse_csv(&text)[0],
+        ["kind", "count", "rated", "average_rating", "nps", "nps_answers", "median_resolution_minutes"]
+    );
 }
 
 fn pg(backend: sea_orm::DatabaseBackend, sql: &str) -> String {

@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-async fn connect(app: &TestApp) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn connect(
+    app: &TestApp,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
     req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
     let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
@@ -14,7 +16,9 @@ async fn connect(app: &TestApp) -> tokio_tungstenite::WebSocketStream<tokio_tung
 }
 
 /// The next text message as JSON, or the close code.
-async fn next(ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>) -> Result<Value, u16> {
+async fn next(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> Result<Value, u16> {
     loop {
         match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("server answers") {
             Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
@@ -30,11 +34,20 @@ async fn connection_init_authenticates() {
     let app = TestApp::spawn().await;
 
     let mut ws = connect(&app).await;
-    ws.send(Message::text(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", app.admin_token)}}).to_string())).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", app.admin_token)}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(next(&mut ws).await, Ok(json!({"type": "connection_ack"})));
 
     let mut ws = connect(&app).await;
-    ws.send(Message::text(json!({"type": "connection_init", "payload": {"authorization": "Bearer forged"}}).to_string())).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"authorization": "Bearer forged"}}).to_string(),
+    ))
+    .await
+    .unwrap();
     assert!(next(&mut ws).await.is_err(), "a bad token is not acknowledged");
 
     let mut ws = connect(&app).await;
@@ -93,7 +106,11 @@ async fn protocol_violations_close_with_their_codes() {
 
     // A second connection_init: 4429.
     let mut ws = ready(app.addr, &app.admin_token).await;
-    send(&mut ws, json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", app.admin_token)}})).await;
+    send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", app.admin_token)}}),
+    )
+    .await;
     assert_eq!(next(&mut ws).await, Err(4429));
 
     // A subscription id already in use: 4409.
@@ -110,7 +127,12 @@ async fn protocol_violations_close_with_their_codes() {
     }
     let expired = {
         let claims = json!({"sub": uuid::Uuid::nil(), "role": "ADMIN", "exp": 1_000_000_000, "iat": 999_999_000, "iss": ISSUER, "aud": AUDIENCE});
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
     };
     let mut ws = connect_to(app.addr).await;
     send(&mut ws, json!({"type": "connection_init", "payload": {"token": expired}})).await;
@@ -166,11 +188,13 @@ async fn new_leads_reach_only_subscribers_who_may_read_them() {
     assert_eq!(refused["type"], "error", "{refused}");
     assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
 
-    let lead = app.create_customer(&rep_east, json!({"name": "新线索", "kind": "INDIVIDUAL", "phone": "13900000001"})).await;
+    let lead =
+        app.create_customer(&rep_east, json!({"name": "新线索", "kind": "INDIVIDUAL", "phone": "13900000001"})).await;
     assert_eq!(event(&mut east_ws).await["newLead"]["id"], lead["id"]);
     assert_eq!(event(&mut boss_ws).await["newLead"]["id"], lead["id"], "the manager of the department sees it");
     // The west rep gets their own next lead first: the east lead was never sent to them.
-    let own = app.create_customer(&rep_west, json!({"name": "西部线索", "kind": "INDIVIDUAL", "phone": "13900000002"})).await;
+    let own =
+        app.create_customer(&rep_west, json!({"name": "西部线索", "kind": "INDIVIDUAL", "phone": "13900000002"})).await;
     assert_eq!(event(&mut west_ws).await["newLead"]["id"], own["id"]);
 
     // `complete` from the client ends the subscription: no more events on that id.
@@ -277,16 +301,22 @@ async fn a_lead_on_one_instance_reaches_a_subscriber_on_another() {
             }
         }
     });
-    let addr = tokio::time::timeout(std::time::Duration::from_secs(60), address).await.expect("the child starts").expect("the child prints its address");
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(60), address)
+        .await
+        .expect("the child starts")
+        .expect("the child prints its address");
     assert_ne!(addr, app.addr);
 
     let mut boss = ready(addr, &manager_east).await;
     let mut west_ws = ready(addr, &rep_west).await;
     subscribe(&mut boss, "leads", NEW_LEAD).await;
     subscribe(&mut west_ws, "leads", NEW_LEAD).await;
-    let lead = app.create_customer(&rep_east, json!({"name": "跨实例线索", "kind": "INDIVIDUAL", "phone": "13900000009"})).await;
+    let lead = app
+        .create_customer(&rep_east, json!({"name": "跨实例线索", "kind": "INDIVIDUAL", "phone": "13900000009"}))
+        .await;
     assert_eq!(event(&mut boss).await["newLead"]["id"], lead["id"], "raised on instance 1, delivered by instance 2");
-    let own = app.create_customer(&rep_west, json!({"name": "西部线索", "kind": "INDIVIDUAL", "phone": "13900000010"})).await;
+    let own =
+        app.create_customer(&rep_west, json!({"name": "西部线索", "kind": "INDIVIDUAL", "phone": "13900000010"})).await;
     assert_eq!(event(&mut west_ws).await["newLead"]["id"], own["id"], "the east lead never reached the west rep");
 
     drop(child.stdin.take());

@@ -98,7 +98,11 @@ impl Actor {
         if self.grant(resource, action).scope == Scope::All {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!("your role may not {} {}", action.as_str().to_lowercase(), resource.as_str().to_lowercase())))
+            Err(AppError::Forbidden(format!(
+                "your role may not {} {}",
+                action.as_str().to_lowercase(),
+                resource.as_str().to_lowercase()
+            )))
         }
     }
 
@@ -171,7 +175,5 @@ pub async fn department_subtree(db: &impl ConnectionTrait, root: Uuid) -> AppRes
         }
     };
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [root.into()])).await?;
-    rows.iter()
-        .map(|r| r.try_get::<Uuid>("", "id").map_err(AppError::from))
-        .collect()
+    rows.iter().map(|r| r.try_get::<Uuid>("", "id").map_err(AppError::from)).collect()
 }

@@ -44,7 +44,11 @@ impl JwtKeys {
     ///
     /// # Errors
     /// INTERNAL if signing fails.
-    pub fn issue(&self, user: &entity::user::Model, ttl: Option<chrono::Duration>) -> Result<(String, DateTime<Utc>), AppError> {
+    pub fn issue(
+        &self,
+        user: &entity::user::Model,
+        ttl: Option<chrono::Duration>,
+    ) -> Result<(String, DateTime<Utc>), AppError> {
         let now = Utc::now();
         let expires = now + ttl.unwrap_or(self.ttl);
         let claims = Claims {

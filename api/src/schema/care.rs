@@ -87,7 +87,13 @@ impl CarePolicy {
 }
 
 fn standard_out(s: &svc::Standard) -> CareStandard {
-    CareStandard { tier: s.tier.into(), role: s.role.into(), kind: s.kind.into(), count: s.count, period_days: s.period_days }
+    CareStandard {
+        tier: s.tier.into(),
+        role: s.role.into(),
+        kind: s.kind.into(),
+        count: s.count,
+        period_days: s.period_days,
+    }
 }
 
 fn rule_out(r: &svc::Rule) -> ReminderRuleConfig {
@@ -119,7 +125,13 @@ impl CarePolicyInput {
             standards: self
                 .standards
                 .into_iter()
-                .map(|s| svc::Standard { tier: s.tier.into(), role: s.role.into(), kind: s.kind.into(), count: s.count, period_days: s.period_days })
+                .map(|s| svc::Standard {
+                    tier: s.tier.into(),
+                    role: s.role.into(),
+                    kind: s.kind.into(),
+                    count: s.count,
+                    period_days: s.period_days,
+                })
                 .collect(),
             rules: self
                 .rules
@@ -340,7 +352,12 @@ impl Compliance {
     }
     /// Customers in the report, by id; `after` is the last id of the previous page.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn customers(&self, first: Option<i32>, after: Option<ID>, #[graphql(default)] overdue_only: bool) -> Result<Vec<CustomerCompliance>> {
+    async fn customers(
+        &self,
+        first: Option<i32>,
+        after: Option<ID>,
+        #[graphql(default)] overdue_only: bool,
+    ) -> Result<Vec<CustomerCompliance>> {
         let first = crate::service::pagination::page_size(first).gql()? as usize;
         let after = after.map(|a| parse_id("after", &a)).transpose().gql()?;
         Ok(self
@@ -424,7 +441,13 @@ impl CareQuery {
     /// For each customer in your scope whose tier has contact standards: what the policy
     /// expects, what was logged, what is overdue; summarised per owner. `asOf` defaults to
     /// today (UTC).
-    async fn follow_up_compliance(&self, ctx: &Context<'_>, as_of: Option<Date>, department_id: Option<ID>, owner_id: Option<ID>) -> Result<Compliance> {
+    async fn follow_up_compliance(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<Date>,
+        department_id: Option<ID>,
+        owner_id: Option<ID>,
+    ) -> Result<Compliance> {
         let actor = actor(ctx)?;
         let department = department_id.map(|d| parse_id("departmentId", &d)).transpose().gql()?;
         let owner = owner_id.map(|o| parse_id("ownerId", &o)).transpose().gql()?;
@@ -464,7 +487,13 @@ impl CareMutation {
     }
 
     /// Adds a holiday (admins). `yearly`: the same month and day every year.
-    async fn add_holiday(&self, ctx: &Context<'_>, name: String, date: Date, #[graphql(default)] yearly: bool) -> Result<Holiday> {
+    async fn add_holiday(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        date: Date,
+        #[graphql(default)] yearly: bool,
+    ) -> Result<Holiday> {
         let actor = actor(ctx)?;
         svc::add_holiday(db(ctx), actor, &name, date.0, yearly).await.map(Holiday).gql()
     }
@@ -477,13 +506,24 @@ impl CareMutation {
     }
 
     /// Creates a template, or replaces one (send its `version`). Admins.
-    async fn save_message_template(&self, ctx: &Context<'_>, key: String, body: String, version: Option<i32>) -> Result<MessageTemplate> {
+    async fn save_message_template(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        body: String,
+        version: Option<i32>,
+    ) -> Result<MessageTemplate> {
         let actor = actor(ctx)?;
         svc::save_template(db(ctx), actor, &key, &body, version).await.map(MessageTemplate).gql()
     }
 
     /// Completes one of your reminders by logging the contact made.
-    async fn complete_reminder(&self, ctx: &Context<'_>, id: ID, interaction: CompleteReminderInput) -> Result<CompleteReminderPayload> {
+    async fn complete_reminder(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        interaction: CompleteReminderInput,
+    ) -> Result<CompleteReminderPayload> {
         let actor = actor(ctx)?;
         let id = parse_id("id", &id).gql()?;
         let input = NewInteraction {
@@ -562,7 +602,10 @@ impl Subscription {
         let actor = Arc::new(actor(ctx)?.clone());
         let me = actor.id();
         Ok(events(ctx, move |e| match e {
-            Event::ReminderDue { reminder, customer } if svc::is_assignee(reminder, customer, me) && actor.may(Resource::Customer, Action::Read, customer) => {
+            Event::ReminderDue { reminder, customer }
+                if svc::is_assignee(reminder, customer, me)
+                    && actor.may(Resource::Customer, Action::Read, customer) =>
+            {
                 Some(Reminder(reminder.clone()))
             }
             _ => None,

@@ -153,7 +153,11 @@ pub struct ExchangeRate {
 
 impl From<entity::exchange_rate::Model> for ExchangeRate {
     fn from(m: entity::exchange_rate::Model) -> Self {
-        ExchangeRate { currency: m.currency, rate: format!("{}.{:06}", m.rate_ppm / 1_000_000, m.rate_ppm % 1_000_000), updated_at: m.updated_at }
+        ExchangeRate {
+            currency: m.currency,
+            rate: format!("{}.{:06}", m.rate_ppm / 1_000_000, m.rate_ppm % 1_000_000),
+            updated_at: m.updated_at,
+        }
     }
 }
 
@@ -216,7 +220,9 @@ impl ClassificationQuery {
     /// The classification policy (anyone who reads reports or settings).
     async fn classification_policy(&self, ctx: &Context<'_>) -> Result<ClassificationPolicy> {
         let actor = actor(ctx)?;
-        if !actor.grant(Resource::Report, Action::Read).allowed() && !actor.grant(Resource::Settings, Action::Read).allowed() {
+        if !actor.grant(Resource::Report, Action::Read).allowed()
+            && !actor.grant(Resource::Settings, Action::Read).allowed()
+        {
             return Err(AppError::Forbidden("your role may not read the classification policy".into())).gql();
         }
         let (p, v) = svc::policy(db(ctx)).await.gql()?;
@@ -231,7 +237,11 @@ impl ClassificationQuery {
     }
 
     /// Recent full passes, newest first (admins).
-    async fn classification_runs(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> Result<Vec<ClassificationRun>> {
+    async fn classification_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> Result<Vec<ClassificationRun>> {
         actor(ctx)?.require_all(Resource::Settings, Action::Read).gql()?;
         let rows = svc::runs(db(ctx), first.clamp(1, 100) as u64).await.gql()?;
         Ok(rows.into_iter().map(Into::into).collect())
@@ -245,7 +255,11 @@ pub struct ClassificationMutation;
 impl ClassificationMutation {
     /// Changes the policy (admins) and reclassifies every customer in the background.
     /// CONFLICT when `version` is stale.
-    async fn update_classification_policy(&self, ctx: &Context<'_>, input: ClassificationPolicyInput) -> Result<ClassificationPolicy> {
+    async fn update_classification_policy(
+        &self,
+        ctx: &Context<'_>,
+        input: ClassificationPolicyInput,
+    ) -> Result<ClassificationPolicy> {
         let actor = actor(ctx)?;
         let version = input.version;
         let (current, _) = svc::policy(db(ctx)).await.gql()?;
@@ -270,10 +284,15 @@ impl ClassificationMutation {
 
     /// Sets a manual tier that wins over the computed one until removed with `tier: null`
     /// (needs the assign permission over the customer; a reason is required).
-    async fn set_tier_override(&self, ctx: &Context<'_>, customer_id: ID, tier: Option<Tier>, reason: Option<String>) -> Result<Customer> {
+    async fn set_tier_override(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        tier: Option<Tier>,
+        reason: Option<String>,
+    ) -> Result<Customer> {
         let actor = actor(ctx)?;
         let id = parse_id("customerId", &customer_id).gql()?;
         svc::set_override(db(ctx), actor, id, tier.map(Into::into), reason).await.map(Customer).gql()
     }
 }
-

@@ -2,7 +2,9 @@
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use crate::service::pagination::{Page, PageArgs};
-use async_graphql::{Context, ErrorExtensions, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
+use async_graphql::{
+    Context, ErrorExtensions, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ColumnTrait, Condition};
@@ -41,7 +43,9 @@ pub struct Date(pub NaiveDate);
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Date).map_err(|_| InputValueError::custom("expected a date YYYY-MM-DD")),
+            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| InputValueError::custom("expected a date YYYY-MM-DD")),
             _ => Err(InputValueError::expected_type(value)),
         }
     }
@@ -237,15 +241,24 @@ pub struct MoneyFilter {
 }
 
 impl MoneyFilter {
-    pub fn condition(&self, field: &str, amount: impl ColumnTrait + Copy, currency: impl ColumnTrait + Copy) -> AppResult<Condition> {
+    pub fn condition(
+        &self,
+        field: &str,
+        amount: impl ColumnTrait + Copy,
+        currency: impl ColumnTrait + Copy,
+    ) -> AppResult<Condition> {
         use crate::service::money;
         let code = money::currency(&self.currency).map_err(|m| AppError::invalid(format!("{field}.currency"), m))?;
         let mut c = Condition::all().add(currency.eq(code.clone()));
         if let Some(v) = &self.gte {
-            c = c.add(amount.gte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.gte"), m))?));
+            c = c.add(
+                amount.gte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.gte"), m))?),
+            );
         }
         if let Some(v) = &self.lte {
-            c = c.add(amount.lte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.lte"), m))?));
+            c = c.add(
+                amount.lte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.lte"), m))?),
+            );
         }
         Ok(c)
     }
@@ -258,10 +271,14 @@ impl MoneyFilter {
         let code = money::currency(&self.currency).map_err(|m| AppError::invalid(format!("{field}.currency"), m))?;
         let mut c = Condition::all();
         if let Some(v) = &self.gte {
-            c = c.add(amount.gte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.gte"), m))?));
+            c = c.add(
+                amount.gte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.gte"), m))?),
+            );
         }
         if let Some(v) = &self.lte {
-            c = c.add(amount.lte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.lte"), m))?));
+            c = c.add(
+                amount.lte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.lte"), m))?),
+            );
         }
         Ok(c)
     }
@@ -421,7 +438,6 @@ impl<T: async_graphql::InputType + async_graphql::EnumType + Copy> EnumFilter<T>
         c
     }
 }
-
 
 /// Whether the caller may see deal amounts.
 pub fn sees_amounts(ctx: &Context<'_>) -> bool {

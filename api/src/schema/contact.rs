@@ -1,5 +1,8 @@
 //! Contact type, inputs, filters, queries and mutations.
-use super::common::{Date, DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
+use super::common::{
+    Date, DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args,
+    parse_id,
+};
 use super::customer::{Customer, patch};
 use super::enums::{ContactRole, Gender};
 use crate::error::{AppResult, ResultExt};
@@ -208,7 +211,14 @@ impl ContactQuery {
     ) -> Result<ContactConnection> {
         let actor = actor(ctx)?;
         let condition = filter.unwrap_or_default().condition(0).gql()?;
-        let keys = super::common::keys_or(order_by.unwrap_or_default().into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect(), svc::sort_key(SortField::CreatedAt, true));
+        let keys = super::common::keys_or(
+            order_by
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc))
+                .collect(),
+            svc::sort_key(SortField::CreatedAt, true),
+        );
         let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
         Ok(ContactConnection(page.map(Contact)))
     }

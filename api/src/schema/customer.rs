@@ -1,17 +1,19 @@
 //! Customer type, inputs, filters, queries and mutations.
+use super::classification::ClassificationChange;
 use super::common::{
-    Date,
-    DateFilter, DateTimeFilter, EnumFilter, IdFilter, IntFilter, Money, MoneyFilter, SortDirection, StringFilter, actor, connection, nest, db, page_args,
-    parse_id,
+    Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, IntFilter, Money, MoneyFilter, SortDirection, StringFilter,
+    actor, connection, db, nest, page_args, parse_id,
 };
 use super::contact::{Contact, ContactConnection};
 use super::deal::{Deal, DealConnection};
 use super::department::Department;
+use super::enums::{
+    CustomerKind, CustomerSource, Gender, Importance, Level, LifecycleStage, RelationshipType, Tier,
+    TurnoverMarginClass,
+};
 use super::feedback::{Feedback, FeedbackConnection};
 use super::interaction::{Interaction, InteractionConnection};
 use super::loaders::nested_page;
-use super::classification::ClassificationChange;
-use super::enums::{CustomerKind, CustomerSource, Gender, Importance, Level, LifecycleStage, RelationshipType, Tier, TurnoverMarginClass};
 use super::user::User;
 use crate::error::{AppResult, ResultExt};
 use crate::service::customer::{self as svc, CustomerPatch, NewCustomer, SortField};
@@ -118,12 +120,16 @@ impl Customer {
     }
     /// A manual tier that wins over the computed one, with its reason.
     async fn tier_override(&self) -> Option<TierOverride> {
-        self.0.tier_override.map(|t| TierOverride { tier: t.into(), reason: self.0.tier_override_reason.clone().unwrap_or_default() })
+        self.0
+            .tier_override
+            .map(|t| TierOverride { tier: t.into(), reason: self.0.tier_override_reason.clone().unwrap_or_default() })
     }
     /// Recency, frequency and monetary scores (1 = lowest) among customers who bought in the window.
     async fn rfm(&self) -> Option<Rfm> {
         match (self.0.rfm_recency, self.0.rfm_frequency, self.0.rfm_monetary, self.0.rfm_score) {
-            (Some(recency), Some(frequency), Some(monetary), Some(score)) => Some(Rfm { recency, frequency, monetary, score }),
+            (Some(recency), Some(frequency), Some(monetary), Some(score)) => {
+                Some(Rfm { recency, frequency, monetary, score })
+            }
             _ => None,
         }
     }
@@ -166,8 +172,13 @@ impl Customer {
         self.0.classified_at
     }
     /// Changes of tier and lifecycle stage, newest first.
-    async fn classification_history(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32) -> Result<Vec<ClassificationChange>> {
-        let rows = crate::service::classification::history(db(ctx), self.0.id, first.clamp(1, 100) as u64).await.gql()?;
+    async fn classification_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+    ) -> Result<Vec<ClassificationChange>> {
+        let rows =
+            crate::service::classification::history(db(ctx), self.0.id, first.clamp(1, 100) as u64).await.gql()?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
     /// Id of the owner; null while in the public pool.
@@ -193,23 +204,50 @@ impl Customer {
     }
     /// Contacts of this customer you may read, newest first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn contacts(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<ContactConnection> {
-        nested_page::<entity::contact::Entity>(ctx, self.0.id, first, after).await.map(|p| ContactConnection(p.map(Contact))).gql()
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ContactConnection> {
+        nested_page::<entity::contact::Entity>(ctx, self.0.id, first, after)
+            .await
+            .map(|p| ContactConnection(p.map(Contact)))
+            .gql()
     }
     /// Deals of this customer you may read, newest first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
     async fn deals(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<DealConnection> {
-        nested_page::<entity::deal::Entity>(ctx, self.0.id, first, after).await.map(|p| DealConnection(p.map(Deal))).gql()
+        nested_page::<entity::deal::Entity>(ctx, self.0.id, first, after)
+            .await
+            .map(|p| DealConnection(p.map(Deal)))
+            .gql()
     }
     /// Feedback about this customer you may read, newest first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn feedback(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<FeedbackConnection> {
-        nested_page::<entity::feedback::Entity>(ctx, self.0.id, first, after).await.map(|p| FeedbackConnection(p.map(Feedback))).gql()
+    async fn feedback(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<FeedbackConnection> {
+        nested_page::<entity::feedback::Entity>(ctx, self.0.id, first, after)
+            .await
+            .map(|p| FeedbackConnection(p.map(Feedback)))
+            .gql()
     }
     /// Logged interactions with this customer you may read, newest entry first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn interactions(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<InteractionConnection> {
-        nested_page::<entity::interaction::Entity>(ctx, self.0.id, first, after).await.map(|p| InteractionConnection(p.map(Interaction))).gql()
+    async fn interactions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<InteractionConnection> {
+        nested_page::<entity::interaction::Entity>(ctx, self.0.id, first, after)
+            .await
+            .map(|p| InteractionConnection(p.map(Interaction)))
+            .gql()
     }
     /// Increases with every change; send it back with updates.
     async fn version(&self) -> i32 {
@@ -304,7 +342,10 @@ impl CustomerFilter {
         if let Some(f) = &self.phone {
             let normalized = StringFilter {
                 eq: f.eq.as_deref().map(|p| normalize::phone_e164(p).unwrap_or_else(|_| p.to_string())),
-                in_: f.in_.as_ref().map(|v| v.iter().map(|p| normalize::phone_e164(p).unwrap_or_else(|_| p.clone())).collect()),
+                in_: f
+                    .in_
+                    .as_ref()
+                    .map(|v| v.iter().map(|p| normalize::phone_e164(p).unwrap_or_else(|_| p.clone())).collect()),
                 contains: f.contains.as_ref().map(|p| p.chars().filter(char::is_ascii_digit).collect()),
                 is_null: f.is_null,
             };
@@ -493,8 +534,11 @@ impl CustomerQuery {
     ) -> Result<CustomerConnection> {
         let actor = actor(ctx)?;
         let filter = filter.unwrap_or_default();
-        let order: Vec<(SortField, bool)> =
-            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc)).collect();
+        let order: Vec<(SortField, bool)> = order_by
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| (o.field.into(), o.direction == SortDirection::Desc))
+            .collect();
         let by_amount = filter.uses_revenue() || order.iter().any(|(f, _)| *f == SortField::Revenue);
         if by_amount && !actor.sees_deal_amounts() {
             return Err(crate::error::AppError::Forbidden("your role may not see revenue".into())).gql();

@@ -1,5 +1,8 @@
 //! Deal and line-item types, inputs, filters, queries and mutations.
-use super::common::{Date, DateFilter, sees_amounts, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args, parse_id};
+use super::common::{
+    Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor,
+    connection, db, nest, page_args, parse_id, sees_amounts,
+};
 use super::customer::{Customer, patch};
 use super::enums::DealStage;
 use super::user::User;
@@ -196,7 +199,13 @@ pub struct LineItemInputObject {
 
 impl From<LineItemInputObject> for LineItemInput {
     fn from(i: LineItemInputObject) -> Self {
-        LineItemInput { product: i.product, sku: i.sku, quantity: i.quantity, unit_price: i.unit_price, unit_cost: i.unit_cost }
+        LineItemInput {
+            product: i.product,
+            sku: i.sku,
+            quantity: i.quantity,
+            unit_price: i.unit_price,
+            unit_cost: i.unit_cost,
+        }
     }
 }
 
@@ -266,7 +275,10 @@ impl DealQuery {
             return Err(AppError::Forbidden("your role may not see deal amounts".into())).gql();
         }
         let condition = filter.condition(0).gql()?;
-        let keys = super::common::keys_or(order_by.into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect(), svc::sort_key(SortField::CreatedAt, true));
+        let keys = super::common::keys_or(
+            order_by.into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect(),
+            svc::sort_key(SortField::CreatedAt, true),
+        );
         let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
         Ok(DealConnection(page.map(Deal)))
     }

@@ -1,5 +1,7 @@
 //! Feedback type, inputs, filters, queries and mutations.
-use super::common::{DateTimeFilter, EnumFilter, IdFilter, IntFilter, SortDirection, actor, connection, db, nest, page_args, parse_id};
+use super::common::{
+    DateTimeFilter, EnumFilter, IdFilter, IntFilter, SortDirection, actor, connection, db, nest, page_args, parse_id,
+};
 use super::contact::Contact;
 use super::customer::{Customer, patch};
 use super::enums::{FeedbackChannel, FeedbackKind, FeedbackStatus};
@@ -209,7 +211,14 @@ impl FeedbackQuery {
     ) -> Result<FeedbackConnection> {
         let actor = actor(ctx)?;
         let condition = filter.unwrap_or_default().condition(0).gql()?;
-        let keys = super::common::keys_or(order_by.unwrap_or_default().into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect(), svc::sort_key(SortField::CreatedAt, true));
+        let keys = super::common::keys_or(
+            order_by
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc))
+                .collect(),
+            svc::sort_key(SortField::CreatedAt, true),
+        );
         let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
         Ok(FeedbackConnection(page.map(Feedback)))
     }

@@ -1,5 +1,8 @@
 //! Interaction (activity log) type, filters, list and create.
-use super::common::{Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, SortDirection, actor, connection, db, nest, page_args, parse_id};
+use super::common::{
+    Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, SortDirection, actor, connection, db, nest, page_args,
+    parse_id,
+};
 use super::contact::Contact;
 use super::customer::Customer;
 use super::enums::{Direction, InteractionKind};
@@ -165,7 +168,14 @@ impl InteractionQuery {
     ) -> Result<InteractionConnection> {
         let actor = actor(ctx)?;
         let condition = filter.unwrap_or_default().condition(0).gql()?;
-        let keys = super::common::keys_or(order_by.unwrap_or_default().into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect(), svc::sort_key(SortField::OccurredAt, true));
+        let keys = super::common::keys_or(
+            order_by
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc))
+                .collect(),
+            svc::sort_key(SortField::OccurredAt, true),
+        );
         let page = record::list(db(ctx), actor, condition, false, &keys, &page_args(first, after)).await.gql()?;
         Ok(InteractionConnection(page.map(Interaction)))
     }

@@ -77,38 +77,82 @@ impl KeyListQuery {
     /// Gold customers: the top `topPercent` % of all buyers by revenue in the trailing
     /// window (seed 001: 5%), those you may read, biggest first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn gold_customers(&self, ctx: &Context<'_>, #[graphql(default = 5)] top_percent: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
+    async fn gold_customers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 5)] top_percent: i32,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<KeyCustomerConnection> {
         svc::gold(db(ctx), actor(ctx)?, top_percent, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Drag customers: bought before but not within the churn window (over a year), longest silent first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn drag_customers(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
+    async fn drag_customers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<KeyCustomerConnection> {
         svc::drag(db(ctx), actor(ctx)?, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Last calendar year's `top` customers by won revenue, with what they bought this year
     /// (`orderedThisYear`): visit the ones who did not before competitors do.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn last_year_top_customers(&self, ctx: &Context<'_>, #[graphql(default = 20)] top: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
+    async fn last_year_top_customers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] top: i32,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<KeyCustomerConnection> {
         svc::last_year_top(db(ctx), actor(ctx)?, top, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Tier A and B customers with at least `minComplaints` complaints in the window (`count`).
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn complaining_key_customers(&self, ctx: &Context<'_>, #[graphql(default = 2)] min_complaints: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
-        svc::complaining(db(ctx), actor(ctx)?, min_complaints, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+    async fn complaining_key_customers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 2)] min_complaints: i32,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<KeyCustomerConnection> {
+        svc::complaining(db(ctx), actor(ctx)?, min_complaints, first, after.as_deref())
+            .await
+            .map(KeyCustomerConnection)
+            .gql()
     }
 
     /// Buyers whose won deals in the window cover at most `maxProductLines` products (`count`): offer the rest.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn cross_sell_candidates(&self, ctx: &Context<'_>, #[graphql(default = 2)] max_product_lines: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
-        svc::cross_sell(db(ctx), actor(ctx)?, max_product_lines, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+    async fn cross_sell_candidates(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 2)] max_product_lines: i32,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<KeyCustomerConnection> {
+        svc::cross_sell(db(ctx), actor(ctx)?, max_product_lines, first, after.as_deref())
+            .await
+            .map(KeyCustomerConnection)
+            .gql()
     }
 
     /// Organizations with fewer than `minContacts` contacts recorded (`count`), fewest first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn organizations_with_few_contacts(&self, ctx: &Context<'_>, #[graphql(default = 3)] min_contacts: i32, first: Option<i32>, after: Option<String>) -> Result<KeyCustomerConnection> {
-        svc::few_contacts(db(ctx), actor(ctx)?, min_contacts, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+    async fn organizations_with_few_contacts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 3)] min_contacts: i32,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<KeyCustomerConnection> {
+        svc::few_contacts(db(ctx), actor(ctx)?, min_contacts, first, after.as_deref())
+            .await
+            .map(KeyCustomerConnection)
+            .gql()
     }
 }

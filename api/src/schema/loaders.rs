@@ -154,7 +154,8 @@ impl Loader<DepartmentKey> for Loaders {
     type Error = LoadError;
     async fn load(&self, keys: &[DepartmentKey]) -> Result<HashMap<DepartmentKey, department::Model>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = department::Entity::find().filter(department::Column::Id.is_in(ids)).all(&self.db).await.map_err(err)?;
+        let rows =
+            department::Entity::find().filter(department::Column::Id.is_in(ids)).all(&self.db).await.map_err(err)?;
         Ok(rows.into_iter().map(|r| (DepartmentKey(r.id), r)).collect())
     }
 }
@@ -198,7 +199,8 @@ impl<E: CustomerRecord> Loader<NestedKey<E>> for Loaders {
         }
         let mut out = HashMap::new();
         for ((first, after), customers) in groups {
-            let mut rows = record::first_per_customer::<E>(&self.db, actor, &customers, first, after).await.map_err(err)?;
+            let mut rows =
+                record::first_per_customer::<E>(&self.db, actor, &customers, first, after).await.map_err(err)?;
             for c in customers {
                 out.insert(NestedKey::new(c, first, after), rows.remove(&c).unwrap_or_default());
             }
@@ -274,7 +276,11 @@ pub async fn customer(ctx: &Context<'_>, id: Uuid) -> Result<Option<super::custo
 
 /// A contact by id, if the caller may read it.
 pub async fn contact(ctx: &Context<'_>, id: Uuid) -> Result<Option<super::contact::Contact>> {
-    loader(ctx).load_one(RecordKey::<entity::contact::Entity>::new(id)).await.map(|c| c.map(super::contact::Contact)).map_err(unshare)
+    loader(ctx)
+        .load_one(RecordKey::<entity::contact::Entity>::new(id))
+        .await
+        .map(|c| c.map(super::contact::Contact))
+        .map_err(unshare)
 }
 
 /// Cursor of a nested list: the (created_at, id) of the last row.
@@ -313,11 +319,7 @@ pub async fn nested_page<E: CustomerRecord>(
     let total_count: crate::service::pagination::TotalCount = Arc::new(move || {
         let loader = loader.clone();
         Box::pin(async move {
-            loader
-                .load_one(CountKey::<E>::new(customer))
-                .await
-                .map(|n| n.unwrap_or(0) as u64)
-                .map_err(|e| (*e).clone())
+            loader.load_one(CountKey::<E>::new(customer)).await.map(|n| n.unwrap_or(0) as u64).map_err(|e| (*e).clone())
         })
     });
     Ok(crate::service::pagination::Page { edges, has_next_page, has_previous_page: after.is_some(), total_count })

@@ -195,7 +195,11 @@ impl ReportQuery {
         Ok(rows
             .into_iter()
             .map(|r| FeedbackSummaryRow {
-                keys: dims.iter().zip(r.keys).map(|(d, v)| ReportKey { dimension: d.name().to_uppercase(), value: Some(v), label: None }).collect(),
+                keys: dims
+                    .iter()
+                    .zip(r.keys)
+                    .map(|(d, v)| ReportKey { dimension: d.name().to_uppercase(), value: Some(v), label: None })
+                    .collect(),
                 count: r.count,
                 rated_count: r.rated,
                 average_rating: r.average_rating_x100.map(two_decimals),

@@ -105,7 +105,13 @@ impl UserQuery {
 
     /// Staff, by name (admins).
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn users(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, filter: Option<UserFilterInput>) -> Result<UserConnection> {
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<UserFilterInput>,
+    ) -> Result<UserConnection> {
         let actor = actor(ctx)?;
         let f = filter.unwrap_or_default();
         let filter = UserFilter {
@@ -134,7 +140,13 @@ impl UserMutation {
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
         let actor = actor(ctx)?;
         let department_id = parse_id("departmentId", &input.department_id).gql()?;
-        let new = NewUser { email: input.email, name: input.name, password: input.password, role: input.role.into(), department_id };
+        let new = NewUser {
+            email: input.email,
+            name: input.name,
+            password: input.password,
+            role: input.role.into(),
+            department_id,
+        };
         svc::create(db(ctx), actor, new).await.map(User).gql()
     }
 
@@ -143,7 +155,8 @@ impl UserMutation {
         let actor = actor(ctx)?;
         let id = parse_id("id", &input.id).gql()?;
         let department_id = input.department_id.map(|d| parse_id("departmentId", &d)).transpose().gql()?;
-        let patch = UserPatch { name: input.name, role: input.role.map(Into::into), department_id, password: input.password };
+        let patch =
+            UserPatch { name: input.name, role: input.role.map(Into::into), department_id, password: input.password };
         svc::update(db(ctx), actor, id, input.version, patch).await.map(User).gql()
     }
 

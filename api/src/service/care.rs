@@ -14,12 +14,15 @@ use super::{audit, new_id, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
-use entity::enums::{Action, AssigneeRole, ContactKind, CustomerKind, FeedbackKind, InteractionKind, ReminderRule, ReminderStatus, Resource, Role, Tier};
+use entity::enums::{
+    Action, AssigneeRole, ContactKind, CustomerKind, FeedbackKind, InteractionKind, ReminderRule, ReminderStatus,
+    Resource, Role, Tier,
+};
 use entity::{care_policy, care_run, customer, holiday, message_template, reminder, user};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    Value,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Value,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -168,7 +171,10 @@ impl CarePolicy {
 
 /// The stored care policy and its version.
 pub async fn policy(db: &impl ConnectionTrait) -> AppResult<(CarePolicy, i32)> {
-    let row = care_policy::Entity::find_by_id(1).one(db).await?.ok_or_else(|| AppError::Internal("care policy row is missing".into()))?;
+    let row = care_policy::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::Internal("care policy row is missing".into()))?;
     let policy = serde_json::from_value(row.policy).map_err(AppError::internal)?;
     Ok((policy, row.version))
 }
@@ -177,10 +183,16 @@ pub async fn policy(db: &impl ConnectionTrait) -> AppResult<(CarePolicy, i32)> {
 ///
 /// # Errors
 /// FORBIDDEN, VALIDATION, CONFLICT.
-pub async fn update_policy(db: &DatabaseConnection, actor: &Actor, new: CarePolicy, version: i32) -> AppResult<(CarePolicy, i32)> {
+pub async fn update_policy(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    new: CarePolicy,
+    version: i32,
+) -> AppResult<(CarePolicy, i32)> {
     actor.require_all(Resource::Settings, Action::Update)?;
     new.validate()?;
-    let templates: HashSet<String> = message_template::Entity::find().all(db).await?.into_iter().map(|t| t.key).collect();
+    let templates: HashSet<String> =
+        message_template::Entity::find().all(db).await?.into_iter().map(|t| t.key).collect();
     let mut v = Violations::new();
     for (i, r) in new.rules.iter().enumerate() {
         if !templates.contains(&r.template) {
@@ -191,7 +203,9 @@ pub async fn update_policy(db: &DatabaseConnection, actor: &Actor, new: CarePoli
     let txn = begin_write(db).await?;
     let (old, current) = policy(&txn).await?;
     if current != version {
-        return Err(AppError::Conflict(format!("the care policy was changed meanwhile (version {current} is current)")));
+        return Err(AppError::Conflict(format!(
+            "the care policy was changed meanwhile (version {current} is current)"
+        )));
     }
     care_policy::Entity::update_many()
         .col_expr(care_policy::Column::Policy, Expr::value(serde_json::to_value(&new).map_err(AppError::internal)?))
@@ -211,7 +225,11 @@ pub async fn update_policy(db: &DatabaseConnection, actor: &Actor, new: CarePoli
 
 /// Where a holiday falls in `year` (a yearly 29 February falls only in leap years).
 pub fn holiday_in(h: &holiday::Model, year: i32) -> Option<NaiveDate> {
-    if h.yearly { NaiveDate::from_ymd_opt(year, h.date.month(), h.date.day()) } else { (h.date.year() == year).then_some(h.date) }
+    if h.yearly {
+        NaiveDate::from_ymd_opt(year, h.date.month(), h.date.day())
+    } else {
+        (h.date.year() == year).then_some(h.date)
+    }
 }
 
 /// The holiday on `day`, if any.
@@ -233,7 +251,13 @@ pub async fn holidays(db: &impl ConnectionTrait) -> AppResult<Vec<holiday::Model
 ///
 /// # Errors
 /// FORBIDDEN, VALIDATION, DUPLICATE (same name and date).
-pub async fn add_holiday(db: &DatabaseConnection, actor: &Actor, name: &str, date: NaiveDate, yearly: bool) -> AppResult<holiday::Model> {
+pub async fn add_holiday(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    name: &str,
+    date: NaiveDate,
+    yearly: bool,
+) -> AppResult<holiday::Model> {
     actor.require_all(Resource::Settings, Action::Update)?;
     let mut v = Violations::new();
     let name = super::required_text(&mut v, "name", name, 100);
@@ -242,7 +266,15 @@ pub async fn add_holiday(db: &DatabaseConnection, actor: &Actor, name: &str, dat
     }
     v.into_result()?;
     let txn = begin_write(db).await?;
-    let m = holiday::ActiveModel { id: Set(new_id()), name: Set(name), date: Set(date), yearly: Set(yearly), created_at: Set(now()) }.insert(&txn).await?;
+    let m = holiday::ActiveModel {
+        id: Set(new_id()),
+        name: Set(name),
+        date: Set(date),
+        yearly: Set(yearly),
+        created_at: Set(now()),
+    }
+    .insert(&txn)
+    .await?;
     audit::record(&txn, Some(actor.id()), "create", "holiday", m.id, None, Some(&m)).await?;
     txn.commit().await?;
     Ok(m)
@@ -299,11 +331,20 @@ pub async fn templates(db: &impl ConnectionTrait) -> AppResult<Vec<message_templ
 ///
 /// # Errors
 /// FORBIDDEN, VALIDATION (key, length, unknown placeholder), CONFLICT (stale version).
-pub async fn save_template(db: &DatabaseConnection, actor: &Actor, key: &str, body: &str, version: Option<i32>) -> AppResult<message_template::Model> {
+pub async fn save_template(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    key: &str,
+    body: &str,
+    version: Option<i32>,
+) -> AppResult<message_template::Model> {
     actor.require_all(Resource::Settings, Action::Update)?;
     let mut v = Violations::new();
     let key = key.trim().to_string();
-    if key.is_empty() || key.len() > 64 || !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if key.is_empty()
+        || key.len() > 64
+        || !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
         v.add("key", "1 to 64 characters of a-z, 0-9 and _");
     }
     let body = super::required_text(&mut v, "body", body, 2000);
@@ -316,14 +357,42 @@ pub async fn save_template(db: &DatabaseConnection, actor: &Actor, key: &str, bo
     let old = message_template::Entity::find_by_id(key.clone()).one(&txn).await?;
     let saved = match (&old, version) {
         (Some(old), Some(version)) if old.version == version => {
-            message_template::ActiveModel { key: Set(key.clone()), body: Set(body), version: Set(version + 1), updated_at: Set(now()) }.update(&txn).await?
+            message_template::ActiveModel {
+                key: Set(key.clone()),
+                body: Set(body),
+                version: Set(version + 1),
+                updated_at: Set(now()),
+            }
+            .update(&txn)
+            .await?
         }
         (Some(old), _) => {
-            return Err(AppError::Conflict(format!("template {key} exists at version {}; send that version to replace it", old.version)));
+            return Err(AppError::Conflict(format!(
+                "template {key} exists at version {}; send that version to replace it",
+                old.version
+            )));
         }
-        (None, _) => message_template::ActiveModel { key: Set(key.clone()), body: Set(body), version: Set(1), updated_at: Set(now()) }.insert(&txn).await?,
+        (None, _) => {
+            message_template::ActiveModel {
+                key: Set(key.clone()),
+                body: Set(body),
+                version: Set(1),
+                updated_at: Set(now()),
+            }
+            .insert(&txn)
+            .await?
+        }
     };
-    audit::record(&txn, Some(actor.id()), if old.is_some() { "update" } else { "create" }, "message_template", Uuid::nil(), old.as_ref(), Some(&saved)).await?;
+    audit::record(
+        &txn,
+        Some(actor.id()),
+        if old.is_some() { "update" } else { "create" },
+        "message_template",
+        Uuid::nil(),
+        old.as_ref(),
+        Some(&saved),
+    )
+    .await?;
     txn.commit().await?;
     Ok(saved)
 }
@@ -368,7 +437,12 @@ pub fn day_start(day: NaiveDate) -> DateTime<Utc> {
 }
 
 /// The contact facts of `customers` up to the end of `as_of`.
-async fn contact_facts(db: &impl ConnectionTrait, customers: &[customer::Model], as_of: NaiveDate, periods: &[i32]) -> AppResult<HashMap<Uuid, ContactFacts>> {
+async fn contact_facts(
+    db: &impl ConnectionTrait,
+    customers: &[customer::Model],
+    as_of: NaiveDate,
+    periods: &[i32],
+) -> AppResult<HashMap<Uuid, ContactFacts>> {
     let mut out: HashMap<Uuid, ContactFacts> = HashMap::new();
     if customers.is_empty() {
         return Ok(out);
@@ -469,7 +543,13 @@ pub struct Compliance {
     pub customers: Vec<CustomerCompliance>,
 }
 
-fn expectations(policy: &CarePolicy, c: &customer::Model, facts: Option<&ContactFacts>, as_of: NaiveDate, periods: &[i32]) -> Vec<Expectation> {
+fn expectations(
+    policy: &CarePolicy,
+    c: &customer::Model,
+    facts: Option<&ContactFacts>,
+    as_of: NaiveDate,
+    periods: &[i32],
+) -> Vec<Expectation> {
     let empty = ContactFacts::default();
     let facts = facts.unwrap_or(&empty);
     policy
@@ -504,7 +584,13 @@ const BATCH: u64 = 2000;
 /// # Errors
 /// FORBIDDEN for roles without customer and interaction read access; NOT_FOUND for an
 /// unknown department.
-pub async fn compliance(db: &DatabaseConnection, actor: &Actor, as_of: NaiveDate, department: Option<Uuid>, owner: Option<Uuid>) -> AppResult<Compliance> {
+pub async fn compliance(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    as_of: NaiveDate,
+    department: Option<Uuid>,
+    owner: Option<Uuid>,
+) -> AppResult<Compliance> {
     actor.require(Resource::Customer, Action::Read)?;
     actor.require(Resource::Interaction, Action::Read)?;
     let (policy, _) = policy(db).await?;
@@ -544,7 +630,9 @@ pub async fn compliance(db: &DatabaseConnection, actor: &Actor, as_of: NaiveDate
         let facts = contact_facts(db, &batch, as_of, &periods).await?;
         for c in batch {
             let ex = expectations(&policy, &c, facts.get(&c.id), as_of, &periods);
-            let o = owners.entry(c.owner_id).or_insert_with(|| OwnerCompliance { owner_id: c.owner_id, ..Default::default() });
+            let o = owners
+                .entry(c.owner_id)
+                .or_insert_with(|| OwnerCompliance { owner_id: c.owner_id, ..Default::default() });
             o.customers += 1;
             o.expected += ex.len() as i64;
             o.met += ex.iter().filter(|e| e.met()).count() as i64;
@@ -598,8 +686,10 @@ impl Context {
         let (policy, _) = policy(db).await?;
         let templates = templates(db).await?.into_iter().map(|t| (t.key, t.body)).collect();
         let holidays = holidays(db).await?;
-        let users: HashMap<Uuid, user::Model> = user::Entity::find().all(db).await?.into_iter().map(|u| (u.id, u)).collect();
-        let parents = entity::department::Entity::find().all(db).await?.into_iter().map(|d| (d.id, d.parent_id)).collect();
+        let users: HashMap<Uuid, user::Model> =
+            user::Entity::find().all(db).await?.into_iter().map(|u| (u.id, u)).collect();
+        let parents =
+            entity::department::Entity::find().all(db).await?.into_iter().map(|d| (d.id, d.parent_id)).collect();
         let mut managers = HashMap::new();
         let mut executive = None;
         let mut active: Vec<&user::Model> = users.values().filter(|u| u.active).collect();
@@ -692,7 +782,12 @@ fn date_zh(d: NaiveDate) -> String {
 async fn customers_by_id(db: &impl ConnectionTrait, ids: Vec<Uuid>) -> AppResult<HashMap<Uuid, customer::Model>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(1000) {
-        for c in customer::Entity::find().filter(customer::Column::Id.is_in(chunk.to_vec())).filter(customer::Column::DeletedAt.is_null()).all(db).await? {
+        for c in customer::Entity::find()
+            .filter(customer::Column::Id.is_in(chunk.to_vec()))
+            .filter(customer::Column::DeletedAt.is_null())
+            .all(db)
+            .await?
+        {
             out.insert(c.id, c);
         }
     }
@@ -727,7 +822,11 @@ async fn deal_rule(db: &impl ConnectionTrait, cx: &Context, rule: &Rule) -> AppR
         .filter_map(|d| {
             let c = customers.get(&d.customer_id)?;
             let product = products.get(&d.id).cloned().unwrap_or_else(|| d.title.clone());
-            let values = HashMap::from([("product", product.clone()), ("date", date_zh(closed)), ("days", rule.offset_days.to_string())]);
+            let values = HashMap::from([
+                ("product", product.clone()),
+                ("date", date_zh(closed)),
+                ("days", rule.offset_days.to_string()),
+            ]);
             let reason = format!("{what} {} days after the deal \"{}\" was won on {closed}", rule.offset_days, d.title);
             cx.candidate(rule, c, (c.id, None), Some(d.id), d.id.to_string(), reason, values)
         })
@@ -780,7 +879,8 @@ async fn birthday_rule(db: &impl ConnectionTrait, cx: &Context, rule: &Rule) -> 
     let owners = customers_by_id(db, contacts.iter().map(|k| k.customer_id).collect()).await?;
     for k in &contacts {
         let Some(c) = owners.get(&k.customer_id) else { continue };
-        let values = HashMap::from([("name", k.name.clone()), ("date", date_zh(on)), ("days", rule.offset_days.to_string())]);
+        let values =
+            HashMap::from([("name", k.name.clone()), ("date", date_zh(on)), ("days", rule.offset_days.to_string())]);
         let reason = format!("birthday of {} ({}) on {on}", k.name, c.name);
         out.extend(cx.candidate(rule, c, (k.id, Some(k.id)), None, occasion.clone(), reason, values));
     }
@@ -789,7 +889,10 @@ async fn birthday_rule(db: &impl ConnectionTrait, cx: &Context, rule: &Rule) -> 
 
 /// The next batch of live customers of the given tiers (all when empty) in id order.
 async fn next_batch(db: &impl ConnectionTrait, tiers: &[Tier], after: Option<Uuid>) -> AppResult<Vec<customer::Model>> {
-    let mut q = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).order_by_asc(customer::Column::Id).limit(BATCH);
+    let mut q = customer::Entity::find()
+        .filter(customer::Column::DeletedAt.is_null())
+        .order_by_asc(customer::Column::Id)
+        .limit(BATCH);
     if !tiers.is_empty() {
         q = q.filter(customer::Column::Tier.is_in(tiers.to_vec()));
     }
@@ -800,7 +903,13 @@ async fn next_batch(db: &impl ConnectionTrait, tiers: &[Tier], after: Option<Uui
 }
 
 /// OVERDUE_CONTACT for a batch: one reminder per (customer, standard, last contact).
-fn overdue_candidates(cx: &Context, rule: &Rule, batch: &[customer::Model], facts: &HashMap<Uuid, ContactFacts>, periods: &[i32]) -> Vec<Candidate> {
+fn overdue_candidates(
+    cx: &Context,
+    rule: &Rule,
+    batch: &[customer::Model],
+    facts: &HashMap<Uuid, ContactFacts>,
+    periods: &[i32],
+) -> Vec<Candidate> {
     let mut out = Vec::new();
     for c in batch {
         for e in expectations(&cx.policy, c, facts.get(&c.id), cx.day, periods) {
@@ -816,7 +925,8 @@ fn overdue_candidates(cx: &Context, rule: &Rule, batch: &[customer::Model], fact
             let last = e.last_contact.map_or_else(|| "never".to_string(), |t| t.date_naive().to_string());
             let occasion = format!("{}:{}:{}:{last}", s.tier, s.role, s.kind);
             let kind = s.kind.to_string().to_lowercase();
-            let expected = format!("{} {kind}(s) every {} days by {}", s.count, s.period_days, s.role.to_string().to_lowercase());
+            let expected =
+                format!("{} {kind}(s) every {} days by {}", s.count, s.period_days, s.role.to_string().to_lowercase());
             let values = HashMap::from([
                 ("expected", expected.clone()),
                 ("last", if e.last_contact.is_some() { last.clone() } else { "从未 never".into() }),
@@ -858,7 +968,8 @@ async fn complaint_rule(db: &impl ConnectionTrait, cx: &Context, rule: &Rule) ->
     for (id, list) in per {
         let (Some(c), Some(latest)) = (customers.get(&id), list.last()) else { continue };
         let values = HashMap::from([("count", list.len().to_string()), ("days", window.to_string())]);
-        let reason = format!("{} complaints within {window} days (latest on {})", list.len(), latest.created_at.date_naive());
+        let reason =
+            format!("{} complaints within {window} days (latest on {})", list.len(), latest.created_at.date_naive());
         out.extend(cx.candidate(rule, c, (c.id, None), None, latest.id.to_string(), reason, values));
     }
     Ok(out)
@@ -873,7 +984,8 @@ async fn apply_cap(db: &impl ConnectionTrait, cx: &Context, candidates: &mut [Ca
         return Ok(());
     }
     let promotional: Vec<ReminderRule> = cx.policy.rules.iter().filter(|r| r.promotional).map(|r| r.kind).collect();
-    let ids: Vec<Uuid> = candidates.iter().filter(|c| c.promotional).map(|c| c.customer).collect::<HashSet<_>>().into_iter().collect();
+    let ids: Vec<Uuid> =
+        candidates.iter().filter(|c| c.promotional).map(|c| c.customer).collect::<HashSet<_>>().into_iter().collect();
     if ids.is_empty() {
         return Ok(());
     }
@@ -898,7 +1010,8 @@ async fn apply_cap(db: &impl ConnectionTrait, cx: &Context, candidates: &mut [Ca
     for c in candidates.iter_mut().filter(|c| c.promotional) {
         let list = touches.entry(c.customer).or_default();
         // The reminder itself, from an earlier run of the same day, is not a touch against it.
-        let others: Vec<_> = list.iter().filter(|(_, rule, occasion)| !(*rule == c.rule && *occasion == c.occasion)).collect();
+        let others: Vec<_> =
+            list.iter().filter(|(_, rule, occasion)| !(*rule == c.rule && *occasion == c.occasion)).collect();
         if others.len() >= cap.max_touches as usize {
             let latest = others.iter().map(|t| t.0).max().unwrap_or(cx.due_at);
             c.status = ReminderStatus::Suppressed;
@@ -981,7 +1094,9 @@ pub async fn evaluate(db: &DatabaseConnection, day: NaiveDate) -> AppResult<u64>
                     after = Some(last.id);
                     let c: Vec<Candidate> = batch
                         .iter()
-                        .filter_map(|c| cx.candidate(rule, c, (c.id, None), None, occasion.clone(), reason.clone(), values.clone()))
+                        .filter_map(|c| {
+                            cx.candidate(rule, c, (c.id, None), None, occasion.clone(), reason.clone(), values.clone())
+                        })
                         .collect();
                     created += write_candidates(db, &cx, c).await?;
                 }
@@ -989,7 +1104,11 @@ pub async fn evaluate(db: &DatabaseConnection, day: NaiveDate) -> AppResult<u64>
             }
             ReminderRule::OverdueContact => {
                 let periods = periods_of(&cx.policy);
-                let tiers: Vec<Tier> = if rule.tiers.is_empty() { cx.policy.standards.iter().map(|s| s.tier).collect() } else { rule.tiers.clone() };
+                let tiers: Vec<Tier> = if rule.tiers.is_empty() {
+                    cx.policy.standards.iter().map(|s| s.tier).collect()
+                } else {
+                    rule.tiers.clone()
+                };
                 let mut after = None;
                 loop {
                     let batch = next_batch(db, &tiers, after).await?;
@@ -1116,10 +1235,20 @@ fn mine(actor: &Actor) -> Condition {
         .and_where(customer::Column::OwnerId.eq(actor.id()))
         .and_where(customer::Column::DeletedAt.is_null());
     let mut live = Query::select();
-    live.column((customer::Entity, customer::Column::Id)).from(customer::Entity).and_where(customer::Column::DeletedAt.is_null());
+    live.column((customer::Entity, customer::Column::Id))
+        .from(customer::Entity)
+        .and_where(customer::Column::DeletedAt.is_null());
     Condition::any()
-        .add(Condition::all().add(reminder::Column::AssigneeId.eq(actor.id())).add(reminder::Column::CustomerId.in_subquery(live)))
-        .add(Condition::all().add(reminder::Column::AssigneeId.is_null()).add(reminder::Column::CustomerId.in_subquery(owned)))
+        .add(
+            Condition::all()
+                .add(reminder::Column::AssigneeId.eq(actor.id()))
+                .add(reminder::Column::CustomerId.in_subquery(live)),
+        )
+        .add(
+            Condition::all()
+                .add(reminder::Column::AssigneeId.is_null())
+                .add(reminder::Column::CustomerId.in_subquery(owned)),
+        )
 }
 
 /// Whether a reminder is this user's (for events, given its customer).
@@ -1131,13 +1260,24 @@ pub fn is_assignee(r: &reminder::Model, c: &customer::Model, user: Uuid) -> bool
 ///
 /// # Errors
 /// VALIDATION (paging).
-pub async fn my_reminders(db: &DatabaseConnection, actor: &Actor, status: Option<Vec<ReminderStatus>>, due_before: Option<DateTime<Utc>>, args: &PageArgs) -> AppResult<Page<reminder::Model>> {
+pub async fn my_reminders(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    status: Option<Vec<ReminderStatus>>,
+    due_before: Option<DateTime<Utc>>,
+    args: &PageArgs,
+) -> AppResult<Page<reminder::Model>> {
     let status = status.unwrap_or_else(|| vec![ReminderStatus::Pending, ReminderStatus::Snoozed]);
     let mut q = reminder::Entity::find().filter(mine(actor)).filter(reminder::Column::Status.is_in(status));
     if let Some(b) = due_before {
         q = q.filter(reminder::Column::DueAt.lt(b));
     }
-    let keys = [SortKey::<reminder::Entity> { name: "dueAt", column: reminder::Column::DueAt, descending: false, value: |m| SortValue::Time(m.due_at) }];
+    let keys = [SortKey::<reminder::Entity> {
+        name: "dueAt",
+        column: reminder::Column::DueAt,
+        descending: false,
+        value: |m| SortValue::Time(m.due_at),
+    }];
     paginate(db, q, &keys, reminder::Column::Id, |m| m.id, args).await
 }
 
@@ -1149,11 +1289,19 @@ async fn load_mine(txn: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppRe
 fn open(r: &reminder::Model) -> AppResult<()> {
     match r.status {
         ReminderStatus::Pending | ReminderStatus::Snoozed => Ok(()),
-        s => Err(AppError::Conflict(format!("the reminder is {}; only pending or snoozed reminders change", s.as_str().to_lowercase()))),
+        s => Err(AppError::Conflict(format!(
+            "the reminder is {}; only pending or snoozed reminders change",
+            s.as_str().to_lowercase()
+        ))),
     }
 }
 
-async fn set_status(txn: &sea_orm::DatabaseTransaction, actor: &Actor, old: &reminder::Model, mut am: reminder::ActiveModel) -> AppResult<reminder::Model> {
+async fn set_status(
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &Actor,
+    old: &reminder::Model,
+    mut am: reminder::ActiveModel,
+) -> AppResult<reminder::Model> {
     am.version = Set(old.version + 1);
     am.updated_at = Set(now());
     let result = reminder::Entity::update_many()
@@ -1175,7 +1323,12 @@ async fn set_status(txn: &sea_orm::DatabaseTransaction, actor: &Actor, old: &rem
 ///
 /// # Errors
 /// NOT_FOUND, CONFLICT (not open), and the interaction's own errors.
-pub async fn complete(db: &DatabaseConnection, actor: &Actor, id: Uuid, mut input: NewInteraction) -> AppResult<(reminder::Model, entity::interaction::Model)> {
+pub async fn complete(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    mut input: NewInteraction,
+) -> AppResult<(reminder::Model, entity::interaction::Model)> {
     super::record::write(db, async |txn| {
         let r = load_mine(txn, actor, id).await?;
         open(&r)?;
@@ -1184,7 +1337,11 @@ pub async fn complete(db: &DatabaseConnection, actor: &Actor, id: Uuid, mut inpu
             input.contact_id = r.contact_id;
         }
         let logged = interaction::create_in(txn, actor, input).await?;
-        let am = reminder::ActiveModel { status: Set(ReminderStatus::Done), interaction_id: Set(Some(logged.id)), ..Default::default() };
+        let am = reminder::ActiveModel {
+            status: Set(ReminderStatus::Done),
+            interaction_id: Set(Some(logged.id)),
+            ..Default::default()
+        };
         Ok((set_status(txn, actor, &r, am).await?, logged))
     })
     .await
@@ -1195,7 +1352,12 @@ pub async fn complete(db: &DatabaseConnection, actor: &Actor, id: Uuid, mut inpu
 ///
 /// # Errors
 /// NOT_FOUND, VALIDATION, CONFLICT.
-pub async fn snooze(db: &DatabaseConnection, actor: &Actor, id: Uuid, until: DateTime<Utc>) -> AppResult<reminder::Model> {
+pub async fn snooze(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    until: DateTime<Utc>,
+) -> AppResult<reminder::Model> {
     let t = now();
     if until <= t || until > t + Duration::days(366) {
         return Err(AppError::invalid("until", "must be in the future and within a year"));
@@ -1203,7 +1365,12 @@ pub async fn snooze(db: &DatabaseConnection, actor: &Actor, id: Uuid, until: Dat
     super::record::write(db, async |txn| {
         let r = load_mine(txn, actor, id).await?;
         open(&r)?;
-        let am = reminder::ActiveModel { status: Set(ReminderStatus::Snoozed), due_at: Set(until), notified_at: Set(None), ..Default::default() };
+        let am = reminder::ActiveModel {
+            status: Set(ReminderStatus::Snoozed),
+            due_at: Set(until),
+            notified_at: Set(None),
+            ..Default::default()
+        };
         set_status(txn, actor, &r, am).await
     })
     .await
@@ -1220,7 +1387,11 @@ pub async fn dismiss(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &
     super::record::write(db, async |txn| {
         let r = load_mine(txn, actor, id).await?;
         open(&r)?;
-        let am = reminder::ActiveModel { status: Set(ReminderStatus::Dismissed), dismissed_reason: Set(Some(reason)), ..Default::default() };
+        let am = reminder::ActiveModel {
+            status: Set(ReminderStatus::Dismissed),
+            dismissed_reason: Set(Some(reason)),
+            ..Default::default()
+        };
         set_status(txn, actor, &r, am).await
     })
     .await

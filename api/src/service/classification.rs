@@ -14,8 +14,8 @@ use entity::enums::{Action, Level, LifecycleStage, RelationshipType, Resource, T
 use entity::{classification_history, classification_policy, classification_run, customer, exchange_rate};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    PaginatorTrait, QuerySelect, Set, Statement, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -78,7 +78,11 @@ impl Policy {
         if self.tier_b_minor <= 0 || self.tier_a_minor <= self.tier_b_minor {
             v.add("tierA", "tier A must start above tier B, and tier B above zero");
         }
-        for (field, days) in [("windowDays", self.window_days), ("churnDays", self.churn_days), ("loyaltyMinTenureDays", self.loyalty_min_tenure_days)] {
+        for (field, days) in [
+            ("windowDays", self.window_days),
+            ("churnDays", self.churn_days),
+            ("loyaltyMinTenureDays", self.loyalty_min_tenure_days),
+        ] {
             if !(1..=3660).contains(&days) {
                 v.add(field, "must be between 1 and 3660 days");
             }
@@ -146,7 +150,11 @@ impl RfmCutoffs {
             values.sort_unstable();
             (1..buckets).map(|q| values[(values.len() * q as usize / buckets as usize).min(values.len() - 1)]).collect()
         }
-        RfmCutoffs { recency: cuts(&mut recency, buckets), frequency: cuts(&mut frequency, buckets), monetary: cuts(&mut monetary, buckets) }
+        RfmCutoffs {
+            recency: cuts(&mut recency, buckets),
+            frequency: cuts(&mut frequency, buckets),
+            monetary: cuts(&mut monetary, buckets),
+        }
     }
 
     /// 1-based bucket of a value: how many thresholds it reaches, plus one.
@@ -171,7 +179,14 @@ pub struct Grades {
 
 /// The rules. `stage` is the current lifecycle stage (TARGET/PROSPECT are set by people
 /// and kept while nothing was bought); `tier_override` wins over the computed tier.
-pub fn grade(policy: &Policy, facts: &Facts, stage: LifecycleStage, tier_override: Option<Tier>, cutoffs: &RfmCutoffs, as_of: NaiveDate) -> Grades {
+pub fn grade(
+    policy: &Policy,
+    facts: &Facts,
+    stage: LifecycleStage,
+    tier_override: Option<Tier>,
+    cutoffs: &RfmCutoffs,
+    as_of: NaiveDate,
+) -> Grades {
     let computed_tier = if facts.revenue >= policy.tier_a_minor {
         Tier::A
     } else if facts.revenue >= policy.tier_b_minor {
@@ -222,7 +237,8 @@ pub fn grade(policy: &Policy, facts: &Facts, stage: LifecycleStage, tier_overrid
         (false, false) => RelationshipType::Drifting,
     });
     let high_turnover = facts.won_count >= policy.turnover_high_min_deals;
-    let high_margin = facts.costed_revenue > 0 && facts.margin * 100 >= policy.margin_high_rate_pct * facts.costed_revenue;
+    let high_margin =
+        facts.costed_revenue > 0 && facts.margin * 100 >= policy.margin_high_rate_pct * facts.costed_revenue;
     let turnover_margin = bought.then_some(match (high_turnover, high_margin) {
         (true, true) => TurnoverMarginClass::A,
         (true, false) => TurnoverMarginClass::B,
@@ -258,7 +274,8 @@ impl Rates {
         };
         let from_exp = super::money::exponent(currency).unwrap_or(2) as i32;
         let to_exp = super::money::exponent(base).unwrap_or(2) as i32;
-        let scaled = minor as i128 * *ppm as i128 * 10i128.pow((to_exp - from_exp).max(0) as u32) / 10i128.pow((from_exp - to_exp).max(0) as u32);
+        let scaled = minor as i128 * *ppm as i128 * 10i128.pow((to_exp - from_exp).max(0) as u32)
+            / 10i128.pow((from_exp - to_exp).max(0) as u32);
         (scaled / 1_000_000).clamp(i64::MIN as i128, i64::MAX as i128) as i64
     }
 }
@@ -304,7 +321,12 @@ fn in_clause(column: &str, ids: Option<&[Uuid]>, values: &mut Vec<Value>) -> Str
 /// The three aggregate statements behind [`facts`]: won deals per customer and currency
 /// (in-window count and amount, all-time first and last purchase), the margin of
 /// in-window lines with a known cost, and complaints in the window.
-pub fn fact_statements(db: &impl ConnectionTrait, policy: &Policy, ids: Option<&[Uuid]>, as_of: NaiveDate) -> [Statement; 3] {
+pub fn fact_statements(
+    db: &impl ConnectionTrait,
+    policy: &Policy,
+    ids: Option<&[Uuid]>,
+    as_of: NaiveDate,
+) -> [Statement; 3] {
     let from = as_of - Duration::days(policy.window_days);
     let mut values: Vec<Value> = vec![from.into(), from.into(), as_of.into()];
     let filter = in_clause("customer_id", ids, &mut values);
@@ -350,7 +372,13 @@ pub fn fact_statements(db: &impl ConnectionTrait, policy: &Policy, ids: Option<&
 }
 
 /// Gathers the facts of the given customers (all customers with `None`) as of a date.
-pub async fn facts(db: &impl ConnectionTrait, policy: &Policy, rates: &Rates, ids: Option<&[Uuid]>, as_of: NaiveDate) -> AppResult<HashMap<Uuid, Facts>> {
+pub async fn facts(
+    db: &impl ConnectionTrait,
+    policy: &Policy,
+    rates: &Rates,
+    ids: Option<&[Uuid]>,
+    as_of: NaiveDate,
+) -> AppResult<HashMap<Uuid, Facts>> {
     let [deals, margins, complaints] = fact_statements(db, policy, ids, as_of);
     let mut out: HashMap<Uuid, Facts> = HashMap::new();
     let base = policy.base_currency.as_str();
@@ -449,9 +477,22 @@ struct Stored {
 /// The columns of [`Stored`]: its field names (the keys of SQLite's JSON rows), in the
 /// order of [`Stored::values`] (PostgreSQL's VALUES rows).
 pub const STORED_COLUMNS: [&str; 16] = [
-    "computed_tier", "tier", "lifecycle_stage", "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_score", "frequency_class",
-    "value_class", "relationship_type", "turnover_margin_class", "first_purchase_on", "last_purchase_on", "won_count",
-    "revenue_minor", "margin_minor",
+    "computed_tier",
+    "tier",
+    "lifecycle_stage",
+    "rfm_recency",
+    "rfm_frequency",
+    "rfm_monetary",
+    "rfm_score",
+    "frequency_class",
+    "value_class",
+    "relationship_type",
+    "turnover_margin_class",
+    "first_purchase_on",
+    "last_purchase_on",
+    "won_count",
+    "revenue_minor",
+    "margin_minor",
 ];
 
 impl Stored {
@@ -531,7 +572,12 @@ fn diff(c: &Graded, facts: &Facts, policy: &Policy, cutoffs: &RfmCutoffs, as_of:
         history.push(HistoryRow { customer: c.id, field: "TIER", from: old.tier.as_str(), to: new.tier.as_str() });
     }
     if new.lifecycle_stage != old.lifecycle_stage {
-        history.push(HistoryRow { customer: c.id, field: "LIFECYCLE", from: old.lifecycle_stage.as_str(), to: new.lifecycle_stage.as_str() });
+        history.push(HistoryRow {
+            customer: c.id,
+            field: "LIFECYCLE",
+            from: old.lifecycle_stage.as_str(),
+            to: new.lifecycle_stage.as_str(),
+        });
     }
     Some(Change { id: c.id, new, history })
 }
@@ -539,7 +585,13 @@ fn diff(c: &Graded, facts: &Facts, policy: &Policy, cutoffs: &RfmCutoffs, as_of:
 /// Writes changed grades and their history rows. Grades are derived data: `version` is
 /// left alone, so a user's edit in flight never conflicts with a reclassification.
 /// Returns the time the history took, for the pass's timing log.
-async fn write_changes(db: &impl ConnectionTrait, changes: Vec<Change>, reason: Reason, actor: Option<Uuid>, at: DateTime<Utc>) -> AppResult<std::time::Duration> {
+async fn write_changes(
+    db: &impl ConnectionTrait,
+    changes: Vec<Change>,
+    reason: Reason,
+    actor: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> AppResult<std::time::Duration> {
     if changes.is_empty() {
         return Ok(std::time::Duration::ZERO);
     }
@@ -590,7 +642,8 @@ async fn write_grades_sqlite(db: &impl ConnectionTrait, changes: &[Change], at: 
 
 /// PostgreSQL: one UPDATE ... FROM (VALUES ...) per 1,000 customers (17 parameters each).
 async fn write_grades_postgres(db: &impl ConnectionTrait, changes: &[Change], at: DateTime<Utc>) -> AppResult<()> {
-    let sets: Vec<String> = STORED_COLUMNS.iter().chain(["classified_at"].iter()).map(|c| format!("{c} = v.{c}")).collect();
+    let sets: Vec<String> =
+        STORED_COLUMNS.iter().chain(["classified_at"].iter()).map(|c| format!("{c} = v.{c}")).collect();
     let columns = format!("id, {}, classified_at", STORED_COLUMNS.join(", "));
     for chunk in changes.chunks(1000) {
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * (STORED_COLUMNS.len() + 2));
@@ -601,19 +654,30 @@ async fn write_grades_postgres(db: &impl ConnectionTrait, changes: &[Change], at
         }
         let row = format!("({})", vec!["?"; STORED_COLUMNS.len() + 2].join(", "));
         let rows = vec![row; chunk.len()].join(", ");
-        let sql = format!("UPDATE customer SET {} FROM (VALUES {rows}) AS v({columns}) WHERE customer.id = v.id", sets.join(", "));
+        let sql = format!(
+            "UPDATE customer SET {} FROM (VALUES {rows}) AS v({columns}) WHERE customer.id = v.id",
+            sets.join(", ")
+        );
         db.execute_raw(stmt(db, &sql, values)).await?;
     }
     Ok(())
 }
 
 /// SQLite: the history rows as one JSON document per statement, like the grades.
-async fn write_history_sqlite(db: &impl ConnectionTrait, history: &[&HistoryRow], reason: Reason, actor: Option<Uuid>, at: DateTime<Utc>) -> AppResult<()> {
+async fn write_history_sqlite(
+    db: &impl ConnectionTrait,
+    history: &[&HistoryRow],
+    reason: Reason,
+    actor: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
     let sql = "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) \
                SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3, value ->> 4, ?, ?, ? FROM jsonb_each(?)";
     for chunk in history.chunks(SQLITE_CHUNK) {
-        let rows: Vec<(String, String, &str, &str, &str)> =
-            chunk.iter().map(|h| (new_id().simple().to_string(), h.customer.simple().to_string(), h.field, h.from, h.to)).collect();
+        let rows: Vec<(String, String, &str, &str, &str)> = chunk
+            .iter()
+            .map(|h| (new_id().simple().to_string(), h.customer.simple().to_string(), h.field, h.from, h.to))
+            .collect();
         let doc = serde_json::to_string(&rows).map_err(AppError::internal)?;
         db.execute_raw(stmt(db, sql, vec![reason.as_str().into(), actor.into(), at.into(), doc.into()])).await?;
     }
@@ -621,14 +685,31 @@ async fn write_history_sqlite(db: &impl ConnectionTrait, history: &[&HistoryRow]
 }
 
 /// PostgreSQL: one multi-row INSERT per 2,000 history rows (8 parameters a row).
-async fn write_history_postgres(db: &impl ConnectionTrait, history: &[&HistoryRow], reason: Reason, actor: Option<Uuid>, at: DateTime<Utc>) -> AppResult<()> {
+async fn write_history_postgres(
+    db: &impl ConnectionTrait,
+    history: &[&HistoryRow],
+    reason: Reason,
+    actor: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
     for chunk in history.chunks(2000) {
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
         for h in chunk {
-            values.extend([Value::from(new_id()), h.customer.into(), h.field.into(), h.from.into(), h.to.into(), reason.as_str().into(), actor.into(), at.into()]);
+            values.extend([
+                Value::from(new_id()),
+                h.customer.into(),
+                h.field.into(),
+                h.from.into(),
+                h.to.into(),
+                reason.as_str().into(),
+                actor.into(),
+                at.into(),
+            ]);
         }
         let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!("INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) VALUES {rows}");
+        let sql = format!(
+            "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) VALUES {rows}"
+        );
         db.execute_raw(stmt(db, &sql, values)).await?;
     }
     Ok(())
@@ -636,13 +717,21 @@ async fn write_history_postgres(db: &impl ConnectionTrait, history: &[&HistoryRo
 
 /// Recomputes one customer inside the caller's transaction (a deal was won, lost,
 /// changed or deleted; an override was set).
-pub async fn recompute(txn: &DatabaseTransaction, customer_id: Uuid, reason: Reason, actor: Option<Uuid>) -> AppResult<()> {
+pub async fn recompute(
+    txn: &DatabaseTransaction,
+    customer_id: Uuid,
+    reason: Reason,
+    actor: Option<Uuid>,
+) -> AppResult<()> {
     let (policy, _) = policy(txn).await?;
     let rates = rates(txn).await?;
     let cutoffs = cutoffs(txn).await?;
-    let Some(c) = customer::Entity::find_by_id(customer_id).into_partial_model::<Graded>().one(txn).await? else { return Ok(()) };
+    let Some(c) = customer::Entity::find_by_id(customer_id).into_partial_model::<Graded>().one(txn).await? else {
+        return Ok(());
+    };
     let as_of = now().date_naive();
-    let facts = facts(txn, &policy, &rates, Some(&[customer_id]), as_of).await?.remove(&customer_id).unwrap_or_default();
+    let facts =
+        facts(txn, &policy, &rates, Some(&[customer_id]), as_of).await?.remove(&customer_id).unwrap_or_default();
     let at = now();
     if let Some(change) = diff(&c, &facts, &policy, &cutoffs, as_of) {
         write_changes(txn, vec![change], reason, actor, at).await?;
@@ -661,7 +750,11 @@ const BATCH_SQLITE: u64 = 50_000;
 ///
 /// # Errors
 /// CONFLICT when a pass is already running.
-pub async fn start_full_pass(db: &DatabaseConnection, reason: Reason, actor: Option<Uuid>) -> AppResult<classification_run::Model> {
+pub async fn start_full_pass(
+    db: &DatabaseConnection,
+    reason: Reason,
+    actor: Option<Uuid>,
+) -> AppResult<classification_run::Model> {
     let run = create_run(db, new_id(), reason).await?;
     let db = db.clone();
     let run_id = run.id;
@@ -715,7 +808,13 @@ pub async fn create_run(db: &DatabaseConnection, id: Uuid, reason: Reason) -> Ap
 /// each in its own short write transaction that locks its customers first. A customer
 /// whose deals or feedback changed after the pass began is re-aggregated inside that
 /// transaction, so a concurrent deal write is never overwritten with older numbers.
-pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason, actor: Option<Uuid>, as_of: NaiveDate) -> AppResult<()> {
+pub async fn run_full_pass(
+    db: &DatabaseConnection,
+    run_id: Uuid,
+    reason: Reason,
+    actor: Option<Uuid>,
+    as_of: NaiveDate,
+) -> AppResult<()> {
     let (policy, _) = policy(db).await?;
     let rates = rates(db).await?;
     let pass_start = now();
@@ -735,7 +834,10 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
         let txn = begin_write(db).await?;
         let clock = std::time::Instant::now();
         let batch = if postgres {
-            let mut q = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).order_by_asc(customer::Column::Id).limit(batch_size);
+            let mut q = customer::Entity::find()
+                .filter(customer::Column::DeletedAt.is_null())
+                .order_by_asc(customer::Column::Id)
+                .limit(batch_size);
             if let Some(a) = after {
                 q = q.filter(customer::Column::Id.gt(a));
             }
@@ -752,7 +854,9 @@ pub async fn run_full_pass(db: &DatabaseConnection, run_id: Uuid, reason: Reason
         let ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
         let clock = std::time::Instant::now();
         let dirty = changed_since(&txn, &ids, pass_start).await?;
-        let mut fresh = if dirty.is_empty() { HashMap::new() } else {
+        let mut fresh = if dirty.is_empty() {
+            HashMap::new()
+        } else {
             let dirty: Vec<Uuid> = dirty.iter().copied().collect();
             facts(&txn, &policy, &rates, Some(&dirty), as_of).await?
         };
@@ -813,7 +917,10 @@ async fn read_batch_sqlite(txn: &impl ConnectionTrait, after: Option<Uuid>, limi
         fields.join(", "),
         STORED_COLUMNS.join(", ")
     );
-    let row = txn.query_one_raw(stmt(txn, &sql, values)).await?.ok_or_else(|| AppError::Internal("an aggregate returned no row".into()))?;
+    let row = txn
+        .query_one_raw(stmt(txn, &sql, values))
+        .await?
+        .ok_or_else(|| AppError::Internal("an aggregate returned no row".into()))?;
     let doc: String = row.try_get("", "batch")?;
     let mut batch: Vec<Graded> = serde_json::from_str(&doc).map_err(AppError::internal)?;
     // The aggregate keeps the subquery's order in practice; the keyset needs it for certain.
@@ -823,7 +930,11 @@ async fn read_batch_sqlite(txn: &impl ConnectionTrait, after: Option<Uuid>, limi
 
 /// Customers of the batch whose deals or feedback were written since `since`. The
 /// `updated_at` indexes make this cost what was written meanwhile (usually nothing).
-async fn changed_since(txn: &impl ConnectionTrait, ids: &[Uuid], since: DateTime<Utc>) -> AppResult<std::collections::HashSet<Uuid>> {
+async fn changed_since(
+    txn: &impl ConnectionTrait,
+    ids: &[Uuid],
+    since: DateTime<Utc>,
+) -> AppResult<std::collections::HashSet<Uuid>> {
     if ids.is_empty() {
         return Ok(Default::default());
     }
@@ -854,7 +965,13 @@ fn cutoffs_of(all: &HashMap<Uuid, Facts>, policy: &Policy, as_of: NaiveDate) -> 
     RfmCutoffs::from_samples(recency, frequency, monetary, policy.rfm_buckets)
 }
 
-async fn set_progress(db: &DatabaseConnection, run_id: Uuid, total: Option<i64>, processed: i64, changed: i64) -> AppResult<()> {
+async fn set_progress(
+    db: &DatabaseConnection,
+    run_id: Uuid,
+    total: Option<i64>,
+    processed: i64,
+    changed: i64,
+) -> AppResult<()> {
     let mut update = classification_run::Entity::update_many()
         .col_expr(classification_run::Column::Processed, Expr::value(processed))
         .col_expr(classification_run::Column::Changed, Expr::value(changed));
@@ -869,7 +986,12 @@ async fn set_progress(db: &DatabaseConnection, run_id: Uuid, total: Option<i64>,
 ///
 /// # Errors
 /// FORBIDDEN, VALIDATION, CONFLICT (stale version).
-pub async fn update_policy(db: &DatabaseConnection, actor: &Actor, new: Policy, version: i32) -> AppResult<(Policy, i32)> {
+pub async fn update_policy(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    new: Policy,
+    version: i32,
+) -> AppResult<(Policy, i32)> {
     actor.require_all(Resource::Settings, Action::Update)?;
     new.validate()?;
     let txn = begin_write(db).await?;
@@ -878,14 +1000,26 @@ pub async fn update_policy(db: &DatabaseConnection, actor: &Actor, new: Policy, 
         return Err(AppError::Conflict(format!("the policy was changed meanwhile (version {current} is current)")));
     }
     classification_policy::Entity::update_many()
-        .col_expr(classification_policy::Column::Policy, Expr::value(serde_json::to_value(&new).map_err(AppError::internal)?))
+        .col_expr(
+            classification_policy::Column::Policy,
+            Expr::value(serde_json::to_value(&new).map_err(AppError::internal)?),
+        )
         .col_expr(classification_policy::Column::Version, Expr::value(current + 1))
         .col_expr(classification_policy::Column::UpdatedAt, Expr::value(now()))
         .col_expr(classification_policy::Column::UpdatedBy, Expr::value(actor.id()))
         .filter(classification_policy::Column::Id.eq(1))
         .exec(&txn)
         .await?;
-    super::audit::record(&txn, Some(actor.id()), "update", "classification_policy", Uuid::nil(), Some(&old), Some(&new)).await?;
+    super::audit::record(
+        &txn,
+        Some(actor.id()),
+        "update",
+        "classification_policy",
+        Uuid::nil(),
+        Some(&old),
+        Some(&new),
+    )
+    .await?;
     txn.commit().await?;
     if let Err(e) = start_full_pass(db, Reason::PolicyChange, Some(actor.id())).await {
         tracing::warn!(error = %e, "policy saved; reclassification not started");
@@ -898,7 +1032,12 @@ pub async fn update_policy(db: &DatabaseConnection, actor: &Actor, new: Policy, 
 ///
 /// # Errors
 /// FORBIDDEN, VALIDATION.
-pub async fn set_rate(db: &DatabaseConnection, actor: &Actor, currency: &str, rate: &str) -> AppResult<exchange_rate::Model> {
+pub async fn set_rate(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    currency: &str,
+    rate: &str,
+) -> AppResult<exchange_rate::Model> {
     actor.require_all(Resource::Settings, Action::Update)?;
     let code = super::money::currency(currency).map_err(|m| AppError::invalid("currency", m))?;
     // Parts per million: a decimal with up to six places.
@@ -910,7 +1049,8 @@ pub async fn set_rate(db: &DatabaseConnection, actor: &Actor, currency: &str, ra
     let old = exchange_rate::Entity::find_by_id(code.clone()).one(&txn).await?;
     let model = exchange_rate::ActiveModel { currency: Set(code), rate_ppm: Set(ppm), updated_at: Set(now()) };
     let new = if old.is_some() { model.update(&txn).await? } else { model.insert(&txn).await? };
-    super::audit::record(&txn, Some(actor.id()), "update", "exchange_rate", Uuid::nil(), old.as_ref(), Some(&new)).await?;
+    super::audit::record(&txn, Some(actor.id()), "update", "exchange_rate", Uuid::nil(), old.as_ref(), Some(&new))
+        .await?;
     txn.commit().await?;
     if let Err(e) = start_full_pass(db, Reason::PolicyChange, Some(actor.id())).await {
         tracing::warn!(error = %e, "rate saved; reclassification not started");
@@ -923,7 +1063,13 @@ pub async fn set_rate(db: &DatabaseConnection, actor: &Actor, currency: &str, ra
 /// # Errors
 /// NOT_FOUND, FORBIDDEN (needs the assign permission over the customer), VALIDATION
 /// (a reason is required).
-pub async fn set_override(db: &DatabaseConnection, actor: &Actor, customer_id: Uuid, tier: Option<Tier>, reason: Option<String>) -> AppResult<customer::Model> {
+pub async fn set_override(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    customer_id: Uuid,
+    tier: Option<Tier>,
+    reason: Option<String>,
+) -> AppResult<customer::Model> {
     let reason = super::clean(reason);
     if tier.is_some() && reason.is_none() {
         return Err(AppError::invalid("reason", "an override needs a reason"));
@@ -938,14 +1084,19 @@ pub async fn set_override(db: &DatabaseConnection, actor: &Actor, customer_id: U
             .await?;
         recompute(txn, customer_id, Reason::Override, Some(actor.id())).await?;
         let new = customer::Entity::find_by_id(customer_id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
-        super::audit::record(txn, Some(actor.id()), "override_tier", "customer", customer_id, Some(&old), Some(&new)).await?;
+        super::audit::record(txn, Some(actor.id()), "override_tier", "customer", customer_id, Some(&old), Some(&new))
+            .await?;
         Ok(new)
     })
     .await
 }
 
 /// A customer's classification history, newest first.
-pub async fn history(db: &impl ConnectionTrait, customer_id: Uuid, limit: u64) -> AppResult<Vec<classification_history::Model>> {
+pub async fn history(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+    limit: u64,
+) -> AppResult<Vec<classification_history::Model>> {
     Ok(classification_history::Entity::find()
         .filter(classification_history::Column::CustomerId.eq(customer_id))
         .order_by_desc(classification_history::Column::At)
@@ -958,7 +1109,11 @@ pub async fn history(db: &impl ConnectionTrait, customer_id: Uuid, limit: u64) -
 
 /// Recent runs, newest first.
 pub async fn runs(db: &DatabaseConnection, limit: u64) -> AppResult<Vec<classification_run::Model>> {
-    Ok(classification_run::Entity::find().order_by_desc(classification_run::Column::StartedAt).limit(limit).all(db).await?)
+    Ok(classification_run::Entity::find()
+        .order_by_desc(classification_run::Column::StartedAt)
+        .limit(limit)
+        .all(db)
+        .await?)
 }
 
 /// Starts the daily pass once per day across all instances: the run id is derived from
@@ -971,7 +1126,11 @@ pub async fn daily_pass(db: &DatabaseConnection, today: NaiveDate) -> AppResult<
     match create_run(db, id, Reason::TimePassed).await {
         Ok(_) => {}
         Err(AppError::Conflict(_)) => return Ok(false),
-        Err(AppError::Internal(e)) if e.to_string().to_lowercase().contains("unique") || e.to_string().contains("duplicate") => return Ok(false),
+        Err(AppError::Internal(e))
+            if e.to_string().to_lowercase().contains("unique") || e.to_string().contains("duplicate") =>
+        {
+            return Ok(false);
+        }
         Err(e) => return Err(e),
     }
     run_full_pass(db, id, Reason::TimePassed, None, today).await?;
@@ -987,7 +1146,13 @@ mod tests {
     }
 
     fn bought(revenue: i64, count: i32, last: &str) -> Facts {
-        Facts { won_count: count, revenue, last_purchase: Some(day(last)), first_purchase: Some(day(last)), ..Default::default() }
+        Facts {
+            won_count: count,
+            revenue,
+            last_purchase: Some(day(last)),
+            first_purchase: Some(day(last)),
+            ..Default::default()
+        }
     }
 
     /// SQLite's bulk UPDATE reads each column from the JSON key of the same name, and a
@@ -1039,33 +1204,71 @@ mod tests {
         let p = Policy::default();
         let c = RfmCutoffs::default();
         let today = day("2026-11-23");
-        assert_eq!(grade(&p, &Facts::default(), LifecycleStage::Target, None, &c, today).lifecycle, LifecycleStage::Target);
-        assert_eq!(grade(&p, &bought(100, 1, "2026-11-01"), LifecycleStage::Target, None, &c, today).lifecycle, LifecycleStage::Customer);
-        assert_eq!(grade(&p, &bought(100, 2, "2026-11-01"), LifecycleStage::Customer, None, &c, today).lifecycle, LifecycleStage::Vip);
-        assert_eq!(grade(&p, &bought(9_000_000, 1, "2026-11-01"), LifecycleStage::Customer, None, &c, today).lifecycle, LifecycleStage::Vip);
+        assert_eq!(
+            grade(&p, &Facts::default(), LifecycleStage::Target, None, &c, today).lifecycle,
+            LifecycleStage::Target
+        );
+        assert_eq!(
+            grade(&p, &bought(100, 1, "2026-11-01"), LifecycleStage::Target, None, &c, today).lifecycle,
+            LifecycleStage::Customer
+        );
+        assert_eq!(
+            grade(&p, &bought(100, 2, "2026-11-01"), LifecycleStage::Customer, None, &c, today).lifecycle,
+            LifecycleStage::Vip
+        );
+        assert_eq!(
+            grade(&p, &bought(9_000_000, 1, "2026-11-01"), LifecycleStage::Customer, None, &c, today).lifecycle,
+            LifecycleStage::Vip
+        );
         // churn: the last purchase more than 365 days ago
-        let old = Facts { last_purchase: Some(day("2025-11-22")), first_purchase: Some(day("2025-11-22")), ..Default::default() };
+        let old = Facts {
+            last_purchase: Some(day("2025-11-22")),
+            first_purchase: Some(day("2025-11-22")),
+            ..Default::default()
+        };
         assert_eq!(grade(&p, &old, LifecycleStage::Vip, None, &c, today).lifecycle, LifecycleStage::Churned);
         let edge = Facts { last_purchase: Some(day("2025-11-23")), ..Default::default() };
         assert_eq!(grade(&p, &edge, LifecycleStage::Vip, None, &c, today).lifecycle, LifecycleStage::Customer);
         // an override to A makes a recent buyer VIP
-        assert_eq!(grade(&p, &bought(100, 1, "2026-11-01"), LifecycleStage::Customer, Some(Tier::A), &c, today).lifecycle, LifecycleStage::Vip);
+        assert_eq!(
+            grade(&p, &bought(100, 1, "2026-11-01"), LifecycleStage::Customer, Some(Tier::A), &c, today).lifecycle,
+            LifecycleStage::Vip
+        );
     }
 
     #[test]
     fn matrices_and_rfm() {
         let p = Policy::default();
         let today = day("2026-11-23");
-        let cut = RfmCutoffs::from_samples(vec![1, 10, 30, 90, 200], vec![1, 1, 2, 3, 8], vec![10_000, 100_000, 500_000, 1_000_000, 9_000_000], 5);
-        let facts = Facts { won_count: 8, revenue: 9_000_000, margin: 4_000_000, costed_revenue: 9_000_000, first_purchase: Some(day("2025-01-01")), last_purchase: Some(day("2026-11-22")), complaints: 0 };
+        let cut = RfmCutoffs::from_samples(
+            vec![1, 10, 30, 90, 200],
+            vec![1, 1, 2, 3, 8],
+            vec![10_000, 100_000, 500_000, 1_000_000, 9_000_000],
+            5,
+        );
+        let facts = Facts {
+            won_count: 8,
+            revenue: 9_000_000,
+            margin: 4_000_000,
+            costed_revenue: 9_000_000,
+            first_purchase: Some(day("2025-01-01")),
+            last_purchase: Some(day("2026-11-22")),
+            complaints: 0,
+        };
         let g = grade(&p, &facts, LifecycleStage::Customer, None, &cut, today);
         assert_eq!(g.rfm, Some((5, 5, 5, 555)));
         assert_eq!(g.turnover_margin, Some(TurnoverMarginClass::A));
         assert_eq!(g.relationship, Some(RelationshipType::Partnership));
         let thin = Facts { margin: 100_000, ..facts.clone() };
-        assert_eq!(grade(&p, &thin, LifecycleStage::Customer, None, &cut, today).turnover_margin, Some(TurnoverMarginClass::B));
+        assert_eq!(
+            grade(&p, &thin, LifecycleStage::Customer, None, &cut, today).turnover_margin,
+            Some(TurnoverMarginClass::B)
+        );
         let complaining = Facts { complaints: 2, margin: 2_000_000, ..facts };
-        assert_eq!(grade(&p, &complaining, LifecycleStage::Customer, None, &cut, today).relationship, Some(RelationshipType::Functional));
+        assert_eq!(
+            grade(&p, &complaining, LifecycleStage::Customer, None, &cut, today).relationship,
+            Some(RelationshipType::Functional)
+        );
     }
 
     #[test]

@@ -168,7 +168,13 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewContact) -
 ///
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
-pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, p: ContactPatch) -> AppResult<contact::Model> {
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    version: i32,
+    p: ContactPatch,
+) -> AppResult<contact::Model> {
     write(db, async |txn| {
         let old = load_for::<contact::Entity>(txn, actor, id, Action::Update, false, Some(version)).await?;
         let mut v = Violations::new();

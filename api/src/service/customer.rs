@@ -10,7 +10,8 @@ use entity::customer::{self, Column};
 use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Scope, Tier};
 use entity::{department, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, Set,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -91,7 +92,9 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<customer::Entity>
         SortField::UpdatedAt => ("updatedAt", Column::UpdatedAt, |m| SortValue::Time(m.updated_at)),
         SortField::Category => ("category", Column::Category, |m| SortValue::Text(m.category.clone())),
         SortField::Kind => ("kind", Column::Kind, |m| SortValue::Text(m.kind.to_string())),
-        SortField::LifecycleStage => ("lifecycleStage", Column::LifecycleStage, |m| SortValue::Text(m.lifecycle_stage.to_string())),
+        SortField::LifecycleStage => {
+            ("lifecycleStage", Column::LifecycleStage, |m| SortValue::Text(m.lifecycle_stage.to_string()))
+        }
         SortField::Tier => ("tier", Column::Tier, |m| SortValue::Text(m.tier.to_string())),
         SortField::Revenue => ("revenue", Column::RevenueMinor, |m| SortValue::Int(m.revenue_minor)),
         SortField::WonDealCount => ("wonDealCount", Column::WonCount, |m| SortValue::Int(m.won_count as i64)),
@@ -300,9 +303,8 @@ pub async fn list(
     order: &[(SortField, bool)],
     args: &PageArgs,
 ) -> AppResult<Page<customer::Model>> {
-    let mut q = customer::Entity::find()
-        .filter(actor.customer_condition(Resource::Customer, Action::Read))
-        .filter(filter);
+    let mut q =
+        customer::Entity::find().filter(actor.customer_condition(Resource::Customer, Action::Read)).filter(filter);
     q = if deleted { q.filter(Column::DeletedAt.is_not_null()) } else { q.filter(Column::DeletedAt.is_null()) };
     let keys: Vec<_> = if order.is_empty() {
         vec![sort_key(SortField::CreatedAt, true)]
@@ -316,13 +318,24 @@ pub async fn list(
 ///
 /// # Errors
 /// NOT_FOUND, FORBIDDEN.
-pub async fn load_for_action(txn: &impl ConnectionTrait, actor: &Actor, id: Uuid, action: Action) -> AppResult<customer::Model> {
+pub async fn load_for_action(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+    action: Action,
+) -> AppResult<customer::Model> {
     load_for(txn, actor, id, action, false).await
 }
 
 /// Loads a customer for a write: NOT_FOUND if the caller cannot read it (deleted ones
 /// included when `deleted`), FORBIDDEN if the action's scope does not cover it.
-async fn load_for(txn: &impl ConnectionTrait, actor: &Actor, id: Uuid, action: Action, deleted: bool) -> AppResult<customer::Model> {
+async fn load_for(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+    action: Action,
+    deleted: bool,
+) -> AppResult<customer::Model> {
     let live = if deleted { Column::DeletedAt.is_not_null() } else { Column::DeletedAt.is_null() };
     let row = customer::Entity::find_by_id(id)
         .filter(live.clone())
@@ -344,9 +357,10 @@ async fn load_for(txn: &impl ConnectionTrait, actor: &Actor, id: Uuid, action: A
 
 fn check_version(row: &customer::Model, version: Option<i32>) -> AppResult<()> {
     match version {
-        Some(v) if v != row.version => {
-            Err(AppError::Conflict(format!("customer was changed meanwhile (version {} is current, you sent {v})", row.version)))
-        }
+        Some(v) if v != row.version => Err(AppError::Conflict(format!(
+            "customer was changed meanwhile (version {} is current, you sent {v})",
+            row.version
+        ))),
         _ => Ok(()),
     }
 }
@@ -379,7 +393,13 @@ async fn save(
 ///
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, DUPLICATE, CONFLICT (stale version).
-pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, patch: CustomerPatch) -> AppResult<customer::Model> {
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    version: i32,
+    patch: CustomerPatch,
+) -> AppResult<customer::Model> {
     let mut attempted = None;
     let result = write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Update, false).await?;
@@ -473,7 +493,12 @@ fn apply_patch(old: &customer::Model, p: CustomerPatch) -> AppResult<customer::A
 ///
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, CONFLICT (stale version when one is given).
-pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: Option<i32>) -> AppResult<customer::Model> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    version: Option<i32>,
+) -> AppResult<customer::Model> {
     write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Delete, false).await?;
         check_version(&old, version)?;
@@ -510,7 +535,12 @@ pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppRes
 /// # Errors
 /// NOT_FOUND (customer or new owner), FORBIDDEN (no assign scope over the customer or
 /// the new owner's department), VALIDATION (inactive new owner).
-pub async fn assign(db: &DatabaseConnection, actor: &Actor, id: Uuid, owner_id: Option<Uuid>) -> AppResult<customer::Model> {
+pub async fn assign(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    owner_id: Option<Uuid>,
+) -> AppResult<customer::Model> {
     write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Assign, false).await?;
         let mut am: customer::ActiveModel = old.clone().into();

@@ -1,6 +1,9 @@
 //! Database connection: SQLite (embedded default, WAL, busy timeout) or PostgreSQL.
 use crate::error::{AppError, AppResult};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

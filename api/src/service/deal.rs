@@ -1,6 +1,6 @@
 //! Deals: opportunities and, once won, sales records with their line items.
-use super::pagination::{SortKey, SortValue};
 use super::classification::{self, Reason};
+use super::pagination::{SortKey, SortValue};
 use super::record::{self, check_parent, load_for, save, write};
 use super::{Patch, audit, money, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
@@ -9,7 +9,9 @@ use chrono::NaiveDate;
 use entity::deal::{self, Column};
 use entity::deal_line_item as line;
 use entity::enums::{Action, DealStage};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -90,10 +92,19 @@ fn check_lines(v: &mut Violations, items: &[LineItemInput], currency: &str) -> (
             v.add(format!("lineItems[{i}].quantity"), "must be between 1 and 1000000000");
         }
         let price = v.check(&format!("lineItems[{i}].unitPrice"), money::parse_minor(&item.unit_price, currency));
-        let cost = item.unit_cost.as_deref().and_then(|c| v.check(&format!("lineItems[{i}].unitCost"), money::parse_minor(c, currency)));
+        let cost = item
+            .unit_cost
+            .as_deref()
+            .and_then(|c| v.check(&format!("lineItems[{i}].unitCost"), money::parse_minor(c, currency)));
         if let Some(p) = price {
             total = total.and_then(|t| p.checked_mul(item.quantity).and_then(|x| t.checked_add(x)));
-            lines.push((product, optional_text(v, &format!("lineItems[{i}].sku"), item.sku.clone(), 100), item.quantity, p, cost));
+            lines.push((
+                product,
+                optional_text(v, &format!("lineItems[{i}].sku"), item.sku.clone(), 100),
+                item.quantity,
+                p,
+                cost,
+            ));
         }
     }
     if total.is_none() {
@@ -103,7 +114,13 @@ fn check_lines(v: &mut Violations, items: &[LineItemInput], currency: &str) -> (
 }
 
 /// Works out the amount from the entered amount and the line items.
-fn resolve_amount(v: &mut Violations, amount: Option<&str>, currency: &str, lines: &Option<(Lines, Option<i64>)>, fallback: i64) -> i64 {
+fn resolve_amount(
+    v: &mut Violations,
+    amount: Option<&str>,
+    currency: &str,
+    lines: &Option<(Lines, Option<i64>)>,
+    fallback: i64,
+) -> i64 {
     let entered = amount.and_then(|a| v.check("amount", money::parse_minor(a, currency)));
     match (lines, entered) {
         (Some((items, Some(sum))), entered) if !items.is_empty() => {
@@ -153,12 +170,15 @@ async fn insert_lines(txn: &impl ConnectionTrait, deal_id: Uuid, lines: Lines) -
 pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewDeal) -> AppResult<deal::Model> {
     let mut v = Violations::new();
     let title = required_text(&mut v, "title", &input.title, 200);
-    let currency = v.check("currency", money::currency(input.currency.as_deref().unwrap_or(money::DEFAULT_CURRENCY))).unwrap_or_default();
+    let currency = v
+        .check("currency", money::currency(input.currency.as_deref().unwrap_or(money::DEFAULT_CURRENCY)))
+        .unwrap_or_default();
     let lines = (!currency.is_empty()).then(|| check_lines(&mut v, &input.line_items, &currency));
     if input.amount.is_none() && input.line_items.is_empty() {
         v.add("amount", "give an amount or line items");
     }
-    let amount = if currency.is_empty() { 0 } else { resolve_amount(&mut v, input.amount.as_deref(), &currency, &lines, 0) };
+    let amount =
+        if currency.is_empty() { 0 } else { resolve_amount(&mut v, input.amount.as_deref(), &currency, &lines, 0) };
     let stage = input.stage.unwrap_or(DealStage::Lead);
     let lost_reason = optional_text(&mut v, "lostReason", input.lost_reason, 1000);
     check_stage(&mut v, stage, &lost_reason);
@@ -186,7 +206,16 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewDeal) -> A
         .insert(txn)
         .await?;
         let items = insert_lines(txn, m.id, lines.map(|l| l.0).unwrap_or_default()).await?;
-        audit::record(txn, Some(actor.id()), "create", "deal", m.id, None, Some(&serde_json::json!({ "deal": m, "lineItems": items }))).await?;
+        audit::record(
+            txn,
+            Some(actor.id()),
+            "create",
+            "deal",
+            m.id,
+            None,
+            Some(&serde_json::json!({ "deal": m, "lineItems": items })),
+        )
+        .await?;
         classification::recompute(txn, m.customer_id, reason(None, m.stage), Some(actor.id())).await?;
         Ok(m)
     })
@@ -197,7 +226,13 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewDeal) -> A
 ///
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
-pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, p: DealPatch) -> AppResult<deal::Model> {
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    version: i32,
+    p: DealPatch,
+) -> AppResult<deal::Model> {
     write(db, async |txn| {
         let old = load_for::<deal::Entity>(txn, actor, id, Action::Update, false, Some(version)).await?;
         let mut v = Violations::new();
@@ -229,7 +264,9 @@ pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i
         }
         match p.actual_close_date {
             Some(d) => am.actual_close_date = Set(d),
-            None if stage == DealStage::Won && old.actual_close_date.is_none() => am.actual_close_date = Set(Some(now().date_naive())),
+            None if stage == DealStage::Won && old.actual_close_date.is_none() => {
+                am.actual_close_date = Set(Some(now().date_naive()))
+            }
             None => {}
         }
         v.into_result()?;

@@ -11,26 +11,87 @@ use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use chrono::{Duration, NaiveDate};
 use entity::enums::{
-    ContactRole, CustomerKind, CustomerSource, DealStage, Direction, FeedbackChannel, FeedbackKind, FeedbackStatus, Gender,
-    Importance, InteractionKind, LifecycleStage, Role,
+    ContactRole, CustomerKind, CustomerSource, DealStage, Direction, FeedbackChannel, FeedbackKind, FeedbackStatus,
+    Gender, Importance, InteractionKind, LifecycleStage, Role,
 };
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use sea_orm::DatabaseConnection;
 
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗", "郑", "梁", "谢", "宋", "唐"];
-const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平", "刚", "桂英", "建华", "志强", "晓燕", "海燕", "子涵", "浩然", "欣怡", "雨轩"];
-const CITIES: &[(&str, &str)] = &[("上海", "华东"), ("杭州", "华东"), ("苏州", "华东"), ("南京", "华东"), ("宁波", "华东"), ("广州", "华南"), ("深圳", "华南"), ("东莞", "华南"), ("北京", "华北"), ("天津", "华北"), ("成都", "西南"), ("重庆", "西南"), ("武汉", "华中"), ("长沙", "华中")];
-const TRADE_WORDS: &[&str] = &["华联", "永辉", "鑫源", "恒达", "金桥", "汇通", "新世纪", "百盛", "联华", "万家", "宏图", "锦程", "东方", "瑞丰", "嘉禾", "同创"];
-const INDUSTRIES: &[(&str, &str)] = &[("商贸", "批发零售"), ("百货", "百货零售"), ("超市", "连锁超市"), ("服饰", "服装"), ("酒店管理", "酒店"), ("餐饮管理", "餐饮"), ("物流", "物流"), ("电子科技", "消费电子")];
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林",
+    "罗", "郑", "梁", "谢", "宋", "唐",
+];
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞",
+    "平", "刚", "桂英", "建华", "志强", "晓燕", "海燕", "子涵", "浩然", "欣怡", "雨轩",
+];
+const CITIES: &[(&str, &str)] = &[
+    ("上海", "华东"),
+    ("杭州", "华东"),
+    ("苏州", "华东"),
+    ("南京", "华东"),
+    ("宁波", "华东"),
+    ("广州", "华南"),
+    ("深圳", "华南"),
+    ("东莞", "华南"),
+    ("北京", "华北"),
+    ("天津", "华北"),
+    ("成都", "西南"),
+    ("重庆", "西南"),
+    ("武汉", "华中"),
+    ("长沙", "华中"),
+];
+const TRADE_WORDS: &[&str] = &[
+    "华联",
+    "永辉",
+    "鑫源",
+    "恒达",
+    "金桥",
+    "汇通",
+    "新世纪",
+    "百盛",
+    "联华",
+    "万家",
+    "宏图",
+    "锦程",
+    "东方",
+    "瑞丰",
+    "嘉禾",
+    "同创",
+];
+const INDUSTRIES: &[(&str, &str)] = &[
+    ("商贸", "批发零售"),
+    ("百货", "百货零售"),
+    ("超市", "连锁超市"),
+    ("服饰", "服装"),
+    ("酒店管理", "酒店"),
+    ("餐饮管理", "餐饮"),
+    ("物流", "物流"),
+    ("电子科技", "消费电子"),
+];
 const PRODUCTS: &[(&str, &str, i64, i64)] = &[
-    ("真丝围巾", "SJ-01", 38_000, 15_000), ("羊绒大衣", "YR-12", 158_000, 72_000), ("龙井茶礼盒", "LJ-500", 68_800, 30_000),
-    ("蓝牙耳机", "BT-3", 29_900, 18_000), ("不锈钢保温杯", "BW-450", 12_800, 4_500), ("床品四件套", "CP-4", 59_900, 26_000),
-    ("运动鞋", "YD-42", 45_900, 21_000), ("护肤套装", "HF-6", 88_800, 31_000), ("智能手表", "ZS-8", 139_900, 95_000),
+    ("真丝围巾", "SJ-01", 38_000, 15_000),
+    ("羊绒大衣", "YR-12", 158_000, 72_000),
+    ("龙井茶礼盒", "LJ-500", 68_800, 30_000),
+    ("蓝牙耳机", "BT-3", 29_900, 18_000),
+    ("不锈钢保温杯", "BW-450", 12_800, 4_500),
+    ("床品四件套", "CP-4", 59_900, 26_000),
+    ("运动鞋", "YD-42", 45_900, 21_000),
+    ("护肤套装", "HF-6", 88_800, 31_000),
+    ("智能手表", "ZS-8", 139_900, 95_000),
 ];
 const TITLES: &[&str] = &["总经理", "采购经理", "采购专员", "财务总监", "店长", "运营总监", "行政主管"];
-const SUMMARIES: &[&str] = &["电话回访，了解近期销售情况", "上门拜访，介绍春季新品", "微信沟通订单交期", "寄送节日礼品", "邀请参加新品发布会", "确认上月对账单", "跟进样品试用反馈"];
+const SUMMARIES: &[&str] = &[
+    "电话回访，了解近期销售情况",
+    "上门拜访，介绍春季新品",
+    "微信沟通订单交期",
+    "寄送节日礼品",
+    "邀请参加新品发布会",
+    "确认上月对账单",
+    "跟进样品试用反馈",
+];
 const COMPLAINTS: &[&str] = &["送货延迟三天", "部分商品包装破损", "发票信息有误", "客服电话无人接听"];
 const PRAISE: &[&str] = &["业务员服务周到", "新品很受欢迎", "物流很快"];
 
@@ -90,7 +151,13 @@ pub async fn load(db: &DatabaseConnection, customers: usize, seed: u64) -> AppRe
     for (login, name, role, department_id) in staff_plan {
         let u = user::bootstrap(
             db,
-            NewUser { email: format!("{login}@demo.crm"), name: name.into(), password: DEMO_PASSWORD.into(), role, department_id },
+            NewUser {
+                email: format!("{login}@demo.crm"),
+                name: name.into(),
+                password: DEMO_PASSWORD.into(),
+                role,
+                department_id,
+            },
         )
         .await?;
         staff.push(Actor::load(db, u.id).await?);
@@ -111,14 +178,20 @@ pub async fn load(db: &DatabaseConnection, customers: usize, seed: u64) -> AppRe
             let word = TRADE_WORDS[n % TRADE_WORDS.len()];
             NewCustomer {
                 kind: Some(CustomerKind::Organization),
-                category: Some(["partner", "retail", "vip", "supplier", "competitor", "other"][[0, 0, 0, 1, 2, 3, 4, 5][n % 8]].into()),
+                category: Some(
+                    ["partner", "retail", "vip", "supplier", "competitor", "other"][[0, 0, 0, 1, 2, 3, 4, 5][n % 8]]
+                        .into(),
+                ),
                 name: format!("{city}{word}{suffix}有限公司（{n:03}）"),
                 phone: Some(format!("0{}-{}", [21, 571, 20, 10, 28][n % 5], 60_000_000 + n)),
                 email: Some(format!("purchase{n}@{}.com.cn", ["hualian", "yonghui", "xinyuan", "hengda"][n % 4])),
                 address: Some(format!("{city}市{}路{}号", ["人民", "中山", "解放", "建设"][n % 4], 10 + n % 300)),
                 region: Some(region.into()),
                 industry: Some(industry.into()),
-                source: Some([CustomerSource::Referral, CustomerSource::Event, CustomerSource::PhoneOut, CustomerSource::Web][n % 4]),
+                source: Some(
+                    [CustomerSource::Referral, CustomerSource::Event, CustomerSource::PhoneOut, CustomerSource::Web]
+                        [n % 4],
+                ),
                 importance: Some([Importance::A, Importance::B, Importance::C][n % 3]),
                 lifecycle_stage: Some(if n % 7 == 0 { LifecycleStage::Target } else { LifecycleStage::Prospect }),
                 ..Default::default()
@@ -132,8 +205,17 @@ pub async fn load(db: &DatabaseConnection, customers: usize, seed: u64) -> AppRe
                 birthday: NaiveDate::from_ymd_opt(1960 + (n % 40) as i32, 1 + (n % 12) as u32, 1 + (n % 28) as u32),
                 phone: Some(phone),
                 region: Some(region.into()),
-                source: Some([CustomerSource::PhoneIn, CustomerSource::Web, CustomerSource::Advertising, CustomerSource::Referral][n % 4]),
-                soft_profile: Some(serde_json::json!({"hobbies": (["茶艺", "旅游", "摄影", "健身"][n % 4]), "promotionReceptiveness": (["高", "中", "低"][n % 3])})),
+                source: Some(
+                    [
+                        CustomerSource::PhoneIn,
+                        CustomerSource::Web,
+                        CustomerSource::Advertising,
+                        CustomerSource::Referral,
+                    ][n % 4],
+                ),
+                soft_profile: Some(
+                    serde_json::json!({"hobbies": (["茶艺", "旅游", "摄影", "健身"][n % 4]), "promotionReceptiveness": (["高", "中", "低"][n % 3])}),
+                ),
                 ..Default::default()
             }
         };
@@ -147,7 +229,14 @@ pub async fn load(db: &DatabaseConnection, customers: usize, seed: u64) -> AppRe
                         customer_id: c.id,
                         name: person(&mut rng),
                         title: Some(TITLES[(n + k) % TITLES.len()].into()),
-                        deal_role: Some([ContactRole::DecisionMaker, ContactRole::Influencer, ContactRole::Insider, ContactRole::Opponent][k % 4]),
+                        deal_role: Some(
+                            [
+                                ContactRole::DecisionMaker,
+                                ContactRole::Influencer,
+                                ContactRole::Insider,
+                                ContactRole::Opponent,
+                            ][k % 4],
+                        ),
                         mobile: Some(format!("13{}{:08}", k, 10_000_000 + n * 31 + k)),
                         email: Some(format!("contact{n}.{k}@example.cn")),
                         hometown: Some(CITIES[(n + k) % CITIES.len()].0.into()),
@@ -161,7 +250,8 @@ pub async fn load(db: &DatabaseConnection, customers: usize, seed: u64) -> AppRe
             continue;
         }
         for d in 0..(n % 5) {
-            let stage = [DealStage::Won, DealStage::Won, DealStage::Lost, DealStage::Negotiation, DealStage::Proposal][(n + d) % 5];
+            let stage = [DealStage::Won, DealStage::Won, DealStage::Lost, DealStage::Negotiation, DealStage::Proposal]
+                [(n + d) % 5];
             let items: Vec<LineItemInput> = (0..1 + (n + d) % 3)
                 .map(|i| {
                     let (product, sku, price, cost) = PRODUCTS[(n + d + i) % PRODUCTS.len()];
@@ -200,7 +290,12 @@ pub async fn load(db: &DatabaseConnection, customers: usize, seed: u64) -> AppRe
                 NewInteraction {
                     customer_id: c.id,
                     contact_id: None,
-                    kind: [InteractionKind::Call, InteractionKind::Visit, InteractionKind::Wechat, InteractionKind::Gift][(n + i) % 4],
+                    kind: [
+                        InteractionKind::Call,
+                        InteractionKind::Visit,
+                        InteractionKind::Wechat,
+                        InteractionKind::Gift,
+                    ][(n + i) % 4],
                     direction: Some(if i % 3 == 2 { Direction::Inbound } else { Direction::Outbound }),
                     occurred_at: Some(now() - Duration::hours(rng.random_range(1..24 * 200))),
                     summary: SUMMARIES[(n + i) % SUMMARIES.len()].into(),
@@ -233,7 +328,11 @@ pub async fn load(db: &DatabaseConnection, customers: usize, seed: u64) -> AppRe
                     service,
                     fb.id,
                     fb.version,
-                    feedback::FeedbackPatch { status: Some(FeedbackStatus::Resolved), resolution: Some(Some("已补发并致歉".into())), ..Default::default() },
+                    feedback::FeedbackPatch {
+                        status: Some(FeedbackStatus::Resolved),
+                        resolution: Some(Some("已补发并致歉".into())),
+                        ..Default::default()
+                    },
                 )
                 .await?;
             }

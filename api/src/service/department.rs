@@ -4,14 +4,22 @@ use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use entity::department;
 use entity::enums::{Action, Resource};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
 use uuid::Uuid;
 
 /// Creates a department (admin: settings create).
 ///
 /// # Errors
 /// FORBIDDEN, VALIDATION (blank name, unknown parent), DUPLICATE (same name under the parent).
-pub async fn create(db: &DatabaseConnection, actor: &Actor, name: &str, parent_id: Option<Uuid>) -> AppResult<department::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    name: &str,
+    parent_id: Option<Uuid>,
+) -> AppResult<department::Model> {
     actor.require_all(Resource::Settings, Action::Create)?;
     let txn = begin_write(db).await?;
     let model = insert(&txn, Some(actor.id()), name, parent_id).await?;
@@ -20,7 +28,12 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, name: &str, parent_i
 }
 
 /// Inserts a department inside the caller's transaction (also used by the CLI).
-pub async fn insert(db: &impl ConnectionTrait, actor_id: Option<Uuid>, name: &str, parent_id: Option<Uuid>) -> AppResult<department::Model> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    actor_id: Option<Uuid>,
+    name: &str,
+    parent_id: Option<Uuid>,
+) -> AppResult<department::Model> {
     let mut v = Violations::new();
     let name = required_text(&mut v, "name", name, 100);
     if let Some(parent) = parent_id {
@@ -41,9 +54,11 @@ pub async fn insert(db: &impl ConnectionTrait, actor_id: Option<Uuid>, name: &st
     .insert(db)
     .await
     .map_err(|e| match AppError::from_db(e) {
-        AppError::Duplicate { key, department, .. } => {
-            AppError::Duplicate { key, department, message: "a department with this name already exists under that parent".into() }
-        }
+        AppError::Duplicate { key, department, .. } => AppError::Duplicate {
+            key,
+            department,
+            message: "a department with this name already exists under that parent".into(),
+        },
         other => other,
     })?;
     audit::record(db, actor_id, "create", "department", model.id, None, Some(&model)).await?;
@@ -63,7 +78,11 @@ pub async fn find_or_create_by_name(db: &DatabaseConnection, name: &str) -> AppR
 
 /// Every department, ordered by name; the tree is small and not sensitive.
 pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<department::Model>> {
-    Ok(department::Entity::find().order_by_asc(department::Column::Name).order_by_asc(department::Column::Id).all(db).await?)
+    Ok(department::Entity::find()
+        .order_by_asc(department::Column::Name)
+        .order_by_asc(department::Column::Id)
+        .all(db)
+        .await?)
 }
 
 /// One department.

@@ -125,7 +125,13 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewFeedback) 
 ///
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
-pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, p: FeedbackPatch) -> AppResult<feedback::Model> {
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    version: i32,
+    p: FeedbackPatch,
+) -> AppResult<feedback::Model> {
     write(db, async |txn| {
         let old = load_for::<feedback::Entity>(txn, actor, id, Action::Update, false, Some(version)).await?;
         let mut v = Violations::new();

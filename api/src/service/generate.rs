@@ -13,10 +13,32 @@ use sea_orm::sea_query::{InsertStatement, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait};
 use uuid::Uuid;
 
-const CITIES: &[(&str, &str)] = &[("上海", "华东"), ("杭州", "华东"), ("南京", "华东"), ("广州", "华南"), ("深圳", "华南"), ("北京", "华北"), ("天津", "华北"), ("成都", "西南"), ("重庆", "西南"), ("武汉", "华中")];
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭"];
-const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"];
-const PRODUCTS: &[(&str, i64, i64)] = &[("真丝围巾", 38_000, 15_000), ("羊绒大衣", 158_000, 72_000), ("龙井茶礼盒", 68_800, 30_000), ("蓝牙耳机", 29_900, 18_000), ("保温杯", 12_800, 4_500), ("床品四件套", 59_900, 26_000), ("运动鞋", 45_900, 21_000), ("护肤套装", 88_800, 31_000)];
+const CITIES: &[(&str, &str)] = &[
+    ("上海", "华东"),
+    ("杭州", "华东"),
+    ("南京", "华东"),
+    ("广州", "华南"),
+    ("深圳", "华南"),
+    ("北京", "华北"),
+    ("天津", "华北"),
+    ("成都", "西南"),
+    ("重庆", "西南"),
+    ("武汉", "华中"),
+];
+const SURNAMES: &[&str] =
+    &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭"];
+const GIVEN: &[&str] =
+    &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"];
+const PRODUCTS: &[(&str, i64, i64)] = &[
+    ("真丝围巾", 38_000, 15_000),
+    ("羊绒大衣", 158_000, 72_000),
+    ("龙井茶礼盒", 68_800, 30_000),
+    ("蓝牙耳机", 29_900, 18_000),
+    ("保温杯", 12_800, 4_500),
+    ("床品四件套", 59_900, 26_000),
+    ("运动鞋", 45_900, 21_000),
+    ("护肤套装", 88_800, 31_000),
+];
 
 /// What was generated.
 #[derive(Debug, Default)]
@@ -88,56 +110,146 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
     let hq = super::department::insert(&txn, None, "生成数据总部", None).await?;
     let mut reps: Vec<(Uuid, Uuid)> = Vec::new();
     let mut users = Batch::<user::Entity>::new(vec![
-        user::Column::Id, user::Column::Email, user::Column::Name, user::Column::PasswordHash, user::Column::Role,
-        user::Column::DepartmentId, user::Column::Active, user::Column::Version, user::Column::CreatedAt, user::Column::UpdatedAt,
+        user::Column::Id,
+        user::Column::Email,
+        user::Column::Name,
+        user::Column::PasswordHash,
+        user::Column::Role,
+        user::Column::DepartmentId,
+        user::Column::Active,
+        user::Column::Version,
+        user::Column::CreatedAt,
+        user::Column::UpdatedAt,
     ]);
     for (r, (city, _)) in CITIES.iter().enumerate() {
         let region = super::department::insert(&txn, None, &format!("{city}大区"), Some(hq.id)).await?;
         for b in 0..3 {
-            let branch = super::department::insert(&txn, None, &format!("{city}第{}分部", b + 1), Some(region.id)).await?;
+            let branch =
+                super::department::insert(&txn, None, &format!("{city}第{}分部", b + 1), Some(region.id)).await?;
             for s in 0..8 {
                 let id = new_id();
                 reps.push((id, branch.id));
                 users
-                    .push(&txn, vec![v(id), v(format!("rep{r}-{b}-{s}@gen.crm")), v(format!("销售{r}-{b}-{s}")), v(hash.clone()), v("SALES"), v(branch.id), v(true), v(1), v(start), v(start)])
+                    .push(
+                        &txn,
+                        vec![
+                            v(id),
+                            v(format!("rep{r}-{b}-{s}@gen.crm")),
+                            v(format!("销售{r}-{b}-{s}")),
+                            v(hash.clone()),
+                            v("SALES"),
+                            v(branch.id),
+                            v(true),
+                            v(1),
+                            v(start),
+                            v(start),
+                        ],
+                    )
                     .await?;
             }
         }
         users
-            .push(&txn, vec![v(new_id()), v(format!("manager{r}@gen.crm")), v(format!("经理{r}")), v(hash.clone()), v("MANAGER"), v(region.id), v(true), v(1), v(start), v(start)])
+            .push(
+                &txn,
+                vec![
+                    v(new_id()),
+                    v(format!("manager{r}@gen.crm")),
+                    v(format!("经理{r}")),
+                    v(hash.clone()),
+                    v("MANAGER"),
+                    v(region.id),
+                    v(true),
+                    v(1),
+                    v(start),
+                    v(start),
+                ],
+            )
             .await?;
     }
     users.flush(&txn).await?;
     txn.commit().await?;
 
     let mut customers_b = Batch::<customer::Entity>::new(vec![
-        customer::Column::Id, customer::Column::Kind, customer::Column::Category, customer::Column::Name, customer::Column::NameNorm,
-        customer::Column::Phone, customer::Column::PhoneNorm, customer::Column::Region, customer::Column::Industry,
-        customer::Column::OwnerId, customer::Column::DepartmentId, customer::Column::LifecycleStage, customer::Column::Tier,
-        customer::Column::ComputedTier, customer::Column::CreatedBy, customer::Column::Version, customer::Column::WonCount,
-        customer::Column::RevenueMinor, customer::Column::MarginMinor, customer::Column::CreatedAt, customer::Column::UpdatedAt,
+        customer::Column::Id,
+        customer::Column::Kind,
+        customer::Column::Category,
+        customer::Column::Name,
+        customer::Column::NameNorm,
+        customer::Column::Phone,
+        customer::Column::PhoneNorm,
+        customer::Column::Region,
+        customer::Column::Industry,
+        customer::Column::OwnerId,
+        customer::Column::DepartmentId,
+        customer::Column::LifecycleStage,
+        customer::Column::Tier,
+        customer::Column::ComputedTier,
+        customer::Column::CreatedBy,
+        customer::Column::Version,
+        customer::Column::WonCount,
+        customer::Column::RevenueMinor,
+        customer::Column::MarginMinor,
+        customer::Column::CreatedAt,
+        customer::Column::UpdatedAt,
     ]);
     let mut contacts_b = Batch::<contact::Entity>::new(vec![
-        contact::Column::Id, contact::Column::CustomerId, contact::Column::Name, contact::Column::Title, contact::Column::Mobile,
-        contact::Column::Version, contact::Column::CreatedAt, contact::Column::UpdatedAt,
+        contact::Column::Id,
+        contact::Column::CustomerId,
+        contact::Column::Name,
+        contact::Column::Title,
+        contact::Column::Mobile,
+        contact::Column::Version,
+        contact::Column::CreatedAt,
+        contact::Column::UpdatedAt,
     ]);
     let mut deals_b = Batch::<deal::Entity>::new(vec![
-        deal::Column::Id, deal::Column::CustomerId, deal::Column::OwnerId, deal::Column::Title, deal::Column::Stage, deal::Column::AmountMinor,
-        deal::Column::Currency, deal::Column::ExpectedCloseDate, deal::Column::ActualCloseDate, deal::Column::LostReason, deal::Column::Version,
-        deal::Column::CreatedAt, deal::Column::UpdatedAt,
+        deal::Column::Id,
+        deal::Column::CustomerId,
+        deal::Column::OwnerId,
+        deal::Column::Title,
+        deal::Column::Stage,
+        deal::Column::AmountMinor,
+        deal::Column::Currency,
+        deal::Column::ExpectedCloseDate,
+        deal::Column::ActualCloseDate,
+        deal::Column::LostReason,
+        deal::Column::Version,
+        deal::Column::CreatedAt,
+        deal::Column::UpdatedAt,
     ]);
     let mut lines_b = Batch::<deal_line_item::Entity>::new(vec![
-        deal_line_item::Column::Id, deal_line_item::Column::DealId, deal_line_item::Column::Position, deal_line_item::Column::Product,
-        deal_line_item::Column::Quantity, deal_line_item::Column::UnitPriceMinor, deal_line_item::Column::UnitCostMinor, deal_line_item::Column::CreatedAt,
+        deal_line_item::Column::Id,
+        deal_line_item::Column::DealId,
+        deal_line_item::Column::Position,
+        deal_line_item::Column::Product,
+        deal_line_item::Column::Quantity,
+        deal_line_item::Column::UnitPriceMinor,
+        deal_line_item::Column::UnitCostMinor,
+        deal_line_item::Column::CreatedAt,
     ]);
     let mut interactions_b = Batch::<interaction::Entity>::new(vec![
-        interaction::Column::Id, interaction::Column::CustomerId, interaction::Column::UserId, interaction::Column::Kind,
-        interaction::Column::Direction, interaction::Column::OccurredAt, interaction::Column::Summary, interaction::Column::Version,
-        interaction::Column::CreatedAt, interaction::Column::UpdatedAt,
+        interaction::Column::Id,
+        interaction::Column::CustomerId,
+        interaction::Column::UserId,
+        interaction::Column::Kind,
+        interaction::Column::Direction,
+        interaction::Column::OccurredAt,
+        interaction::Column::Summary,
+        interaction::Column::Version,
+        interaction::Column::CreatedAt,
+        interaction::Column::UpdatedAt,
     ]);
     let mut feedback_b = Batch::<feedback::Entity>::new(vec![
-        feedback::Column::Id, feedback::Column::CustomerId, feedback::Column::Kind, feedback::Column::Channel, feedback::Column::Rating,
-        feedback::Column::Nps, feedback::Column::Content, feedback::Column::Status, feedback::Column::Version, feedback::Column::CreatedAt,
+        feedback::Column::Id,
+        feedback::Column::CustomerId,
+        feedback::Column::Kind,
+        feedback::Column::Channel,
+        feedback::Column::Rating,
+        feedback::Column::Nps,
+        feedback::Column::Content,
+        feedback::Column::Status,
+        feedback::Column::Version,
+        feedback::Column::CreatedAt,
         feedback::Column::UpdatedAt,
     ]);
 
@@ -159,23 +271,58 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
             .push(
                 &txn,
                 vec![
-                    v(id), v(if organization { "ORGANIZATION" } else { "INDIVIDUAL" }), v(if organization { "partner" } else { "retail" }),
-                    v(name.clone()), v(organization.then(|| normalize::org_name(&name))), v(phone), v(phone_norm), v(region),
-                    v(["批发零售", "连锁超市", "服装", "餐饮"][(n % 4) as usize]), v(owner), v(dept), v("PROSPECT"), v("D"), v("D"), v(owner),
-                    v(1), v(0), v(0i64), v(0i64), v(created), v(created),
+                    v(id),
+                    v(if organization { "ORGANIZATION" } else { "INDIVIDUAL" }),
+                    v(if organization { "partner" } else { "retail" }),
+                    v(name.clone()),
+                    v(organization.then(|| normalize::org_name(&name))),
+                    v(phone),
+                    v(phone_norm),
+                    v(region),
+                    v(["批发零售", "连锁超市", "服装", "餐饮"][(n % 4) as usize]),
+                    v(owner),
+                    v(dept),
+                    v("PROSPECT"),
+                    v("D"),
+                    v("D"),
+                    v(owner),
+                    v(1),
+                    v(0),
+                    v(0i64),
+                    v(0i64),
+                    v(created),
+                    v(created),
                 ],
             )
             .await?;
         if organization {
             for k in 0..rng.random_range(0..3) {
                 contacts_b
-                    .push(&txn, vec![v(new_id()), v(id), v(format!("联系人{k}")), v("采购经理"), v(format!("139{:08}", (n * 3 + k) % 100_000_000)), v(1), v(created), v(created)])
+                    .push(
+                        &txn,
+                        vec![
+                            v(new_id()),
+                            v(id),
+                            v(format!("联系人{k}")),
+                            v("采购经理"),
+                            v(format!("139{:08}", (n * 3 + k) % 100_000_000)),
+                            v(1),
+                            v(created),
+                            v(created),
+                        ],
+                    )
                     .await?;
             }
         }
         for d in 0..rng.random_range(0..11u32) {
             let roll = rng.random_range(0..100);
-            let stage = if roll < 60 { "WON" } else if roll < 80 { "LOST" } else { ["LEAD", "QUALIFIED", "PROPOSAL", "NEGOTIATION"][(d % 4) as usize] };
+            let stage = if roll < 60 {
+                "WON"
+            } else if roll < 80 {
+                "LOST"
+            } else {
+                ["LEAD", "QUALIFIED", "PROPOSAL", "NEGOTIATION"][(d % 4) as usize]
+            };
             let closed: NaiveDate = today - Duration::days(rng.random_range(0..365 * 3));
             let deal_id = new_id();
             let mut amount = 0i64;
@@ -183,15 +330,40 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
                 let (product, price, cost) = PRODUCTS[rng.random_range(0..PRODUCTS.len())];
                 let quantity = rng.random_range(1..if organization { 40 } else { 3 });
                 amount += price * quantity;
-                lines_b.push(&txn, vec![v(new_id()), v(deal_id), v(position), v(product), v(quantity), v(price), v(Some(cost)), v(created)]).await?;
+                lines_b
+                    .push(
+                        &txn,
+                        vec![
+                            v(new_id()),
+                            v(deal_id),
+                            v(position),
+                            v(product),
+                            v(quantity),
+                            v(price),
+                            v(Some(cost)),
+                            v(created),
+                        ],
+                    )
+                    .await?;
             }
             let done = matches!(stage, "WON" | "LOST");
             deals_b
                 .push(
                     &txn,
                     vec![
-                        v(deal_id), v(id), v(owner), v("订单"), v(stage), v(amount), v("CNY"), v(closed), v(done.then_some(closed)),
-                        v((stage == "LOST").then_some("价格")), v(1), v(created), v(created),
+                        v(deal_id),
+                        v(id),
+                        v(owner),
+                        v("订单"),
+                        v(stage),
+                        v(amount),
+                        v("CNY"),
+                        v(closed),
+                        v(done.then_some(closed)),
+                        v((stage == "LOST").then_some("价格")),
+                        v(1),
+                        v(created),
+                        v(created),
                     ],
                 )
                 .await?;
@@ -199,7 +371,21 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
         for i in 0..rng.random_range(0..4) {
             let at = start - Duration::minutes(rng.random_range(0..60 * 24 * 365));
             interactions_b
-                .push(&txn, vec![v(new_id()), v(id), v(owner), v(["CALL", "VISIT", "WECHAT", "SMS"][i % 4]), v("OUTBOUND"), v(at), v("回访"), v(1), v(at), v(at)])
+                .push(
+                    &txn,
+                    vec![
+                        v(new_id()),
+                        v(id),
+                        v(owner),
+                        v(["CALL", "VISIT", "WECHAT", "SMS"][i % 4]),
+                        v("OUTBOUND"),
+                        v(at),
+                        v("回访"),
+                        v(1),
+                        v(at),
+                        v(at),
+                    ],
+                )
                 .await?;
         }
         if n % 5 == 0 {
@@ -208,8 +394,17 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
                 .push(
                     &txn,
                     vec![
-                        v(new_id()), v(id), v(if complaint { "COMPLAINT" } else { "SURVEY" }), v("WECHAT"), v(Some(if complaint { 2 } else { 5 })),
-                        v(Some(if complaint { 3 } else { 9 })), v("反馈"), v("OPEN"), v(1), v(created), v(created),
+                        v(new_id()),
+                        v(id),
+                        v(if complaint { "COMPLAINT" } else { "SURVEY" }),
+                        v("WECHAT"),
+                        v(Some(if complaint { 2 } else { 5 })),
+                        v(Some(if complaint { 3 } else { 9 })),
+                        v("反馈"),
+                        v("OPEN"),
+                        v(1),
+                        v(created),
+                        v(created),
                     ],
                 )
                 .await?;
@@ -249,4 +444,3 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
         feedback: feedback_b.count,
     })
 }
-

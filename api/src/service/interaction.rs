@@ -5,9 +5,9 @@ use super::{audit, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use entity::contact;
 use entity::enums::{Direction, InteractionKind};
 use entity::interaction::{self, Column};
-use entity::contact;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
@@ -53,7 +53,11 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewInteractio
 ///
 /// # Errors
 /// As [`create`].
-pub async fn create_in(txn: &DatabaseTransaction, actor: &Actor, input: NewInteraction) -> AppResult<interaction::Model> {
+pub async fn create_in(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    input: NewInteraction,
+) -> AppResult<interaction::Model> {
     let mut v = Violations::new();
     let summary = required_text(&mut v, "summary", &input.summary, 4000);
     let outcome = optional_text(&mut v, "outcome", input.outcome, 4000);
@@ -102,4 +106,3 @@ pub async fn create_in(txn: &DatabaseTransaction, actor: &Actor, input: NewInter
         Ok(m)
     }
 }
-

@@ -71,11 +71,20 @@ fn scoped(actor: &Actor) -> SelectStatement {
 
 /// Runs a list query (selecting `id` and optionally `revenue`, `n`, `last_on`) as a page
 /// ranked by `order`, then id.
-async fn run(db: &DatabaseConnection, query: SelectStatement, order: Vec<(Expr, Order)>, first: Option<i32>, after: Option<&str>) -> AppResult<KeyPage> {
+async fn run(
+    db: &DatabaseConnection,
+    query: SelectStatement,
+    order: Vec<(Expr, Order)>,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> AppResult<KeyPage> {
     let limit = page_size(first)?;
     let offset = offset_of(after)?;
     let backend = db.get_database_backend();
-    let count_stmt = Query::select().expr_as(Expr::cust("COUNT(*)"), Alias::new("n")).from_subquery(query.clone(), Alias::new("l")).to_owned();
+    let count_stmt = Query::select()
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .from_subquery(query.clone(), Alias::new("l"))
+        .to_owned();
     let total = match db.query_one_raw(backend.build(&count_stmt)).await? {
         Some(row) => row.try_get::<i64>("", "n")? as u64,
         None => 0,
@@ -105,7 +114,13 @@ async fn run(db: &DatabaseConnection, query: SelectStatement, order: Vec<(Expr, 
 
 /// Gold customers: the top `top_percent` % of buyers by revenue in the trailing window
 /// (seed 001: 5%), counted over all customers, listed within the caller's scope.
-pub async fn gold(db: &DatabaseConnection, actor: &Actor, top_percent: i32, first: Option<i32>, after: Option<&str>) -> AppResult<KeyPage> {
+pub async fn gold(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    top_percent: i32,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> AppResult<KeyPage> {
     if !(1..=100).contains(&top_percent) {
         return Err(AppError::invalid("topPercent", "must be between 1 and 100"));
     }
@@ -116,7 +131,8 @@ pub async fn gold(db: &DatabaseConnection, actor: &Actor, top_percent: i32, firs
         .and_where(customer::Column::DeletedAt.is_null())
         .and_where(customer::Column::RevenueMinor.gt(0))
         .to_owned();
-    let n = db.query_one_raw(backend.build(&buyers)).await?.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0);
+    let n =
+        db.query_one_raw(backend.build(&buyers)).await?.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0);
     let k = (n * top_percent as i64 + 99) / 100;
     let threshold = if k == 0 {
         i64::MAX
@@ -130,7 +146,11 @@ pub async fn gold(db: &DatabaseConnection, actor: &Actor, top_percent: i32, firs
             .limit(1)
             .offset((k - 1) as u64)
             .to_owned();
-        db.query_one_raw(backend.build(&q)).await?.map(|r| r.try_get::<i64>("", "revenue_minor")).transpose()?.unwrap_or(i64::MAX)
+        db.query_one_raw(backend.build(&q))
+            .await?
+            .map(|r| r.try_get::<i64>("", "revenue_minor"))
+            .transpose()?
+            .unwrap_or(i64::MAX)
     };
     let q = scoped(actor)
         .expr_as(Expr::col((customer::Entity, customer::Column::RevenueMinor)), Alias::new("revenue"))
@@ -142,7 +162,12 @@ pub async fn gold(db: &DatabaseConnection, actor: &Actor, top_percent: i32, firs
 
 /// Drag customers: bought before, but not within the churn window (seed 001: over a
 /// year without an order), longest silent first.
-pub async fn drag(db: &DatabaseConnection, actor: &Actor, first: Option<i32>, after: Option<&str>) -> AppResult<KeyPage> {
+pub async fn drag(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> AppResult<KeyPage> {
     let (policy, _) = classification::policy(db).await?;
     let cutoff = now().date_naive() - Duration::days(policy.churn_days);
     let q = scoped(actor)
@@ -153,9 +178,18 @@ pub async fn drag(db: &DatabaseConnection, actor: &Actor, first: Option<i32>, af
 }
 
 /// Big customers (tier A or B) with at least `min_complaints` complaints in the window.
-pub async fn complaining(db: &DatabaseConnection, actor: &Actor, min_complaints: i32, first: Option<i32>, after: Option<&str>) -> AppResult<KeyPage> {
+pub async fn complaining(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    min_complaints: i32,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> AppResult<KeyPage> {
     let (policy, _) = classification::policy(db).await?;
-    let since = (now().date_naive() - Duration::days(policy.window_days)).and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(now);
+    let since = (now().date_naive() - Duration::days(policy.window_days))
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_else(now);
     let complaints = Query::select()
         .column(feedback::Column::CustomerId)
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
@@ -167,7 +201,12 @@ pub async fn complaining(db: &DatabaseConnection, actor: &Actor, min_complaints:
         .to_owned();
     let q = scoped(actor)
         .expr_as(col("m", "n"), Alias::new("n"))
-        .join_subquery(JoinType::InnerJoin, complaints, Alias::new("m"), col("m", "customer_id").equals((customer::Entity, customer::Column::Id)))
+        .join_subquery(
+            JoinType::InnerJoin,
+            complaints,
+            Alias::new("m"),
+            col("m", "customer_id").equals((customer::Entity, customer::Column::Id)),
+        )
         .and_where(customer::Column::Tier.is_in([Tier::A, Tier::B]))
         .and_where(col("m", "n").gte(std::cmp::max(min_complaints, 1)))
         .to_owned();
@@ -176,14 +215,24 @@ pub async fn complaining(db: &DatabaseConnection, actor: &Actor, min_complaints:
 
 /// Cross-sell candidates: buyers whose won deals in the window cover only 1 to
 /// `max_product_lines` products (seed 001: "only one or two products").
-pub async fn cross_sell(db: &DatabaseConnection, actor: &Actor, max_product_lines: i32, first: Option<i32>, after: Option<&str>) -> AppResult<KeyPage> {
+pub async fn cross_sell(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    max_product_lines: i32,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> AppResult<KeyPage> {
     let (policy, _) = classification::policy(db).await?;
     let from = now().date_naive() - Duration::days(policy.window_days);
     let lines = Query::select()
         .expr_as(Expr::col((deal::Entity, deal::Column::CustomerId)), Alias::new("customer_id"))
         .expr_as(Expr::cust("COUNT(DISTINCT deal_line_item.product)"), Alias::new("n"))
         .from(deal_line_item::Entity)
-        .inner_join(deal::Entity, Expr::col((deal::Entity, deal::Column::Id)).equals((deal_line_item::Entity, deal_line_item::Column::DealId)))
+        .inner_join(
+            deal::Entity,
+            Expr::col((deal::Entity, deal::Column::Id))
+                .equals((deal_line_item::Entity, deal_line_item::Column::DealId)),
+        )
         .and_where(deal::Column::Stage.eq(entity::enums::DealStage::Won))
         .and_where(deal::Column::DeletedAt.is_null())
         .and_where(deal::Column::ActualCloseDate.gte(from))
@@ -192,7 +241,12 @@ pub async fn cross_sell(db: &DatabaseConnection, actor: &Actor, max_product_line
     let q = scoped(actor)
         .expr_as(col("m", "n"), Alias::new("n"))
         .expr_as(Expr::col((customer::Entity, customer::Column::RevenueMinor)), Alias::new("revenue"))
-        .join_subquery(JoinType::InnerJoin, lines, Alias::new("m"), col("m", "customer_id").equals((customer::Entity, customer::Column::Id)))
+        .join_subquery(
+            JoinType::InnerJoin,
+            lines,
+            Alias::new("m"),
+            col("m", "customer_id").equals((customer::Entity, customer::Column::Id)),
+        )
         .and_where(col("m", "n").lte(std::cmp::max(max_product_lines, 1)))
         .to_owned();
     run(db, q, vec![(Expr::col((customer::Entity, customer::Column::RevenueMinor)), Order::Desc)], first, after).await
@@ -200,7 +254,13 @@ pub async fn cross_sell(db: &DatabaseConnection, actor: &Actor, max_product_line
 
 /// Organizations with fewer than `min_contacts` live contacts (seed 001: record at least
 /// three contacts of every company you want to do business with), fewest first.
-pub async fn few_contacts(db: &DatabaseConnection, actor: &Actor, min_contacts: i32, first: Option<i32>, after: Option<&str>) -> AppResult<KeyPage> {
+pub async fn few_contacts(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    min_contacts: i32,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> AppResult<KeyPage> {
     let contacts = Query::select()
         .column(contact::Column::CustomerId)
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
@@ -211,7 +271,12 @@ pub async fn few_contacts(db: &DatabaseConnection, actor: &Actor, min_contacts: 
     let n = Expr::cust("COALESCE(m.n, 0)");
     let q = scoped(actor)
         .expr_as(n.clone(), Alias::new("n"))
-        .join_subquery(JoinType::LeftJoin, contacts, Alias::new("m"), col("m", "customer_id").equals((customer::Entity, customer::Column::Id)))
+        .join_subquery(
+            JoinType::LeftJoin,
+            contacts,
+            Alias::new("m"),
+            col("m", "customer_id").equals((customer::Entity, customer::Column::Id)),
+        )
         .and_where(customer::Column::Kind.eq(CustomerKind::Organization))
         .and_where(n.clone().lt(std::cmp::max(min_contacts, 1)))
         .to_owned();
@@ -220,7 +285,13 @@ pub async fn few_contacts(db: &DatabaseConnection, actor: &Actor, min_contacts: 
 
 /// Last calendar year's biggest customers (by won revenue, in the base currency) and
 /// what they bought this year: the caller's `top` customers, ranked.
-pub async fn last_year_top(db: &DatabaseConnection, actor: &Actor, top: i32, first: Option<i32>, after: Option<&str>) -> AppResult<KeyPage> {
+pub async fn last_year_top(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    top: i32,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> AppResult<KeyPage> {
     if !(1..=1000).contains(&top) {
         return Err(AppError::invalid("top", "must be between 1 and 1000"));
     }
@@ -249,7 +320,9 @@ pub async fn last_year_top(db: &DatabaseConnection, actor: &Actor, top: i32, fir
     // PostgreSQL numbers parameters; SQLite takes them in the order they appear.
     let scope_values: Vec<Value> = sql_scope.values.map(|v| v.0).unwrap_or_default();
     let values: Vec<Value> = match backend {
-        sea_orm::DatabaseBackend::Postgres => scope_values.into_iter().chain([this_year.into(), this_year.into(), last_year.into()]).collect(),
+        sea_orm::DatabaseBackend::Postgres => {
+            scope_values.into_iter().chain([this_year.into(), this_year.into(), last_year.into()]).collect()
+        }
         _ => [this_year.into(), this_year.into()].into_iter().chain(scope_values).chain([last_year.into()]).collect(),
     };
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
@@ -261,7 +334,8 @@ pub async fn last_year_top(db: &DatabaseConnection, actor: &Actor, top: i32, fir
         e.0 += rates.to_base(row.try_get("", "last_year")?, &currency, &policy.base_currency);
         e.1 += rates.to_base(row.try_get("", "this_year")?, &currency, &policy.base_currency);
     }
-    let mut ranked: Vec<(Uuid, i64, i64)> = per.into_iter().filter(|(_, (last, _))| *last > 0).map(|(id, (l, t))| (id, l, t)).collect();
+    let mut ranked: Vec<(Uuid, i64, i64)> =
+        per.into_iter().filter(|(_, (last, _))| *last > 0).map(|(id, (l, t))| (id, l, t)).collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked.truncate(top as usize);
     let total = ranked.len() as u64;
@@ -272,10 +346,24 @@ pub async fn last_year_top(db: &DatabaseConnection, actor: &Actor, top: i32, fir
         .take(limit as usize)
         .map(|(i, (id, last, this))| {
             let rank = i as i64 + 1;
-            (cursor(rank), KeyRow { customer_id: id, rank, revenue: Some(last), revenue_this_year: Some(this), ..Default::default() })
+            (
+                cursor(rank),
+                KeyRow {
+                    customer_id: id,
+                    rank,
+                    revenue: Some(last),
+                    revenue_this_year: Some(this),
+                    ..Default::default()
+                },
+            )
         })
         .collect();
-    Ok(KeyPage { has_next_page: offset + (rows.len() as u64) < total, has_previous_page: offset > 0, rows, total_count: total })
+    Ok(KeyPage {
+        has_next_page: offset + (rows.len() as u64) < total,
+        has_previous_page: offset > 0,
+        rows,
+        total_count: total,
+    })
 }
 
 fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {

@@ -5,8 +5,8 @@ pub mod care;
 pub mod classification;
 pub mod contact;
 pub mod customer;
-pub mod deal;
 pub mod db;
+pub mod deal;
 pub mod demo;
 pub mod department;
 pub mod feedback;
@@ -36,7 +36,12 @@ pub fn now() -> DateTime<Utc> {
 
 /// An optional text field: trimmed, blank becomes `None`, longer than `max` characters is
 /// recorded as a violation.
-pub fn optional_text(v: &mut crate::error::Violations, field: &str, value: Option<String>, max: usize) -> Option<String> {
+pub fn optional_text(
+    v: &mut crate::error::Violations,
+    field: &str,
+    value: Option<String>,
+    max: usize,
+) -> Option<String> {
     let value = clean(value);
     if value.as_ref().is_some_and(|s| s.chars().count() > max) {
         v.add(field, format!("must have at most {max} characters"));

@@ -2,9 +2,25 @@
 
 /// Currencies we accept and their minor-unit exponents.
 const CURRENCIES: &[(&str, u32)] = &[
-    ("CNY", 2), ("HKD", 2), ("MOP", 2), ("TWD", 2), ("USD", 2), ("EUR", 2), ("GBP", 2),
-    ("JPY", 0), ("KRW", 0), ("SGD", 2), ("AUD", 2), ("CAD", 2), ("CHF", 2), ("THB", 2),
-    ("MYR", 2), ("VND", 0), ("RUB", 2), ("INR", 2), ("AED", 2),
+    ("CNY", 2),
+    ("HKD", 2),
+    ("MOP", 2),
+    ("TWD", 2),
+    ("USD", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("JPY", 0),
+    ("KRW", 0),
+    ("SGD", 2),
+    ("AUD", 2),
+    ("CAD", 2),
+    ("CHF", 2),
+    ("THB", 2),
+    ("MYR", 2),
+    ("VND", 0),
+    ("RUB", 2),
+    ("INR", 2),
+    ("AED", 2),
 ];
 
 /// The default currency of a deal.
@@ -37,7 +53,11 @@ pub fn parse_minor(amount: &str, currency: &str) -> Result<i64, String> {
         return Err(format!("{currency} has {exp} decimal places"));
     }
     let scale = 10i64.pow(exp);
-    let frac_value: i64 = if frac.is_empty() { 0 } else { frac.parse::<i64>().map_err(|e| e.to_string())? * 10i64.pow(exp - frac.len() as u32) };
+    let frac_value: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().map_err(|e| e.to_string())? * 10i64.pow(exp - frac.len() as u32)
+    };
     int.parse::<i64>()
         .ok()
         .and_then(|i| i.checked_mul(scale))
@@ -53,10 +73,18 @@ pub fn parse_minor(amount: &str, currency: &str) -> Result<i64, String> {
 pub fn parse_scaled(value: &str, places: u32) -> Result<i64, String> {
     let s = value.trim();
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > places as usize {
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > places as usize
+    {
         return Err(format!("'{value}' is not a decimal with at most {places} places"));
     }
-    let frac_value: i64 = if frac.is_empty() { 0 } else { frac.parse::<i64>().map_err(|e| e.to_string())? * 10i64.pow(places - frac.len() as u32) };
+    let frac_value: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().map_err(|e| e.to_string())? * 10i64.pow(places - frac.len() as u32)
+    };
     int.parse::<i64>()
         .ok()
         .and_then(|i| i.checked_mul(10i64.pow(places)))

@@ -73,9 +73,28 @@ pub fn email(raw: &str) -> Result<String, String> {
 
 /// Company-form suffixes dropped from organization names, longest first.
 const COMPANY_SUFFIXES: &[&str] = &[
-    "股份有限公司", "有限责任公司", "集团有限公司", "有限公司", "集团公司", "集团", "公司",
-    "corporation", "limited", "company", "co.,ltd.", "co.,ltd", "co.ltd", "ltd.", "ltd", "inc.", "inc",
-    "corp.", "corp", "llc", "gmbh", "co.",
+    "股份有限公司",
+    "有限责任公司",
+    "集团有限公司",
+    "有限公司",
+    "集团公司",
+    "集团",
+    "公司",
+    "corporation",
+    "limited",
+    "company",
+    "co.,ltd.",
+    "co.,ltd",
+    "co.ltd",
+    "ltd.",
+    "ltd",
+    "inc.",
+    "inc",
+    "corp.",
+    "corp",
+    "llc",
+    "gmbh",
+    "co.",
 ];
 
 /// Folds an organization name to its duplicate key: full-width to half-width, lower case,

@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -118,7 +118,11 @@ where
     E::Model: Send + Sync,
 {
     let limit = page_size(args.first)?;
-    let fingerprint: String = keys.iter().map(|k| format!("{}{}", k.name, if k.descending { "-" } else { "+" })).collect::<Vec<_>>().join(",");
+    let fingerprint: String = keys
+        .iter()
+        .map(|k| format!("{}{}", k.name, if k.descending { "-" } else { "+" }))
+        .collect::<Vec<_>>()
+        .join(",");
 
     let total_count: TotalCount = {
         let db = db.clone();
@@ -149,7 +153,11 @@ where
     let edges = rows
         .into_iter()
         .map(|row| {
-            let data = CursorData { v: keys.iter().map(|k| (k.value)(&row)).collect(), i: id_of(&row), o: fingerprint.clone() };
+            let data = CursorData {
+                v: keys.iter().map(|k| (k.value)(&row)).collect(),
+                i: id_of(&row),
+                o: fingerprint.clone(),
+            };
             (encode_cursor(&data), row)
         })
         .collect();

@@ -19,7 +19,10 @@ use uuid::Uuid;
 
 /// A record that belongs to a customer.
 pub trait CustomerRecord:
-    EntityTrait<Model: Serialize + Clone + Send + Sync + IntoActiveModel<Self::ActiveModel>, ActiveModel: ActiveModelTrait<Entity = Self> + Send>
+    EntityTrait<
+        Model: Serialize + Clone + Send + Sync + IntoActiveModel<Self::ActiveModel>,
+        ActiveModel: ActiveModelTrait<Entity = Self> + Send,
+    >
 {
     /// Permission resource.
     const RESOURCE: Resource;
@@ -70,7 +73,14 @@ pub async fn get<E: CustomerRecord>(db: &impl ConnectionTrait, actor: &Actor, id
 ///
 /// # Errors
 /// VALIDATION (paging).
-pub async fn list<E: CustomerRecord>(db: &DatabaseConnection, actor: &Actor, filter: Condition, deleted: bool, keys: &[SortKey<E>], args: &PageArgs) -> AppResult<Page<E::Model>> {
+pub async fn list<E: CustomerRecord>(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    filter: Condition,
+    deleted: bool,
+    keys: &[SortKey<E>],
+    args: &PageArgs,
+) -> AppResult<Page<E::Model>> {
     let live = if deleted { E::deleted_column().is_not_null() } else { E::deleted_column().is_null() };
     let q = E::find().filter(read_condition::<E>(actor)).filter(live).filter(filter);
     paginate(db, q, keys, E::id_column(), E::id, args).await
@@ -78,15 +88,26 @@ pub async fn list<E: CustomerRecord>(db: &DatabaseConnection, actor: &Actor, fil
 
 /// Checks that the caller may add a record of `E` to a customer: NOT_FOUND if the
 /// customer is not readable, FORBIDDEN if the create scope does not cover it.
-pub async fn check_parent<E: CustomerRecord>(txn: &impl ConnectionTrait, actor: &Actor, customer_id: Uuid) -> AppResult<customer::Model> {
+pub async fn check_parent<E: CustomerRecord>(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    customer_id: Uuid,
+) -> AppResult<customer::Model> {
     let readable = customer::Entity::find_by_id(customer_id)
         .filter(customer::Column::DeletedAt.is_null())
-        .filter(Condition::any().add(actor.customer_condition(Resource::Customer, Action::Read)).add(actor.customer_condition(E::RESOURCE, Action::Read)))
+        .filter(
+            Condition::any()
+                .add(actor.customer_condition(Resource::Customer, Action::Read))
+                .add(actor.customer_condition(E::RESOURCE, Action::Read)),
+        )
         .one(txn)
         .await?
         .ok_or(AppError::NotFound("customer"))?;
     actor.require(E::RESOURCE, Action::Create)?;
-    let allowed = customer::Entity::find_by_id(customer_id).filter(actor.customer_condition(E::RESOURCE, Action::Create)).count(txn).await?;
+    let allowed = customer::Entity::find_by_id(customer_id)
+        .filter(actor.customer_condition(E::RESOURCE, Action::Create))
+        .count(txn)
+        .await?;
     if allowed == 0 {
         return Err(AppError::Forbidden(format!("you may not add a {} to this customer", E::NAME)));
     }
@@ -95,7 +116,14 @@ pub async fn check_parent<E: CustomerRecord>(txn: &impl ConnectionTrait, actor: 
 
 /// Loads a record for a write: NOT_FOUND unless readable (deleted ones with `deleted`),
 /// FORBIDDEN unless the action's scope covers it, CONFLICT on a stale version.
-pub async fn load_for<E: CustomerRecord>(txn: &impl ConnectionTrait, actor: &Actor, id: Uuid, action: Action, deleted: bool, version: Option<i32>) -> AppResult<E::Model> {
+pub async fn load_for<E: CustomerRecord>(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+    action: Action,
+    deleted: bool,
+    version: Option<i32>,
+) -> AppResult<E::Model> {
     let live = if deleted { E::deleted_column().is_not_null() } else { E::deleted_column().is_null() };
     let row = E::find()
         .filter(E::id_column().eq(id))
@@ -115,14 +143,24 @@ pub async fn load_for<E: CustomerRecord>(txn: &impl ConnectionTrait, actor: &Act
     }
     if let Some(v) = version {
         if v != E::version(&row) {
-            return Err(AppError::Conflict(format!("{} was changed meanwhile (version {} is current, you sent {v})", E::NAME, E::version(&row))));
+            return Err(AppError::Conflict(format!(
+                "{} was changed meanwhile (version {} is current, you sent {v})",
+                E::NAME,
+                E::version(&row)
+            )));
         }
     }
     Ok(row)
 }
 
 /// Writes a changed row guarded by its version, and its audit row.
-pub async fn save<E: CustomerRecord>(txn: &DatabaseTransaction, actor: &Actor, action: &str, old: &E::Model, mut am: E::ActiveModel) -> AppResult<E::Model> {
+pub async fn save<E: CustomerRecord>(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    action: &str,
+    old: &E::Model,
+    mut am: E::ActiveModel,
+) -> AppResult<E::Model> {
     E::touch(&mut am, E::version(old) + 1, now());
     let res = E::update_many()
         .set(am)
@@ -160,12 +198,22 @@ where
 ///
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, CONFLICT.
-pub async fn delete<E: CustomerRecord>(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: Option<i32>) -> AppResult<E::Model> {
+pub async fn delete<E: CustomerRecord>(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    version: Option<i32>,
+) -> AppResult<E::Model> {
     write(db, async |txn| delete_in::<E>(txn, actor, id, version).await).await
 }
 
 /// Soft-deletes a record inside the caller's transaction.
-pub async fn delete_in<E: CustomerRecord>(txn: &DatabaseTransaction, actor: &Actor, id: Uuid, version: Option<i32>) -> AppResult<E::Model> {
+pub async fn delete_in<E: CustomerRecord>(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    id: Uuid,
+    version: Option<i32>,
+) -> AppResult<E::Model> {
     let old = load_for::<E>(txn, actor, id, Action::Delete, false, version).await?;
     let mut am = old.clone().into_active_model();
     E::set_deleted(&mut am, Some(now()));
@@ -229,7 +277,11 @@ pub async fn first_per_customer<E: CustomerRecord>(
 }
 
 /// Live readable records per customer, counted in one query.
-pub async fn count_per_customer<E: CustomerRecord>(db: &DatabaseConnection, actor: &Actor, customer_ids: &[Uuid]) -> AppResult<HashMap<Uuid, i64>> {
+pub async fn count_per_customer<E: CustomerRecord>(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    customer_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, i64>> {
     let rows: Vec<(Uuid, i64)> = E::find()
         .select_only()
         .column(E::customer_column())
@@ -243,7 +295,6 @@ pub async fn count_per_customer<E: CustomerRecord>(db: &DatabaseConnection, acto
         .await?;
     Ok(rows.into_iter().collect())
 }
-
 
 /// Implements [`CustomerRecord`] for an entity with the shared column names.
 macro_rules! customer_record {

@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{Action, Resource, Scope};
 use entity::{classification_history, customer, deal, feedback, interaction, user};
 use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -63,7 +65,9 @@ pub struct ClassificationRow {
 /// The customers a report may cover: the report scope, live rows.
 pub fn report_condition(actor: &Actor) -> AppResult<Condition> {
     actor.require(Resource::Report, Action::Read)?;
-    Ok(Condition::all().add(customer::Column::DeletedAt.is_null()).add(actor.customer_condition(Resource::Report, Action::Read)))
+    Ok(Condition::all()
+        .add(customer::Column::DeletedAt.is_null())
+        .add(actor.customer_condition(Resource::Report, Action::Read)))
 }
 
 /// Counts and revenue by the given dimensions. With `as_of`, tiers and lifecycle stages
@@ -93,7 +97,12 @@ pub async fn classification_report(
     if let Some(day) = historic {
         // Row by row: each customer's tier and stage at the end of `day`.
         let end = end_of(day);
-        let customers = customer::Entity::find().filter(scope).filter(filter).filter(customer::Column::CreatedAt.lte(end)).all(db).await?;
+        let customers = customer::Entity::find()
+            .filter(scope)
+            .filter(filter)
+            .filter(customer::Column::CreatedAt.lte(end))
+            .all(db)
+            .await?;
         let ids: Vec<Uuid> = customers.iter().map(|c| c.id).collect();
         let tiers = values_at(db, &ids, "TIER", end).await?;
         let stages = values_at(db, &ids, "LIFECYCLE", end).await?;
@@ -102,7 +111,9 @@ pub async fn classification_report(
                 .iter()
                 .map(|d| match d {
                     Dimension::Tier => Some(tiers.get(&c.id).cloned().unwrap_or_else(|| c.tier.to_string())),
-                    Dimension::Lifecycle => Some(stages.get(&c.id).cloned().unwrap_or_else(|| c.lifecycle_stage.to_string())),
+                    Dimension::Lifecycle => {
+                        Some(stages.get(&c.id).cloned().unwrap_or_else(|| c.lifecycle_stage.to_string()))
+                    }
                     Dimension::Category => Some(c.category.clone()),
                     Dimension::Department => Some(c.department_id.to_string()),
                     Dimension::Region => c.region.clone(),
@@ -118,7 +129,9 @@ pub async fn classification_report(
         for (i, d) in group_by.iter().enumerate() {
             q = q.column_as(d.column(), format!("k{i}")).group_by(d.column());
         }
-        q = q.column_as(Expr::cust("COUNT(*)"), "n").column_as(Expr::cust("CAST(COALESCE(SUM(revenue_minor), 0) AS BIGINT)"), "revenue");
+        q = q
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .column_as(Expr::cust("CAST(COALESCE(SUM(revenue_minor), 0) AS BIGINT)"), "revenue");
         let stmt = sea_orm::QueryTrait::build(&q, db.get_database_backend());
         for row in db.query_all_raw(stmt).await? {
             let mut keys = Vec::with_capacity(group_by.len());
@@ -126,7 +139,9 @@ pub async fn classification_report(
                 let col = format!("k{i}");
                 // Ids come back as UUIDs (blobs in SQLite), the rest as text.
                 keys.push(match d {
-                    Dimension::Department | Dimension::Owner => row.try_get::<Option<Uuid>>("", &col)?.map(|u| u.to_string()),
+                    Dimension::Department | Dimension::Owner => {
+                        row.try_get::<Option<Uuid>>("", &col)?.map(|u| u.to_string())
+                    }
                     _ => row.try_get::<Option<String>>("", &col)?,
                 });
             }
@@ -138,11 +153,19 @@ pub async fn classification_report(
     Ok(groups
         .into_iter()
         .map(|(keys, (customers, revenue))| ClassificationRow {
-            labels: keys.iter().zip(group_by).map(|(k, d)| k.as_ref().and_then(|k| names.get(&(*d, k.clone())).cloned())).collect(),
+            labels: keys
+                .iter()
+                .zip(group_by)
+                .map(|(k, d)| k.as_ref().and_then(|k| names.get(&(*d, k.clone())).cloned()))
+                .collect(),
             keys,
             customers,
             revenue,
-            share_bp: if total > 0 { ((revenue as i128 * 10_000 + total as i128 / 2) / total as i128) as i64 } else { 0 },
+            share_bp: if total > 0 {
+                ((revenue as i128 * 10_000 + total as i128 / 2) / total as i128) as i64
+            } else {
+                0
+            },
         })
         .collect())
 }
@@ -152,7 +175,11 @@ fn end_of(day: NaiveDate) -> DateTime<Utc> {
 }
 
 /// Names of the department and owner keys.
-async fn labels<'a>(db: &DatabaseConnection, group_by: &[Dimension], keys: impl Iterator<Item = &'a Vec<Option<String>>>) -> AppResult<HashMap<(Dimension, String), String>> {
+async fn labels<'a>(
+    db: &DatabaseConnection,
+    group_by: &[Dimension],
+    keys: impl Iterator<Item = &'a Vec<Option<String>>>,
+) -> AppResult<HashMap<(Dimension, String), String>> {
     let mut departments = Vec::new();
     let mut owners = Vec::new();
     for k in keys {
@@ -167,7 +194,9 @@ async fn labels<'a>(db: &DatabaseConnection, group_by: &[Dimension], keys: impl 
         }
     }
     let mut out = HashMap::new();
-    for d in entity::department::Entity::find().filter(entity::department::Column::Id.is_in(departments)).all(db).await? {
+    for d in
+        entity::department::Entity::find().filter(entity::department::Column::Id.is_in(departments)).all(db).await?
+    {
         out.insert((Dimension::Department, d.id.to_string()), d.name);
     }
     for u in user::Entity::find().filter(user::Column::Id.is_in(owners)).all(db).await? {
@@ -179,7 +208,12 @@ async fn labels<'a>(db: &DatabaseConnection, group_by: &[Dimension], keys: impl 
 /// The value a field had at `at` for customers whose value changed after it: the
 /// `from` of their first change after `at`. Customers not in the map still have their
 /// current value.
-async fn values_at(db: &DatabaseConnection, ids: &[Uuid], field: &str, at: DateTime<Utc>) -> AppResult<HashMap<Uuid, String>> {
+async fn values_at(
+    db: &DatabaseConnection,
+    ids: &[Uuid],
+    field: &str,
+    at: DateTime<Utc>,
+) -> AppResult<HashMap<Uuid, String>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(5000) {
         let rows = classification_history::Entity::find()
@@ -203,7 +237,12 @@ async fn values_at(db: &DatabaseConnection, ids: &[Uuid], field: &str, at: DateT
 ///
 /// # Errors
 /// FORBIDDEN without report access; VALIDATION when `to` is before `from`.
-pub async fn tier_migration(db: &DatabaseConnection, actor: &Actor, from: NaiveDate, to: NaiveDate) -> AppResult<Vec<(String, String, i64)>> {
+pub async fn tier_migration(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> AppResult<Vec<(String, String, i64)>> {
     let scope = report_condition(actor)?;
     if to < from {
         return Err(AppError::invalid("to", "must not be before from"));
@@ -268,17 +307,42 @@ fn staff_condition(actor: &Actor) -> AppResult<Condition> {
 ///
 /// # Errors
 /// FORBIDDEN without report access; VALIDATION for a reversed period.
-pub async fn staff_activity(db: &DatabaseConnection, actor: &Actor, from: NaiveDate, to: NaiveDate) -> AppResult<Vec<StaffRow>> {
+pub async fn staff_activity(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> AppResult<Vec<StaffRow>> {
     let staff_scope = staff_condition(actor)?;
     if to < from {
         return Err(AppError::invalid("to", "must not be before from"));
     }
     let (start, end) = (from.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(Utc::now), end_of(to));
-    let users = user::Entity::find().filter(staff_scope).order_by_asc(user::Column::Name).order_by_asc(user::Column::Id).all(db).await?;
+    let users = user::Entity::find()
+        .filter(staff_scope)
+        .order_by_asc(user::Column::Name)
+        .order_by_asc(user::Column::Id)
+        .all(db)
+        .await?;
     let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
     let mut rows: HashMap<Uuid, StaffRow> = users
         .into_iter()
-        .map(|u| (u.id, StaffRow { user_id: u.id, name: u.name, department_id: u.department_id, calls: 0, visits: 0, messages: 0, callbacks: 0, deals_won: 0, revenue_won: 0 }))
+        .map(|u| {
+            (
+                u.id,
+                StaffRow {
+                    user_id: u.id,
+                    name: u.name,
+                    department_id: u.department_id,
+                    calls: 0,
+                    visits: 0,
+                    messages: 0,
+                    callbacks: 0,
+                    deals_won: 0,
+                    revenue_won: 0,
+                },
+            )
+        })
         .collect();
     let backend = db.get_database_backend();
     for chunk in ids.chunks(1000) {
@@ -341,7 +405,8 @@ pub async fn staff_activity(db: &DatabaseConnection, actor: &Actor, from: NaiveD
             let currency: String = row.try_get("", "currency")?;
             if let Some(r) = rows.get_mut(&uid) {
                 r.deals_won += row.try_get::<i64>("", "n")?;
-                r.revenue_won += classification::Rates::to_base(&rates, row.try_get("", "total")?, &currency, &policy.base_currency);
+                r.revenue_won +=
+                    classification::Rates::to_base(&rates, row.try_get("", "total")?, &currency, &policy.base_currency);
             }
         }
     }
@@ -388,7 +453,13 @@ pub struct FeedbackRow {
 ///
 /// # Errors
 /// FORBIDDEN without report access; VALIDATION for a reversed period.
-pub async fn feedback_summary(db: &DatabaseConnection, actor: &Actor, from: NaiveDate, to: NaiveDate, group_by: &[FeedbackDimension]) -> AppResult<Vec<FeedbackRow>> {
+pub async fn feedback_summary(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    from: NaiveDate,
+    to: NaiveDate,
+    group_by: &[FeedbackDimension],
+) -> AppResult<Vec<FeedbackRow>> {
     actor.require(Resource::Report, Action::Read)?;
     if to < from {
         return Err(AppError::invalid("to", "must not be before from"));
@@ -412,7 +483,13 @@ pub async fn feedback_summary(db: &DatabaseConnection, actor: &Actor, from: Naiv
     }
     let items = feedback::Entity::find()
         .select_only()
-        .columns([feedback::Column::Kind, feedback::Column::Channel, feedback::Column::Status, feedback::Column::Rating, feedback::Column::Nps])
+        .columns([
+            feedback::Column::Kind,
+            feedback::Column::Channel,
+            feedback::Column::Status,
+            feedback::Column::Rating,
+            feedback::Column::Nps,
+        ])
         .columns([feedback::Column::CreatedAt, feedback::Column::ResolvedAt])
         .filter(feedback::Column::DeletedAt.is_null())
         .filter(feedback::Column::CreatedAt.gte(start))
@@ -439,7 +516,14 @@ pub async fn feedback_summary(db: &DatabaseConnection, actor: &Actor, from: Naiv
                 FeedbackDimension::Status => item.status.clone(),
             })
             .collect();
-        let acc = groups.entry(keys).or_insert(Acc { count: 0, ratings: vec![], promoters: 0, detractors: 0, nps_answers: 0, resolution: vec![] });
+        let acc = groups.entry(keys).or_insert(Acc {
+            count: 0,
+            ratings: vec![],
+            promoters: 0,
+            detractors: 0,
+            nps_answers: 0,
+            resolution: vec![],
+        });
         acc.count += 1;
         if let Some(r) = item.rating {
             acc.ratings.push(r as i64);
@@ -469,7 +553,9 @@ pub async fn feedback_summary(db: &DatabaseConnection, actor: &Actor, from: Naiv
                 keys,
                 count: a.count,
                 rated: a.ratings.len() as i64,
-                average_rating_x100: (!a.ratings.is_empty()).then(|| (a.ratings.iter().sum::<i64>() * 100 + a.ratings.len() as i64 / 2) / a.ratings.len() as i64),
+                average_rating_x100: (!a.ratings.is_empty()).then(|| {
+                    (a.ratings.iter().sum::<i64>() * 100 + a.ratings.len() as i64 / 2) / a.ratings.len() as i64
+                }),
                 nps: (a.nps_answers > 0).then(|| ((a.promoters - a.detractors) * 100) / a.nps_answers),
                 nps_answers: a.nps_answers,
                 median_resolution_minutes: median,

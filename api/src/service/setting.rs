@@ -8,13 +8,18 @@ pub const JWT_SECRET: &str = "jwt_secret";
 
 /// Returns the stored value of `key`, generating and storing one with `make` if absent.
 /// A concurrent first start on another instance wins the insert; both then read it.
-pub async fn get_or_create(db: &DatabaseConnection, key: &str, make: impl FnOnce() -> String) -> AppResult<(String, bool)> {
+pub async fn get_or_create(
+    db: &DatabaseConnection,
+    key: &str,
+    make: impl FnOnce() -> String,
+) -> AppResult<(String, bool)> {
     if let Some(row) = setting::Entity::find_by_id(key.to_string()).one(db).await? {
         return Ok((row.value, false));
     }
-    let inserted = setting::ActiveModel { key: Set(key.to_string()), value: Set(make()), updated_at: Set(super::now()) }
-        .insert(db)
-        .await;
+    let inserted =
+        setting::ActiveModel { key: Set(key.to_string()), value: Set(make()), updated_at: Set(super::now()) }
+            .insert(db)
+            .await;
     match inserted {
         Ok(row) => Ok((row.value, true)),
         Err(_) => {

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use entity::enums::{Action, Resource, Role};
 use entity::{customer, department, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
 use uuid::Uuid;
 
 /// What a new user needs.
@@ -46,7 +48,12 @@ pub async fn validate_and_hash(db: &impl ConnectionTrait, input: &NewUser) -> Ap
 }
 
 /// Inserts a validated user inside the caller's transaction.
-pub async fn insert(db: &impl ConnectionTrait, actor_id: Option<Uuid>, input: NewUser, password_hash: String) -> AppResult<user::Model> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    actor_id: Option<Uuid>,
+    input: NewUser,
+    password_hash: String,
+) -> AppResult<user::Model> {
     let now = now();
     let email = normalize::email(&input.email).map_err(|m| AppError::invalid("email", m))?;
     let model = user::ActiveModel {
@@ -64,7 +71,9 @@ pub async fn insert(db: &impl ConnectionTrait, actor_id: Option<Uuid>, input: Ne
     .insert(db)
     .await
     .map_err(|e| match AppError::from_db(e) {
-        AppError::Duplicate { key, .. } => AppError::Duplicate { key, department: None, message: "a user with this e-mail already exists".into() },
+        AppError::Duplicate { key, .. } => {
+            AppError::Duplicate { key, department: None, message: "a user with this e-mail already exists".into() }
+        }
         other => other,
     })?;
     audit::record(db, actor_id, "create", "user", model.id, None, Some(&model)).await?;
@@ -75,7 +84,12 @@ pub async fn insert(db: &impl ConnectionTrait, actor_id: Option<Uuid>, input: Ne
 ///
 /// # Errors
 /// UNAUTHENTICATED for a wrong e-mail or password or an inactive user (one message for all).
-pub async fn login(db: &DatabaseConnection, keys: &JwtKeys, email: &str, password_text: &str) -> AppResult<(String, DateTime<Utc>, user::Model)> {
+pub async fn login(
+    db: &DatabaseConnection,
+    keys: &JwtKeys,
+    email: &str,
+    password_text: &str,
+) -> AppResult<(String, DateTime<Utc>, user::Model)> {
     let found = user::Entity::find().filter(user::Column::Email.eq(email.trim().to_lowercase())).one(db).await?;
     let ok = password::verify(password_text.to_string(), found.as_ref().map(|u| u.password_hash.clone())).await;
     match found {
@@ -110,7 +124,12 @@ pub struct UserFilter {
 ///
 /// # Errors
 /// FORBIDDEN, VALIDATION (paging).
-pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: UserFilter, args: &PageArgs) -> AppResult<Page<user::Model>> {
+pub async fn list(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    filter: UserFilter,
+    args: &PageArgs,
+) -> AppResult<Page<user::Model>> {
     actor.require_all(Resource::User, Action::Read)?;
     let mut q = user::Entity::find();
     if let Some(d) = filter.department_id {
@@ -122,7 +141,12 @@ pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: UserFilter, ar
     if let Some(a) = filter.active {
         q = q.filter(user::Column::Active.eq(a));
     }
-    let keys = [SortKey::<user::Entity> { name: "name", column: user::Column::Name, descending: false, value: |u| SortValue::Text(u.name.clone()) }];
+    let keys = [SortKey::<user::Entity> {
+        name: "name",
+        column: user::Column::Name,
+        descending: false,
+        value: |u| SortValue::Text(u.name.clone()),
+    }];
     paginate(db, q, &keys, user::Column::Id, |u| u.id, args).await
 }
 
@@ -139,7 +163,13 @@ pub struct UserPatch {
 ///
 /// # Errors
 /// FORBIDDEN, NOT_FOUND, VALIDATION, CONFLICT (stale version).
-pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i32, patch: UserPatch) -> AppResult<user::Model> {
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    version: i32,
+    patch: UserPatch,
+) -> AppResult<user::Model> {
     actor.require_all(Resource::User, Action::Update)?;
     let mut v = Violations::new();
     if let Some(name) = &patch.name {
@@ -189,7 +219,12 @@ pub async fn update(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: i
 ///
 /// # Errors
 /// FORBIDDEN, NOT_FOUND, VALIDATION (successor inactive or the same user).
-pub async fn deactivate(db: &DatabaseConnection, actor: &Actor, id: Uuid, successor_id: Option<Uuid>) -> AppResult<user::Model> {
+pub async fn deactivate(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    successor_id: Option<Uuid>,
+) -> AppResult<user::Model> {
     actor.require_all(Resource::User, Action::Update)?;
     if id == actor.id() {
         return Err(AppError::invalid("id", "you cannot deactivate yourself"));
@@ -224,7 +259,13 @@ pub async fn deactivate(db: &DatabaseConnection, actor: &Actor, id: Uuid, succes
         .exec(&txn)
         .await?;
     for before in &owned {
-        let after = customer::Model { owner_id: owner, department_id: department, version: before.version + 1, updated_at: at, ..before.clone() };
+        let after = customer::Model {
+            owner_id: owner,
+            department_id: department,
+            version: before.version + 1,
+            updated_at: at,
+            ..before.clone()
+        };
         audit::record(&txn, Some(actor.id()), "assign", "customer", before.id, Some(before), Some(&after)).await?;
     }
     let moved = owned.len();
