@@ -49,7 +49,7 @@ impl Config {
     /// # Errors
     /// A message naming the variable that does not parse.
     pub fn from_env() -> Result<Config, String> {
-        let limits = crate::schema::Limits::default();
+        let limits = Limits::default();
         let ttl = parsed("CRM_ACCESS_TOKEN_TTL", 3600i64)?;
         if !(60..=30 * 86400).contains(&ttl) {
             return Err("CRM_ACCESS_TOKEN_TTL must be between 60 and 2592000 seconds".into());
@@ -75,5 +75,20 @@ impl Config {
             max_complexity: parsed("CRM_MAX_COMPLEXITY", limits.complexity)?,
             ws_init_timeout_ms: parsed("CRM_WS_INIT_TIMEOUT_MS", 10_000)?,
         })
+    }
+}
+
+/// Limits applied to every operation, over HTTP and WebSocket alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub depth: usize,
+    pub complexity: usize,
+    pub recursive_depth: usize,
+    pub directives: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { depth: 12, complexity: 50_000, recursive_depth: 32, directives: 10 }
     }
 }

@@ -1,8 +1,5 @@
-//! One error type for the whole API, each variant with a stable `extensions.code`.
-//!
-//! async-graphql's blanket `From<T: Display>` drops extensions, so resolvers return
-//! `async_graphql::Result` through [`GqlResult`]/`.extend()` (see `ResultExt`), never a bare `?`.
-use async_graphql::ErrorExtensions;
+//! One error type for the whole API, each variant with a stable code. The GraphQL layer
+//! turns it into `extensions.code` (`schema/error.rs`); the CSV routes into a status.
 use sea_orm::{DbErr, SqlErr};
 
 /// A field that failed validation and why.
@@ -121,52 +118,6 @@ const UNIQUE_KEYS: &[(&str, &[&str])] = &[
 impl From<DbErr> for AppError {
     fn from(e: DbErr) -> Self {
         Self::from_db(e)
-    }
-}
-
-impl ErrorExtensions for AppError {
-    fn extend(&self) -> async_graphql::Error {
-        if let Self::Internal(source) = self {
-            tracing::error!(error = %source, source = ?source, "internal error");
-        }
-        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
-            ext.set("code", self.code());
-            match self {
-                Self::Validation(fields) => {
-                    let list: Vec<async_graphql::Value> = fields
-                        .iter()
-                        .map(|f| {
-                            let mut obj = async_graphql::indexmap::IndexMap::new();
-                            obj.insert(async_graphql::Name::new("field"), async_graphql::Value::from(f.field.clone()));
-                            obj.insert(
-                                async_graphql::Name::new("message"),
-                                async_graphql::Value::from(f.message.clone()),
-                            );
-                            async_graphql::Value::Object(obj)
-                        })
-                        .collect();
-                    ext.set("fields", async_graphql::Value::List(list));
-                }
-                Self::Duplicate { key, department, .. } => {
-                    ext.set("key", *key);
-                    if let Some(d) = department {
-                        ext.set("department", d.clone());
-                    }
-                }
-                _ => {}
-            }
-        })
-    }
-}
-
-/// `.gql()` turns a service result into a resolver result keeping the code.
-pub trait ResultExt<T> {
-    fn gql(self) -> async_graphql::Result<T>;
-}
-
-impl<T> ResultExt<T> for AppResult<T> {
-    fn gql(self) -> async_graphql::Result<T> {
-        self.map_err(|e| e.extend())
     }
 }
 

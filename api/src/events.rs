@@ -6,7 +6,9 @@
 //! instance) it goes straight to the local dispatcher. Subscribers filter in memory by
 //! what their actor may read, so one event costs one load per instance, not one query
 //! per subscriber.
+use crate::auth::Actor;
 use crate::error::AppResult;
+use entity::enums::{Action, Resource};
 use entity::{customer, reminder};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
 use std::sync::Arc;
@@ -47,6 +49,38 @@ impl Signal {
 pub enum Event {
     NewLead(customer::Model),
     ReminderDue { reminder: reminder::Model, customer: customer::Model },
+}
+
+/// What a client may subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    NewLead,
+    ReminderDue,
+}
+
+/// Whether `actor` may subscribe to `topic` at all: new leads need customer read access;
+/// anyone may hear of their own reminders.
+///
+/// # Errors
+/// FORBIDDEN.
+pub fn authorize(actor: &Actor, topic: Topic) -> AppResult<()> {
+    match topic {
+        Topic::NewLead => actor.require(Resource::Customer, Action::Read).map(|_| ()),
+        Topic::ReminderDue => Ok(()),
+    }
+}
+
+impl Event {
+    /// Whether `actor` may receive this event: the same scope rules as a query of the
+    /// record (`docs/access.md`), evaluated in memory.
+    pub fn visible_to(&self, actor: &Actor) -> bool {
+        match self {
+            Event::NewLead(c) => actor.may(Resource::Customer, Action::Read, c),
+            Event::ReminderDue { reminder, customer } => {
+                actor.holds_reminder(reminder, customer) && actor.may(Resource::Customer, Action::Read, customer)
+            }
+        }
+    }
 }
 
 /// The instance's event hub.

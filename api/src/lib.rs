@@ -8,6 +8,7 @@ pub mod events;
 pub mod http;
 pub mod schema;
 pub mod service;
+pub mod shutdown;
 pub mod state;
 pub mod ws;
 
@@ -55,7 +56,8 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         }
     };
     ensure_first_admin(&db, config).await?;
-    let limits = schema::Limits { depth: config.max_depth, complexity: config.max_complexity, ..Default::default() };
+    let limits =
+        crate::config::Limits { depth: config.max_depth, complexity: config.max_complexity, ..Default::default() };
     let events = events::Events::start(db.clone()).await?;
     Ok(AppState {
         db,
@@ -69,7 +71,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         sql_statements,
         body_limit: config.body_limit,
         events,
-        shutdown: ws::Shutdown::default(),
+        shutdown: shutdown::Shutdown::default(),
         ws_init_timeout: std::time::Duration::from_millis(config.ws_init_timeout_ms),
     })
 }
@@ -152,11 +154,7 @@ pub async fn serve_on(
 /// # Errors
 /// Database errors.
 pub async fn care_tick(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> error::AppResult<service::care::Tick> {
-    let tick = service::care::tick(&state.db, at).await?;
-    for id in &tick.delivered {
-        state.events.publish(events::Signal::ReminderDue(*id)).await;
-    }
-    Ok(tick)
+    service::care::tick(&state.db, &state.events, at).await
 }
 
 /// Runs the background jobs until the process ends: the care tick every 30 seconds and

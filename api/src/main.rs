@@ -129,7 +129,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Demo { customers, seed } => {
             let state = api::prepare(&config).await?;
-            let summary = api::service::demo::load(&state.db, customers, seed).await.map_err(|e| e.to_string())?;
+            let summary =
+                api::service::demo::load(&state.db, &state.events, customers, seed).await.map_err(|e| e.to_string())?;
             println!(
                 "demo loaded: {} staff (e-mail <login>@demo.crm, e.g. wang.qiang@demo.crm; password {}), {} customers, {} deals",
                 summary.staff,

@@ -1,6 +1,6 @@
 //! Shared state of a running server.
 use crate::auth::JwtKeys;
-use crate::schema::Limits;
+use crate::config::Limits;
 use sea_orm::DatabaseConnection;
 
 /// What every request can reach.
@@ -16,7 +16,7 @@ pub struct AppState {
     /// Live events (subscriptions).
     pub events: crate::events::Events,
     /// Tells open WebSockets the server is going away.
-    pub shutdown: crate::ws::Shutdown,
+    pub shutdown: crate::shutdown::Shutdown,
     /// How long a WebSocket may wait before `connection_init`.
     pub ws_init_timeout: std::time::Duration,
 }

@@ -17,10 +17,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The subprotocol served.
@@ -28,63 +26,6 @@ pub const PROTOCOL: &str = "graphql-transport-ws";
 
 /// Operations one connection may run at once.
 const MAX_OPERATIONS: usize = 100;
-
-/// Tells open sockets to go away and waits until they have.
-#[derive(Clone)]
-pub struct Shutdown {
-    signal: watch::Sender<bool>,
-    open: Arc<AtomicUsize>,
-    closed: Arc<Notify>,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Shutdown { signal: watch::channel(false).0, open: Arc::default(), closed: Arc::default() }
-    }
-}
-
-/// Counts one open socket while alive.
-struct Open(Shutdown);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
-        self.0.closed.notify_waiters();
-    }
-}
-
-impl Shutdown {
-    /// Asks every open socket to finish and close with 1001.
-    pub fn signal(&self) {
-        self.signal.send_replace(true);
-    }
-
-    /// Sockets open now.
-    pub fn open_sockets(&self) -> usize {
-        self.open.load(Ordering::SeqCst)
-    }
-
-    /// Waits until every socket has closed, at most `limit`.
-    pub async fn drained(&self, limit: Duration) {
-        let wait = async {
-            loop {
-                let notified = self.closed.notified();
-                if self.open_sockets() == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        if tokio::time::timeout(limit, wait).await.is_err() {
-            tracing::warn!(open = self.open_sockets(), "WebSockets still open at shutdown");
-        }
-    }
-
-    fn enter(&self) -> Open {
-        self.open.fetch_add(1, Ordering::SeqCst);
-        Open(self.clone())
-    }
-}
 
 /// What operation tasks send back to the connection.
 enum Out {
@@ -103,7 +44,7 @@ struct Close(u16, String);
 /// Serves one socket until it closes.
 pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
     let _open = state.shutdown.enter();
-    let mut shutdown = state.shutdown.signal.subscribe();
+    let mut shutdown = state.shutdown.watch();
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(256);
     let mut operations: HashMap<String, Operation> = HashMap::new();

@@ -279,3 +279,126 @@ async fn nested_lists_load_in_batches() {
     assert_eq!(data["customers"]["totalCount"], 12);
     assert_eq!(few, many, "statement count grew with the number of customers: {few} for 3, {many} for 12");
 }
+
+#[tokio::test]
+async fn trash_of_deals_and_feedback_and_single_interactions() {
+    let app = TestApp::spawn().await;
+    let dept = app.create_department("华南销售部", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &dept).await;
+    let (_, other_rep) = app.create_user("rep2@example.com", "SALES", &dept).await;
+    let (_, service) = app.create_user("svc@example.com", "SERVICE", &dept).await;
+    let (_, manager) = app.create_user("mgr@example.com", "MANAGER", &dept).await;
+    let company = org(&app, &rep, "广州天河电子有限公司").await;
+
+    // restoreDeal: the trash of deals, version-guarded delete, NOT_FOUND outside the trash
+    let deal =
+        app.ok(&rep, CREATE_DEAL, json!({"i": {"customerId": company, "title": "样品单", "amount": "500"}})).await;
+    let deal_id = deal["createDeal"]["id"].clone();
+    let delete_deal = "mutation($id:ID!,$v:Int){deleteDeal(id:$id,version:$v){deletedAt version}}";
+    assert_eq!(code(&app.gql(Some(&rep), delete_deal, json!({"id": deal_id, "v": 1})).await), "FORBIDDEN");
+    assert_eq!(code(&app.gql(Some(&manager), delete_deal, json!({"id": deal_id, "v": 7})).await), "CONFLICT");
+    assert_eq!(
+        code(&app.gql(Some(&rep), "mutation($id:ID!){restoreDeal(id:$id){id}}", json!({"id": deal_id})).await),
+        "NOT_FOUND",
+        "not in the trash"
+    );
+    let data = app.ok(&manager, delete_deal, json!({"id": deal_id, "v": 1})).await;
+    assert!(data["deleteDeal"]["deletedAt"].is_string());
+    let data = app.ok(&rep, "{deals(deleted:true){totalCount} live: deals{totalCount}}", json!({})).await;
+    assert_eq!(data, json!({"deals": {"totalCount": 1}, "live": {"totalCount": 0}}));
+    assert_eq!(
+        code(&app.gql(Some(&other_rep), "mutation($id:ID!){restoreDeal(id:$id){id}}", json!({"id": deal_id})).await),
+        "NOT_FOUND"
+    );
+    let data =
+        app.ok(&manager, "mutation($id:ID!){restoreDeal(id:$id){deletedAt version}}", json!({"id": deal_id})).await;
+    assert_eq!(data["restoreDeal"], json!({"deletedAt": null, "version": 3}));
+    assert_eq!(app.audit_count(deal_id.as_str().unwrap()).await, 3);
+
+    // deleteFeedback / restoreFeedback: service staff create and update feedback; deleting
+    // needs the delete grant (a manager of the department), and restoring brings it back
+    let create = "mutation($i:CreateFeedbackInput!){createFeedback(input:$i){id version}}";
+    let fb = app.ok(&service, create, json!({"i": {"customerId": company, "kind": "SUGGESTION", "channel": "EMAIL", "content": "希望增加夜间配送", "nps": 8}})).await;
+    let fb_id = fb["createFeedback"]["id"].clone();
+    let delete_fb = "mutation($id:ID!,$v:Int){deleteFeedback(id:$id,version:$v){id deletedAt}}";
+    assert_eq!(code(&app.gql(Some(&other_rep), delete_fb, json!({"id": fb_id})).await), "NOT_FOUND");
+    assert_eq!(code(&app.gql(Some(&manager), delete_fb, json!({"id": fb_id, "v": 2})).await), "CONFLICT");
+    app.ok(&manager, delete_fb, json!({"id": fb_id, "v": 1})).await;
+    let resp = app.gql(Some(&service), "query($id:ID!){feedback(id:$id){id}}", json!({"id": fb_id})).await;
+    assert_eq!(code(&resp), "NOT_FOUND", "in the trash");
+    let data = app.ok(&manager, "{feedbacks(deleted:true){nodes{content}}}", json!({})).await;
+    assert_eq!(data["feedbacks"]["nodes"], json!([{"content": "希望增加夜间配送"}]));
+    let data =
+        app.ok(&manager, "mutation($id:ID!){restoreFeedback(id:$id){deletedAt version}}", json!({"id": fb_id})).await;
+    assert_eq!(data["restoreFeedback"], json!({"deletedAt": null, "version": 3}));
+    let data = app.ok(&service, "query($id:ID!){feedback(id:$id){content nps}}", json!({"id": fb_id})).await;
+    assert_eq!(data["feedback"], json!({"content": "希望增加夜间配送", "nps": 8}));
+
+    // interaction(id): the single read, scoped through the customer
+    let log = "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id}}";
+    let logged = app
+        .ok(&rep, log, json!({"i": {"customerId": company, "kind": "WECHAT", "direction": "INBOUND", "summary": "客户询问交期", "outcome": "周五前回复", "nextFollowUpOn": "2026-12-04"}}))
+        .await;
+    let iid = logged["createInteraction"]["id"].clone();
+    let q = "query($id:ID!){interaction(id:$id){kind direction summary outcome nextFollowUpOn version customer{name}}}";
+    let data = app.ok(&manager, q, json!({"id": iid})).await;
+    assert_eq!(
+        data["interaction"],
+        json!({"kind": "WECHAT", "direction": "INBOUND", "summary": "客户询问交期", "outcome": "周五前回复", "nextFollowUpOn": "2026-12-04", "version": 1, "customer": {"name": "广州天河电子有限公司"}})
+    );
+    assert_eq!(code(&app.gql(Some(&other_rep), q, json!({"id": iid})).await), "NOT_FOUND");
+    assert_eq!(code(&app.gql(Some(&rep), q, json!({"id": "nope"})).await), "VALIDATION");
+}
+
+#[tokio::test]
+async fn soft_profiles_and_every_contact_role() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let profile = json!({"occupation": "中学教师", "family": "已婚，一子", "personality": "谨慎", "habits": "周末逛街", "hobbies": "茶艺", "preferences": "真丝", "promotionReceptiveness": "低", "values": "重品质", "tags": ["老客户", "节日送礼"]});
+    let person = app.create_customer(t, json!({"name": "何静", "kind": "INDIVIDUAL", "softProfile": profile})).await;
+    let q = "query($id:ID!){customer(id:$id){version softProfile{occupation family personality habits hobbies preferences promotionReceptiveness values tags}}}";
+    let data = app.ok(t, q, json!({"id": person["id"]})).await;
+    assert_eq!(data["customer"]["softProfile"], profile);
+    // a patch replaces the soft profile as a whole; null clears it
+    let update =
+        "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){version softProfile{hobbies tags occupation}}}";
+    let data = app
+        .ok(t, update, json!({"i": {"id": person["id"], "version": 1, "softProfile": {"hobbies": "摄影", "tags": []}}}))
+        .await;
+    assert_eq!(
+        data["updateCustomer"],
+        json!({"version": 2, "softProfile": {"hobbies": "摄影", "tags": [], "occupation": null}})
+    );
+    let data = app.ok(t, update, json!({"i": {"id": person["id"], "version": 2, "softProfile": null}})).await;
+    assert_eq!(data["updateCustomer"], json!({"version": 3, "softProfile": null}));
+
+    let company = org(&app, t, "厦门鹭岛进出口有限公司").await;
+    for (name, role) in [("林峰", "DECISION_MAKER"), ("黄蓉", "INSIDER"), ("郑伟", "INFLUENCER"), ("吴敏", "OPPONENT")]
+    {
+        let data = app
+            .ok(
+                t,
+                "mutation($i:CreateContactInput!){createContact(input:$i){dealRole}}",
+                json!({"i": {"customerId": company, "name": name, "dealRole": role}}),
+            )
+            .await;
+        assert_eq!(data["createContact"]["dealRole"], role);
+    }
+    let data = app
+        .ok(t, "query($c:ID!){contacts(filter:{customerId:{eq:$c}, dealRole:{in:[INSIDER, OPPONENT]}}, orderBy:[{field:NAME}]){nodes{name dealRole}}}", json!({"c": company}))
+        .await;
+    let mut nodes = data["contacts"]["nodes"].as_array().unwrap().clone();
+    nodes.sort_by_key(|n| n["dealRole"].as_str().unwrap().to_string());
+    assert_eq!(
+        nodes,
+        [json!({"name": "黄蓉", "dealRole": "INSIDER"}), json!({"name": "吴敏", "dealRole": "OPPONENT"})]
+    );
+    let resp = app
+        .gql(
+            Some(t),
+            "mutation($i:CreateContactInput!){createContact(input:$i){id}}",
+            json!({"i": {"customerId": company, "name": "x", "dealRole": "BYSTANDER"}}),
+        )
+        .await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("BYSTANDER"), "{resp}");
+}

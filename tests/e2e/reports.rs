@@ -77,7 +77,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 #[tokio::test]
 async fn report_totals_equal_list_totals_and_csv() {
     let app = TestApp::spawn().await;
-    api::service::demo::load(&app.db, 80, 3).await.unwrap();
+    api::service::demo::load(&app.db, &app.state.events, 80, 3).await.unwrap();
     let manager = app.login("wang.qiang@demo.crm", api::service::demo::DEMO_PASSWORD).await;
     let analyst = app.login("ma.chao@demo.crm", api::service::demo::DEMO_PASSWORD).await;
 

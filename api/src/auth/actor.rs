@@ -1,10 +1,10 @@
-//! The Actor: who is calling, with the role's permissions as loaded from the database,
-//! and the one scoping function that turns a permission into a row condition.
+//! The Actor: who is calling, with the role's permissions as loaded from the database.
+//! What those permissions reach, row by row, is decided in [`super::scope`].
+use super::scope::department_subtree;
 use crate::error::{AppError, AppResult};
 use entity::enums::{Action, Resource, Role, Scope};
-use entity::{customer, role_permission, user};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Statement};
+use entity::{role_permission, user};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -105,75 +105,4 @@ impl Actor {
             )))
         }
     }
-
-    /// The row condition over `customer` columns for an action on a resource of the
-    /// customer family: the one place where scope becomes SQL.
-    pub fn customer_condition(&self, resource: Resource, action: Action) -> Condition {
-        let grant = self.grant(resource, action);
-        let scoped = match grant.scope {
-            Scope::All => return Condition::all(),
-            Scope::Department => Some(customer::Column::DepartmentId.is_in(self.subtree.clone())),
-            Scope::Own => Some(customer::Column::OwnerId.eq(self.user.id)),
-            Scope::NoAccess => None,
-        };
-        let pool = grant.include_pool.then(|| {
-            Condition::all()
-                .add(customer::Column::OwnerId.is_null())
-                .add(customer::Column::DepartmentId.eq(self.user.department_id))
-        });
-        match (scoped, pool) {
-            (None, None) => Condition::all().add(Expr::val(1).eq(0)),
-            (Some(s), None) => Condition::all().add(s),
-            (None, Some(p)) => p,
-            (Some(s), Some(p)) => Condition::any().add(s).add(p),
-        }
-    }
-
-    /// The same rule as [`customer_condition`](Self::customer_condition), for a customer
-    /// already in memory (live events are filtered this way, without a query).
-    pub fn may(&self, resource: Resource, action: Action, c: &customer::Model) -> bool {
-        if c.deleted_at.is_some() {
-            return false;
-        }
-        let grant = self.grant(resource, action);
-        let scoped = match grant.scope {
-            Scope::All => true,
-            Scope::Department => self.subtree.contains(&c.department_id),
-            Scope::Own => c.owner_id == Some(self.user.id),
-            Scope::NoAccess => false,
-        };
-        scoped || (grant.include_pool && c.owner_id.is_none() && c.department_id == self.user.department_id)
-    }
-
-    /// The row condition for a record that hangs off a customer (contact, deal, ...):
-    /// its customer must be live and inside the scope.
-    pub fn child_condition(&self, customer_id: impl ColumnTrait, resource: Resource, action: Action) -> Condition {
-        let grant = self.grant(resource, action);
-        let mut parents = Query::select();
-        parents
-            .column((customer::Entity, customer::Column::Id))
-            .from(customer::Entity)
-            .and_where(customer::Column::DeletedAt.is_null());
-        if grant.scope != Scope::All {
-            parents.cond_where(self.customer_condition(resource, action));
-        }
-        Condition::all().add(customer_id.in_subquery(parents))
-    }
-}
-
-/// A department and all its descendants, by a recursive query both databases run.
-pub async fn department_subtree(db: &impl ConnectionTrait, root: Uuid) -> AppResult<Vec<Uuid>> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        sea_orm::DatabaseBackend::Postgres => {
-            "WITH RECURSIVE sub(id) AS (SELECT id FROM department WHERE id = $1 \
-             UNION SELECT d.id FROM department d JOIN sub ON d.parent_id = sub.id) SELECT id FROM sub"
-        }
-        _ => {
-            "WITH RECURSIVE sub(id) AS (SELECT id FROM department WHERE id = ? \
-             UNION SELECT d.id FROM department d JOIN sub ON d.parent_id = sub.id) SELECT id FROM sub"
-        }
-    };
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [root.into()])).await?;
-    rows.iter().map(|r| r.try_get::<Uuid>("", "id").map_err(AppError::from)).collect()
 }

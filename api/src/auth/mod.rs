@@ -2,6 +2,8 @@
 pub mod actor;
 pub mod jwt;
 pub mod password;
+pub mod scope;
 
 pub use actor::{Actor, Grant};
 pub use jwt::{Claims, JwtKeys};
+pub use scope::{Placement, Reach};

@@ -3,8 +3,8 @@
 use super::common::{Date, actor, connection, db, page_args, parse_id};
 use super::customer::Customer;
 use super::enums::{AssigneeRole, ContactKind, Direction, InteractionKind, ReminderRule, ReminderStatus, Role, Tier};
+use super::error::ResultExt;
 use super::interaction::Interaction;
-use crate::error::ResultExt;
 use crate::events::Event;
 use crate::service::care::{self as svc, CarePolicy as Policy};
 use crate::service::interaction::NewInteraction;
@@ -13,7 +13,6 @@ use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use entity::enums::{Action, Resource};
 use entity::{holiday, message_template, reminder};
 use std::sync::Arc;
 
@@ -590,9 +589,9 @@ impl Subscription {
     /// that you may read.
     async fn new_lead(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, Customer>> {
         let actor = Arc::new(actor(ctx)?.clone());
-        actor.require(Resource::Customer, Action::Read).gql()?;
+        crate::events::authorize(&actor, crate::events::Topic::NewLead).gql()?;
         Ok(events(ctx, move |e| match e {
-            Event::NewLead(c) if actor.may(Resource::Customer, Action::Read, c) => Some(Customer(c.clone())),
+            Event::NewLead(c) if e.visible_to(&actor) => Some(Customer(c.clone())),
             _ => None,
         }))
     }
@@ -600,14 +599,9 @@ impl Subscription {
     /// Your reminders as they fall due.
     async fn reminder_due(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, Reminder>> {
         let actor = Arc::new(actor(ctx)?.clone());
-        let me = actor.id();
+        crate::events::authorize(&actor, crate::events::Topic::ReminderDue).gql()?;
         Ok(events(ctx, move |e| match e {
-            Event::ReminderDue { reminder, customer }
-                if svc::is_assignee(reminder, customer, me)
-                    && actor.may(Resource::Customer, Action::Read, customer) =>
-            {
-                Some(Reminder(reminder.clone()))
-            }
+            Event::ReminderDue { reminder, .. } if e.visible_to(&actor) => Some(Reminder(reminder.clone())),
             _ => None,
         }))
     }

@@ -2,7 +2,8 @@
 use super::common::{Money, actor, db, parse_id};
 use super::customer::Customer;
 use super::enums::Tier;
-use crate::error::{AppError, ResultExt};
+use super::error::ResultExt;
+use crate::error::AppError;
 use crate::service::classification::{self as svc, Policy, Reason};
 use crate::service::money;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};

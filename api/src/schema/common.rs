@@ -128,7 +128,7 @@ macro_rules! connection {
 
             /// Number of rows matching the filter that the caller may read, all pages together.
             async fn total_count(&self) -> async_graphql::Result<i64> {
-                use $crate::error::ResultExt;
+                use $crate::schema::error::ResultExt;
                 (self.0.total_count)().await.map(|n| n as i64).gql()
             }
         }

@@ -5,7 +5,8 @@ use super::common::{
 };
 use super::customer::{Customer, patch};
 use super::enums::{ContactRole, Gender};
-use crate::error::{AppResult, ResultExt};
+use super::error::ResultExt;
+use crate::error::AppResult;
 use crate::service::contact::{self as svc, ContactPatch, NewContact, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};

@@ -11,11 +11,12 @@ use super::enums::{
     CustomerKind, CustomerSource, Gender, Importance, Level, LifecycleStage, RelationshipType, Tier,
     TurnoverMarginClass,
 };
+use super::error::ResultExt;
 use super::feedback::{Feedback, FeedbackConnection};
 use super::interaction::{Interaction, InteractionConnection};
 use super::loaders::nested_page;
 use super::user::User;
-use crate::error::{AppResult, ResultExt};
+use crate::error::AppResult;
 use crate::service::customer::{self as svc, CustomerPatch, NewCustomer, SortField};
 use crate::service::normalize;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
@@ -577,10 +578,8 @@ impl CustomerMutation {
             custom_fields: input.custom_fields.map(|j| j.0),
             lifecycle_stage: input.lifecycle_stage.map(Into::into),
         };
-        let created = svc::create(db(ctx), actor, new).await.gql()?;
-        // Every new customer enters at TARGET or PROSPECT: a lead for `newLead`.
-        ctx.data_unchecked::<crate::state::AppState>().events.publish(crate::events::Signal::NewLead(created.id)).await;
-        Ok(Customer(created))
+        let state = ctx.data_unchecked::<crate::state::AppState>();
+        svc::create(&state.db, &state.events, actor, new).await.map(Customer).gql()
     }
 
     /// Changes a customer. CONFLICT when `version` is stale.

@@ -5,8 +5,9 @@ use super::common::{
 };
 use super::customer::{Customer, patch};
 use super::enums::DealStage;
+use super::error::ResultExt;
 use super::user::User;
-use crate::error::{AppError, AppResult, ResultExt};
+use crate::error::{AppError, AppResult};
 use crate::service::deal::{self as svc, DealPatch, LineItemInput, NewDeal, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};

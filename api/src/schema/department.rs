@@ -1,6 +1,6 @@
 //! Departments: the tree that scopes managers.
 use super::common::{actor, db, parse_id};
-use crate::error::ResultExt;
+use super::error::ResultExt;
 use crate::service::department as svc;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};

@@ -5,8 +5,9 @@ use super::common::{
 use super::contact::Contact;
 use super::customer::{Customer, patch};
 use super::enums::{FeedbackChannel, FeedbackKind, FeedbackStatus};
+use super::error::ResultExt;
 use super::user::User;
-use crate::error::{AppResult, ResultExt};
+use crate::error::AppResult;
 use crate::service::feedback::{self as svc, FeedbackPatch, NewFeedback, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};

@@ -6,8 +6,9 @@ use super::common::{
 use super::contact::Contact;
 use super::customer::Customer;
 use super::enums::{Direction, InteractionKind};
+use super::error::ResultExt;
 use super::user::User;
-use crate::error::{AppResult, ResultExt};
+use crate::error::AppResult;
 use crate::service::interaction::{self as svc, NewInteraction, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};

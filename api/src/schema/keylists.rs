@@ -1,7 +1,7 @@
 //! The key customer lists of seed 001 as paginated queries, each within the caller's scope.
 use super::common::{Date, Money, PageInfo, actor, db};
 use super::customer::Customer;
-use crate::error::ResultExt;
+use super::error::ResultExt;
 use crate::service::keylists::{self as svc, KeyPage, KeyRow};
 use async_graphql::{Context, Object, Result, SimpleObject};
 

@@ -7,6 +7,7 @@ pub mod customer;
 pub mod deal;
 pub mod department;
 pub mod enums;
+pub mod error;
 pub mod feedback;
 pub mod interaction;
 pub mod keylists;
@@ -14,6 +15,7 @@ pub mod loaders;
 pub mod reports;
 pub mod user;
 
+use crate::config::Limits;
 use async_graphql::{MergedObject, Schema};
 pub use care::Subscription;
 
@@ -49,21 +51,6 @@ pub struct Mutation(
 
 /// The schema type served at /graphql.
 pub type CrmSchema = Schema<Query, Mutation, Subscription>;
-
-/// Limits applied to every operation, over HTTP and WebSocket alike.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub depth: usize,
-    pub complexity: usize,
-    pub recursive_depth: usize,
-    pub directives: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { depth: 12, complexity: 50_000, recursive_depth: 32, directives: 10 }
-    }
-}
 
 /// Builds the schema without data (for SDL export).
 pub fn builder(limits: Limits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {

@@ -2,8 +2,9 @@
 use super::common::{Date, Money, actor, db};
 use super::customer::CustomerFilter;
 use super::enums::Tier;
+use super::error::ResultExt;
 use super::user::User;
-use crate::error::{AppError, ResultExt};
+use crate::error::AppError;
 use crate::service::reports::{self as svc, Dimension, FeedbackDimension as FDim};
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 

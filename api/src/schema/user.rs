@@ -2,7 +2,7 @@
 use super::common::{actor, connection, db, page_args, parse_id};
 use super::department::Department;
 use super::enums::Role;
-use crate::error::ResultExt;
+use super::error::ResultExt;
 use crate::service::user::{self as svc, NewUser, UserFilter, UserPatch};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};

@@ -7,19 +7,21 @@
 //! reminder exists once whatever the number of instances, restarts or re-runs. Delivery
 //! (`deliver`) claims due reminders with one conditional UPDATE, so each `reminderDue`
 //! event is raised by exactly one instance.
-use super::db::{begin_write, raw};
+use super::db::raw;
 use super::interaction::{self, NewInteraction};
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
+use super::store::{check_version, save, write};
 use super::{audit, new_id, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
+use crate::events::{Events, Signal};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use entity::enums::{
     Action, AssigneeRole, ContactKind, CustomerKind, FeedbackKind, InteractionKind, ReminderRule, ReminderStatus,
     Resource, Role, Tier,
 };
 use entity::{care_policy, care_run, customer, holiday, message_template, reminder, user};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, Value,
@@ -200,24 +202,22 @@ pub async fn update_policy(
         }
     }
     v.into_result()?;
-    let txn = begin_write(db).await?;
-    let (old, current) = policy(&txn).await?;
-    if current != version {
-        return Err(AppError::Conflict(format!(
-            "the care policy was changed meanwhile (version {current} is current)"
-        )));
-    }
-    care_policy::Entity::update_many()
-        .col_expr(care_policy::Column::Policy, Expr::value(serde_json::to_value(&new).map_err(AppError::internal)?))
-        .col_expr(care_policy::Column::Version, Expr::value(current + 1))
-        .col_expr(care_policy::Column::UpdatedAt, Expr::value(now()))
-        .col_expr(care_policy::Column::UpdatedBy, Expr::value(actor.id()))
-        .filter(care_policy::Column::Id.eq(1))
-        .exec(&txn)
-        .await?;
-    audit::record(&txn, Some(actor.id()), "update", "care_policy", Uuid::nil(), Some(&old), Some(&new)).await?;
-    txn.commit().await?;
-    Ok((new, current + 1))
+    let policy_json = serde_json::to_value(&new).map_err(AppError::internal)?;
+    let saved = write(db, async |txn| {
+        let old = care_policy::Entity::find_by_id(1)
+            .one(txn)
+            .await?
+            .ok_or_else(|| AppError::Internal("care policy row is missing".into()))?;
+        check_version::<care_policy::Entity>(&old, Some(version))?;
+        let am = care_policy::ActiveModel {
+            policy: Set(policy_json),
+            updated_by: Set(Some(actor.id())),
+            ..old.clone().into()
+        };
+        save::<care_policy::Entity>(txn, Some(actor.id()), "update", &old, am).await
+    })
+    .await?;
+    Ok((new, saved.version))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -265,19 +265,20 @@ pub async fn add_holiday(
         v.add("date", "a yearly holiday cannot fall on 29 February");
     }
     v.into_result()?;
-    let txn = begin_write(db).await?;
-    let m = holiday::ActiveModel {
-        id: Set(new_id()),
-        name: Set(name),
-        date: Set(date),
-        yearly: Set(yearly),
-        created_at: Set(now()),
-    }
-    .insert(&txn)
-    .await?;
-    audit::record(&txn, Some(actor.id()), "create", "holiday", m.id, None, Some(&m)).await?;
-    txn.commit().await?;
-    Ok(m)
+    write(db, async |txn| {
+        let m = holiday::ActiveModel {
+            id: Set(new_id()),
+            name: Set(name),
+            date: Set(date),
+            yearly: Set(yearly),
+            created_at: Set(now()),
+        }
+        .insert(txn)
+        .await?;
+        audit::record(txn, Some(actor.id()), "create", "holiday", m.id, None, Some(&m)).await?;
+        Ok(m)
+    })
+    .await
 }
 
 /// Removes a holiday (admins).
@@ -286,12 +287,13 @@ pub async fn add_holiday(
 /// FORBIDDEN, NOT_FOUND.
 pub async fn delete_holiday(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<holiday::Model> {
     actor.require_all(Resource::Settings, Action::Update)?;
-    let txn = begin_write(db).await?;
-    let m = holiday::Entity::find_by_id(id).one(&txn).await?.ok_or(AppError::NotFound("holiday"))?;
-    holiday::Entity::delete_by_id(id).exec(&txn).await?;
-    audit::record(&txn, Some(actor.id()), "delete", "holiday", id, Some(&m), None).await?;
-    txn.commit().await?;
-    Ok(m)
+    write(db, async |txn| {
+        let m = holiday::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("holiday"))?;
+        holiday::Entity::delete_by_id(id).exec(txn).await?;
+        audit::record(txn, Some(actor.id()), "delete", "holiday", id, Some(&m), None).await?;
+        Ok(m)
+    })
+    .await
 }
 
 /// The placeholders a template may use; each rule fills those that apply to it.
@@ -353,48 +355,34 @@ pub async fn save_template(
         v.add("body", format!("unknown placeholder(s) {}; known: {}", unknown.join(", "), PLACEHOLDERS.join(", ")));
     }
     v.into_result()?;
-    let txn = begin_write(db).await?;
-    let old = message_template::Entity::find_by_id(key.clone()).one(&txn).await?;
-    let saved = match (&old, version) {
-        (Some(old), Some(version)) if old.version == version => {
-            message_template::ActiveModel {
-                key: Set(key.clone()),
-                body: Set(body),
-                version: Set(version + 1),
-                updated_at: Set(now()),
+    write(db, async |txn| {
+        let old = message_template::Entity::find_by_id(key.clone()).one(txn).await?;
+        match (old, version) {
+            (Some(old), Some(_)) => {
+                check_version::<message_template::Entity>(&old, version)?;
+                let am = message_template::ActiveModel { body: Set(body), ..old.clone().into() };
+                save::<message_template::Entity>(txn, Some(actor.id()), "update", &old, am).await
             }
-            .update(&txn)
-            .await?
-        }
-        (Some(old), _) => {
-            return Err(AppError::Conflict(format!(
+            (Some(old), None) => Err(AppError::Conflict(format!(
                 "template {key} exists at version {}; send that version to replace it",
                 old.version
-            )));
-        }
-        (None, _) => {
-            message_template::ActiveModel {
-                key: Set(key.clone()),
-                body: Set(body),
-                version: Set(1),
-                updated_at: Set(now()),
+            ))),
+            (None, _) => {
+                let saved = message_template::ActiveModel {
+                    key: Set(key.clone()),
+                    body: Set(body),
+                    version: Set(1),
+                    updated_at: Set(now()),
+                }
+                .insert(txn)
+                .await?;
+                audit::record(txn, Some(actor.id()), "create", "message_template", Uuid::nil(), None, Some(&saved))
+                    .await?;
+                Ok(saved)
             }
-            .insert(&txn)
-            .await?
         }
-    };
-    audit::record(
-        &txn,
-        Some(actor.id()),
-        if old.is_some() { "update" } else { "create" },
-        "message_template",
-        Uuid::nil(),
-        old.as_ref(),
-        Some(&saved),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(saved)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -607,7 +595,7 @@ pub async fn compliance(
         .add(actor.customer_condition(Resource::Customer, Action::Read))
         .add(actor.customer_condition(Resource::Interaction, Action::Read));
     if let Some(d) = department {
-        let subtree = crate::auth::actor::department_subtree(db, d).await?;
+        let subtree = crate::auth::scope::department_subtree(db, d).await?;
         if subtree.is_empty() {
             return Err(AppError::NotFound("department"));
         }
@@ -1132,11 +1120,11 @@ async fn write_candidates(db: &DatabaseConnection, cx: &Context, mut candidates:
     }
     // The cap reads and the insert writes in one write transaction, so two instances
     // cannot both see "no touch yet" for one customer.
-    let txn = begin_write(db).await?;
-    apply_cap(&txn, cx, &mut candidates).await?;
-    let n = insert(&txn, cx, candidates).await?;
-    txn.commit().await?;
-    Ok(n)
+    write(db, async |txn| {
+        apply_cap(txn, cx, &mut candidates).await?;
+        insert(txn, cx, candidates).await
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1161,7 +1149,7 @@ const CATCH_UP_DAYS: i64 = 3;
 ///
 /// # Errors
 /// Database errors.
-pub async fn tick(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<Tick> {
+pub async fn tick(db: &DatabaseConnection, events: &Events, at: DateTime<Utc>) -> AppResult<Tick> {
     let mut out = Tick::default();
     let today = at.date_naive();
     for back in (0..CATCH_UP_DAYS).rev() {
@@ -1179,6 +1167,9 @@ pub async fn tick(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<Tick>
         }
     }
     out.delivered = deliver(db, at).await?;
+    for id in &out.delivered {
+        events.publish(Signal::ReminderDue(*id)).await;
+    }
     Ok(out)
 }
 
@@ -1226,36 +1217,6 @@ pub async fn deliver(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<Ve
 // ---------------------------------------------------------------------------------------
 // Reminders of a user
 
-/// The condition "assigned to this user": named, or the current owner of the customer.
-fn mine(actor: &Actor) -> Condition {
-    let mut owned = Query::select();
-    owned
-        .column((customer::Entity, customer::Column::Id))
-        .from(customer::Entity)
-        .and_where(customer::Column::OwnerId.eq(actor.id()))
-        .and_where(customer::Column::DeletedAt.is_null());
-    let mut live = Query::select();
-    live.column((customer::Entity, customer::Column::Id))
-        .from(customer::Entity)
-        .and_where(customer::Column::DeletedAt.is_null());
-    Condition::any()
-        .add(
-            Condition::all()
-                .add(reminder::Column::AssigneeId.eq(actor.id()))
-                .add(reminder::Column::CustomerId.in_subquery(live)),
-        )
-        .add(
-            Condition::all()
-                .add(reminder::Column::AssigneeId.is_null())
-                .add(reminder::Column::CustomerId.in_subquery(owned)),
-        )
-}
-
-/// Whether a reminder is this user's (for events, given its customer).
-pub fn is_assignee(r: &reminder::Model, c: &customer::Model, user: Uuid) -> bool {
-    c.deleted_at.is_none() && r.assignee_id.map_or(c.owner_id == Some(user), |a| a == user)
-}
-
 /// The caller's reminders, soonest due first.
 ///
 /// # Errors
@@ -1268,7 +1229,8 @@ pub async fn my_reminders(
     args: &PageArgs,
 ) -> AppResult<Page<reminder::Model>> {
     let status = status.unwrap_or_else(|| vec![ReminderStatus::Pending, ReminderStatus::Snoozed]);
-    let mut q = reminder::Entity::find().filter(mine(actor)).filter(reminder::Column::Status.is_in(status));
+    let mut q =
+        reminder::Entity::find().filter(actor.reminder_condition()).filter(reminder::Column::Status.is_in(status));
     if let Some(b) = due_before {
         q = q.filter(reminder::Column::DueAt.lt(b));
     }
@@ -1283,7 +1245,11 @@ pub async fn my_reminders(
 
 /// One of the caller's reminders inside a write transaction.
 async fn load_mine(txn: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResult<reminder::Model> {
-    reminder::Entity::find_by_id(id).filter(mine(actor)).one(txn).await?.ok_or(AppError::NotFound("reminder"))
+    reminder::Entity::find_by_id(id)
+        .filter(actor.reminder_condition())
+        .one(txn)
+        .await?
+        .ok_or(AppError::NotFound("reminder"))
 }
 
 fn open(r: &reminder::Model) -> AppResult<()> {
@@ -1294,28 +1260,6 @@ fn open(r: &reminder::Model) -> AppResult<()> {
             s.as_str().to_lowercase()
         ))),
     }
-}
-
-async fn set_status(
-    txn: &sea_orm::DatabaseTransaction,
-    actor: &Actor,
-    old: &reminder::Model,
-    mut am: reminder::ActiveModel,
-) -> AppResult<reminder::Model> {
-    am.version = Set(old.version + 1);
-    am.updated_at = Set(now());
-    let result = reminder::Entity::update_many()
-        .set(am)
-        .filter(reminder::Column::Id.eq(old.id))
-        .filter(reminder::Column::Version.eq(old.version))
-        .exec(txn)
-        .await?;
-    if result.rows_affected != 1 {
-        return Err(AppError::Conflict("the reminder changed meanwhile; reload it".into()));
-    }
-    let new = reminder::Entity::find_by_id(old.id).one(txn).await?.ok_or(AppError::NotFound("reminder"))?;
-    audit::record(txn, Some(actor.id()), "update", "reminder", old.id, Some(old), Some(&new)).await?;
-    Ok(new)
 }
 
 /// Completes a reminder by logging the contact made (its customer, and its contact
@@ -1329,7 +1273,7 @@ pub async fn complete(
     id: Uuid,
     mut input: NewInteraction,
 ) -> AppResult<(reminder::Model, entity::interaction::Model)> {
-    super::record::write(db, async |txn| {
+    write(db, async |txn| {
         let r = load_mine(txn, actor, id).await?;
         open(&r)?;
         input.customer_id = r.customer_id;
@@ -1342,7 +1286,7 @@ pub async fn complete(
             interaction_id: Set(Some(logged.id)),
             ..Default::default()
         };
-        Ok((set_status(txn, actor, &r, am).await?, logged))
+        Ok((save::<reminder::Entity>(txn, Some(actor.id()), "update", &r, am).await?, logged))
     })
     .await
 }
@@ -1362,7 +1306,7 @@ pub async fn snooze(
     if until <= t || until > t + Duration::days(366) {
         return Err(AppError::invalid("until", "must be in the future and within a year"));
     }
-    super::record::write(db, async |txn| {
+    write(db, async |txn| {
         let r = load_mine(txn, actor, id).await?;
         open(&r)?;
         let am = reminder::ActiveModel {
@@ -1371,7 +1315,7 @@ pub async fn snooze(
             notified_at: Set(None),
             ..Default::default()
         };
-        set_status(txn, actor, &r, am).await
+        save::<reminder::Entity>(txn, Some(actor.id()), "update", &r, am).await
     })
     .await
 }
@@ -1384,7 +1328,7 @@ pub async fn dismiss(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &
     let mut v = Violations::new();
     let reason = super::required_text(&mut v, "reason", reason, 500);
     v.into_result()?;
-    super::record::write(db, async |txn| {
+    write(db, async |txn| {
         let r = load_mine(txn, actor, id).await?;
         open(&r)?;
         let am = reminder::ActiveModel {
@@ -1392,7 +1336,7 @@ pub async fn dismiss(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &
             dismissed_reason: Set(Some(reason)),
             ..Default::default()
         };
-        set_status(txn, actor, &r, am).await
+        save::<reminder::Entity>(txn, Some(actor.id()), "update", &r, am).await
     })
     .await
 }

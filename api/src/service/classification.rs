@@ -5,7 +5,8 @@
 //! The rules are one pure function, [`grade`]; the rest gathers facts with aggregate
 //! queries and writes the grades (one customer inside a deal's transaction, or all of
 //! them in batches by a background pass).
-use super::db::{begin_write, raw as stmt};
+use super::db::raw as stmt;
+use super::store::{check_version, save, write};
 use super::{new_id, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
@@ -776,31 +777,32 @@ pub async fn start_full_pass(
 /// Registers a run; refuses while another is RUNNING (a run older than six hours is
 /// taken for dead: its instance stopped).
 pub async fn create_run(db: &DatabaseConnection, id: Uuid, reason: Reason) -> AppResult<classification_run::Model> {
-    let txn = begin_write(db).await?;
-    let busy = classification_run::Entity::find()
-        .filter(classification_run::Column::Status.eq("RUNNING"))
-        .filter(classification_run::Column::StartedAt.gt(now() - Duration::hours(6)))
-        .one(&txn)
+    write(db, async |txn| {
+        let busy = classification_run::Entity::find()
+            .filter(classification_run::Column::Status.eq("RUNNING"))
+            .filter(classification_run::Column::StartedAt.gt(now() - Duration::hours(6)))
+            .one(txn)
+            .await?;
+        if let Some(busy) = busy {
+            return Err(AppError::Conflict(format!("a reclassification is already running ({})", busy.id)));
+        }
+        let run = classification_run::ActiveModel {
+            id: Set(id),
+            reason: Set(reason.as_str().to_string()),
+            status: Set("RUNNING".into()),
+            total: Set(0),
+            processed: Set(0),
+            changed: Set(0),
+            started_at: Set(now()),
+            finished_at: Set(None),
+            error: Set(None),
+            state: Set(None),
+        }
+        .insert(txn)
         .await?;
-    if let Some(busy) = busy {
-        return Err(AppError::Conflict(format!("a reclassification is already running ({})", busy.id)));
-    }
-    let run = classification_run::ActiveModel {
-        id: Set(id),
-        reason: Set(reason.as_str().to_string()),
-        status: Set("RUNNING".into()),
-        total: Set(0),
-        processed: Set(0),
-        changed: Set(0),
-        started_at: Set(now()),
-        finished_at: Set(None),
-        error: Set(None),
-        state: Set(None),
-    }
-    .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    Ok(run)
+        Ok(run)
+    })
+    .await
 }
 
 /// The full pass. One aggregate over all deals, line items and complaints gives every
@@ -831,55 +833,59 @@ pub async fn run_full_pass(
     let postgres = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
     let batch_size = if postgres { BATCH } else { BATCH_SQLITE };
     loop {
-        let txn = begin_write(db).await?;
-        let clock = std::time::Instant::now();
-        let batch = if postgres {
-            let mut q = customer::Entity::find()
-                .filter(customer::Column::DeletedAt.is_null())
-                .order_by_asc(customer::Column::Id)
-                .limit(batch_size);
-            if let Some(a) = after {
-                q = q.filter(customer::Column::Id.gt(a));
-            }
-            q.lock_exclusive().into_partial_model::<Graded>().all(&txn).await?
-        } else {
-            read_batch_sqlite(&txn, after, batch_size).await?
-        };
-        spent[1] += clock.elapsed();
-        let Some(last) = batch.last() else {
-            txn.rollback().await?;
-            break;
-        };
-        after = Some(last.id);
-        let ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
-        let clock = std::time::Instant::now();
-        let dirty = changed_since(&txn, &ids, pass_start).await?;
-        let mut fresh = if dirty.is_empty() {
-            HashMap::new()
-        } else {
-            let dirty: Vec<Uuid> = dirty.iter().copied().collect();
-            facts(&txn, &policy, &rates, Some(&dirty), as_of).await?
-        };
-        spent[2] += clock.elapsed();
-        let clock = std::time::Instant::now();
-        let at = now();
-        let changes: Vec<Change> = batch
-            .iter()
-            .filter_map(|c| {
-                let f = if dirty.contains(&c.id) { fresh.remove(&c.id) } else { all.remove(&c.id) }.unwrap_or_default();
-                diff(c, &f, &policy, &cutoffs, as_of)
-            })
-            .collect();
-        changed += changes.len() as i64;
-        processed += batch.len() as i64;
-        spent[3] += clock.elapsed();
-        let clock = std::time::Instant::now();
-        let history = write_changes(&txn, changes, reason, actor, at).await?;
-        spent[4] += clock.elapsed() - history;
-        spent[6] += history;
-        let clock = std::time::Instant::now();
-        txn.commit().await?;
-        spent[5] += clock.elapsed();
+        let started = std::time::Instant::now();
+        let mut before_commit = std::time::Duration::ZERO;
+        let step = write(db, async |txn| {
+            let clock = std::time::Instant::now();
+            let batch = if postgres {
+                let mut q = customer::Entity::find()
+                    .filter(customer::Column::DeletedAt.is_null())
+                    .order_by_asc(customer::Column::Id)
+                    .limit(batch_size);
+                if let Some(a) = after {
+                    q = q.filter(customer::Column::Id.gt(a));
+                }
+                q.lock_exclusive().into_partial_model::<Graded>().all(txn).await?
+            } else {
+                read_batch_sqlite(txn, after, batch_size).await?
+            };
+            spent[1] += clock.elapsed();
+            let Some(last) = batch.last() else { return Ok(None) };
+            let ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
+            let clock = std::time::Instant::now();
+            let dirty = changed_since(txn, &ids, pass_start).await?;
+            let mut fresh = if dirty.is_empty() {
+                HashMap::new()
+            } else {
+                let dirty: Vec<Uuid> = dirty.iter().copied().collect();
+                facts(txn, &policy, &rates, Some(&dirty), as_of).await?
+            };
+            spent[2] += clock.elapsed();
+            let clock = std::time::Instant::now();
+            let at = now();
+            let changes: Vec<Change> = batch
+                .iter()
+                .filter_map(|c| {
+                    let f =
+                        if dirty.contains(&c.id) { fresh.remove(&c.id) } else { all.remove(&c.id) }.unwrap_or_default();
+                    diff(c, &f, &policy, &cutoffs, as_of)
+                })
+                .collect();
+            let counts = (last.id, batch.len() as i64, changes.len() as i64);
+            spent[3] += clock.elapsed();
+            let clock = std::time::Instant::now();
+            let history = write_changes(txn, changes, reason, actor, at).await?;
+            spent[4] += clock.elapsed() - history;
+            spent[6] += history;
+            before_commit = started.elapsed();
+            Ok(Some(counts))
+        })
+        .await?;
+        spent[5] += started.elapsed().saturating_sub(before_commit);
+        let Some((last, batch_len, batch_changed)) = step else { break };
+        after = Some(last);
+        processed += batch_len;
+        changed += batch_changed;
         if processed % (batch_size as i64 * 10) == 0 {
             set_progress(db, run_id, None, processed, changed).await?;
         }
@@ -994,37 +1000,25 @@ pub async fn update_policy(
 ) -> AppResult<(Policy, i32)> {
     actor.require_all(Resource::Settings, Action::Update)?;
     new.validate()?;
-    let txn = begin_write(db).await?;
-    let (old, current) = policy(&txn).await?;
-    if current != version {
-        return Err(AppError::Conflict(format!("the policy was changed meanwhile (version {current} is current)")));
-    }
-    classification_policy::Entity::update_many()
-        .col_expr(
-            classification_policy::Column::Policy,
-            Expr::value(serde_json::to_value(&new).map_err(AppError::internal)?),
-        )
-        .col_expr(classification_policy::Column::Version, Expr::value(current + 1))
-        .col_expr(classification_policy::Column::UpdatedAt, Expr::value(now()))
-        .col_expr(classification_policy::Column::UpdatedBy, Expr::value(actor.id()))
-        .filter(classification_policy::Column::Id.eq(1))
-        .exec(&txn)
-        .await?;
-    super::audit::record(
-        &txn,
-        Some(actor.id()),
-        "update",
-        "classification_policy",
-        Uuid::nil(),
-        Some(&old),
-        Some(&new),
-    )
+    let policy_json = serde_json::to_value(&new).map_err(AppError::internal)?;
+    let saved = write(db, async |txn| {
+        let old = classification_policy::Entity::find_by_id(1)
+            .one(txn)
+            .await?
+            .ok_or_else(|| AppError::Internal("classification policy row is missing".into()))?;
+        check_version::<classification_policy::Entity>(&old, Some(version))?;
+        let am = classification_policy::ActiveModel {
+            policy: Set(policy_json),
+            updated_by: Set(Some(actor.id())),
+            ..old.clone().into()
+        };
+        save::<classification_policy::Entity>(txn, Some(actor.id()), "update", &old, am).await
+    })
     .await?;
-    txn.commit().await?;
     if let Err(e) = start_full_pass(db, Reason::PolicyChange, Some(actor.id())).await {
         tracing::warn!(error = %e, "policy saved; reclassification not started");
     }
-    Ok((new, current + 1))
+    Ok((new, saved.version))
 }
 
 /// Sets an exchange rate (base-currency units per unit, as a decimal string) and starts
@@ -1045,13 +1039,15 @@ pub async fn set_rate(
     if ppm <= 0 {
         return Err(AppError::invalid("rate", "must be above zero"));
     }
-    let txn = begin_write(db).await?;
-    let old = exchange_rate::Entity::find_by_id(code.clone()).one(&txn).await?;
-    let model = exchange_rate::ActiveModel { currency: Set(code), rate_ppm: Set(ppm), updated_at: Set(now()) };
-    let new = if old.is_some() { model.update(&txn).await? } else { model.insert(&txn).await? };
-    super::audit::record(&txn, Some(actor.id()), "update", "exchange_rate", Uuid::nil(), old.as_ref(), Some(&new))
-        .await?;
-    txn.commit().await?;
+    let new = write(db, async |txn| {
+        let old = exchange_rate::Entity::find_by_id(code.clone()).one(txn).await?;
+        let model = exchange_rate::ActiveModel { currency: Set(code), rate_ppm: Set(ppm), updated_at: Set(now()) };
+        let new = if old.is_some() { model.update(txn).await? } else { model.insert(txn).await? };
+        super::audit::record(txn, Some(actor.id()), "update", "exchange_rate", Uuid::nil(), old.as_ref(), Some(&new))
+            .await?;
+        Ok(new)
+    })
+    .await?;
     if let Err(e) = start_full_pass(db, Reason::PolicyChange, Some(actor.id())).await {
         tracing::warn!(error = %e, "rate saved; reclassification not started");
     }
@@ -1074,7 +1070,7 @@ pub async fn set_override(
     if tier.is_some() && reason.is_none() {
         return Err(AppError::invalid("reason", "an override needs a reason"));
     }
-    super::record::write(db, async |txn| {
+    write(db, async |txn| {
         let old = super::customer::load_for_action(txn, actor, customer_id, Action::Assign).await?;
         customer::Entity::update_many()
             .col_expr(customer::Column::TierOverride, Expr::value(tier.map(|t| t.to_string())))

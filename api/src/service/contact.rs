@@ -1,6 +1,7 @@
 //! Contacts: the people at an organization customer (seed 004 contact template).
 use super::pagination::{SortKey, SortValue};
-use super::record::{check_parent, load_for, save, write};
+use super::record::{check_parent, load_for};
+use super::store::{save, write};
 use super::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};
@@ -220,7 +221,7 @@ pub async fn update(
             am.notes = Set(optional_text(&mut v, "notes", n, 4000));
         }
         v.into_result()?;
-        save::<contact::Entity>(txn, actor, "update", &old, am).await
+        save::<contact::Entity>(txn, Some(actor.id()), "update", &old, am).await
     })
     .await
 }

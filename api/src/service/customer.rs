@@ -1,13 +1,14 @@
 //! The customer archive: create, read, update, soft delete, restore, assign; duplicate
 //! keys (phone, e-mail, organization name) enforced by named unique indexes.
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
-use super::record::write;
-use super::{Patch, audit, clean, db::begin_write, new_id, normalize, now, optional_text, required_text};
+use super::store::{check_version, save, write};
+use super::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
+use crate::events::{Events, Signal};
 use chrono::NaiveDate;
 use entity::customer::{self, Column};
-use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Scope, Tier};
+use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Tier};
 use entity::{department, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
@@ -161,7 +162,12 @@ fn keys(v: &mut Violations, kind: CustomerKind, name: &str, phone: Option<String
 /// # Errors
 /// FORBIDDEN (no create grant), VALIDATION (every bad field), DUPLICATE (phone, e-mail or
 /// organization name of a live customer; names the owning department only).
-pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewCustomer) -> AppResult<customer::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    events: &Events,
+    actor: &Actor,
+    input: NewCustomer,
+) -> AppResult<customer::Model> {
     actor.require(Resource::Customer, Action::Create)?;
     let mut v = Violations::new();
     let kind = match input.kind {
@@ -223,22 +229,20 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewCustomer) 
         // Grades start empty; classification fills them.
         ..Default::default()
     };
-    let txn = begin_write(db).await?;
-    let result = async {
-        let m = model.clone().insert(&txn).await?;
-        audit::record(&txn, Some(actor.id()), "create", "customer", m.id, None, Some(&m)).await?;
-        Ok::<_, AppError>(m)
-    }
+    let created = write(db, async |txn| {
+        let m = model.clone().insert(txn).await?;
+        audit::record(txn, Some(actor.id()), "create", "customer", m.id, None, Some(&m)).await?;
+        Ok(m)
+    })
     .await;
-    match result {
+    match created {
         Ok(m) => {
-            txn.commit().await?;
+            // Every new customer enters at TARGET or PROSPECT: a lead for `newLead`,
+            // whoever created it (a front end, an integration, the demo loader).
+            events.publish(Signal::NewLead(m.id)).await;
             Ok(m)
         }
-        Err(e) => {
-            txn.rollback().await?;
-            Err(explain_duplicate(db, e, &model).await)
-        }
+        Err(e) => Err(explain_duplicate(db, e, &model).await),
     }
 }
 
@@ -355,40 +359,6 @@ async fn load_for(
     Ok(row)
 }
 
-fn check_version(row: &customer::Model, version: Option<i32>) -> AppResult<()> {
-    match version {
-        Some(v) if v != row.version => Err(AppError::Conflict(format!(
-            "customer was changed meanwhile (version {} is current, you sent {v})",
-            row.version
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Writes a changed row guarded by its version and records the audit row.
-async fn save(
-    txn: &sea_orm::DatabaseTransaction,
-    actor: &Actor,
-    action: &str,
-    old: &customer::Model,
-    mut am: customer::ActiveModel,
-) -> AppResult<customer::Model> {
-    am.version = Set(old.version + 1);
-    am.updated_at = Set(now());
-    let res = customer::Entity::update_many()
-        .set(am)
-        .filter(Column::Id.eq(old.id))
-        .filter(Column::Version.eq(old.version))
-        .exec(txn)
-        .await?;
-    if res.rows_affected != 1 {
-        return Err(AppError::Conflict("customer was changed meanwhile".into()));
-    }
-    let new = customer::Entity::find_by_id(old.id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
-    audit::record(txn, Some(actor.id()), action, "customer", old.id, Some(old), Some(&new)).await?;
-    Ok(new)
-}
-
 /// Updates a customer; `version` must be the current one.
 ///
 /// # Errors
@@ -403,10 +373,10 @@ pub async fn update(
     let mut attempted = None;
     let result = write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Update, false).await?;
-        check_version(&old, Some(version))?;
+        check_version::<customer::Entity>(&old, Some(version))?;
         let am = apply_patch(&old, patch)?;
         attempted = Some(am.clone());
-        let new = save(txn, actor, "update", &old, am).await?;
+        let new = save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
         Ok(new)
     })
     .await;
@@ -501,10 +471,10 @@ pub async fn delete(
 ) -> AppResult<customer::Model> {
     write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Delete, false).await?;
-        check_version(&old, version)?;
+        check_version::<customer::Entity>(&old, version)?;
         let mut am: customer::ActiveModel = old.clone().into();
         am.deleted_at = Set(Some(now()));
-        save(txn, actor, "delete", &old, am).await
+        save::<customer::Entity>(txn, Some(actor.id()), "delete", &old, am).await
     })
     .await
 }
@@ -520,7 +490,7 @@ pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppRes
         let mut am: customer::ActiveModel = old.clone().into();
         am.deleted_at = Set(None);
         attempted = Some(am.clone());
-        save(txn, actor, "restore", &old, am).await
+        save::<customer::Entity>(txn, Some(actor.id()), "restore", &old, am).await
     })
     .await;
     match (result, attempted) {
@@ -550,12 +520,9 @@ pub async fn assign(
                 if !new_owner.active {
                     return Err(AppError::invalid("ownerId", "the new owner is deactivated"));
                 }
-                let reach = match actor.grant(Resource::Customer, Action::Assign).scope {
-                    Scope::All => true,
-                    Scope::Department => actor.subtree.contains(&new_owner.department_id),
-                    _ => new_owner.id == actor.id(),
-                };
-                if !reach {
+                let placement =
+                    crate::auth::Placement { owner_id: Some(new_owner.id), department_id: new_owner.department_id };
+                if !actor.reach(Resource::Customer, Action::Assign).admits(placement) {
                     return Err(AppError::Forbidden("the new owner is outside your department".into()));
                 }
                 am.owner_id = Set(Some(new_owner.id));
@@ -563,7 +530,7 @@ pub async fn assign(
             }
             None => am.owner_id = Set(None),
         }
-        save(txn, actor, "assign", &old, am).await
+        save::<customer::Entity>(txn, Some(actor.id()), "assign", &old, am).await
     })
     .await
 }
@@ -584,7 +551,7 @@ pub async fn claim(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResul
         }
         let mut am: customer::ActiveModel = old.clone().into();
         am.owner_id = Set(Some(actor.id()));
-        save(txn, actor, "claim", &old, am).await
+        save::<customer::Entity>(txn, Some(actor.id()), "claim", &old, am).await
     })
     .await
 }

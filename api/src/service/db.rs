@@ -1,9 +1,5 @@
 //! Database connection: SQLite (embedded default, WAL, busy timeout) or PostgreSQL.
-use crate::error::{AppError, AppResult};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
-    Statement, TransactionOptions, TransactionTrait,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -87,17 +83,6 @@ pub async fn spawn_checkpointer(url: &str, every: Duration) -> Result<(), sea_or
         }
     });
     Ok(())
-}
-
-/// Starts a write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE),
-/// so a read-then-write transaction never fails on lock upgrade under concurrency.
-pub async fn begin_write(db: &DatabaseConnection) -> AppResult<DatabaseTransaction> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
-    .map_err(AppError::from)
 }
 
 /// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL.

@@ -1,7 +1,8 @@
 //! Deals: opportunities and, once won, sales records with their line items.
 use super::classification::{self, Reason};
 use super::pagination::{SortKey, SortValue};
-use super::record::{self, check_parent, load_for, save, write};
+use super::record::{self, check_parent, load_for};
+use super::store::{save, write};
 use super::{Patch, audit, money, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};
@@ -270,7 +271,7 @@ pub async fn update(
             None => {}
         }
         v.into_result()?;
-        let new = save::<deal::Entity>(txn, actor, "update", &old, am).await?;
+        let new = save::<deal::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
         if let Some((items, _)) = lines {
             let before = line_items(txn, &[id]).await?.remove(&id).unwrap_or_default();
             line::Entity::delete_many().filter(line::Column::DealId.eq(id)).exec(txn).await?;

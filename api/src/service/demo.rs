@@ -113,17 +113,19 @@ pub struct DemoSummary {
 ///
 /// # Errors
 /// CONFLICT when demo data exists; any service error.
-pub async fn load(db: &DatabaseConnection, customers: usize, seed: u64) -> AppResult<DemoSummary> {
+pub async fn load(
+    db: &DatabaseConnection,
+    events: &crate::events::Events,
+    customers: usize,
+    seed: u64,
+) -> AppResult<DemoSummary> {
     if user::by_email(db, "zhou.min@demo.crm").await.is_ok() {
         return Err(AppError::Conflict("demo data is already loaded".into()));
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let hq = department::find_or_create_by_name(db, "总部").await?;
     let dept = |name: &'static str, parent: uuid::Uuid| async move {
-        let txn = sea_orm::TransactionTrait::begin(db).await?;
-        let d = department::insert(&txn, None, name, Some(parent)).await?;
-        txn.commit().await?;
-        Ok::<_, AppError>(d)
+        super::store::write(db, async |txn| department::insert(txn, None, name, Some(parent)).await).await
     };
     let east = dept("华东大区", hq.id).await?;
     let shanghai = dept("上海分公司", east.id).await?;
@@ -219,7 +221,7 @@ pub async fn load(db: &DatabaseConnection, customers: usize, seed: u64) -> AppRe
                 ..Default::default()
             }
         };
-        let c = customer::create(db, rep, input).await?;
+        let c = customer::create(db, events, rep, input).await?;
         if organization {
             for k in 0..(n % 4) {
                 contact::create(

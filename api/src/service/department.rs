@@ -1,12 +1,12 @@
 //! Departments: a tree that scopes what managers see.
-use super::{audit, db::begin_write, new_id, now, required_text};
+use super::store::write;
+use super::{audit, new_id, now, required_text};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use entity::department;
 use entity::enums::{Action, Resource};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -21,10 +21,7 @@ pub async fn create(
     parent_id: Option<Uuid>,
 ) -> AppResult<department::Model> {
     actor.require_all(Resource::Settings, Action::Create)?;
-    let txn = begin_write(db).await?;
-    let model = insert(&txn, Some(actor.id()), name, parent_id).await?;
-    txn.commit().await?;
-    Ok(model)
+    write(db, async |txn| insert(txn, Some(actor.id()), name, parent_id).await).await
 }
 
 /// Inserts a department inside the caller's transaction (also used by the CLI).
@@ -70,10 +67,7 @@ pub async fn find_or_create_by_name(db: &DatabaseConnection, name: &str) -> AppR
     if let Some(d) = department::Entity::find().filter(department::Column::Name.eq(name.trim())).one(db).await? {
         return Ok(d);
     }
-    let txn = db.begin().await?;
-    let d = insert(&txn, None, name, None).await?;
-    txn.commit().await?;
-    Ok(d)
+    write(db, async |txn| insert(txn, None, name, None).await).await
 }
 
 /// Every department, ordered by name; the tree is small and not sensitive.

@@ -1,6 +1,7 @@
 //! Feedback: complaints, suggestions, praise, survey answers and service requests.
 use super::pagination::{SortKey, SortValue};
-use super::record::{check_parent, load_for, save, write};
+use super::record::{check_parent, load_for};
+use super::store::{save, write};
 use super::{Patch, audit, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};
@@ -169,7 +170,7 @@ pub async fn update(
             am.status = Set(status);
         }
         v.into_result()?;
-        save::<feedback::Entity>(txn, actor, "update", &old, am).await
+        save::<feedback::Entity>(txn, Some(actor.id()), "update", &old, am).await
     })
     .await
 }

@@ -1,6 +1,7 @@
 //! The activity log: visits, calls, messages, meetings, gifts, events.
 use super::pagination::{SortKey, SortValue};
-use super::record::{check_parent, write};
+use super::record::check_parent;
+use super::store::write;
 use super::{audit, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::error::{AppResult, Violations};

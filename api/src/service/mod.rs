@@ -19,6 +19,7 @@ pub mod pagination;
 pub mod record;
 pub mod reports;
 pub mod setting;
+pub mod store;
 pub mod user;
 
 use chrono::{DateTime, SubsecRound, Utc};

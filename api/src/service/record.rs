@@ -1,8 +1,9 @@
 //! What contacts, deals, feedback and interactions share: they hang off a customer,
 //! are scoped through it, carry a `version` and are soft-deleted. The generic read,
 //! write, delete and restore paths live here once.
+use super::now;
 use super::pagination::{Page, PageArgs, SortKey, paginate};
-use super::{audit, db::begin_write, now};
+use super::store::{Versioned, check_version, save, write};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
@@ -10,44 +11,32 @@ use entity::customer;
 use entity::enums::{Action, Resource};
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
 };
-use serde::Serialize;
 use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A record that belongs to a customer.
-pub trait CustomerRecord:
-    EntityTrait<
-        Model: Serialize + Clone + Send + Sync + IntoActiveModel<Self::ActiveModel>,
-        ActiveModel: ActiveModelTrait<Entity = Self> + Send,
-    >
-{
+pub trait CustomerRecord: Versioned {
     /// Permission resource.
     const RESOURCE: Resource;
-    /// Table name, used in the audit log and error messages.
-    const NAME: &'static str;
 
     fn id_column() -> Self::Column;
     fn customer_column() -> Self::Column;
-    fn version_column() -> Self::Column;
     fn deleted_column() -> Self::Column;
     fn created_column() -> Self::Column;
 
     fn id(m: &Self::Model) -> Uuid;
     fn customer_id(m: &Self::Model) -> Uuid;
-    fn version(m: &Self::Model) -> i32;
     fn created_at(m: &Self::Model) -> DateTime<Utc>;
 
-    /// Sets version and updated_at on a changed row.
-    fn touch(am: &mut Self::ActiveModel, version: i32, at: DateTime<Utc>);
     /// Sets or clears deleted_at.
     fn set_deleted(am: &mut Self::ActiveModel, at: Option<DateTime<Utc>>);
 }
 
 fn not_found<E: CustomerRecord>() -> AppError {
-    AppError::NotFound(E::NAME)
+    AppError::NotFound(<E as Versioned>::NAME)
 }
 
 /// The caller's read condition for records of `E`.
@@ -109,7 +98,7 @@ pub async fn check_parent<E: CustomerRecord>(
         .count(txn)
         .await?;
     if allowed == 0 {
-        return Err(AppError::Forbidden(format!("you may not add a {} to this customer", E::NAME)));
+        return Err(AppError::Forbidden(format!("you may not add a {} to this customer", <E as Versioned>::NAME)));
     }
     Ok(readable)
 }
@@ -139,59 +128,14 @@ pub async fn load_for<E: CustomerRecord>(
         .count(txn)
         .await?;
     if allowed == 0 {
-        return Err(AppError::Forbidden(format!("you may not {} this {}", action.as_str().to_lowercase(), E::NAME)));
+        return Err(AppError::Forbidden(format!(
+            "you may not {} this {}",
+            action.as_str().to_lowercase(),
+            <E as Versioned>::NAME
+        )));
     }
-    if let Some(v) = version {
-        if v != E::version(&row) {
-            return Err(AppError::Conflict(format!(
-                "{} was changed meanwhile (version {} is current, you sent {v})",
-                E::NAME,
-                E::version(&row)
-            )));
-        }
-    }
+    check_version::<E>(&row, version)?;
     Ok(row)
-}
-
-/// Writes a changed row guarded by its version, and its audit row.
-pub async fn save<E: CustomerRecord>(
-    txn: &DatabaseTransaction,
-    actor: &Actor,
-    action: &str,
-    old: &E::Model,
-    mut am: E::ActiveModel,
-) -> AppResult<E::Model> {
-    E::touch(&mut am, E::version(old) + 1, now());
-    let res = E::update_many()
-        .set(am)
-        .filter(E::id_column().eq(E::id(old)))
-        .filter(E::version_column().eq(E::version(old)))
-        .exec(txn)
-        .await?;
-    if res.rows_affected != 1 {
-        return Err(AppError::Conflict(format!("{} was changed meanwhile", E::NAME)));
-    }
-    let new = E::find().filter(E::id_column().eq(E::id(old))).one(txn).await?.ok_or_else(not_found::<E>)?;
-    audit::record(txn, Some(actor.id()), action, E::NAME, E::id(old), Some(old), Some(&new)).await?;
-    Ok(new)
-}
-
-/// Runs `f` in a write transaction, committing on success.
-pub async fn write<T, F>(db: &DatabaseConnection, f: F) -> AppResult<T>
-where
-    F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<T>,
-{
-    let txn = begin_write(db).await?;
-    match f(&txn).await {
-        Ok(v) => {
-            txn.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            txn.rollback().await?;
-            Err(e)
-        }
-    }
 }
 
 /// Soft-deletes a record.
@@ -217,7 +161,7 @@ pub async fn delete_in<E: CustomerRecord>(
     let old = load_for::<E>(txn, actor, id, Action::Delete, false, version).await?;
     let mut am = old.clone().into_active_model();
     E::set_deleted(&mut am, Some(now()));
-    save::<E>(txn, actor, "delete", &old, am).await
+    save::<E>(txn, Some(actor.id()), "delete", &old, am).await
 }
 
 /// Restores a soft-deleted record.
@@ -233,7 +177,7 @@ pub async fn restore_in<E: CustomerRecord>(txn: &DatabaseTransaction, actor: &Ac
     let old = load_for::<E>(txn, actor, id, Action::Delete, true, None).await?;
     let mut am = old.clone().into_active_model();
     E::set_deleted(&mut am, None);
-    save::<E>(txn, actor, "restore", &old, am).await
+    save::<E>(txn, Some(actor.id()), "restore", &old, am).await
 }
 
 /// The first `first + 1` live, readable records of each customer, newest first,
@@ -298,18 +242,14 @@ pub async fn count_per_customer<E: CustomerRecord>(
 
 /// Implements [`CustomerRecord`] for an entity with the shared column names.
 macro_rules! customer_record {
-    ($module:ident, $resource:expr, $name:literal) => {
+    ($module:ident, $resource:expr) => {
         impl CustomerRecord for entity::$module::Entity {
             const RESOURCE: Resource = $resource;
-            const NAME: &'static str = $name;
             fn id_column() -> Self::Column {
                 entity::$module::Column::Id
             }
             fn customer_column() -> Self::Column {
                 entity::$module::Column::CustomerId
-            }
-            fn version_column() -> Self::Column {
-                entity::$module::Column::Version
             }
             fn deleted_column() -> Self::Column {
                 entity::$module::Column::DeletedAt
@@ -323,15 +263,8 @@ macro_rules! customer_record {
             fn customer_id(m: &Self::Model) -> Uuid {
                 m.customer_id
             }
-            fn version(m: &Self::Model) -> i32 {
-                m.version
-            }
             fn created_at(m: &Self::Model) -> DateTime<Utc> {
                 m.created_at
-            }
-            fn touch(am: &mut Self::ActiveModel, version: i32, at: DateTime<Utc>) {
-                am.version = sea_orm::Set(version);
-                am.updated_at = sea_orm::Set(at);
             }
             fn set_deleted(am: &mut Self::ActiveModel, at: Option<DateTime<Utc>>) {
                 am.deleted_at = sea_orm::Set(at);
@@ -340,7 +273,7 @@ macro_rules! customer_record {
     };
 }
 
-customer_record!(contact, Resource::Contact, "contact");
-customer_record!(deal, Resource::Deal, "deal");
-customer_record!(feedback, Resource::Feedback, "feedback");
-customer_record!(interaction, Resource::Interaction, "interaction");
+customer_record!(contact, Resource::Contact);
+customer_record!(deal, Resource::Deal);
+customer_record!(feedback, Resource::Feedback);
+customer_record!(interaction, Resource::Interaction);

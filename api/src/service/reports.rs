@@ -4,7 +4,7 @@ use super::classification;
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use entity::enums::{Action, Resource, Scope};
+use entity::enums::{Action, Resource};
 use entity::{classification_history, customer, deal, feedback, interaction, user};
 use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
 use sea_orm::{
@@ -293,16 +293,6 @@ pub struct StaffRow {
     pub revenue_won: i64,
 }
 
-/// Which staff a report may cover: everyone, the department subtree, or oneself.
-fn staff_condition(actor: &Actor) -> AppResult<Condition> {
-    let grant = actor.require(Resource::Report, Action::Read)?;
-    Ok(match grant.scope {
-        Scope::All => Condition::all(),
-        Scope::Department => Condition::all().add(user::Column::DepartmentId.is_in(actor.subtree.clone())),
-        _ => Condition::all().add(user::Column::Id.eq(actor.id())),
-    })
-}
-
 /// Calls, visits, messages, callbacks and deals won per user between two dates (inclusive).
 ///
 /// # Errors
@@ -313,7 +303,7 @@ pub async fn staff_activity(
     from: NaiveDate,
     to: NaiveDate,
 ) -> AppResult<Vec<StaffRow>> {
-    let staff_scope = staff_condition(actor)?;
+    let staff_scope = actor.staff_condition(Resource::Report, Action::Read)?;
     if to < from {
         return Err(AppError::invalid("to", "must not be before from"));
     }

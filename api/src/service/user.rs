@@ -1,15 +1,14 @@
 //! Staff accounts: creation, login, deactivation.
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
-use super::{audit, db::begin_write, new_id, normalize, now, required_text};
+use super::store::{check_version, save, write};
+use super::{audit, new_id, normalize, now, required_text};
 use crate::auth::{Actor, JwtKeys, password};
 use crate::error::{AppError, AppResult, Violations};
 use chrono::{DateTime, Utc};
 use entity::enums::{Action, Resource, Role};
 use entity::{customer, department, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 /// What a new user needs.
@@ -28,10 +27,7 @@ pub struct NewUser {
 pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewUser) -> AppResult<user::Model> {
     actor.require_all(Resource::User, Action::Create)?;
     let hash = validate_and_hash(db, &input).await?;
-    let txn = begin_write(db).await?;
-    let user = insert(&txn, Some(actor.id()), input, hash).await?;
-    txn.commit().await?;
-    Ok(user)
+    write(db, async |txn| insert(txn, Some(actor.id()), input, hash).await).await
 }
 
 /// Validates a new user and hashes its password.
@@ -188,30 +184,25 @@ pub async fn update(
         Some(p) => Some(password::hash(p).await?),
         None => None,
     };
-    let txn = begin_write(db).await?;
-    let old = user::Entity::find_by_id(id).one(&txn).await?.ok_or(AppError::NotFound("user"))?;
-    if old.version != version {
-        return Err(AppError::Conflict(format!("user was changed meanwhile (version {} is current)", old.version)));
-    }
-    let mut am: user::ActiveModel = old.clone().into();
-    if let Some(name) = patch.name {
-        am.name = Set(name.trim().to_string());
-    }
-    if let Some(role) = patch.role {
-        am.role = Set(role);
-    }
-    if let Some(d) = patch.department_id {
-        am.department_id = Set(d);
-    }
-    if let Some(h) = hash {
-        am.password_hash = Set(h);
-    }
-    am.version = Set(old.version + 1);
-    am.updated_at = Set(now());
-    let new = am.update(&txn).await?;
-    audit::record(&txn, Some(actor.id()), "update", "user", id, Some(&old), Some(&new)).await?;
-    txn.commit().await?;
-    Ok(new)
+    write(db, async |txn| {
+        let old = user::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("user"))?;
+        check_version::<user::Entity>(&old, Some(version))?;
+        let mut am: user::ActiveModel = old.clone().into();
+        if let Some(name) = patch.name {
+            am.name = Set(name.trim().to_string());
+        }
+        if let Some(role) = patch.role {
+            am.role = Set(role);
+        }
+        if let Some(d) = patch.department_id {
+            am.department_id = Set(d);
+        }
+        if let Some(h) = hash {
+            am.password_hash = Set(h);
+        }
+        save::<user::Entity>(txn, Some(actor.id()), "update", &old, am).await
+    })
+    .await
 }
 
 /// Deactivates a user. Their customers move to `successor_id` if given, otherwise to
@@ -229,58 +220,53 @@ pub async fn deactivate(
     if id == actor.id() {
         return Err(AppError::invalid("id", "you cannot deactivate yourself"));
     }
-    let txn = begin_write(db).await?;
-    let old = user::Entity::find_by_id(id).one(&txn).await?.ok_or(AppError::NotFound("user"))?;
-    let successor = match successor_id {
-        Some(s) => {
-            let succ = user::Entity::find_by_id(s).one(&txn).await?.filter(|u| u.active && u.id != id);
-            Some(succ.ok_or_else(|| AppError::invalid("successorId", "must be another active user"))?)
-        }
-        None => None,
-    };
-    let mut am: user::ActiveModel = old.clone().into();
-    am.active = Set(false);
-    am.version = Set(old.version + 1);
-    am.updated_at = Set(now());
-    let new = am.update(&txn).await?;
-    // Hand the customers over; each move is audited like an assignment.
-    let owned = customer::Entity::find().filter(customer::Column::OwnerId.eq(id)).all(&txn).await?;
-    let at = now();
-    let (owner, department) = match &successor {
-        Some(s) => (Some(s.id), s.department_id),
-        None => (None, old.department_id),
-    };
-    customer::Entity::update_many()
-        .col_expr(customer::Column::OwnerId, Expr::value(owner))
-        .col_expr(customer::Column::DepartmentId, Expr::value(department))
-        .col_expr(customer::Column::Version, Expr::col(customer::Column::Version).add(1))
-        .col_expr(customer::Column::UpdatedAt, Expr::value(at))
-        .filter(customer::Column::Id.is_in(owned.iter().map(|c| c.id)))
-        .exec(&txn)
-        .await?;
-    for before in &owned {
-        let after = customer::Model {
-            owner_id: owner,
-            department_id: department,
-            version: before.version + 1,
-            updated_at: at,
-            ..before.clone()
+    write(db, async |txn| {
+        let old = user::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("user"))?;
+        let successor = match successor_id {
+            Some(s) => {
+                let succ = user::Entity::find_by_id(s).one(txn).await?.filter(|u| u.active && u.id != id);
+                Some(succ.ok_or_else(|| AppError::invalid("successorId", "must be another active user"))?)
+            }
+            None => None,
         };
-        audit::record(&txn, Some(actor.id()), "assign", "customer", before.id, Some(before), Some(&after)).await?;
-    }
-    let moved = owned.len();
-    tracing::info!(user = %id, moved, "user deactivated; customers handed over");
-    txn.commit().await?;
-    Ok(new)
+        let mut am: user::ActiveModel = old.clone().into();
+        am.active = Set(false);
+        let new = save::<user::Entity>(txn, Some(actor.id()), "deactivate", &old, am).await?;
+        // Hand the customers over; each move is audited like an assignment.
+        let owned = customer::Entity::find().filter(customer::Column::OwnerId.eq(id)).all(txn).await?;
+        let at = now();
+        let (owner, department) = match &successor {
+            Some(s) => (Some(s.id), s.department_id),
+            None => (None, old.department_id),
+        };
+        customer::Entity::update_many()
+            .col_expr(customer::Column::OwnerId, Expr::value(owner))
+            .col_expr(customer::Column::DepartmentId, Expr::value(department))
+            .col_expr(customer::Column::Version, Expr::col(customer::Column::Version).add(1))
+            .col_expr(customer::Column::UpdatedAt, Expr::value(at))
+            .filter(customer::Column::Id.is_in(owned.iter().map(|c| c.id)))
+            .exec(txn)
+            .await?;
+        for before in &owned {
+            let after = customer::Model {
+                owner_id: owner,
+                department_id: department,
+                version: before.version + 1,
+                updated_at: at,
+                ..before.clone()
+            };
+            audit::record(txn, Some(actor.id()), "assign", "customer", before.id, Some(before), Some(&after)).await?;
+        }
+        tracing::info!(user = %id, moved = owned.len(), "user deactivated; customers handed over");
+        Ok(new)
+    })
+    .await
 }
 
 /// Creates a user without an actor (CLI, first admin). Creates nothing if the e-mail exists.
 pub async fn bootstrap(db: &DatabaseConnection, input: NewUser) -> AppResult<user::Model> {
     let hash = validate_and_hash(db, &input).await?;
-    let txn = db.begin().await?;
-    let u = insert(&txn, None, input, hash).await?;
-    txn.commit().await?;
-    Ok(u)
+    write(db, async |txn| insert(txn, None, input, hash).await).await
 }
 
 /// Whether any user exists (first start).

@@ -1,0 +1,53 @@
+//! [`AppError`] as a GraphQL error: `extensions.code`, the invalid `fields` of a
+//! VALIDATION error, the `key` and owning `department` of a DUPLICATE.
+//!
+//! async-graphql's blanket `From<T: Display> for Error` drops extensions, so a bare `?`
+//! on an `AppError` would lose the code: resolvers end with `.gql()` ([`ResultExt`]).
+use crate::error::{AppError, AppResult};
+use async_graphql::ErrorExtensions;
+
+impl ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        if let Self::Internal(source) = self {
+            tracing::error!(error = %source, source = ?source, "internal error");
+        }
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            match self {
+                Self::Validation(fields) => {
+                    let list: Vec<async_graphql::Value> = fields
+                        .iter()
+                        .map(|f| {
+                            let mut obj = async_graphql::indexmap::IndexMap::new();
+                            obj.insert(async_graphql::Name::new("field"), async_graphql::Value::from(f.field.clone()));
+                            obj.insert(
+                                async_graphql::Name::new("message"),
+                                async_graphql::Value::from(f.message.clone()),
+                            );
+                            async_graphql::Value::Object(obj)
+                        })
+                        .collect();
+                    ext.set("fields", async_graphql::Value::List(list));
+                }
+                Self::Duplicate { key, department, .. } => {
+                    ext.set("key", *key);
+                    if let Some(d) = department {
+                        ext.set("department", d.clone());
+                    }
+                }
+                _ => {}
+            }
+        })
+    }
+}
+
+/// `.gql()` turns a service result into a resolver result keeping the code.
+pub trait ResultExt<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> ResultExt<T> for AppResult<T> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| e.extend())
+    }
+}
