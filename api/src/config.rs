@@ -54,10 +54,8 @@ impl Config {
         if !(60..=30 * 86400).contains(&ttl) {
             return Err("CRM_ACCESS_TOKEN_TTL must be between 60 and 2592000 seconds".into());
         }
-        if let Some(s) = var("CRM_JWT_SECRET") {
-            if s.len() < 32 {
-                return Err("CRM_JWT_SECRET must have at least 32 bytes".into());
-            }
+        if var("CRM_JWT_SECRET").is_some_and(|s| s.len() < 32) {
+            return Err("CRM_JWT_SECRET must have at least 32 bytes".into());
         }
         Ok(Config {
             database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://crm.db".into()),

@@ -45,6 +45,8 @@ impl Signal {
 }
 
 /// An event with its record loaded, shared by every local subscriber.
+// Events travel behind an `Arc`, loaded once per instance: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     NewLead(customer::Model),

@@ -61,11 +61,10 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
             () = &mut init_timeout, if !init_received => break Close(4408, "Connection initialisation timeout".into()),
             _ = shutdown.changed() => continue,
             out = out_rx.recv() => match out {
-                Some(Out::Send(v)) => {
-                    if sink.send(Message::Text(v.to_string().into())).await.is_err() {
-                        break Close(1006, String::new());
-                    }
+                Some(Out::Send(v)) if sink.send(Message::Text(v.to_string().into())).await.is_err() => {
+                    break Close(1006, String::new());
                 }
+                Some(Out::Send(_)) => {}
                 Some(Out::Finished(id)) => {
                     operations.remove(&id);
                 }

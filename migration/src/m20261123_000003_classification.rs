@@ -205,7 +205,7 @@ impl MigrationTrait for Migration {
                 1.into(),
                 Expr::val(DEFAULT_POLICY).cast_as(Alias::new(json_type(manager))),
                 1.into(),
-                Expr::current_timestamp().into(),
+                Expr::current_timestamp(),
             ]);
         manager.exec_stmt(insert.to_owned()).await?;
         let mut rates = Query::insert();
@@ -222,7 +222,7 @@ impl MigrationTrait for Migration {
             ("JPY", 47_000),
             ("GBP", 9_000_000),
         ] {
-            rates.values_panic([currency.into(), ppm.into(), Expr::current_timestamp().into()]);
+            rates.values_panic([currency.into(), ppm.into(), Expr::current_timestamp()]);
         }
         manager.exec_stmt(rates.to_owned()).await?;
         Ok(())

@@ -236,7 +236,7 @@ impl MigrationTrait for Migration {
                 1.into(),
                 Expr::val(DEFAULT_POLICY).cast_as(Alias::new(json)),
                 1.into(),
-                Expr::current_timestamp().into(),
+                Expr::current_timestamp(),
             ]);
         manager.exec_stmt(insert.to_owned()).await?;
         let mut holidays = Query::insert();
@@ -256,7 +256,7 @@ impl MigrationTrait for Migration {
                 (*name).into(),
                 date.into(),
                 (*yearly).into(),
-                Expr::current_timestamp().into(),
+                Expr::current_timestamp(),
             ]);
         }
         manager.exec_stmt(holidays.to_owned()).await?;
@@ -268,7 +268,7 @@ impl MigrationTrait for Migration {
             MessageTemplate::UpdatedAt,
         ]);
         for (key, body) in TEMPLATES {
-            templates.values_panic([key.into(), body.into(), 1.into(), Expr::current_timestamp().into()]);
+            templates.values_panic([key.into(), body.into(), 1.into(), Expr::current_timestamp()]);
         }
         manager.exec_stmt(templates.to_owned()).await?;
         Ok(())

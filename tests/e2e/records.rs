@@ -258,10 +258,7 @@ async fn nested_lists_load_in_batches() {
     assert_eq!(first["contacts"]["edges"].as_array().unwrap().len(), 2);
     assert_eq!(first["contacts"]["pageInfo"]["hasNextPage"], true);
     assert_eq!(first["deals"]["edges"][0]["node"]["lineItems"][0]["product"], "茶叶");
-    assert_eq!(
-        first["interactions"]["edges"][0]["node"]["contact"]["name"].as_str().unwrap().starts_with("联系人"),
-        true
-    );
+    assert!(first["interactions"]["edges"][0]["node"]["contact"]["name"].as_str().unwrap().starts_with("联系人"));
 
     // the next page of one customer's contacts
     let id = app.ok(&app.admin_token, "{customers(first:1){edges{node{id}}}}", json!({})).await;

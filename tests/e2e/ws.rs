@@ -294,10 +294,10 @@ async fn a_lead_on_one_instance_reaches_a_subscriber_on_another() {
     std::thread::spawn(move || {
         let mut found = Some(found);
         for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(a) = line.split("LISTENING ").nth(1).and_then(|a| a.trim().parse().ok()) {
-                if let Some(tx) = found.take() {
-                    let _ = tx.send(a);
-                }
+            if let Some(a) = line.split("LISTENING ").nth(1).and_then(|a| a.trim().parse().ok())
+                && let Some(tx) = found.take()
+            {
+                let _ = tx.send(a);
             }
         }
     });

@@ -117,10 +117,10 @@ impl ClassificationPolicyInput {
         }
         let base = p.base_currency.clone();
         let mut amount = |field: &str, value: Option<String>, target: &mut i64| {
-            if let Some(s) = value {
-                if let Some(m) = v.check(field, money::parse_minor(&s, &base)) {
-                    *target = m;
-                }
+            if let Some(s) = value
+                && let Some(m) = v.check(field, money::parse_minor(&s, &base))
+            {
+                *target = m;
             }
         };
         amount("tierAMin", self.tier_a_min, &mut p.tier_a_minor);

@@ -187,13 +187,16 @@ impl Loader<LineItemsKey> for Loaders {
     }
 }
 
+/// Where a nested page starts: after this (created_at, id).
+type Position = (DateTime<Utc>, Uuid);
+
 impl<E: CustomerRecord> Loader<NestedKey<E>> for Loaders {
     type Value = Vec<E::Model>;
     type Error = LoadError;
     async fn load(&self, keys: &[NestedKey<E>]) -> Result<HashMap<NestedKey<E>, Self::Value>, LoadError> {
         let actor = self.actor()?;
         // One query per distinct page request, however many customers ask for it.
-        let mut groups: HashMap<(u64, Option<(DateTime<Utc>, Uuid)>), Vec<Uuid>> = HashMap::new();
+        let mut groups: HashMap<(u64, Option<Position>), Vec<Uuid>> = HashMap::new();
         for k in keys {
             groups.entry((k.first, k.after)).or_default().push(k.customer);
         }

@@ -233,7 +233,7 @@ pub fn holiday_in(h: &holiday::Model, year: i32) -> Option<NaiveDate> {
 }
 
 /// The holiday on `day`, if any.
-fn holiday_on<'a>(holidays: &'a [holiday::Model], day: NaiveDate) -> Option<&'a holiday::Model> {
+fn holiday_on(holidays: &[holiday::Model], day: NaiveDate) -> Option<&holiday::Model> {
     holidays.iter().find(|h| holiday_in(h, day.year()) == Some(day))
 }
 

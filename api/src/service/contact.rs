@@ -105,10 +105,10 @@ fn phone(v: &mut Violations, field: &str, value: Option<String>) -> Option<Strin
 }
 
 fn birthday(v: &mut Violations, b: Option<NaiveDate>) {
-    if let Some(b) = b {
-        if !super::plausible_birthday(b) {
-            v.add("birthday", "must be between 1900-01-01 and today");
-        }
+    if let Some(b) = b
+        && !super::plausible_birthday(b)
+    {
+        v.add("birthday", "must be between 1900-01-01 and today");
     }
 }
 

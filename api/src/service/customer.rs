@@ -141,10 +141,10 @@ fn check_birthday(v: &mut Violations, kind: CustomerKind, field: &str, birthday:
 }
 
 fn check_entered_stage(v: &mut Violations, stage: Option<LifecycleStage>) {
-    if let Some(s) = stage {
-        if !matches!(s, LifecycleStage::Target | LifecycleStage::Prospect) {
-            v.add("lifecycleStage", "only TARGET or PROSPECT can be set; later stages follow from deals");
-        }
+    if let Some(s) = stage
+        && !matches!(s, LifecycleStage::Target | LifecycleStage::Prospect)
+    {
+        v.add("lifecycleStage", "only TARGET or PROSPECT can be set; later stages follow from deals");
     }
 }
 

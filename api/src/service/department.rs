@@ -33,10 +33,10 @@ pub async fn insert(
 ) -> AppResult<department::Model> {
     let mut v = Violations::new();
     let name = required_text(&mut v, "name", name, 100);
-    if let Some(parent) = parent_id {
-        if department::Entity::find_by_id(parent).one(db).await?.is_none() {
-            v.add("parentId", "no such department");
-        }
+    if let Some(parent) = parent_id
+        && department::Entity::find_by_id(parent).one(db).await?.is_none()
+    {
+        v.add("parentId", "no such department");
     }
     v.into_result()?;
     let now = now();

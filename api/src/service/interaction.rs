@@ -67,10 +67,10 @@ pub async fn create_in(
     if occurred_at > now + Duration::minutes(5) {
         v.add("occurredAt", "cannot be in the future; plan follow-ups with nextFollowUpOn");
     }
-    if let Some(next) = input.next_follow_up_on {
-        if next < occurred_at.date_naive() {
-            v.add("nextFollowUpOn", "must not be before the interaction");
-        }
+    if let Some(next) = input.next_follow_up_on
+        && next < occurred_at.date_naive()
+    {
+        v.add("nextFollowUpOn", "must not be before the interaction");
     }
     {
         let customer = check_parent::<interaction::Entity>(txn, actor, input.customer_id).await?;

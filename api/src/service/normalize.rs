@@ -18,11 +18,9 @@ pub fn phone_e164(raw: &str) -> Result<String, String> {
             _ => return Err(format!("unexpected character '{c}' in phone number")),
         }
     }
-    if !plus {
-        if let Some(rest) = digits.strip_prefix("00") {
-            digits = rest.to_string();
-            plus = true;
-        }
+    if !plus && let Some(rest) = digits.strip_prefix("00") {
+        digits = rest.to_string();
+        plus = true;
     }
     let e164 = if plus {
         digits
@@ -109,11 +107,11 @@ pub fn org_name(raw: &str) -> String {
     loop {
         let before = s.len();
         for suffix in COMPANY_SUFFIXES {
-            if s.len() > suffix.len() {
-                if let Some(rest) = s.strip_suffix(suffix) {
-                    s = rest.trim_end_matches([',', '.']).to_string();
-                    break;
-                }
+            if s.len() > suffix.len()
+                && let Some(rest) = s.strip_suffix(suffix)
+            {
+                s = rest.trim_end_matches([',', '.']).to_string();
+                break;
             }
         }
         if s.len() == before {

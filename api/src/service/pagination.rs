@@ -32,10 +32,10 @@ pub enum SortValue {
 impl SortValue {
     fn expr(&self) -> Expr {
         match self {
-            Self::Int(v) => Expr::val(*v).into(),
-            Self::Time(v) => Expr::val(*v).into(),
-            Self::Date(v) => Expr::val(*v).into(),
-            Self::Text(v) => Expr::val(v.clone()).into(),
+            Self::Int(v) => Expr::val(*v),
+            Self::Time(v) => Expr::val(*v),
+            Self::Date(v) => Expr::val(*v),
+            Self::Text(v) => Expr::val(v.clone()),
         }
     }
 }

@@ -174,10 +174,10 @@ pub async fn update(
     if let Some(p) = &patch.password {
         v.check("password", password::check_policy(p));
     }
-    if let Some(d) = patch.department_id {
-        if department::Entity::find_by_id(d).one(db).await?.is_none() {
-            v.add("departmentId", "no such department");
-        }
+    if let Some(d) = patch.department_id
+        && department::Entity::find_by_id(d).one(db).await?.is_none()
+    {
+        v.add("departmentId", "no such department");
     }
     v.into_result()?;
     let hash = match patch.password.clone() {
