@@ -1,6 +1,5 @@
 //! The CRM API: GraphQL over axum on SeaORM (SQLite or PostgreSQL).
 pub mod auth;
-pub mod bench;
 pub mod config;
 pub mod csv;
 pub mod error;

@@ -30,26 +30,6 @@ enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
-    /// Fills the database with a large synthetic data set (benchmarks; use a fresh database).
-    Generate {
-        #[arg(long)]
-        customers: u64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
-    /// Benchmarks: `classification` times a full pass against its SQL floor while the API
-    /// answers lookups; `subscriptions` holds many `newLead` subscribers on one server
-    /// process and times delivery.
-    Bench {
-        /// Which benchmark: classification or subscriptions.
-        name: String,
-        /// subscriptions: the numbers of subscribers to try, one after another.
-        #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 10000])]
-        subscribers: Vec<usize>,
-        /// subscriptions: leads created per size, one at a time.
-        #[arg(long, default_value_t = 50)]
-        leads: usize,
-    },
     /// Prints a signed access token for scripts and integrations.
     Token {
         #[arg(long)]
@@ -138,33 +118,6 @@ async fn run(cli: Cli) -> Result<(), String> {
                 summary.customers,
                 summary.deals
             );
-            Ok(())
-        }
-        Command::Generate { customers, seed } => {
-            let state = api::prepare(&config).await?;
-            let started = std::time::Instant::now();
-            let g = api::service::generate::generate(&state.db, customers, seed)
-                .await
-                .map_err(|e| format!("{e}: {e:?}"))?;
-            println!(
-                "generated in {:.1}s: {} customers, {} contacts, {} deals, {} line items, {} interactions, {} feedback",
-                started.elapsed().as_secs_f64(),
-                g.customers,
-                g.contacts,
-                g.deals,
-                g.line_items,
-                g.interactions,
-                g.feedback
-            );
-            Ok(())
-        }
-        Command::Bench { name, subscribers, leads } => {
-            let state = api::prepare(&config).await?;
-            match name.as_str() {
-                "classification" => println!("{}", api::bench::classification(state).await?),
-                "subscriptions" => println!("{}", api::bench::subscriptions(state, &subscribers, leads).await?),
-                other => return Err(format!("unknown benchmark '{other}' (try: classification, subscriptions)")),
-            }
             Ok(())
         }
         Command::Token { email, ttl } => {

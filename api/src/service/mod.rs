@@ -10,7 +10,6 @@ pub mod deal;
 pub mod demo;
 pub mod department;
 pub mod feedback;
-pub mod generate;
 pub mod interaction;
 pub mod keylists;
 pub mod money;

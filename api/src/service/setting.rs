@@ -28,3 +28,8 @@ pub async fn get_or_create(
         }
     }
 }
+
+/// The stored value of `key`, if any.
+pub async fn get(db: &DatabaseConnection, key: &str) -> AppResult<Option<String>> {
+    Ok(setting::Entity::find_by_id(key.to_string()).one(db).await?.map(|r| r.value))
+}

@@ -1,9 +1,9 @@
-//! `crm bench classification`: times a full reclassification against its floor (the bare
+//! `crm-bench classification`: times a full reclassification against its floor (the bare
 //! SQL aggregate over the same deals plus one bare bulk UPDATE writing the pass's result),
 //! while a client looks customers up through the real HTTP API and records the latencies.
-use crate::service::classification::{self, Reason};
-use crate::service::new_id;
-use crate::state::AppState;
+use api::service::classification::{self, Reason};
+use api::service::new_id;
+use api::state::AppState;
 use entity::customer;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Statement};
 use serde_json::json;
@@ -154,7 +154,7 @@ pub async fn classification(state: AppState) -> Result<String, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server_state = state.clone();
     tokio::spawn(async move {
-        let _ = crate::serve_on(listener, server_state, std::future::pending()).await;
+        let _ = api::serve_on(listener, server_state, std::future::pending()).await;
     });
     let admin = entity::user::Entity::find()
         .filter(entity::user::Column::Role.eq(entity::enums::Role::Admin))
@@ -297,12 +297,13 @@ mod reqwest_like {
     }
 }
 
-/// `crm bench subscriptions`: how many `newLead` subscribers one server process holds,
+/// `crm-bench subscriptions`: how many `newLead` subscribers one server process holds,
 /// the delay from a lead's creation (the HTTP request leaving the client) to its delivery
 /// on every socket at p50/p99, and the server's memory per connection.
 ///
-/// The server runs as a child process (`crm serve` on the same database), so its resident
-/// memory is its own; the clients run in this process. Both share the machine's cores.
+/// The server runs as a child process (`crm serve` on the same database, the `crm` binary
+/// built beside this one), so its resident memory is its own; the clients run in this
+/// process. Both share the machine's cores.
 ///
 /// # Errors
 /// A message when a step fails.
@@ -316,7 +317,11 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Re
         l.local_addr().map_err(|e| e.to_string())?.port()
     };
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().map_err(|e| format!("{e}"))?;
-    let mut server = tokio::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+    let crm = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("crm");
+    if !crm.exists() {
+        return Err(format!("{} not found: build the server too (cargo build --release -p api)", crm.display()));
+    }
+    let mut server = tokio::process::Command::new(crm)
         .arg("serve")
         .env("CRM_LISTEN", addr.to_string())
         .env("CRM_SCHEDULER", "off")
@@ -361,7 +366,7 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Re
             tasks.push(tokio::spawn(async move {
                 let connect = async {
                     let mut req = format!("ws://{addr}/graphql/ws").into_client_request().map_err(|e| e.to_string())?;
-                    req.headers_mut().insert("sec-websocket-protocol", crate::ws::PROTOCOL.parse().map_err(|_| "header")?);
+                    req.headers_mut().insert("sec-websocket-protocol", api::ws::PROTOCOL.parse().map_err(|_| "header")?);
                     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| format!("socket {i}: {e}"))?;
                     let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
                     ws.send(Message::text(init.to_string())).await.map_err(|e| e.to_string())?;

@@ -1,12 +1,12 @@
-//! `crm generate`: a large synthetic data set for benchmarks (customers, contacts, deals
+//! `crm-bench generate`: a large synthetic data set for benchmarks (customers, contacts, deals
 //! with line items over three years, interactions, feedback), written with multi-row
 //! INSERTs in large transactions. It bypasses the services on purpose (no audit rows, no
 //! per-deal reclassification): it is bulk loading, and a full pass grades the result.
-use super::{new_id, normalize, now};
-use crate::auth::password;
-use crate::error::{AppError, AppResult};
+use api::auth::password;
+use api::error::{AppError, AppResult};
+use api::service::{department, new_id, normalize, now};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use entity::{contact, customer, deal, deal_line_item, department, feedback, interaction, user};
+use entity::{contact, customer, deal, deal_line_item, feedback, interaction, user};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::sea_query::{InsertStatement, Query, SimpleExpr};
@@ -97,8 +97,10 @@ fn v<T: Into<sea_orm::Value>>(x: T) -> SimpleExpr {
 /// # Errors
 /// CONFLICT when the database already holds generated data.
 pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> AppResult<Generated> {
-    if department::Entity::find().all(db).await?.iter().any(|d| d.name == "生成数据总部") {
-        return Err(AppError::Conflict("generated data is already there; use a fresh database".into()));
+    // It writes around the services (no audit, no grading): only into a database that
+    // holds nothing of anyone's.
+    if customer::Entity::find().one(db).await?.is_some() {
+        return Err(AppError::Conflict("the database already holds customers; generate into a fresh one".into()));
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let today = now().date_naive();
@@ -107,7 +109,7 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
     // Departments and staff: one hash for every generated user keeps this fast.
     let hash = password::hash("generated-password".into()).await?;
     let txn = db.begin().await?;
-    let hq = super::department::insert(&txn, None, "生成数据总部", None).await?;
+    let hq = department::insert(&txn, None, "生成数据总部", None).await?;
     let mut reps: Vec<(Uuid, Uuid)> = Vec::new();
     let mut users = Batch::<user::Entity>::new(vec![
         user::Column::Id,
@@ -122,10 +124,9 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
         user::Column::UpdatedAt,
     ]);
     for (r, (city, _)) in CITIES.iter().enumerate() {
-        let region = super::department::insert(&txn, None, &format!("{city}大区"), Some(hq.id)).await?;
+        let region = department::insert(&txn, None, &format!("{city}大区"), Some(hq.id)).await?;
         for b in 0..3 {
-            let branch =
-                super::department::insert(&txn, None, &format!("{city}第{}分部", b + 1), Some(region.id)).await?;
+            let branch = department::insert(&txn, None, &format!("{city}第{}分部", b + 1), Some(region.id)).await?;
             for s in 0..8 {
                 let id = new_id();
                 reps.push((id, branch.id));
@@ -435,6 +436,7 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
     // Planner statistics for the new rows, as any bulk load needs: without them
     // PostgreSQL scans whole tables for queries its indexes answer.
     db.execute_unprepared("ANALYZE").await?;
+    super::mark_generated(db, customers, seed).await?;
     Ok(Generated {
         customers: customers_b.count,
         contacts: contacts_b.count,

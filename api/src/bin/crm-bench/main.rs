@@ -1,0 +1,133 @@
+//! `crm-bench`: the benchmark tools of `BENCHMARKS.md`, kept out of the server binary.
+//!
+//! `generate` fills a fresh database with a large synthetic data set and marks it as
+//! generated; `classification` and `subscriptions` reset grades, delete classification
+//! history and create leads, so they refuse any database without that mark: pointing
+//! `DATABASE_URL` at a real CRM by mistake costs nothing.
+mod bench;
+mod generate;
+
+use api::config::Config;
+use api::error::AppResult;
+use clap::{Parser, Subcommand};
+use sea_orm::DatabaseConnection;
+
+#[derive(Parser)]
+#[command(name = "crm-bench", about = "Benchmarks of the CRM backend (on a generated database only)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fills a fresh database (`DATABASE_URL`) with a large synthetic data set.
+    Generate {
+        #[arg(long)]
+        customers: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Times a full reclassification against its SQL floor while the API answers lookups.
+    Classification,
+    /// Holds many `newLead` subscribers on one server process (the `crm` binary beside this
+    /// one) and times delivery.
+    Subscriptions {
+        /// The numbers of subscribers to try, one after another.
+        #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 10000])]
+        subscribers: Vec<usize>,
+        /// Leads created per size, one at a time.
+        #[arg(long, default_value_t = 50)]
+        leads: usize,
+    },
+}
+
+/// The setting that marks a database as made by `crm-bench generate`.
+const GENERATED: &str = "crm_bench_generated";
+
+/// Marks `db` as generated (the last step of `generate`).
+pub async fn mark_generated(db: &DatabaseConnection, customers: u64, seed: u64) -> AppResult<()> {
+    let value = serde_json::json!({ "customers": customers, "seed": seed }).to_string();
+    api::service::setting::get_or_create(db, GENERATED, || value).await.map(|_| ())
+}
+
+/// Refuses a database that `generate` did not make.
+async fn require_generated(db: &DatabaseConnection) -> Result<(), String> {
+    match api::service::setting::get(db, GENERATED).await.map_err(|e| e.to_string())? {
+        Some(_) => Ok(()),
+        None => Err("this database was not made by `crm-bench generate`; the benchmarks reset grades, delete \
+                     classification history and create customers, so they run only on a generated database"
+            .into()),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .init();
+    if let Err(message) = run(Cli::parse()).await {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::from_env()?;
+    let state = api::prepare(&config).await?;
+    match cli.command {
+        Command::Generate { customers, seed } => {
+            let started = std::time::Instant::now();
+            let g = generate::generate(&state.db, customers, seed).await.map_err(|e| format!("{e}: {e:?}"))?;
+            println!(
+                "generated in {:.1}s: {} customers, {} contacts, {} deals, {} line items, {} interactions, {} feedback",
+                started.elapsed().as_secs_f64(),
+                g.customers,
+                g.contacts,
+                g.deals,
+                g.line_items,
+                g.interactions,
+                g.feedback
+            );
+        }
+        Command::Classification => {
+            require_generated(&state.db).await?;
+            println!("{}", bench::classification(state).await?);
+        }
+        Command::Subscriptions { subscribers, leads } => {
+            require_generated(&state.db).await?;
+            println!("{}", bench::subscriptions(state, &subscribers, leads).await?);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with anyone's data is refused; one `generate` made is accepted, and
+    /// `generate` itself refuses a database that already holds customers.
+    #[tokio::test]
+    async fn benchmarks_run_only_on_a_generated_database() {
+        let path = std::env::temp_dir().join(format!("crm_bench_{}.db", uuid::Uuid::new_v4().simple()));
+        let db = api::service::db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        api::migrate(&db).await.unwrap();
+        let refused = require_generated(&db).await.unwrap_err();
+        assert!(refused.contains("not made by `crm-bench generate`"), "{refused}");
+
+        let g = generate::generate(&db, 30, 7).await.unwrap();
+        assert_eq!(g.customers, 30);
+        require_generated(&db).await.unwrap();
+        let again = generate::generate(&db, 30, 7).await.unwrap_err();
+        assert_eq!(again.code(), "CONFLICT");
+        drop(db);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
