@@ -3,7 +3,6 @@
 //! against formula injection (cells starting with = + - @ are prefixed with ').
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
-use crate::schema::customer::CustomerFilter;
 use crate::service::reports::{self, Dimension, FeedbackDimension};
 use crate::service::{classification, money};
 use crate::state::AppState;
@@ -93,25 +92,11 @@ pub async fn report(
                 _ => None,
             })?;
             let as_of = param(params, "asOf").map(|_| date(params, "asOf")).transpose()?;
-            let filter = match param(params, "filter") {
-                None => Condition::all(),
-                Some(json) => {
-                    let value: serde_json::Value =
-                        serde_json::from_str(json).map_err(|_| AppError::invalid("filter", "must be JSON"))?;
-                    let f = <CustomerFilter as async_graphql::InputType>::parse(Some(
-                        async_graphql::Value::from_json(value)
-                            .map_err(|_| AppError::invalid("filter", "must be JSON"))?,
-                    ))
-                    .map_err(|e| {
-                        AppError::invalid("filter", e.into_server_error(async_graphql::Pos::default()).message)
-                    })?;
-                    if f.uses_revenue() {
-                        return Err(AppError::invalid("filter.revenue", "not available in reports"));
-                    }
-                    f.condition(0)?
-                }
-            };
-            let rows = reports::classification_report(db, &actor, &dims, filter, as_of).await?;
+            // The same filter as the GraphQL `CustomerFilter` input, as JSON.
+            let filter: Option<serde_json::Value> = param(params, "filter")
+                .map(|json| serde_json::from_str(json).map_err(|_| AppError::invalid("filter", "must be JSON")))
+                .transpose()?;
+            let rows = reports::classification_report(db, &actor, &dims, filter.as_ref(), as_of).await?;
             let mut header: Vec<String> = Vec::new();
             for d in &dims {
                 header.push(d.name().to_string());

@@ -1,13 +1,13 @@
 //! Shared GraphQL pieces: the request's Actor, paging, money, filters and connections.
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
+use crate::service::list::ListQuery;
 use crate::service::pagination::{Page, PageArgs};
 use async_graphql::{
-    Context, ErrorExtensions, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value,
+    Context, ErrorExtensions, InputObject, InputType, InputValueError, InputValueResult, Scalar, ScalarType,
+    SimpleObject, Value,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
-use sea_orm::{ColumnTrait, Condition};
 use uuid::Uuid;
 
 /// The authenticated caller of this request.
@@ -28,6 +28,23 @@ pub fn parse_id(field: &str, id: &async_graphql::ID) -> AppResult<Uuid> {
 /// Paging arguments as the service wants them.
 pub fn page_args(first: Option<i32>, after: Option<String>) -> PageArgs {
     PageArgs { first, after }
+}
+
+/// A GraphQL input as the JSON the services read (filters have the same shape in JSON,
+/// see `service/filter.rs`).
+pub fn to_json<T: InputType>(input: Option<T>) -> AppResult<Option<serde_json::Value>> {
+    input.map(|v| v.to_value().into_json().map_err(AppError::internal)).transpose()
+}
+
+/// The service's list query from a connection field's arguments.
+pub fn list_query<F: InputType, S>(
+    first: Option<i32>,
+    after: Option<String>,
+    filter: Option<F>,
+    order: Vec<(S, bool)>,
+    deleted: bool,
+) -> AppResult<ListQuery<S>> {
+    Ok(ListQuery { filter: to_json(filter)?, order, deleted, page: page_args(first, after) })
 }
 
 /// Complexity of a list field: its page size times the cost of one node.
@@ -146,23 +163,6 @@ pub enum SortDirection {
     Desc,
 }
 
-/// Deepest nesting of `and`/`or` in a filter.
-pub const MAX_FILTER_DEPTH: usize = 5;
-
-pub fn check_filter_depth(depth: usize) -> AppResult<()> {
-    if depth > MAX_FILTER_DEPTH {
-        Err(AppError::invalid("filter", format!("and/or may nest at most {MAX_FILTER_DEPTH} levels")))
-    } else {
-        Ok(())
-    }
-}
-
-/// Case-insensitive substring condition with LIKE wildcards escaped.
-pub fn contains(col: impl ColumnTrait, needle: &str) -> Expr {
-    let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
-}
-
 /// Filter on a text field.
 #[derive(InputObject, Default)]
 pub struct StringFilter {
@@ -175,25 +175,6 @@ pub struct StringFilter {
     pub contains: Option<String>,
     /// Is (true) or is not (false) empty.
     pub is_null: Option<bool>,
-}
-
-impl StringFilter {
-    pub fn condition(&self, col: impl ColumnTrait + Copy) -> Condition {
-        let mut c = Condition::all();
-        if let Some(v) = &self.eq {
-            c = c.add(col.eq(v.clone()));
-        }
-        if let Some(v) = &self.in_ {
-            c = c.add(col.is_in(v.clone()));
-        }
-        if let Some(v) = &self.contains {
-            c = c.add(contains(col, v));
-        }
-        if let Some(n) = self.is_null {
-            c = c.add(if n { col.is_null() } else { col.is_not_null() });
-        }
-        c
-    }
 }
 
 /// Filter on a whole number.
@@ -209,25 +190,6 @@ pub struct IntFilter {
     pub is_null: Option<bool>,
 }
 
-impl IntFilter {
-    pub fn condition(&self, col: impl ColumnTrait + Copy) -> Condition {
-        let mut c = Condition::all();
-        if let Some(v) = self.eq {
-            c = c.add(col.eq(v));
-        }
-        if let Some(v) = self.gte {
-            c = c.add(col.gte(v));
-        }
-        if let Some(v) = self.lte {
-            c = c.add(col.lte(v));
-        }
-        if let Some(n) = self.is_null {
-            c = c.add(if n { col.is_null() } else { col.is_not_null() });
-        }
-        c
-    }
-}
-
 /// Filter on an amount of money in one currency.
 #[derive(InputObject)]
 pub struct MoneyFilter {
@@ -238,72 +200,6 @@ pub struct MoneyFilter {
     pub gte: Option<String>,
     /// At most this decimal amount.
     pub lte: Option<String>,
-}
-
-impl MoneyFilter {
-    pub fn condition(
-        &self,
-        field: &str,
-        amount: impl ColumnTrait + Copy,
-        currency: impl ColumnTrait + Copy,
-    ) -> AppResult<Condition> {
-        use crate::service::money;
-        let code = money::currency(&self.currency).map_err(|m| AppError::invalid(format!("{field}.currency"), m))?;
-        let mut c = Condition::all().add(currency.eq(code.clone()));
-        if let Some(v) = &self.gte {
-            c = c.add(
-                amount.gte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.gte"), m))?),
-            );
-        }
-        if let Some(v) = &self.lte {
-            c = c.add(
-                amount.lte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.lte"), m))?),
-            );
-        }
-        Ok(c)
-    }
-}
-
-impl MoneyFilter {
-    /// Bounds on an amount column that has no currency column of its own.
-    pub fn amount_condition(&self, field: &str, amount: impl ColumnTrait + Copy) -> AppResult<Condition> {
-        use crate::service::money;
-        let code = money::currency(&self.currency).map_err(|m| AppError::invalid(format!("{field}.currency"), m))?;
-        let mut c = Condition::all();
-        if let Some(v) = &self.gte {
-            c = c.add(
-                amount.gte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.gte"), m))?),
-            );
-        }
-        if let Some(v) = &self.lte {
-            c = c.add(
-                amount.lte(money::parse_minor(v, &code).map_err(|m| AppError::invalid(format!("{field}.lte"), m))?),
-            );
-        }
-        Ok(c)
-    }
-}
-
-/// Combines the nested `and`/`or` lists of a filter with its own fields, bounding depth.
-pub fn nest<F>(
-    and: &Option<Vec<F>>,
-    or: &Option<Vec<F>>,
-    depth: usize,
-    fields: impl Fn(&F, usize) -> AppResult<Condition>,
-) -> AppResult<Condition> {
-    check_filter_depth(depth)?;
-    let mut c = Condition::all();
-    for f in and.iter().flatten() {
-        c = c.add(fields(f, depth + 1)?);
-    }
-    if let Some(or) = or {
-        let mut any = Condition::any();
-        for f in or {
-            any = any.add(fields(f, depth + 1)?);
-        }
-        c = c.add(any);
-    }
-    Ok(c)
 }
 
 /// Filter on an id.
@@ -318,23 +214,6 @@ pub struct IdFilter {
     pub is_null: Option<bool>,
 }
 
-impl IdFilter {
-    pub fn condition(&self, field: &str, col: impl ColumnTrait + Copy) -> AppResult<Condition> {
-        let mut c = Condition::all();
-        if let Some(v) = &self.eq {
-            c = c.add(col.eq(parse_id(field, v)?));
-        }
-        if let Some(v) = &self.in_ {
-            let ids = v.iter().map(|i| parse_id(field, i)).collect::<AppResult<Vec<_>>>()?;
-            c = c.add(col.is_in(ids));
-        }
-        if let Some(n) = self.is_null {
-            c = c.add(if n { col.is_null() } else { col.is_not_null() });
-        }
-        Ok(c)
-    }
-}
-
 /// Filter on a point in time (UTC).
 #[derive(InputObject, Default)]
 pub struct DateTimeFilter {
@@ -344,22 +223,6 @@ pub struct DateTimeFilter {
     pub lte: Option<DateTime<Utc>>,
     /// Is (true) or is not (false) empty.
     pub is_null: Option<bool>,
-}
-
-impl DateTimeFilter {
-    pub fn condition(&self, col: impl ColumnTrait + Copy) -> Condition {
-        let mut c = Condition::all();
-        if let Some(v) = self.gte {
-            c = c.add(col.gte(v));
-        }
-        if let Some(v) = self.lte {
-            c = c.add(col.lte(v));
-        }
-        if let Some(n) = self.is_null {
-            c = c.add(if n { col.is_null() } else { col.is_not_null() });
-        }
-        c
-    }
 }
 
 /// Filter on a calendar date.
@@ -373,25 +236,6 @@ pub struct DateFilter {
     pub lte: Option<Date>,
     /// Is (true) or is not (false) empty.
     pub is_null: Option<bool>,
-}
-
-impl DateFilter {
-    pub fn condition(&self, col: impl ColumnTrait + Copy) -> Condition {
-        let mut c = Condition::all();
-        if let Some(v) = self.eq {
-            c = c.add(col.eq(v.0));
-        }
-        if let Some(v) = self.gte {
-            c = c.add(col.gte(v.0));
-        }
-        if let Some(v) = self.lte {
-            c = c.add(col.lte(v.0));
-        }
-        if let Some(n) = self.is_null {
-            c = c.add(if n { col.is_null() } else { col.is_not_null() });
-        }
-        c
-    }
 }
 
 /// Filter on an enum field.
@@ -420,25 +264,6 @@ pub struct EnumFilter<T: async_graphql::InputType + async_graphql::EnumType> {
     pub is_null: Option<bool>,
 }
 
-impl<T: async_graphql::InputType + async_graphql::EnumType + Copy> EnumFilter<T> {
-    pub fn condition<V>(&self, col: impl ColumnTrait + Copy) -> Condition
-    where
-        V: From<T> + Into<sea_orm::Value>,
-    {
-        let mut c = Condition::all();
-        if let Some(v) = self.eq {
-            c = c.add(col.eq(V::from(v)));
-        }
-        if let Some(v) = &self.in_ {
-            c = c.add(col.is_in(v.iter().map(|x| V::from(*x))));
-        }
-        if let Some(n) = self.is_null {
-            c = c.add(if n { col.is_null() } else { col.is_not_null() });
-        }
-        c
-    }
-}
-
 /// Whether the caller may see deal amounts.
 pub fn sees_amounts(ctx: &Context<'_>) -> bool {
     ctx.data_opt::<Actor>().is_some_and(Actor::sees_deal_amounts)
@@ -453,12 +278,4 @@ pub async fn base_money(ctx: &Context<'_>, minor: Option<i64>) -> async_graphql:
         }
         _ => Ok(None),
     }
-}
-
-/// The requested sort keys, or `default` when none were given.
-pub fn keys_or<E: sea_orm::EntityTrait>(
-    keys: Vec<crate::service::pagination::SortKey<E>>,
-    default: crate::service::pagination::SortKey<E>,
-) -> Vec<crate::service::pagination::SortKey<E>> {
-    if keys.is_empty() { vec![default] } else { keys }
 }

@@ -1,19 +1,16 @@
 //! Contact type, inputs, filters, queries and mutations.
 use super::common::{
-    Date, DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, nest, page_args,
+    Date, DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, list_query,
     parse_id,
 };
 use super::customer::{Customer, patch};
 use super::enums::{ContactRole, Gender};
 use super::error::ResultExt;
-use crate::error::AppResult;
 use crate::service::contact::{self as svc, ContactPatch, NewContact, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::contact::{self, Column};
-use entity::enums as e;
-use sea_orm::Condition;
+use entity::contact::{self};
 
 /// A person at an organization customer.
 #[derive(Clone)]
@@ -102,34 +99,6 @@ pub struct ContactFilter {
     pub created_at: Option<DateTimeFilter>,
 }
 
-impl ContactFilter {
-    fn condition(&self, depth: usize) -> AppResult<Condition> {
-        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
-        if let Some(f) = &self.customer_id {
-            c = c.add(f.condition("filter.customerId", Column::CustomerId)?);
-        }
-        if let Some(f) = &self.name {
-            c = c.add(f.condition(Column::Name));
-        }
-        if let Some(f) = &self.title {
-            c = c.add(f.condition(Column::Title));
-        }
-        if let Some(f) = &self.deal_role {
-            c = c.add(f.condition::<e::ContactRole>(Column::DealRole));
-        }
-        if let Some(f) = &self.mobile {
-            c = c.add(f.condition(Column::Mobile));
-        }
-        if let Some(f) = &self.email {
-            c = c.add(f.condition(Column::Email));
-        }
-        if let Some(f) = &self.created_at {
-            c = c.add(f.condition(Column::CreatedAt));
-        }
-        Ok(c)
-    }
-}
-
 /// Sortable contact fields.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "SortField")]
@@ -211,16 +180,10 @@ impl ContactQuery {
         #[graphql(default)] deleted: bool,
     ) -> Result<ContactConnection> {
         let actor = actor(ctx)?;
-        let condition = filter.unwrap_or_default().condition(0).gql()?;
-        let keys = super::common::keys_or(
-            order_by
-                .unwrap_or_default()
-                .into_iter()
-                .map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc))
-                .collect(),
-            svc::sort_key(SortField::CreatedAt, true),
-        );
-        let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
+        let order =
+            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
+        let query = list_query(first, after, filter, order.collect(), deleted).gql()?;
+        let page = record::list::<entity::contact::Entity>(db(ctx), actor, &query).await.gql()?;
         Ok(ContactConnection(page.map(Contact)))
     }
 }

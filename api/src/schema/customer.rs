@@ -2,7 +2,7 @@
 use super::classification::ClassificationChange;
 use super::common::{
     Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, IntFilter, Money, MoneyFilter, SortDirection, StringFilter,
-    actor, connection, db, nest, page_args, parse_id,
+    actor, connection, db, list_query, parse_id,
 };
 use super::contact::{Contact, ContactConnection};
 use super::deal::{Deal, DealConnection};
@@ -16,14 +16,10 @@ use super::feedback::{Feedback, FeedbackConnection};
 use super::interaction::{Interaction, InteractionConnection};
 use super::loaders::nested_page;
 use super::user::User;
-use crate::error::AppResult;
 use crate::service::customer::{self as svc, CustomerPatch, NewCustomer, SortField};
-use crate::service::normalize;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::customer::{self, Column};
-use entity::enums as e;
-use sea_orm::Condition;
+use entity::customer::{self};
 
 /// A customer archive entry.
 #[derive(Clone)]
@@ -320,105 +316,6 @@ pub struct CustomerFilter {
     pub revenue: Option<MoneyFilter>,
 }
 
-impl CustomerFilter {
-    pub(crate) fn uses_revenue(&self) -> bool {
-        self.revenue.is_some() || self.and.iter().chain(self.or.iter()).flatten().any(CustomerFilter::uses_revenue)
-    }
-
-    /// The SQL condition of this filter.
-    pub(crate) fn condition(&self, depth: usize) -> AppResult<Condition> {
-        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
-        if let Some(f) = &self.id {
-            c = c.add(f.condition("filter.id", Column::Id)?);
-        }
-        if let Some(f) = &self.name {
-            c = c.add(f.condition(Column::Name));
-        }
-        if let Some(f) = &self.kind {
-            c = c.add(f.condition::<e::CustomerKind>(Column::Kind));
-        }
-        if let Some(f) = &self.category {
-            c = c.add(f.condition(Column::Category));
-        }
-        if let Some(f) = &self.phone {
-            let normalized = StringFilter {
-                eq: f.eq.as_deref().map(|p| normalize::phone_e164(p).unwrap_or_else(|_| p.to_string())),
-                in_: f
-                    .in_
-                    .as_ref()
-                    .map(|v| v.iter().map(|p| normalize::phone_e164(p).unwrap_or_else(|_| p.clone())).collect()),
-                contains: f.contains.as_ref().map(|p| p.chars().filter(char::is_ascii_digit).collect()),
-                is_null: f.is_null,
-            };
-            c = c.add(normalized.condition(Column::PhoneNorm));
-        }
-        if let Some(f) = &self.email {
-            let lowered = StringFilter {
-                eq: f.eq.as_ref().map(|s| s.trim().to_lowercase()),
-                in_: f.in_.as_ref().map(|v| v.iter().map(|s| s.trim().to_lowercase()).collect()),
-                contains: f.contains.clone(),
-                is_null: f.is_null,
-            };
-            c = c.add(lowered.condition(Column::EmailNorm));
-        }
-        if let Some(f) = &self.region {
-            c = c.add(f.condition(Column::Region));
-        }
-        if let Some(f) = &self.industry {
-            c = c.add(f.condition(Column::Industry));
-        }
-        if let Some(f) = &self.source {
-            c = c.add(f.condition::<e::CustomerSource>(Column::Source));
-        }
-        if let Some(f) = &self.importance {
-            c = c.add(f.condition::<e::Importance>(Column::Importance));
-        }
-        if let Some(f) = &self.lifecycle_stage {
-            c = c.add(f.condition::<e::LifecycleStage>(Column::LifecycleStage));
-        }
-        if let Some(f) = &self.tier {
-            c = c.add(f.condition::<e::Tier>(Column::Tier));
-        }
-        if let Some(f) = &self.owner_id {
-            c = c.add(f.condition("filter.ownerId", Column::OwnerId)?);
-        }
-        if let Some(f) = &self.department_id {
-            c = c.add(f.condition("filter.departmentId", Column::DepartmentId)?);
-        }
-        if let Some(f) = &self.created_at {
-            c = c.add(f.condition(Column::CreatedAt));
-        }
-        if let Some(f) = &self.updated_at {
-            c = c.add(f.condition(Column::UpdatedAt));
-        }
-        if let Some(f) = &self.frequency_class {
-            c = c.add(f.condition::<e::Level>(Column::FrequencyClass));
-        }
-        if let Some(f) = &self.value_class {
-            c = c.add(f.condition::<e::Level>(Column::ValueClass));
-        }
-        if let Some(f) = &self.relationship_type {
-            c = c.add(f.condition::<e::RelationshipType>(Column::RelationshipType));
-        }
-        if let Some(f) = &self.turnover_margin_class {
-            c = c.add(f.condition::<e::TurnoverMarginClass>(Column::TurnoverMarginClass));
-        }
-        if let Some(f) = &self.rfm_score {
-            c = c.add(f.condition(Column::RfmScore));
-        }
-        if let Some(f) = &self.won_deal_count {
-            c = c.add(f.condition(Column::WonCount));
-        }
-        if let Some(f) = &self.last_purchase_on {
-            c = c.add(f.condition(Column::LastPurchaseOn));
-        }
-        if let Some(f) = &self.revenue {
-            c = c.add(f.amount_condition("filter.revenue", Column::RevenueMinor)?);
-        }
-        Ok(c)
-    }
-}
-
 /// Sortable customer fields.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "SortField")]
@@ -534,18 +431,10 @@ impl CustomerQuery {
         #[graphql(default)] deleted: bool,
     ) -> Result<CustomerConnection> {
         let actor = actor(ctx)?;
-        let filter = filter.unwrap_or_default();
-        let order: Vec<(SortField, bool)> = order_by
-            .unwrap_or_default()
-            .into_iter()
-            .map(|o| (o.field.into(), o.direction == SortDirection::Desc))
-            .collect();
-        let by_amount = filter.uses_revenue() || order.iter().any(|(f, _)| *f == SortField::Revenue);
-        if by_amount && !actor.sees_deal_amounts() {
-            return Err(crate::error::AppError::Forbidden("your role may not see revenue".into())).gql();
-        }
-        let condition = filter.condition(0).gql()?;
-        let page = svc::list(db(ctx), actor, condition, deleted, &order, &page_args(first, after)).await.gql()?;
+        let order =
+            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
+        let query = list_query(first, after, filter, order.collect(), deleted).gql()?;
+        let page = svc::list(db(ctx), actor, &query).await.gql()?;
         Ok(CustomerConnection(page.map(Customer)))
     }
 }

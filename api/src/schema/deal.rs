@@ -1,21 +1,18 @@
 //! Deal and line-item types, inputs, filters, queries and mutations.
 use super::common::{
     Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor,
-    connection, db, nest, page_args, parse_id, sees_amounts,
+    connection, db, list_query, parse_id, sees_amounts,
 };
 use super::customer::{Customer, patch};
 use super::enums::DealStage;
 use super::error::ResultExt;
 use super::user::User;
-use crate::error::{AppError, AppResult};
 use crate::service::deal::{self as svc, DealPatch, LineItemInput, NewDeal, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::deal::{self, Column};
+use entity::deal::{self};
 use entity::deal_line_item;
-use entity::enums as e;
-use sea_orm::Condition;
 
 /// An opportunity and, once won, a sales record.
 #[derive(Clone)]
@@ -132,41 +129,6 @@ pub struct DealFilter {
     pub created_at: Option<DateTimeFilter>,
 }
 
-impl DealFilter {
-    fn uses_amount(&self) -> bool {
-        self.amount.is_some() || self.and.iter().chain(self.or.iter()).flatten().any(DealFilter::uses_amount)
-    }
-
-    fn condition(&self, depth: usize) -> AppResult<Condition> {
-        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
-        if let Some(f) = &self.customer_id {
-            c = c.add(f.condition("filter.customerId", Column::CustomerId)?);
-        }
-        if let Some(f) = &self.owner_id {
-            c = c.add(f.condition("filter.ownerId", Column::OwnerId)?);
-        }
-        if let Some(f) = &self.title {
-            c = c.add(f.condition(Column::Title));
-        }
-        if let Some(f) = &self.stage {
-            c = c.add(f.condition::<e::DealStage>(Column::Stage));
-        }
-        if let Some(f) = &self.amount {
-            c = c.add(f.condition("filter.amount", Column::AmountMinor, Column::Currency)?);
-        }
-        if let Some(f) = &self.expected_close_date {
-            c = c.add(f.condition(Column::ExpectedCloseDate));
-        }
-        if let Some(f) = &self.actual_close_date {
-            c = c.add(f.condition(Column::ActualCloseDate));
-        }
-        if let Some(f) = &self.created_at {
-            c = c.add(f.condition(Column::CreatedAt));
-        }
-        Ok(c)
-    }
-}
-
 /// Sortable deal fields.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "SortField")]
@@ -269,18 +231,10 @@ impl DealQuery {
         #[graphql(default)] deleted: bool,
     ) -> Result<DealConnection> {
         let actor = actor(ctx)?;
-        let filter = filter.unwrap_or_default();
-        let order_by = order_by.unwrap_or_default();
-        let by_amount = filter.uses_amount() || order_by.iter().any(|o| o.field == DealSortField::Amount);
-        if by_amount && !sees_amounts(ctx) {
-            return Err(AppError::Forbidden("your role may not see deal amounts".into())).gql();
-        }
-        let condition = filter.condition(0).gql()?;
-        let keys = super::common::keys_or(
-            order_by.into_iter().map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc)).collect(),
-            svc::sort_key(SortField::CreatedAt, true),
-        );
-        let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
+        let order =
+            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
+        let query = list_query(first, after, filter, order.collect(), deleted).gql()?;
+        let page = record::list::<entity::deal::Entity>(db(ctx), actor, &query).await.gql()?;
         Ok(DealConnection(page.map(Deal)))
     }
 }

@@ -1,20 +1,17 @@
 //! Feedback type, inputs, filters, queries and mutations.
 use super::common::{
-    DateTimeFilter, EnumFilter, IdFilter, IntFilter, SortDirection, actor, connection, db, nest, page_args, parse_id,
+    DateTimeFilter, EnumFilter, IdFilter, IntFilter, SortDirection, actor, connection, db, list_query, parse_id,
 };
 use super::contact::Contact;
 use super::customer::{Customer, patch};
 use super::enums::{FeedbackChannel, FeedbackKind, FeedbackStatus};
 use super::error::ResultExt;
 use super::user::User;
-use crate::error::AppResult;
 use crate::service::feedback::{self as svc, FeedbackPatch, NewFeedback, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::enums as e;
-use entity::feedback::{self, Column};
-use sea_orm::Condition;
+use entity::feedback::{self};
 
 /// A complaint, suggestion, praise, survey answer or service request.
 #[derive(Clone)]
@@ -105,40 +102,6 @@ pub struct FeedbackFilter {
     pub resolved_at: Option<DateTimeFilter>,
 }
 
-impl FeedbackFilter {
-    fn condition(&self, depth: usize) -> AppResult<Condition> {
-        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
-        if let Some(f) = &self.customer_id {
-            c = c.add(f.condition("filter.customerId", Column::CustomerId)?);
-        }
-        if let Some(f) = &self.kind {
-            c = c.add(f.condition::<e::FeedbackKind>(Column::Kind));
-        }
-        if let Some(f) = &self.channel {
-            c = c.add(f.condition::<e::FeedbackChannel>(Column::Channel));
-        }
-        if let Some(f) = &self.status {
-            c = c.add(f.condition::<e::FeedbackStatus>(Column::Status));
-        }
-        if let Some(f) = &self.handler_id {
-            c = c.add(f.condition("filter.handlerId", Column::HandlerId)?);
-        }
-        if let Some(f) = &self.rating {
-            c = c.add(f.condition(Column::Rating));
-        }
-        if let Some(f) = &self.nps {
-            c = c.add(f.condition(Column::Nps));
-        }
-        if let Some(f) = &self.created_at {
-            c = c.add(f.condition(Column::CreatedAt));
-        }
-        if let Some(f) = &self.resolved_at {
-            c = c.add(f.condition(Column::ResolvedAt));
-        }
-        Ok(c)
-    }
-}
-
 /// Sortable feedback fields.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "SortField")]
@@ -211,16 +174,10 @@ impl FeedbackQuery {
         #[graphql(default)] deleted: bool,
     ) -> Result<FeedbackConnection> {
         let actor = actor(ctx)?;
-        let condition = filter.unwrap_or_default().condition(0).gql()?;
-        let keys = super::common::keys_or(
-            order_by
-                .unwrap_or_default()
-                .into_iter()
-                .map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc))
-                .collect(),
-            svc::sort_key(SortField::CreatedAt, true),
-        );
-        let page = record::list(db(ctx), actor, condition, deleted, &keys, &page_args(first, after)).await.gql()?;
+        let order =
+            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
+        let query = list_query(first, after, filter, order.collect(), deleted).gql()?;
+        let page = record::list::<entity::feedback::Entity>(db(ctx), actor, &query).await.gql()?;
         Ok(FeedbackConnection(page.map(Feedback)))
     }
 }

@@ -1,21 +1,17 @@
 //! Interaction (activity log) type, filters, list and create.
 use super::common::{
-    Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, SortDirection, actor, connection, db, nest, page_args,
-    parse_id,
+    Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, SortDirection, actor, connection, db, list_query, parse_id,
 };
 use super::contact::Contact;
 use super::customer::Customer;
 use super::enums::{Direction, InteractionKind};
 use super::error::ResultExt;
 use super::user::User;
-use crate::error::AppResult;
 use crate::service::interaction::{self as svc, NewInteraction, SortField};
 use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::enums as e;
-use entity::interaction::{self, Column};
-use sea_orm::Condition;
+use entity::interaction::{self};
 
 /// A logged contact with a customer: visit, call, message, meeting, gift, event.
 #[derive(Clone)]
@@ -88,31 +84,6 @@ pub struct InteractionFilter {
     pub next_follow_up_on: Option<DateFilter>,
 }
 
-impl InteractionFilter {
-    fn condition(&self, depth: usize) -> AppResult<Condition> {
-        let mut c = nest(&self.and, &self.or, depth, |f, d| f.condition(d))?;
-        if let Some(f) = &self.customer_id {
-            c = c.add(f.condition("filter.customerId", Column::CustomerId)?);
-        }
-        if let Some(f) = &self.contact_id {
-            c = c.add(f.condition("filter.contactId", Column::ContactId)?);
-        }
-        if let Some(f) = &self.user_id {
-            c = c.add(f.condition("filter.userId", Column::UserId)?);
-        }
-        if let Some(f) = &self.kind {
-            c = c.add(f.condition::<e::InteractionKind>(Column::Kind));
-        }
-        if let Some(f) = &self.occurred_at {
-            c = c.add(f.condition(Column::OccurredAt));
-        }
-        if let Some(f) = &self.next_follow_up_on {
-            c = c.add(f.condition(Column::NextFollowUpOn));
-        }
-        Ok(c)
-    }
-}
-
 /// Sortable interaction fields.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "SortField")]
@@ -168,16 +139,10 @@ impl InteractionQuery {
         order_by: Option<Vec<InteractionOrder>>,
     ) -> Result<InteractionConnection> {
         let actor = actor(ctx)?;
-        let condition = filter.unwrap_or_default().condition(0).gql()?;
-        let keys = super::common::keys_or(
-            order_by
-                .unwrap_or_default()
-                .into_iter()
-                .map(|o| svc::sort_key(o.field.into(), o.direction == SortDirection::Desc))
-                .collect(),
-            svc::sort_key(SortField::OccurredAt, true),
-        );
-        let page = record::list(db(ctx), actor, condition, false, &keys, &page_args(first, after)).await.gql()?;
+        let order =
+            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
+        let query = list_query(first, after, filter, order.collect(), false).gql()?;
+        let page = record::list::<entity::interaction::Entity>(db(ctx), actor, &query).await.gql()?;
         Ok(InteractionConnection(page.map(Interaction)))
     }
 }

@@ -4,7 +4,6 @@ use super::customer::CustomerFilter;
 use super::enums::Tier;
 use super::error::ResultExt;
 use super::user::User;
-use crate::error::AppError;
 use crate::service::reports::{self as svc, Dimension, FeedbackDimension as FDim};
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 
@@ -134,13 +133,10 @@ impl ReportQuery {
         as_of: Option<Date>,
     ) -> Result<Vec<ClassificationReportRow>> {
         let actor = actor(ctx)?;
-        let filter = filter.unwrap_or_default();
-        if filter.uses_revenue() {
-            return Err(AppError::invalid("filter.revenue", "not available in reports")).gql();
-        }
-        let condition = filter.condition(0).gql()?;
+        let filter = super::common::to_json(filter).gql()?;
         let dims: Vec<Dimension> = group_by.into_iter().map(Into::into).collect();
-        let rows = svc::classification_report(db(ctx), actor, &dims, condition, as_of.map(|d| d.0)).await.gql()?;
+        let rows =
+            svc::classification_report(db(ctx), actor, &dims, filter.as_ref(), as_of.map(|d| d.0)).await.gql()?;
         let (policy, _) = super::loaders::policy(ctx).await?;
         Ok(rows
             .into_iter()

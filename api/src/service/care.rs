@@ -1234,12 +1234,8 @@ pub async fn my_reminders(
     if let Some(b) = due_before {
         q = q.filter(reminder::Column::DueAt.lt(b));
     }
-    let keys = [SortKey::<reminder::Entity> {
-        name: "dueAt",
-        column: reminder::Column::DueAt,
-        descending: false,
-        value: |m| SortValue::Time(m.due_at),
-    }];
+    let keys =
+        [SortKey::<reminder::Entity>::new("dueAt", reminder::Column::DueAt, false, |m| SortValue::Time(m.due_at))];
     paginate(db, q, &keys, reminder::Column::Id, |m| m.id, args).await
 }
 

@@ -1,9 +1,12 @@
 //! Contacts: the people at an organization customer (seed 004 contact template).
+use super::filter::{Field, Kind};
+use super::list::Listing;
 use super::pagination::{SortKey, SortValue};
 use super::record::{check_parent, load_for};
 use super::store::{save, write};
 use super::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
 use crate::auth::Actor;
+use crate::choice;
 use crate::error::{AppResult, Violations};
 use chrono::NaiveDate;
 use entity::contact::{self, Column};
@@ -62,7 +65,24 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<contact::Entity> 
         SortField::CreatedAt => ("createdAt", Column::CreatedAt, |m| SortValue::Time(m.created_at)),
         SortField::UpdatedAt => ("updatedAt", Column::UpdatedAt, |m| SortValue::Time(m.updated_at)),
     };
-    SortKey { name, column, descending, value }
+    SortKey::new(name, column, descending, value)
+}
+
+impl Listing for contact::Entity {
+    type SortField = SortField;
+    const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
+    const FILTER: &'static [Field<Column>] = &[
+        Field::new("customerId", Column::CustomerId, Kind::Id),
+        Field::new("name", Column::Name, Kind::Text),
+        Field::new("title", Column::Title, Kind::Text),
+        Field::new("dealRole", Column::DealRole, choice!(entity::enums::ContactRole)),
+        Field::new("mobile", Column::Mobile, Kind::Text),
+        Field::new("email", Column::Email, Kind::Text),
+        Field::new("createdAt", Column::CreatedAt, Kind::Time),
+    ];
+    fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
+        sort_key(field, descending)
+    }
 }
 
 /// Checks a mainland resident ID number: 18 characters with the ISO 7064 check digit

@@ -1,9 +1,12 @@
 //! The customer archive: create, read, update, soft delete, restore, assign; duplicate
 //! keys (phone, e-mail, organization name) enforced by named unique indexes.
-use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
+use super::filter::{Field, Kind};
+use super::list::{self, ListQuery, Listing};
+use super::pagination::{Page, SortKey, SortValue, paginate};
 use super::store::{check_version, save, write};
 use super::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
 use crate::auth::Actor;
+use crate::choice;
 use crate::error::{AppError, AppResult, Violations};
 use crate::events::{Events, Signal};
 use chrono::NaiveDate;
@@ -11,8 +14,7 @@ use entity::customer::{self, Column};
 use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Tier};
 use entity::{department, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, Set,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -100,7 +102,42 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<customer::Entity>
         SortField::Revenue => ("revenue", Column::RevenueMinor, |m| SortValue::Int(m.revenue_minor)),
         SortField::WonDealCount => ("wonDealCount", Column::WonCount, |m| SortValue::Int(m.won_count as i64)),
     };
-    SortKey { name, column, descending, value }
+    SortKey::new(name, column, descending, value).amount(field == SortField::Revenue)
+}
+
+impl Listing for customer::Entity {
+    type SortField = SortField;
+    const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
+    const FILTER: &'static [Field<Column>] = &[
+        Field::new("id", Column::Id, Kind::Id),
+        Field::new("name", Column::Name, Kind::Text),
+        Field::new("kind", Column::Kind, choice!(CustomerKind)),
+        Field::new("category", Column::Category, Kind::Text),
+        Field::new("phone", Column::PhoneNorm, Kind::Phone),
+        Field::new("email", Column::EmailNorm, Kind::Email),
+        Field::new("region", Column::Region, Kind::Text),
+        Field::new("industry", Column::Industry, Kind::Text),
+        Field::new("source", Column::Source, choice!(CustomerSource)),
+        Field::new("importance", Column::Importance, choice!(Importance)),
+        Field::new("lifecycleStage", Column::LifecycleStage, choice!(LifecycleStage)),
+        Field::new("tier", Column::Tier, choice!(Tier)),
+        Field::new("ownerId", Column::OwnerId, Kind::Id),
+        Field::new("departmentId", Column::DepartmentId, Kind::Id),
+        Field::new("createdAt", Column::CreatedAt, Kind::Time),
+        Field::new("updatedAt", Column::UpdatedAt, Kind::Time),
+        Field::new("frequencyClass", Column::FrequencyClass, choice!(entity::enums::Level)),
+        Field::new("valueClass", Column::ValueClass, choice!(entity::enums::Level)),
+        Field::new("relationshipType", Column::RelationshipType, choice!(entity::enums::RelationshipType)),
+        Field::new("turnoverMarginClass", Column::TurnoverMarginClass, choice!(entity::enums::TurnoverMarginClass)),
+        Field::new("rfmScore", Column::RfmScore, Kind::Int),
+        Field::new("wonDealCount", Column::WonCount, Kind::Int),
+        Field::new("lastPurchaseOn", Column::LastPurchaseOn, Kind::Day),
+        // Won revenue in the window, in the base currency.
+        Field::new("revenue", Column::RevenueMinor, Kind::Amount { currency: None }),
+    ];
+    fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
+        sort_key(field, descending)
+    }
 }
 
 /// Normalized duplicate keys of a customer.
@@ -295,27 +332,22 @@ pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResul
         .ok_or(AppError::NotFound("customer"))
 }
 
-/// Lists the customers the caller may read that match `filter`.
+/// Lists the customers the caller may read that match the query; the trash with `deleted`.
 ///
 /// # Errors
-/// VALIDATION (paging).
+/// VALIDATION (filter, paging), FORBIDDEN (revenue without the right to see amounts).
 pub async fn list(
     db: &DatabaseConnection,
     actor: &Actor,
-    filter: Condition,
-    deleted: bool,
-    order: &[(SortField, bool)],
-    args: &PageArgs,
+    query: &ListQuery<SortField>,
 ) -> AppResult<Page<customer::Model>> {
-    let mut q =
-        customer::Entity::find().filter(actor.customer_condition(Resource::Customer, Action::Read)).filter(filter);
-    q = if deleted { q.filter(Column::DeletedAt.is_not_null()) } else { q.filter(Column::DeletedAt.is_null()) };
-    let keys: Vec<_> = if order.is_empty() {
-        vec![sort_key(SortField::CreatedAt, true)]
-    } else {
-        order.iter().map(|(f, d)| sort_key(*f, *d)).collect()
-    };
-    paginate(db, q, &keys, Column::Id, |m| m.id, args).await
+    let (filter, keys) = list::plan::<customer::Entity>(actor, query)?;
+    let live = if query.deleted { Column::DeletedAt.is_not_null() } else { Column::DeletedAt.is_null() };
+    let q = customer::Entity::find()
+        .filter(actor.customer_condition(Resource::Customer, Action::Read))
+        .filter(live)
+        .filter(filter);
+    paginate(db, q, &keys, Column::Id, |m| m.id, &query.page).await
 }
 
 /// Loads a live customer for an action inside the caller's transaction.

@@ -1,10 +1,13 @@
 //! Deals: opportunities and, once won, sales records with their line items.
 use super::classification::{self, Reason};
+use super::filter::{Field, Kind};
+use super::list::Listing;
 use super::pagination::{SortKey, SortValue};
 use super::record::{self, check_parent, load_for};
 use super::store::{save, write};
 use super::{Patch, audit, money, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
+use crate::choice;
 use crate::error::{AppResult, Violations};
 use chrono::NaiveDate;
 use entity::deal::{self, Column};
@@ -75,7 +78,25 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<deal::Entity> {
         SortField::Stage => ("stage", Column::Stage, |m| SortValue::Text(m.stage.to_string())),
         SortField::Amount => ("amount", Column::AmountMinor, |m| SortValue::Int(m.amount_minor)),
     };
-    SortKey { name, column, descending, value }
+    SortKey::new(name, column, descending, value).amount(field == SortField::Amount)
+}
+
+impl Listing for deal::Entity {
+    type SortField = SortField;
+    const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
+    const FILTER: &'static [Field<Column>] = &[
+        Field::new("customerId", Column::CustomerId, Kind::Id),
+        Field::new("ownerId", Column::OwnerId, Kind::Id),
+        Field::new("title", Column::Title, Kind::Text),
+        Field::new("stage", Column::Stage, choice!(DealStage)),
+        Field::new("amount", Column::AmountMinor, Kind::Amount { currency: Some(Column::Currency) }),
+        Field::new("expectedCloseDate", Column::ExpectedCloseDate, Kind::Day),
+        Field::new("actualCloseDate", Column::ActualCloseDate, Kind::Day),
+        Field::new("createdAt", Column::CreatedAt, Kind::Time),
+    ];
+    fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
+        sort_key(field, descending)
+    }
 }
 
 /// Validated line items in minor units: (product, sku, quantity, unit price, unit cost).

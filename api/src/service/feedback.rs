@@ -1,9 +1,12 @@
 //! Feedback: complaints, suggestions, praise, survey answers and service requests.
+use super::filter::{Field, Kind};
+use super::list::Listing;
 use super::pagination::{SortKey, SortValue};
 use super::record::{check_parent, load_for};
 use super::store::{save, write};
 use super::{Patch, audit, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
+use crate::choice;
 use crate::error::{AppResult, Violations};
 use entity::enums::{Action, FeedbackChannel, FeedbackKind, FeedbackStatus};
 use entity::feedback::{self, Column};
@@ -51,7 +54,26 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<feedback::Entity>
         SortField::UpdatedAt => ("updatedAt", Column::UpdatedAt, |m| SortValue::Time(m.updated_at)),
         SortField::Status => ("status", Column::Status, |m| SortValue::Text(m.status.to_string())),
     };
-    SortKey { name, column, descending, value }
+    SortKey::new(name, column, descending, value)
+}
+
+impl Listing for feedback::Entity {
+    type SortField = SortField;
+    const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
+    const FILTER: &'static [Field<Column>] = &[
+        Field::new("customerId", Column::CustomerId, Kind::Id),
+        Field::new("kind", Column::Kind, choice!(entity::enums::FeedbackKind)),
+        Field::new("channel", Column::Channel, choice!(entity::enums::FeedbackChannel)),
+        Field::new("status", Column::Status, choice!(entity::enums::FeedbackStatus)),
+        Field::new("handlerId", Column::HandlerId, Kind::Id),
+        Field::new("rating", Column::Rating, Kind::Int),
+        Field::new("nps", Column::Nps, Kind::Int),
+        Field::new("createdAt", Column::CreatedAt, Kind::Time),
+        Field::new("resolvedAt", Column::ResolvedAt, Kind::Time),
+    ];
+    fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
+        sort_key(field, descending)
+    }
 }
 
 fn check_scores(v: &mut Violations, rating: Option<i32>, nps: Option<i32>) {

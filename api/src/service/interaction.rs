@@ -1,9 +1,12 @@
 //! The activity log: visits, calls, messages, meetings, gifts, events.
+use super::filter::{Field, Kind};
+use super::list::Listing;
 use super::pagination::{SortKey, SortValue};
 use super::record::check_parent;
 use super::store::write;
 use super::{audit, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
+use crate::choice;
 use crate::error::{AppResult, Violations};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::contact;
@@ -38,7 +41,23 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<interaction::Enti
         SortField::OccurredAt => ("occurredAt", Column::OccurredAt, |m| SortValue::Time(m.occurred_at)),
         SortField::CreatedAt => ("createdAt", Column::CreatedAt, |m| SortValue::Time(m.created_at)),
     };
-    SortKey { name, column, descending, value }
+    SortKey::new(name, column, descending, value)
+}
+
+impl Listing for interaction::Entity {
+    type SortField = SortField;
+    const DEFAULT_SORT: (SortField, bool) = (SortField::OccurredAt, true);
+    const FILTER: &'static [Field<Column>] = &[
+        Field::new("customerId", Column::CustomerId, Kind::Id),
+        Field::new("contactId", Column::ContactId, Kind::Id),
+        Field::new("userId", Column::UserId, Kind::Id),
+        Field::new("kind", Column::Kind, choice!(entity::enums::InteractionKind)),
+        Field::new("occurredAt", Column::OccurredAt, Kind::Time),
+        Field::new("nextFollowUpOn", Column::NextFollowUpOn, Kind::Day),
+    ];
+    fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
+        sort_key(field, descending)
+    }
 }
 
 /// Logs an interaction made by the caller.

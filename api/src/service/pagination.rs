@@ -63,6 +63,19 @@ pub struct SortKey<E: EntityTrait> {
     pub column: E::Column,
     pub descending: bool,
     pub value: fn(&E::Model) -> SortValue,
+    /// Sorting by it reveals deal amounts (revenue, amount).
+    pub amount: bool,
+}
+
+impl<E: EntityTrait> SortKey<E> {
+    pub fn new(name: &'static str, column: E::Column, descending: bool, value: fn(&E::Model) -> SortValue) -> Self {
+        SortKey { name, column, descending, value, amount: false }
+    }
+
+    /// Marks a key on an amount column.
+    pub fn amount(self, amount: bool) -> Self {
+        SortKey { amount, ..self }
+    }
 }
 
 /// A counted total computed only when the client asks for `totalCount`.

@@ -1,8 +1,9 @@
 //! What contacts, deals, feedback and interactions share: they hang off a customer,
 //! are scoped through it, carry a `version` and are soft-deleted. The generic read,
 //! write, delete and restore paths live here once.
+use super::list::{self, ListQuery, Listing};
 use super::now;
-use super::pagination::{Page, PageArgs, SortKey, paginate};
+use super::pagination::{Page, paginate};
 use super::store::{Versioned, check_version, save, write};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A record that belongs to a customer.
-pub trait CustomerRecord: Versioned {
+pub trait CustomerRecord: Versioned + Listing {
     /// Permission resource.
     const RESOURCE: Resource;
 
@@ -58,21 +59,19 @@ pub async fn get<E: CustomerRecord>(db: &impl ConnectionTrait, actor: &Actor, id
         .ok_or_else(not_found::<E>)
 }
 
-/// Records the caller may read matching `filter`; the trash with `deleted`.
+/// Records the caller may read matching the query; the trash with `deleted`.
 ///
 /// # Errors
-/// VALIDATION (paging).
+/// VALIDATION (filter, paging), FORBIDDEN (amounts without the right to see them).
 pub async fn list<E: CustomerRecord>(
     db: &DatabaseConnection,
     actor: &Actor,
-    filter: Condition,
-    deleted: bool,
-    keys: &[SortKey<E>],
-    args: &PageArgs,
+    query: &ListQuery<E::SortField>,
 ) -> AppResult<Page<E::Model>> {
-    let live = if deleted { E::deleted_column().is_not_null() } else { E::deleted_column().is_null() };
+    let (filter, keys) = list::plan::<E>(actor, query)?;
+    let live = if query.deleted { E::deleted_column().is_not_null() } else { E::deleted_column().is_null() };
     let q = E::find().filter(read_condition::<E>(actor)).filter(live).filter(filter);
-    paginate(db, q, keys, E::id_column(), E::id, args).await
+    paginate(db, q, &keys, E::id_column(), E::id, &query.page).await
 }
 
 /// Checks that the caller may add a record of `E` to a customer: NOT_FOUND if the

@@ -1,6 +1,7 @@
 //! Reports for BI tools (SPEC section 4): aggregates only, never a personal field, within
 //! the caller's report scope (a manager's department subtree, a rep's own customers).
 use super::classification;
+use super::list::Listing;
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -79,10 +80,15 @@ pub async fn classification_report(
     db: &DatabaseConnection,
     actor: &Actor,
     group_by: &[Dimension],
-    filter: Condition,
+    filter: Option<&serde_json::Value>,
     as_of: Option<NaiveDate>,
 ) -> AppResult<Vec<ClassificationRow>> {
     let scope = report_condition(actor)?;
+    // Reports group revenue; filtering customers by it would leak amounts to analysts.
+    if super::filter::mentions(filter, "revenue") {
+        return Err(AppError::invalid("filter.revenue", "not available in reports"));
+    }
+    let filter = super::filter::condition(actor, <customer::Entity as Listing>::FILTER, filter)?;
     if group_by.is_empty() || group_by.len() > 6 {
         return Err(AppError::invalid("groupBy", "give one to six dimensions"));
     }

@@ -137,12 +137,7 @@ pub async fn list(
     if let Some(a) = filter.active {
         q = q.filter(user::Column::Active.eq(a));
     }
-    let keys = [SortKey::<user::Entity> {
-        name: "name",
-        column: user::Column::Name,
-        descending: false,
-        value: |u| SortValue::Text(u.name.clone()),
-    }];
+    let keys = [SortKey::<user::Entity>::new("name", user::Column::Name, false, |u| SortValue::Text(u.name.clone()))];
     paginate(db, q, &keys, user::Column::Id, |u| u.id, args).await
 }
 
