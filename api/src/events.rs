@@ -10,7 +10,7 @@ use crate::auth::Actor;
 use crate::error::AppResult;
 use entity::enums::{Action, Resource};
 use entity::{customer, reminder};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
@@ -142,13 +142,11 @@ impl Events {
                 let _ = tx.send(signal);
             }
             None => {
-                let backend = self.db.get_database_backend();
-                let stmt = Statement::from_sql_and_values(
-                    backend,
-                    "SELECT pg_notify($1, $2)",
-                    [CHANNEL.into(), signal.encode().into()],
-                );
-                if let Err(e) = self.db.execute_raw(stmt).await {
+                use sea_orm::sea_query::{Alias, Func, Query};
+                let notify = Query::select()
+                    .expr(Func::cust(Alias::new("pg_notify")).arg(CHANNEL).arg(signal.encode()))
+                    .to_owned();
+                if let Err(e) = self.db.execute(&notify).await {
                     tracing::error!(error = %e, ?signal, "cannot publish event");
                 }
             }

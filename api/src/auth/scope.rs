@@ -13,7 +13,7 @@ use crate::error::{AppError, AppResult};
 use entity::enums::{Action, Resource, Scope};
 use entity::{customer, reminder};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, Statement};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait};
 use uuid::Uuid;
 
 /// Where a record sits: who owns it (none while in a public pool) and which department
@@ -172,13 +172,27 @@ impl Actor {
 /// # Errors
 /// Database errors.
 pub async fn department_subtree(db: &impl ConnectionTrait, root: Uuid) -> AppResult<Vec<Uuid>> {
-    let backend = db.get_database_backend();
-    let param = if backend == sea_orm::DatabaseBackend::Postgres { "$1" } else { "?" };
-    let sql = format!(
-        "WITH RECURSIVE sub(id) AS (SELECT id FROM department WHERE id = {param} \
-         UNION SELECT d.id FROM department d JOIN sub ON d.parent_id = sub.id) SELECT id FROM sub"
+    use entity::department::{Column, Entity as Department};
+    use sea_orm::sea_query::{Alias, CommonTableExpression, UnionType, WithClause};
+    // WITH RECURSIVE sub(id) AS (SELECT id FROM department WHERE id = root
+    //   UNION SELECT d.id FROM department d JOIN sub ON d.parent_id = sub.id) SELECT id FROM sub
+    let (sub, d) = (Alias::new("sub"), Alias::new("d"));
+    let mut tree = Query::select();
+    tree.column(Column::Id).from(Department).and_where(Column::Id.eq(root)).union(
+        UnionType::Distinct,
+        Query::select()
+            .column((d.clone(), Column::Id))
+            .from_as(Department, d.clone())
+            .inner_join(sub.clone(), Expr::col((d, Column::ParentId)).equals((sub.clone(), Alias::new("id"))))
+            .to_owned(),
     );
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [root.into()])).await?;
+    let cte = CommonTableExpression::new().query(tree).column(Alias::new("id")).table_name(sub.clone()).to_owned();
+    let q = Query::select()
+        .column(Alias::new("id"))
+        .from(sub)
+        .to_owned()
+        .with(WithClause::new().recursive(true).cte(cte).to_owned());
+    let rows = db.query_all_raw(db.get_database_backend().build(&q)).await?;
     rows.iter().map(|r| r.try_get::<Uuid>("", "id").map_err(AppError::from)).collect()
 }
 

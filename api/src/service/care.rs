@@ -7,9 +7,9 @@
 //! reminder exists once whatever the number of instances, restarts or re-runs. Delivery
 //! (`deliver`) claims due reminders with one conditional UPDATE, so each `reminderDue`
 //! event is raised by exactly one instance.
-use super::db::raw;
 use super::interaction::{self, NewInteraction};
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
+use super::sql::sum_when;
 use super::store::{check_version, save, write};
 use super::{audit, new_id, now};
 use crate::auth::Actor;
@@ -21,7 +21,7 @@ use entity::enums::{
     Resource, Role, Tier,
 };
 use entity::{care_policy, care_run, customer, holiday, message_template, reminder, user};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Alias, Expr, Func, OnConflict, Order, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, Value,
@@ -437,24 +437,30 @@ async fn contact_facts(
     }
     let end = day_start(as_of + Duration::days(1));
     let owners: HashMap<Uuid, Option<Uuid>> = customers.iter().map(|c| (c.id, c.owner_id)).collect();
-    let mut values: Vec<Value> = Vec::new();
-    let mut windows = Vec::new();
-    for p in periods {
-        values.push(day_start(as_of + Duration::days(1) - Duration::days(i64::from(*p))).into());
-        windows.push("SUM(CASE WHEN i.occurred_at >= ? THEN 1 ELSE 0 END)".to_string());
+    use entity::interaction::{Column as I, Entity as Interaction};
+    use sea_orm::sea_query::ExprTrait;
+    let col = |c: I| Expr::col((Interaction, c));
+    let mut q = Query::select();
+    q.expr_as(col(I::CustomerId), Alias::new("customer_id"))
+        .expr_as(col(I::Kind), Alias::new("kind"))
+        .expr_as(Expr::col((user::Entity, user::Column::Role)), Alias::new("role"))
+        .expr_as(col(I::UserId), Alias::new("user_id"))
+        .expr_as(Func::max(col(I::OccurredAt)), Alias::new("last"));
+    // Contacts within each standard's period, counted in the same pass over the rows.
+    for (n, p) in periods.iter().enumerate() {
+        let since = day_start(as_of + Duration::days(1) - Duration::days(i64::from(*p)));
+        q.expr_as(sum_when(col(I::OccurredAt).gte(since), 1), Alias::new(format!("n{n}")));
     }
-    let window_cols: Vec<String> = windows.iter().enumerate().map(|(n, w)| format!(", {w} AS n{n}")).collect();
-    values.push(end.into());
-    values.extend(customers.iter().map(|c| Value::from(c.id)));
-    let sql = format!(
-        "SELECT i.customer_id, i.kind, u.role, i.user_id, MAX(i.occurred_at) AS last{} \
-         FROM interaction i JOIN \"user\" u ON u.id = i.user_id \
-         WHERE i.deleted_at IS NULL AND i.occurred_at < ? AND i.customer_id IN ({}) \
-         GROUP BY i.customer_id, i.kind, u.role, i.user_id",
-        window_cols.join(""),
-        vec!["?"; customers.len()].join(", ")
-    );
-    for row in db.query_all_raw(raw(db, &sql, values)).await? {
+    q.from(Interaction)
+        .inner_join(user::Entity, Expr::col((user::Entity, user::Column::Id)).equals((Interaction, I::UserId)))
+        .and_where(col(I::DeletedAt).is_null())
+        .and_where(col(I::OccurredAt).lt(end))
+        .and_where(col(I::CustomerId).is_in(customers.iter().map(|c| c.id)))
+        .group_by_col((Interaction, I::CustomerId))
+        .group_by_col((Interaction, I::Kind))
+        .group_by_col((user::Entity, user::Column::Role))
+        .group_by_col((Interaction, I::UserId));
+    for row in db.query_all_raw(db.get_database_backend().build(&q)).await? {
         let customer_id: Uuid = row.try_get("", "customer_id")?;
         let kind: String = row.try_get("", "kind")?;
         let role: String = row.try_get("", "role")?;
@@ -1022,10 +1028,33 @@ async fn apply_cap(db: &impl ConnectionTrait, cx: &Context, candidates: &mut [Ca
 async fn insert(db: &impl ConnectionTrait, cx: &Context, candidates: Vec<Candidate>) -> AppResult<u64> {
     let mut created = 0;
     let at = now();
+    use reminder::Column as R;
     for chunk in candidates.chunks(500) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 18);
+        let mut q = Query::insert();
+        q.into_table(reminder::Entity)
+            .columns([
+                R::Id,
+                R::Rule,
+                R::TargetId,
+                R::Occasion,
+                R::CustomerId,
+                R::ContactId,
+                R::DealId,
+                R::AssigneeId,
+                R::AssigneeRole,
+                R::DueAt,
+                R::Status,
+                R::Reason,
+                R::Message,
+                R::SuppressedReason,
+                R::Version,
+                R::CreatedAt,
+                R::UpdatedAt,
+            ])
+            // The unique key makes a second evaluation (or another instance) a no-op.
+            .on_conflict(OnConflict::columns([R::Rule, R::TargetId, R::Occasion]).do_nothing().to_owned());
         for c in chunk {
-            values.extend([
+            let values: [Value; 17] = [
                 Value::from(new_id()),
                 c.rule.as_str().into(),
                 c.target_id.into(),
@@ -1043,15 +1072,10 @@ async fn insert(db: &impl ConnectionTrait, cx: &Context, candidates: Vec<Candida
                 1i32.into(),
                 at.into(),
                 at.into(),
-            ]);
+            ];
+            q.values_panic(values.map(Expr::val));
         }
-        let row = format!("({})", vec!["?"; 17].join(", "));
-        let sql = format!(
-            "INSERT INTO reminder (id, rule, target_id, occasion, customer_id, contact_id, deal_id, assignee_id, assignee_role, due_at, status, \
-             reason, message, suppressed_reason, version, created_at, updated_at) VALUES {} ON CONFLICT (rule, target_id, occasion) DO NOTHING",
-            vec![row; chunk.len()].join(", ")
-        );
-        created += db.execute_raw(raw(db, &sql, values)).await?.rows_affected();
+        created += db.execute(&q).await?.rows_affected();
     }
     Ok(created)
 }
@@ -1176,8 +1200,12 @@ pub async fn tick(db: &DatabaseConnection, events: &Events, at: DateTime<Utc>) -
 /// Takes the evaluation of `day`: the first instance to insert its row; a run that has
 /// not finished within 30 minutes is taken over (its instance stopped).
 async fn claim_day(db: &DatabaseConnection, day: NaiveDate, at: DateTime<Utc>) -> AppResult<bool> {
-    let sql = "INSERT INTO care_run (day, started_at, finished_at, created) VALUES (?, ?, NULL, 0) ON CONFLICT (day) DO NOTHING";
-    let inserted = db.execute_raw(raw(db, sql, vec![day.into(), at.into()])).await?.rows_affected();
+    let mut q = Query::insert();
+    q.into_table(care_run::Entity)
+        .columns([care_run::Column::Day, care_run::Column::StartedAt, care_run::Column::Created])
+        .values_panic([Expr::val(day), Expr::val(at), Expr::val(0)])
+        .on_conflict(OnConflict::column(care_run::Column::Day).do_nothing().to_owned());
+    let inserted = db.execute(&q).await?.rows_affected();
     if inserted == 1 {
         return Ok(true);
     }
@@ -1198,12 +1226,27 @@ async fn claim_day(db: &DatabaseConnection, day: NaiveDate, at: DateTime<Utc>) -
 pub async fn deliver(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<Vec<Uuid>> {
     let mut out = Vec::new();
     loop {
-        let sql = "UPDATE reminder SET notified_at = ?, status = 'PENDING', updated_at = ? \
-                   WHERE notified_at IS NULL AND due_at <= ? AND status IN ('PENDING', 'SNOOZED') AND id IN \
-                   (SELECT id FROM reminder WHERE notified_at IS NULL AND due_at <= ? AND status IN ('PENDING', 'SNOOZED') ORDER BY due_at LIMIT 1000) \
-                   RETURNING id";
+        use reminder::Column as R;
+        let due = || {
+            Condition::all()
+                .add(R::NotifiedAt.is_null())
+                .add(R::DueAt.lte(at))
+                .add(R::Status.is_in([ReminderStatus::Pending, ReminderStatus::Snoozed]))
+        };
+        let mut batch = Query::select();
+        batch.column(R::Id).from(reminder::Entity).cond_where(due()).order_by(R::DueAt, Order::Asc).limit(1000);
         let stamp = now();
-        let rows = db.query_all_raw(raw(db, sql, vec![stamp.into(), stamp.into(), at.into(), at.into()])).await?;
+        // The condition is repeated on the UPDATE itself: a row another instance claimed
+        // between the subquery and the update no longer matches, so each is claimed once.
+        let mut q = Query::update();
+        q.table(reminder::Entity)
+            .value(R::NotifiedAt, stamp)
+            .value(R::Status, ReminderStatus::Pending.as_str())
+            .value(R::UpdatedAt, stamp)
+            .cond_where(due())
+            .and_where(R::Id.in_subquery(batch))
+            .returning_col(R::Id);
+        let rows = db.query_all_raw(db.get_database_backend().build(&q)).await?;
         let n = rows.len();
         for r in rows {
             out.push(r.try_get::<Uuid>("", "id")?);

@@ -5,17 +5,17 @@
 //! The rules are one pure function, [`grade`]; the rest gathers facts with aggregate
 //! queries and writes the grades (one customer inside a deal's transaction, or all of
 //! them in batches by a background pass).
-use super::db::raw as stmt;
+use super::sql::{Binds, bigint, sum_when};
 use super::store::{check_version, save, write};
 use super::{new_id, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use entity::enums::{Action, Level, LifecycleStage, RelationshipType, Resource, Tier, TurnoverMarginClass};
+use entity::enums::{Action, DealStage, Level, LifecycleStage, RelationshipType, Resource, Tier, TurnoverMarginClass};
 use entity::{classification_history, classification_policy, classification_run, customer, exchange_rate};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
 };
 use serde::{Deserialize, Serialize};
@@ -308,68 +308,82 @@ pub async fn cutoffs(db: &impl ConnectionTrait) -> AppResult<RfmCutoffs> {
     Ok(run.and_then(|r| r.state).and_then(|s| serde_json::from_value(s.get("rfm")?.clone()).ok()).unwrap_or_default())
 }
 
-/// `AND <column> IN (?, ?, ...)` for a batch, or nothing for all customers.
-fn in_clause(column: &str, ids: Option<&[Uuid]>, values: &mut Vec<Value>) -> String {
-    match ids {
-        None => String::new(),
-        Some(ids) => {
-            values.extend(ids.iter().map(|id| Value::from(*id)));
-            format!(" AND {column} IN ({})", vec!["?"; ids.len()].join(", "))
-        }
-    }
-}
-
 /// The three aggregate statements behind [`facts`]: won deals per customer and currency
 /// (in-window count and amount, all-time first and last purchase), the margin of
-/// in-window lines with a known cost, and complaints in the window.
+/// in-window lines with a known cost, and complaints in the window. `ids` narrows them to
+/// a batch of customers; `None` is every customer (a full pass, and its benchmark floor).
 pub fn fact_statements(
     db: &impl ConnectionTrait,
     policy: &Policy,
     ids: Option<&[Uuid]>,
     as_of: NaiveDate,
 ) -> [Statement; 3] {
+    use entity::{deal, deal_line_item as line, feedback};
+    use sea_orm::sea_query::{Alias, Asterisk, ExprTrait, Func, Query};
+    let backend = db.get_database_backend();
     let from = as_of - Duration::days(policy.window_days);
-    let mut values: Vec<Value> = vec![from.into(), from.into(), as_of.into()];
-    let filter = in_clause("customer_id", ids, &mut values);
-    let deals = stmt(
-        db,
-        &format!(
-            "SELECT customer_id, currency, \
-               CAST(SUM(CASE WHEN actual_close_date >= ? THEN 1 ELSE 0 END) AS BIGINT) AS n, \
-               CAST(SUM(CASE WHEN actual_close_date >= ? THEN amount_minor ELSE 0 END) AS BIGINT) AS total, \
-               MIN(actual_close_date) AS first_on, MAX(actual_close_date) AS last_on \
-             FROM deal WHERE stage = 'WON' AND deleted_at IS NULL AND actual_close_date IS NOT NULL AND actual_close_date <= ?{filter} \
-             GROUP BY customer_id, currency"
-        ),
-        values,
-    );
-    let mut values: Vec<Value> = vec![from.into(), as_of.into()];
-    let filter = in_clause("d.customer_id", ids, &mut values);
-    let margins = stmt(
-        db,
-        &format!(
-            "SELECT d.customer_id, d.currency, \
-               CAST(SUM(li.quantity * (li.unit_price_minor - li.unit_cost_minor)) AS BIGINT) AS margin, \
-               CAST(SUM(li.quantity * li.unit_price_minor) AS BIGINT) AS costed \
-             FROM deal_line_item li JOIN deal d ON d.id = li.deal_id \
-             WHERE d.stage = 'WON' AND d.deleted_at IS NULL AND d.actual_close_date >= ? AND d.actual_close_date <= ? \
-               AND li.unit_cost_minor IS NOT NULL{filter} \
-             GROUP BY d.customer_id, d.currency"
-        ),
-        values,
-    );
+    let won = || {
+        Condition::all()
+            .add(Expr::col((deal::Entity, deal::Column::Stage)).eq(DealStage::Won.as_str()))
+            .add(Expr::col((deal::Entity, deal::Column::DeletedAt)).is_null())
+    };
+    let close = || Expr::col((deal::Entity, deal::Column::ActualCloseDate));
+    let of_batch = |column: Expr| ids.map(|ids| column.is_in(ids.iter().copied()));
+
+    let mut deals = Query::select();
+    deals
+        .column(deal::Column::CustomerId)
+        .column(deal::Column::Currency)
+        .expr_as(sum_when(close().gte(from), 1), Alias::new("n"))
+        .expr_as(sum_when(close().gte(from), Expr::col(deal::Column::AmountMinor)), Alias::new("total"))
+        .expr_as(Func::min(close()), Alias::new("first_on"))
+        .expr_as(Func::max(close()), Alias::new("last_on"))
+        .from(deal::Entity)
+        .cond_where(won())
+        .and_where(close().is_not_null())
+        .and_where(close().lte(as_of))
+        .and_where_option(of_batch(Expr::col(deal::Column::CustomerId)))
+        .group_by_col(deal::Column::CustomerId)
+        .group_by_col(deal::Column::Currency);
+
+    let price = Expr::col((line::Entity, line::Column::UnitPriceMinor));
+    let quantity = || Expr::col((line::Entity, line::Column::Quantity));
+    let mut margins = Query::select();
+    margins
+        .column((deal::Entity, deal::Column::CustomerId))
+        .column((deal::Entity, deal::Column::Currency))
+        .expr_as(
+            bigint(Func::sum(
+                quantity().mul(price.clone().sub(Expr::col((line::Entity, line::Column::UnitCostMinor)))),
+            )),
+            Alias::new("margin"),
+        )
+        .expr_as(bigint(Func::sum(quantity().mul(price))), Alias::new("costed"))
+        .from(line::Entity)
+        .inner_join(
+            deal::Entity,
+            Expr::col((deal::Entity, deal::Column::Id)).equals((line::Entity, line::Column::DealId)),
+        )
+        .cond_where(won())
+        .and_where(close().gte(from))
+        .and_where(close().lte(as_of))
+        .and_where(Expr::col((line::Entity, line::Column::UnitCostMinor)).is_not_null())
+        .and_where_option(of_batch(Expr::col((deal::Entity, deal::Column::CustomerId))))
+        .group_by_col((deal::Entity, deal::Column::CustomerId))
+        .group_by_col((deal::Entity, deal::Column::Currency));
+
     let from_ts: DateTime<Utc> = from.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(now);
-    let mut values: Vec<Value> = vec![from_ts.into()];
-    let filter = in_clause("customer_id", ids, &mut values);
-    let complaints = stmt(
-        db,
-        &format!(
-            "SELECT customer_id, COUNT(*) AS n FROM feedback \
-             WHERE kind = 'COMPLAINT' AND deleted_at IS NULL AND created_at >= ?{filter} GROUP BY customer_id"
-        ),
-        values,
-    );
-    [deals, margins, complaints]
+    let mut complaints = Query::select();
+    complaints
+        .column(feedback::Column::CustomerId)
+        .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("n"))
+        .from(feedback::Entity)
+        .and_where(Expr::col(feedback::Column::Kind).eq(entity::enums::FeedbackKind::Complaint.as_str()))
+        .and_where(Expr::col(feedback::Column::DeletedAt).is_null())
+        .and_where(Expr::col(feedback::Column::CreatedAt).gte(from_ts))
+        .and_where_option(of_batch(Expr::col(feedback::Column::CustomerId)))
+        .group_by_col(feedback::Column::CustomerId);
+    [backend.build(&deals), backend.build(&margins), backend.build(&complaints)]
 }
 
 /// Gathers the facts of the given customers (all customers with `None`) as of a date.
@@ -628,15 +642,18 @@ async fn write_grades_sqlite(db: &impl ConnectionTrait, changes: &[Change], at: 
     }
     let sets: Vec<String> = STORED_COLUMNS.iter().map(|c| format!("{c} = v.{c}")).collect();
     let fields: Vec<String> = STORED_COLUMNS.iter().map(|c| format!("value ->> '{c}' AS {c}")).collect();
-    let sql = format!(
-        "UPDATE customer SET {}, classified_at = ? FROM (SELECT unhex(value ->> 'id') AS id, {} FROM jsonb_each(?)) AS v WHERE customer.id = v.id",
-        sets.join(", "),
-        fields.join(", ")
-    );
     for chunk in changes.chunks(SQLITE_CHUNK) {
         let rows: Vec<Row> = chunk.iter().map(|c| Row { id: c.id.simple().to_string(), new: &c.new }).collect();
         let doc = serde_json::to_string(&rows).map_err(AppError::internal)?;
-        db.execute_raw(stmt(db, &sql, vec![at.into(), doc.into()])).await?;
+        let mut b = Binds::new(db);
+        let sql = format!(
+            "UPDATE customer SET {}, classified_at = {} FROM (SELECT unhex(value ->> 'id') AS id, {} FROM jsonb_each({})) AS v WHERE customer.id = v.id",
+            sets.join(", "),
+            b.bind(at),
+            fields.join(", "),
+            b.bind(doc),
+        );
+        db.execute_raw(b.statement(sql)).await?;
     }
     Ok(())
 }
@@ -647,19 +664,20 @@ async fn write_grades_postgres(db: &impl ConnectionTrait, changes: &[Change], at
         STORED_COLUMNS.iter().chain(["classified_at"].iter()).map(|c| format!("{c} = v.{c}")).collect();
     let columns = format!("id, {}, classified_at", STORED_COLUMNS.join(", "));
     for chunk in changes.chunks(1000) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * (STORED_COLUMNS.len() + 2));
-        for c in chunk {
-            values.push(c.id.into());
-            values.extend(c.new.values());
-            values.push(at.into());
-        }
-        let row = format!("({})", vec!["?"; STORED_COLUMNS.len() + 2].join(", "));
-        let rows = vec![row; chunk.len()].join(", ");
+        let mut b = Binds::new(db);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|c| {
+                let values = std::iter::once(Value::from(c.id)).chain(c.new.values()).chain([Value::from(at)]);
+                format!("({})", b.bind_all(values))
+            })
+            .collect();
         let sql = format!(
-            "UPDATE customer SET {} FROM (VALUES {rows}) AS v({columns}) WHERE customer.id = v.id",
-            sets.join(", ")
+            "UPDATE customer SET {} FROM (VALUES {}) AS v({columns}) WHERE customer.id = v.id",
+            sets.join(", "),
+            rows.join(", ")
         );
-        db.execute_raw(stmt(db, &sql, values)).await?;
+        db.execute_raw(b.statement(sql)).await?;
     }
     Ok(())
 }
@@ -672,15 +690,22 @@ async fn write_history_sqlite(
     actor: Option<Uuid>,
     at: DateTime<Utc>,
 ) -> AppResult<()> {
-    let sql = "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) \
-               SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3, value ->> 4, ?, ?, ? FROM jsonb_each(?)";
     for chunk in history.chunks(SQLITE_CHUNK) {
         let rows: Vec<(String, String, &str, &str, &str)> = chunk
             .iter()
             .map(|h| (new_id().simple().to_string(), h.customer.simple().to_string(), h.field, h.from, h.to))
             .collect();
         let doc = serde_json::to_string(&rows).map_err(AppError::internal)?;
-        db.execute_raw(stmt(db, sql, vec![reason.as_str().into(), actor.into(), at.into(), doc.into()])).await?;
+        let mut b = Binds::new(db);
+        let sql = format!(
+            "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) \
+             SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3, value ->> 4, {}, {}, {} FROM jsonb_each({})",
+            b.bind(reason.as_str()),
+            b.bind(actor),
+            b.bind(at),
+            b.bind(doc)
+        );
+        db.execute_raw(b.statement(sql)).await?;
     }
     Ok(())
 }
@@ -694,24 +719,28 @@ async fn write_history_postgres(
     at: DateTime<Utc>,
 ) -> AppResult<()> {
     for chunk in history.chunks(2000) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
-        for h in chunk {
-            values.extend([
-                Value::from(new_id()),
-                h.customer.into(),
-                h.field.into(),
-                h.from.into(),
-                h.to.into(),
-                reason.as_str().into(),
-                actor.into(),
-                at.into(),
-            ]);
-        }
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut b = Binds::new(db);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|h| {
+                let values: [Value; 8] = [
+                    new_id().into(),
+                    h.customer.into(),
+                    h.field.into(),
+                    h.from.into(),
+                    h.to.into(),
+                    reason.as_str().into(),
+                    actor.into(),
+                    at.into(),
+                ];
+                format!("({})", b.bind_all(values))
+            })
+            .collect();
         let sql = format!(
-            "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) VALUES {rows}"
+            "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) VALUES {}",
+            rows.join(", ")
         );
-        db.execute_raw(stmt(db, &sql, values)).await?;
+        db.execute_raw(b.statement(sql)).await?;
     }
     Ok(())
 }
@@ -908,23 +937,20 @@ pub async fn run_full_pass(
 /// row at a time took 9 s, most of it there.
 async fn read_batch_sqlite(txn: &impl ConnectionTrait, after: Option<Uuid>, limit: u64) -> AppResult<Vec<Graded>> {
     let fields: Vec<String> = STORED_COLUMNS.iter().map(|c| format!("'{c}', {c}")).collect();
-    let mut values: Vec<Value> = Vec::new();
+    let mut b = Binds::new(txn);
     let after = match after {
-        Some(id) => {
-            values.push(id.into());
-            " AND id > ?"
-        }
-        None => "",
+        Some(id) => format!(" AND id > {}", b.bind(id)),
+        None => String::new(),
     };
-    values.push((limit as i64).into());
     let sql = format!(
         "SELECT json_group_array(json_object('id', hex(id), 'tier_override', tier_override, {})) AS batch \
-         FROM (SELECT id, tier_override, {} FROM customer WHERE deleted_at IS NULL{after} ORDER BY id LIMIT ?)",
+         FROM (SELECT id, tier_override, {} FROM customer WHERE deleted_at IS NULL{after} ORDER BY id LIMIT {})",
         fields.join(", "),
-        STORED_COLUMNS.join(", ")
+        STORED_COLUMNS.join(", "),
+        b.bind(limit as i64)
     );
     let row = txn
-        .query_one_raw(stmt(txn, &sql, values))
+        .query_one_raw(b.statement(sql))
         .await?
         .ok_or_else(|| AppError::Internal("an aggregate returned no row".into()))?;
     let doc: String = row.try_get("", "batch")?;
@@ -946,8 +972,18 @@ async fn changed_since(
     }
     // Only the time condition, so both databases walk the `updated_at` index; the batch's
     // customers are picked out here.
-    let sql = "SELECT customer_id FROM deal WHERE updated_at >= ? UNION SELECT customer_id FROM feedback WHERE updated_at >= ?";
-    let rows = txn.query_all_raw(stmt(txn, sql, vec![since.into(), since.into()])).await?;
+    use entity::{deal, feedback};
+    use sea_orm::sea_query::{Query, UnionType};
+    let mut q = Query::select();
+    q.column(deal::Column::CustomerId).from(deal::Entity).and_where(deal::Column::UpdatedAt.gte(since)).union(
+        UnionType::Distinct,
+        Query::select()
+            .column(feedback::Column::CustomerId)
+            .from(feedback::Entity)
+            .and_where(feedback::Column::UpdatedAt.gte(since))
+            .to_owned(),
+    );
+    let rows = txn.query_all_raw(txn.get_database_backend().build(&q)).await?;
     let batch: std::collections::HashSet<&Uuid> = ids.iter().collect();
     let mut dirty = std::collections::HashSet::new();
     for row in rows {

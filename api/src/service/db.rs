@@ -1,5 +1,5 @@
 //! Database connection: SQLite (embedded default, WAL, busy timeout) or PostgreSQL.
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -83,29 +83,4 @@ pub async fn spawn_checkpointer(url: &str, every: Duration) -> Result<(), sea_or
         }
     });
     Ok(())
-}
-
-/// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL.
-pub fn placeholders(backend: sea_orm::DatabaseBackend, sql: &str) -> String {
-    if backend != sea_orm::DatabaseBackend::Postgres {
-        return sql.to_string();
-    }
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// A raw statement written with `?` placeholders, for either database.
-pub fn raw(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    let backend = db.get_database_backend();
-    Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
 }

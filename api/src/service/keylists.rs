@@ -4,15 +4,16 @@
 use super::classification::{self, Rates};
 use super::now;
 use super::pagination::page_size;
+use super::sql::sum_when;
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Datelike, Duration, NaiveDate};
-use entity::enums::{Action, CustomerKind, Resource, Tier};
+use entity::enums::{Action, CustomerKind, DealStage, Resource, Tier};
 use entity::{contact, customer, deal, deal_line_item, feedback};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Order, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, Statement, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -302,30 +303,22 @@ pub async fn last_year_top(
     let today = now().date_naive();
     let this_year = NaiveDate::from_ymd_opt(today.year(), 1, 1).unwrap_or(today);
     let last_year = NaiveDate::from_ymd_opt(today.year() - 1, 1, 1).unwrap_or(today);
-    let backend = db.get_database_backend();
-    let sql_scope = backend.build(&scoped(actor));
-    let n = sql_scope.values.as_ref().map_or(0, |v| v.0.len());
     // Won deals of in-scope customers since last January, per customer and currency.
-    let sql = format!(
-        "SELECT d.customer_id AS id, d.currency AS currency, \
-           CAST(SUM(CASE WHEN d.actual_close_date < {p1} THEN d.amount_minor ELSE 0 END) AS BIGINT) AS last_year, \
-           CAST(SUM(CASE WHEN d.actual_close_date >= {p2} THEN d.amount_minor ELSE 0 END) AS BIGINT) AS this_year \
-         FROM deal d WHERE d.customer_id IN ({scope}) AND d.stage = 'WON' AND d.deleted_at IS NULL AND d.actual_close_date >= {p3} \
-         GROUP BY d.customer_id, d.currency",
-        p1 = placeholder(backend, n + 1),
-        p2 = placeholder(backend, n + 2),
-        p3 = placeholder(backend, n + 3),
-        scope = sql_scope.sql,
-    );
-    // PostgreSQL numbers parameters; SQLite takes them in the order they appear.
-    let scope_values: Vec<Value> = sql_scope.values.map(|v| v.0).unwrap_or_default();
-    let values: Vec<Value> = match backend {
-        sea_orm::DatabaseBackend::Postgres => {
-            scope_values.into_iter().chain([this_year.into(), this_year.into(), last_year.into()]).collect()
-        }
-        _ => [this_year.into(), this_year.into()].into_iter().chain(scope_values).chain([last_year.into()]).collect(),
-    };
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    let close = || Expr::col((deal::Entity, deal::Column::ActualCloseDate));
+    let amount = || Expr::col((deal::Entity, deal::Column::AmountMinor));
+    let mut q = Query::select();
+    q.expr_as(Expr::col((deal::Entity, deal::Column::CustomerId)), Alias::new("id"))
+        .expr_as(Expr::col((deal::Entity, deal::Column::Currency)), Alias::new("currency"))
+        .expr_as(sum_when(close().lt(this_year), amount()), Alias::new("last_year"))
+        .expr_as(sum_when(close().gte(this_year), amount()), Alias::new("this_year"))
+        .from(deal::Entity)
+        .and_where(Expr::col((deal::Entity, deal::Column::CustomerId)).in_subquery(scoped(actor)))
+        .and_where(Expr::col((deal::Entity, deal::Column::Stage)).eq(DealStage::Won.as_str()))
+        .and_where(Expr::col((deal::Entity, deal::Column::DeletedAt)).is_null())
+        .and_where(close().gte(last_year))
+        .group_by_col((deal::Entity, deal::Column::CustomerId))
+        .group_by_col((deal::Entity, deal::Column::Currency));
+    let rows = db.query_all_raw(db.get_database_backend().build(&q)).await?;
     let mut per: HashMap<Uuid, (i64, i64)> = HashMap::new();
     for row in rows {
         let id: Uuid = row.try_get("", "id")?;
@@ -364,11 +357,4 @@ pub async fn last_year_top(
         rows,
         total_count: total,
     })
-}
-
-fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
-    match backend {
-        sea_orm::DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".to_string(),
-    }
 }

@@ -20,6 +20,7 @@ pub mod pagination;
 pub mod record;
 pub mod reports;
 pub mod setting;
+pub mod sql;
 pub mod store;
 pub mod user;
 
