@@ -113,6 +113,7 @@ const UNIQUE_KEYS: &[(&str, &[&str])] = &[
     ("departmentName", &["uq_department_parent_name", "department.parent_id, department.name"]),
     ("holiday", &["ux_holiday", "holiday.name, holiday.date"]),
     ("templateKey", &["message_template_pkey", "message_template.key"]),
+    ("classificationRun", &["classification_run_pkey", "classification_run.id"]),
 ];
 
 impl From<DbErr> for AppError {

@@ -1,4 +1,5 @@
 //! Every change of a customer's tier or lifecycle stage, with its reason.
+use crate::enums::ClassificationReason;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
@@ -12,7 +13,7 @@ pub struct Model {
     pub from_value: Option<String>,
     pub to_value: String,
     /// DEAL_WON, DEAL_LOST, DEAL_CHANGED, OVERRIDE, POLICY_CHANGE, TIME_PASSED, RECLASSIFY.
-    pub reason: String,
+    pub reason: ClassificationReason,
     pub actor_id: Option<Uuid>,
     pub at: DateTimeUtc,
 }

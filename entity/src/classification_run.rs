@@ -1,4 +1,5 @@
 //! A full reclassification pass and its progress.
+use crate::enums::{ClassificationReason, RunStatus};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
@@ -6,9 +7,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub reason: String,
-    /// RUNNING, DONE, FAILED.
-    pub status: String,
+    pub reason: ClassificationReason,
+    pub status: RunStatus,
     pub total: i64,
     pub processed: i64,
     pub changed: i64,

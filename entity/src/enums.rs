@@ -184,3 +184,16 @@ string_enum!(
     /// customer department's manager, or an executive.
     AssigneeRole { Owner = "OWNER", Manager = "MANAGER", Executive = "EXECUTIVE" }
 );
+
+string_enum!(
+    /// Why a customer's grades changed, or why a full pass ran.
+    ClassificationReason {
+        DealWon = "DEAL_WON", DealLost = "DEAL_LOST", DealChanged = "DEAL_CHANGED", Override = "OVERRIDE",
+        PolicyChange = "POLICY_CHANGE", TimePassed = "TIME_PASSED", Reclassify = "RECLASSIFY",
+    }
+);
+
+string_enum!(
+    /// Where a full reclassification pass stands.
+    RunStatus { Running = "RUNNING", Done = "DONE", Failed = "FAILED" }
+);

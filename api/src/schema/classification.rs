@@ -183,8 +183,8 @@ impl From<classification_run::Model> for ClassificationRun {
     fn from(m: classification_run::Model) -> Self {
         ClassificationRun {
             id: ID(m.id.to_string()),
-            reason: m.reason,
-            status: m.status,
+            reason: m.reason.to_string(),
+            status: m.status.to_string(),
             total: m.total,
             processed: m.processed,
             changed: m.changed,
@@ -209,7 +209,13 @@ pub struct ClassificationChange {
 
 impl From<classification_history::Model> for ClassificationChange {
     fn from(m: classification_history::Model) -> Self {
-        ClassificationChange { field: m.field, from: m.from_value, to: m.to_value, reason: m.reason, at: m.at }
+        ClassificationChange {
+            field: m.field,
+            from: m.from_value,
+            to: m.to_value,
+            reason: m.reason.to_string(),
+            at: m.at,
+        }
     }
 }
 

@@ -11,7 +11,9 @@ use super::{new_id, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use entity::enums::{Action, DealStage, Level, LifecycleStage, RelationshipType, Resource, Tier, TurnoverMarginClass};
+use entity::enums::{
+    Action, DealStage, Level, LifecycleStage, RelationshipType, Resource, RunStatus, Tier, TurnoverMarginClass,
+};
 use entity::{classification_history, classification_policy, classification_run, customer, exchange_rate};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -301,7 +303,7 @@ pub async fn rates(db: &impl ConnectionTrait) -> AppResult<Rates> {
 /// The RFM cut-offs of the last finished full pass.
 pub async fn cutoffs(db: &impl ConnectionTrait) -> AppResult<RfmCutoffs> {
     let run = classification_run::Entity::find()
-        .filter(classification_run::Column::Status.eq("DONE"))
+        .filter(classification_run::Column::Status.eq(RunStatus::Done))
         .order_by_desc(classification_run::Column::FinishedAt)
         .one(db)
         .await?;
@@ -428,31 +430,8 @@ pub async fn facts(
     Ok(out)
 }
 
-/// Why a classification changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    DealWon,
-    DealLost,
-    DealChanged,
-    Override,
-    PolicyChange,
-    TimePassed,
-    Reclassify,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::DealWon => "DEAL_WON",
-            Reason::DealLost => "DEAL_LOST",
-            Reason::DealChanged => "DEAL_CHANGED",
-            Reason::Override => "OVERRIDE",
-            Reason::PolicyChange => "POLICY_CHANGE",
-            Reason::TimePassed => "TIME_PASSED",
-            Reason::Reclassify => "RECLASSIFY",
-        }
-    }
-}
+/// Why a classification changed (stored with history rows and runs).
+pub use entity::enums::ClassificationReason as Reason;
 
 /// The columns of a customer that grading reads: no need to fetch whole rows. SQLite
 /// reads them as JSON objects keyed by column ([`read_batch_sqlite`]).
@@ -792,7 +771,7 @@ pub async fn start_full_pass(
         if let Err(e) = run_full_pass(&db, run_id, reason, actor, now().date_naive()).await {
             tracing::error!(error = %e, run = %run_id, "reclassification failed");
             let _ = classification_run::Entity::update_many()
-                .col_expr(classification_run::Column::Status, Expr::value("FAILED"))
+                .col_expr(classification_run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
                 .col_expr(classification_run::Column::Error, Expr::value(e.to_string()))
                 .col_expr(classification_run::Column::FinishedAt, Expr::value(now()))
                 .filter(classification_run::Column::Id.eq(run_id))
@@ -808,7 +787,7 @@ pub async fn start_full_pass(
 pub async fn create_run(db: &DatabaseConnection, id: Uuid, reason: Reason) -> AppResult<classification_run::Model> {
     write(db, async |txn| {
         let busy = classification_run::Entity::find()
-            .filter(classification_run::Column::Status.eq("RUNNING"))
+            .filter(classification_run::Column::Status.eq(RunStatus::Running))
             .filter(classification_run::Column::StartedAt.gt(now() - Duration::hours(6)))
             .one(txn)
             .await?;
@@ -817,8 +796,8 @@ pub async fn create_run(db: &DatabaseConnection, id: Uuid, reason: Reason) -> Ap
         }
         let run = classification_run::ActiveModel {
             id: Set(id),
-            reason: Set(reason.as_str().to_string()),
-            status: Set("RUNNING".into()),
+            reason: Set(reason),
+            status: Set(RunStatus::Running),
             total: Set(0),
             processed: Set(0),
             changed: Set(0),
@@ -921,7 +900,7 @@ pub async fn run_full_pass(
     }
     set_progress(db, run_id, None, processed, changed).await?;
     classification_run::Entity::update_many()
-        .col_expr(classification_run::Column::Status, Expr::value("DONE"))
+        .col_expr(classification_run::Column::Status, Expr::value(RunStatus::Done.as_str()))
         .col_expr(classification_run::Column::FinishedAt, Expr::value(now()))
         .col_expr(classification_run::Column::State, Expr::value(serde_json::json!({ "rfm": cutoffs, "asOf": as_of })))
         .filter(classification_run::Column::Id.eq(run_id))
@@ -1157,12 +1136,9 @@ pub async fn daily_pass(db: &DatabaseConnection, today: NaiveDate) -> AppResult<
     }
     match create_run(db, id, Reason::TimePassed).await {
         Ok(_) => {}
-        Err(AppError::Conflict(_)) => return Ok(false),
-        Err(AppError::Internal(e))
-            if e.to_string().to_lowercase().contains("unique") || e.to_string().contains("duplicate") =>
-        {
-            return Ok(false);
-        }
+        // Another pass is running, or another instance registered today's run first
+        // (its id is derived from the date: the primary key decides).
+        Err(AppError::Conflict(_) | AppError::Duplicate { .. }) => return Ok(false),
         Err(e) => return Err(e),
     }
     run_full_pass(db, id, Reason::TimePassed, None, today).await?;
