@@ -1,0 +1,101 @@
+//! One customer at a time: regraded inside the transaction of the deal write that
+//! changed its facts, or of a manual tier override; and its history.
+use super::bulk::{Graded, Postgres, Sqlite, diff, write_changes};
+use super::{Reason, cutoffs, facts, policy, rates};
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult};
+use crate::service::now;
+use crate::service::store::write;
+use entity::enums::{Action, Tier};
+use entity::{classification_history, customer};
+use sea_orm::DatabaseBackend;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+/// Recomputes one customer inside the caller's transaction (a deal was won, lost,
+/// changed or deleted; an override was set).
+pub async fn recompute(
+    txn: &DatabaseTransaction,
+    customer_id: Uuid,
+    reason: Reason,
+    actor: Option<Uuid>,
+) -> AppResult<()> {
+    let (policy, _) = policy(txn).await?;
+    let rates = rates(txn).await?;
+    let cutoffs = cutoffs(txn).await?;
+    let Some(c) = customer::Entity::find_by_id(customer_id).into_partial_model::<Graded>().one(txn).await? else {
+        return Ok(());
+    };
+    let as_of = now().date_naive();
+    let facts =
+        facts(txn, &policy, &rates, Some(&[customer_id]), as_of).await?.remove(&customer_id).unwrap_or_default();
+    let at = now();
+    if let Some(change) = diff(&c, &facts, &policy, &cutoffs, as_of) {
+        match txn.get_database_backend() {
+            DatabaseBackend::Postgres => write_changes::<Postgres>(txn, vec![change], reason, actor, at).await?,
+            _ => write_changes::<Sqlite>(txn, vec![change], reason, actor, at).await?,
+        };
+    }
+    Ok(())
+}
+
+/// Sets (or with `None` removes) a manual tier that wins over the computed one.
+///
+/// # Errors
+/// NOT_FOUND, FORBIDDEN (needs the assign permission over the customer), VALIDATION
+/// (a reason is required).
+pub async fn set_override(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    customer_id: Uuid,
+    tier: Option<Tier>,
+    reason: Option<String>,
+) -> AppResult<customer::Model> {
+    let reason = crate::service::clean(reason);
+    if tier.is_some() && reason.is_none() {
+        return Err(AppError::invalid("reason", "an override needs a reason"));
+    }
+    write(db, async |txn| {
+        let old = crate::service::customer::load_for_action(txn, actor, customer_id, Action::Assign).await?;
+        customer::Entity::update_many()
+            .col_expr(customer::Column::TierOverride, Expr::value(tier.map(|t| t.to_string())))
+            .col_expr(customer::Column::TierOverrideReason, Expr::value(reason.clone()))
+            .filter(customer::Column::Id.eq(customer_id))
+            .exec(txn)
+            .await?;
+        recompute(txn, customer_id, Reason::Override, Some(actor.id())).await?;
+        let new = customer::Entity::find_by_id(customer_id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
+        crate::service::audit::record(
+            txn,
+            Some(actor.id()),
+            "override_tier",
+            "customer",
+            customer_id,
+            Some(&old),
+            Some(&new),
+        )
+        .await?;
+        Ok(new)
+    })
+    .await
+}
+
+/// A customer's classification history, newest first.
+pub async fn history(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+    limit: u64,
+) -> AppResult<Vec<classification_history::Model>> {
+    Ok(classification_history::Entity::find()
+        .filter(classification_history::Column::CustomerId.eq(customer_id))
+        .order_by_desc(classification_history::Column::At)
+        // Rows of one change share `at`; keep the order they were written in (tier first).
+        .order_by_asc(classification_history::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
