@@ -1,0 +1,33 @@
+//! The care engine: contact standards per tier and role, follow-up compliance, reminder
+//! rules, the contact-frequency cap, message templates and the reminders themselves. The
+//! rules are in `docs/care.md`.
+//!
+//! The rules are evaluated once per day ([`evaluate`]) and write reminders with
+//! `INSERT ... ON CONFLICT DO NOTHING` on the unique key (rule, target, occasion), so a
+//! reminder exists once whatever the number of instances, restarts or re-runs. Delivery
+//! ([`deliver`]) claims due reminders with one conditional UPDATE, so each `reminderDue`
+//! event is raised by exactly one instance.
+//!
+//! - [`policy`]: standards, rules and cap as data.
+//! - [`calendar`]: holidays. [`templates`]: the message library.
+//! - [`facts`]: who contacted whom, when. [`compliance`]: expected vs done.
+//! - [`rules`]: the daily evaluation. [`cap`]: the frequency cap.
+//! - [`schedule`]: the tick. [`reminders`]: a user's reminders.
+mod calendar;
+mod cap;
+mod compliance;
+mod facts;
+mod policy;
+mod reminders;
+mod rules;
+mod schedule;
+mod templates;
+
+pub use calendar::{add_holiday, delete_holiday, holiday_in, holidays};
+pub use compliance::{Compliance, CustomerCompliance, Expectation, OwnerCompliance, compliance};
+pub use facts::day_start;
+pub use policy::{CarePolicy, FrequencyCap, Rule, Standard, contact_kind, policy, update_policy};
+pub use reminders::{complete, dismiss, my_reminders, snooze};
+pub use rules::{birthday_keys, evaluate};
+pub use schedule::{Tick, deliver, tick};
+pub use templates::{PLACEHOLDERS, render, save_template, templates};

@@ -1,0 +1,214 @@
+//! The care policy: contact standards per tier and role, the reminder rules and the
+//! contact-frequency cap, one row of JSON an admin edits. See `docs/care.md`.
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult, Violations};
+use crate::service::store::{check_version, save, write};
+use entity::enums::{Action, AssigneeRole, ContactKind, InteractionKind, ReminderRule, Resource, Role, Tier};
+use entity::{care_policy, message_template};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// How often a role contacts a tier: `count` contacts of `kind` per `period_days`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Standard {
+    pub tier: Tier,
+    pub role: Role,
+    pub kind: ContactKind,
+    pub count: i32,
+    pub period_days: i32,
+}
+
+impl Standard {
+    /// The longest gap between two contacts that still keeps the standard.
+    pub fn interval_days(&self) -> i64 {
+        (i64::from(self.period_days) / i64::from(self.count.max(1))).max(1)
+    }
+
+    /// Whether an interaction of `kind`, logged by a user of `role` (the owner or not),
+    /// counts toward this standard. The sales-rep level also counts the owner's contacts,
+    /// whatever the owner's role.
+    pub(super) fn counts(&self, kind: InteractionKind, role: Role, by_owner: bool) -> bool {
+        contact_kind(kind) == Some(self.kind) && (role == self.role || (self.role == Role::Sales && by_owner))
+    }
+}
+
+/// The contact kind an interaction counts as (gifts and events count as none).
+pub fn contact_kind(kind: InteractionKind) -> Option<ContactKind> {
+    match kind {
+        InteractionKind::Visit | InteractionKind::Meeting => Some(ContactKind::Visit),
+        InteractionKind::Call => Some(ContactKind::Call),
+        InteractionKind::Sms | InteractionKind::Email | InteractionKind::Wechat => Some(ContactKind::Message),
+        InteractionKind::Gift | InteractionKind::Event => None,
+    }
+}
+
+/// One reminder rule, switchable and retimable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    pub kind: ReminderRule,
+    pub enabled: bool,
+    /// Days after the deal (greeting, survey), days ahead (birthday, holiday); unused by
+    /// the others.
+    pub offset_days: i32,
+    /// Only customers of these tiers; empty: all.
+    pub tiers: Vec<Tier>,
+    /// Counts against the contact-frequency cap.
+    pub promotional: bool,
+    /// Key of the message template.
+    pub template: String,
+    pub assignee: AssigneeRole,
+    /// REPEATED_COMPLAINT: the window and the number of complaints that make it repeated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_days: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<i32>,
+}
+
+/// At most `max_touches` promotional reminders per customer per `days`, except within
+/// `holiday_window_days` of a holiday.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrequencyCap {
+    pub max_touches: i32,
+    pub days: i32,
+    pub holiday_window_days: i32,
+}
+
+/// The care policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CarePolicy {
+    pub standards: Vec<Standard>,
+    pub rules: Vec<Rule>,
+    pub frequency_cap: FrequencyCap,
+    /// Hour of the day (UTC) reminders fall due (default 1, 09:00 China time).
+    pub due_hour_utc: u32,
+}
+
+impl CarePolicy {
+    /// Checks the policy's coherence.
+    ///
+    /// # Errors
+    /// VALIDATION listing every bad field.
+    pub fn validate(&self) -> AppResult<()> {
+        let mut v = Violations::new();
+        let mut seen = HashSet::new();
+        for (i, s) in self.standards.iter().enumerate() {
+            if !(1..=100).contains(&s.count) {
+                v.add(format!("standards[{i}].count"), "must be 1 to 100");
+            }
+            if !(1..=730).contains(&s.period_days) {
+                v.add(format!("standards[{i}].periodDays"), "must be 1 to 730");
+            }
+            if !matches!(s.role, Role::Sales | Role::Manager | Role::Executive) {
+                v.add(format!("standards[{i}].role"), "must be SALES, MANAGER or EXECUTIVE");
+            }
+            if !seen.insert((s.tier, s.role, s.kind)) {
+                v.add(format!("standards[{i}]"), "tier, role and kind repeat an earlier standard");
+            }
+        }
+        let mut kinds = HashSet::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            if !kinds.insert(r.kind) {
+                v.add(format!("rules[{i}].kind"), "each rule appears once");
+            }
+            if !(0..=365).contains(&r.offset_days) {
+                v.add(format!("rules[{i}].offsetDays"), "must be 0 to 365");
+            }
+            if r.template.trim().is_empty() {
+                v.add(format!("rules[{i}].template"), "names a message template");
+            }
+            if r.kind == ReminderRule::RepeatedComplaint {
+                if !(1..=3650).contains(&r.window_days.unwrap_or(90)) {
+                    v.add(format!("rules[{i}].windowDays"), "must be 1 to 3650");
+                }
+                if !(2..=100).contains(&r.min_count.unwrap_or(2)) {
+                    v.add(format!("rules[{i}].minCount"), "must be 2 to 100");
+                }
+            }
+        }
+        if !(1..=100).contains(&self.frequency_cap.max_touches) {
+            v.add("frequencyCap.maxTouches", "must be 1 to 100");
+        }
+        if !(1..=365).contains(&self.frequency_cap.days) {
+            v.add("frequencyCap.days", "must be 1 to 365");
+        }
+        if !(0..=30).contains(&self.frequency_cap.holiday_window_days) {
+            v.add("frequencyCap.holidayWindowDays", "must be 0 to 30");
+        }
+        if self.due_hour_utc > 23 {
+            v.add("dueHourUtc", "must be 0 to 23");
+        }
+        v.into_result()
+    }
+
+    pub fn rule(&self, kind: ReminderRule) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.kind == kind)
+    }
+}
+
+/// The stored care policy and its version.
+pub async fn policy(db: &impl ConnectionTrait) -> AppResult<(CarePolicy, i32)> {
+    let row = care_policy::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::Internal("care policy row is missing".into()))?;
+    let policy = serde_json::from_value(row.policy).map_err(AppError::internal)?;
+    Ok((policy, row.version))
+}
+
+/// Replaces the care policy (admins), refusing a stale version.
+///
+/// # Errors
+/// FORBIDDEN, VALIDATION, CONFLICT.
+pub async fn update_policy(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    new: CarePolicy,
+    version: i32,
+) -> AppResult<(CarePolicy, i32)> {
+    actor.require_all(Resource::Settings, Action::Update)?;
+    new.validate()?;
+    let templates: HashSet<String> =
+        message_template::Entity::find().all(db).await?.into_iter().map(|t| t.key).collect();
+    let mut v = Violations::new();
+    for (i, r) in new.rules.iter().enumerate() {
+        if !templates.contains(&r.template) {
+            v.add(format!("rules[{i}].template"), format!("no message template named {:?}", r.template));
+        }
+    }
+    v.into_result()?;
+    let policy_json = serde_json::to_value(&new).map_err(AppError::internal)?;
+    let saved = write(db, async |txn| {
+        let old = care_policy::Entity::find_by_id(1)
+            .one(txn)
+            .await?
+            .ok_or_else(|| AppError::Internal("care policy row is missing".into()))?;
+        check_version::<care_policy::Entity>(&old, Some(version))?;
+        let am = care_policy::ActiveModel {
+            policy: Set(policy_json),
+            updated_by: Set(Some(actor.id())),
+            ..old.clone().into()
+        };
+        save::<care_policy::Entity>(txn, Some(actor.id()), "update", &old, am).await
+    })
+    .await?;
+    Ok((new, saved.version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_follow_the_visit_table() {
+        let s = Standard { tier: Tier::A, role: Role::Sales, kind: ContactKind::Visit, count: 3, period_days: 30 };
+        assert_eq!(s.interval_days(), 10);
+        assert!(s.counts(InteractionKind::Meeting, Role::Manager, true));
+        assert!(!s.counts(InteractionKind::Call, Role::Sales, true));
+        assert!(!s.counts(InteractionKind::Visit, Role::Service, false));
+    }
+}
