@@ -422,14 +422,17 @@ async fn overdue_contact_repeated_complaints_and_follow_up_compliance() {
     let report = |as_of: NaiveDate, token: String| {
         let app = &app;
         async move {
-            app.ok(
+            let mut report = app.ok(
                 &token,
                 "query($d:Date){followUpCompliance(asOf:$d){asOf totalCustomers owners{ownerId customers expected met overdue contactsLogged complianceRate}
-                  customers(first:10){overdue customer{id name tier} expectations{role kind expected periodDays logged lastContactAt dueBy overdue met}}}}",
+                  customers(first:10){nodes{overdue customer{id name tier} expectations{role kind expected periodDays logged lastContactAt dueBy overdue met}}}}}",
                 json!({"d": as_of.to_string()}),
             )
             .await["followUpCompliance"]
-                .clone()
+                .clone();
+            // The per-customer rows are a connection; the assertions below read its nodes.
+            report["customers"] = report["customers"]["nodes"].clone();
+            report
         }
     };
     // Tier A: the rep visits 3 times a month (every 10 days), calls twice (every 15).
@@ -456,6 +459,28 @@ async fn overdue_contact_repeated_complaints_and_follow_up_compliance() {
     assert_eq!(late["customers"][0]["overdue"], true);
     // Another rep's compliance holds none of these customers.
     assert_eq!(report(today + Duration::days(12), other.clone()).await["totalCustomers"], 0);
+    // The customer rows page like every other connection: counted, with cursors of their own.
+    let page = "query($d:Date,$a:String,$o:Boolean!){followUpCompliance(asOf:$d){customers(first:1,after:$a,overdueOnly:$o){totalCount edges{cursor node{customer{id}}} pageInfo{hasNextPage endCursor}}}}";
+    let late_day = (today + Duration::days(12)).to_string();
+    let first =
+        app.ok(&token, page, json!({"d": late_day, "o": true})).await["followUpCompliance"]["customers"].clone();
+    assert_eq!(first["totalCount"], 1);
+    assert_eq!(first["edges"][0]["node"]["customer"]["id"], big["id"]);
+    assert_eq!(first["pageInfo"]["hasNextPage"], false);
+    let after = first["pageInfo"]["endCursor"].clone();
+    let rest =
+        app.ok(&token, page, json!({"d": late_day, "o": true, "a": after})).await["followUpCompliance"]["customers"]
+            .clone();
+    assert_eq!(rest["edges"], json!([]));
+    let early =
+        app.ok(&token, page, json!({"d": today.to_string(), "o": true})).await["followUpCompliance"]["customers"]
+            .clone();
+    assert_eq!(early["totalCount"], 0, "nothing is overdue on the first day");
+    let foreign = app.ok(&token, "{customers(first:1){pageInfo{endCursor}}}", json!({})).await["customers"]["pageInfo"]
+        ["endCursor"]
+        .clone();
+    let resp = app.gql(Some(&token), page, json!({"d": late_day, "o": false, "a": foreign})).await;
+    assert_eq!(code(&resp), "VALIDATION", "a cursor of another list: {resp}");
     let unknown = app
         .gql(
             Some(&token),

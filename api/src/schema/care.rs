@@ -270,7 +270,7 @@ impl Reminder {
 connection!(ReminderConnection, ReminderEdge, Reminder, "reminders");
 
 /// What one standard expects of a customer and what was done.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct Expectation {
     pub role: Role,
     pub kind: ContactKind,
@@ -288,7 +288,7 @@ pub struct Expectation {
 }
 
 /// A customer's follow-up compliance.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct CustomerCompliance {
     pub customer: Customer,
     pub expectations: Vec<Expectation>,
@@ -349,49 +349,48 @@ impl Compliance {
             })
             .collect())
     }
-    /// Customers in the report, by id; `after` is the last id of the previous page.
+    /// Customers in the report, by id, as a page.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
     async fn customers(
         &self,
         first: Option<i32>,
-        after: Option<ID>,
+        after: Option<String>,
         #[graphql(default)] overdue_only: bool,
-    ) -> Result<Vec<CustomerCompliance>> {
-        let first = crate::service::pagination::page_size(first).gql()? as usize;
-        let after = after.map(|a| parse_id("after", &a)).transpose().gql()?;
-        Ok(self
-            .report
-            .customers
-            .iter()
-            .filter(|c| after.is_none_or(|a| c.customer.id > a))
-            .filter(|c| !overdue_only || c.expectations.iter().any(|e| e.overdue))
-            .take(first)
-            .map(|c| CustomerCompliance {
-                customer: Customer(c.customer.clone()),
-                overdue: c.expectations.iter().any(|e| e.overdue),
-                expectations: c
-                    .expectations
-                    .iter()
-                    .map(|e| Expectation {
-                        role: e.standard.role.into(),
-                        kind: e.standard.kind.into(),
-                        expected: e.standard.count,
-                        period_days: e.standard.period_days,
-                        logged: e.logged,
-                        last_contact_at: e.last_contact,
-                        due_by: Date(e.due_by),
-                        overdue: e.overdue,
-                        met: e.met(),
-                    })
-                    .collect(),
-            })
-            .collect())
+    ) -> Result<CustomerComplianceConnection> {
+        let page = self.report.customer_page(overdue_only, &page_args(first, after)).gql()?;
+        Ok(CustomerComplianceConnection(page.map(customer_compliance)))
     }
     /// Customers in the report.
     async fn total_customers(&self) -> i64 {
         self.report.customers.len() as i64
     }
 }
+
+fn customer_compliance(c: svc::CustomerCompliance) -> CustomerCompliance {
+    let expectations: Vec<Expectation> = c
+        .expectations
+        .iter()
+        .map(|e| Expectation {
+            role: e.standard.role.into(),
+            kind: e.standard.kind.into(),
+            expected: e.standard.count,
+            period_days: e.standard.period_days,
+            logged: e.logged,
+            last_contact_at: e.last_contact,
+            due_by: Date(e.due_by),
+            overdue: e.overdue,
+            met: e.met(),
+        })
+        .collect();
+    CustomerCompliance { customer: Customer(c.customer), overdue: expectations.iter().any(|e| e.overdue), expectations }
+}
+
+connection!(
+    CustomerComplianceConnection,
+    CustomerComplianceEdge,
+    CustomerCompliance,
+    "customer's follow-up compliance"
+);
 
 /// The contact made to complete a reminder (customer and contact come from the reminder).
 #[derive(InputObject)]

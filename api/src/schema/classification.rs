@@ -4,13 +4,11 @@ use super::customer::Customer;
 use super::enums::Tier;
 use super::error::ResultExt;
 use crate::error::AppError;
-use crate::service::classification::{self as svc, Policy, Reason};
+use crate::service::classification::{self as svc, Policy};
 use crate::service::money;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::enums::{Action, Resource};
 use entity::{classification_history, classification_run};
-use sea_orm::EntityTrait;
 
 /// How customers are graded. Amounts are in the base currency.
 pub struct ClassificationPolicy(pub Policy, pub i32);
@@ -226,20 +224,13 @@ pub struct ClassificationQuery;
 impl ClassificationQuery {
     /// The classification policy (anyone who reads reports or settings).
     async fn classification_policy(&self, ctx: &Context<'_>) -> Result<ClassificationPolicy> {
-        let actor = actor(ctx)?;
-        if !actor.grant(Resource::Report, Action::Read).allowed()
-            && !actor.grant(Resource::Settings, Action::Read).allowed()
-        {
-            return Err(AppError::Forbidden("your role may not read the classification policy".into())).gql();
-        }
-        let (p, v) = svc::policy(db(ctx)).await.gql()?;
+        let (p, v) = svc::read_policy(db(ctx), actor(ctx)?).await.gql()?;
         Ok(ClassificationPolicy(p, v))
     }
 
     /// Exchange rates to the base currency.
     async fn exchange_rates(&self, ctx: &Context<'_>) -> Result<Vec<ExchangeRate>> {
-        actor(ctx)?;
-        let rows = entity::exchange_rate::Entity::find().all(db(ctx)).await.map_err(AppError::from).gql()?;
+        let rows = svc::exchange_rates(db(ctx), actor(ctx)?).await.gql()?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -249,8 +240,7 @@ impl ClassificationQuery {
         ctx: &Context<'_>,
         #[graphql(default = 10)] first: i32,
     ) -> Result<Vec<ClassificationRun>> {
-        actor(ctx)?.require_all(Resource::Settings, Action::Read).gql()?;
-        let rows = svc::runs(db(ctx), first.clamp(1, 100) as u64).await.gql()?;
+        let rows = svc::runs(db(ctx), actor(ctx)?, first.clamp(1, 100)).await.gql()?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }
@@ -284,9 +274,7 @@ impl ClassificationMutation {
     /// Reclassifies every customer in the background (admins); poll `classificationRuns`.
     /// CONFLICT while a pass runs.
     async fn reclassify_all(&self, ctx: &Context<'_>) -> Result<ClassificationRun> {
-        let actor = actor(ctx)?;
-        actor.require_all(Resource::Settings, Action::Update).gql()?;
-        svc::start_full_pass(db(ctx), Reason::Reclassify, Some(actor.id())).await.map(Into::into).gql()
+        svc::reclassify_all(db(ctx), actor(ctx)?).await.map(Into::into).gql()
     }
 
     /// Sets a manual tier that wins over the computed one until removed with `tier: null`

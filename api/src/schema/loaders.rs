@@ -4,15 +4,13 @@ use super::department::Department;
 use super::user::User;
 use crate::auth::Actor;
 use crate::error::AppError;
+use crate::service::pagination::{Cursor, SortValue};
 use crate::service::record::{self, CustomerRecord};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ErrorExtensions, Result};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use entity::enums::{Action, Resource};
 use entity::{customer, deal_line_item, department, user};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -144,7 +142,7 @@ impl Loader<UserKey> for Loaders {
     type Error = LoadError;
     async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, user::Model>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = user::Entity::find().filter(user::Column::Id.is_in(ids)).all(&self.db).await.map_err(err)?;
+        let rows = crate::service::user::by_ids(&self.db, ids).await.map_err(err)?;
         Ok(rows.into_iter().map(|r| (UserKey(r.id), r)).collect())
     }
 }
@@ -154,8 +152,7 @@ impl Loader<DepartmentKey> for Loaders {
     type Error = LoadError;
     async fn load(&self, keys: &[DepartmentKey]) -> Result<HashMap<DepartmentKey, department::Model>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows =
-            department::Entity::find().filter(department::Column::Id.is_in(ids)).all(&self.db).await.map_err(err)?;
+        let rows = crate::service::department::by_ids(&self.db, ids).await.map_err(err)?;
         Ok(rows.into_iter().map(|r| (DepartmentKey(r.id), r)).collect())
     }
 }
@@ -166,13 +163,7 @@ impl Loader<CustomerKey> for Loaders {
     async fn load(&self, keys: &[CustomerKey]) -> Result<HashMap<CustomerKey, customer::Model>, LoadError> {
         let actor = self.actor()?;
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = customer::Entity::find()
-            .filter(customer::Column::Id.is_in(ids))
-            .filter(customer::Column::DeletedAt.is_null())
-            .filter(actor.customer_condition(Resource::Customer, Action::Read))
-            .all(&self.db)
-            .await
-            .map_err(err)?;
+        let rows = crate::service::customer::readable_by_ids(&self.db, actor, ids).await.map_err(err)?;
         Ok(rows.into_iter().map(|r| (CustomerKey(r.id), r)).collect())
     }
 }
@@ -218,13 +209,7 @@ impl<E: CustomerRecord> Loader<RecordKey<E>> for Loaders {
     async fn load(&self, keys: &[RecordKey<E>]) -> Result<HashMap<RecordKey<E>, E::Model>, LoadError> {
         let actor = self.actor()?;
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = E::find()
-            .filter(E::id_column().is_in(ids))
-            .filter(E::deleted_column().is_null())
-            .filter(record::read_condition::<E>(actor))
-            .all(&self.db)
-            .await
-            .map_err(err)?;
+        let rows = record::readable_by_ids::<E>(&self.db, actor, ids).await.map_err(err)?;
         Ok(rows.into_iter().map(|r| (RecordKey::new(E::id(&r)), r)).collect())
     }
 }
@@ -286,19 +271,21 @@ pub async fn contact(ctx: &Context<'_>, id: Uuid) -> Result<Option<super::contac
         .map_err(unshare)
 }
 
+/// Nested lists are ordered newest first: (created_at, id) descending.
+const NESTED_ORDER: &str = "createdAt-,id-";
+
 /// Cursor of a nested list: the (created_at, id) of the last row.
-pub fn nested_cursor(at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::json!({ "n": [at, id] }).to_string())
+fn nested_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    Cursor::After { v: vec![SortValue::Time(at)], i: id, o: NESTED_ORDER.into() }.encode()
 }
 
 /// Reads a nested-list cursor.
-pub fn parse_nested_cursor(s: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| serde_json::from_value::<(DateTime<Utc>, Uuid)>(v.get("n")?.clone()).ok())
-        .ok_or_else(|| AppError::invalid("after", "not a cursor of this list"))
+fn parse_nested_cursor(s: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
+    let (v, id) = Cursor::keyset(s, NESTED_ORDER, 1)?;
+    match v.as_slice() {
+        [SortValue::Time(at)] => Ok((*at, id)),
+        _ => Err(AppError::invalid("after", "not a cursor of this list")),
+    }
 }
 
 /// A customer's records of type `E` as a page: batched rows and a batched, lazy count.

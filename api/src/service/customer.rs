@@ -332,6 +332,20 @@ pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResul
         .ok_or(AppError::NotFound("customer"))
 }
 
+/// The live customers among `ids` that the caller may read, for batched loads.
+pub async fn readable_by_ids(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    ids: Vec<Uuid>,
+) -> AppResult<Vec<customer::Model>> {
+    Ok(customer::Entity::find()
+        .filter(Column::Id.is_in(ids))
+        .filter(Column::DeletedAt.is_null())
+        .filter(actor.customer_condition(Resource::Customer, Action::Read))
+        .all(db)
+        .await?)
+}
+
 /// Lists the customers the caller may read that match the query; the trash with `deleted`.
 ///
 /// # Errors

@@ -83,3 +83,8 @@ pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<department::Model>> 
 pub async fn get(db: &DatabaseConnection, id: Uuid) -> AppResult<department::Model> {
     department::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("department"))
 }
+
+/// Departments by id, for batched loads.
+pub async fn by_ids(db: &DatabaseConnection, ids: Vec<Uuid>) -> AppResult<Vec<department::Model>> {
+    Ok(department::Entity::find().filter(department::Column::Id.is_in(ids)).all(db).await?)
+}

@@ -3,12 +3,10 @@
 //! candidates and organizations with too few contacts.
 use super::classification::{self, Rates};
 use super::now;
-use super::pagination::page_size;
+use super::pagination::{Cursor, page_size};
 use super::sql::sum_when;
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Datelike, Duration, NaiveDate};
 use entity::enums::{Action, CustomerKind, DealStage, Resource, Tier};
 use entity::{contact, customer, deal, deal_line_item, feedback};
@@ -41,19 +39,11 @@ pub struct KeyPage {
 }
 
 fn offset_of(after: Option<&str>) -> AppResult<u64> {
-    match after {
-        None => Ok(0),
-        Some(c) => URL_SAFE_NO_PAD
-            .decode(c)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("rank:").and_then(|n| n.parse().ok()))
-            .ok_or_else(|| AppError::invalid("after", "not a cursor of this list")),
-    }
+    after.map_or(Ok(0), |c| Cursor::rank(c).map(|n| n as u64))
 }
 
 fn cursor(rank: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("rank:{rank}"))
+    Cursor::Rank(rank).encode()
 }
 
 fn col(table: &str, column: &str) -> Expr {

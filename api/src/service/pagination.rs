@@ -40,14 +40,53 @@ impl SortValue {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct CursorData {
-    /// Sort values, in `orderBy` order.
-    v: Vec<SortValue>,
-    /// Id of the row.
-    i: Uuid,
-    /// Fingerprint of the ordering, so a cursor is not reused with another `orderBy`.
-    o: String,
+/// What a cursor points at. Every connection of the API encodes its cursors this way
+/// ([`Cursor::encode`], opaque base64url JSON) and refuses one that is not its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Cursor {
+    /// After a row of a keyset order: its sort values, its id, and the order's
+    /// fingerprint, so a cursor cannot be replayed against another `orderBy`.
+    After { v: Vec<SortValue>, i: Uuid, o: String },
+    /// After a rank of a computed ranking (the key lists).
+    Rank(i64),
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// # Errors
+    /// VALIDATION (`after`) for anything this API did not hand out.
+    pub fn decode(s: &str) -> AppResult<Cursor> {
+        URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| AppError::invalid("after", "not a cursor returned by this API"))
+    }
+
+    /// The position a keyset cursor holds for the order `fingerprint` of `keys` sort keys.
+    ///
+    /// # Errors
+    /// VALIDATION when it is not a cursor of that order.
+    pub fn keyset(s: &str, fingerprint: &str, keys: usize) -> AppResult<(Vec<SortValue>, Uuid)> {
+        match Cursor::decode(s)? {
+            Cursor::After { v, i, o } if o == fingerprint && v.len() == keys => Ok((v, i)),
+            _ => Err(AppError::invalid("after", "cursor belongs to another list or ordering")),
+        }
+    }
+
+    /// The rank a ranking cursor holds.
+    ///
+    /// # Errors
+    /// VALIDATION when it is not a ranking cursor.
+    pub fn rank(s: &str) -> AppResult<i64> {
+        match Cursor::decode(s)? {
+            Cursor::Rank(n) if n >= 0 => Ok(n),
+            _ => Err(AppError::invalid("after", "not a cursor of this list")),
+        }
+    }
 }
 
 /// Requested page.
@@ -149,11 +188,8 @@ where
 
     let mut query = select;
     if let Some(after) = &args.after {
-        let cursor = decode_cursor(after)?;
-        if cursor.o != fingerprint || cursor.v.len() != keys.len() {
-            return Err(AppError::invalid("after", "cursor belongs to another ordering"));
-        }
-        query = query.filter(after_condition(keys, id_column, &cursor));
+        let (values, id) = Cursor::keyset(after, &fingerprint, keys.len())?;
+        query = query.filter(after_condition(keys, id_column, &values, id));
     }
     for key in keys {
         query = query.order_by(key.column, if key.descending { Order::Desc } else { Order::Asc });
@@ -166,12 +202,12 @@ where
     let edges = rows
         .into_iter()
         .map(|row| {
-            let data = CursorData {
+            let cursor = Cursor::After {
                 v: keys.iter().map(|k| (k.value)(&row)).collect(),
                 i: id_of(&row),
                 o: fingerprint.clone(),
             };
-            (encode_cursor(&data), row)
+            (cursor.encode(), row)
         })
         .collect();
     Ok(Page { edges, has_next_page, has_previous_page: args.after.is_some(), total_count })
@@ -179,33 +215,26 @@ where
 
 /// Rows strictly after the cursor in (keys..., id) order:
 /// (k1 > v1) or (k1 = v1 and k2 > v2) or ... or (all equal and id > last id).
-fn after_condition<E: EntityTrait>(keys: &[SortKey<E>], id_column: E::Column, cursor: &CursorData) -> Condition {
+fn after_condition<E: EntityTrait>(
+    keys: &[SortKey<E>],
+    id_column: E::Column,
+    values: &[SortValue],
+    id: Uuid,
+) -> Condition {
     let mut any = Condition::any();
     for i in 0..=keys.len() {
         let mut all = Condition::all();
-        for (key, value) in keys.iter().zip(&cursor.v).take(i) {
+        for (key, value) in keys.iter().zip(values).take(i) {
             all = all.add(Expr::col(key.column).eq(value.expr()));
         }
         if let Some(key) = keys.get(i) {
             let col = Expr::col(key.column);
-            let value = cursor.v[i].expr();
+            let value = values[i].expr();
             all = all.add(if key.descending { col.lt(value) } else { col.gt(value) });
         } else {
-            all = all.add(id_column.gt(cursor.i));
+            all = all.add(id_column.gt(id));
         }
         any = any.add(all);
     }
     any
-}
-
-fn encode_cursor(data: &CursorData) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(data).unwrap_or_default())
-}
-
-fn decode_cursor(s: &str) -> AppResult<CursorData> {
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| AppError::invalid("after", "not a cursor returned by this API"))
 }

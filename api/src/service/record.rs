@@ -74,6 +74,20 @@ pub async fn list<E: CustomerRecord>(
     paginate(db, q, &keys, E::id_column(), E::id, &query.page).await
 }
 
+/// The live records among `ids` that the caller may read, for batched loads.
+pub async fn readable_by_ids<E: CustomerRecord>(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    ids: Vec<Uuid>,
+) -> AppResult<Vec<E::Model>> {
+    Ok(E::find()
+        .filter(E::id_column().is_in(ids))
+        .filter(E::deleted_column().is_null())
+        .filter(read_condition::<E>(actor))
+        .all(db)
+        .await?)
+}
+
 /// Checks that the caller may add a record of `E` to a customer: NOT_FOUND if the
 /// customer is not readable, FORBIDDEN if the create scope does not cover it.
 pub async fn check_parent<E: CustomerRecord>(

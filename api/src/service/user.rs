@@ -277,3 +277,9 @@ pub async fn by_email(db: &DatabaseConnection, email: &str) -> AppResult<user::M
         .await?
         .ok_or(AppError::NotFound("user"))
 }
+
+/// Staff by id, for batched loads: names and departments of staff are visible to every
+/// colleague (owners, handlers, authors of records they may read).
+pub async fn by_ids(db: &DatabaseConnection, ids: Vec<Uuid>) -> AppResult<Vec<user::Model>> {
+    Ok(user::Entity::find().filter(user::Column::Id.is_in(ids)).all(db).await?)
+}

@@ -20,8 +20,8 @@ pub use facts::{cutoffs, fact_statements, facts};
 use grading::cutoffs_of;
 pub use grading::{Facts, Grades, RfmCutoffs, grade};
 pub use incremental::{history, recompute, set_override};
-pub use pass::{create_run, daily_pass, run_full_pass, runs, start_full_pass};
-pub use policy::{Policy, Rates, policy, rates, set_rate, update_policy};
+pub use pass::{create_run, daily_pass, reclassify_all, run_full_pass, runs, start_full_pass};
+pub use policy::{Policy, Rates, exchange_rates, policy, rates, read_policy, set_rate, update_policy};
 
 /// Why a classification changed (stored with history rows and runs).
 pub use entity::enums::ClassificationReason as Reason;

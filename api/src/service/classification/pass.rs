@@ -2,11 +2,13 @@
 //! with its run (progress, status) recorded; on demand, after a policy change, and daily.
 use super::bulk::{BulkStore, Change, Postgres, Sqlite, diff, write_changes};
 use super::{Reason, cutoffs_of, facts, policy, rates};
+use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use crate::service::store::write;
 use crate::service::{new_id, now};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::RunStatus;
+use entity::enums::{Action, Resource};
 use entity::{classification_run, customer};
 use sea_orm::DatabaseBackend;
 use sea_orm::sea_query::Expr;
@@ -259,11 +261,27 @@ async fn set_progress(
     Ok(())
 }
 
-/// Recent runs, newest first.
-pub async fn runs(db: &DatabaseConnection, limit: u64) -> AppResult<Vec<classification_run::Model>> {
+/// Starts a full pass on request (admins).
+///
+/// # Errors
+/// FORBIDDEN; CONFLICT while a pass runs.
+pub async fn reclassify_all(db: &DatabaseConnection, actor: &Actor) -> AppResult<classification_run::Model> {
+    actor.require_all(Resource::Settings, Action::Update)?;
+    start_full_pass(db, Reason::Reclassify, Some(actor.id())).await
+}
+
+/// Recent runs, newest first (admins).
+///
+/// # Errors
+/// FORBIDDEN; VALIDATION for a `limit` outside 1 to 100.
+pub async fn runs(db: &DatabaseConnection, actor: &Actor, limit: i32) -> AppResult<Vec<classification_run::Model>> {
+    actor.require_all(Resource::Settings, Action::Read)?;
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::invalid("first", "must be between 1 and 100"));
+    }
     Ok(classification_run::Entity::find()
         .order_by_desc(classification_run::Column::StartedAt)
-        .limit(limit)
+        .limit(limit as u64)
         .all(db)
         .await?)
 }

@@ -7,7 +7,7 @@ use crate::service::now;
 use crate::service::store::{check_version, save, write};
 use entity::enums::{Action, Resource};
 use entity::{classification_policy, exchange_rate};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -138,6 +138,25 @@ pub async fn policy(db: &impl ConnectionTrait) -> AppResult<(Policy, i32)> {
         }
         None => Ok((Policy::default(), 0)),
     }
+}
+
+/// The policy as a caller may read it: roles that read reports or settings.
+///
+/// # Errors
+/// FORBIDDEN.
+pub async fn read_policy(db: &DatabaseConnection, actor: &Actor) -> AppResult<(Policy, i32)> {
+    if !actor.grant(Resource::Report, Action::Read).allowed()
+        && !actor.grant(Resource::Settings, Action::Read).allowed()
+    {
+        return Err(AppError::Forbidden("your role may not read the classification policy".into()));
+    }
+    policy(db).await
+}
+
+/// Exchange rates to the base currency, by currency (any staff member: they explain the
+/// amounts they see).
+pub async fn exchange_rates(db: &DatabaseConnection, _actor: &Actor) -> AppResult<Vec<exchange_rate::Model>> {
+    Ok(exchange_rate::Entity::find().order_by_asc(exchange_rate::Column::Currency).all(db).await?)
 }
 
 /// The stored exchange rates.
