@@ -1,13 +1,12 @@
 //! Contact type, inputs, filters, queries and mutations.
 use super::common::{
-    Date, DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, list_query,
-    parse_id,
+    Date, DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, parse_id,
 };
 use super::customer::{Customer, patch};
 use super::enums::{ContactRole, Gender};
 use super::error::ResultExt;
+use super::record::{record_queries, record_trash};
 use crate::service::contact::{self as svc, ContactPatch, NewContact, SortField};
-use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::contact::{self};
@@ -156,37 +155,17 @@ pub struct UpdateContactInput {
     pub notes: MaybeUndefined<String>,
 }
 
-#[derive(Default)]
-pub struct ContactQuery;
-
-#[Object]
-impl ContactQuery {
-    /// A contact you may read (NOT_FOUND otherwise).
-    async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Contact>> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        record::get::<contact::Entity>(db(ctx), actor, id).await.map(|c| Some(Contact(c))).gql()
-    }
-
-    /// Contacts you may read; `deleted: true` lists the trash.
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn contacts(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        filter: Option<ContactFilter>,
-        order_by: Option<Vec<ContactOrder>>,
-        #[graphql(default)] deleted: bool,
-    ) -> Result<ContactConnection> {
-        let actor = actor(ctx)?;
-        let order =
-            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
-        let query = list_query(first, after, filter, order.collect(), deleted).gql()?;
-        let page = record::list::<entity::contact::Entity>(db(ctx), actor, &query).await.gql()?;
-        Ok(ContactConnection(page.map(Contact)))
-    }
-}
+record_queries!(
+    ContactQuery,
+    contact,
+    contacts,
+    Contact,
+    ContactConnection,
+    ContactFilter,
+    ContactOrder,
+    "A contact you may read (NOT_FOUND otherwise).",
+    "Contacts you may read; `deleted: true` lists the trash."
+);
 
 #[derive(Default)]
 pub struct ContactMutation;
@@ -236,18 +215,14 @@ impl ContactMutation {
         };
         svc::update(db(ctx), actor, id, input.version, p).await.map(Contact).gql()
     }
-
-    /// Moves a contact to the trash.
-    async fn delete_contact(&self, ctx: &Context<'_>, id: ID, version: Option<i32>) -> Result<Contact> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        record::delete::<contact::Entity>(db(ctx), actor, id, version).await.map(Contact).gql()
-    }
-
-    /// Restores a contact from the trash.
-    async fn restore_contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        record::restore::<contact::Entity>(db(ctx), actor, id).await.map(Contact).gql()
-    }
 }
+
+record_trash!(
+    ContactTrash,
+    contact,
+    Contact,
+    delete_contact,
+    restore_contact,
+    "Moves a contact to the trash.",
+    "Restores a contact from the trash."
+);

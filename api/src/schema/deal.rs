@@ -1,14 +1,14 @@
 //! Deal and line-item types, inputs, filters, queries and mutations.
 use super::common::{
     Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor,
-    connection, db, list_query, parse_id, sees_amounts,
+    connection, db, parse_id, sees_amounts,
 };
 use super::customer::{Customer, patch};
 use super::enums::DealStage;
 use super::error::ResultExt;
+use super::record::{record_queries, record_trash};
 use super::user::User;
 use crate::service::deal::{self as svc, DealPatch, LineItemInput, NewDeal, SortField};
-use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::deal::{self};
@@ -207,37 +207,17 @@ pub struct UpdateDealInput {
     pub line_items: Option<Vec<LineItemInputObject>>,
 }
 
-#[derive(Default)]
-pub struct DealQuery;
-
-#[Object]
-impl DealQuery {
-    /// A deal you may read (NOT_FOUND otherwise).
-    async fn deal(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Deal>> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        record::get::<deal::Entity>(db(ctx), actor, id).await.map(|d| Some(Deal(d))).gql()
-    }
-
-    /// Deals you may read, newest first by default; `deleted: true` lists the trash.
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn deals(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        filter: Option<DealFilter>,
-        order_by: Option<Vec<DealOrder>>,
-        #[graphql(default)] deleted: bool,
-    ) -> Result<DealConnection> {
-        let actor = actor(ctx)?;
-        let order =
-            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
-        let query = list_query(first, after, filter, order.collect(), deleted).gql()?;
-        let page = record::list::<entity::deal::Entity>(db(ctx), actor, &query).await.gql()?;
-        Ok(DealConnection(page.map(Deal)))
-    }
-}
+record_queries!(
+    DealQuery,
+    deal,
+    deals,
+    Deal,
+    DealConnection,
+    DealFilter,
+    DealOrder,
+    "A deal you may read (NOT_FOUND otherwise).",
+    "Deals you may read, newest first by default; `deleted: true` lists the trash."
+);
 
 #[derive(Default)]
 pub struct DealMutation;
@@ -277,18 +257,14 @@ impl DealMutation {
         };
         svc::update(db(ctx), actor, id, input.version, p).await.map(Deal).gql()
     }
-
-    /// Moves a deal to the trash.
-    async fn delete_deal(&self, ctx: &Context<'_>, id: ID, version: Option<i32>) -> Result<Deal> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        svc::delete(db(ctx), actor, id, version).await.map(Deal).gql()
-    }
-
-    /// Restores a deal from the trash.
-    async fn restore_deal(&self, ctx: &Context<'_>, id: ID) -> Result<Deal> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        svc::restore(db(ctx), actor, id).await.map(Deal).gql()
-    }
 }
+
+record_trash!(
+    DealTrash,
+    deal,
+    Deal,
+    delete_deal,
+    restore_deal,
+    "Moves a deal to the trash.",
+    "Restores a deal from the trash."
+);

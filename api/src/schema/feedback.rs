@@ -1,14 +1,12 @@
 //! Feedback type, inputs, filters, queries and mutations.
-use super::common::{
-    DateTimeFilter, EnumFilter, IdFilter, IntFilter, SortDirection, actor, connection, db, list_query, parse_id,
-};
+use super::common::{DateTimeFilter, EnumFilter, IdFilter, IntFilter, SortDirection, actor, connection, db, parse_id};
 use super::contact::Contact;
 use super::customer::{Customer, patch};
 use super::enums::{FeedbackChannel, FeedbackKind, FeedbackStatus};
 use super::error::ResultExt;
+use super::record::{record_queries, record_trash};
 use super::user::User;
 use crate::service::feedback::{self as svc, FeedbackPatch, NewFeedback, SortField};
-use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::feedback::{self};
@@ -150,37 +148,17 @@ pub struct UpdateFeedbackInput {
     pub resolution: MaybeUndefined<String>,
 }
 
-#[derive(Default)]
-pub struct FeedbackQuery;
-
-#[Object]
-impl FeedbackQuery {
-    /// One feedback record you may read (NOT_FOUND otherwise).
-    async fn feedback(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Feedback>> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        record::get::<feedback::Entity>(db(ctx), actor, id).await.map(|c| Some(Feedback(c))).gql()
-    }
-
-    /// Feedback you may read, newest first by default; `deleted: true` lists the trash.
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn feedbacks(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        filter: Option<FeedbackFilter>,
-        order_by: Option<Vec<FeedbackOrder>>,
-        #[graphql(default)] deleted: bool,
-    ) -> Result<FeedbackConnection> {
-        let actor = actor(ctx)?;
-        let order =
-            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
-        let query = list_query(first, after, filter, order.collect(), deleted).gql()?;
-        let page = record::list::<entity::feedback::Entity>(db(ctx), actor, &query).await.gql()?;
-        Ok(FeedbackConnection(page.map(Feedback)))
-    }
-}
+record_queries!(
+    FeedbackQuery,
+    feedback,
+    feedbacks,
+    Feedback,
+    FeedbackConnection,
+    FeedbackFilter,
+    FeedbackOrder,
+    "One feedback record you may read (NOT_FOUND otherwise).",
+    "Feedback you may read, newest first by default; `deleted: true` lists the trash."
+);
 
 #[derive(Default)]
 pub struct FeedbackMutation;
@@ -224,18 +202,14 @@ impl FeedbackMutation {
         };
         svc::update(db(ctx), actor, id, input.version, p).await.map(Feedback).gql()
     }
-
-    /// Moves feedback to the trash.
-    async fn delete_feedback(&self, ctx: &Context<'_>, id: ID, version: Option<i32>) -> Result<Feedback> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        record::delete::<feedback::Entity>(db(ctx), actor, id, version).await.map(Feedback).gql()
-    }
-
-    /// Restores feedback from the trash.
-    async fn restore_feedback(&self, ctx: &Context<'_>, id: ID) -> Result<Feedback> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        record::restore::<feedback::Entity>(db(ctx), actor, id).await.map(Feedback).gql()
-    }
 }
+
+record_trash!(
+    FeedbackTrash,
+    feedback,
+    Feedback,
+    delete_feedback,
+    restore_feedback,
+    "Moves feedback to the trash.",
+    "Restores feedback from the trash."
+);

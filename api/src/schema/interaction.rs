@@ -1,14 +1,14 @@
 //! Interaction (activity log) type, filters, list and create.
 use super::common::{
-    Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, SortDirection, actor, connection, db, list_query, parse_id,
+    Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, SortDirection, actor, connection, db, parse_id,
 };
 use super::contact::Contact;
 use super::customer::Customer;
 use super::enums::{Direction, InteractionKind};
 use super::error::ResultExt;
+use super::record::record_queries;
 use super::user::User;
 use crate::service::interaction::{self as svc, NewInteraction, SortField};
-use crate::service::record;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::interaction::{self};
@@ -116,36 +116,18 @@ pub struct CreateInteractionInput {
     pub next_follow_up_on: Option<Date>,
 }
 
-#[derive(Default)]
-pub struct InteractionQuery;
-
-#[Object]
-impl InteractionQuery {
-    /// An interaction you may read (NOT_FOUND otherwise).
-    async fn interaction(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Interaction>> {
-        let actor = actor(ctx)?;
-        let id = parse_id("id", &id).gql()?;
-        record::get::<interaction::Entity>(db(ctx), actor, id).await.map(|c| Some(Interaction(c))).gql()
-    }
-
-    /// The activity log you may read, newest first by default.
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
-    async fn interactions(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        filter: Option<InteractionFilter>,
-        order_by: Option<Vec<InteractionOrder>>,
-    ) -> Result<InteractionConnection> {
-        let actor = actor(ctx)?;
-        let order =
-            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
-        let query = list_query(first, after, filter, order.collect(), false).gql()?;
-        let page = record::list::<entity::interaction::Entity>(db(ctx), actor, &query).await.gql()?;
-        Ok(InteractionConnection(page.map(Interaction)))
-    }
-}
+record_queries!(
+    InteractionQuery,
+    interaction,
+    interactions,
+    Interaction,
+    InteractionConnection,
+    InteractionFilter,
+    InteractionOrder,
+    "An interaction you may read (NOT_FOUND otherwise).",
+    "The activity log you may read, newest first by default.",
+    no_trash
+);
 
 #[derive(Default)]
 pub struct InteractionMutation;

@@ -12,6 +12,7 @@ pub mod feedback;
 pub mod interaction;
 pub mod keylists;
 pub mod loaders;
+pub mod record;
 pub mod reports;
 pub mod user;
 
@@ -42,8 +43,11 @@ pub struct Mutation(
     department::DepartmentMutation,
     customer::CustomerMutation,
     contact::ContactMutation,
+    contact::ContactTrash,
     deal::DealMutation,
+    deal::DealTrash,
     feedback::FeedbackMutation,
+    feedback::FeedbackTrash,
     interaction::InteractionMutation,
     classification::ClassificationMutation,
     care::CareMutation,

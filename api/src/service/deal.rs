@@ -3,7 +3,7 @@ use super::classification::{self, Reason};
 use super::filter::{Field, Kind};
 use super::list::Listing;
 use super::pagination::{SortKey, SortValue};
-use super::record::{self, check_parent, load_for};
+use super::record::{check_parent, load_for};
 use super::store::{save, write};
 use super::{Patch, audit, money, new_id, now, optional_text, required_text};
 use crate::auth::Actor;
@@ -14,7 +14,8 @@ use entity::deal::{self, Column};
 use entity::deal_line_item as line;
 use entity::enums::{Action, DealStage};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -314,30 +315,10 @@ fn reason(before: Option<DealStage>, after: DealStage) -> Reason {
     }
 }
 
-/// Soft-deletes a deal and reclassifies its customer in the same transaction.
-///
-/// # Errors
-/// NOT_FOUND, FORBIDDEN, CONFLICT.
-pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid, version: Option<i32>) -> AppResult<deal::Model> {
-    write(db, async |txn| {
-        let d = record::delete_in::<deal::Entity>(txn, actor, id, version).await?;
-        classification::recompute(txn, d.customer_id, Reason::DealChanged, Some(actor.id())).await?;
-        Ok(d)
-    })
-    .await
-}
-
-/// Restores a deal and reclassifies its customer in the same transaction.
-///
-/// # Errors
-/// NOT_FOUND, FORBIDDEN.
-pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<deal::Model> {
-    write(db, async |txn| {
-        let d = record::restore_in::<deal::Entity>(txn, actor, id).await?;
-        classification::recompute(txn, d.customer_id, Reason::DealChanged, Some(actor.id())).await?;
-        Ok(d)
-    })
-    .await
+/// Regrades a deal's customer after the deal went to or came back from the trash
+/// (`service/record.rs` moves it, in the same transaction).
+pub(super) async fn after_trash(txn: &DatabaseTransaction, actor: &Actor, row: &deal::Model) -> AppResult<()> {
+    classification::recompute(txn, row.customer_id, Reason::DealChanged, Some(actor.id())).await
 }
 
 /// Line items of several deals, in entry order, in one query.

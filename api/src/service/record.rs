@@ -34,6 +34,14 @@ pub trait CustomerRecord: Versioned + Listing {
 
     /// Sets or clears deleted_at.
     fn set_deleted(am: &mut Self::ActiveModel, at: Option<DateTime<Utc>>);
+
+    /// What else moving the record to or from the trash changes, in the same
+    /// transaction: a deal's customer is regraded; the others change nothing.
+    fn after_trash(
+        txn: &DatabaseTransaction,
+        actor: &Actor,
+        row: &Self::Model,
+    ) -> impl Future<Output = AppResult<()>> + Send;
 }
 
 fn not_found<E: CustomerRecord>() -> AppError {
@@ -174,7 +182,9 @@ pub async fn delete_in<E: CustomerRecord>(
     let old = load_for::<E>(txn, actor, id, Action::Delete, false, version).await?;
     let mut am = old.clone().into_active_model();
     E::set_deleted(&mut am, Some(now()));
-    save::<E>(txn, Some(actor.id()), "delete", &old, am).await
+    let new = save::<E>(txn, Some(actor.id()), "delete", &old, am).await?;
+    E::after_trash(txn, actor, &new).await?;
+    Ok(new)
 }
 
 /// Restores a soft-deleted record.
@@ -190,7 +200,9 @@ pub async fn restore_in<E: CustomerRecord>(txn: &DatabaseTransaction, actor: &Ac
     let old = load_for::<E>(txn, actor, id, Action::Delete, true, None).await?;
     let mut am = old.clone().into_active_model();
     E::set_deleted(&mut am, None);
-    save::<E>(txn, Some(actor.id()), "restore", &old, am).await
+    let new = save::<E>(txn, Some(actor.id()), "restore", &old, am).await?;
+    E::after_trash(txn, actor, &new).await?;
+    Ok(new)
 }
 
 /// The first `first + 1` live, readable records of each customer, newest first,
@@ -256,6 +268,9 @@ pub async fn count_per_customer<E: CustomerRecord>(
 /// Implements [`CustomerRecord`] for an entity with the shared column names.
 macro_rules! customer_record {
     ($module:ident, $resource:expr) => {
+        customer_record!($module, $resource, nothing_else);
+    };
+    ($module:ident, $resource:expr, $after_trash:path) => {
         impl CustomerRecord for entity::$module::Entity {
             const RESOURCE: Resource = $resource;
             fn id_column() -> Self::Column {
@@ -282,11 +297,21 @@ macro_rules! customer_record {
             fn set_deleted(am: &mut Self::ActiveModel, at: Option<DateTime<Utc>>) {
                 am.deleted_at = sea_orm::Set(at);
             }
+            async fn after_trash(txn: &DatabaseTransaction, actor: &Actor, row: &Self::Model) -> AppResult<()> {
+                $after_trash(txn, actor, row).await
+            }
         }
     };
 }
 
 customer_record!(contact, Resource::Contact);
-customer_record!(deal, Resource::Deal);
+// A deal in the trash no longer counts toward its customer's grades (and counts again
+// when restored).
+customer_record!(deal, Resource::Deal, super::deal::after_trash);
+
+/// The trash hook of records whose trash changes nothing else.
+async fn nothing_else<M>(_txn: &DatabaseTransaction, _actor: &Actor, _row: &M) -> AppResult<()> {
+    Ok(())
+}
 customer_record!(feedback, Resource::Feedback);
 customer_record!(interaction, Resource::Interaction);
