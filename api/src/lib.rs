@@ -9,6 +9,7 @@ pub mod schema;
 pub mod service;
 pub mod shutdown;
 pub mod state;
+pub mod telemetry;
 pub mod ws;
 
 use auth::JwtKeys;

@@ -61,13 +61,7 @@ enum UserCommand {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
-        )
-        .init();
+    api::telemetry::init();
     if let Err(message) = run(Cli::parse()).await {
         eprintln!("error: {message}");
         std::process::exit(1);

@@ -1,4 +1,4 @@
-//! The default role permissions of SPEC section 3, as data an admin can change later.
+//! The default role permissions (`docs/access.md`), as data an admin can change later.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

@@ -74,7 +74,7 @@ enum Customer {
     ClassifiedAt,
 }
 
-/// The default policy (SPEC section 4; thresholds in base-currency minor units).
+/// The default policy (`docs/classification.md`; thresholds in base-currency minor units).
 const DEFAULT_POLICY: &str = r#"{
   "baseCurrency": "CNY",
   "tierAMinor": 8000000,

@@ -75,7 +75,7 @@ enum Customer {
     Id,
 }
 
-/// The default policy: seed 001's visit table (SPEC section 5) and seed 003's rules.
+/// The default policy: seed 001's visit table and seed 003's rules (`docs/care.md`).
 /// The table's director and executive rows both fall to the executive role (the closer
 /// cadence, the director's, is kept); "when promising" has no cadence and is left out.
 const DEFAULT_POLICY: &str = r#"{

@@ -1,4 +1,4 @@
-//! The access matrix of SPEC section 3: roles x actions x records, every cell asserted,
+//! The access matrix of `docs/access.md`: roles x actions x records, every cell asserted,
 //! and list results equal to what per-id reads allow.
 use crate::helpers::*;
 use serde_json::{Value, json};

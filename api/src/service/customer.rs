@@ -19,7 +19,7 @@ use sea_orm::{
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-/// Main categories shipped by default (SPEC 2).
+/// Main categories shipped by default (`docs/README.md`, the data).
 pub const CATEGORIES: &[&str] = &["retail", "vip", "supplier", "competitor", "partner", "other"];
 
 /// The category a customer gets when none is given.

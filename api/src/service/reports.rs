@@ -1,4 +1,4 @@
-//! Reports for BI tools (SPEC section 4): aggregates only, never a personal field, within
+//! Reports for BI tools (`docs/classification.md`): aggregates only, never a personal field, within
 //! the caller's report scope (a manager's department subtree, a rep's own customers).
 use super::classification;
 use super::list::Listing;

@@ -101,6 +101,56 @@ pub async fn save<E: Versioned>(
     Ok(new)
 }
 
+/// A setting kept as one row of JSON that admins replace whole (the care and the
+/// classification policy).
+pub trait PolicyRow: Versioned {
+    /// The row, by its key.
+    fn row() -> Condition;
+    /// Sets the policy and who set it.
+    fn set(am: &mut Self::ActiveModel, policy: serde_json::Value, by: Uuid);
+}
+
+/// Replaces a policy row if `version` is still current, with its audit row.
+///
+/// # Errors
+/// CONFLICT (stale version), INTERNAL when the row is missing.
+pub async fn replace_policy<E: PolicyRow>(
+    db: &DatabaseConnection,
+    actor_id: Uuid,
+    policy: serde_json::Value,
+    version: i32,
+) -> AppResult<E::Model> {
+    write(db, async |txn| {
+        let old = E::find()
+            .filter(E::row())
+            .one(txn)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("{} row is missing", E::NAME).into()))?;
+        check_version::<E>(&old, Some(version))?;
+        let mut am = old.clone().into_active_model();
+        E::set(&mut am, policy, actor_id);
+        save::<E>(txn, Some(actor_id), "update", &old, am).await
+    })
+    .await
+}
+
+macro_rules! policy_row {
+    ($module:ident) => {
+        impl PolicyRow for entity::$module::Entity {
+            fn row() -> Condition {
+                Condition::all().add(entity::$module::Column::Id.eq(1))
+            }
+            fn set(am: &mut Self::ActiveModel, policy: serde_json::Value, by: Uuid) {
+                am.policy = sea_orm::Set(policy);
+                am.updated_by = sea_orm::Set(Some(by));
+            }
+        }
+    };
+}
+
+policy_row!(care_policy);
+policy_row!(classification_policy);
+
 /// Implements [`Versioned`] for an entity with `version` and `updated_at` columns:
 /// `versioned!(module, "table", KeyColumn => key_field, audit id of a row)`.
 macro_rules! versioned {

@@ -2,10 +2,10 @@
 //! contact-frequency cap, one row of JSON an admin edits. See `docs/care.md`.
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
-use crate::service::store::{check_version, save, write};
+use crate::service::store::replace_policy;
 use entity::enums::{Action, AssigneeRole, ContactKind, InteractionKind, ReminderRule, Resource, Role, Tier};
 use entity::{care_policy, message_template};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -182,20 +182,7 @@ pub async fn update_policy(
     }
     v.into_result()?;
     let policy_json = serde_json::to_value(&new).map_err(AppError::internal)?;
-    let saved = write(db, async |txn| {
-        let old = care_policy::Entity::find_by_id(1)
-            .one(txn)
-            .await?
-            .ok_or_else(|| AppError::Internal("care policy row is missing".into()))?;
-        check_version::<care_policy::Entity>(&old, Some(version))?;
-        let am = care_policy::ActiveModel {
-            policy: Set(policy_json),
-            updated_by: Set(Some(actor.id())),
-            ..old.clone().into()
-        };
-        save::<care_policy::Entity>(txn, Some(actor.id()), "update", &old, am).await
-    })
-    .await?;
+    let saved = replace_policy::<care_policy::Entity>(db, actor.id(), policy_json, version).await?;
     Ok((new, saved.version))
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The columns of a customer that grading reads: no need to fetch whole rows. SQLite
-/// reads them as JSON objects keyed by column ([`read_batch_sqlite`]).
+/// reads them as JSON objects keyed by column (`Sqlite::read_batch`).
 #[derive(Debug, Clone, sea_orm::DerivePartialModel, Deserialize)]
 #[sea_orm(entity = "customer::Entity")]
 pub(super) struct Graded {
@@ -26,7 +26,7 @@ pub(super) struct Graded {
 }
 
 /// The computed columns of a customer row, as stored; the fields are named after the
-/// columns (SQLite reads and writes them as JSON objects, see [`write_grades_sqlite`]).
+/// columns (SQLite reads and writes them as JSON objects, see `Sqlite::write_grades`).
 #[derive(Debug, Clone, PartialEq, sea_orm::DerivePartialModel, Serialize, Deserialize)]
 #[sea_orm(entity = "customer::Entity")]
 pub(super) struct Stored {
@@ -227,14 +227,64 @@ impl BulkStore for Sqlite {
     /// what an API writer may wait) share them.
     const BATCH: u64 = 50_000;
 
+    /// SQLite: the next `limit` live customers after `after`, read as one JSON document. The
+    /// driver copies every value of every row between threads: reading a million customers a
+    /// row at a time took 9 s, most of it there.
     async fn read_batch(txn: &DatabaseTransaction, after: Option<Uuid>, limit: u64) -> AppResult<Vec<Graded>> {
-        read_batch_sqlite(txn, after, limit).await
+        let fields: Vec<String> = STORED_COLUMNS.iter().map(|c| format!("'{c}', {c}")).collect();
+        let mut b = Binds::new(txn);
+        let after = match after {
+            Some(id) => format!(" AND id > {}", b.bind(id)),
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT json_group_array(json_object('id', hex(id), 'tier_override', tier_override, {})) AS batch \
+             FROM (SELECT id, tier_override, {} FROM customer WHERE deleted_at IS NULL{after} ORDER BY id LIMIT {})",
+            fields.join(", "),
+            STORED_COLUMNS.join(", "),
+            b.bind(limit as i64)
+        );
+        let row = txn
+            .query_one_raw(b.statement(sql))
+            .await?
+            .ok_or_else(|| AppError::Internal("an aggregate returned no row".into()))?;
+        let doc: String = row.try_get("", "batch")?;
+        let mut batch: Vec<Graded> = serde_json::from_str(&doc).map_err(AppError::internal)?;
+        // The aggregate keeps the subquery's order in practice; the keyset needs it for certain.
+        batch.sort_unstable_by_key(|c| c.id);
+        Ok(batch)
     }
 
+    /// SQLite: one UPDATE per 10,000 customers whose new grades arrive as one JSON document,
+    /// unpacked by `jsonb_each`. Binding 17 values a customer cost more than the update itself:
+    /// the driver copies each value, so two bound values a statement are much cheaper.
+    /// (`jsonb_each` and `unhex` need SQLite 3.45; the bundled library is 3.51.)
     async fn write_grades(db: &impl ConnectionTrait, changes: &[Change], at: DateTime<Utc>) -> AppResult<()> {
-        write_grades_sqlite(db, changes, at).await
+        #[derive(Serialize)]
+        struct Row<'a> {
+            id: String,
+            #[serde(flatten)]
+            new: &'a Stored,
+        }
+        let sets: Vec<String> = STORED_COLUMNS.iter().map(|c| format!("{c} = v.{c}")).collect();
+        let fields: Vec<String> = STORED_COLUMNS.iter().map(|c| format!("value ->> '{c}' AS {c}")).collect();
+        for chunk in changes.chunks(SQLITE_CHUNK) {
+            let rows: Vec<Row> = chunk.iter().map(|c| Row { id: c.id.simple().to_string(), new: &c.new }).collect();
+            let doc = serde_json::to_string(&rows).map_err(AppError::internal)?;
+            let mut b = Binds::new(db);
+            let sql = format!(
+                "UPDATE customer SET {}, classified_at = {} FROM (SELECT unhex(value ->> 'id') AS id, {} FROM jsonb_each({})) AS v WHERE customer.id = v.id",
+                sets.join(", "),
+                b.bind(at),
+                fields.join(", "),
+                b.bind(doc),
+            );
+            db.execute_raw(b.statement(sql)).await?;
+        }
+        Ok(())
     }
 
+    /// The history rows as one JSON document per statement, like the grades.
     async fn write_history(
         db: &impl ConnectionTrait,
         history: &[&HistoryRow],
@@ -242,7 +292,24 @@ impl BulkStore for Sqlite {
         actor: Option<Uuid>,
         at: DateTime<Utc>,
     ) -> AppResult<()> {
-        write_history_sqlite(db, history, reason, actor, at).await
+        for chunk in history.chunks(SQLITE_CHUNK) {
+            let rows: Vec<(String, String, &str, &str, &str)> = chunk
+                .iter()
+                .map(|h| (new_id().simple().to_string(), h.customer.simple().to_string(), h.field, h.from, h.to))
+                .collect();
+            let doc = serde_json::to_string(&rows).map_err(AppError::internal)?;
+            let mut b = Binds::new(db);
+            let sql = format!(
+                "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) \
+                 SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3, value ->> 4, {}, {}, {} FROM jsonb_each({})",
+                b.bind(reason.as_str()),
+                b.bind(actor),
+                b.bind(at),
+                b.bind(doc)
+            );
+            db.execute_raw(b.statement(sql)).await?;
+        }
+        Ok(())
     }
 }
 
@@ -260,10 +327,31 @@ impl BulkStore for Postgres {
         Ok(q.lock_exclusive().into_partial_model::<Graded>().all(txn).await?)
     }
 
+    /// PostgreSQL: one UPDATE ... FROM (VALUES ...) per 1,000 customers (17 parameters each).
     async fn write_grades(db: &impl ConnectionTrait, changes: &[Change], at: DateTime<Utc>) -> AppResult<()> {
-        write_grades_postgres(db, changes, at).await
+        let sets: Vec<String> =
+            STORED_COLUMNS.iter().chain(["classified_at"].iter()).map(|c| format!("{c} = v.{c}")).collect();
+        let columns = format!("id, {}, classified_at", STORED_COLUMNS.join(", "));
+        for chunk in changes.chunks(1000) {
+            let mut b = Binds::new(db);
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|c| {
+                    let values = std::iter::once(Value::from(c.id)).chain(c.new.values()).chain([Value::from(at)]);
+                    format!("({})", b.bind_all(values))
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE customer SET {} FROM (VALUES {}) AS v({columns}) WHERE customer.id = v.id",
+                sets.join(", "),
+                rows.join(", ")
+            );
+            db.execute_raw(b.statement(sql)).await?;
+        }
+        Ok(())
     }
 
+    /// One multi-row INSERT per 2,000 history rows (8 parameters a row).
     async fn write_history(
         db: &impl ConnectionTrait,
         history: &[&HistoryRow],
@@ -271,156 +359,36 @@ impl BulkStore for Postgres {
         actor: Option<Uuid>,
         at: DateTime<Utc>,
     ) -> AppResult<()> {
-        write_history_postgres(db, history, reason, actor, at).await
+        for chunk in history.chunks(2000) {
+            let mut b = Binds::new(db);
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|h| {
+                    let values: [Value; 8] = [
+                        new_id().into(),
+                        h.customer.into(),
+                        h.field.into(),
+                        h.from.into(),
+                        h.to.into(),
+                        reason.as_str().into(),
+                        actor.into(),
+                        at.into(),
+                    ];
+                    format!("({})", b.bind_all(values))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) VALUES {}",
+                rows.join(", ")
+            );
+            db.execute_raw(b.statement(sql)).await?;
+        }
+        Ok(())
     }
 }
 
 /// Rows per statement of the SQLite bulk writes (each statement carries one JSON document).
 const SQLITE_CHUNK: usize = 10_000;
-
-/// SQLite: one UPDATE per 10,000 customers whose new grades arrive as one JSON document,
-/// unpacked by `jsonb_each`. Binding 17 values a customer cost more than the update itself:
-/// the driver copies each value, so two bound values a statement are much cheaper.
-/// (`jsonb_each` and `unhex` need SQLite 3.45; the bundled library is 3.51.)
-async fn write_grades_sqlite(db: &impl ConnectionTrait, changes: &[Change], at: DateTime<Utc>) -> AppResult<()> {
-    #[derive(Serialize)]
-    struct Row<'a> {
-        id: String,
-        #[serde(flatten)]
-        new: &'a Stored,
-    }
-    let sets: Vec<String> = STORED_COLUMNS.iter().map(|c| format!("{c} = v.{c}")).collect();
-    let fields: Vec<String> = STORED_COLUMNS.iter().map(|c| format!("value ->> '{c}' AS {c}")).collect();
-    for chunk in changes.chunks(SQLITE_CHUNK) {
-        let rows: Vec<Row> = chunk.iter().map(|c| Row { id: c.id.simple().to_string(), new: &c.new }).collect();
-        let doc = serde_json::to_string(&rows).map_err(AppError::internal)?;
-        let mut b = Binds::new(db);
-        let sql = format!(
-            "UPDATE customer SET {}, classified_at = {} FROM (SELECT unhex(value ->> 'id') AS id, {} FROM jsonb_each({})) AS v WHERE customer.id = v.id",
-            sets.join(", "),
-            b.bind(at),
-            fields.join(", "),
-            b.bind(doc),
-        );
-        db.execute_raw(b.statement(sql)).await?;
-    }
-    Ok(())
-}
-
-/// PostgreSQL: one UPDATE ... FROM (VALUES ...) per 1,000 customers (17 parameters each).
-async fn write_grades_postgres(db: &impl ConnectionTrait, changes: &[Change], at: DateTime<Utc>) -> AppResult<()> {
-    let sets: Vec<String> =
-        STORED_COLUMNS.iter().chain(["classified_at"].iter()).map(|c| format!("{c} = v.{c}")).collect();
-    let columns = format!("id, {}, classified_at", STORED_COLUMNS.join(", "));
-    for chunk in changes.chunks(1000) {
-        let mut b = Binds::new(db);
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|c| {
-                let values = std::iter::once(Value::from(c.id)).chain(c.new.values()).chain([Value::from(at)]);
-                format!("({})", b.bind_all(values))
-            })
-            .collect();
-        let sql = format!(
-            "UPDATE customer SET {} FROM (VALUES {}) AS v({columns}) WHERE customer.id = v.id",
-            sets.join(", "),
-            rows.join(", ")
-        );
-        db.execute_raw(b.statement(sql)).await?;
-    }
-    Ok(())
-}
-
-/// SQLite: the history rows as one JSON document per statement, like the grades.
-async fn write_history_sqlite(
-    db: &impl ConnectionTrait,
-    history: &[&HistoryRow],
-    reason: Reason,
-    actor: Option<Uuid>,
-    at: DateTime<Utc>,
-) -> AppResult<()> {
-    for chunk in history.chunks(SQLITE_CHUNK) {
-        let rows: Vec<(String, String, &str, &str, &str)> = chunk
-            .iter()
-            .map(|h| (new_id().simple().to_string(), h.customer.simple().to_string(), h.field, h.from, h.to))
-            .collect();
-        let doc = serde_json::to_string(&rows).map_err(AppError::internal)?;
-        let mut b = Binds::new(db);
-        let sql = format!(
-            "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) \
-             SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3, value ->> 4, {}, {}, {} FROM jsonb_each({})",
-            b.bind(reason.as_str()),
-            b.bind(actor),
-            b.bind(at),
-            b.bind(doc)
-        );
-        db.execute_raw(b.statement(sql)).await?;
-    }
-    Ok(())
-}
-
-/// PostgreSQL: one multi-row INSERT per 2,000 history rows (8 parameters a row).
-async fn write_history_postgres(
-    db: &impl ConnectionTrait,
-    history: &[&HistoryRow],
-    reason: Reason,
-    actor: Option<Uuid>,
-    at: DateTime<Utc>,
-) -> AppResult<()> {
-    for chunk in history.chunks(2000) {
-        let mut b = Binds::new(db);
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|h| {
-                let values: [Value; 8] = [
-                    new_id().into(),
-                    h.customer.into(),
-                    h.field.into(),
-                    h.from.into(),
-                    h.to.into(),
-                    reason.as_str().into(),
-                    actor.into(),
-                    at.into(),
-                ];
-                format!("({})", b.bind_all(values))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO classification_history (id, customer_id, field, from_value, to_value, reason, actor_id, at) VALUES {}",
-            rows.join(", ")
-        );
-        db.execute_raw(b.statement(sql)).await?;
-    }
-    Ok(())
-}
-
-/// SQLite: the next `limit` live customers after `after`, read as one JSON document. The
-/// driver copies every value of every row between threads: reading a million customers a
-/// row at a time took 9 s, most of it there.
-async fn read_batch_sqlite(txn: &impl ConnectionTrait, after: Option<Uuid>, limit: u64) -> AppResult<Vec<Graded>> {
-    let fields: Vec<String> = STORED_COLUMNS.iter().map(|c| format!("'{c}', {c}")).collect();
-    let mut b = Binds::new(txn);
-    let after = match after {
-        Some(id) => format!(" AND id > {}", b.bind(id)),
-        None => String::new(),
-    };
-    let sql = format!(
-        "SELECT json_group_array(json_object('id', hex(id), 'tier_override', tier_override, {})) AS batch \
-         FROM (SELECT id, tier_override, {} FROM customer WHERE deleted_at IS NULL{after} ORDER BY id LIMIT {})",
-        fields.join(", "),
-        STORED_COLUMNS.join(", "),
-        b.bind(limit as i64)
-    );
-    let row = txn
-        .query_one_raw(b.statement(sql))
-        .await?
-        .ok_or_else(|| AppError::Internal("an aggregate returned no row".into()))?;
-    let doc: String = row.try_get("", "batch")?;
-    let mut batch: Vec<Graded> = serde_json::from_str(&doc).map_err(AppError::internal)?;
-    // The aggregate keeps the subquery's order in practice; the keyset needs it for certain.
-    batch.sort_unstable_by_key(|c| c.id);
-    Ok(batch)
-}
 
 #[cfg(test)]
 mod tests {

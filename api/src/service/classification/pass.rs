@@ -36,13 +36,6 @@ pub async fn start_full_pass(
     tokio::spawn(async move {
         if let Err(e) = run_full_pass(&db, run_id, reason, actor, now().date_naive()).await {
             tracing::error!(error = %e, run = %run_id, "reclassification failed");
-            let _ = classification_run::Entity::update_many()
-                .col_expr(classification_run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
-                .col_expr(classification_run::Column::Error, Expr::value(e.to_string()))
-                .col_expr(classification_run::Column::FinishedAt, Expr::value(now()))
-                .filter(classification_run::Column::Id.eq(run_id))
-                .exec(&db)
-                .await;
         }
     });
     Ok(run)
@@ -91,10 +84,25 @@ pub async fn run_full_pass(
     actor: Option<Uuid>,
     as_of: NaiveDate,
 ) -> AppResult<()> {
-    match db.get_database_backend() {
+    let result = match db.get_database_backend() {
         DatabaseBackend::Postgres => full_pass::<Postgres>(db, run_id, reason, actor, as_of).await,
         _ => full_pass::<Sqlite>(db, run_id, reason, actor, as_of).await,
+    };
+    if let Err(e) = &result {
+        // A run left RUNNING would refuse every other pass for hours: record the failure,
+        // whoever started the pass (a request, a policy change, the daily scheduler).
+        let marked = classification_run::Entity::update_many()
+            .col_expr(classification_run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
+            .col_expr(classification_run::Column::Error, Expr::value(e.to_string()))
+            .col_expr(classification_run::Column::FinishedAt, Expr::value(now()))
+            .filter(classification_run::Column::Id.eq(run_id))
+            .exec(db)
+            .await;
+        if let Err(mark) = marked {
+            tracing::error!(error = %mark, run = %run_id, "cannot mark the run as failed");
+        }
     }
+    result
 }
 
 /// Where a pass spends its time, logged when it ends (the benchmark's breakdown).

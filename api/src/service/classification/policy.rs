@@ -4,7 +4,7 @@ use super::{Reason, start_full_pass};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use crate::service::now;
-use crate::service::store::{check_version, save, write};
+use crate::service::store::{replace_policy, write};
 use entity::enums::{Action, Resource};
 use entity::{classification_policy, exchange_rate};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// The classification policy (defaults from SPEC section 4). Amounts are minor units of
+/// The classification policy (defaults from `docs/classification.md`). Amounts are minor units of
 /// the base currency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -178,20 +178,7 @@ pub async fn update_policy(
     actor.require_all(Resource::Settings, Action::Update)?;
     new.validate()?;
     let policy_json = serde_json::to_value(&new).map_err(AppError::internal)?;
-    let saved = write(db, async |txn| {
-        let old = classification_policy::Entity::find_by_id(1)
-            .one(txn)
-            .await?
-            .ok_or_else(|| AppError::Internal("classification policy row is missing".into()))?;
-        check_version::<classification_policy::Entity>(&old, Some(version))?;
-        let am = classification_policy::ActiveModel {
-            policy: Set(policy_json),
-            updated_by: Set(Some(actor.id())),
-            ..old.clone().into()
-        };
-        save::<classification_policy::Entity>(txn, Some(actor.id()), "update", &old, am).await
-    })
-    .await?;
+    let saved = replace_policy::<classification_policy::Entity>(db, actor.id(), policy_json, version).await?;
     if let Err(e) = start_full_pass(db, Reason::PolicyChange, Some(actor.id())).await {
         tracing::warn!(error = %e, "policy saved; reclassification not started");
     }
