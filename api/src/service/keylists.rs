@@ -4,13 +4,13 @@
 use super::classification::{self, Rates};
 use super::now;
 use super::pagination::{Cursor, page_size};
-use super::sql::sum_when;
+use super::sql::{count_all, sum_when};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use chrono::{Datelike, Duration, NaiveDate};
 use entity::enums::{Action, CustomerKind, DealStage, Resource, Tier};
 use entity::{contact, customer, deal, deal_line_item, feedback};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -72,10 +72,8 @@ async fn run(
     let limit = page_size(first)?;
     let offset = offset_of(after)?;
     let backend = db.get_database_backend();
-    let count_stmt = Query::select()
-        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-        .from_subquery(query.clone(), Alias::new("l"))
-        .to_owned();
+    let count_stmt =
+        Query::select().expr_as(count_all(), Alias::new("n")).from_subquery(query.clone(), Alias::new("l")).to_owned();
     let total = match db.query_one_raw(backend.build(&count_stmt)).await? {
         Some(row) => row.try_get::<i64>("", "n")? as u64,
         None => 0,
@@ -117,7 +115,7 @@ pub async fn gold(
     }
     let backend = db.get_database_backend();
     let buyers = Query::select()
-        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .expr_as(count_all(), Alias::new("n"))
         .from(customer::Entity)
         .and_where(customer::Column::DeletedAt.is_null())
         .and_where(customer::Column::RevenueMinor.gt(0))
@@ -183,7 +181,7 @@ pub async fn complaining(
         .unwrap_or_else(now);
     let complaints = Query::select()
         .column(feedback::Column::CustomerId)
-        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .expr_as(count_all(), Alias::new("n"))
         .from(feedback::Entity)
         .and_where(feedback::Column::Kind.eq(entity::enums::FeedbackKind::Complaint))
         .and_where(feedback::Column::DeletedAt.is_null())
@@ -217,7 +215,10 @@ pub async fn cross_sell(
     let from = now().date_naive() - Duration::days(policy.window_days);
     let lines = Query::select()
         .expr_as(Expr::col((deal::Entity, deal::Column::CustomerId)), Alias::new("customer_id"))
-        .expr_as(Expr::cust("COUNT(DISTINCT deal_line_item.product)"), Alias::new("n"))
+        .expr_as(
+            Func::count_distinct(Expr::col((deal_line_item::Entity, deal_line_item::Column::Product))),
+            Alias::new("n"),
+        )
         .from(deal_line_item::Entity)
         .inner_join(
             deal::Entity,
@@ -254,12 +255,12 @@ pub async fn few_contacts(
 ) -> AppResult<KeyPage> {
     let contacts = Query::select()
         .column(contact::Column::CustomerId)
-        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .expr_as(count_all(), Alias::new("n"))
         .from(contact::Entity)
         .and_where(contact::Column::DeletedAt.is_null())
         .group_by_col(contact::Column::CustomerId)
         .to_owned();
-    let n = Expr::cust("COALESCE(m.n, 0)");
+    let n: Expr = Func::coalesce([Expr::col((Alias::new("m"), Alias::new("n"))), Expr::val(0)]).into();
     let q = scoped(actor)
         .expr_as(n.clone(), Alias::new("n"))
         .join_subquery(

@@ -10,7 +10,7 @@ use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
 use entity::customer;
 use entity::enums::{Action, Resource};
-use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, Order, Query, WindowStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
@@ -225,9 +225,15 @@ pub async fn first_per_customer<E: CustomerRecord>(
                 .add(Condition::all().add(E::created_column().eq(at)).add(E::id_column().lt(id))),
         );
     }
-    let inner = inner
-        .expr_as(Expr::cust("ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY created_at DESC, id DESC)"), "rn")
-        .into_query();
+    let mut inner = inner.into_query();
+    inner.expr_window_as(
+        Func::cust(Alias::new("ROW_NUMBER")),
+        WindowStatement::partition_by(E::customer_column())
+            .order_by(E::created_column(), Order::Desc)
+            .order_by(E::id_column(), Order::Desc)
+            .to_owned(),
+        Alias::new("rn"),
+    );
     let outer = Query::select()
         .column(Asterisk)
         .from_subquery(inner, Alias::new("ranked"))

@@ -2,12 +2,13 @@
 //! the caller's report scope (a manager's department subtree, a rep's own customers).
 use super::classification;
 use super::list::Listing;
+use super::sql::{bigint, count_all, sum_when};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{Action, Resource};
 use entity::{classification_history, customer, deal, feedback, interaction, user};
-use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, Func, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -135,9 +136,10 @@ pub async fn classification_report(
         for (i, d) in group_by.iter().enumerate() {
             q = q.column_as(d.column(), format!("k{i}")).group_by(d.column());
         }
-        q = q
-            .column_as(Expr::cust("COUNT(*)"), "n")
-            .column_as(Expr::cust("CAST(COALESCE(SUM(revenue_minor), 0) AS BIGINT)"), "revenue");
+        q = q.column_as(count_all(), "n").column_as(
+            bigint(Func::coalesce([Func::sum(Expr::col(customer::Column::RevenueMinor)).into(), Expr::val(0)])),
+            "revenue",
+        );
         let stmt = sea_orm::QueryTrait::build(&q, db.get_database_backend());
         for row in db.query_all_raw(stmt).await? {
             let mut keys = Vec::with_capacity(group_by.len());
@@ -299,6 +301,38 @@ pub struct StaffRow {
     pub revenue_won: i64,
 }
 
+/// A callback: an outbound call to a customer who had already bought (a won deal closed
+/// on or before the call).
+fn callback() -> Condition {
+    use sea_orm::sea_query::ExprTrait;
+    let d = Alias::new("d");
+    let bought = Query::select()
+        .expr(Expr::val(1))
+        .from_as(deal::Entity, d.clone())
+        .and_where(
+            Expr::col((d.clone(), deal::Column::CustomerId))
+                .equals((interaction::Entity, interaction::Column::CustomerId)),
+        )
+        .and_where(Expr::col((d.clone(), deal::Column::Stage)).eq(entity::enums::DealStage::Won.as_str()))
+        .and_where(Expr::col((d.clone(), deal::Column::DeletedAt)).is_null())
+        .and_where(Expr::col((d.clone(), deal::Column::ActualCloseDate)).is_not_null())
+        .and_where(
+            Expr::col((d, deal::Column::ActualCloseDate))
+                .lte(Expr::col((interaction::Entity, interaction::Column::OccurredAt))),
+        )
+        .to_owned();
+    Condition::all()
+        .add(
+            Expr::col((interaction::Entity, interaction::Column::Kind))
+                .eq(entity::enums::InteractionKind::Call.as_str()),
+        )
+        .add(
+            Expr::col((interaction::Entity, interaction::Column::Direction))
+                .eq(entity::enums::Direction::Outbound.as_str()),
+        )
+        .add(Expr::exists(bought))
+}
+
 /// Calls, visits, messages, callbacks and deals won per user between two dates (inclusive).
 ///
 /// # Errors
@@ -345,16 +379,8 @@ pub async fn staff_activity(
         let q = Query::select()
             .column(interaction::Column::UserId)
             .column(interaction::Column::Kind)
-            .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-            .expr_as(
-                Expr::cust(
-                    "SUM(CASE WHEN interaction.kind = 'CALL' AND interaction.direction = 'OUTBOUND' AND EXISTS (\
-                       SELECT 1 FROM deal d WHERE d.customer_id = interaction.customer_id AND d.stage = 'WON' \
-                       AND d.deleted_at IS NULL AND d.actual_close_date IS NOT NULL \
-                       AND d.actual_close_date <= interaction.occurred_at) THEN 1 ELSE 0 END)",
-                ),
-                Alias::new("callbacks"),
-            )
+            .expr_as(count_all(), Alias::new("n"))
+            .expr_as(sum_when(callback(), 1), Alias::new("callbacks"))
             .from(interaction::Entity)
             .and_where(interaction::Column::UserId.is_in(chunk.to_vec()))
             .and_where(interaction::Column::DeletedAt.is_null())
@@ -385,8 +411,8 @@ pub async fn staff_activity(
         let q: SelectStatement = Query::select()
             .column(deal::Column::OwnerId)
             .column(deal::Column::Currency)
-            .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-            .expr_as(Expr::cust("CAST(SUM(amount_minor) AS BIGINT)"), Alias::new("total"))
+            .expr_as(count_all(), Alias::new("n"))
+            .expr_as(bigint(Func::sum(Expr::col(deal::Column::AmountMinor))), Alias::new("total"))
             .from(deal::Entity)
             .and_where(deal::Column::OwnerId.is_in(chunk.to_vec()))
             .and_where(deal::Column::Stage.eq(entity::enums::DealStage::Won))

@@ -48,6 +48,11 @@ pub fn bigint(expr: impl Into<Expr>) -> Expr {
     Func::cast_as(expr, Alias::new("BIGINT")).into()
 }
 
+/// `COUNT(*)`.
+pub fn count_all() -> Expr {
+    Func::count(Expr::col(sea_orm::sea_query::Asterisk)).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
