@@ -111,41 +111,48 @@ async fn users_are_read_listed_and_updated_by_admins_only() {
 }
 
 /// Eight admins send an update with the version they all read: exactly one applies, the
-/// other seven get CONFLICT, on SQLite and on PostgreSQL.
+/// other seven get CONFLICT, on SQLite and on PostgreSQL. Ten rounds, each on the version
+/// the previous one left: a check-then-write without a version guard lets several apply
+/// whenever two transactions overlap.
 #[tokio::test]
 async fn concurrent_updates_of_one_user_apply_once() {
     let app = TestApp::spawn().await;
     let dept = app.create_department("总部销售", None).await;
     let (id, _) = app.create_user("wang.fang@example.com", "SALES", &dept).await;
-    let mut tasks = Vec::new();
-    for n in 0..8 {
-        let client = app.client.clone();
-        let url = app.url("/graphql");
-        let token = app.admin_token.clone();
-        let body =
-            json!({"query": UPDATE_USER, "variables": {"i": {"id": id, "version": 1, "name": format!("王芳{n}")}}});
-        tasks.push(tokio::spawn(async move {
-            let resp: Value =
-                client.post(url).bearer_auth(token).json(&body).send().await.unwrap().json().await.unwrap();
-            resp
-        }));
-    }
-    let mut applied = Vec::new();
-    let mut conflicts = 0;
-    for task in tasks {
-        let resp = task.await.unwrap();
-        match resp.get("errors") {
-            None => applied.push(resp["data"]["updateUser"]["name"].as_str().unwrap().to_string()),
-            Some(_) => {
-                assert_eq!(code(&resp), "CONFLICT", "{resp}");
-                conflicts += 1;
+    for round in 0..10 {
+        let version = round + 1;
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let mut tasks = Vec::new();
+        for n in 0..8 {
+            let client = app.client.clone();
+            let url = app.url("/graphql");
+            let token = app.admin_token.clone();
+            let start = start.clone();
+            let body = json!({"query": UPDATE_USER, "variables": {"i": {"id": id, "version": version, "name": format!("王芳{round}-{n}")}}});
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                let resp: Value =
+                    client.post(url).bearer_auth(token).json(&body).send().await.unwrap().json().await.unwrap();
+                resp
+            }));
+        }
+        let mut applied = Vec::new();
+        let mut conflicts = 0;
+        for task in tasks {
+            let resp = task.await.unwrap();
+            match resp.get("errors") {
+                None => applied.push(resp["data"]["updateUser"]["name"].as_str().unwrap().to_string()),
+                Some(_) => {
+                    assert_eq!(code(&resp), "CONFLICT", "{resp}");
+                    conflicts += 1;
+                }
             }
         }
+        assert_eq!((applied.len(), conflicts), (1, 7), "round {round}: {applied:?}");
+        let data = app.ok(&app.admin_token, "query($id:ID!){user(id:$id){name version}}", json!({"id": id})).await;
+        assert_eq!(data["user"], json!({"name": applied[0], "version": version + 1}));
     }
-    assert_eq!((applied.len(), conflicts), (1, 7));
-    let data = app.ok(&app.admin_token, "query($id:ID!){user(id:$id){name version}}", json!({"id": id})).await;
-    assert_eq!(data["user"], json!({"name": applied[0], "version": 2}));
-    assert_eq!(app.audit_count(&id).await, 2, "create + the one update");
+    assert_eq!(app.audit_count(&id).await, 11, "create + one update a round");
 }
 
 #[tokio::test]
