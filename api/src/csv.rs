@@ -40,7 +40,7 @@ fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str>
 
 fn date(params: &HashMap<String, String>, name: &str) -> AppResult<NaiveDate> {
     let raw = param(params, name).ok_or_else(|| AppError::invalid(name, "is required (YYYY-MM-DD)"))?;
-    NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| AppError::invalid(name, "must be a date YYYY-MM-DD"))
+    crate::service::parse_date(raw).map_err(|m| AppError::invalid(name, m))
 }
 
 fn list<T>(params: &HashMap<String, String>, name: &str, parse: impl Fn(&str) -> Option<T>) -> AppResult<Vec<T>> {

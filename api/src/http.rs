@@ -66,6 +66,84 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Ac
     Actor::load(&state.db, user_id).await.map(Some)
 }
 
+/// Deepest nesting of brackets in a query text, and of lists and objects in its variables.
+/// async-graphql parses and coerces input values recursively before any of its limits
+/// apply (`limit_depth` counts selections, not values), so a deeply nested filter or list
+/// literal would overflow the worker's stack and abort the process. Real operations stay
+/// far below: the deepest filter (and/or 5 levels) with 12 levels of selections is ~30.
+const MAX_QUERY_NESTING: usize = 64;
+const MAX_VARIABLE_NESTING: usize = 32;
+
+/// Why a request nests too deep to be parsed safely, if it does (HTTP and WebSocket).
+pub(crate) fn too_deep(request: &async_graphql::Request) -> Option<String> {
+    if query_nesting(&request.query) > MAX_QUERY_NESTING {
+        return Some(format!("the query nests brackets more than {MAX_QUERY_NESTING} levels deep"));
+    }
+    let mut stack: Vec<(&async_graphql::Value, usize)> = request.variables.values().map(|v| (v, 1)).collect();
+    while let Some((value, depth)) = stack.pop() {
+        if depth > MAX_VARIABLE_NESTING {
+            return Some(format!("variables nest more than {MAX_VARIABLE_NESTING} levels deep"));
+        }
+        match value {
+            async_graphql::Value::List(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            async_graphql::Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The deepest nesting of `{`, `[` and `(` in GraphQL text, outside strings and comments.
+fn query_nesting(query: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = query.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '[' | '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                // A block string `"""..."""` or a plain string with `\` escapes.
+                let block = chars.peek() == Some(&'"') && {
+                    chars.next();
+                    chars.peek() == Some(&'"')
+                };
+                if block {
+                    chars.next();
+                    let mut quotes = 0;
+                    for c in chars.by_ref() {
+                        quotes = if c == '"' { quotes + 1 } else { 0 };
+                        if quotes == 3 {
+                            break;
+                        }
+                    }
+                } else {
+                    let mut escaped = false;
+                    for c in chars.by_ref() {
+                        match c {
+                            _ if escaped => escaped = false,
+                            '\\' => escaped = true,
+                            '"' | '\n' => break,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -103,6 +181,9 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Bytes)
             );
         }
     };
+    if let Some(message) = too_deep(&request) {
+        return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
+    }
     let actor = match authenticate(&http.state, &headers).await {
         Ok(a) => a,
         Err(e) => return app_error_response(e),

@@ -117,9 +117,14 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                         let Some(request) = msg.get("payload").and_then(|p| serde_json::from_value::<Request>(p.clone()).ok()) else {
                             break Close(4400, "Invalid message received: subscribe needs a payload with a query".into());
                         };
-                        if operations.len() >= MAX_OPERATIONS {
+                        let refused = if operations.len() >= MAX_OPERATIONS {
+                            Some(format!("at most {MAX_OPERATIONS} operations per connection"))
+                        } else {
+                            crate::http::too_deep(&request)
+                        };
+                        if let Some(message) = refused {
                             let error = json!({"id": id, "type": "error", "payload": [{
-                                "message": format!("at most {MAX_OPERATIONS} operations per connection"),
+                                "message": message,
                                 "extensions": {"code": "BAD_REQUEST"}
                             }]});
                             if sink.send(Message::Text(error.to_string().into())).await.is_err() {

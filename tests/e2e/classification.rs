@@ -281,3 +281,47 @@ async fn the_daily_pass_runs_once_a_day_across_instances() {
         json!({"field": "TIER", "from": "A", "to": "D", "reason": "TIME_PASSED"})
     );
 }
+
+/// Two deals of one customer go to the trash at the same moment, then come back at the
+/// same moment: each regrade sees the other's deal (the customer row is locked before the
+/// deals are read). Without the lock PostgreSQL left customers graded on stale numbers.
+#[tokio::test]
+async fn concurrent_trash_of_one_customers_deals_regrades_from_both() {
+    let app = TestApp::spawn().await;
+    for round in 0..4 {
+        let c = new_customer(&app, &format!("并发公司{round}")).await;
+        let a = deal(&app, &c, "WON", "45000.00", "CNY", 3).await;
+        let b = deal(&app, &c, "WON", "40000.00", "CNY", 5).await;
+        assert_eq!(customer(&app, &c).await["tier"], "A", "85,000.00 in the window");
+        for mutation in ["deleteDeal", "restoreDeal"] {
+            let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+            let mut tasks = Vec::new();
+            for d in [&a, &b] {
+                let (client, url, token, start) =
+                    (app.client.clone(), app.url("/graphql"), app.admin_token.clone(), start.clone());
+                let body = json!({"query": format!("mutation($id:ID!){{{mutation}(id:$id){{id}}}}"), "variables": {"id": d["id"]}});
+                tasks.push(tokio::spawn(async move {
+                    start.wait().await;
+                    let resp: Value =
+                        client.post(url).bearer_auth(token).json(&body).send().await.unwrap().json().await.unwrap();
+                    resp
+                }));
+            }
+            for t in tasks {
+                let resp = t.await.unwrap();
+                assert!(resp.get("errors").is_none(), "{resp}");
+            }
+            let graded = customer(&app, &c).await;
+            let expected = if mutation == "deleteDeal" { ("D", 0, "0.00") } else { ("A", 2, "85000.00") };
+            assert_eq!(
+                (
+                    graded["tier"].as_str().unwrap(),
+                    graded["wonDealCount"].as_i64().unwrap(),
+                    graded["revenue"]["amount"].as_str().unwrap()
+                ),
+                expected,
+                "round {round}, after {mutation}"
+            );
+        }
+    }
+}

@@ -269,3 +269,83 @@ async fn pagination_by_non_unique_fields_neither_repeats_nor_skips() {
     assert_eq!(data["b"]["totalCount"], 15);
     assert_eq!(data["c"]["totalCount"], 0);
 }
+
+/// Cursors are the API's own: one from another list, another ordering, or forged with
+/// values of the wrong type is VALIDATION (a forged one was INTERNAL on PostgreSQL); an
+/// `in` list too long for one statement is VALIDATION (it was INTERNAL).
+#[tokio::test]
+async fn foreign_and_forged_cursors_and_huge_lists_are_refused() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    for n in 0..3 {
+        let c = app.create_customer(t, json!({"name": format!("客户{n}"), "kind": "ORGANIZATION"})).await;
+        app.ok(t, "mutation($c:ID!){createContact(input:{customerId:$c,name:\"联系人\"}){id}}", json!({"c": c["id"]}))
+            .await;
+    }
+    let contacts = app.ok(t, "{contacts(first:1){pageInfo{endCursor}}}", json!({})).await;
+    let cursor = contacts["contacts"]["pageInfo"]["endCursor"].clone();
+    for list in ["deals", "customers", "feedbacks"] {
+        let resp = app
+            .gql(Some(t), &format!("query($a:String){{{list}(first:1,after:$a){{totalCount}}}}"), json!({"a": cursor}))
+            .await;
+        assert_eq!(code(&resp), "VALIDATION", "{list}: {resp}");
+    }
+    assert!(
+        app.gql(Some(t), "query($a:String){contacts(first:1,after:$a){totalCount}}", json!({"a": cursor}))
+            .await
+            .get("errors")
+            .is_none()
+    );
+    let customers = app.ok(t, "{customers(first:1){pageInfo{endCursor}}}", json!({})).await;
+    let by_created = customers["customers"]["pageInfo"]["endCursor"].clone();
+    let resp = app
+        .gql(
+            Some(t),
+            "query($a:String){customers(first:1,after:$a,orderBy:[{field:NAME}]){totalCount}}",
+            json!({"a": by_created}),
+        )
+        .await;
+    assert_eq!(code(&resp), "VALIDATION", "another ordering: {resp}");
+
+    let forge = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let id = uuid::Uuid::nil();
+    for (order, values) in [
+        ("customer:createdAt-", json!([{"Text": "zzz"}])),
+        ("customer:createdAt-", json!([{"Int": 5}])),
+        ("customer:name+", json!([{"Time": "2026-01-01T00:00:00Z"}])),
+        ("customer:createdAt-", json!([])),
+    ] {
+        let cursor = forge(json!({"After": {"v": values, "i": id, "o": order}}));
+        let q = if order.contains("name") {
+            "query($a:String){customers(first:1,after:$a,orderBy:[{field:NAME}]){totalCount}}"
+        } else {
+            "query($a:String){customers(first:1,after:$a){totalCount}}"
+        };
+        let resp = app.gql(Some(t), q, json!({"a": cursor})).await;
+        assert_eq!(code(&resp), "VALIDATION", "{order} {values}: {resp}");
+    }
+    let resp = app
+        .gql(
+            Some(t),
+            "query($a:String){goldCustomers(first:1,after:$a){totalCount}}",
+            json!({"a": forge(json!({"Rank": -5}))}),
+        )
+        .await;
+    assert_eq!(code(&resp), "VALIDATION", "{resp}");
+
+    let names: Vec<String> = (0..2001).map(|n| format!("n{n}")).collect();
+    let resp = app
+        .gql(Some(t), "query($n:[String!]){customers(filter:{name:{in:$n}}){totalCount}}", json!({"n": names}))
+        .await;
+    assert_eq!(code(&resp), "VALIDATION", "{resp}");
+    let many: Vec<Value> = (0..30).map(|_| json!({"name": {"in": names[..100]}})).collect();
+    let resp = app
+        .gql(Some(t), "query($f:CustomerFilter){customers(filter:$f){totalCount}}", json!({"f": {"or": many}}))
+        .await;
+    assert_eq!(code(&resp), "VALIDATION", "3,000 values across branches: {resp}");
+    let data = app
+        .ok(t, "query($n:[String!]){customers(filter:{name:{in:$n}}){totalCount}}", json!({"n": names[..1000]}))
+        .await;
+    assert_eq!(data["customers"]["totalCount"], 0);
+}

@@ -105,3 +105,69 @@ async fn health_readiness_and_schema() {
     let served = app.client.get(app.url("/schema.graphql")).send().await.unwrap().text().await.unwrap();
     assert_eq!(served, api::schema::sdl());
 }
+
+/// Deeply nested input values are refused before async-graphql parses them: ~50 levels of
+/// `or` in a filter (or of a list literal) overflowed the worker's stack and aborted the
+/// whole process, with no token needed.
+#[tokio::test]
+async fn deeply_nested_values_are_refused_not_fatal() {
+    let app = TestApp::spawn().await;
+    let mut filter = json!({"name": {"eq": "x"}});
+    for _ in 0..60 {
+        filter = json!({"or": [filter]});
+    }
+    let query = "query($f:CustomerFilter){customers(filter:$f){totalCount}}";
+    let resp = app.gql(None, query, json!({"f": filter})).await;
+    assert_eq!(code(&resp), "BAD_REQUEST", "{resp}");
+    let inline =
+        format!("{{customers(filter:{}{{name:{{eq:\"x\"}}}}{}){{totalCount}}}}", "{or:[".repeat(60), "]}".repeat(60));
+    let resp = app.gql(None, &inline, json!({})).await;
+    assert_eq!(code(&resp), "BAD_REQUEST", "{resp}");
+    let list = format!("{{customers(first:1, after:{}\"x\"{}){{totalCount}}}}", "[".repeat(2000), "]".repeat(2000));
+    let resp = app.gql(Some(&app.admin_token), &list, json!({})).await;
+    assert_eq!(code(&resp), "BAD_REQUEST", "{resp}");
+    // Brackets inside strings, block strings and comments do not count.
+    let quoted = format!(
+        "# {}\n{{customers(filter:{{name:{{contains:\"{}\"}}}}){{totalCount}}}}",
+        "[".repeat(500),
+        "{[(".repeat(500)
+    );
+    assert_eq!(app.ok(&app.admin_token, &quoted, json!({})).await["customers"]["totalCount"], 0);
+    // The server is still there, and a filter within the limits (5 levels) still works.
+    let mut filter = json!({"name": {"eq": "x"}});
+    for _ in 0..5 {
+        filter = json!({"or": [filter]});
+    }
+    assert_eq!(app.ok(&app.admin_token, query, json!({"f": filter})).await["customers"]["totalCount"], 0);
+}
+
+/// Dates far outside the calendar (chrono reads years up to 262143) are VALIDATION, not a
+/// panic in date arithmetic.
+#[tokio::test]
+async fn far_dates_are_invalid_input() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    for day in ["+262142-12-31", "99999-01-01", "2026-2-3"] {
+        let resp = app
+            .gql(
+                Some(t),
+                "query($d:Date){classificationReport(groupBy:[TIER], asOf:$d){customerCount}}",
+                json!({"d": day}),
+            )
+            .await;
+        assert!(resp["errors"][0]["message"].as_str().unwrap().contains("YYYY-MM-DD"), "{day}: {resp}");
+        assert_eq!(code(&resp), "BAD_REQUEST", "{day}: {resp}");
+        let resp = app
+            .client
+            .get(app.url(&format!("/reports/tier-migration.csv?from=2024-01-01&to={}", day.replace('+', "%2B"))))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{day}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(code(&body), "VALIDATION", "{day}");
+    }
+    let data = app.ok(t, "{classificationReport(groupBy:[TIER], asOf:\"9999-12-31\"){customerCount}}", json!({})).await;
+    assert!(data["classificationReport"].is_array());
+}

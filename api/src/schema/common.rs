@@ -60,7 +60,7 @@ pub struct Date(pub NaiveDate);
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            Value::String(s) => crate::service::parse_date(s)
                 .map(Date)
                 .map_err(|_| InputValueError::custom("expected a date YYYY-MM-DD")),
             _ => Err(InputValueError::expected_type(value)),

@@ -271,17 +271,19 @@ pub async fn contact(ctx: &Context<'_>, id: Uuid) -> Result<Option<super::contac
         .map_err(unshare)
 }
 
-/// Nested lists are ordered newest first: (created_at, id) descending.
-const NESTED_ORDER: &str = "createdAt-,id-";
+/// The order of a nested list of `E`, newest first: (created_at, id) descending.
+fn nested_order<E: CustomerRecord>() -> String {
+    format!("{}:nested:createdAt-,id-", E::default().table_name())
+}
 
 /// Cursor of a nested list: the (created_at, id) of the last row.
-fn nested_cursor(at: DateTime<Utc>, id: Uuid) -> String {
-    Cursor::After { v: vec![SortValue::Time(at)], i: id, o: NESTED_ORDER.into() }.encode()
+fn nested_cursor<E: CustomerRecord>(at: DateTime<Utc>, id: Uuid) -> String {
+    Cursor::After { v: vec![SortValue::Time(at)], i: id, o: nested_order::<E>() }.encode()
 }
 
 /// Reads a nested-list cursor.
-fn parse_nested_cursor(s: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
-    let (v, id) = Cursor::keyset(s, NESTED_ORDER, 1)?;
+fn parse_nested_cursor<E: CustomerRecord>(s: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
+    let (v, id) = Cursor::keyset(s, &nested_order::<E>(), 1)?;
     match v.as_slice() {
         [SortValue::Time(at)] => Ok((*at, id)),
         _ => Err(AppError::invalid("after", "not a cursor of this list")),
@@ -296,7 +298,7 @@ pub async fn nested_page<E: CustomerRecord>(
     after: Option<String>,
 ) -> Result<crate::service::pagination::Page<E::Model>, AppError> {
     let first = crate::service::pagination::page_size(first)?;
-    let after_pos = after.as_deref().map(parse_nested_cursor).transpose()?;
+    let after_pos = after.as_deref().map(parse_nested_cursor::<E>).transpose()?;
     let loader = loader(ctx);
     let mut rows = loader
         .load_one(NestedKey::<E>::new(customer, first, after_pos))
@@ -305,7 +307,7 @@ pub async fn nested_page<E: CustomerRecord>(
         .unwrap_or_default();
     let has_next_page = rows.len() as u64 > first;
     rows.truncate(first as usize);
-    let edges = rows.into_iter().map(|r| (nested_cursor(E::created_at(&r), E::id(&r)), r)).collect();
+    let edges = rows.into_iter().map(|r| (nested_cursor::<E>(E::created_at(&r), E::id(&r)), r)).collect();
     let total_count: crate::service::pagination::TotalCount = Arc::new(move || {
         let loader = loader.clone();
         Box::pin(async move {

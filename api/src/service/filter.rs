@@ -19,6 +19,10 @@ use uuid::Uuid;
 /// Deepest nesting of `and`/`or` in a filter.
 pub const MAX_DEPTH: usize = 5;
 
+/// Most values one filter may bind, all its `in` lists and operators together (SQLite
+/// allows 32,766 parameters a statement; a list query adds a few of its own).
+pub const MAX_VALUES: usize = 2000;
+
 /// How a field is matched.
 #[derive(Clone, Copy)]
 pub enum Kind<C> {
@@ -79,7 +83,7 @@ pub fn condition<C: ColumnTrait + Copy>(
 ) -> AppResult<Condition> {
     match filter {
         None | Some(Json::Null) => Ok(Condition::all()),
-        Some(f) => build(actor, fields, f, 0),
+        Some(f) => build(actor, fields, f, 0, &mut 0),
     }
 }
 
@@ -88,6 +92,7 @@ fn build<C: ColumnTrait + Copy>(
     fields: &[Field<C>],
     filter: &Json,
     depth: usize,
+    values: &mut usize,
 ) -> AppResult<Condition> {
     if depth > MAX_DEPTH {
         return Err(AppError::invalid("filter", format!("and/or may nest at most {MAX_DEPTH} levels")));
@@ -105,7 +110,7 @@ fn build<C: ColumnTrait + Copy>(
                 };
                 let mut group = if key == "and" { Condition::all() } else { Condition::any() };
                 for f in list {
-                    group = group.add(build(actor, fields, f, depth + 1)?);
+                    group = group.add(build(actor, fields, f, depth + 1, values)?);
                 }
                 all = all.add(group);
             }
@@ -114,6 +119,10 @@ fn build<C: ColumnTrait + Copy>(
                     let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
                     AppError::invalid(format!("filter.{name}"), format!("unknown field; one of {}", known.join(", ")))
                 })?;
+                *values += value_count(value);
+                if *values > MAX_VALUES {
+                    return Err(AppError::invalid("filter", format!("may compare with at most {MAX_VALUES} values")));
+                }
                 all = all.add(field_condition(actor, field, value)?);
             }
         }
@@ -138,6 +147,11 @@ struct Ops<T> {
 
 fn parse<T: DeserializeOwned>(field: &str, value: &Json) -> AppResult<Ops<T>> {
     serde_json::from_value(value.clone()).map_err(|e| AppError::invalid(format!("filter.{field}"), e.to_string()))
+}
+
+/// How many values one field's operators bind (an `in` list counts each entry).
+fn value_count(ops: &Json) -> usize {
+    ops.as_object().map_or(0, |o| o.values().map(|v| v.as_array().map_or(1, Vec::len)).sum())
 }
 
 /// Refuses operators a kind does not have (`contains` on a number, `gte` on text...).

@@ -66,6 +66,18 @@ pub fn clean(s: Option<String>) -> Option<String> {
     s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
+/// A calendar date as the API takes it: `YYYY-MM-DD`, a four-digit year. (chrono reads
+/// years up to 262143 and signed ones; date arithmetic on those would overflow.)
+///
+/// # Errors
+/// The message for the field.
+pub fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)) && s.len() == 10)
+        .ok_or_else(|| "must be a date YYYY-MM-DD".to_string())
+}
+
 /// A birthday between 1900-01-01 and today.
 pub fn plausible_birthday(b: chrono::NaiveDate) -> bool {
     chrono::NaiveDate::from_ymd_opt(1900, 1, 1).is_some_and(|min| b >= min) && b <= now().date_naive()

@@ -30,6 +30,18 @@ pub enum SortValue {
 }
 
 impl SortValue {
+    /// Whether this value can stand for a column of type `t` (a forged cursor must not
+    /// put text where the database compares a timestamp).
+    fn fits(&self, t: &sea_orm::sea_query::ColumnType) -> bool {
+        use sea_orm::sea_query::ColumnType as T;
+        match self {
+            Self::Int(_) => matches!(t, T::TinyInteger | T::SmallInteger | T::Integer | T::BigInteger),
+            Self::Time(_) => matches!(t, T::Timestamp | T::TimestampWithTimeZone | T::DateTime),
+            Self::Date(_) => matches!(t, T::Date),
+            Self::Text(_) => matches!(t, T::String(_) | T::Text | T::Char(_) | T::Enum { .. }),
+        }
+    }
+
     fn expr(&self) -> Expr {
         match self {
             Self::Int(v) => Expr::val(*v),
@@ -170,11 +182,15 @@ where
     E::Model: Send + Sync,
 {
     let limit = page_size(args.first)?;
-    let fingerprint: String = keys
-        .iter()
-        .map(|k| format!("{}{}", k.name, if k.descending { "-" } else { "+" }))
-        .collect::<Vec<_>>()
-        .join(",");
+    // The list (table) and its ordering: a cursor serves only the list it came from.
+    let fingerprint = format!(
+        "{}:{}",
+        E::default().table_name(),
+        keys.iter()
+            .map(|k| format!("{}{}", k.name, if k.descending { "-" } else { "+" }))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
 
     let total_count: TotalCount = {
         let db = db.clone();
@@ -189,6 +205,9 @@ where
     let mut query = select;
     if let Some(after) = &args.after {
         let (values, id) = Cursor::keyset(after, &fingerprint, keys.len())?;
+        if !keys.iter().zip(&values).all(|(k, v)| v.fits(k.column.def().get_column_type())) {
+            return Err(AppError::invalid("after", "not a cursor returned by this API"));
+        }
         query = query.filter(after_condition(keys, id_column, &values, id));
     }
     for key in keys {

@@ -51,12 +51,12 @@ pub async fn mark_generated(db: &DatabaseConnection, customers: u64, seed: u64) 
     api::service::setting::get_or_create(db, GENERATED, || value).await.map(|_| ())
 }
 
-/// Refuses a database that `generate` did not make.
+/// Refuses a database that `generate` did not make (one without the table counts too).
 async fn require_generated(db: &DatabaseConnection) -> Result<(), String> {
-    match api::service::setting::get(db, GENERATED).await.map_err(|e| e.to_string())? {
-        Some(_) => Ok(()),
-        None => Err("this database was not made by `crm-bench generate`; the benchmarks reset grades, delete \
-                     classification history and create customers, so they run only on a generated database"
+    match api::service::setting::get(db, GENERATED).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err("this database was not made by `crm-bench generate`; the benchmarks reset grades, delete \
+                  classification history and create customers, so they run only on a generated database"
             .into()),
     }
 }
@@ -72,6 +72,11 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_env()?;
+    if !matches!(cli.command, Command::Generate { .. }) {
+        // Before `prepare`, which migrates and may create a secret and a first admin.
+        let db = api::service::db::connect(&config.database_url).await.map_err(|e| e.to_string())?;
+        require_generated(&db).await?;
+    }
     let state = api::prepare(&config).await?;
     match cli.command {
         Command::Generate { customers, seed } => {
@@ -89,11 +94,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
         }
         Command::Classification => {
-            require_generated(&state.db).await?;
             println!("{}", bench::classification(state).await?);
         }
         Command::Subscriptions { subscribers, leads } => {
-            require_generated(&state.db).await?;
             println!("{}", bench::subscriptions(state, &subscribers, leads).await?);
         }
     }
@@ -110,6 +113,7 @@ mod tests {
     async fn benchmarks_run_only_on_a_generated_database() {
         let path = std::env::temp_dir().join(format!("crm_bench_{}.db", uuid::Uuid::new_v4().simple()));
         let db = api::service::db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        assert!(require_generated(&db).await.is_err(), "an empty database (no tables) is refused");
         api::migrate(&db).await.unwrap();
         let refused = require_generated(&db).await.unwrap_err();
         assert!(refused.contains("not made by `crm-bench generate`"), "{refused}");

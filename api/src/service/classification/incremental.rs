@@ -27,7 +27,12 @@ pub async fn recompute(
     let (policy, _) = policy(txn).await?;
     let rates = rates(txn).await?;
     let cutoffs = cutoffs(txn).await?;
-    let Some(c) = customer::Entity::find_by_id(customer_id).into_partial_model::<Graded>().one(txn).await? else {
+    // The customer row is locked before its deals are read (PostgreSQL; SQLite's write
+    // transactions are serial anyway): two deal writes of one customer regrade one after
+    // the other, the second seeing the first's deal, instead of each seeing only its own.
+    let Some(c) =
+        customer::Entity::find_by_id(customer_id).lock_exclusive().into_partial_model::<Graded>().one(txn).await?
+    else {
         return Ok(());
     };
     let as_of = now().date_naive();
