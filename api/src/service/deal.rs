@@ -120,7 +120,9 @@ fn check_lines(v: &mut Violations, items: &[LineItemInput], currency: &str) -> (
             .as_deref()
             .and_then(|c| v.check(&format!("lineItems[{i}].unitCost"), money::parse_minor(c, currency)));
         if let Some(p) = price {
-            total = total.and_then(|t| p.checked_mul(item.quantity).and_then(|x| t.checked_add(x)));
+            total = total
+                .and_then(|t| p.checked_mul(item.quantity).and_then(|x| t.checked_add(x)))
+                .filter(|t| *t <= money::MAX_MINOR);
             lines.push((
                 product,
                 optional_text(v, &format!("lineItems[{i}].sku"), item.sku.clone(), 100),

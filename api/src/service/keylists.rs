@@ -315,8 +315,8 @@ pub async fn last_year_top(
         let id: Uuid = row.try_get("", "id")?;
         let currency: String = row.try_get("", "currency")?;
         let e = per.entry(id).or_default();
-        e.0 += rates.to_base(row.try_get("", "last_year")?, &currency, &policy.base_currency);
-        e.1 += rates.to_base(row.try_get("", "this_year")?, &currency, &policy.base_currency);
+        e.0 = e.0.saturating_add(rates.to_base(row.try_get("", "last_year")?, &currency, &policy.base_currency));
+        e.1 = e.1.saturating_add(rates.to_base(row.try_get("", "this_year")?, &currency, &policy.base_currency));
     }
     let mut ranked: Vec<(Uuid, i64, i64)> =
         per.into_iter().filter(|(_, (last, _))| *last > 0).map(|(id, (l, t))| (id, l, t)).collect();

@@ -62,8 +62,13 @@ pub fn parse_minor(amount: &str, currency: &str) -> Result<i64, String> {
         .ok()
         .and_then(|i| i.checked_mul(scale))
         .and_then(|i| i.checked_add(frac_value))
-        .ok_or_else(|| "amount too large".to_string())
+        .filter(|m| *m <= MAX_MINOR)
+        .ok_or_else(|| format!("amount too large (at most {})", format_minor(MAX_MINOR, currency)))
 }
+
+/// The largest amount one deal, line or filter may carry, in minor units (10^15: ten
+/// trillion yuan). Sums of many of them stay far inside a 64-bit integer.
+pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
 
 /// Parses a non-negative decimal with at most `places` decimals into an integer scaled by
 /// 10^places ("7.1" with 6 places is 7100000).

@@ -129,7 +129,7 @@ pub async fn classification_report(
                 .collect();
             let g = groups.entry(keys).or_default();
             g.0 += 1;
-            g.1 += c.revenue_minor;
+            g.1 = g.1.saturating_add(c.revenue_minor);
         }
     } else {
         let mut q = customer::Entity::find().select_only().filter(scope).filter(filter);
@@ -156,7 +156,7 @@ pub async fn classification_report(
             groups.insert(keys, (row.try_get::<i64>("", "n")?, row.try_get::<i64>("", "revenue")?));
         }
     }
-    let total: i64 = groups.values().map(|g| g.1).sum();
+    let total: i64 = groups.values().fold(0i64, |t, g| t.saturating_add(g.1));
     let names = labels(db, group_by, groups.keys()).await?;
     Ok(groups
         .into_iter()
@@ -427,8 +427,12 @@ pub async fn staff_activity(
             let currency: String = row.try_get("", "currency")?;
             if let Some(r) = rows.get_mut(&uid) {
                 r.deals_won += row.try_get::<i64>("", "n")?;
-                r.revenue_won +=
-                    classification::Rates::to_base(&rates, row.try_get("", "total")?, &currency, &policy.base_currency);
+                r.revenue_won = r.revenue_won.saturating_add(classification::Rates::to_base(
+                    &rates,
+                    row.try_get("", "total")?,
+                    &currency,
+                    &policy.base_currency,
+                ));
             }
         }
     }

@@ -116,7 +116,7 @@ pub async fn facts(
         let currency: String = row.try_get("", "currency")?;
         let f = out.entry(id).or_default();
         f.won_count += row.try_get::<i64>("", "n")? as i32;
-        f.revenue += rates.to_base(row.try_get::<i64>("", "total")?, &currency, base);
+        f.revenue = f.revenue.saturating_add(rates.to_base(row.try_get::<i64>("", "total")?, &currency, base));
         let first: Option<NaiveDate> = row.try_get("", "first_on")?;
         let last: Option<NaiveDate> = row.try_get("", "last_on")?;
         f.first_purchase = match (f.first_purchase, first) {
@@ -132,8 +132,9 @@ pub async fn facts(
         let id: Uuid = row.try_get("", "customer_id")?;
         let currency: String = row.try_get("", "currency")?;
         let f = out.entry(id).or_default();
-        f.margin += rates.to_base(row.try_get::<i64>("", "margin")?, &currency, base);
-        f.costed_revenue += rates.to_base(row.try_get::<i64>("", "costed")?, &currency, base);
+        f.margin = f.margin.saturating_add(rates.to_base(row.try_get::<i64>("", "margin")?, &currency, base));
+        f.costed_revenue =
+            f.costed_revenue.saturating_add(rates.to_base(row.try_get::<i64>("", "costed")?, &currency, base));
     }
     for row in db.query_all_raw(complaints).await? {
         let id: Uuid = row.try_get("", "customer_id")?;
