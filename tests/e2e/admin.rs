@@ -85,12 +85,7 @@ async fn users_are_read_listed_and_updated_by_admins_only() {
         )
         .await;
     assert_eq!(code(&resp), "VALIDATION");
-    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = invalid_fields(&resp);
     assert_eq!(fields, ["name", "password", "departmentId"]);
     assert_eq!(
         code(&app.gql(Some(t), UPDATE_USER, json!({"i": {"id": rep, "version": 1, "name": "x"}})).await),

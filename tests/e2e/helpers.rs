@@ -257,6 +257,14 @@ impl TestApp {
 pub const CUSTOMER_FIELDS: &str =
     "id name kind category phone phoneE164 email version ownerId departmentId lifecycleStage tier deletedAt";
 
+/// The fields a VALIDATION error lists, in order.
+pub fn invalid_fields(resp: &Value) -> Vec<&str> {
+    resp["errors"][0]["extensions"]["fields"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|f| f["field"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 /// The `extensions.code` of the first error.
 pub fn code(resp: &Value) -> &str {
     resp["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no error>")

@@ -33,12 +33,7 @@ async fn contacts_belong_to_organizations() {
         )
         .await;
     assert_eq!(code(&resp), "VALIDATION");
-    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = invalid_fields(&resp);
     assert_eq!(fields, ["mobile", "idNumber", "customerId"]);
 
     // versions and the trash
@@ -91,12 +86,7 @@ async fn deals_money_and_line_items() {
             json!({"i": {"customerId": company, "title": "x", "stage": "LOST", "amount": "1.001", "currency": "XYZ"}}),
         )
         .await;
-    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = invalid_fields(&resp);
     assert_eq!(fields, ["currency", "lostReason"], "{resp}");
     let resp = app.gql(Some(t), CREATE_DEAL, json!({"i": {"customerId": company, "title": "x", "amount": "-5"}})).await;
     assert_eq!(code(&resp), "VALIDATION");
@@ -150,12 +140,7 @@ async fn feedback_and_interactions() {
 
     let create = "mutation($i:CreateFeedbackInput!){createFeedback(input:$i){id status version resolvedAt}}";
     let resp = app.gql(Some(&service), create, json!({"i": {"customerId": cid, "kind": "COMPLAINT", "channel": "PHONE", "content": " ", "rating": 6, "nps": 11}})).await;
-    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = invalid_fields(&resp);
     assert_eq!(fields, ["content", "rating", "nps"]);
     let fb = app.ok(&service, create, json!({"i": {"customerId": cid, "kind": "COMPLAINT", "channel": "WECHAT", "content": "送货延迟三天", "rating": 2}})).await;
     let fb = &fb["createFeedback"];
@@ -189,12 +174,7 @@ async fn feedback_and_interactions() {
     let resp = app
         .gql(Some(&rep), log, json!({"i": {"customerId": cid, "kind": "CALL", "summary": "x", "occurredAt": "2099-01-01T00:00:00Z", "contactId": contact["createContact"]["id"]}}))
         .await;
-    let fields: Vec<&str> = resp["errors"][0]["extensions"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = invalid_fields(&resp);
     assert_eq!(fields, ["occurredAt", "contactId"]);
     // a rep cannot log against another rep's customer: it does not exist for them
     let resp = app.gql(Some(&other_rep), log, json!({"i": {"customerId": cid, "kind": "CALL", "summary": "x"}})).await;
