@@ -144,4 +144,24 @@ async fn key_lists() {
     assert_eq!(just_names(&names(&app, &rep, "organizationsWithFewContacts", "").await), ["我的客户"]);
     assert_eq!(just_names(&names(&app, &rep, "crossSellCandidates", "").await), ["我的客户"]);
     assert!(names(&app, &rep, "goldCustomers", "").await.is_empty());
+
+    // A pool customer the rep may read, with contacts the rep may not: they are not counted.
+    let rep_id = app.ok(&rep, "{me{id}}", json!({})).await["me"]["id"].clone();
+    let pooled = org(&app, &t, "公海客户").await;
+    let assign = "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){id}}";
+    app.ok(&t, assign, json!({"id": pooled, "o": rep_id})).await;
+    app.ok(&t, assign, json!({"id": pooled, "o": null})).await;
+    for name in ["甲", "乙"] {
+        app.ok(
+            &t,
+            "mutation($c:ID!,$n:String!){createContact(input:{customerId:$c,name:$n}){id}}",
+            json!({"c": pooled, "n": name}),
+        )
+        .await;
+    }
+    let data = app.ok(&rep, "query($id:ID!){customer(id:$id){contacts{totalCount}}}", json!({"id": pooled})).await;
+    assert_eq!(data["customer"]["contacts"]["totalCount"], 0);
+    let rows = names(&app, &rep, "organizationsWithFewContacts", "").await;
+    let row = rows.iter().find(|(n, _)| n == "公海客户").expect("the pool customer is listed");
+    assert_eq!(row.1["count"], 0, "contacts the rep may not read are not counted");
 }

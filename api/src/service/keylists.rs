@@ -186,6 +186,8 @@ pub async fn complaining(
         .and_where(feedback::Column::Kind.eq(entity::enums::FeedbackKind::Complaint))
         .and_where(feedback::Column::DeletedAt.is_null())
         .and_where(feedback::Column::CreatedAt.gte(since))
+        // Only complaints the caller may read count: the others do not exist for them.
+        .cond_where(actor.child_condition(feedback::Column::CustomerId, Resource::Feedback, Action::Read))
         .group_by_col(feedback::Column::CustomerId)
         .to_owned();
     let q = scoped(actor)
@@ -258,6 +260,8 @@ pub async fn few_contacts(
         .expr_as(count_all(), Alias::new("n"))
         .from(contact::Entity)
         .and_where(contact::Column::DeletedAt.is_null())
+        // Only contacts the caller may read count: the others do not exist for them.
+        .cond_where(actor.child_condition(contact::Column::CustomerId, Resource::Contact, Action::Read))
         .group_by_col(contact::Column::CustomerId)
         .to_owned();
     let n: Expr = Func::coalesce([Expr::col((Alias::new("m"), Alias::new("n"))), Expr::val(0)]).into();
