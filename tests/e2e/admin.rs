@@ -239,3 +239,56 @@ async fn exchange_rates_are_settings_that_regrade() {
     assert_eq!(code(&app.gql(Some(&rep), set, json!({"c": "EUR", "r": "7.8"})).await), "FORBIDDEN");
     assert_eq!(code(&app.gql(None, "{exchangeRates{currency}}", json!({})).await), "UNAUTHENTICATED");
 }
+
+/// The last active admin cannot be demoted (or deactivated): nobody could manage users or
+/// settings any more. Two admins demoting each other at the same moment: one wins.
+#[tokio::test]
+async fn the_last_admin_stays() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let root = app.ok(t, "{me{id version}}", json!({})).await["me"].clone();
+    let demote = |id: &Value, version: &Value| json!({"i": {"id": id, "version": version, "role": "MANAGER"}});
+    let resp = app.gql(Some(t), UPDATE_USER, demote(&root["id"], &root["version"])).await;
+    assert_eq!(code(&resp), "CONFLICT", "{resp}");
+    let renamed =
+        app.ok(t, UPDATE_USER, json!({"i": {"id": root["id"], "version": root["version"], "name": "总管理员"}})).await;
+    assert_eq!(renamed["updateUser"]["name"], "总管理员");
+
+    let hq = app.create_department("总部", None).await;
+    let (second, second_token) = app.create_user("second.admin@example.com", "ADMIN", &hq).await;
+    let data = app.ok(t, "{users(first:100, filter:{role:ADMIN}){nodes{id version}}}", json!({})).await;
+    let admins = data["users"]["nodes"].as_array().unwrap().clone();
+    let version_of = |id: &Value| admins.iter().find(|a| &a["id"] == id).unwrap()["version"].clone();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let mut tasks = Vec::new();
+    for (token, target) in [(t.clone(), json!(second)), (second_token.clone(), root["id"].clone())] {
+        let (client, url, start) = (app.client.clone(), app.url("/graphql"), start.clone());
+        let body = json!({"query": UPDATE_USER, "variables": demote(&target, &version_of(&target))});
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let resp: Value =
+                client.post(url).bearer_auth(token).json(&body).send().await.unwrap().json().await.unwrap();
+            resp
+        }));
+    }
+    let mut applied = 0;
+    for task in tasks {
+        let resp = task.await.unwrap();
+        match resp.get("errors") {
+            None => applied += 1,
+            // CONFLICT (the last admin), or FORBIDDEN when its own demotion committed first.
+            Some(_) => assert!(["CONFLICT", "FORBIDDEN"].contains(&code(&resp)), "{resp}"),
+        }
+    }
+    assert_eq!(applied, 1);
+    // Whichever of the two is still an admin counts the admins: exactly one.
+    let query = "{users(first:100, filter:{role:ADMIN, active:true}){totalCount}}";
+    let mut counted = Vec::new();
+    for token in [t, &second_token] {
+        let resp = app.gql(Some(token), query, json!({})).await;
+        if resp.get("errors").is_none() {
+            counted.push(resp["data"]["users"]["totalCount"].as_i64().unwrap());
+        }
+    }
+    assert_eq!(counted, [1], "one active admin remains, and only it may list users");
+}

@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use entity::enums::{Action, Resource, Role};
 use entity::{customer, department, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect, Set,
+};
 use uuid::Uuid;
 
 /// What a new user needs.
@@ -182,6 +185,9 @@ pub async fn update(
     write(db, async |txn| {
         let old = user::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("user"))?;
         check_version::<user::Entity>(&old, Some(version))?;
+        if patch.role.is_some_and(|r| r != Role::Admin) {
+            keep_an_admin(txn, &old).await?;
+        }
         let mut am: user::ActiveModel = old.clone().into();
         if let Some(name) = patch.name {
             am.name = Set(name.trim().to_string());
@@ -198,6 +204,28 @@ pub async fn update(
         save::<user::Entity>(txn, Some(actor.id()), "update", &old, am).await
     })
     .await
+}
+
+/// Refuses to take the last active admin away (by deactivation or another role): nobody
+/// could manage users or settings any more. The active admins are locked first
+/// (PostgreSQL), so two admins demoting each other at once cannot both succeed.
+///
+/// # Errors
+/// CONFLICT.
+async fn keep_an_admin(txn: &DatabaseTransaction, user: &user::Model) -> AppResult<()> {
+    if user.role != Role::Admin || !user.active {
+        return Ok(());
+    }
+    let admins = user::Entity::find()
+        .filter(user::Column::Role.eq(Role::Admin))
+        .filter(user::Column::Active.eq(true))
+        .lock_exclusive()
+        .all(txn)
+        .await?;
+    if admins.iter().all(|a| a.id == user.id) {
+        return Err(AppError::Conflict("the last active admin cannot be deactivated or given another role".into()));
+    }
+    Ok(())
 }
 
 /// Deactivates a user. Their customers move to `successor_id` if given, otherwise to
@@ -217,6 +245,7 @@ pub async fn deactivate(
     }
     write(db, async |txn| {
         let old = user::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("user"))?;
+        keep_an_admin(txn, &old).await?;
         let successor = match successor_id {
             Some(s) => {
                 let succ = user::Entity::find_by_id(s).one(txn).await?.filter(|u| u.active && u.id != id);
