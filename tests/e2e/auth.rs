@@ -175,3 +175,31 @@ async fn generated_secret_is_kept_in_the_database() {
     let other = app.another_instance(|c| c.jwt_secret = Some("a-completely-different-secret-0123456789".into())).await;
     assert_eq!(me_code(&other, &token).await, "UNAUTHENTICATED");
 }
+
+/// One request tests one password: aliased `login` fields (directly or through fragments)
+/// are refused before any of them runs, so fifty guesses cannot share one request.
+#[tokio::test]
+async fn one_login_per_request() {
+    let app = TestApp::spawn().await;
+    let guess = |n: usize| format!("g{n}:login(email:\"{ADMIN_EMAIL}\",password:\"guess {n}\"){{accessToken}}");
+    let mut fields: Vec<String> = (0..49).map(guess).collect();
+    fields.push(format!("right:login(email:\"{ADMIN_EMAIL}\",password:\"{PASSWORD}\"){{accessToken}}"));
+    let aliased = format!("mutation{{{}}}", fields.join(" "));
+    let resp = app.gql(None, &aliased, json!({})).await;
+    assert_eq!(code(&resp), "BAD_REQUEST", "{resp}");
+    assert!(resp["data"].is_null(), "nothing ran: {resp}");
+    assert_eq!(resp["errors"].as_array().unwrap().len(), 1, "one error, no per-guess answers: {resp}");
+
+    let fragments = format!(
+        "mutation{{...A ...B}} fragment A on Mutation{{{}}} fragment B on Mutation{{... on Mutation{{{}}}}}",
+        guess(1),
+        guess(2)
+    );
+    let resp = app.gql(None, &fragments, json!({})).await;
+    assert_eq!(code(&resp), "BAD_REQUEST", "{resp}");
+
+    // One login still works.
+    let one = format!("mutation{{login(email:\"{ADMIN_EMAIL}\",password:\"{PASSWORD}\"){{accessToken}}}}");
+    let resp = app.gql(None, &one, json!({})).await;
+    assert!(resp["data"]["login"]["accessToken"].is_string(), "{resp}");
+}

@@ -9,6 +9,7 @@ pub mod department;
 pub mod enums;
 pub mod error;
 pub mod feedback;
+pub mod guards;
 pub mod interaction;
 pub mod keylists;
 pub mod loaders;
@@ -63,6 +64,7 @@ pub fn builder(limits: Limits) -> async_graphql::SchemaBuilder<Query, Mutation, 
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(limits.recursive_depth)
         .limit_directives(limits.directives)
+        .extension(guards::Guards)
 }
 
 /// The SDL that `schema.graphql` must equal.
