@@ -28,6 +28,8 @@ pub struct Config {
     /// `CRM_MAX_DEPTH`, `CRM_MAX_COMPLEXITY`.
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// `CRM_ANONYMOUS_INTROSPECTION`: `on` lets callers without a token introspect; default off.
+    pub anonymous_introspection: bool,
     /// Milliseconds a WebSocket may wait before `connection_init` (CRM_WS_INIT_TIMEOUT_MS, default 10000).
     pub ws_init_timeout_ms: u64,
 }
@@ -71,6 +73,7 @@ impl Config {
             reclassify_hour_utc: parsed("CRM_RECLASSIFY_HOUR_UTC", 18u32)?.min(23),
             max_depth: parsed("CRM_MAX_DEPTH", limits.depth)?,
             max_complexity: parsed("CRM_MAX_COMPLEXITY", limits.complexity)?,
+            anonymous_introspection: matches!(var("CRM_ANONYMOUS_INTROSPECTION").as_deref(), Some("on" | "true" | "1")),
             ws_init_timeout_ms: parsed("CRM_WS_INIT_TIMEOUT_MS", 10_000)?,
         })
     }
@@ -79,14 +82,27 @@ impl Config {
 /// Limits applied to every operation, over HTTP and WebSocket alike.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Deepest nesting of fields, introspection (`__schema`, `__type`) excepted.
     pub depth: usize,
+    /// Deepest nesting of an introspection query: client generators send graphql-js's
+    /// `getIntrospectionQuery()`, about 13 deep (its `ofType` chain).
+    pub introspection_depth: usize,
     pub complexity: usize,
     pub recursive_depth: usize,
     pub directives: usize,
+    /// Whether a caller without a token may introspect the schema (`CRM_ANONYMOUS_INTROSPECTION`).
+    pub anonymous_introspection: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { depth: 12, complexity: 50_000, recursive_depth: 32, directives: 10 }
+        Limits {
+            depth: 12,
+            introspection_depth: 24,
+            complexity: 50_000,
+            recursive_depth: 32,
+            directives: 10,
+            anonymous_introspection: false,
+        }
     }
 }

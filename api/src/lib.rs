@@ -56,8 +56,12 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         }
     };
     ensure_first_admin(&db, config).await?;
-    let limits =
-        crate::config::Limits { depth: config.max_depth, complexity: config.max_complexity, ..Default::default() };
+    let limits = crate::config::Limits {
+        depth: config.max_depth,
+        complexity: config.max_complexity,
+        anonymous_introspection: config.anonymous_introspection,
+        ..Default::default()
+    };
     let events = events::Events::start(db.clone()).await?;
     Ok(AppState {
         db,

@@ -27,6 +27,7 @@ pub fn test_config(url: String) -> Config {
         reclassify_hour_utc: 18,
         max_depth: 12,
         max_complexity: 50_000,
+        anonymous_introspection: false,
         ws_init_timeout_ms: 10_000,
     }
 }

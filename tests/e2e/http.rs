@@ -171,3 +171,58 @@ async fn far_dates_are_invalid_input() {
     let data = app.ok(t, "{classificationReport(groupBy:[TIER], asOf:\"9999-12-31\"){customerCount}}", json!({})).await;
     assert!(data["classificationReport"].is_array());
 }
+
+/// graphql-js's `getIntrospectionQuery()` (what GraphiQL's docs, graphql-codegen and Apollo
+/// tooling send), about 13 deep: it was refused as "nested too deep" at the default limits.
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
+}
+"#;
+
+#[tokio::test]
+async fn tooling_can_introspect_with_a_token() {
+    let app = TestApp::spawn().await;
+    let data = app.ok(&app.admin_token, INTROSPECTION, json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    assert_eq!(data["__schema"]["subscriptionType"]["name"], "Subscription");
+    let types = data["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "CustomerFilter"), "the whole schema is there");
+
+    // Without a token: refused by default, allowed when configured.
+    let resp = app.gql(None, INTROSPECTION, json!({})).await;
+    assert_eq!(code(&resp), "UNAUTHENTICATED", "{resp}");
+    let resp = app.gql(None, "{__type(name:\"Customer\"){name}}", json!({})).await;
+    assert_eq!(code(&resp), "UNAUTHENTICATED", "{resp}");
+    let open = TestApp::spawn_with(|c| c.anonymous_introspection = true).await;
+    let resp = open.gql(None, INTROSPECTION, json!({})).await;
+    assert!(resp.get("errors").is_none() && resp["data"]["__schema"].is_object(), "{resp}");
+
+    // The depth limit still holds for everything else, and introspection has its own bound.
+    let deep = format!("{{me{{department{{{}name{}}}}}}}", "parent{".repeat(11), "}".repeat(11));
+    let resp = app.gql(Some(&app.admin_token), &deep, json!({})).await;
+    assert_eq!(code(&resp), "BAD_REQUEST", "14 levels outside introspection: {resp}");
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("nested too deep"), "{resp}");
+    let chain = format!("{{__type(name:\"Customer\"){{{}name{}}}}}", "ofType{".repeat(30), "}".repeat(30));
+    let resp = app.gql(Some(&app.admin_token), &chain, json!({})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("nested too deep"), "{resp}");
+}

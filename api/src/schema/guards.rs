@@ -3,21 +3,34 @@
 //!
 //! - **One `login` per operation.** Aliases let one request carry fifty `login` fields and
 //!   learn which of fifty passwords is right; a request may test one.
+//! - **Depth, introspection apart.** Operations nest at most `Limits::depth` fields, not
+//!   counting the introspection fields (`__schema`, `__type`) and what they select:
+//!   graphql-js's `getIntrospectionQuery()`, which client generators and GraphiQL send, is
+//!   about 13 deep and must work at the default limits. Introspection itself is bounded by
+//!   `Limits::introspection_depth` (async-graphql's own depth limit).
+//! - **Introspection needs a token** unless `CRM_ANONYMOUS_INTROSPECTION` is on.
+use crate::auth::Actor;
+use crate::config::Limits;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{ErrorExtensions, Name, Positioned, ServerResult, Variables};
+use async_graphql::{ErrorExtensions, Name, Pos, Positioned, ServerError, ServerResult, Variables};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The guards, as an async-graphql extension.
-pub struct Guards;
+pub struct Guards(pub Limits);
 
 impl ExtensionFactory for Guards {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Guards)
+        Arc::new(Guards(self.0))
     }
+}
+
+/// An error with its code, at a position of the query.
+fn refuse(message: &str, code: &'static str, pos: Pos) -> ServerError {
+    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code)).into_server_error(pos)
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -34,16 +47,63 @@ impl Extension for Guards {
             DocumentOperations::Single(op) => vec![op],
             DocumentOperations::Multiple(ops) => ops.values().collect(),
         };
-        for op in operations.into_iter().filter(|op| op.node.ty == OperationType::Mutation) {
-            let mut seen = HashSet::new();
-            if root_fields(&op.node.selection_set.node, &document.fragments, "login", &mut seen) > 1 {
-                return Err(async_graphql::Error::new("send one login per request")
-                    .extend_with(|_, e| e.set("code", "BAD_REQUEST"))
-                    .into_server_error(op.pos));
+        let fragments = &document.fragments;
+        for op in operations {
+            let root = &op.node.selection_set.node;
+            let count = |name: &str| root_fields(root, fragments, name, &mut HashSet::new());
+            if op.node.ty == OperationType::Mutation && count("login") > 1 {
+                return Err(refuse("send one login per request", "BAD_REQUEST", op.pos));
+            }
+            if depth(root, fragments, &mut Walk::default()) > self.0.depth {
+                // The wording of async-graphql's own limit, which clients may already match.
+                return Err(refuse("Query is nested too deep.", "BAD_REQUEST", op.pos));
+            }
+            let introspects = count("__schema") + count("__type") > 0;
+            if introspects && !self.0.anonymous_introspection && ctx.data_opt::<Actor>().is_none() {
+                return Err(refuse("introspection needs a token (Authorization: Bearer)", "UNAUTHENTICATED", op.pos));
             }
         }
         Ok(document)
     }
+}
+
+/// Fragments being expanded (a cycle is a validation error later; here it just stops), and
+/// the depth of each fragment already measured (a fragment spread many times is measured
+/// once, so nested spreads cannot make this exponential).
+#[derive(Default)]
+struct Walk {
+    path: Vec<Name>,
+    measured: HashMap<Name, usize>,
+}
+
+/// The deepest nesting of fields under a selection set, fragments inlined, the subtrees of
+/// introspection fields left out.
+fn depth(set: &SelectionSet, fragments: &HashMap<Name, Positioned<FragmentDefinition>>, walk: &mut Walk) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(f) if matches!(f.node.name.node.as_str(), "__schema" | "__type") => 0,
+            Selection::Field(f) => 1 + depth(&f.node.selection_set.node, fragments, walk),
+            Selection::InlineFragment(f) => depth(&f.node.selection_set.node, fragments, walk),
+            Selection::FragmentSpread(s) => {
+                let name = &s.node.fragment_name.node;
+                if let Some(d) = walk.measured.get(name) {
+                    return *d;
+                }
+                match fragments.get(name) {
+                    Some(def) if !walk.path.contains(name) => {
+                        walk.path.push(name.clone());
+                        let d = depth(&def.node.selection_set.node, fragments, walk);
+                        walk.path.pop();
+                        walk.measured.insert(name.clone(), d);
+                        d
+                    }
+                    _ => 0,
+                }
+            }
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// How many root fields named `name` a selection set holds, through fragments (each
