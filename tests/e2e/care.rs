@@ -589,3 +589,41 @@ async fn templates_and_holidays_are_data() {
     let denied = app.gql(Some(&token), "mutation{addHoliday(name:\"x\", date:\"2028-03-01\"){id}}", json!({})).await;
     assert_eq!(code(&denied), "FORBIDDEN");
 }
+
+/// Contacts logged far in the past would count toward compliance and appraisals: staff may
+/// backdate at most `maxBackdateDays` (default 7), admins any date.
+#[tokio::test]
+async fn backdated_contacts_are_bounded() {
+    let app = TestApp::spawn().await;
+    let (_, _, token) = rep(&app, "华中", "rep@example.com").await;
+    let c = app.create_customer(&token, json!({"name": "武汉光谷商贸有限公司", "kind": "ORGANIZATION"})).await;
+    let log = "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id}}";
+    let when = |days: i64| (Utc::now() - Duration::days(days)).to_rfc3339();
+    let input =
+        |days: i64| json!({"i": {"customerId": c["id"], "kind": "VISIT", "summary": "拜访", "occurredAt": when(days)}});
+    let resp = app.gql(Some(&token), log, input(8)).await;
+    assert_eq!(code(&resp), "VALIDATION", "{resp}");
+    assert_eq!(invalid_fields(&resp), ["occurredAt"]);
+    app.ok(&token, log, input(6)).await;
+    app.ok(&app.admin_token, log, input(400)).await;
+
+    let query = "{carePolicy{version rules{kind enabled offsetDays tiers promotional template assignee windowDays minCount} standards{tier role kind count periodDays} frequencyCap{maxTouches days holidayWindowDays} dueHourUtc maxBackdateDays}}";
+    let policy = app.ok(&app.admin_token, query, json!({})).await["carePolicy"].clone();
+    assert_eq!(policy["maxBackdateDays"], 7);
+    let mut policy_input = policy.clone();
+    policy_input.as_object_mut().unwrap().remove("version");
+    let update =
+        "mutation($i:CarePolicyInput!,$v:Int!){updateCarePolicy(input:$i, version:$v){version maxBackdateDays}}";
+    policy_input["maxBackdateDays"] = json!(-1);
+    let resp = app.gql(Some(&app.admin_token), update, json!({"i": policy_input, "v": policy["version"]})).await;
+    assert_eq!(invalid_fields(&resp), ["maxBackdateDays"], "{resp}");
+    policy_input["maxBackdateDays"] = json!(30);
+    let saved = app.ok(&app.admin_token, update, json!({"i": policy_input, "v": policy["version"]})).await;
+    assert_eq!(saved["updateCarePolicy"]["maxBackdateDays"], 30);
+    app.ok(&token, log, input(20)).await;
+    // Omitted in a later update: unchanged.
+    policy_input.as_object_mut().unwrap().remove("maxBackdateDays");
+    let saved =
+        app.ok(&app.admin_token, update, json!({"i": policy_input, "v": saved["updateCarePolicy"]["version"]})).await;
+    assert_eq!(saved["updateCarePolicy"]["maxBackdateDays"], 30);
+}

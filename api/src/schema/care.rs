@@ -83,6 +83,10 @@ impl CarePolicy {
     async fn due_hour_utc(&self) -> i32 {
         self.0.due_hour_utc as i32
     }
+    /// How many days back staff may log a contact (`occurredAt`); admins may log any date.
+    async fn max_backdate_days(&self) -> i32 {
+        self.0.max_backdate_days
+    }
 }
 
 fn standard_out(s: &svc::Standard) -> CareStandard {
@@ -116,10 +120,12 @@ pub struct CarePolicyInput {
     pub rules: Vec<ReminderRuleConfig>,
     pub frequency_cap: FrequencyCap,
     pub due_hour_utc: i32,
+    /// How many days back staff may log a contact; omitted: unchanged.
+    pub max_backdate_days: Option<i32>,
 }
 
 impl CarePolicyInput {
-    fn into_policy(self) -> Policy {
+    fn into_policy(self, current: &Policy) -> Policy {
         Policy {
             standards: self
                 .standards
@@ -154,6 +160,7 @@ impl CarePolicyInput {
             },
             // Out of range is reported by validation, not wrapped.
             due_hour_utc: u32::try_from(self.due_hour_utc).unwrap_or(u32::MAX),
+            max_backdate_days: self.max_backdate_days.unwrap_or(current.max_backdate_days),
         }
     }
 }
@@ -480,7 +487,8 @@ impl CareMutation {
     /// Replaces the care policy (admins). CONFLICT when `version` is stale.
     async fn update_care_policy(&self, ctx: &Context<'_>, input: CarePolicyInput, version: i32) -> Result<CarePolicy> {
         let actor = actor(ctx)?;
-        let (p, v) = svc::update_policy(db(ctx), actor, input.into_policy(), version).await.gql()?;
+        let (current, _) = svc::policy(db(ctx)).await.gql()?;
+        let (p, v) = svc::update_policy(db(ctx), actor, input.into_policy(&current), version).await.gql()?;
         Ok(CarePolicy(p, v))
     }
 

@@ -286,7 +286,7 @@ pub async fn load(
             deals += 1;
         }
         for i in 0..(n % 4) {
-            interaction::create(
+            interaction::record_history(
                 db,
                 rep,
                 NewInteraction {

@@ -10,7 +10,7 @@ use crate::choice;
 use crate::error::{AppResult, Violations};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::contact;
-use entity::enums::{Direction, InteractionKind};
+use entity::enums::{Action, Direction, InteractionKind, Resource};
 use entity::interaction::{self, Column};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
@@ -69,6 +69,19 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewInteractio
     write(db, async |txn| create_in(txn, actor, input).await).await
 }
 
+/// Records a contact of the past for a loader of historic data (`crm demo`, an import):
+/// as [`create`], without the bound on backdating.
+///
+/// # Errors
+/// As [`create`].
+pub async fn record_history(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    input: NewInteraction,
+) -> AppResult<interaction::Model> {
+    write(db, async |txn| insert(txn, actor, input, false).await).await
+}
+
 /// Logs an interaction inside the caller's transaction (completing a reminder).
 ///
 /// # Errors
@@ -78,6 +91,15 @@ pub async fn create_in(
     actor: &Actor,
     input: NewInteraction,
 ) -> AppResult<interaction::Model> {
+    insert(txn, actor, input, true).await
+}
+
+async fn insert(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    input: NewInteraction,
+    bound_backdating: bool,
+) -> AppResult<interaction::Model> {
     let mut v = Violations::new();
     let summary = required_text(&mut v, "summary", &input.summary, 4000);
     let outcome = optional_text(&mut v, "outcome", input.outcome, 4000);
@@ -85,6 +107,15 @@ pub async fn create_in(
     let occurred_at = input.occurred_at.unwrap_or(now);
     if occurred_at > now + Duration::minutes(5) {
         v.add("occurredAt", "cannot be in the future; plan follow-ups with nextFollowUpOn");
+    }
+    // Backdated contacts would count toward compliance and appraisals; admins may correct
+    // the record.
+    if bound_backdating && input.occurred_at.is_some() && actor.require_all(Resource::Settings, Action::Update).is_err()
+    {
+        let (policy, _) = super::care::policy(txn).await?;
+        if occurred_at < now - Duration::days(i64::from(policy.max_backdate_days)) {
+            v.add("occurredAt", format!("may be at most {} days in the past", policy.max_backdate_days));
+        }
     }
     if let Some(next) = input.next_follow_up_on
         && next < occurred_at.date_naive()

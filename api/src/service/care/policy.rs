@@ -86,6 +86,14 @@ pub struct CarePolicy {
     pub frequency_cap: FrequencyCap,
     /// Hour of the day (UTC) reminders fall due (default 1, 09:00 China time).
     pub due_hour_utc: u32,
+    /// How many days back a contact may be logged (admins excepted): backdated contacts
+    /// would inflate compliance and appraisal figures. Default 7.
+    #[serde(default = "default_backdate_days")]
+    pub max_backdate_days: i32,
+}
+
+fn default_backdate_days() -> i32 {
+    7
 }
 
 impl CarePolicy {
@@ -95,6 +103,9 @@ impl CarePolicy {
     /// VALIDATION listing every bad field.
     pub fn validate(&self) -> AppResult<()> {
         let mut v = Violations::new();
+        if !(0..=3650).contains(&self.max_backdate_days) {
+            v.add("maxBackdateDays", "must be 0 to 3650");
+        }
         let mut seen = HashSet::new();
         for (i, s) in self.standards.iter().enumerate() {
             if !(1..=100).contains(&s.count) {
