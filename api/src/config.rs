@@ -28,6 +28,8 @@ pub struct Config {
     /// `CRM_MAX_DEPTH`, `CRM_MAX_COMPLEXITY`.
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// `CRM_MAX_ROOT_FIELDS`: most root fields (aliases included) of one operation.
+    pub max_root_fields: usize,
     /// `CRM_ANONYMOUS_INTROSPECTION`: `on` lets callers without a token introspect; default off.
     pub anonymous_introspection: bool,
     /// Milliseconds a WebSocket may wait before `connection_init` (CRM_WS_INIT_TIMEOUT_MS, default 10000).
@@ -73,6 +75,7 @@ impl Config {
             reclassify_hour_utc: parsed("CRM_RECLASSIFY_HOUR_UTC", 18u32)?.min(23),
             max_depth: parsed("CRM_MAX_DEPTH", limits.depth)?,
             max_complexity: parsed("CRM_MAX_COMPLEXITY", limits.complexity)?,
+            max_root_fields: parsed("CRM_MAX_ROOT_FIELDS", limits.root_fields)?,
             anonymous_introspection: matches!(var("CRM_ANONYMOUS_INTROSPECTION").as_deref(), Some("on" | "true" | "1")),
             ws_init_timeout_ms: parsed("CRM_WS_INIT_TIMEOUT_MS", 10_000)?,
         })
@@ -90,6 +93,8 @@ pub struct Limits {
     pub complexity: usize,
     pub recursive_depth: usize,
     pub directives: usize,
+    /// Most root fields (aliases included) of one operation (`CRM_MAX_ROOT_FIELDS`).
+    pub root_fields: usize,
     /// Whether a caller without a token may introspect the schema (`CRM_ANONYMOUS_INTROSPECTION`).
     pub anonymous_introspection: bool,
 }
@@ -102,6 +107,7 @@ impl Default for Limits {
             complexity: 50_000,
             recursive_depth: 32,
             directives: 10,
+            root_fields: 100,
             anonymous_introspection: false,
         }
     }

@@ -60,6 +60,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         depth: config.max_depth,
         complexity: config.max_complexity,
         anonymous_introspection: config.anonymous_introspection,
+        root_fields: config.max_root_fields,
         ..Default::default()
     };
     let events = events::Events::start(db.clone()).await?;

@@ -226,3 +226,29 @@ async fn tooling_can_introspect_with_a_token() {
     let resp = app.gql(Some(&app.admin_token), &chain, json!({})).await;
     assert!(resp["errors"][0]["message"].as_str().unwrap().contains("nested too deep"), "{resp}");
 }
+
+/// Aliases multiplied work complexity did not price: 1,000 aliased `classificationReport`
+/// fields ran in one request. Root fields are capped and a report costs as much as a page
+/// of 100 rows with 20 fields.
+#[tokio::test]
+async fn aliases_and_reports_are_priced() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let reports = |n: usize| {
+        let fields: Vec<String> =
+            (0..n).map(|i| format!("r{i}: classificationReport(groupBy:[TIER]){{customerCount}}")).collect();
+        format!("{{{}}}", fields.join(" "))
+    };
+    let resp = app.gql(Some(t), &reports(1000), json!({})).await;
+    assert_eq!(code(&resp), "BAD_REQUEST", "{resp}");
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("root fields"), "{resp}");
+    let resp = app.gql(Some(t), &reports(30), json!({})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("complex"), "30 reports: {resp}");
+    let data = app.ok(t, &reports(20), json!({})).await;
+    assert_eq!(data.as_object().unwrap().len(), 20);
+    let many: Vec<String> = (0..101).map(|i| format!("m{i}: me{{id}}")).collect();
+    let resp = app.gql(Some(t), &format!("{{{}}}", many.join(" ")), json!({})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("at most 100 root fields"), "{resp}");
+    let fine: Vec<String> = (0..100).map(|i| format!("m{i}: me{{id}}")).collect();
+    app.ok(t, &format!("{{{}}}", fine.join(" ")), json!({})).await;
+}

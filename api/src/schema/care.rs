@@ -446,6 +446,7 @@ impl CareQuery {
     /// For each customer in your scope whose tier has contact standards: what the policy
     /// expects, what was logged, what is overdue; summarised per owner. `asOf` defaults to
     /// today (UTC).
+    #[graphql(complexity = "super::common::REPORT_COST")]
     async fn follow_up_compliance(
         &self,
         ctx: &Context<'_>,

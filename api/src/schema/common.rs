@@ -47,6 +47,10 @@ pub fn list_query<F: InputType, S>(
     Ok(ListQuery { filter: to_json(filter)?, order, deleted, page: page_args(first, after) })
 }
 
+/// Complexity of a report field (an aggregate over the caller's whole scope): with the
+/// default limit of 50,000, at most 25 reports in one request.
+pub const REPORT_COST: usize = 2_000;
+
 /// Complexity of a list field: its page size times the cost of one node.
 pub fn list_cost(first: Option<i32>, child: usize) -> usize {
     (first.unwrap_or(20).clamp(1, 100) as usize).saturating_mul(child.max(1))

@@ -9,6 +9,8 @@
 //!   about 13 deep and must work at the default limits. Introspection itself is bounded by
 //!   `Limits::introspection_depth` (async-graphql's own depth limit).
 //! - **Introspection needs a token** unless `CRM_ANONYMOUS_INTROSPECTION` is on.
+//! - **Root fields** (aliases included) are at most `Limits::root_fields` per operation:
+//!   aliases multiply work that complexity prices per field (1,000 aliased reports).
 use crate::auth::Actor;
 use crate::config::Limits;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
@@ -50,15 +52,20 @@ impl Extension for Guards {
         let fragments = &document.fragments;
         for op in operations {
             let root = &op.node.selection_set.node;
-            let count = |name: &str| root_fields(root, fragments, name, &mut HashSet::new());
-            if op.node.ty == OperationType::Mutation && count("login") > 1 {
+            let count = |name: Option<&str>| root_fields(root, fragments, name, &mut HashSet::new());
+            if count(None) > self.0.root_fields {
+                let message =
+                    format!("Query is too complex: at most {} root fields (aliases included)", self.0.root_fields);
+                return Err(refuse(&message, "BAD_REQUEST", op.pos));
+            }
+            if op.node.ty == OperationType::Mutation && count(Some("login")) > 1 {
                 return Err(refuse("send one login per request", "BAD_REQUEST", op.pos));
             }
             if depth(root, fragments, &mut Walk::default()) > self.0.depth {
                 // The wording of async-graphql's own limit, which clients may already match.
                 return Err(refuse("Query is nested too deep.", "BAD_REQUEST", op.pos));
             }
-            let introspects = count("__schema") + count("__type") > 0;
+            let introspects = count(Some("__schema")) + count(Some("__type")) > 0;
             if introspects && !self.0.anonymous_introspection && ctx.data_opt::<Actor>().is_none() {
                 return Err(refuse("introspection needs a token (Authorization: Bearer)", "UNAUTHENTICATED", op.pos));
             }
@@ -106,18 +113,18 @@ fn depth(set: &SelectionSet, fragments: &HashMap<Name, Positioned<FragmentDefini
         .unwrap_or(0)
 }
 
-/// How many root fields named `name` a selection set holds, through fragments (each
-/// fragment counted once: a cycle is a validation error anyway).
+/// How many root fields (named `name`, or all) a selection set holds, through fragments
+/// (each fragment counted once: a cycle is a validation error anyway).
 fn root_fields(
     set: &SelectionSet,
     fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
-    name: &str,
+    name: Option<&str>,
     seen: &mut HashSet<Name>,
 ) -> usize {
     set.items
         .iter()
         .map(|item| match &item.node {
-            Selection::Field(f) => usize::from(f.node.name.node == name),
+            Selection::Field(f) => usize::from(name.is_none_or(|n| f.node.name.node == n)),
             Selection::InlineFragment(f) => root_fields(&f.node.selection_set.node, fragments, name, seen),
             Selection::FragmentSpread(s) => {
                 let fragment = &s.node.fragment_name.node;

@@ -125,6 +125,7 @@ impl ReportQuery {
     /// Customers and revenue grouped by the given dimensions. `asOf` reports tiers and
     /// lifecycle stages as they were at the end of that day. Also as CSV:
     /// `GET /reports/classification.csv?groupBy=TIER,REGION&asOf=2026-06-30`.
+    #[graphql(complexity = "super::common::REPORT_COST")]
     async fn classification_report(
         &self,
         ctx: &Context<'_>,
@@ -155,6 +156,7 @@ impl ReportQuery {
     }
 
     /// Tier at `from` x tier at `to` for customers that existed at `from`: all sixteen cells.
+    #[graphql(complexity = "super::common::REPORT_COST")]
     async fn tier_migration(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<TierMigrationCell>> {
         let actor = actor(ctx)?;
         let cells = svc::tier_migration(db(ctx), actor, from.0, to.0).await.gql()?;
@@ -170,6 +172,7 @@ impl ReportQuery {
 
     /// Calls, visits, messages, callbacks and deals won per staff member between two dates
     /// (seed 000: appraisal figures). Managers see their department subtree, reps themselves.
+    #[graphql(complexity = "super::common::REPORT_COST")]
     async fn staff_activity(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<StaffActivityRow>> {
         let actor = actor(ctx)?;
         let rows = svc::staff_activity(db(ctx), actor, from.0, to.0).await.gql()?;
@@ -179,6 +182,7 @@ impl ReportQuery {
 
     /// Feedback received between two dates: counts, average rating, NPS and median
     /// resolution time, grouped by kind, channel and/or status.
+    #[graphql(complexity = "super::common::REPORT_COST")]
     async fn feedback_summary(
         &self,
         ctx: &Context<'_>,
