@@ -325,3 +325,30 @@ async fn concurrent_trash_of_one_customers_deals_regrades_from_both() {
         }
     }
 }
+
+/// A list of customers with their classification history costs the same number of SQL
+/// statements for 3 customers as for 12 (it was one query per customer), and each
+/// customer gets its own newest changes.
+#[tokio::test]
+async fn classification_history_of_a_list_is_batched() {
+    let app = TestApp::spawn().await;
+    let query = "{customers(first:100, orderBy:[{field:NAME}]){nodes{name classificationHistory(first:2){field to}}}}";
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let c = new_customer(&app, &format!("批量{n:02}")).await;
+        deal(&app, &c, "WON", "90000", "CNY", 3).await;
+        ids.push(c);
+    }
+    let (data, few) = app.counted(&app.admin_token, query, json!({})).await;
+    let first = &data["customers"]["nodes"][0];
+    assert_eq!(first["classificationHistory"].as_array().unwrap().len(), 2, "{first}");
+    assert_eq!(first["classificationHistory"][0], json!({"field": "TIER", "to": "A"}));
+    for n in 3..12 {
+        let c = new_customer(&app, &format!("批量{n:02}")).await;
+        deal(&app, &c, "WON", "90000", "CNY", 3).await;
+    }
+    let (data, many) = app.counted(&app.admin_token, query, json!({})).await;
+    assert_eq!(data["customers"]["nodes"].as_array().unwrap().len(), 12);
+    assert!(data["customers"]["nodes"].as_array().unwrap().iter().all(|c| c["classificationHistory"][0]["to"] == "A"));
+    assert_eq!(few, many, "statements for 3 customers vs 12");
+}

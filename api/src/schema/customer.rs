@@ -174,9 +174,9 @@ impl Customer {
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: i32,
     ) -> Result<Vec<ClassificationChange>> {
-        let rows =
-            crate::service::classification::history(db(ctx), self.0.id, first.clamp(1, 100) as u64).await.gql()?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        let key = super::loaders::HistoryKey { customer: self.0.id, first: first.clamp(1, 100) as u64 };
+        let rows = super::loaders::loader(ctx).load_one(key).await.map_err(super::loaders::unshare)?;
+        Ok(rows.unwrap_or_default().into_iter().map(Into::into).collect())
     }
     /// Id of the owner; null while in the public pool.
     async fn owner_id(&self) -> Option<ID> {

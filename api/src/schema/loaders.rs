@@ -55,6 +55,12 @@ pub struct DepartmentKey(pub Uuid);
 pub struct CustomerKey(pub Uuid);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LineItemsKey(pub Uuid);
+/// The newest `first` classification changes of a customer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HistoryKey {
+    pub customer: Uuid,
+    pub first: u64,
+}
 
 /// One page of a customer's records of type `E`, newest first.
 pub struct NestedKey<E> {
@@ -175,6 +181,27 @@ impl Loader<LineItemsKey> for Loaders {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let map = crate::service::deal::line_items(&self.db, &ids).await.map_err(err)?;
         Ok(ids.into_iter().map(|id| (LineItemsKey(id), map.get(&id).cloned().unwrap_or_default())).collect())
+    }
+}
+
+impl Loader<HistoryKey> for Loaders {
+    type Value = Vec<entity::classification_history::Model>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[HistoryKey]) -> Result<HashMap<HistoryKey, Self::Value>, LoadError> {
+        // One query per distinct `first`, however many customers ask.
+        let mut groups: HashMap<u64, Vec<Uuid>> = HashMap::new();
+        for k in keys {
+            groups.entry(k.first).or_default().push(k.customer);
+        }
+        let mut out = HashMap::new();
+        for (first, customers) in groups {
+            let mut rows =
+                crate::service::classification::history_of(&self.db, &customers, first).await.map_err(err)?;
+            for customer in customers {
+                out.insert(HistoryKey { customer, first }, rows.remove(&customer).unwrap_or_default());
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -11,9 +11,9 @@ use entity::{classification_history, customer};
 use sea_orm::DatabaseBackend;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
 };
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Recomputes one customer inside the caller's transaction (a deal was won, lost,
@@ -89,18 +89,39 @@ pub async fn set_override(
     .await
 }
 
-/// A customer's classification history, newest first.
-pub async fn history(
+/// The newest `limit` history rows of each of `customer_ids` (tier and lifecycle changes,
+/// newest first), in one query however many customers ask: a list of customers showing
+/// their history costs one statement, not one per customer.
+pub async fn history_of(
     db: &impl ConnectionTrait,
-    customer_id: Uuid,
+    customer_ids: &[Uuid],
     limit: u64,
-) -> AppResult<Vec<classification_history::Model>> {
-    Ok(classification_history::Entity::find()
-        .filter(classification_history::Column::CustomerId.eq(customer_id))
-        .order_by_desc(classification_history::Column::At)
-        // Rows of one change share `at`; keep the order they were written in (tier first).
-        .order_by_asc(classification_history::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?)
+) -> AppResult<HashMap<Uuid, Vec<classification_history::Model>>> {
+    use classification_history::{Column, Entity};
+    use sea_orm::QueryTrait;
+    use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, Order, Query, WindowStatement};
+    let mut ranked = Entity::find().filter(Column::CustomerId.is_in(customer_ids.to_vec())).into_query();
+    ranked.expr_window_as(
+        Func::cust(Alias::new("ROW_NUMBER")),
+        WindowStatement::partition_by(Column::CustomerId)
+            .order_by(Column::At, Order::Desc)
+            // Rows of one change share `at`; keep the order they were written in (tier first).
+            .order_by(Column::Id, Order::Asc)
+            .to_owned(),
+        Alias::new("rn"),
+    );
+    let q = Query::select()
+        .column(Asterisk)
+        .from_subquery(ranked, Alias::new("ranked"))
+        .and_where(Expr::col(Alias::new("rn")).lte(limit as i64))
+        .to_owned();
+    let rows = Entity::find().from_raw_sql(db.get_database_backend().build(&q)).all(db).await?;
+    let mut out: HashMap<Uuid, Vec<classification_history::Model>> = HashMap::new();
+    for row in rows {
+        out.entry(row.customer_id).or_default().push(row);
+    }
+    for list in out.values_mut() {
+        list.sort_by(|a, b| b.at.cmp(&a.at).then(a.id.cmp(&b.id)));
+    }
+    Ok(out)
 }

@@ -19,7 +19,7 @@ pub use bulk::STORED_COLUMNS;
 pub use facts::{cutoffs, fact_statements, facts};
 use grading::cutoffs_of;
 pub use grading::{Facts, Grades, RfmCutoffs, grade};
-pub use incremental::{history, recompute, set_override};
+pub use incremental::{history_of, recompute, set_override};
 pub use pass::{create_run, daily_pass, reclassify_all, run_full_pass, runs, start_full_pass};
 pub use policy::{Policy, Rates, exchange_rates, policy, rates, read_policy, set_rate, update_policy};
 
