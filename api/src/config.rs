@@ -34,6 +34,8 @@ pub struct Config {
     pub anonymous_introspection: bool,
     /// Milliseconds a WebSocket may wait before `connection_init` (CRM_WS_INIT_TIMEOUT_MS, default 10000).
     pub ws_init_timeout_ms: u64,
+    /// Milliseconds between re-checks of a WebSocket's user (CRM_WS_RECHECK_MS, default 30000).
+    pub ws_recheck_ms: u64,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -78,6 +80,7 @@ impl Config {
             max_root_fields: parsed("CRM_MAX_ROOT_FIELDS", limits.root_fields)?,
             anonymous_introspection: matches!(var("CRM_ANONYMOUS_INTROSPECTION").as_deref(), Some("on" | "true" | "1")),
             ws_init_timeout_ms: parsed("CRM_WS_INIT_TIMEOUT_MS", 10_000)?,
+            ws_recheck_ms: parsed("CRM_WS_RECHECK_MS", 30_000u64)?.max(100),
         })
     }
 }

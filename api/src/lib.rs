@@ -78,6 +78,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         events,
         shutdown: shutdown::Shutdown::default(),
         ws_init_timeout: std::time::Duration::from_millis(config.ws_init_timeout_ms),
+        ws_recheck: std::time::Duration::from_millis(config.ws_recheck_ms),
     })
 }
 

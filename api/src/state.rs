@@ -19,4 +19,6 @@ pub struct AppState {
     pub shutdown: crate::shutdown::Shutdown,
     /// How long a WebSocket may wait before `connection_init`.
     pub ws_init_timeout: std::time::Duration,
+    /// How often an open WebSocket re-checks its user (active, role, department, password).
+    pub ws_recheck: std::time::Duration,
 }

@@ -52,6 +52,10 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
     let mut init_received = false;
     let init_timeout = tokio::time::sleep(state.ws_init_timeout);
     tokio::pin!(init_timeout);
+    // The token's expiry (set at `connection_init`) and the periodic re-check of the user.
+    let expiry = tokio::time::sleep(std::time::Duration::from_secs(86_400 * 365));
+    tokio::pin!(expiry);
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + state.ws_recheck, state.ws_recheck);
 
     let close = loop {
         if *shutdown.borrow() {
@@ -59,6 +63,14 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
         }
         tokio::select! {
             () = &mut init_timeout, if !init_received => break Close(4408, "Connection initialisation timeout".into()),
+            () = &mut expiry, if actor.is_some() => break Close(4403, "Token expired".into()),
+            _ = recheck.tick(), if actor.is_some() => {
+                let Some(old) = &actor else { continue };
+                match current(&state, old).await {
+                    Ok(new) => actor = Some(new),
+                    Err(close) => break close,
+                }
+            }
             _ = shutdown.changed() => continue,
             out = out_rx.recv() => match out {
                 Some(Out::Send(v)) if sink.send(Message::Text(v.to_string().into())).await.is_err() => {
@@ -87,8 +99,9 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                         }
                         init_received = true;
                         match authenticate(&state, msg.get("payload")).await {
-                            Some(a) => {
+                            Some((a, expires)) => {
                                 actor = Some(a);
+                                expiry.as_mut().reset(expires);
                                 if sink.send(Message::Text(json!({"type": "connection_ack"}).to_string().into())).await.is_err() {
                                     break Close(1006, String::new());
                                 }
@@ -107,6 +120,12 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                     }
                     Some("pong") => {}
                     Some("subscribe") => {
+                        let Some(old) = &actor else { break Close(4401, "Unauthorized".into()) };
+                        // Each operation runs as the user is now, like an HTTP request.
+                        match current(&state, old).await {
+                            Ok(new) => actor = Some(new),
+                            Err(close) => break close,
+                        }
                         let Some(actor) = &actor else { break Close(4401, "Unauthorized".into()) };
                         let Some(id) = msg.get("id").and_then(Value::as_str).filter(|id| !id.is_empty()).map(str::to_string) else {
                             break Close(4400, "Invalid message received: subscribe needs an id".into());
@@ -235,7 +254,7 @@ fn is_subscription(request: &Request) -> bool {
 }
 
 /// The actor of a `connection_init` payload, if its token holds.
-async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<Actor> {
+async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<(Actor, tokio::time::Instant)> {
     let payload = payload?;
     let token = payload
         .get("authorization")
@@ -243,6 +262,32 @@ async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<Actor
         .and_then(Value::as_str)
         .map(|v| v.trim().trim_start_matches("Bearer ").trim_start_matches("bearer ").trim().to_string())
         .or_else(|| payload.get("token").and_then(Value::as_str).map(str::to_string))?;
-    let user_id = state.jwt.verify(&token).ok()?;
-    Actor::load(&state.db, user_id).await.ok()
+    let (user_id, expires) = state.jwt.verify_until(&token).ok()?;
+    let left = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
+    Some((Actor::load(&state.db, user_id).await.ok()?, tokio::time::Instant::now() + left))
+}
+
+/// The socket's user as it is now, or why the socket must close: deactivated (4403),
+/// role, department or password changed (4403: subscriptions already running filter with
+/// the old permissions), or the database failing (1011).
+async fn current(state: &AppState, old: &Actor) -> Result<Actor, Close> {
+    match Actor::load(&state.db, old.id()).await {
+        Ok(new) if same_session(old, &new) => Ok(new),
+        Ok(_) => Err(Close(4403, "Permissions changed; reconnect".into())),
+        Err(crate::error::AppError::Unauthenticated(_)) => Err(Close(4403, "User deactivated".into())),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot re-check a WebSocket's user");
+            Err(Close(1011, "Internal error".into()))
+        }
+    }
+}
+
+/// Whether a re-loaded user may keep the socket the old one opened: still active (else
+/// `Actor::load` failed), same role, department subtree and password. Running
+/// subscriptions filter with the actor they started with, so any change closes the socket.
+fn same_session(old: &Actor, new: &Actor) -> bool {
+    old.user.role == new.user.role
+        && old.subtree == new.subtree
+        && old.user.department_id == new.user.department_id
+        && old.user.password_hash == new.user.password_hash
 }

@@ -30,6 +30,7 @@ pub fn test_config(url: String) -> Config {
         anonymous_introspection: false,
         max_root_fields: 100,
         ws_init_timeout_ms: 10_000,
+        ws_recheck_ms: 30_000,
     }
 }
 

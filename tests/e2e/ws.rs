@@ -323,3 +323,54 @@ async fn a_lead_on_one_instance_reaches_a_subscriber_on_another() {
     let status = child.wait().unwrap();
     assert!(status.success(), "the child server stopped cleanly: {status}");
 }
+
+/// A socket follows its token: it closes with 4403 when the token expires (it kept working
+/// after expiry before).
+#[tokio::test]
+async fn a_socket_closes_when_its_token_expires() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let app = TestApp::spawn().await;
+    let me = app.ok(&app.admin_token, "{me{id}}", json!({})).await["me"]["id"].clone();
+    let now = chrono::Utc::now().timestamp();
+    let claims =
+        json!({"sub": me, "role": "ADMIN", "dept": "x", "iat": now, "exp": now + 2, "iss": ISSUER, "aud": AUDIENCE});
+    let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+    let mut ws = ready(app.addr, &token).await;
+    subscribe(&mut ws, "leads", NEW_LEAD).await;
+    // Nothing else happens on the socket: the next thing it sees is the close at expiry.
+    assert_eq!(next(&mut ws).await, Err(4403));
+}
+
+/// A socket follows its user: deactivation, a role change or a password change closes it
+/// (4403) at the next re-check or operation; before, a deactivated user's socket kept
+/// receiving leads and running operations.
+#[tokio::test]
+async fn a_socket_follows_its_user() {
+    let app = TestApp::spawn_with(|c| c.ws_recheck_ms = 200).await;
+    let dept = app.create_department("华东", None).await;
+    let (rep, rep_token) = app.create_user("rep@example.com", "SALES", &dept).await;
+    let (other, other_token) = app.create_user("other@example.com", "SALES", &dept).await;
+    let (third, third_token) = app.create_user("third@example.com", "SALES", &dept).await;
+
+    // Deactivated: closed by the periodic re-check.
+    let mut ws = ready(app.addr, &rep_token).await;
+    subscribe(&mut ws, "leads", NEW_LEAD).await;
+    app.ok(&app.admin_token, "mutation($id:ID!){deactivateUser(id:$id){active}}", json!({"id": rep})).await;
+    assert_eq!(next(&mut ws).await, Err(4403));
+
+    // Demoted to another role: closed, whatever the socket does next.
+    let mut ws = ready(app.addr, &other_token).await;
+    let update = "mutation($i:UpdateUserInput!){updateUser(input:$i){version}}";
+    app.ok(&app.admin_token, update, json!({"i": {"id": other, "version": 1, "role": "ANALYST"}})).await;
+    send(&mut ws, json!({"id": "q", "type": "subscribe", "payload": {"query": "{customers{totalCount}}"}})).await;
+    assert_eq!(next(&mut ws).await, Err(4403));
+
+    // A new password ends the sessions of the old one; a rename does not.
+    let mut ws = ready(app.addr, &third_token).await;
+    app.ok(&app.admin_token, update, json!({"i": {"id": third, "version": 1, "name": "新名字"}})).await;
+    send(&mut ws, json!({"id": "me", "type": "subscribe", "payload": {"query": "{me{name}}"}})).await;
+    assert_eq!(event(&mut ws).await["me"]["name"], "新名字");
+    assert_eq!(next(&mut ws).await, Ok(json!({"id": "me", "type": "complete"})));
+    app.ok(&app.admin_token, update, json!({"i": {"id": third, "version": 2, "password": "a brand new secret"}})).await;
+    assert_eq!(next(&mut ws).await, Err(4403));
+}

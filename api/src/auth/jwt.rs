@@ -69,6 +69,15 @@ impl JwtKeys {
     /// # Errors
     /// UNAUTHENTICATED for any invalid token.
     pub fn verify(&self, token: &str) -> Result<Uuid, AppError> {
+        self.verify_until(token).map(|(id, _)| id)
+    }
+
+    /// As [`verify`](Self::verify), with the moment the token expires (a WebSocket closes
+    /// then).
+    ///
+    /// # Errors
+    /// UNAUTHENTICATED.
+    pub fn verify_until(&self, token: &str) -> Result<(Uuid, chrono::DateTime<chrono::Utc>), AppError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
@@ -78,6 +87,9 @@ impl JwtKeys {
             tracing::debug!(error = %e, "token refused");
             AppError::Unauthenticated("invalid or expired token")
         })?;
-        Uuid::parse_str(&data.claims.sub).map_err(|_| AppError::Unauthenticated("invalid or expired token"))
+        let id =
+            Uuid::parse_str(&data.claims.sub).map_err(|_| AppError::Unauthenticated("invalid or expired token"))?;
+        let expires = chrono::DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_else(chrono::Utc::now);
+        Ok((id, expires))
     }
 }
