@@ -57,8 +57,11 @@ impl Config {
     pub fn from_env() -> Result<Config, String> {
         let limits = Limits::default();
         let ttl = parsed("CRM_ACCESS_TOKEN_TTL", 3600i64)?;
-        if !(60..=30 * 86400).contains(&ttl) {
-            return Err("CRM_ACCESS_TOKEN_TTL must be between 60 and 2592000 seconds".into());
+        if !(60..=crate::auth::jwt::MAX_TTL_SECS).contains(&ttl) {
+            return Err(format!(
+                "CRM_ACCESS_TOKEN_TTL must be between 60 and {} seconds",
+                crate::auth::jwt::MAX_TTL_SECS
+            ));
         }
         if var("CRM_JWT_SECRET").is_some_and(|s| s.len() < 32) {
             return Err("CRM_JWT_SECRET must have at least 32 bytes".into());

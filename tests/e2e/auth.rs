@@ -203,3 +203,40 @@ async fn one_login_per_request() {
     let resp = app.gql(None, &one, json!({})).await;
     assert!(resp["data"]["login"]["accessToken"].is_string(), "{resp}");
 }
+
+/// A failed login is logged and audited (`login_failed`, no values: never the password).
+#[tokio::test]
+async fn failed_logins_are_audited_without_the_password() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let dept = app.create_department("华东区", None).await;
+    let (id, _) = app.create_user("rep@example.com", "SALES", &dept).await;
+    let before = app.audit_count(&id).await;
+    let wrong = "mutation{login(email:\"rep@example.com\",password:\"not the password 123\"){accessToken}}";
+    assert_eq!(code(&app.gql(None, wrong, json!({})).await), "UNAUTHENTICATED");
+    assert_eq!(app.audit_count(&id).await, before + 1);
+    let backend = app.db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "SELECT action, old_values IS NULL AND new_values IS NULL AS empty FROM audit_log WHERE record_id = $1 ORDER BY at DESC"
+        }
+        _ => {
+            "SELECT action, old_values IS NULL AND new_values IS NULL AS empty FROM audit_log WHERE record_id = ? ORDER BY at DESC"
+        }
+    };
+    let row = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [uuid::Uuid::parse_str(&id).unwrap().into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get::<String>("", "action").unwrap(), "login_failed");
+    assert!(row.try_get::<bool>("", "empty").unwrap());
+    // An unknown address audits nothing it could attach to, and answers the same.
+    let unknown = "mutation{login(email:\"nobody@example.com\",password:\"whatever 1234\"){accessToken}}";
+    assert_eq!(app.gql(None, unknown, json!({})).await["errors"][0]["message"], "wrong e-mail or password");
+}

@@ -18,6 +18,10 @@ pub struct Claims {
     pub aud: String,
 }
 
+/// The longest lifetime of a token (`crm token --ttl`, `CRM_ACCESS_TOKEN_TTL`): 30 days.
+/// Longer-lived machine access is for API keys, which can be revoked one by one.
+pub const MAX_TTL_SECS: i64 = 30 * 86_400;
+
 /// Keys and settings for issuing and checking tokens.
 #[derive(Clone)]
 pub struct JwtKeys {
@@ -49,8 +53,12 @@ impl JwtKeys {
         user: &entity::user::Model,
         ttl: Option<chrono::Duration>,
     ) -> Result<(String, DateTime<Utc>), AppError> {
+        let ttl = ttl.unwrap_or(self.ttl);
+        if ttl > chrono::Duration::seconds(MAX_TTL_SECS) || ttl < chrono::Duration::seconds(60) {
+            return Err(AppError::invalid("ttl", format!("must be 60 to {MAX_TTL_SECS} seconds")));
+        }
         let now = Utc::now();
-        let expires = now + ttl.unwrap_or(self.ttl);
+        let expires = now + ttl;
         let claims = Claims {
             sub: user.id.to_string(),
             role: user.role.to_string(),
@@ -91,5 +99,45 @@ impl JwtKeys {
             Uuid::parse_str(&data.claims.sub).map_err(|_| AppError::Unauthenticated("invalid or expired token"))?;
         let expires = chrono::DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_else(chrono::Utc::now);
         Ok((id, expires))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> entity::user::Model {
+        let now = Utc::now();
+        entity::user::Model {
+            id: Uuid::now_v7(),
+            email: "a@example.com".into(),
+            name: "a".into(),
+            password_hash: String::new(),
+            role: entity::enums::Role::Admin,
+            department_id: Uuid::now_v7(),
+            active: true,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn lifetimes_are_capped_and_expiry_is_read_back() {
+        let keys = JwtKeys::new(
+            b"0123456789abcdef0123456789abcdef",
+            "crm".into(),
+            "crm-api".into(),
+            chrono::Duration::hours(1),
+        );
+        let u = user();
+        for days in [31, 365 * 10] {
+            let refused = keys.issue(&u, Some(chrono::Duration::days(days))).unwrap_err();
+            assert_eq!(refused.code(), "VALIDATION", "{days} days");
+        }
+        assert_eq!(keys.issue(&u, Some(chrono::Duration::seconds(59))).unwrap_err().code(), "VALIDATION");
+        let (token, expires) = keys.issue(&u, Some(chrono::Duration::days(30))).unwrap();
+        let (id, read) = keys.verify_until(&token).unwrap();
+        assert_eq!((id, read.timestamp()), (u.id, expires.timestamp()));
     }
 }

@@ -22,11 +22,22 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Argon2 runs at most this many at once: each holds 19 MiB and a core for tens of
+/// milliseconds, so a burst of logins queues here instead of exhausting memory and the
+/// blocking pool.
+const CONCURRENT_HASHES: usize = 4;
+
+async fn hashing_slot() -> Option<tokio::sync::SemaphorePermit<'static>> {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_HASHES);
+    SLOTS.acquire().await.ok()
+}
+
 /// Hashes a password into a PHC string.
 ///
 /// # Errors
 /// INTERNAL if hashing fails.
 pub async fn hash(password: String) -> AppResult<String> {
+    let _slot = hashing_slot().await;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -43,6 +54,7 @@ pub async fn hash(password: String) -> AppResult<String> {
 pub async fn verify(password: String, phc: Option<String>) -> bool {
     let known = phc.is_some();
     let phc = phc.unwrap_or_else(|| dummy_hash().to_string());
+    let _slot = hashing_slot().await;
     let ok = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&phc)
             .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())

@@ -96,7 +96,18 @@ pub async fn login(
             let (token, expires) = keys.issue(&u, None)?;
             Ok((token, expires, u))
         }
-        _ => Err(AppError::Unauthenticated("wrong e-mail or password")),
+        found => {
+            // Logged and audited without the password (nor, for an unknown address, the
+            // address: it may be someone's mistyped personal e-mail).
+            match &found {
+                Some(u) => {
+                    tracing::warn!(user = %u.id, active = u.active, "failed login");
+                    audit::record::<user::Model>(db, None, "login_failed", "user", u.id, None, None).await?;
+                }
+                None => tracing::warn!("failed login for an unknown e-mail address"),
+            }
+            Err(AppError::Unauthenticated("wrong e-mail or password"))
+        }
     }
 }
 
