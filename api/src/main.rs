@@ -62,10 +62,7 @@ enum UserCommand {
 #[tokio::main]
 async fn main() {
     api::telemetry::init();
-    if let Err(message) = run(Cli::parse()).await {
-        eprintln!("error: {message}");
-        std::process::exit(1);
-    }
+    api::telemetry::finish(run(Cli::parse()).await);
 }
 
 async fn run(cli: Cli) -> Result<(), String> {

@@ -9,3 +9,11 @@ pub fn init() {
         )
         .init();
 }
+
+/// Ends a command: an error is printed for the operator and the process exits with 1.
+pub fn finish(result: Result<(), String>) {
+    if let Err(message) = result {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}

@@ -25,9 +25,8 @@ mod templates;
 
 pub use calendar::{add_holiday, delete_holiday, holiday_in, holidays};
 pub use compliance::{Compliance, CustomerCompliance, Expectation, OwnerCompliance, compliance};
-pub use facts::day_start;
-pub use policy::{CarePolicy, FrequencyCap, Rule, Standard, contact_kind, policy, update_policy};
+pub use policy::{CarePolicy, FrequencyCap, Rule, Standard, policy, update_policy};
 pub use reminders::{complete, dismiss, my_reminders, snooze};
-pub use rules::{birthday_keys, evaluate};
-pub use schedule::{Tick, deliver, tick};
-pub use templates::{PLACEHOLDERS, render, save_template, templates};
+pub use rules::evaluate;
+pub use schedule::{Tick, tick};
+pub use templates::{save_template, templates};

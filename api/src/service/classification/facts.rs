@@ -3,7 +3,7 @@
 use super::{Facts, Policy, Rates, RfmCutoffs};
 use crate::error::AppResult;
 use crate::service::now;
-use crate::service::sql::{bigint, sum_when};
+use crate::service::sql::{bigint, count_all, sum_when};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::classification_run;
 use entity::enums::{DealStage, RunStatus};
@@ -33,7 +33,7 @@ pub fn fact_statements(
     as_of: NaiveDate,
 ) -> [Statement; 3] {
     use entity::{deal, deal_line_item as line, feedback};
-    use sea_orm::sea_query::{Alias, Asterisk, ExprTrait, Func, Query};
+    use sea_orm::sea_query::{Alias, ExprTrait, Func, Query};
     let backend = db.get_database_backend();
     let from = as_of - Duration::days(policy.window_days);
     let won = || {
@@ -90,7 +90,7 @@ pub fn fact_statements(
     let mut complaints = Query::select();
     complaints
         .column(feedback::Column::CustomerId)
-        .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("n"))
+        .expr_as(count_all(), Alias::new("n"))
         .from(feedback::Entity)
         .and_where(Expr::col(feedback::Column::Kind).eq(entity::enums::FeedbackKind::Complaint.as_str()))
         .and_where(Expr::col(feedback::Column::DeletedAt).is_null())
