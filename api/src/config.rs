@@ -36,6 +36,27 @@ pub struct Config {
     pub ws_init_timeout_ms: u64,
     /// Milliseconds between re-checks of a WebSocket's user (CRM_WS_RECHECK_MS, default 30000).
     pub ws_recheck_ms: u64,
+    /// `CRM_REFRESH_TOKEN_TTL` in seconds; default 30 days, at most 90.
+    pub refresh_token_ttl: i64,
+    /// `CRM_LOGIN_ACCOUNT_FAILURES` (default 5) and `CRM_LOGIN_ADDRESS_FAILURES` (default 50):
+    /// failed logins within 15 minutes before back-off starts.
+    pub login_limits: crate::service::throttle::LoginLimits,
+    /// `CRM_TRUST_FORWARDED_FOR`: `on` behind a reverse proxy that sets `X-Forwarded-For`;
+    /// the login back-off then counts the address the proxy saw (its last entry). Default off.
+    pub trust_forwarded_for: bool,
+    /// `CRM_REQUEST_TIMEOUT_MS`: longest time for one HTTP request, body upload included
+    /// (TIMEOUT after it); default 30000.
+    pub request_timeout_ms: u64,
+    /// `CRM_MAX_REQUESTS_PER_USER`: one user's requests in flight at once on an instance; default 16.
+    pub max_requests_per_user: usize,
+    /// `CRM_MAX_SOCKETS_PER_USER`: one user's open WebSockets on an instance; default 20.
+    pub max_sockets_per_user: usize,
+    /// `CRM_HEADER_TIMEOUT_MS`: time for a client to send a request's headers, and for an
+    /// idle keep-alive connection to start its next request; default 10000.
+    pub header_timeout_ms: u64,
+    /// `CRM_MAX_CONNECTIONS`: open connections (WebSockets included) an instance serves;
+    /// beyond it new connections are closed at once. Default 20000.
+    pub max_connections: usize,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -63,6 +84,11 @@ impl Config {
                 crate::auth::jwt::MAX_TTL_SECS
             ));
         }
+        let refresh_ttl = parsed("CRM_REFRESH_TOKEN_TTL", 30 * 86_400i64)?;
+        if !(3600..=90 * 86_400).contains(&refresh_ttl) {
+            return Err("CRM_REFRESH_TOKEN_TTL must be between 3600 and 7776000 seconds (90 days)".into());
+        }
+        let login = crate::service::throttle::LoginLimits::default();
         if var("CRM_JWT_SECRET").is_some_and(|s| s.len() < 32) {
             return Err("CRM_JWT_SECRET must have at least 32 bytes".into());
         }
@@ -84,6 +110,17 @@ impl Config {
             anonymous_introspection: matches!(var("CRM_ANONYMOUS_INTROSPECTION").as_deref(), Some("on" | "true" | "1")),
             ws_init_timeout_ms: parsed("CRM_WS_INIT_TIMEOUT_MS", 10_000)?,
             ws_recheck_ms: parsed("CRM_WS_RECHECK_MS", 30_000u64)?.max(100),
+            refresh_token_ttl: refresh_ttl,
+            login_limits: crate::service::throttle::LoginLimits {
+                account: parsed("CRM_LOGIN_ACCOUNT_FAILURES", login.account)?.max(1),
+                address: parsed("CRM_LOGIN_ADDRESS_FAILURES", login.address)?.max(1),
+            },
+            trust_forwarded_for: matches!(var("CRM_TRUST_FORWARDED_FOR").as_deref(), Some("on" | "true" | "1")),
+            request_timeout_ms: parsed("CRM_REQUEST_TIMEOUT_MS", 30_000u64)?.max(1),
+            max_requests_per_user: parsed("CRM_MAX_REQUESTS_PER_USER", 16usize)?.max(1),
+            max_sockets_per_user: parsed("CRM_MAX_SOCKETS_PER_USER", 20usize)?.max(1),
+            header_timeout_ms: parsed("CRM_HEADER_TIMEOUT_MS", 10_000u64)?.max(100),
+            max_connections: parsed("CRM_MAX_CONNECTIONS", 20_000usize)?.max(1),
         })
     }
 }

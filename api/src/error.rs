@@ -39,6 +39,14 @@ pub enum AppError {
     /// `BAD_REQUEST`: a malformed request (cursor, body, content type).
     #[error("{0}")]
     BadRequest(String),
+    /// `RATE_LIMITED`: too many attempts or requests; `extensions.retryAfter` says in how
+    /// many seconds to try again (HTTP 429 with `Retry-After` when the whole request is refused).
+    #[error("{message}")]
+    RateLimited { retry_after: u64, message: String },
+    /// `TIMEOUT`: the request ran longer than the server allows; nothing it started was committed
+    /// unless its response said so.
+    #[error("{0}")]
+    Timeout(String),
     /// `INTERNAL`: logged with its source, shown only as "internal error".
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -57,6 +65,10 @@ impl Clone for AppError {
             }
             Self::Conflict(m) => Self::Conflict(m.clone()),
             Self::BadRequest(m) => Self::BadRequest(m.clone()),
+            Self::RateLimited { retry_after, message } => {
+                Self::RateLimited { retry_after: *retry_after, message: message.clone() }
+            }
+            Self::Timeout(m) => Self::Timeout(m.clone()),
             Self::Internal(source) => Self::Internal(source.to_string().into()),
         }
     }
@@ -86,6 +98,8 @@ impl AppError {
             Self::Duplicate { .. } => "DUPLICATE",
             Self::Conflict(_) => "CONFLICT",
             Self::BadRequest(_) => "BAD_REQUEST",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Timeout(_) => "TIMEOUT",
             Self::Internal(_) => "INTERNAL",
         }
     }

@@ -1,12 +1,16 @@
 //! Live events for subscriptions: `newLead` and `reminderDue`.
 //!
+//! The same road carries the changes that end sessions (a user changed, the department
+//! tree changed): every instance drops the cached actor and closes the user's sockets
+//! (`auth/session.rs`).
+//!
 //! An event travels as a kind and a record id. On PostgreSQL it is published with
 //! `pg_notify` and every instance (the publishing one included) receives it through
 //! `LISTEN`, loads the record once and hands it to its local subscribers; on SQLite (one
 //! instance) it goes straight to the local dispatcher. Subscribers filter in memory by
 //! what their actor may read, so one event costs one load per instance, not one query
 //! per subscriber.
-use crate::auth::Actor;
+use crate::auth::{Actor, Change, Sessions};
 use crate::error::AppResult;
 use entity::enums::{Action, Resource};
 use entity::{customer, reminder};
@@ -23,6 +27,10 @@ const CHANNEL: &str = "crm_events";
 pub enum Signal {
     NewLead(Uuid),
     ReminderDue(Uuid),
+    /// A user changed: cached actors and open sockets of the user must be checked again.
+    UserChanged(Uuid),
+    /// The department tree changed: every cached actor's subtree may be wrong.
+    StaffChanged,
 }
 
 impl Signal {
@@ -30,15 +38,30 @@ impl Signal {
         match self {
             Signal::NewLead(id) => format!("lead:{id}"),
             Signal::ReminderDue(id) => format!("reminder:{id}"),
+            Signal::UserChanged(id) => format!("user:{id}"),
+            Signal::StaffChanged => "staff:*".into(),
+        }
+    }
+
+    /// The session change a signal carries, if it carries one.
+    fn change(self) -> Option<Change> {
+        match self {
+            Signal::UserChanged(id) => Some(Change::User(id)),
+            Signal::StaffChanged => Some(Change::Everyone),
+            Signal::NewLead(_) | Signal::ReminderDue(_) => None,
         }
     }
 
     fn decode(s: &str) -> Option<Signal> {
         let (kind, id) = s.split_once(':')?;
+        if (kind, id) == ("staff", "*") {
+            return Some(Signal::StaffChanged);
+        }
         let id = Uuid::parse_str(id).ok()?;
         match kind {
             "lead" => Some(Signal::NewLead(id)),
             "reminder" => Some(Signal::ReminderDue(id)),
+            "user" => Some(Signal::UserChanged(id)),
             _ => None,
         }
     }
@@ -89,6 +112,7 @@ impl Event {
 #[derive(Clone)]
 pub struct Events {
     db: DatabaseConnection,
+    sessions: Sessions,
     local: broadcast::Sender<Arc<Event>>,
     /// SQLite: signals go straight to the dispatcher.
     direct: Option<mpsc::UnboundedSender<Signal>>,
@@ -99,19 +123,25 @@ impl Events {
     ///
     /// # Errors
     /// When the PostgreSQL listener cannot connect.
-    pub async fn start(db: DatabaseConnection) -> Result<Events, String> {
+    pub async fn start(db: DatabaseConnection, sessions: Sessions) -> Result<Events, String> {
         // Room for bursts (a holiday's reminders); a subscriber that falls further behind
         // skips what it missed rather than holding memory for everyone.
         let (local, _) = broadcast::channel(16_384);
         let (tx, rx) = mpsc::unbounded_channel::<Signal>();
         let postgres = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
-        let events = Events { db: db.clone(), local: local.clone(), direct: (!postgres).then_some(tx.clone()) };
+        let events = Events {
+            db: db.clone(),
+            sessions: sessions.clone(),
+            local: local.clone(),
+            direct: (!postgres).then_some(tx.clone()),
+        };
         if postgres {
             let pool = db.get_postgres_connection_pool().clone();
             let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool)
                 .await
                 .map_err(|e| format!("cannot LISTEN: {e}"))?;
             listener.listen(CHANNEL).await.map_err(|e| format!("cannot LISTEN: {e}"))?;
+            let forget = sessions.clone();
             tokio::spawn(async move {
                 loop {
                     match listener.recv().await {
@@ -122,22 +152,33 @@ impl Events {
                             None => tracing::warn!(payload = n.payload(), "unknown event"),
                         },
                         Err(e) => {
-                            // The listener reconnects on the next recv; events sent meanwhile are lost.
+                            // The listener reconnects on the next recv; events sent meanwhile
+                            // are lost, session changes among them: cached actors are dropped
+                            // now and again just before listening resumes.
                             tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+                            forget.forget(Change::Everyone);
                             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            forget.forget(Change::Everyone);
                         }
                     }
                 }
             });
         }
-        tokio::spawn(dispatch(db, rx, local));
+        tokio::spawn(dispatch(db, sessions, rx, local));
         Ok(events)
     }
 
     /// Publishes a signal to every instance. Call it after the transaction that wrote the
     /// record has committed.
+    ///
+    /// A session change takes effect on this instance before `publish` returns; other
+    /// instances follow when the notification reaches them.
     pub async fn publish(&self, signal: Signal) {
+        if let Some(change) = signal.change() {
+            self.sessions.forget(change);
+        }
         match &self.direct {
+            Some(_) if signal.change().is_some() => {}
             Some(tx) => {
                 let _ = tx.send(signal);
             }
@@ -167,10 +208,15 @@ impl Events {
 /// Loads each signalled record once and broadcasts it locally.
 async fn dispatch(
     db: DatabaseConnection,
+    sessions: Sessions,
     mut rx: mpsc::UnboundedReceiver<Signal>,
     local: broadcast::Sender<Arc<Event>>,
 ) {
     while let Some(signal) = rx.recv().await {
+        if let Some(change) = signal.change() {
+            sessions.forget(change);
+            continue;
+        }
         match load(&db, signal).await {
             Ok(Some(event)) => {
                 let _ = local.send(Arc::new(event));
@@ -184,6 +230,7 @@ async fn dispatch(
 async fn load(db: &DatabaseConnection, signal: Signal) -> AppResult<Option<Event>> {
     Ok(match signal {
         Signal::NewLead(id) => customer::Entity::find_by_id(id).one(db).await?.map(Event::NewLead),
+        Signal::UserChanged(_) | Signal::StaffChanged => None,
         Signal::ReminderDue(id) => {
             let Some(r) = reminder::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
             customer::Entity::find_by_id(r.customer_id)
@@ -201,7 +248,7 @@ mod tests {
     #[test]
     fn signals_round_trip() {
         let id = Uuid::now_v7();
-        for s in [Signal::NewLead(id), Signal::ReminderDue(id)] {
+        for s in [Signal::NewLead(id), Signal::ReminderDue(id), Signal::UserChanged(id), Signal::StaffChanged] {
             assert_eq!(Signal::decode(&s.encode()), Some(s));
         }
         assert_eq!(Signal::decode("lead:nope"), None);

@@ -1,5 +1,11 @@
 //! HTTP routes and the guards around the GraphQL executor: JSON-only POST (a text/plain
-//! POST is a CSRF route), a body limit, no batches, no operations over GET, bearer auth.
+//! POST is a CSRF route), a body limit, no batches, no operations over GET, bearer auth,
+//! a per-user cap on requests in flight and a per-request timeout ([`edge`]).
+//!
+//! Responses follow GraphQL over HTTP: with `Accept: application/graphql-response+json`,
+//! a request that fails before execution (parse, validation, variables, limits) answers
+//! 400 without a `data` entry; with `application/json`, 200. A request refused as a whole
+//! for rate answers 429 with `Retry-After`, one stopped by the timeout 503 (TIMEOUT).
 use crate::auth::Actor;
 use crate::error::AppError;
 use crate::schema::{CrmSchema, loaders};
@@ -26,11 +32,12 @@ pub fn router(http: Http) -> Router {
     let body_limit = http.state.body_limit;
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/reports/{file}", get(report_csv))
+        .route_layer(axum::middleware::from_fn_with_state(http.clone(), edge))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
-        .route("/reports/{file}", get(report_csv))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(http)
 }
@@ -44,6 +51,8 @@ fn app_error_response(e: AppError) -> Response {
     let status = match e {
         AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
     if let AppError::Internal(source) = &e {
@@ -52,18 +61,83 @@ fn app_error_response(e: AppError) -> Response {
     error_response(status, e.code(), &e.to_string())
 }
 
-/// Resolves the bearer token of a request, if any, to an Actor.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>, AppError> {
+/// The bearer token of a request, if it sends one.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let token = value
+    value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or(AppError::Unauthenticated("expected Authorization: Bearer <token>"))?;
-    let user_id = state.jwt.verify(token)?;
-    Actor::load(&state.db, user_id).await.map(Some)
+        .map(Some)
+        .ok_or(AppError::Unauthenticated("expected Authorization: Bearer <token>"))
+}
+
+/// Resolves the bearer token of a request, if any, to an Actor (through the actor cache).
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>, AppError> {
+    let Some(token) = bearer(headers)? else { return Ok(None) };
+    let verified = state.jwt.verify(token)?;
+    state.sessions.actor(&state.db, &verified).await.map(Some)
+}
+
+/// The peer of a connection, set on each request by `serve_on`.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub address: std::net::SocketAddr,
+}
+
+/// The client's address: the peer's, or behind a trusted proxy the last `X-Forwarded-For`
+/// entry (the one the proxy appended; earlier ones are whatever the client claimed).
+fn client_address(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> Option<std::net::IpAddr> {
+    if state.edge.trust_forwarded_for
+        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && let Some(last) = forwarded.rsplit(',').next().and_then(|a| a.trim().parse().ok())
+    {
+        return Some(last);
+    }
+    peer.map(|p| p.address.ip())
+}
+
+/// The edge of `/graphql` and `/reports`: one user's requests in flight are capped
+/// (RATE_LIMITED, 429), and a request that runs longer than the timeout, its body upload
+/// included, is stopped (TIMEOUT, 503). The token is only verified here (a signature
+/// check); the handler loads the actor.
+async fn edge(State(http): State<Http>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let user = bearer(request.headers()).ok().flatten().and_then(|t| http.state.jwt.verify(t).ok()).map(|v| v.user_id);
+    let _slot = match user {
+        Some(user) => match http.state.sessions.request_slot(user) {
+            Some(slot) => Some(slot),
+            None => {
+                let cap = http.state.sessions.caps().requests;
+                tracing::warn!(%user, cap, "request refused: too many in flight");
+                return rate_limited(
+                    1,
+                    &format!("at most {cap} requests of one user at once; retry when one has finished"),
+                );
+            }
+        },
+        None => None,
+    };
+    let limit = http.state.edge.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?user, ms = limit.as_millis(), "request stopped by the timeout");
+            app_error_response(AppError::Timeout(format!(
+                "the request took longer than {} ms and was stopped; a mutation in it may not have been applied",
+                limit.as_millis()
+            )))
+        }
+    }
+}
+
+/// 429 with `Retry-After` and `extensions.retryAfter`.
+fn rate_limited(retry_after: u64, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": "RATE_LIMITED", "retryAfter": retry_after } }] });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    resp
 }
 
 /// Deepest nesting of brackets in a query text, and of lists and objects in its variables.
@@ -156,7 +230,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(
+    State(http): State<Http>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !is_json(&headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -192,6 +271,9 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Bytes)
     if let Some(actor) = actor {
         request = request.data(actor);
     }
+    if let Some(address) = client_address(&http.state, &headers, peer.map(|p| p.0)) {
+        request = request.data(crate::schema::common::ClientAddress(address));
+    }
     let mut response = http.schema.execute(request).await;
     for error in &mut response.errors {
         let ext = error.extensions.get_or_insert_with(Default::default);
@@ -204,8 +286,39 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Bytes)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/graphql-response+json"));
     let content_type = if wants_graphql_json { "application/graphql-response+json" } else { "application/json" };
-    let mut resp = Json(response).into_response();
+    // Refused before execution: no field has run, so no error has a path.
+    let not_executed = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let retry_after = (response.data == async_graphql::Value::Null)
+        .then(|| {
+            response.errors.iter().find_map(|e| {
+                let ext = e.extensions.as_ref()?;
+                match (ext.get("code"), ext.get("retryAfter")) {
+                    (Some(async_graphql::Value::String(c)), Some(async_graphql::Value::Number(n)))
+                        if c == "RATE_LIMITED" =>
+                    {
+                        n.as_u64()
+                    }
+                    _ => None,
+                }
+            })
+        })
+        .flatten();
+    let status = match (retry_after, not_executed && wants_graphql_json) {
+        (Some(_), _) => StatusCode::TOO_MANY_REQUESTS,
+        (None, true) => StatusCode::BAD_REQUEST,
+        (None, false) => StatusCode::OK,
+    };
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    if not_executed && let Some(fields) = body.as_object_mut() {
+        fields.remove("data");
+    }
+    let mut resp = (status, Json(body)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(seconds) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     resp
 }
 
@@ -221,10 +334,16 @@ async fn graphiql(uri: axum::http::Uri) -> Response {
     Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish()).into_response()
 }
 
-/// GraphQL over WebSocket (graphql-transport-ws; see `ws.rs`).
-async fn graphql_ws(State(http): State<Http>, upgrade: WebSocketUpgrade) -> Response {
+/// GraphQL over WebSocket (graphql-transport-ws; see `ws.rs`). The socket keeps its
+/// connection's slot (`serve_on`'s connection cap) while it is open.
+async fn graphql_ws(
+    State(http): State<Http>,
+    slot: Option<axum::Extension<crate::ConnectionSlot>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let state = http.state.clone();
     let schema = http.schema.clone();
+    let slot = slot.map(|s| s.0);
     upgrade
         .protocols([crate::ws::PROTOCOL])
         .max_message_size(state.body_limit)
@@ -232,7 +351,10 @@ async fn graphql_ws(State(http): State<Http>, upgrade: WebSocketUpgrade) -> Resp
         // 256 KiB each (tungstenite's defaults); messages are flushed as they are sent.
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| crate::ws::serve(socket, state, schema))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            crate::ws::serve(socket, state, schema).await;
+        })
         .into_response()
 }
 

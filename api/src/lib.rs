@@ -63,7 +63,11 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         root_fields: config.max_root_fields,
         ..Default::default()
     };
-    let events = events::Events::start(db.clone()).await?;
+    let sessions = auth::Sessions::new(auth::session::UserCaps {
+        requests: config.max_requests_per_user,
+        sockets: config.max_sockets_per_user,
+    });
+    let events = events::Events::start(db.clone(), sessions.clone()).await?;
     Ok(AppState {
         db,
         jwt: JwtKeys::new(
@@ -71,6 +75,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             config.jwt_issuer.clone(),
             config.jwt_audience.clone(),
             chrono::Duration::seconds(config.access_token_ttl),
+            chrono::Duration::seconds(config.refresh_token_ttl),
         ),
         limits,
         sql_statements,
@@ -79,6 +84,14 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         shutdown: shutdown::Shutdown::default(),
         ws_init_timeout: std::time::Duration::from_millis(config.ws_init_timeout_ms),
         ws_recheck: std::time::Duration::from_millis(config.ws_recheck_ms),
+        sessions,
+        login_limits: config.login_limits,
+        edge: state::Edge {
+            request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
+            header_timeout: std::time::Duration::from_millis(config.header_timeout_ms),
+            max_connections: config.max_connections,
+            trust_forwarded_for: config.trust_forwarded_for,
+        },
     })
 }
 
@@ -119,7 +132,7 @@ async fn ensure_first_admin(db: &DatabaseConnection, config: &Config) -> Result<
     }
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves (see [`serve_on`]).
 ///
 /// # Errors
 /// When the address cannot be bound.
@@ -132,7 +145,23 @@ pub async fn serve(
     serve_on(listener, state, shutdown).await
 }
 
+/// A connection's place under `CRM_MAX_CONNECTIONS`, held while it is open; a WebSocket
+/// takes it over from its upgrade request.
+#[derive(Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] std::sync::Arc<tokio::sync::OwnedSemaphorePermit>);
+
 /// Serves on a bound listener (tests bind port 0) until `shutdown` resolves.
+///
+/// The loop is our own rather than `axum::serve`, for the edge's limits:
+/// - a client has `CRM_HEADER_TIMEOUT_MS` to send a request's headers, and an idle
+///   keep-alive connection as long to start its next request (hyper's header-read
+///   timeout, which hyper restarts when a connection goes idle); then it is closed;
+/// - at most `CRM_MAX_CONNECTIONS` connections are open (WebSockets included); beyond it a
+///   new connection is closed at once rather than left waiting in the backlog;
+/// - each request carries its peer's address ([`http::Peer`]) for the login back-off.
+///
+/// On shutdown, WebSockets finish what is in flight and close with 1001, then the
+/// listener closes and HTTP connections drain (at most 15 s each step).
 ///
 /// # Errors
 /// I/O errors of the listener.
@@ -141,16 +170,71 @@ pub async fn serve_on(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::Service;
     tracing::info!(addr = %listener.local_addr()?, "listening");
+    let edge = state.edge;
     let sockets = state.shutdown.clone();
-    let stop = async move {
-        shutdown.await;
-        // WebSockets first: they finish what is in flight and close with 1001; then HTTP
-        // stops accepting and drains its requests.
-        sockets.signal();
-        sockets.drained(std::time::Duration::from_secs(15)).await;
-    };
-    axum::serve(listener, app(state)).with_graceful_shutdown(stop).await
+    let router = app(state);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(edge.header_timeout);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(edge.header_timeout));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(edge.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, address) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%address, cap = edge.max_connections, "connection refused: too many open");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let slot = ConnectionSlot(std::sync::Arc::new(permit));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(http::Peer { address });
+            request.extensions_mut().insert(slot.clone());
+            router.clone().call(request)
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let first_byte = edge.header_timeout;
+        tokio::spawn(async move {
+            // hyper's header timeout starts with the first byte (the auto builder first
+            // waits for enough bytes to tell HTTP/1 from HTTP/2): a silent client is
+            // closed here instead.
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(first_byte, stream.peek(&mut byte)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(error = %e, %address, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    // WebSockets first: they finish what is in flight and close with 1001; then HTTP
+    // connections drain.
+    sockets.signal();
+    sockets.drained(std::time::Duration::from_secs(15)).await;
+    if tokio::time::timeout(std::time::Duration::from_secs(15), graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after 15 s; closing them");
+    }
+    Ok(())
 }
 
 /// One tick of the care scheduler at `at`: evaluates the reminder rules of the days not
@@ -163,12 +247,25 @@ pub async fn care_tick(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> e
     service::care::tick(&state.db, &state.events, at).await
 }
 
-/// Runs the background jobs until the process ends: the care tick every 30 seconds and
-/// the daily time-based reclassification. Every instance may run them: a day's rules and
+/// Runs the background jobs until the process ends: the care tick every 30 seconds, the
+/// daily time-based reclassification, and hourly the removal of expired refresh tokens and
+/// stale login counters. Every instance may run them: a day's rules and
 /// reclassification run once across instances, and each due reminder is announced once.
 pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
     let db = state.db.clone();
     let care = state.clone();
+    let housekeeping = state.db.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match service::session::prune(&housekeeping, chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired sessions and login counters removed"),
+                Err(e) => tracing::error!(error = %e, "session housekeeping failed"),
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

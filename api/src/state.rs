@@ -19,6 +19,22 @@ pub struct AppState {
     pub shutdown: crate::shutdown::Shutdown,
     /// How long a WebSocket may wait before `connection_init`.
     pub ws_init_timeout: std::time::Duration,
-    /// How often an open WebSocket re-checks its user (active, role, department, password).
+    /// How often an open WebSocket re-checks its user (active, role, department, session).
     pub ws_recheck: std::time::Duration,
+    /// Cached actors, per-user caps, session changes.
+    pub sessions: crate::auth::Sessions,
+    /// Back-off of failed logins.
+    pub login_limits: crate::service::throttle::LoginLimits,
+    /// HTTP: the edge's limits (`serve_on`, `http.rs`).
+    pub edge: Edge,
+}
+
+/// Limits of the HTTP server.
+#[derive(Debug, Clone, Copy)]
+pub struct Edge {
+    pub request_timeout: std::time::Duration,
+    pub header_timeout: std::time::Duration,
+    pub max_connections: usize,
+    /// Take the client address from the last `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
 }

@@ -3,13 +3,20 @@
 //!
 //! - `connection_init` carries the token (`{"authorization": "Bearer ..."}` or
 //!   `{"token": "..."}`), checked with the same JWT rules as HTTP; a bad or missing one
-//!   closes with 4403; none within the timeout, 4408; a second one, 4429.
+//!   closes with 4403; none within the timeout, 4408; a second one, 4429; a user who
+//!   already has `CRM_MAX_SOCKETS_PER_USER` sockets open on the instance, 4029.
+//! - The socket follows its token and its user: it closes with 4403 when the token
+//!   expires, when the user's session ends (password change, deactivation,
+//!   `logoutEverywhere`) or their role or department changes. Changes reach the socket
+//!   at once on every instance (`auth/session.rs`); the user is also re-checked before
+//!   each operation and every `CRM_WS_RECHECK_MS`.
 //! - `subscribe` before the ack closes with 4401; a subscription id already in use, 4409;
 //!   a malformed message, 4400.
 //! - Operations run through the same schema, hence the same depth and complexity limits.
 //! - On shutdown, operations in flight finish, their results are sent, and the socket
 //!   closes with 1001.
-use crate::auth::Actor;
+use crate::auth::jwt::Verified;
+use crate::auth::{Actor, session::SocketSlot};
 use crate::schema::{CrmSchema, loaders};
 use crate::state::AppState;
 use async_graphql::Request;
@@ -49,6 +56,9 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(256);
     let mut operations: HashMap<String, Operation> = HashMap::new();
     let mut actor: Option<Actor> = None;
+    let mut token: Option<Verified> = None;
+    let mut _slot: Option<SocketSlot> = None;
+    let mut changes = state.sessions.changes();
     let mut init_received = false;
     let init_timeout = tokio::time::sleep(state.ws_init_timeout);
     tokio::pin!(init_timeout);
@@ -65,10 +75,25 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
             () = &mut init_timeout, if !init_received => break Close(4408, "Connection initialisation timeout".into()),
             () = &mut expiry, if actor.is_some() => break Close(4403, "Token expired".into()),
             _ = recheck.tick(), if actor.is_some() => {
-                let Some(old) = &actor else { continue };
-                match current(&state, old).await {
+                let (Some(old), Some(t)) = (&actor, &token) else { continue };
+                match current(&state, old, t).await {
                     Ok(new) => actor = Some(new),
                     Err(close) => break close,
+                }
+            }
+            change = changes.recv(), if actor.is_some() => {
+                let (Some(old), Some(t)) = (&actor, &token) else { continue };
+                // A lagging receiver may have missed this user's change: check anyway.
+                let concerns = match change {
+                    Ok(c) => c.concerns(old.id()),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+                };
+                if concerns {
+                    match current(&state, old, t).await {
+                        Ok(new) => actor = Some(new),
+                        Err(close) => break close,
+                    }
                 }
             }
             _ = shutdown.changed() => continue,
@@ -99,8 +124,13 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                         }
                         init_received = true;
                         match authenticate(&state, msg.get("payload")).await {
-                            Some((a, expires)) => {
+                            Some((a, verified, expires)) => {
+                                let Some(slot) = state.sessions.socket_slot(a.id()) else {
+                                    break Close(4029, "Too many WebSockets for this user".into());
+                                };
+                                _slot = Some(slot);
                                 actor = Some(a);
+                                token = Some(verified);
                                 expiry.as_mut().reset(expires);
                                 if sink.send(Message::Text(json!({"type": "connection_ack"}).to_string().into())).await.is_err() {
                                     break Close(1006, String::new());
@@ -120,9 +150,9 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                     }
                     Some("pong") => {}
                     Some("subscribe") => {
-                        let Some(old) = &actor else { break Close(4401, "Unauthorized".into()) };
+                        let (Some(old), Some(t)) = (&actor, &token) else { break Close(4401, "Unauthorized".into()) };
                         // Each operation runs as the user is now, like an HTTP request.
-                        match current(&state, old).await {
+                        match current(&state, old, t).await {
                             Ok(new) => actor = Some(new),
                             Err(close) => break close,
                         }
@@ -254,7 +284,7 @@ fn is_subscription(request: &Request) -> bool {
 }
 
 /// The actor of a `connection_init` payload, if its token holds.
-async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<(Actor, tokio::time::Instant)> {
+async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<(Actor, Verified, tokio::time::Instant)> {
     let payload = payload?;
     let token = payload
         .get("authorization")
@@ -262,19 +292,21 @@ async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<(Acto
         .and_then(Value::as_str)
         .map(|v| v.trim().trim_start_matches("Bearer ").trim_start_matches("bearer ").trim().to_string())
         .or_else(|| payload.get("token").and_then(Value::as_str).map(str::to_string))?;
-    let (user_id, expires) = state.jwt.verify_until(&token).ok()?;
-    let left = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
-    Some((Actor::load(&state.db, user_id).await.ok()?, tokio::time::Instant::now() + left))
+    let verified = state.jwt.verify(&token).ok()?;
+    let left = (verified.expires - chrono::Utc::now()).to_std().unwrap_or_default();
+    let actor = state.sessions.actor(&state.db, &verified).await.ok()?;
+    Some((actor, verified, tokio::time::Instant::now() + left))
 }
 
-/// The socket's user as it is now, or why the socket must close: deactivated (4403),
-/// role, department or password changed (4403: subscriptions already running filter with
-/// the old permissions), or the database failing (1011).
-async fn current(state: &AppState, old: &Actor) -> Result<Actor, Close> {
-    match Actor::load(&state.db, old.id()).await {
+/// The socket's user as it is now (from the actor cache, which every change empties), or
+/// why the socket must close: session ended or user deactivated (4403), role or
+/// department changed (4403: subscriptions already running filter with the old
+/// permissions), or the database failing (1011).
+async fn current(state: &AppState, old: &Actor, token: &Verified) -> Result<Actor, Close> {
+    match state.sessions.actor(&state.db, token).await {
         Ok(new) if same_session(old, &new) => Ok(new),
         Ok(_) => Err(Close(4403, "Permissions changed; reconnect".into())),
-        Err(crate::error::AppError::Unauthenticated(_)) => Err(Close(4403, "User deactivated".into())),
+        Err(crate::error::AppError::Unauthenticated(_)) => Err(Close(4403, "Session ended".into())),
         Err(e) => {
             tracing::error!(error = %e, "cannot re-check a WebSocket's user");
             Err(Close(1011, "Internal error".into()))
@@ -282,12 +314,9 @@ async fn current(state: &AppState, old: &Actor) -> Result<Actor, Close> {
     }
 }
 
-/// Whether a re-loaded user may keep the socket the old one opened: still active (else
-/// `Actor::load` failed), same role, department subtree and password. Running
+/// Whether a re-loaded user may keep the socket the old one opened: still active and of
+/// the token's session (else loading failed), same role and department subtree. Running
 /// subscriptions filter with the actor they started with, so any change closes the socket.
 fn same_session(old: &Actor, new: &Actor) -> bool {
-    old.user.role == new.user.role
-        && old.subtree == new.subtree
-        && old.user.department_id == new.user.department_id
-        && old.user.password_hash == new.user.password_hash
+    old.user.role == new.user.role && old.subtree == new.subtree && old.user.department_id == new.user.department_id
 }

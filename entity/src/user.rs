@@ -16,6 +16,9 @@ pub struct Model {
     pub role: Role,
     pub department_id: Uuid,
     pub active: bool,
+    /// Tokens carry it; raising it (password change, deactivation, `logoutEverywhere`) ends
+    /// every token issued before.
+    pub session_version: i32,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

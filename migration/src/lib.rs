@@ -8,6 +8,7 @@ mod m20261123_000003_classification;
 mod m20261123_000004_change_indexes;
 mod m20261123_000005_care;
 mod m20261124_000006_drop_history_at_index;
+mod m20261124_000007_sessions;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_change_indexes::Migration),
             Box::new(m20261123_000005_care::Migration),
             Box::new(m20261124_000006_drop_history_at_index::Migration),
+            Box::new(m20261124_000007_sessions::Migration),
         ]
     }
 }

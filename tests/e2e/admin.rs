@@ -65,7 +65,12 @@ async fn users_are_read_listed_and_updated_by_admins_only() {
         data["updateUser"],
         json!({"id": rep, "name": "李娜", "role": "MANAGER", "departmentId": west, "version": 2, "department": {"name": "西南大区"}})
     );
-    app.login("li.na@example.com", "a brand new secret").await;
+    assert_eq!(
+        code(&app.gql(Some(&rep_token), "{me{id}}", json!({})).await),
+        "UNAUTHENTICATED",
+        "a new password ends the old sessions"
+    );
+    let rep_token = app.login("li.na@example.com", "a brand new secret").await;
     let resp = app
         .gql(
             None,

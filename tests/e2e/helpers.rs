@@ -31,6 +31,15 @@ pub fn test_config(url: String) -> Config {
         max_root_fields: 100,
         ws_init_timeout_ms: 10_000,
         ws_recheck_ms: 30_000,
+        refresh_token_ttl: 30 * 86_400,
+        login_limits: Default::default(),
+        trust_forwarded_for: false,
+        request_timeout_ms: 30_000,
+        // Some tests race 20 writers of one user; the cap itself is tested in edge.rs.
+        max_requests_per_user: 64,
+        max_sockets_per_user: 20,
+        header_timeout_ms: 10_000,
+        max_connections: 20_000,
     }
 }
 

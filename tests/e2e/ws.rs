@@ -16,7 +16,7 @@ async fn connect(
 }
 
 /// The next text message as JSON, or the close code.
-async fn next(
+pub(crate) async fn next(
     ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 ) -> Result<Value, u16> {
     loop {
@@ -55,37 +55,37 @@ async fn connection_init_authenticates() {
     assert!(next(&mut ws).await.is_err(), "no token is not acknowledged");
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect_to(addr: std::net::SocketAddr) -> Ws {
+pub(crate) async fn connect_to(addr: std::net::SocketAddr) -> Ws {
     let mut req = format!("ws://{addr}/graphql/ws").into_client_request().unwrap();
     req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
     tokio_tungstenite::connect_async(req).await.expect("websocket connects").0
 }
 
-async fn send(ws: &mut Ws, v: Value) {
+pub(crate) async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.unwrap();
 }
 
 /// Connects and authenticates as `token`.
-async fn ready(addr: std::net::SocketAddr, token: &str) -> Ws {
+pub(crate) async fn ready(addr: std::net::SocketAddr, token: &str) -> Ws {
     let mut ws = connect_to(addr).await;
     send(&mut ws, json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})).await;
     assert_eq!(next(&mut ws).await, Ok(json!({"type": "connection_ack"})));
     ws
 }
 
-const NEW_LEAD: &str = "subscription{newLead{id name ownerId}}";
+pub(crate) const NEW_LEAD: &str = "subscription{newLead{id name ownerId}}";
 
 /// Subscribes and proves the subscription is live (a ping round trip after it).
-async fn subscribe(ws: &mut Ws, id: &str, query: &str) {
+pub(crate) async fn subscribe(ws: &mut Ws, id: &str, query: &str) {
     send(ws, json!({"id": id, "type": "subscribe", "payload": {"query": query}})).await;
     send(ws, json!({"type": "ping"})).await;
     assert_eq!(next(ws).await, Ok(json!({"type": "pong"})));
 }
 
 /// The next `next` payload's data, skipping nothing else silently.
-async fn event(ws: &mut Ws) -> Value {
+pub(crate) async fn event(ws: &mut Ws) -> Value {
     let msg = next(ws).await.expect("an event");
     assert_eq!(msg["type"], "next", "{msg}");
     msg["payload"]["data"].clone()

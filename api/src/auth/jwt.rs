@@ -16,6 +16,22 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// The user's session version when the token was issued; a token whose version is
+    /// behind the user's is refused. Tokens issued before versions existed count as 1.
+    #[serde(default = "first_version")]
+    pub sv: i32,
+}
+
+fn first_version() -> i32 {
+    1
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, Copy)]
+pub struct Verified {
+    pub user_id: Uuid,
+    pub session_version: i32,
+    pub expires: DateTime<Utc>,
 }
 
 /// The longest lifetime of a token (`crm token --ttl`, `CRM_ACCESS_TOKEN_TTL`): 30 days.
@@ -31,16 +47,25 @@ pub struct JwtKeys {
     audience: String,
     /// Lifetime of issued access tokens.
     pub ttl: chrono::Duration,
+    /// Lifetime of a refresh token (each exchange starts a new one).
+    pub refresh_ttl: chrono::Duration,
 }
 
 impl JwtKeys {
-    pub fn new(secret: &[u8], issuer: String, audience: String, ttl: chrono::Duration) -> Self {
+    pub fn new(
+        secret: &[u8],
+        issuer: String,
+        audience: String,
+        ttl: chrono::Duration,
+        refresh_ttl: chrono::Duration,
+    ) -> Self {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             issuer,
             audience,
             ttl,
+            refresh_ttl,
         }
     }
 
@@ -67,25 +92,18 @@ impl JwtKeys {
             exp: expires.timestamp(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            sv: user.session_version,
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)?;
         Ok((token, expires))
     }
 
-    /// Checks signature, algorithm, `exp`, `iss`, `aud` and `sub`; returns the user id.
+    /// Checks signature, algorithm, `exp`, `iss`, `aud` and `sub`. Whether the session
+    /// version still holds is for the caller ([`crate::auth::Sessions::actor`]).
     ///
     /// # Errors
     /// UNAUTHENTICATED for any invalid token.
-    pub fn verify(&self, token: &str) -> Result<Uuid, AppError> {
-        self.verify_until(token).map(|(id, _)| id)
-    }
-
-    /// As [`verify`](Self::verify), with the moment the token expires (a WebSocket closes
-    /// then).
-    ///
-    /// # Errors
-    /// UNAUTHENTICATED.
-    pub fn verify_until(&self, token: &str) -> Result<(Uuid, chrono::DateTime<chrono::Utc>), AppError> {
+    pub fn verify(&self, token: &str) -> Result<Verified, AppError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
@@ -95,10 +113,10 @@ impl JwtKeys {
             tracing::debug!(error = %e, "token refused");
             AppError::Unauthenticated("invalid or expired token")
         })?;
-        let id =
+        let user_id =
             Uuid::parse_str(&data.claims.sub).map_err(|_| AppError::Unauthenticated("invalid or expired token"))?;
-        let expires = chrono::DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_else(chrono::Utc::now);
-        Ok((id, expires))
+        let expires = DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_else(Utc::now);
+        Ok(Verified { user_id, session_version: data.claims.sv, expires })
     }
 }
 
@@ -116,6 +134,7 @@ mod tests {
             role: entity::enums::Role::Admin,
             department_id: Uuid::now_v7(),
             active: true,
+            session_version: 3,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -129,6 +148,7 @@ mod tests {
             "crm".into(),
             "crm-api".into(),
             chrono::Duration::hours(1),
+            chrono::Duration::days(30),
         );
         let u = user();
         for days in [31, 365 * 10] {
@@ -137,7 +157,7 @@ mod tests {
         }
         assert_eq!(keys.issue(&u, Some(chrono::Duration::seconds(59))).unwrap_err().code(), "VALIDATION");
         let (token, expires) = keys.issue(&u, Some(chrono::Duration::days(30))).unwrap();
-        let (id, read) = keys.verify_until(&token).unwrap();
-        assert_eq!((id, read.timestamp()), (u.id, expires.timestamp()));
+        let read = keys.verify(&token).unwrap();
+        assert_eq!((read.user_id, read.expires.timestamp(), read.session_version), (u.id, expires.timestamp(), 3));
     }
 }

@@ -3,7 +3,9 @@ pub mod actor;
 pub mod jwt;
 pub mod password;
 pub mod scope;
+pub mod session;
 
 pub use actor::{Actor, Grant};
 pub use jwt::{Claims, JwtKeys};
 pub use scope::{Placement, Reach};
+pub use session::{Change, Sessions};

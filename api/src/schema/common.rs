@@ -20,6 +20,16 @@ pub fn db<'a>(ctx: &'a Context<'_>) -> &'a sea_orm::DatabaseConnection {
     &ctx.data_unchecked::<crate::state::AppState>().db
 }
 
+/// The server's shared state.
+pub fn state<'a>(ctx: &'a Context<'_>) -> &'a crate::state::AppState {
+    ctx.data_unchecked::<crate::state::AppState>()
+}
+
+/// Where the request came from (the client address the login back-off counts under), as
+/// the HTTP layer determined it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
 /// Parses a GraphQL `ID` holding a UUID.
 pub fn parse_id(field: &str, id: &async_graphql::ID) -> AppResult<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| AppError::invalid(field, "not a valid id"))

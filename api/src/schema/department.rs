@@ -68,6 +68,6 @@ impl DepartmentMutation {
     async fn create_department(&self, ctx: &Context<'_>, input: CreateDepartmentInput) -> Result<Department> {
         let actor = actor(ctx)?;
         let parent = input.parent_id.map(|p| parse_id("parentId", &p)).transpose().gql()?;
-        svc::create(db(ctx), actor, &input.name, parent).await.map(Department).gql()
+        svc::create(db(ctx), &super::common::state(ctx).events, actor, &input.name, parent).await.map(Department).gql()
     }
 }

@@ -35,6 +35,7 @@ impl ErrorExtensions for AppError {
                         ext.set("department", d.clone());
                     }
                 }
+                Self::RateLimited { retry_after, .. } => ext.set("retryAfter", *retry_after),
                 _ => {}
             }
         })

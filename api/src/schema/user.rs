@@ -1,8 +1,9 @@
 //! Staff: the User type, login, `me`, and user administration.
-use super::common::{actor, connection, db, page_args, parse_id};
+use super::common::{ClientAddress, actor, connection, db, page_args, parse_id, state};
 use super::department::Department;
 use super::enums::Role;
 use super::error::ResultExt;
+use crate::service::session;
 use crate::service::user::{self as svc, NewUser, UserFilter, UserPatch};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -47,13 +48,30 @@ impl User {
 
 connection!(UserConnection, UserEdge, User, "users");
 
-/// A signed access token and its user.
+/// A session: a short-lived access token, the refresh token that renews it, and its user.
 #[derive(SimpleObject)]
 pub struct AuthPayload {
     /// Send as `Authorization: Bearer <accessToken>`.
     pub access_token: String,
     pub expires_at: DateTime<Utc>,
+    /// Exchange it with `refreshToken` for a new pair before `refreshExpiresAt`. Good for
+    /// one exchange: using it twice ends the session on every device that shares it.
+    /// Keep it out of logs and URLs.
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
     pub user: User,
+}
+
+impl From<session::Issued> for AuthPayload {
+    fn from(i: session::Issued) -> Self {
+        AuthPayload {
+            access_token: i.access_token,
+            expires_at: i.expires_at,
+            refresh_token: i.refresh_token,
+            refresh_expires_at: i.refresh_expires_at,
+            user: User(i.user),
+        }
+    }
 }
 
 /// A new staff member.
@@ -129,11 +147,38 @@ pub struct UserMutation;
 
 #[Object]
 impl UserMutation {
-    /// Exchanges e-mail and password for an access token. The only operation that needs no token.
+    /// Exchanges e-mail and password for a session. Needs no token. Failed attempts are
+    /// limited per account and per client address: RATE_LIMITED with `retryAfter` seconds.
     async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
-        let state = ctx.data_unchecked::<crate::state::AppState>();
-        let (token, expires, user) = svc::login(&state.db, &state.jwt, &email, &password).await.gql()?;
-        Ok(AuthPayload { access_token: token, expires_at: expires, user: User(user) })
+        let state = state(ctx);
+        let address = ctx.data_opt::<ClientAddress>().map(|a| a.0);
+        session::login(&state.db, &state.jwt, &state.login_limits, &email, &password, address)
+            .await
+            .map(Into::into)
+            .gql()
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token. Needs no
+    /// access token. UNAUTHENTICATED when the refresh token is unknown, expired, revoked or
+    /// already used.
+    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        let state = state(ctx);
+        session::refresh(&state.db, &state.jwt, &refresh_token).await.map(Into::into).gql()
+    }
+
+    /// Ends the session a refresh token belongs to (log out this device). Needs no access
+    /// token; true when a session was ended. Access tokens already issued run out on their own.
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
+        session::logout(db(ctx), &refresh_token).await.gql()
+    }
+
+    /// Ends every session of a user (yourself by default; admins may name anyone): access
+    /// and refresh tokens issued before stop working and open WebSockets close, on every
+    /// instance.
+    async fn logout_everywhere(&self, ctx: &Context<'_>, user_id: Option<ID>) -> Result<User> {
+        let actor = actor(ctx)?;
+        let id = user_id.map(|u| parse_id("userId", &u)).transpose().gql()?;
+        session::logout_everywhere(db(ctx), &state(ctx).events, actor, id).await.map(User).gql()
     }
 
     /// Creates a staff account (admins).
@@ -150,22 +195,23 @@ impl UserMutation {
         svc::create(db(ctx), actor, new).await.map(User).gql()
     }
 
-    /// Changes a staff account (admins). CONFLICT when `version` is stale.
+    /// Changes a staff account (admins). CONFLICT when `version` is stale. A new password
+    /// ends the user's sessions.
     async fn update_user(&self, ctx: &Context<'_>, input: UpdateUserInput) -> Result<User> {
         let actor = actor(ctx)?;
         let id = parse_id("id", &input.id).gql()?;
         let department_id = input.department_id.map(|d| parse_id("departmentId", &d)).transpose().gql()?;
         let patch =
             UserPatch { name: input.name, role: input.role.map(Into::into), department_id, password: input.password };
-        svc::update(db(ctx), actor, id, input.version, patch).await.map(User).gql()
+        svc::update(db(ctx), &state(ctx).events, actor, id, input.version, patch).await.map(User).gql()
     }
 
-    /// Deactivates a staff account. Their customers go to `successorId`, or to their
+    /// Deactivates a staff account and ends its sessions. Their customers go to `successorId`, or to their
     /// department's public pool: staff leave, data stays.
     async fn deactivate_user(&self, ctx: &Context<'_>, id: ID, successor_id: Option<ID>) -> Result<User> {
         let actor = actor(ctx)?;
         let id = parse_id("id", &id).gql()?;
         let successor = successor_id.map(|s| parse_id("successorId", &s)).transpose().gql()?;
-        svc::deactivate(db(ctx), actor, id, successor).await.map(User).gql()
+        svc::deactivate(db(ctx), &state(ctx).events, actor, id, successor).await.map(User).gql()
     }
 }

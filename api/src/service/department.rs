@@ -3,6 +3,7 @@ use super::store::write;
 use super::{audit, new_id, now, required_text};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
+use crate::events::{Events, Signal};
 use entity::department;
 use entity::enums::{Action, Resource};
 use sea_orm::{
@@ -10,18 +11,24 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-/// Creates a department (admin: settings create).
+/// Creates a department (admin: settings create). The subtrees of the departments above
+/// it grow, so every cached actor is dropped on every instance.
 ///
 /// # Errors
 /// FORBIDDEN, VALIDATION (blank name, unknown parent), DUPLICATE (same name under the parent).
 pub async fn create(
     db: &DatabaseConnection,
+    events: &Events,
     actor: &Actor,
     name: &str,
     parent_id: Option<Uuid>,
 ) -> AppResult<department::Model> {
     actor.require_all(Resource::Settings, Action::Create)?;
-    write(db, async |txn| insert(txn, Some(actor.id()), name, parent_id).await).await
+    let created = write(db, async |txn| insert(txn, Some(actor.id()), name, parent_id).await).await?;
+    if parent_id.is_some() {
+        events.publish(Signal::StaffChanged).await;
+    }
+    Ok(created)
 }
 
 /// Inserts a department inside the caller's transaction (also used by the CLI).

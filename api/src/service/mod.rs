@@ -19,9 +19,11 @@ pub mod normalize;
 pub mod pagination;
 pub mod record;
 pub mod reports;
+pub mod session;
 pub mod setting;
 pub mod sql;
 pub mod store;
+pub mod throttle;
 pub mod user;
 
 use chrono::{DateTime, SubsecRound, Utc};

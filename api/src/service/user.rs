@@ -1,10 +1,10 @@
-//! Staff accounts: creation, login, deactivation.
+//! Staff accounts: creation, changes, deactivation (login is in `session.rs`).
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use super::store::{check_version, save, write};
-use super::{audit, new_id, normalize, now, required_text};
-use crate::auth::{Actor, JwtKeys, password};
+use super::{audit, new_id, normalize, now, required_text, session};
+use crate::auth::{Actor, password};
 use crate::error::{AppError, AppResult, Violations};
-use chrono::{DateTime, Utc};
+use crate::events::{Events, Signal};
 use entity::enums::{Action, Resource, Role};
 use entity::{customer, department, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -63,6 +63,7 @@ pub async fn insert(
         role: Set(input.role),
         department_id: Set(input.department_id),
         active: Set(true),
+        session_version: Set(1),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
@@ -77,38 +78,6 @@ pub async fn insert(
     })?;
     audit::record(db, actor_id, "create", "user", model.id, None, Some(&model)).await?;
     Ok(model)
-}
-
-/// Checks e-mail and password and issues an access token.
-///
-/// # Errors
-/// UNAUTHENTICATED for a wrong e-mail or password or an inactive user (one message for all).
-pub async fn login(
-    db: &DatabaseConnection,
-    keys: &JwtKeys,
-    email: &str,
-    password_text: &str,
-) -> AppResult<(String, DateTime<Utc>, user::Model)> {
-    let found = user::Entity::find().filter(user::Column::Email.eq(email.trim().to_lowercase())).one(db).await?;
-    let ok = password::verify(password_text.to_string(), found.as_ref().map(|u| u.password_hash.clone())).await;
-    match found {
-        Some(u) if ok && u.active => {
-            let (token, expires) = keys.issue(&u, None)?;
-            Ok((token, expires, u))
-        }
-        found => {
-            // Logged and audited without the password (nor, for an unknown address, the
-            // address: it may be someone's mistyped personal e-mail).
-            match &found {
-                Some(u) => {
-                    tracing::warn!(user = %u.id, active = u.active, "failed login");
-                    audit::record::<user::Model>(db, None, "login_failed", "user", u.id, None, None).await?;
-                }
-                None => tracing::warn!("failed login for an unknown e-mail address"),
-            }
-            Err(AppError::Unauthenticated("wrong e-mail or password"))
-        }
-    }
 }
 
 /// One user (admins read all users; everyone reads themselves).
@@ -164,12 +133,14 @@ pub struct UserPatch {
     pub password: Option<String>,
 }
 
-/// Updates a user with optimistic concurrency.
+/// Updates a user with optimistic concurrency. A new password ends the user's sessions;
+/// any change reaches the user's cached actor and open sockets on every instance.
 ///
 /// # Errors
 /// FORBIDDEN, NOT_FOUND, VALIDATION, CONFLICT (stale version).
 pub async fn update(
     db: &DatabaseConnection,
+    events: &Events,
     actor: &Actor,
     id: Uuid,
     version: i32,
@@ -193,7 +164,7 @@ pub async fn update(
         Some(p) => Some(password::hash(p).await?),
         None => None,
     };
-    write(db, async |txn| {
+    let saved = write(db, async |txn| {
         let old = user::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("user"))?;
         check_version::<user::Entity>(&old, Some(version))?;
         if patch.role.is_some_and(|r| r != Role::Admin) {
@@ -211,10 +182,13 @@ pub async fn update(
         }
         if let Some(h) = hash {
             am.password_hash = Set(h);
+            session::end_sessions(txn, &old, &mut am).await?;
         }
         save::<user::Entity>(txn, Some(actor.id()), "update", &old, am).await
     })
-    .await
+    .await?;
+    events.publish(Signal::UserChanged(id)).await;
+    Ok(saved)
 }
 
 /// Refuses to take the last active admin away (by deactivation or another role): nobody
@@ -239,13 +213,14 @@ async fn keep_an_admin(txn: &DatabaseTransaction, user: &user::Model) -> AppResu
     Ok(())
 }
 
-/// Deactivates a user. Their customers move to `successor_id` if given, otherwise to
-/// their department's public pool: staff leave, data stays.
+/// Deactivates a user and ends their sessions. Their customers move to `successor_id` if
+/// given, otherwise to their department's public pool: staff leave, data stays.
 ///
 /// # Errors
 /// FORBIDDEN, NOT_FOUND, VALIDATION (successor inactive or the same user).
 pub async fn deactivate(
     db: &DatabaseConnection,
+    events: &Events,
     actor: &Actor,
     id: Uuid,
     successor_id: Option<Uuid>,
@@ -254,7 +229,7 @@ pub async fn deactivate(
     if id == actor.id() {
         return Err(AppError::invalid("id", "you cannot deactivate yourself"));
     }
-    write(db, async |txn| {
+    let deactivated = write(db, async |txn| {
         let old = user::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("user"))?;
         keep_an_admin(txn, &old).await?;
         let successor = match successor_id {
@@ -266,6 +241,7 @@ pub async fn deactivate(
         };
         let mut am: user::ActiveModel = old.clone().into();
         am.active = Set(false);
+        session::end_sessions(txn, &old, &mut am).await?;
         let new = save::<user::Entity>(txn, Some(actor.id()), "deactivate", &old, am).await?;
         // Hand the customers over; each move is audited like an assignment.
         let owned = customer::Entity::find().filter(customer::Column::OwnerId.eq(id)).all(txn).await?;
@@ -295,7 +271,9 @@ pub async fn deactivate(
         tracing::info!(user = %id, moved = owned.len(), "user deactivated; customers handed over");
         Ok(new)
     })
-    .await
+    .await?;
+    events.publish(Signal::UserChanged(id)).await;
+    Ok(deactivated)
 }
 
 /// Creates a user without an actor (CLI, first admin). Creates nothing if the e-mail exists.

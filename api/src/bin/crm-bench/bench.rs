@@ -325,6 +325,9 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Re
         .arg("serve")
         .env("CRM_LISTEN", addr.to_string())
         .env("CRM_SCHEDULER", "off")
+        // Every subscriber is the same user here.
+        .env("CRM_MAX_SOCKETS_PER_USER", "1000000")
+        .env("CRM_MAX_CONNECTIONS", "1000000")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()
