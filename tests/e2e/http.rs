@@ -246,6 +246,14 @@ async fn aliases_and_reports_are_priced() {
     assert!(resp["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("complex"), "30 reports: {resp}");
     let data = app.ok(t, &reports(20), json!({})).await;
     assert_eq!(data.as_object().unwrap().len(), 20);
+    // A key list ranks the whole scope whatever its page size: priced like a report.
+    let lists = |n: usize| {
+        let fields: Vec<String> = (0..n).map(|i| format!("k{i}: goldCustomers(first:1){{totalCount}}")).collect();
+        format!("{{{}}}", fields.join(" "))
+    };
+    let resp = app.gql(Some(t), &lists(30), json!({})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("complex"), "30 key lists: {resp}");
+    app.ok(t, &lists(20), json!({})).await;
     let many: Vec<String> = (0..101).map(|i| format!("m{i}: me{{id}}")).collect();
     let resp = app.gql(Some(t), &format!("{{{}}}", many.join(" ")), json!({})).await;
     assert!(resp["errors"][0]["message"].as_str().unwrap().contains("at most 100 root fields"), "{resp}");

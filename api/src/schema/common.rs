@@ -57,8 +57,9 @@ pub fn list_query<F: InputType, S>(
     Ok(ListQuery { filter: to_json(filter)?, order, deleted, page: page_args(first, after) })
 }
 
-/// Complexity of a report field (an aggregate over the caller's whole scope): with the
-/// default limit of 50,000, at most 25 reports in one request.
+/// Complexity of a report field (an aggregate over the caller's whole scope: reports,
+/// compliance, and key lists on top of their page): with the default limit of 50,000, at
+/// most 25 reports in one request.
 pub const REPORT_COST: usize = 2_000;
 
 /// Complexity of a list field: its page size times the cost of one node.

@@ -76,7 +76,7 @@ pub struct KeyListQuery;
 impl KeyListQuery {
     /// Gold customers: the top `topPercent` % of all buyers by revenue in the trailing
     /// window (seed 001: 5%), those you may read, biggest first.
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "super::common::REPORT_COST + super::common::list_cost(first, child_complexity)")]
     async fn gold_customers(
         &self,
         ctx: &Context<'_>,
@@ -88,7 +88,7 @@ impl KeyListQuery {
     }
 
     /// Drag customers: bought before but not within the churn window (over a year), longest silent first.
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "super::common::REPORT_COST + super::common::list_cost(first, child_complexity)")]
     async fn drag_customers(
         &self,
         ctx: &Context<'_>,
@@ -100,7 +100,7 @@ impl KeyListQuery {
 
     /// Last calendar year's `top` customers by won revenue, with what they bought this year
     /// (`orderedThisYear`): visit the ones who did not before competitors do.
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "super::common::REPORT_COST + super::common::list_cost(first, child_complexity)")]
     async fn last_year_top_customers(
         &self,
         ctx: &Context<'_>,
@@ -112,7 +112,7 @@ impl KeyListQuery {
     }
 
     /// Tier A and B customers with at least `minComplaints` complaints in the window (`count`).
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "super::common::REPORT_COST + super::common::list_cost(first, child_complexity)")]
     async fn complaining_key_customers(
         &self,
         ctx: &Context<'_>,
@@ -127,7 +127,7 @@ impl KeyListQuery {
     }
 
     /// Buyers whose won deals in the window cover at most `maxProductLines` products (`count`): offer the rest.
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "super::common::REPORT_COST + super::common::list_cost(first, child_complexity)")]
     async fn cross_sell_candidates(
         &self,
         ctx: &Context<'_>,
@@ -142,7 +142,7 @@ impl KeyListQuery {
     }
 
     /// Organizations with fewer than `minContacts` contacts recorded (`count`), fewest first.
-    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "super::common::REPORT_COST + super::common::list_cost(first, child_complexity)")]
     async fn organizations_with_few_contacts(
         &self,
         ctx: &Context<'_>,
