@@ -176,9 +176,10 @@ pub async fn serve_on(
     let edge = state.edge;
     let sockets = state.shutdown.clone();
     let router = app(state);
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: browsers, proxies and clients all speak it, and HTTP/2's idle and
+    // stream limits would need guarding of their own.
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(edge.header_timeout);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(edge.header_timeout));
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(edge.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -212,9 +213,8 @@ pub async fn serve_on(
         let watcher = graceful.watcher();
         let first_byte = edge.header_timeout;
         tokio::spawn(async move {
-            // hyper's header timeout starts with the first byte (the auto builder first
-            // waits for enough bytes to tell HTTP/1 from HTTP/2): a silent client is
-            // closed here instead.
+            // hyper's header timeout starts with the first byte: a client that never
+            // sends one is closed here.
             let mut byte = [0u8; 1];
             match tokio::time::timeout(first_byte, stream.peek(&mut byte)).await {
                 Ok(Ok(n)) if n > 0 => {}
