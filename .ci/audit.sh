@@ -10,7 +10,8 @@ cargo build --bin crm --quiet
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 password="audit-$(date +%s)-password"
-DATABASE_URL="sqlite://$dir/audit.db" CRM_LISTEN="127.0.0.1:$port" CRM_SCHEDULER=off \
+# The audit sends its ~60 requests at once as one user: lift the per-user cap (edge.rs tests it).
+DATABASE_URL="sqlite://$dir/audit.db" CRM_LISTEN="127.0.0.1:$port" CRM_SCHEDULER=off CRM_MAX_REQUESTS_PER_USER=1000 \
   CRM_ADMIN_EMAIL=audit@example.com CRM_ADMIN_PASSWORD="$password" RUST_LOG=warn \
   target/debug/crm serve >"$dir/server.log" 2>&1 &
 server=$!
