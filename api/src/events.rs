@@ -144,20 +144,32 @@ impl Events {
             let forget = sessions.clone();
             tokio::spawn(async move {
                 loop {
-                    match listener.recv().await {
-                        Ok(n) => match Signal::decode(n.payload()) {
+                    match listener.try_recv().await {
+                        Ok(Some(n)) => match Signal::decode(n.payload()) {
                             Some(s) => {
                                 let _ = tx.send(s);
                             }
                             None => tracing::warn!(payload = n.payload(), "unknown event"),
                         },
-                        Err(e) => {
-                            // The listener reconnects on the next recv; events sent meanwhile
-                            // are lost, session changes among them: cached actors are dropped
-                            // now and again just before listening resumes.
-                            tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+                        // The connection was lost and is listening again: events sent
+                        // meanwhile are lost, session changes among them, so every
+                        // cached actor goes.
+                        Ok(None) => {
+                            tracing::warn!("event listener lost its connection and reconnected; events may be lost");
                             forget.forget(Change::Everyone);
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "event listener failed; reconnecting");
+                            forget.forget(Change::Everyone);
+                            // Listen again explicitly, so that the cache is dropped once
+                            // more only when notifications flow again.
+                            loop {
+                                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                                match listener.listen(CHANNEL).await {
+                                    Ok(()) => break,
+                                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN yet"),
+                                }
+                            }
                             forget.forget(Change::Everyone);
                         }
                     }

@@ -88,23 +88,46 @@ pub struct Peer {
 }
 
 /// The client's address: the peer's, or behind a trusted proxy the last `X-Forwarded-For`
-/// entry (the one the proxy appended; earlier ones are whatever the client claimed).
+/// entry over all its header lines (the one the proxy appended; earlier ones are whatever
+/// the client claimed), with any port stripped.
 fn client_address(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> Option<std::net::IpAddr> {
     if state.edge.trust_forwarded_for
-        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(last) = forwarded.rsplit(',').next().and_then(|a| a.trim().parse().ok())
+        && let Some(last) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .last()
     {
-        return Some(last);
+        let parsed = last
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .or_else(|| last.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+            .or_else(|| last.trim_start_matches('[').trim_end_matches(']').parse().ok());
+        if let Some(address) = parsed {
+            return Some(address);
+        }
+        tracing::debug!(entry = last, "unreadable X-Forwarded-For entry; counting the peer");
     }
     peer.map(|p| p.address.ip())
 }
 
-/// The edge of `/graphql` and `/reports`: one user's requests in flight are capped
-/// (RATE_LIMITED, 429), and a request that runs longer than the timeout, its body upload
-/// included, is stopped (TIMEOUT, 503). The token is only verified here (a signature
-/// check); the handler loads the actor.
-async fn edge(State(http): State<Http>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let user = bearer(request.headers()).ok().flatten().and_then(|t| http.state.jwt.verify(t).ok()).map(|v| v.user_id);
+/// The caller of a request, authenticated by [`edge`].
+#[derive(Clone)]
+struct Caller(Actor);
+
+/// The edge of `/graphql` and `/reports`: authenticates the caller (a bad, expired or
+/// revoked token is refused here, before it can hold anything), caps one user's requests
+/// in flight (RATE_LIMITED, 429), and stops a request that runs longer than the timeout,
+/// its body upload included (TIMEOUT, 503).
+async fn edge(State(http): State<Http>, mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let actor = match authenticate(&http.state, request.headers()).await {
+        Ok(actor) => actor,
+        Err(e) => return app_error_response(e),
+    };
+    let user = actor.as_ref().map(Actor::id);
     let _slot = match user {
         Some(user) => match http.state.sessions.request_slot(user) {
             Some(slot) => Some(slot),
@@ -119,6 +142,9 @@ async fn edge(State(http): State<Http>, request: axum::extract::Request, next: a
         },
         None => None,
     };
+    if let Some(actor) = actor {
+        request.extensions_mut().insert(Caller(actor));
+    }
     let limit = http.state.edge.request_timeout;
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
@@ -232,6 +258,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 async fn graphql_post(
     State(http): State<Http>,
+    caller: Option<axum::Extension<Caller>>,
     peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
     body: Bytes,
@@ -263,10 +290,7 @@ async fn graphql_post(
     if let Some(message) = too_deep(&request) {
         return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
     }
-    let actor = match authenticate(&http.state, &headers).await {
-        Ok(a) => a,
-        Err(e) => return app_error_response(e),
-    };
+    let actor = caller.map(|c| c.0.0);
     let mut request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
     if let Some(actor) = actor {
         request = request.data(actor);
@@ -363,15 +387,13 @@ async fn report_csv(
     State(http): State<Http>,
     axum::extract::Path(file): axum::extract::Path<String>,
     axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
-    headers: HeaderMap,
+    caller: Option<axum::Extension<Caller>>,
 ) -> Response {
     let Some(name) = file.strip_suffix(".csv") else {
         return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "reports are served as <name>.csv");
     };
-    let actor = match authenticate(&http.state, &headers).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return app_error_response(AppError::Unauthenticated("authentication required")),
-        Err(e) => return app_error_response(e),
+    let Some(axum::Extension(Caller(actor))) = caller else {
+        return app_error_response(AppError::Unauthenticated("authentication required"));
     };
     match crate::csv::report(&http.state, actor, name, &params).await {
         Ok(resp) => resp,

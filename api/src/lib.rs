@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod schema;
+pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod state;
@@ -145,97 +146,7 @@ pub async fn serve(
     serve_on(listener, state, shutdown).await
 }
 
-/// A connection's place under `CRM_MAX_CONNECTIONS`, held while it is open; a WebSocket
-/// takes it over from its upgrade request.
-#[derive(Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] std::sync::Arc<tokio::sync::OwnedSemaphorePermit>);
-
-/// Serves on a bound listener (tests bind port 0) until `shutdown` resolves.
-///
-/// The loop is our own rather than `axum::serve`, for the edge's limits:
-/// - a client has `CRM_HEADER_TIMEOUT_MS` to send a request's headers, and an idle
-///   keep-alive connection as long to start its next request (hyper's header-read
-///   timeout, which hyper restarts when a connection goes idle); then it is closed;
-/// - at most `CRM_MAX_CONNECTIONS` connections are open (WebSockets included); beyond it a
-///   new connection is closed at once rather than left waiting in the backlog;
-/// - each request carries its peer's address ([`http::Peer`]) for the login back-off.
-///
-/// On shutdown, WebSockets finish what is in flight and close with 1001, then the
-/// listener closes and HTTP connections drain (at most 15 s each step).
-///
-/// # Errors
-/// I/O errors of the listener.
-pub async fn serve_on(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use tower::Service;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
-    let edge = state.edge;
-    let sockets = state.shutdown.clone();
-    let router = app(state);
-    // HTTP/1.1 only: browsers, proxies and clients all speak it, and HTTP/2's idle and
-    // stream limits would need guarding of their own.
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(edge.header_timeout);
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(edge.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, address) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%address, cap = edge.max_connections, "connection refused: too many open");
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let slot = ConnectionSlot(std::sync::Arc::new(permit));
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(http::Peer { address });
-            request.extensions_mut().insert(slot.clone());
-            router.clone().call(request)
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let first_byte = edge.header_timeout;
-        tokio::spawn(async move {
-            // hyper's header timeout starts with the first byte: a client that never
-            // sends one is closed here.
-            let mut byte = [0u8; 1];
-            match tokio::time::timeout(first_byte, stream.peek(&mut byte)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return,
-            }
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(error = %e, %address, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    // WebSockets first: they finish what is in flight and close with 1001; then HTTP
-    // connections drain.
-    sockets.signal();
-    sockets.drained(std::time::Duration::from_secs(15)).await;
-    if tokio::time::timeout(std::time::Duration::from_secs(15), graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after 15 s; closing them");
-    }
-    Ok(())
-}
+pub use server::{ConnectionSlot, serve_on};
 
 /// One tick of the care scheduler at `at`: evaluates the reminder rules of the days not
 /// yet evaluated and raises `reminderDue` for the reminders it claimed. The scheduler

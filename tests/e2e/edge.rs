@@ -68,6 +68,34 @@ async fn slow_and_idle_clients_are_disconnected() {
     // A connection that never sends a byte goes too.
     let mut silent = TcpStream::connect(app.addr).await.unwrap();
     assert!(until_closed(&mut silent, Duration::from_secs(20)).await.is_some(), "a silent connection stays open");
+
+    // The start of an HTTP/2 preface, then silence: hyper-util's protocol detection waited
+    // for the rest without a timeout.
+    for start in [&b"P"[..], b"PRI * HTTP/2.0\r\n\r\nSM\r\n"] {
+        let mut drip = TcpStream::connect(app.addr).await.unwrap();
+        drip.write_all(start).await.unwrap();
+        assert!(until_closed(&mut drip, Duration::from_secs(20)).await.is_some(), "an unfinished preface holds on");
+    }
+}
+
+/// A client that pipelines requests and never reads the responses is disconnected once
+/// the server's writes stall for the request timeout; before, it held the connection.
+#[tokio::test]
+async fn a_client_that_does_not_read_is_disconnected() {
+    let app = TestApp::spawn_with(|c| {
+        c.request_timeout_ms = 500;
+        c.header_timeout_ms = 60_000;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(app.addr).await.unwrap();
+    let requests = "GET /schema.graphql HTTP/1.1\r\nHost: crm\r\n\r\n".repeat(200);
+    stream.write_all(requests.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = until_closed(&mut stream, Duration::from_secs(20)).await.expect("the connection is closed");
+    let answered = got.matches("HTTP/1.1 200").count();
+    assert!(answered < 200, "all {answered} responses were sent: the connection was never cut");
 }
 
 /// A request whose body never completes is answered TIMEOUT (503) after the request
@@ -118,6 +146,19 @@ async fn one_user_cannot_hold_every_worker() {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(code(&body), "RATE_LIMITED", "{body}");
     app.ok(&rep, "{me{id}}", json!({})).await;
+
+    // A revoked token holds no slot: it is refused before its body is read.
+    let old = app.login("rep@example.com", PASSWORD).await;
+    app.ok(&old, "mutation{logoutEverywhere{id}}", json!({})).await;
+    let fresh = app.login("rep@example.com", PASSWORD).await;
+    let mut stale = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: crm\r\nContent-Type: application/json\r\nAuthorization: Bearer {old}\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    stale.write_all(head.as_bytes()).await.unwrap();
+    let answer = one_response(&mut stale).await.expect("an answer before the body");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    app.ok(&fresh, "{me{id}}", json!({})).await;
 
     drop(held);
     let mut freed = false;

@@ -51,6 +51,21 @@ fn key(kind: &str, value: &str) -> String {
     format!("{kind}:{:x}", Sha256::digest(value.as_bytes()))
 }
 
+/// The address as counted: an IPv4 address, or the /64 network of an IPv6 one (one
+/// subscriber commonly holds a whole /64).
+fn network(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// Counts an attempt as a failure unless a key is blocked.
 ///
 /// # Errors
@@ -64,7 +79,7 @@ pub async fn begin(
 ) -> AppResult<Attempt> {
     let mut keys = vec![(key("account", email), limits.account)];
     if let Some(a) = address {
-        keys.push((key("address", &a.to_string()), limits.address));
+        keys.push((key("address", &network(a)), limits.address));
     }
     write(db, async |txn| {
         let mut rows = Vec::with_capacity(keys.len());
@@ -162,6 +177,17 @@ pub async fn prune(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<u64>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_counts_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(network(a), network(b));
+        assert_ne!(network(a), network(c));
+        assert_eq!(network("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1");
+        assert_eq!(network("10.0.0.1".parse().unwrap()), "10.0.0.1");
+    }
 
     #[test]
     fn back_off_doubles_from_the_limit_and_is_capped() {
