@@ -98,8 +98,7 @@ fn client_address(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> 
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .last()
+            .rfind(|v| !v.is_empty())
     {
         let parsed = last
             .parse::<std::net::IpAddr>()
