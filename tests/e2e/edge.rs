@@ -24,6 +24,18 @@ async fn until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String>
     Some(String::from_utf8_lossy(&got).into_owned())
 }
 
+/// The first answer `check` gives within 10 s, polled every 100 ms (the server notices a
+/// closed client or a freed place asynchronously).
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(mut check: impl FnMut() -> F) -> Option<T> {
+    for _ in 0..100 {
+        if let Some(answer) = check().await {
+            return Some(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 /// Reads one HTTP response head and body of a keep-alive connection (Content-Length bodies).
 async fn one_response(stream: &mut TcpStream) -> Option<String> {
     let mut got = Vec::new();
@@ -92,6 +104,8 @@ async fn a_client_that_does_not_read_is_disconnected() {
     let mut stream = socket.connect(app.addr).await.unwrap();
     let requests = "GET /schema.graphql HTTP/1.1\r\nHost: crm\r\n\r\n".repeat(200);
     stream.write_all(requests.as_bytes()).await.unwrap();
+    // Not reading is the attack: reading now would let the server's writes progress. The
+    // writes stall within milliseconds (200 schemas fill any buffer); 3 s is six stall limits.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let got = until_closed(&mut stream, Duration::from_secs(20)).await.expect("the connection is closed");
     let answered = got.matches("HTTP/1.1 200").count();
@@ -131,16 +145,20 @@ async fn one_user_cannot_hold_every_worker() {
         app.admin_token
     );
     held.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let refused = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({"query": "{me{id}}"}))
-        .send()
-        .await
-        .unwrap();
+    // Once the server has taken that request in, the admin's next one is refused.
+    let refused = eventually(|| async {
+        let resp = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"query": "{me{id}}"}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status() == 429).then_some(resp)
+    })
+    .await
+    .expect("the second request in flight was never refused");
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().contains_key("retry-after"));
     let body: Value = refused.json().await.unwrap();
@@ -161,15 +179,11 @@ async fn one_user_cannot_hold_every_worker() {
     app.ok(&fresh, "{me{id}}", json!({})).await;
 
     drop(held);
-    let mut freed = false;
-    for _ in 0..100 {
-        if app.gql(Some(&app.admin_token), "{me{id}}", json!({})).await.get("errors").is_none() {
-            freed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(freed, "the slot is freed when the client goes away");
+    let freed = eventually(|| async {
+        app.gql(Some(&app.admin_token), "{me{id}}", json!({})).await.get("errors").is_none().then_some(())
+    })
+    .await;
+    assert!(freed.is_some(), "the slot is freed when the client goes away");
 }
 
 /// At most `CRM_MAX_CONNECTIONS` connections are open; the next is closed at once (it
@@ -193,17 +207,13 @@ async fn open_connections_are_capped() {
     // The test client's pooled connection may hold one place.
     assert!(open.len() <= 4 && refused >= 2, "{} served, {refused} refused", open.len());
     drop(open);
-    let mut served = false;
-    for _ in 0..100 {
+    let served = eventually(|| async {
         let mut stream = TcpStream::connect(app.addr).await.unwrap();
         stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: crm\r\n\r\n").await.unwrap();
-        if one_response(&mut stream).await.is_some() {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(served, "closed connections free their places");
+        one_response(&mut stream).await
+    })
+    .await;
+    assert!(served.is_some(), "closed connections free their places");
 }
 
 /// One user's open WebSockets are capped (4029); other users are not affected.
@@ -221,17 +231,13 @@ async fn one_user_cannot_open_unbounded_sockets() {
     let _theirs = ready(app.addr, &rep).await;
 
     drop(first);
-    let mut acked = false;
-    for _ in 0..100 {
+    let acked = eventually(|| async {
         let mut again = connect_to(app.addr).await;
         send(&mut again, init.clone()).await;
-        if next(&mut again).await.is_ok() {
-            acked = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(acked, "a closed socket frees its place");
+        next(&mut again).await.ok()
+    })
+    .await;
+    assert!(acked.is_some(), "a closed socket frees its place");
 }
 
 /// With `Accept: application/graphql-response+json`, a request that fails before execution
