@@ -57,6 +57,8 @@ pub struct Config {
     /// `CRM_MAX_CONNECTIONS`: open connections (WebSockets included) an instance serves;
     /// beyond it new connections are closed at once. Default 20000.
     pub max_connections: usize,
+    /// Smallest group a report shows to a role that cannot read the customers in it.
+    pub report_min_group: i64,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -121,6 +123,7 @@ impl Config {
             max_sockets_per_user: parsed("CRM_MAX_SOCKETS_PER_USER", 20usize)?.max(1),
             header_timeout_ms: parsed("CRM_HEADER_TIMEOUT_MS", 10_000u64)?.max(100),
             max_connections: parsed("CRM_MAX_CONNECTIONS", 20_000usize)?.max(1),
+            report_min_group: parsed("CRM_REPORT_MIN_GROUP", 5i64)?.max(1),
         })
     }
 }

@@ -92,11 +92,12 @@ pub async fn report(
                 _ => None,
             })?;
             let as_of = param(params, "asOf").map(|_| date(params, "asOf")).transpose()?;
-            // The same filter as the GraphQL `CustomerFilter` input, as JSON.
+            // The same filter as the GraphQL `ReportFilter` input, as JSON.
             let filter: Option<serde_json::Value> = param(params, "filter")
                 .map(|json| serde_json::from_str(json).map_err(|_| AppError::invalid("filter", "must be JSON")))
                 .transpose()?;
-            let rows = reports::classification_report(db, &actor, &dims, filter.as_ref(), as_of).await?;
+            let k = state.privacy.min_group;
+            let rows = reports::classification_report(db, &actor, &dims, filter.as_ref(), as_of, k).await?;
             let mut header: Vec<String> = Vec::new();
             for d in &dims {
                 header.push(d.name().to_string());
@@ -104,7 +105,12 @@ pub async fn report(
                     header.push(format!("{}_name", d.name()));
                 }
             }
-            header.extend(["customers".into(), format!("revenue_{}", base.to_lowercase()), "revenue_share_pct".into()]);
+            header.extend([
+                "customers".into(),
+                format!("revenue_{}", base.to_lowercase()),
+                "revenue_share_pct".into(),
+                "suppressed".into(),
+            ]);
             let mut lines = vec![line(&header)];
             for r in rows {
                 let mut cells: Vec<String> = Vec::new();
@@ -118,6 +124,7 @@ pub async fn report(
                     r.customers.to_string(),
                     amount(r.revenue),
                     format!("{}.{:02}", r.share_bp / 100, r.share_bp % 100),
+                    r.suppressed.to_string(),
                 ]);
                 lines.push(line(&cells));
             }

@@ -93,6 +93,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             max_connections: config.max_connections,
             trust_forwarded_for: config.trust_forwarded_for,
         },
+        privacy: state::Privacy { min_group: config.report_min_group },
     })
 }
 

@@ -27,6 +27,16 @@ pub struct AppState {
     pub login_limits: crate::service::throttle::LoginLimits,
     /// HTTP: the edge's limits (`serve_on`, `http.rs`).
     pub edge: Edge,
+    /// Privacy settings (`docs/privacy.md`).
+    pub privacy: Privacy,
+}
+
+/// Privacy settings.
+#[derive(Debug, Clone)]
+pub struct Privacy {
+    /// Report groups smaller than this are suppressed for roles that cannot read their
+    /// customers (k-anonymity's k).
+    pub min_group: i64,
 }
 
 /// Limits of the HTTP server.

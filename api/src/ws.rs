@@ -304,7 +304,7 @@ async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<(Acto
 /// permissions), or the database failing (1011).
 async fn current(state: &AppState, old: &Actor, token: &Verified) -> Result<Actor, Close> {
     match state.sessions.actor(&state.db, token).await {
-        Ok(new) if same_session(old, &new) => Ok(new),
+        Ok(new) if old.same_rights(&new) => Ok(new),
         Ok(_) => Err(Close(4403, "Permissions changed; reconnect".into())),
         Err(crate::error::AppError::Unauthenticated(_)) => Err(Close(4403, "Session ended".into())),
         Err(e) => {
@@ -312,11 +312,4 @@ async fn current(state: &AppState, old: &Actor, token: &Verified) -> Result<Acto
             Err(Close(1011, "Internal error".into()))
         }
     }
-}
-
-/// Whether a re-loaded user may keep the socket the old one opened: still active and of
-/// the token's session (else loading failed), same role and department subtree. Running
-/// subscriptions filter with the actor they started with, so any change closes the socket.
-fn same_session(old: &Actor, new: &Actor) -> bool {
-    old.user.role == new.user.role && old.subtree == new.subtree && old.user.department_id == new.user.department_id
 }

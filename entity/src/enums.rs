@@ -39,10 +39,24 @@ string_enum!(
     }
 );
 
+impl Role {
+    /// Whether the role is held by people of the company (every role but a partner
+    /// system's): they may learn which department owns a duplicate (seed 004).
+    pub fn is_staff(self) -> bool {
+        self != Role::Integration
+    }
+}
+
 string_enum!(
     /// What a permission row is about.
     Resource {
-        Customer = "CUSTOMER", Contact = "CONTACT", Deal = "DEAL", DealAmount = "DEAL_AMOUNT",
+        Customer = "CUSTOMER", Contact = "CONTACT", Deal = "DEAL",
+        /// Field group: amounts (deal amounts, line prices and costs, revenue, margin).
+        DealAmount = "DEAL_AMOUNT",
+        /// Field group: phone numbers, e-mail and postal addresses.
+        ContactDetails = "CONTACT_DETAILS",
+        /// Field group: birthday, ID number, hometown, hobbies, soft profile.
+        PersonalDetails = "PERSONAL_DETAILS",
         Interaction = "INTERACTION", Feedback = "FEEDBACK", Report = "REPORT", User = "USER",
         Settings = "SETTINGS",
     }

@@ -9,6 +9,7 @@ mod m20261123_000004_change_indexes;
 mod m20261123_000005_care;
 mod m20261124_000006_drop_history_at_index;
 mod m20261124_000007_sessions;
+mod m20261125_000008_field_groups;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_care::Migration),
             Box::new(m20261124_000006_drop_history_at_index::Migration),
             Box::new(m20261124_000007_sessions::Migration),
+            Box::new(m20261125_000008_field_groups::Migration),
         ]
     }
 }

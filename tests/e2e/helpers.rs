@@ -40,6 +40,7 @@ pub fn test_config(url: String) -> Config {
         max_sockets_per_user: 20,
         header_timeout_ms: 10_000,
         max_connections: 20_000,
+        report_min_group: 5,
     }
 }
 

@@ -12,6 +12,7 @@ mod demo;
 mod edge;
 mod http;
 mod keylists;
+mod privacy;
 mod records;
 mod reports;
 mod schema;

@@ -55,6 +55,15 @@ impl Actor {
         Ok(Actor { user, subtree, grants })
     }
 
+    /// Whether `other` (the same user, loaded again) has exactly these rights: role,
+    /// department subtree and every grant.
+    pub fn same_rights(&self, other: &Actor) -> bool {
+        self.user.role == other.user.role
+            && self.user.department_id == other.user.department_id
+            && self.subtree == other.subtree
+            && self.grants == other.grants
+    }
+
     pub fn id(&self) -> Uuid {
         self.user.id
     }
@@ -66,11 +75,6 @@ impl Actor {
     /// The grant for an action on a resource (NONE when absent).
     pub fn grant(&self, resource: Resource, action: Action) -> Grant {
         self.grants.get(&(resource, action)).copied().unwrap_or(Grant::NONE)
-    }
-
-    /// Whether the role may see deal amounts (and the revenue derived from them).
-    pub fn sees_deal_amounts(&self) -> bool {
-        self.grant(Resource::DealAmount, Action::Read).allowed()
     }
 
     /// Refuses with FORBIDDEN unless the role has any grant for the action.

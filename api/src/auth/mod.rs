@@ -7,5 +7,5 @@ pub mod session;
 
 pub use actor::{Actor, Grant};
 pub use jwt::{Claims, JwtKeys};
-pub use scope::{Placement, Reach};
+pub use scope::{FieldAccess, Placement, Reach};
 pub use session::{Change, Sessions};

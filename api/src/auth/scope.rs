@@ -82,6 +82,20 @@ impl Reach {
         any
     }
 
+    /// Whether every row `other` reaches is reached by this one too (conservative: false
+    /// when it cannot tell without looking at rows).
+    pub fn covers(&self, other: &Reach) -> bool {
+        if self.everything {
+            return true;
+        }
+        let departments =
+            |ds: &[Uuid]| self.departments.as_ref().is_some_and(|mine| ds.iter().all(|d| mine.contains(d)));
+        !other.everything
+            && other.departments.as_ref().is_none_or(|ds| departments(ds))
+            && other.owner.is_none_or(|o| self.owner == Some(o))
+            && other.pool_of.is_none_or(|d| self.pool_of == Some(d) || departments(&[d]))
+    }
+
     /// The rule evaluated on a record in memory.
     pub fn admits(&self, p: Placement) -> bool {
         self.everything
@@ -91,7 +105,44 @@ impl Reach {
     }
 }
 
+/// How much of a field group (amounts, contact details, personal details) an actor sees
+/// among the records it may read of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldAccess {
+    /// On every record it may read.
+    Every,
+    /// On the records this reach admits; hidden (null) on the others.
+    Some(Reach),
+    /// On none.
+    Never,
+}
+
+impl FieldAccess {
+    /// Whether the group shows on a record placed at `p` (a readable one).
+    pub fn admits(&self, p: Placement) -> bool {
+        match self {
+            FieldAccess::Every => true,
+            FieldAccess::Some(reach) => reach.admits(p),
+            FieldAccess::Never => false,
+        }
+    }
+}
+
 impl Actor {
+    /// What the actor sees of a field group (`Resource::DealAmount`, `ContactDetails`,
+    /// `PersonalDetails`) on the records of `over` it may read: the group's READ grant,
+    /// applied row by row.
+    pub fn field_access(&self, group: Resource, over: Resource) -> FieldAccess {
+        let fields = self.reach(group, Action::Read);
+        if fields.is_empty() {
+            FieldAccess::Never
+        } else if fields.covers(&self.reach(over, Action::Read)) {
+            FieldAccess::Every
+        } else {
+            FieldAccess::Some(fields)
+        }
+    }
+
     /// What the actor reaches for an action on a resource.
     pub fn reach(&self, resource: Resource, action: Action) -> Reach {
         let grant = self.grant(resource, action);
@@ -219,6 +270,20 @@ mod tests {
         assert!(reach(false, None, Some(me), Some(d1)).admits(pooled));
         assert!(!reach(false, None, Some(me), Some(d2)).admits(pooled));
         assert!(!reach(false, None, None, Some(d1)).admits(theirs));
+    }
+
+    #[test]
+    fn covers_is_conservative() {
+        let (me, d1, d2) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let own = reach(false, None, Some(me), None);
+        let own_and_pool = reach(false, None, Some(me), Some(d1));
+        let subtree = reach(false, Some(vec![d1, d2]), None, None);
+        assert!(reach(true, None, None, None).covers(&own_and_pool));
+        assert!(own.covers(&own));
+        assert!(!own.covers(&own_and_pool), "the pool is read but its amounts are not seen");
+        assert!(subtree.covers(&reach(false, Some(vec![d2]), None, Some(d1))));
+        assert!(!subtree.covers(&own), "own rows may sit outside the subtree");
+        assert!(!subtree.covers(&reach(true, None, None, None)));
     }
 
     #[test]

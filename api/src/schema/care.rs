@@ -213,6 +213,14 @@ impl MessageTemplate {
 #[derive(Clone)]
 pub struct Reminder(pub reminder::Model);
 
+impl Reminder {
+    /// Whether the caller may read the reminder's customer (a reminder named to someone
+    /// stays theirs after the customer moves out of their reach).
+    async fn readable(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(super::loaders::customer(ctx, self.0.customer_id).await?.is_some())
+    }
+}
+
 #[Object]
 impl Reminder {
     async fn id(&self) -> ID {
@@ -227,13 +235,15 @@ impl Reminder {
     async fn due_at(&self) -> DateTime<Utc> {
         self.0.due_at
     }
-    /// Why the reminder exists.
-    async fn reason(&self) -> &str {
-        &self.0.reason
+    /// Why the reminder exists. It names the customer, so a caller who may no longer
+    /// read the customer gets a generic text.
+    async fn reason(&self, ctx: &Context<'_>) -> Result<&str> {
+        Ok(if self.readable(ctx).await? { &self.0.reason } else { "about a customer you may no longer read" })
     }
-    /// The suggested message, rendered from the rule's template.
-    async fn message(&self) -> &str {
-        &self.0.message
+    /// The suggested message, rendered from the rule's template; empty for a caller who
+    /// may no longer read the customer.
+    async fn message(&self, ctx: &Context<'_>) -> Result<&str> {
+        Ok(if self.readable(ctx).await? { &self.0.message } else { "" })
     }
     /// Why it was suppressed (the contact-frequency cap).
     async fn suppressed_reason(&self) -> Option<&str> {

@@ -192,6 +192,18 @@ pub struct StringFilter {
     pub is_null: Option<bool>,
 }
 
+/// Filter on a label matched whole (no substring search).
+#[derive(InputObject, Default)]
+pub struct LabelFilter {
+    /// Equal to.
+    pub eq: Option<String>,
+    /// Equal to one of.
+    #[graphql(name = "in")]
+    pub in_: Option<Vec<String>>,
+    /// Is (true) or is not (false) empty.
+    pub is_null: Option<bool>,
+}
+
 /// Filter on a whole number.
 #[derive(InputObject, Default)]
 pub struct IntFilter {
@@ -279,15 +291,10 @@ pub struct EnumFilter<T: async_graphql::InputType + async_graphql::EnumType> {
     pub is_null: Option<bool>,
 }
 
-/// Whether the caller may see deal amounts.
-pub fn sees_amounts(ctx: &Context<'_>) -> bool {
-    ctx.data_opt::<Actor>().is_some_and(Actor::sees_deal_amounts)
-}
-
-/// An amount in the base currency, or null for callers who may not see amounts.
+/// An amount in the base currency (the caller decided it may be shown), or null.
 pub async fn base_money(ctx: &Context<'_>, minor: Option<i64>) -> async_graphql::Result<Option<Money>> {
     match minor {
-        Some(m) if sees_amounts(ctx) => {
+        Some(m) => {
             let (policy, _) = super::loaders::policy(ctx).await?;
             Ok(Some(Money::new(m, &policy.base_currency)))
         }

@@ -5,15 +5,25 @@ use super::common::{
 use super::customer::{Customer, patch};
 use super::enums::{ContactRole, Gender};
 use super::error::ResultExt;
+use super::loaders::shows_under;
 use super::record::{record_queries, record_trash};
 use crate::service::contact::{self as svc, ContactPatch, NewContact, SortField};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::contact::{self};
+use entity::enums::Resource;
 
 /// A person at an organization customer.
 #[derive(Clone)]
 pub struct Contact(pub contact::Model);
+
+impl Contact {
+    /// `value` when the caller sees the field group `group` on this contact, else None.
+    async fn shown<T>(&self, ctx: &Context<'_>, group: Resource, value: Option<T>) -> Result<Option<T>> {
+        let Some(v) = value else { return Ok(None) };
+        Ok(shows_under(ctx, group, Resource::Contact, self.0.customer_id).await?.then_some(v))
+    }
+}
 
 #[Object]
 impl Contact {
@@ -40,30 +50,37 @@ impl Contact {
     async fn deal_role(&self) -> Option<ContactRole> {
         self.0.deal_role.map(Into::into)
     }
-    async fn birthday(&self) -> Option<Date> {
-        self.0.birthday.map(Date)
+    /// Personal details: null for roles that may not see them on this contact.
+    async fn birthday(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
+        Ok(self.shown(ctx, Resource::PersonalDetails, self.0.birthday).await?.map(Date))
     }
-    async fn mobile(&self) -> Option<&str> {
-        self.0.mobile.as_deref()
+    /// Contact details: null for roles that may not see them on this contact.
+    async fn mobile(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        self.shown(ctx, Resource::ContactDetails, self.0.mobile.as_deref()).await
     }
-    async fn office_phone(&self) -> Option<&str> {
-        self.0.office_phone.as_deref()
+    /// Contact details.
+    async fn office_phone(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        self.shown(ctx, Resource::ContactDetails, self.0.office_phone.as_deref()).await
     }
-    async fn email(&self) -> Option<&str> {
-        self.0.email.as_deref()
+    /// Contact details.
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        self.shown(ctx, Resource::ContactDetails, self.0.email.as_deref()).await
     }
-    async fn address(&self) -> Option<&str> {
-        self.0.address.as_deref()
+    /// Contact details.
+    async fn address(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        self.shown(ctx, Resource::ContactDetails, self.0.address.as_deref()).await
     }
-    async fn hometown(&self) -> Option<&str> {
-        self.0.hometown.as_deref()
+    /// Personal details.
+    async fn hometown(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        self.shown(ctx, Resource::PersonalDetails, self.0.hometown.as_deref()).await
     }
-    async fn hobbies(&self) -> Option<&str> {
-        self.0.hobbies.as_deref()
+    /// Personal details.
+    async fn hobbies(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        self.shown(ctx, Resource::PersonalDetails, self.0.hobbies.as_deref()).await
     }
-    /// The resident ID number, masked (sensitive; never shown in full).
-    async fn id_number_masked(&self) -> Option<String> {
-        self.0.id_number.as_deref().map(svc::mask_id_number)
+    /// The resident ID number, masked (personal details; never shown in full).
+    async fn id_number_masked(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.shown(ctx, Resource::PersonalDetails, self.0.id_number.as_deref()).await?.map(svc::mask_id_number))
     }
     async fn notes(&self) -> Option<&str> {
         self.0.notes.as_deref()

@@ -14,12 +14,13 @@ use super::enums::{
 use super::error::ResultExt;
 use super::feedback::{Feedback, FeedbackConnection};
 use super::interaction::{Interaction, InteractionConnection};
-use super::loaders::nested_page;
+use super::loaders::{nested_page, shows};
 use super::user::User;
 use crate::service::customer::{self as svc, CustomerPatch, NewCustomer, SortField};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::customer::{self};
+use entity::enums::Resource;
 
 /// A customer archive entry.
 #[derive(Clone)]
@@ -61,22 +62,25 @@ impl Customer {
     async fn gender(&self) -> Option<Gender> {
         self.0.gender.map(Into::into)
     }
-    async fn birthday(&self) -> Option<Date> {
-        self.0.birthday.map(Date)
+    /// Personal details: null for roles that may not see them on this customer.
+    async fn birthday(&self, ctx: &Context<'_>) -> Option<Date> {
+        self.0.birthday.filter(|_| shows(ctx, Resource::PersonalDetails, &self.0)).map(Date)
     }
-    /// As entered.
-    async fn phone(&self) -> Option<&str> {
-        self.0.phone.as_deref()
+    /// As entered. Contact details: null for roles that may not see them on this customer.
+    async fn phone(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.0.phone.as_deref().filter(|_| shows(ctx, Resource::ContactDetails, &self.0))
     }
-    /// E.164 form, the duplicate key.
-    async fn phone_e164(&self) -> Option<&str> {
-        self.0.phone_norm.as_deref()
+    /// E.164 form, the duplicate key. Contact details.
+    async fn phone_e164(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.0.phone_norm.as_deref().filter(|_| shows(ctx, Resource::ContactDetails, &self.0))
     }
-    async fn email(&self) -> Option<&str> {
-        self.0.email.as_deref()
+    /// Contact details.
+    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.0.email.as_deref().filter(|_| shows(ctx, Resource::ContactDetails, &self.0))
     }
-    async fn address(&self) -> Option<&str> {
-        self.0.address.as_deref()
+    /// Contact details.
+    async fn address(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.0.address.as_deref().filter(|_| shows(ctx, Resource::ContactDetails, &self.0))
     }
     async fn region(&self) -> Option<&str> {
         self.0.region.as_deref()
@@ -97,7 +101,11 @@ impl Customer {
     async fn cooperation_start_date(&self) -> Option<Date> {
         self.0.cooperation_start_date.map(Date)
     }
-    async fn soft_profile(&self) -> Option<SoftProfile> {
+    /// Personal details: null for roles that may not see them on this customer.
+    async fn soft_profile(&self, ctx: &Context<'_>) -> Option<SoftProfile> {
+        if !shows(ctx, Resource::PersonalDetails, &self.0) {
+            return None;
+        }
         self.0.soft_profile.clone().and_then(|j| serde_json::from_value(j).ok())
     }
     /// Category-specific fields as a JSON object.
@@ -156,13 +164,17 @@ impl Customer {
     async fn won_deal_count(&self) -> i32 {
         self.0.won_count
     }
-    /// Won revenue in the trailing window, in the base currency; null for roles that may not see amounts.
+    /// Won revenue in the trailing window, in the base currency; null for roles that may
+    /// not see amounts on this customer.
     async fn revenue(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
-        super::common::base_money(ctx, Some(self.0.revenue_minor)).await
+        let shown = shows(ctx, Resource::DealAmount, &self.0).then_some(self.0.revenue_minor);
+        super::common::base_money(ctx, shown).await
     }
-    /// Margin of that revenue (lines with a known cost); null for roles that may not see amounts.
+    /// Margin of that revenue (lines with a known cost); null for roles that may not see
+    /// amounts on this customer.
     async fn margin(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
-        super::common::base_money(ctx, Some(self.0.margin_minor)).await
+        let shown = shows(ctx, Resource::DealAmount, &self.0).then_some(self.0.margin_minor);
+        super::common::base_money(ctx, shown).await
     }
     /// When the grades last changed.
     async fn classified_at(&self) -> Option<DateTime<Utc>> {

@@ -1,7 +1,7 @@
 //! Deal and line-item types, inputs, filters, queries and mutations.
 use super::common::{
     Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, Money, MoneyFilter, SortDirection, StringFilter, actor,
-    connection, db, parse_id, sees_amounts,
+    connection, db, parse_id,
 };
 use super::customer::{Customer, patch};
 use super::enums::DealStage;
@@ -13,10 +13,17 @@ use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Resu
 use chrono::{DateTime, Utc};
 use entity::deal::{self};
 use entity::deal_line_item;
+use entity::enums::Resource;
 
 /// An opportunity and, once won, a sales record.
 #[derive(Clone)]
 pub struct Deal(pub deal::Model);
+
+impl Deal {
+    async fn shows_amounts(&self, ctx: &Context<'_>) -> Result<bool> {
+        super::loaders::shows_under(ctx, Resource::DealAmount, Resource::Deal, self.0.customer_id).await
+    }
+}
 
 #[Object]
 impl Deal {
@@ -42,9 +49,9 @@ impl Deal {
     async fn stage(&self) -> DealStage {
         self.0.stage.into()
     }
-    /// The deal's value; null for roles that may not see amounts.
-    async fn amount(&self, ctx: &Context<'_>) -> Option<Money> {
-        sees_amounts(ctx).then(|| Money::new(self.0.amount_minor, &self.0.currency))
+    /// The deal's value; null for roles that may not see amounts on this customer.
+    async fn amount(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
+        Ok(self.shows_amounts(ctx).await?.then(|| Money::new(self.0.amount_minor, &self.0.currency)))
     }
     async fn expected_close_date(&self) -> Option<Date> {
         self.0.expected_close_date.map(Date)
@@ -62,7 +69,8 @@ impl Deal {
             .await
             .map_err(super::loaders::unshare)?
             .unwrap_or_default();
-        Ok(items.into_iter().map(|i| LineItem(i, self.0.currency.clone())).collect())
+        let shown = self.shows_amounts(ctx).await?;
+        Ok(items.into_iter().map(|i| LineItem { item: i, currency: self.0.currency.clone(), shown }).collect())
     }
     async fn version(&self) -> i32 {
         self.0.version
@@ -80,34 +88,40 @@ impl Deal {
 
 /// One product line of a deal.
 #[derive(Clone)]
-pub struct LineItem(pub deal_line_item::Model, pub String);
+pub struct LineItem {
+    pub item: deal_line_item::Model,
+    /// The deal's currency.
+    pub currency: String,
+    /// Whether the caller sees amounts on the deal's customer.
+    pub shown: bool,
+}
 
 #[Object]
 impl LineItem {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.item.id.to_string())
     }
     async fn product(&self) -> &str {
-        &self.0.product
+        &self.item.product
     }
     /// SKU or style number.
     async fn sku(&self) -> Option<&str> {
-        self.0.sku.as_deref()
+        self.item.sku.as_deref()
     }
     async fn quantity(&self) -> i64 {
-        self.0.quantity
+        self.item.quantity
     }
     /// Null for roles that may not see amounts.
-    async fn unit_price(&self, ctx: &Context<'_>) -> Option<Money> {
-        sees_amounts(ctx).then(|| Money::new(self.0.unit_price_minor, &self.1))
+    async fn unit_price(&self) -> Option<Money> {
+        self.shown.then(|| Money::new(self.item.unit_price_minor, &self.currency))
     }
     /// For margin; null when unknown or hidden.
-    async fn unit_cost(&self, ctx: &Context<'_>) -> Option<Money> {
-        self.0.unit_cost_minor.filter(|_| sees_amounts(ctx)).map(|c| Money::new(c, &self.1))
+    async fn unit_cost(&self) -> Option<Money> {
+        self.item.unit_cost_minor.filter(|_| self.shown).map(|c| Money::new(c, &self.currency))
     }
     /// quantity x unit price; null when hidden.
-    async fn total(&self, ctx: &Context<'_>) -> Option<Money> {
-        sees_amounts(ctx).then(|| Money::new(self.0.unit_price_minor.saturating_mul(self.0.quantity), &self.1))
+    async fn total(&self) -> Option<Money> {
+        self.shown.then(|| Money::new(self.item.unit_price_minor.saturating_mul(self.item.quantity), &self.currency))
     }
 }
 

@@ -297,3 +297,50 @@ pub enum AssigneeRole {
     /// An executive.
     Executive,
 }
+
+/// What a permission is about: a resource, or a field group (amounts, contact details,
+/// personal details) whose READ grant decides, record by record, whether those fields show.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::Resource")]
+pub enum PermissionResource {
+    Customer,
+    Contact,
+    Deal,
+    /// Field group: deal amounts, line prices and costs, revenue, margin.
+    DealAmount,
+    /// Field group: phone numbers, e-mail and postal addresses.
+    ContactDetails,
+    /// Field group: birthday, ID number, hometown, hobbies, soft profile.
+    PersonalDetails,
+    Interaction,
+    Feedback,
+    Report,
+    User,
+    Settings,
+}
+
+/// What a permission allows.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::Action")]
+pub enum PermissionAction {
+    Read,
+    Create,
+    Update,
+    Delete,
+    Assign,
+}
+
+/// How far a permission reaches.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::Scope")]
+pub enum PermissionScope {
+    /// Nothing.
+    #[graphql(name = "NONE")]
+    NoAccess,
+    /// The caller's own records.
+    Own,
+    /// The records of the caller's department and every department below it.
+    Department,
+    /// Every record.
+    All,
+}

@@ -19,7 +19,8 @@ impl KeyCustomer {
         super::loaders::customer(ctx, self.0.customer_id).await
     }
     /// Revenue that ranks the customer (window, or last calendar year for last year's
-    /// top customers), in the base currency; null for roles that may not see amounts.
+    /// top customers), in the base currency. Lists ranked by revenue hold only customers
+    /// whose amounts you see; the others are null.
     async fn revenue(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
         super::common::base_money(ctx, self.0.revenue).await
     }

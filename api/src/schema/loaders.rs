@@ -2,13 +2,14 @@
 //! scoped loads carry the request's Actor so batching never widens what is visible.
 use super::department::Department;
 use super::user::User;
-use crate::auth::Actor;
+use crate::auth::{Actor, FieldAccess, Placement};
 use crate::error::AppError;
 use crate::service::pagination::{Cursor, SortValue};
 use crate::service::record::{self, CustomerRecord};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ErrorExtensions, Result};
 use chrono::{DateTime, Utc};
+use entity::enums::Resource;
 use entity::{customer, deal_line_item, department, user};
 use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
@@ -55,6 +56,10 @@ pub struct DepartmentKey(pub Uuid);
 pub struct CustomerKey(pub Uuid);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LineItemsKey(pub Uuid);
+/// Where a customer sits (owner, department), unscoped: only asked for a customer whose
+/// record the caller already reads, to decide which field groups show on it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PlacementKey(pub Uuid);
 /// The newest `first` classification changes of a customer.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HistoryKey {
@@ -174,6 +179,16 @@ impl Loader<CustomerKey> for Loaders {
     }
 }
 
+impl Loader<PlacementKey> for Loaders {
+    type Value = Placement;
+    type Error = LoadError;
+    async fn load(&self, keys: &[PlacementKey]) -> Result<HashMap<PlacementKey, Placement>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = crate::service::customer::placements(&self.db, ids).await.map_err(err)?;
+        Ok(rows.into_iter().map(|(id, p)| (PlacementKey(id), p)).collect())
+    }
+}
+
 impl Loader<LineItemsKey> for Loaders {
     type Value = Vec<deal_line_item::Model>;
     type Error = LoadError;
@@ -277,6 +292,26 @@ pub async fn policy(ctx: &Context<'_>) -> Result<(crate::service::classification
 /// A staff member by id (staff names and departments are visible to colleagues).
 pub async fn user(ctx: &Context<'_>, id: Uuid) -> Result<Option<User>> {
     loader(ctx).load_one(UserKey(id)).await.map(|u| u.map(User)).map_err(unshare)
+}
+
+/// Whether the field group `group` shows on a record of `over` that hangs off the
+/// customer `customer` (a contact's phone, a deal's amount): the group's grant applied to
+/// where that customer sits. Loads the placement only when the grant is partial.
+pub async fn shows_under(ctx: &Context<'_>, group: Resource, over: Resource, customer: Uuid) -> Result<bool> {
+    let Some(actor) = ctx.data_opt::<Actor>() else { return Ok(false) };
+    match actor.field_access(group, over) {
+        FieldAccess::Every => Ok(true),
+        FieldAccess::Never => Ok(false),
+        access => {
+            let placement = loader(ctx).load_one(PlacementKey(customer)).await.map_err(unshare)?;
+            Ok(placement.is_some_and(|p| access.admits(p)))
+        }
+    }
+}
+
+/// Whether the field group `group` shows on the customer `c` for the caller.
+pub fn shows(ctx: &Context<'_>, group: Resource, c: &customer::Model) -> bool {
+    ctx.data_opt::<Actor>().is_some_and(|a| a.field_access(group, Resource::Customer).admits(c.into()))
 }
 
 /// A department by id.

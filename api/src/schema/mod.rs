@@ -13,6 +13,7 @@ pub mod guards;
 pub mod interaction;
 pub mod keylists;
 pub mod loaders;
+pub mod permission;
 pub mod record;
 pub mod reports;
 pub mod user;
@@ -35,6 +36,7 @@ pub struct Query(
     keylists::KeyListQuery,
     reports::ReportQuery,
     care::CareQuery,
+    permission::PermissionQuery,
 );
 
 /// Every mutation.
@@ -52,6 +54,7 @@ pub struct Mutation(
     interaction::InteractionMutation,
     classification::ClassificationMutation,
     care::CareMutation,
+    permission::PermissionMutation,
 );
 
 /// The schema type served at /graphql.

@@ -1,11 +1,35 @@
 //! Reports for BI tools: aggregates only, within the caller's report scope.
-use super::common::{Date, Money, actor, db};
-use super::customer::CustomerFilter;
-use super::enums::Tier;
+use super::common::{Date, EnumFilter, IdFilter, LabelFilter, Money, actor, db};
+use super::enums::{
+    CustomerKind, CustomerSource, Importance, Level, LifecycleStage, RelationshipType, Tier, TurnoverMarginClass,
+};
 use super::error::ResultExt;
 use super::user::User;
 use crate::service::reports::{self as svc, Dimension, FeedbackDimension as FDim};
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+
+/// What a report may be narrowed by: attributes many customers share. No identifying or
+/// free-text field (id, name, phone, e-mail, address, amounts) and no substring match, so
+/// a report cannot single out a person.
+#[derive(InputObject, Default)]
+pub struct ReportFilter {
+    pub and: Option<Vec<ReportFilter>>,
+    pub or: Option<Vec<ReportFilter>>,
+    pub kind: Option<EnumFilter<CustomerKind>>,
+    pub category: Option<LabelFilter>,
+    pub region: Option<LabelFilter>,
+    pub industry: Option<LabelFilter>,
+    pub source: Option<EnumFilter<CustomerSource>>,
+    pub importance: Option<EnumFilter<Importance>>,
+    pub lifecycle_stage: Option<EnumFilter<LifecycleStage>>,
+    pub tier: Option<EnumFilter<Tier>>,
+    pub owner_id: Option<IdFilter>,
+    pub department_id: Option<IdFilter>,
+    pub frequency_class: Option<EnumFilter<Level>>,
+    pub value_class: Option<EnumFilter<Level>>,
+    pub relationship_type: Option<EnumFilter<RelationshipType>>,
+    pub turnover_margin_class: Option<EnumFilter<TurnoverMarginClass>>,
+}
 
 /// A dimension of the classification report.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -43,8 +67,12 @@ pub struct ReportKey {
 /// One group of customers.
 #[derive(SimpleObject)]
 pub struct ClassificationReportRow {
-    /// In `groupBy` order.
+    /// In `groupBy` order; values null on the suppressed row.
     pub keys: Vec<ReportKey>,
+    /// True on the one row that pools the groups too small to show to you (fewer
+    /// customers than the server's minimum group size, some of which you may not read).
+    /// It appears only when the pool itself reaches that size.
+    pub suppressed: bool,
     pub customer_count: i64,
     /// Won revenue in the trailing window, base currency.
     pub revenue: Money,
@@ -123,21 +151,24 @@ pub struct ReportQuery;
 #[Object]
 impl ReportQuery {
     /// Customers and revenue grouped by the given dimensions. `asOf` reports tiers and
-    /// lifecycle stages as they were at the end of that day. Also as CSV:
+    /// lifecycle stages as they were at the end of that day. Groups smaller than the
+    /// server's minimum group size are pooled for roles that may not read their customers
+    /// (see `suppressed`). Also as CSV:
     /// `GET /reports/classification.csv?groupBy=TIER,REGION&asOf=2026-06-30`.
     #[graphql(complexity = "super::common::REPORT_COST")]
     async fn classification_report(
         &self,
         ctx: &Context<'_>,
         group_by: Vec<ReportDimension>,
-        filter: Option<CustomerFilter>,
+        filter: Option<ReportFilter>,
         as_of: Option<Date>,
     ) -> Result<Vec<ClassificationReportRow>> {
         let actor = actor(ctx)?;
         let filter = super::common::to_json(filter).gql()?;
         let dims: Vec<Dimension> = group_by.into_iter().map(Into::into).collect();
+        let k = super::common::state(ctx).privacy.min_group;
         let rows =
-            svc::classification_report(db(ctx), actor, &dims, filter.as_ref(), as_of.map(|d| d.0)).await.gql()?;
+            svc::classification_report(db(ctx), actor, &dims, filter.as_ref(), as_of.map(|d| d.0), k).await.gql()?;
         let (policy, _) = super::loaders::policy(ctx).await?;
         Ok(rows
             .into_iter()
@@ -148,6 +179,7 @@ impl ReportQuery {
                     .zip(r.labels)
                     .map(|((d, value), label)| ReportKey { dimension: d.name().to_uppercase(), value, label })
                     .collect(),
+                suppressed: r.suppressed,
                 customer_count: r.customers,
                 revenue: Money::new(r.revenue, &policy.base_currency),
                 revenue_share: two_decimals(r.share_bp),

@@ -3,30 +3,47 @@ use super::common::{ClientAddress, actor, connection, db, page_args, parse_id, s
 use super::department::Department;
 use super::enums::Role;
 use super::error::ResultExt;
+use crate::auth::{Actor, Placement};
 use crate::service::session;
 use crate::service::user::{self as svc, NewUser, UserFilter, UserPatch};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use entity::enums::{Action, Resource};
 use entity::user;
 
 /// A staff member. The password hash is never exposed.
 #[derive(Clone)]
 pub struct User(pub user::Model);
 
+impl User {
+    /// Whether the caller may see this staff member's account fields (e-mail, role,
+    /// active): themselves, or anyone their USER READ grant reaches. Colleagues see names
+    /// and departments only. Without an actor the request is `login` or `refreshToken`,
+    /// whose only user is the caller.
+    fn account_visible(&self, ctx: &Context<'_>) -> bool {
+        ctx.data_opt::<Actor>().is_none_or(|a| {
+            a.id() == self.0.id
+                || a.reach(Resource::User, Action::Read)
+                    .admits(Placement { owner_id: Some(self.0.id), department_id: self.0.department_id })
+        })
+    }
+}
+
 #[Object]
 impl User {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
-    /// Login e-mail, lower-cased.
-    async fn email(&self) -> &str {
-        &self.0.email
+    /// Login e-mail, lower-cased; null unless it is you or you may read users.
+    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.account_visible(ctx).then_some(self.0.email.as_str())
     }
     async fn name(&self) -> &str {
         &self.0.name
     }
-    async fn role(&self) -> Role {
-        self.0.role.into()
+    /// Null unless it is you or you may read users.
+    async fn role(&self, ctx: &Context<'_>) -> Option<Role> {
+        self.account_visible(ctx).then_some(self.0.role.into())
     }
     async fn department_id(&self) -> ID {
         ID(self.0.department_id.to_string())
@@ -34,9 +51,10 @@ impl User {
     async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
         super::loaders::department(ctx, self.0.department_id).await
     }
-    /// Deactivated users cannot log in; their records stay.
-    async fn active(&self) -> bool {
-        self.0.active
+    /// Deactivated users cannot log in; their records stay. Null unless it is you or you
+    /// may read users.
+    async fn active(&self, ctx: &Context<'_>) -> Option<bool> {
+        self.account_visible(ctx).then_some(self.0.active)
     }
     async fn version(&self) -> i32 {
         self.0.version

@@ -10,7 +10,7 @@ use crate::choice;
 use crate::error::{AppResult, Violations};
 use chrono::NaiveDate;
 use entity::contact::{self, Column};
-use entity::enums::{Action, ContactRole, CustomerKind, Gender};
+use entity::enums::{Action, ContactRole, CustomerKind, Gender, Resource};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use uuid::Uuid;
 
@@ -76,10 +76,11 @@ impl Listing for contact::Entity {
         Field::new("name", Column::Name, Kind::Text),
         Field::new("title", Column::Title, Kind::Text),
         Field::new("dealRole", Column::DealRole, choice!(entity::enums::ContactRole)),
-        Field::new("mobile", Column::Mobile, Kind::Text),
-        Field::new("email", Column::Email, Kind::Text),
+        Field::new("mobile", Column::Mobile, Kind::Text).in_group(Resource::ContactDetails),
+        Field::new("email", Column::Email, Kind::Text).in_group(Resource::ContactDetails),
         Field::new("createdAt", Column::CreatedAt, Kind::Time),
     ];
+    const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
     fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
         sort_key(field, descending)
     }
@@ -198,6 +199,26 @@ pub async fn update(
 ) -> AppResult<contact::Model> {
     write(db, async |txn| {
         let old = load_for::<contact::Entity>(txn, actor, id, Action::Update, false, Some(version)).await?;
+        let groups = [
+            (
+                Resource::ContactDetails,
+                p.mobile.is_some() || p.office_phone.is_some() || p.email.is_some() || p.address.is_some(),
+            ),
+            (
+                Resource::PersonalDetails,
+                p.birthday.is_some() || p.hometown.is_some() || p.hobbies.is_some() || p.id_number.is_some(),
+            ),
+        ];
+        if groups.iter().any(|(_, touched)| *touched) {
+            let placement = super::customer::placements(txn, vec![old.customer_id]).await?;
+            for (group, touched) in groups {
+                let shown =
+                    placement.first().is_some_and(|(_, p)| actor.field_access(group, Resource::Contact).admits(*p));
+                if touched && !shown {
+                    return Err(super::customer::may_not_change(group));
+                }
+            }
+        }
         let mut v = Violations::new();
         let mut am: contact::ActiveModel = old.clone().into();
         if let Some(n) = p.name {

@@ -5,7 +5,7 @@ use super::list::{self, ListQuery, Listing};
 use super::pagination::{Page, SortKey, SortValue, paginate};
 use super::store::{check_version, save, write};
 use super::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
-use crate::auth::Actor;
+use crate::auth::{Actor, Placement};
 use crate::choice;
 use crate::error::{AppError, AppResult, Violations};
 use crate::events::{Events, Signal};
@@ -14,7 +14,8 @@ use entity::customer::{self, Column};
 use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Tier};
 use entity::{department, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -102,7 +103,8 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<customer::Entity>
         SortField::Revenue => ("revenue", Column::RevenueMinor, |m| SortValue::Int(m.revenue_minor)),
         SortField::WonDealCount => ("wonDealCount", Column::WonCount, |m| SortValue::Int(m.won_count as i64)),
     };
-    SortKey::new(name, column, descending, value).amount(field == SortField::Revenue)
+    SortKey::new(name, column, descending, value)
+        .in_group((field == SortField::Revenue).then_some(Resource::DealAmount))
 }
 
 impl Listing for customer::Entity {
@@ -113,8 +115,8 @@ impl Listing for customer::Entity {
         Field::new("name", Column::Name, Kind::Text),
         Field::new("kind", Column::Kind, choice!(CustomerKind)),
         Field::new("category", Column::Category, Kind::Text),
-        Field::new("phone", Column::PhoneNorm, Kind::Phone),
-        Field::new("email", Column::EmailNorm, Kind::Email),
+        Field::new("phone", Column::PhoneNorm, Kind::Phone).in_group(Resource::ContactDetails),
+        Field::new("email", Column::EmailNorm, Kind::Email).in_group(Resource::ContactDetails),
         Field::new("region", Column::Region, Kind::Text),
         Field::new("industry", Column::Industry, Kind::Text),
         Field::new("source", Column::Source, choice!(CustomerSource)),
@@ -133,8 +135,9 @@ impl Listing for customer::Entity {
         Field::new("wonDealCount", Column::WonCount, Kind::Int),
         Field::new("lastPurchaseOn", Column::LastPurchaseOn, Kind::Day),
         // Won revenue in the window, in the base currency.
-        Field::new("revenue", Column::RevenueMinor, Kind::Amount { currency: None }),
+        Field::new("revenue", Column::RevenueMinor, Kind::Amount { currency: None }).in_group(Resource::DealAmount),
     ];
+    const CUSTOMER_COLUMN: Option<Column> = None;
     fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
         sort_key(field, descending)
     }
@@ -279,14 +282,24 @@ pub async fn create(
             events.publish(Signal::NewLead(m.id)).await;
             Ok(m)
         }
-        Err(e) => Err(explain_duplicate(db, e, &model).await),
+        Err(e) => Err(explain_duplicate(db, actor, e, &model).await),
     }
 }
 
-/// Turns a bare DUPLICATE into one that names the key and the owning department of the
-/// live customer holding it, and nothing else about that customer.
-async fn explain_duplicate(db: &DatabaseConnection, e: AppError, attempted: &customer::ActiveModel) -> AppError {
+/// Turns a bare DUPLICATE into one that names the key and, for staff, the owning
+/// department of the live customer holding it, and nothing else about that customer. A
+/// partner system (the integration role) learns only the colliding key.
+async fn explain_duplicate(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    e: AppError,
+    attempted: &customer::ActiveModel,
+) -> AppError {
     let AppError::Duplicate { key, .. } = e else { return e };
+    if !actor.role().is_staff() {
+        let message = format!("a customer with this {} already exists", key_label(key));
+        return AppError::Duplicate { key, department: None, message };
+    }
     let value_of = |v: &sea_orm::ActiveValue<Option<String>>| v.try_as_ref().cloned().flatten();
     let (column, value) = match key {
         "phone" => (Column::PhoneNorm, value_of(&attempted.phone_norm)),
@@ -307,16 +320,32 @@ async fn explain_duplicate(db: &DatabaseConnection, e: AppError, attempted: &cus
     }
     .await
     .unwrap_or(None);
-    let label = match key {
-        "phone" => "phone number",
-        "email" => "e-mail address",
-        _ => "organization name",
-    };
+    let label = key_label(key);
     let message = match &holder {
         Some(d) => format!("a customer with this {label} already exists (department: {d})"),
         None => format!("a customer with this {label} already exists"),
     };
     AppError::Duplicate { key, department: holder, message }
+}
+
+/// FORBIDDEN for a change to fields of a group the caller does not see on the record:
+/// what one cannot read, one does not overwrite blindly.
+pub fn may_not_change(group: Resource) -> AppError {
+    let what = match group {
+        Resource::ContactDetails => "contact details",
+        Resource::PersonalDetails => "personal details",
+        _ => "amounts",
+    };
+    AppError::Forbidden(format!("you may not change the {what} of this record"))
+}
+
+/// How a duplicate key is named in messages.
+fn key_label(key: &str) -> &'static str {
+    match key {
+        "phone" => "phone number",
+        "email" => "e-mail address",
+        _ => "organization name",
+    }
 }
 
 /// A live customer the caller may read.
@@ -346,6 +375,22 @@ pub async fn readable_by_ids(
         .await?)
 }
 
+/// Where each of these customers sits (owner, department), whoever asks: used only to
+/// decide which field groups show on records the caller already reads.
+///
+/// # Errors
+/// Database errors.
+pub async fn placements(db: &impl ConnectionTrait, ids: Vec<Uuid>) -> AppResult<Vec<(Uuid, Placement)>> {
+    let rows: Vec<(Uuid, Option<Uuid>, Uuid)> = customer::Entity::find()
+        .select_only()
+        .columns([Column::Id, Column::OwnerId, Column::DepartmentId])
+        .filter(Column::Id.is_in(ids))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(id, owner_id, department_id)| (id, Placement { owner_id, department_id })).collect())
+}
+
 /// Lists the customers the caller may read that match the query; the trash with `deleted`.
 ///
 /// # Errors
@@ -355,7 +400,7 @@ pub async fn list(
     actor: &Actor,
     query: &ListQuery<SortField>,
 ) -> AppResult<Page<customer::Model>> {
-    let (filter, keys) = list::plan::<customer::Entity>(actor, query)?;
+    let (filter, keys) = list::plan::<customer::Entity>(actor, Resource::Customer, query)?;
     let live = if query.deleted { Column::DeletedAt.is_not_null() } else { Column::DeletedAt.is_null() };
     let q = customer::Entity::find()
         .filter(actor.customer_condition(Resource::Customer, Action::Read))
@@ -420,6 +465,15 @@ pub async fn update(
     let result = write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Update, false).await?;
         check_version::<customer::Entity>(&old, Some(version))?;
+        let groups = [
+            (Resource::ContactDetails, patch.phone.is_some() || patch.email.is_some() || patch.address.is_some()),
+            (Resource::PersonalDetails, patch.birthday.is_some() || patch.soft_profile.is_some()),
+        ];
+        for (group, touched) in groups {
+            if touched && !actor.field_access(group, Resource::Customer).admits((&old).into()) {
+                return Err(may_not_change(group));
+            }
+        }
         let am = apply_patch(&old, patch)?;
         attempted = Some(am.clone());
         let new = save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
@@ -429,7 +483,7 @@ pub async fn update(
     match (result, attempted) {
         (Err(e @ AppError::Duplicate { .. }), Some(mut am)) => {
             am.id = Set(id);
-            Err(explain_duplicate(db, e, &am).await)
+            Err(explain_duplicate(db, actor, e, &am).await)
         }
         (r, _) => r,
     }
@@ -540,7 +594,7 @@ pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppRes
     })
     .await;
     match (result, attempted) {
-        (Err(e @ AppError::Duplicate { .. }), Some(am)) => Err(explain_duplicate(db, e, &am).await),
+        (Err(e @ AppError::Duplicate { .. }), Some(am)) => Err(explain_duplicate(db, actor, e, &am).await),
         (r, _) => r,
     }
 }

@@ -12,7 +12,7 @@ use crate::error::{AppResult, Violations};
 use chrono::NaiveDate;
 use entity::deal::{self, Column};
 use entity::deal_line_item as line;
-use entity::enums::{Action, DealStage};
+use entity::enums::{Action, DealStage, Resource};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, Set,
@@ -79,7 +79,7 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<deal::Entity> {
         SortField::Stage => ("stage", Column::Stage, |m| SortValue::Text(m.stage.to_string())),
         SortField::Amount => ("amount", Column::AmountMinor, |m| SortValue::Int(m.amount_minor)),
     };
-    SortKey::new(name, column, descending, value).amount(field == SortField::Amount)
+    SortKey::new(name, column, descending, value).in_group((field == SortField::Amount).then_some(Resource::DealAmount))
 }
 
 impl Listing for deal::Entity {
@@ -90,11 +90,13 @@ impl Listing for deal::Entity {
         Field::new("ownerId", Column::OwnerId, Kind::Id),
         Field::new("title", Column::Title, Kind::Text),
         Field::new("stage", Column::Stage, choice!(DealStage)),
-        Field::new("amount", Column::AmountMinor, Kind::Amount { currency: Some(Column::Currency) }),
+        Field::new("amount", Column::AmountMinor, Kind::Amount { currency: Some(Column::Currency) })
+            .in_group(Resource::DealAmount),
         Field::new("expectedCloseDate", Column::ExpectedCloseDate, Kind::Day),
         Field::new("actualCloseDate", Column::ActualCloseDate, Kind::Day),
         Field::new("createdAt", Column::CreatedAt, Kind::Time),
     ];
+    const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
     fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
         sort_key(field, descending)
     }

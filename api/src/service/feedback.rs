@@ -71,6 +71,7 @@ impl Listing for feedback::Entity {
         Field::new("createdAt", Column::CreatedAt, Kind::Time),
         Field::new("resolvedAt", Column::ResolvedAt, Kind::Time),
     ];
+    const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
     fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
         sort_key(field, descending)
     }

@@ -5,10 +5,13 @@
 //! ["A"]}, "or": [{...}]}`), whichever way it came in: a GraphQL input turned into JSON, or
 //! the `filter` parameter of a CSV route. [`condition`] checks and turns it into SQL:
 //! unknown fields and operators, bad ids, dates, amounts and enum values are VALIDATION
-//! errors naming `filter.<field>`; amount fields need the right to see deal amounts.
-use crate::auth::Actor;
+//! errors naming `filter.<field>`. A field of a field group (amounts, contact details,
+//! personal details) matches only on the rows where the caller sees that group: the
+//! comparison is joined with the group's row condition, so a filter never tells anything
+//! about a value the caller could not read (`docs/access.md`, field groups).
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, NaiveDate, Utc};
+use entity::enums::Resource;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ColumnTrait, Condition};
 use serde::Deserialize;
@@ -28,6 +31,8 @@ pub const MAX_VALUES: usize = 2000;
 pub enum Kind<C> {
     /// Text: eq, in, contains (case-insensitive), isNull.
     Text,
+    /// A label matched whole (reports): eq, in, isNull.
+    Label,
     /// A phone number matched on its E.164 form: any spelling of a number finds it.
     Phone,
     /// An e-mail address matched lower-cased.
@@ -44,7 +49,7 @@ pub enum Kind<C> {
     Choice(fn(&str) -> bool),
     /// An amount in minor units (decimal strings in, in `currency`): gte, lte. With a
     /// currency column, rows in other currencies do not match; without one, the column
-    /// is in the base currency. Needs the right to see deal amounts.
+    /// is in the base currency.
     Amount { currency: Option<C> },
 }
 
@@ -55,13 +60,27 @@ pub struct Field<C> {
     pub name: &'static str,
     pub column: C,
     pub kind: Kind<C>,
+    /// The field group the field belongs to, if any (`Resource::DealAmount`, ...).
+    pub group: Option<Resource>,
 }
 
 impl<C> Field<C> {
     pub const fn new(name: &'static str, column: C, kind: Kind<C>) -> Self {
-        Field { name, column, kind }
+        Field { name, column, kind, group: None }
+    }
+
+    /// Puts the field in a field group.
+    pub const fn in_group(self, group: Resource) -> Self
+    where
+        C: Copy,
+    {
+        Field { name: self.name, column: self.column, kind: self.kind, group: Some(group) }
     }
 }
+
+/// The rows on which a field group shows, as SQL (given the group and the field's name
+/// for the error); FORBIDDEN when it shows on none.
+pub type GroupGuard<'a> = &'a dyn Fn(Resource, &str) -> AppResult<Condition>;
 
 /// A stored enum's validity check, for [`Kind::Choice`].
 #[macro_export]
@@ -71,24 +90,24 @@ macro_rules! choice {
     };
 }
 
-/// The SQL condition of `filter` over `fields`, checked for `actor`.
+/// The SQL condition of `filter` over `fields`; `guard` confines fields of a field group.
 ///
 /// # Errors
-/// VALIDATION for anything malformed (naming `filter.<field>`), FORBIDDEN for an amount
-/// field when the actor may not see amounts.
+/// VALIDATION for anything malformed (naming `filter.<field>`), FORBIDDEN for a field of
+/// a group the caller sees nowhere.
 pub fn condition<C: ColumnTrait + Copy>(
-    actor: &Actor,
+    guard: GroupGuard<'_>,
     fields: &[Field<C>],
     filter: Option<&Json>,
 ) -> AppResult<Condition> {
     match filter {
         None | Some(Json::Null) => Ok(Condition::all()),
-        Some(f) => build(actor, fields, f, 0, &mut 0),
+        Some(f) => build(guard, fields, f, 0, &mut 0),
     }
 }
 
 fn build<C: ColumnTrait + Copy>(
-    actor: &Actor,
+    guard: GroupGuard<'_>,
     fields: &[Field<C>],
     filter: &Json,
     depth: usize,
@@ -110,7 +129,7 @@ fn build<C: ColumnTrait + Copy>(
                 };
                 let mut group = if key == "and" { Condition::all() } else { Condition::any() };
                 for f in list {
-                    group = group.add(build(actor, fields, f, depth + 1, values)?);
+                    group = group.add(build(guard, fields, f, depth + 1, values)?);
                 }
                 all = all.add(group);
             }
@@ -123,7 +142,11 @@ fn build<C: ColumnTrait + Copy>(
                 if *values > MAX_VALUES {
                     return Err(AppError::invalid("filter", format!("may compare with at most {MAX_VALUES} values")));
                 }
-                all = all.add(field_condition(actor, field, value)?);
+                let matched = field_condition(field, value)?;
+                all = all.add(match field.group {
+                    Some(g) => Condition::all().add(guard(g, name)?).add(matched),
+                    None => matched,
+                });
             }
         }
     }
@@ -217,11 +240,16 @@ fn text<C: ColumnTrait + Copy>(
     Ok(c)
 }
 
-fn field_condition<C: ColumnTrait + Copy>(actor: &Actor, field: &Field<C>, value: &Json) -> AppResult<Condition> {
+fn field_condition<C: ColumnTrait + Copy>(field: &Field<C>, value: &Json) -> AppResult<Condition> {
     let (name, col) = (field.name, field.column);
     let same = |s: &str| s.to_string();
     match field.kind {
         Kind::Text => text(name, col, value, same, same),
+        Kind::Label => {
+            let ops: Ops<String> = parse(name, value)?;
+            only(name, &ops, &["eq", "in", "isNull"])?;
+            Ok(compare(col, &ops))
+        }
         Kind::Phone => text(
             name,
             col,
@@ -268,9 +296,6 @@ fn field_condition<C: ColumnTrait + Copy>(actor: &Actor, field: &Field<C>, value
             Ok(compare(col, &ops))
         }
         Kind::Amount { currency } => {
-            if !actor.sees_deal_amounts() {
-                return Err(AppError::Forbidden(format!("your role may not filter by {name}")));
-            }
             let ops: Ops<String> = parse(name, value)?;
             only(name, &ops, &["gte", "lte", "currency"])?;
             let code = super::money::currency(ops.currency.as_deref().unwrap_or("CNY"))

@@ -55,6 +55,7 @@ impl Listing for interaction::Entity {
         Field::new("occurredAt", Column::OccurredAt, Kind::Time),
         Field::new("nextFollowUpOn", Column::NextFollowUpOn, Kind::Day),
     ];
+    const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
     fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
         sort_key(field, descending)
     }

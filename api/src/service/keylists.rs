@@ -2,6 +2,7 @@
 //! drag customers, last year's top customers, big customers who complain, cross-sell
 //! candidates and organizations with too few contacts.
 use super::classification::{self, Rates};
+use super::list::group_condition;
 use super::now;
 use super::pagination::{Cursor, page_size};
 use super::sql::{count_all, sum_when};
@@ -11,7 +12,7 @@ use chrono::{Datelike, Duration, NaiveDate};
 use entity::enums::{Action, CustomerKind, DealStage, Resource, Tier};
 use entity::{contact, customer, deal, deal_line_item, feedback};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseConnection};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -58,6 +59,25 @@ fn scoped(actor: &Actor) -> SelectStatement {
         .and_where(customer::Column::DeletedAt.is_null())
         .cond_where(actor.customer_condition(Resource::Customer, Action::Read))
         .to_owned()
+}
+
+/// Live customers the caller may read and whose amounts it sees: the base of the lists
+/// ranked by revenue (a rank would tell a hidden amount).
+///
+/// # Errors
+/// FORBIDDEN when the caller sees no amounts at all.
+fn scoped_with_amounts(actor: &Actor) -> AppResult<SelectStatement> {
+    let amounts = group_condition::<customer::Entity>(actor, Resource::DealAmount, Resource::Customer, "revenue")?;
+    Ok(Query::select()
+        .column((customer::Entity, customer::Column::Id))
+        .from(customer::Entity)
+        .cond_where(
+            Condition::all()
+                .add(customer::Column::DeletedAt.is_null())
+                .add(actor.customer_condition(Resource::Customer, Action::Read))
+                .add(amounts),
+        )
+        .to_owned())
 }
 
 /// Runs a list query (selecting `id` and optionally `revenue`, `n`, `last_on`) as a page
@@ -141,7 +161,7 @@ pub async fn gold(
             .transpose()?
             .unwrap_or(i64::MAX)
     };
-    let q = scoped(actor)
+    let q = scoped_with_amounts(actor)?
         .expr_as(Expr::col((customer::Entity, customer::Column::RevenueMinor)), Alias::new("revenue"))
         .and_where(customer::Column::RevenueMinor.gte(threshold))
         .and_where(customer::Column::RevenueMinor.gt(0))
@@ -232,7 +252,7 @@ pub async fn cross_sell(
         .and_where(deal::Column::ActualCloseDate.gte(from))
         .group_by_col((deal::Entity, deal::Column::CustomerId))
         .to_owned();
-    let q = scoped(actor)
+    let q = scoped_with_amounts(actor)?
         .expr_as(col("m", "n"), Alias::new("n"))
         .expr_as(Expr::col((customer::Entity, customer::Column::RevenueMinor)), Alias::new("revenue"))
         .join_subquery(
@@ -307,7 +327,7 @@ pub async fn last_year_top(
         .expr_as(sum_when(close().lt(this_year), amount()), Alias::new("last_year"))
         .expr_as(sum_when(close().gte(this_year), amount()), Alias::new("this_year"))
         .from(deal::Entity)
-        .and_where(Expr::col((deal::Entity, deal::Column::CustomerId)).in_subquery(scoped(actor)))
+        .and_where(Expr::col((deal::Entity, deal::Column::CustomerId)).in_subquery(scoped_with_amounts(actor)?))
         .and_where(Expr::col((deal::Entity, deal::Column::Stage)).eq(DealStage::Won.as_str()))
         .and_where(Expr::col((deal::Entity, deal::Column::DeletedAt)).is_null())
         .and_where(close().gte(last_year))

@@ -2,8 +2,12 @@
 //! resource declares what it can be filtered and sorted by.
 use super::filter::{self, Field};
 use super::pagination::{PageArgs, SortKey};
-use crate::auth::Actor;
+use crate::auth::{Actor, FieldAccess};
 use crate::error::{AppError, AppResult};
+use entity::customer;
+use entity::enums::Resource;
+use sea_orm::ColumnTrait;
+use sea_orm::sea_query::Query;
 use sea_orm::{Condition, EntityTrait};
 use serde_json::Value as Json;
 
@@ -15,6 +19,8 @@ pub trait Listing: EntityTrait {
     const DEFAULT_SORT: (Self::SortField, bool);
     /// The filterable fields.
     const FILTER: &'static [Field<Self::Column>];
+    /// The column naming the customer a record hangs off (`None` for customers).
+    const CUSTOMER_COLUMN: Option<Self::Column>;
     /// The keyset sort key of a field.
     fn sort_key(field: Self::SortField, descending: bool) -> SortKey<Self>;
 }
@@ -37,22 +43,54 @@ impl<S> Default for ListQuery<S> {
     }
 }
 
-/// The filter's SQL condition and the sort keys of `query`, checked for `actor`.
+/// The rows of `E` on which the field group `group` shows to `actor`, as SQL; FORBIDDEN
+/// (naming `field`) when it shows on none.
 ///
 /// # Errors
-/// VALIDATION (filter), FORBIDDEN (filtering or sorting by amounts without the right to
-/// see them).
-pub fn plan<E: Listing>(actor: &Actor, query: &ListQuery<E::SortField>) -> AppResult<(Condition, Vec<SortKey<E>>)> {
-    let condition = filter::condition(actor, E::FILTER, query.filter.as_ref())?;
+/// FORBIDDEN.
+pub fn group_condition<E: Listing>(
+    actor: &Actor,
+    group: Resource,
+    over: Resource,
+    field: &str,
+) -> AppResult<Condition> {
+    let on_customers = match actor.field_access(group, over) {
+        FieldAccess::Every => return Ok(Condition::all()),
+        FieldAccess::Never => return Err(AppError::Forbidden(format!("your role may not see {field}"))),
+        FieldAccess::Some(reach) => reach.condition(customer::Column::OwnerId, customer::Column::DepartmentId),
+    };
+    Ok(match E::CUSTOMER_COLUMN {
+        None => on_customers,
+        Some(column) => {
+            let mut customers = Query::select();
+            customers.column((customer::Entity, customer::Column::Id)).from(customer::Entity).cond_where(on_customers);
+            Condition::all().add(column.in_subquery(customers))
+        }
+    })
+}
+
+/// The filter's SQL condition and the sort keys of `query`, checked for `actor` reading
+/// records of `over`. Sorting by a field of a group confines the list to the rows where
+/// the group shows, as filtering by one does: an order must not rank hidden values.
+///
+/// # Errors
+/// VALIDATION (filter), FORBIDDEN (filtering or sorting by a group the caller sees nowhere).
+pub fn plan<E: Listing>(
+    actor: &Actor,
+    over: Resource,
+    query: &ListQuery<E::SortField>,
+) -> AppResult<(Condition, Vec<SortKey<E>>)> {
+    let guard = |group: Resource, field: &str| group_condition::<E>(actor, group, over, field);
+    let mut condition = Condition::all().add(filter::condition(&guard, E::FILTER, query.filter.as_ref())?);
     let keys: Vec<SortKey<E>> = if query.order.is_empty() {
         vec![E::sort_key(E::DEFAULT_SORT.0, E::DEFAULT_SORT.1)]
     } else {
         query.order.iter().map(|(f, d)| E::sort_key(*f, *d)).collect()
     };
-    if let Some(key) = keys.iter().find(|k| k.amount)
-        && !actor.sees_deal_amounts()
-    {
-        return Err(AppError::Forbidden(format!("your role may not sort by {}", key.name)));
+    for key in &keys {
+        if let Some(group) = key.group {
+            condition = condition.add(guard(group, key.name)?);
+        }
     }
     Ok((condition, keys))
 }

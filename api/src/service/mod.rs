@@ -17,6 +17,7 @@ pub mod list;
 pub mod money;
 pub mod normalize;
 pub mod pagination;
+pub mod permission;
 pub mod record;
 pub mod reports;
 pub mod session;

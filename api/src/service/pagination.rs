@@ -114,18 +114,19 @@ pub struct SortKey<E: EntityTrait> {
     pub column: E::Column,
     pub descending: bool,
     pub value: fn(&E::Model) -> SortValue,
-    /// Sorting by it reveals deal amounts (revenue, amount).
-    pub amount: bool,
+    /// The field group of the column (revenue and amounts: `Resource::DealAmount`):
+    /// sorting by it is confined to the rows where the caller sees the group.
+    pub group: Option<entity::enums::Resource>,
 }
 
 impl<E: EntityTrait> SortKey<E> {
     pub fn new(name: &'static str, column: E::Column, descending: bool, value: fn(&E::Model) -> SortValue) -> Self {
-        SortKey { name, column, descending, value, amount: false }
+        SortKey { name, column, descending, value, group: None }
     }
 
-    /// Marks a key on an amount column.
-    pub fn amount(self, amount: bool) -> Self {
-        SortKey { amount, ..self }
+    /// Marks a key on a column of a field group.
+    pub fn in_group(self, group: Option<entity::enums::Resource>) -> Self {
+        SortKey { group, ..self }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Reports for BI tools (`docs/classification.md`): aggregates only, never a personal field, within
 //! the caller's report scope (a manager's department subtree, a rep's own customers).
 use super::classification;
-use super::list::Listing;
+use super::filter::{Field, Kind};
 use super::sql::{bigint, count_all, sum_when};
 use crate::auth::Actor;
+use crate::choice;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{Action, Resource};
@@ -62,6 +63,50 @@ pub struct ClassificationRow {
     pub revenue: i64,
     /// Share of the report's total revenue, in basis points (1/100 of a percent).
     pub share_bp: i64,
+    /// The pooled groups too small to show to the caller (all keys null).
+    pub suppressed: bool,
+}
+
+/// What a report may be narrowed by: attributes shared by many customers, never an
+/// identifying or free-text field (no id, name, phone, e-mail, address, amounts), and
+/// labels matched whole (no `contains`), so a filter cannot spell out a value.
+pub const REPORT_FILTER: &[Field<customer::Column>] = &[
+    Field::new("kind", customer::Column::Kind, choice!(entity::enums::CustomerKind)),
+    Field::new("category", customer::Column::Category, Kind::Label),
+    Field::new("region", customer::Column::Region, Kind::Label),
+    Field::new("industry", customer::Column::Industry, Kind::Label),
+    Field::new("source", customer::Column::Source, choice!(entity::enums::CustomerSource)),
+    Field::new("importance", customer::Column::Importance, choice!(entity::enums::Importance)),
+    Field::new("lifecycleStage", customer::Column::LifecycleStage, choice!(entity::enums::LifecycleStage)),
+    Field::new("tier", customer::Column::Tier, choice!(entity::enums::Tier)),
+    Field::new("ownerId", customer::Column::OwnerId, Kind::Id),
+    Field::new("departmentId", customer::Column::DepartmentId, Kind::Id),
+    Field::new("frequencyClass", customer::Column::FrequencyClass, choice!(entity::enums::Level)),
+    Field::new("valueClass", customer::Column::ValueClass, choice!(entity::enums::Level)),
+    Field::new("relationshipType", customer::Column::RelationshipType, choice!(entity::enums::RelationshipType)),
+    Field::new(
+        "turnoverMarginClass",
+        customer::Column::TurnoverMarginClass,
+        choice!(entity::enums::TurnoverMarginClass),
+    ),
+];
+
+/// Group sizes of a report: whether the caller must be kept from small groups, and k.
+#[derive(Debug, Clone, Copy)]
+pub struct MinGroup {
+    /// Groups with fewer customers than this are suppressed...
+    pub k: i64,
+    /// ...unless the caller may read every customer in them.
+    pub applies: bool,
+}
+
+impl MinGroup {
+    /// k for `actor`: it applies unless the caller's customer READ reach covers the report
+    /// scope (an admin, a manager over their subtree, a rep over their own).
+    pub fn for_actor(actor: &Actor, k: i64) -> MinGroup {
+        let reads = actor.reach(Resource::Customer, Action::Read);
+        MinGroup { k, applies: !reads.covers(&actor.reach(Resource::Report, Action::Read)) }
+    }
 }
 
 /// The customers a report may cover: the report scope, live rows.
@@ -83,13 +128,14 @@ pub async fn classification_report(
     group_by: &[Dimension],
     filter: Option<&serde_json::Value>,
     as_of: Option<NaiveDate>,
+    k: i64,
 ) -> AppResult<Vec<ClassificationRow>> {
     let scope = report_condition(actor)?;
-    // Reports group revenue; filtering customers by it would leak amounts to analysts.
-    if super::filter::mentions(filter, "revenue") {
-        return Err(AppError::invalid("filter.revenue", "not available in reports"));
-    }
-    let filter = super::filter::condition(actor, <customer::Entity as Listing>::FILTER, filter)?;
+    let min = MinGroup::for_actor(actor, k);
+    let no_groups = |_: Resource, field: &str| -> AppResult<Condition> {
+        Err(AppError::invalid(format!("filter.{field}"), "not available in reports"))
+    };
+    let filter = super::filter::condition(&no_groups, REPORT_FILTER, filter)?;
     if group_by.is_empty() || group_by.len() > 6 {
         return Err(AppError::invalid("groupBy", "give one to six dimensions"));
     }
@@ -99,7 +145,8 @@ pub async fn classification_report(
     if seen.len() != group_by.len() {
         return Err(AppError::invalid("groupBy", "a dimension appears twice"));
     }
-    let mut groups: BTreeMap<Vec<Option<String>>, (i64, i64)> = BTreeMap::new();
+    // Per group: customers, revenue, customers the caller may read.
+    let mut groups: BTreeMap<Vec<Option<String>>, (i64, i64, i64)> = BTreeMap::new();
     let historic = as_of.filter(|_| group_by.iter().any(|d| matches!(d, Dimension::Tier | Dimension::Lifecycle)));
     if let Some(day) = historic {
         // Row by row: each customer's tier and stage at the end of `day`.
@@ -127,9 +174,11 @@ pub async fn classification_report(
                     Dimension::Owner => c.owner_id.map(|o| o.to_string()),
                 })
                 .collect();
+            let readable = i64::from(min.applies && actor.may(Resource::Customer, Action::Read, &c));
             let g = groups.entry(keys).or_default();
             g.0 += 1;
             g.1 = g.1.saturating_add(c.revenue_minor);
+            g.2 += readable;
         }
     } else {
         let mut q = customer::Entity::find().select_only().filter(scope).filter(filter);
@@ -140,6 +189,9 @@ pub async fn classification_report(
             bigint(Func::coalesce([Func::sum(Expr::col(customer::Column::RevenueMinor)).into(), Expr::val(0)])),
             "revenue",
         );
+        if min.applies {
+            q = q.column_as(sum_when(actor.customer_condition(Resource::Customer, Action::Read), 1), "readable");
+        }
         let stmt = sea_orm::QueryTrait::build(&q, db.get_database_backend());
         for row in db.query_all_raw(stmt).await? {
             let mut keys = Vec::with_capacity(group_by.len());
@@ -153,12 +205,17 @@ pub async fn classification_report(
                     _ => row.try_get::<Option<String>>("", &col)?,
                 });
             }
-            groups.insert(keys, (row.try_get::<i64>("", "n")?, row.try_get::<i64>("", "revenue")?));
+            let readable = if min.applies { row.try_get::<Option<i64>>("", "readable")?.unwrap_or(0) } else { 0 };
+            groups.insert(keys, (row.try_get::<i64>("", "n")?, row.try_get::<i64>("", "revenue")?, readable));
         }
     }
-    let total: i64 = groups.values().fold(0i64, |t, g| t.saturating_add(g.1));
-    let names = labels(db, group_by, groups.keys()).await?;
-    Ok(groups
+    let (shown, hidden) = suppress(groups, min);
+    let total: i64 = shown.iter().chain(&hidden).fold(0i64, |t, g| t.saturating_add(g.1.1));
+    let names = labels(db, group_by, shown.iter().map(|g| &g.0)).await?;
+    let share = |revenue: i64| {
+        if total > 0 { ((revenue as i128 * 10_000 + total as i128 / 2) / total as i128) as i64 } else { 0 }
+    };
+    let mut rows: Vec<ClassificationRow> = shown
         .into_iter()
         .map(|(keys, (customers, revenue))| ClassificationRow {
             labels: keys
@@ -169,13 +226,43 @@ pub async fn classification_report(
             keys,
             customers,
             revenue,
-            share_bp: if total > 0 {
-                ((revenue as i128 * 10_000 + total as i128 / 2) / total as i128) as i64
-            } else {
-                0
-            },
+            share_bp: share(revenue),
+            suppressed: false,
         })
-        .collect())
+        .collect();
+    if let Some((_, (customers, revenue))) = hidden {
+        rows.push(ClassificationRow {
+            keys: vec![None; group_by.len()],
+            labels: vec![None; group_by.len()],
+            customers,
+            revenue,
+            share_bp: share(revenue),
+            suppressed: true,
+        });
+    }
+    Ok(rows)
+}
+
+/// A report group: its keys, and (customers, revenue).
+type Group = (Vec<Option<String>>, (i64, i64));
+
+/// Splits groups into those shown and the pooled rest: a group with fewer than k
+/// customers, some of which the caller may not read, is not shown on its own. The small
+/// groups are pooled into one row without keys, itself shown only when it holds at
+/// least k customers (else it would tell about the few customers a filter isolated).
+/// Shares are of the rows shown, so the total cannot be used to work a hidden group out.
+fn suppress(groups: BTreeMap<Vec<Option<String>>, (i64, i64, i64)>, min: MinGroup) -> (Vec<Group>, Option<Group>) {
+    let mut shown = Vec::with_capacity(groups.len());
+    let mut pooled = (0i64, 0i64);
+    for (keys, (customers, revenue, readable)) in groups {
+        if min.applies && customers < min.k && readable < customers {
+            pooled = (pooled.0 + customers, pooled.1.saturating_add(revenue));
+        } else {
+            shown.push((keys, (customers, revenue)));
+        }
+    }
+    let hidden = (pooled.0 >= min.k).then(|| (Vec::new(), pooled));
+    (shown, hidden)
 }
 
 fn end_of(day: NaiveDate) -> DateTime<Utc> {

@@ -1,0 +1,329 @@
+//! Privacy (`docs/privacy.md`, `docs/access.md`): reports that cannot single out a
+//! person, field groups applied record by record, staff accounts, reminders and
+//! duplicates that tell no more than the caller may know.
+use crate::helpers::*;
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+
+async fn won(app: &TestApp, customer: &str, amount: &str) {
+    app.ok(
+        &app.admin_token,
+        "mutation($i:CreateDealInput!){createDeal(input:$i){id}}",
+        json!({"i": {"customerId": customer, "title": "订单", "stage": "WON", "currency": "CNY", "amount": amount,
+                     "actualCloseDate": (Utc::now().date_naive() - Duration::days(3)).to_string()}}),
+    )
+    .await;
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap()).collect()
+}
+
+/// Before: the analyst, who reads no customer, narrowed `classificationReport` with the
+/// customer filter's `phone`/`email`/`name`/`id` and read a phone number off the counts
+/// a digit at a time; and a group of two customers showed their revenue.
+#[tokio::test]
+async fn reports_cannot_single_out_a_person() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let dept = app.create_department("华东", None).await;
+    let (_, analyst) = app.create_user("analyst@example.com", "ANALYST", &dept).await;
+    let mut n = 0;
+    for (region, count) in [("华东", 6), ("西北", 2), ("东北", 2), ("华北", 2)] {
+        for _ in 0..count {
+            n += 1;
+            let c = app
+                .create_customer(
+                    t,
+                    json!({"name": format!("客户{n}"), "kind": "INDIVIDUAL", "phone": format!("138000000{n:02}"), "region": region}),
+                )
+                .await;
+            won(&app, c["id"].as_str().unwrap(), "1000.00").await;
+        }
+    }
+    let report = "query($f:ReportFilter){classificationReport(groupBy:[REGION], filter:$f){suppressed keys{value} customerCount revenue{amount} revenueShare}}";
+    // The admin reads every customer: every group, however small.
+    let all = app.ok(t, report, json!({})).await["classificationReport"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|r| r["suppressed"] == false));
+
+    // The analyst: 华东 (6) on its own, the three groups of two pooled into one row of six.
+    let rows = app.ok(&analyst, report, json!({})).await["classificationReport"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0]["keys"][0]["value"].as_str(), rows[0]["customerCount"].as_i64()), (Some("华东"), Some(6)));
+    assert_eq!(rows[1]["suppressed"], true);
+    assert_eq!(rows[1]["keys"][0]["value"], Value::Null);
+    assert_eq!(rows[1]["customerCount"], 6);
+    // Narrowed to one small region, the pool itself is too small: nothing to show.
+    let one = app.ok(&analyst, report, json!({"f": {"region": {"eq": "西北"}}})).await;
+    assert_eq!(one["classificationReport"], json!([]), "two customers are not shown to the analyst");
+    let one = app.ok(t, report, json!({"f": {"region": {"eq": "西北"}}})).await;
+    assert_eq!(one["classificationReport"][0]["customerCount"], 2, "the admin may read them");
+
+    // Identifying and free-text fields are not in the report filter, nor substring matches.
+    let resp = app.gql(Some(&analyst), report, json!({"f": {"phone": {"contains": "13800000001"}}})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("phone"), "{resp}");
+    let resp = app.gql(Some(&analyst), report, json!({"f": {"region": {"contains": "北"}}})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("contains"), "{resp}");
+    for bad in [json!({"phone": {"contains": "138"}}), json!({"id": {"eq": "x"}}), json!({"name": {"eq": "客户1"}})] {
+        let path = format!("/reports/classification.csv?groupBy=REGION&filter={}", bad.to_string().replace('"', "%22"));
+        let resp = app.client.get(app.url(&path)).bearer_auth(&analyst).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(code(&body), "VALIDATION", "{bad}");
+    }
+    // The CSV pools alike.
+    let resp = app.client.get(app.url("/reports/classification.csv?groupBy=REGION")).bearer_auth(&analyst).send().await;
+    let text = resp.unwrap().text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].ends_with(",suppressed"));
+    assert!(lines[2].starts_with(",6,") && lines[2].ends_with(",true"), "{text}");
+}
+
+/// Before: a sales rep read a public-pool customer's revenue (90,000.00) and phone while
+/// that customer's deals were invisible to him; service staff read birthdays.
+#[tokio::test]
+async fn field_groups_follow_row_scope() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let dept = app.create_department("华东", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &dept).await;
+    let (_, service) = app.create_user("service@example.com", "SERVICE", &dept).await;
+    let fields = "id phone email birthday softProfile{hobbies} revenue{amount}";
+    let pool = app
+        .create_customer(
+            &rep,
+            json!({"name": "公海客户", "kind": "INDIVIDUAL", "phone": "13800000001", "birthday": "1990-05-01",
+                   "softProfile": {"hobbies": "钓鱼"}}),
+        )
+        .await;
+    let pool = pool["id"].as_str().unwrap().to_string();
+    app.ok(t, "mutation($id:ID!){assignCustomer(id:$id, ownerId:null){id}}", json!({"id": pool})).await;
+    won(&app, &pool, "90000.00").await;
+    let own = app
+        .create_customer(
+            &rep,
+            json!({"name": "自己的客户", "kind": "INDIVIDUAL", "phone": "13800000002", "birthday": "1991-06-01"}),
+        )
+        .await;
+    let own = own["id"].as_str().unwrap().to_string();
+    won(&app, &own, "1000.00").await;
+    let read = |token: &str, id: &str| {
+        let (token, id) = (token.to_string(), id.to_string());
+        let app = &app;
+        async move {
+            app.ok(&token, &format!("query($id:ID!){{customer(id:$id){{{fields}}}}}"), json!({"id": id})).await["customer"]
+                .clone()
+        }
+    };
+
+    // The rep reads the pool customer's name, not its amounts, phone or birthday.
+    let p = read(&rep, &pool).await;
+    assert_eq!(
+        (&p["revenue"], &p["phone"], &p["birthday"], &p["softProfile"]),
+        (&Value::Null, &Value::Null, &Value::Null, &Value::Null)
+    );
+    let o = read(&rep, &own).await;
+    assert_eq!((o["revenue"]["amount"].as_str(), o["phone"].as_str()), (Some("1000.00"), Some("13800000002")));
+    assert_eq!(o["birthday"], "1991-06-01");
+    // Filtering and sorting by revenue cover only the rows whose revenue he sees.
+    let list =
+        "query($f:CustomerFilter,$o:[CustomerOrder!]){customers(filter:$f, orderBy:$o){totalCount edges{node{id}}}}";
+    let all = app.ok(&rep, list, json!({})).await["customers"].clone();
+    assert_eq!(all["totalCount"], 2);
+    let by_revenue =
+        app.ok(&rep, list, json!({"o": [{"field": "REVENUE", "direction": "DESC"}]})).await["customers"].clone();
+    assert_eq!(ids(&by_revenue), [own.as_str()], "the pool customer's revenue must not rank");
+    assert_eq!(by_revenue["totalCount"], 1);
+    let rich = app.ok(&rep, list, json!({"f": {"revenue": {"gte": "50000"}}})).await["customers"].clone();
+    assert_eq!(rich["totalCount"], 0, "a filter tells nothing about a hidden revenue");
+    let by_phone = app.ok(&rep, list, json!({"f": {"phone": {"contains": "13800000001"}}})).await["customers"].clone();
+    assert_eq!(by_phone["totalCount"], 0, "nor about a hidden phone number");
+    // Key lists ranked by revenue hold his own customers only.
+    let gold = app
+        .ok(&rep, "{goldCustomers(topPercent:100){totalCount edges{node{customer{id} revenue{amount}}}}}", json!({}))
+        .await;
+    assert_eq!(gold["goldCustomers"]["totalCount"], 1);
+    assert_eq!(gold["goldCustomers"]["edges"][0]["node"]["customer"]["id"], own.as_str());
+
+    // Service reads every customer: contact details yes, personal details and amounts no.
+    let p = read(&service, &pool).await;
+    assert_eq!(p["phone"], "13800000001");
+    assert_eq!((&p["birthday"], &p["revenue"]), (&Value::Null, &Value::Null));
+    for (query, vars) in [
+        (list, json!({"o": [{"field": "REVENUE", "direction": "DESC"}]})),
+        (list, json!({"f": {"revenue": {"gte": "1"}}})),
+        ("{goldCustomers(topPercent:100){totalCount}}", json!({})),
+    ] {
+        let resp = app.gql(Some(&service), query, vars.clone()).await;
+        assert_eq!(code(&resp), "FORBIDDEN", "{vars}: {resp}");
+    }
+
+    // Grants are data: the admin gives service personal details, and it shows at once.
+    let set = "mutation($i:RolePermissionInput!){setRolePermission(input:$i){role resource action scope includePool}}";
+    let grant = json!({"role": "SERVICE", "resource": "PERSONAL_DETAILS", "action": "READ", "scope": "ALL"});
+    assert_eq!(code(&app.gql(Some(&service), set, json!({"i": grant})).await), "FORBIDDEN");
+    app.ok(t, set, json!({"i": grant})).await;
+    assert_eq!(read(&service, &pool).await["birthday"], "1990-05-01");
+    let listed = app.ok(t, "{rolePermissions(role:SERVICE){resource action scope}}", json!({})).await;
+    assert!(
+        listed["rolePermissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"resource": "PERSONAL_DETAILS", "action": "READ", "scope": "ALL"}))
+    );
+    // The admin role cannot lose the administration nobody else could give back.
+    let resp = app
+        .gql(Some(t), set, json!({"i": {"role": "ADMIN", "resource": "SETTINGS", "action": "UPDATE", "scope": "NONE"}}))
+        .await;
+    assert_eq!(code(&resp), "CONFLICT");
+    let resp = app
+        .gql(
+            Some(t),
+            set,
+            json!({"i": {"role": "SALES", "resource": "DEAL_AMOUNT", "action": "UPDATE", "scope": "ALL"}}),
+        )
+        .await;
+    assert_eq!(code(&resp), "VALIDATION");
+
+    // What one may not read, one does not overwrite: without contact details, the rep
+    // still renames his customer but cannot change its phone.
+    app.ok(t, set, json!({"i": {"role": "SALES", "resource": "CONTACT_DETAILS", "action": "READ", "scope": "NONE"}}))
+        .await;
+    let update = "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){version phone}}";
+    let resp = app.gql(Some(&rep), update, json!({"i": {"id": own, "version": 1, "phone": "13900000000"}})).await;
+    assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+    let renamed = app.ok(&rep, update, json!({"i": {"id": own, "version": 1, "name": "改名"}})).await;
+    assert_eq!(renamed["updateCustomer"]["phone"], Value::Null);
+}
+
+/// Contacts and deals hang off a customer: their field groups follow that customer.
+#[tokio::test]
+async fn child_records_follow_their_customer() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let dept = app.create_department("华东", None).await;
+    let (_, service) = app.create_user("service@example.com", "SERVICE", &dept).await;
+    let org = app.create_customer(t, json!({"name": "某某科技有限公司", "kind": "ORGANIZATION"})).await;
+    let org = org["id"].as_str().unwrap();
+    let contact = "mutation($i:CreateContactInput!){createContact(input:$i){id}}";
+    app.ok(
+        t,
+        contact,
+        json!({"i": {"customerId": org, "name": "李经理", "mobile": "13800000003", "birthday": "1980-01-02",
+                                     "idNumber": "11010519491231002X", "hometown": "苏州"}}),
+    )
+    .await;
+    won(&app, org, "5000.00").await;
+    let q = "query($id:ID!){customer(id:$id){contacts{edges{node{mobile birthday hometown idNumberMasked}}} deals{edges{node{amount{amount} lineItems{total{amount}}}}}}}";
+    let admin = app.ok(t, q, json!({"id": org})).await["customer"].clone();
+    let c = &admin["contacts"]["edges"][0]["node"];
+    assert_eq!((c["mobile"].as_str(), c["idNumberMasked"].as_str()), (Some("13800000003"), Some("110***********002X")));
+    assert_eq!(admin["deals"]["edges"][0]["node"]["amount"]["amount"], "5000.00");
+    let seen = app.ok(&service, q, json!({"id": org})).await["customer"].clone();
+    let c = &seen["contacts"]["edges"][0]["node"];
+    assert_eq!(c["mobile"], "13800000003");
+    assert_eq!((&c["birthday"], &c["hometown"], &c["idNumberMasked"]), (&Value::Null, &Value::Null, &Value::Null));
+    assert_eq!(seen["deals"]["edges"][0]["node"]["amount"], Value::Null);
+    let resp = app.gql(Some(&service), "{contacts(filter:{mobile:{eq:\"13800000003\"}}){totalCount}}", json!({})).await;
+    assert_eq!(resp["data"]["contacts"]["totalCount"], 1, "service sees contact details everywhere: {resp}");
+    let resp = app.gql(Some(&service), "{deals(filter:{amount:{gte:\"1\"}}){totalCount}}", json!({})).await;
+    assert_eq!(code(&resp), "FORBIDDEN");
+}
+
+/// Before: every colleague read every staff member's login e-mail, role and active flag
+/// through `owner`; a reminder kept showing a customer's name to an assignee the customer
+/// had moved away from; a partner system learned which department owns a duplicate.
+#[tokio::test]
+async fn staff_reminders_and_duplicates_tell_no_more() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西南", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (_, integration) = app.create_user("partner@example.com", "INTEGRATION", &west).await;
+    let (_, west_rep) = app.create_user("west@example.com", "SALES", &west).await;
+    let c = app.create_customer(&rep, json!({"name": "王女士", "kind": "INDIVIDUAL", "phone": "13800000009"})).await;
+    let c = c["id"].as_str().unwrap().to_string();
+
+    let q = "query($id:ID!){customer(id:$id){owner{name email role active}} me{email role active}}";
+    let mine = app.ok(&rep, q, json!({"id": c})).await;
+    assert_eq!(mine["me"], json!({"email": "rep@example.com", "role": "SALES", "active": true}));
+    let admin = app.ok(t, q, json!({"id": c})).await;
+    assert_eq!(admin["customer"]["owner"]["email"], "rep@example.com");
+    let (_, service) = app.create_user("service@example.com", "SERVICE", &east).await;
+    let seen = app.ok(&service, q, json!({"id": c})).await;
+    assert_eq!(
+        seen["customer"]["owner"],
+        json!({"name": "rep@example.com", "email": null, "role": null, "active": null})
+    );
+
+    // DUPLICATE: staff learn the owning department, a partner system only the key.
+    let create = "mutation($i:CreateCustomerInput!){createCustomer(input:$i){id}}";
+    let dup = json!({"i": {"name": "另一个", "kind": "INDIVIDUAL", "phone": "+86 138 0000 0009"}});
+    let resp = app.gql(Some(&west_rep), create, dup.clone()).await;
+    assert_eq!(code(&resp), "DUPLICATE");
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("华东"), "{resp}");
+    let resp = app.gql(Some(&integration), create, dup).await;
+    assert_eq!(code(&resp), "DUPLICATE");
+    let text = resp["errors"][0].to_string();
+    assert!(!text.contains("华东") && !text.contains(&east), "{text}");
+    assert_eq!(resp["errors"][0]["extensions"]["key"], "phone", "{resp}");
+}
+
+/// A reminder named to a manager stays theirs after the customer moves to another
+/// department, but no longer names the customer.
+#[tokio::test]
+async fn reminders_forget_customers_out_of_reach() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西南", None).await;
+    let (_, manager) = app.create_user("manager@example.com", "MANAGER", &east).await;
+    let (rep_id, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (west_rep, _) = app.create_user("west@example.com", "SALES", &west).await;
+    let policy = app.ok(t, "{carePolicy{version rules{kind enabled offsetDays tiers promotional template assignee windowDays minCount} standards{tier role kind count periodDays} frequencyCap{maxTouches days holidayWindowDays} dueHourUtc}}", json!({})).await["carePolicy"].clone();
+    let mut input = policy.clone();
+    let version = input.as_object_mut().unwrap().remove("version").unwrap();
+    for rule in input["rules"].as_array_mut().unwrap() {
+        if rule["kind"] == "SATISFACTION_SURVEY" {
+            rule["assignee"] = json!("MANAGER");
+        }
+    }
+    app.ok(
+        t,
+        "mutation($i:CarePolicyInput!,$v:Int!){updateCarePolicy(input:$i, version:$v){version}}",
+        json!({"i": input, "v": version}),
+    )
+    .await;
+    let c = app.create_customer(&rep, json!({"name": "王女士", "kind": "INDIVIDUAL", "phone": "13800000010"})).await;
+    let c = c["id"].as_str().unwrap().to_string();
+    let closed = Utc::now().date_naive() - Duration::days(20);
+    app.ok(
+        t,
+        "mutation($i:CreateDealInput!){createDeal(input:$i){id}}",
+        json!({"i": {"customerId": c, "title": "订单", "stage": "WON", "currency": "CNY", "amount": "100", "actualCloseDate": closed.to_string()}}),
+    )
+    .await;
+    app.care_tick((closed + Duration::days(8)).and_hms_opt(2, 0, 0).unwrap().and_utc()).await;
+    let mine = "{myReminders(first:10){nodes{rule reason message customer{id}}}}";
+    let before = app.ok(&manager, mine, json!({})).await["myReminders"]["nodes"].clone();
+    let survey =
+        before.as_array().unwrap().iter().find(|r| r["rule"] == "SATISFACTION_SURVEY").expect("survey").clone();
+    assert!(survey["reason"].as_str().unwrap().contains("订单"), "{survey}");
+    assert_eq!(survey["customer"]["id"], c.as_str());
+    let _ = rep_id;
+    app.ok(t, "mutation($id:ID!,$o:ID){assignCustomer(id:$id, ownerId:$o){id}}", json!({"id": c, "o": west_rep})).await;
+    let after = app.ok(&manager, mine, json!({})).await["myReminders"]["nodes"].clone();
+    let survey = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "SATISFACTION_SURVEY")
+        .expect("still named to the manager")
+        .clone();
+    assert_eq!(survey["customer"], Value::Null);
+    assert_eq!(survey["message"], "");
+    assert!(!survey["reason"].as_str().unwrap().contains("订单"), "{survey}");
+}
