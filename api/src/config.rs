@@ -59,6 +59,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Smallest group a report shows to a role that cannot read the customers in it.
     pub report_min_group: i64,
+    /// Data keys for sensitive fields (`id:base64url,...`, the first seals); required on
+    /// PostgreSQL, a key file beside the database on SQLite when absent.
+    pub data_key: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -124,6 +127,7 @@ impl Config {
             header_timeout_ms: parsed("CRM_HEADER_TIMEOUT_MS", 10_000u64)?.max(100),
             max_connections: parsed("CRM_MAX_CONNECTIONS", 20_000usize)?.max(1),
             report_min_group: parsed("CRM_REPORT_MIN_GROUP", 5i64)?.max(1),
+            data_key: var("CRM_DATA_KEY"),
         })
     }
 }

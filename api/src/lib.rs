@@ -11,6 +11,7 @@ pub mod service;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod vault;
 pub mod ws;
 
 use auth::JwtKeys;
@@ -35,6 +36,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
 /// # Errors
 /// A message for the operator.
 pub async fn prepare(config: &Config) -> Result<AppState, String> {
+    let keys = data_keys(config)?;
     let sql_statements = service::db::StatementCounter::default();
     let db = service::db::connect_counted(&config.database_url, sql_statements.clone())
         .await
@@ -93,8 +95,35 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             max_connections: config.max_connections,
             trust_forwarded_for: config.trust_forwarded_for,
         },
-        privacy: state::Privacy { min_group: config.report_min_group },
+        privacy: state::Privacy { min_group: config.report_min_group, keys: std::sync::Arc::new(keys) },
     })
+}
+
+/// The data keys: `CRM_DATA_KEY`, or on SQLite a key file beside the database (created on
+/// first start). PostgreSQL is a production store: it refuses to start without the key.
+///
+/// # Errors
+/// A message for the operator.
+pub fn data_keys(config: &Config) -> Result<vault::Keyring, String> {
+    if let Some(spec) = &config.data_key {
+        return vault::Keyring::parse(spec);
+    }
+    let Some(rest) = config.database_url.strip_prefix("sqlite:") else {
+        return Err("CRM_DATA_KEY is required with PostgreSQL: it seals ID numbers and addresses at rest. \
+             Make one with `crm data-key new` and keep it in your secret store (README, PostgreSQL)."
+            .into());
+    };
+    let path = rest.trim_start_matches("//").split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") || path.contains("mode=memory") {
+        tracing::warn!("CRM_DATA_KEY is not set: an in-memory database gets a key that dies with the process");
+        return vault::Keyring::parse(&vault::Keyring::new_spec("memory"));
+    }
+    let file = std::path::PathBuf::from(format!("{path}.key"));
+    tracing::warn!(
+        file = %file.display(),
+        "CRM_DATA_KEY is not set: using the key file beside the database; back it up with the database (without it, sealed fields cannot be read) or set CRM_DATA_KEY"
+    );
+    vault::Keyring::from_file(&file)
 }
 
 /// A random 256-bit secret, base64url.
@@ -157,6 +186,20 @@ pub use server::{ConnectionSlot, serve_on};
 /// Database errors.
 pub async fn care_tick(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> error::AppResult<service::care::Tick> {
     service::care::tick(&state.db, &state.events, at).await
+}
+
+/// Re-seals, in the background, the sensitive fields not under the current data key (plain
+/// values from before they were sealed, values under a rotated-out key): see
+/// [`service::seal::reseal`]. Safe on every instance at once.
+pub fn spawn_reseal(state: &AppState) {
+    let (db, vault) = (state.db.clone(), state.privacy.keys.clone());
+    tokio::spawn(async move {
+        match service::seal::reseal(&db, &vault).await {
+            Ok(done) if done == service::seal::Resealed::default() => {}
+            Ok(done) => tracing::info!(contacts = done.contacts, customers = done.customers, "sealed fields re-sealed"),
+            Err(e) => tracing::error!(error = %e, "re-sealing sensitive fields stopped"),
+        }
+    });
 }
 
 /// Runs the background jobs until the process ends: the care tick every 30 seconds, the

@@ -30,6 +30,15 @@ enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Re-seals every sensitive field under the first key of CRM_DATA_KEY (after putting a
+    /// new key first); then the old keys can be dropped. A running server does the same
+    /// in the background at start.
+    RotateDataKey,
+    /// Data keys for CRM_DATA_KEY.
+    DataKey {
+        #[command(subcommand)]
+        command: DataKeyCommand,
+    },
     /// Prints a signed access token for scripts and integrations.
     Token {
         #[arg(long)]
@@ -37,6 +46,16 @@ enum Command {
         /// Lifetime in seconds (default: CRM_ACCESS_TOKEN_TTL).
         #[arg(long)]
         ttl: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataKeyCommand {
+    /// Prints a new random key as a CRM_DATA_KEY entry (`id:base64url`).
+    New {
+        /// The key's id, stored with every value it seals.
+        #[arg(long, default_value = "k1")]
+        id: String,
     },
 }
 
@@ -70,6 +89,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let state = api::prepare(&config).await?;
+            api::spawn_reseal(&state);
             if config.scheduler {
                 api::spawn_scheduler(&state, config.reclassify_hour_utc);
             }
@@ -100,8 +120,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Demo { customers, seed } => {
             let state = api::prepare(&config).await?;
-            let summary =
-                api::service::demo::load(&state.db, &state.events, customers, seed).await.map_err(|e| e.to_string())?;
+            let summary = api::service::demo::load(&state.db, &state.events, &state.privacy.keys, customers, seed)
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
                 "demo loaded: {} staff (e-mail <login>@demo.crm, e.g. wang.qiang@demo.crm; password {}), {} customers, {} deals",
                 summary.staff,
@@ -109,6 +130,23 @@ async fn run(cli: Cli) -> Result<(), String> {
                 summary.customers,
                 summary.deals
             );
+            Ok(())
+        }
+        Command::RotateDataKey => {
+            let state = api::prepare(&config).await?;
+            let done = api::service::seal::reseal(&state.db, &state.privacy.keys).await.map_err(|e| e.to_string())?;
+            println!(
+                "re-sealed under key {}: {} contacts, {} customers",
+                state.privacy.keys.current(),
+                done.contacts,
+                done.customers
+            );
+            Ok(())
+        }
+        Command::DataKey { command: DataKeyCommand::New { id } } => {
+            let spec = api::vault::Keyring::new_spec(&id);
+            api::vault::Keyring::parse(&spec)?;
+            println!("{spec}");
             Ok(())
         }
         Command::Token { email, ttl } => {

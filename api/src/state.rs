@@ -37,6 +37,8 @@ pub struct Privacy {
     /// Report groups smaller than this are suppressed for roles that cannot read their
     /// customers (k-anonymity's k).
     pub min_group: i64,
+    /// The data keys sealing sensitive fields.
+    pub keys: std::sync::Arc<crate::vault::Keyring>,
 }
 
 /// Limits of the HTTP server.

@@ -16,12 +16,16 @@ pub struct Model {
     pub mobile: Option<String>,
     pub office_phone: Option<String>,
     pub email: Option<String>,
+    /// Sealed at rest (`enc1:...`, api/src/vault.rs); the audit log holds it sealed.
     pub address: Option<String>,
     pub hometown: Option<String>,
     pub hobbies: Option<String>,
-    /// Sensitive; only exposed masked, and kept out of the audit log.
+    /// Sensitive: sealed at rest (`enc1:...`), only exposed masked, kept out of the audit log.
     #[serde(skip_serializing)]
     pub id_number: Option<String>,
+    /// Blind index of the ID number (HMAC under the data key), for duplicate checks.
+    #[serde(skip_serializing)]
+    pub id_number_index: Option<String>,
     pub notes: Option<String>,
     pub version: i32,
     pub created_at: DateTimeUtc,

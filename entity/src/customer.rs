@@ -23,6 +23,7 @@ pub struct Model {
     pub email: Option<String>,
     /// Lower-cased `email` (duplicate key).
     pub email_norm: Option<String>,
+    /// Sealed at rest (`enc1:...`, api/src/vault.rs); the audit log holds it sealed.
     pub address: Option<String>,
     pub region: Option<String>,
     pub industry: Option<String>,

@@ -204,7 +204,7 @@ async fn overrides_survive_reclassification_and_policy_changes() {
 #[tokio::test]
 async fn incremental_and_full_recomputation_agree() {
     let app = TestApp::spawn().await;
-    api::service::demo::load(&app.db, &app.state.events, 90, 11).await.expect("demo data");
+    api::service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 90, 11).await.expect("demo data");
     let query = format!("{{customers(first:100, orderBy:[{{field:NAME}}]){{edges{{node{{{GRADES}}}}}}}}}");
     let strip_rfm = |mut v: Value| {
         for e in v["customers"]["edges"].as_array_mut().unwrap() {

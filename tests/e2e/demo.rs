@@ -5,9 +5,13 @@ use serde_json::json;
 #[tokio::test]
 async fn demo_data_is_scoped_like_real_data() {
     let app = TestApp::spawn().await;
-    let summary = api::service::demo::load(&app.db, &app.state.events, 60, 7).await.expect("demo loads");
+    let summary =
+        api::service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 60, 7).await.expect("demo loads");
     assert_eq!(summary.customers, 60);
-    assert!(api::service::demo::load(&app.db, &app.state.events, 1, 7).await.is_err(), "a second load is refused");
+    assert!(
+        api::service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 1, 7).await.is_err(),
+        "a second load is refused"
+    );
 
     let admin = app
         .ok(

@@ -10,9 +10,13 @@ pub const ISSUER: &str = "crm";
 pub const AUDIENCE: &str = "crm-api";
 pub const ADMIN_EMAIL: &str = "root@example.com";
 pub const PASSWORD: &str = "correct horse battery";
+/// The data key of PostgreSQL test servers (32 bytes, base64url).
+pub const TEST_DATA_KEY: &str = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
 /// The configuration of a test server on `url` (no scheduler: tests tick it themselves).
 pub fn test_config(url: String) -> Config {
+    // PostgreSQL needs a data key; SQLite makes a key file beside its database.
+    let data_key = (!url.starts_with("sqlite:")).then(|| TEST_DATA_KEY.to_string());
     Config {
         database_url: url,
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -41,6 +45,7 @@ pub fn test_config(url: String) -> Config {
         header_timeout_ms: 10_000,
         max_connections: 20_000,
         report_min_group: 5,
+        data_key,
     }
 }
 
@@ -71,7 +76,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         match self.cleanup.take() {
             Some(Cleanup::Sqlite(path)) => {
-                for suffix in ["", "-wal", "-shm"] {
+                for suffix in ["", "-wal", "-shm", ".key"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
             }

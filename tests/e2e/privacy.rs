@@ -327,3 +327,129 @@ async fn reminders_forget_customers_out_of_reach() {
     assert_eq!(survey["message"], "");
     assert!(!survey["reason"].as_str().unwrap().contains("订单"), "{survey}");
 }
+
+/// Every value of a text column of `table`, read straight from the database.
+async fn raw_column(app: &TestApp, table: &str, column: &str) -> Vec<Option<String>> {
+    use sea_orm::ConnectionTrait;
+    let sql = format!("SELECT {column} AS v FROM {table} ORDER BY id");
+    let rows = app.db.query_all_raw(sea_orm::Statement::from_string(app.db.get_database_backend(), sql)).await.unwrap();
+    rows.iter().map(|r| r.try_get::<Option<String>>("", "v").unwrap()).collect()
+}
+
+async fn raw_update(app: &TestApp, sql: &str) {
+    use sea_orm::ConnectionTrait;
+    app.db.execute_unprepared(sql).await.unwrap();
+}
+
+const OLD_KEY: &str = "old:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const NEW_KEY: &str = "new:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
+
+/// Before: ID numbers and addresses sat in plain text in the contact and customer tables.
+#[tokio::test]
+async fn sensitive_fields_are_sealed_at_rest_and_keys_rotate() {
+    let app = TestApp::spawn_with(|c| c.data_key = Some(OLD_KEY.into())).await;
+    let t = &app.admin_token;
+    let org = app
+        .create_customer(t, json!({"name": "某某贸易有限公司", "kind": "ORGANIZATION", "address": "上海市人民路1号"}))
+        .await;
+    let org = org["id"].as_str().unwrap().to_string();
+    let create = "mutation($i:CreateContactInput!){createContact(input:$i){id idNumberMasked address}}";
+    let made = app
+        .ok(t, create, json!({"i": {"customerId": org, "name": "李经理", "idNumber": "11010519491231002X", "address": "苏州市中山路2号"}}))
+        .await;
+    assert_eq!(made["createContact"]["idNumberMasked"], "110***********002X");
+    assert_eq!(made["createContact"]["address"], "苏州市中山路2号");
+    let contact = made["createContact"]["id"].as_str().unwrap().to_string();
+
+    // The raw tables hold no plain ID number or address.
+    let numbers = raw_column(&app, "contact", "id_number").await;
+    assert!(numbers.iter().flatten().all(|v| v.starts_with("enc1:old:") && !v.contains("1101051949")), "{numbers:?}");
+    let addresses = raw_column(&app, "customer", "address").await;
+    assert!(addresses.iter().flatten().all(|v| v.starts_with("enc1:old:") && !v.contains("人民路")), "{addresses:?}");
+    let audit = raw_column(&app, "audit_log", "CAST(new_values AS TEXT)").await;
+    assert!(
+        audit.iter().flatten().all(|v| !v.contains("1101051949") && !v.contains("人民路")),
+        "the audit holds sealed values only"
+    );
+
+    // The same ID number twice for one customer is a duplicate, found by its blind index.
+    let dup = app
+        .gql(Some(t), create, json!({"i": {"customerId": org, "name": "李经理二", "idNumber": "11010519491231002x"}}))
+        .await;
+    assert_eq!(code(&dup), "DUPLICATE", "{dup}");
+    assert_eq!(dup["errors"][0]["extensions"]["key"], "idNumber");
+
+    // A value written before sealing (plain) still reads, until the re-seal pass.
+    let second = app.ok(t, create, json!({"i": {"customerId": org, "name": "王总"}})).await["createContact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    raw_update(&app, "UPDATE contact SET id_number = '440300199001010016' WHERE name = '王总'").await;
+    let read = "query($id:ID!){contact(id:$id){idNumberMasked address}}";
+    assert_eq!(app.ok(t, read, json!({"id": second})).await["contact"]["idNumberMasked"], "440***********0016");
+
+    // Rotation: a new key first, the old one still listed; the pass re-seals everything.
+    let both = app.another_instance(|c| c.data_key = Some(format!("{NEW_KEY},{OLD_KEY}"))).await;
+    let done = api::service::seal::reseal(&both.db, &both.state.privacy.keys).await.unwrap();
+    assert_eq!((done.contacts, done.customers), (2, 1));
+    let again = api::service::seal::reseal(&both.db, &both.state.privacy.keys).await.unwrap();
+    assert_eq!((again.contacts, again.customers), (0, 0), "a second pass finds nothing to do");
+    let numbers = raw_column(&app, "contact", "id_number").await;
+    assert!(numbers.iter().flatten().all(|v| v.starts_with("enc1:new:")), "{numbers:?}");
+    // The old key can go now.
+    let new_only = app.another_instance(|c| c.data_key = Some(NEW_KEY.into())).await;
+    let got = new_only.ok(&new_only.admin_token, read, json!({"id": contact})).await;
+    assert_eq!(got["contact"], json!({"idNumberMasked": "110***********002X", "address": "苏州市中山路2号"}));
+    let got = new_only.ok(&new_only.admin_token, read, json!({"id": second})).await;
+    assert_eq!(got["contact"]["idNumberMasked"], "440***********0016");
+    let dup = new_only
+        .gql(
+            Some(&new_only.admin_token),
+            create,
+            json!({"i": {"customerId": org, "name": "王总二", "idNumber": "440300199001010016"}}),
+        )
+        .await;
+    assert_eq!(code(&dup), "DUPLICATE", "the re-sealed value was indexed: {dup}");
+    // A server without the key a value was sealed with cannot read it, and says so.
+    let wrong = app.another_instance(|c| c.data_key = Some(OLD_KEY.into())).await;
+    let resp = wrong.gql(Some(&wrong.admin_token), read, json!({"id": contact})).await;
+    assert_eq!(code(&resp), "INTERNAL", "{resp}");
+}
+
+/// The embedded default works without configuration (a key file beside the database);
+/// PostgreSQL refuses to start without `CRM_DATA_KEY`.
+#[tokio::test]
+async fn a_data_key_is_required_where_it_matters() {
+    let app = TestApp::spawn_with(|c| {
+        if c.database_url.starts_with("sqlite:") {
+            c.data_key = None;
+        }
+    })
+    .await;
+    if app.database_url.starts_with("sqlite:") {
+        let path = format!("{}.key", app.database_url.trim_start_matches("sqlite://"));
+        let meta = std::fs::metadata(&path).expect("a key file beside the database");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
+        let t = &app.admin_token;
+        let c =
+            app.create_customer(t, json!({"name": "张三", "kind": "INDIVIDUAL", "address": "北京市长安街1号"})).await;
+        let restarted = app.another_instance(|c| c.data_key = None).await;
+        let got = restarted
+            .ok(&restarted.admin_token, "query($id:ID!){customer(id:$id){address}}", json!({"id": c["id"]}))
+            .await;
+        assert_eq!(got["customer"]["address"], "北京市长安街1号", "the restart reads the same key file");
+    } else {
+        let mut config = test_config(app.database_url.clone());
+        config.data_key = None;
+        let err = api::prepare(&config).await.err().expect("PostgreSQL without CRM_DATA_KEY must not start");
+        assert!(err.contains("CRM_DATA_KEY"), "{err}");
+    }
+    let mut config = test_config(app.database_url.clone());
+    config.data_key = Some("k1:too-short".into());
+    let err = api::prepare(&config).await.err().expect("a malformed key is refused");
+    assert!(err.contains("CRM_DATA_KEY") && !err.contains("too-short"), "{err}");
+}

@@ -1,6 +1,6 @@
 //! Contact type, inputs, filters, queries and mutations.
 use super::common::{
-    Date, DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, parse_id,
+    Date, DateTimeFilter, EnumFilter, IdFilter, SortDirection, StringFilter, actor, connection, db, parse_id, state,
 };
 use super::customer::{Customer, patch};
 use super::enums::{ContactRole, Gender};
@@ -66,9 +66,13 @@ impl Contact {
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         self.shown(ctx, Resource::ContactDetails, self.0.email.as_deref()).await
     }
-    /// Contact details.
-    async fn address(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        self.shown(ctx, Resource::ContactDetails, self.0.address.as_deref()).await
+    /// Contact details; sealed at rest.
+    async fn address(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let sealed = self.shown(ctx, Resource::ContactDetails, self.0.address.as_deref()).await?;
+        if sealed.is_none() {
+            return Ok(None);
+        }
+        svc::address(&state(ctx).privacy.keys, &self.0).gql()
     }
     /// Personal details.
     async fn hometown(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
@@ -78,9 +82,12 @@ impl Contact {
     async fn hobbies(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         self.shown(ctx, Resource::PersonalDetails, self.0.hobbies.as_deref()).await
     }
-    /// The resident ID number, masked (personal details; never shown in full).
+    /// The resident ID number, masked (personal details; sealed at rest, never shown in full).
     async fn id_number_masked(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        Ok(self.shown(ctx, Resource::PersonalDetails, self.0.id_number.as_deref()).await?.map(svc::mask_id_number))
+        if self.shown(ctx, Resource::PersonalDetails, self.0.id_number.as_deref()).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(svc::id_number(&state(ctx).privacy.keys, &self.0).gql()?.as_deref().map(svc::mask_id_number))
     }
     async fn notes(&self) -> Option<&str> {
         self.0.notes.as_deref()
@@ -208,7 +215,7 @@ impl ContactMutation {
             id_number: input.id_number,
             notes: input.notes,
         };
-        svc::create(db(ctx), actor, new).await.map(Contact).gql()
+        svc::create(db(ctx), &state(ctx).privacy.keys, actor, new).await.map(Contact).gql()
     }
 
     /// Changes a contact. CONFLICT when `version` is stale.
@@ -230,7 +237,7 @@ impl ContactMutation {
             id_number: patch(input.id_number, |s| s),
             notes: patch(input.notes, |s| s),
         };
-        svc::update(db(ctx), actor, id, input.version, p).await.map(Contact).gql()
+        svc::update(db(ctx), &state(ctx).privacy.keys, actor, id, input.version, p).await.map(Contact).gql()
     }
 }
 

@@ -78,9 +78,12 @@ impl Customer {
     async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
         self.0.email.as_deref().filter(|_| shows(ctx, Resource::ContactDetails, &self.0))
     }
-    /// Contact details.
-    async fn address(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.0.address.as_deref().filter(|_| shows(ctx, Resource::ContactDetails, &self.0))
+    /// Contact details; sealed at rest.
+    async fn address(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if !shows(ctx, Resource::ContactDetails, &self.0) {
+            return Ok(None);
+        }
+        svc::address(&super::common::state(ctx).privacy.keys, &self.0).gql()
     }
     async fn region(&self) -> Option<&str> {
         self.0.region.as_deref()
@@ -480,7 +483,7 @@ impl CustomerMutation {
             lifecycle_stage: input.lifecycle_stage.map(Into::into),
         };
         let state = ctx.data_unchecked::<crate::state::AppState>();
-        svc::create(&state.db, &state.events, actor, new).await.map(Customer).gql()
+        svc::create(&state.db, &state.events, &state.privacy.keys, actor, new).await.map(Customer).gql()
     }
 
     /// Changes a customer. CONFLICT when `version` is stale.
@@ -505,7 +508,8 @@ impl CustomerMutation {
             custom_fields: patch(input.custom_fields, |j| j.0),
             lifecycle_stage: input.lifecycle_stage.map(Into::into),
         };
-        svc::update(db(ctx), actor, id, input.version, p).await.map(Customer).gql()
+        let vault = &super::common::state(ctx).privacy.keys;
+        svc::update(db(ctx), vault, actor, id, input.version, p).await.map(Customer).gql()
     }
 
     /// Moves a customer to the trash; `restoreCustomer` brings it back with everything attached.

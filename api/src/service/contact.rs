@@ -7,11 +7,14 @@ use super::store::{save, write};
 use super::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
 use crate::auth::Actor;
 use crate::choice;
-use crate::error::{AppResult, Violations};
+use crate::error::{AppError, AppResult, Violations};
+use crate::vault::Keyring;
 use chrono::NaiveDate;
 use entity::contact::{self, Column};
 use entity::enums::{Action, ContactRole, CustomerKind, Gender, Resource};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
 use uuid::Uuid;
 
 /// A new contact.
@@ -133,11 +136,70 @@ fn birthday(v: &mut Violations, b: Option<NaiveDate>) {
     }
 }
 
+/// Field names under which sealed contact values are bound (`vault`).
+pub const ID_NUMBER: &str = "contact.id_number";
+pub const ADDRESS: &str = "contact.address";
+
+/// The sealed ID number of contact `id` and its blind index.
+fn seal_id_number(vault: &Keyring, id: Uuid, number: Option<String>) -> (Option<String>, Option<String>) {
+    match number {
+        Some(n) => (Some(vault.seal(ID_NUMBER, id, &n)), Some(vault.index(ID_NUMBER, &n))),
+        None => (None, None),
+    }
+}
+
+/// DUPLICATE when another live contact of the same customer has this ID number (found
+/// through its blind index under any configured key).
+async fn check_id_number_free(
+    txn: &impl ConnectionTrait,
+    vault: &Keyring,
+    customer: Uuid,
+    own: Uuid,
+    number: &str,
+) -> AppResult<()> {
+    let taken = contact::Entity::find()
+        .filter(Column::CustomerId.eq(customer))
+        .filter(Column::IdNumberIndex.is_in(vault.indexes(ID_NUMBER, number)))
+        .filter(Column::DeletedAt.is_null())
+        .filter(Column::Id.ne(own))
+        .count(txn)
+        .await?;
+    if taken > 0 {
+        return Err(AppError::Duplicate {
+            key: "idNumber",
+            department: None,
+            message: "another contact of this customer has this ID number".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The plain ID number of a contact (opened; legacy plain text passes through).
+///
+/// # Errors
+/// INTERNAL when it does not open.
+pub fn id_number(vault: &Keyring, c: &contact::Model) -> AppResult<Option<String>> {
+    c.id_number.as_deref().map(|v| vault.open(ID_NUMBER, c.id, v)).transpose()
+}
+
+/// The plain address of a contact.
+///
+/// # Errors
+/// INTERNAL when it does not open.
+pub fn address(vault: &Keyring, c: &contact::Model) -> AppResult<Option<String>> {
+    c.address.as_deref().map(|v| vault.open(ADDRESS, c.id, v)).transpose()
+}
+
 /// Adds a contact to an organization customer.
 ///
 /// # Errors
-/// NOT_FOUND (customer), FORBIDDEN, VALIDATION.
-pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewContact) -> AppResult<contact::Model> {
+/// NOT_FOUND (customer), FORBIDDEN, VALIDATION, DUPLICATE (ID number).
+pub async fn create(
+    db: &DatabaseConnection,
+    vault: &Keyring,
+    actor: &Actor,
+    input: NewContact,
+) -> AppResult<contact::Model> {
     let mut v = Violations::new();
     let name = required_text(&mut v, "name", &input.name, 100);
     birthday(&mut v, input.birthday);
@@ -157,8 +219,13 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewContact) -
         }
         v.into_result()?;
         let now = now();
+        let id = new_id();
+        if let Some(n) = &id_number {
+            check_id_number_free(txn, vault, customer.id, id, n).await?;
+        }
+        let (id_number, id_number_index) = seal_id_number(vault, id, id_number);
         let m = contact::ActiveModel {
-            id: Set(new_id()),
+            id: Set(id),
             customer_id: Set(customer.id),
             name: Set(name),
             gender: Set(input.gender),
@@ -168,10 +235,11 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewContact) -
             mobile: Set(mobile),
             office_phone: Set(office_phone),
             email: Set(email),
-            address: Set(address),
+            address: Set(address.map(|a| vault.seal(ADDRESS, id, &a))),
             hometown: Set(hometown),
             hobbies: Set(hobbies),
             id_number: Set(id_number),
+            id_number_index: Set(id_number_index),
             notes: Set(notes),
             version: Set(1),
             created_at: Set(now),
@@ -192,6 +260,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewContact) -
 /// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
 pub async fn update(
     db: &DatabaseConnection,
+    vault: &Keyring,
     actor: &Actor,
     id: Uuid,
     version: i32,
@@ -247,7 +316,7 @@ pub async fn update(
             am.email = Set(clean(e).and_then(|e| v.check("email", normalize::email(&e))));
         }
         if let Some(a) = p.address {
-            am.address = Set(optional_text(&mut v, "address", a, 500));
+            am.address = Set(optional_text(&mut v, "address", a, 500).map(|a| vault.seal(ADDRESS, id, &a)));
         }
         if let Some(h) = p.hometown {
             am.hometown = Set(optional_text(&mut v, "hometown", h, 100));
@@ -256,7 +325,13 @@ pub async fn update(
             am.hobbies = Set(optional_text(&mut v, "hobbies", h, 1000));
         }
         if let Some(i) = p.id_number {
-            am.id_number = Set(clean(i).and_then(|i| v.check("idNumber", check_id_number(&i))));
+            let number = clean(i).and_then(|i| v.check("idNumber", check_id_number(&i)));
+            if let Some(n) = &number {
+                check_id_number_free(txn, vault, old.customer_id, id, n).await?;
+            }
+            let (sealed, index) = seal_id_number(vault, id, number);
+            am.id_number = Set(sealed);
+            am.id_number_index = Set(index);
         }
         if let Some(n) = p.notes {
             am.notes = Set(optional_text(&mut v, "notes", n, 4000));

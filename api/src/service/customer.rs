@@ -9,6 +9,7 @@ use crate::auth::{Actor, Placement};
 use crate::choice;
 use crate::error::{AppError, AppResult, Violations};
 use crate::events::{Events, Signal};
+use crate::vault::Keyring;
 use chrono::NaiveDate;
 use entity::customer::{self, Column};
 use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Tier};
@@ -29,6 +30,17 @@ pub fn default_category(kind: CustomerKind) -> &'static str {
         CustomerKind::Individual => "retail",
         CustomerKind::Organization => "partner",
     }
+}
+
+/// The field name a customer's address is sealed under (`vault`).
+pub const ADDRESS: &str = "customer.address";
+
+/// The plain address of a customer (opened; legacy plain text passes through).
+///
+/// # Errors
+/// INTERNAL when it does not open.
+pub fn address(vault: &Keyring, c: &customer::Model) -> AppResult<Option<String>> {
+    c.address.as_deref().map(|v| vault.open(ADDRESS, c.id, v)).transpose()
 }
 
 /// A new customer as entered.
@@ -205,6 +217,7 @@ fn keys(v: &mut Violations, kind: CustomerKind, name: &str, phone: Option<String
 pub async fn create(
     db: &DatabaseConnection,
     events: &Events,
+    vault: &Keyring,
     actor: &Actor,
     input: NewCustomer,
 ) -> AppResult<customer::Model> {
@@ -234,8 +247,9 @@ pub async fn create(
     v.into_result()?;
 
     let now = now();
+    let id = new_id();
     let model = customer::ActiveModel {
-        id: Set(new_id()),
+        id: Set(id),
         kind: Set(kind),
         category: Set(category),
         name: Set(name),
@@ -246,7 +260,7 @@ pub async fn create(
         phone_norm: Set(k.phone_norm),
         email: Set(k.email),
         email_norm: Set(k.email_norm),
-        address: Set(address),
+        address: Set(address.map(|a| vault.seal(ADDRESS, id, &a))),
         region: Set(region),
         industry: Set(industry),
         source: Set(input.source),
@@ -456,6 +470,7 @@ async fn load_for(
 /// NOT_FOUND, FORBIDDEN, VALIDATION, DUPLICATE, CONFLICT (stale version).
 pub async fn update(
     db: &DatabaseConnection,
+    vault: &Keyring,
     actor: &Actor,
     id: Uuid,
     version: i32,
@@ -474,7 +489,7 @@ pub async fn update(
                 return Err(may_not_change(group));
             }
         }
-        let am = apply_patch(&old, patch)?;
+        let am = apply_patch(vault, &old, patch)?;
         attempted = Some(am.clone());
         let new = save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
         Ok(new)
@@ -489,7 +504,7 @@ pub async fn update(
     }
 }
 
-fn apply_patch(old: &customer::Model, p: CustomerPatch) -> AppResult<customer::ActiveModel> {
+fn apply_patch(vault: &Keyring, old: &customer::Model, p: CustomerPatch) -> AppResult<customer::ActiveModel> {
     let mut v = Violations::new();
     let mut am: customer::ActiveModel = old.clone().into();
     let kind = old.kind;
@@ -520,7 +535,7 @@ fn apply_patch(old: &customer::Model, p: CustomerPatch) -> AppResult<customer::A
     am.email = Set(k.email);
     am.email_norm = Set(k.email_norm);
     if let Some(a) = p.address {
-        am.address = Set(optional_text(&mut v, "address", a, 500));
+        am.address = Set(optional_text(&mut v, "address", a, 500).map(|a| vault.seal(ADDRESS, old.id, &a)));
     }
     if let Some(r) = p.region {
         am.region = Set(optional_text(&mut v, "region", r, 100));

@@ -116,6 +116,7 @@ pub struct DemoSummary {
 pub async fn load(
     db: &DatabaseConnection,
     events: &crate::events::Events,
+    vault: &crate::vault::Keyring,
     customers: usize,
     seed: u64,
 ) -> AppResult<DemoSummary> {
@@ -221,11 +222,12 @@ pub async fn load(
                 ..Default::default()
             }
         };
-        let c = customer::create(db, events, rep, input).await?;
+        let c = customer::create(db, events, vault, rep, input).await?;
         if organization {
             for k in 0..(n % 4) {
                 contact::create(
                     db,
+                    vault,
                     rep,
                     NewContact {
                         customer_id: c.id,

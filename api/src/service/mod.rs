@@ -20,6 +20,7 @@ pub mod pagination;
 pub mod permission;
 pub mod record;
 pub mod reports;
+pub mod seal;
 pub mod session;
 pub mod setting;
 pub mod sql;

@@ -1,0 +1,112 @@
+//! The re-seal pass (`docs/privacy.md`): every sealed field not under the current data key
+//! (plain text written before the field was sealed, or a value under an older key) is
+//! opened and sealed again, a batch at a time. Each row is rewritten only if it still
+//! holds what was read, so a concurrent edit is never overwritten, and the pass can run
+//! on every instance at once and be run again at any time.
+use super::{contact, customer};
+use crate::error::AppResult;
+use crate::vault::Keyring;
+use entity::{contact as contact_row, customer as customer_row};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+/// Rows read per batch.
+const BATCH: u64 = 500;
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Resealed {
+    pub contacts: u64,
+    pub customers: u64,
+}
+
+/// `column` holds exactly `value` (NULL-safe).
+fn holds(column: impl ColumnTrait, value: &Option<String>) -> Condition {
+    Condition::all().add(match value {
+        Some(v) => column.eq(v.clone()),
+        None => column.is_null(),
+    })
+}
+
+fn stale(vault: &Keyring, value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !vault.is_current(v))
+}
+
+/// Re-seals every contact and customer field not under the current key.
+///
+/// # Errors
+/// Database errors, or a value that does not open (its key is missing): the pass stops
+/// there, and nothing it did is lost.
+pub async fn reseal(db: &impl ConnectionTrait, vault: &Keyring) -> AppResult<Resealed> {
+    let mut done = Resealed::default();
+    let mut after = Uuid::nil();
+    loop {
+        let rows = contact_row::Entity::find()
+            .filter(contact_row::Column::Id.gt(after))
+            .filter(
+                Condition::any()
+                    .add(contact_row::Column::IdNumber.is_not_null())
+                    .add(contact_row::Column::Address.is_not_null()),
+            )
+            .order_by_asc(contact_row::Column::Id)
+            .limit(BATCH)
+            .all(db)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for row in rows {
+            if !stale(vault, &row.id_number) && !stale(vault, &row.address) {
+                continue;
+            }
+            let number = contact::id_number(vault, &row)?;
+            let address = contact::address(vault, &row)?;
+            let res = contact_row::Entity::update_many()
+                .col_expr(
+                    contact_row::Column::IdNumber,
+                    Expr::value(number.as_ref().map(|n| vault.seal(contact::ID_NUMBER, row.id, n))),
+                )
+                .col_expr(
+                    contact_row::Column::IdNumberIndex,
+                    Expr::value(number.as_ref().map(|n| vault.index(contact::ID_NUMBER, n))),
+                )
+                .col_expr(
+                    contact_row::Column::Address,
+                    Expr::value(address.as_ref().map(|a| vault.seal(contact::ADDRESS, row.id, a))),
+                )
+                .filter(contact_row::Column::Id.eq(row.id))
+                .filter(holds(contact_row::Column::IdNumber, &row.id_number))
+                .filter(holds(contact_row::Column::Address, &row.address))
+                .exec(db)
+                .await?;
+            done.contacts += res.rows_affected;
+        }
+    }
+    let mut after = Uuid::nil();
+    loop {
+        let rows: Vec<(Uuid, Option<String>)> = customer_row::Entity::find()
+            .select_only()
+            .columns([customer_row::Column::Id, customer_row::Column::Address])
+            .filter(customer_row::Column::Id.gt(after))
+            .filter(customer_row::Column::Address.is_not_null())
+            .order_by_asc(customer_row::Column::Id)
+            .limit(BATCH)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        for (id, stored) in rows {
+            let Some(value) = stored.as_deref().filter(|v| !vault.is_current(v)) else { continue };
+            let plain = vault.open(customer::ADDRESS, id, value)?;
+            let res = customer_row::Entity::update_many()
+                .col_expr(customer_row::Column::Address, Expr::value(vault.seal(customer::ADDRESS, id, &plain)))
+                .filter(customer_row::Column::Id.eq(id))
+                .filter(holds(customer_row::Column::Address, &stored))
+                .exec(db)
+                .await?;
+            done.customers += res.rows_affected;
+        }
+    }
+    Ok(done)
+}
