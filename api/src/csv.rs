@@ -193,18 +193,50 @@ pub async fn report(
             Ok(csv_response(name, lines_body(lines)))
         }
         "customer-grades" => {
-            Ok(csv_response(name, customer_grades(state.db.clone(), reports::report_condition(&actor)?, base)))
+            let scope = reports::report_condition(&actor)?;
+            // Roles that may not read the customers get pseudonyms, not record ids.
+            let ids = if reports::MinGroup::for_actor(&actor, 1).applies {
+                Ids::Pseudonyms(state.privacy.keys.clone())
+            } else {
+                Ids::Records
+            };
+            Ok(csv_response(name, customer_grades(state.db.clone(), scope, ids, base)))
         }
         _ => Err(AppError::NotFound("report")),
     }
 }
 
+/// How customers are named in an export.
+#[derive(Clone)]
+enum Ids {
+    /// Their record ids (the caller may read them).
+    Records,
+    /// Pseudonyms stable under the current data key (`Keyring::pseudonym`).
+    Pseudonyms(std::sync::Arc<crate::vault::Keyring>),
+}
+
+impl Ids {
+    fn of(&self, id: Uuid) -> String {
+        match self {
+            Ids::Records => id.to_string(),
+            Ids::Pseudonyms(keys) => keys.pseudonym("customer", id),
+        }
+    }
+
+    fn header(&self) -> &'static str {
+        match self {
+            Ids::Records => "customer_id",
+            Ids::Pseudonyms(_) => "customer_pseudonym",
+        }
+    }
+}
+
 /// Every customer in the report scope with its grades and no personal field (no name,
 /// phone, e-mail or address), fetched a thousand rows at a time: memory stays flat
-/// whatever the row count.
-fn customer_grades(db: sea_orm::DatabaseConnection, scope: Condition, base: String) -> Body {
+/// whatever the row count. Callers who may not read the customers get pseudonyms.
+fn customer_grades(db: sea_orm::DatabaseConnection, scope: Condition, ids: Ids, base: String) -> Body {
     let header = line([
-        "customer_id",
+        ids.header(),
         "kind",
         "category",
         "region",
@@ -230,6 +262,7 @@ fn customer_grades(db: sea_orm::DatabaseConnection, scope: Condition, base: Stri
         let db = db.clone();
         let scope = scope.clone();
         let base = base.clone();
+        let ids = ids.clone();
         async move {
             let after = after?;
             let mut q = customer::Entity::find().filter(scope).order_by_asc(customer::Column::Id).limit(1000);
@@ -248,7 +281,7 @@ fn customer_grades(db: sea_orm::DatabaseConnection, scope: Condition, base: Stri
                     for c in &batch {
                         let opt = |v: Option<String>| v.unwrap_or_default();
                         chunk.push_str(&line([
-                            c.id.to_string(),
+                            ids.of(c.id),
                             c.kind.to_string(),
                             c.category.clone(),
                             opt(c.region.clone()),

@@ -22,11 +22,12 @@ use uuid::Uuid;
 
 const PREFIX: &str = "enc1:";
 
-/// One data key: the sealing key and the blind-index key, both derived from it.
+/// One data key: the sealing, blind-index and pseudonym keys, all derived from it.
 struct DataKey {
     id: String,
     cipher: XChaCha20Poly1305,
     index: [u8; 32],
+    pseudonym: [u8; 32],
 }
 
 /// The configured data keys; the first one seals.
@@ -50,12 +51,13 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 
 impl DataKey {
     fn new(id: &str, secret: &[u8; 32]) -> DataKey {
-        // Two independent keys from one secret (HMAC as the key-derivation function).
+        // Independent keys from one secret (HMAC as the key-derivation function).
         let seal = hmac(secret, b"crm data key: seal");
         DataKey {
             id: id.to_string(),
             cipher: XChaCha20Poly1305::new(&seal.into()),
             index: hmac(secret, b"crm data key: index"),
+            pseudonym: hmac(secret, b"crm data key: pseudonym"),
         }
     }
 
@@ -176,6 +178,14 @@ impl Keyring {
     /// The blind index of a (normalized) value of `field` under the current key.
     pub fn index(&self, field: &str, value: &str) -> String {
         self.keys[0].index(field, value)
+    }
+
+    /// A pseudonymous id for a record in exports to roles that may not read the record:
+    /// the same for the same record in every export under the current key, unlinkable to
+    /// the record id without the key (`p_` and 22 base64url characters).
+    pub fn pseudonym(&self, kind: &str, record: Uuid) -> String {
+        let digest = hmac(&self.keys[0].pseudonym, format!("{kind}\u{0}{record}").as_bytes());
+        format!("p_{}", URL_SAFE_NO_PAD.encode(&digest[..16]))
     }
 
     /// Its blind index under every configured key: what a lookup matches while a

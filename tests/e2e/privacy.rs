@@ -79,6 +79,27 @@ async fn reports_cannot_single_out_a_person() {
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].ends_with(",suppressed"));
     assert!(lines[2].starts_with(",6,") && lines[2].ends_with(",true"), "{text}");
+
+    // customer-grades.csv: one row per customer, but the analyst gets pseudonyms, stable
+    // from one export to the next, never the record ids; the admin gets the ids.
+    let export = |token: String| {
+        let app = &app;
+        async move {
+            let resp = app.client.get(app.url("/reports/customer-grades.csv")).bearer_auth(token).send().await.unwrap();
+            resp.text().await.unwrap()
+        }
+    };
+    let first = export(analyst.clone()).await;
+    assert!(first.starts_with("customer_pseudonym,"), "{first}");
+    let pseudonyms: Vec<&str> = first.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(pseudonyms.len(), 12);
+    assert!(pseudonyms.iter().all(|p| p.starts_with("p_") && p.len() == 24), "{pseudonyms:?}");
+    assert_eq!(export(analyst.clone()).await, first, "stable across exports");
+    let ids = app.ok(t, "{customers(first:100){edges{node{id}}}}", json!({})).await;
+    for id in ids["customers"]["edges"].as_array().unwrap() {
+        assert!(!first.contains(id["node"]["id"].as_str().unwrap()), "a record id in the analyst's export");
+    }
+    assert!(export(t.to_string()).await.starts_with("customer_id,"));
 }
 
 /// Before: a sales rep read a public-pool customer's revenue (90,000.00) and phone while
