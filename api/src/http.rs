@@ -33,6 +33,7 @@ pub fn router(http: Http) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))
         .route("/reports/{file}", get(report_csv))
+        .route("/personal-data/{file}", get(personal_data))
         .route_layer(axum::middleware::from_fn_with_state(http.clone(), edge))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
@@ -397,6 +398,36 @@ async fn report_csv(
     match crate::csv::report(&http.state, actor, name, &params).await {
         Ok(resp) => resp,
         Err(AppError::NotFound(_)) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such report"),
+        Err(e @ AppError::Forbidden(_)) => error_response(StatusCode::FORBIDDEN, "FORBIDDEN", &e.to_string()),
+        Err(e) => app_error_response(e),
+    }
+}
+
+/// `GET /personal-data/<customer id>.json`: `exportPersonalData` as a download.
+async fn personal_data(
+    State(http): State<Http>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Response {
+    let Some(axum::Extension(Caller(actor))) = caller else {
+        return app_error_response(AppError::Unauthenticated("authentication required"));
+    };
+    let Some(id) = file.strip_suffix(".json").and_then(|s| uuid::Uuid::parse_str(s).ok()) else {
+        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "served as <customer id>.json");
+    };
+    let state = &http.state;
+    match crate::service::personal::export(&state.db, &state.privacy.keys, &actor, id).await {
+        Ok(doc) => {
+            let mut resp = Json(doc).into_response();
+            let disposition = format!("attachment; filename=\"personal-data-{id}.json\"");
+            if let Ok(v) = axum::http::HeaderValue::from_str(&disposition) {
+                resp.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
+            }
+            resp.headers_mut()
+                .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e @ AppError::NotFound(_)) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", &e.to_string()),
         Err(e @ AppError::Forbidden(_)) => error_response(StatusCode::FORBIDDEN, "FORBIDDEN", &e.to_string()),
         Err(e) => app_error_response(e),
     }

@@ -17,6 +17,8 @@ pub struct Model {
     pub error: Option<String>,
     /// RFM cut-offs computed by this run.
     pub state: Option<Json>,
+    /// Who asked for it (none: the scheduler or a deal write).
+    pub started_by: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

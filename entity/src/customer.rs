@@ -60,6 +60,11 @@ pub struct Model {
     pub margin_minor: i64,
     pub classified_at: Option<DateTimeUtc>,
     pub created_by: Option<Uuid>,
+    /// While set, the person's data cannot be erased (litigation, an audit, a tax claim).
+    pub legal_hold: bool,
+    pub legal_hold_reason: Option<String>,
+    /// When the personal fields were erased (anonymised); the facts stay.
+    pub erased_at: Option<DateTimeUtc>,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -59,6 +59,10 @@ string_enum!(
         PersonalDetails = "PERSONAL_DETAILS",
         Interaction = "INTERACTION", Feedback = "FEEDBACK", Report = "REPORT", User = "USER",
         Settings = "SETTINGS",
+        /// The audit trail (READ), scoped by the customers its records hang off.
+        Audit = "AUDIT",
+        /// A person's data as a whole: export (READ) and erase (DELETE).
+        PersonalData = "PERSONAL_DATA",
     }
 );
 
@@ -70,6 +74,11 @@ string_enum!(
 string_enum!(
     /// How far a permission reaches.
     Scope { NoAccess = "NONE", Own = "OWN", Department = "DEPARTMENT", All = "ALL" }
+);
+
+string_enum!(
+    /// A channel a customer consents to marketing on.
+    ConsentChannel { Sms = "SMS", Phone = "PHONE", Email = "EMAIL", Wechat = "WECHAT", Post = "POST" }
 );
 
 string_enum!(

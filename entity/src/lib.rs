@@ -7,6 +7,7 @@ pub mod care_run;
 pub mod classification_history;
 pub mod classification_policy;
 pub mod classification_run;
+pub mod consent;
 pub mod contact;
 pub mod customer;
 pub mod deal;

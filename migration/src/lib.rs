@@ -11,6 +11,7 @@ mod m20261124_000006_drop_history_at_index;
 mod m20261124_000007_sessions;
 mod m20261125_000008_field_groups;
 mod m20261125_000009_sealed_fields;
+mod m20261125_000010_personal_data;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_sessions::Migration),
             Box::new(m20261125_000008_field_groups::Migration),
             Box::new(m20261125_000009_sealed_fields::Migration),
+            Box::new(m20261125_000010_personal_data::Migration),
         ]
     }
 }

@@ -79,7 +79,11 @@ async fn users_are_read_listed_and_updated_by_admins_only() {
         )
         .await;
     assert_eq!(code(&resp), "UNAUTHENTICATED", "the old password is gone");
-    assert_eq!(app.audit_count(&rep).await, 3, "create, update, and the failed login with the old password");
+    assert_eq!(
+        app.audit_count(&rep).await,
+        4,
+        "create, update, password change, and the failed login with the old password"
+    );
 
     // Bad input lists every field; a stale version, another role and an unknown user change nothing.
     let resp = app

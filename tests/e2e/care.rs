@@ -35,6 +35,16 @@ async fn won_deal(app: &TestApp, customer: &str, amount: &str, closed: NaiveDate
         .clone()
 }
 
+/// The customer's marketing consent (promotional reminders need it).
+async fn consent(app: &TestApp, token: &str, customer: &Value) {
+    app.ok(
+        token,
+        "mutation($c:ID!){setConsent(customerId:$c, channel:SMS, given:true){given}}",
+        json!({"c": customer}),
+    )
+    .await;
+}
+
 async fn reminders(app: &TestApp, token: &str, status: &[&str]) -> Vec<Value> {
     let data = app
         .ok(
@@ -155,6 +165,10 @@ async fn birthdays_across_the_year_end_and_29_february() {
         )
         .await;
     let org = app.create_customer(&token, json!({"name": "闰年公司", "kind": "ORGANIZATION"})).await;
+    // Birthday greetings are promotional: they need marketing consent.
+    for c in [&person["id"], &org["id"]] {
+        consent(&app, &token, c).await;
+    }
     app.ok(
         &token,
         "mutation($c:ID!){createContact(input:{customerId:$c,name:\"赵经理\",birthday:\"2000-02-29\"}){id}}",
@@ -244,6 +258,7 @@ async fn holiday_greetings_and_the_frequency_cap() {
         )
         .await;
     let id = c["id"].as_str().unwrap();
+    consent(&app, &token, &c["id"]).await;
     won_deal(&app, id, "90000.00", day("2026-03-02"), "貂皮大衣").await;
     app.care_tick(at(day("2026-03-09"), 2, 0)).await;
     assert_eq!(of_rule(&reminders(&app, &token, &["PENDING"]).await, "SATISFACTION_SURVEY").len(), 1);

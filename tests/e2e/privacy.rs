@@ -474,3 +474,251 @@ async fn a_data_key_is_required_where_it_matters() {
     let err = api::prepare(&config).await.err().expect("a malformed key is refused");
     assert!(err.contains("CRM_DATA_KEY") && !err.contains("too-short"), "{err}");
 }
+
+/// Before: the audit was written but could not be read; deactivations, password and ID
+/// number changes, tier overrides (no new version) and `reclassifyAll` (no author) left
+/// gaps in it.
+#[tokio::test]
+async fn the_audit_trail_is_readable_and_complete() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西南", None).await;
+    let (_, manager) = app.create_user("manager@example.com", "MANAGER", &east).await;
+    let (_, analyst) = app.create_user("analyst@example.com", "ANALYST", &east).await;
+    let (rep_id, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (_, west_rep) = app.create_user("west@example.com", "SALES", &west).await;
+    let mine = app
+        .create_customer(
+            &rep,
+            json!({"name": "东边客户", "kind": "ORGANIZATION", "phone": "13800000021", "address": "上海市1号"}),
+        )
+        .await;
+    let mine = mine["id"].as_str().unwrap().to_string();
+    let theirs = app.create_customer(&west_rep, json!({"name": "西边客户", "kind": "INDIVIDUAL"})).await;
+    let theirs = theirs["id"].as_str().unwrap().to_string();
+    let contact = app
+        .ok(t, "mutation($c:ID!){createContact(input:{customerId:$c,name:\"李经理\",idNumber:\"11010519491231002X\"}){id version}}", json!({"c": mine}))
+        .await["createContact"]
+        .clone();
+    let contact_id = contact["id"].as_str().unwrap();
+    app.ok(
+        t,
+        "mutation($i:UpdateContactInput!){updateContact(input:$i){version}}",
+        json!({"i": {"id": contact_id, "version": 1, "idNumber": null}}),
+    )
+    .await;
+
+    // setTierOverride gives the customer a new version; a stale edit then fails.
+    let before =
+        app.ok(t, "query($id:ID!){customer(id:$id){version}}", json!({"id": mine})).await["customer"]["version"]
+            .as_i64()
+            .unwrap();
+    app.ok(
+        t,
+        "mutation($c:ID!){setTierOverride(customerId:$c, tier:A, reason:\"战略客户\"){tier}}",
+        json!({"c": mine}),
+    )
+    .await;
+    let after =
+        app.ok(t, "query($id:ID!){customer(id:$id){version}}", json!({"id": mine})).await["customer"]["version"]
+            .as_i64()
+            .unwrap();
+    assert!(after > before, "{before} -> {after}");
+    let stale = app
+        .gql(
+            Some(&rep),
+            "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id}}",
+            json!({"i": {"id": mine, "version": before, "name": "改名"}}),
+        )
+        .await;
+    assert_eq!(code(&stale), "CONFLICT");
+
+    // A password change and a deactivation are on the user's trail; reclassifyAll names who started it.
+    let user =
+        app.ok(t, "query($id:ID!){user(id:$id){version}}", json!({"id": rep_id})).await["user"]["version"].clone();
+    app.ok(
+        t,
+        "mutation($i:UpdateUserInput!){updateUser(input:$i){id}}",
+        json!({"i": {"id": rep_id, "version": user, "password": "another horse battery"}}),
+    )
+    .await;
+    app.ok(t, "mutation($id:ID!){deactivateUser(id:$id){active}}", json!({"id": rep_id})).await;
+    let run = app.ok(t, "mutation{reclassifyAll{id startedById}}", json!({})).await["reclassifyAll"].clone();
+    assert!(run["startedById"].is_string());
+
+    let log = "query($f:AuditFilter,$n:Int,$a:String){auditLog(filter:$f, first:$n, after:$a){totalCount edges{cursor node{action entity recordId actorId newValues oldValues}} pageInfo{hasNextPage endCursor}}}";
+    let user_trail = app.ok(t, log, json!({"f": {"recordId": rep_id}})).await["auditLog"].clone();
+    let actions: Vec<&str> =
+        user_trail["edges"].as_array().unwrap().iter().map(|e| e["node"]["action"].as_str().unwrap()).collect();
+    for expected in ["create", "password_change", "deactivate"] {
+        assert!(actions.contains(&expected), "{expected} missing: {actions:?}");
+    }
+    assert!(!user_trail.to_string().contains("argon2"), "no password hash in the audit");
+    let runs =
+        app.ok(t, log, json!({"f": {"entity": "classification_run", "action": "start"}})).await["auditLog"].clone();
+    assert_eq!(runs["totalCount"], 1);
+    let contact_trail = app.ok(t, log, json!({"f": {"recordId": contact_id}})).await["auditLog"].clone();
+    let change = contact_trail["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["node"]["action"] == "id_number_change")
+        .expect("id number change");
+    assert_eq!(change["node"]["newValues"]["id_number"], "cleared");
+    assert!(!contact_trail.to_string().contains("1101051949"));
+
+    // Pages: newest first, cursors continue without repeating.
+    let first = app.ok(t, log, json!({"n": 3})).await["auditLog"].clone();
+    assert_eq!(first["edges"].as_array().unwrap().len(), 3);
+    let next = app.ok(t, log, json!({"n": 3, "a": first["pageInfo"]["endCursor"]})).await["auditLog"].clone();
+    let a: Vec<&Value> = first["edges"].as_array().unwrap().iter().map(|e| &e["node"]).collect();
+    assert!(next["edges"].as_array().unwrap().iter().all(|e| !a.contains(&&e["node"])));
+
+    // The manager reads the trail of the east customers only, and not staff rows.
+    let seen = app.ok(&manager, log, json!({"n": 100})).await["auditLog"].clone();
+    let records: Vec<&str> =
+        seen["edges"].as_array().unwrap().iter().map(|e| e["node"]["recordId"].as_str().unwrap()).collect();
+    assert!(records.contains(&mine.as_str()) && records.contains(&contact_id));
+    assert!(!records.contains(&theirs.as_str()), "another department's customer");
+    assert!(!records.contains(&rep_id.as_str()), "staff rows need an ALL grant");
+    // Others may not read it at all.
+    for token in [&analyst, &west_rep] {
+        assert_eq!(code(&app.gql(Some(token), log, json!({})).await), "FORBIDDEN");
+    }
+    // Values are masked per field grants: with contact details taken from managers, the
+    // phone reads "[hidden]"; the admin sees it, and the sealed address opened.
+    let set = "mutation($i:RolePermissionInput!){setRolePermission(input:$i){scope}}";
+    app.ok(t, set, json!({"i": {"role": "MANAGER", "resource": "CONTACT_DETAILS", "action": "READ", "scope": "NONE"}}))
+        .await;
+    let create_row = |list: &Value| {
+        list["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["node"]["action"] == "create" && e["node"]["entity"] == "customer")
+            .unwrap()["node"]
+            .clone()
+    };
+    let masked = create_row(&app.ok(&manager, log, json!({"f": {"recordId": mine}})).await["auditLog"]);
+    assert_eq!(masked["newValues"]["phone"], "[hidden]");
+    assert_eq!(masked["newValues"]["address"], "[hidden]");
+    assert_eq!(masked["newValues"]["name"], "东边客户");
+    let plain = create_row(&app.ok(t, log, json!({"f": {"recordId": mine}})).await["auditLog"]);
+    assert_eq!(
+        (plain["newValues"]["phone"].as_str(), plain["newValues"]["address"].as_str()),
+        (Some("13800000021"), Some("上海市1号"))
+    );
+}
+
+/// Export and erase of one person's data; consent gates promotional reminders.
+#[tokio::test]
+async fn a_person_can_be_exported_and_erased() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西南", None).await;
+    let (_, manager) = app.create_user("manager@example.com", "MANAGER", &east).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (_, west_manager) = app.create_user("wm@example.com", "MANAGER", &west).await;
+    let c = app
+        .create_customer(&rep, json!({"name": "王女士", "kind": "INDIVIDUAL", "phone": "13800000031", "email": "wang@example.cn",
+                                       "birthday": "1985-03-20", "address": "杭州市西湖路3号", "softProfile": {"hobbies": "茶艺"}}))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    won(&app, &id, "88000.00").await;
+    app.ok(&rep, "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id}}",
+           json!({"i": {"customerId": id, "kind": "CALL", "direction": "OUTBOUND", "summary": "王女士说她下月搬家到苏州"}})).await;
+    app.ok(
+        &rep,
+        "mutation($i:CreateFeedbackInput!){createFeedback(input:$i){id}}",
+        json!({"i": {"customerId": id, "kind": "COMPLAINT", "channel": "PHONE", "content": "王女士投诉送货太慢"}}),
+    )
+    .await;
+
+    // Consent: without it no promotional reminder (the birthday greeting) is created.
+    let tick =
+        |d: &str| (chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()).and_hms_opt(2, 0, 0).unwrap().and_utc();
+    app.care_tick(tick("2027-03-17")).await;
+    let rules = "{myReminders(first:50){nodes{rule customer{id}}}}";
+    let birthday =
+        |v: &Value| v["myReminders"]["nodes"].as_array().unwrap().iter().filter(|r| r["rule"] == "BIRTHDAY").count();
+    assert_eq!(birthday(&app.ok(&rep, rules, json!({})).await), 0, "no consent, no birthday greeting");
+    let consent = "mutation($c:ID!,$g:Boolean!){setConsent(customerId:$c, channel:WECHAT, given:$g, source:\"门店登记表\"){channel given givenAt withdrawnAt source}}";
+    let given = app.ok(&rep, consent, json!({"c": id, "g": true})).await;
+    assert_eq!(given["setConsent"]["given"], true);
+    app.care_tick(tick("2028-03-17")).await;
+    assert_eq!(birthday(&app.ok(&rep, rules, json!({})).await), 1, "consent given: the greeting is created");
+    let withdrawn = app.ok(&rep, consent, json!({"c": id, "g": false})).await["setConsent"].clone();
+    assert_eq!((withdrawn["given"].as_bool(), withdrawn["withdrawnAt"].is_string()), (Some(false), true));
+    app.care_tick(tick("2029-03-17")).await;
+    assert_eq!(birthday(&app.ok(&rep, rules, json!({})).await), 1, "withdrawn: no new greeting");
+
+    // Export: admins and the east manager; not the west manager (not found) nor the rep.
+    let export = "mutation($c:ID!){exportPersonalData(customerId:$c)}";
+    let doc = app.ok(&manager, export, json!({"c": id})).await["exportPersonalData"].clone();
+    assert_eq!(doc["customer"]["name"], "王女士");
+    assert_eq!(doc["customer"]["address"], "杭州市西湖路3号", "sealed fields are opened in the export");
+    assert_eq!(doc["deals"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["interactions"][0]["summary"], "王女士说她下月搬家到苏州");
+    assert_eq!(doc["feedback"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["consents"][0]["channel"], "WECHAT");
+    assert!(!doc["reminders"].as_array().unwrap().is_empty());
+    assert!(doc["audit"].as_array().unwrap().iter().any(|a| a["action"] == "consent_withdrawn"));
+    assert_eq!(code(&app.gql(Some(&west_manager), export, json!({"c": id})).await), "NOT_FOUND");
+    assert_eq!(code(&app.gql(Some(&rep), export, json!({"c": id})).await), "FORBIDDEN");
+    let resp = app.client.get(app.url(&format!("/personal-data/{id}.json"))).bearer_auth(t).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let downloaded: Value = resp.json().await.unwrap();
+    assert_eq!(downloaded["customer"]["id"], id.as_str());
+    let resp = app.client.get(app.url(&format!("/personal-data/{id}.json"))).bearer_auth(&rep).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // A legal hold stops the erasure.
+    let erase = "mutation($c:ID!,$r:String!){erasePersonalData(customerId:$c, reason:$r){name phone email birthday address softProfile{hobbies} erasedAt tier revenue{amount}}}";
+    let hold =
+        "mutation($c:ID!,$h:Boolean!,$r:String){setLegalHold(customerId:$c, hold:$h, reason:$r){legalHold{reason}}}";
+    assert_eq!(code(&app.gql(Some(&manager), hold, json!({"c": id, "h": true, "r": "诉讼"})).await), "FORBIDDEN");
+    app.ok(t, hold, json!({"c": id, "h": true, "r": "合同纠纷诉讼"})).await;
+    let held = app.gql(Some(&manager), erase, json!({"c": id, "r": "本人要求删除"})).await;
+    assert_eq!(code(&held), "CONFLICT", "{held}");
+    app.ok(t, hold, json!({"c": id, "h": false})).await;
+    assert_eq!(code(&app.gql(Some(&manager), erase, json!({"c": id, "r": " "})).await), "VALIDATION");
+    assert_eq!(code(&app.gql(Some(&rep), erase, json!({"c": id, "r": "本人要求"})).await), "FORBIDDEN");
+
+    // The erasure: personal fields gone everywhere, the facts kept.
+    let erased =
+        app.ok(&manager, erase, json!({"c": id, "r": "本人2026-11-24书面要求删除"})).await["erasePersonalData"].clone();
+    assert_eq!(erased["name"], "[erased]");
+    for field in ["phone", "email", "birthday", "address", "softProfile"] {
+        assert_eq!(erased[field], Value::Null, "{field}");
+    }
+    assert!(erased["erasedAt"].is_string());
+    assert_eq!(
+        (erased["tier"].as_str(), erased["revenue"]["amount"].as_str()),
+        (Some("A"), Some("88000.00")),
+        "the facts stay"
+    );
+    let report = app.ok(t, "{classificationReport(groupBy:[TIER]){customerCount revenue{amount}}}", json!({})).await;
+    assert!(report.to_string().contains("88000.00"), "reports stay true: {report}");
+    let after = app.ok(t, export, json!({"c": id})).await["exportPersonalData"].to_string();
+    for personal in ["王女士", "13800000031", "wang@example.cn", "1985-03-20", "西湖路", "茶艺", "搬家", "送货太慢"]
+    {
+        assert!(!after.contains(personal), "{personal} survived the erasure");
+    }
+    assert!(
+        after.contains("erase_personal_data") && after.contains("本人2026-11-24书面要求删除"),
+        "the erasure is audited"
+    );
+    // The rendered reminder texts and the raw audit table hold nothing either.
+    let raw = raw_column(&app, "audit_log", "CAST(new_values AS TEXT)").await;
+    assert!(
+        raw.iter().flatten().all(|v| !v.contains("王女士") && !v.contains("13800000031")),
+        "raw audit rows scrubbed"
+    );
+    let reasons = raw_column(&app, "reminder", "reason").await;
+    assert!(reasons.iter().flatten().all(|r| !r.contains("王女士")), "{reasons:?}");
+    // The phone number is free again.
+    app.create_customer(&rep, json!({"name": "新客户", "kind": "INDIVIDUAL", "phone": "13800000031"})).await;
+}

@@ -175,6 +175,8 @@ pub struct ClassificationRun {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// Who asked for it; null for the scheduler and policy changes made before this was kept.
+    pub started_by_id: Option<ID>,
 }
 
 impl From<classification_run::Model> for ClassificationRun {
@@ -188,6 +190,7 @@ impl From<classification_run::Model> for ClassificationRun {
             changed: m.changed,
             started_at: m.started_at,
             finished_at: m.finished_at,
+            started_by_id: m.started_by.map(|u| ID(u.to_string())),
             error: m.error,
         }
     }

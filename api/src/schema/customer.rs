@@ -261,6 +261,21 @@ impl Customer {
             .map(|p| InteractionConnection(p.map(Interaction)))
             .gql()
     }
+    /// Marketing consent per channel.
+    async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<super::personal::Consent>> {
+        let mut all = crate::service::personal::consents_of(super::common::db(ctx), vec![self.0.id]).await.gql()?;
+        Ok(all.remove(&self.0.id).unwrap_or_default().into_iter().map(Into::into).collect())
+    }
+    /// Set while the person's data must not be erased.
+    async fn legal_hold(&self) -> Option<super::personal::LegalHold> {
+        self.0
+            .legal_hold
+            .then(|| super::personal::LegalHold { reason: self.0.legal_hold_reason.clone().unwrap_or_default() })
+    }
+    /// When the personal fields were erased (the record stays, anonymised).
+    async fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.0.erased_at
+    }
     /// Increases with every change; send it back with updates.
     async fn version(&self) -> i32 {
         self.0.version

@@ -317,6 +317,10 @@ pub enum PermissionResource {
     Report,
     User,
     Settings,
+    /// The audit trail (READ), scoped by the customers its records hang off.
+    Audit,
+    /// A person's data as a whole: export (READ) and erase (DELETE).
+    PersonalData,
 }
 
 /// What a permission allows.
@@ -343,4 +347,16 @@ pub enum PermissionScope {
     Department,
     /// Every record.
     All,
+}
+
+/// A channel a customer consents to marketing on.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::ConsentChannel")]
+pub enum ConsentChannel {
+    Sms,
+    Phone,
+    Email,
+    Wechat,
+    /// Letters.
+    Post,
 }

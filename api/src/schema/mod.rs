@@ -1,4 +1,5 @@
 //! The GraphQL schema: one module per resource turning GraphQL into service calls.
+pub mod audit;
 pub mod care;
 pub mod classification;
 pub mod common;
@@ -14,6 +15,7 @@ pub mod interaction;
 pub mod keylists;
 pub mod loaders;
 pub mod permission;
+pub mod personal;
 pub mod record;
 pub mod reports;
 pub mod user;
@@ -37,6 +39,7 @@ pub struct Query(
     reports::ReportQuery,
     care::CareQuery,
     permission::PermissionQuery,
+    audit::AuditQuery,
 );
 
 /// Every mutation.
@@ -55,6 +58,7 @@ pub struct Mutation(
     classification::ClassificationMutation,
     care::CareMutation,
     permission::PermissionMutation,
+    personal::PersonalMutation,
 );
 
 /// The schema type served at /graphql.

@@ -324,6 +324,7 @@ pub async fn update(
         if let Some(h) = p.hobbies {
             am.hobbies = Set(optional_text(&mut v, "hobbies", h, 1000));
         }
+        let id_number_changed = p.id_number.is_some();
         if let Some(i) = p.id_number {
             let number = clean(i).and_then(|i| v.check("idNumber", check_id_number(&i)));
             if let Some(n) = &number {
@@ -337,7 +338,15 @@ pub async fn update(
             am.notes = Set(optional_text(&mut v, "notes", n, 4000));
         }
         v.into_result()?;
-        save::<contact::Entity>(txn, Some(actor.id()), "update", &old, am).await
+        let set = am.id_number.try_as_ref().is_some_and(Option::is_some);
+        let saved = save::<contact::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
+        if id_number_changed {
+            // The number never enters the audit log; that it changed does.
+            let what =
+                serde_json::json!({"customer_id": old.customer_id, "id_number": if set { "set" } else { "cleared" }});
+            audit::record(txn, Some(actor.id()), "id_number_change", "contact", id, None, Some(&what)).await?;
+        }
+        Ok(saved)
     })
     .await
 }

@@ -18,6 +18,7 @@ pub mod money;
 pub mod normalize;
 pub mod pagination;
 pub mod permission;
+pub mod personal;
 pub mod record;
 pub mod reports;
 pub mod seal;

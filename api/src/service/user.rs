@@ -180,11 +180,17 @@ pub async fn update(
         if let Some(d) = patch.department_id {
             am.department_id = Set(d);
         }
+        let password_changed = hash.is_some();
         if let Some(h) = hash {
             am.password_hash = Set(h);
             session::end_sessions(txn, &old, &mut am).await?;
         }
-        save::<user::Entity>(txn, Some(actor.id()), "update", &old, am).await
+        let saved = save::<user::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
+        if password_changed {
+            // The hash never enters the audit log; the change does.
+            audit::record::<user::Model>(txn, Some(actor.id()), "password_change", "user", id, None, None).await?;
+        }
+        Ok(saved)
     })
     .await?;
     events.publish(Signal::UserChanged(id)).await;

@@ -184,7 +184,7 @@ pub async fn classification(state: AppState) -> Result<String, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let during = tokio::spawn(probe(addr, token, ids, stop.clone()));
     let run_id = new_id();
-    classification::create_run(&db, run_id, Reason::Reclassify).await.map_err(|e| e.to_string())?;
+    classification::create_run(&db, run_id, Reason::Reclassify, None).await.map_err(|e| e.to_string())?;
     let t = Instant::now();
     classification::run_full_pass(&db, run_id, Reason::Reclassify, None, chrono::Utc::now().date_naive())
         .await

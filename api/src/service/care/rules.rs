@@ -463,6 +463,12 @@ pub async fn evaluate(db: &DatabaseConnection, day: NaiveDate) -> AppResult<u64>
 }
 
 async fn write_candidates(db: &DatabaseConnection, cx: &Context, mut candidates: Vec<Candidate>) -> AppResult<u64> {
+    // Promotional reminders only for customers who consented to marketing (any channel).
+    let promotional: Vec<Uuid> = candidates.iter().filter(|c| c.promotional).map(|c| c.customer).collect();
+    if !promotional.is_empty() {
+        let consenting = crate::service::personal::consenting(db, &promotional).await?;
+        candidates.retain(|c| !c.promotional || consenting.contains(&c.customer));
+    }
     if candidates.is_empty() {
         return Ok(0);
     }

@@ -69,6 +69,12 @@ pub async fn set_override(
         customer::Entity::update_many()
             .col_expr(customer::Column::TierOverride, Expr::value(tier.map(|t| t.to_string())))
             .col_expr(customer::Column::TierOverrideReason, Expr::value(reason.clone()))
+            // A changed record gets a new version: a stale edit of it must fail.
+            .col_expr(
+                customer::Column::Version,
+                sea_orm::sea_query::ExprTrait::add(Expr::col(customer::Column::Version), 1),
+            )
+            .col_expr(customer::Column::UpdatedAt, Expr::value(now()))
             .filter(customer::Column::Id.eq(customer_id))
             .exec(txn)
             .await?;

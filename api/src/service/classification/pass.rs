@@ -30,7 +30,7 @@ pub async fn start_full_pass(
     reason: Reason,
     actor: Option<Uuid>,
 ) -> AppResult<classification_run::Model> {
-    let run = create_run(db, new_id(), reason).await?;
+    let run = create_run(db, new_id(), reason, actor).await?;
     let db = db.clone();
     let run_id = run.id;
     tokio::spawn(async move {
@@ -43,7 +43,12 @@ pub async fn start_full_pass(
 
 /// Registers a run; refuses while another is RUNNING (a run older than six hours is
 /// taken for dead: its instance stopped).
-pub async fn create_run(db: &DatabaseConnection, id: Uuid, reason: Reason) -> AppResult<classification_run::Model> {
+pub async fn create_run(
+    db: &DatabaseConnection,
+    id: Uuid,
+    reason: Reason,
+    started_by: Option<Uuid>,
+) -> AppResult<classification_run::Model> {
     write(db, async |txn| {
         let busy = classification_run::Entity::find()
             .filter(classification_run::Column::Status.eq(RunStatus::Running))
@@ -64,9 +69,13 @@ pub async fn create_run(db: &DatabaseConnection, id: Uuid, reason: Reason) -> Ap
             finished_at: Set(None),
             error: Set(None),
             state: Set(None),
+            started_by: Set(started_by),
         }
         .insert(txn)
         .await?;
+        if let Some(by) = started_by {
+            crate::service::audit::record(txn, Some(by), "start", "classification_run", id, None, Some(&run)).await?;
+        }
         Ok(run)
     })
     .await
@@ -301,7 +310,7 @@ pub async fn daily_pass(db: &DatabaseConnection, today: NaiveDate) -> AppResult<
     if classification_run::Entity::find_by_id(id).one(db).await?.is_some() {
         return Ok(false);
     }
-    match create_run(db, id, Reason::TimePassed).await {
+    match create_run(db, id, Reason::TimePassed, None).await {
         Ok(_) => {}
         // Another pass is running, or another instance registered today's run first
         // (its id is derived from the date: the primary key decides).
