@@ -263,8 +263,11 @@ impl Customer {
     }
     /// Marketing consent per channel.
     async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<super::personal::Consent>> {
-        let mut all = crate::service::personal::consents_of(super::common::db(ctx), vec![self.0.id]).await.gql()?;
-        Ok(all.remove(&self.0.id).unwrap_or_default().into_iter().map(Into::into).collect())
+        let rows = super::loaders::loader(ctx)
+            .load_one(super::loaders::ConsentsKey(self.0.id))
+            .await
+            .map_err(super::loaders::unshare)?;
+        Ok(rows.unwrap_or_default().into_iter().map(Into::into).collect())
     }
     /// Set while the person's data must not be erased.
     async fn legal_hold(&self) -> Option<super::personal::LegalHold> {

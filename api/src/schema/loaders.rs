@@ -56,6 +56,9 @@ pub struct DepartmentKey(pub Uuid);
 pub struct CustomerKey(pub Uuid);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LineItemsKey(pub Uuid);
+/// The marketing consents of a customer (asked only by a customer the caller reads).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConsentsKey(pub Uuid);
 /// Where a customer sits (owner, department), unscoped: only asked for a customer whose
 /// record the caller already reads, to decide which field groups show on it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -176,6 +179,16 @@ impl Loader<CustomerKey> for Loaders {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = crate::service::customer::readable_by_ids(&self.db, actor, ids).await.map_err(err)?;
         Ok(rows.into_iter().map(|r| (CustomerKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<ConsentsKey> for Loaders {
+    type Value = Vec<entity::consent::Model>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[ConsentsKey]) -> Result<HashMap<ConsentsKey, Self::Value>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let mut map = crate::service::personal::consents_of(&self.db, ids.clone()).await.map_err(err)?;
+        Ok(ids.into_iter().map(|id| (ConsentsKey(id), map.remove(&id).unwrap_or_default())).collect())
     }
 }
 
