@@ -373,4 +373,13 @@ async fn a_socket_follows_its_user() {
     assert_eq!(next(&mut ws).await, Ok(json!({"id": "me", "type": "complete"})));
     app.ok(&app.admin_token, update, json!({"i": {"id": third, "version": 2, "password": "a brand new secret"}})).await;
     assert_eq!(next(&mut ws).await, Err(4403));
+
+    // A grant of the role changes (setRolePermission): its sockets close; the next
+    // connection runs with the new grant.
+    let (_, service) = app.create_user("service@example.com", "SERVICE", &dept).await;
+    let mut ws = ready(app.addr, &service).await;
+    subscribe(&mut ws, "leads", NEW_LEAD).await;
+    let grant = json!({"i": {"role": "SERVICE", "resource": "PERSONAL_DETAILS", "action": "READ", "scope": "ALL"}});
+    app.ok(&app.admin_token, "mutation($i:RolePermissionInput!){setRolePermission(input:$i){scope}}", grant).await;
+    assert_eq!(next(&mut ws).await, Err(4403));
 }
