@@ -229,20 +229,24 @@ impl Ids {
             Ids::Pseudonyms(_) => "customer_pseudonym",
         }
     }
+
+    /// Whether the owner column is exported: not next to pseudonyms, where a staff member
+    /// with few customers would point at them.
+    fn with_owner(&self) -> bool {
+        matches!(self, Ids::Records)
+    }
 }
 
 /// Every customer in the report scope with its grades and no personal field (no name,
 /// phone, e-mail or address), fetched a thousand rows at a time: memory stays flat
 /// whatever the row count. Callers who may not read the customers get pseudonyms.
 fn customer_grades(db: sea_orm::DatabaseConnection, scope: Condition, ids: Ids, base: String) -> Body {
-    let header = line([
-        ids.header(),
-        "kind",
-        "category",
-        "region",
-        "industry",
-        "department_id",
-        "owner_id",
+    let mut header = vec![ids.header(), "kind", "category", "region", "industry", "department_id"];
+    if ids.with_owner() {
+        header.push("owner_id");
+    }
+    let (revenue, margin) = (format!("revenue_{}", base.to_lowercase()), format!("margin_{}", base.to_lowercase()));
+    header.extend([
         "lifecycle_stage",
         "tier",
         "computed_tier",
@@ -252,11 +256,12 @@ fn customer_grades(db: sea_orm::DatabaseConnection, scope: Condition, ids: Ids, 
         "relationship_type",
         "turnover_margin_class",
         "won_deals",
-        &format!("revenue_{}", base.to_lowercase()),
-        &format!("margin_{}", base.to_lowercase()),
+        &revenue,
+        &margin,
         "first_purchase_on",
         "last_purchase_on",
     ]);
+    let header = line(header);
     let first = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(header)) });
     let rows = stream::unfold(Some(None::<Uuid>), move |after| {
         let db = db.clone();
@@ -280,14 +285,18 @@ fn customer_grades(db: sea_orm::DatabaseConnection, scope: Condition, ids: Ids, 
                     let mut chunk = String::with_capacity(batch.len() * 160);
                     for c in &batch {
                         let opt = |v: Option<String>| v.unwrap_or_default();
-                        chunk.push_str(&line([
+                        let mut cells = vec![
                             ids.of(c.id),
                             c.kind.to_string(),
                             c.category.clone(),
                             opt(c.region.clone()),
                             opt(c.industry.clone()),
                             c.department_id.to_string(),
-                            opt(c.owner_id.map(|o| o.to_string())),
+                        ];
+                        if ids.with_owner() {
+                            cells.push(opt(c.owner_id.map(|o| o.to_string())));
+                        }
+                        cells.extend([
                             c.lifecycle_stage.to_string(),
                             c.tier.to_string(),
                             opt(c.computed_tier.map(|t| t.to_string())),
@@ -301,7 +310,8 @@ fn customer_grades(db: sea_orm::DatabaseConnection, scope: Condition, ids: Ids, 
                             money::format_minor(c.margin_minor, &base),
                             opt(c.first_purchase_on.map(|d| d.to_string())),
                             opt(c.last_purchase_on.map(|d| d.to_string())),
-                        ]));
+                        ]);
+                        chunk.push_str(&line(cells));
                     }
                     Some((Ok(Bytes::from(chunk)), Some(next)))
                 }

@@ -105,7 +105,9 @@ impl AppError {
     }
 
     /// Maps a unique violation to DUPLICATE by index name (PostgreSQL names the index,
-    /// SQLite the columns), anything else to INTERNAL.
+    /// SQLite the columns), text PostgreSQL cannot store (a NUL character, from any input
+    /// the validators do not see: a filter, a search) to VALIDATION, anything else to
+    /// INTERNAL.
     pub fn from_db(e: DbErr) -> Self {
         if let Some(SqlErr::UniqueConstraintViolation(msg)) = e.sql_err() {
             for (key, needles) in UNIQUE_KEYS {
@@ -113,6 +115,10 @@ impl AppError {
                     return Self::Duplicate { key, department: None, message: format!("{key} already exists") };
                 }
             }
+        }
+        let text = e.to_string();
+        if text.contains("invalid byte sequence for encoding") && text.contains("0x00") {
+            return Self::Validation(vec![FieldError::new("input", crate::service::NUL_MESSAGE)]);
         }
         Self::internal(e)
     }
@@ -122,6 +128,7 @@ impl AppError {
 const UNIQUE_KEYS: &[(&str, &[&str])] = &[
     ("phone", &["uq_customer_phone_norm", "customer.phone_norm"]),
     ("email", &["uq_customer_email_norm", "customer.email_norm"]),
+    ("idNumber", &["uq_contact_id_number", "contact.customer_id, contact.id_number_index"]),
     ("name", &["uq_customer_org_name_norm", "customer.name_norm"]),
     ("userEmail", &["uq_user_email", "user.email"]),
     ("departmentName", &["uq_department_parent_name", "department.parent_id, department.name"]),

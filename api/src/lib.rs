@@ -42,6 +42,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;
     migrate(&db).await.map_err(|e| format!("migration failed: {e}"))?;
+    restrict_sqlite_files(&config.database_url);
     service::db::spawn_checkpointer(&config.database_url, std::time::Duration::from_secs(5))
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;
@@ -108,22 +109,46 @@ pub fn data_keys(config: &Config) -> Result<vault::Keyring, String> {
     if let Some(spec) = &config.data_key {
         return vault::Keyring::parse(spec);
     }
-    let Some(rest) = config.database_url.strip_prefix("sqlite:") else {
+    if !config.database_url.starts_with("sqlite:") {
         return Err("CRM_DATA_KEY is required with PostgreSQL: it seals ID numbers and addresses at rest. \
              Make one with `crm data-key new` and keep it in your secret store (README, PostgreSQL)."
             .into());
-    };
-    let path = rest.trim_start_matches("//").split('?').next().unwrap_or_default();
-    if path.is_empty() || path.contains(":memory:") || path.contains("mode=memory") {
+    }
+    let Some(path) = sqlite_path(&config.database_url).filter(|_| !config.database_url.contains("mode=memory")) else {
         tracing::warn!("CRM_DATA_KEY is not set: an in-memory database gets a key that dies with the process");
         return vault::Keyring::parse(&vault::Keyring::new_spec("memory"));
-    }
+    };
     let file = std::path::PathBuf::from(format!("{path}.key"));
     tracing::warn!(
         file = %file.display(),
         "CRM_DATA_KEY is not set: using the key file beside the database; back it up with the database (without it, sealed fields cannot be read) or set CRM_DATA_KEY"
     );
     vault::Keyring::from_file(&file)
+}
+
+/// The path of an SQLite database file, if the URL names one.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("sqlite:")?.trim_start_matches("//").split('?').next()?;
+    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
+}
+
+/// Makes the SQLite files readable by their owner only: they hold personal data and, when
+/// `CRM_JWT_SECRET` is not set, the token-signing secret. Best effort (logged).
+fn restrict_sqlite_files(url: &str) {
+    #[cfg(unix)]
+    if let Some(path) = sqlite_path(url) {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{path}{suffix}");
+            if std::path::Path::new(&file).exists()
+                && let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file, error = %e, "cannot make the database file private");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = url;
 }
 
 /// A random 256-bit secret, base64url.
@@ -196,7 +221,12 @@ pub fn spawn_reseal(state: &AppState) {
     tokio::spawn(async move {
         match service::seal::reseal(&db, &vault).await {
             Ok(done) if done == service::seal::Resealed::default() => {}
-            Ok(done) => tracing::info!(contacts = done.contacts, customers = done.customers, "sealed fields re-sealed"),
+            Ok(done) => tracing::info!(
+                contacts = done.contacts,
+                customers = done.customers,
+                audit_rows = done.audit_rows,
+                "sealed fields re-sealed"
+            ),
             Err(e) => tracing::error!(error = %e, "re-sealing sensitive fields stopped"),
         }
     });

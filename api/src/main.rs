@@ -136,11 +136,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let state = api::prepare(&config).await?;
             let done = api::service::seal::reseal(&state.db, &state.privacy.keys).await.map_err(|e| e.to_string())?;
             println!(
-                "re-sealed under key {}: {} contacts, {} customers",
+                "re-sealed under key {}: {} contacts, {} customers, {} audit rows",
                 state.privacy.keys.current(),
                 done.contacts,
-                done.customers
+                done.customers,
+                done.audit_rows
             );
+            println!("every server must list this key first before the old one is dropped");
             Ok(())
         }
         Command::DataKey { command: DataKeyCommand::New { id } } => {

@@ -12,6 +12,7 @@ mod m20261124_000007_sessions;
 mod m20261125_000008_field_groups;
 mod m20261125_000009_sealed_fields;
 mod m20261125_000010_personal_data;
+mod m20261125_000011_unique_id_numbers;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_field_groups::Migration),
             Box::new(m20261125_000009_sealed_fields::Migration),
             Box::new(m20261125_000010_personal_data::Migration),
+            Box::new(m20261125_000011_unique_id_numbers::Migration),
         ]
     }
 }

@@ -400,6 +400,30 @@ async fn sensitive_fields_are_sealed_at_rest_and_keys_rotate() {
     assert_eq!(code(&dup), "DUPLICATE", "{dup}");
     assert_eq!(dup["errors"][0]["extensions"]["key"], "idNumber");
 
+    // Nor by restoring a trashed twin, nor by racing two creates.
+    let twin = app
+        .ok(t, create, json!({"i": {"customerId": org, "name": "孪生", "idNumber": "110101199003070011"}}))
+        .await["createContact"]["id"]
+        .clone();
+    app.ok(t, "mutation($id:ID!){deleteContact(id:$id){id}}", json!({"id": twin})).await;
+    app.ok(t, create, json!({"i": {"customerId": org, "name": "孪生二", "idNumber": "110101199003070011"}})).await;
+    let restored = app.gql(Some(t), "mutation($id:ID!){restoreContact(id:$id){id}}", json!({"id": twin})).await;
+    assert_eq!(code(&restored), "DUPLICATE", "{restored}");
+    let race = (0..8).map(|i| {
+        let app = &app;
+        let org = org.clone();
+        async move {
+            app.gql(
+                Some(&app.admin_token),
+                create,
+                json!({"i": {"customerId": org, "name": format!("并发{i}"), "idNumber": "110101198001010010"}}),
+            )
+            .await
+        }
+    });
+    let made = futures::future::join_all(race).await.iter().filter(|r| r["errors"].is_null()).count();
+    assert_eq!(made, 1, "one contact per ID number and customer, however they race");
+
     // A value written before sealing (plain) still reads, until the re-seal pass.
     let second = app.ok(t, create, json!({"i": {"customerId": org, "name": "王总"}})).await["createContact"]["id"]
         .as_str()
@@ -412,7 +436,8 @@ async fn sensitive_fields_are_sealed_at_rest_and_keys_rotate() {
     // Rotation: a new key first, the old one still listed; the pass re-seals everything.
     let both = app.another_instance(|c| c.data_key = Some(format!("{NEW_KEY},{OLD_KEY}"))).await;
     let done = api::service::seal::reseal(&both.db, &both.state.privacy.keys).await.unwrap();
-    assert_eq!((done.contacts, done.customers), (2, 1));
+    assert_eq!((done.contacts, done.customers), (5, 1));
+    assert!(done.audit_rows >= 2, "the audit's sealed addresses move to the new key too");
     let again = api::service::seal::reseal(&both.db, &both.state.privacy.keys).await.unwrap();
     assert_eq!((again.contacts, again.customers), (0, 0), "a second pass finds nothing to do");
     let numbers = raw_column(&app, "contact", "id_number").await;
@@ -423,6 +448,17 @@ async fn sensitive_fields_are_sealed_at_rest_and_keys_rotate() {
     assert_eq!(got["contact"], json!({"idNumberMasked": "110***********002X", "address": "苏州市中山路2号"}));
     let got = new_only.ok(&new_only.admin_token, read, json!({"id": second})).await;
     assert_eq!(got["contact"]["idNumberMasked"], "440***********0016");
+    let trail = new_only
+        .ok(
+            &new_only.admin_token,
+            "query($r:ID){auditLog(filter:{recordId:$r}){edges{node{newValues}}}}",
+            json!({"r": org}),
+        )
+        .await;
+    assert!(
+        trail.to_string().contains("上海市人民路1号"),
+        "old audit rows still read after the old key is gone: {trail}"
+    );
     let dup = new_only
         .gql(
             Some(&new_only.admin_token),
@@ -454,6 +490,8 @@ async fn a_data_key_is_required_where_it_matters() {
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            let db = std::fs::metadata(app.database_url.trim_start_matches("sqlite://")).unwrap();
+            assert_eq!(db.permissions().mode() & 0o777, 0o600, "the database holds personal data and the JWT secret");
         }
         let t = &app.admin_token;
         let c =
@@ -609,6 +647,25 @@ async fn the_audit_trail_is_readable_and_complete() {
         (plain["newValues"]["phone"].as_str(), plain["newValues"]["address"].as_str()),
         (Some("13800000021"), Some("上海市1号"))
     );
+
+    // Amounts nested in a deal's audit values ({deal, lineItems}) and in an export are
+    // masked too once managers lose amounts.
+    app.ok(
+        t,
+        "mutation($i:CreateDealInput!){createDeal(input:$i){id}}",
+        json!({"i": {"customerId": mine, "title": "订单", "currency": "CNY", "lineItems": [{"product": "茶叶", "quantity": 2, "unitPrice": "3888.50", "unitCost": "1000"}]}}),
+    )
+    .await;
+    app.ok(t, set, json!({"i": {"role": "MANAGER", "resource": "DEAL_AMOUNT", "action": "READ", "scope": "NONE"}}))
+        .await;
+    let deals = app.ok(&manager, log, json!({"f": {"entity": "deal"}})).await["auditLog"].to_string();
+    assert!(deals.contains("[hidden]") && !deals.contains("388850") && !deals.contains("777700"), "{deals}");
+    let export =
+        app.ok(&manager, "mutation($c:ID!){exportPersonalData(customerId:$c)}", json!({"c": mine})).await.to_string();
+    assert!(
+        !export.contains("388850") && !export.contains("13800000021"),
+        "the export follows the field groups: {export}"
+    );
 }
 
 /// Export and erase of one person's data; consent gates promotional reminders.
@@ -719,6 +776,91 @@ async fn a_person_can_be_exported_and_erased() {
     );
     let reasons = raw_column(&app, "reminder", "reason").await;
     assert!(reasons.iter().flatten().all(|r| !r.contains("王女士")), "{reasons:?}");
+    // Free texts of the kept facts and the consent's source went too.
+    let deal = app
+        .ok(
+            t,
+            "query($c:ID!){customer(id:$c){deals{edges{node{title amount{amount}}}} consents{source given}}}",
+            json!({"c": id}),
+        )
+        .await;
+    assert_eq!(
+        deal["customer"]["deals"]["edges"][0]["node"],
+        json!({"title": "[erased]", "amount": {"amount": "88000.00"}})
+    );
+    assert_eq!(deal["customer"]["consents"][0]["source"], Value::Null);
     // The phone number is free again.
     app.create_customer(&rep, json!({"name": "新客户", "kind": "INDIVIDUAL", "phone": "13800000031"})).await;
+}
+
+/// Before: the analyst read one VIP customer's revenue as the difference of two
+/// unfiltered reports (by category, by lifecycle: the VIP's group of one was dropped, the
+/// rest shown), or of a report filtered to "everyone but the VIP" and the whole.
+#[tokio::test]
+async fn reports_resist_differencing() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let dept = app.create_department("华东", None).await;
+    let (_, analyst) = app.create_user("analyst@example.com", "ANALYST", &dept).await;
+    let customer = |n: usize, category: &'static str| {
+        let app = &app;
+        async move {
+            let input = json!({"name": format!("客户{n}"), "kind": "INDIVIDUAL", "category": category});
+            app.create_customer(&app.admin_token, input).await["id"].as_str().unwrap().to_string()
+        }
+    };
+    // Six small buyers, one VIP (90,000.00), six targets without deals.
+    for n in 0..6 {
+        let c = customer(n, "retail").await;
+        won(&app, &c, "1000.00").await;
+    }
+    let vip = customer(6, "retail").await;
+    won(&app, &vip, "90000.00").await;
+    for n in 7..13 {
+        customer(n, "partner").await;
+    }
+    let report = |group: &'static str, filter: Value| {
+        let app = &app;
+        let analyst = analyst.clone();
+        async move {
+            let q = format!(
+                "query($f:ReportFilter){{classificationReport(groupBy:[{group}], filter:$f){{suppressed keys{{value}} customerCount revenue{{amount}}}}}}"
+            );
+            app.ok(&analyst, &q, json!({"f": filter})).await["classificationReport"].as_array().unwrap().clone()
+        }
+    };
+    let by_category = report("CATEGORY", Value::Null).await;
+    assert_eq!(by_category.len(), 2, "{by_category:?}");
+    // By lifecycle the VIP (one buyer) is pooled; a pool of one buyer would tell its
+    // revenue by difference with the total, so the other groups join it until it sums
+    // at least five buyers. No row leaves the VIP's figure to subtract.
+    let by_lifecycle = report("LIFECYCLE", Value::Null).await;
+    let amounts: Vec<&str> = by_lifecycle.iter().filter_map(|r| r["revenue"]["amount"].as_str()).collect();
+    assert!(!amounts.contains(&"90000.00") && !amounts.contains(&"6000.00"), "{by_lifecycle:?}");
+    // A filter leaving out only a few customers of the scope answers nothing.
+    let all_but_vip = report("TIER", json!({"lifecycleStage": {"in": ["CUSTOMER", "TARGET"]}})).await;
+    assert_eq!(all_but_vip, Vec::<Value>::new(), "the complement (one VIP) is too small");
+    // The admin, who may read every customer, sees everything as it is.
+    let admin = app.ok(t, "{classificationReport(groupBy:[LIFECYCLE]){keys{value} revenue{amount}}}", json!({})).await;
+    assert!(admin.to_string().contains("90000.00"));
+}
+
+/// Before: a NUL character in any text (a name, a filter, a reason) made PostgreSQL fail
+/// and the API answer INTERNAL, or HTTP 500 on the CSV routes.
+#[tokio::test]
+async fn nul_characters_are_refused_not_a_server_error() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let create = "mutation($n:String!){createCustomer(input:{name:$n, kind:INDIVIDUAL}){id}}";
+    assert_eq!(code(&app.gql(Some(t), create, json!({"n": "a\u{0}b"})).await), "VALIDATION");
+    let allowed = |resp: &Value| resp["errors"].is_null() || code(resp) == "VALIDATION";
+    let list = "query($f:CustomerFilter){customers(filter:$f){totalCount}}";
+    let resp = app.gql(Some(t), list, json!({"f": {"name": {"contains": "a\u{0}"}}})).await;
+    assert!(allowed(&resp), "{resp}");
+    let resp =
+        app.gql(Some(t), "query($a:String){auditLog(filter:{action:$a}){totalCount}}", json!({"a": "x\u{0}"})).await;
+    assert!(allowed(&resp), "{resp}");
+    let path = "/reports/classification.csv?groupBy=TIER&filter=%7B%22region%22%3A%7B%22eq%22%3A%22%5Cu0000%22%7D%7D";
+    let resp = app.client.get(app.url(path)).bearer_auth(t).send().await.unwrap();
+    assert!(resp.status() == 200 || resp.status() == 400, "{}", resp.status());
 }

@@ -245,12 +245,14 @@ impl Reminder {
     async fn message(&self, ctx: &Context<'_>) -> Result<&str> {
         Ok(if self.readable(ctx).await? { &self.0.message } else { "" })
     }
-    /// Why it was suppressed (the contact-frequency cap).
-    async fn suppressed_reason(&self) -> Option<&str> {
-        self.0.suppressed_reason.as_deref()
+    /// Why it was suppressed (the contact-frequency cap); null for a caller who may no
+    /// longer read the customer.
+    async fn suppressed_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(if self.readable(ctx).await? { self.0.suppressed_reason.as_deref() } else { None })
     }
-    async fn dismissed_reason(&self) -> Option<&str> {
-        self.0.dismissed_reason.as_deref()
+    /// Why it was dismissed; null for a caller who may no longer read the customer.
+    async fn dismissed_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(if self.readable(ctx).await? { self.0.dismissed_reason.as_deref() } else { None })
     }
     /// Who it goes to: the customer's owner, or the role the policy names.
     async fn assignee_role(&self) -> AssigneeRole {

@@ -132,15 +132,26 @@ pub async fn list(
     Ok(page)
 }
 
+/// The first `customer_id` anywhere in a JSON value (a record, or a `{deal, lineItems}`
+/// pair).
+fn customer_id_in(v: &serde_json::Value) -> Option<Uuid> {
+    match v {
+        serde_json::Value::Object(map) => map
+            .get("customer_id")
+            .and_then(|c| c.as_str())
+            .and_then(|c| Uuid::parse_str(c).ok())
+            .or_else(|| map.values().find_map(customer_id_in)),
+        serde_json::Value::Array(items) => items.iter().find_map(customer_id_in),
+        _ => None,
+    }
+}
+
 /// The customer an audit row is about: itself, or the customer its record hangs off
 /// (named in the values).
 fn customer_of(row: &audit_log::Model) -> Option<Uuid> {
     match row.entity.as_str() {
         "customer" | "consent" => Some(row.record_id),
-        e if CHILDREN.contains(&e) => [&row.new_values, &row.old_values]
-            .into_iter()
-            .flatten()
-            .find_map(|v| v.get("customer_id").and_then(|c| c.as_str()).and_then(|c| Uuid::parse_str(c).ok())),
+        e if CHILDREN.contains(&e) => [&row.new_values, &row.old_values].into_iter().flatten().find_map(customer_id_in),
         _ => None,
     }
 }
@@ -157,8 +168,8 @@ pub async fn placements_of<'a>(
     Ok(super::customer::placements(db, ids).await?.into_iter().collect())
 }
 
-/// Fields of an audited record by field group (names as stored in the values).
-fn groups_of(entity: &str) -> &'static [(Resource, &'static [&'static str])] {
+/// Fields of a stored record by field group (names as serialized: audit values, exports).
+pub fn groups_of(entity: &str) -> &'static [(Resource, &'static [&'static str])] {
     const CUSTOMER: &[(Resource, &[&str])] = &[
         (Resource::ContactDetails, &["phone", "phone_norm", "email", "email_norm", "address"]),
         (Resource::PersonalDetails, &["birthday", "soft_profile", "gender"]),
@@ -181,44 +192,53 @@ fn groups_of(entity: &str) -> &'static [(Resource, &'static [&'static str])] {
 /// What a hidden value reads as.
 pub const HIDDEN: &str = "[hidden]";
 
-/// Masks the values of an audit row for `actor`: fields of a group it does not see on
-/// the record's customer read `[hidden]` (where that customer sits now decides); sealed
-/// addresses it may see are opened. Line-item lists are masked item by item.
+/// Masks, at any depth of `value`, the non-null `fields` to `[hidden]`.
+fn hide(value: &mut serde_json::Value, fields: &[&str]) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if fields.contains(&k.as_str()) && !serde_json::Value::is_null(v) {
+                    *v = serde_json::Value::String(HIDDEN.into());
+                } else {
+                    hide(v, fields);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| hide(v, fields)),
+        _ => {}
+    }
+}
+
+/// Masks a stored record of `entity` (its JSON, as in the audit log or an export) for
+/// `actor`, given where its customer sits: the fields of each group it does not see
+/// there read `[hidden]`. Records under a customer follow that customer.
+pub fn mask_record(actor: &Actor, entity: &str, value: &mut serde_json::Value, placement: Option<Placement>) {
+    let over = if entity == "customer" { Resource::Customer } else { Resource::Contact };
+    for (group, fields) in groups_of(entity) {
+        let access = actor.field_access(*group, over);
+        let shown = placement.map_or(access == FieldAccess::Every, |p| access.admits(p));
+        if !shown {
+            hide(value, fields);
+        }
+    }
+}
+
+/// Masks the values of an audit row for `actor` ([`mask_record`], where the record's
+/// customer sits now deciding), and opens the sealed addresses it may see.
 pub fn mask(vault: &Keyring, actor: &Actor, row: &mut audit_log::Model, placements: &HashMap<Uuid, Placement>) {
     let placement = customer_of(row).and_then(|c| placements.get(&c).copied());
-    let over = if row.entity == "customer" { Resource::Customer } else { Resource::Contact };
     let sealed_field = match row.entity.as_str() {
         "customer" => Some(super::customer::ADDRESS),
         "contact" => Some(super::contact::ADDRESS),
         _ => None,
     };
-    for (group, fields) in groups_of(&row.entity) {
-        let access = actor.field_access(*group, over);
-        let shown = placement.map_or(access == FieldAccess::Every, |p| access.admits(p));
-        for values in [&mut row.old_values, &mut row.new_values].into_iter().flatten() {
-            let objects: Vec<&mut serde_json::Value> = match values {
-                serde_json::Value::Array(items) => items.iter_mut().collect(),
-                v => vec![v],
-            };
-            for object in objects {
-                let Some(map) = object.as_object_mut() else { continue };
-                for field in *fields {
-                    let Some(value) = map.get_mut(*field) else { continue };
-                    if serde_json::Value::is_null(value) {
-                        continue;
-                    }
-                    if !shown {
-                        *value = serde_json::Value::String(HIDDEN.into());
-                    } else if *field == "address"
-                        && let (Some(name), Some(stored)) = (sealed_field, value.as_str())
-                    {
-                        *value = match vault.open(name, row.record_id, stored) {
-                            Ok(plain) => serde_json::Value::String(plain),
-                            Err(_) => serde_json::Value::String(HIDDEN.into()),
-                        };
-                    }
-                }
-            }
+    let record = row.record_id;
+    for values in [&mut row.old_values, &mut row.new_values].into_iter().flatten() {
+        mask_record(actor, &row.entity, values, placement);
+        if let (Some(field), Some(address)) = (sealed_field, values.get_mut("address"))
+            && let Some(stored) = address.as_str().filter(|s| *s != HIDDEN)
+        {
+            *address = serde_json::Value::String(vault.open(field, record, stored).unwrap_or_else(|_| HIDDEN.into()));
         }
     }
 }

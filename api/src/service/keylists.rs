@@ -122,7 +122,9 @@ async fn run(
 }
 
 /// Gold customers: the top `top_percent` % of buyers by revenue in the trailing window
-/// (seed 001: 5%), counted over all customers, listed within the caller's scope.
+/// (seed 001: 5%) among the customers whose amounts the caller sees: the company for an
+/// admin, the subtree for a manager, a rep's own customers. (A company-wide threshold
+/// would let anyone who can move one amount find other departments' revenue by trial.)
 pub async fn gold(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -134,10 +136,11 @@ pub async fn gold(
         return Err(AppError::invalid("topPercent", "must be between 1 and 100"));
     }
     let backend = db.get_database_backend();
+    let visible = || scoped_with_amounts(actor).map(|q| customer::Column::Id.in_subquery(q));
     let buyers = Query::select()
         .expr_as(count_all(), Alias::new("n"))
         .from(customer::Entity)
-        .and_where(customer::Column::DeletedAt.is_null())
+        .and_where(visible()?)
         .and_where(customer::Column::RevenueMinor.gt(0))
         .to_owned();
     let n =
@@ -149,7 +152,7 @@ pub async fn gold(
         let q = Query::select()
             .column(customer::Column::RevenueMinor)
             .from(customer::Entity)
-            .and_where(customer::Column::DeletedAt.is_null())
+            .and_where(visible()?)
             .and_where(customer::Column::RevenueMinor.gt(0))
             .order_by(customer::Column::RevenueMinor, Order::Desc)
             .limit(1)

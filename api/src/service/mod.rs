@@ -54,14 +54,24 @@ pub fn optional_text(
     if value.as_ref().is_some_and(|s| s.chars().count() > max) {
         v.add(field, format!("must have at most {max} characters"));
     }
+    if value.as_ref().is_some_and(|s| s.contains('\0')) {
+        v.add(field, NUL_MESSAGE);
+    }
     value
 }
+
+/// Why a text with a NUL character is refused (PostgreSQL cannot store one; SQLite would,
+/// and the two stores must agree).
+pub const NUL_MESSAGE: &str = "must not contain NUL characters";
 
 /// A required text field: trimmed, 1 to `max` characters.
 pub fn required_text(v: &mut crate::error::Violations, field: &str, value: &str, max: usize) -> String {
     let value = value.trim().to_string();
     if value.is_empty() || value.chars().count() > max {
         v.add(field, format!("must have 1 to {max} characters"));
+    }
+    if value.contains('\0') {
+        v.add(field, NUL_MESSAGE);
     }
     value
 }

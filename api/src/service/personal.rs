@@ -88,14 +88,18 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 /// NOT_FOUND, FORBIDDEN (PERSONAL_DATA READ must reach the customer).
 pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id: Uuid) -> AppResult<Value> {
     let c = load_for(db, actor, id, Action::Read).await?;
+    let placement = Some(Placement::from(&c));
     let mut person = to_json(&c);
     person["address"] = json!(customers::address(vault, &c)?);
+    // The exporter's field groups apply as everywhere else.
+    audit::mask_record(actor, "customer", &mut person, placement);
     let consents = consent::Entity::find().filter(consent::Column::CustomerId.eq(id)).all(db).await?;
     let mut contacts = Vec::new();
     for k in contact_row::Entity::find().filter(contact_row::Column::CustomerId.eq(id)).all(db).await? {
         let mut v = to_json(&k);
         v["address"] = json!(contact::address(vault, &k)?);
         v["id_number"] = json!(contact::id_number(vault, &k)?);
+        audit::mask_record(actor, "contact", &mut v, placement);
         contacts.push(v);
     }
     let deals = deal::Entity::find().filter(deal::Column::CustomerId.eq(id)).all(db).await?;
@@ -113,6 +117,7 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
         .map(|d| {
             let mut v = to_json(d);
             v["line_items"] = Value::Array(items.remove(&d.id).unwrap_or_default());
+            audit::mask_record(actor, "deal", &mut v, placement);
             v
         })
         .collect();
@@ -195,21 +200,25 @@ fn personal_fields(entity: &str) -> &'static [&'static str] {
         ],
         "interaction" => &["summary", "outcome"],
         "feedback" => &["content", "resolution"],
-        "reminder" => &["reason", "message"],
+        "reminder" => &["reason", "message", "dismissed_reason"],
+        // Free texts of kept facts: a deal's amount and dates stay, its wording goes.
+        "deal" => &["title", "lost_reason"],
+        "consent" => &["source"],
         _ => &[],
     }
 }
 
-/// Overwrites the personal fields of a JSON record (or of each record of a list).
+/// Overwrites the personal fields of a JSON record at any depth (a record, a list of
+/// them, a `{deal, lineItems}` pair).
 fn scrub(values: &mut Value, fields: &[&str]) {
     match values {
         Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, fields)),
         Value::Object(map) => {
-            for f in fields {
-                if let Some(v) = map.get_mut(*f)
-                    && !Value::is_null(v)
-                {
+            for (k, v) in map.iter_mut() {
+                if fields.contains(&k.as_str()) && !Value::is_null(v) {
                     *v = Value::String(ERASED.into());
+                } else {
+                    scrub(v, fields);
                 }
             }
         }
@@ -309,6 +318,30 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
             .filter(reminder::Column::CustomerId.eq(id))
             .exec(txn)
             .await?;
+        reminder::Entity::update_many()
+            .col_expr(reminder::Column::DismissedReason, Expr::value(ERASED))
+            .filter(reminder::Column::CustomerId.eq(id))
+            .filter(reminder::Column::DismissedReason.is_not_null())
+            .exec(txn)
+            .await?;
+        deal::Entity::update_many()
+            .col_expr(deal::Column::Title, Expr::value(ERASED))
+            .col_expr(deal::Column::Version, Expr::col(deal::Column::Version).add(1))
+            .col_expr(deal::Column::UpdatedAt, Expr::value(at))
+            .filter(deal::Column::CustomerId.eq(id))
+            .exec(txn)
+            .await?;
+        deal::Entity::update_many()
+            .col_expr(deal::Column::LostReason, Expr::value(ERASED))
+            .filter(deal::Column::CustomerId.eq(id))
+            .filter(deal::Column::LostReason.is_not_null())
+            .exec(txn)
+            .await?;
+        consent::Entity::update_many()
+            .col_expr(consent::Column::Source, Expr::value(None::<String>))
+            .filter(consent::Column::CustomerId.eq(id))
+            .exec(txn)
+            .await?;
         scrub_audit(txn, id).await?;
         let after = customer::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
         let what = json!({"reason": reason});
@@ -328,6 +361,7 @@ async fn scrub_audit(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
     );
     children.extend(ids_of::<feedback::Entity>(txn, feedback::Column::CustomerId, feedback::Column::Id, id).await?);
     children.extend(ids_of::<reminder::Entity>(txn, reminder::Column::CustomerId, reminder::Column::Id, id).await?);
+    children.extend(ids_of::<deal::Entity>(txn, deal::Column::CustomerId, deal::Column::Id, id).await?);
     for row in audit_rows(txn, id, &children).await? {
         let fields = personal_fields(&row.entity);
         if fields.is_empty() {

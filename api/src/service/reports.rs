@@ -135,6 +135,7 @@ pub async fn classification_report(
     let no_groups = |_: Resource, field: &str| -> AppResult<Condition> {
         Err(AppError::invalid(format!("filter.{field}"), "not available in reports"))
     };
+    let filtered = filter.is_some_and(|f| !f.is_null());
     let filter = super::filter::condition(&no_groups, REPORT_FILTER, filter)?;
     if group_by.is_empty() || group_by.len() > 6 {
         return Err(AppError::invalid("groupBy", "give one to six dimensions"));
@@ -145,8 +146,7 @@ pub async fn classification_report(
     if seen.len() != group_by.len() {
         return Err(AppError::invalid("groupBy", "a dimension appears twice"));
     }
-    // Per group: customers, revenue, customers the caller may read.
-    let mut groups: BTreeMap<Vec<Option<String>>, (i64, i64, i64)> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<Option<String>>, Tally> = BTreeMap::new();
     let historic = as_of.filter(|_| group_by.iter().any(|d| matches!(d, Dimension::Tier | Dimension::Lifecycle)));
     if let Some(day) = historic {
         // Row by row: each customer's tier and stage at the end of `day`.
@@ -174,11 +174,11 @@ pub async fn classification_report(
                     Dimension::Owner => c.owner_id.map(|o| o.to_string()),
                 })
                 .collect();
-            let readable = i64::from(min.applies && actor.may(Resource::Customer, Action::Read, &c));
             let g = groups.entry(keys).or_default();
-            g.0 += 1;
-            g.1 = g.1.saturating_add(c.revenue_minor);
-            g.2 += readable;
+            g.customers += 1;
+            g.revenue = g.revenue.saturating_add(c.revenue_minor);
+            g.buyers += i64::from(c.revenue_minor > 0);
+            g.readable += i64::from(min.applies && actor.may(Resource::Customer, Action::Read, &c));
         }
     } else {
         let mut q = customer::Entity::find().select_only().filter(scope).filter(filter);
@@ -189,6 +189,7 @@ pub async fn classification_report(
             bigint(Func::coalesce([Func::sum(Expr::col(customer::Column::RevenueMinor)).into(), Expr::val(0)])),
             "revenue",
         );
+        q = q.column_as(sum_when(customer::Column::RevenueMinor.gt(0), 1), "buyers");
         if min.applies {
             q = q.column_as(sum_when(actor.customer_condition(Resource::Customer, Action::Read), 1), "readable");
         }
@@ -206,7 +207,21 @@ pub async fn classification_report(
                 });
             }
             let readable = if min.applies { row.try_get::<Option<i64>>("", "readable")?.unwrap_or(0) } else { 0 };
-            groups.insert(keys, (row.try_get::<i64>("", "n")?, row.try_get::<i64>("", "revenue")?, readable));
+            let tally = Tally {
+                customers: row.try_get::<i64>("", "n")?,
+                revenue: row.try_get::<i64>("", "revenue")?,
+                buyers: row.try_get::<Option<i64>>("", "buyers")?.unwrap_or(0),
+                readable,
+            };
+            groups.insert(keys, tally);
+        }
+    }
+    // A filter leaving out only a few customers of the scope would single them out by
+    // difference with the unfiltered report (query-set-size control).
+    if min.applies && filtered {
+        let left_out = left_out(db, actor, &groups, historic.map(end_of)).await?;
+        if min.small(left_out.0, left_out.1) {
+            return Ok(Vec::new());
         }
     }
     let (shown, hidden) = suppress(groups, min);
@@ -243,26 +258,92 @@ pub async fn classification_report(
     Ok(rows)
 }
 
+/// What a report group adds up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    customers: i64,
+    revenue: i64,
+    /// Customers with revenue in the window: a revenue figure is a sum over them.
+    buyers: i64,
+    /// Customers the caller may read (counted only when suppression applies).
+    readable: i64,
+}
+
+impl Tally {
+    fn add(self, o: Tally) -> Tally {
+        Tally {
+            customers: self.customers + o.customers,
+            revenue: self.revenue.saturating_add(o.revenue),
+            buyers: self.buyers + o.buyers,
+            readable: self.readable + o.readable,
+        }
+    }
+}
+
+impl MinGroup {
+    /// A set too small to show: fewer than k customers, or a revenue that sums fewer
+    /// than k buyers (but some).
+    fn small(self, customers: i64, buyers: i64) -> bool {
+        customers > 0 && (customers < self.k || (1..self.k).contains(&buyers))
+    }
+}
+
 /// A report group: its keys, and (customers, revenue).
 type Group = (Vec<Option<String>>, (i64, i64));
 
-/// Splits groups into those shown and the pooled rest: a group with fewer than k
-/// customers, some of which the caller may not read, is not shown on its own. The small
-/// groups are pooled into one row without keys, itself shown only when it holds at
-/// least k customers (else it would tell about the few customers a filter isolated).
-/// Shares are of the rows shown, so the total cannot be used to work a hidden group out.
-fn suppress(groups: BTreeMap<Vec<Option<String>>, (i64, i64, i64)>, min: MinGroup) -> (Vec<Group>, Option<Group>) {
-    let mut shown = Vec::with_capacity(groups.len());
-    let mut pooled = (0i64, 0i64);
-    for (keys, (customers, revenue, readable)) in groups {
-        if min.applies && customers < min.k && readable < customers {
-            pooled = (pooled.0 + customers, pooled.1.saturating_add(revenue));
+/// Splits groups into those shown and the pooled rest (`docs/privacy.md`). A group is
+/// pooled when it is small (fewer than k customers, or revenue summed over fewer than k
+/// buyers) and holds customers the caller may not read. While the pool itself is small,
+/// the shown group with the fewest buyers joins it (complementary suppression: the pool
+/// can be worked out from the total, so it must itself be safe to show). The pool is a
+/// row without keys; when even everything together is small, nothing is shown.
+fn suppress(groups: BTreeMap<Vec<Option<String>>, Tally>, min: MinGroup) -> (Vec<Group>, Option<Group>) {
+    let mut shown: Vec<(Vec<Option<String>>, Tally)> = Vec::with_capacity(groups.len());
+    let mut pool = Tally::default();
+    for (keys, t) in groups {
+        if min.applies && min.small(t.customers, t.buyers) && t.readable < t.customers {
+            pool = pool.add(t);
         } else {
-            shown.push((keys, (customers, revenue)));
+            shown.push((keys, t));
         }
     }
-    let hidden = (pooled.0 >= min.k).then(|| (Vec::new(), pooled));
-    (shown, hidden)
+    if pool.customers > 0 {
+        // Fewest buyers first, then fewest customers: the cheapest complement.
+        shown.sort_by_key(|(keys, t)| (std::cmp::Reverse(t.buyers), std::cmp::Reverse(t.customers), keys.clone()));
+        while min.small(pool.customers, pool.buyers) {
+            match shown.pop() {
+                Some((_, t)) => pool = pool.add(t),
+                None => return (Vec::new(), None),
+            }
+        }
+        shown.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    let out = shown.into_iter().map(|(k, t)| (k, (t.customers, t.revenue))).collect();
+    (out, (pool.customers > 0).then(|| (Vec::new(), (pool.customers, pool.revenue))))
+}
+
+/// (customers, buyers) of the report scope that a filter left out of `groups`.
+async fn left_out(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    groups: &BTreeMap<Vec<Option<String>>, Tally>,
+    created_by: Option<DateTime<Utc>>,
+) -> AppResult<(i64, i64)> {
+    let mut q = customer::Entity::find()
+        .select_only()
+        .column_as(count_all(), "n")
+        .column_as(sum_when(customer::Column::RevenueMinor.gt(0), 1), "buyers")
+        .filter(report_condition(actor)?);
+    if let Some(end) = created_by {
+        q = q.filter(customer::Column::CreatedAt.lte(end));
+    }
+    let stmt = sea_orm::QueryTrait::build(&q, db.get_database_backend());
+    let (all, all_buyers) = match db.query_one_raw(stmt).await? {
+        Some(row) => (row.try_get::<i64>("", "n")?, row.try_get::<Option<i64>>("", "buyers")?.unwrap_or(0)),
+        None => (0, 0),
+    };
+    let kept = groups.values().fold(Tally::default(), |a, t| a.add(*t));
+    Ok((all - kept.customers, all_buyers - kept.buyers))
 }
 
 fn end_of(day: NaiveDate) -> DateTime<Utc> {

@@ -3,12 +3,15 @@
 //! opened and sealed again, a batch at a time. Each row is rewritten only if it still
 //! holds what was read, so a concurrent edit is never overwritten, and the pass can run
 //! on every instance at once and be run again at any time.
+use super::store::write;
 use super::{contact, customer};
 use crate::error::AppResult;
 use crate::vault::Keyring;
-use entity::{contact as contact_row, customer as customer_row};
+use entity::{audit_log, contact as contact_row, customer as customer_row};
+use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::Value as Json;
 use uuid::Uuid;
 
 /// Rows read per batch.
@@ -19,6 +22,8 @@ const BATCH: u64 = 500;
 pub struct Resealed {
     pub contacts: u64,
     pub customers: u64,
+    /// Audit rows whose sealed (or still plain) addresses were sealed again.
+    pub audit_rows: u64,
 }
 
 /// `column` holds exactly `value` (NULL-safe).
@@ -38,7 +43,7 @@ fn stale(vault: &Keyring, value: &Option<String>) -> bool {
 /// # Errors
 /// Database errors, or a value that does not open (its key is missing): the pass stops
 /// there, and nothing it did is lost.
-pub async fn reseal(db: &impl ConnectionTrait, vault: &Keyring) -> AppResult<Resealed> {
+pub async fn reseal(db: &DatabaseConnection, vault: &Keyring) -> AppResult<Resealed> {
     let mut done = Resealed::default();
     let mut after = Uuid::nil();
     loop {
@@ -107,6 +112,68 @@ pub async fn reseal(db: &impl ConnectionTrait, vault: &Keyring) -> AppResult<Res
                 .await?;
             done.customers += res.rows_affected;
         }
+    }
+    done.audit_rows = reseal_audit(db, vault).await?;
+    Ok(done)
+}
+
+/// The address of an audit value sealed again under the current key, if it needs it
+/// (sealed under an older key, or plain from before addresses were sealed).
+fn resealed_address(vault: &Keyring, field: &str, record: Uuid, values: &Option<Json>) -> AppResult<Option<Json>> {
+    let Some(v) = values else { return Ok(None) };
+    let Some(stored) = v.get("address").and_then(Json::as_str) else { return Ok(None) };
+    if vault.is_current(stored) || stored == super::personal::ERASED {
+        return Ok(None);
+    }
+    let plain = vault.open(field, record, stored)?;
+    let mut out = v.clone();
+    out["address"] = Json::String(vault.seal(field, record, &plain));
+    Ok(Some(out))
+}
+
+/// Re-seals the addresses held in audit rows (customers and contacts), a locked batch at
+/// a time: an erasure scrubbing the same rows waits for the batch, or the batch for it.
+async fn reseal_audit(db: &DatabaseConnection, vault: &Keyring) -> AppResult<u64> {
+    let mut done = 0;
+    let mut after = Uuid::nil();
+    loop {
+        let ids: Vec<Uuid> = audit_log::Entity::find()
+            .select_only()
+            .column(audit_log::Column::Id)
+            .filter(audit_log::Column::Id.gt(after))
+            .filter(audit_log::Column::Entity.is_in(["customer", "contact"]))
+            .order_by_asc(audit_log::Column::Id)
+            .limit(BATCH)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let Some(last) = ids.last() else { break };
+        after = *last;
+        done += write(db, async |txn| {
+            let rows = audit_log::Entity::find()
+                .filter(audit_log::Column::Id.is_in(ids.clone()))
+                .lock_exclusive()
+                .all(txn)
+                .await?;
+            let mut changed = 0;
+            for row in rows {
+                let field = if row.entity == "customer" { customer::ADDRESS } else { contact::ADDRESS };
+                let old = resealed_address(vault, field, row.record_id, &row.old_values)?;
+                let new = resealed_address(vault, field, row.record_id, &row.new_values)?;
+                if old.is_none() && new.is_none() {
+                    continue;
+                }
+                audit_log::Entity::update_many()
+                    .col_expr(audit_log::Column::OldValues, Expr::value(old.or(row.old_values)))
+                    .col_expr(audit_log::Column::NewValues, Expr::value(new.or(row.new_values)))
+                    .filter(audit_log::Column::Id.eq(row.id))
+                    .exec(txn)
+                    .await?;
+                changed += 1;
+            }
+            Ok(changed)
+        })
+        .await?;
     }
     Ok(done)
 }
