@@ -131,7 +131,8 @@ pub async fn report(
             Ok(csv_response(name, lines_body(lines)))
         }
         "tier-migration" => {
-            let cells = reports::tier_migration(db, &actor, date(params, "from")?, date(params, "to")?).await?;
+            let (from, to) = (date(params, "from")?, date(params, "to")?);
+            let cells = reports::tier_migration(db, &actor, from, to, state.privacy.min_group).await?;
             let mut lines = vec![line(["from_tier", "to_tier", "customers"])];
             lines.extend(cells.into_iter().map(|(a, b, n)| line([a, b, n.to_string()])));
             Ok(csv_response(name, lines_body(lines)))

@@ -142,6 +142,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 done.customers,
                 done.audit_rows
             );
+            if done.conflicts > 0 {
+                println!(
+                    "{} contacts share an ID number with another live contact of their customer and stay under the old key: resolve them (the log names them) and run this again",
+                    done.conflicts
+                );
+            }
             println!("every server must list this key first before the old one is dropped");
             Ok(())
         }

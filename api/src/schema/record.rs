@@ -78,6 +78,7 @@ macro_rules! record_trash {
                 let id = $crate::schema::common::parse_id("id", &id).gql()?;
                 $crate::service::record::delete::<entity::$entity::Entity>(
                     $crate::schema::common::db(ctx),
+                    &$crate::schema::common::state(ctx).privacy.keys,
                     actor,
                     id,
                     version,
@@ -96,10 +97,16 @@ macro_rules! record_trash {
                 use $crate::schema::error::ResultExt;
                 let actor = $crate::schema::common::actor(ctx)?;
                 let id = $crate::schema::common::parse_id("id", &id).gql()?;
-                $crate::service::record::restore::<entity::$entity::Entity>($crate::schema::common::db(ctx), actor, id)
-                    .await
-                    .map($node)
-                    .gql()
+                let vault = &$crate::schema::common::state(ctx).privacy.keys;
+                $crate::service::record::restore::<entity::$entity::Entity>(
+                    $crate::schema::common::db(ctx),
+                    vault,
+                    actor,
+                    id,
+                )
+                .await
+                .map($node)
+                .gql()
             }
         }
     };

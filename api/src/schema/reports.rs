@@ -191,7 +191,8 @@ impl ReportQuery {
     #[graphql(complexity = "super::common::REPORT_COST")]
     async fn tier_migration(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<TierMigrationCell>> {
         let actor = actor(ctx)?;
-        let cells = svc::tier_migration(db(ctx), actor, from.0, to.0).await.gql()?;
+        let k = super::common::state(ctx).privacy.min_group;
+        let cells = svc::tier_migration(db(ctx), actor, from.0, to.0, k).await.gql()?;
         Ok(cells
             .into_iter()
             .filter_map(|(a, b, count)| {

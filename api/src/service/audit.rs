@@ -1,6 +1,6 @@
 //! The audit trail: every write adds a row in the same transaction as the write.
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
-use crate::auth::{Actor, FieldAccess, Placement};
+use crate::auth::{Actor, Placement};
 use crate::error::AppResult;
 use crate::vault::Keyring;
 use entity::audit_log::{self, Column};
@@ -210,13 +210,14 @@ fn hide(value: &mut serde_json::Value, fields: &[&str]) {
 }
 
 /// Masks a stored record of `entity` (its JSON, as in the audit log or an export) for
-/// `actor`, given where its customer sits: the fields of each group it does not see
-/// there read `[hidden]`. Records under a customer follow that customer.
+/// `actor`, given where its customer sits: the fields of each group whose READ grant does
+/// not reach that customer read `[hidden]`. Records under a customer follow that
+/// customer. (Not relative to what the caller may read, as on the API: audit rows and
+/// exports are reached through grants of their own, possibly wider.)
 pub fn mask_record(actor: &Actor, entity: &str, value: &mut serde_json::Value, placement: Option<Placement>) {
-    let over = if entity == "customer" { Resource::Customer } else { Resource::Contact };
     for (group, fields) in groups_of(entity) {
-        let access = actor.field_access(*group, over);
-        let shown = placement.map_or(access == FieldAccess::Every, |p| access.admits(p));
+        let reach = actor.reach(*group, Action::Read);
+        let shown = placement.map_or(reach.everything, |p| reach.admits(p));
         if !shown {
             hide(value, fields);
         }

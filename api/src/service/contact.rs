@@ -89,21 +89,32 @@ impl Listing for contact::Entity {
     }
 }
 
-/// Checks a mainland resident ID number: 18 characters with the ISO 7064 check digit
-/// (or the old 15-digit form).
+/// The ISO 7064 MOD 11-2 check character of the first 17 digits of an ID number.
+fn id_check_digit(first17: &[u8]) -> u8 {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let sum: u32 = first17.iter().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    CHECK[(sum % 11) as usize]
+}
+
+/// Checks a mainland resident ID number: 18 characters with the ISO 7064 check digit. The
+/// old 15-digit form (issued before 1999, birth year in two digits, born 19xx) is turned
+/// into its 18-character form, so one person has one number whichever card was shown.
 pub fn check_id_number(raw: &str) -> Result<String, String> {
     let s = raw.trim().to_ascii_uppercase();
     let bytes = s.as_bytes();
     if s.len() == 15 && bytes.iter().all(u8::is_ascii_digit) {
-        return Ok(s);
+        let mut long = Vec::with_capacity(18);
+        long.extend_from_slice(&bytes[..6]);
+        long.extend_from_slice(b"19");
+        long.extend_from_slice(&bytes[6..]);
+        long.push(id_check_digit(&long));
+        return Ok(String::from_utf8(long).unwrap_or_default());
     }
     if s.len() != 18 || !bytes[..17].iter().all(u8::is_ascii_digit) {
         return Err("must be an 18-character resident ID number".into());
     }
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8; 11] = b"10X98765432";
-    let sum: u32 = bytes[..17].iter().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
-    if bytes[17] != CHECK[(sum % 11) as usize] {
+    if bytes[17] != id_check_digit(&bytes[..17]) {
         return Err("check digit does not match".into());
     }
     Ok(s)
@@ -172,6 +183,24 @@ async fn check_id_number_free(
         });
     }
     Ok(())
+}
+
+/// After a contact went to or came back from the trash: one coming back must not share
+/// its ID number with a live contact of its customer, under whichever key either was
+/// sealed (`service/record.rs` moves it, in the same transaction).
+pub(super) async fn after_trash(
+    txn: &sea_orm::DatabaseTransaction,
+    _actor: &Actor,
+    vault: &Keyring,
+    row: &contact::Model,
+) -> AppResult<()> {
+    if row.deleted_at.is_some() {
+        return Ok(());
+    }
+    match id_number(vault, row)? {
+        Some(n) => check_id_number_free(txn, vault, row.customer_id, row.id, &n).await,
+        None => Ok(()),
+    }
 }
 
 /// The plain ID number of a contact (opened; legacy plain text passes through).
@@ -358,6 +387,7 @@ mod tests {
     #[test]
     fn id_numbers() {
         assert_eq!(check_id_number("11010519491231002x"), Ok("11010519491231002X".into()));
+        assert_eq!(check_id_number("110105491231002"), Ok("11010519491231002X".into()), "the old 15-digit form");
         assert!(check_id_number("110105194912310021").is_err());
         assert!(check_id_number("12345").is_err());
         assert_eq!(mask_id_number("11010519491231002X"), "110***********002X");

@@ -321,7 +321,12 @@ fn reason(before: Option<DealStage>, after: DealStage) -> Reason {
 
 /// Regrades a deal's customer after the deal went to or came back from the trash
 /// (`service/record.rs` moves it, in the same transaction).
-pub(super) async fn after_trash(txn: &DatabaseTransaction, actor: &Actor, row: &deal::Model) -> AppResult<()> {
+pub(super) async fn after_trash(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    _vault: &crate::vault::Keyring,
+    row: &deal::Model,
+) -> AppResult<()> {
     classification::recompute(txn, row.customer_id, Reason::DealChanged, Some(actor.id())).await
 }
 

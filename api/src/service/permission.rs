@@ -45,6 +45,17 @@ pub async fn set(
     if groups.contains(&grant.resource) && grant.action != Action::Read {
         return Err(AppError::invalid("action", "field groups have READ grants only"));
     }
+    let meaningful = match grant.resource {
+        Resource::Audit => grant.action == Action::Read,
+        Resource::PersonalData => matches!(grant.action, Action::Read | Action::Delete),
+        _ => true,
+    };
+    if !meaningful {
+        return Err(AppError::invalid(
+            "action",
+            "the audit trail takes READ; a person's data READ (export) and DELETE (erase)",
+        ));
+    }
     if grant.include_pool && (grant.resource, grant.action) != (Resource::Customer, Action::Read) {
         return Err(AppError::invalid("includePool", "only customer READ reaches the public pool"));
     }

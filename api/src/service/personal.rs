@@ -43,6 +43,17 @@ async fn load_for(db: &impl ConnectionTrait, actor: &Actor, id: Uuid, action: Ac
     }
 }
 
+/// Locks the customer row for the rest of the transaction (PostgreSQL; SQLite's write
+/// transactions are serial anyway). Every write of a person's data takes it first, so an
+/// erasure and a concurrent change run one after the other: the later one sees the
+/// erased row, never writes back what it read before.
+///
+/// # Errors
+/// NOT_FOUND.
+pub async fn lock_customer(txn: &DatabaseTransaction, id: Uuid) -> AppResult<customer::Model> {
+    customer::Entity::find_by_id(id).lock_exclusive().one(txn).await?.ok_or(AppError::NotFound("customer"))
+}
+
 /// Ids of a customer's records of one kind (trash included).
 async fn ids_of<E: EntityTrait>(
     db: &impl ConnectionTrait,
@@ -200,7 +211,8 @@ fn personal_fields(entity: &str) -> &'static [&'static str] {
         ],
         "interaction" => &["summary", "outcome"],
         "feedback" => &["content", "resolution"],
-        "reminder" => &["reason", "message", "dismissed_reason"],
+        // A birthday greeting's occasion and due time tell the birthday.
+        "reminder" => &["reason", "message", "dismissed_reason", "occasion", "due_at"],
         // Free texts of kept facts: a deal's amount and dates stay, its wording goes.
         "deal" => &["title", "lost_reason"],
         "consent" => &["source"],
@@ -242,6 +254,7 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
         return Err(AppError::invalid("reason", "at most 500 characters"));
     }
     write(db, async |txn| {
+        lock_customer(txn, id).await.map_err(|_| AppError::NotFound("customer"))?;
         let c = load_for(txn, actor, id, Action::Delete).await?;
         if c.legal_hold {
             return Err(AppError::Conflict(format!(
@@ -343,6 +356,13 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
             .exec(txn)
             .await?;
         scrub_audit(txn, id).await?;
+        // Birthday greetings tell the birthday (their occasion is its date): gone with it.
+        reminder::Entity::delete_many()
+            .filter(reminder::Column::CustomerId.eq(id))
+            .filter(reminder::Column::Rule.eq(entity::enums::ReminderRule::Birthday))
+            .exec(txn)
+            .await?;
+
         let after = customer::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
         let what = json!({"reason": reason});
         audit::record(txn, Some(actor.id()), "erase_personal_data", "customer", id, None, Some(&what)).await?;
@@ -400,8 +420,11 @@ pub async fn set_legal_hold(
     if hold && reason.is_none() {
         return Err(AppError::invalid("reason", "a legal hold needs a reason"));
     }
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 500 || r.contains('\0')) {
+        return Err(AppError::invalid("reason", "at most 500 characters, no NUL"));
+    }
     write(db, async |txn| {
-        let old = customer::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
+        let old = lock_customer(txn, id).await?;
         customer::Entity::update_many()
             .col_expr(customer::Column::LegalHold, Expr::value(hold))
             .col_expr(customer::Column::LegalHoldReason, Expr::value(if hold { reason.clone() } else { None }))
@@ -435,7 +458,11 @@ pub async fn set_consent(
         return Err(AppError::invalid("source", "at most 200 characters"));
     }
     write(db, async |txn| {
-        customers::load_for_action(txn, actor, id, Action::Update).await?;
+        lock_customer(txn, id).await?;
+        let c = customers::load_for_action(txn, actor, id, Action::Update).await?;
+        if c.erased_at.is_some() {
+            return Err(AppError::Conflict("this person's data was erased".into()));
+        }
         let old = consent::Entity::find_by_id((id, channel)).one(txn).await?;
         let at = now();
         let row = consent::Model {

@@ -7,6 +7,7 @@ use super::pagination::{Page, paginate};
 use super::store::{Versioned, check_version, save, write};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
+use crate::vault::Keyring;
 use chrono::{DateTime, Utc};
 use entity::customer;
 use entity::enums::{Action, Resource};
@@ -40,6 +41,7 @@ pub trait CustomerRecord: Versioned + Listing {
     fn after_trash(
         txn: &DatabaseTransaction,
         actor: &Actor,
+        vault: &Keyring,
         row: &Self::Model,
     ) -> impl Future<Output = AppResult<()>> + Send;
 }
@@ -165,16 +167,18 @@ pub async fn load_for<E: CustomerRecord>(
 /// NOT_FOUND, FORBIDDEN, CONFLICT.
 pub async fn delete<E: CustomerRecord>(
     db: &DatabaseConnection,
+    vault: &Keyring,
     actor: &Actor,
     id: Uuid,
     version: Option<i32>,
 ) -> AppResult<E::Model> {
-    write(db, async |txn| delete_in::<E>(txn, actor, id, version).await).await
+    write(db, async |txn| delete_in::<E>(txn, vault, actor, id, version).await).await
 }
 
 /// Soft-deletes a record inside the caller's transaction.
 pub async fn delete_in<E: CustomerRecord>(
     txn: &DatabaseTransaction,
+    vault: &Keyring,
     actor: &Actor,
     id: Uuid,
     version: Option<i32>,
@@ -183,7 +187,7 @@ pub async fn delete_in<E: CustomerRecord>(
     let mut am = old.clone().into_active_model();
     E::set_deleted(&mut am, Some(now()));
     let new = save::<E>(txn, Some(actor.id()), "delete", &old, am).await?;
-    E::after_trash(txn, actor, &new).await?;
+    E::after_trash(txn, actor, vault, &new).await?;
     Ok(new)
 }
 
@@ -191,17 +195,27 @@ pub async fn delete_in<E: CustomerRecord>(
 ///
 /// # Errors
 /// NOT_FOUND (nothing in the trash with that id in scope), FORBIDDEN.
-pub async fn restore<E: CustomerRecord>(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<E::Model> {
-    write(db, async |txn| restore_in::<E>(txn, actor, id).await).await
+pub async fn restore<E: CustomerRecord>(
+    db: &DatabaseConnection,
+    vault: &Keyring,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<E::Model> {
+    write(db, async |txn| restore_in::<E>(txn, vault, actor, id).await).await
 }
 
 /// Restores a record inside the caller's transaction.
-pub async fn restore_in<E: CustomerRecord>(txn: &DatabaseTransaction, actor: &Actor, id: Uuid) -> AppResult<E::Model> {
+pub async fn restore_in<E: CustomerRecord>(
+    txn: &DatabaseTransaction,
+    vault: &Keyring,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<E::Model> {
     let old = load_for::<E>(txn, actor, id, Action::Delete, true, None).await?;
     let mut am = old.clone().into_active_model();
     E::set_deleted(&mut am, None);
     let new = save::<E>(txn, Some(actor.id()), "restore", &old, am).await?;
-    E::after_trash(txn, actor, &new).await?;
+    E::after_trash(txn, actor, vault, &new).await?;
     Ok(new)
 }
 
@@ -303,20 +317,26 @@ macro_rules! customer_record {
             fn set_deleted(am: &mut Self::ActiveModel, at: Option<DateTime<Utc>>) {
                 am.deleted_at = sea_orm::Set(at);
             }
-            async fn after_trash(txn: &DatabaseTransaction, actor: &Actor, row: &Self::Model) -> AppResult<()> {
-                $after_trash(txn, actor, row).await
+            async fn after_trash(
+                txn: &DatabaseTransaction,
+                actor: &Actor,
+                vault: &Keyring,
+                row: &Self::Model,
+            ) -> AppResult<()> {
+                $after_trash(txn, actor, vault, row).await
             }
         }
     };
 }
 
-customer_record!(contact, Resource::Contact);
+// A contact back from the trash must not share its ID number with a live one.
+customer_record!(contact, Resource::Contact, super::contact::after_trash);
 // A deal in the trash no longer counts toward its customer's grades (and counts again
 // when restored).
 customer_record!(deal, Resource::Deal, super::deal::after_trash);
 
 /// The trash hook of records whose trash changes nothing else.
-async fn nothing_else<M>(_txn: &DatabaseTransaction, _actor: &Actor, _row: &M) -> AppResult<()> {
+async fn nothing_else<M>(_txn: &DatabaseTransaction, _actor: &Actor, _vault: &Keyring, _row: &M) -> AppResult<()> {
     Ok(())
 }
 customer_record!(feedback, Resource::Feedback);

@@ -11,7 +11,8 @@ use entity::enums::{Action, Resource};
 use entity::{classification_history, customer, deal, feedback, interaction, user};
 use sea_orm::sea_query::{Alias, Expr, Func, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -147,6 +148,8 @@ pub async fn classification_report(
         return Err(AppError::invalid("groupBy", "a dimension appears twice"));
     }
     let mut groups: BTreeMap<Vec<Option<String>>, Tally> = BTreeMap::new();
+    // A future day is today (and keeps dates within what both stores compare alike).
+    let as_of = as_of.map(|d| d.min(super::now().date_naive()));
     let historic = as_of.filter(|_| group_by.iter().any(|d| matches!(d, Dimension::Tier | Dimension::Lifecycle)));
     if let Some(day) = historic {
         // Row by row: each customer's tier and stage at the end of `day`.
@@ -178,7 +181,10 @@ pub async fn classification_report(
             g.customers += 1;
             g.revenue = g.revenue.saturating_add(c.revenue_minor);
             g.buyers += i64::from(c.revenue_minor > 0);
-            g.readable += i64::from(min.applies && actor.may(Resource::Customer, Action::Read, &c));
+            if min.applies && actor.may(Resource::Customer, Action::Read, &c) {
+                g.readable += 1;
+                g.readable_buyers += i64::from(c.revenue_minor > 0);
+            }
         }
     } else {
         let mut q = customer::Entity::find().select_only().filter(scope).filter(filter);
@@ -191,7 +197,11 @@ pub async fn classification_report(
         );
         q = q.column_as(sum_when(customer::Column::RevenueMinor.gt(0), 1), "buyers");
         if min.applies {
-            q = q.column_as(sum_when(actor.customer_condition(Resource::Customer, Action::Read), 1), "readable");
+            let reads = actor.customer_condition(Resource::Customer, Action::Read);
+            q = q.column_as(sum_when(reads.clone(), 1), "readable").column_as(
+                sum_when(Condition::all().add(reads).add(customer::Column::RevenueMinor.gt(0)), 1),
+                "readable_buyers",
+            );
         }
         let stmt = sea_orm::QueryTrait::build(&q, db.get_database_backend());
         for row in db.query_all_raw(stmt).await? {
@@ -206,21 +216,26 @@ pub async fn classification_report(
                     _ => row.try_get::<Option<String>>("", &col)?,
                 });
             }
-            let readable = if min.applies { row.try_get::<Option<i64>>("", "readable")?.unwrap_or(0) } else { 0 };
+            let count = |name: &str| -> AppResult<i64> {
+                Ok(if min.applies { row.try_get::<Option<i64>>("", name)?.unwrap_or(0) } else { 0 })
+            };
+            let (readable, readable_buyers) = (count("readable")?, count("readable_buyers")?);
             let tally = Tally {
                 customers: row.try_get::<i64>("", "n")?,
                 revenue: row.try_get::<i64>("", "revenue")?,
                 buyers: row.try_get::<Option<i64>>("", "buyers")?.unwrap_or(0),
                 readable,
+                readable_buyers,
             };
             groups.insert(keys, tally);
         }
     }
-    // A filter leaving out only a few customers of the scope would single them out by
-    // difference with the unfiltered report (query-set-size control).
-    if min.applies && filtered {
-        let left_out = left_out(db, actor, &groups, historic.map(end_of)).await?;
-        if min.small(left_out.0, left_out.1) {
+    // A filter (or a day in the past, which leaves out the customers created since)
+    // leaving out only a few customers of the scope would single them out by difference
+    // with the whole (query-set-size control).
+    if min.applies && (filtered || historic.is_some()) {
+        let left_out = left_out(db, actor, &groups).await?;
+        if min.small(left_out.customers - left_out.readable, left_out.buyers - left_out.readable_buyers) {
             return Ok(Vec::new());
         }
     }
@@ -265,8 +280,10 @@ struct Tally {
     revenue: i64,
     /// Customers with revenue in the window: a revenue figure is a sum over them.
     buyers: i64,
-    /// Customers the caller may read (counted only when suppression applies).
+    /// Customers the caller may read, and buyers among them (counted only when
+    /// suppression applies): what the caller may know anyway does not protect others.
     readable: i64,
+    readable_buyers: i64,
 }
 
 impl Tally {
@@ -276,7 +293,23 @@ impl Tally {
             revenue: self.revenue.saturating_add(o.revenue),
             buyers: self.buyers + o.buyers,
             readable: self.readable + o.readable,
+            readable_buyers: self.readable_buyers + o.readable_buyers,
         }
+    }
+
+    fn minus(self, o: Tally) -> Tally {
+        Tally {
+            customers: self.customers - o.customers,
+            revenue: self.revenue.saturating_sub(o.revenue),
+            buyers: self.buyers - o.buyers,
+            readable: self.readable - o.readable,
+            readable_buyers: self.readable_buyers - o.readable_buyers,
+        }
+    }
+
+    /// Customers and buyers in it that the caller may not read.
+    fn hidden(self) -> (i64, i64) {
+        (self.customers - self.readable, self.buyers - self.readable_buyers)
     }
 }
 
@@ -291,26 +324,55 @@ impl MinGroup {
 /// A report group: its keys, and (customers, revenue).
 type Group = (Vec<Option<String>>, (i64, i64));
 
-/// Splits groups into those shown and the pooled rest (`docs/privacy.md`). A group is
-/// pooled when it is small (fewer than k customers, or revenue summed over fewer than k
-/// buyers) and holds customers the caller may not read. While the pool itself is small,
-/// the shown group with the fewest buyers joins it (complementary suppression: the pool
-/// can be worked out from the total, so it must itself be safe to show). The pool is a
-/// row without keys; when even everything together is small, nothing is shown.
+/// Splits groups into those shown and the pooled rest (`docs/privacy.md`). Only what the
+/// caller may not read counts (its own customers do not protect anyone else's figures):
+/// a group is small when it holds fewer than k such customers, or sums the revenue of
+/// fewer than k such buyers (but some).
+///
+/// 1. A small group is pooled; so is a group of a multi-dimension report whose
+///    difference with a coarser report (the same keys but one dimension dropped) would be
+///    small: `[REGION, OWNER]` must not show (North, Li) when North alone minus it is one
+///    customer.
+/// 2. While the pool itself is small, the shown group with the fewest hidden buyers joins
+///    it (complementary suppression: the pool can be worked out from the total, so it
+///    must itself be safe to show). When even everything together is small, nothing is
+///    shown.
 fn suppress(groups: BTreeMap<Vec<Option<String>>, Tally>, min: MinGroup) -> (Vec<Group>, Option<Group>) {
+    let small = |t: Tally| {
+        let (c, b) = t.hidden();
+        min.small(c, b)
+    };
+    let width = groups.keys().next().map_or(0, Vec::len);
+    // The coarser reports: per dimension dropped, the total of each remaining key.
+    let mut margins: Vec<HashMap<Vec<Option<String>>, Tally>> = vec![HashMap::new(); if width > 1 { width } else { 0 }];
+    for (keys, t) in &groups {
+        for (d, margin) in margins.iter_mut().enumerate() {
+            let mut coarse = keys.clone();
+            coarse.remove(d);
+            let m = margin.entry(coarse).or_default();
+            *m = m.add(*t);
+        }
+    }
+    let exposes = |keys: &Vec<Option<String>>, t: Tally| {
+        margins.iter().enumerate().any(|(d, margin)| {
+            let mut coarse = keys.clone();
+            coarse.remove(d);
+            margin.get(&coarse).is_some_and(|m| small(m.minus(t)))
+        })
+    };
     let mut shown: Vec<(Vec<Option<String>>, Tally)> = Vec::with_capacity(groups.len());
     let mut pool = Tally::default();
     for (keys, t) in groups {
-        if min.applies && min.small(t.customers, t.buyers) && t.readable < t.customers {
+        if min.applies && (small(t) || exposes(&keys, t)) {
             pool = pool.add(t);
         } else {
             shown.push((keys, t));
         }
     }
-    if pool.customers > 0 {
-        // Fewest buyers first, then fewest customers: the cheapest complement.
-        shown.sort_by_key(|(keys, t)| (std::cmp::Reverse(t.buyers), std::cmp::Reverse(t.customers), keys.clone()));
-        while min.small(pool.customers, pool.buyers) {
+    if min.applies && pool.customers > 0 {
+        // Fewest hidden buyers first, then fewest customers: the cheapest complement.
+        shown.sort_by_key(|(keys, t)| (std::cmp::Reverse(t.hidden().1), std::cmp::Reverse(t.hidden().0), keys.clone()));
+        while small(pool) {
             match shown.pop() {
                 Some((_, t)) => pool = pool.add(t),
                 None => return (Vec::new(), None),
@@ -322,28 +384,40 @@ fn suppress(groups: BTreeMap<Vec<Option<String>>, Tally>, min: MinGroup) -> (Vec
     (out, (pool.customers > 0).then(|| (Vec::new(), (pool.customers, pool.revenue))))
 }
 
-/// (customers, buyers) of the report scope that a filter left out of `groups`.
+/// What of the whole report scope (every live customer, whenever created) is not in
+/// `groups`: what a filter or a past day left out.
 async fn left_out(
     db: &DatabaseConnection,
     actor: &Actor,
     groups: &BTreeMap<Vec<Option<String>>, Tally>,
-    created_by: Option<DateTime<Utc>>,
-) -> AppResult<(i64, i64)> {
-    let mut q = customer::Entity::find()
+) -> AppResult<Tally> {
+    let reads = actor.customer_condition(Resource::Customer, Action::Read);
+    let q = customer::Entity::find()
         .select_only()
         .column_as(count_all(), "n")
         .column_as(sum_when(customer::Column::RevenueMinor.gt(0), 1), "buyers")
+        .column_as(sum_when(reads.clone(), 1), "readable")
+        .column_as(
+            sum_when(Condition::all().add(reads).add(customer::Column::RevenueMinor.gt(0)), 1),
+            "readable_buyers",
+        )
         .filter(report_condition(actor)?);
-    if let Some(end) = created_by {
-        q = q.filter(customer::Column::CreatedAt.lte(end));
-    }
     let stmt = sea_orm::QueryTrait::build(&q, db.get_database_backend());
-    let (all, all_buyers) = match db.query_one_raw(stmt).await? {
-        Some(row) => (row.try_get::<i64>("", "n")?, row.try_get::<Option<i64>>("", "buyers")?.unwrap_or(0)),
-        None => (0, 0),
+    let all = match db.query_one_raw(stmt).await? {
+        Some(row) => {
+            let n = |c: &str| -> AppResult<i64> { Ok(row.try_get::<Option<i64>>("", c)?.unwrap_or(0)) };
+            Tally {
+                customers: n("n")?,
+                revenue: 0,
+                buyers: n("buyers")?,
+                readable: n("readable")?,
+                readable_buyers: n("readable_buyers")?,
+            }
+        }
+        None => Tally::default(),
     };
     let kept = groups.values().fold(Tally::default(), |a, t| a.add(*t));
-    Ok((all - kept.customers, all_buyers - kept.buyers))
+    Ok(all.minus(kept))
 }
 
 fn end_of(day: NaiveDate) -> DateTime<Utc> {
@@ -418,11 +492,15 @@ pub async fn tier_migration(
     actor: &Actor,
     from: NaiveDate,
     to: NaiveDate,
+    k: i64,
 ) -> AppResult<Vec<(String, String, i64)>> {
     let scope = report_condition(actor)?;
     if to < from {
         return Err(AppError::invalid("to", "must not be before from"));
     }
+    let today = super::now().date_naive();
+    let (from, to) = (from.min(today), to.min(today));
+    let min = MinGroup::for_actor(actor, k);
     let ids: Vec<(Uuid, String)> = customer::Entity::find()
         .select_only()
         .column(customer::Column::Id)
@@ -436,20 +514,39 @@ pub async fn tier_migration(
     let at_from = values_at(db, &just_ids, "TIER", end_of(from)).await?;
     let at_to = values_at(db, &just_ids, "TIER", end_of(to)).await?;
     let mut cells: BTreeMap<(String, String), i64> = BTreeMap::new();
+    // The customers created after `from` are left out: when they are a few the caller may
+    // not read, two days apart would single them out (query-set-size control).
+    if min.applies {
+        let readable = customer::Entity::find()
+            .filter(report_condition(actor)?)
+            .filter(customer::Column::CreatedAt.lte(end_of(from)))
+            .filter(actor.customer_condition(Resource::Customer, Action::Read))
+            .count(db)
+            .await? as i64;
+        let kept = Tally { customers: ids.len() as i64, readable, ..Tally::default() };
+        let left = left_out(db, actor, &BTreeMap::from([(Vec::new(), kept)])).await?;
+        if min.small(left.customers - left.readable, 0) {
+            return Ok(zero_cells());
+        }
+    }
     for (id, current) in ids {
         let a = at_from.get(&id).cloned().unwrap_or_else(|| current.clone());
         let b = at_to.get(&id).cloned().unwrap_or(current);
         *cells.entry((a, b)).or_default() += 1;
     }
-    let tiers = ["A", "B", "C", "D"];
-    Ok(tiers
-        .iter()
-        .flat_map(|a| tiers.iter().map(move |b| (a.to_string(), b.to_string())))
-        .map(|(a, b)| {
+    Ok(zero_cells()
+        .into_iter()
+        .map(|(a, b, _)| {
             let n = cells.get(&(a.clone(), b.clone())).copied().unwrap_or(0);
             (a, b, n)
         })
         .collect())
+}
+
+/// The sixteen (from, to) tier cells, all zero.
+fn zero_cells() -> Vec<(String, String, i64)> {
+    let tiers = ["A", "B", "C", "D"];
+    tiers.iter().flat_map(|a| tiers.iter().map(move |b| (a.to_string(), b.to_string(), 0))).collect()
 }
 
 /// A staff member's activity in a period (seed 000 uses these in appraisals).
@@ -657,6 +754,9 @@ pub async fn feedback_summary(
     actor.require(Resource::Report, Action::Read)?;
     if to < from {
         return Err(AppError::invalid("to", "must not be before from"));
+    }
+    if group_by.iter().enumerate().any(|(i, d)| group_by[..i].contains(d)) {
+        return Err(AppError::invalid("groupBy", "a dimension appears twice"));
     }
     let (start, end) = (from.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(Utc::now), end_of(to));
     let customers = Query::select()

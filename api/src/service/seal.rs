@@ -5,7 +5,7 @@
 //! on every instance at once and be run again at any time.
 use super::store::write;
 use super::{contact, customer};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::vault::Keyring;
 use entity::{audit_log, contact as contact_row, customer as customer_row};
 use sea_orm::DatabaseConnection;
@@ -24,6 +24,8 @@ pub struct Resealed {
     pub customers: u64,
     /// Audit rows whose sealed (or still plain) addresses were sealed again.
     pub audit_rows: u64,
+    /// Contacts left under their old key: their ID number is another live contact's.
+    pub conflicts: u64,
 }
 
 /// `column` holds exactly `value` (NULL-safe).
@@ -83,8 +85,19 @@ pub async fn reseal(db: &DatabaseConnection, vault: &Keyring) -> AppResult<Resea
                 .filter(holds(contact_row::Column::IdNumber, &row.id_number))
                 .filter(holds(contact_row::Column::Address, &row.address))
                 .exec(db)
-                .await?;
-            done.contacts += res.rows_affected;
+                .await
+                .map_err(AppError::from);
+            match res {
+                Ok(res) => done.contacts += res.rows_affected,
+                // Two live contacts of one customer with one ID number, sealed under two
+                // keys (made while a rotation was under way): leave this one under its old
+                // key for a person to resolve, and go on with the others.
+                Err(AppError::Duplicate { .. }) => {
+                    tracing::warn!(contact = %row.id, customer = %row.customer_id, "ID number shared with another live contact of the customer; left under its old key");
+                    done.conflicts += 1;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     let mut after = Uuid::nil();

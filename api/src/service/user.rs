@@ -250,7 +250,9 @@ pub async fn deactivate(
         session::end_sessions(txn, &old, &mut am).await?;
         let new = save::<user::Entity>(txn, Some(actor.id()), "deactivate", &old, am).await?;
         // Hand the customers over; each move is audited like an assignment.
-        let owned = customer::Entity::find().filter(customer::Column::OwnerId.eq(id)).all(txn).await?;
+        // Locked: the audit rows below copy them, and must not copy what an erasure
+        // running at the same moment removes.
+        let owned = customer::Entity::find().filter(customer::Column::OwnerId.eq(id)).lock_exclusive().all(txn).await?;
         let at = now();
         let (owner, department) = match &successor {
             Some(s) => (Some(s.id), s.department_id),

@@ -65,6 +65,7 @@ pub async fn set_override(
         return Err(AppError::invalid("reason", "an override needs a reason"));
     }
     write(db, async |txn| {
+        crate::service::personal::lock_customer(txn, customer_id).await?;
         let old = crate::service::customer::load_for_action(txn, actor, customer_id, Action::Assign).await?;
         customer::Entity::update_many()
             .col_expr(customer::Column::TierOverride, Expr::value(tier.map(|t| t.to_string())))
