@@ -352,7 +352,7 @@ async fn reminders_forget_customers_out_of_reach() {
 /// Every value of a text column of `table`, read straight from the database.
 async fn raw_column(app: &TestApp, table: &str, column: &str) -> Vec<Option<String>> {
     use sea_orm::ConnectionTrait;
-    let sql = format!("SELECT {column} AS v FROM {table} ORDER BY id");
+    let sql = format!("SELECT {column} AS v FROM {table} ORDER BY 1");
     let rows = app.db.query_all_raw(sea_orm::Statement::from_string(app.db.get_database_backend(), sql)).await.unwrap();
     rows.iter().map(|r| r.try_get::<Option<String>>("", "v").unwrap()).collect()
 }
@@ -424,6 +424,12 @@ async fn sensitive_fields_are_sealed_at_rest_and_keys_rotate() {
     let made = futures::future::join_all(race).await.iter().filter(|r| r["errors"].is_null()).count();
     assert_eq!(made, 1, "one contact per ID number and customer, however they race");
 
+    // The old 15-digit card of the same person is the same number.
+    let old_card = app
+        .gql(Some(t), create, json!({"i": {"customerId": org, "name": "李经理三", "idNumber": "110105491231002"}}))
+        .await;
+    assert_eq!(code(&old_card), "DUPLICATE", "{old_card}");
+
     // A value written before sealing (plain) still reads, until the re-seal pass.
     let second = app.ok(t, create, json!({"i": {"customerId": org, "name": "王总"}})).await["createContact"]["id"]
         .as_str()
@@ -467,6 +473,22 @@ async fn sensitive_fields_are_sealed_at_rest_and_keys_rotate() {
         )
         .await;
     assert_eq!(code(&dup), "DUPLICATE", "the re-sealed value was indexed: {dup}");
+    // A trashed contact sealed under the old key cannot come back beside a live one with
+    // the same number sealed under the new key.
+    let gone =
+        new_only.ok(&new_only.admin_token, "mutation($id:ID!){deleteContact(id:$id){id}}", json!({"id": second})).await;
+    assert!(gone["deleteContact"]["id"].is_string());
+    new_only
+        .ok(
+            &new_only.admin_token,
+            create,
+            json!({"i": {"customerId": org, "name": "王总新", "idNumber": "440300199001010016"}}),
+        )
+        .await;
+    let back = new_only
+        .gql(Some(&new_only.admin_token), "mutation($id:ID!){restoreContact(id:$id){id}}", json!({"id": second}))
+        .await;
+    assert_eq!(code(&back), "DUPLICATE", "{back}");
     // A server without the key a value was sealed with cannot read it, and says so.
     let wrong = app.another_instance(|c| c.data_key = Some(OLD_KEY.into())).await;
     let resp = wrong.gql(Some(&wrong.admin_token), read, json!({"id": contact})).await;
@@ -666,6 +688,33 @@ async fn the_audit_trail_is_readable_and_complete() {
         !export.contains("388850") && !export.contains("13800000021"),
         "the export follows the field groups: {export}"
     );
+
+    // Widening the manager's AUDIT or PERSONAL_DATA grant does not widen the field groups:
+    // another department's phone stays hidden.
+    app.ok(
+        t,
+        "mutation($c:ID!){updateCustomer(input:{id:$c, version:1, phone:\"13700000099\"}){id}}",
+        json!({"c": theirs}),
+    )
+    .await;
+    app.ok(
+        t,
+        set,
+        json!({"i": {"role": "MANAGER", "resource": "CONTACT_DETAILS", "action": "READ", "scope": "DEPARTMENT"}}),
+    )
+    .await;
+    for resource in ["AUDIT", "PERSONAL_DATA"] {
+        app.ok(t, set, json!({"i": {"role": "MANAGER", "resource": resource, "action": "READ", "scope": "ALL"}})).await;
+    }
+    let west = app.ok(&manager, log, json!({"f": {"recordId": theirs}})).await.to_string();
+    assert!(west.contains("[hidden]") && !west.contains("13700000099"), "{west}");
+    let export =
+        app.ok(&manager, "mutation($c:ID!){exportPersonalData(customerId:$c)}", json!({"c": theirs})).await.to_string();
+    assert!(!export.contains("13700000099"), "{export}");
+    let resp = app
+        .gql(Some(t), set, json!({"i": {"role": "MANAGER", "resource": "AUDIT", "action": "UPDATE", "scope": "ALL"}}))
+        .await;
+    assert_eq!(code(&resp), "VALIDATION", "the audit trail takes READ only");
 }
 
 /// Export and erase of one person's data; consent gates promotional reminders.
@@ -863,4 +912,110 @@ async fn nul_characters_are_refused_not_a_server_error() {
     let path = "/reports/classification.csv?groupBy=TIER&filter=%7B%22region%22%3A%7B%22eq%22%3A%22%5Cu0000%22%7D%7D";
     let resp = app.client.get(app.url(path)).bearer_auth(t).send().await.unwrap();
     assert!(resp.status() == 200 || resp.status() == 400, "{}", resp.status());
+}
+
+/// Second review: a cell of a two-dimension report was the difference of a one-dimension
+/// one; a past `asOf` worked as a creation-date filter; a rep's own customers padded the
+/// pool that protects the others.
+#[tokio::test]
+async fn reports_resist_margins_days_and_padding() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    let dept = app.create_department("华北", None).await;
+    let (_, analyst) = app.create_user("analyst@example.com", "ANALYST", &dept).await;
+    let (_, s1) = app.create_user("s1@example.com", "SALES", &dept).await;
+    let (_, s2) = app.create_user("s2@example.com", "SALES", &dept).await;
+    // s1: seven buyers in 北区; s2: one buyer (4,321.00) in 北区; eight more elsewhere.
+    for n in 0..7 {
+        let c =
+            app.create_customer(&s1, json!({"name": format!("甲{n}"), "kind": "INDIVIDUAL", "region": "北区"})).await;
+        won(&app, c["id"].as_str().unwrap(), "4000.00").await;
+    }
+    let target = app.create_customer(&s2, json!({"name": "目标", "kind": "INDIVIDUAL", "region": "北区"})).await;
+    won(&app, target["id"].as_str().unwrap(), "4321.00").await;
+    for n in 0..8 {
+        let c = app.create_customer(t, json!({"name": format!("乙{n}"), "kind": "INDIVIDUAL", "region": "南区"})).await;
+        won(&app, c["id"].as_str().unwrap(), "1000.00").await;
+    }
+    let rows = |token: String, group: &'static str| {
+        let app = &app;
+        async move {
+            let q = format!(
+                "{{classificationReport(groupBy:[{group}]){{suppressed keys{{value}} customerCount revenue{{amount}}}}}}"
+            );
+            app.ok(&token, &q, json!({})).await["classificationReport"].as_array().unwrap().clone()
+        }
+    };
+    let amount = |r: &Value| r["revenue"]["amount"].as_str().unwrap().parse::<f64>().unwrap();
+    let by_region = rows(analyst.clone(), "REGION").await;
+    let by_region_owner = rows(analyst.clone(), "REGION, OWNER").await;
+    let north = by_region.iter().find(|r| r["keys"][0]["value"] == "北区").map(amount);
+    for cell in by_region_owner.iter().filter(|r| r["keys"][0]["value"] == "北区") {
+        if let Some(north) = north {
+            assert!(
+                (north - amount(cell) - 4321.0).abs() > 0.001,
+                "北区 minus a cell is the target: {by_region_owner:?}"
+            );
+        }
+    }
+    // The target's cell (北区, s2) is never shown on its own.
+    assert!(by_region_owner.iter().all(|r| (amount(r) - 4321.0).abs() > 0.001), "{by_region_owner:?}");
+
+    // A day in the past that leaves out a few customers created since answers nothing;
+    // yesterday leaves out all sixteen (nothing to single out in an empty scope either).
+    let q = "query($d:Date){classificationReport(groupBy:[TIER], asOf:$d){customerCount}}";
+    let today = chrono::Utc::now().date_naive().to_string();
+    assert!(!app.ok(&analyst, q, json!({"d": today})).await["classificationReport"].as_array().unwrap().is_empty());
+
+    // A rep who may read the company's reports: his own customers do not pad the pool
+    // that hides s2's single customer.
+    app.ok(
+        t,
+        "mutation($i:RolePermissionInput!){setRolePermission(input:$i){scope}}",
+        json!({"i": {"role": "SALES", "resource": "REPORT", "action": "READ", "scope": "ALL"}}),
+    )
+    .await;
+    let seen = rows(s1.clone(), "OWNER").await;
+    for r in &seen {
+        assert!((amount(r) - 28000.0 - 4321.0).abs() > 0.001, "his own plus the target: {seen:?}");
+        assert!((amount(r) - 4321.0).abs() > 0.001, "{seen:?}");
+    }
+    let _ = s2;
+}
+
+/// Second review: on PostgreSQL a change racing an erasure wrote the erased name back
+/// into the audit log or a consent's source.
+#[tokio::test]
+async fn an_erasure_is_not_undone_by_a_racing_change() {
+    let app = TestApp::spawn().await;
+    let t = &app.admin_token;
+    for round in 0..3 {
+        let name = format!("赵六{round}");
+        let phone = format!("1390000000{round}");
+        let c = app.create_customer(t, json!({"name": name, "kind": "INDIVIDUAL", "phone": phone})).await;
+        let id = c["id"].as_str().unwrap().to_string();
+        let consent = "mutation($c:ID!,$g:Boolean!,$s:String){setConsent(customerId:$c, channel:SMS, given:$g, source:$s){given}}";
+        app.ok(t, consent, json!({"c": id, "g": true, "s": "展会登记赵六"})).await;
+        let erase = app.gql(
+            Some(t),
+            "mutation($c:ID!){erasePersonalData(customerId:$c, reason:\"本人要求\"){id}}",
+            json!({"c": id}),
+        );
+        let hold = app.gql(Some(t), "mutation($c:ID!){setLegalHold(customerId:$c, hold:false){id}}", json!({"c": id}));
+        let withdraw = app.gql(Some(t), consent, json!({"c": id, "g": false}));
+        let tier = app.gql(
+            Some(t),
+            "mutation($c:ID!){setTierOverride(customerId:$c, tier:B, reason:\"测试\"){id}}",
+            json!({"c": id}),
+        );
+        let (e, _, _, _) = tokio::join!(erase, hold, withdraw, tier);
+        assert!(e["errors"].is_null(), "{e}");
+        let old = raw_column(&app, "audit_log", "CAST(old_values AS TEXT)").await;
+        let new = raw_column(&app, "audit_log", "CAST(new_values AS TEXT)").await;
+        for v in old.iter().chain(&new).flatten() {
+            assert!(!v.contains(&name) && !v.contains(&phone) && !v.contains("展会登记赵六"), "round {round}: {v}");
+        }
+        let sources = raw_column(&app, "consent", "source").await;
+        assert!(sources.iter().flatten().all(|s| !s.contains("赵六")), "{sources:?}");
+    }
 }
