@@ -6,6 +6,7 @@
 //! `DATABASE_URL` at a real CRM by mistake costs nothing.
 mod bench;
 mod generate;
+mod readpath;
 
 use api::config::Config;
 use api::error::AppResult;
@@ -39,6 +40,20 @@ enum Command {
         /// Leads created per size, one at a time.
         #[arg(long, default_value_t = 50)]
         leads: usize,
+    },
+    /// Loads the read path with wrk (by-id lookup, a nested page; as admin, a sales rep
+    /// and a manager) on our server and, with `--postgraphile`, on PostGraphile v5.
+    ReadPath {
+        /// A shell command that starts PostGraphile on `$PORT` over `$DATABASE_URL`.
+        #[arg(long)]
+        postgraphile: Option<String>,
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        #[arg(long, default_value_t = 8)]
+        seconds: u32,
+        /// Runs per scenario and server; the best is reported.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
     },
 }
 
@@ -95,6 +110,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Subscriptions { subscribers, leads } => {
             println!("{}", bench::subscriptions(state, &subscribers, leads).await?);
+        }
+        Command::ReadPath { postgraphile, connections, seconds, rounds } => {
+            let url = config.database_url.clone();
+            println!(
+                "{}",
+                readpath::read_path(state, &url, postgraphile.as_deref(), connections, seconds, rounds).await?
+            );
         }
     }
     Ok(())
