@@ -158,13 +158,14 @@ pub async fn read_path(
     let customers = entity::customer::Entity::find().count(db).await.map_err(|e| e.to_string())?;
     let gql = |q: &str, vars: serde_json::Value| json!({"query": q, "variables": vars}).to_string();
     let by_id = gql("query($id:ID!){customer(id:$id){id name email}}", json!({"id": customer}));
-    let by_id_pg = gql("query($id:UUID!){customerById(id:$id){id name email}}", json!({"id": customer}));
+    // PostGraphile v5 (amber) names the `id` column `rowId` (`id` is its node id).
+    let by_id_pg = gql("query($id:UUID!){customerByRowId(rowId:$id){rowId name email}}", json!({"id": customer}));
     let nested = gql(
         "{customers(first:10){edges{node{name contacts(first:10){edges{node{name mobile}}} deals(first:10){edges{node{id}}}}}}}",
         json!({}),
     );
     let nested_pg = gql(
-        "{allCustomers(first:10){nodes{name contactsByCustomerId(first:10){nodes{name mobile}} dealsByCustomerId(first:10){nodes{id}}}}}",
+        "{allCustomers(first:10){nodes{name contactsByCustomerId(first:10){nodes{name mobile}} dealsByCustomerId(first:10){nodes{rowId}}}}}",
         json!({}),
     );
     let mut scenarios = Vec::new();
