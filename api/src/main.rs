@@ -78,6 +78,10 @@ enum UserCommand {
     },
 }
 
+/// mimalloc instead of glibc's malloc: see api/Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     api::telemetry::init();
