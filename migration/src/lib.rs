@@ -2,6 +2,8 @@
 //! imports `entity`, so history stays frozen when the entities move on.
 pub use sea_orm_migration::prelude::*;
 
+mod grants;
+
 mod m20261123_000001_core;
 mod m20261123_000002_default_permissions;
 mod m20261123_000003_classification;

@@ -41,16 +41,6 @@ enum AuditLog {
     Id,
 }
 
-#[derive(DeriveIden)]
-enum RolePermission {
-    Table,
-    Role,
-    Resource,
-    Action,
-    Scope,
-    IncludePool,
-}
-
 /// (role, resource, action, scope): who reads the audit trail, exports and erases.
 const GRANTS: [(&str, &str, &str, &str); 6] = [
     ("ADMIN", "AUDIT", "READ", "ALL"),
@@ -106,17 +96,6 @@ impl MigrationTrait for Migration {
             }
             manager.create_index(index.to_owned()).await?;
         }
-        let mut insert = Query::insert();
-        insert.into_table(RolePermission::Table).columns([
-            RolePermission::Role,
-            RolePermission::Resource,
-            RolePermission::Action,
-            RolePermission::Scope,
-            RolePermission::IncludePool,
-        ]);
-        for (role, resource, action, scope) in GRANTS {
-            insert.values_panic([role.into(), resource.into(), action.into(), scope.into(), false.into()]);
-        }
-        manager.exec_stmt(insert.to_owned()).await
+        crate::grants::insert(manager, &GRANTS).await
     }
 }

@@ -143,6 +143,16 @@ impl Actor {
         }
     }
 
+    /// Whether the actor may see a staff member's account fields (login e-mail, role,
+    /// active flag): its own, or anyone its USER READ grant reaches (staff "own"
+    /// themselves). Colleagues see names and departments only.
+    pub fn sees_account(&self, u: &entity::user::Model) -> bool {
+        self.id() == u.id
+            || self
+                .reach(Resource::User, Action::Read)
+                .admits(Placement { owner_id: Some(u.id), department_id: u.department_id })
+    }
+
     /// What the actor reaches for an action on a resource.
     pub fn reach(&self, resource: Resource, action: Action) -> Reach {
         let grant = self.grant(resource, action);

@@ -3,12 +3,11 @@ use super::common::{ClientAddress, actor, connection, db, page_args, parse_id, s
 use super::department::Department;
 use super::enums::Role;
 use super::error::ResultExt;
-use crate::auth::{Actor, Placement};
+use crate::auth::Actor;
 use crate::service::session;
 use crate::service::user::{self as svc, NewUser, UserFilter, UserPatch};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::enums::{Action, Resource};
 use entity::user;
 
 /// A staff member. The password hash is never exposed.
@@ -16,16 +15,10 @@ use entity::user;
 pub struct User(pub user::Model);
 
 impl User {
-    /// Whether the caller may see this staff member's account fields (e-mail, role,
-    /// active): themselves, or anyone their USER READ grant reaches. Colleagues see names
-    /// and departments only. Without an actor the request is `login` or `refreshToken`,
-    /// whose only user is the caller.
+    /// Whether the caller may see this staff member's account fields (`Actor::sees_account`).
+    /// Without an actor the request is `login` or `refreshToken`, whose only user is the caller.
     fn account_visible(&self, ctx: &Context<'_>) -> bool {
-        ctx.data_opt::<Actor>().is_none_or(|a| {
-            a.id() == self.0.id
-                || a.reach(Resource::User, Action::Read)
-                    .admits(Placement { owner_id: Some(self.0.id), department_id: self.0.department_id })
-        })
+        ctx.data_opt::<Actor>().is_none_or(|a| a.sees_account(&self.0))
     }
 }
 

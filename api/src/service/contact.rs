@@ -308,14 +308,9 @@ pub async fn update(
             ),
         ];
         if groups.iter().any(|(_, touched)| *touched) {
-            let placement = super::customer::placements(txn, vec![old.customer_id]).await?;
-            for (group, touched) in groups {
-                let shown =
-                    placement.first().is_some_and(|(_, p)| actor.field_access(group, Resource::Contact).admits(*p));
-                if touched && !shown {
-                    return Err(super::customer::may_not_change(group));
-                }
-            }
+            let placements = super::customer::placements(txn, vec![old.customer_id]).await?;
+            let (_, placement) = placements.first().copied().ok_or(AppError::NotFound("customer"))?;
+            super::customer::may_change_groups(actor, Resource::Contact, placement, &groups)?;
         }
         let mut v = Violations::new();
         let mut am: contact::ActiveModel = old.clone().into();

@@ -342,15 +342,29 @@ async fn explain_duplicate(
     AppError::Duplicate { key, department: holder, message }
 }
 
-/// FORBIDDEN for a change to fields of a group the caller does not see on the record:
-/// what one cannot read, one does not overwrite blindly.
-pub fn may_not_change(group: Resource) -> AppError {
-    let what = match group {
-        Resource::ContactDetails => "contact details",
-        Resource::PersonalDetails => "personal details",
-        _ => "amounts",
-    };
-    AppError::Forbidden(format!("you may not change the {what} of this record"))
+/// FORBIDDEN when a change touches fields of a group (`(group, touched)`) that the
+/// caller does not see on a record of `over` placed at `placement`: what one cannot read,
+/// one does not overwrite blindly.
+///
+/// # Errors
+/// FORBIDDEN.
+pub fn may_change_groups(
+    actor: &Actor,
+    over: Resource,
+    placement: Placement,
+    groups: &[(Resource, bool)],
+) -> AppResult<()> {
+    for &(group, touched) in groups {
+        if touched && !actor.field_access(group, over).admits(placement) {
+            let what = match group {
+                Resource::ContactDetails => "contact details",
+                Resource::PersonalDetails => "personal details",
+                _ => "amounts",
+            };
+            return Err(AppError::Forbidden(format!("you may not change the {what} of this record")));
+        }
+    }
+    Ok(())
 }
 
 /// How a duplicate key is named in messages.
@@ -484,11 +498,7 @@ pub async fn update(
             (Resource::ContactDetails, patch.phone.is_some() || patch.email.is_some() || patch.address.is_some()),
             (Resource::PersonalDetails, patch.birthday.is_some() || patch.soft_profile.is_some()),
         ];
-        for (group, touched) in groups {
-            if touched && !actor.field_access(group, Resource::Customer).admits((&old).into()) {
-                return Err(may_not_change(group));
-            }
-        }
+        may_change_groups(actor, Resource::Customer, (&old).into(), &groups)?;
         let am = apply_patch(vault, &old, patch)?;
         attempted = Some(am.clone());
         let new = save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await?;

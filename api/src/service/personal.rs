@@ -106,7 +106,9 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
     audit::mask_record(actor, "customer", &mut person, placement);
     let consents = consent::Entity::find().filter(consent::Column::CustomerId.eq(id)).all(db).await?;
     let mut contacts = Vec::new();
+    let mut children: Vec<Uuid> = Vec::new();
     for k in contact_row::Entity::find().filter(contact_row::Column::CustomerId.eq(id)).all(db).await? {
+        children.push(k.id);
         let mut v = to_json(&k);
         v["address"] = json!(contact::address(vault, &k)?);
         v["id_number"] = json!(contact::id_number(vault, &k)?);
@@ -140,8 +142,6 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
         .order_by_asc(classification_history::Column::At)
         .all(db)
         .await?;
-    let mut children: Vec<Uuid> =
-        contacts.iter().filter_map(|c| c["id"].as_str().and_then(|s| Uuid::parse_str(s).ok())).collect();
     children.extend(&deal_ids);
     children.extend(interactions.iter().map(|i| i.id));
     children.extend(feedback.iter().map(|f| f.id));
