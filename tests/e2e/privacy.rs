@@ -207,6 +207,9 @@ async fn field_groups_follow_row_scope() {
         )
         .await;
     assert_eq!(code(&resp), "VALIDATION");
+    let pool =
+        json!({"i": {"role": "SALES", "resource": "DEAL", "action": "READ", "scope": "OWN", "includePool": true}});
+    assert_eq!(code(&app.gql(Some(t), set, pool).await), "VALIDATION", "only customer READ reaches the pool");
 
     // What one may not read, one does not overwrite: without contact details, the rep
     // still renames his customer but cannot change its phone.
@@ -825,6 +828,15 @@ async fn a_person_can_be_exported_and_erased() {
     );
     let reasons = raw_column(&app, "reminder", "reason").await;
     assert!(reasons.iter().flatten().all(|r| !r.contains("王女士")), "{reasons:?}");
+    // An erased person takes no new consent; a hold's reason is bounded; a download path
+    // that is no customer id is not found.
+    assert_eq!(code(&app.gql(Some(&rep), consent, json!({"c": id, "g": true})).await), "CONFLICT");
+    let long = "长".repeat(501);
+    assert_eq!(code(&app.gql(Some(t), hold, json!({"c": id, "h": true, "r": long})).await), "VALIDATION");
+    let resp = app.client.get(app.url("/personal-data/not-an-id.json")).bearer_auth(t).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(code(&resp.json::<Value>().await.unwrap()), "NOT_FOUND");
+
     // Free texts of the kept facts and the consent's source went too.
     let deal = app
         .ok(
