@@ -270,7 +270,7 @@ async fn graphql_post(
             "Content-Type must be application/json",
         );
     }
-    let request = match serde_json::from_slice::<BatchRequest>(&body) {
+    let mut request = match serde_json::from_slice::<BatchRequest>(&body) {
         Ok(BatchRequest::Single(r)) => r,
         Ok(BatchRequest::Batch(_)) => {
             return error_response(
@@ -291,14 +291,19 @@ async fn graphql_post(
         return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
     }
     let actor = caller.map(|c| c.0.0);
-    let mut request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
-    if let Some(actor) = actor {
-        request = request.data(actor);
-    }
-    if let Some(address) = client_address(&http.state, &headers, peer.map(|p| p.0)) {
-        request = request.data(crate::schema::common::ClientAddress(address));
-    }
-    let mut response = http.schema.execute(request).await;
+    let mut response = match crate::schema::guards::check(&mut request, &http.state.limits, actor.is_some()) {
+        Err(refused) => async_graphql::Response::from_errors(vec![refused]),
+        Ok(()) => {
+            request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
+            if let Some(actor) = actor {
+                request = request.data(actor);
+            }
+            if let Some(address) = client_address(&http.state, &headers, peer.map(|p| p.0)) {
+                request = request.data(crate::schema::common::ClientAddress(address));
+            }
+            http.schema.execute(request).await
+        }
+    };
     for error in &mut response.errors {
         let ext = error.extensions.get_or_insert_with(Default::default);
         if ext.get("code").is_none() {
@@ -334,11 +339,18 @@ async fn graphql_post(
         (None, true) => StatusCode::BAD_REQUEST,
         (None, false) => StatusCode::OK,
     };
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
-    if not_executed && let Some(fields) = body.as_object_mut() {
-        fields.remove("data");
-    }
-    let mut resp = (status, Json(body)).into_response();
+    // Serialised straight into the body: no intermediate JSON tree. A request refused
+    // before execution has no `data` entry.
+    let body = if not_executed {
+        serde_json::to_vec(&json!({ "errors": response.errors }))
+    } else {
+        serde_json::to_vec(&response)
+    };
+    let body = body.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "response not serialisable");
+        br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_vec()
+    });
+    let mut resp = (status, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(seconds) = retry_after {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));

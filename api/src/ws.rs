@@ -19,7 +19,7 @@ use crate::auth::jwt::Verified;
 use crate::auth::{Actor, session::SocketSlot};
 use crate::schema::{CrmSchema, loaders};
 use crate::state::AppState;
-use async_graphql::Request;
+use async_graphql::{Request, ServerError};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -166,16 +166,20 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                         let Some(request) = msg.get("payload").and_then(|p| serde_json::from_value::<Request>(p.clone()).ok()) else {
                             break Close(4400, "Invalid message received: subscribe needs a payload with a query".into());
                         };
+                        let mut request = request;
                         let refused = if operations.len() >= MAX_OPERATIONS {
-                            Some(format!("at most {MAX_OPERATIONS} operations per connection"))
+                            Some(ServerError::new(format!("at most {MAX_OPERATIONS} operations per connection"), None))
+                        } else if let Some(message) = crate::http::too_deep(&request) {
+                            Some(ServerError::new(message, None))
                         } else {
-                            crate::http::too_deep(&request)
+                            crate::schema::guards::check(&mut request, &state.limits, true).err()
                         };
-                        if let Some(message) = refused {
-                            let error = json!({"id": id, "type": "error", "payload": [{
-                                "message": message,
-                                "extensions": {"code": "BAD_REQUEST"}
-                            }]});
+                        if let Some(mut error) = refused {
+                            let ext = error.extensions.get_or_insert_with(Default::default);
+                            if ext.get("code").is_none() {
+                                ext.set("code", "BAD_REQUEST");
+                            }
+                            let error = json!({"id": id, "type": "error", "payload": [error]});
                             if sink.send(Message::Text(error.to_string().into())).await.is_err() {
                                 break Close(1006, String::new());
                             }

@@ -121,8 +121,8 @@ pub fn page_info<T>(page: &Page<T>) -> PageInfo {
     PageInfo {
         has_next_page: page.has_next_page,
         has_previous_page: page.has_previous_page,
-        start_cursor: page.edges.first().map(|(c, _)| c.clone()),
-        end_cursor: page.edges.last().map(|(c, _)| c.clone()),
+        start_cursor: page.edges.first().map(|(c, _)| c.encode()),
+        end_cursor: page.edges.last().map(|(c, _)| c.encode()),
     }
 }
 
@@ -132,25 +132,37 @@ macro_rules! connection {
         #[doc = concat!("A page of ", $what, ".")]
         pub struct $conn(pub $crate::service::pagination::Page<$node>);
 
+        /// An edge borrowed from the page: nodes are not cloned to be served.
+        pub struct $edge<'a> {
+            cursor: &'a $crate::service::pagination::Cursor,
+            node: &'a $node,
+        }
+
         #[doc = concat!("One ", $what, " with its cursor.")]
-        #[derive(async_graphql::SimpleObject, Clone)]
-        pub struct $edge {
+        #[async_graphql::Object]
+        impl $edge<'_> {
             /// Opaque cursor; pass as `after` to continue after this row.
-            pub cursor: String,
+            async fn cursor(&self) -> String {
+                // Encoded only when asked for: most clients read the nodes alone.
+                self.cursor.encode()
+            }
+
             /// The record.
-            pub node: $node,
+            async fn node(&self) -> &$node {
+                self.node
+            }
         }
 
         #[async_graphql::Object]
         impl $conn {
             /// The rows of this page.
-            async fn edges(&self) -> Vec<$edge> {
-                self.0.edges.iter().map(|(c, n)| $edge { cursor: c.clone(), node: n.clone() }).collect()
+            async fn edges(&self) -> Vec<$edge<'_>> {
+                self.0.edges.iter().map(|(cursor, node)| $edge { cursor, node }).collect()
             }
 
             /// The nodes of this page, without cursors.
-            async fn nodes(&self) -> Vec<$node> {
-                self.0.edges.iter().map(|(_, n)| n.clone()).collect()
+            async fn nodes(&self) -> Vec<&$node> {
+                self.0.edges.iter().map(|(_, n)| n).collect()
             }
 
             /// Where this page stands.

@@ -1,5 +1,5 @@
 //! Operation-level guards that async-graphql's own limits (depth, complexity) do not
-//! cover, run as an extension right after a query is parsed, over HTTP and WebSocket.
+//! cover, run on the parsed query before execution, over HTTP and WebSocket ([`check`]).
 //!
 //! - **One `login` per operation.** Aliases let one request carry fifty `login` fields and
 //!   learn which of fifty passwords is right; a request may test one.
@@ -11,67 +11,54 @@
 //! - **Introspection needs a token** unless `CRM_ANONYMOUS_INTROSPECTION` is on.
 //! - **Root fields** (aliases included) are at most `Limits::root_fields` per operation:
 //!   aliases multiply work that complexity prices per field (1,000 aliased reports).
-use crate::auth::Actor;
 use crate::config::Limits;
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
-};
-use async_graphql::{ErrorExtensions, Name, Pos, Positioned, ServerError, ServerResult, Variables};
+use async_graphql::parser::types::{DocumentOperations, FragmentDefinition, OperationType, Selection, SelectionSet};
+use async_graphql::{ErrorExtensions, Name, Pos, Positioned, Request, ServerError};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-/// The guards, as an async-graphql extension.
-pub struct Guards(pub Limits);
-
-impl ExtensionFactory for Guards {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Guards(self.0))
+/// Parses the query of a request and holds it to the guards. The parsed document stays
+/// in the request, so the executor does not parse it again. The guards are a plain check
+/// before execution rather than an async-graphql extension: an extension, even one with
+/// only a parse hook, sends every field of every response through the extension chain
+/// (a registry lookup and boxed futures per field), which was a measurable share of the
+/// read path (BENCHMARKS.md).
+///
+/// # Errors
+/// The parse error, or the guard that refuses the operation (code BAD_REQUEST, or
+/// UNAUTHENTICATED for introspection without a token).
+pub fn check(request: &mut Request, limits: &Limits, authenticated: bool) -> Result<(), ServerError> {
+    let document = request.parsed_query()?;
+    let operations: Vec<_> = match &document.operations {
+        DocumentOperations::Single(op) => vec![op],
+        DocumentOperations::Multiple(ops) => ops.values().collect(),
+    };
+    let fragments = &document.fragments;
+    for op in operations {
+        let root = &op.node.selection_set.node;
+        let count = |name: Option<&str>| root_fields(root, fragments, name, &mut HashSet::new());
+        if count(None) > limits.root_fields {
+            let message =
+                format!("Query is too complex: at most {} root fields (aliases included)", limits.root_fields);
+            return Err(refuse(&message, "BAD_REQUEST", op.pos));
+        }
+        if op.node.ty == OperationType::Mutation && count(Some("login")) > 1 {
+            return Err(refuse("send one login per request", "BAD_REQUEST", op.pos));
+        }
+        if depth(root, fragments, &mut Walk::default()) > limits.depth {
+            // The wording of async-graphql's own limit, which clients may already match.
+            return Err(refuse("Query is nested too deep.", "BAD_REQUEST", op.pos));
+        }
+        let introspects = count(Some("__schema")) + count(Some("__type")) > 0;
+        if introspects && !limits.anonymous_introspection && !authenticated {
+            return Err(refuse("introspection needs a token (Authorization: Bearer)", "UNAUTHENTICATED", op.pos));
+        }
     }
+    Ok(())
 }
 
 /// An error with its code, at a position of the query.
 fn refuse(message: &str, code: &'static str, pos: Pos) -> ServerError {
     async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code)).into_server_error(pos)
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for Guards {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let operations: Vec<_> = match &document.operations {
-            DocumentOperations::Single(op) => vec![op],
-            DocumentOperations::Multiple(ops) => ops.values().collect(),
-        };
-        let fragments = &document.fragments;
-        for op in operations {
-            let root = &op.node.selection_set.node;
-            let count = |name: Option<&str>| root_fields(root, fragments, name, &mut HashSet::new());
-            if count(None) > self.0.root_fields {
-                let message =
-                    format!("Query is too complex: at most {} root fields (aliases included)", self.0.root_fields);
-                return Err(refuse(&message, "BAD_REQUEST", op.pos));
-            }
-            if op.node.ty == OperationType::Mutation && count(Some("login")) > 1 {
-                return Err(refuse("send one login per request", "BAD_REQUEST", op.pos));
-            }
-            if depth(root, fragments, &mut Walk::default()) > self.0.depth {
-                // The wording of async-graphql's own limit, which clients may already match.
-                return Err(refuse("Query is nested too deep.", "BAD_REQUEST", op.pos));
-            }
-            let introspects = count(Some("__schema")) + count(Some("__type")) > 0;
-            if introspects && !self.0.anonymous_introspection && ctx.data_opt::<Actor>().is_none() {
-                return Err(refuse("introspection needs a token (Authorization: Bearer)", "UNAUTHENTICATED", op.pos));
-            }
-        }
-        Ok(document)
-    }
 }
 
 /// Fragments being expanded (a cycle is a validation error later; here it just stops), and

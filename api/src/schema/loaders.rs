@@ -352,8 +352,8 @@ fn nested_order<E: CustomerRecord>() -> String {
 }
 
 /// Cursor of a nested list: the (created_at, id) of the last row.
-fn nested_cursor<E: CustomerRecord>(at: DateTime<Utc>, id: Uuid) -> String {
-    Cursor::After { v: vec![SortValue::Time(at)], i: id, o: nested_order::<E>() }.encode()
+fn nested_cursor<E: CustomerRecord>(at: DateTime<Utc>, id: Uuid) -> Cursor {
+    Cursor::After { v: vec![SortValue::Time(at)], i: id, o: nested_order::<E>() }
 }
 
 /// Reads a nested-list cursor.

@@ -67,13 +67,13 @@ pub type CrmSchema = Schema<Query, Mutation, Subscription>;
 /// Builds the schema without data (for SDL export).
 pub fn builder(limits: Limits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     // async-graphql's own depth limit bounds every operation, introspection included; the
-    // guards hold everything else to `limits.depth`.
+    // guards (`guards::check`, run by the HTTP and WebSocket handlers before execution)
+    // hold everything else to `limits.depth`.
     Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.depth.max(limits.introspection_depth))
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(limits.recursive_depth)
         .limit_directives(limits.directives)
-        .extension(guards::Guards(limits))
 }
 
 /// The SDL that `schema.graphql` must equal.

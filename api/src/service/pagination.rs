@@ -135,7 +135,8 @@ pub type TotalCount = Arc<dyn Fn() -> BoxFuture<'static, AppResult<u64>> + Send 
 
 /// One page of rows with their cursors.
 pub struct Page<M> {
-    pub edges: Vec<(String, M)>,
+    /// The rows with their cursors (encoded only when a client asks for one).
+    pub edges: Vec<(Cursor, M)>,
     pub has_next_page: bool,
     pub has_previous_page: bool,
     pub total_count: TotalCount,
@@ -227,7 +228,7 @@ where
                 i: id_of(&row),
                 o: fingerprint.clone(),
             };
-            (cursor.encode(), row)
+            (cursor, row)
         })
         .collect();
     Ok(Page { edges, has_next_page, has_previous_page: args.after.is_some(), total_count })

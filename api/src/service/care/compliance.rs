@@ -185,7 +185,7 @@ impl Compliance {
             .into_iter()
             .map(|c| {
                 let cursor = Cursor::After { v: Vec::new(), i: c.customer.id, o: CUSTOMER_ORDER.into() };
-                (cursor.encode(), c.clone())
+                (cursor, c.clone())
             })
             .collect();
         let total_count: TotalCount = Arc::new(move || Box::pin(async move { Ok(total) }));
