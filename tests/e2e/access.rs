@@ -265,8 +265,18 @@ async fn ownership_creation_and_assignment_rules() {
         .gql(Some(sales), "query($id:ID!){customer(id:$id){id inPublicPool}}", json!({"id": w.records["SALES"][1]}))
         .await;
     assert_eq!(resp["data"]["customer"]["inPublicPool"], true, "{resp}");
-    // but pool customers are not theirs to change...
+    // ...without its contacts and deals, which the pool does not open (nor their counts)
     let pooled = &w.records["SALES"][1];
+    let nested = "query($id:ID!){customer(id:$id){contacts{totalCount edges{node{id}}} deals{totalCount}}}";
+    let data = app.ok(sales, nested, json!({"id": pooled})).await;
+    assert_eq!(
+        data["customer"],
+        json!({"contacts": {"totalCount": 0, "edges": []}, "deals": {"totalCount": 0}}),
+        "pool customer's records leaked to a rep"
+    );
+    let data = app.ok(manager, nested, json!({"id": pooled})).await;
+    assert_eq!(data["customer"]["contacts"]["totalCount"], 1, "the manager sees them: {data}");
+    // but pool customers are not theirs to change...
     let resp = app
         .gql(
             Some(sales),
@@ -320,7 +330,7 @@ async fn access_matrix_for_contacts_and_deals() {
     for (resource, type_name, list) in [("contact", "Contact", "contacts"), ("deal", "Deal", "deals")] {
         for role in ROLES {
             let token = &w.tokens[role];
-            for action in ["read", "list", "count", "update", "delete"] {
+            for action in ["read", "list", "count", "nested", "update", "delete"] {
                 let want = expected_child(resource, role, action);
                 for (i, which) in RECORDS.iter().enumerate() {
                     let (contact, deal) = &w.children[&w.records[role][i]];
@@ -348,6 +358,31 @@ async fn access_matrix_for_contacts_and_deals() {
                             let counted = data[list]["totalCount"].as_u64().unwrap() as usize
                                 == data[list]["edges"].as_array().unwrap().len();
                             assert!(counted, "{role} {list}: totalCount differs from the rows");
+                            if listed { "ok".into() } else { "NOT_FOUND".into() }
+                        }
+                        "nested" => {
+                            // through its customer: the list under a readable customer is
+                            // scoped by the record's own grant, not the customer's
+                            let resp = app
+                                .gql(
+                                    Some(token),
+                                    &format!(
+                                        "query($c:ID!){{customer(id:$c){{{list}{{totalCount edges{{node{{id}}}}}}}}}}"
+                                    ),
+                                    json!({"c": w.records[role][i]}),
+                                )
+                                .await;
+                            let nested = &resp["data"]["customer"][list];
+                            let listed = nested["edges"]
+                                .as_array()
+                                .is_some_and(|edges| edges.iter().any(|e| e["node"]["id"] == id.as_str()));
+                            if !nested.is_null() {
+                                assert_eq!(
+                                    nested["totalCount"].as_u64().unwrap() as usize,
+                                    nested["edges"].as_array().unwrap().len(),
+                                    "{role} nested {list}: totalCount differs from the rows"
+                                );
+                            }
                             if listed { "ok".into() } else { "NOT_FOUND".into() }
                         }
                         "update" => {

@@ -192,6 +192,18 @@ async fn feedback_and_interactions() {
     app.ok(&app.admin_token, "mutation($id:ID!){deleteCustomer(id:$id){id}}", json!({"id": cid})).await;
     let data = app.ok(&app.admin_token, "{feedbacks{totalCount} interactions{totalCount}}", json!({})).await;
     assert_eq!(data, json!({"feedbacks": {"totalCount": 0}, "interactions": {"totalCount": 0}}));
+    // in the trash too: a deleted customer's own lists are empty until it is restored
+    let data = app
+        .ok(
+            &app.admin_token,
+            "{customers(deleted:true){edges{node{feedback{totalCount} interactions{edges{node{id}}}}}}}",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["customers"]["edges"][0]["node"],
+        json!({"feedback": {"totalCount": 0}, "interactions": {"edges": []}})
+    );
     app.ok(&app.admin_token, "mutation($id:ID!){restoreCustomer(id:$id){id}}", json!({"id": cid})).await;
     let data = app.ok(&app.admin_token, "{feedbacks{totalCount} interactions{totalCount}}", json!({})).await;
     assert_eq!(data, json!({"feedbacks": {"totalCount": 1}, "interactions": {"totalCount": 1}}));

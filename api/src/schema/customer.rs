@@ -222,7 +222,7 @@ impl Customer {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<ContactConnection> {
-        nested_page::<entity::contact::Entity>(ctx, self.0.id, first, after)
+        nested_page::<entity::contact::Entity>(ctx, &self.0, first, after)
             .await
             .map(|p| ContactConnection(p.map(Contact)))
             .gql()
@@ -230,10 +230,7 @@ impl Customer {
     /// Deals of this customer you may read, newest first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
     async fn deals(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<DealConnection> {
-        nested_page::<entity::deal::Entity>(ctx, self.0.id, first, after)
-            .await
-            .map(|p| DealConnection(p.map(Deal)))
-            .gql()
+        nested_page::<entity::deal::Entity>(ctx, &self.0, first, after).await.map(|p| DealConnection(p.map(Deal))).gql()
     }
     /// Feedback about this customer you may read, newest first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
@@ -243,7 +240,7 @@ impl Customer {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<FeedbackConnection> {
-        nested_page::<entity::feedback::Entity>(ctx, self.0.id, first, after)
+        nested_page::<entity::feedback::Entity>(ctx, &self.0, first, after)
             .await
             .map(|p| FeedbackConnection(p.map(Feedback)))
             .gql()
@@ -256,7 +253,7 @@ impl Customer {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<InteractionConnection> {
-        nested_page::<entity::interaction::Entity>(ctx, self.0.id, first, after)
+        nested_page::<entity::interaction::Entity>(ctx, &self.0, first, after)
             .await
             .map(|p| InteractionConnection(p.map(Interaction)))
             .gql()

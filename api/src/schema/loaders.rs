@@ -9,7 +9,7 @@ use crate::service::record::{self, CustomerRecord};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ErrorExtensions, Result};
 use chrono::{DateTime, Utc};
-use entity::enums::Resource;
+use entity::enums::{Action, Resource};
 use entity::{customer, deal_line_item, department, user};
 use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
@@ -70,7 +70,8 @@ pub struct HistoryKey {
     pub first: u64,
 }
 
-/// One page of a customer's records of type `E`, newest first.
+/// One page of a customer's records of type `E`, newest first. Unscoped: made only by
+/// [`nested_page`], after the read grant was checked against the customer.
 pub struct NestedKey<E> {
     pub customer: Uuid,
     pub first: u64,
@@ -126,7 +127,7 @@ impl<E> Hash for RecordKey<E> {
     }
 }
 
-/// How many of a customer's records of type `E` the actor may read.
+/// How many live records of type `E` a customer has; unscoped like [`NestedKey`].
 pub struct CountKey<E>(pub Uuid, PhantomData<fn() -> E>);
 
 impl<E> CountKey<E> {
@@ -240,7 +241,6 @@ impl<E: CustomerRecord> Loader<NestedKey<E>> for Loaders {
     type Value = Vec<E::Model>;
     type Error = LoadError;
     async fn load(&self, keys: &[NestedKey<E>]) -> Result<HashMap<NestedKey<E>, Self::Value>, LoadError> {
-        let actor = self.actor()?;
         // One query per distinct page request, however many customers ask for it.
         let mut groups: HashMap<(u64, Option<Position>), Vec<Uuid>> = HashMap::new();
         for k in keys {
@@ -248,8 +248,7 @@ impl<E: CustomerRecord> Loader<NestedKey<E>> for Loaders {
         }
         let mut out = HashMap::new();
         for ((first, after), customers) in groups {
-            let mut rows =
-                record::first_per_customer::<E>(&self.db, actor, &customers, first, after).await.map_err(err)?;
+            let mut rows = record::first_per_customer::<E>(&self.db, &customers, first, after).await.map_err(err)?;
             for c in customers {
                 out.insert(NestedKey::new(c, first, after), rows.remove(&c).unwrap_or_default());
             }
@@ -273,9 +272,8 @@ impl<E: CustomerRecord> Loader<CountKey<E>> for Loaders {
     type Value = i64;
     type Error = LoadError;
     async fn load(&self, keys: &[CountKey<E>]) -> Result<HashMap<CountKey<E>, i64>, LoadError> {
-        let actor = self.actor()?;
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let counts = record::count_per_customer::<E>(&self.db, actor, &ids).await.map_err(err)?;
+        let counts = record::count_per_customer::<E>(&self.db, &ids).await.map_err(err)?;
         Ok(ids.into_iter().map(|id| (CountKey::new(id), counts.get(&id).copied().unwrap_or(0))).collect())
     }
 }
@@ -366,14 +364,23 @@ fn parse_nested_cursor<E: CustomerRecord>(s: &str) -> Result<(DateTime<Utc>, Uui
 }
 
 /// A customer's records of type `E` as a page: batched rows and a batched, lazy count.
+///
+/// The caller's read grant on `E` is checked against the customer in hand, the way
+/// `Actor::child_condition` would check it in SQL: a customer outside that grant (or
+/// deleted) shows an empty list, and the batched queries need no scope of their own.
 pub async fn nested_page<E: CustomerRecord>(
     ctx: &Context<'_>,
-    customer: Uuid,
+    parent: &customer::Model,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<crate::service::pagination::Page<E::Model>, AppError> {
     let first = crate::service::pagination::page_size(first)?;
     let after_pos = after.as_deref().map(parse_nested_cursor::<E>).transpose()?;
+    let actor = ctx.data_opt::<Actor>().ok_or(AppError::Unauthenticated("authentication required"))?;
+    if !actor.may(E::RESOURCE, Action::Read, parent) {
+        return Ok(crate::service::pagination::Page::empty());
+    }
+    let customer = parent.id;
     let loader = loader(ctx);
     let mut rows = loader
         .load_one(NestedKey::<E>::new(customer, first, after_pos))

@@ -143,6 +143,16 @@ pub struct Page<M> {
 }
 
 impl<M> Page<M> {
+    /// A page of nothing, counted as nothing.
+    pub fn empty() -> Self {
+        Page {
+            edges: Vec::new(),
+            has_next_page: false,
+            has_previous_page: false,
+            total_count: Arc::new(|| Box::pin(async { Ok(0) })),
+        }
+    }
+
     /// Converts the rows, keeping cursors and counts.
     pub fn map<N>(self, f: impl Fn(M) -> N) -> Page<N> {
         Page {
