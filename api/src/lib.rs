@@ -12,6 +12,7 @@ pub mod shutdown;
 pub mod state;
 pub mod telemetry;
 pub mod vault;
+pub mod views;
 pub mod ws;
 
 use auth::JwtKeys;
@@ -85,6 +86,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         sql_statements,
         body_limit: config.body_limit,
         events,
+        views: Default::default(),
         shutdown: shutdown::Shutdown::default(),
         ws_init_timeout: std::time::Duration::from_millis(config.ws_init_timeout_ms),
         ws_recheck: std::time::Duration::from_millis(config.ws_recheck_ms),

@@ -15,6 +15,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Live events (subscriptions).
     pub events: crate::events::Events,
+    /// Subscriptions shared by subscribers who read the same (`views.rs`).
+    pub views: crate::views::Views,
     /// Tells open WebSockets the server is going away.
     pub shutdown: crate::shutdown::Shutdown,
     /// How long a WebSocket may wait before `connection_init`.

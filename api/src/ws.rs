@@ -37,6 +37,8 @@ const MAX_OPERATIONS: usize = 100;
 /// What operation tasks send back to the connection.
 enum Out {
     Send(Value),
+    /// A message already serialised (a shared view's result in its `next` envelope).
+    Text(String),
     Finished(String),
 }
 
@@ -100,6 +102,11 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
             out = out_rx.recv() => match out {
                 Some(Out::Send(v)) if sink.send(Message::Text(v.to_string().into())).await.is_err() => {
                     break Close(1006, String::new());
+                }
+                Some(Out::Text(t)) => {
+                    if sink.send(Message::Text(t.into())).await.is_err() {
+                        break Close(1006, String::new());
+                    }
                 }
                 Some(Out::Send(_)) => {}
                 Some(Out::Finished(id)) => {
@@ -185,9 +192,19 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                             }
                             continue;
                         }
-                        let subscription = is_subscription(&request);
-                        let request = request.data(loaders::new_loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
-                        let task = tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone()));
+                        let (subscription, shared) = operation_kind(&request);
+                        let task = if shared {
+                            // One resolution for every subscriber who would read the same.
+                            let (schema, db, as_actor) = (schema.clone(), state.db.clone(), actor.clone());
+                            let membership = state.views.join(request, actor, move |request| {
+                                let request = request.data(loaders::new_loader(db, Some(as_actor.clone()))).data(as_actor);
+                                schema.execute_stream(request).boxed()
+                            });
+                            tokio::spawn(relay(membership, id.clone(), out_tx.clone()))
+                        } else {
+                            let request = request.data(loaders::new_loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
+                            tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone()))
+                        };
                         operations.insert(id, Operation { task, subscription });
                     }
                     Some("complete") => {
@@ -231,6 +248,11 @@ async fn going_away(
                     return Close(1006, String::new());
                 }
             }
+            Ok(Some(Out::Text(t))) => {
+                if sink.send(Message::Text(t.into())).await.is_err() {
+                    return Close(1006, String::new());
+                }
+            }
             Ok(Some(Out::Finished(id))) => {
                 operations.remove(&id);
             }
@@ -246,14 +268,9 @@ async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<
     let mut results = schema.execute_stream(request);
     let mut first = true;
     let mut refused = false;
-    while let Some(mut response) = results.next().await {
-        for error in &mut response.errors {
-            let ext = error.extensions.get_or_insert_with(Default::default);
-            if ext.get("code").is_none() {
-                ext.set("code", "BAD_REQUEST");
-            }
-        }
-        if first && !response.errors.is_empty() && response.data == async_graphql::Value::Null {
+    while let Some(response) = results.next().await {
+        let response = crate::views::coded(response);
+        if first && crate::views::refused(&response) {
             refused = true;
             let _ = out.send(Out::Send(json!({"id": id, "type": "error", "payload": response.errors}))).await;
             break;
@@ -269,22 +286,59 @@ async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<
     let _ = out.send(Out::Finished(id)).await;
 }
 
-/// Whether the request's operation is a subscription (it never finishes on its own).
-fn is_subscription(request: &Request) -> bool {
-    use async_graphql::parser::types::OperationType;
-    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else { return false };
-    let ty = match (&doc.operations, &request.operation_name) {
-        (async_graphql::parser::types::DocumentOperations::Single(op), _) => op.node.ty,
-        (async_graphql::parser::types::DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name.as_str()) {
-            Some(op) => op.node.ty,
-            None => return false,
+/// Relays a shared view's results to one subscriber, each in this operation's envelope.
+async fn relay(mut membership: crate::views::Membership, id: String, out: mpsc::Sender<Out>) {
+    use crate::views::Item;
+    use tokio::sync::broadcast::error::RecvError;
+    let id_json = Value::String(id.clone()).to_string();
+    loop {
+        let message = match membership.items.recv().await {
+            Ok(Item::Next(payload)) => format!(r#"{{"id":{id_json},"type":"next","payload":{payload}}}"#),
+            Ok(Item::Refused(errors)) => {
+                let _ = out.send(Out::Text(format!(r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#))).await;
+                break;
+            }
+            Ok(Item::Complete) | Err(RecvError::Closed) => {
+                let _ = out.send(Out::Text(format!(r#"{{"id":{id_json},"type":"complete"}}"#))).await;
+                break;
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "a subscriber fell behind and skipped events");
+                continue;
+            }
+        };
+        if out.send(Out::Text(message)).await.is_err() {
+            return;
+        }
+    }
+    let _ = out.send(Out::Finished(id)).await;
+}
+
+/// Whether the request's operation is a subscription (it never finishes on its own), and
+/// whether it may run as a shared view: a subscription whose root fields are all
+/// `views::SHARED_TOPICS` (aliases allowed; fragments at the root are not shared).
+fn operation_kind(request: &Request) -> (bool, bool) {
+    use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else { return (false, false) };
+    let op = match (&doc.operations, &request.operation_name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name.as_str()) {
+            Some(op) => op,
+            None => return (false, false),
         },
-        (async_graphql::parser::types::DocumentOperations::Multiple(ops), None) => match ops.values().next() {
-            Some(op) => op.node.ty,
-            None => return false,
+        (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
+            Some(op) => op,
+            None => return (false, false),
         },
     };
-    ty == OperationType::Subscription
+    if op.node.ty != OperationType::Subscription {
+        return (false, false);
+    }
+    let shared = op.node.selection_set.node.items.iter().all(|s| match &s.node {
+        Selection::Field(f) => crate::views::SHARED_TOPICS.contains(&f.node.name.node.as_str()),
+        Selection::FragmentSpread(_) | Selection::InlineFragment(_) => false,
+    });
+    (true, shared)
 }
 
 /// The actor of a `connection_init` payload, if its token holds.

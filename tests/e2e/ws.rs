@@ -205,6 +205,69 @@ async fn new_leads_reach_only_subscribers_who_may_read_them() {
 }
 
 #[tokio::test]
+async fn shared_lead_views_keep_each_subscribers_scope_and_id() {
+    let app = TestApp::spawn().await;
+    let east = app.create_department("华东", None).await;
+    let (_, rep_a) = app.create_user("a@example.com", "SALES", &east).await;
+    let (_, rep_b) = app.create_user("b@example.com", "SALES", &east).await;
+    let boss_1 = app.admin_token.clone();
+    let (_, boss_2) = app.create_user("admin2@example.com", "ADMIN", &east).await;
+    let query = "subscription{newLead{id name owner{email}}}";
+
+    // Reps with the same rights still read different rows (their own): no shared copy.
+    let mut a = ready(app.addr, &rep_a).await;
+    let mut b = ready(app.addr, &rep_b).await;
+    subscribe(&mut a, "leads", query).await;
+    subscribe(&mut b, "leads", query).await;
+    // Administrators read the same (everything, every account): one copy, each in its
+    // own envelope.
+    let mut m1 = ready(app.addr, &boss_1).await;
+    let mut m2 = ready(app.addr, &boss_2).await;
+    subscribe(&mut m1, "x", query).await;
+    subscribe(&mut m1, "y", query).await;
+    subscribe(&mut m2, "z", query).await;
+
+    let lead =
+        app.create_customer(&rep_a, json!({"name": "A的线索", "kind": "INDIVIDUAL", "phone": "13900000011"})).await;
+    let want = json!({"newLead": {"id": lead["id"], "name": "A的线索", "owner": {"email": "a@example.com"}}});
+    assert_eq!(event(&mut a).await, want);
+    let mut ids = Vec::new();
+    for k in 0..3 {
+        let msg = next(if k < 2 { &mut m1 } else { &mut m2 }).await.unwrap();
+        assert_eq!(msg["type"], "next", "{msg}");
+        assert_eq!(msg["payload"]["data"], want);
+        ids.push(msg["id"].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    assert_eq!(ids, ["x", "y", "z"]);
+    // B never got A's lead: its next event is its own.
+    let own =
+        app.create_customer(&rep_b, json!({"name": "B的线索", "kind": "INDIVIDUAL", "phone": "13900000012"})).await;
+    assert_eq!(event(&mut b).await["newLead"]["id"], own["id"]);
+    assert_eq!(event(&mut m2).await["newLead"]["id"], own["id"]);
+
+    // One member leaving ends nothing for the others.
+    send(&mut m2, json!({"id": "z", "type": "complete"})).await;
+    for _ in 0..2 {
+        assert_eq!(event(&mut m1).await["newLead"]["id"], own["id"]);
+    }
+    let third =
+        app.create_customer(&rep_a, json!({"name": "第三条", "kind": "INDIVIDUAL", "phone": "13900000013"})).await;
+    assert_eq!(event(&mut m1).await["newLead"]["id"], third["id"]);
+    assert_eq!(event(&mut m1).await["newLead"]["id"], third["id"]);
+    send(&mut m2, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut m2).await, Ok(json!({"type": "pong"})), "no event after complete");
+
+    // A refused shared subscription is refused for each member under its own id.
+    for (ws, id) in [(&mut m1, "bad1"), (&mut m2, "bad2")] {
+        send(ws, json!({"id": id, "type": "subscribe", "payload": {"query": "subscription{newLead{nope}}"}})).await;
+        let refused = next(ws).await.unwrap();
+        assert_eq!((refused["type"].as_str(), refused["id"].as_str()), (Some("error"), Some(id)), "{refused}");
+        assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_REQUEST", "{refused}");
+    }
+}
+
+#[tokio::test]
 async fn due_reminders_reach_their_assignee() {
     let app = TestApp::spawn().await;
     let d = app.create_department("华东", None).await;

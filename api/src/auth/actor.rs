@@ -68,6 +68,17 @@ impl Actor {
         self.user.id
     }
 
+    /// Whose identity, beyond its rights (`same_rights`), what this actor reads depends
+    /// on: its own when a grant is OWN-scoped (rows it owns) or it sees staff accounts
+    /// narrower than its department (then its own account is the one it sees); none
+    /// otherwise, so colleagues with the same rights read the same. Live events are
+    /// resolved once per group of subscribers this and `same_rights` make equal.
+    pub fn view_owner(&self) -> Option<Uuid> {
+        let own = self.grants.values().any(|g| g.scope == Scope::Own);
+        let accounts = matches!(self.grant(Resource::User, Action::Read).scope, Scope::All | Scope::Department);
+        (own || !accounts).then_some(self.id())
+    }
+
     pub fn role(&self) -> Role {
         self.user.role
     }
