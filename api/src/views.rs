@@ -37,7 +37,7 @@ pub enum Item {
     Complete,
 }
 
-#[derive(Hash, PartialEq, Eq)]
+#[derive(Clone, Hash, PartialEq, Eq)]
 struct Key {
     query: String,
     variables: String,
@@ -51,14 +51,30 @@ pub struct View {
     tx: broadcast::Sender<Item>,
     ended: std::sync::atomic::AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Where it is registered, to unregister when its last member leaves.
+    key: Key,
+    views: Views,
 }
 
 impl Drop for View {
     fn drop(&mut self) {
-        if let Some(task) = self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some(task) = lock(&self.task).take() {
             task.abort();
         }
+        // Never dropped under the registry's lock (see `join` and `Ending`), so this
+        // cannot deadlock: the key goes with its last view.
+        let mut views = lock(&self.views.inner);
+        if let Some(list) = views.get_mut(&self.key) {
+            list.retain(|w| w.strong_count() > 0);
+            if list.is_empty() {
+                views.remove(&self.key);
+            }
+        }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The views of this instance.
@@ -86,30 +102,63 @@ impl Views {
             operation: request.operation_name.clone(),
             owner: actor.view_owner(),
         };
-        let mut views = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let list = views.entry(key).or_default();
-        list.retain(|w| w.strong_count() > 0);
-        let running = list
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find(|v| !v.ended.load(std::sync::atomic::Ordering::SeqCst) && v.rights.same_rights(actor));
-        if let Some(view) = running {
-            return Membership { items: view.tx.subscribe(), _view: view };
+        // Views upgraded while looking are dropped after the lock is released: dropping
+        // the last hold on a view takes the lock (`View::drop`).
+        let mut looked_at = Vec::new();
+        let mut views = lock(&self.inner);
+        let list = views.entry(key.clone()).or_default();
+        for view in list.iter().filter_map(Weak::upgrade) {
+            if !view.ended.load(std::sync::atomic::Ordering::SeqCst) && view.rights.same_rights(actor) {
+                let items = view.tx.subscribe();
+                drop(views);
+                return Membership { items, _view: view };
+            }
+            looked_at.push(view);
         }
         let (tx, items) = broadcast::channel(BACKLOG);
-        let view =
-            Arc::new(View { rights: actor.clone(), tx: tx.clone(), ended: Default::default(), task: Mutex::new(None) });
+        let view = Arc::new(View {
+            rights: actor.clone(),
+            tx: tx.clone(),
+            ended: Default::default(),
+            task: Mutex::new(None),
+            key,
+            views: self.clone(),
+        });
         list.push(Arc::downgrade(&view));
-        let stream = start(request);
-        let task = tokio::spawn(run(self.clone(), Arc::downgrade(&view), stream, tx));
-        *view.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
+        let ending = Ending { views: self.clone(), view: Arc::downgrade(&view), tx, last: Item::Complete };
+        *lock(&view.task) = Some(tokio::spawn(run(start(request), ending)));
+        drop(views);
+        drop(looked_at);
         Membership { items, _view: view }
     }
 
-    /// Views running now (for tests and metrics).
+    /// Views registered now (for tests and metrics); a view unregisters with its last
+    /// member.
     pub fn running(&self) -> usize {
-        let views = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        views.values().flatten().filter(|w| w.strong_count() > 0).count()
+        lock(&self.inner).values().map(Vec::len).sum()
+    }
+}
+
+/// Ends a view however its task stops (the stream's end, a refusal, a panic): marks it
+/// ended and sends the last item, under the registry's lock so that no member joins
+/// between the two.
+struct Ending {
+    views: Views,
+    view: Weak<View>,
+    tx: broadcast::Sender<Item>,
+    last: Item,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        let registry = lock(&self.views.inner);
+        let view = self.view.upgrade();
+        if let Some(view) = &view {
+            view.ended.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let _ = self.tx.send(std::mem::replace(&mut self.last, Item::Complete));
+        drop(registry);
+        drop(view);
     }
 }
 
@@ -130,32 +179,20 @@ pub fn refused(response: &Response) -> bool {
 }
 
 /// Runs a view's subscription, serialising each result once for every member.
-async fn run(
-    views: Views,
-    view: Weak<View>,
-    mut results: futures::stream::BoxStream<'static, Response>,
-    tx: broadcast::Sender<Item>,
-) {
+async fn run(mut results: futures::stream::BoxStream<'static, Response>, mut ending: Ending) {
     let mut first = true;
-    let mut last = Item::Complete;
     while let Some(response) = results.next().await {
         let response = coded(response);
         if first && refused(&response) {
-            last = Item::Refused(serde_json::to_string(&response.errors).unwrap_or_else(|_| "[]".into()).into());
-            break;
+            ending.last = Item::Refused(serde_json::to_string(&response.errors).unwrap_or_else(|_| "[]".into()).into());
+            return;
         }
         first = false;
         match serde_json::to_string(&response) {
             Ok(json) => {
-                let _ = tx.send(Item::Next(json.into()));
+                let _ = ending.tx.send(Item::Next(json.into()));
             }
             Err(e) => tracing::error!(error = %e, "cannot serialise a subscription result"),
         }
     }
-    // Under the registry's lock, so that no member joins between the end and its notice.
-    let _views = views.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(view) = view.upgrade() {
-        view.ended.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    let _ = tx.send(last);
 }

@@ -211,7 +211,10 @@ async fn shared_lead_views_keep_each_subscribers_scope_and_id() {
     let (_, rep_a) = app.create_user("a@example.com", "SALES", &east).await;
     let (_, rep_b) = app.create_user("b@example.com", "SALES", &east).await;
     let boss_1 = app.admin_token.clone();
-    let (_, boss_2) = app.create_user("admin2@example.com", "ADMIN", &east).await;
+    // A second administrator in the first one's department: the same rights.
+    let me = app.ok(&boss_1, "{me{departmentId}}", json!({})).await;
+    let root = me["me"]["departmentId"].as_str().unwrap().to_string();
+    let (_, boss_2) = app.create_user("admin2@example.com", "ADMIN", &root).await;
     let query = "subscription{newLead{id name owner{email}}}";
 
     // Reps with the same rights still read different rows (their own): no shared copy.
@@ -240,6 +243,7 @@ async fn shared_lead_views_keep_each_subscribers_scope_and_id() {
     }
     ids.sort();
     assert_eq!(ids, ["x", "y", "z"]);
+    assert_eq!(app.state.views.running(), 3, "one view per rep, one for both administrators");
     // B never got A's lead: its next event is its own.
     let own =
         app.create_customer(&rep_b, json!({"name": "B的线索", "kind": "INDIVIDUAL", "phone": "13900000012"})).await;
@@ -265,6 +269,18 @@ async fn shared_lead_views_keep_each_subscribers_scope_and_id() {
         assert_eq!((refused["type"].as_str(), refused["id"].as_str()), (Some("error"), Some(id)), "{refused}");
         assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_REQUEST", "{refused}");
     }
+
+    // Views go with their last member, refused ones included: nothing is left behind.
+    for ws in [a, b, m1, m2] {
+        drop(ws);
+    }
+    for _ in 0..100 {
+        if app.state.views.running() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.state.views.running(), 0, "views outlived their subscribers");
 }
 
 #[tokio::test]

@@ -254,7 +254,11 @@ pub async fn department_subtree(db: &impl ConnectionTrait, root: Uuid) -> AppRes
         .to_owned()
         .with(WithClause::new().recursive(true).cte(cte).to_owned());
     let rows = db.query_all_raw(db.get_database_backend().build(&q)).await?;
-    rows.iter().map(|r| r.try_get::<Uuid>("", "id").map_err(AppError::from)).collect()
+    let mut ids =
+        rows.iter().map(|r| r.try_get::<Uuid>("", "id").map_err(AppError::from)).collect::<AppResult<Vec<_>>>()?;
+    // Sorted, so that equal subtrees compare equal (`Actor::same_rights`).
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 #[cfg(test)]

@@ -1,5 +1,10 @@
 //! Per-request DataLoaders: a nested field of many parents loads in one query, and
-//! scoped loads carry the request's Actor so batching never widens what is visible.
+//! scoped loads carry the request's Actor so batching never widens what is visible. The
+//! nested pages of a customer (`NestedKey`, `CountKey`) are the exception: only
+//! [`nested_page`] makes their keys, after checking the caller's grant against the
+//! customer in hand, so their queries carry no scope of their own. That customer is the
+//! one the request read (or a live event's snapshot): its nested lists follow the same
+//! snapshot as its own fields.
 use super::department::Department;
 use super::user::User;
 use crate::auth::{Actor, FieldAccess, Placement};
@@ -80,7 +85,7 @@ pub struct NestedKey<E> {
 }
 
 impl<E> NestedKey<E> {
-    pub fn new(customer: Uuid, first: u64, after: Option<(DateTime<Utc>, Uuid)>) -> Self {
+    fn new(customer: Uuid, first: u64, after: Option<(DateTime<Utc>, Uuid)>) -> Self {
         NestedKey { customer, first, after, _e: PhantomData }
     }
 }
@@ -131,7 +136,7 @@ impl<E> Hash for RecordKey<E> {
 pub struct CountKey<E>(pub Uuid, PhantomData<fn() -> E>);
 
 impl<E> CountKey<E> {
-    pub fn new(customer: Uuid) -> Self {
+    fn new(customer: Uuid) -> Self {
         CountKey(customer, PhantomData)
     }
 }

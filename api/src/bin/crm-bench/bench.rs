@@ -305,9 +305,13 @@ mod reqwest_like {
 /// built beside this one), so its resident memory is its own; the clients run in this
 /// process. Both share the machine's cores.
 ///
+/// Every subscriber is the same administrator, so all read the same copy of a lead; the
+/// operation names split them into `views` groups that the server resolves apart
+/// (`api/src/views.rs`): 1 group is the best case, one per subscriber (`0`) the worst.
+///
 /// # Errors
 /// A message when a step fails.
-pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Result<String, String> {
+pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize, views: usize) -> Result<String, String> {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -350,8 +354,9 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Re
     let (token, _) = state.jwt.issue(&admin, Some(chrono::Duration::hours(6))).map_err(|e| e.to_string())?;
 
     let mut report = format!(
-        "backend: {:?}; server pid {server_pid}; {leads} leads per size, one at a time\n",
-        state.db.get_database_backend()
+        "backend: {:?}; server pid {server_pid}; {leads} leads per size, one at a time; {}\n",
+        state.db.get_database_backend(),
+        if views == 0 { "one view per subscriber".to_string() } else { format!("{views} distinct view(s)") }
     );
     for &n in sizes {
         let rss_before = rss_kib(server_pid);
@@ -373,7 +378,9 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize) -> Re
                     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| format!("socket {i}: {e}"))?;
                     let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
                     ws.send(Message::text(init.to_string())).await.map_err(|e| e.to_string())?;
-                    let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription{newLead{id name}}"}});
+                    let view = if views == 0 { i } else { i % views };
+                    let query = format!("subscription V{view} {{newLead{{id name}}}}");
+                    let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": query}});
                     ws.send(Message::text(sub.to_string())).await.map_err(|e| e.to_string())?;
                     ws.send(Message::text(json!({"type": "ping"}).to_string())).await.map_err(|e| e.to_string())?;
                     loop {

@@ -40,6 +40,10 @@ enum Command {
         /// Leads created per size, one at a time.
         #[arg(long, default_value_t = 50)]
         leads: usize,
+        /// How many distinct views the subscribers fall into (subscriber i sends operation
+        /// `V{i mod views}`): 1 is one shared resolution for all, `0` one per subscriber.
+        #[arg(long, default_value_t = 1)]
+        views: usize,
     },
     /// Loads the read path with wrk (by-id lookup, a nested page; as admin, a sales rep
     /// and a manager) on our server and, with `--postgraphile`, on PostGraphile v5.
@@ -108,8 +112,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Classification => {
             println!("{}", bench::classification(state).await?);
         }
-        Command::Subscriptions { subscribers, leads } => {
-            println!("{}", bench::subscriptions(state, &subscribers, leads).await?);
+        Command::Subscriptions { subscribers, leads, views } => {
+            println!("{}", bench::subscriptions(state, &subscribers, leads, views).await?);
         }
         Command::ReadPath { postgraphile, connections, seconds, rounds } => {
             let url = config.database_url.clone();
