@@ -24,7 +24,7 @@ use uuid::Uuid;
 pub const SHARED_TOPICS: &[&str] = &["newLead"];
 
 /// Items a view may publish before a slow member skips some (it is told in the log).
-const BACKLOG: usize = 1024;
+const BACKLOG: usize = 256;
 
 /// What a view publishes.
 #[derive(Clone)]
