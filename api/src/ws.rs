@@ -99,21 +99,20 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                 }
             }
             _ = shutdown.changed() => continue,
-            out = out_rx.recv() => match out {
-                Some(Out::Send(v)) if sink.send(Message::Text(v.to_string().into())).await.is_err() => {
+            out = out_rx.recv() => {
+                let text = match out {
+                    Some(Out::Send(v)) => v.to_string(),
+                    Some(Out::Text(t)) => t,
+                    Some(Out::Finished(id)) => {
+                        operations.remove(&id);
+                        continue;
+                    }
+                    None => continue,
+                };
+                if sink.send(Message::Text(text.into())).await.is_err() {
                     break Close(1006, String::new());
                 }
-                Some(Out::Text(t)) => {
-                    if sink.send(Message::Text(t.into())).await.is_err() {
-                        break Close(1006, String::new());
-                    }
-                }
-                Some(Out::Send(_)) => {}
-                Some(Out::Finished(id)) => {
-                    operations.remove(&id);
-                }
-                None => {}
-            },
+            }
             incoming = stream.next() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(t))) => t,
