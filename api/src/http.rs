@@ -304,12 +304,7 @@ async fn graphql_post(
             http.schema.execute(request).await
         }
     };
-    for error in &mut response.errors {
-        let ext = error.extensions.get_or_insert_with(Default::default);
-        if ext.get("code").is_none() {
-            ext.set("code", "BAD_REQUEST");
-        }
-    }
+    response.errors.iter_mut().for_each(crate::schema::error::default_code);
     let wants_graphql_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

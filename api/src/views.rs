@@ -11,6 +11,8 @@
 //!
 //! Only topics whose items depend on nothing but the subscriber's rights are shared
 //! (`SHARED_TOPICS`); `reminderDue` is personal and runs per subscriber.
+//!
+//! Part of the WebSocket transport (`ws.rs` joins and relays); no rule lives here.
 use crate::auth::Actor;
 use async_graphql::{Request, Response};
 use futures::StreamExt;
@@ -162,14 +164,9 @@ impl Drop for Ending {
     }
 }
 
-/// Adds `BAD_REQUEST` to errors that carry no code (parse and validation errors).
+/// A result with every error coded (`schema::error::default_code`).
 pub fn coded(mut response: Response) -> Response {
-    for error in &mut response.errors {
-        let ext = error.extensions.get_or_insert_with(Default::default);
-        if ext.get("code").is_none() {
-            ext.set("code", "BAD_REQUEST");
-        }
-    }
+    response.errors.iter_mut().for_each(crate::schema::error::default_code);
     response
 }
 

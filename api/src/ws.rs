@@ -36,9 +36,8 @@ const MAX_OPERATIONS: usize = 100;
 
 /// What operation tasks send back to the connection.
 enum Out {
-    Send(Value),
-    /// A message already serialised (a shared view's result in its `next` envelope).
-    Text(String),
+    /// A message, serialised.
+    Send(String),
     Finished(String),
 }
 
@@ -101,8 +100,7 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
             _ = shutdown.changed() => continue,
             out = out_rx.recv() => {
                 let text = match out {
-                    Some(Out::Send(v)) => v.to_string(),
-                    Some(Out::Text(t)) => t,
+                    Some(Out::Send(text)) => text,
                     Some(Out::Finished(id)) => {
                         operations.remove(&id);
                         continue;
@@ -181,17 +179,14 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                             crate::schema::guards::check(&mut request, &state.limits, true).err()
                         };
                         if let Some(mut error) = refused {
-                            let ext = error.extensions.get_or_insert_with(Default::default);
-                            if ext.get("code").is_none() {
-                                ext.set("code", "BAD_REQUEST");
-                            }
+                            crate::schema::error::default_code(&mut error);
                             let error = json!({"id": id, "type": "error", "payload": [error]});
                             if sink.send(Message::Text(error.to_string().into())).await.is_err() {
                                 break Close(1006, String::new());
                             }
                             continue;
                         }
-                        let (subscription, shared) = operation_kind(&request);
+                        let (subscription, shared) = operation_kind(&mut request);
                         let task = if shared {
                             // One resolution for every subscriber who would read the same.
                             let (schema, db, as_actor) = (schema.clone(), state.db.clone(), actor.clone());
@@ -242,13 +237,8 @@ async fn going_away(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !operations.is_empty() {
         match tokio::time::timeout_at(deadline, out_rx.recv()).await {
-            Ok(Some(Out::Send(v))) => {
-                if sink.send(Message::Text(v.to_string().into())).await.is_err() {
-                    return Close(1006, String::new());
-                }
-            }
-            Ok(Some(Out::Text(t))) => {
-                if sink.send(Message::Text(t.into())).await.is_err() {
+            Ok(Some(Out::Send(text))) => {
+                if sink.send(Message::Text(text.into())).await.is_err() {
                     return Close(1006, String::new());
                 }
             }
@@ -271,16 +261,17 @@ async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<
         let response = crate::views::coded(response);
         if first && crate::views::refused(&response) {
             refused = true;
-            let _ = out.send(Out::Send(json!({"id": id, "type": "error", "payload": response.errors}))).await;
+            let _ =
+                out.send(Out::Send(json!({"id": id, "type": "error", "payload": response.errors}).to_string())).await;
             break;
         }
         first = false;
-        if out.send(Out::Send(json!({"id": id, "type": "next", "payload": response}))).await.is_err() {
+        if out.send(Out::Send(json!({"id": id, "type": "next", "payload": response}).to_string())).await.is_err() {
             return;
         }
     }
     if !refused {
-        let _ = out.send(Out::Send(json!({"id": id, "type": "complete"}))).await;
+        let _ = out.send(Out::Send(json!({"id": id, "type": "complete"}).to_string())).await;
     }
     let _ = out.send(Out::Finished(id)).await;
 }
@@ -294,11 +285,11 @@ async fn relay(mut membership: crate::views::Membership, id: String, out: mpsc::
         let message = match membership.items.recv().await {
             Ok(Item::Next(payload)) => format!(r#"{{"id":{id_json},"type":"next","payload":{payload}}}"#),
             Ok(Item::Refused(errors)) => {
-                let _ = out.send(Out::Text(format!(r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#))).await;
+                let _ = out.send(Out::Send(format!(r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#))).await;
                 break;
             }
             Ok(Item::Complete) | Err(RecvError::Closed) => {
-                let _ = out.send(Out::Text(format!(r#"{{"id":{id_json},"type":"complete"}}"#))).await;
+                let _ = out.send(Out::Send(format!(r#"{{"id":{id_json},"type":"complete"}}"#))).await;
                 break;
             }
             Err(RecvError::Lagged(missed)) => {
@@ -306,7 +297,7 @@ async fn relay(mut membership: crate::views::Membership, id: String, out: mpsc::
                 continue;
             }
         };
-        if out.send(Out::Text(message)).await.is_err() {
+        if out.send(Out::Send(message)).await.is_err() {
             return;
         }
     }
@@ -316,10 +307,12 @@ async fn relay(mut membership: crate::views::Membership, id: String, out: mpsc::
 /// Whether the request's operation is a subscription (it never finishes on its own), and
 /// whether it may run as a shared view: a subscription whose root fields are all
 /// `views::SHARED_TOPICS` (aliases allowed; fragments at the root are not shared).
-fn operation_kind(request: &Request) -> (bool, bool) {
+fn operation_kind(request: &mut Request) -> (bool, bool) {
     use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
-    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else { return (false, false) };
-    let op = match (&doc.operations, &request.operation_name) {
+    let operation_name = request.operation_name.clone();
+    // Parsed once already, by the guards: this reads the document they left in the request.
+    let Ok(doc) = request.parsed_query() else { return (false, false) };
+    let op = match (&doc.operations, &operation_name) {
         (DocumentOperations::Single(op), _) => op,
         (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name.as_str()) {
             Some(op) => op,

@@ -160,6 +160,7 @@ async fn protocol_violations_close_with_their_codes() {
     send(&mut ws, json!({"id": "deep", "type": "subscribe", "payload": {"query": deep}})).await;
     let refused = next(&mut ws).await.unwrap();
     assert_eq!((refused["type"].clone(), refused["id"].clone()), (json!("error"), json!("deep")), "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_REQUEST", "{refused}");
     send(&mut ws, json!({"id": "me", "type": "subscribe", "payload": {"query": "{me{email}}"}})).await;
     assert_eq!(event(&mut ws).await["me"]["email"], ADMIN_EMAIL);
     assert_eq!(next(&mut ws).await, Ok(json!({"id": "me", "type": "complete"})));

@@ -52,3 +52,13 @@ impl<T> ResultExt<T> for AppResult<T> {
         self.map_err(|e| e.extend())
     }
 }
+
+/// Gives an error that carries no code (a parse or validation error, a limit of
+/// async-graphql's own) the code of a client mistake, `BAD_REQUEST`. The transports
+/// (`http.rs`, `ws.rs`, `views.rs`) pass every error through here before it goes out.
+pub fn default_code(error: &mut async_graphql::ServerError) {
+    let ext = error.extensions.get_or_insert_with(Default::default);
+    if ext.get("code").is_none() {
+        ext.set("code", "BAD_REQUEST");
+    }
+}
