@@ -21,6 +21,7 @@ use crate::schema::{CrmSchema, loaders};
 use crate::state::AppState;
 use async_graphql::{Request, ServerError};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::{AbortHandle, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -42,8 +43,23 @@ enum Out {
 }
 
 struct Operation {
-    task: JoinHandle<()>,
+    running: Running,
     subscription: bool,
+}
+
+/// Where an operation runs: its own task, or a shared view the connection reads itself.
+enum Running {
+    Task(JoinHandle<()>),
+    View(AbortHandle),
+}
+
+impl Operation {
+    fn stop(&self) {
+        match &self.running {
+            Running::Task(task) => task.abort(),
+            Running::View(handle) => handle.abort(),
+        }
+    }
 }
 
 /// Why a connection ends.
@@ -56,6 +72,8 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(256);
     let mut operations: HashMap<String, Operation> = HashMap::new();
+    // The messages of this connection's shared views, read here: no task per view member.
+    let mut from_views: SelectAll<BoxStream<'static, Out>> = SelectAll::new();
     let mut actor: Option<Actor> = None;
     let mut token: Option<Verified> = None;
     let mut _slot: Option<SocketSlot> = None;
@@ -73,6 +91,19 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
             break going_away(&mut operations, &mut out_rx, &mut sink).await;
         }
         tokio::select! {
+            // In this order: an event for 10,000 sockets wakes each of them, and a socket
+            // with a message to send polls nothing else (no timers re-registered).
+            biased;
+            Some(out) = from_views.next(), if !from_views.is_empty() => {
+                if let Err(close) = deliver(out, &mut operations, &mut sink).await {
+                    break close;
+                }
+            }
+            Some(out) = out_rx.recv() => {
+                if let Err(close) = deliver(out, &mut operations, &mut sink).await {
+                    break close;
+                }
+            }
             () = &mut init_timeout, if !init_received => break Close(4408, "Connection initialisation timeout".into()),
             () = &mut expiry, if actor.is_some() => break Close(4403, "Token expired".into()),
             _ = recheck.tick(), if actor.is_some() => {
@@ -98,19 +129,6 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                 }
             }
             _ = shutdown.changed() => continue,
-            out = out_rx.recv() => {
-                let text = match out {
-                    Some(Out::Send(text)) => text,
-                    Some(Out::Finished(id)) => {
-                        operations.remove(&id);
-                        continue;
-                    }
-                    None => continue,
-                };
-                if sink.send(Message::Text(text.into())).await.is_err() {
-                    break Close(1006, String::new());
-                }
-            }
             incoming = stream.next() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(t))) => t,
@@ -187,23 +205,26 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                             continue;
                         }
                         let (subscription, shared) = operation_kind(&mut request);
-                        let task = if shared {
+                        let running = if shared {
                             // One resolution for every subscriber who would read the same.
                             let (schema, db, as_actor) = (schema.clone(), state.db.clone(), actor.clone());
                             let membership = state.views.join(request, actor, move |request| {
-                                let request = request.data(loaders::new_loader(db, Some(as_actor.clone()))).data(as_actor);
+                                let request = request.data(loaders::stream_loader(db, Some(as_actor.clone()))).data(as_actor);
                                 schema.execute_stream(request).boxed()
                             });
-                            tokio::spawn(relay(membership, id.clone(), out_tx.clone()))
+                            let (messages, handle) = futures::stream::abortable(relay(membership, id.clone()));
+                            from_views.push(messages.boxed());
+                            Running::View(handle)
                         } else {
-                            let request = request.data(loaders::new_loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
-                            tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone()))
+                            let loader = if subscription { loaders::stream_loader } else { loaders::new_loader };
+                            let request = request.data(loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
+                            Running::Task(tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone())))
                         };
-                        operations.insert(id, Operation { task, subscription });
+                        operations.insert(id, Operation { running, subscription });
                     }
                     Some("complete") => {
                         if let Some(op) = msg.get("id").and_then(Value::as_str).and_then(|id| operations.remove(id)) {
-                            op.task.abort();
+                            op.stop();
                         }
                     }
                     _ => break Close(4400, "Invalid message received".into()),
@@ -212,7 +233,7 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
         }
     };
     for op in operations.values() {
-        op.task.abort();
+        op.stop();
     }
     if close.0 != 1006 {
         let frame = CloseFrame { code: close.0, reason: close.1.into() };
@@ -230,7 +251,7 @@ async fn going_away(
 ) -> Close {
     operations.retain(|_, op| {
         if op.subscription {
-            op.task.abort();
+            op.stop();
         }
         !op.subscription
     });
@@ -276,32 +297,56 @@ async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<
     let _ = out.send(Out::Finished(id)).await;
 }
 
-/// Relays a shared view's results to one subscriber, each in this operation's envelope.
-async fn relay(mut membership: crate::views::Membership, id: String, out: mpsc::Sender<Out>) {
+/// Sends one message of an operation, or forgets a finished operation.
+async fn deliver(
+    out: Out,
+    operations: &mut HashMap<String, Operation>,
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+) -> Result<(), Close> {
+    match out {
+        Out::Send(text) => sink.send(Message::Text(text.into())).await.map_err(|_| Close(1006, String::new())),
+        Out::Finished(id) => {
+            operations.remove(&id);
+            Ok(())
+        }
+    }
+}
+
+/// A shared view's results as this subscriber's messages, each in this operation's
+/// envelope (the payload was serialised once for the whole view), then `Finished`.
+fn relay(membership: crate::views::Membership, id: String) -> impl futures::Stream<Item = Out> + Send + 'static {
     use crate::views::Item;
     use tokio::sync::broadcast::error::RecvError;
     let id_json = Value::String(id.clone()).to_string();
-    loop {
-        let message = match membership.items.recv().await {
-            Ok(Item::Next(payload)) => format!(r#"{{"id":{id_json},"type":"next","payload":{payload}}}"#),
-            Ok(Item::Refused(errors)) => {
-                let _ = out.send(Out::Send(format!(r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#))).await;
-                break;
-            }
-            Ok(Item::Complete) | Err(RecvError::Closed) => {
-                let _ = out.send(Out::Send(format!(r#"{{"id":{id_json},"type":"complete"}}"#))).await;
-                break;
-            }
-            Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "a subscriber fell behind and skipped events");
-                continue;
-            }
-        };
-        if out.send(Out::Send(message)).await.is_err() {
-            return;
+    let next = format!(r#"{{"id":{id_json},"type":"next","payload":"#);
+    // `Some` while the view runs; the last message and `Finished` follow its end.
+    let state = Some((membership, next, id_json, id));
+    futures::stream::unfold((state, Vec::<Out>::new()), |(mut state, mut tail)| async move {
+        if let Some(out) = tail.pop() {
+            return Some((out, (state, tail)));
         }
-    }
-    let _ = out.send(Out::Finished(id)).await;
+        let (mut membership, next, id_json, id) = state.take()?;
+        loop {
+            let last = match membership.items.recv().await {
+                Ok(Item::Next(payload)) => {
+                    let mut message = String::with_capacity(next.len() + payload.len() + 1);
+                    message.push_str(&next);
+                    message.push_str(&payload);
+                    message.push('}');
+                    return Some((Out::Send(message), (Some((membership, next, id_json, id)), tail)));
+                }
+                Ok(Item::Refused(errors)) => format!(r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#),
+                Ok(Item::Complete) | Err(RecvError::Closed) => format!(r#"{{"id":{id_json},"type":"complete"}}"#),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a subscriber fell behind and skipped events");
+                    continue;
+                }
+            };
+            // Popped from the end: the last message, then `Finished`.
+            tail.push(Out::Finished(id));
+            return Some((Out::Send(last), (None, tail)));
+        }
+    })
 }
 
 /// Whether the request's operation is a subscription (it never finishes on its own), and

@@ -285,6 +285,30 @@ async fn shared_lead_views_keep_each_subscribers_scope_and_id() {
 }
 
 #[tokio::test]
+async fn a_subscription_reads_the_classification_policy_as_it_is_at_each_event() {
+    let app = TestApp::spawn().await;
+    let query = "subscription{newLead{name revenue{currency}}}";
+    // Two sockets in one shared view, which lives as long as they do.
+    let mut a = ready(app.addr, &app.admin_token).await;
+    let mut b = ready(app.addr, &app.admin_token).await;
+    subscribe(&mut a, "s", query).await;
+    subscribe(&mut b, "s", query).await;
+
+    app.create_customer(&app.admin_token, json!({"name": "一", "kind": "INDIVIDUAL"})).await;
+    for ws in [&mut a, &mut b] {
+        assert_eq!(event(ws).await["newLead"]["revenue"]["currency"], "CNY");
+    }
+    let update = "mutation($i:ClassificationPolicyInput!){updateClassificationPolicy(input:$i){version}}";
+    app.ok(&app.admin_token, update, json!({"i": {"version": 1, "baseCurrency": "USD"}})).await;
+    app.create_customer(&app.admin_token, json!({"name": "二", "kind": "INDIVIDUAL"})).await;
+    for ws in [&mut a, &mut b] {
+        let lead = event(ws).await;
+        assert_eq!(lead["newLead"]["name"], "二");
+        assert_eq!(lead["newLead"]["revenue"]["currency"], "USD", "a policy cached at subscribe time");
+    }
+}
+
+#[tokio::test]
 async fn due_reminders_reach_their_assignee() {
     let app = TestApp::spawn().await;
     let d = app.create_department("华东", None).await;

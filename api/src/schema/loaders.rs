@@ -27,8 +27,10 @@ use uuid::Uuid;
 pub struct Loaders {
     pub db: DatabaseConnection,
     pub actor: Option<Actor>,
-    /// The classification policy, read once per request.
-    policy: tokio::sync::OnceCell<(crate::service::classification::Policy, i32)>,
+    /// The classification policy, read once per request; `None` for subscriptions,
+    /// which read it again for each event (an administrator may change it while a
+    /// subscription runs for days).
+    policy: Option<tokio::sync::OnceCell<(crate::service::classification::Policy, i32)>>,
 }
 
 /// What the request data holds.
@@ -49,7 +51,12 @@ impl Loaders {
 
 /// A new loader for a request.
 pub fn new_loader(db: DatabaseConnection, actor: Option<Actor>) -> RequestLoader {
-    Arc::new(DataLoader::new(Loaders { db, actor, policy: Default::default() }, tokio::spawn))
+    Arc::new(DataLoader::new(Loaders { db, actor, policy: Some(Default::default()) }, tokio::spawn))
+}
+
+/// A new loader for a subscription: it caches nothing across events.
+pub fn stream_loader(db: DatabaseConnection, actor: Option<Actor>) -> RequestLoader {
+    Arc::new(DataLoader::new(Loaders { db, actor, policy: None }, tokio::spawn))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -293,16 +300,17 @@ pub fn unshare(e: LoadError) -> async_graphql::Error {
     e.extend()
 }
 
-/// The classification policy, read at most once per request.
+/// The classification policy, read at most once per request (for subscriptions, as it is
+/// now).
 pub async fn policy(ctx: &Context<'_>) -> Result<(crate::service::classification::Policy, i32)> {
     let loader = loader(ctx);
     let inner = loader.loader();
-    inner
-        .policy
-        .get_or_try_init(|| crate::service::classification::policy(&inner.db))
-        .await
-        .cloned()
-        .map_err(|e| e.extend())
+    let read = || crate::service::classification::policy(&inner.db);
+    match &inner.policy {
+        Some(cached) => cached.get_or_try_init(read).await.cloned(),
+        None => read().await,
+    }
+    .map_err(|e| e.extend())
 }
 
 /// A staff member by id (staff names and departments are visible to colleagues).

@@ -311,6 +311,28 @@ mod reqwest_like {
 ///
 /// # Errors
 /// A message when a step fails.
+/// The part of a `next` message the subscriptions benchmark reads.
+#[derive(serde::Deserialize)]
+struct NextLead<'a> {
+    #[serde(borrow)]
+    payload: Option<NextPayload<'a>>,
+}
+#[derive(serde::Deserialize)]
+struct NextPayload<'a> {
+    #[serde(borrow)]
+    data: Option<NextData<'a>>,
+}
+#[derive(serde::Deserialize)]
+struct NextData<'a> {
+    #[serde(borrow, rename = "newLead")]
+    new_lead: Option<LeadName<'a>>,
+}
+#[derive(serde::Deserialize)]
+struct LeadName<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+}
+
 pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize, views: usize) -> Result<String, String> {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
@@ -375,7 +397,12 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize, views
                 let connect = async {
                     let mut req = format!("ws://{addr}/graphql/ws").into_client_request().map_err(|e| e.to_string())?;
                     req.headers_mut().insert("sec-websocket-protocol", api::ws::PROTOCOL.parse().map_err(|_| "header")?);
-                    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| format!("socket {i}: {e}"))?;
+                    // tungstenite zeroes its read buffer (128 KiB by default) for every read:
+                    // 10,000 clients doing so cost the shared cores more than the server's sends.
+                    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+                    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), false)
+                        .await
+                        .map_err(|e| format!("socket {i}: {e}"))?;
                     let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
                     ws.send(Message::text(init.to_string())).await.map_err(|e| e.to_string())?;
                     let view = if views == 0 { i } else { i % views };
@@ -408,8 +435,11 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize, views
                         msg = ws.next() => match msg {
                             Some(Ok(Message::Text(t))) => {
                                 let at = Instant::now();
-                                let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else { continue };
-                                let name = v["payload"]["data"]["newLead"]["name"].as_str().unwrap_or("");
+                                // Typed and borrowed: the client shares the 2 cores with the server,
+                                // and a `Value` tree per message would charge the server's latency
+                                // with the client's allocations.
+                                let Ok(next) = serde_json::from_str::<NextLead<'_>>(t.as_str()) else { continue };
+                                let name = next.payload.and_then(|p| p.data).and_then(|d| d.new_lead).map(|l| l.name).unwrap_or_default();
                                 if let Some(k) = name.strip_prefix("bench-lead-").and_then(|k| k.parse::<usize>().ok()) {
                                     if let Some(t0) = sent.get(k).and_then(|s| s.get()) {
                                         delays.push(at.duration_since(*t0));
