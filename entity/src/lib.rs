@@ -4,6 +4,7 @@
 pub mod audit_log;
 pub mod care_policy;
 pub mod care_run;
+pub mod category;
 pub mod classification_history;
 pub mod classification_policy;
 pub mod classification_run;

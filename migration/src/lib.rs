@@ -15,6 +15,7 @@ mod m20261125_000008_field_groups;
 mod m20261125_000009_sealed_fields;
 mod m20261125_000010_personal_data;
 mod m20261125_000011_unique_id_numbers;
+mod m20261126_000012_categories;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_sealed_fields::Migration),
             Box::new(m20261125_000010_personal_data::Migration),
             Box::new(m20261125_000011_unique_id_numbers::Migration),
+            Box::new(m20261126_000012_categories::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ mod access;
 mod admin;
 mod auth;
 mod care;
+mod categories;
 mod classification;
 mod customers;
 mod demo;

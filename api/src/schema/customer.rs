@@ -44,6 +44,18 @@ pub struct SoftProfile {
     pub tags: Option<Vec<String>>,
 }
 
+/// How complete a customer's record is (`docs/categories.md`).
+#[derive(SimpleObject)]
+pub struct Completeness {
+    /// Filled required fields, in percent (100 when the category requires nothing).
+    pub score: i32,
+    /// Required fields without a value: built-in names (`address`) and
+    /// `customFields.<key>`.
+    pub missing: Vec<String>,
+    /// Custom fields holding a value their definition no longer accepts.
+    pub invalid: Vec<String>,
+}
+
 #[Object]
 impl Customer {
     async fn id(&self) -> ID {
@@ -52,9 +64,17 @@ impl Customer {
     async fn kind(&self) -> CustomerKind {
         self.0.kind.into()
     }
-    /// Main category (retail, vip, supplier, competitor, partner, other).
+    /// The key of its category (`categories`).
     async fn category(&self) -> &str {
         &self.0.category
+    }
+    /// How complete the record is against its category's template: which required
+    /// fields are empty and which custom values no longer fit (presence only, never
+    /// values).
+    async fn completeness(&self, ctx: &Context<'_>) -> Result<Completeness> {
+        let catalogue = super::loaders::catalogue(ctx).await?;
+        let c = crate::service::category::completeness(&catalogue.template(&self.0.category), &self.0);
+        Ok(Completeness { score: c.score, missing: c.missing, invalid: c.invalid })
     }
     async fn name(&self) -> &str {
         &self.0.name

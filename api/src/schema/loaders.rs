@@ -27,10 +27,13 @@ use uuid::Uuid;
 pub struct Loaders {
     pub db: DatabaseConnection,
     pub actor: Option<Actor>,
-    /// The classification policy, read once per request; `None` for subscriptions,
-    /// which read it again for each event (an administrator may change it while a
-    /// subscription runs for days).
-    policy: Option<tokio::sync::OnceCell<(crate::service::classification::Policy, i32)>>,
+    /// Whether settings are read once (a request) or at each use (a subscription, which
+    /// may run for days while an administrator changes them).
+    cache: bool,
+    /// The classification policy.
+    policy: tokio::sync::OnceCell<(crate::service::classification::Policy, i32)>,
+    /// The category catalogue (field templates).
+    catalogue: tokio::sync::OnceCell<Arc<crate::service::category::Catalogue>>,
 }
 
 /// What the request data holds.
@@ -51,12 +54,14 @@ impl Loaders {
 
 /// A new loader for a request.
 pub fn new_loader(db: DatabaseConnection, actor: Option<Actor>) -> RequestLoader {
-    Arc::new(DataLoader::new(Loaders { db, actor, policy: Some(Default::default()) }, tokio::spawn))
+    let loaders = Loaders { db, actor, cache: true, policy: Default::default(), catalogue: Default::default() };
+    Arc::new(DataLoader::new(loaders, tokio::spawn))
 }
 
 /// A new loader for a subscription: it caches nothing across events.
 pub fn stream_loader(db: DatabaseConnection, actor: Option<Actor>) -> RequestLoader {
-    Arc::new(DataLoader::new(Loaders { db, actor, policy: None }, tokio::spawn))
+    let loaders = Loaders { db, actor, cache: false, policy: Default::default(), catalogue: Default::default() };
+    Arc::new(DataLoader::new(loaders, tokio::spawn))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -306,11 +311,17 @@ pub async fn policy(ctx: &Context<'_>) -> Result<(crate::service::classification
     let loader = loader(ctx);
     let inner = loader.loader();
     let read = || crate::service::classification::policy(&inner.db);
-    match &inner.policy {
-        Some(cached) => cached.get_or_try_init(read).await.cloned(),
-        None => read().await,
-    }
-    .map_err(|e| e.extend())
+    if inner.cache { inner.policy.get_or_try_init(read).await.cloned() } else { read().await }.map_err(|e| e.extend())
+}
+
+/// The category catalogue, read at most once per request (for subscriptions, as it is
+/// now).
+pub async fn catalogue(ctx: &Context<'_>) -> Result<Arc<crate::service::category::Catalogue>> {
+    let loader = loader(ctx);
+    let inner = loader.loader();
+    let read = async || crate::service::category::Catalogue::load(&inner.db).await.map(Arc::new);
+    if inner.cache { inner.catalogue.get_or_try_init(read).await.cloned() } else { read().await }
+        .map_err(|e| e.extend())
 }
 
 /// A staff member by id (staff names and departments are visible to colleagues).

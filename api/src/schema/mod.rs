@@ -1,6 +1,7 @@
 //! The GraphQL schema: one module per resource turning GraphQL into service calls.
 pub mod audit;
 pub mod care;
+pub mod category;
 pub mod classification;
 pub mod common;
 pub mod contact;
@@ -30,6 +31,7 @@ pub struct Query(
     user::UserQuery,
     department::DepartmentQuery,
     customer::CustomerQuery,
+    category::CategoryQuery,
     contact::ContactQuery,
     deal::DealQuery,
     feedback::FeedbackQuery,
@@ -48,6 +50,7 @@ pub struct Mutation(
     user::UserMutation,
     department::DepartmentMutation,
     customer::CustomerMutation,
+    category::CategoryMutation,
     contact::ContactMutation,
     contact::ContactTrash,
     deal::DealMutation,

@@ -1,5 +1,6 @@
 //! The customer archive: create, read, update, soft delete, restore, assign; duplicate
 //! keys (phone, e-mail, organization name) enforced by named unique indexes.
+use super::category::{self, Catalogue};
 use super::filter::{Field, Kind};
 use super::list::{self, ListQuery, Listing};
 use super::pagination::{Page, SortKey, SortValue, paginate};
@@ -15,16 +16,13 @@ use entity::customer::{self, Column};
 use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Tier};
 use entity::{department, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, Set,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, Set,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-/// Main categories shipped by default (`docs/README.md`, the data).
-pub const CATEGORIES: &[&str] = &["retail", "vip", "supplier", "competitor", "partner", "other"];
-
-/// The category a customer gets when none is given.
+/// The category a customer gets when none is given (both are seeded; `docs/categories.md`).
 pub fn default_category(kind: CustomerKind) -> &'static str {
     match kind {
         CustomerKind::Individual => "retail",
@@ -164,12 +162,8 @@ struct Keys {
     email_norm: Option<String>,
 }
 
-fn check_category(v: &mut Violations, category: &str) -> String {
-    let c = category.trim().to_lowercase();
-    if !CATEGORIES.contains(&c.as_str()) {
-        v.add("category", format!("unknown category; one of {}", CATEGORIES.join(", ")));
-    }
-    c
+fn category_key(category: &str) -> String {
+    category.trim().to_lowercase()
 }
 
 fn check_json_object(v: &mut Violations, field: &str, value: &Option<Json>) {
@@ -231,7 +225,9 @@ pub async fn create(
         }
     };
     let name = required_text(&mut v, "name", &input.name, 200);
-    let category = check_category(&mut v, input.category.as_deref().unwrap_or(default_category(kind)));
+    let category = category_key(input.category.as_deref().unwrap_or(default_category(kind)));
+    let catalogue = Catalogue::load(db).await?;
+    category::check_assignable(db, &mut v, &catalogue, &category, actor.user.department_id, None).await?;
     if input.gender.is_some() && kind == CustomerKind::Organization {
         v.add("gender", "only individuals have a gender");
     }
@@ -244,14 +240,13 @@ pub async fn create(
     let region = optional_text(&mut v, "region", input.region, 100);
     let industry = optional_text(&mut v, "industry", input.industry, 100);
     let credit_rating = optional_text(&mut v, "creditRating", input.credit_rating, 20);
-    v.into_result()?;
 
     let now = now();
     let id = new_id();
     let model = customer::ActiveModel {
         id: Set(id),
         kind: Set(kind),
-        category: Set(category),
+        category: Set(category.clone()),
         name: Set(name),
         name_norm: Set(k.name_norm),
         gender: Set(input.gender),
@@ -283,6 +278,8 @@ pub async fn create(
         // Grades start empty; classification fills them.
         ..Default::default()
     };
+    category::check_record(&mut v, &catalogue.template(&category), &category, &model, None);
+    v.into_result()?;
     let created = write(db, async |txn| {
         let m = model.clone().insert(txn).await?;
         audit::record(txn, Some(actor.id()), "create", "customer", m.id, None, Some(&m)).await?;
@@ -499,7 +496,20 @@ pub async fn update(
             (Resource::PersonalDetails, patch.birthday.is_some() || patch.soft_profile.is_some()),
         ];
         may_change_groups(actor, Resource::Customer, (&old).into(), &groups)?;
-        let am = apply_patch(vault, &old, patch)?;
+        let mut v = Violations::new();
+        let am = apply_patch(&mut v, vault, &old, patch);
+        // The category's template: in full when the customer moves to another category,
+        // else for what this write changes (`service::category`).
+        let key = match &am.category {
+            ActiveValue::Set(k) | ActiveValue::Unchanged(k) => k.clone(),
+            ActiveValue::NotSet => old.category.clone(),
+        };
+        let catalogue = Catalogue::load(txn).await?;
+        category::check_assignable(txn, &mut v, &catalogue, &key, old.department_id, Some(&old.category)).await?;
+        let before: customer::ActiveModel = old.clone().into();
+        let moved = key != old.category;
+        category::check_record(&mut v, &catalogue.template(&key), &key, &am, (!moved).then_some(&before));
+        v.into_result()?;
         attempted = Some(am.clone());
         let new = save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
         Ok(new)
@@ -514,16 +524,15 @@ pub async fn update(
     }
 }
 
-fn apply_patch(vault: &Keyring, old: &customer::Model, p: CustomerPatch) -> AppResult<customer::ActiveModel> {
-    let mut v = Violations::new();
+fn apply_patch(v: &mut Violations, vault: &Keyring, old: &customer::Model, p: CustomerPatch) -> customer::ActiveModel {
     let mut am: customer::ActiveModel = old.clone().into();
     let kind = old.kind;
     let name = match p.name {
-        Some(n) => required_text(&mut v, "name", &n, 200),
+        Some(n) => required_text(v, "name", &n, 200),
         None => old.name.clone(),
     };
     if let Some(c) = p.category {
-        am.category = Set(check_category(&mut v, &c));
+        am.category = Set(category_key(&c));
     }
     if let Some(g) = p.gender {
         if g.is_some() && kind == CustomerKind::Organization {
@@ -532,12 +541,12 @@ fn apply_patch(vault: &Keyring, old: &customer::Model, p: CustomerPatch) -> AppR
         am.gender = Set(g);
     }
     if let Some(b) = p.birthday {
-        check_birthday(&mut v, kind, "birthday", b);
+        check_birthday(v, kind, "birthday", b);
         am.birthday = Set(b);
     }
     let phone = p.phone.unwrap_or_else(|| old.phone.clone());
     let email = p.email.unwrap_or_else(|| old.email.clone());
-    let k = keys(&mut v, kind, &name, phone, email);
+    let k = keys(v, kind, &name, phone, email);
     am.name = Set(name);
     am.name_norm = Set(k.name_norm);
     am.phone = Set(k.phone);
@@ -545,16 +554,16 @@ fn apply_patch(vault: &Keyring, old: &customer::Model, p: CustomerPatch) -> AppR
     am.email = Set(k.email);
     am.email_norm = Set(k.email_norm);
     if let Some(a) = p.address {
-        am.address = Set(optional_text(&mut v, "address", a, 500).map(|a| vault.seal(ADDRESS, old.id, &a)));
+        am.address = Set(optional_text(v, "address", a, 500).map(|a| vault.seal(ADDRESS, old.id, &a)));
     }
     if let Some(r) = p.region {
-        am.region = Set(optional_text(&mut v, "region", r, 100));
+        am.region = Set(optional_text(v, "region", r, 100));
     }
     if let Some(i) = p.industry {
-        am.industry = Set(optional_text(&mut v, "industry", i, 100));
+        am.industry = Set(optional_text(v, "industry", i, 100));
     }
     if let Some(c) = p.credit_rating {
-        am.credit_rating = Set(optional_text(&mut v, "creditRating", c, 20));
+        am.credit_rating = Set(optional_text(v, "creditRating", c, 20));
     }
     if let Some(s) = p.source {
         am.source = Set(s);
@@ -566,22 +575,21 @@ fn apply_patch(vault: &Keyring, old: &customer::Model, p: CustomerPatch) -> AppR
         am.cooperation_start_date = Set(d);
     }
     if let Some(s) = p.soft_profile {
-        check_json_object(&mut v, "softProfile", &s);
+        check_json_object(v, "softProfile", &s);
         am.soft_profile = Set(s);
     }
     if let Some(c) = p.custom_fields {
-        check_json_object(&mut v, "customFields", &c);
+        check_json_object(v, "customFields", &c);
         am.custom_fields = Set(c);
     }
     if let Some(stage) = p.lifecycle_stage {
-        check_entered_stage(&mut v, Some(stage));
+        check_entered_stage(v, Some(stage));
         if !matches!(old.lifecycle_stage, LifecycleStage::Target | LifecycleStage::Prospect) {
             v.add("lifecycleStage", "stages after PROSPECT follow from deals");
         }
         am.lifecycle_stage = Set(stage);
     }
-    v.into_result()?;
-    Ok(am)
+    am
 }
 
 /// Soft-deletes a customer; its contacts, deals and history stay and come back on restore.

@@ -1,0 +1,301 @@
+//! The category catalogue and its field templates (`docs/categories.md`).
+use super::common::{actor, db};
+use super::error::ResultExt;
+use crate::service::category::{self as svc, CategoryInput as NewCategory, FieldDef, FieldKind, Template};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+/// The type of a custom field, and what its value is in `customFields`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "FieldKind")]
+pub enum FieldType {
+    /// A string; `min`/`max` bound its length, `pattern` is a regular expression it matches.
+    Text,
+    /// A JSON number.
+    Number,
+    /// A decimal string with at most two places, e.g. "1200.50".
+    Money,
+    /// A date string YYYY-MM-DD.
+    Date,
+    /// One of `choices`.
+    Choice,
+    /// A list of distinct `choices`.
+    MultiChoice,
+    /// true or false.
+    Boolean,
+}
+
+/// A built-in customer field a template may require (`name` always is).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum CustomerField {
+    Gender,
+    Birthday,
+    Phone,
+    Email,
+    Address,
+    Region,
+    Industry,
+    Source,
+    Importance,
+    CreditRating,
+    CooperationStartDate,
+}
+
+impl CustomerField {
+    /// The name used in templates and in VALIDATION paths.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Gender => "gender",
+            Self::Birthday => "birthday",
+            Self::Phone => "phone",
+            Self::Email => "email",
+            Self::Address => "address",
+            Self::Region => "region",
+            Self::Industry => "industry",
+            Self::Source => "source",
+            Self::Importance => "importance",
+            Self::CreditRating => "creditRating",
+            Self::CooperationStartDate => "cooperationStartDate",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Gender,
+            Self::Birthday,
+            Self::Phone,
+            Self::Email,
+            Self::Address,
+            Self::Region,
+            Self::Industry,
+            Self::Source,
+            Self::Importance,
+            Self::CreditRating,
+            Self::CooperationStartDate,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
+    }
+}
+
+/// A custom field of a category's template.
+#[derive(SimpleObject, Clone)]
+pub struct FieldDefinition {
+    /// The key in `customFields`.
+    pub key: String,
+    /// What a form shows.
+    pub label: String,
+    #[graphql(name = "type")]
+    pub kind: FieldType,
+    /// Required for new writes (`docs/categories.md`: older records show as incomplete).
+    pub required: bool,
+    /// Lower bound: a number, an amount ("0.00"), a date or, for text, a length.
+    pub min: Option<String>,
+    /// Upper bound, as `min`.
+    pub max: Option<String>,
+    /// Text only: a regular expression the value must match.
+    pub pattern: Option<String>,
+    /// CHOICE and MULTI_CHOICE only: the values offered.
+    pub choices: Vec<String>,
+}
+
+/// A custom field as an administrator defines it.
+#[derive(InputObject)]
+pub struct FieldDefinitionInput {
+    /// The key in `customFields`: a-z, 0-9 and _, starting with a letter; at most 40.
+    pub key: String,
+    /// What a form shows.
+    pub label: String,
+    #[graphql(name = "type")]
+    pub kind: FieldType,
+    /// Required for new writes (older records show as incomplete).
+    #[graphql(default)]
+    pub required: bool,
+    /// Lower bound: a number, an amount ("0.00"), a date or, for text, a length.
+    pub min: Option<String>,
+    /// Upper bound, as `min`.
+    pub max: Option<String>,
+    /// Text only: a regular expression the whole value must match (anchor it: `^...$`).
+    pub pattern: Option<String>,
+    /// CHOICE and MULTI_CHOICE only: the values offered.
+    #[graphql(default)]
+    pub choices: Vec<String>,
+}
+
+impl From<FieldDef> for FieldDefinition {
+    fn from(f: FieldDef) -> Self {
+        Self {
+            key: f.key,
+            label: f.label,
+            kind: f.kind.into(),
+            required: f.required,
+            min: f.min,
+            max: f.max,
+            pattern: f.pattern,
+            choices: f.choices,
+        }
+    }
+}
+
+impl From<FieldDefinitionInput> for FieldDef {
+    fn from(f: FieldDefinitionInput) -> Self {
+        Self {
+            key: f.key.trim().to_string(),
+            label: f.label,
+            kind: f.kind.into(),
+            required: f.required,
+            min: f.min.filter(|m| !m.trim().is_empty()),
+            max: f.max.filter(|m| !m.trim().is_empty()),
+            pattern: f.pattern.filter(|p| !p.is_empty()),
+            choices: f.choices,
+        }
+    }
+}
+
+/// What a customer of a category must and may hold: its main category's template and
+/// its own.
+#[derive(SimpleObject)]
+pub struct FieldTemplate {
+    /// Built-in fields that must be filled (besides `name`).
+    pub required_fields: Vec<CustomerField>,
+    /// The custom fields a customer of the category may hold in `customFields`.
+    pub fields: Vec<FieldDefinition>,
+}
+
+impl From<Template> for FieldTemplate {
+    fn from(t: Template) -> Self {
+        Self {
+            required_fields: t.required.iter().filter_map(|r| CustomerField::from_name(r)).collect(),
+            fields: t.fields.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A main category or a sub-category of one (seed 004).
+pub struct Category {
+    category: svc::Category,
+    template: Template,
+}
+
+#[Object]
+impl Category {
+    /// What `Customer.category` holds.
+    async fn key(&self) -> &str {
+        &self.category.row.key
+    }
+    async fn name(&self) -> &str {
+        &self.category.row.name
+    }
+    /// The main category of a sub-category; null for a main category.
+    async fn parent_key(&self) -> Option<&str> {
+        self.category.row.parent_key.as_deref()
+    }
+    /// Usable only for customers of this department's subtree; null: everywhere.
+    async fn department_id(&self) -> Option<ID> {
+        self.category.row.department_id.map(|d| ID(d.to_string()))
+    }
+    /// Built-in fields this category itself requires.
+    async fn required_fields(&self) -> Vec<CustomerField> {
+        self.category.required.iter().filter_map(|r| CustomerField::from_name(r)).collect()
+    }
+    /// Custom fields this category itself defines.
+    async fn fields(&self) -> Vec<FieldDefinition> {
+        self.category.fields.iter().cloned().map(Into::into).collect()
+    }
+    /// The whole template a customer of this category is checked against (with the main
+    /// category's).
+    async fn template(&self) -> FieldTemplate {
+        self.template.clone().into()
+    }
+    async fn position(&self) -> i32 {
+        self.category.row.position
+    }
+    /// Inactive categories take no new customers; those in them stay.
+    async fn active(&self) -> bool {
+        self.category.row.active
+    }
+    async fn version(&self) -> i32 {
+        self.category.row.version
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.category.row.updated_at
+    }
+}
+
+#[derive(Default)]
+pub struct CategoryQuery;
+
+#[Object]
+impl CategoryQuery {
+    /// The categories you may file customers under (administrators: every one), in
+    /// display order; `includeInactive` adds the retired ones.
+    async fn categories(&self, ctx: &Context<'_>, #[graphql(default)] include_inactive: bool) -> Result<Vec<Category>> {
+        let actor = actor(ctx)?;
+        let visible = svc::visible(db(ctx), actor).await.gql()?;
+        let catalogue = svc::Catalogue::load(db(ctx)).await.gql()?;
+        Ok(visible
+            .into_iter()
+            .filter(|c| include_inactive || c.row.active)
+            .map(|c| Category { template: catalogue.template(&c.row.key), category: c })
+            .collect())
+    }
+
+    /// One category by key, if you may see it.
+    async fn category(&self, ctx: &Context<'_>, key: String) -> Result<Option<Category>> {
+        let actor = actor(ctx)?;
+        let visible = svc::visible(db(ctx), actor).await.gql()?;
+        let catalogue = svc::Catalogue::load(db(ctx)).await.gql()?;
+        Ok(visible
+            .into_iter()
+            .find(|c| c.row.key == key)
+            .map(|c| Category { template: catalogue.template(&c.row.key), category: c }))
+    }
+}
+
+/// A category as an administrator saves it: the whole of it (what is left out is empty).
+#[derive(InputObject)]
+pub struct CategoryInput {
+    /// a-z, 0-9 and _, starting with a letter; at most 40. Cannot be changed once created.
+    pub key: String,
+    pub name: String,
+    /// Makes this a sub-category of a main category.
+    pub parent_key: Option<String>,
+    /// Restricts the category to customers of this department's subtree.
+    pub department_id: Option<ID>,
+    #[graphql(default)]
+    pub required_fields: Vec<CustomerField>,
+    #[graphql(default)]
+    pub fields: Vec<FieldDefinitionInput>,
+    /// Display order (default: after the last).
+    pub position: Option<i32>,
+    /// false retires the category (default: as it is; new categories are active).
+    pub active: Option<bool>,
+}
+
+#[derive(Default)]
+pub struct CategoryMutation;
+
+#[Object]
+impl CategoryMutation {
+    /// Creates a category (no `version`) or replaces one (its current `version`).
+    /// Administrators. DUPLICATE when creating a key that exists; CONFLICT when `version`
+    /// is stale.
+    async fn save_category(&self, ctx: &Context<'_>, input: CategoryInput, version: Option<i32>) -> Result<Category> {
+        let actor = actor(ctx)?;
+        let department_id =
+            input.department_id.map(|d| super::common::parse_id("input.departmentId", &d)).transpose().gql()?;
+        let new = NewCategory {
+            key: input.key,
+            name: input.name,
+            parent_key: input.parent_key,
+            department_id,
+            required_fields: input.required_fields.into_iter().map(|f| f.name().to_string()).collect(),
+            fields: input.fields.into_iter().map(Into::into).collect(),
+            position: input.position,
+            active: input.active,
+        };
+        let saved = svc::save_category(db(ctx), actor, new, version).await.gql()?;
+        let template = svc::Catalogue::load(db(ctx)).await.gql()?.template(&saved.key);
+        Ok(Category { category: svc::Category::from_row(saved), template })
+    }
+}

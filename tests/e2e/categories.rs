@@ -1,0 +1,230 @@
+//! The category catalogue as data: field templates checked on every write, completeness
+//! computed against the template as it is now.
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+const SAVE: &str = "mutation($i:CategoryInput!,$v:Int){saveCategory(input:$i,version:$v){key version parentKey \
+                    requiredFields fields{key type required} template{requiredFields fields{key}}}}";
+const CREATE: &str = "mutation($i:CreateCustomerInput!){createCustomer(input:$i){id version category \
+                      completeness{score missing invalid}}}";
+const UPDATE: &str = "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){id version category \
+                      completeness{score missing invalid}}}";
+
+/// Seed 004's template of a customer who has bought (成交客户字段模板), on `partner`.
+fn deal_customer_template(version: Option<i64>) -> Value {
+    json!({
+        "v": version,
+        "i": {
+            "key": "partner", "name": "合作伙伴",
+            "requiredFields": ["ADDRESS", "PHONE", "IMPORTANCE", "SOURCE"],
+            "fields": [
+                {"key": "computers", "label": "电脑台数", "type": "NUMBER", "required": true, "min": "0"},
+                {"key": "stores", "label": "店面数量", "type": "NUMBER", "min": "0", "max": "10000"},
+                {"key": "sales_model", "label": "客户销售模式", "type": "CHOICE",
+                 "choices": ["渠道批发", "连锁零售", "工程项目开发"]},
+                {"key": "capital", "label": "客户注册资金", "type": "MONEY", "min": "0"},
+                {"key": "homepage", "label": "主页", "type": "TEXT", "pattern": "^https?://", "max": "200"},
+                {"key": "since", "label": "起始合作时间", "type": "DATE", "min": "1990-01-01"},
+                {"key": "lines", "label": "主营产品", "type": "MULTI_CHOICE", "choices": ["电脑", "软件", "服务"]},
+                {"key": "listed", "label": "上市公司", "type": "BOOLEAN"}
+            ]
+        }
+    })
+}
+
+fn organization(name: &str, category: &str, custom: Value) -> Value {
+    json!({"i": {"name": name, "kind": "ORGANIZATION", "category": category, "phone": "010-62345678",
+                 "address": "北京市海淀区", "importance": "A", "source": "REFERRAL", "customFields": custom}})
+}
+
+#[tokio::test]
+async fn categories_are_data_and_templates_check_every_write() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let east = app.create_department("华东", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+
+    // The seeded catalogue: seed 004's main categories and its example sub-categories.
+    let list = app.ok(&rep, "{categories{key name parentKey active}}", json!({})).await;
+    let keys: Vec<&str> = list["categories"].as_array().unwrap().iter().map(|c| c["key"].as_str().unwrap()).collect();
+    for key in ["retail", "vip", "supplier", "supplier_software", "competitor", "partner", "partner_mall", "other"] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    let mall = list["categories"].as_array().unwrap().iter().find(|c| c["key"] == "partner_mall").unwrap();
+    assert_eq!(mall["parentKey"], "partner");
+
+    // Only administrators edit it.
+    let resp = app.gql(Some(&rep), SAVE, deal_customer_template(Some(1))).await;
+    assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+    let saved = app.ok(&admin, SAVE, deal_customer_template(Some(1))).await;
+    assert_eq!(saved["saveCategory"]["version"], 2);
+    assert_eq!(saved["saveCategory"]["requiredFields"], json!(["ADDRESS", "PHONE", "IMPORTANCE", "SOURCE"]));
+    // A stale version, and a create of a key that exists.
+    let resp = app.gql(Some(&admin), SAVE, deal_customer_template(Some(1))).await;
+    assert_eq!(code(&resp), "CONFLICT", "{resp}");
+    let resp = app.gql(Some(&admin), SAVE, deal_customer_template(None)).await;
+    assert_eq!(code(&resp), "DUPLICATE", "{resp}");
+
+    // A bad template lists every bad part, and changes nothing.
+    let bad = json!({"v": 2, "i": {"key": "partner", "name": "合作伙伴", "fields": [
+        {"key": "a", "label": "A", "type": "CHOICE"},
+        {"key": "a", "label": "A again", "type": "TEXT", "pattern": "(unclosed"},
+        {"key": "B-bad", "label": "", "type": "NUMBER", "min": "5", "max": "1"},
+        {"key": "flag", "label": "Flag", "type": "BOOLEAN", "min": "1", "choices": ["x"]}
+    ]}});
+    let resp = app.gql(Some(&admin), SAVE, bad).await;
+    assert_eq!(code(&resp), "VALIDATION", "{resp}");
+    assert_eq!(
+        invalid_fields(&resp),
+        [
+            "fields[0].choices",
+            "fields[1].key",
+            "fields[1].pattern",
+            "fields[2].key",
+            "fields[2].label",
+            "fields[2].max",
+            "fields[3].choices",
+            "fields[3].min"
+        ]
+    );
+
+    // A customer missing what the template requires: every field is named.
+    let resp = app
+        .gql(
+            Some(&rep),
+            CREATE,
+            json!({"i": {"name": "联想渠道", "kind": "ORGANIZATION", "category": "partner",
+                         "customFields": {"computers": "ten", "sales_model": "其他", "homepage": "ftp://x",
+                                          "capital": "12.345", "since": "1980-01-01", "lines": ["电脑", "电脑"],
+                                          "listed": "yes", "stores": 20000, "unknown": 1}}}),
+        )
+        .await;
+    assert_eq!(code(&resp), "VALIDATION", "{resp}");
+    let mut fields = invalid_fields(&resp);
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "address",
+            "customFields.capital",
+            "customFields.computers",
+            "customFields.homepage",
+            "customFields.lines",
+            "customFields.listed",
+            "customFields.sales_model",
+            "customFields.since",
+            "customFields.stores",
+            "customFields.unknown",
+            "importance",
+            "phone",
+            "source"
+        ]
+    );
+    let nothing = app.ok(&admin, "{customers{totalCount}}", json!({})).await;
+    assert_eq!(nothing["customers"]["totalCount"], 0);
+
+    // A complete one; a sub-category inherits its main category's template.
+    let full = json!({"computers": 12, "stores": 3, "sales_model": "连锁零售", "capital": "5000000.00",
+                      "homepage": "https://lenovo.example", "since": "2015-03-01", "lines": ["电脑", "服务"],
+                      "listed": true});
+    let created =
+        app.ok(&rep, CREATE, organization("联想渠道", "partner", full.clone())).await["createCustomer"].clone();
+    assert_eq!(created["completeness"], json!({"score": 100, "missing": [], "invalid": []}));
+    let resp = app
+        .gql(Some(&rep), CREATE, json!({"i": {"name": "商场", "kind": "ORGANIZATION", "category": "partner_mall"}}))
+        .await;
+    let mut fields = invalid_fields(&resp);
+    fields.sort_unstable();
+    assert_eq!(fields, ["address", "customFields.computers", "importance", "phone", "source"]);
+
+    // The template changes: a new required field applies to new writes; the stored
+    // record shows as incomplete and is not refused for an unrelated change.
+    let mut changed = deal_customer_template(Some(2));
+    changed["i"]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "staff", "label": "员工人数", "type": "NUMBER", "required": true}));
+    // The sales model loses a choice the stored record holds.
+    changed["i"]["fields"][2]["choices"] = json!(["渠道批发", "工程项目开发"]);
+    app.ok(&admin, SAVE, changed).await;
+    let id = created["id"].as_str().unwrap();
+    let now =
+        app.ok(&rep, "query($id:ID!){customer(id:$id){completeness{score missing invalid}}}", json!({"id": id})).await;
+    assert_eq!(
+        now["customer"]["completeness"],
+        json!({"score": 83, "missing": ["customFields.staff"], "invalid": ["customFields.sales_model"]})
+    );
+    let renamed = app.ok(&rep, UPDATE, json!({"i": {"id": id, "version": 1, "name": "联想渠道(北京)"}})).await;
+    assert_eq!(renamed["updateCustomer"]["version"], 2);
+    // Emptying a required field that was filled is refused; so is a bad value written now.
+    let resp = app.gql(Some(&rep), UPDATE, json!({"i": {"id": id, "version": 2, "address": null}})).await;
+    assert_eq!(invalid_fields(&resp), ["address"], "{resp}");
+    let mut custom = full.clone();
+    custom["computers"] = json!(-1);
+    let resp = app.gql(Some(&rep), UPDATE, json!({"i": {"id": id, "version": 2, "customFields": custom}})).await;
+    let mut fields = invalid_fields(&resp);
+    fields.sort_unstable();
+    assert_eq!(fields, ["customFields.computers", "customFields.sales_model"], "{resp}");
+    let mut custom = full.clone();
+    custom["sales_model"] = json!("渠道批发");
+    custom["staff"] = json!(40);
+    let fixed = app.ok(&rep, UPDATE, json!({"i": {"id": id, "version": 2, "customFields": custom}})).await;
+    assert_eq!(fixed["updateCustomer"]["completeness"], json!({"score": 100, "missing": [], "invalid": []}));
+
+    // Moving to another category checks the whole record against its template.
+    let resp = app.gql(Some(&rep), UPDATE, json!({"i": {"id": id, "version": 3, "category": "retail"}})).await;
+    assert_eq!(code(&resp), "VALIDATION", "{resp}");
+    assert!(invalid_fields(&resp).iter().all(|f| f.starts_with("customFields.")), "{resp}");
+    let moved =
+        app.ok(&rep, UPDATE, json!({"i": {"id": id, "version": 3, "category": "retail", "customFields": null}})).await;
+    assert_eq!(moved["updateCustomer"]["category"], "retail");
+}
+
+#[tokio::test]
+async fn retired_and_department_categories() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let east = app.create_department("华东", None).await;
+    let shanghai = app.create_department("上海", Some(&east)).await;
+    let west = app.create_department("西部", None).await;
+    let (_, rep_sh) = app.create_user("sh@example.com", "SALES", &shanghai).await;
+    let (_, rep_west) = app.create_user("west@example.com", "SALES", &west).await;
+
+    let east_only = json!({"i": {"key": "ecommerce", "name": "电商客户", "departmentId": east}});
+    let saved = app.ok(&admin, SAVE, east_only).await;
+    assert_eq!(saved["saveCategory"]["version"], 1);
+    let listed = |v: &Value| v["categories"].as_array().unwrap().iter().any(|c| c["key"] == "ecommerce");
+    assert!(listed(&app.ok(&rep_sh, "{categories{key}}", json!({})).await), "a department below sees it");
+    assert!(!listed(&app.ok(&rep_west, "{categories{key}}", json!({})).await), "another department does not");
+    let resp = app
+        .gql(Some(&rep_west), CREATE, json!({"i": {"name": "网店", "kind": "INDIVIDUAL", "category": "ecommerce"}}))
+        .await;
+    assert_eq!(invalid_fields(&resp), ["category"], "{resp}");
+    let kept = app
+        .ok(
+            &rep_sh,
+            CREATE,
+            json!({"i": {"name": "网店", "kind": "INDIVIDUAL", "category": "ecommerce", "phone": "13800000001"}}),
+        )
+        .await["createCustomer"]
+        .clone();
+
+    // Retired: no new customers; those in it stay and can still be edited.
+    let retire = json!({"v": 1, "i": {"key": "ecommerce", "name": "电商客户", "departmentId": east, "active": false}});
+    app.ok(&admin, SAVE, retire).await;
+    let resp = app
+        .gql(Some(&rep_sh), CREATE, json!({"i": {"name": "另一家", "kind": "INDIVIDUAL", "category": "ecommerce"}}))
+        .await;
+    assert_eq!(invalid_fields(&resp), ["category"], "{resp}");
+    let id = kept["id"].as_str().unwrap();
+    let edited = app.ok(&rep_sh, UPDATE, json!({"i": {"id": id, "version": 1, "name": "网店(旧)"}})).await;
+    assert_eq!(edited["updateCustomer"]["category"], "ecommerce");
+    let all = app.ok(&rep_sh, "{categories(includeInactive:true){key active}}", json!({})).await;
+    assert!(all["categories"].as_array().unwrap().iter().any(|c| c["key"] == "ecommerce" && c["active"] == false));
+    assert!(!listed(&app.ok(&rep_sh, "{categories{key}}", json!({})).await));
+
+    // Sub-categories are one level deep.
+    let resp =
+        app.gql(Some(&admin), SAVE, json!({"i": {"key": "deep", "name": "深", "parentKey": "partner_mall"}})).await;
+    assert_eq!(invalid_fields(&resp), ["parentKey"], "{resp}");
+}
