@@ -349,3 +349,65 @@ async fn foreign_and_forged_cursors_and_huge_lists_are_refused() {
         .await;
     assert_eq!(data["customers"]["totalCount"], 0);
 }
+
+/// A sales rep's list is "own rows or the department's pool": read as two index ranges and
+/// merged, it must page exactly as the one filtered query did.
+#[tokio::test]
+async fn a_reps_list_merges_own_rows_and_the_pool_in_order() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西部", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (_, other) = app.create_user("other@example.com", "SALES", &east).await;
+    let (_, far) = app.create_user("far@example.com", "SALES", &west).await;
+    let pool = "mutation($id:ID!){assignCustomer(id:$id, ownerId:null){id}}";
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        let own = format!("自己{i}");
+        app.create_customer(&rep, json!({"name": own, "kind": "INDIVIDUAL", "phone": format!("1380000{i:04}")})).await;
+        expected.push(own);
+        let pooled = format!("公海{i}");
+        let c = app
+            .create_customer(&other, json!({"name": pooled, "kind": "INDIVIDUAL", "phone": format!("1390000{i:04}")}))
+            .await;
+        app.ok(&admin, pool, json!({"id": c["id"]})).await;
+        expected.push(pooled);
+        // Neither a colleague's own customer nor another department's pool.
+        app.create_customer(&other, json!({"name": format!("同事{i}"), "kind": "INDIVIDUAL"})).await;
+        let w = app.create_customer(&far, json!({"name": format!("西部{i}"), "kind": "INDIVIDUAL"})).await;
+        app.ok(&admin, pool, json!({"id": w["id"]})).await;
+    }
+
+    let page = "query($a:String,$o:[CustomerOrder!]){customers(first:3, after:$a, orderBy:$o){totalCount \
+                pageInfo{hasNextPage endCursor} nodes{name}}}";
+    let walk = |order: Value| {
+        let (app, rep) = (&app, &rep);
+        async move {
+            let (mut names, mut after, mut total) = (Vec::<String>::new(), Value::Null, 0);
+            loop {
+                let data = app.ok(rep, page, json!({"a": after, "o": order})).await;
+                let c = &data["customers"];
+                total = c["totalCount"].as_u64().unwrap();
+                names.extend(c["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap().to_string()));
+                if c["pageInfo"]["hasNextPage"] != true {
+                    break;
+                }
+                after = c["pageInfo"]["endCursor"].clone();
+            }
+            (names, total)
+        }
+    };
+    // Newest first (the default), oldest first, and by name (text: one filtered query).
+    let (newest, total) = walk(Value::Null).await;
+    assert_eq!(total, 10);
+    assert_eq!(newest, expected.iter().rev().cloned().collect::<Vec<_>>());
+    let (oldest, _) = walk(json!([{"field": "CREATED_AT", "direction": "ASC"}])).await;
+    assert_eq!(oldest, expected);
+    // (The database collates the names; the pages must hold each customer exactly once.)
+    let (mut by_name, _) = walk(json!([{"field": "NAME", "direction": "ASC"}])).await;
+    by_name.sort();
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(by_name, sorted);
+}

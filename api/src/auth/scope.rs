@@ -82,6 +82,30 @@ impl Reach {
         any
     }
 
+    /// The rule as separate conditions, one per part, when it is a union of parts that an
+    /// index each answers in order (own rows by `owner`, one department's pool, one
+    /// department): a list can then read each part's page from its index and merge them
+    /// (`pagination::paginate_parts`) instead of filtering a scan of the whole table by the
+    /// `OR`. `None` when there is nothing to split (one part, everything, or a department
+    /// subtree of several departments, which no index returns in order).
+    pub fn parts(&self, owner: impl ColumnTrait, department: impl ColumnTrait) -> Option<Vec<Condition>> {
+        if self.everything {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if let Some(departments) = &self.departments {
+            let [only] = departments.as_slice() else { return None };
+            parts.push(Condition::all().add(department.eq(*only)));
+        }
+        if let Some(me) = self.owner {
+            parts.push(Condition::all().add(owner.eq(me)));
+        }
+        if let Some(d) = self.pool_of {
+            parts.push(Condition::all().add(owner.is_null()).add(department.eq(d)));
+        }
+        (parts.len() > 1).then_some(parts)
+    }
+
     /// Whether every row `other` reaches is reached by this one too (conservative: false
     /// when it cannot tell without looking at rows).
     pub fn covers(&self, other: &Reach) -> bool {
@@ -163,6 +187,11 @@ impl Actor {
     /// customer family.
     pub fn customer_condition(&self, resource: Resource, action: Action) -> Condition {
         self.reach(resource, action).condition(customer::Column::OwnerId, customer::Column::DepartmentId)
+    }
+
+    /// [`Actor::customer_condition`] as separately indexed parts ([`Reach::parts`]).
+    pub fn customer_parts(&self, resource: Resource, action: Action) -> Option<Vec<Condition>> {
+        self.reach(resource, action).parts(customer::Column::OwnerId, customer::Column::DepartmentId)
     }
 
     /// The same rule for a customer already in memory (live events are filtered this way,

@@ -679,7 +679,9 @@ mod tests {
         assert!(n.check(&json!(-0.1)).is_err() && n.check(&json!(10.5)).is_err() && n.check(&json!("5")).is_err());
         let m = def(FieldKind::Money, Some("-100.00"), None);
         assert!(m.check(&json!("-100")).is_ok() && m.check(&json!("0.5")).is_ok());
-        assert!(m.check(&json!("-100.01")).is_err() && m.check(&json!(5)).is_err() && m.check(&json!("1.234")).is_err());
+        assert!(
+            m.check(&json!("-100.01")).is_err() && m.check(&json!(5)).is_err() && m.check(&json!("1.234")).is_err()
+        );
         let d = def(FieldKind::Date, None, Some("2026-12-31"));
         assert!(d.check(&json!("2026-12-31")).is_ok() && d.check(&json!("2027-01-01")).is_err());
         assert!(d.check(&json!("2026-2-1")).is_err());
@@ -692,7 +694,9 @@ mod tests {
     fn choices_and_patterns() {
         let c = FieldDef { choices: vec!["a".into(), "b".into()], ..def(FieldKind::MultiChoice, None, None) };
         assert!(c.check(&json!(["a", "b"])).is_ok() && c.check(&json!([])).is_ok());
-        assert!(c.check(&json!(["a", "a"])).is_err() && c.check(&json!(["c"])).is_err() && c.check(&json!("a")).is_err());
+        assert!(
+            c.check(&json!(["a", "a"])).is_err() && c.check(&json!(["c"])).is_err() && c.check(&json!("a")).is_err()
+        );
         let p = FieldDef { pattern: Some("^[0-9]{6}$".into()), ..def(FieldKind::Text, None, None) };
         assert!(p.check(&json!("200030")).is_ok() && p.check(&json!("20003")).is_err());
     }

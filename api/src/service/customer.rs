@@ -3,7 +3,7 @@
 use super::category::{self, Catalogue};
 use super::filter::{Field, Kind};
 use super::list::{self, ListQuery, Listing};
-use super::pagination::{Page, SortKey, SortValue, paginate};
+use super::pagination::{Page, SortKey, SortValue, paginate, paginate_parts};
 use super::store::{check_version, save, write};
 use super::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
 use crate::auth::{Actor, Placement};
@@ -427,11 +427,17 @@ pub async fn list(
 ) -> AppResult<Page<customer::Model>> {
     let (filter, keys) = list::plan::<customer::Entity>(actor, Resource::Customer, query)?;
     let live = if query.deleted { Column::DeletedAt.is_not_null() } else { Column::DeletedAt.is_null() };
-    let q = customer::Entity::find()
-        .filter(actor.customer_condition(Resource::Customer, Action::Read))
-        .filter(live)
-        .filter(filter);
-    paginate(db, q, &keys, Column::Id, |m| m.id, &query.page).await
+    let q = customer::Entity::find().filter(live).filter(filter);
+    // A sales rep's "own rows or my department's pool" reads each part from its index
+    // (`idx_customer_owner_created`, `idx_customer_pool_created`) instead of filtering a
+    // scan of every customer by the OR.
+    match actor.customer_parts(Resource::Customer, Action::Read) {
+        Some(parts) => paginate_parts(db, q, parts, &keys, Column::Id, |m| m.id, &query.page).await,
+        None => {
+            let q = q.filter(actor.customer_condition(Resource::Customer, Action::Read));
+            paginate(db, q, &keys, Column::Id, |m| m.id, &query.page).await
+        }
+    }
 }
 
 /// Loads a live customer for an action inside the caller's transaction.

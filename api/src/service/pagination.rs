@@ -42,6 +42,18 @@ impl SortValue {
         }
     }
 
+    /// The order of two values of one sort key as the database orders them, for the
+    /// kinds [`SortKey::mergeable`] admits (text collates by the database's rules, which
+    /// the server does not reproduce).
+    fn order(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Self::Int(a), Self::Int(b)) => a.cmp(b),
+            (Self::Time(a), Self::Time(b)) => a.cmp(b),
+            (Self::Date(a), Self::Date(b)) => a.cmp(b),
+            _ => std::cmp::Ordering::Equal,
+        }
+    }
+
     fn expr(&self) -> Expr {
         match self {
             Self::Int(v) => Expr::val(*v),
@@ -124,6 +136,26 @@ impl<E: EntityTrait> SortKey<E> {
         SortKey { name, column, descending, value, group: None }
     }
 
+    /// Whether rows of several queries can be merged in memory in this key's order: a
+    /// column that is never NULL, of a type compared the same way here and in the
+    /// database (numbers, times, dates; not text, which the database collates).
+    pub fn mergeable(&self) -> bool {
+        use sea_orm::sea_query::ColumnType as T;
+        let def = self.column.def();
+        !def.is_null()
+            && matches!(
+                def.get_column_type(),
+                T::TinyInteger
+                    | T::SmallInteger
+                    | T::Integer
+                    | T::BigInteger
+                    | T::Timestamp
+                    | T::TimestampWithTimeZone
+                    | T::DateTime
+                    | T::Date
+            )
+    }
+
     /// Marks a key on a column of a field group.
     pub fn in_group(self, group: Option<entity::enums::Resource>) -> Self {
         SortKey { group, ..self }
@@ -193,55 +225,142 @@ where
     E: EntityTrait,
     E::Model: Send + Sync,
 {
-    let limit = page_size(args.first)?;
-    // The list (table) and its ordering: a cursor serves only the list it came from.
-    let fingerprint = format!(
-        "{}:{}",
-        E::default().table_name(),
+    let plan = Plan::new(keys, id_column, args)?;
+    let rows = plan.page_query(select.clone()).all(db).await?;
+    Ok(plan.page(db, select, rows, id_of))
+}
+
+/// [`paginate`] for a select whose scope is the union of `parts`
+/// (`auth::scope::Reach::parts`): each part's page is read on its own, from the index that
+/// returns it in order, and the pages are merged here. The order, the cursors and the
+/// count are those [`paginate`] gives for `select` filtered by any of the parts. Only for
+/// keys that are [`SortKey::mergeable`]; otherwise (and for one part) it is [`paginate`].
+///
+/// # Errors
+/// As [`paginate`].
+pub async fn paginate_parts<E>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    parts: Vec<Condition>,
+    keys: &[SortKey<E>],
+    id_column: E::Column,
+    id_of: fn(&E::Model) -> Uuid,
+    args: &PageArgs,
+) -> AppResult<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    let mut any = Condition::any();
+    for part in &parts {
+        any = any.add(part.clone());
+    }
+    if parts.len() < 2 || !keys.iter().all(SortKey::mergeable) {
+        return paginate(db, select.filter(any), keys, id_column, id_of, args).await;
+    }
+    let plan = Plan::new(keys, id_column, args)?;
+    let mut rows = Vec::new();
+    for part in parts {
+        rows.extend(plan.page_query(select.clone().filter(part)).all(db).await?);
+    }
+    // Each part is in order; together they are ordered here the way the database would
+    // order the union, and a row two parts both reach is kept once.
+    rows.sort_by(|a, b| {
         keys.iter()
-            .map(|k| format!("{}{}", k.name, if k.descending { "-" } else { "+" }))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+            .map(|k| {
+                let o = (k.value)(a).order(&(k.value)(b));
+                if k.descending { o.reverse() } else { o }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| id_of(a).cmp(&id_of(b)))
+    });
+    rows.dedup_by_key(|r| id_of(r));
+    rows.truncate(plan.limit as usize + 1);
+    Ok(plan.page(db, select.filter(any), rows, id_of))
+}
 
-    let total_count: TotalCount = {
-        let db = db.clone();
-        let select = select.clone();
-        Arc::new(move || {
-            let db = db.clone();
-            let select = select.clone();
-            Box::pin(async move { select.count(&db).await.map_err(AppError::from) })
-        })
-    };
+/// A page's shape: its size, its order and where it starts.
+struct Plan<'k, E: EntityTrait> {
+    limit: u64,
+    keys: &'k [SortKey<E>],
+    id_column: E::Column,
+    /// The list (table) and its ordering: a cursor serves only the list it came from.
+    fingerprint: String,
+    after: Option<Condition>,
+    has_previous_page: bool,
+}
 
-    let mut query = select;
-    if let Some(after) = &args.after {
-        let (values, id) = Cursor::keyset(after, &fingerprint, keys.len())?;
-        if !keys.iter().zip(&values).all(|(k, v)| v.fits(k.column.def().get_column_type())) {
-            return Err(AppError::invalid("after", "not a cursor returned by this API"));
+impl<'k, E> Plan<'k, E>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    fn new(keys: &'k [SortKey<E>], id_column: E::Column, args: &PageArgs) -> AppResult<Self> {
+        let limit = page_size(args.first)?;
+        let fingerprint = format!(
+            "{}:{}",
+            E::default().table_name(),
+            keys.iter()
+                .map(|k| format!("{}{}", k.name, if k.descending { "-" } else { "+" }))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let after = match &args.after {
+            Some(after) => {
+                let (values, id) = Cursor::keyset(after, &fingerprint, keys.len())?;
+                if !keys.iter().zip(&values).all(|(k, v)| v.fits(k.column.def().get_column_type())) {
+                    return Err(AppError::invalid("after", "not a cursor returned by this API"));
+                }
+                Some(after_condition(keys, id_column, &values, id))
+            }
+            None => None,
+        };
+        Ok(Plan { limit, keys, id_column, fingerprint, after, has_previous_page: args.after.is_some() })
+    }
+
+    /// The select narrowed to the page: after the cursor, in order, one row more than the
+    /// page (to tell whether another page follows).
+    fn page_query(&self, mut query: Select<E>) -> Select<E> {
+        if let Some(after) = &self.after {
+            query = query.filter(after.clone());
         }
-        query = query.filter(after_condition(keys, id_column, &values, id));
+        for key in self.keys {
+            query = query.order_by(key.column, if key.descending { Order::Desc } else { Order::Asc });
+        }
+        query.order_by(self.id_column, Order::Asc).limit(self.limit + 1)
     }
-    for key in keys {
-        query = query.order_by(key.column, if key.descending { Order::Desc } else { Order::Asc });
-    }
-    query = query.order_by(id_column, Order::Asc).limit(limit + 1);
 
-    let mut rows = query.all(db).await?;
-    let has_next_page = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let edges = rows
-        .into_iter()
-        .map(|row| {
-            let cursor = Cursor::After {
-                v: keys.iter().map(|k| (k.value)(&row)).collect(),
-                i: id_of(&row),
-                o: fingerprint.clone(),
-            };
-            (cursor, row)
-        })
-        .collect();
-    Ok(Page { edges, has_next_page, has_previous_page: args.after.is_some(), total_count })
+    /// The page of `rows` (as `page_query` returned them), counted over `select`.
+    fn page(
+        &self,
+        db: &DatabaseConnection,
+        select: Select<E>,
+        mut rows: Vec<E::Model>,
+        id_of: fn(&E::Model) -> Uuid,
+    ) -> Page<E::Model> {
+        let total_count: TotalCount = {
+            let db = db.clone();
+            Arc::new(move || {
+                let db = db.clone();
+                let select = select.clone();
+                Box::pin(async move { select.count(&db).await.map_err(AppError::from) })
+            })
+        };
+        let has_next_page = rows.len() as u64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let edges = rows
+            .into_iter()
+            .map(|row| {
+                let cursor = Cursor::After {
+                    v: self.keys.iter().map(|k| (k.value)(&row)).collect(),
+                    i: id_of(&row),
+                    o: self.fingerprint.clone(),
+                };
+                (cursor, row)
+            })
+            .collect();
+        Page { edges, has_next_page, has_previous_page: self.has_previous_page, total_count }
+    }
 }
 
 /// Rows strictly after the cursor in (keys..., id) order:
