@@ -35,6 +35,9 @@ pub const PROTOCOL: &str = "graphql-transport-ws";
 /// Operations one connection may run at once.
 const MAX_OPERATIONS: usize = 100;
 
+/// View messages a connection sends in a row before its other work gets a turn.
+const FAIR_BURST: usize = 32;
+
 /// What operation tasks send back to the connection.
 enum Out {
     /// A message, serialised.
@@ -74,6 +77,8 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
     let mut operations: HashMap<String, Operation> = HashMap::new();
     // The messages of this connection's shared views, read here: no task per view member.
     let mut from_views: SelectAll<BoxStream<'static, Out>> = SelectAll::new();
+    // View messages sent since the other branches last had a turn.
+    let mut burst = 0usize;
     let mut actor: Option<Actor> = None;
     let mut token: Option<Verified> = None;
     let mut _slot: Option<SocketSlot> = None;
@@ -92,9 +97,14 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
         }
         tokio::select! {
             // In this order: an event for 10,000 sockets wakes each of them, and a socket
-            // with a message to send polls nothing else (no timers re-registered).
+            // with a message to send polls nothing else (no timers re-registered). After
+            // `FAIR_BURST` view messages in a row every other branch gets its turn (the
+            // last branch ends the pause when none is ready), so a flood of events never
+            // holds back an expired token, a revoked user, a client's `complete` or a
+            // query's answer.
             biased;
-            Some(out) = from_views.next(), if !from_views.is_empty() => {
+            Some(out) = from_views.next(), if !from_views.is_empty() && burst < FAIR_BURST => {
+                burst += 1;
                 if let Err(close) = deliver(out, &mut operations, &mut sink).await {
                     break close;
                 }
@@ -230,6 +240,7 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                     _ => break Close(4400, "Invalid message received".into()),
                 }
             }
+            () = std::future::ready(()), if burst >= FAIR_BURST => burst = 0,
         }
     };
     for op in operations.values() {

@@ -123,6 +123,20 @@ async fn categories_are_data_and_templates_check_every_write() {
     let nothing = app.ok(&admin, "{customers{totalCount}}", json!({})).await;
     assert_eq!(nothing["customers"]["totalCount"], 0);
 
+    // Values are taken only in their one written form.
+    for (key, value) in [
+        ("capital", json!(" 5 ")),
+        ("capital", json!("5.")),
+        ("capital", json!("+5")),
+        ("since", json!("+2026-01-1")),
+        ("since", json!("2026-1-01")),
+    ] {
+        let mut custom = json!({"computers": 1});
+        custom[key] = value.clone();
+        let resp = app.gql(Some(&rep), CREATE, organization("形式", "partner", custom)).await;
+        assert_eq!(invalid_fields(&resp), [format!("customFields.{key}").as_str()], "{value}: {resp}");
+    }
+
     // A complete one; a sub-category inherits its main category's template.
     let full = json!({"computers": 12, "stores": 3, "sales_model": "连锁零售", "capital": "5000000.00",
                       "homepage": "https://lenovo.example", "since": "2015-03-01", "lines": ["电脑", "服务"],
@@ -189,32 +203,40 @@ async fn retired_and_department_categories() {
     let west = app.create_department("西部", None).await;
     let (_, rep_sh) = app.create_user("sh@example.com", "SALES", &shanghai).await;
     let (_, rep_west) = app.create_user("west@example.com", "SALES", &west).await;
+    let shop = json!([{"key": "shop_url", "label": "店铺", "type": "TEXT", "required": true}]);
+    let individual =
+        |name: &str, category: &str| json!({"i": {"name": name, "kind": "INDIVIDUAL", "category": category}});
 
-    let east_only = json!({"i": {"key": "ecommerce", "name": "电商客户", "departmentId": east}});
+    let east_only = json!({"i": {"key": "ecommerce", "name": "电商客户", "departmentId": east, "fields": shop}});
     let saved = app.ok(&admin, SAVE, east_only).await;
     assert_eq!(saved["saveCategory"]["version"], 1);
     let listed = |v: &Value| v["categories"].as_array().unwrap().iter().any(|c| c["key"] == "ecommerce");
     assert!(listed(&app.ok(&rep_sh, "{categories{key}}", json!({})).await), "a department below sees it");
     assert!(!listed(&app.ok(&rep_west, "{categories{key}}", json!({})).await), "another department does not");
-    let resp = app
-        .gql(Some(&rep_west), CREATE, json!({"i": {"name": "网店", "kind": "INDIVIDUAL", "category": "ecommerce"}}))
-        .await;
+    // To another department it does not exist: the same answer as an unknown key, no
+    // template checked (its fields would tell), and no list of keys in the message.
+    let closed = app.gql(Some(&rep_west), CREATE, individual("网店", "ecommerce")).await;
+    assert_eq!(invalid_fields(&closed), ["category"], "{closed}");
+    let unknown = app.gql(Some(&rep_west), CREATE, individual("网店", "nope")).await;
+    assert_eq!(closed["errors"][0]["extensions"]["fields"], unknown["errors"][0]["extensions"]["fields"]);
+    assert!(!unknown.to_string().contains("ecommerce"), "{unknown}");
+    // Its sub-categories are as closed as it is.
+    app.ok(&admin, SAVE, json!({"i": {"key": "ecommerce_tmall", "name": "天猫店", "parentKey": "ecommerce"}})).await;
+    let west_list = app.ok(&rep_west, "{categories{key}}", json!({})).await;
+    assert!(!west_list.to_string().contains("ecommerce"), "{west_list}");
+    let resp = app.gql(Some(&rep_west), CREATE, individual("网店", "ecommerce_tmall")).await;
     assert_eq!(invalid_fields(&resp), ["category"], "{resp}");
-    let kept = app
-        .ok(
-            &rep_sh,
-            CREATE,
-            json!({"i": {"name": "网店", "kind": "INDIVIDUAL", "category": "ecommerce", "phone": "13800000001"}}),
-        )
-        .await["createCustomer"]
-        .clone();
+
+    let mut open = individual("网店", "ecommerce");
+    open["i"]["phone"] = json!("13800000001");
+    open["i"]["customFields"] = json!({"shop_url": "https://shop.example"});
+    let kept = app.ok(&rep_sh, CREATE, open).await["createCustomer"].clone();
 
     // Retired: no new customers; those in it stay and can still be edited.
-    let retire = json!({"v": 1, "i": {"key": "ecommerce", "name": "电商客户", "departmentId": east, "active": false}});
+    let retire = json!({"v": 1, "i": {"key": "ecommerce", "name": "电商客户", "departmentId": east, "active": false,
+                                      "fields": shop}});
     app.ok(&admin, SAVE, retire).await;
-    let resp = app
-        .gql(Some(&rep_sh), CREATE, json!({"i": {"name": "另一家", "kind": "INDIVIDUAL", "category": "ecommerce"}}))
-        .await;
+    let resp = app.gql(Some(&rep_sh), CREATE, individual("另一家", "ecommerce")).await;
     assert_eq!(invalid_fields(&resp), ["category"], "{resp}");
     let id = kept["id"].as_str().unwrap();
     let edited = app.ok(&rep_sh, UPDATE, json!({"i": {"id": id, "version": 1, "name": "网店(旧)"}})).await;
@@ -222,9 +244,92 @@ async fn retired_and_department_categories() {
     let all = app.ok(&rep_sh, "{categories(includeInactive:true){key active}}", json!({})).await;
     assert!(all["categories"].as_array().unwrap().iter().any(|c| c["key"] == "ecommerce" && c["active"] == false));
     assert!(!listed(&app.ok(&rep_sh, "{categories{key}}", json!({})).await));
+    // A retired main category retires its sub-categories, and takes no new ones.
+    let resp = app.gql(Some(&rep_sh), CREATE, individual("天猫", "ecommerce_tmall")).await;
+    assert_eq!(invalid_fields(&resp), ["category"], "{resp}");
+    let resp = app
+        .gql(Some(&admin), SAVE, json!({"i": {"key": "ecommerce_jd", "name": "京东店", "parentKey": "ecommerce"}}))
+        .await;
+    assert_eq!(invalid_fields(&resp), ["parentKey"], "{resp}");
+    // The categories customers get by default stay open to all, active and main.
+    let default = json!({"v": 1, "i": {"key": "partner", "name": "合作伙伴", "active": false, "departmentId": east}});
+    let resp = app.gql(Some(&admin), SAVE, default).await;
+    assert_eq!(invalid_fields(&resp), ["departmentId", "active"], "{resp}");
 
     // Sub-categories are one level deep.
     let resp =
         app.gql(Some(&admin), SAVE, json!({"i": {"key": "deep", "name": "深", "parentKey": "partner_mall"}})).await;
     assert_eq!(invalid_fields(&resp), ["parentKey"], "{resp}");
+}
+
+#[tokio::test]
+async fn completeness_report_and_the_least_complete_important_customers() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let east = app.create_department("华东", None).await;
+    let (rep1_id, rep1) = app.create_user("one@example.com", "SALES", &east).await;
+    let (rep2_id, rep2) = app.create_user("two@example.com", "SALES", &east).await;
+    let (_, manager) = app.create_user("boss@example.com", "MANAGER", &east).await;
+    let org = |name: &str, phone: Option<&str>, address: Option<&str>, importance: &str| json!({"name": name, "kind": "ORGANIZATION", "phone": phone, "address": address, "importance": importance});
+    // Entered while the template asked for nothing.
+    app.create_customer(&rep1, org("甲公司", Some("021-61234567"), Some("上海市"), "A")).await;
+    app.create_customer(&rep1, org("乙公司", Some("021-61234568"), None, "A")).await;
+    app.create_customer(&rep1, json!({"name": "丙", "kind": "INDIVIDUAL"})).await;
+    app.create_customer(&rep2, org("丁公司", None, None, "B")).await;
+    app.create_customer(&rep2, org("戊公司", Some("021-61234569"), None, "A")).await;
+    // Then organizations (category partner) must have an address and a phone.
+    let template = json!({"v": 1, "i": {"key": "partner", "name": "合作伙伴", "requiredFields": ["ADDRESS", "PHONE"]}});
+    app.ok(&admin, SAVE, template).await;
+
+    let report = "query($g:CompletenessGrouping!){dataCompleteness(groupBy:$g){key label customers complete \
+                  averageScore missing{field customers}}}";
+    let by_owner = app.ok(&manager, report, json!({"g": "OWNER"})).await;
+    let rows = by_owner["dataCompleteness"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{by_owner}");
+    assert_eq!(rows[0]["key"], rep1_id.as_str(), "best first");
+    assert_eq!((rows[0]["customers"].as_i64(), rows[0]["complete"].as_i64()), (Some(3), Some(2)));
+    assert!((rows[0]["averageScore"].as_f64().unwrap() - 250.0 / 3.0).abs() < 0.01);
+    assert_eq!(rows[0]["missing"], json!([{"field": "address", "customers": 1}]));
+    assert_eq!(rows[1]["key"], rep2_id.as_str());
+    assert_eq!(rows[1]["label"], "two@example.com", "the owner's name");
+    assert_eq!((rows[1]["customers"].as_i64(), rows[1]["complete"].as_i64()), (Some(2), Some(0)));
+    assert_eq!(rows[1]["averageScore"], 25.0);
+    assert_eq!(rows[1]["missing"], json!([{"field": "address", "customers": 2}, {"field": "phone", "customers": 1}]));
+    // A rep's report covers the records they may read: their own.
+    let own = app.ok(&rep2, report, json!({"g": "OWNER"})).await;
+    assert_eq!(own["dataCompleteness"].as_array().unwrap().len(), 1);
+    assert_eq!(own["dataCompleteness"][0]["key"], rep2_id.as_str());
+    let by_category = app.ok(&manager, report, json!({"g": "CATEGORY"})).await;
+    let rows = by_category["dataCompleteness"].as_array().unwrap();
+    assert_eq!(rows[0]["key"], "retail");
+    assert_eq!(rows[0]["label"], "个人零售客户");
+    assert_eq!(
+        (rows[1]["key"].as_str(), rows[1]["customers"].as_i64(), rows[1]["complete"].as_i64()),
+        (Some("partner"), Some(4), Some(1))
+    );
+    assert_eq!(rows[1]["averageScore"], 50.0);
+
+    // The important ones (importance A here) to fix first; 丁 is B and not on it.
+    let list = "query($a:String){leastCompleteCustomers(first:1, after:$a){totalCount \
+                pageInfo{hasNextPage endCursor} edges{node{rank customer{name} completeness{score missing}}}}}";
+    let first = app.ok(&manager, list, json!({"a": null})).await;
+    let page = &first["leastCompleteCustomers"];
+    assert_eq!(page["totalCount"], 2);
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let second = app.ok(&manager, list, json!({"a": page["pageInfo"]["endCursor"]})).await;
+    let mut names: Vec<&str> = [&first, &second]
+        .iter()
+        .map(|d| d["leastCompleteCustomers"]["edges"][0]["node"]["customer"]["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["乙公司", "戊公司"]);
+    assert_eq!(second["leastCompleteCustomers"]["edges"][0]["node"]["rank"], 2);
+    assert_eq!(
+        second["leastCompleteCustomers"]["edges"][0]["node"]["completeness"],
+        json!({"score": 50, "missing": ["address"]})
+    );
+    assert_eq!(second["leastCompleteCustomers"]["pageInfo"]["hasNextPage"], false);
+    let mine = app.ok(&rep2, list, json!({"a": null})).await;
+    assert_eq!(mine["leastCompleteCustomers"]["totalCount"], 1);
+    assert_eq!(mine["leastCompleteCustomers"]["edges"][0]["node"]["customer"]["name"], "戊公司");
 }

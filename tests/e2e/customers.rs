@@ -384,18 +384,17 @@ async fn a_reps_list_merges_own_rows_and_the_pool_in_order() {
     let walk = |order: Value| {
         let (app, rep) = (&app, &rep);
         async move {
-            let (mut names, mut after, mut total) = (Vec::<String>::new(), Value::Null, 0);
+            let (mut names, mut after) = (Vec::<String>::new(), Value::Null);
             loop {
                 let data = app.ok(rep, page, json!({"a": after, "o": order})).await;
                 let c = &data["customers"];
-                total = c["totalCount"].as_u64().unwrap();
+                let total = c["totalCount"].as_u64().unwrap();
                 names.extend(c["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap().to_string()));
                 if c["pageInfo"]["hasNextPage"] != true {
-                    break;
+                    break (names, total);
                 }
                 after = c["pageInfo"]["endCursor"].clone();
             }
-            (names, total)
         }
     };
     // Newest first (the default), oldest first, and by name (text: one filtered query).

@@ -82,28 +82,19 @@ impl Reach {
         any
     }
 
-    /// The rule as separate conditions, one per part, when it is a union of parts that an
-    /// index each answers in order (own rows by `owner`, one department's pool, one
-    /// department): a list can then read each part's page from its index and merge them
-    /// (`pagination::paginate_parts`) instead of filtering a scan of the whole table by the
-    /// `OR`. `None` when there is nothing to split (one part, everything, or a department
-    /// subtree of several departments, which no index returns in order).
+    /// The rule as separate conditions, one per part, when it is "own rows or one
+    /// department's pool": each part has an index that returns it in order, so a list can
+    /// read each part's page and merge them (`pagination::paginate_parts`) instead of
+    /// filtering a scan of the whole table by the `OR`. `None` otherwise (everything, or a
+    /// department subtree, which holds the pool anyway and no index returns in order).
     pub fn parts(&self, owner: impl ColumnTrait, department: impl ColumnTrait) -> Option<Vec<Condition>> {
-        if self.everything {
-            return None;
+        match (self.everything, &self.departments, self.owner, self.pool_of) {
+            (false, None, Some(me), Some(d)) => Some(vec![
+                Condition::all().add(owner.eq(me)),
+                Condition::all().add(owner.is_null()).add(department.eq(d)),
+            ]),
+            _ => None,
         }
-        let mut parts = Vec::new();
-        if let Some(departments) = &self.departments {
-            let [only] = departments.as_slice() else { return None };
-            parts.push(Condition::all().add(department.eq(*only)));
-        }
-        if let Some(me) = self.owner {
-            parts.push(Condition::all().add(owner.eq(me)));
-        }
-        if let Some(d) = self.pool_of {
-            parts.push(Condition::all().add(owner.is_null()).add(department.eq(d)));
-        }
-        (parts.len() > 1).then_some(parts)
     }
 
     /// Whether every row `other` reaches is reached by this one too (conservative: false

@@ -240,6 +240,73 @@ impl CategoryQuery {
             .collect())
     }
 
+    /// How complete the records you may read are (seed 000's contest on record
+    /// completeness), per owner, department or category, best first.
+    #[graphql(complexity = "super::common::REPORT_COST")]
+    async fn data_completeness(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "CompletenessGrouping::Owner")] group_by: CompletenessGrouping,
+    ) -> Result<Vec<CompletenessGroup>> {
+        let actor = actor(ctx)?;
+        let rows = svc::report(db(ctx), actor, group_by.into()).await.gql()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CompletenessGroup {
+                key: r.key.map(ID),
+                label: r.label,
+                customers: i64::try_from(r.customers).unwrap_or(i64::MAX),
+                complete: i64::try_from(r.complete).unwrap_or(i64::MAX),
+                average_score: r.average_score,
+                missing: r
+                    .missing
+                    .into_iter()
+                    .map(|(field, count)| MissingField { field, customers: i64::try_from(count).unwrap_or(i64::MAX) })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Important customers (importance A, tier A or lifecycle VIP) whose records are
+    /// least complete, worst first: the records to fix first.
+    #[graphql(complexity = "super::common::REPORT_COST + super::common::list_cost(first, child_complexity)")]
+    async fn least_complete_customers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, default 20, at most 100.")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<IncompleteCustomerConnection> {
+        use crate::service::pagination::{Cursor, page_size};
+        let actor = actor(ctx)?;
+        let limit = page_size(first).gql()?;
+        let skip = after.as_deref().map(Cursor::rank).transpose().gql()?.map_or(0, |r| u64::try_from(r).unwrap_or(0));
+        let (rows, total) = svc::least_complete(db(ctx), actor, skip, limit + 1).await.gql()?;
+        let has_next_page = rows.len() as u64 > limit;
+        let edges = rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(0))
+            .map(|(rank, id, c)| IncompleteCustomerEdge {
+                cursor: Cursor::Rank(rank).encode(),
+                node: IncompleteCustomer {
+                    rank,
+                    customer_id: id,
+                    completeness: super::customer::Completeness {
+                        score: c.score,
+                        missing: c.missing,
+                        invalid: c.invalid,
+                    },
+                },
+            })
+            .collect::<Vec<_>>();
+        let page_info = super::common::PageInfo {
+            has_next_page,
+            has_previous_page: skip > 0,
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        };
+        Ok(IncompleteCustomerConnection { edges, page_info, total_count: i64::try_from(total).unwrap_or(i64::MAX) })
+    }
+
     /// One category by key, if you may see it.
     async fn category(&self, ctx: &Context<'_>, key: String) -> Result<Option<Category>> {
         let actor = actor(ctx)?;
@@ -298,4 +365,76 @@ impl CategoryMutation {
         let template = svc::Catalogue::load(db(ctx)).await.gql()?.template(&saved.key);
         Ok(Category { category: svc::Category::from_row(saved), template })
     }
+}
+
+/// How `dataCompleteness` groups customers.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "svc::Grouping")]
+pub enum CompletenessGrouping {
+    /// By owner; the public pool is one group (key null).
+    Owner,
+    Department,
+    Category,
+}
+
+/// A required field and how many customers of a group lack it.
+#[derive(SimpleObject)]
+pub struct MissingField {
+    /// `address`, `customFields.computers`, ...
+    pub field: String,
+    pub customers: i64,
+}
+
+/// One group of the completeness report.
+#[derive(SimpleObject)]
+pub struct CompletenessGroup {
+    /// The owner's or department's id, or the category's key; null for the public pool.
+    pub key: Option<ID>,
+    /// The owner's or department's name, or the category's.
+    pub label: String,
+    /// Live customers of the group you may read.
+    pub customers: i64,
+    /// Of those, the ones with every required field filled.
+    pub complete: i64,
+    /// Mean completeness score, 0 to 100.
+    pub average_score: f64,
+    /// Required fields the group's records lack most, most first.
+    pub missing: Vec<MissingField>,
+}
+
+/// An important customer whose record is incomplete.
+pub struct IncompleteCustomer {
+    rank: i64,
+    customer_id: uuid::Uuid,
+    completeness: super::customer::Completeness,
+}
+
+#[Object]
+impl IncompleteCustomer {
+    /// Position on the list, from 1.
+    async fn rank(&self) -> i64 {
+        self.rank
+    }
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<super::customer::Customer>> {
+        super::loaders::customer(ctx, self.customer_id).await
+    }
+    async fn completeness(&self) -> &super::customer::Completeness {
+        &self.completeness
+    }
+}
+
+/// One incomplete customer with its cursor.
+#[derive(SimpleObject)]
+pub struct IncompleteCustomerEdge {
+    pub cursor: String,
+    pub node: IncompleteCustomer,
+}
+
+/// A page of `leastCompleteCustomers`.
+#[derive(SimpleObject)]
+pub struct IncompleteCustomerConnection {
+    pub edges: Vec<IncompleteCustomerEdge>,
+    pub page_info: super::common::PageInfo,
+    /// Important customers with an incomplete record that you may read.
+    pub total_count: i64,
 }

@@ -19,7 +19,9 @@ use crate::error::{AppError, AppResult, Violations};
 use entity::category::{self, Column};
 use entity::customer;
 use entity::enums::{Action, Resource};
-use sea_orm::{ActiveValue, ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
@@ -40,6 +42,9 @@ pub const BUILT_IN: &[&str] = &[
     "creditRating",
     "cooperationStartDate",
 ];
+
+/// The categories customers get when none is given (`customer::default_category`).
+const DEFAULTS: &[&str] = &["retail", "partner"];
 
 /// Custom fields one category may define.
 const MAX_FIELDS: usize = 50;
@@ -131,7 +136,10 @@ impl FieldDef {
                 }
                 (Bound::Length(n), "characters")
             }
-            (FieldKind::Number, Json::Number(n)) => (Bound::Number(n.as_f64().unwrap_or(f64::NAN)), ""),
+            (FieldKind::Number, Json::Number(n)) => match n.as_f64() {
+                Some(x) if x.is_finite() && x.abs() <= NUMBER_MAX => (Bound::Number(x), ""),
+                _ => return Err("must be a number between -9007199254740991 and 9007199254740991".into()),
+            },
             (FieldKind::Money, Json::String(s)) => (Bound::Cents(cents(s)?), ""),
             (FieldKind::Date, Json::String(s)) => (Bound::Date(parse_date(s)?), ""),
             (FieldKind::Boolean, Json::Bool(_)) => return Ok(()),
@@ -193,18 +201,42 @@ fn kind_value(kind: FieldKind) -> &'static str {
     }
 }
 
-/// An amount with at most two decimals, possibly negative, in hundredths.
+/// An amount with at most two decimals, possibly negative, in hundredths: exactly
+/// `-?digits(.d{1,2})?`, no blanks, no sign but `-` (a stored value reads back as sent).
 fn cents(raw: &str) -> Result<i64, String> {
-    let s = raw.trim();
-    let (negative, digits) = s.strip_prefix('-').map_or((false, s), |rest| (true, rest));
-    let value =
-        super::money::parse_scaled(digits, 2).map_err(|_| format!("must be {}", kind_value(FieldKind::Money)))?;
+    let wrong = || format!("must be {}", kind_value(FieldKind::Money));
+    let (negative, digits) = raw.strip_prefix('-').map_or((false, raw), |rest| (true, rest));
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let canonical = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && (!digits.contains('.') || (1..=2).contains(&frac.len()))
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    if !canonical {
+        return Err(wrong());
+    }
+    let value = super::money::parse_scaled(digits, 2).map_err(|_| wrong())?;
     Ok(if negative { -value } else { value })
 }
 
-/// A template's pattern, compiled with a size limit (patterns are checked when saved).
-fn pattern(p: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(p).size_limit(1 << 16).build().map_err(|e| e.to_string())
+/// Largest magnitude of a NUMBER value: beyond it a JSON number loses integer precision.
+const NUMBER_MAX: f64 = 9_007_199_254_740_991.0;
+
+/// A template's pattern, compiled once per process with a size limit (patterns are
+/// checked when saved; the `regex` crate matches in linear time).
+fn pattern(p: &str) -> Result<std::sync::Arc<regex::Regex>, String> {
+    use std::sync::{Arc, LazyLock, Mutex};
+    static COMPILED: LazyLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = LazyLock::new(Default::default);
+    let mut compiled = COMPILED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(re) = compiled.get(p) {
+        return Ok(re.clone());
+    }
+    let re = Arc::new(regex::RegexBuilder::new(p).size_limit(2 << 20).build().map_err(|e| e.to_string())?);
+    // Patterns change with templates only; a bound keeps a long-lived process small.
+    if compiled.len() >= 4096 {
+        compiled.clear();
+    }
+    compiled.insert(p.to_string(), re.clone());
+    Ok(re)
 }
 
 /// A category with its own template parsed.
@@ -318,7 +350,17 @@ fn custom(am: &customer::ActiveModel) -> serde_json::Map<String, Json> {
 }
 
 fn present(map: &serde_json::Map<String, Json>, key: &str) -> bool {
-    map.get(key).is_some_and(|v| !v.is_null())
+    map.get(key).is_some_and(holds)
+}
+
+/// Whether a custom value holds anything: null, a blank string and an empty list do not.
+fn holds(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::String(s) => !s.trim().is_empty(),
+        Json::Array(a) => !a.is_empty(),
+        _ => true,
+    }
 }
 
 /// Checks a customer row about to be written against its category's template, adding
@@ -377,21 +419,25 @@ pub struct Completeness {
 /// The completeness of a stored customer.
 pub fn completeness(t: &Template, m: &customer::Model) -> Completeness {
     let am: customer::ActiveModel = m.clone().into();
-    let values = custom(&am);
+    score(t, |f| filled(&am, f), &custom(&am))
+}
+
+/// Completeness from which built-in fields are filled and the custom values.
+fn score(t: &Template, filled: impl Fn(&str) -> bool, values: &serde_json::Map<String, Json>) -> Completeness {
     let mut missing = Vec::new();
     let mut invalid = Vec::new();
     let mut total = 0usize;
     let mut done = 0usize;
     for field in &t.required {
         total += 1;
-        if filled(&am, field) {
+        if filled(field) {
             done += 1;
         } else {
             missing.push(field.clone());
         }
     }
     for def in &t.fields {
-        let value = values.get(&def.key).filter(|v| !v.is_null());
+        let value = values.get(&def.key).filter(|v| holds(v));
         let valid = value.is_some_and(|v| def.check(v).is_ok());
         if value.is_some() && !valid {
             invalid.push(format!("customFields.{}", def.key));
@@ -409,9 +455,30 @@ pub fn completeness(t: &Template, m: &customer::Model) -> Completeness {
     Completeness { score, missing, invalid }
 }
 
-/// Checks that a customer of `department` may be put in category `key`: it exists, is
-/// active (unless it is `current`, the one the customer has), and, when it belongs to a
-/// department, `department` is in that department's subtree.
+/// Whether staff or customers of `department` may use category `c`: neither it nor its
+/// main category belongs to a department whose subtree leaves `department` out.
+async fn open_to(db: &impl ConnectionTrait, catalogue: &Catalogue, c: &Category, department: Uuid) -> AppResult<bool> {
+    let parent = c.row.parent_key.as_deref().and_then(|p| catalogue.get(p));
+    for home in [Some(c), parent].into_iter().flatten().filter_map(|c| c.row.department_id) {
+        if !crate::auth::scope::department_subtree(db, home).await?.contains(&department) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+impl Catalogue {
+    /// Whether a category takes new customers: it and its main category are active.
+    pub fn active(&self, c: &Category) -> bool {
+        c.row.active && c.row.parent_key.as_deref().and_then(|p| self.get(p)).is_none_or(|p| p.row.active)
+    }
+}
+
+/// Checks that a customer of `department` may be put in category `key`: it exists and is
+/// open to that department (else, to the caller, it does not exist: the message names no
+/// category and no template is checked), and is active unless it is `current`, the one
+/// the customer has. Returns whether the customer's fields are to be checked against the
+/// category's template.
 ///
 /// # Errors
 /// Database errors; violations are added to `v`.
@@ -422,28 +489,27 @@ pub async fn check_assignable(
     key: &str,
     department: Uuid,
     current: Option<&str>,
-) -> AppResult<()> {
-    let Some(c) = catalogue.get(key) else {
-        let known: Vec<&str> = catalogue.all().filter(|c| c.row.active).map(|c| c.row.key.as_str()).collect();
-        v.add("category", format!("unknown category; one of {}", known.join(", ")));
-        return Ok(());
-    };
+) -> AppResult<bool> {
     if current == Some(key) {
-        return Ok(());
+        return Ok(true);
     }
-    if !c.row.active {
-        v.add("category", format!("category {key} is no longer in use"));
+    let open = match catalogue.get(key) {
+        Some(c) => open_to(db, catalogue, c, department).await?.then_some(c),
+        None => None,
+    };
+    let Some(c) = open else {
+        v.add("category", "unknown category (the `categories` query lists those you may use)");
+        return Ok(false);
+    };
+    if !catalogue.active(c) {
+        v.add("category", format!("category {key} is retired"));
+        return Ok(false);
     }
-    if let Some(home) = c.row.department_id
-        && !crate::auth::scope::department_subtree(db, home).await?.contains(&department)
-    {
-        v.add("category", format!("category {key} belongs to another department"));
-    }
-    Ok(())
+    Ok(true)
 }
 
-/// The categories a user may pick from or see: everywhere-categories and those of a
-/// department above or at theirs; administrators see every one.
+/// The categories a user may pick from or see: those open to their department (see
+/// `check_assignable`); administrators see every one.
 ///
 /// # Errors
 /// Database errors.
@@ -452,12 +518,7 @@ pub async fn visible(db: &DatabaseConnection, actor: &Actor) -> AppResult<Vec<Ca
     let all = actor.grant(Resource::Settings, Action::Read).scope == entity::enums::Scope::All;
     let mut out = Vec::new();
     for c in catalogue.all() {
-        let shown = match c.row.department_id {
-            None => true,
-            Some(_) if all => true,
-            Some(home) => crate::auth::scope::department_subtree(db, home).await?.contains(&actor.user.department_id),
-        };
-        if shown {
+        if all || open_to(db, &catalogue, c, actor.user.department_id).await? {
             out.push(c.clone());
         }
     }
@@ -558,6 +619,12 @@ pub async fn save_category(
 ) -> AppResult<category::Model> {
     actor.require_all(Resource::Settings, Action::Update)?;
     write(db, async |txn| {
+        // Saves of the catalogue run one at a time (SQLite: the write lock taken at BEGIN;
+        // PostgreSQL: a transaction lock), so two cannot each pass the checks against a
+        // catalogue the other is changing.
+        if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(hashtext('crm.category'))").await?;
+        }
         let catalogue = Catalogue::load(txn).await?;
         let mut v = Violations::new();
         let key = input.key.trim().to_string();
@@ -572,10 +639,23 @@ pub async fn save_category(
                 Some(pc) if pc.row.parent_key.is_some() => {
                     v.add("parentKey", "sub-categories have no sub-categories of their own")
                 }
+                Some(pc) if !pc.row.active => v.add("parentKey", "that main category is retired"),
                 Some(_) if catalogue.all().any(|c| c.row.parent_key.as_deref() == Some(key.as_str())) => {
                     v.add("parentKey", "a main category with sub-categories cannot become one")
                 }
                 Some(_) => inherited = catalogue.template(p),
+            }
+        }
+        if DEFAULTS.contains(&key.as_str()) {
+            // What customers entered without a category (integrations, the demo) get.
+            if parent.is_some() {
+                v.add("parentKey", format!("{key} is a default category and stays a main category"));
+            }
+            if input.department_id.is_some() {
+                v.add("departmentId", format!("{key} is a default category and stays open to every department"));
+            }
+            if input.active == Some(false) {
+                v.add("active", format!("{key} is a default category and cannot be retired"));
             }
         }
         let mut required = Vec::new();
@@ -654,6 +734,232 @@ pub async fn save_category(
     .await
 }
 
+/// What completeness reads of a customer: the template's built-in fields (as stored; the
+/// address sealed) and the custom values, with what groups and ranks it.
+#[derive(sea_orm::FromQueryResult)]
+pub struct Facts {
+    pub id: Uuid,
+    pub category: String,
+    pub owner_id: Option<Uuid>,
+    pub department_id: Uuid,
+    gender: Option<String>,
+    birthday: Option<chrono::NaiveDate>,
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    region: Option<String>,
+    industry: Option<String>,
+    source: Option<String>,
+    importance: Option<String>,
+    credit_rating: Option<String>,
+    cooperation_start_date: Option<chrono::NaiveDate>,
+    custom_fields: Option<Json>,
+}
+
+impl Facts {
+    fn filled(&self, field: &str) -> bool {
+        match field {
+            "gender" => self.gender.is_some(),
+            "birthday" => self.birthday.is_some(),
+            "phone" => self.phone.is_some(),
+            "email" => self.email.is_some(),
+            "address" => self.address.is_some(),
+            "region" => self.region.is_some(),
+            "industry" => self.industry.is_some(),
+            "source" => self.source.is_some(),
+            "importance" => self.importance.is_some(),
+            "creditRating" => self.credit_rating.is_some(),
+            "cooperationStartDate" => self.cooperation_start_date.is_some(),
+            _ => true,
+        }
+    }
+
+    pub fn completeness(&self, catalogue: &Catalogue) -> Completeness {
+        let values = match &self.custom_fields {
+            Some(Json::Object(m)) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        score(&catalogue.template(&self.category), |f| self.filled(f), &values)
+    }
+}
+
+/// The facts of the live customers `condition` selects, streamed to `each`.
+async fn scan(db: &DatabaseConnection, condition: sea_orm::Condition, mut each: impl FnMut(Facts)) -> AppResult<()> {
+    use customer::Column as C;
+    use futures::TryStreamExt;
+    use sea_orm::QuerySelect;
+    let mut rows = customer::Entity::find()
+        .select_only()
+        .columns([
+            C::Id,
+            C::Category,
+            C::OwnerId,
+            C::DepartmentId,
+            C::Gender,
+            C::Birthday,
+            C::Phone,
+            C::Email,
+            C::Address,
+            C::Region,
+            C::Industry,
+            C::Source,
+            C::Importance,
+            C::CreditRating,
+            C::CooperationStartDate,
+            C::CustomFields,
+        ])
+        .filter(C::DeletedAt.is_null())
+        .filter(condition)
+        .into_model::<Facts>()
+        .stream(db)
+        .await?;
+    while let Some(facts) = rows.try_next().await? {
+        each(facts);
+    }
+    Ok(())
+}
+
+/// How `dataCompleteness` groups customers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Owner,
+    Department,
+    Category,
+}
+
+/// One group of the completeness report.
+pub struct GroupCompleteness {
+    /// The owner's or department's id, or the category's key; `None`: the public pool
+    /// (grouped by owner).
+    pub key: Option<String>,
+    pub label: String,
+    pub customers: u64,
+    /// Customers whose score is 100.
+    pub complete: u64,
+    pub average_score: f64,
+    /// Required fields most often empty, with how many customers lack each, most first.
+    pub missing: Vec<(String, u64)>,
+}
+
+/// Seed 000's contest on record completeness: per owner, department or category, how
+/// complete the records you may read are, best first.
+///
+/// # Errors
+/// FORBIDDEN without customer read access; database errors.
+pub async fn report(db: &DatabaseConnection, actor: &Actor, grouping: Grouping) -> AppResult<Vec<GroupCompleteness>> {
+    actor.require(Resource::Customer, Action::Read)?;
+    let catalogue = Catalogue::load(db).await?;
+    #[derive(Default)]
+    struct Acc {
+        customers: u64,
+        complete: u64,
+        score: u64,
+        missing: HashMap<String, u64>,
+    }
+    let mut groups: HashMap<Option<String>, Acc> = HashMap::new();
+    scan(db, actor.customer_condition(Resource::Customer, Action::Read), |f| {
+        let c = f.completeness(&catalogue);
+        let key = match grouping {
+            Grouping::Owner => f.owner_id.map(|o| o.to_string()),
+            Grouping::Department => Some(f.department_id.to_string()),
+            Grouping::Category => Some(f.category.clone()),
+        };
+        let acc = groups.entry(key).or_default();
+        acc.customers += 1;
+        acc.complete += u64::from(c.score == 100);
+        acc.score += u64::try_from(c.score).unwrap_or(0);
+        for m in c.missing {
+            *acc.missing.entry(m).or_default() += 1;
+        }
+    })
+    .await?;
+    let ids: Vec<Uuid> = groups.keys().flatten().filter_map(|k| Uuid::parse_str(k).ok()).collect();
+    let names: HashMap<String, String> = match grouping {
+        Grouping::Owner => entity::user::Entity::find()
+            .filter(entity::user::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id.to_string(), u.name))
+            .collect(),
+        Grouping::Department => entity::department::Entity::find()
+            .filter(entity::department::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|d| (d.id.to_string(), d.name))
+            .collect(),
+        Grouping::Category => catalogue.all().map(|c| (c.row.key.clone(), c.row.name.clone())).collect(),
+    };
+    let mut rows: Vec<GroupCompleteness> = groups
+        .into_iter()
+        .map(|(key, acc)| {
+            let mut missing: Vec<(String, u64)> = acc.missing.into_iter().collect();
+            missing.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let label = match &key {
+                None => "public pool".to_string(),
+                Some(k) => names.get(k).cloned().unwrap_or_else(|| k.clone()),
+            };
+            GroupCompleteness {
+                label,
+                customers: acc.customers,
+                complete: acc.complete,
+                average_score: acc.score as f64 / acc.customers.max(1) as f64,
+                missing,
+                key,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.average_score
+            .total_cmp(&a.average_score)
+            .then_with(|| b.customers.cmp(&a.customers))
+            .then_with(|| a.label.cmp(&b.label))
+    });
+    Ok(rows)
+}
+
+/// The least complete records of important customers (importance A, tier A or lifecycle
+/// VIP) that you may read: (rank from 1, customer id, completeness), worst first, then
+/// the page after `skip` of size `limit`, and how many there are in all.
+///
+/// # Errors
+/// FORBIDDEN without customer read access; database errors.
+pub async fn least_complete(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    skip: u64,
+    limit: u64,
+) -> AppResult<(Vec<(i64, Uuid, Completeness)>, u64)> {
+    use entity::enums::{Importance, LifecycleStage, Tier};
+    actor.require(Resource::Customer, Action::Read)?;
+    let catalogue = Catalogue::load(db).await?;
+    let important = sea_orm::Condition::any()
+        .add(customer::Column::Importance.eq(Importance::A))
+        .add(customer::Column::Tier.eq(Tier::A))
+        .add(customer::Column::LifecycleStage.eq(LifecycleStage::Vip));
+    let scope =
+        sea_orm::Condition::all().add(actor.customer_condition(Resource::Customer, Action::Read)).add(important);
+    let mut found = Vec::new();
+    scan(db, scope, |f| {
+        let c = f.completeness(&catalogue);
+        if c.score < 100 {
+            found.push((f.id, c));
+        }
+    })
+    .await?;
+    found.sort_by(|a, b| a.1.score.cmp(&b.1.score).then_with(|| a.0.cmp(&b.0)));
+    let total = found.len() as u64;
+    let page = found
+        .into_iter()
+        .enumerate()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(|(i, (id, c))| (i64::try_from(i).unwrap_or(i64::MAX) + 1, id, c))
+        .collect();
+    Ok((page, total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,6 +1003,9 @@ mod tests {
         assert!(
             c.check(&json!(["a", "a"])).is_err() && c.check(&json!(["c"])).is_err() && c.check(&json!("a")).is_err()
         );
+        assert!(!holds(&json!([])) && !holds(&json!("  ")) && !holds(&json!(null)), "empty values are missing");
+        assert!(holds(&json!(false)) && holds(&json!(0)));
+        assert!(parse_date("+2026-01-1").is_err() && parse_date("2026-01-01").is_ok());
         let p = FieldDef { pattern: Some("^[0-9]{6}$".into()), ..def(FieldKind::Text, None, None) };
         assert!(p.check(&json!("200030")).is_ok() && p.check(&json!("20003")).is_err());
     }

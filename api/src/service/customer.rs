@@ -227,7 +227,8 @@ pub async fn create(
     let name = required_text(&mut v, "name", &input.name, 200);
     let category = category_key(input.category.as_deref().unwrap_or(default_category(kind)));
     let catalogue = Catalogue::load(db).await?;
-    category::check_assignable(db, &mut v, &catalogue, &category, actor.user.department_id, None).await?;
+    let templated =
+        category::check_assignable(db, &mut v, &catalogue, &category, actor.user.department_id, None).await?;
     if input.gender.is_some() && kind == CustomerKind::Organization {
         v.add("gender", "only individuals have a gender");
     }
@@ -278,7 +279,9 @@ pub async fn create(
         // Grades start empty; classification fills them.
         ..Default::default()
     };
-    category::check_record(&mut v, &catalogue.template(&category), &category, &model, None);
+    if templated {
+        category::check_record(&mut v, &catalogue.template(&category), &category, &model, None);
+    }
     v.into_result()?;
     let created = write(db, async |txn| {
         let m = model.clone().insert(txn).await?;
@@ -511,10 +514,12 @@ pub async fn update(
             ActiveValue::NotSet => old.category.clone(),
         };
         let catalogue = Catalogue::load(txn).await?;
-        category::check_assignable(txn, &mut v, &catalogue, &key, old.department_id, Some(&old.category)).await?;
-        let before: customer::ActiveModel = old.clone().into();
-        let moved = key != old.category;
-        category::check_record(&mut v, &catalogue.template(&key), &key, &am, (!moved).then_some(&before));
+        let current = Some(old.category.as_str());
+        if category::check_assignable(txn, &mut v, &catalogue, &key, old.department_id, current).await? {
+            let before: customer::ActiveModel = old.clone().into();
+            let moved = key != old.category;
+            category::check_record(&mut v, &catalogue.template(&key), &key, &am, (!moved).then_some(&before));
+        }
         v.into_result()?;
         attempted = Some(am.clone());
         let new = save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await?;

@@ -88,9 +88,12 @@ pub fn clean(s: Option<String>) -> Option<String> {
 /// # Errors
 /// The message for the field.
 pub fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    // The shape first: chrono alone also reads "+2026-01-1" (a sign, a one-digit day).
+    let shaped = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
-        .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)) && s.len() == 10)
+        .filter(|d| shaped && (1..=9999).contains(&chrono::Datelike::year(d)))
         .ok_or_else(|| "must be a date YYYY-MM-DD".to_string())
 }
 

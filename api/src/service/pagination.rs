@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    AccessMode, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IsolationLevel, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -259,10 +259,19 @@ where
         return paginate(db, select.filter(any), keys, id_column, id_of, args).await;
     }
     let plan = Plan::new(keys, id_column, args)?;
+    // The parts are read from one snapshot, so a row that moves between them meanwhile
+    // (claimed from the pool, say) is seen once, in one place.
+    let txn = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await?
+        }
+        _ => db.begin().await?,
+    };
     let mut rows = Vec::new();
     for part in parts {
-        rows.extend(plan.page_query(select.clone().filter(part)).all(db).await?);
+        rows.extend(plan.page_query(select.clone().filter(part)).all(&txn).await?);
     }
+    txn.commit().await?;
     // Each part is in order; together they are ordered here the way the database would
     // order the union, and a row two parts both reach is kept once.
     rows.sort_by(|a, b| {
@@ -274,7 +283,8 @@ where
             .find(|o| o.is_ne())
             .unwrap_or_else(|| id_of(a).cmp(&id_of(b)))
     });
-    rows.dedup_by_key(|r| id_of(r));
+    let mut seen = std::collections::HashSet::new();
+    rows.retain(|r| seen.insert(id_of(r)));
     rows.truncate(plan.limit as usize + 1);
     Ok(plan.page(db, select.filter(any), rows, id_of))
 }
