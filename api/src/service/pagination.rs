@@ -6,10 +6,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
+use sea_orm::sea_query::{Alias, Asterisk, Query, UnionType};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    AccessMode, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IsolationLevel, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Select,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -259,19 +260,23 @@ where
         return paginate(db, select.filter(any), keys, id_column, id_of, args).await;
     }
     let plan = Plan::new(keys, id_column, args)?;
-    // The parts are read from one snapshot, so a row that moves between them meanwhile
-    // (claimed from the pool, say) is seen once, in one place.
-    let txn = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => {
-            db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await?
+    // One statement, hence one snapshot (a row that moves between parts meanwhile, claimed
+    // from the pool say, is seen once, in one place) and one round trip:
+    // SELECT * FROM (<part 1's page>) AS p0 UNION ALL SELECT * FROM (<part 2's page>) AS p1 ...
+    let mut union: Option<sea_orm::sea_query::SelectStatement> = None;
+    for (i, part) in parts.into_iter().enumerate() {
+        let page = plan.page_query(select.clone().filter(part)).into_query();
+        let wrapped = Query::select().column(Asterisk).from_subquery(page, Alias::new(format!("p{i}"))).to_owned();
+        match &mut union {
+            None => union = Some(wrapped),
+            Some(u) => {
+                u.union(UnionType::All, wrapped);
+            }
         }
-        _ => db.begin().await?,
-    };
-    let mut rows = Vec::new();
-    for part in parts {
-        rows.extend(plan.page_query(select.clone().filter(part)).all(&txn).await?);
     }
-    txn.commit().await?;
+    let Some(union) = union else { return Ok(Page::empty()) };
+    let statement = db.get_database_backend().build(&union);
+    let mut rows = E::find().from_raw_sql(statement).all(db).await?;
     // Each part is in order; together they are ordered here the way the database would
     // order the union, and a row two parts both reach is kept once.
     rows.sort_by(|a, b| {

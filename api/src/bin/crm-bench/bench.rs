@@ -429,9 +429,12 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize, views
                         return delays;
                     }
                 };
+                // One registration for the whole run, not one per message.
+                let stopped = stop.notified();
+                tokio::pin!(stopped);
                 loop {
                     tokio::select! {
-                        () = stop.notified() => break,
+                        () = &mut stopped => break,
                         msg = ws.next() => match msg {
                             Some(Ok(Message::Text(t))) => {
                                 let at = Instant::now();
