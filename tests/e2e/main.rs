@@ -10,6 +10,7 @@ mod categories;
 mod classification;
 mod customers;
 mod demo;
+mod duplicates;
 mod edge;
 mod http;
 mod keylists;

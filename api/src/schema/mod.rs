@@ -8,6 +8,7 @@ pub mod contact;
 pub mod customer;
 pub mod deal;
 pub mod department;
+pub mod duplicates;
 pub mod enums;
 pub mod error;
 pub mod feedback;
@@ -32,6 +33,7 @@ pub struct Query(
     department::DepartmentQuery,
     customer::CustomerQuery,
     category::CategoryQuery,
+    duplicates::DuplicateQuery,
     contact::ContactQuery,
     deal::DealQuery,
     feedback::FeedbackQuery,

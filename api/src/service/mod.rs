@@ -10,6 +10,7 @@ pub mod db;
 pub mod deal;
 pub mod demo;
 pub mod department;
+pub mod duplicates;
 pub mod feedback;
 pub mod filter;
 pub mod interaction;
