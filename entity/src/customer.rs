@@ -69,6 +69,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,
+    /// Set with `deleted_at` when the record was merged into another (`mergeCustomers`):
+    /// its contacts, deals and history live on there, and it cannot be restored.
+    pub merged_into: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

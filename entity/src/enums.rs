@@ -213,6 +213,7 @@ string_enum!(
     ClassificationReason {
         DealWon = "DEAL_WON", DealLost = "DEAL_LOST", DealChanged = "DEAL_CHANGED", Override = "OVERRIDE",
         PolicyChange = "POLICY_CHANGE", TimePassed = "TIME_PASSED", Reclassify = "RECLASSIFY",
+        Merge = "MERGE",
     }
 );
 

@@ -17,6 +17,7 @@ mod m20261125_000010_personal_data;
 mod m20261125_000011_unique_id_numbers;
 mod m20261126_000012_categories;
 mod m20261126_000013_scope_indexes;
+mod m20261126_000014_merged_into;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000011_unique_id_numbers::Migration),
             Box::new(m20261126_000012_categories::Migration),
             Box::new(m20261126_000013_scope_indexes::Migration),
+            Box::new(m20261126_000014_merged_into::Migration),
         ]
     }
 }

@@ -91,3 +91,104 @@ async fn candidates_rank_matches_and_hide_what_the_caller_may_not_read() {
     let resp = app.gql(Some(&analyst), CHECK, json!({"i": {"kind": "INDIVIDUAL", "phone": "13800001111"}})).await;
     assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
 }
+
+const MERGE: &str = "mutation($s:ID!,$m:[ID!]!,$c:[MergeFieldChoice!]=[],$d:Boolean=false){mergeCustomers(survivorId:$s, \
+                     mergedIds:$m, fieldChoices:$c, dryRun:$d){dryRun mergedIds customer{id name phone email address \
+                     version contacts{totalCount} deals{totalCount} interactions{totalCount}} moved{contacts deals \
+                     interactions feedback reminders classificationHistory consents}}}";
+
+#[tokio::test]
+async fn merging_moves_everything_to_the_survivor_in_one_go() {
+    let app = TestApp::spawn().await;
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西部", None).await;
+    let (_, a) = app.create_user("a@example.com", "SALES", &east).await;
+    let (_, b) = app.create_user("b@example.com", "SALES", &east).await;
+    let (_, boss) = app.create_user("boss@example.com", "MANAGER", &east).await;
+    let (_, far) = app.create_user("far@example.com", "MANAGER", &west).await;
+    let survivor = app
+        .create_customer(
+            &a,
+            json!({"name": "恒达贸易有限公司", "kind": "ORGANIZATION", "phone": "021-61230000", "address": "上海A路"}),
+        )
+        .await;
+    let dup = app
+        .create_customer(
+            &b,
+            json!({"name": "恒达贸易(上海)", "kind": "ORGANIZATION", "phone": "021-61239999",
+                                    "email": "buy@hengda.example", "address": "上海B路"}),
+        )
+        .await;
+    for (token, c, who) in [(&a, &survivor, "甲"), (&b, &dup, "乙")] {
+        app.ok(
+            token,
+            "mutation($c:ID!,$n:String!){createContact(input:{customerId:$c, name:$n}){id}}",
+            json!({"c": c["id"], "n": who}),
+        )
+        .await;
+        app.ok(
+            token,
+            "mutation($c:ID!){createDeal(input:{customerId:$c,title:\"订单\",amount:\"100\"}){id}}",
+            json!({"c": c["id"]}),
+        )
+        .await;
+    }
+    app.ok(
+        &b,
+        "mutation($c:ID!){createInteraction(input:{customerId:$c, kind:VISIT, summary:\"拜访\"}){id}}",
+        json!({"c": dup["id"]}),
+    )
+    .await;
+    let vars = |dry: bool| {
+        json!({"s": survivor["id"], "m": [dup["id"]], "d": dry, "c": [
+            {"field": "EMAIL", "fromId": dup["id"]},
+            {"field": "ADDRESS", "fromId": dup["id"]},
+            {"field": "PHONE", "fromId": dup["id"]}
+        ]})
+    };
+
+    // A record the caller cannot read does not exist for the merge either; a sales rep
+    // may not delete, so may not merge even their own; another department sees nothing.
+    assert_eq!(code(&app.gql(Some(&a), MERGE, vars(true)).await), "NOT_FOUND");
+    let mine = app.create_customer(&a, json!({"name": "恒达", "kind": "ORGANIZATION"})).await;
+    let resp = app.gql(Some(&a), MERGE, json!({"s": survivor["id"], "m": [mine["id"]], "d": true})).await;
+    assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+    assert_eq!(code(&app.gql(Some(&far), MERGE, vars(true)).await), "NOT_FOUND");
+    let resp = app.gql(Some(&boss), MERGE, json!({"s": survivor["id"], "m": [survivor["id"]]})).await;
+    assert_eq!(invalid_fields(&resp), ["mergedIds"], "{resp}");
+
+    // The dry run shows the merged record and what would move, and writes nothing.
+    let dry = app.ok(&boss, MERGE, vars(true)).await["mergeCustomers"].clone();
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(dry["customer"]["email"], "buy@hengda.example");
+    assert_eq!(dry["customer"]["address"], "上海B路");
+    assert_eq!(dry["moved"]["contacts"], 1);
+    assert_eq!(dry["moved"]["deals"], 1);
+    assert_eq!(dry["moved"]["interactions"], 1);
+    let read = "query($id:ID!){customer(id:$id){email phone version contacts{totalCount}}}";
+    let untouched = app.ok(&boss, read, json!({"id": survivor["id"]})).await;
+    assert_eq!(untouched["customer"]["email"], Value::Null);
+    assert_eq!(untouched["customer"]["contacts"]["totalCount"], 1);
+    assert_eq!(app.ok(&boss, read, json!({"id": dup["id"]})).await["customer"]["contacts"]["totalCount"], 1);
+
+    // The real run: the survivor takes the chosen fields (the duplicate's phone too: its
+    // keys are free once it is in the trash) and every record.
+    let done = app.ok(&boss, MERGE, vars(false)).await["mergeCustomers"].clone();
+    assert_eq!(done["dryRun"], false);
+    let merged = &done["customer"];
+    assert_eq!(merged["name"], "恒达贸易有限公司");
+    assert_eq!(merged["phone"], "021-61239999");
+    assert_eq!(merged["address"], "上海B路");
+    assert_eq!(merged["contacts"]["totalCount"], 2);
+    assert_eq!(merged["deals"]["totalCount"], 2);
+    assert_eq!(merged["interactions"]["totalCount"], 1);
+    let gone = app.gql(Some(&boss), read, json!({"id": dup["id"]})).await;
+    assert_eq!(code(&gone), "NOT_FOUND", "{gone}");
+    let trash = app.ok(&boss, "{customers(deleted:true){nodes{id mergedInto}}}", json!({})).await;
+    assert_eq!(trash["customers"]["nodes"], json!([{"id": dup["id"], "mergedInto": survivor["id"]}]));
+    let resp = app.gql(Some(&boss), "mutation($id:ID!){restoreCustomer(id:$id){id}}", json!({"id": dup["id"]})).await;
+    assert_eq!(code(&resp), "CONFLICT", "a merged record cannot come back: {resp}");
+    // Both records keep their audit trail, with the merge on it.
+    assert!(app.audit_count(dup["id"].as_str().unwrap()).await >= 2);
+    assert!(app.audit_count(survivor["id"].as_str().unwrap()).await >= 3);
+}

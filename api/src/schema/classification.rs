@@ -203,7 +203,8 @@ pub struct ClassificationChange {
     pub field: String,
     pub from: Option<String>,
     pub to: String,
-    /// DEAL_WON, DEAL_LOST, DEAL_CHANGED, OVERRIDE, POLICY_CHANGE, TIME_PASSED or RECLASSIFY.
+    /// DEAL_WON, DEAL_LOST, DEAL_CHANGED, OVERRIDE, POLICY_CHANGE, TIME_PASSED, RECLASSIFY
+    /// or MERGE.
     pub reason: String,
     pub at: DateTime<Utc>,
 }

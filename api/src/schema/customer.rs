@@ -64,6 +64,10 @@ impl Customer {
     async fn kind(&self) -> CustomerKind {
         self.0.kind.into()
     }
+    /// The customer this one was merged into (it is then in the trash for good).
+    async fn merged_into(&self) -> Option<ID> {
+        self.0.merged_into.map(|id| ID(id.to_string()))
+    }
     /// The key of its category (`categories`).
     async fn category(&self) -> &str {
         &self.0.category

@@ -85,3 +85,125 @@ impl DuplicateQuery {
             .collect())
     }
 }
+
+/// A field a merge can take from any of the merged customers.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum MergeField {
+    Name,
+    Category,
+    Gender,
+    Birthday,
+    Phone,
+    Email,
+    Address,
+    Region,
+    Industry,
+    Source,
+    Importance,
+    CreditRating,
+    CooperationStartDate,
+    SoftProfile,
+    CustomFields,
+}
+
+impl MergeField {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Category => "category",
+            Self::Gender => "gender",
+            Self::Birthday => "birthday",
+            Self::Phone => "phone",
+            Self::Email => "email",
+            Self::Address => "address",
+            Self::Region => "region",
+            Self::Industry => "industry",
+            Self::Source => "source",
+            Self::Importance => "importance",
+            Self::CreditRating => "creditRating",
+            Self::CooperationStartDate => "cooperationStartDate",
+            Self::SoftProfile => "softProfile",
+            Self::CustomFields => "customFields",
+        }
+    }
+}
+
+/// Take this field from that customer (the survivor keeps its own otherwise).
+#[derive(InputObject)]
+pub struct MergeFieldChoice {
+    pub field: MergeField,
+    /// The survivor or one of the merged customers.
+    pub from_id: ID,
+}
+
+/// Records that moved (or, on a dry run, would move) to the survivor.
+#[derive(SimpleObject)]
+pub struct MergeCounts {
+    pub contacts: i64,
+    pub deals: i64,
+    pub feedback: i64,
+    pub interactions: i64,
+    pub reminders: i64,
+    pub classification_history: i64,
+    /// Consent records per channel (where both had one, a withdrawal on either side stands).
+    pub consents: i64,
+}
+
+/// What a merge did, or would do.
+#[derive(SimpleObject)]
+pub struct MergeResult {
+    /// The survivor as merged (on a dry run: as it would be; nothing is written).
+    pub customer: Customer,
+    pub merged_ids: Vec<ID>,
+    pub moved: MergeCounts,
+    pub dry_run: bool,
+}
+
+#[derive(Default)]
+pub struct MergeMutation;
+
+#[Object]
+impl MergeMutation {
+    /// Merges duplicates into one survivor in one transaction: the survivor takes the
+    /// chosen fields and every contact, deal, feedback, interaction, reminder,
+    /// classification history entry and consent of the others; the others go to the trash
+    /// with `mergedInto` set (they cannot be restored) and keep their audit trail; the
+    /// survivor is regraded. Needs the update grant over the survivor and the delete grant
+    /// over each merged customer. `dryRun: true` shows the result and writes nothing.
+    async fn merge_customers(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+        merged_ids: Vec<ID>,
+        #[graphql(default)] field_choices: Vec<MergeFieldChoice>,
+        #[graphql(default)] dry_run: bool,
+    ) -> Result<MergeResult> {
+        let actor = actor(ctx)?;
+        let survivor = parse_id("survivorId", &survivor_id).gql()?;
+        let merged = merged_ids.iter().map(|id| parse_id("mergedIds", id)).collect::<Result<Vec<_>, _>>().gql()?;
+        let choices = field_choices
+            .iter()
+            .map(|c| parse_id("fieldChoices.fromId", &c.from_id).map(|id| (c.field.name().to_string(), id)))
+            .collect::<Result<Vec<_>, _>>()
+            .gql()?;
+        let vault = &super::common::state(ctx).privacy.keys;
+        let outcome =
+            crate::service::merge::merge(db(ctx), vault, actor, survivor, merged, choices, dry_run).await.gql()?;
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let m = outcome.moved;
+        Ok(MergeResult {
+            customer: Customer(outcome.customer),
+            merged_ids: outcome.merged.iter().map(|id| ID(id.to_string())).collect(),
+            moved: MergeCounts {
+                contacts: n(m.contacts),
+                deals: n(m.deals),
+                feedback: n(m.feedback),
+                interactions: n(m.interactions),
+                reminders: n(m.reminders),
+                classification_history: n(m.classification_history),
+                consents: n(m.consents),
+            },
+            dry_run: outcome.dry_run,
+        })
+    }
+}

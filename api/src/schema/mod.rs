@@ -53,6 +53,7 @@ pub struct Mutation(
     department::DepartmentMutation,
     customer::CustomerMutation,
     category::CategoryMutation,
+    duplicates::MergeMutation,
     contact::ContactMutation,
     contact::ContactTrash,
     deal::DealMutation,

@@ -1061,6 +1061,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             deleted_at: None,
+            merged_into: None,
         }
     }
 

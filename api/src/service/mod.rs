@@ -16,6 +16,7 @@ pub mod filter;
 pub mod interaction;
 pub mod keylists;
 pub mod list;
+pub mod merge;
 pub mod money;
 pub mod normalize;
 pub mod pagination;

@@ -1,0 +1,302 @@
+//! Merging duplicate customers (`docs/duplicates.md`, "Merge"): one survivor takes the
+//! fields chosen from the others and every record that hangs off them, in one
+//! transaction; the others are soft-deleted with `merged_into` and keep their audit trail.
+use super::category::{self, Catalogue};
+use super::classification::{self, Reason};
+use super::customer::{ADDRESS, load_for_action, may_change_groups};
+use super::store::{save, write};
+use super::{audit, now};
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult, Violations};
+use crate::vault::Keyring;
+use entity::enums::{Action, Resource};
+use entity::{classification_history, consent, contact, customer, deal, feedback, interaction, reminder};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    Set, TryIntoModel,
+};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// Customers merged into one survivor at most, per call.
+const MAX_MERGED: usize = 10;
+
+/// Fields a merge can take from any of the customers (GraphQL names).
+pub const FIELDS: &[&str] = &[
+    "name",
+    "category",
+    "gender",
+    "birthday",
+    "phone",
+    "email",
+    "address",
+    "region",
+    "industry",
+    "source",
+    "importance",
+    "creditRating",
+    "cooperationStartDate",
+    "softProfile",
+    "customFields",
+];
+
+/// Records that moved (or would move) to the survivor.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub contacts: u64,
+    pub deals: u64,
+    pub feedback: u64,
+    pub interactions: u64,
+    pub reminders: u64,
+    pub classification_history: u64,
+    pub consents: u64,
+}
+
+/// What a merge did, or would do.
+pub struct Outcome {
+    /// The survivor as merged (as it would be, on a dry run).
+    pub customer: customer::Model,
+    pub merged: Vec<Uuid>,
+    pub moved: Moved,
+    pub dry_run: bool,
+}
+
+/// Takes `field` of `from` into the survivor `am` (the address is opened under its owner
+/// and sealed again under the survivor: sealed values are bound to their record).
+fn take(
+    vault: &Keyring,
+    am: &mut customer::ActiveModel,
+    survivor: Uuid,
+    from: &customer::Model,
+    field: &str,
+) -> AppResult<()> {
+    match field {
+        "name" => {
+            am.name = Set(from.name.clone());
+            am.name_norm = Set(from.name_norm.clone());
+        }
+        "category" => am.category = Set(from.category.clone()),
+        "gender" => am.gender = Set(from.gender),
+        "birthday" => am.birthday = Set(from.birthday),
+        "phone" => {
+            am.phone = Set(from.phone.clone());
+            am.phone_norm = Set(from.phone_norm.clone());
+        }
+        "email" => {
+            am.email = Set(from.email.clone());
+            am.email_norm = Set(from.email_norm.clone());
+        }
+        "address" => {
+            let plain = super::customer::address(vault, from)?;
+            am.address = Set(plain.map(|a| vault.seal(ADDRESS, survivor, &a)));
+        }
+        "region" => am.region = Set(from.region.clone()),
+        "industry" => am.industry = Set(from.industry.clone()),
+        "source" => am.source = Set(from.source),
+        "importance" => am.importance = Set(from.importance),
+        "creditRating" => am.credit_rating = Set(from.credit_rating.clone()),
+        "cooperationStartDate" => am.cooperation_start_date = Set(from.cooperation_start_date),
+        "softProfile" => am.soft_profile = Set(from.soft_profile.clone()),
+        "customFields" => am.custom_fields = Set(from.custom_fields.clone()),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The field group a field belongs to, if any.
+fn group_of(field: &str) -> Option<Resource> {
+    match field {
+        "phone" | "email" | "address" => Some(Resource::ContactDetails),
+        "birthday" | "softProfile" => Some(Resource::PersonalDetails),
+        _ => None,
+    }
+}
+
+/// Merges `merged` into `survivor`, taking each `(field, from)` of `choices` from that
+/// customer (the survivor's own value otherwise). A dry run computes the merged record
+/// and what would move, and writes nothing.
+///
+/// # Errors
+/// NOT_FOUND (a customer the caller cannot read), FORBIDDEN (no update grant over the
+/// survivor or no delete grant over a merged customer; a field of a group the caller does
+/// not see), VALIDATION (bad ids or choices; the merged record against its category's
+/// template), DUPLICATE (two contacts with the same ID number would meet), CONFLICT.
+pub async fn merge(
+    db: &DatabaseConnection,
+    vault: &Keyring,
+    actor: &Actor,
+    survivor: Uuid,
+    merged: Vec<Uuid>,
+    choices: Vec<(String, Uuid)>,
+    dry_run: bool,
+) -> AppResult<Outcome> {
+    let mut v = Violations::new();
+    let distinct: HashSet<Uuid> = merged.iter().copied().collect();
+    if merged.is_empty() || merged.len() > MAX_MERGED {
+        v.add("mergedIds", format!("1 to {MAX_MERGED} customers"));
+    } else if distinct.len() != merged.len() {
+        v.add("mergedIds", "lists a customer twice");
+    }
+    if distinct.contains(&survivor) {
+        v.add("mergedIds", "the survivor cannot be merged into itself");
+    }
+    let mut fields = HashSet::new();
+    for (i, (field, from)) in choices.iter().enumerate() {
+        if !FIELDS.contains(&field.as_str()) {
+            v.add(format!("fieldChoices[{i}].field"), format!("one of {}", FIELDS.join(", ")));
+        }
+        if !fields.insert(field.as_str()) {
+            v.add(format!("fieldChoices[{i}].field"), format!("{field} is chosen twice"));
+        }
+        if *from != survivor && !distinct.contains(from) {
+            v.add(format!("fieldChoices[{i}].fromId"), "must be the survivor or one of the merged customers");
+        }
+    }
+    v.into_result()?;
+
+    write(db, async |txn| {
+        let old = load_for_action(txn, actor, survivor, Action::Update).await?;
+        let mut others = Vec::new();
+        for id in &merged {
+            others.push(load_for_action(txn, actor, *id, Action::Delete).await?);
+        }
+        let mut am: customer::ActiveModel = old.clone().into();
+        for (field, from) in &choices {
+            let source = if *from == survivor { &old } else { others.iter().find(|o| o.id == *from).unwrap_or(&old) };
+            if let Some(group) = group_of(field) {
+                // What one cannot read, one does not copy; what one cannot change, one does
+                // not overwrite.
+                may_change_groups(actor, Resource::Customer, source.into(), &[(group, true)])?;
+                may_change_groups(actor, Resource::Customer, (&old).into(), &[(group, true)])?;
+            }
+            take(vault, &mut am, survivor, source, field)?;
+        }
+        // The merged record against its category's template, as an update of the survivor.
+        let mut v = Violations::new();
+        let key = match &am.category {
+            sea_orm::ActiveValue::Set(k) | sea_orm::ActiveValue::Unchanged(k) => k.clone(),
+            sea_orm::ActiveValue::NotSet => old.category.clone(),
+        };
+        let catalogue = Catalogue::load(txn).await?;
+        if category::check_assignable(txn, &mut v, &catalogue, &key, old.department_id, Some(&old.category)).await? {
+            let before: customer::ActiveModel = old.clone().into();
+            let moved = key != old.category;
+            category::check_record(&mut v, &catalogue.template(&key), &key, &am, (!moved).then_some(&before));
+        }
+        v.into_result()?;
+
+        if dry_run {
+            let moved = count(txn, &merged).await?;
+            let customer = am.try_into_model().map_err(|e| AppError::Internal(Box::new(e)))?;
+            return Ok(Outcome { customer, merged: merged.clone(), moved, dry_run });
+        }
+        // The merged records go first: their keys (phone, e-mail, name) are free for the
+        // survivor once they are in the trash.
+        let at = now();
+        for other in &others {
+            let mut gone: customer::ActiveModel = other.clone().into();
+            gone.deleted_at = Set(Some(at));
+            gone.merged_into = Set(Some(survivor));
+            save::<customer::Entity>(txn, Some(actor.id()), "merge", other, gone).await?;
+        }
+        let customer = save::<customer::Entity>(txn, Some(actor.id()), "merge", &old, am).await?;
+        let moved = move_records(txn, actor.id(), survivor, &merged).await?;
+        classification::recompute(txn, survivor, Reason::Merge, Some(actor.id())).await?;
+        Ok(Outcome { customer, merged: merged.clone(), moved, dry_run })
+    })
+    .await
+}
+
+/// What would move.
+async fn count(txn: &DatabaseTransaction, merged: &[Uuid]) -> AppResult<Moved> {
+    let ids = merged.to_vec();
+    Ok(Moved {
+        contacts: contact::Entity::find().filter(contact::Column::CustomerId.is_in(ids.clone())).count(txn).await?,
+        deals: deal::Entity::find().filter(deal::Column::CustomerId.is_in(ids.clone())).count(txn).await?,
+        feedback: feedback::Entity::find().filter(feedback::Column::CustomerId.is_in(ids.clone())).count(txn).await?,
+        interactions: interaction::Entity::find()
+            .filter(interaction::Column::CustomerId.is_in(ids.clone()))
+            .count(txn)
+            .await?,
+        reminders: reminder::Entity::find().filter(reminder::Column::CustomerId.is_in(ids.clone())).count(txn).await?,
+        classification_history: classification_history::Entity::find()
+            .filter(classification_history::Column::CustomerId.is_in(ids.clone()))
+            .count(txn)
+            .await?,
+        consents: consent::Entity::find().filter(consent::Column::CustomerId.is_in(ids)).count(txn).await?,
+    })
+}
+
+/// Moves every record of the merged customers to the survivor. Consents are per channel:
+/// a channel the survivor has no record of moves; where both have one, a withdrawal on
+/// either side stands (the later one), and the merged record's row goes.
+async fn move_records(txn: &DatabaseTransaction, by: Uuid, survivor: Uuid, merged: &[Uuid]) -> AppResult<Moved> {
+    let ids = merged.to_vec();
+    macro_rules! repoint {
+        ($module:ident) => {
+            $module::Entity::update_many()
+                .col_expr($module::Column::CustomerId, Expr::value(survivor))
+                .filter($module::Column::CustomerId.is_in(ids.clone()))
+                .exec(txn)
+                .await?
+                .rows_affected
+        };
+    }
+    let mut moved = Moved {
+        contacts: repoint!(contact),
+        deals: repoint!(deal),
+        feedback: repoint!(feedback),
+        interactions: repoint!(interaction),
+        reminders: repoint!(reminder),
+        classification_history: repoint!(classification_history),
+        consents: 0,
+    };
+    let kept = consent::Entity::find().filter(consent::Column::CustomerId.eq(survivor)).all(txn).await?;
+    for row in consent::Entity::find().filter(consent::Column::CustomerId.is_in(ids)).all(txn).await? {
+        match kept.iter().find(|k| k.channel == row.channel) {
+            None => {
+                let mut am: consent::ActiveModel = row.clone().into();
+                am.customer_id = Set(survivor);
+                consent::Entity::delete_many()
+                    .filter(consent::Column::CustomerId.eq(row.customer_id))
+                    .filter(consent::Column::Channel.eq(row.channel))
+                    .exec(txn)
+                    .await?;
+                am.insert(txn).await?;
+                moved.consents += 1;
+            }
+            Some(k) => {
+                if row.withdrawn_at.is_some() && k.withdrawn_at.is_none_or(|w| row.withdrawn_at > Some(w)) {
+                    let mut am: consent::ActiveModel = k.clone().into();
+                    am.withdrawn_at = Set(row.withdrawn_at);
+                    am.updated_at = Set(now());
+                    am.update(txn).await?;
+                }
+                consent::Entity::delete_many()
+                    .filter(consent::Column::CustomerId.eq(row.customer_id))
+                    .filter(consent::Column::Channel.eq(row.channel))
+                    .exec(txn)
+                    .await?;
+            }
+        }
+    }
+    audit::record(
+        txn,
+        Some(by),
+        "merge",
+        "customer",
+        survivor,
+        None,
+        Some(&serde_json::json!({
+            "merged": merged,
+            "moved": {
+                "contacts": moved.contacts, "deals": moved.deals, "feedback": moved.feedback,
+                "interactions": moved.interactions, "reminders": moved.reminders,
+                "classificationHistory": moved.classification_history, "consents": moved.consents,
+            }
+        })),
+    )
+    .await?;
+    Ok(moved)
+}
