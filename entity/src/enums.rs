@@ -221,3 +221,8 @@ string_enum!(
     /// Where a full reclassification pass stands.
     RunStatus { Running = "RUNNING", Done = "DONE", Failed = "FAILED" }
 );
+
+string_enum!(
+    /// Where a reported duplicate stands.
+    DuplicateReportStatus { Open = "OPEN", Merged = "MERGED", Dismissed = "DISMISSED" }
+);

@@ -14,6 +14,7 @@ pub mod customer;
 pub mod deal;
 pub mod deal_line_item;
 pub mod department;
+pub mod duplicate_report;
 pub mod enums;
 pub mod exchange_rate;
 pub mod feedback;

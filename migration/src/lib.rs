@@ -18,6 +18,7 @@ mod m20261125_000011_unique_id_numbers;
 mod m20261126_000012_categories;
 mod m20261126_000013_scope_indexes;
 mod m20261126_000014_merged_into;
+mod m20261126_000015_duplicate_reports;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000012_categories::Migration),
             Box::new(m20261126_000013_scope_indexes::Migration),
             Box::new(m20261126_000014_merged_into::Migration),
+            Box::new(m20261126_000015_duplicate_reports::Migration),
         ]
     }
 }

@@ -350,5 +350,7 @@ async fn classification_history_of_a_list_is_batched() {
     let (data, many) = app.counted(&app.admin_token, query, json!({})).await;
     assert_eq!(data["customers"]["nodes"].as_array().unwrap().len(), 12);
     assert!(data["customers"]["nodes"].as_array().unwrap().iter().all(|c| c["classificationHistory"][0]["to"] == "A"));
-    assert_eq!(few, many, "statements for 3 customers vs 12");
+    // One per-customer query would add 9; a loaded machine may split a DataLoader batch
+    // in two (its window closes before every node has asked), hence one of slack.
+    assert!(many <= few + 1, "statements for 3 customers ({few}) vs 12 ({many})");
 }

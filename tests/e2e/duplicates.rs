@@ -192,3 +192,101 @@ async fn merging_moves_everything_to_the_survivor_in_one_go() {
     assert!(app.audit_count(dup["id"].as_str().unwrap()).await >= 2);
     assert!(app.audit_count(survivor["id"].as_str().unwrap()).await >= 3);
 }
+
+#[tokio::test]
+async fn reported_duplicates_wait_for_a_manager() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西部", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (_, colleague) = app.create_user("col@example.com", "SALES", &east).await;
+    let (_, boss) = app.create_user("boss@example.com", "MANAGER", &east).await;
+    let (_, far) = app.create_user("far@example.com", "MANAGER", &west).await;
+    let mine = app.create_customer(&rep, json!({"name": "王芳", "kind": "INDIVIDUAL", "phone": "13800005555"})).await;
+    let theirs = app.create_customer(&colleague, json!({"name": "王芳(重复)", "kind": "INDIVIDUAL"})).await;
+    let report = "mutation($c:ID!,$d:ID!,$n:String){reportDuplicate(customerId:$c, duplicateOfId:$d, note:$n){id status \
+                  note customer{name} duplicateOf{name}}}";
+    let vars = json!({"c": theirs["id"], "d": mine["id"], "n": "同一个人,同事重复录入"});
+
+    // One cannot report what one cannot read: the colleague's own customer is not the rep's.
+    let resp = app.gql(Some(&rep), report, vars.clone()).await;
+    assert_eq!(code(&resp), "NOT_FOUND", "{resp}");
+    // In the department's pool it is readable: now the rep can report it.
+    app.ok(&admin, "mutation($id:ID!){assignCustomer(id:$id, ownerId:null){id}}", json!({"id": theirs["id"]})).await;
+    let first = app.ok(&rep, report, vars.clone()).await["reportDuplicate"].clone();
+    assert_eq!(first["status"], "OPEN");
+    assert_eq!(first["duplicateOf"]["name"], "王芳");
+    let again = app.ok(&rep, report, vars.clone()).await["reportDuplicate"].clone();
+    assert_eq!(again["id"], first["id"], "an open pair is reported once");
+
+    // The queue belongs to those who can merge, within their reach.
+    let queue = "query($s:DuplicateReportStatus!){duplicateReports(status:$s){totalCount nodes{id status note}}}";
+    assert_eq!(code(&app.gql(Some(&rep), queue, json!({"s": "OPEN"})).await), "FORBIDDEN");
+    assert_eq!(app.ok(&far, queue, json!({"s": "OPEN"})).await["duplicateReports"]["totalCount"], 0);
+    let open = app.ok(&boss, queue, json!({"s": "OPEN"})).await;
+    assert_eq!(open["duplicateReports"]["nodes"][0]["id"], first["id"]);
+
+    // Dismissed once, and only once.
+    let dismiss = "mutation($id:ID!){dismissDuplicateReport(id:$id, resolution:\"不是同一人\"){status resolution}}";
+    let dismissed = app.ok(&boss, dismiss, json!({"id": first["id"]})).await;
+    assert_eq!(dismissed["dismissDuplicateReport"]["status"], "DISMISSED");
+    assert_eq!(code(&app.gql(Some(&boss), dismiss, json!({"id": first["id"]})).await), "CONFLICT");
+    assert_eq!(code(&app.gql(Some(&far), dismiss, json!({"id": first["id"]})).await), "NOT_FOUND");
+
+    // Reported again, then settled by a merge.
+    let second = app.ok(&rep, report, vars).await["reportDuplicate"].clone();
+    assert_ne!(second["id"], first["id"]);
+    app.ok(&boss, MERGE, json!({"s": mine["id"], "m": [theirs["id"]]})).await;
+    let merged = app.ok(&boss, queue, json!({"s": "MERGED"})).await;
+    assert_eq!(
+        merged["duplicateReports"]["nodes"],
+        json!([{"id": second["id"], "status": "MERGED", "note": "同一个人,同事重复录入"}])
+    );
+    let open = app.ok(&boss, queue, json!({"s": "OPEN"})).await;
+    assert_eq!(open["duplicateReports"]["totalCount"], 0);
+}
+
+/// After review: what a merge must refuse or fold, and what a probe must not confirm.
+#[tokio::test]
+async fn merges_respect_holds_kinds_and_consents() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西部", None).await;
+    let (_, boss) = app.create_user("boss@example.com", "MANAGER", &east).await;
+    let (_, far) = app.create_user("far@example.com", "MANAGER", &west).await;
+    let person = |name: &str, phone: &str| json!({"name": name, "kind": "INDIVIDUAL", "phone": phone});
+    let a = app.create_customer(&boss, person("甲", "13800007001")).await;
+    let b = app.create_customer(&boss, person("乙", "13800007002")).await;
+    let c = app.create_customer(&boss, person("丙", "13800007003")).await;
+    let org = app.create_customer(&boss, json!({"name": "丁公司", "kind": "ORGANIZATION"})).await;
+
+    // A person and an organization are not one customer.
+    let resp = app.gql(Some(&boss), MERGE, json!({"s": org["id"], "m": [a["id"]]})).await;
+    assert_eq!(invalid_fields(&resp), ["mergedIds"], "{resp}");
+    // Records under a legal hold stay where they are.
+    let hold = "mutation($c:ID!,$h:Boolean!){setLegalHold(customerId:$c, hold:$h, reason:\"诉讼\"){id}}";
+    app.ok(&admin, hold, json!({"c": b["id"], "h": true})).await;
+    assert_eq!(code(&app.gql(Some(&boss), MERGE, json!({"s": a["id"], "m": [b["id"]]})).await), "CONFLICT");
+    app.ok(&admin, hold, json!({"c": b["id"], "h": false})).await;
+
+    // Two merged customers with consent on one channel: one record for the survivor, and a
+    // withdrawal on either side stands.
+    let consent = "mutation($c:ID!,$g:Boolean!){setConsent(customerId:$c, channel:SMS, given:$g){given}}";
+    app.ok(&boss, consent, json!({"c": b["id"], "g": true})).await;
+    app.ok(&boss, consent, json!({"c": c["id"], "g": true})).await;
+    app.ok(&boss, consent, json!({"c": c["id"], "g": false})).await;
+    let done = app.ok(&boss, MERGE, json!({"s": a["id"], "m": [b["id"], c["id"]]})).await;
+    assert_eq!(done["mergeCustomers"]["moved"]["consents"], 1);
+    let consents = app.ok(&boss, "query($id:ID!){customer(id:$id){consents{channel given}}}", json!({"id": a["id"]})).await;
+    assert_eq!(consents["customer"]["consents"], json!([{"channel": "SMS", "given": false}]));
+
+    // Another department can neither leave out nor locate a record by an id it cannot read.
+    let probe = json!({"kind": "INDIVIDUAL", "phone": "13800007001"});
+    let plain = check(&app, &far, probe.clone()).await;
+    let mut excluded = probe.clone();
+    excluded["excludeId"] = a["id"].clone();
+    assert_eq!(check(&app, &far, excluded).await, plain);
+    assert_eq!(plain.len(), 1);
+}

@@ -64,9 +64,11 @@ impl Customer {
     async fn kind(&self) -> CustomerKind {
         self.0.kind.into()
     }
-    /// The customer this one was merged into (it is then in the trash for good).
-    async fn merged_into(&self) -> Option<ID> {
-        self.0.merged_into.map(|id| ID(id.to_string()))
+    /// The customer this one was merged into (it is then in the trash for good); null too
+    /// when you may not read that customer.
+    async fn merged_into(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
+        let Some(id) = self.0.merged_into else { return Ok(None) };
+        Ok(super::loaders::customer(ctx, id).await?.map(|c| ID(c.0.id.to_string())))
     }
     /// The key of its category (`categories`).
     async fn category(&self) -> &str {

@@ -1,10 +1,12 @@
 //! Duplicate candidates before entry (`docs/duplicates.md`).
-use super::common::{actor, db, parse_id};
+use super::common::{actor, connection, db, page_args, parse_id};
 use super::customer::Customer;
 use super::enums::CustomerKind;
 use super::error::ResultExt;
 use crate::service::duplicates::{self as svc, Probe};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::duplicate_report;
 
 /// Why a record may be the customer being entered.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -50,11 +52,78 @@ pub struct DuplicateCandidate {
     pub department: Option<String>,
 }
 
+/// Where a reported duplicate stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::enums::DuplicateReportStatus")]
+pub enum DuplicateReportStatus {
+    /// Waiting for a manager.
+    Open,
+    /// Settled by a merge of either customer.
+    Merged,
+    /// The two are different customers.
+    Dismissed,
+}
+
+/// A reported pair of customers that may be one (seed 004's 举报).
+pub struct DuplicateReport(duplicate_report::Model);
+
+#[Object]
+impl DuplicateReport {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The record reported as wrongly entered.
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        super::loaders::customer(ctx, self.0.customer_id).await
+    }
+    /// The record it duplicates.
+    async fn duplicate_of(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        super::loaders::customer(ctx, self.0.duplicate_of_id).await
+    }
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+    async fn reported_by(&self, ctx: &Context<'_>) -> Result<Option<super::user::User>> {
+        super::loaders::user(ctx, self.0.reported_by).await
+    }
+    async fn status(&self) -> DuplicateReportStatus {
+        self.0.status.into()
+    }
+    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.resolved_at
+    }
+    async fn resolution(&self) -> Option<&str> {
+        self.0.resolution.as_deref()
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+connection!(DuplicateReportConnection, DuplicateReportEdge, DuplicateReport, "reported duplicates");
+
 #[derive(Default)]
 pub struct DuplicateQuery;
 
 #[Object]
 impl DuplicateQuery {
+    /// The reported duplicates you can act on (both customers readable to you, and a role
+    /// that may merge), oldest first.
+    async fn duplicate_reports(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DuplicateReportStatus::Open")] status: DuplicateReportStatus,
+        #[graphql(desc = "Page size, default 20, at most 100.")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<DuplicateReportConnection> {
+        let actor = actor(ctx)?;
+        let page = svc::queue(db(ctx), actor, status.into(), &page_args(first, after)).await.gql()?;
+        Ok(DuplicateReportConnection(page.map(DuplicateReport)))
+    }
+
     /// Records that may be the customer being entered, best first (at most 10): for a
     /// front end to ask while a person types, before saving. Candidates outside your
     /// scope tell only that they exist and which department owns them.
@@ -164,6 +233,34 @@ pub struct MergeMutation;
 
 #[Object]
 impl MergeMutation {
+    /// Reports `customerId` as a wrongly entered duplicate of `duplicateOfId`, for a
+    /// manager to merge or dismiss; you must be able to read both. Reporting a pair that is
+    /// already open returns that report.
+    async fn report_duplicate(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        duplicate_of_id: ID,
+        note: Option<String>,
+    ) -> Result<DuplicateReport> {
+        let actor = actor(ctx)?;
+        let customer = parse_id("customerId", &customer_id).gql()?;
+        let of = parse_id("duplicateOfId", &duplicate_of_id).gql()?;
+        svc::report(db(ctx), actor, customer, of, note).await.map(DuplicateReport).gql()
+    }
+
+    /// Closes an open report: the two are different customers.
+    async fn dismiss_duplicate_report(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        resolution: Option<String>,
+    ) -> Result<DuplicateReport> {
+        let actor = actor(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        svc::dismiss(db(ctx), actor, id, resolution).await.map(DuplicateReport).gql()
+    }
+
     /// Merges duplicates into one survivor in one transaction: the survivor takes the
     /// chosen fields and every contact, deal, feedback, interaction, reminder,
     /// classification history entry and consent of the others; the others go to the trash

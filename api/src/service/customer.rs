@@ -631,10 +631,10 @@ pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppRes
     let mut attempted = None;
     let result = write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Delete, true).await?;
-        if let Some(survivor) = old.merged_into {
-            return Err(AppError::Conflict(format!(
-                "this customer was merged into {survivor}: its records live on there; it cannot be restored"
-            )));
+        if old.merged_into.is_some() {
+            return Err(AppError::Conflict(
+                "this customer was merged into another: its records live on there; it cannot be restored".into(),
+            ));
         }
         let mut am: customer::ActiveModel = old.clone().into();
         am.deleted_at = Set(None);

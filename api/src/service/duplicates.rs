@@ -6,11 +6,15 @@
 //! enter a customer owns it, the latecomer learns whom to ask, not the record).
 use super::filter::contains;
 use super::normalize;
+use super::store::{save, write};
+use super::{audit, new_id, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
-use entity::enums::{Action, CustomerKind, Resource};
-use entity::{contact, customer, department};
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use entity::enums::{Action, CustomerKind, DuplicateReportStatus, Resource};
+use entity::{contact, customer, department, duplicate_report};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
+};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -120,11 +124,17 @@ pub async fn candidates(db: &DatabaseConnection, actor: &Actor, probe: Probe) ->
     let region = probe.region.as_deref().map(str::trim).filter(|r| !r.is_empty());
     let organization = probe.kind == Some(CustomerKind::Organization);
     let org_key = name.filter(|_| organization).map(normalize::org_name).filter(|n| !n.is_empty());
+    // Only a record the caller may read can be left out: leaving out any id would confirm
+    // which customer an unreadable id is (its candidates vanish).
+    let exclude = match probe.exclude {
+        Some(id) => super::customer::get(db, actor, id).await.ok().map(|c| c.id),
+        None => None,
+    };
 
     let mut found: HashMap<Uuid, (HashSet<Reason>, Option<customer::Model>)> = HashMap::new();
     let live = |q: sea_orm::Select<customer::Entity>| {
         let q = q.filter(customer::Column::DeletedAt.is_null());
-        match probe.exclude {
+        match exclude {
             Some(id) => q.filter(customer::Column::Id.ne(id)),
             None => q,
         }
@@ -235,7 +245,7 @@ pub async fn candidates(db: &DatabaseConnection, actor: &Actor, probe: Probe) ->
         for (customer_id, mobile, office) in rows {
             let same =
                 |v: &Option<String>| v.as_deref().and_then(|v| normalize::phone_e164(v).ok()).as_ref() == Some(p);
-            if (same(&mobile) || same(&office)) && probe.exclude != Some(customer_id) {
+            if (same(&mobile) || same(&office)) && exclude != Some(customer_id) {
                 via_contact.push(customer_id);
             }
         }
@@ -280,6 +290,148 @@ pub async fn candidates(db: &DatabaseConnection, actor: &Actor, probe: Probe) ->
             customer: actor.may(Resource::Customer, Action::Read, &c).then_some(c),
         })
         .collect())
+}
+
+/// Reports `customer` as a wrongly entered duplicate of `duplicate_of` (seed 004's 举报),
+/// for a manager to merge or dismiss. Reporting a pair that is already open returns that
+/// report.
+///
+/// # Errors
+/// NOT_FOUND (either customer unreadable to the reporter), VALIDATION (the same customer
+/// twice; a note over 1,000 characters).
+pub async fn report(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    customer: Uuid,
+    duplicate_of: Uuid,
+    note: Option<String>,
+) -> AppResult<duplicate_report::Model> {
+    use duplicate_report::Column as R;
+    let mut v = crate::error::Violations::new();
+    if customer == duplicate_of {
+        v.add("duplicateOfId", "a customer is not a duplicate of itself");
+    }
+    let note = super::optional_text(&mut v, "note", note, 1000);
+    v.into_result()?;
+    write(db, async |txn| {
+        super::customer::get(txn, actor, customer).await?;
+        super::customer::get(txn, actor, duplicate_of).await?;
+        let pair = Condition::any()
+            .add(Condition::all().add(R::CustomerId.eq(customer)).add(R::DuplicateOfId.eq(duplicate_of)))
+            .add(Condition::all().add(R::CustomerId.eq(duplicate_of)).add(R::DuplicateOfId.eq(customer)));
+        if let Some(open) = duplicate_report::Entity::find()
+            .filter(R::Status.eq(DuplicateReportStatus::Open))
+            .filter(pair)
+            .one(txn)
+            .await?
+        {
+            return Ok(open);
+        }
+        let at = now();
+        let m = duplicate_report::ActiveModel {
+            id: Set(new_id()),
+            customer_id: Set(customer),
+            duplicate_of_id: Set(duplicate_of),
+            note: Set(note),
+            reported_by: Set(actor.id()),
+            status: Set(DuplicateReportStatus::Open),
+            resolved_by: Set(None),
+            resolved_at: Set(None),
+            resolution: Set(None),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+        .insert(txn)
+        .await?;
+        audit::record(txn, Some(actor.id()), "create", "duplicate_report", m.id, None, Some(&m)).await?;
+        Ok(m)
+    })
+    .await
+}
+
+/// The reports a caller may work on: both customers readable to them, and a role that may
+/// delete customers (merging needs it). Oldest first.
+fn queue_condition(actor: &Actor) -> AppResult<Condition> {
+    use duplicate_report::Column as R;
+    if !actor.grant(Resource::Customer, Action::Delete).allowed() {
+        return Err(AppError::Forbidden("your role may not merge customers, so has no duplicate queue".into()));
+    }
+    let readable = || {
+        let mut q = sea_orm::sea_query::Query::select();
+        q.column(customer::Column::Id)
+            .from(customer::Entity)
+            .cond_where(actor.customer_condition(Resource::Customer, Action::Read));
+        q
+    };
+    Ok(Condition::all().add(R::CustomerId.in_subquery(readable())).add(R::DuplicateOfId.in_subquery(readable())))
+}
+
+/// The duplicate queue (see `queue_condition`), of one status, oldest first.
+///
+/// # Errors
+/// FORBIDDEN for roles that may not delete customers.
+pub async fn queue(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    status: DuplicateReportStatus,
+    page: &super::pagination::PageArgs,
+) -> AppResult<super::pagination::Page<duplicate_report::Model>> {
+    use super::pagination::{SortKey, SortValue, paginate};
+    use duplicate_report::Column as R;
+    let select = duplicate_report::Entity::find().filter(R::Status.eq(status)).filter(queue_condition(actor)?);
+    let keys =
+        [SortKey::new("createdAt", R::CreatedAt, false, |m: &duplicate_report::Model| SortValue::Time(m.created_at))];
+    paginate(db, select, &keys, R::Id, |m| m.id, page).await
+}
+
+/// Dismisses an open report (the two are different customers).
+///
+/// # Errors
+/// NOT_FOUND (not in the caller's queue), CONFLICT (no longer open).
+pub async fn dismiss(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    resolution: Option<String>,
+) -> AppResult<duplicate_report::Model> {
+    let mut v = crate::error::Violations::new();
+    let resolution = super::optional_text(&mut v, "resolution", resolution, 1000);
+    v.into_result()?;
+    write(db, async |txn| {
+        let old = duplicate_report::Entity::find_by_id(id)
+            .filter(queue_condition(actor)?)
+            .one(txn)
+            .await?
+            .ok_or(AppError::NotFound("duplicate report"))?;
+        if old.status != DuplicateReportStatus::Open {
+            return Err(AppError::Conflict(format!("the report is {} already", old.status.as_str().to_lowercase())));
+        }
+        let mut am: duplicate_report::ActiveModel = old.clone().into();
+        am.status = Set(DuplicateReportStatus::Dismissed);
+        am.resolved_by = Set(Some(actor.id()));
+        am.resolved_at = Set(Some(now()));
+        am.resolution = Set(resolution);
+        save::<duplicate_report::Entity>(txn, Some(actor.id()), "dismiss", &old, am).await
+    })
+    .await
+}
+
+/// Closes the open reports a merge settled: those naming a merged customer (`mergeCustomers`).
+pub async fn settle(txn: &impl sea_orm::ConnectionTrait, by: Uuid, merged: &[Uuid]) -> AppResult<u64> {
+    use duplicate_report::Column as R;
+    let at = now();
+    Ok(duplicate_report::Entity::update_many()
+        .col_expr(R::Status, sea_orm::sea_query::Expr::value(DuplicateReportStatus::Merged.as_str()))
+        .col_expr(R::ResolvedBy, sea_orm::sea_query::Expr::value(by))
+        .col_expr(R::ResolvedAt, sea_orm::sea_query::Expr::value(at))
+        .col_expr(R::Version, sea_orm::sea_query::ExprTrait::add(sea_orm::sea_query::Expr::col(R::Version), 1))
+        .col_expr(R::UpdatedAt, sea_orm::sea_query::Expr::value(at))
+        .filter(R::Status.eq(DuplicateReportStatus::Open))
+        .filter(Condition::any().add(R::CustomerId.is_in(merged.to_vec())).add(R::DuplicateOfId.is_in(merged.to_vec())))
+        .exec(txn)
+        .await?
+        .rows_affected)
 }
 
 #[cfg(test)]

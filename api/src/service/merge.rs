@@ -9,12 +9,12 @@ use super::{audit, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use crate::vault::Keyring;
-use entity::enums::{Action, Resource};
+use entity::enums::{Action, ReminderStatus, Resource};
 use entity::{classification_history, consent, contact, customer, deal, feedback, interaction, reminder};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    Set, TryIntoModel,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TryIntoModel,
 };
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -73,6 +73,7 @@ fn take(
 ) -> AppResult<()> {
     match field {
         "name" => {
+            // Both are of one kind (checked), so the folded key carries over as it is.
             am.name = Set(from.name.clone());
             am.name_norm = Set(from.name_norm.clone());
         }
@@ -156,10 +157,35 @@ pub async fn merge(
     v.into_result()?;
 
     write(db, async |txn| {
+        // Every record involved is locked first, in id order (PostgreSQL; SQLite's write
+        // transactions are serial): two opposite merges wait instead of deadlocking, and
+        // writers that lock a customer (regrading) wait for the merge.
+        if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            let mut all: Vec<Uuid> = merged.iter().copied().chain([survivor]).collect();
+            all.sort();
+            customer::Entity::find()
+                .filter(customer::Column::Id.is_in(all))
+                .order_by_asc(customer::Column::Id)
+                .lock_exclusive()
+                .all(txn)
+                .await?;
+        }
         let old = load_for_action(txn, actor, survivor, Action::Update).await?;
         let mut others = Vec::new();
         for id in &merged {
             others.push(load_for_action(txn, actor, *id, Action::Delete).await?);
+        }
+        if let Some(held) = std::iter::once(&old).chain(&others).find(|c| c.legal_hold) {
+            return Err(AppError::Conflict(format!(
+                "customer {} is under a legal hold; its records stay where they are until the hold is lifted",
+                held.id
+            )));
+        }
+        if others.iter().any(|o| o.kind != old.kind) {
+            return Err(AppError::invalid(
+                "mergedIds",
+                "a person and an organization cannot be merged: the customers must be of one kind",
+            ));
         }
         let mut am: customer::ActiveModel = old.clone().into();
         for (field, from) in &choices {
@@ -202,6 +228,7 @@ pub async fn merge(
         }
         let customer = save::<customer::Entity>(txn, Some(actor.id()), "merge", &old, am).await?;
         let moved = move_records(txn, actor.id(), survivor, &merged).await?;
+        super::duplicates::settle(txn, actor.id(), &merged).await?;
         classification::recompute(txn, survivor, Reason::Merge, Some(actor.id())).await?;
         Ok(Outcome { customer, merged: merged.clone(), moved, dry_run })
     })
@@ -243,6 +270,31 @@ async fn move_records(txn: &DatabaseTransaction, by: Uuid, survivor: Uuid, merge
                 .rows_affected
         };
     }
+    // Reminders about a merged customer itself (target = the customer) follow it, unless the
+    // survivor already has one for the same rule and occasion: then the duplicate is
+    // dismissed, so that nobody is greeted twice. (Done before the bulk move: the unique
+    // key is rule, target, occasion.)
+    let theirs = reminder::Entity::find().filter(reminder::Column::TargetId.is_in(ids.clone())).all(txn).await?;
+    for r in theirs {
+        let taken = reminder::Entity::find()
+            .filter(reminder::Column::Rule.eq(r.rule))
+            .filter(reminder::Column::TargetId.eq(survivor))
+            .filter(reminder::Column::Occasion.eq(r.occasion.clone()))
+            .one(txn)
+            .await?
+            .is_some();
+        let mut am: reminder::ActiveModel = r.clone().into();
+        if taken {
+            if r.status == ReminderStatus::Pending {
+                am.status = Set(ReminderStatus::Dismissed);
+                am.dismissed_reason = Set(Some("merged into another customer that has this reminder".into()));
+            }
+        } else {
+            am.target_id = Set(survivor);
+        }
+        am.updated_at = Set(now());
+        am.update(txn).await?;
+    }
     let mut moved = Moved {
         contacts: repoint!(contact),
         deals: repoint!(deal),
@@ -252,9 +304,11 @@ async fn move_records(txn: &DatabaseTransaction, by: Uuid, survivor: Uuid, merge
         classification_history: repoint!(classification_history),
         consents: 0,
     };
-    let kept = consent::Entity::find().filter(consent::Column::CustomerId.eq(survivor)).all(txn).await?;
+    // The survivor's consents as they become, channel by channel (two merged customers may
+    // both have one for a channel the survivor lacks).
+    let mut kept = consent::Entity::find().filter(consent::Column::CustomerId.eq(survivor)).all(txn).await?;
     for row in consent::Entity::find().filter(consent::Column::CustomerId.is_in(ids)).all(txn).await? {
-        match kept.iter().find(|k| k.channel == row.channel) {
+        match kept.iter_mut().find(|k| k.channel == row.channel) {
             None => {
                 let mut am: consent::ActiveModel = row.clone().into();
                 am.customer_id = Set(survivor);
@@ -263,7 +317,7 @@ async fn move_records(txn: &DatabaseTransaction, by: Uuid, survivor: Uuid, merge
                     .filter(consent::Column::Channel.eq(row.channel))
                     .exec(txn)
                     .await?;
-                am.insert(txn).await?;
+                kept.push(am.insert(txn).await?);
                 moved.consents += 1;
             }
             Some(k) => {
@@ -271,7 +325,7 @@ async fn move_records(txn: &DatabaseTransaction, by: Uuid, survivor: Uuid, merge
                     let mut am: consent::ActiveModel = k.clone().into();
                     am.withdrawn_at = Set(row.withdrawn_at);
                     am.updated_at = Set(now());
-                    am.update(txn).await?;
+                    *k = am.update(txn).await?;
                 }
                 consent::Entity::delete_many()
                     .filter(consent::Column::CustomerId.eq(row.customer_id))

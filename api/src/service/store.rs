@@ -190,3 +190,4 @@ versioned!(care_policy, "care_policy", Id => id, |_| Uuid::nil());
 versioned!(classification_policy, "classification_policy", Id => id, |_| Uuid::nil());
 versioned!(message_template, "message_template", Key => key, |_| Uuid::nil());
 versioned!(category, "category", Key => key, |_| Uuid::nil());
+versioned!(duplicate_report, "duplicate_report", Id => id, |m| m.id);
