@@ -279,7 +279,8 @@ async fn merges_respect_holds_kinds_and_consents() {
     app.ok(&boss, consent, json!({"c": c["id"], "g": false})).await;
     let done = app.ok(&boss, MERGE, json!({"s": a["id"], "m": [b["id"], c["id"]]})).await;
     assert_eq!(done["mergeCustomers"]["moved"]["consents"], 1);
-    let consents = app.ok(&boss, "query($id:ID!){customer(id:$id){consents{channel given}}}", json!({"id": a["id"]})).await;
+    let consents =
+        app.ok(&boss, "query($id:ID!){customer(id:$id){consents{channel given}}}", json!({"id": a["id"]})).await;
     assert_eq!(consents["customer"]["consents"], json!([{"channel": "SMS", "given": false}]));
 
     // Another department can neither leave out nor locate a record by an id it cannot read.
