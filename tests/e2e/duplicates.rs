@@ -290,4 +290,12 @@ async fn merges_respect_holds_kinds_and_consents() {
     excluded["excludeId"] = a["id"].clone();
     assert_eq!(check(&app, &far, excluded).await, plain);
     assert_eq!(plain.len(), 1);
+
+    // Erasing the person erases the records merged into theirs too (they sit in the trash).
+    let erase = "mutation($c:ID!){erasePersonalData(customerId:$c, reason:\"本人要求删除 2026-11-24\"){name}}";
+    app.ok(&admin, erase, json!({"c": a["id"]})).await;
+    let trash = app.ok(&admin, "{customers(deleted:true){nodes{name phone}}}", json!({})).await;
+    let nodes = trash["customers"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert!(nodes.iter().all(|n| n["name"] == "[erased]" && n["phone"].is_null()), "{trash}");
 }

@@ -262,6 +262,21 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
                 c.legal_hold_reason.clone().unwrap_or_default()
             )));
         }
+        // The records merged into this one (`mergeCustomers`, followed back through chains)
+        // are the same person's: they sit in the trash with their fields, and go too.
+        let mut people = vec![id];
+        let mut frontier = vec![id];
+        while !frontier.is_empty() {
+            let next: Vec<Uuid> = customer::Entity::find()
+                .select_only()
+                .column(customer::Column::Id)
+                .filter(customer::Column::MergedInto.is_in(frontier))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            frontier = next.into_iter().filter(|n| !people.contains(n)).collect();
+            people.extend(&frontier);
+        }
         let at = now();
         customer::Entity::update_many()
             .col_expr(customer::Column::Name, Expr::value(ERASED))
@@ -282,7 +297,7 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
             .col_expr(customer::Column::ErasedAt, Expr::value(at))
             .col_expr(customer::Column::Version, Expr::col(customer::Column::Version).add(1))
             .col_expr(customer::Column::UpdatedAt, Expr::value(at))
-            .filter(customer::Column::Id.eq(id))
+            .filter(customer::Column::Id.is_in(people.clone()))
             .exec(txn)
             .await?;
         contact_row::Entity::update_many()
@@ -355,7 +370,9 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
             .filter(consent::Column::CustomerId.eq(id))
             .exec(txn)
             .await?;
-        scrub_audit(txn, id).await?;
+        for person in &people {
+            scrub_audit(txn, *person).await?;
+        }
         // Birthday greetings tell the birthday (their occasion is its date): gone with it.
         reminder::Entity::delete_many()
             .filter(reminder::Column::CustomerId.eq(id))
