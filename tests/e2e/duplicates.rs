@@ -277,6 +277,8 @@ async fn merges_respect_holds_kinds_and_consents() {
     app.ok(&boss, consent, json!({"c": b["id"], "g": true})).await;
     app.ok(&boss, consent, json!({"c": c["id"], "g": true})).await;
     app.ok(&boss, consent, json!({"c": c["id"], "g": false})).await;
+    let dry = app.ok(&boss, MERGE, json!({"s": a["id"], "m": [b["id"], c["id"]], "d": true})).await;
+    assert_eq!(dry["mergeCustomers"]["moved"]["consents"], 1, "the dry run counts what the merge does");
     let done = app.ok(&boss, MERGE, json!({"s": a["id"], "m": [b["id"], c["id"]]})).await;
     assert_eq!(done["mergeCustomers"]["moved"]["consents"], 1);
     let consents =
@@ -298,4 +300,38 @@ async fn merges_respect_holds_kinds_and_consents() {
     let nodes = trash["customers"]["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 2);
     assert!(nodes.iter().all(|n| n["name"] == "[erased]" && n["phone"].is_null()), "{trash}");
+}
+
+/// A person entered twice gets two birthday greetings; merged, one (the other is
+/// dismissed), and the care engine does not create it again.
+#[tokio::test]
+async fn a_merge_leaves_one_reminder_per_occasion() {
+    let app = TestApp::spawn().await;
+    let east = app.create_department("华东", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (_, boss) = app.create_user("boss@example.com", "MANAGER", &east).await;
+    let twice = |phone: &str| json!({"name": "李先生", "kind": "INDIVIDUAL", "phone": phone, "birthday": "1990-01-02"});
+    let a = app.create_customer(&rep, twice("13700000001")).await;
+    let b = app.create_customer(&rep, twice("13700000002")).await;
+    for c in [&a, &b] {
+        app.ok(
+            &rep,
+            "mutation($c:ID!){setConsent(customerId:$c, channel:SMS, given:true){given}}",
+            json!({"c": c["id"]}),
+        )
+        .await;
+    }
+    let tick = chrono::NaiveDate::from_ymd_opt(2026, 12, 30).unwrap().and_hms_opt(2, 0, 0).unwrap().and_utc();
+    app.care_tick(tick).await;
+    let pending = "{myReminders(status:[PENDING], first:100){nodes{rule customerId}}}";
+    let birthdays = |v: &Value| -> Vec<Value> {
+        v["myReminders"]["nodes"].as_array().unwrap().iter().filter(|r| r["rule"] == "BIRTHDAY").cloned().collect()
+    };
+    assert_eq!(birthdays(&app.ok(&rep, pending, json!({})).await).len(), 2);
+
+    app.ok(&boss, MERGE, json!({"s": a["id"], "m": [b["id"]]})).await;
+    let after = birthdays(&app.ok(&rep, pending, json!({})).await);
+    assert_eq!(after, vec![json!({"rule": "BIRTHDAY", "customerId": a["id"]})]);
+    app.care_tick(tick + chrono::Duration::hours(1)).await;
+    assert_eq!(birthdays(&app.ok(&rep, pending, json!({})).await).len(), 1, "not created again");
 }

@@ -213,7 +213,7 @@ pub async fn merge(
         v.into_result()?;
 
         if dry_run {
-            let moved = count(txn, &merged).await?;
+            let moved = count(txn, survivor, &merged).await?;
             let customer = am.try_into_model().map_err(|e| AppError::Internal(Box::new(e)))?;
             return Ok(Outcome { customer, merged: merged.clone(), moved, dry_run });
         }
@@ -235,9 +235,24 @@ pub async fn merge(
     .await
 }
 
-/// What would move.
-async fn count(txn: &DatabaseTransaction, merged: &[Uuid]) -> AppResult<Moved> {
+/// What would move (consents: the channels the survivor has no record of).
+async fn count(txn: &DatabaseTransaction, survivor: Uuid, merged: &[Uuid]) -> AppResult<Moved> {
     let ids = merged.to_vec();
+    let kept: HashSet<_> = consent::Entity::find()
+        .filter(consent::Column::CustomerId.eq(survivor))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| c.channel)
+        .collect();
+    let arriving: HashSet<_> = consent::Entity::find()
+        .filter(consent::Column::CustomerId.is_in(ids.clone()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| c.channel)
+        .filter(|c| !kept.contains(c))
+        .collect();
     Ok(Moved {
         contacts: contact::Entity::find().filter(contact::Column::CustomerId.is_in(ids.clone())).count(txn).await?,
         deals: deal::Entity::find().filter(deal::Column::CustomerId.is_in(ids.clone())).count(txn).await?,
@@ -251,7 +266,7 @@ async fn count(txn: &DatabaseTransaction, merged: &[Uuid]) -> AppResult<Moved> {
             .filter(classification_history::Column::CustomerId.is_in(ids.clone()))
             .count(txn)
             .await?,
-        consents: consent::Entity::find().filter(consent::Column::CustomerId.is_in(ids)).count(txn).await?,
+        consents: arriving.len() as u64,
     })
 }
 
