@@ -247,6 +247,8 @@ async fn retired_and_department_categories() {
     // A retired main category retires its sub-categories, and takes no new ones.
     let resp = app.gql(Some(&rep_sh), CREATE, individual("天猫", "ecommerce_tmall")).await;
     assert_eq!(invalid_fields(&resp), ["category"], "{resp}");
+    let all = app.ok(&rep_sh, "{categories(includeInactive:true){key active}}", json!({})).await;
+    assert!(all["categories"].as_array().unwrap().contains(&json!({"key": "ecommerce_tmall", "active": false})));
     let resp = app
         .gql(Some(&admin), SAVE, json!({"i": {"key": "ecommerce_jd", "name": "京东店", "parentKey": "ecommerce"}}))
         .await;
@@ -255,6 +257,14 @@ async fn retired_and_department_categories() {
     let default = json!({"v": 1, "i": {"key": "partner", "name": "合作伙伴", "active": false, "departmentId": east}});
     let resp = app.gql(Some(&admin), SAVE, default).await;
     assert_eq!(invalid_fields(&resp), ["departmentId", "active"], "{resp}");
+
+    // Replacing a category that does not exist; requiring what a template cannot require.
+    let resp = app.gql(Some(&admin), SAVE, json!({"v": 1, "i": {"key": "nowhere", "name": "无"}})).await;
+    assert_eq!(code(&resp), "NOT_FOUND", "{resp}");
+    let resp = app
+        .gql(Some(&admin), SAVE, json!({"i": {"key": "odd", "name": "怪", "requiredFields": ["CUSTOM_FIELDS"]}}))
+        .await;
+    assert_eq!(invalid_fields(&resp), ["requiredFields"], "{resp}");
 
     // Sub-categories are one level deep.
     let resp =
@@ -298,6 +308,11 @@ async fn completeness_report_and_the_least_complete_important_customers() {
     // A rep's report covers the records they may read: their own.
     let own = app.ok(&rep2, report, json!({"g": "OWNER"})).await;
     assert_eq!(own["dataCompleteness"].as_array().unwrap().len(), 1);
+    // Reports of record completeness read customers: not for a role that reads none.
+    let (_, analyst) = app.create_user("bi@example.com", "ANALYST", &east).await;
+    assert_eq!(code(&app.gql(Some(&analyst), report, json!({"g": "OWNER"})).await), "FORBIDDEN");
+    let least = "{leastCompleteCustomers{totalCount}}";
+    assert_eq!(code(&app.gql(Some(&analyst), least, json!({})).await), "FORBIDDEN");
     assert_eq!(own["dataCompleteness"][0]["key"], rep2_id.as_str());
     let by_category = app.ok(&manager, report, json!({"g": "CATEGORY"})).await;
     let rows = by_category["dataCompleteness"].as_array().unwrap();

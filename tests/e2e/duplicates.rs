@@ -156,6 +156,9 @@ async fn merging_moves_everything_to_the_survivor_in_one_go() {
     assert_eq!(code(&app.gql(Some(&far), MERGE, vars(true)).await), "NOT_FOUND");
     let resp = app.gql(Some(&boss), MERGE, json!({"s": survivor["id"], "m": [survivor["id"]]})).await;
     assert_eq!(invalid_fields(&resp), ["mergedIds"], "{resp}");
+    let elsewhere = json!({"s": survivor["id"], "m": [dup["id"]], "c": [{"field": "EMAIL", "fromId": mine["id"]}]});
+    let resp = app.gql(Some(&boss), MERGE, elsewhere).await;
+    assert_eq!(invalid_fields(&resp), ["fieldChoices[0].fromId"], "{resp}");
 
     // The dry run shows the merged record and what would move, and writes nothing.
     let dry = app.ok(&boss, MERGE, vars(true)).await["mergeCustomers"].clone();
@@ -237,6 +240,8 @@ async fn reported_duplicates_wait_for_a_manager() {
     // Reported again, then settled by a merge.
     let second = app.ok(&rep, report, vars).await["reportDuplicate"].clone();
     assert_ne!(second["id"], first["id"]);
+    let resp = app.gql(Some(&rep), report, json!({"c": mine["id"], "d": mine["id"]})).await;
+    assert_eq!(invalid_fields(&resp), ["duplicateOfId"], "{resp}");
     app.ok(&boss, MERGE, json!({"s": mine["id"], "m": [theirs["id"]]})).await;
     let merged = app.ok(&boss, queue, json!({"s": "MERGED"})).await;
     assert_eq!(

@@ -25,9 +25,13 @@ pub enum FieldType {
     Boolean,
 }
 
-/// A built-in customer field a template may require (`name` always is).
+/// A customer field, as templates require them (`requiredFields`: every one but NAME,
+/// which is always required, CATEGORY, SOFT_PROFILE and CUSTOM_FIELDS) and merges take
+/// them (`mergeCustomers`' `fieldChoices`).
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum CustomerField {
+    Name,
+    Category,
     Gender,
     Birthday,
     Phone,
@@ -39,12 +43,16 @@ pub enum CustomerField {
     Importance,
     CreditRating,
     CooperationStartDate,
+    SoftProfile,
+    CustomFields,
 }
 
 impl CustomerField {
-    /// The name used in templates and in VALIDATION paths.
-    fn name(self) -> &'static str {
+    /// The name the services use (the field's name in GraphQL and in VALIDATION paths).
+    pub fn name(self) -> &'static str {
         match self {
+            Self::Name => "name",
+            Self::Category => "category",
             Self::Gender => "gender",
             Self::Birthday => "birthday",
             Self::Phone => "phone",
@@ -56,25 +64,14 @@ impl CustomerField {
             Self::Importance => "importance",
             Self::CreditRating => "creditRating",
             Self::CooperationStartDate => "cooperationStartDate",
+            Self::SoftProfile => "softProfile",
+            Self::CustomFields => "customFields",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
-        [
-            Self::Gender,
-            Self::Birthday,
-            Self::Phone,
-            Self::Email,
-            Self::Address,
-            Self::Region,
-            Self::Industry,
-            Self::Source,
-            Self::Importance,
-            Self::CreditRating,
-            Self::CooperationStartDate,
-        ]
-        .into_iter()
-        .find(|f| f.name() == name)
+        use async_graphql::resolver_utils::EnumType;
+        Self::items().iter().map(|item| item.value).find(|f| f.name() == name)
     }
 }
 
@@ -175,6 +172,14 @@ impl From<Template> for FieldTemplate {
 pub struct Category {
     category: svc::Category,
     template: Template,
+    active: bool,
+}
+
+impl Category {
+    /// A category of `catalogue`, with what it takes from its main category.
+    fn of(catalogue: &svc::Catalogue, category: svc::Category) -> Self {
+        Category { template: catalogue.template(&category.row.key), active: catalogue.active(&category), category }
+    }
 }
 
 #[Object]
@@ -210,9 +215,10 @@ impl Category {
     async fn position(&self) -> i32 {
         self.category.row.position
     }
-    /// Inactive categories take no new customers; those in them stay.
+    /// Inactive categories take no new customers; those in them stay. A sub-category of a
+    /// retired main category is inactive too.
     async fn active(&self) -> bool {
-        self.category.row.active
+        self.active
     }
     async fn version(&self) -> i32 {
         self.category.row.version
@@ -231,12 +237,12 @@ impl CategoryQuery {
     /// display order; `includeInactive` adds the retired ones.
     async fn categories(&self, ctx: &Context<'_>, #[graphql(default)] include_inactive: bool) -> Result<Vec<Category>> {
         let actor = actor(ctx)?;
-        let visible = svc::visible(db(ctx), actor).await.gql()?;
-        let catalogue = svc::Catalogue::load(db(ctx)).await.gql()?;
+        let catalogue = super::loaders::catalogue(ctx).await?;
+        let visible = svc::visible(db(ctx), actor, &catalogue).await.gql()?;
         Ok(visible
             .into_iter()
-            .filter(|c| include_inactive || c.row.active)
-            .map(|c| Category { template: catalogue.template(&c.row.key), category: c })
+            .filter(|c| include_inactive || catalogue.active(c))
+            .map(|c| Category::of(&catalogue, c))
             .collect())
     }
 
@@ -310,12 +316,9 @@ impl CategoryQuery {
     /// One category by key, if you may see it.
     async fn category(&self, ctx: &Context<'_>, key: String) -> Result<Option<Category>> {
         let actor = actor(ctx)?;
-        let visible = svc::visible(db(ctx), actor).await.gql()?;
-        let catalogue = svc::Catalogue::load(db(ctx)).await.gql()?;
-        Ok(visible
-            .into_iter()
-            .find(|c| c.row.key == key)
-            .map(|c| Category { template: catalogue.template(&c.row.key), category: c }))
+        let catalogue = super::loaders::catalogue(ctx).await?;
+        let visible = svc::visible(db(ctx), actor, &catalogue).await.gql()?;
+        Ok(visible.into_iter().find(|c| c.row.key == key).map(|c| Category::of(&catalogue, c)))
     }
 }
 
@@ -362,8 +365,9 @@ impl CategoryMutation {
             active: input.active,
         };
         let saved = svc::save_category(db(ctx), actor, new, version).await.gql()?;
-        let template = svc::Catalogue::load(db(ctx)).await.gql()?.template(&saved.key);
-        Ok(Category { category: svc::Category::from_row(saved), template })
+        // Read again after the save (a per-request copy may predate it).
+        let catalogue = svc::Catalogue::load(db(ctx)).await.gql()?;
+        Ok(Category::of(&catalogue, svc::Category::from_row(saved)))
     }
 }
 

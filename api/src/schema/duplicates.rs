@@ -155,52 +155,10 @@ impl DuplicateQuery {
     }
 }
 
-/// A field a merge can take from any of the merged customers.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-pub enum MergeField {
-    Name,
-    Category,
-    Gender,
-    Birthday,
-    Phone,
-    Email,
-    Address,
-    Region,
-    Industry,
-    Source,
-    Importance,
-    CreditRating,
-    CooperationStartDate,
-    SoftProfile,
-    CustomFields,
-}
-
-impl MergeField {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Name => "name",
-            Self::Category => "category",
-            Self::Gender => "gender",
-            Self::Birthday => "birthday",
-            Self::Phone => "phone",
-            Self::Email => "email",
-            Self::Address => "address",
-            Self::Region => "region",
-            Self::Industry => "industry",
-            Self::Source => "source",
-            Self::Importance => "importance",
-            Self::CreditRating => "creditRating",
-            Self::CooperationStartDate => "cooperationStartDate",
-            Self::SoftProfile => "softProfile",
-            Self::CustomFields => "customFields",
-        }
-    }
-}
-
 /// Take this field from that customer (the survivor keeps its own otherwise).
 #[derive(InputObject)]
 pub struct MergeFieldChoice {
-    pub field: MergeField,
+    pub field: super::category::CustomerField,
     /// The survivor or one of the merged customers.
     pub from_id: ID,
 }

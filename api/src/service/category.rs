@@ -508,17 +508,41 @@ pub async fn check_assignable(
     Ok(true)
 }
 
+/// Checks a changed customer row (`am`, from the stored `old`) against the template of the
+/// category it ends up in: in full when it moves to another category, else for what the
+/// write changes (see the module's rules). Customer updates and merges both write this way.
+///
+/// # Errors
+/// Database errors; violations are added to `v`.
+pub async fn check_update(
+    db: &impl ConnectionTrait,
+    v: &mut Violations,
+    old: &customer::Model,
+    am: &customer::ActiveModel,
+) -> AppResult<()> {
+    let key = match &am.category {
+        ActiveValue::Set(k) | ActiveValue::Unchanged(k) => k.clone(),
+        ActiveValue::NotSet => old.category.clone(),
+    };
+    let catalogue = Catalogue::load(db).await?;
+    if check_assignable(db, v, &catalogue, &key, old.department_id, Some(&old.category)).await? {
+        let before: customer::ActiveModel = old.clone().into();
+        let moved = key != old.category;
+        check_record(v, &catalogue.template(&key), &key, am, (!moved).then_some(&before));
+    }
+    Ok(())
+}
+
 /// The categories a user may pick from or see: those open to their department (see
 /// `check_assignable`); administrators see every one.
 ///
 /// # Errors
 /// Database errors.
-pub async fn visible(db: &DatabaseConnection, actor: &Actor) -> AppResult<Vec<Category>> {
-    let catalogue = Catalogue::load(db).await?;
+pub async fn visible(db: &DatabaseConnection, actor: &Actor, catalogue: &Catalogue) -> AppResult<Vec<Category>> {
     let all = actor.grant(Resource::Settings, Action::Read).scope == entity::enums::Scope::All;
     let mut out = Vec::new();
     for c in catalogue.all() {
-        if all || open_to(db, &catalogue, c, actor.user.department_id).await? {
+        if all || open_to(db, catalogue, c, actor.user.department_id).await? {
             out.push(c.clone());
         }
     }
@@ -661,7 +685,10 @@ pub async fn save_category(
         let mut required = Vec::new();
         for r in &input.required_fields {
             if !BUILT_IN.contains(&r.as_str()) {
-                v.add("requiredFields", format!("{r} is not a built-in field; one of {}", BUILT_IN.join(", ")));
+                v.add(
+                    "requiredFields",
+                    format!("{r} cannot be required by a template; one of {}", BUILT_IN.join(", ")),
+                );
             } else if !required.contains(r) {
                 required.push(r.clone());
             }

@@ -16,8 +16,8 @@ use entity::customer::{self, Column};
 use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Tier};
 use entity::{department, user};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -507,19 +507,7 @@ pub async fn update(
         may_change_groups(actor, Resource::Customer, (&old).into(), &groups)?;
         let mut v = Violations::new();
         let am = apply_patch(&mut v, vault, &old, patch);
-        // The category's template: in full when the customer moves to another category,
-        // else for what this write changes (`service::category`).
-        let key = match &am.category {
-            ActiveValue::Set(k) | ActiveValue::Unchanged(k) => k.clone(),
-            ActiveValue::NotSet => old.category.clone(),
-        };
-        let catalogue = Catalogue::load(txn).await?;
-        let current = Some(old.category.as_str());
-        if category::check_assignable(txn, &mut v, &catalogue, &key, old.department_id, current).await? {
-            let before: customer::ActiveModel = old.clone().into();
-            let moved = key != old.category;
-            category::check_record(&mut v, &catalogue.template(&key), &key, &am, (!moved).then_some(&before));
-        }
+        category::check_update(txn, &mut v, &old, &am).await?;
         v.into_result()?;
         attempted = Some(am.clone());
         let new = save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await?;

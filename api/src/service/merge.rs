@@ -1,7 +1,7 @@
 //! Merging duplicate customers (`docs/duplicates.md`, "Merge"): one survivor takes the
 //! fields chosen from the others and every record that hangs off them, in one
 //! transaction; the others are soft-deleted with `merged_into` and keep their audit trail.
-use super::category::{self, Catalogue};
+use super::category;
 use super::classification::{self, Reason};
 use super::customer::{ADDRESS, load_for_action, may_change_groups};
 use super::store::{save, write};
@@ -22,24 +22,13 @@ use uuid::Uuid;
 /// Customers merged into one survivor at most, per call.
 const MAX_MERGED: usize = 10;
 
-/// Fields a merge can take from any of the customers (GraphQL names).
-pub const FIELDS: &[&str] = &[
-    "name",
-    "category",
-    "gender",
-    "birthday",
-    "phone",
-    "email",
-    "address",
-    "region",
-    "industry",
-    "source",
-    "importance",
-    "creditRating",
-    "cooperationStartDate",
-    "softProfile",
-    "customFields",
-];
+/// Fields a merge can take besides those a template may require (`category::BUILT_IN`).
+const MORE_FIELDS: &[&str] = &["name", "category", "softProfile", "customFields"];
+
+/// Whether a merge can take `field` (GraphQL names).
+fn mergeable(field: &str) -> bool {
+    MORE_FIELDS.contains(&field) || category::BUILT_IN.contains(&field)
+}
 
 /// Records that moved (or would move) to the survivor.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,8 +133,9 @@ pub async fn merge(
     }
     let mut fields = HashSet::new();
     for (i, (field, from)) in choices.iter().enumerate() {
-        if !FIELDS.contains(&field.as_str()) {
-            v.add(format!("fieldChoices[{i}].field"), format!("one of {}", FIELDS.join(", ")));
+        if !mergeable(field) {
+            let all: Vec<&str> = MORE_FIELDS.iter().chain(category::BUILT_IN).copied().collect();
+            v.add(format!("fieldChoices[{i}].field"), format!("one of {}", all.join(", ")));
         }
         if !fields.insert(field.as_str()) {
             v.add(format!("fieldChoices[{i}].field"), format!("{field} is chosen twice"));
@@ -200,16 +190,7 @@ pub async fn merge(
         }
         // The merged record against its category's template, as an update of the survivor.
         let mut v = Violations::new();
-        let key = match &am.category {
-            sea_orm::ActiveValue::Set(k) | sea_orm::ActiveValue::Unchanged(k) => k.clone(),
-            sea_orm::ActiveValue::NotSet => old.category.clone(),
-        };
-        let catalogue = Catalogue::load(txn).await?;
-        if category::check_assignable(txn, &mut v, &catalogue, &key, old.department_id, Some(&old.category)).await? {
-            let before: customer::ActiveModel = old.clone().into();
-            let moved = key != old.category;
-            category::check_record(&mut v, &catalogue.template(&key), &key, &am, (!moved).then_some(&before));
-        }
+        category::check_update(txn, &mut v, &old, &am).await?;
         v.into_result()?;
 
         if dry_run {
