@@ -418,8 +418,7 @@ pub struct Completeness {
 
 /// The completeness of a stored customer.
 pub fn completeness(t: &Template, m: &customer::Model) -> Completeness {
-    let am: customer::ActiveModel = m.clone().into();
-    score(t, |f| filled(&am, f), &custom(&am))
+    Facts::from(m).completeness(t)
 }
 
 /// Completeness from which built-in fields are filled and the custom values.
@@ -783,6 +782,30 @@ pub struct Facts {
     custom_fields: Option<Json>,
 }
 
+impl From<&customer::Model> for Facts {
+    fn from(m: &customer::Model) -> Self {
+        let text = |v: &Option<String>| v.clone();
+        Facts {
+            id: m.id,
+            category: m.category.clone(),
+            owner_id: m.owner_id,
+            department_id: m.department_id,
+            gender: m.gender.map(|g| g.as_str().to_string()),
+            birthday: m.birthday,
+            phone: text(&m.phone),
+            email: text(&m.email),
+            address: text(&m.address),
+            region: text(&m.region),
+            industry: text(&m.industry),
+            source: m.source.map(|s| s.as_str().to_string()),
+            importance: m.importance.map(|i| i.as_str().to_string()),
+            credit_rating: text(&m.credit_rating),
+            cooperation_start_date: m.cooperation_start_date,
+            custom_fields: m.custom_fields.clone(),
+        }
+    }
+}
+
 impl Facts {
     fn filled(&self, field: &str) -> bool {
         match field {
@@ -801,12 +824,14 @@ impl Facts {
         }
     }
 
-    pub fn completeness(&self, catalogue: &Catalogue) -> Completeness {
+    /// Completeness against the template of the customer's category.
+    pub fn completeness(&self, t: &Template) -> Completeness {
+        let none = serde_json::Map::new();
         let values = match &self.custom_fields {
-            Some(Json::Object(m)) => m.clone(),
-            _ => serde_json::Map::new(),
+            Some(Json::Object(m)) => m,
+            _ => &none,
         };
-        score(&catalogue.template(&self.category), |f| self.filled(f), &values)
+        score(t, |f| self.filled(f), values)
     }
 }
 
@@ -885,7 +910,7 @@ pub async fn report(db: &DatabaseConnection, actor: &Actor, grouping: Grouping) 
     }
     let mut groups: HashMap<Option<String>, Acc> = HashMap::new();
     scan(db, actor.customer_condition(Resource::Customer, Action::Read), |f| {
-        let c = f.completeness(&catalogue);
+        let c = f.completeness(&catalogue.template(&f.category));
         let key = match grouping {
             Grouping::Owner => f.owner_id.map(|o| o.to_string()),
             Grouping::Department => Some(f.department_id.to_string()),
@@ -969,7 +994,7 @@ pub async fn least_complete(
         sea_orm::Condition::all().add(actor.customer_condition(Resource::Customer, Action::Read)).add(important);
     let mut found = Vec::new();
     scan(db, scope, |f| {
-        let c = f.completeness(&catalogue);
+        let c = f.completeness(&catalogue.template(&f.category));
         if c.score < 100 {
             found.push((f.id, c));
         }
