@@ -62,6 +62,11 @@ pub struct Config {
     /// Data keys for sensitive fields (`id:base64url,...`, the first seals); required on
     /// PostgreSQL, a key file beside the database on SQLite when absent.
     pub data_key: Option<String>,
+    /// `CRM_IMPORT_MAX_BYTES`: largest CSV file an import reads; default 256 MiB.
+    pub import_max_bytes: u64,
+    /// `CRM_IMPORT_IDLE_MS`: how long an import upload may send nothing before it is
+    /// stopped; default 60000.
+    pub import_idle_ms: u64,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -128,6 +133,8 @@ impl Config {
             max_connections: parsed("CRM_MAX_CONNECTIONS", 20_000usize)?.max(1),
             report_min_group: parsed("CRM_REPORT_MIN_GROUP", 5i64)?.max(1),
             data_key: var("CRM_DATA_KEY"),
+            import_max_bytes: parsed("CRM_IMPORT_MAX_BYTES", 256 * 1024 * 1024u64)?.max(1024),
+            import_idle_ms: parsed("CRM_IMPORT_IDLE_MS", 60_000u64)?.max(100),
         })
     }
 }

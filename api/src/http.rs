@@ -34,6 +34,7 @@ pub fn router(http: Http) -> Router {
         .route("/graphql", get(graphiql).post(graphql_post))
         .route("/reports/{file}", get(report_csv))
         .route("/personal-data/{file}", get(personal_data))
+        .route("/imports/customers", axum::routing::post(import_customers))
         .route_layer(axum::middleware::from_fn_with_state(http.clone(), edge))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
@@ -144,6 +145,11 @@ async fn edge(State(http): State<Http>, mut request: axum::extract::Request, nex
     };
     if let Some(actor) = actor {
         request.extensions_mut().insert(Caller(actor));
+    }
+    // An import reads a large file as it arrives: no overall limit, its own idle limit
+    // between the body's chunks (`import.rs`).
+    if request.uri().path().starts_with("/imports/") {
+        return next.run(request).await;
     }
     let limit = http.state.edge.request_timeout;
     match tokio::time::timeout(limit, next.run(request)).await {
@@ -408,6 +414,21 @@ async fn report_csv(
         Err(e @ AppError::Forbidden(_)) => error_response(StatusCode::FORBIDDEN, "FORBIDDEN", &e.to_string()),
         Err(e) => app_error_response(e),
     }
+}
+
+/// `POST /imports/customers`: a customer book as CSV (see `import.rs`). The body is read
+/// as a stream (the body limit of GraphQL requests does not apply; the import's own does).
+async fn import_customers(
+    State(http): State<Http>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+    caller: Option<axum::Extension<Caller>>,
+    request: axum::extract::Request,
+) -> Response {
+    let Some(axum::Extension(Caller(actor))) = caller else {
+        return app_error_response(AppError::Unauthenticated("authentication required"));
+    };
+    let (parts, body) = request.into_parts();
+    crate::import::customers(http.state.clone(), actor, params, &parts.headers, body).await
 }
 
 /// `GET /personal-data/<customer id>.json`: `exportPersonalData` as a download.

@@ -5,6 +5,7 @@ pub mod csv;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod import;
 pub mod schema;
 pub mod server;
 pub mod service;
@@ -99,6 +100,10 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             trust_forwarded_for: config.trust_forwarded_for,
         },
         privacy: state::Privacy { min_group: config.report_min_group, keys: std::sync::Arc::new(keys) },
+        imports: state::Imports {
+            max_bytes: config.import_max_bytes,
+            idle_timeout: std::time::Duration::from_millis(config.import_idle_ms),
+        },
     })
 }
 

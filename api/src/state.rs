@@ -31,6 +31,16 @@ pub struct AppState {
     pub edge: Edge,
     /// Privacy settings (`docs/privacy.md`).
     pub privacy: Privacy,
+    /// CSV imports (`import.rs`).
+    pub imports: Imports,
+}
+
+/// Limits of CSV imports.
+#[derive(Debug, Clone, Copy)]
+pub struct Imports {
+    pub max_bytes: u64,
+    /// Longest wait for the next bytes of an upload.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Privacy settings.

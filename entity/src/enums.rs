@@ -226,3 +226,21 @@ string_enum!(
     /// Where a reported duplicate stands.
     DuplicateReportStatus { Open = "OPEN", Merged = "MERGED", Dismissed = "DISMISSED" }
 );
+
+string_enum!(
+    /// What an import loads.
+    ImportKind { Customers = "CUSTOMERS" }
+);
+
+string_enum!(
+    /// Where an import stands.
+    ImportStatus { Running = "RUNNING", Done = "DONE", Failed = "FAILED" }
+);
+
+string_enum!(
+    /// What became of one line of an import.
+    ImportOutcome {
+        Created = "CREATED", Updated = "UPDATED", Unchanged = "UNCHANGED", Duplicate = "DUPLICATE",
+        Invalid = "INVALID", Failed = "FAILED",
+    }
+);

@@ -19,6 +19,8 @@ pub mod enums;
 pub mod exchange_rate;
 pub mod feedback;
 pub mod holiday;
+pub mod import_line;
+pub mod import_run;
 pub mod interaction;
 pub mod login_throttle;
 pub mod message_template;

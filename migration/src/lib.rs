@@ -19,6 +19,7 @@ mod m20261126_000012_categories;
 mod m20261126_000013_scope_indexes;
 mod m20261126_000014_merged_into;
 mod m20261126_000015_duplicate_reports;
+mod m20261127_000016_imports;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000013_scope_indexes::Migration),
             Box::new(m20261126_000014_merged_into::Migration),
             Box::new(m20261126_000015_duplicate_reports::Migration),
+            Box::new(m20261127_000016_imports::Migration),
         ]
     }
 }

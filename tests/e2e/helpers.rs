@@ -46,6 +46,8 @@ pub fn test_config(url: String) -> Config {
         max_connections: 20_000,
         report_min_group: 5,
         data_key,
+        import_max_bytes: 256 * 1024 * 1024,
+        import_idle_ms: 60_000,
     }
 }
 

@@ -13,6 +13,7 @@ mod demo;
 mod duplicates;
 mod edge;
 mod http;
+mod imports;
 mod keylists;
 mod privacy;
 mod records;

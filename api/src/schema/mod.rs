@@ -13,6 +13,7 @@ pub mod enums;
 pub mod error;
 pub mod feedback;
 pub mod guards;
+pub mod import;
 pub mod interaction;
 pub mod keylists;
 pub mod loaders;
@@ -34,6 +35,7 @@ pub struct Query(
     customer::CustomerQuery,
     category::CategoryQuery,
     duplicates::DuplicateQuery,
+    import::ImportQuery,
     contact::ContactQuery,
     deal::DealQuery,
     feedback::FeedbackQuery,

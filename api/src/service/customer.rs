@@ -16,8 +16,8 @@ use entity::customer::{self, Column};
 use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Tier};
 use entity::{department, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QuerySelect, Set,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -216,6 +216,33 @@ pub async fn create(
     input: NewCustomer,
 ) -> AppResult<customer::Model> {
     actor.require(Resource::Customer, Action::Create)?;
+    let catalogue = Catalogue::load(db).await?;
+    let model = prepare(db, vault, actor, &catalogue, input).await?;
+    let created = write(db, async |txn| insert_in(txn, actor, "create", model.clone()).await).await;
+    match created {
+        Ok(m) => {
+            // Every new customer enters at TARGET or PROSPECT: a lead for `newLead`,
+            // whoever created it (a front end, an integration, the demo loader).
+            events.publish(Signal::NewLead(m.id)).await;
+            Ok(m)
+        }
+        Err(e) => Err(explain_duplicate(db, actor, e, &model).await),
+    }
+}
+
+/// Checks a new customer of the caller (every bad field listed) and returns the row to
+/// insert: owned by the caller, in the caller's department. The caller holds the create
+/// grant.
+///
+/// # Errors
+/// VALIDATION; database errors.
+pub(crate) async fn prepare(
+    db: &impl ConnectionTrait,
+    vault: &Keyring,
+    actor: &Actor,
+    catalogue: &Catalogue,
+    input: NewCustomer,
+) -> AppResult<customer::ActiveModel> {
     let mut v = Violations::new();
     let kind = match input.kind {
         Some(k) => k,
@@ -226,9 +253,8 @@ pub async fn create(
     };
     let name = required_text(&mut v, "name", &input.name, 200);
     let category = category_key(input.category.as_deref().unwrap_or(default_category(kind)));
-    let catalogue = Catalogue::load(db).await?;
     let templated =
-        category::check_assignable(db, &mut v, &catalogue, &category, actor.user.department_id, None).await?;
+        category::check_assignable(db, &mut v, catalogue, &category, actor.user.department_id, None).await?;
     if input.gender.is_some() && kind == CustomerKind::Organization {
         v.add("gender", "only individuals have a gender");
     }
@@ -283,28 +309,29 @@ pub async fn create(
         category::check_record(&mut v, &catalogue.template(&category), &category, &model, None);
     }
     v.into_result()?;
-    let created = write(db, async |txn| {
-        let m = model.clone().insert(txn).await?;
-        audit::record(txn, Some(actor.id()), "create", "customer", m.id, None, Some(&m)).await?;
-        Ok(m)
-    })
-    .await;
-    match created {
-        Ok(m) => {
-            // Every new customer enters at TARGET or PROSPECT: a lead for `newLead`,
-            // whoever created it (a front end, an integration, the demo loader).
-            events.publish(Signal::NewLead(m.id)).await;
-            Ok(m)
-        }
-        Err(e) => Err(explain_duplicate(db, actor, e, &model).await),
-    }
+    Ok(model)
+}
+
+/// Inserts a prepared customer with its audit row (`action`: create, import).
+///
+/// # Errors
+/// DUPLICATE (a unique key, not yet explained), database errors.
+pub(crate) async fn insert_in(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    action: &str,
+    model: customer::ActiveModel,
+) -> AppResult<customer::Model> {
+    let m = model.insert(txn).await?;
+    audit::record(txn, Some(actor.id()), action, "customer", m.id, None, Some(&m)).await?;
+    Ok(m)
 }
 
 /// Turns a bare DUPLICATE into one that names the key and, for staff, the owning
 /// department of the live customer holding it, and nothing else about that customer. A
 /// partner system (the integration role) learns only the colliding key.
-async fn explain_duplicate(
-    db: &DatabaseConnection,
+pub(crate) async fn explain_duplicate(
+    db: &impl ConnectionTrait,
     actor: &Actor,
     e: AppError,
     attempted: &customer::ActiveModel,
@@ -500,18 +527,9 @@ pub async fn update(
     let result = write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Update, false).await?;
         check_version::<customer::Entity>(&old, Some(version))?;
-        let groups = [
-            (Resource::ContactDetails, patch.phone.is_some() || patch.email.is_some() || patch.address.is_some()),
-            (Resource::PersonalDetails, patch.birthday.is_some() || patch.soft_profile.is_some()),
-        ];
-        may_change_groups(actor, Resource::Customer, (&old).into(), &groups)?;
-        let mut v = Violations::new();
-        let am = apply_patch(&mut v, vault, &old, patch);
-        category::check_update(txn, &mut v, &old, &am).await?;
-        v.into_result()?;
+        let am = patched(txn, vault, actor, &old, patch).await?;
         attempted = Some(am.clone());
-        let new = save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
-        Ok(new)
+        save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await
     })
     .await;
     match (result, attempted) {
@@ -521,6 +539,31 @@ pub async fn update(
         }
         (r, _) => r,
     }
+}
+
+/// The row a patch makes of a stored customer the caller may update, checked: fields of
+/// a group the caller cannot read are not overwritten (FORBIDDEN), every bad field is
+/// listed (VALIDATION), the category's template applies (`category::check_update`).
+///
+/// # Errors
+/// FORBIDDEN, VALIDATION, database errors.
+pub(crate) async fn patched(
+    txn: &impl ConnectionTrait,
+    vault: &Keyring,
+    actor: &Actor,
+    old: &customer::Model,
+    patch: CustomerPatch,
+) -> AppResult<customer::ActiveModel> {
+    let groups = [
+        (Resource::ContactDetails, patch.phone.is_some() || patch.email.is_some() || patch.address.is_some()),
+        (Resource::PersonalDetails, patch.birthday.is_some() || patch.soft_profile.is_some()),
+    ];
+    may_change_groups(actor, Resource::Customer, old.into(), &groups)?;
+    let mut v = Violations::new();
+    let am = apply_patch(&mut v, vault, old, patch);
+    category::check_update(txn, &mut v, old, &am).await?;
+    v.into_result()?;
+    Ok(am)
 }
 
 fn apply_patch(v: &mut Violations, vault: &Keyring, old: &customer::Model, p: CustomerPatch) -> customer::ActiveModel {
@@ -553,7 +596,11 @@ fn apply_patch(v: &mut Violations, vault: &Keyring, old: &customer::Model, p: Cu
     am.email = Set(k.email);
     am.email_norm = Set(k.email_norm);
     if let Some(a) = p.address {
-        am.address = Set(optional_text(v, "address", a, 500).map(|a| vault.seal(ADDRESS, old.id, &a)));
+        let a = optional_text(v, "address", a, 500);
+        // Sealing takes a fresh nonce: the same address is kept as stored, not a change.
+        if address(vault, old).ok().flatten() != a {
+            am.address = Set(a.map(|a| vault.seal(ADDRESS, old.id, &a)));
+        }
     }
     if let Some(r) = p.region {
         am.region = Set(optional_text(v, "region", r, 100));

@@ -13,6 +13,7 @@ pub mod department;
 pub mod duplicates;
 pub mod feedback;
 pub mod filter;
+pub mod import;
 pub mod interaction;
 pub mod keylists;
 pub mod list;

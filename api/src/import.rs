@@ -1,0 +1,451 @@
+//! `POST /imports/customers`: a CSV upload read as it arrives (`docs/import-export.md`).
+//! The bytes are decoded (UTF-8, or GB18030 as Chinese spreadsheets save CSV; sniffed
+//! when not given) and split into records incrementally (`csv-core`), and each chunk of
+//! records is imported before more of the body is read, so memory stays bounded whatever
+//! the file's size. The work runs in its own task: a client that goes away mid-upload ends
+//! the run as FAILED (what was committed stays, and a re-run picks up the rest).
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult};
+use crate::service::category::Catalogue;
+use crate::service::import::{self as svc, CHUNK, Line, Mapping, Options};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use encoding_rs::{CoderResult, Encoding};
+use entity::enums::CustomerKind;
+use futures::StreamExt;
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// Longest record (bytes of text) and most cells in one: beyond, the line is reported.
+const MAX_RECORD_BYTES: usize = 64 * 1024;
+const MAX_CELLS: usize = 500;
+/// Bytes looked at to tell UTF-8 from GB18030 when the client does not say.
+const SNIFF_BYTES: usize = 64 * 1024;
+
+/// CSV records out of a byte stream in any chunking.
+pub struct Records {
+    encoding: Option<&'static Encoding>,
+    decoder: Option<encoding_rs::Decoder>,
+    /// Raw bytes held until the encoding is known.
+    held: Vec<u8>,
+    decoded: String,
+    /// Decoded bytes not yet parsed.
+    pending: Vec<u8>,
+    parser: csv_core::Reader,
+    field: Vec<u8>,
+    record: Vec<String>,
+    record_bytes: usize,
+    too_long: bool,
+    in_record: bool,
+    /// The line the reader is on, and the one the current record started on.
+    line: u64,
+    start_line: u64,
+    /// The decoder met bytes that are not valid in the encoding.
+    replaced: bool,
+    ready: VecDeque<Line>,
+    /// The file has ended.
+    done: bool,
+}
+
+impl Records {
+    /// A reader of the given encoding, or (None) one that tells UTF-8 from GB18030.
+    pub fn new(encoding: Option<&'static Encoding>) -> Self {
+        Self {
+            encoding,
+            decoder: encoding.map(Encoding::new_decoder),
+            held: Vec::new(),
+            decoded: String::new(),
+            pending: Vec::new(),
+            parser: csv_core::Reader::new(),
+            field: Vec::new(),
+            record: Vec::new(),
+            record_bytes: 0,
+            too_long: false,
+            in_record: false,
+            line: 1,
+            start_line: 1,
+            replaced: false,
+            ready: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// The encoding the file is read in (known once enough bytes came, or at the end).
+    pub fn encoding(&self) -> &'static str {
+        self.encoding.map_or("UTF-8", Encoding::name)
+    }
+
+    /// Feeds bytes of the file.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.decoder.is_none() {
+            self.held.extend_from_slice(bytes);
+            if self.held.len() < SNIFF_BYTES {
+                return;
+            }
+            self.sniff();
+            let held = std::mem::take(&mut self.held);
+            self.decode(&held, false);
+        } else {
+            self.decode(bytes, false);
+        }
+    }
+
+    /// Ends the file (once; later calls do nothing).
+    pub fn finish(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if self.decoder.is_none() {
+            self.sniff();
+        }
+        let held = std::mem::take(&mut self.held);
+        self.decode(&held, true);
+    }
+
+    /// Whether the file has ended.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// The next complete record.
+    pub fn next_line(&mut self) -> Option<Line> {
+        self.ready.pop_front()
+    }
+
+    /// UTF-8 (with or without a byte order mark) when the first bytes are valid UTF-8
+    /// (a sequence cut at the end of the sample allowed), else GB18030.
+    fn sniff(&mut self) {
+        let utf8 = match std::str::from_utf8(&self.held) {
+            Ok(_) => true,
+            Err(e) => e.error_len().is_none(),
+        };
+        let encoding = if utf8 { encoding_rs::UTF_8 } else { encoding_rs::GB18030 };
+        self.encoding = Some(encoding);
+        self.decoder = Some(encoding.new_decoder());
+    }
+
+    fn decode(&mut self, mut bytes: &[u8], last: bool) {
+        let Some(decoder) = self.decoder.as_mut() else { return };
+        loop {
+            let room = decoder.max_utf8_buffer_length(bytes.len()).unwrap_or(bytes.len() * 4 + 16);
+            self.decoded.reserve(room);
+            let (result, read, replaced) = decoder.decode_to_string(bytes, &mut self.decoded, last);
+            self.replaced |= replaced;
+            bytes = &bytes[read..];
+            if result == CoderResult::InputEmpty {
+                break;
+            }
+        }
+        self.pending.extend_from_slice(self.decoded.as_bytes());
+        self.decoded.clear();
+        self.parse(last);
+    }
+
+    fn parse(&mut self, last: bool) {
+        let mut out = [0u8; 8192];
+        let mut at = 0;
+        loop {
+            if !self.in_record {
+                // Line breaks between records (and blank lines) are passed here, counted,
+                // so a record's line is where its first cell starts.
+                while let Some(&b) = self.pending.get(at).filter(|b| matches!(b, b'\r' | b'\n')) {
+                    self.line += u64::from(b == b'\n');
+                    at += 1;
+                }
+                if at == self.pending.len() {
+                    break;
+                }
+                self.in_record = true;
+                self.start_line = self.line;
+            }
+            let input = &self.pending[at..];
+            let (result, read, written) = self.parser.read_field(input, &mut out);
+            self.line += input[..read].iter().filter(|&&b| b == b'\n').count() as u64;
+            at += read;
+            self.record_bytes += written;
+            if self.record_bytes > MAX_RECORD_BYTES || self.record.len() >= MAX_CELLS {
+                self.too_long = true;
+            } else {
+                self.field.extend_from_slice(&out[..written]);
+            }
+            match result {
+                csv_core::ReadFieldResult::InputEmpty => {
+                    // At the end, one more call with no input completes the last record.
+                    if !last || input.is_empty() {
+                        break;
+                    }
+                }
+                csv_core::ReadFieldResult::OutputFull => {}
+                csv_core::ReadFieldResult::Field { record_end } => {
+                    let field = std::mem::take(&mut self.field);
+                    if !self.too_long {
+                        self.record.push(String::from_utf8_lossy(&field).into_owned());
+                    }
+                    if record_end {
+                        self.emit();
+                    }
+                }
+                csv_core::ReadFieldResult::End => break,
+            }
+        }
+        self.pending.drain(..at);
+    }
+
+    fn emit(&mut self) {
+        let cells = std::mem::take(&mut self.record);
+        let unreadable = if self.too_long {
+            Some(format!("the line is longer than {} KiB or has more than {MAX_CELLS} cells", MAX_RECORD_BYTES / 1024))
+        } else if self.replaced && cells.iter().any(|c| c.contains('\u{fffd}')) {
+            Some(format!(
+                "the line has bytes that are not valid {}; say the file's encoding with ?encoding=",
+                self.encoding()
+            ))
+        } else {
+            None
+        };
+        self.ready.push_back(Line {
+            number: i64::try_from(self.start_line).unwrap_or(i64::MAX),
+            cells: if unreadable.is_some() { Vec::new() } else { cells },
+            unreadable,
+        });
+        self.record_bytes = 0;
+        self.too_long = false;
+        self.in_record = false;
+    }
+}
+
+/// The options of an upload from its query string.
+struct Request {
+    dry_run: bool,
+    encoding: Option<&'static Encoding>,
+    default_kind: CustomerKind,
+    file_name: Option<String>,
+    map: HashMap<String, String>,
+}
+
+fn request(params: &HashMap<String, String>) -> AppResult<Request> {
+    let flag = |name: &str| -> AppResult<bool> {
+        match params.get(name).map(|v| v.trim().to_lowercase()) {
+            None => Ok(false),
+            Some(v) if v.is_empty() || v == "true" || v == "1" => Ok(true),
+            Some(v) if v == "false" || v == "0" => Ok(false),
+            Some(_) => Err(AppError::invalid(name, "must be true or false")),
+        }
+    };
+    let encoding = match params.get("encoding").map(|e| e.trim().to_lowercase()) {
+        None => None,
+        Some(e) if e.is_empty() || e == "auto" => None,
+        Some(e) if matches!(e.as_str(), "utf-8" | "utf8") => Some(encoding_rs::UTF_8),
+        Some(e) if matches!(e.as_str(), "gb18030" | "gbk" | "gb2312") => Some(encoding_rs::GB18030),
+        Some(_) => return Err(AppError::invalid("encoding", "must be utf-8 or gb18030 (or auto)")),
+    };
+    let default_kind = match params.get("kind").map(|k| k.trim().to_uppercase()) {
+        None => CustomerKind::Individual,
+        Some(k) => {
+            CustomerKind::parse(&k).ok_or_else(|| AppError::invalid("kind", "must be INDIVIDUAL or ORGANIZATION"))?
+        }
+    };
+    let mut map = HashMap::new();
+    if let Some(spec) = params.get("map") {
+        for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
+            let Some((from, to)) = pair.rsplit_once(':') else {
+                return Err(AppError::invalid("map", format!("\"{pair}\" is not header:field")));
+            };
+            map.insert(from.trim().to_string(), to.trim().to_string());
+        }
+    }
+    let file_name = params.get("fileName").map(|f| f.trim().chars().take(200).collect::<String>());
+    Ok(Request { dry_run: flag("dryRun")?, encoding, default_kind, file_name, map })
+}
+
+/// Handles an upload: checks the caller, the size and the header before a run starts,
+/// then imports in a task of its own and answers with the run and its first problems.
+pub async fn customers(
+    state: AppState,
+    actor: Actor,
+    params: HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let options = match request(&params) {
+        Ok(o) => o,
+        Err(e) => return failure(e),
+    };
+    if let Err(e) = actor.require(entity::enums::Resource::Customer, entity::enums::Action::Create) {
+        return failure(e);
+    }
+    let max = state.imports.max_bytes;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return too_large(max);
+    }
+    match tokio::spawn(run(state, actor, options, body)).await {
+        Ok(response) => response,
+        Err(e) => failure(AppError::internal(e)),
+    }
+}
+
+fn failure(e: AppError) -> Response {
+    let status = match e {
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    if let AppError::Internal(source) = &e {
+        tracing::error!(error = %source, "import failed");
+    }
+    let mut error = json!({ "message": e.to_string(), "extensions": { "code": e.code() } });
+    if let AppError::Validation(fields) = &e {
+        error["extensions"]["fields"] = json!(fields);
+    }
+    (status, axum::Json(json!({ "errors": [error] }))).into_response()
+}
+
+fn too_large(max: u64) -> Response {
+    let e = json!({ "message": format!("the file is larger than {max} bytes (CRM_IMPORT_MAX_BYTES)"), "extensions": { "code": "PAYLOAD_TOO_LARGE" } });
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(json!({ "errors": [e] }))).into_response()
+}
+
+/// Why reading the body stopped early.
+enum Stop {
+    TooLarge,
+    Idle,
+    Broken(String),
+}
+
+/// The next bytes of the body: None at its end.
+async fn next_bytes(
+    stream: &mut (impl futures::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin),
+    idle: Duration,
+    read: &mut u64,
+    max: u64,
+) -> Result<Option<axum::body::Bytes>, Stop> {
+    match tokio::time::timeout(idle, stream.next()).await {
+        Err(_) => Err(Stop::Idle),
+        Ok(None) => Ok(None),
+        Ok(Some(Err(e))) => Err(Stop::Broken(e.to_string())),
+        Ok(Some(Ok(bytes))) => {
+            *read += bytes.len() as u64;
+            if *read > max { Err(Stop::TooLarge) } else { Ok(Some(bytes)) }
+        }
+    }
+}
+
+fn stop_message(stop: &Stop, idle: Duration) -> String {
+    match stop {
+        Stop::TooLarge => "the file is larger than the import limit (CRM_IMPORT_MAX_BYTES)".into(),
+        Stop::Idle => format!("the upload stalled: no bytes for {} s", idle.as_secs()),
+        Stop::Broken(e) => format!("the upload broke off: {e}"),
+    }
+}
+
+async fn run(state: AppState, actor: Actor, request: Request, body: Body) -> Response {
+    let (max, idle) = (state.imports.max_bytes, state.imports.idle_timeout);
+    let mut stream = body.into_data_stream();
+    let mut records = Records::new(request.encoding);
+    let mut read = 0u64;
+    // The header first: nothing starts before it maps.
+    let header = loop {
+        if let Some(line) = records.next_line() {
+            break line;
+        }
+        match next_bytes(&mut stream, idle, &mut read, max).await {
+            Ok(Some(bytes)) => records.push(&bytes),
+            Ok(None) => {
+                records.finish();
+                match records.next_line() {
+                    Some(line) => break line,
+                    None => return failure(AppError::invalid("file", "the file is empty: a header line is required")),
+                }
+            }
+            Err(Stop::TooLarge) => return too_large(max),
+            Err(stop) => return failure(AppError::BadRequest(stop_message(&stop, idle))),
+        }
+    };
+    if let Some(why) = header.unreadable {
+        return failure(AppError::invalid("header", why));
+    }
+    let db = &state.db;
+    let catalogue = match Catalogue::load(db).await {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    let mapping = match Mapping::new(&catalogue, &header.cells, &request.map) {
+        Ok(m) => m,
+        Err(e) => return failure(e),
+    };
+    let options = Options {
+        dry_run: request.dry_run,
+        default_kind: request.default_kind,
+        file_name: request.file_name,
+        encoding: records.encoding(),
+    };
+    let importer = svc::start(db, &state.events, &state.privacy.keys, &actor, mapping, options).await;
+    let mut importer = match importer {
+        Ok(i) => i,
+        Err(e) => return failure(e),
+    };
+    let mut batch = Vec::with_capacity(CHUNK);
+    let mut ended = records.done();
+    let outcome = loop {
+        while batch.len() < CHUNK
+            && let Some(line) = records.next_line()
+        {
+            batch.push(line);
+        }
+        if batch.len() >= CHUNK || (ended && !batch.is_empty()) {
+            if let Err(e) = importer.chunk(std::mem::take(&mut batch)).await {
+                break Err(e.to_string());
+            }
+            continue;
+        }
+        if ended {
+            break Ok(());
+        }
+        match next_bytes(&mut stream, idle, &mut read, max).await {
+            Ok(Some(bytes)) => records.push(&bytes),
+            Ok(None) => {
+                records.finish();
+                ended = true;
+            }
+            Err(stop) => break Err(stop_message(&stop, idle)),
+        }
+    };
+    let (run, problems) = match outcome {
+        Ok(()) => match importer.finish().await {
+            Ok(done) => done,
+            Err(e) => return failure(e),
+        },
+        Err(why) => importer.fail(why).await,
+    };
+    tracing::info!(run = %run.id, status = %run.status, lines = run.lines_read, "import ended");
+    let status = if run.error.as_deref().is_some_and(|e| e.contains("CRM_IMPORT_MAX_BYTES")) {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(json!({ "importRun": summary(&run), "problems": problems }))).into_response()
+}
+
+/// A run as the upload's answer shows it (the GraphQL `ImportRun` fields of the same names).
+fn summary(run: &entity::import_run::Model) -> serde_json::Value {
+    json!({
+        "id": run.id,
+        "status": run.status,
+        "dryRun": run.dry_run,
+        "encoding": run.encoding,
+        "linesRead": run.lines_read,
+        "created": run.created,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "duplicate": run.duplicate,
+        "invalid": run.invalid,
+        "failed": run.failed,
+        "error": run.error,
+    })
+}

@@ -1,0 +1,260 @@
+//! Imports of a customer book from CSV: per-line outcomes, upsert on natural keys that
+//! never overwrites someone else's record, dry runs, re-runs, encodings, header mapping.
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+/// POSTs a CSV file to `/imports/customers?<query>`; returns the status and the JSON.
+async fn import(app: &TestApp, token: Option<&str>, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let mut req = app.client.post(app.url(&format!("/imports/customers?{query}"))).body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.header("content-type", "text/csv").send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+fn counts(run: &Value) -> [i64; 6] {
+    ["created", "updated", "unchanged", "duplicate", "invalid", "failed"].map(|k| run[k].as_i64().unwrap())
+}
+
+const RUN: &str = "query($id:ID!,$o:[ImportOutcome!]){importRun(id:$id){status dryRun linesRead created updated \
+                   unchanged duplicate invalid failed encoding startedBy{email} \
+                   lines(outcomes:$o,first:100){nodes{line outcome customerId message problems{field message}}}}}";
+
+async fn customer_count(app: &TestApp) -> i64 {
+    app.ok(&app.admin_token, "{customers{totalCount}}", json!({})).await["customers"]["totalCount"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn an_import_creates_updates_and_reports_every_line() {
+    let app = TestApp::spawn().await;
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西部", None).await;
+    let (_, rep) = app.create_user("east@example.com", "SALES", &east).await;
+    let (_, other) = app.create_user("west@example.com", "SALES", &west).await;
+    let theirs = app
+        .create_customer(
+            &other,
+            json!({"name": "赵敏", "kind": "INDIVIDUAL", "phone": "13900009999", "region": "成都"}),
+        )
+        .await;
+    let mine = app.create_customer(&rep, json!({"name": "王芳", "kind": "INDIVIDUAL", "phone": "13800000001"})).await;
+    let before = customer_count(&app).await;
+
+    // A spreadsheet's export: a byte order mark, Chinese headers, a quoted address with a
+    // comma and a line break, dates as 1990/5/6, labels for enums.
+    let file = "\u{feff}姓名,类型,手机,邮箱,地区,性别,生日,地址\r\n\
+                李雷,个人,13800000002,lilei@example.com,上海,男,1990/5/6,\"上海市徐汇区, 漕溪北路\n88号\"\r\n\
+                王芳,个人,138 0000 0001,,北京,,,\r\n\
+                赵六,个人,+86 139-0000-9999,,,,,\r\n\
+                韩梅梅,个人,12345,not-an-email,,未知,1990-02-30,\r\n\
+                李雷,个人,13800000002,lilei@example.com,上海,男,1990/5/6,\"上海市徐汇区, 漕溪北路\n88号\"\r\n\
+                上海恒达贸易有限公司,企业,,info@hengda.example,上海,,,\r\n";
+
+    // The dry run says what would happen and writes nothing.
+    let (status, dry) = import(&app, Some(&rep), "dryRun=true&fileName=book.csv", file.as_bytes().to_vec()).await;
+    assert_eq!(status, 200, "{dry}");
+    let run = &dry["importRun"];
+    assert_eq!((run["status"].as_str(), run["dryRun"].as_bool()), (Some("DONE"), Some(true)), "{dry}");
+    assert_eq!(run["linesRead"], 6);
+    // Line 7 repeats line 2: it finds the record line 2 (would have) created.
+    assert_eq!(counts(run), [2, 1, 1, 1, 1, 0], "{dry}");
+    assert_eq!(customer_count(&app).await, before, "a dry run writes no customer");
+
+    let (status, real) = import(&app, Some(&rep), "fileName=book.csv", file.as_bytes().to_vec()).await;
+    assert_eq!(status, 200, "{real}");
+    let run = &real["importRun"];
+    assert_eq!((run["status"].as_str(), run["dryRun"].as_bool()), (Some("DONE"), Some(false)));
+    assert_eq!(counts(run), [2, 1, 1, 1, 1, 0], "{real}");
+    assert_eq!(run["encoding"], "UTF-8");
+    assert_eq!(customer_count(&app).await, before + 2);
+
+    // The problems come back at once, in file order, with their line numbers (the quoted
+    // line break makes line 3 of the file start at physical line 4).
+    let problems = real["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{real}");
+    assert_eq!((problems[0]["line"].as_i64(), problems[0]["outcome"].as_str()), (Some(5), Some("DUPLICATE")));
+    let message = problems[0]["message"].as_str().unwrap();
+    assert!(message.contains("西部"), "the owning department is named: {message}");
+    assert!(!message.contains("赵敏") && !message.contains(theirs["id"].as_str().unwrap()), "{message}");
+    assert_eq!(problems[1]["outcome"], "INVALID");
+    let fields: Vec<&str> =
+        problems[1]["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap()).collect();
+    for f in ["gender", "birthday", "phone", "email"] {
+        assert!(fields.contains(&f), "{f} listed: {fields:?}");
+    }
+
+    // Someone else's record is reported, never overwritten; mine is updated.
+    let q = "query($id:ID!){customer(id:$id){name region phone version}}";
+    let theirs_now = app.ok(&other, q, json!({"id": theirs["id"]})).await;
+    assert_eq!(theirs_now["customer"]["name"], "赵敏");
+    assert_eq!(theirs_now["customer"]["version"], 1);
+    let mine_now = app.ok(&rep, q, json!({"id": mine["id"]})).await;
+    assert_eq!(mine_now["customer"]["region"], "北京");
+    assert_eq!(mine_now["customer"]["name"], "王芳");
+
+    // The created records are the importer's, with every field, and audited as imports.
+    let found = app
+        .ok(
+            &rep,
+            "{customers(filter:{name:{eq:\"李雷\"}}){nodes{id kind gender birthday address email region ownerId}}}",
+            json!({}),
+        )
+        .await;
+    let lilei = &found["customers"]["nodes"][0];
+    assert_eq!(lilei["gender"], "MALE");
+    assert_eq!(lilei["birthday"], "1990-05-06");
+    assert_eq!(lilei["address"], "上海市徐汇区, 漕溪北路\n88号");
+    let history = app
+        .ok(
+            &app.admin_token,
+            "query($id:ID!){auditLog(filter:{recordId:$id}){nodes{action}}}",
+            json!({"id": lilei["id"]}),
+        )
+        .await;
+    assert_eq!(history["auditLog"]["nodes"][0]["action"], "import", "{history}");
+
+    // The run is pollable, every line kept with its outcome.
+    let id = run["id"].as_str().unwrap();
+    let polled = app.ok(&rep, RUN, json!({"id": id})).await;
+    let lines = polled["importRun"]["lines"]["nodes"].as_array().unwrap();
+    let outcomes: Vec<&str> = lines.iter().map(|l| l["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["CREATED", "UPDATED", "DUPLICATE", "INVALID", "UNCHANGED", "CREATED"]);
+    assert_eq!(lines[0]["customerId"], lilei["id"]);
+    assert_eq!(lines[1]["customerId"], mine["id"]);
+    assert!(lines[2]["customerId"].is_null(), "no id of a record one may not touch");
+    assert_eq!(polled["importRun"]["startedBy"]["email"], "east@example.com");
+    let invalid = app.ok(&rep, RUN, json!({"id": id, "o": ["INVALID"]})).await;
+    assert_eq!(invalid["importRun"]["lines"]["nodes"].as_array().unwrap().len(), 1);
+    // Another user does not see my run; an administrator does.
+    let resp = app.gql(Some(&other), RUN, json!({"id": id})).await;
+    assert_eq!(code(&resp), "NOT_FOUND", "{resp}");
+    app.ok(&app.admin_token, RUN, json!({"id": id})).await;
+    let runs = app.ok(&rep, "{importRuns{nodes{id dryRun}}}", json!({})).await;
+    assert_eq!(runs["importRuns"]["nodes"].as_array().unwrap().len(), 2, "the dry run is listed too");
+    assert_eq!(runs["importRuns"]["nodes"][0]["id"], id, "newest first");
+
+    // Running the same file again changes nothing and says so.
+    let (_, again) = import(&app, Some(&rep), "", file.as_bytes().to_vec()).await;
+    assert_eq!(counts(&again["importRun"]), [0, 0, 4, 1, 1, 0], "{again}");
+    assert_eq!(customer_count(&app).await, before + 2);
+}
+
+#[tokio::test]
+async fn imports_read_gb18030_map_headers_and_type_custom_fields() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    app.ok(
+        &admin,
+        "mutation($i:CategoryInput!){saveCategory(input:$i,version:1){version}}",
+        json!({"i": {"key": "retail", "name": "零售客户", "fields": [
+            {"key": "points", "label": "积分", "type": "NUMBER", "min": "0"},
+            {"key": "member", "label": "会员", "type": "BOOLEAN"},
+            {"key": "tags", "label": "标签", "type": "MULTI_CHOICE", "choices": ["茶", "酒", "礼盒"]},
+            {"key": "since", "label": "入会日期", "type": "DATE"}
+        ]}}),
+    )
+    .await;
+
+    // Excel on a Chinese Windows saves CSV in GB18030 (GBK), without a byte order mark.
+    let text = "客户全称,积分,会员,标签,custom.since,备注\r\n\
+                周杰,1200,是,茶、礼盒,2024/1/8,老客户\r\n\
+                吴敏,-5,否,咖啡,2024-02-30,\r\n";
+    let (gbk, _, _) = encoding_rs::GB18030.encode(text);
+    let gbk = gbk.into_owned();
+
+    // An unmapped header is refused before anything starts, listing it.
+    let (status, resp) = import(&app, Some(&admin), "", gbk.clone()).await;
+    assert_eq!((status, code(&resp)), (400, "VALIDATION"), "{resp}");
+    let fields = resp["errors"][0]["extensions"]["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 2, "{resp}");
+    assert!(resp.to_string().contains("客户全称") && resp.to_string().contains("备注"), "{resp}");
+    assert!(
+        app.ok(&admin, "{importRuns{nodes{id}}}", json!({})).await["importRuns"]["nodes"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let (status, done) = import(&app, Some(&admin), "map=客户全称:name,备注:-", gbk.clone()).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["importRun"]["encoding"], "gb18030", "sniffed: not valid UTF-8");
+    assert_eq!(counts(&done["importRun"]), [1, 0, 0, 0, 1, 0], "{done}");
+    let bad = &done["problems"][0];
+    assert_eq!(bad["line"], 3);
+    let fields: Vec<&str> = bad["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap()).collect();
+    assert_eq!(fields.len(), 3, "{bad}");
+    for f in ["customFields.points", "customFields.tags", "customFields.since"] {
+        assert!(fields.contains(&f), "{f}: {fields:?}");
+    }
+    let zhou = app.ok(&admin, "{customers(filter:{name:{eq:\"周杰\"}}){nodes{customFields}}}", json!({})).await;
+    assert_eq!(
+        zhou["customers"]["nodes"][0]["customFields"],
+        json!({"points": 1200, "member": true, "tags": ["茶", "礼盒"], "since": "2024-01-08"})
+    );
+
+    // The same file read as UTF-8 on request: every line has bytes that are not UTF-8.
+    let (status, wrong) = import(&app, Some(&admin), "encoding=utf-8&map=客户全称:name,备注:-&dryRun=1", gbk).await;
+    assert_eq!(status, 400, "the header itself is unreadable: {wrong}");
+    assert_eq!(code(&wrong), "VALIDATION");
+
+    // Who may import, and what is not a file.
+    let (status, resp) = import(&app, None, "", b"name\r\nx\r\n".to_vec()).await;
+    assert_eq!((status, code(&resp)), (401, "UNAUTHENTICATED"));
+    let dept = app.create_department("数据部", None).await;
+    let (_, analyst) = app.create_user("bi@example.com", "ANALYST", &dept).await;
+    let (status, resp) = import(&app, Some(&analyst), "", b"name\r\nx\r\n".to_vec()).await;
+    assert_eq!((status, code(&resp)), (403, "FORBIDDEN"), "{resp}");
+    let (status, resp) = import(&app, Some(&admin), "", Vec::new()).await;
+    assert_eq!((status, code(&resp)), (400, "VALIDATION"), "{resp}");
+    let (status, resp) = import(&app, Some(&admin), "", b"phone\r\n13800000000\r\n".to_vec()).await;
+    assert_eq!((status, code(&resp)), (400, "VALIDATION"), "no name column: {resp}");
+    let (status, resp) = import(&app, Some(&admin), "encoding=latin1", b"name\r\nx\r\n".to_vec()).await;
+    assert_eq!((status, code(&resp)), (400, "VALIDATION"), "{resp}");
+    let (status, resp) = import(&app, Some(&admin), "", b"name,name\r\nx,y\r\n".to_vec()).await;
+    assert_eq!((status, code(&resp)), (400, "VALIDATION"), "two columns for one field: {resp}");
+}
+
+#[tokio::test]
+async fn a_large_file_is_imported_in_chunks_and_a_limit_stops_a_larger_one() {
+    let app = TestApp::spawn_with(|c| c.import_max_bytes = 200_000).await;
+    let admin = app.admin_token.clone();
+    let mut file = String::from("name,phone,kind\n");
+    for i in 0..1200 {
+        file.push_str(&format!("客户{i},1380{i:07},INDIVIDUAL\n"));
+    }
+    // A line in the third chunk repeats one of the first: on a dry run (each chunk rolled
+    // back) it still reads as the update it will be.
+    file.push_str("客户零,13800000005,INDIVIDUAL\n");
+    let (status, dry) = import(&app, Some(&admin), "dryRun=true", file.clone().into_bytes()).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(counts(&dry["importRun"]), [1200, 1, 0, 0, 0, 0], "{dry}");
+    let id = dry["importRun"]["id"].as_str().unwrap();
+    let last = app.ok(&admin, RUN, json!({"id": id, "o": ["UPDATED"]})).await;
+    let line = &last["importRun"]["lines"]["nodes"][0];
+    assert_eq!(line["line"], 1202);
+    assert!(line["message"].as_str().unwrap().contains("line 7"), "{line}");
+
+    let (status, done) = import(&app, Some(&admin), "", file.clone().into_bytes()).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(counts(&done["importRun"]), [1200, 1, 0, 0, 0, 0], "{done}");
+    assert_eq!(customer_count(&app).await, 1200);
+    let page = app
+        .ok(
+            &admin,
+            "query($id:ID!){importRun(id:$id){lines(first:100){totalCount pageInfo{hasNextPage endCursor}}}}",
+            json!({"id": done["importRun"]["id"]}),
+        )
+        .await;
+    assert_eq!(page["importRun"]["lines"]["totalCount"], 1201);
+    assert_eq!(page["importRun"]["lines"]["pageInfo"]["hasNextPage"], true);
+
+    // Past the limit: the run stops where the limit fell; what came before stays.
+    let mut big = String::from("name,phone\n");
+    for i in 0..10000 {
+        big.push_str(&format!("大客户{i},1390{i:07}\n"));
+    }
+    let (status, resp) = import(&app, Some(&admin), "", big.clone().into_bytes()).await;
+    assert_eq!((status, code(&resp)), (413, "PAYLOAD_TOO_LARGE"), "declared too large: {resp}");
+}
