@@ -35,6 +35,7 @@ pub fn router(http: Http) -> Router {
         .route("/reports/{file}", get(report_csv))
         .route("/personal-data/{file}", get(personal_data))
         .route("/imports/customers", axum::routing::post(import_customers))
+        .route("/exports/{file}", get(export_csv))
         .route_layer(axum::middleware::from_fn_with_state(http.clone(), edge))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
@@ -411,6 +412,31 @@ async fn report_csv(
     match crate::csv::report(&http.state, actor, name, &params).await {
         Ok(resp) => resp,
         Err(AppError::NotFound(_)) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such report"),
+        Err(e @ AppError::Forbidden(_)) => error_response(StatusCode::FORBIDDEN, "FORBIDDEN", &e.to_string()),
+        Err(e) => app_error_response(e),
+    }
+}
+
+/// `GET /exports/<customers|contacts|deals>.csv`: the records the caller may read (see
+/// `export.rs`).
+async fn export_csv(
+    State(http): State<Http>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Response {
+    let Some(axum::Extension(Caller(actor))) = caller else {
+        return app_error_response(AppError::Unauthenticated("authentication required"));
+    };
+    let Some(what) = crate::export::What::parse(&file) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "exports are customers.csv, contacts.csv, deals.csv",
+        );
+    };
+    match crate::export::export(&http.state, actor, what, &params).await {
+        Ok(resp) => resp,
         Err(e @ AppError::Forbidden(_)) => error_response(StatusCode::FORBIDDEN, "FORBIDDEN", &e.to_string()),
         Err(e) => app_error_response(e),
     }

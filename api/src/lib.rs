@@ -4,6 +4,7 @@ pub mod config;
 pub mod csv;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod http;
 pub mod import;
 pub mod schema;

@@ -41,6 +41,8 @@ pub const PROBLEMS_SHOWN: usize = 100;
 /// A customer field a column can fill.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Field {
+    /// The record's id, as an export writes it: matched before the natural keys.
+    Id,
     Kind,
     Category,
     Name,
@@ -61,6 +63,7 @@ pub enum Field {
 /// Each field: its name (the GraphQL field, the export's header) and the headers Chinese
 /// spreadsheets commonly use for it.
 pub const FIELDS: &[(Field, &str, &[&str])] = &[
+    (Field::Id, "id", &[]),
     (Field::Kind, "kind", &["类型", "客户类型"]),
     (Field::Category, "category", &["类别", "分类", "客户类别"]),
     (Field::Name, "name", &["名称", "姓名", "客户名称", "客户", "公司名称", "单位名称"]),
@@ -80,7 +83,7 @@ pub const FIELDS: &[(Field, &str, &[&str])] = &[
 
 /// Columns of the customer export that an import reads past: facts the system keeps
 /// (ids, grades, ownership, times), so an exported file imports back as it is.
-pub const READ_ONLY: &[&str] = &["id", "tier", "owner", "department", "createdAt", "updatedAt", "completeness"];
+pub const READ_ONLY: &[&str] = &["tier", "owner", "department", "createdAt", "updatedAt", "completeness"];
 
 /// Where one column goes.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -615,9 +618,16 @@ impl Importer<'_> {
         let parsed = parse(&mut problems, &cells);
         let kind = parsed.kind.unwrap_or(self.options.default_kind);
         let keys = natural_keys(kind, &cells);
+        // An id (an exported file coming back) matches its record; an id unknown here (a
+        // file from elsewhere) leaves the natural keys to match.
+        let id = cells.get(Field::Id).and_then(|id| Uuid::parse_str(id).ok());
         let mut matched = Vec::<entity::customer::Model>::new();
-        if !keys.is_empty() {
+        if !keys.is_empty() || id.is_some() {
             let any = keys.iter().fold(Condition::any(), |c, (col, v)| c.add(col.eq(v.clone())));
+            let any = match id {
+                Some(id) => any.add(C::Id.eq(id)),
+                None => any,
+            };
             matched =
                 entity::customer::Entity::find().filter(C::DeletedAt.is_null()).filter(any).limit(3).all(txn).await?;
         }
@@ -646,6 +656,7 @@ impl Importer<'_> {
                     .iter()
                     .filter(|(c, v)| many.iter().any(|m| key_value(m, *c) == Some(v.as_str())))
                     .map(|(c, _)| key_label(*c))
+                    .chain(id.filter(|id| many.iter().any(|m| m.id == *id)).map(|_| "id"))
                     .collect();
                 let message = format!("matches {} customers (by {}); merge them first", many.len(), by.join(", "));
                 Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)))
