@@ -370,9 +370,12 @@ pub async fn export(
         .map(|f| serde_json::from_str::<Json>(f).map_err(|e| AppError::invalid("filter", format!("not JSON: {e}"))))
         .transpose()?;
     let custom = if what == What::Customers {
+        // The fields of categories open to the caller: another department's template is
+        // not the caller's to know.
         let catalogue = Catalogue::load(&state.db).await?;
+        let open = crate::service::category::visible(&state.db, &actor, &catalogue).await?;
         let mut keys: Vec<String> = Vec::new();
-        for f in catalogue.all().flat_map(|c| c.fields.iter()) {
+        for f in open.iter().flat_map(|c| c.fields.iter()) {
             if !keys.contains(&f.key) {
                 keys.push(f.key.clone());
             }

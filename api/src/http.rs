@@ -454,7 +454,13 @@ async fn import_customers(
         return app_error_response(AppError::Unauthenticated("authentication required"));
     };
     let (parts, body) = request.into_parts();
-    crate::import::customers(http.state.clone(), actor, params, &parts.headers, body).await
+    // The token as verified now: the import re-reads the user's rights with it per chunk.
+    let token = bearer(&parts.headers).and_then(|t| t.ok_or(AppError::Unauthenticated("authentication required")));
+    let verified = match token.and_then(|t| http.state.jwt.verify(t)) {
+        Ok(v) => v,
+        Err(e) => return app_error_response(e),
+    };
+    crate::import::customers(http.state.clone(), actor, verified, params, &parts.headers, body).await
 }
 
 /// `GET /personal-data/<customer id>.json`: `exportPersonalData` as a download.

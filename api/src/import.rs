@@ -40,8 +40,10 @@ pub struct Records {
     record_bytes: usize,
     too_long: bool,
     in_record: bool,
-    /// The line the reader is on, and the one the current record started on.
-    line: u64,
+    /// The line the reader is on; the one the current record started on.
+    lines: LineCounter,
+    /// Quote characters of the current record (odd at its end: a quote left open).
+    quotes: usize,
     start_line: u64,
     /// The decoder met bytes that are not valid in the encoding.
     replaced: bool,
@@ -65,7 +67,8 @@ impl Records {
             record_bytes: 0,
             too_long: false,
             in_record: false,
-            line: 1,
+            lines: LineCounter { line: 1, after_cr: false },
+            quotes: 0,
             start_line: 1,
             replaced: false,
             ready: VecDeque::new(),
@@ -75,7 +78,8 @@ impl Records {
 
     /// The encoding the file is read in (known once enough bytes came, or at the end).
     pub fn encoding(&self) -> &'static str {
-        self.encoding.map_or("UTF-8", Encoding::name)
+        // A byte order mark may have switched the decoder (UTF-16).
+        self.decoder.as_ref().map(encoding_rs::Decoder::encoding).or(self.encoding).map_or("UTF-8", Encoding::name)
     }
 
     /// Feeds bytes of the file.
@@ -117,13 +121,21 @@ impl Records {
     }
 
     /// UTF-8 (with or without a byte order mark) when the first bytes are valid UTF-8
-    /// (a sequence cut at the end of the sample allowed), else GB18030.
+    /// (a sequence cut at the end of the sample allowed); GB18030 when they are not but
+    /// are valid GB18030; else UTF-8 still (a stray byte in a UTF-8 file: the lines that
+    /// hold one are reported, instead of the whole file read as GB18030 mojibake).
     fn sniff(&mut self) {
         let utf8 = match std::str::from_utf8(&self.held) {
             Ok(_) => true,
             Err(e) => e.error_len().is_none(),
         };
-        let encoding = if utf8 { encoding_rs::UTF_8 } else { encoding_rs::GB18030 };
+        let gb18030 = !utf8 && {
+            let mut decoder = encoding_rs::GB18030.new_decoder_without_bom_handling();
+            let mut sink = String::with_capacity(self.held.len() * 2 + 16);
+            let (result, _) = decoder.decode_to_string_without_replacement(&self.held, &mut sink, false);
+            !matches!(result, encoding_rs::DecoderResult::Malformed(..))
+        };
+        let encoding = if gb18030 { encoding_rs::GB18030 } else { encoding_rs::UTF_8 };
         self.encoding = Some(encoding);
         self.decoder = Some(encoding.new_decoder());
     }
@@ -153,18 +165,25 @@ impl Records {
                 // Line breaks between records (and blank lines) are passed here, counted,
                 // so a record's line is where its first cell starts.
                 while let Some(&b) = self.pending.get(at).filter(|b| matches!(b, b'\r' | b'\n')) {
-                    self.line += u64::from(b == b'\n');
+                    self.lines.count(&[b]);
                     at += 1;
                 }
                 if at == self.pending.len() {
                     break;
                 }
                 self.in_record = true;
-                self.start_line = self.line;
+                self.start_line = self.lines.line;
             }
             let input = &self.pending[at..];
+            let at_end = input.is_empty();
+            // csv-core reads an empty input as the end of the data: only at the end.
+            if at_end && !last {
+                break;
+            }
             let (result, read, written) = self.parser.read_field(input, &mut out);
-            self.line += input[..read].iter().filter(|&&b| b == b'\n').count() as u64;
+            let consumed = &self.pending[at..at + read];
+            self.quotes += consumed.iter().filter(|&&b| b == b'"').count();
+            self.lines.count(consumed);
             at += read;
             self.record_bytes += written;
             if self.record_bytes > MAX_RECORD_BYTES || self.record.len() >= MAX_CELLS {
@@ -175,7 +194,7 @@ impl Records {
             match result {
                 csv_core::ReadFieldResult::InputEmpty => {
                     // At the end, one more call with no input completes the last record.
-                    if !last || input.is_empty() {
+                    if at_end {
                         break;
                     }
                 }
@@ -186,7 +205,7 @@ impl Records {
                         self.record.push(String::from_utf8_lossy(&field).into_owned());
                     }
                     if record_end {
-                        self.emit();
+                        self.emit(at_end);
                     }
                 }
                 csv_core::ReadFieldResult::End => break,
@@ -195,9 +214,15 @@ impl Records {
         self.pending.drain(..at);
     }
 
-    fn emit(&mut self) {
+    /// Emits the current record; `at_end`: it was ended by the end of the file.
+    fn emit(&mut self, at_end: bool) {
         let cells = std::mem::take(&mut self.record);
-        let unreadable = if self.too_long {
+        // A quoted cell left open at the end of the file swallows every line after it.
+        let unclosed = at_end && self.quotes % 2 == 1;
+        self.quotes = 0;
+        let unreadable = if unclosed {
+            Some("a quoted cell is not closed: the lines after its opening quote were read into it".to_string())
+        } else if self.too_long {
             Some(format!("the line is longer than {} KiB or has more than {MAX_CELLS} cells", MAX_RECORD_BYTES / 1024))
         } else if self.replaced && cells.iter().any(|c| c.contains('\u{fffd}')) {
             Some(format!(
@@ -215,6 +240,26 @@ impl Records {
         self.record_bytes = 0;
         self.too_long = false;
         self.in_record = false;
+    }
+}
+
+/// Line numbers of a file: `\n`, `\r\n` and a lone `\r` (old Mac files) end a line each.
+struct LineCounter {
+    line: u64,
+    /// The last byte counted was a `\r` (a `\n` right after it ends the same line).
+    after_cr: bool,
+}
+
+impl LineCounter {
+    fn count(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                b'\r' => self.line += 1,
+                b'\n' if !self.after_cr => self.line += 1,
+                _ => {}
+            }
+            self.after_cr = b == b'\r';
+        }
     }
 }
 
@@ -267,6 +312,7 @@ fn request(params: &HashMap<String, String>) -> AppResult<Request> {
 pub async fn customers(
     state: AppState,
     actor: Actor,
+    verified: crate::auth::jwt::Verified,
     params: HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
@@ -283,7 +329,7 @@ pub async fn customers(
     if declared.is_some_and(|n| n > max) {
         return too_large(max);
     }
-    match tokio::spawn(run(state, actor, options, body)).await {
+    match tokio::spawn(run(state, actor, verified, options, body)).await {
         Ok(response) => response,
         Err(e) => failure(AppError::internal(e)),
     }
@@ -344,7 +390,13 @@ fn stop_message(stop: &Stop, idle: Duration) -> String {
     }
 }
 
-async fn run(state: AppState, actor: Actor, request: Request, body: Body) -> Response {
+async fn run(
+    state: AppState,
+    actor: Actor,
+    verified: crate::auth::jwt::Verified,
+    request: Request,
+    body: Body,
+) -> Response {
     let (max, idle) = (state.imports.max_bytes, state.imports.idle_timeout);
     let mut stream = body.into_data_stream();
     let mut records = Records::new(request.encoding);
@@ -371,11 +423,15 @@ async fn run(state: AppState, actor: Actor, request: Request, body: Body) -> Res
         return failure(AppError::invalid("header", why));
     }
     let db = &state.db;
-    let catalogue = match Catalogue::load(db).await {
+    let categories = match Catalogue::load(db).await {
+        Ok(c) => crate::service::category::visible(db, &actor, &c).await,
+        Err(e) => Err(e),
+    };
+    let categories = match categories {
         Ok(c) => c,
         Err(e) => return failure(e),
     };
-    let mapping = match Mapping::new(&catalogue, &header.cells, &request.map) {
+    let mapping = match Mapping::new(&categories, &header.cells, &request.map) {
         Ok(m) => m,
         Err(e) => return failure(e),
     };
@@ -399,8 +455,16 @@ async fn run(state: AppState, actor: Actor, request: Request, body: Body) -> Res
             batch.push(line);
         }
         if batch.len() >= CHUNK || (ended && !batch.is_empty()) {
+            // Rights as they are now: a role changed or a session ended mid-file stops
+            // the run (as it closes a WebSocket), what was imported stays.
+            match state.sessions.actor(db, &verified).await {
+                Ok(now) if now.same_rights(&actor) => {}
+                Ok(_) => break Err("your permissions changed during the import; run the file again".to_string()),
+                Err(AppError::Unauthenticated(_)) => break Err("your session ended during the import".to_string()),
+                Err(e) => break Err(logged(e)),
+            }
             if let Err(e) = importer.chunk(std::mem::take(&mut batch)).await {
-                break Err(e.to_string());
+                break Err(logged(e));
             }
             continue;
         }
@@ -408,7 +472,13 @@ async fn run(state: AppState, actor: Actor, request: Request, body: Body) -> Res
             break Ok(());
         }
         match next_bytes(&mut stream, idle, &mut read, max).await {
-            Ok(Some(bytes)) => records.push(&bytes),
+            Ok(Some(bytes)) => {
+                records.push(&bytes);
+                // A slow upload is alive: its run must not read as cut off.
+                if let Err(e) = importer.beat().await {
+                    break Err(logged(e));
+                }
+            }
             Ok(None) => {
                 records.finish();
                 ended = true;
@@ -432,6 +502,14 @@ async fn run(state: AppState, actor: Actor, request: Request, body: Body) -> Res
     (status, axum::Json(json!({ "importRun": summary(&run), "problems": problems }))).into_response()
 }
 
+/// An error that ends a run: the run shows its message, the log its cause.
+fn logged(e: AppError) -> String {
+    if let AppError::Internal(source) = &e {
+        tracing::error!(error = %source, "import stopped");
+    }
+    e.to_string()
+}
+
 /// A run as the upload's answer shows it (the GraphQL `ImportRun` fields of the same names).
 fn summary(run: &entity::import_run::Model) -> serde_json::Value {
     json!({
@@ -448,4 +526,63 @@ fn summary(run: &entity::import_run::Model) -> serde_json::Value {
         "failed": run.failed,
         "error": run.error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_in_chunks(bytes: &[u8], size: usize) -> Vec<(i64, Vec<String>)> {
+        let mut records = Records::new(None);
+        let mut out = Vec::new();
+        for chunk in bytes.chunks(size) {
+            records.push(chunk);
+            while let Some(l) = records.next_line() {
+                out.push((l.number, l.cells));
+            }
+        }
+        records.finish();
+        while let Some(l) = records.next_line() {
+            out.push((l.number, l.cells));
+        }
+        out
+    }
+
+    /// Whatever the chunking, the same records on the same lines: quoted separators and
+    /// line breaks, CRLF and LF, multi-byte characters cut anywhere, blank lines.
+    #[test]
+    fn records_do_not_depend_on_how_the_bytes_arrive() {
+        let text =
+            "姓名,地址\r\n李雷,\"上海, 徐汇\r\n88号\"\r\n\r\n韩梅梅,\"说\"\"好\"\"\"\n王,x\r\n赵,\"\"\r\n末行,无换行";
+        let whole = read_in_chunks(text.as_bytes(), text.len());
+        assert_eq!(whole.len(), 6, "{whole:?}");
+        assert_eq!(whole[1], (2, vec!["李雷".to_string(), "上海, 徐汇\r\n88号".to_string()]));
+        assert_eq!(whole[2], (5, vec!["韩梅梅".to_string(), "说\"好\"".to_string()]));
+        assert_eq!(whole[5], (8, vec!["末行".to_string(), "无换行".to_string()]));
+        for size in 1..text.len() {
+            assert_eq!(read_in_chunks(text.as_bytes(), size), whole, "chunks of {size}");
+        }
+    }
+
+    /// A long file read in chunks that cut records, CRLF pairs and characters at every
+    /// offset: no record is split or merged.
+    #[test]
+    fn a_long_file_splits_the_same_in_any_chunking() {
+        let mut text = String::from("name,phone,address\r\n");
+        for i in 0..3000 {
+            text.push_str(&format!("客户{i},1380000{i:04},\"某市某区, {i}号\"\r\n"));
+        }
+        let whole = read_in_chunks(text.as_bytes(), text.len());
+        assert_eq!(whole.len(), 3001);
+        for size in [7, 4096, 8191, 8192, 8193, 65_535, 65_536, 65_537, 100_000] {
+            let got = read_in_chunks(text.as_bytes(), size);
+            if let Some((a, b)) = got.iter().zip(&whole).find(|(a, b)| a != b) {
+                panic!("chunks of {size}: {a:?} != {b:?}");
+            }
+            assert_eq!(got.len(), whole.len(), "chunks of {size}");
+            for (a, b) in got.iter().zip(&whole) {
+                assert_eq!(a, b, "chunks of {size}");
+            }
+        }
+    }
 }

@@ -354,3 +354,76 @@ async fn classification_history_of_a_list_is_batched() {
     // in two (its window closes before every node has asked), hence one of slack.
     assert!(many <= few + 1, "statements for 3 customers ({few}) vs 12 ({many})");
 }
+
+#[tokio::test]
+async fn a_retail_customer_who_reaches_tier_a_is_promoted_to_vip() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let person = app.create_customer(&admin, json!({"name": "林女士", "kind": "INDIVIDUAL"})).await["id"].clone();
+    let q = "query($id:ID!){customer(id:$id){category tier classificationHistory{field from to reason}}}";
+
+    // A small purchase: a customer, still retail.
+    deal(&app, &person, "WON", "1000", "CNY", 5).await;
+    assert_eq!(app.ok(&admin, q, json!({"id": person})).await["customer"]["category"], "retail");
+    // Reaching tier A (and VIP) moves her to the VIP category, in the history with why.
+    deal(&app, &person, "WON", "85000", "CNY", 3).await;
+    let c = app.ok(&admin, q, json!({"id": person})).await["customer"].clone();
+    assert_eq!((c["category"].as_str(), c["tier"].as_str()), (Some("vip"), Some("A")), "{c}");
+    assert!(
+        c["classificationHistory"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"field": "CATEGORY", "from": "retail", "to": "vip", "reason": "DEAL_WON"})),
+        "{c}"
+    );
+
+    // A person may move her back: promotions happen on reaching, not while staying there.
+    let v = app.ok(&admin, "query($id:ID!){customer(id:$id){version}}", json!({"id": person})).await;
+    app.ok(
+        &admin,
+        "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){category}}",
+        json!({"i": {"id": person, "version": v["customer"]["version"], "category": "retail"}}),
+    )
+    .await;
+    deal(&app, &person, "WON", "2000", "CNY", 1).await;
+    app.ok(&admin, "mutation{reclassifyAll{id}}", json!({})).await;
+    wait_for_pass(&app).await;
+    assert_eq!(app.ok(&admin, q, json!({"id": person})).await["customer"]["category"], "retail");
+
+    // The rules are policy: listed, replaced, checked; [] switches them off.
+    let read = app.ok(&admin, "{classificationPolicy{version promotions{from to tiers stages}}}", json!({})).await;
+    assert_eq!(
+        read["classificationPolicy"]["promotions"],
+        json!([{"from": "retail", "to": "vip", "tiers": ["A"], "stages": ["VIP"]}])
+    );
+    let version = read["classificationPolicy"]["version"].clone();
+    let update =
+        "mutation($i:ClassificationPolicyInput!){updateClassificationPolicy(input:$i){version promotions{from to}}}";
+    let bad = app
+        .gql(
+            Some(&admin),
+            update,
+            json!({"i": {"version": version, "promotions": [
+                {"from": "retail", "to": "nowhere", "tiers": ["A"]},
+                {"from": "retail", "to": "retail", "tiers": ["A"]},
+                {"from": "partner", "to": "vip"}
+            ]}}),
+        )
+        .await;
+    assert_eq!(code(&bad), "VALIDATION", "{bad}");
+    assert_eq!(invalid_fields(&bad).len(), 2, "shape first (same category; nothing to reach): {bad}");
+    let bad = app
+        .gql(
+            Some(&admin),
+            update,
+            json!({"i": {"version": version, "promotions": [{"from": "retail", "to": "nowhere", "tiers": ["A"]}]}}),
+        )
+        .await;
+    assert_eq!(invalid_fields(&bad), ["promotions.0.to"], "{bad}");
+    let off = app.ok(&admin, update, json!({"i": {"version": version, "promotions": []}})).await;
+    assert_eq!(off["updateClassificationPolicy"]["promotions"], json!([]));
+    wait_for_pass(&app).await;
+    let other = app.create_customer(&admin, json!({"name": "吴先生", "kind": "INDIVIDUAL"})).await["id"].clone();
+    deal(&app, &other, "WON", "90000", "CNY", 2).await;
+    assert_eq!(app.ok(&admin, q, json!({"id": other})).await["customer"]["category"], "retail", "rules off");
+}

@@ -61,6 +61,10 @@ async fn an_import_creates_updates_and_reports_every_line() {
     // Line 7 repeats line 2: it finds the record line 2 (would have) created.
     assert_eq!(counts(run), [2, 1, 1, 1, 1, 0], "{dry}");
     assert_eq!(customer_count(&app).await, before, "a dry run writes no customer");
+    let dry_lines = app.ok(&rep, RUN, json!({"id": run["id"], "o": ["CREATED"]})).await;
+    for line in dry_lines["importRun"]["lines"]["nodes"].as_array().unwrap() {
+        assert!(line["customerId"].is_null(), "a rolled-back record has no id: {line}");
+    }
 
     let (status, real) = import(&app, Some(&rep), "fileName=book.csv", file.as_bytes().to_vec()).await;
     assert_eq!(status, 200, "{real}");
@@ -230,6 +234,11 @@ async fn a_large_file_is_imported_in_chunks_and_a_limit_stops_a_larger_one() {
     let (status, dry) = import(&app, Some(&admin), "dryRun=true", file.clone().into_bytes()).await;
     assert_eq!(status, 200, "{dry}");
     assert_eq!(counts(&dry["importRun"]), [1200, 1, 0, 0, 0, 0], "{dry}");
+    // The same repeat as an organisation is refused on a dry run as on a real one.
+    let (_, odd) =
+        import(&app, Some(&admin), "dryRun=true", format!("{file}客户零,13800000006,ORGANIZATION\n").into_bytes())
+            .await;
+    assert_eq!(counts(&odd["importRun"]), [1200, 1, 0, 0, 1, 0], "{odd}");
     let id = dry["importRun"]["id"].as_str().unwrap();
     let last = app.ok(&admin, RUN, json!({"id": id, "o": ["UPDATED"]})).await;
     let line = &last["importRun"]["lines"]["nodes"][0];
@@ -314,6 +323,12 @@ async fn exports_follow_scope_and_field_grants_and_import_back() {
         .await;
     let pool =
         app.create_customer(&rep, json!({"name": "池塘客户", "kind": "INDIVIDUAL", "phone": "13800000012"})).await;
+    // Cells a spreadsheet would read as formulas: exported guarded, imported back as they were.
+    app.create_customer(
+        &rep,
+        json!({"name": "=往返测试", "kind": "INDIVIDUAL", "phone": "+86 139-4444-0003", "region": "-华东"}),
+    )
+    .await;
     app.ok(&admin, "mutation($id:ID!){assignCustomer(id:$id,ownerId:null){id}}", json!({"id": pool["id"]})).await;
     app.create_customer(&other, json!({"name": "西部客户", "kind": "INDIVIDUAL", "phone": "13900000013"})).await;
     app.ok(
@@ -337,7 +352,9 @@ async fn exports_follow_scope_and_field_grants_and_import_back() {
     let by_name = |rows: &[std::collections::HashMap<String, String>], n: &str| {
         rows.iter().find(|r| r["name"] == n).cloned().unwrap_or_else(|| panic!("{n} in {rows:?}"))
     };
-    assert_eq!(mine.len(), 3, "{text}");
+    let listed = app.ok(&rep, "{customers{nodes{name}}}", json!({})).await;
+    assert_eq!(mine.len(), 4, "{text} {listed}");
+    assert!(text.contains("'=往返测试") && text.contains("'+86 139-4444-0003"), "guarded: {text}");
     let chen = by_name(&mine, "陈明");
     assert_eq!(
         (chen["phone"].as_str(), chen["birthday"].as_str(), chen["address"].as_str()),
@@ -352,7 +369,7 @@ async fn exports_follow_scope_and_field_grants_and_import_back() {
     // deal amounts.
     let (_, text) = export(&app, Some(&service), "/exports/customers.csv").await;
     let all = rows(&text);
-    assert_eq!(all.len(), 4);
+    assert_eq!(all.len(), 5);
     assert_eq!(by_name(&all, "陈明")["birthday"], "");
     assert_eq!(by_name(&all, "陈明")["phone"], "13800000011");
     let (_, deals) = export(&app, Some(&service), "/exports/deals.csv").await;
@@ -392,5 +409,140 @@ async fn exports_follow_scope_and_field_grants_and_import_back() {
     let (_, text) = export(&app, Some(&rep), "/exports/customers.csv").await;
     let (status, back) = import(&app, Some(&rep), "dryRun=true", text.into_bytes()).await;
     assert_eq!(status, 200, "{back}");
-    assert_eq!(counts(&back["importRun"]), [0, 0, 2, 1, 0, 0], "{back}");
+    assert_eq!(counts(&back["importRun"]), [0, 0, 3, 1, 0, 0], "{back}");
+}
+
+/// An upload over a raw socket, in chunked transfer encoding: each piece is sent as it
+/// comes, `between` runs after each piece but the last; returns the response's JSON.
+async fn chunked_upload<F, Fut>(app: &TestApp, token: &str, query: &str, pieces: &[&[u8]], mut between: F) -> Value
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /imports/customers?{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for (i, piece) in pieces.iter().enumerate() {
+        stream.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).await.unwrap();
+        stream.write_all(piece).await.unwrap();
+        stream.write_all(b"\r\n").await.unwrap();
+        stream.flush().await.unwrap();
+        if i + 1 < pieces.len() {
+            between(i).await;
+        }
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let body = &text[text.find('{').expect("a JSON body")..text.rfind('}').unwrap() + 1];
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// What a review found: records cut where the network cut the body, a stray byte that
+/// turned a UTF-8 file into GB18030 mojibake, a quote left open, old Mac line ends,
+/// another department's template fields, rights revoked during an upload.
+#[tokio::test]
+async fn uploads_hold_whatever_the_bytes_and_the_rights_do() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+
+    // A piece of the body ending right after a comma: the record goes on in the next.
+    let pause = |_| async { tokio::time::sleep(std::time::Duration::from_millis(30)).await };
+    let done = chunked_upload(
+        &app,
+        &admin,
+        "encoding=utf-8",
+        &["name,region,industry\n分块测试,".as_bytes(), "上海,零售\n".as_bytes()],
+        pause,
+    )
+    .await;
+    assert_eq!(counts(&done["importRun"]), [1, 0, 0, 0, 0, 0], "{done}");
+    let found = app.ok(&admin, "{customers(filter:{name:{eq:\"分块测试\"}}){nodes{region industry}}}", json!({})).await;
+    assert_eq!(found["customers"]["nodes"][0], json!({"region": "上海", "industry": "零售"}));
+
+    // One Latin-1 byte in a UTF-8 file: that line is reported, the others read as UTF-8.
+    let mut file = "name,phone,region\n张三,13800138000,上海\nJos".as_bytes().to_vec();
+    file.push(0xe9);
+    file.extend_from_slice(",,\n李四,13800138001,北京\n".as_bytes());
+    let (_, resp) = import(&app, Some(&admin), "", file).await;
+    assert_eq!(resp["importRun"]["encoding"], "UTF-8", "{resp}");
+    assert_eq!(counts(&resp["importRun"]), [2, 0, 0, 0, 1, 0], "{resp}");
+    assert_eq!(resp["problems"][0]["line"], 3);
+    let found = app.ok(&admin, "{customers(filter:{name:{in:[\"张三\",\"李四\"]}}){totalCount}}", json!({})).await;
+    assert_eq!(found["customers"]["totalCount"], 2, "names read as UTF-8");
+
+    // A quote left open swallows the rest of the file: that line is reported, not saved.
+    let (_, resp) = import(&app, Some(&admin), "", b"name,phone\nA1,\n\"A2,\nA3,x\nA4,y\n".to_vec()).await;
+    assert_eq!(counts(&resp["importRun"]), [1, 0, 0, 0, 1, 0], "{resp}");
+    assert_eq!(resp["problems"][0]["line"], 3, "{resp}");
+    assert!(resp["problems"][0]["problems"][0]["message"].as_str().unwrap().contains("not closed"), "{resp}");
+
+    // Old Mac line ends (CR only) count as lines.
+    let (_, resp) = import(&app, Some(&admin), "", b"name,phone\rB1,\rB2,bad\rB3,\r".to_vec()).await;
+    assert_eq!(counts(&resp["importRun"]), [2, 0, 0, 0, 1, 0], "{resp}");
+    assert_eq!(resp["problems"][0]["line"], 3, "{resp}");
+
+    // Another department's category fields are not a rep's to map (nor to learn of).
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西部", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    app.ok(
+        &admin,
+        "mutation($i:CategoryInput!){saveCategory(input:$i){version}}",
+        json!({"i": {"key": "west_key", "name": "西部重点", "departmentId": west,
+                     "fields": [{"key": "secret_tier", "label": "西部机密等级", "type": "TEXT"}]}}),
+    )
+    .await;
+    let (status, resp) = import(&app, Some(&rep), "", "name,西部机密等级\n某人,高\n".as_bytes().to_vec()).await;
+    assert_eq!((status, code(&resp)), (400, "VALIDATION"), "{resp}");
+    assert!(!resp.to_string().contains("secret_tier"), "{resp}");
+    let (_, text) = export(&app, Some(&rep), "/exports/customers.csv").await;
+    assert!(!text.contains("secret_tier"), "{text}");
+
+    // Rights revoked while the file is uploading: the run stops at the next chunk.
+    let (_, manager) = app.create_user("m@example.com", "MANAGER", &east).await;
+    let mut first = String::from("name,phone\n");
+    for i in 0..600 {
+        first.push_str(&format!("经理客户{i},1370000{i:04}\n"));
+    }
+    let revoke = |_| {
+        let app = &app;
+        let (admin, manager) = (admin.clone(), manager.clone());
+        async move {
+            // The first chunk lands (polled as a client would), then the grant goes.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let runs = app.ok(&manager, "{importRuns{nodes{status linesRead}}}", json!({})).await;
+                if runs["importRuns"]["nodes"][0]["linesRead"].as_i64().unwrap_or(0) >= 500 {
+                    assert_eq!(runs["importRuns"]["nodes"][0]["status"], "RUNNING");
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "the first chunk never landed: {runs}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            app.ok(
+                &admin,
+                "mutation($i:RolePermissionInput!){setRolePermission(input:$i){scope}}",
+                json!({"i": {"role": "MANAGER", "resource": "CUSTOMER", "action": "CREATE", "scope": "NONE"}}),
+            )
+            .await;
+        }
+    };
+    let stopped = chunked_upload(
+        &app,
+        &manager,
+        "encoding=utf-8",
+        &[first.as_bytes(), "迟到客户,13600000000\n".as_bytes()],
+        revoke,
+    )
+    .await;
+    let run = &stopped["importRun"];
+    assert_eq!(run["status"], "FAILED", "{stopped}");
+    assert!(run["error"].as_str().unwrap().contains("permissions changed"), "{stopped}");
+    assert_eq!(run["created"], 500, "the chunk before the change stays: {stopped}");
 }

@@ -83,6 +83,33 @@ impl ClassificationPolicy {
     async fn margin_high_rate_pct(&self) -> i64 {
         self.0.margin_high_rate_pct
     }
+    /// Moves between categories as customers rise (default: retail to vip on reaching
+    /// tier A or lifecycle VIP), recorded in the history as field CATEGORY.
+    async fn promotions(&self) -> Vec<CategoryPromotion> {
+        self.0
+            .promotions
+            .iter()
+            .map(|p| CategoryPromotion {
+                from: p.from.clone(),
+                to: p.to.clone(),
+                tiers: p.tiers.iter().map(|&t| t.into()).collect(),
+                stages: p.stages.iter().map(|&s| s.into()).collect(),
+            })
+            .collect()
+    }
+}
+
+/// A customer of category `from` moves to `to` when its grades newly reach one of `tiers`
+/// or of `stages` (a customer already there when the rule is added stays).
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "CategoryPromotionInput")]
+pub struct CategoryPromotion {
+    pub from: String,
+    pub to: String,
+    #[graphql(default)]
+    pub tiers: Vec<Tier>,
+    #[graphql(default)]
+    pub stages: Vec<super::enums::LifecycleStage>,
 }
 
 /// Changes to the policy; omitted fields stay. Amounts are decimal strings in the base currency.
@@ -105,6 +132,8 @@ pub struct ClassificationPolicyInput {
     pub profit_high_min: Option<String>,
     pub turnover_high_min_deals: Option<i32>,
     pub margin_high_rate_pct: Option<i64>,
+    /// Replaces the promotion rules ([] switches promotions off).
+    pub promotions: Option<Vec<CategoryPromotion>>,
 }
 
 impl ClassificationPolicyInput {
@@ -137,6 +166,17 @@ impl ClassificationPolicyInput {
         p.loyalty_max_complaints = self.loyalty_max_complaints.unwrap_or(p.loyalty_max_complaints);
         p.turnover_high_min_deals = self.turnover_high_min_deals.unwrap_or(p.turnover_high_min_deals);
         p.margin_high_rate_pct = self.margin_high_rate_pct.unwrap_or(p.margin_high_rate_pct);
+        if let Some(rules) = self.promotions {
+            p.promotions = rules
+                .into_iter()
+                .map(|r| svc::Promotion {
+                    from: r.from.trim().to_lowercase(),
+                    to: r.to.trim().to_lowercase(),
+                    tiers: r.tiers.into_iter().map(Into::into).collect(),
+                    stages: r.stages.into_iter().map(Into::into).collect(),
+                })
+                .collect();
+        }
         Ok(p)
     }
 }
@@ -199,7 +239,7 @@ impl From<classification_run::Model> for ClassificationRun {
 /// One change of a customer's tier or lifecycle stage.
 #[derive(SimpleObject, Clone)]
 pub struct ClassificationChange {
-    /// TIER or LIFECYCLE.
+    /// TIER, LIFECYCLE or CATEGORY (a promotion of the policy).
     pub field: String,
     pub from: Option<String>,
     pub to: String,

@@ -6,7 +6,7 @@
 //! chunks, each in one transaction with a savepoint per line, so a bad line never sinks
 //! its neighbours; the run's counters move with each chunk (progress is pollable) and
 //! every line's outcome is kept. A dry run does the same work and rolls each chunk back.
-use super::category::{Catalogue, FieldKind};
+use super::category::{Catalogue, Category, FieldKind};
 use super::customer::{self, CustomerPatch, NewCustomer};
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use super::{new_id, normalize, now};
@@ -23,7 +23,7 @@ use entity::{department, import_line, import_run};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QuerySelect, Set, SqliteTransactionMode, TransactionOptions, TransactionTrait, TryIntoModel,
+    QueryFilter, Set, SqliteTransactionMode, TransactionOptions, TransactionTrait, TryIntoModel,
 };
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
@@ -119,12 +119,12 @@ fn field_named(name: &str) -> Option<Field> {
 
 impl Mapping {
     /// Maps header cells to fields: a field's name or common Chinese header, `custom.<key>`
-    /// or a custom field's key or label in any category, an export-only column (skipped),
+    /// or a custom field's key or label in a category open to the importer (`categories`), an export-only column (skipped),
     /// or what `explicit` says (`header -> field name`, `custom.<key>`, or `-` to skip).
     ///
     /// # Errors
     /// VALIDATION listing every header that maps to nothing or to a field already mapped.
-    pub fn new(catalogue: &Catalogue, header: &[String], explicit: &HashMap<String, String>) -> AppResult<Self> {
+    pub fn new(categories: &[Category], header: &[String], explicit: &HashMap<String, String>) -> AppResult<Self> {
         let mut problems = Vec::new();
         let mut targets = Vec::with_capacity(header.len());
         let custom_of = |name: &str| -> Option<String> {
@@ -132,8 +132,8 @@ impl Mapping {
             if let Some(key) = n.strip_prefix("custom.").or_else(|| n.strip_prefix("customFields.")) {
                 return Some(key.trim().to_string());
             }
-            catalogue
-                .all()
+            categories
+                .iter()
                 .flat_map(|c| c.fields.iter())
                 .find(|f| f.key == n || f.label.trim() == n)
                 .map(|f| f.key.clone())
@@ -223,8 +223,11 @@ pub struct Importer<'a> {
     /// Department names of matched records, for DUPLICATE messages.
     departments: HashMap<Uuid, String>,
     /// Dry run only: natural keys the earlier (rolled back) chunks would have created,
-    /// and on which line, so a later line that repeats one reads as the update it will be.
-    would_create: HashMap<String, i64>,
+    /// with the line and the kind, so a later line that repeats one reads as the update it
+    /// will be.
+    would_create: HashMap<String, (i64, CustomerKind)>,
+    /// When the run last told the database it is alive.
+    last_beat: std::time::Instant,
     /// The first lines with a problem, for the upload's response.
     pub problems: Vec<Outcome>,
 }
@@ -275,6 +278,7 @@ pub async fn start<'a>(
         run,
         departments: HashMap::new(),
         would_create: HashMap::new(),
+        last_beat: std::time::Instant::now(),
         problems: Vec::new(),
     })
 }
@@ -291,6 +295,15 @@ impl Cells {
     }
     fn text(&self, f: Field) -> Option<String> {
         self.fields.get(&f).cloned()
+    }
+}
+
+/// A cell as it was before an export guarded it against formulas (`csv::cell` puts a `'`
+/// before a leading `= + - @`, tab or CR): an exported file imports back as it was.
+fn unguarded(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
     }
 }
 
@@ -569,6 +582,7 @@ impl Importer<'_> {
             update = update.col_expr(c, e);
         }
         update.col_expr(R::HeartbeatAt, Expr::value(now())).exec(txn).await?;
+        self.last_beat = std::time::Instant::now();
         self.run.lines_read += outcomes.len() as i64;
         self.run.created += count(ImportOutcome::Created);
         self.run.updated += count(ImportOutcome::Updated);
@@ -583,7 +597,7 @@ impl Importer<'_> {
         let mut fields = HashMap::new();
         let mut custom = Vec::new();
         for (target, cell) in self.mapping.targets.iter().zip(&line.cells) {
-            let value = cell.trim();
+            let value = unguarded(cell.trim());
             if value.is_empty() {
                 continue;
             }
@@ -621,31 +635,46 @@ impl Importer<'_> {
         // An id (an exported file coming back) matches its record; an id unknown here (a
         // file from elsewhere) leaves the natural keys to match.
         let id = cells.get(Field::Id).and_then(|id| Uuid::parse_str(id).ok());
+        // One indexed lookup per key (each key has its own unique index over live rows; an
+        // OR of the keys is a scan of the table per line).
+        let live = || entity::customer::Entity::find().filter(C::DeletedAt.is_null());
         let mut matched = Vec::<entity::customer::Model>::new();
-        if !keys.is_empty() || id.is_some() {
-            let any = keys.iter().fold(Condition::any(), |c, (col, v)| c.add(col.eq(v.clone())));
-            let any = match id {
-                Some(id) => any.add(C::Id.eq(id)),
-                None => any,
-            };
-            matched =
-                entity::customer::Entity::find().filter(C::DeletedAt.is_null()).filter(any).limit(3).all(txn).await?;
+        if let Some(id) = id
+            && let Some(m) = live().filter(C::Id.eq(id)).one(txn).await?
+        {
+            matched.push(m);
+        }
+        for (column, value) in &keys {
+            if matched.iter().any(|m| key_value(m, *column) == Some(value.as_str())) {
+                continue;
+            }
+            if let Some(m) = live().filter(column.eq(value.clone())).one(txn).await?
+                && !matched.iter().any(|x| x.id == m.id)
+            {
+                matched.push(m);
+            }
         }
         match matched.as_slice() {
             [] => {
                 if self.options.dry_run
-                    && let Some(first) = keys.iter().find_map(|(c, v)| self.would_create.get(&format!("{c:?}:{v}")))
+                    && let Some(&(first, first_kind)) =
+                        keys.iter().find_map(|(c, v)| self.would_create.get(&format!("{c:?}:{v}")))
                 {
+                    if parsed.kind.is_some_and(|k| k != first_kind) {
+                        problems
+                            .push(FieldError::new("kind", format!("the customer this line matches is {first_kind}")));
+                    }
                     if !problems.is_empty() {
                         return Ok(Outcome::invalid(number, problems));
                     }
-                    let message = format!("updates the customer line {first} creates");
+                    // Whether it would change anything is not known without the record.
+                    let message = format!("updates the customer line {first} creates (a dry run does not compare)");
                     return Ok(Outcome::new(number, ImportOutcome::Updated, None, Some(message)));
                 }
                 let outcome = self.create(txn, catalogue, number, kind, parsed, &cells, problems).await?;
                 if self.options.dry_run && outcome.outcome == ImportOutcome::Created {
                     for (c, v) in keys {
-                        self.would_create.entry(format!("{c:?}:{v}")).or_insert(number);
+                        self.would_create.entry(format!("{c:?}:{v}")).or_insert((number, kind));
                     }
                 }
                 Ok(outcome)
@@ -712,7 +741,9 @@ impl Importer<'_> {
         match customer::insert_in(&sp, self.actor, "import", model.clone()).await {
             Ok(m) => {
                 sp.commit().await?;
-                Ok(Outcome::new(number, ImportOutcome::Created, Some(m.id), None))
+                // A dry run's record is rolled back with its chunk: no id to show.
+                let id = (!self.options.dry_run).then_some(m.id);
+                Ok(Outcome::new(number, ImportOutcome::Created, id, None))
             }
             Err(e @ AppError::Duplicate { .. }) => {
                 sp.rollback().await?;
@@ -829,6 +860,24 @@ impl Importer<'_> {
             }
         };
         Ok(format!("{MESSAGE} (department: {name})"))
+    }
+
+    /// Moves the run's heartbeat while a slow upload feeds it (at most once a minute), so
+    /// a live run never reads as cut off.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn beat(&mut self) -> AppResult<()> {
+        if self.last_beat.elapsed() < std::time::Duration::from_secs(60) {
+            return Ok(());
+        }
+        import_run::Entity::update_many()
+            .col_expr(import_run::Column::HeartbeatAt, Expr::value(now()))
+            .filter(import_run::Column::Id.eq(self.run.id))
+            .exec(self.db)
+            .await?;
+        self.last_beat = std::time::Instant::now();
+        Ok(())
     }
 
     /// Marks the run done.

@@ -2,6 +2,7 @@
 //! writes when grades change, and the per-backend way to do both fast ([`BulkStore`]).
 use super::{Facts, Grades, Policy, Reason, RfmCutoffs, grade};
 use crate::error::{AppError, AppResult};
+use crate::service::category::Catalogue;
 use crate::service::new_id;
 use crate::service::sql::Binds;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -11,6 +12,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
 };
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use uuid::Uuid;
 
 /// The columns of a customer that grading reads: no need to fetch whole rows. SQLite
@@ -20,6 +22,9 @@ use uuid::Uuid;
 pub(super) struct Graded {
     pub(super) id: Uuid,
     tier_override: Option<Tier>,
+    /// Where the customer sits, for promotions between categories.
+    category: String,
+    department_id: Uuid,
     #[sea_orm(nested)]
     #[serde(flatten)]
     stored: Stored,
@@ -122,6 +127,8 @@ impl Stored {
 pub(super) struct Change {
     id: Uuid,
     new: Stored,
+    /// The category the customer is promoted to.
+    category: Option<String>,
     history: Vec<HistoryRow>,
 }
 
@@ -129,8 +136,22 @@ pub(super) struct Change {
 pub(super) struct HistoryRow {
     customer: Uuid,
     field: &'static str,
-    from: &'static str,
-    to: &'static str,
+    from: Cow<'static, str>,
+    to: Cow<'static, str>,
+}
+
+/// The category a promotion rule moves the customer to, if one applies: its category is
+/// the rule's `from`, the new grades qualify and the old ones did not, and the target is
+/// active and open to the customer's department (everywhere, or that department).
+fn promotion(c: &Graded, old: &Stored, new: &Stored, policy: &Policy, catalogue: &Catalogue) -> Option<String> {
+    let rule = policy.promotions.iter().find(|p| {
+        p.from == c.category
+            && p.qualifies(new.tier, new.lifecycle_stage)
+            && !p.qualifies(old.tier, old.lifecycle_stage)
+    })?;
+    let target = catalogue.get(&rule.to)?;
+    let open = target.row.department_id.is_none_or(|d| d == c.department_id);
+    (open && catalogue.active(target)).then(|| rule.to.clone())
 }
 
 /// Compares a customer's stored grades with fresh ones.
@@ -140,6 +161,7 @@ pub(super) fn diff(
     policy: &Policy,
     cutoffs: &RfmCutoffs,
     as_of: NaiveDate,
+    catalogue: &Catalogue,
 ) -> Option<Change> {
     let grades = grade(policy, facts, c.stored.lifecycle_stage, c.tier_override, cutoffs, as_of);
     let new = Stored::new(&grades, facts);
@@ -149,17 +171,31 @@ pub(super) fn diff(
     }
     let mut history = Vec::new();
     if new.tier != old.tier {
-        history.push(HistoryRow { customer: c.id, field: "TIER", from: old.tier.as_str(), to: new.tier.as_str() });
+        history.push(HistoryRow {
+            customer: c.id,
+            field: "TIER",
+            from: old.tier.as_str().into(),
+            to: new.tier.as_str().into(),
+        });
     }
     if new.lifecycle_stage != old.lifecycle_stage {
         history.push(HistoryRow {
             customer: c.id,
             field: "LIFECYCLE",
-            from: old.lifecycle_stage.as_str(),
-            to: new.lifecycle_stage.as_str(),
+            from: old.lifecycle_stage.as_str().into(),
+            to: new.lifecycle_stage.as_str().into(),
         });
     }
-    Some(Change { id: c.id, new, history })
+    let category = promotion(c, old, &new, policy, catalogue);
+    if let Some(to) = &category {
+        history.push(HistoryRow {
+            customer: c.id,
+            field: "CATEGORY",
+            from: c.category.clone().into(),
+            to: to.clone().into(),
+        });
+    }
+    Some(Change { id: c.id, new, category, history })
 }
 
 /// Writes changed grades and their history rows. Grades are derived data: `version` is
@@ -176,6 +212,16 @@ pub(super) async fn write_changes<B: BulkStore>(
         return Ok(std::time::Duration::ZERO);
     }
     B::write_grades(db, &changes, at).await?;
+    // Promotions are rare (a customer reaching a tier): one statement each.
+    for c in &changes {
+        if let Some(to) = &c.category {
+            customer::Entity::update_many()
+                .col_expr(customer::Column::Category, sea_orm::sea_query::Expr::value(to.clone()))
+                .filter(customer::Column::Id.eq(c.id))
+                .exec(db)
+                .await?;
+        }
+    }
     let clock = std::time::Instant::now();
     let history: Vec<&HistoryRow> = changes.iter().flat_map(|c| &c.history).collect();
     B::write_history(db, &history, reason, actor, at).await?;
@@ -238,8 +284,9 @@ impl BulkStore for Sqlite {
             None => String::new(),
         };
         let sql = format!(
-            "SELECT json_group_array(json_object('id', hex(id), 'tier_override', tier_override, {})) AS batch \
-             FROM (SELECT id, tier_override, {} FROM customer WHERE deleted_at IS NULL{after} ORDER BY id LIMIT {})",
+            "SELECT json_group_array(json_object('id', hex(id), 'tier_override', tier_override, 'category', category, \
+             'department_id', hex(department_id), {})) AS batch \
+             FROM (SELECT id, tier_override, category, department_id, {} FROM customer WHERE deleted_at IS NULL{after} ORDER BY id LIMIT {})",
             fields.join(", "),
             STORED_COLUMNS.join(", "),
             b.bind(limit as i64)
@@ -295,7 +342,10 @@ impl BulkStore for Sqlite {
         for chunk in history.chunks(SQLITE_CHUNK) {
             let rows: Vec<(String, String, &str, &str, &str)> = chunk
                 .iter()
-                .map(|h| (new_id().simple().to_string(), h.customer.simple().to_string(), h.field, h.from, h.to))
+                .map(|h| {
+                    let id = new_id().simple().to_string();
+                    (id, h.customer.simple().to_string(), h.field, h.from.as_ref(), h.to.as_ref())
+                })
                 .collect();
             let doc = serde_json::to_string(&rows).map_err(AppError::internal)?;
             let mut b = Binds::new(db);
@@ -368,8 +418,8 @@ impl BulkStore for Postgres {
                         new_id().into(),
                         h.customer.into(),
                         h.field.into(),
-                        h.from.into(),
-                        h.to.into(),
+                        h.from.as_ref().into(),
+                        h.to.as_ref().into(),
                         reason.as_str().into(),
                         actor.into(),
                         at.into(),

@@ -39,7 +39,8 @@ pub async fn recompute(
     let facts =
         facts(txn, &policy, &rates, Some(&[customer_id]), as_of).await?.remove(&customer_id).unwrap_or_default();
     let at = now();
-    if let Some(change) = diff(&c, &facts, &policy, &cutoffs, as_of) {
+    let catalogue = crate::service::category::Catalogue::load(txn).await?;
+    if let Some(change) = diff(&c, &facts, &policy, &cutoffs, as_of, &catalogue) {
         match txn.get_database_backend() {
             DatabaseBackend::Postgres => write_changes::<Postgres>(txn, vec![change], reason, actor, at).await?,
             _ => write_changes::<Sqlite>(txn, vec![change], reason, actor, at).await?,

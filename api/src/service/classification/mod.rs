@@ -21,7 +21,7 @@ use grading::cutoffs_of;
 pub use grading::{Facts, Grades, RfmCutoffs, grade};
 pub use incremental::{history_of, recompute, set_override};
 pub use pass::{create_run, daily_pass, reclassify_all, run_full_pass, runs, start_full_pass};
-pub use policy::{Policy, Rates, exchange_rates, policy, rates, read_policy, set_rate, update_policy};
+pub use policy::{Policy, Promotion, Rates, exchange_rates, policy, rates, read_policy, set_rate, update_policy};
 
 /// Why a classification changed (stored with history rows and runs).
 pub use entity::enums::ClassificationReason as Reason;

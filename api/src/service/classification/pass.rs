@@ -149,6 +149,7 @@ async fn full_pass<B: BulkStore>(
         .instrument(tracing::info_span!("aggregate"))
         .await?;
     let cutoffs = cutoffs_of(&all, &policy, as_of);
+    let catalogue = crate::service::category::Catalogue::load(db).await?;
     let total = customer::Entity::find().filter(customer::Column::DeletedAt.is_null()).count(db).await? as i64;
     set_progress(db, run_id, Some(total), 0, 0).await?;
     let (mut processed, mut changed) = (0i64, 0i64);
@@ -178,7 +179,7 @@ async fn full_pass<B: BulkStore>(
                 .filter_map(|c| {
                     let f =
                         if dirty.contains(&c.id) { fresh.remove(&c.id) } else { all.remove(&c.id) }.unwrap_or_default();
-                    diff(c, &f, &policy, &cutoffs, as_of)
+                    diff(c, &f, &policy, &cutoffs, as_of, &catalogue)
                 })
                 .collect();
             let counts = (last.id, batch.len() as i64, changes.len() as i64);

@@ -33,6 +33,43 @@ pub struct Policy {
     pub profit_high_minor: i64,
     pub turnover_high_min_deals: i32,
     pub margin_high_rate_pct: i64,
+    /// Moves between categories as customers rise (seed 004: a retail customer who
+    /// becomes tier A or VIP is a VIP customer). Policies saved before these existed read
+    /// the default.
+    #[serde(default = "default_promotions")]
+    pub promotions: Vec<Promotion>,
+}
+
+/// A customer of category `from` moves to `to` when it reaches one of `tiers` or of
+/// `stages` (a grading that newly qualifies it, not one it already had).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub tiers: Vec<entity::enums::Tier>,
+    #[serde(default)]
+    pub stages: Vec<entity::enums::LifecycleStage>,
+}
+
+impl Promotion {
+    /// Whether grades qualify for the move.
+    pub fn qualifies(&self, tier: entity::enums::Tier, stage: entity::enums::LifecycleStage) -> bool {
+        self.tiers.contains(&tier) || self.stages.contains(&stage)
+    }
+}
+
+/// Most promotion rules a policy holds.
+const MAX_PROMOTIONS: usize = 20;
+
+fn default_promotions() -> Vec<Promotion> {
+    vec![Promotion {
+        from: "retail".into(),
+        to: "vip".into(),
+        tiers: vec![entity::enums::Tier::A],
+        stages: vec![entity::enums::LifecycleStage::Vip],
+    }]
 }
 
 impl Default for Policy {
@@ -54,6 +91,7 @@ impl Default for Policy {
             profit_high_minor: 1_000_000,
             turnover_high_min_deals: 4,
             margin_high_rate_pct: 30,
+            promotions: default_promotions(),
         }
     }
 }
@@ -100,6 +138,17 @@ impl Policy {
         for (field, amount) in [("valueHigh", self.value_high_minor), ("profitHigh", self.profit_high_minor)] {
             if amount < 0 {
                 v.add(field, "must not be negative");
+            }
+        }
+        if self.promotions.len() > MAX_PROMOTIONS {
+            v.add("promotions", format!("at most {MAX_PROMOTIONS} rules"));
+        }
+        for (i, p) in self.promotions.iter().enumerate() {
+            if p.from.trim().is_empty() || p.to.trim().is_empty() || p.from == p.to {
+                v.add(format!("promotions.{i}"), "needs two different categories, from and to");
+            }
+            if p.tiers.is_empty() && p.stages.is_empty() {
+                v.add(format!("promotions.{i}"), "needs a tier or a lifecycle stage to be reached");
             }
         }
         v.into_result()
@@ -177,6 +226,16 @@ pub async fn update_policy(
 ) -> AppResult<(Policy, i32)> {
     actor.require_all(Resource::Settings, Action::Update)?;
     new.validate()?;
+    let catalogue = crate::service::category::Catalogue::load(db).await?;
+    let mut v = Violations::new();
+    for (i, p) in new.promotions.iter().enumerate() {
+        for (end, key) in [("from", &p.from), ("to", &p.to)] {
+            if catalogue.get(key).is_none() {
+                v.add(format!("promotions.{i}.{end}"), format!("unknown category {key}"));
+            }
+        }
+    }
+    v.into_result()?;
     let policy_json = serde_json::to_value(&new).map_err(AppError::internal)?;
     let saved = replace_policy::<classification_policy::Entity>(db, actor.id(), policy_json, version).await?;
     if let Err(e) = start_full_pass(db, Reason::PolicyChange, Some(actor.id())).await {
