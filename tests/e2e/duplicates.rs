@@ -92,8 +92,8 @@ async fn candidates_rank_matches_and_hide_what_the_caller_may_not_read() {
     assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
 }
 
-const MERGE: &str = "mutation($s:ID!,$m:[ID!]!,$c:[MergeFieldChoice!]=[],$d:Boolean=false){mergeCustomers(survivorId:$s, \
-                     mergedIds:$m, fieldChoices:$c, dryRun:$d){dryRun mergedIds customer{id name phone email address \
+const MERGE: &str = "mutation($s:ID!,$m:[ID!]!,$c:[MergeFieldChoice!]=[],$d:Boolean=false,$v:Int){mergeCustomers(\
+                     survivorId:$s, mergedIds:$m, fieldChoices:$c, dryRun:$d, survivorVersion:$v){dryRun mergedIds customer{id name phone email address \
                      version contacts{totalCount} deals{totalCount} interactions{totalCount}} moved{contacts deals \
                      interactions feedback reminders classificationHistory consents}}}";
 
@@ -174,9 +174,20 @@ async fn merging_moves_everything_to_the_survivor_in_one_go() {
     assert_eq!(untouched["customer"]["contacts"]["totalCount"], 1);
     assert_eq!(app.ok(&boss, read, json!({"id": dup["id"]})).await["customer"]["contacts"]["totalCount"], 1);
 
+    // A survivor changed since the dry run: the merge the caller reviewed is not the one
+    // that would run.
+    let seen = dry["customer"]["version"].as_i64().unwrap();
+    let edit = "mutation($i:UpdateCustomerInput!){updateCustomer(input:$i){version}}";
+    app.ok(&boss, edit, json!({"i": {"id": survivor["id"], "version": seen, "region": "上海"}})).await;
+    let mut stale = vars(false);
+    stale["v"] = json!(seen);
+    let resp = app.gql(Some(&boss), MERGE, stale.clone()).await;
+    assert_eq!(code(&resp), "CONFLICT", "{resp}");
+    stale["v"] = json!(seen + 1);
+
     // The real run: the survivor takes the chosen fields (the duplicate's phone too: its
     // keys are free once it is in the trash) and every record.
-    let done = app.ok(&boss, MERGE, vars(false)).await["mergeCustomers"].clone();
+    let done = app.ok(&boss, MERGE, stale).await["mergeCustomers"].clone();
     assert_eq!(done["dryRun"], false);
     let merged = &done["customer"];
     assert_eq!(merged["name"], "恒达贸易有限公司");
@@ -297,6 +308,17 @@ async fn merges_respect_holds_kinds_and_consents() {
     excluded["excludeId"] = a["id"].clone();
     assert_eq!(check(&app, &far, excluded).await, plain);
     assert_eq!(plain.len(), 1);
+
+    // The person's data export holds the records merged into theirs, with their audit.
+    let export = app.ok(&admin, "mutation($c:ID!){exportPersonalData(customerId:$c)}", json!({"c": a["id"]})).await;
+    let merged = export["exportPersonalData"]["merged_customers"].as_array().unwrap().clone();
+    let mut ids: Vec<&str> = merged.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    let mut expected = vec![b["id"].as_str().unwrap(), c["id"].as_str().unwrap()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "{export}");
+    let audited = export["exportPersonalData"]["audit"].as_array().unwrap();
+    assert!(audited.iter().any(|r| r["record_id"] == b["id"]), "the merged records' audit rows come along");
 
     // Erasing the person erases the records merged into theirs too (they sit in the trash).
     let erase = "mutation($c:ID!){erasePersonalData(customerId:$c, reason:\"本人要求删除 2026-11-24\"){name}}";

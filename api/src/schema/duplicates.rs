@@ -232,6 +232,9 @@ impl MergeMutation {
         merged_ids: Vec<ID>,
         #[graphql(default)] field_choices: Vec<MergeFieldChoice>,
         #[graphql(default)] dry_run: bool,
+        #[graphql(desc = "The survivor's version you saw (e.g. in the dry run's answer): the merge is refused \
+                          with CONFLICT if the survivor changed since.")]
+        survivor_version: Option<i32>,
     ) -> Result<MergeResult> {
         let actor = actor(ctx)?;
         let survivor = parse_id("survivorId", &survivor_id).gql()?;
@@ -242,8 +245,8 @@ impl MergeMutation {
             .collect::<Result<Vec<_>, _>>()
             .gql()?;
         let vault = &super::common::state(ctx).privacy.keys;
-        let outcome =
-            crate::service::merge::merge(db(ctx), vault, actor, survivor, merged, choices, dry_run).await.gql()?;
+        let request = crate::service::merge::Request { survivor, merged, choices, survivor_version, dry_run };
+        let outcome = crate::service::merge::merge(db(ctx), vault, actor, request).await.gql()?;
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let m = outcome.moved;
         Ok(MergeResult {

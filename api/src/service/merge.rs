@@ -103,6 +103,17 @@ fn group_of(field: &str) -> Option<Resource> {
     }
 }
 
+/// A merge as asked for.
+pub struct Request {
+    pub survivor: Uuid,
+    pub merged: Vec<Uuid>,
+    /// `(field, from)`: take the field from that customer.
+    pub choices: Vec<(String, Uuid)>,
+    /// The survivor's version the caller saw (its dry run's): CONFLICT if it moved on.
+    pub survivor_version: Option<i32>,
+    pub dry_run: bool,
+}
+
 /// Merges `merged` into `survivor`, taking each `(field, from)` of `choices` from that
 /// customer (the survivor's own value otherwise). A dry run computes the merged record
 /// and what would move, and writes nothing.
@@ -112,15 +123,8 @@ fn group_of(field: &str) -> Option<Resource> {
 /// survivor or no delete grant over a merged customer; a field of a group the caller does
 /// not see), VALIDATION (bad ids or choices; the merged record against its category's
 /// template), DUPLICATE (two contacts with the same ID number would meet), CONFLICT.
-pub async fn merge(
-    db: &DatabaseConnection,
-    vault: &Keyring,
-    actor: &Actor,
-    survivor: Uuid,
-    merged: Vec<Uuid>,
-    choices: Vec<(String, Uuid)>,
-    dry_run: bool,
-) -> AppResult<Outcome> {
+pub async fn merge(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, request: Request) -> AppResult<Outcome> {
+    let Request { survivor, merged, choices, survivor_version, dry_run } = request;
     let mut v = Violations::new();
     let distinct: HashSet<Uuid> = merged.iter().copied().collect();
     if merged.is_empty() || merged.len() > MAX_MERGED {
@@ -161,6 +165,7 @@ pub async fn merge(
                 .await?;
         }
         let old = load_for_action(txn, actor, survivor, Action::Update).await?;
+        crate::service::store::check_version::<customer::Entity>(&old, survivor_version)?;
         let mut others = Vec::new();
         for id in &merged {
             others.push(load_for_action(txn, actor, *id, Action::Delete).await?);

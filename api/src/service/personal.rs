@@ -86,12 +86,34 @@ async fn audit_rows(db: &impl ConnectionTrait, of: Uuid, children: &[Uuid]) -> A
     Ok(rows)
 }
 
+/// The records merged into customer `id` (`mergeCustomers`), followed back through
+/// chains (a record merged into one that was merged into `id` later).
+///
+/// # Errors
+/// Database errors.
+async fn merged_into(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Vec<Uuid>> {
+    let mut found: Vec<Uuid> = Vec::new();
+    let mut frontier = vec![id];
+    while !frontier.is_empty() {
+        let next: Vec<Uuid> = customer::Entity::find()
+            .select_only()
+            .column(customer::Column::Id)
+            .filter(customer::Column::MergedInto.is_in(frontier))
+            .into_tuple()
+            .all(db)
+            .await?;
+        frontier = next.into_iter().filter(|n| *n != id && !found.contains(n)).collect();
+        found.extend(&frontier);
+    }
+    Ok(found)
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// Everything stored about the person `id`, as one JSON document: the customer, its
-/// consents, contacts (ID numbers and addresses opened), deals with their line items,
+/// Everything stored about the person `id`, as one JSON document: the customer, the
+/// records merged into it, its consents, contacts (ID numbers and addresses opened), deals with their line items,
 /// interactions, feedback, reminders, classification history and every audit row about
 /// them; records in the trash included. The export itself is audited.
 ///
@@ -104,6 +126,16 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
     person["address"] = json!(customers::address(vault, &c)?);
     // The exporter's field groups apply as everywhere else.
     audit::mask_record(actor, "customer", &mut person, placement);
+    // Records merged into this one hold the same person's data as entered then (their
+    // contacts, deals and history moved here).
+    let merged_ids = merged_into(db, id).await?;
+    let mut merged = Vec::new();
+    for m in customer::Entity::find().filter(customer::Column::Id.is_in(merged_ids.clone())).all(db).await? {
+        let mut v = to_json(&m);
+        v["address"] = json!(customers::address(vault, &m)?);
+        audit::mask_record(actor, "customer", &mut v, placement);
+        merged.push(v);
+    }
     let consents = consent::Entity::find().filter(consent::Column::CustomerId.eq(id)).all(db).await?;
     let mut contacts = Vec::new();
     let mut children: Vec<Uuid> = Vec::new();
@@ -145,6 +177,7 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
     children.extend(&deal_ids);
     children.extend(interactions.iter().map(|i| i.id));
     children.extend(feedback.iter().map(|f| f.id));
+    children.extend(&merged_ids);
     let mut trail = audit_rows(db, id, &children).await?;
     let placements = audit::placements_of(db, trail.iter()).await?;
     for row in &mut trail {
@@ -168,6 +201,7 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
         "exported_at": exported_at,
         "exported_by": actor.id(),
         "customer": person,
+        "merged_customers": merged,
         "consents": consents.iter().map(to_json).collect::<Vec<_>>(),
         "contacts": contacts,
         "deals": deals,
@@ -262,21 +296,10 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
                 c.legal_hold_reason.clone().unwrap_or_default()
             )));
         }
-        // The records merged into this one (`mergeCustomers`, followed back through chains)
-        // are the same person's: they sit in the trash with their fields, and go too.
+        // The records merged into this one are the same person's: they sit in the trash
+        // with their fields, and go too.
         let mut people = vec![id];
-        let mut frontier = vec![id];
-        while !frontier.is_empty() {
-            let next: Vec<Uuid> = customer::Entity::find()
-                .select_only()
-                .column(customer::Column::Id)
-                .filter(customer::Column::MergedInto.is_in(frontier))
-                .into_tuple()
-                .all(txn)
-                .await?;
-            frontier = next.into_iter().filter(|n| !people.contains(n)).collect();
-            people.extend(&frontier);
-        }
+        people.extend(merged_into(txn, id).await?);
         let at = now();
         customer::Entity::update_many()
             .col_expr(customer::Column::Name, Expr::value(ERASED))
