@@ -515,6 +515,7 @@ pub async fn check_assignable(
 /// Database errors; violations are added to `v`.
 pub async fn check_update(
     db: &impl ConnectionTrait,
+    catalogue: &Catalogue,
     v: &mut Violations,
     old: &customer::Model,
     am: &customer::ActiveModel,
@@ -523,8 +524,7 @@ pub async fn check_update(
         ActiveValue::Set(k) | ActiveValue::Unchanged(k) => k.clone(),
         ActiveValue::NotSet => old.category.clone(),
     };
-    let catalogue = Catalogue::load(db).await?;
-    if check_assignable(db, v, &catalogue, &key, old.department_id, Some(&old.category)).await? {
+    if check_assignable(db, v, catalogue, &key, old.department_id, Some(&old.category)).await? {
         let before: customer::ActiveModel = old.clone().into();
         let moved = key != old.category;
         check_record(v, &catalogue.template(&key), &key, am, (!moved).then_some(&before));

@@ -527,7 +527,7 @@ pub async fn update(
     let result = write(db, async |txn| {
         let old = load_for(txn, actor, id, Action::Update, false).await?;
         check_version::<customer::Entity>(&old, Some(version))?;
-        let am = patched(txn, vault, actor, &old, patch).await?;
+        let am = patched(txn, &Catalogue::load(txn).await?, vault, actor, &old, patch).await?;
         attempted = Some(am.clone());
         save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await
     })
@@ -549,6 +549,7 @@ pub async fn update(
 /// FORBIDDEN, VALIDATION, database errors.
 pub(crate) async fn patched(
     txn: &impl ConnectionTrait,
+    catalogue: &Catalogue,
     vault: &Keyring,
     actor: &Actor,
     old: &customer::Model,
@@ -561,7 +562,7 @@ pub(crate) async fn patched(
     may_change_groups(actor, Resource::Customer, old.into(), &groups)?;
     let mut v = Violations::new();
     let am = apply_patch(&mut v, vault, old, patch);
-    category::check_update(txn, &mut v, old, &am).await?;
+    category::check_update(txn, catalogue, &mut v, old, &am).await?;
     v.into_result()?;
     Ok(am)
 }

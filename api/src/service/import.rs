@@ -809,7 +809,7 @@ impl Importer<'_> {
             // The stage moves with deals once past PROSPECT; a file restating it is no change.
             lifecycle_stage: parsed.lifecycle_stage.filter(|s| *s != old.lifecycle_stage),
         };
-        let am = match customer::patched(txn, self.vault, self.actor, &old, patch).await {
+        let am = match customer::patched(txn, catalogue, self.vault, self.actor, &old, patch).await {
             Ok(am) => am,
             Err(AppError::Validation(mut fields)) => {
                 problems.append(&mut fields);

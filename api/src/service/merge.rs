@@ -195,7 +195,7 @@ pub async fn merge(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, requ
         }
         // The merged record against its category's template, as an update of the survivor.
         let mut v = Violations::new();
-        category::check_update(txn, &mut v, &old, &am).await?;
+        category::check_update(txn, &category::Catalogue::load(txn).await?, &mut v, &old, &am).await?;
         v.into_result()?;
 
         if dry_run {
