@@ -34,7 +34,7 @@ pub fn router(http: Http) -> Router {
         .route("/graphql", get(graphiql).post(graphql_post))
         .route("/reports/{file}", get(report_csv))
         .route("/personal-data/{file}", get(personal_data))
-        .route("/imports/customers", axum::routing::post(import_customers))
+        .route("/imports/{kind}", axum::routing::post(import_records))
         .route("/exports/{file}", get(export_csv))
         .route_layer(axum::middleware::from_fn_with_state(http.clone(), edge))
         .route("/graphql/ws", get(graphql_ws))
@@ -442,16 +442,28 @@ async fn export_csv(
     }
 }
 
-/// `POST /imports/customers`: a customer book as CSV (see `import.rs`). The body is read
+/// `POST /imports/customers`, `/imports/contacts`: records as CSV (see `import.rs`). The body is read
 /// as a stream (the body limit of GraphQL requests does not apply; the import's own does).
-async fn import_customers(
+async fn import_records(
     State(http): State<Http>,
+    axum::extract::Path(kind): axum::extract::Path<String>,
     axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
     caller: Option<axum::Extension<Caller>>,
     request: axum::extract::Request,
 ) -> Response {
     let Some(axum::Extension(Caller(actor))) = caller else {
         return app_error_response(AppError::Unauthenticated("authentication required"));
+    };
+    let kind = match kind.as_str() {
+        "customers" => entity::enums::ImportKind::Customers,
+        "contacts" => entity::enums::ImportKind::Contacts,
+        _ => {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "imports are /imports/customers, /imports/contacts",
+            );
+        }
     };
     let (parts, body) = request.into_parts();
     // The token as verified now: the import re-reads the user's rights with it per chunk.
@@ -460,7 +472,7 @@ async fn import_customers(
         Ok(v) => v,
         Err(e) => return app_error_response(e),
     };
-    crate::import::customers(http.state.clone(), actor, verified, params, &parts.headers, body).await
+    crate::import::upload(http.state.clone(), actor, verified, kind, params, &parts.headers, body).await
 }
 
 /// `GET /personal-data/<customer id>.json`: `exportPersonalData` as a download.

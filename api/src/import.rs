@@ -1,4 +1,5 @@
-//! `POST /imports/customers`: a CSV upload read as it arrives (`docs/import-export.md`).
+//! `POST /imports/customers` and `/imports/contacts`: a CSV upload read as it arrives
+//! (`docs/import-export.md`).
 //! The bytes are decoded (UTF-8, or GB18030 as Chinese spreadsheets save CSV; sniffed
 //! when not given) and split into records incrementally (`csv-core`), and each chunk of
 //! records is imported before more of the body is read, so memory stays bounded whatever
@@ -13,7 +14,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use encoding_rs::{CoderResult, Encoding};
-use entity::enums::CustomerKind;
+use entity::enums::{CustomerKind, ImportKind};
 use futures::StreamExt;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -265,6 +266,7 @@ impl LineCounter {
 
 /// The options of an upload from its query string.
 struct Request {
+    kind: ImportKind,
     dry_run: bool,
     encoding: Option<&'static Encoding>,
     default_kind: CustomerKind,
@@ -304,24 +306,25 @@ fn request(params: &HashMap<String, String>) -> AppResult<Request> {
         }
     }
     let file_name = params.get("fileName").map(|f| f.trim().chars().take(200).collect::<String>());
-    Ok(Request { dry_run: flag("dryRun")?, encoding, default_kind, file_name, map })
+    Ok(Request { kind: ImportKind::Customers, dry_run: flag("dryRun")?, encoding, default_kind, file_name, map })
 }
 
 /// Handles an upload: checks the caller, the size and the header before a run starts,
 /// then imports in a task of its own and answers with the run and its first problems.
-pub async fn customers(
+pub async fn upload(
     state: AppState,
     actor: Actor,
     verified: crate::auth::jwt::Verified,
+    kind: ImportKind,
     params: HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let options = match request(&params) {
-        Ok(o) => o,
+        Ok(o) => Request { kind, ..o },
         Err(e) => return failure(e),
     };
-    if let Err(e) = actor.require(entity::enums::Resource::Customer, entity::enums::Action::Create) {
+    if let Err(e) = actor.require(svc::resource_of(kind), entity::enums::Action::Create) {
         return failure(e);
     }
     let max = state.imports.max_bytes;
@@ -431,11 +434,12 @@ async fn run(
         Ok(c) => c,
         Err(e) => return failure(e),
     };
-    let mapping = match Mapping::new(&categories, &header.cells, &request.map) {
+    let mapping = match Mapping::new(request.kind, &categories, &header.cells, &request.map) {
         Ok(m) => m,
         Err(e) => return failure(e),
     };
     let options = Options {
+        kind: request.kind,
         dry_run: request.dry_run,
         default_kind: request.default_kind,
         file_name: request.file_name,

@@ -5,7 +5,12 @@ use serde_json::{Value, json};
 
 /// POSTs a CSV file to `/imports/customers?<query>`; returns the status and the JSON.
 async fn import(app: &TestApp, token: Option<&str>, query: &str, body: Vec<u8>) -> (u16, Value) {
-    let mut req = app.client.post(app.url(&format!("/imports/customers?{query}"))).body(body);
+    import_to(app, "customers", token, query, body).await
+}
+
+/// POSTs a CSV file to `/imports/<kind>?<query>`.
+async fn import_to(app: &TestApp, kind: &str, token: Option<&str>, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let mut req = app.client.post(app.url(&format!("/imports/{kind}?{query}"))).body(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -545,4 +550,76 @@ async fn uploads_hold_whatever_the_bytes_and_the_rights_do() {
     assert_eq!(run["status"], "FAILED", "{stopped}");
     assert!(run["error"].as_str().unwrap().contains("permissions changed"), "{stopped}");
     assert_eq!(run["created"], 500, "the chunk before the change stays: {stopped}");
+}
+
+#[tokio::test]
+async fn contacts_import_linked_by_their_customer() {
+    let app = TestApp::spawn().await;
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西部", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (_, other) = app.create_user("west@example.com", "SALES", &west).await;
+    let silk = app
+        .create_customer(&rep, json!({"name": "杭州丝绸有限公司", "kind": "ORGANIZATION", "phone": "0571-88880000"}))
+        .await;
+    app.create_customer(&other, json!({"name": "西部贸易有限公司", "kind": "ORGANIZATION"})).await;
+    let create = "mutation($i:CreateContactInput!){createContact(input:$i){id version}}";
+    let zhou = app
+        .ok(&rep, create, json!({"i": {"customerId": silk["id"], "name": "周经理", "mobile": "13700000014"}}))
+        .await["createContact"]
+        .clone();
+    let contacts = |token: String| {
+        let app = &app;
+        let id = silk["id"].clone();
+        async move {
+            let q = "query($id:ID!){customer(id:$id){contacts{nodes{name title mobile version dealRole}}}}";
+            app.ok(&token, q, json!({"id": id})).await["customer"]["contacts"]["nodes"].as_array().unwrap().clone()
+        }
+    };
+
+    let file = "客户名称,联系人,职务,手机,邮箱,角色,生日\n\
+                杭州丝绸有限公司,周经理,采购总监,137 0000 0014,,决策者,\n\
+                杭州丝绸有限公司,钱会计,财务,13700000015,qian@silk.example,,\n\
+                西部贸易有限公司,孙经理,,13700000016,,,\n\
+                不存在的公司,李四,,,,,\n\
+                杭州丝绸有限公司,错号,,12345,,,1990-02-30\n";
+    let (status, dry) = import_to(&app, "contacts", Some(&rep), "dryRun=true", file.as_bytes().to_vec()).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(counts(&dry["importRun"]), [1, 1, 0, 1, 2, 0], "{dry}");
+    assert_eq!(contacts(rep.clone()).await.len(), 1, "a dry run writes nothing");
+
+    let (_, done) = import_to(&app, "contacts", Some(&rep), "", file.as_bytes().to_vec()).await;
+    assert_eq!(counts(&done["importRun"]), [1, 1, 0, 1, 2, 0], "{done}");
+    let problems = done["problems"].as_array().unwrap();
+    assert!(problems[0]["message"].as_str().unwrap().contains("西部"), "someone else's customer: {done}");
+    assert_eq!(problems[1]["problems"][0]["field"], "customer");
+    let fields: Vec<&str> =
+        problems[2]["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"birthday") && fields.contains(&"mobile"), "{fields:?}");
+    let now = contacts(rep.clone()).await;
+    assert_eq!(now.len(), 2, "{now:?}");
+    let updated = now.iter().find(|c| c["name"] == "周经理").unwrap();
+    assert_eq!((updated["title"].as_str(), updated["dealRole"].as_str()), (Some("采购总监"), Some("DECISION_MAKER")));
+    let version = updated["version"].clone();
+    assert_eq!(version, zhou["version"].as_i64().unwrap() + 1);
+
+    // Again: nothing changes, no version moves.
+    let (_, again) = import_to(&app, "contacts", Some(&rep), "", file.as_bytes().to_vec()).await;
+    assert_eq!(counts(&again["importRun"]), [0, 0, 2, 1, 2, 0], "{again}");
+    let now = contacts(rep.clone()).await;
+    assert_eq!(now.iter().find(|c| c["name"] == "周经理").unwrap()["version"], version);
+
+    // The contact export imports back as it is.
+    let (_, text) = export(&app, Some(&rep), "/exports/contacts.csv").await;
+    let (_, back) = import_to(&app, "contacts", Some(&rep), "", text.into_bytes()).await;
+    assert_eq!(counts(&back["importRun"]), [0, 0, 2, 0, 0, 0], "{back}");
+
+    // A file must say whose contacts they are; unknown kinds are not routes.
+    let (status, resp) =
+        import_to(&app, "contacts", Some(&rep), "", "联系人,手机\n某人,13700000019\n".as_bytes().to_vec()).await;
+    assert_eq!((status, code(&resp)), (400, "VALIDATION"), "{resp}");
+    let (status, _) = import_to(&app, "deals-and-more", Some(&rep), "", b"name\nx\n".to_vec()).await;
+    assert_eq!(status, 404);
+    let (_, runs) = (0, app.ok(&rep, "{importRuns(first:1){nodes{kind}}}", json!({})).await);
+    assert_eq!(runs["importRuns"]["nodes"][0]["kind"], "CONTACTS");
 }

@@ -12,6 +12,8 @@ use entity::{import_line, import_run};
 #[graphql(remote = "entity::enums::ImportKind")]
 pub enum ImportKind {
     Customers,
+    /// Contacts of organisation customers, linked by the customer's id or natural key.
+    Contacts,
 }
 
 /// Where an import stands.

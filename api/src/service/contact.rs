@@ -12,9 +12,7 @@ use crate::vault::Keyring;
 use chrono::NaiveDate;
 use entity::contact::{self, Column};
 use entity::enums::{Action, ContactRole, CustomerKind, Gender, Resource};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 /// A new contact.
@@ -224,7 +222,7 @@ pub fn address(vault: &Keyring, c: &contact::Model) -> AppResult<Option<String>>
 /// # Errors
 /// NOT_FOUND (customer), FORBIDDEN, VALIDATION, DUPLICATE (ID number).
 pub async fn create(
-    db: &DatabaseConnection,
+    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
     vault: &Keyring,
     actor: &Actor,
     input: NewContact,
@@ -288,7 +286,7 @@ pub async fn create(
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
 pub async fn update(
-    db: &DatabaseConnection,
+    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
     vault: &Keyring,
     actor: &Actor,
     id: Uuid,

@@ -14,13 +14,14 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// Runs `f` in a write transaction, committing when it returns `Ok` and rolling back
-/// otherwise. On SQLite the write lock is taken at BEGIN (IMMEDIATE), so a
+/// otherwise (inside another transaction: a savepoint, as an import runs its lines). On SQLite the write lock is taken at BEGIN (IMMEDIATE), so a
 /// read-then-write use case never fails upgrading its lock under concurrency.
 ///
 /// # Errors
 /// Whatever `f` returns; database errors of BEGIN/COMMIT.
-pub async fn write<T, F>(db: &DatabaseConnection, f: F) -> AppResult<T>
+pub async fn write<T, F, C>(db: &C, f: F) -> AppResult<T>
 where
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<T>,
 {
     let txn = db

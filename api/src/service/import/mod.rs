@@ -38,11 +38,25 @@ const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// Lines with a problem returned in the response of the upload (all are kept in the run).
 pub const PROBLEMS_SHOWN: usize = 100;
 
-/// A customer field a column can fill.
+mod contacts;
+
+/// A field a column can fill (of a customer, or of a contact and the customer it hangs off).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Field {
     /// The record's id, as an export writes it: matched before the natural keys.
     Id,
+    /// The customer a contact hangs off: its id, or one of its natural keys.
+    CustomerId,
+    CustomerName,
+    CustomerPhone,
+    CustomerEmail,
+    Title,
+    DealRole,
+    Mobile,
+    OfficePhone,
+    Hometown,
+    Hobbies,
+    Notes,
     Kind,
     Category,
     Name,
@@ -60,9 +74,12 @@ pub enum Field {
     LifecycleStage,
 }
 
-/// Each field: its name (the GraphQL field, the export's header) and the headers Chinese
-/// spreadsheets commonly use for it.
-pub const FIELDS: &[(Field, &str, &[&str])] = &[
+/// A field, its name (the API's, the export's header) and common Chinese headers.
+pub type FieldName = (Field, &'static str, &'static [&'static str]);
+
+/// Each customer field: its name (the GraphQL field, the export's header) and the headers
+/// Chinese spreadsheets commonly use for it.
+pub const CUSTOMER_FIELDS: &[FieldName] = &[
     (Field::Id, "id", &[]),
     (Field::Kind, "kind", &["类型", "客户类型"]),
     (Field::Category, "category", &["类别", "分类", "客户类别"]),
@@ -109,9 +126,18 @@ fn folded(header: &str) -> String {
         .to_lowercase()
 }
 
-fn field_named(name: &str) -> Option<Field> {
+/// The fields of a kind of record and the export's columns an import reads past.
+fn fields_of(kind: ImportKind) -> (&'static [FieldName], &'static [&'static str]) {
+    match kind {
+        ImportKind::Customers => (CUSTOMER_FIELDS, READ_ONLY),
+        ImportKind::Contacts => (contacts::FIELDS, contacts::READ_ONLY),
+    }
+}
+
+fn field_named(kind: ImportKind, name: &str) -> Option<Field> {
     let f = folded(name);
-    FIELDS
+    fields_of(kind)
+        .0
         .iter()
         .find(|(_, n, aliases)| folded(n) == f || aliases.iter().any(|a| folded(a) == f))
         .map(|(field, ..)| *field)
@@ -124,12 +150,22 @@ impl Mapping {
     ///
     /// # Errors
     /// VALIDATION listing every header that maps to nothing or to a field already mapped.
-    pub fn new(categories: &[Category], header: &[String], explicit: &HashMap<String, String>) -> AppResult<Self> {
+    pub fn new(
+        kind: ImportKind,
+        categories: &[Category],
+        header: &[String],
+        explicit: &HashMap<String, String>,
+    ) -> AppResult<Self> {
         let mut problems = Vec::new();
+        let read_only = fields_of(kind).1;
+        // Custom fields are customers' (`category.rs`).
+        let categories = if kind == ImportKind::Customers { categories } else { &[] };
         let mut targets = Vec::with_capacity(header.len());
         let custom_of = |name: &str| -> Option<String> {
             let n = name.trim();
-            if let Some(key) = n.strip_prefix("custom.").or_else(|| n.strip_prefix("customFields.")) {
+            if kind == ImportKind::Customers
+                && let Some(key) = n.strip_prefix("custom.").or_else(|| n.strip_prefix("customFields."))
+            {
                 return Some(key.trim().to_string());
             }
             categories
@@ -143,14 +179,16 @@ impl Mapping {
             let column = format!("header.{}", i + 1);
             let target = match explicit.get(name).map(|s| s.trim()) {
                 Some("-") => Some(Target::Skip),
-                Some(to) => field_named(to)
-                    .map(Target::Field)
-                    .or_else(|| to.strip_prefix("custom.").map(|k| Target::Custom(k.trim().to_string()))),
+                Some(to) => field_named(kind, to).map(Target::Field).or_else(|| {
+                    to.strip_prefix("custom.")
+                        .filter(|_| kind == ImportKind::Customers)
+                        .map(|k| Target::Custom(k.trim().to_string()))
+                }),
                 None if name.is_empty() => Some(Target::Skip),
-                None => field_named(name)
+                None => field_named(kind, name)
                     .map(Target::Field)
                     .or_else(|| custom_of(name).map(Target::Custom))
-                    .or_else(|| READ_ONLY.iter().any(|r| folded(r) == folded(name)).then_some(Target::Skip)),
+                    .or_else(|| read_only.iter().any(|r| folded(r) == folded(name)).then_some(Target::Skip)),
             };
             match target {
                 None => problems.push(FieldError::new(
@@ -168,12 +206,23 @@ impl Mapping {
         if !targets.contains(&Target::Field(Field::Name)) && problems.is_empty() {
             problems.push(FieldError::new("header", "no column maps to name (名称/姓名)"));
         }
+        let links = [Field::CustomerId, Field::CustomerName, Field::CustomerPhone, Field::CustomerEmail];
+        if kind == ImportKind::Contacts
+            && problems.is_empty()
+            && !links.iter().any(|f| targets.contains(&Target::Field(*f)))
+        {
+            problems.push(FieldError::new(
+                "header",
+                "no column names the customer (customerId, customerName/客户名称, customerPhone or customerEmail)",
+            ));
+        }
         if problems.is_empty() { Ok(Self { targets }) } else { Err(AppError::Validation(problems)) }
     }
 }
 
 /// Options of a run.
 pub struct Options {
+    pub kind: ImportKind,
     pub dry_run: bool,
     /// The kind of a line without a kind column or cell.
     pub default_kind: CustomerKind,
@@ -232,7 +281,15 @@ pub struct Importer<'a> {
     pub problems: Vec<Outcome>,
 }
 
-/// Starts a run: the caller may create customers.
+/// The resource an import of `kind` creates.
+pub fn resource_of(kind: ImportKind) -> Resource {
+    match kind {
+        ImportKind::Customers => Resource::Customer,
+        ImportKind::Contacts => Resource::Contact,
+    }
+}
+
+/// Starts a run: the caller may create records of its kind.
 ///
 /// # Errors
 /// FORBIDDEN, database errors.
@@ -244,11 +301,11 @@ pub async fn start<'a>(
     mapping: Mapping,
     options: Options,
 ) -> AppResult<Importer<'a>> {
-    actor.require(Resource::Customer, Action::Create)?;
+    actor.require(resource_of(options.kind), Action::Create)?;
     let at = now();
     let run = import_run::ActiveModel {
         id: Set(new_id()),
-        kind: Set(ImportKind::Customers),
+        kind: Set(options.kind),
         dry_run: Set(options.dry_run),
         status: Set(ImportStatus::Running),
         file_name: Set(options.file_name.clone()),
@@ -628,6 +685,9 @@ impl Importer<'_> {
             ));
         }
         let cells = self.cells(&line);
+        if self.options.kind == ImportKind::Contacts {
+            return self.contact_line(txn, number, &cells).await;
+        }
         let mut problems = Vec::new();
         let parsed = parse(&mut problems, &cells);
         let kind = parsed.kind.unwrap_or(self.options.default_kind);

@@ -1,0 +1,217 @@
+//! Contacts imported the way customers are (`POST /imports/contacts`): each line names
+//! the customer it belongs to by id or by the customer's natural key (phone, e-mail,
+//! organisation name) and is matched against that customer's live contacts (id, then
+//! mobile, e-mail, name). The contact service writes, in a savepoint of the chunk, so its
+//! checks (scope, field groups, ID numbers) are the API's.
+use super::{Cells, Field, FieldName, Importer, Outcome, choice, date};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::service::{contact as service, normalize};
+use entity::customer::Column as C;
+use entity::enums::{ContactRole, Gender, ImportOutcome};
+use entity::{contact, customer};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
+use uuid::Uuid;
+
+/// Each contact field (the export's header) and common Chinese headers.
+pub(super) const FIELDS: &[FieldName] = &[
+    (Field::Id, "id", &[]),
+    (Field::CustomerId, "customerId", &[]),
+    (Field::CustomerName, "customerName", &["客户", "客户名称", "公司", "公司名称", "单位", "单位名称"]),
+    (Field::CustomerPhone, "customerPhone", &["客户电话"]),
+    (Field::CustomerEmail, "customerEmail", &["客户邮箱"]),
+    (Field::Name, "name", &["姓名", "联系人", "联系人姓名"]),
+    (Field::Gender, "gender", &["性别"]),
+    (Field::Title, "title", &["职务", "职位"]),
+    (Field::DealRole, "dealRole", &["角色", "决策角色"]),
+    (Field::Birthday, "birthday", &["生日", "出生日期"]),
+    (Field::Mobile, "mobile", &["手机", "手机号", "手机号码"]),
+    (Field::OfficePhone, "officePhone", &["办公电话", "座机", "电话"]),
+    (Field::Email, "email", &["邮箱", "电子邮件", "电子邮箱"]),
+    (Field::Address, "address", &["地址"]),
+    (Field::Hometown, "hometown", &["籍贯", "家乡"]),
+    (Field::Hobbies, "hobbies", &["爱好", "兴趣爱好"]),
+    (Field::Notes, "notes", &["备注"]),
+];
+
+/// Columns of the contact export an import reads past.
+pub(super) const READ_ONLY: &[&str] = &["createdAt", "updatedAt"];
+
+/// Whether two versions of a contact hold the same (the address opened: sealing takes a
+/// fresh nonce each time).
+fn same(vault: &crate::vault::Keyring, a: &contact::Model, b: &contact::Model) -> bool {
+    let plain = |m: &contact::Model| service::address(vault, m).ok().flatten();
+    (&a.name, a.gender, &a.title, a.deal_role, a.birthday, &a.mobile, &a.office_phone, &a.email)
+        == (&b.name, b.gender, &b.title, b.deal_role, b.birthday, &b.mobile, &b.office_phone, &b.email)
+        && (&a.hometown, &a.hobbies, &a.notes) == (&b.hometown, &b.hobbies, &b.notes)
+        && plain(a) == plain(b)
+}
+
+impl Importer<'_> {
+    /// The customer a line names: by id, else by each natural key given.
+    async fn parent(&self, txn: &DatabaseTransaction, cells: &Cells) -> AppResult<Vec<customer::Model>> {
+        let live = || customer::Entity::find().filter(C::DeletedAt.is_null());
+        let mut found: Vec<customer::Model> = Vec::new();
+        let mut add = |m: Option<customer::Model>| {
+            if let Some(m) = m
+                && !found.iter().any(|f| f.id == m.id)
+            {
+                found.push(m);
+            }
+        };
+        if let Some(id) = cells.get(Field::CustomerId).and_then(|id| Uuid::parse_str(id).ok()) {
+            add(live().filter(C::Id.eq(id)).one(txn).await?);
+        }
+        if let Some(p) = cells.get(Field::CustomerPhone).and_then(|p| normalize::phone_e164(p).ok()) {
+            add(live().filter(C::PhoneNorm.eq(p)).one(txn).await?);
+        }
+        if let Some(e) = cells.get(Field::CustomerEmail).and_then(|e| normalize::email(e).ok()) {
+            add(live().filter(C::EmailNorm.eq(e)).one(txn).await?);
+        }
+        if let Some(n) = cells.get(Field::CustomerName).map(normalize::org_name).filter(|n| !n.is_empty()) {
+            add(live().filter(C::NameNorm.eq(n)).one(txn).await?);
+        }
+        Ok(found)
+    }
+
+    /// One contact line, in a savepoint of the chunk's transaction.
+    pub(super) async fn contact_line(
+        &mut self,
+        txn: &DatabaseTransaction,
+        number: i64,
+        cells: &Cells,
+    ) -> AppResult<Outcome> {
+        let mut problems = Vec::new();
+        let gender = choice(
+            &mut problems,
+            "gender",
+            cells.get(Field::Gender),
+            Gender::parse,
+            &[("男", Gender::Male), ("女", Gender::Female), ("其他", Gender::Other)],
+            "MALE (男), FEMALE (女), OTHER",
+        );
+        let deal_role = choice(
+            &mut problems,
+            "dealRole",
+            cells.get(Field::DealRole),
+            ContactRole::parse,
+            &[
+                ("决策者", ContactRole::DecisionMaker),
+                ("内线", ContactRole::Insider),
+                ("影响者", ContactRole::Influencer),
+                ("反对者", ContactRole::Opponent),
+            ],
+            "DECISION_MAKER (决策者), INSIDER (内线), INFLUENCER (影响者), OPPONENT (反对者)",
+        );
+        let birthday = date(&mut problems, "birthday", cells.get(Field::Birthday));
+        let parent = match self.parent(txn, cells).await?.as_slice() {
+            [] => {
+                problems.push(FieldError::new("customer", "no live customer matches the line's customer columns"));
+                return Ok(Outcome::invalid(number, problems));
+            }
+            [one] => one.clone(),
+            many => {
+                let message = format!("the customer columns match {} different customers", many.len());
+                return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
+            }
+        };
+        // The customer's contacts only once the caller may add to it (else it is someone
+        // else's customer: reported as a customer import reports it).
+        match crate::service::record::check_parent::<contact::Entity>(txn, self.actor, parent.id).await {
+            Ok(_) => {}
+            Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {
+                let message = self.untouchable(txn, &parent).await?;
+                return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
+            }
+            Err(e) => return Err(e),
+        }
+        let siblings = contact::Entity::find()
+            .filter(contact::Column::CustomerId.eq(parent.id))
+            .filter(contact::Column::DeletedAt.is_null())
+            .all(txn)
+            .await?;
+        let id = cells.get(Field::Id).and_then(|id| Uuid::parse_str(id).ok());
+        let mobile = cells.get(Field::Mobile).and_then(|m| normalize::phone_e164(m).ok());
+        let email = cells.get(Field::Email).and_then(|e| normalize::email(e).ok());
+        let name = cells.get(Field::Name).map(str::trim);
+        let norm_phone = |p: &Option<String>| p.as_deref().and_then(|p| normalize::phone_e164(p).ok());
+        let existing = id
+            .and_then(|id| siblings.iter().find(|s| s.id == id))
+            .or_else(|| {
+                mobile.as_ref().and_then(|m| siblings.iter().find(|s| norm_phone(&s.mobile).as_ref() == Some(m)))
+            })
+            .or_else(|| email.as_ref().and_then(|e| siblings.iter().find(|s| s.email.as_ref() == Some(e))))
+            .or_else(|| name.and_then(|n| siblings.iter().find(|s| s.name == n)))
+            .cloned();
+        let text = |f: Field| cells.text(f);
+        // Each write in a savepoint of its own: undone when the line's own cells had
+        // problems (the service's checks still run, so every bad cell is listed) or when
+        // it changes nothing (a re-run leaves versions and the audit trail alone).
+        let sp = txn.begin().await?;
+        let result = match existing {
+            None => {
+                let input = service::NewContact {
+                    customer_id: parent.id,
+                    name: text(Field::Name).unwrap_or_default(),
+                    gender,
+                    title: text(Field::Title),
+                    deal_role,
+                    birthday,
+                    mobile: text(Field::Mobile),
+                    office_phone: text(Field::OfficePhone),
+                    email: text(Field::Email),
+                    address: text(Field::Address),
+                    hometown: text(Field::Hometown),
+                    hobbies: text(Field::Hobbies),
+                    id_number: None,
+                    notes: text(Field::Notes),
+                };
+                service::create(&sp, self.vault, self.actor, input).await.map(|m| {
+                    let id = (!self.options.dry_run).then_some(m.id);
+                    Outcome::new(number, ImportOutcome::Created, id, None)
+                })
+            }
+            Some(old) => {
+                let set = |f: Field| text(f).map(Some);
+                let patch = service::ContactPatch {
+                    name: text(Field::Name),
+                    gender: gender.map(Some),
+                    title: set(Field::Title),
+                    deal_role: deal_role.map(Some),
+                    birthday: birthday.map(Some),
+                    mobile: set(Field::Mobile),
+                    office_phone: set(Field::OfficePhone),
+                    email: set(Field::Email),
+                    address: set(Field::Address),
+                    hometown: set(Field::Hometown),
+                    hobbies: set(Field::Hobbies),
+                    id_number: None,
+                    notes: set(Field::Notes),
+                };
+                service::update(&sp, self.vault, self.actor, old.id, old.version, patch).await.map(|new| {
+                    let outcome =
+                        if same(self.vault, &old, &new) { ImportOutcome::Unchanged } else { ImportOutcome::Updated };
+                    Outcome::new(number, outcome, Some(new.id), None)
+                })
+            }
+        };
+        let keep = problems.is_empty() && result.as_ref().is_ok_and(|o| o.outcome != ImportOutcome::Unchanged);
+        if keep {
+            sp.commit().await?
+        } else {
+            sp.rollback().await?
+        }
+        match result {
+            Ok(_) if !problems.is_empty() => Ok(Outcome::invalid(number, problems)),
+            Ok(o) => Ok(o),
+            Err(AppError::Validation(mut fields)) => {
+                problems.append(&mut fields);
+                Ok(Outcome::invalid(number, problems))
+            }
+            Err(e @ AppError::Duplicate { .. }) => {
+                Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(e.to_string())))
+            }
+            Err(e @ AppError::Internal(_)) => Err(e),
+            Err(e) => Ok(Outcome::new(number, ImportOutcome::Failed, None, Some(e.to_string()))),
+        }
+    }
+}
