@@ -7,7 +7,7 @@ use super::{Cells, Field, FieldName, Importer, Outcome, choice, date};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::service::{contact as service, normalize};
 use entity::customer::Column as C;
-use entity::enums::{ContactRole, Gender, ImportOutcome};
+use entity::enums::{ContactRole, CustomerKind, Gender, ImportOutcome, Resource};
 use entity::{contact, customer};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
@@ -103,6 +103,10 @@ impl Importer<'_> {
             "DECISION_MAKER (决策者), INSIDER (内线), INFLUENCER (影响者), OPPONENT (反对者)",
         );
         let birthday = date(&mut problems, "birthday", cells.get(Field::Birthday));
+        if cells.get(Field::CustomerId).is_some_and(|id| Uuid::parse_str(id).is_err()) {
+            problems.push(FieldError::new("customerId", "not an id"));
+            return Ok(Outcome::invalid(number, problems));
+        }
         let parent = match self.parent(txn, cells).await?.as_slice() {
             [] => {
                 problems.push(FieldError::new("customer", "no live customer matches the line's customer columns"));
@@ -130,19 +134,57 @@ impl Importer<'_> {
             .all(txn)
             .await?;
         let id = cells.get(Field::Id).and_then(|id| Uuid::parse_str(id).ok());
-        let mobile = cells.get(Field::Mobile).and_then(|m| normalize::phone_e164(m).ok());
-        let email = cells.get(Field::Email).and_then(|e| normalize::email(e).ok());
+        // Mobile and e-mail match only where the importer sees contact details: a match
+        // (or its absence) must not tell a number the importer could not read.
+        let sees = self.actor.field_access(Resource::ContactDetails, Resource::Contact).admits((&parent).into());
+        let mobile = cells.get(Field::Mobile).and_then(|m| normalize::phone_e164(m).ok()).filter(|_| sees);
+        let email = cells.get(Field::Email).and_then(|e| normalize::email(e).ok()).filter(|_| sees);
         let name = cells.get(Field::Name).map(str::trim);
         let norm_phone = |p: &Option<String>| p.as_deref().and_then(|p| normalize::phone_e164(p).ok());
-        let existing = id
-            .and_then(|id| siblings.iter().find(|s| s.id == id))
-            .or_else(|| {
-                mobile.as_ref().and_then(|m| siblings.iter().find(|s| norm_phone(&s.mobile).as_ref() == Some(m)))
+        let by_key: Vec<&contact::Model> = siblings
+            .iter()
+            .filter(|s| {
+                id == Some(s.id)
+                    || mobile.as_ref().is_some_and(|m| norm_phone(&s.mobile).as_ref() == Some(m))
+                    || email.as_ref().is_some_and(|e| s.email.as_ref() == Some(e))
             })
-            .or_else(|| email.as_ref().and_then(|e| siblings.iter().find(|s| s.email.as_ref() == Some(e))))
-            .or_else(|| name.and_then(|n| siblings.iter().find(|s| s.name == n)))
-            .cloned();
+            .collect();
+        // A name alone matches one contact of that name whose mobile and e-mail the line
+        // does not contradict (two 张经理 with different numbers are two people).
+        let by_name: Vec<&contact::Model> = if by_key.is_empty() {
+            let agrees = |s: &contact::Model| {
+                mobile.as_ref().is_none_or(|m| s.mobile.is_none() || norm_phone(&s.mobile).as_ref() == Some(m))
+                    && email.as_ref().is_none_or(|e| s.email.is_none() || s.email.as_ref() == Some(e))
+            };
+            siblings.iter().filter(|s| name == Some(s.name.as_str()) && agrees(s)).collect()
+        } else {
+            Vec::new()
+        };
+        let existing = match (by_key.as_slice(), by_name.as_slice()) {
+            ([one], _) | ([], [one]) => Some((*one).clone()),
+            ([], []) => None,
+            (many, []) | ([], many) => {
+                let message = format!("matches {} contacts of that customer; merge or correct them first", many.len());
+                return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
+            }
+            _ => None,
+        };
+        // A dry run's earlier chunks were rolled back: a repeat of a contact they created
+        // reads as the update it will be.
+        let remembered = [mobile.as_deref(), email.as_deref(), name]
+            .into_iter()
+            .flatten()
+            .map(|k| format!("contact:{}:{k}", parent.id))
+            .collect::<Vec<_>>();
+        if self.options.dry_run
+            && existing.is_none()
+            && let Some(&(first, _)) = remembered.iter().find_map(|k| self.would_create.get(k))
+        {
+            let message = format!("updates the contact line {first} creates (a dry run does not compare)");
+            return Ok(Outcome::new(number, ImportOutcome::Updated, None, Some(message)));
+        }
         let text = |f: Field| cells.text(f);
+        let existing_id = existing.as_ref().map(|e| e.id);
         // Each write in a savepoint of its own: undone when the line's own cells had
         // problems (the service's checks still run, so every bad cell is listed) or when
         // it changes nothing (a re-run leaves versions and the audit trail alone).
@@ -166,8 +208,10 @@ impl Importer<'_> {
                     notes: text(Field::Notes),
                 };
                 service::create(&sp, self.vault, self.actor, input).await.map(|m| {
-                    let id = (!self.options.dry_run).then_some(m.id);
-                    Outcome::new(number, ImportOutcome::Created, id, None)
+                    if self.options.dry_run {
+                        self.created_here.insert(m.id);
+                    }
+                    Outcome::new(number, ImportOutcome::Created, Some(m.id), None)
                 })
             }
             Some(old) => {
@@ -200,6 +244,11 @@ impl Importer<'_> {
         } else {
             sp.rollback().await?
         }
+        if self.options.dry_run && keep && result.as_ref().is_ok_and(|o| o.outcome == ImportOutcome::Created) {
+            for k in remembered {
+                self.would_create.entry(k).or_insert((number, CustomerKind::Organization));
+            }
+        }
         match result {
             Ok(_) if !problems.is_empty() => Ok(Outcome::invalid(number, problems)),
             Ok(o) => Ok(o),
@@ -211,6 +260,11 @@ impl Importer<'_> {
                 Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(e.to_string())))
             }
             Err(e @ AppError::Internal(_)) => Err(e),
+            // A contact the importer may not change: someone else's, as for customers.
+            Err(AppError::NotFound(_) | AppError::Forbidden(_)) if existing_id.is_some() => {
+                let message = self.untouchable(txn, &parent).await?;
+                Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)))
+            }
             Err(e) => Ok(Outcome::new(number, ImportOutcome::Failed, None, Some(e.to_string()))),
         }
     }

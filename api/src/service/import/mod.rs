@@ -277,6 +277,8 @@ pub struct Importer<'a> {
     would_create: HashMap<String, (i64, CustomerKind)>,
     /// When the run last told the database it is alive.
     last_beat: std::time::Instant,
+    /// Dry run only: records the current chunk created (rolled back with it).
+    created_here: std::collections::HashSet<Uuid>,
     /// The first lines with a problem, for the upload's response.
     pub problems: Vec<Outcome>,
 }
@@ -336,6 +338,7 @@ pub async fn start<'a>(
         departments: HashMap::new(),
         would_create: HashMap::new(),
         last_beat: std::time::Instant::now(),
+        created_here: std::collections::HashSet::new(),
         problems: Vec::new(),
     })
 }
@@ -585,13 +588,21 @@ impl Importer<'_> {
         }
         let txn = if self.options.dry_run {
             txn.rollback().await?;
+            // A record created in the rolled-back chunk does not exist: no id to show,
+            // whichever line reached it.
+            let gone = std::mem::take(&mut self.created_here);
+            for o in &mut outcomes {
+                if o.record_id.is_some_and(|id| gone.contains(&id)) {
+                    o.record_id = None;
+                }
+            }
             self.db.begin().await?
         } else {
             txn
         };
         self.record(&txn, &outcomes).await?;
         txn.commit().await?;
-        if !self.options.dry_run {
+        if !self.options.dry_run && self.options.kind == ImportKind::Customers {
             for o in outcomes.iter().filter(|o| o.outcome == ImportOutcome::Created) {
                 if let Some(id) = o.record_id {
                     self.events.publish(Signal::NewLead(id)).await;
@@ -683,6 +694,11 @@ impl Importer<'_> {
                     format!("{} cells for {} columns", line.cells.len(), self.mapping.targets.len()),
                 )],
             ));
+        }
+        // PostgreSQL refuses a NUL in any text, a lookup too, and an error aborts the
+        // chunk's transaction: such a line stops here.
+        if line.cells.iter().any(|c| c.contains('\0')) {
+            return Ok(Outcome::invalid(number, vec![FieldError::new("line", super::NUL_MESSAGE)]));
         }
         let cells = self.cells(&line);
         if self.options.kind == ImportKind::Contacts {
@@ -801,9 +817,10 @@ impl Importer<'_> {
         match customer::insert_in(&sp, self.actor, "import", model.clone()).await {
             Ok(m) => {
                 sp.commit().await?;
-                // A dry run's record is rolled back with its chunk: no id to show.
-                let id = (!self.options.dry_run).then_some(m.id);
-                Ok(Outcome::new(number, ImportOutcome::Created, id, None))
+                if self.options.dry_run {
+                    self.created_here.insert(m.id);
+                }
+                Ok(Outcome::new(number, ImportOutcome::Created, Some(m.id), None))
             }
             Err(e @ AppError::Duplicate { .. }) => {
                 sp.rollback().await?;
