@@ -348,3 +348,95 @@ async fn completeness_report_and_the_least_complete_important_customers() {
     assert_eq!(mine["leastCompleteCustomers"]["totalCount"], 1);
     assert_eq!(mine["leastCompleteCustomers"]["edges"][0]["node"]["customer"]["name"], "戊公司");
 }
+
+#[tokio::test]
+async fn custom_fields_filter_by_their_type() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let save = "mutation($i:CategoryInput!,$v:Int){saveCategory(input:$i,version:$v){version}}";
+    let fields = |points: &str| {
+        json!([
+            {"key": "points", "label": "积分", "type": points},
+            {"key": "credit", "label": "授信", "type": "MONEY"},
+            {"key": "since", "label": "入会", "type": "DATE"},
+            {"key": "level", "label": "等级", "type": "CHOICE", "choices": ["金", "银"]},
+            {"key": "tags", "label": "标签", "type": "MULTI_CHOICE", "choices": ["茶", "酒", "礼盒"]},
+            {"key": "member", "label": "会员", "type": "BOOLEAN"},
+            {"key": "note", "label": "备注", "type": "TEXT"}
+        ])
+    };
+    // First `points` is text: one customer stores words there before it becomes a number.
+    app.ok(&admin, save, json!({"v": 1, "i": {"key": "retail", "name": "零售客户", "fields": fields("TEXT")}})).await;
+    let person = |name: &str, custom: Value| {
+        let app = &app;
+        let input = json!({"name": name, "kind": "INDIVIDUAL", "customFields": custom});
+        async move { app.create_customer(&app.admin_token, input).await["id"].clone() }
+    };
+    let words = person("旧数据", json!({"points": "很多"})).await;
+    app.ok(&admin, save, json!({"v": 2, "i": {"key": "retail", "name": "零售客户", "fields": fields("NUMBER")}})).await;
+    let a = person(
+        "甲",
+        json!({"points": 1200, "credit": "5000.50", "since": "2023-05-01", "level": "金",
+                               "tags": ["茶", "礼盒"], "member": true, "note": "VIP 老客户"}),
+    )
+    .await;
+    let b = person(
+        "乙",
+        json!({"points": 300, "credit": "800.00", "since": "2024-02-29", "level": "银",
+                               "tags": ["酒"], "member": false}),
+    )
+    .await;
+    let c = person("丙", json!({"points": 50.5})).await;
+
+    let find = |custom: Value| {
+        let app = &app;
+        async move {
+            let q = "query($f:CustomerFilter){customers(filter:$f, orderBy:[{field:NAME}]){nodes{id}}}";
+            app.gql(Some(&app.admin_token), q, json!({"f": {"customFields": custom}})).await
+        }
+    };
+    let ids = |resp: &Value| -> Vec<Value> {
+        assert!(resp.get("errors").is_none(), "{resp}");
+        let mut v: Vec<Value> =
+            resp["data"]["customers"]["nodes"].as_array().unwrap().iter().map(|n| n["id"].clone()).collect();
+        v.sort_by_key(|x| x.to_string());
+        v
+    };
+    let sorted = |mut v: Vec<Value>| {
+        v.sort_by_key(|x| x.to_string());
+        v
+    };
+    // Numbers compare as numbers; the words stored before the change never match (and
+    // never break the query).
+    assert_eq!(ids(&find(json!([{"key": "points", "gte": "100"}])).await), sorted(vec![a.clone(), b.clone()]));
+    assert_eq!(ids(&find(json!([{"key": "points", "lte": "60"}])).await), vec![c.clone()]);
+    assert_eq!(ids(&find(json!([{"key": "points", "eq": "50.5"}])).await), vec![c.clone()]);
+    assert_eq!(ids(&find(json!([{"key": "credit", "gte": "1,000"}])).await), vec![a.clone()]);
+    assert_eq!(ids(&find(json!([{"key": "since", "gte": "2024-01-01"}])).await), vec![b.clone()]);
+    assert_eq!(ids(&find(json!([{"key": "level", "eq": "金"}])).await), vec![a.clone()]);
+    assert_eq!(ids(&find(json!([{"key": "tags", "eq": "茶"}])).await), vec![a.clone()]);
+    assert_eq!(ids(&find(json!([{"key": "tags", "in": ["酒", "礼盒"]}])).await), sorted(vec![a.clone(), b.clone()]));
+    assert_eq!(ids(&find(json!([{"key": "member", "eq": "false"}])).await), vec![b.clone()]);
+    assert_eq!(ids(&find(json!([{"key": "note", "contains": "vip"}])).await), vec![a.clone()]);
+    assert_eq!(
+        ids(&find(json!([{"key": "member", "isNull": true}, {"key": "points", "isNull": false}])).await),
+        sorted(vec![words.clone(), c.clone()])
+    );
+    // Inside and/or like any field.
+    let q = "query($f:CustomerFilter){customers(filter:$f){nodes{id}}}";
+    let either = json!({"or": [{"customFields": [{"key": "level", "eq": "银"}]}, {"customFields": [{"key": "points", "lte": "60"}]}]});
+    let resp = app.gql(Some(&admin), q, json!({"f": either})).await;
+    assert_eq!(ids(&resp), sorted(vec![b.clone(), c.clone()]));
+
+    // Mistakes are named.
+    for (bad, field) in [
+        (json!([{"key": "nope", "eq": "1"}]), "filter.customFields.nope"),
+        (json!([{"key": "points", "contains": "1"}]), "filter.customFields.points"),
+        (json!([{"key": "points", "gte": "many"}]), "filter.customFields.points"),
+        (json!([{"key": "since", "gte": "2024-13-01"}]), "filter.customFields.since"),
+        (json!([{"key": "member", "eq": "yes"}]), "filter.customFields.member"),
+    ] {
+        let resp = find(bad).await;
+        assert_eq!(invalid_fields(&resp), [field], "{resp}");
+    }
+}

@@ -370,6 +370,28 @@ pub struct CustomerFilter {
     pub last_purchase_on: Option<DateFilter>,
     /// Won revenue in the window, in the base currency (needs permission to see amounts).
     pub revenue: Option<MoneyFilter>,
+    /// Custom fields of the category templates, each typed by its definition; all must
+    /// hold.
+    pub custom_fields: Option<Vec<CustomFieldFilter>>,
+}
+
+/// A filter on one custom field (`categories`' templates). Values are strings read by the
+/// field's type: numbers and amounts ("1200.50") compare as numbers, dates
+/// (YYYY-MM-DD) in order, booleans are "true"/"false"; for a multiple choice, `eq` keeps
+/// the customers who chose that value and `in` those who chose any of them. A stored value
+/// of another type (a template changed since) never matches.
+#[derive(InputObject)]
+pub struct CustomFieldFilter {
+    pub key: String,
+    pub eq: Option<String>,
+    #[graphql(name = "in")]
+    pub in_: Option<Vec<String>>,
+    /// Text fields: case-insensitive substring.
+    pub contains: Option<String>,
+    pub gte: Option<String>,
+    pub lte: Option<String>,
+    /// Whether the field is unset.
+    pub is_null: Option<bool>,
 }
 
 /// Sortable customer fields.

@@ -455,7 +455,20 @@ pub async fn list(
     actor: &Actor,
     query: &ListQuery<SortField>,
 ) -> AppResult<Page<customer::Model>> {
-    let (filter, keys) = list::plan::<customer::Entity>(actor, Resource::Customer, query)?;
+    // Custom fields are typed by the templates of the categories open to the caller.
+    let custom = if super::filter::mentions(query.filter.as_ref(), "customFields") {
+        let catalogue = Catalogue::load(db).await?;
+        let mut kinds = std::collections::HashMap::new();
+        for c in category::visible(db, actor, &catalogue).await? {
+            for f in &c.fields {
+                kinds.entry(f.key.clone()).or_insert(f.kind);
+            }
+        }
+        Some(super::filter::Custom { backend: db.get_database_backend(), kinds })
+    } else {
+        None
+    };
+    let (filter, keys) = list::plan::<customer::Entity>(actor, Resource::Customer, query, custom.as_ref())?;
     let live = if query.deleted { Column::DeletedAt.is_not_null() } else { Column::DeletedAt.is_null() };
     let q = customer::Entity::find().filter(live).filter(filter);
     // A sales rep's "own rows or my department's pool" reads each part from its index

@@ -19,6 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
+pub use super::custom_filter::Custom;
+
 /// Deepest nesting of `and`/`or` in a filter.
 pub const MAX_DEPTH: usize = 5;
 
@@ -99,16 +101,18 @@ pub fn condition<C: ColumnTrait + Copy>(
     guard: GroupGuard<'_>,
     fields: &[Field<C>],
     filter: Option<&Json>,
+    custom: Option<&Custom>,
 ) -> AppResult<Condition> {
     match filter {
         None | Some(Json::Null) => Ok(Condition::all()),
-        Some(f) => build(guard, fields, f, 0, &mut 0),
+        Some(f) => build(guard, fields, custom, f, 0, &mut 0),
     }
 }
 
 fn build<C: ColumnTrait + Copy>(
     guard: GroupGuard<'_>,
     fields: &[Field<C>],
+    custom: Option<&Custom>,
     filter: &Json,
     depth: usize,
     values: &mut usize,
@@ -129,9 +133,25 @@ fn build<C: ColumnTrait + Copy>(
                 };
                 let mut group = if key == "and" { Condition::all() } else { Condition::any() };
                 for f in list {
-                    group = group.add(build(guard, fields, f, depth + 1, values)?);
+                    group = group.add(build(guard, fields, custom, f, depth + 1, values)?);
                 }
                 all = all.add(group);
+            }
+            // Customers' custom fields, typed by the category templates.
+            "customFields" if custom.is_some() => {
+                let Json::Array(list) = value else {
+                    return Err(AppError::invalid("filter.customFields", "must be a list of {key, eq, in, ...}"));
+                };
+                for item in list {
+                    *values += super::custom_filter::value_count(item);
+                    if *values > MAX_VALUES {
+                        return Err(AppError::invalid(
+                            "filter",
+                            format!("may compare with at most {MAX_VALUES} values"),
+                        ));
+                    }
+                    all = all.add(super::custom_filter::condition(custom.expect("checked"), item)?);
+                }
             }
             name => {
                 let field = fields.iter().find(|f| f.name == name).ok_or_else(|| {

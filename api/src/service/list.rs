@@ -79,9 +79,10 @@ pub fn plan<E: Listing>(
     actor: &Actor,
     over: Resource,
     query: &ListQuery<E::SortField>,
+    custom: Option<&filter::Custom>,
 ) -> AppResult<(Condition, Vec<SortKey<E>>)> {
     let guard = |group: Resource, field: &str| group_condition::<E>(actor, group, over, field);
-    let mut condition = Condition::all().add(filter::condition(&guard, E::FILTER, query.filter.as_ref())?);
+    let mut condition = Condition::all().add(filter::condition(&guard, E::FILTER, query.filter.as_ref(), custom)?);
     let keys: Vec<SortKey<E>> = if query.order.is_empty() {
         vec![E::sort_key(E::DEFAULT_SORT.0, E::DEFAULT_SORT.1)]
     } else {

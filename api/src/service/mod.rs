@@ -5,6 +5,7 @@ pub mod care;
 pub mod category;
 pub mod classification;
 pub mod contact;
+pub mod custom_filter;
 pub mod customer;
 pub mod db;
 pub mod deal;

@@ -78,7 +78,7 @@ pub async fn list<E: CustomerRecord>(
     actor: &Actor,
     query: &ListQuery<E::SortField>,
 ) -> AppResult<Page<E::Model>> {
-    let (filter, keys) = list::plan::<E>(actor, E::RESOURCE, query)?;
+    let (filter, keys) = list::plan::<E>(actor, E::RESOURCE, query, None)?;
     let live = if query.deleted { E::deleted_column().is_not_null() } else { E::deleted_column().is_null() };
     let q = E::find().filter(read_condition::<E>(actor)).filter(live).filter(filter);
     paginate(db, q, &keys, E::id_column(), E::id, &query.page).await

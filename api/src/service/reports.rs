@@ -137,7 +137,7 @@ pub async fn classification_report(
         Err(AppError::invalid(format!("filter.{field}"), "not available in reports"))
     };
     let filtered = filter.is_some_and(|f| !f.is_null());
-    let filter = super::filter::condition(&no_groups, REPORT_FILTER, filter)?;
+    let filter = super::filter::condition(&no_groups, REPORT_FILTER, filter, None)?;
     if group_by.is_empty() || group_by.len() > 6 {
         return Err(AppError::invalid("groupBy", "give one to six dimensions"));
     }
