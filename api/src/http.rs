@@ -457,11 +457,12 @@ async fn import_records(
     let kind = match kind.as_str() {
         "customers" => entity::enums::ImportKind::Customers,
         "contacts" => entity::enums::ImportKind::Contacts,
+        "deals" => entity::enums::ImportKind::Deals,
         _ => {
             return error_response(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
-                "imports are /imports/customers, /imports/contacts",
+                "imports are /imports/customers, /imports/contacts, /imports/deals",
             );
         }
     };

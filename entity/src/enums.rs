@@ -229,7 +229,7 @@ string_enum!(
 
 string_enum!(
     /// What an import loads.
-    ImportKind { Customers = "CUSTOMERS", Contacts = "CONTACTS" }
+    ImportKind { Customers = "CUSTOMERS", Contacts = "CONTACTS", Deals = "DEALS" }
 );
 
 string_enum!(

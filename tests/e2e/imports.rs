@@ -674,3 +674,61 @@ async fn contacts_import_linked_by_their_customer() {
         import_to(&app, "contacts", Some(&rep), "", "customerId,联系人\nnot-an-id,某人\n".as_bytes().to_vec()).await;
     assert_eq!(bad["problems"][0]["problems"][0]["field"], "customerId", "{bad}");
 }
+
+#[tokio::test]
+async fn deals_import_linked_by_their_customer_and_regrade_it() {
+    let app = TestApp::spawn().await;
+    let east = app.create_department("华东", None).await;
+    let west = app.create_department("西部", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (_, other) = app.create_user("west@example.com", "SALES", &west).await;
+    let silk = app
+        .create_customer(&rep, json!({"name": "杭州丝绸有限公司", "kind": "ORGANIZATION", "phone": "0571-88880000"}))
+        .await;
+    app.create_customer(&other, json!({"name": "西部贸易有限公司", "kind": "ORGANIZATION"})).await;
+    let file = "客户名称,标题,阶段,金额,币种,成交日期,丢单原因\n\
+                杭州丝绸有限公司,春季订单,成交,\"85,000.00\",CNY,2026-03-01,\n\
+                杭州丝绸有限公司,秋季订单,丢单,12000,CNY,,价格\n\
+                西部贸易有限公司,订单,成交,1000,CNY,2026-03-02,\n\
+                杭州丝绸有限公司,坏单,成交,很多,CNY,2026-13-01,\n";
+    let (status, dry) = import_to(&app, "deals", Some(&rep), "dryRun=true", file.as_bytes().to_vec()).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(counts(&dry["importRun"]), [2, 0, 0, 1, 1, 0], "{dry}");
+    let q = "query($id:ID!){customer(id:$id){tier deals{nodes{title stage amount{amount} version}}}}";
+    let before = app.ok(&rep, q, json!({"id": silk["id"]})).await;
+    assert_eq!(before["customer"]["deals"]["nodes"].as_array().unwrap().len(), 0, "a dry run writes nothing");
+
+    let (_, done) = import_to(&app, "deals", Some(&rep), "", file.as_bytes().to_vec()).await;
+    assert_eq!(counts(&done["importRun"]), [2, 0, 0, 1, 1, 0], "{done}");
+    let fields: Vec<&str> =
+        done["problems"][1]["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"actualCloseDate") && fields.contains(&"amount"), "{fields:?}");
+    // The won deal regraded its customer, as a deal entered by hand does.
+    let after = app.ok(&rep, q, json!({"id": silk["id"]})).await;
+    assert_eq!(after["customer"]["tier"], "A", "{after}");
+    assert_eq!(after["customer"]["deals"]["nodes"].as_array().unwrap().len(), 2);
+
+    // Again: unchanged, versions stay; a changed amount updates that deal only.
+    let (_, again) = import_to(&app, "deals", Some(&rep), "", file.as_bytes().to_vec()).await;
+    assert_eq!(counts(&again["importRun"]), [0, 0, 2, 1, 1, 0], "{again}");
+    let changed = "客户名称,标题,金额,成交日期\n杭州丝绸有限公司,春季订单,90000,2026-03-01\n";
+    let (_, upd) = import_to(&app, "deals", Some(&rep), "", changed.as_bytes().to_vec()).await;
+    assert_eq!(counts(&upd["importRun"]), [0, 1, 0, 0, 0, 0], "{upd}");
+    let deals = app.ok(&rep, q, json!({"id": silk["id"]})).await;
+    let spring = deals["customer"]["deals"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["title"] == "春季订单")
+        .cloned()
+        .unwrap();
+    assert_eq!((spring["amount"]["amount"].as_str(), spring["version"].as_i64()), (Some("90000.00"), Some(2)));
+
+    // The deal export imports back as it is; a file without a title column is refused.
+    let (_, text) = export(&app, Some(&rep), "/exports/deals.csv").await;
+    let (_, back) = import_to(&app, "deals", Some(&rep), "", text.into_bytes()).await;
+    assert_eq!(counts(&back["importRun"]), [0, 0, 2, 0, 0, 0], "{back}");
+    let (status, resp) =
+        import_to(&app, "deals", Some(&rep), "", "客户名称,金额\n杭州丝绸有限公司,1\n".as_bytes().to_vec()).await;
+    assert_eq!((status, code(&resp)), (400, "VALIDATION"), "{resp}");
+}

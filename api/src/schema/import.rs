@@ -14,6 +14,8 @@ pub enum ImportKind {
     Customers,
     /// Contacts of organisation customers, linked by the customer's id or natural key.
     Contacts,
+    /// Deals, linked the same way.
+    Deals,
 }
 
 /// Where an import stands.

@@ -14,8 +14,7 @@ use entity::deal::{self, Column};
 use entity::deal_line_item as line;
 use entity::enums::{Action, DealStage, Resource};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -194,7 +193,11 @@ async fn insert_lines(txn: &impl ConnectionTrait, deal_id: Uuid, lines: Lines) -
 ///
 /// # Errors
 /// NOT_FOUND (customer), FORBIDDEN, VALIDATION.
-pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewDeal) -> AppResult<deal::Model> {
+pub async fn create(
+    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
+    actor: &Actor,
+    input: NewDeal,
+) -> AppResult<deal::Model> {
     let mut v = Violations::new();
     let title = required_text(&mut v, "title", &input.title, 200);
     let currency = v
@@ -254,7 +257,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewDeal) -> A
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
 pub async fn update(
-    db: &DatabaseConnection,
+    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
     actor: &Actor,
     id: Uuid,
     version: i32,

@@ -4,11 +4,10 @@
 //! mobile, e-mail, name). The contact service writes, in a savepoint of the chunk, so its
 //! checks (scope, field groups, ID numbers) are the API's.
 use super::{Cells, Field, FieldName, Importer, Outcome, choice, date};
-use crate::error::{AppError, AppResult, FieldError};
+use crate::error::{AppError, AppResult};
 use crate::service::{contact as service, normalize};
-use entity::customer::Column as C;
+use entity::contact;
 use entity::enums::{ContactRole, CustomerKind, Gender, ImportOutcome, Resource};
-use entity::{contact, customer};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
@@ -47,32 +46,6 @@ fn same(vault: &crate::vault::Keyring, a: &contact::Model, b: &contact::Model) -
 }
 
 impl Importer<'_> {
-    /// The customer a line names: by id, else by each natural key given.
-    async fn parent(&self, txn: &DatabaseTransaction, cells: &Cells) -> AppResult<Vec<customer::Model>> {
-        let live = || customer::Entity::find().filter(C::DeletedAt.is_null());
-        let mut found: Vec<customer::Model> = Vec::new();
-        let mut add = |m: Option<customer::Model>| {
-            if let Some(m) = m
-                && !found.iter().any(|f| f.id == m.id)
-            {
-                found.push(m);
-            }
-        };
-        if let Some(id) = cells.get(Field::CustomerId).and_then(|id| Uuid::parse_str(id).ok()) {
-            add(live().filter(C::Id.eq(id)).one(txn).await?);
-        }
-        if let Some(p) = cells.get(Field::CustomerPhone).and_then(|p| normalize::phone_e164(p).ok()) {
-            add(live().filter(C::PhoneNorm.eq(p)).one(txn).await?);
-        }
-        if let Some(e) = cells.get(Field::CustomerEmail).and_then(|e| normalize::email(e).ok()) {
-            add(live().filter(C::EmailNorm.eq(e)).one(txn).await?);
-        }
-        if let Some(n) = cells.get(Field::CustomerName).map(normalize::org_name).filter(|n| !n.is_empty()) {
-            add(live().filter(C::NameNorm.eq(n)).one(txn).await?);
-        }
-        Ok(found)
-    }
-
     /// One contact line, in a savepoint of the chunk's transaction.
     pub(super) async fn contact_line(
         &mut self,
@@ -103,31 +76,10 @@ impl Importer<'_> {
             "DECISION_MAKER (决策者), INSIDER (内线), INFLUENCER (影响者), OPPONENT (反对者)",
         );
         let birthday = date(&mut problems, "birthday", cells.get(Field::Birthday));
-        if cells.get(Field::CustomerId).is_some_and(|id| Uuid::parse_str(id).is_err()) {
-            problems.push(FieldError::new("customerId", "not an id"));
-            return Ok(Outcome::invalid(number, problems));
-        }
-        let parent = match self.parent(txn, cells).await?.as_slice() {
-            [] => {
-                problems.push(FieldError::new("customer", "no live customer matches the line's customer columns"));
-                return Ok(Outcome::invalid(number, problems));
-            }
-            [one] => one.clone(),
-            many => {
-                let message = format!("the customer columns match {} different customers", many.len());
-                return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
-            }
+        let parent = match self.parent_of::<contact::Entity>(txn, number, cells, problems.clone()).await? {
+            Ok(parent) => parent,
+            Err(outcome) => return Ok(outcome),
         };
-        // The customer's contacts only once the caller may add to it (else it is someone
-        // else's customer: reported as a customer import reports it).
-        match crate::service::record::check_parent::<contact::Entity>(txn, self.actor, parent.id).await {
-            Ok(_) => {}
-            Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {
-                let message = self.untouchable(txn, &parent).await?;
-                return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
-            }
-            Err(e) => return Err(e),
-        }
         let siblings = contact::Entity::find()
             .filter(contact::Column::CustomerId.eq(parent.id))
             .filter(contact::Column::DeletedAt.is_null())

@@ -39,6 +39,8 @@ const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 pub const PROBLEMS_SHOWN: usize = 100;
 
 mod contacts;
+mod deals;
+mod parent;
 
 /// A field a column can fill (of a customer, or of a contact and the customer it hangs off).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -57,6 +59,12 @@ pub enum Field {
     Hometown,
     Hobbies,
     Notes,
+    Stage,
+    Amount,
+    Currency,
+    ExpectedCloseDate,
+    ActualCloseDate,
+    LostReason,
     Kind,
     Category,
     Name,
@@ -131,6 +139,7 @@ fn fields_of(kind: ImportKind) -> (&'static [FieldName], &'static [&'static str]
     match kind {
         ImportKind::Customers => (CUSTOMER_FIELDS, READ_ONLY),
         ImportKind::Contacts => (contacts::FIELDS, contacts::READ_ONLY),
+        ImportKind::Deals => (deals::FIELDS, deals::READ_ONLY),
     }
 }
 
@@ -203,11 +212,15 @@ impl Mapping {
                 }
             }
         }
-        if !targets.contains(&Target::Field(Field::Name)) && problems.is_empty() {
-            problems.push(FieldError::new("header", "no column maps to name (名称/姓名)"));
+        let (required, hint) = match kind {
+            ImportKind::Deals => (Field::Title, "title (标题)"),
+            _ => (Field::Name, "name (名称/姓名)"),
+        };
+        if !targets.contains(&Target::Field(required)) && problems.is_empty() {
+            problems.push(FieldError::new("header", format!("no column maps to {hint}")));
         }
         let links = [Field::CustomerId, Field::CustomerName, Field::CustomerPhone, Field::CustomerEmail];
-        if kind == ImportKind::Contacts
+        if kind != ImportKind::Customers
             && problems.is_empty()
             && !links.iter().any(|f| targets.contains(&Target::Field(*f)))
         {
@@ -288,6 +301,7 @@ pub fn resource_of(kind: ImportKind) -> Resource {
     match kind {
         ImportKind::Customers => Resource::Customer,
         ImportKind::Contacts => Resource::Contact,
+        ImportKind::Deals => Resource::Deal,
     }
 }
 
@@ -701,8 +715,10 @@ impl Importer<'_> {
             return Ok(Outcome::invalid(number, vec![FieldError::new("line", super::NUL_MESSAGE)]));
         }
         let cells = self.cells(&line);
-        if self.options.kind == ImportKind::Contacts {
-            return self.contact_line(txn, number, &cells).await;
+        match self.options.kind {
+            ImportKind::Contacts => return self.contact_line(txn, number, &cells).await,
+            ImportKind::Deals => return self.deal_line(txn, number, &cells).await,
+            ImportKind::Customers => {}
         }
         let mut problems = Vec::new();
         let parsed = parse(&mut problems, &cells);

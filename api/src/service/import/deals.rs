@@ -1,0 +1,176 @@
+//! Deals imported the way contacts are (`POST /imports/deals`): each line names its
+//! customer by id or natural key and is matched among that customer's live deals by id,
+//! else by title and close date; the deal service writes, in a savepoint of the chunk,
+//! so its checks and the customer's regrading are the API's.
+use super::{Cells, Field, FieldName, Importer, Outcome, choice, date};
+use crate::error::{AppError, AppResult};
+use crate::service::deal as service;
+use entity::deal;
+use entity::enums::{DealStage, ImportOutcome};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
+use uuid::Uuid;
+
+/// Each deal field (the export's header) and common Chinese headers.
+pub(super) const FIELDS: &[FieldName] = &[
+    (Field::Id, "id", &[]),
+    (Field::CustomerId, "customerId", &[]),
+    (Field::CustomerName, "customerName", &["客户", "客户名称", "公司", "公司名称", "单位", "单位名称"]),
+    (Field::CustomerPhone, "customerPhone", &["客户电话"]),
+    (Field::CustomerEmail, "customerEmail", &["客户邮箱"]),
+    (Field::Title, "title", &["标题", "名称", "订单", "商机", "商机名称"]),
+    (Field::Stage, "stage", &["阶段", "状态"]),
+    (Field::Amount, "amount", &["金额", "成交金额", "订单金额"]),
+    (Field::Currency, "currency", &["币种", "货币"]),
+    (Field::ExpectedCloseDate, "expectedCloseDate", &["预计成交日期"]),
+    (Field::ActualCloseDate, "actualCloseDate", &["成交日期", "实际成交日期"]),
+    (Field::LostReason, "lostReason", &["丢单原因", "输单原因"]),
+];
+
+/// Columns of the deal export an import reads past.
+pub(super) const READ_ONLY: &[&str] = &["owner", "createdAt", "updatedAt"];
+
+/// Whether two versions of a deal hold the same.
+fn same(a: &deal::Model, b: &deal::Model) -> bool {
+    (&a.title, a.stage, a.amount_minor, &a.currency, a.expected_close_date, a.actual_close_date, &a.lost_reason)
+        == (&b.title, b.stage, b.amount_minor, &b.currency, b.expected_close_date, b.actual_close_date, &b.lost_reason)
+}
+
+impl Importer<'_> {
+    /// One deal line, in a savepoint of the chunk's transaction.
+    pub(super) async fn deal_line(
+        &mut self,
+        txn: &DatabaseTransaction,
+        number: i64,
+        cells: &Cells,
+    ) -> AppResult<Outcome> {
+        let mut problems = Vec::new();
+        let stage = choice(
+            &mut problems,
+            "stage",
+            cells.get(Field::Stage),
+            DealStage::parse,
+            &[
+                ("线索", DealStage::Lead),
+                ("已确认", DealStage::Qualified),
+                ("方案", DealStage::Proposal),
+                ("谈判", DealStage::Negotiation),
+                ("成交", DealStage::Won),
+                ("赢单", DealStage::Won),
+                ("丢单", DealStage::Lost),
+                ("输单", DealStage::Lost),
+            ],
+            "LEAD (线索), QUALIFIED (已确认), PROPOSAL (方案), NEGOTIATION (谈判), WON (成交), LOST (丢单)",
+        );
+        let expected = date(&mut problems, "expectedCloseDate", cells.get(Field::ExpectedCloseDate));
+        let actual = date(&mut problems, "actualCloseDate", cells.get(Field::ActualCloseDate));
+        let parent = match self.parent_of::<deal::Entity>(txn, number, cells, problems.clone()).await? {
+            Ok(parent) => parent,
+            Err(outcome) => return Ok(outcome),
+        };
+        let siblings = deal::Entity::find()
+            .filter(deal::Column::CustomerId.eq(parent.id))
+            .filter(deal::Column::DeletedAt.is_null())
+            .all(txn)
+            .await?;
+        // A deal is its id, else its title and close date (a customer reorders the same
+        // product: another date is another deal).
+        let id = cells.get(Field::Id).and_then(|id| Uuid::parse_str(id).ok());
+        let title = cells.get(Field::Title).map(str::trim);
+        let matches: Vec<&deal::Model> = match id.and_then(|id| siblings.iter().find(|d| d.id == id)) {
+            Some(d) => vec![d],
+            None => siblings
+                .iter()
+                .filter(|d| {
+                    title == Some(d.title.as_str())
+                        && actual.is_none_or(|a| d.actual_close_date == Some(a))
+                        && expected.is_none_or(|e| d.expected_close_date == Some(e))
+                })
+                .collect(),
+        };
+        let existing = match matches.as_slice() {
+            [] => None,
+            [one] => Some((*one).clone()),
+            many => {
+                let message = format!("matches {} deals of that customer; give the id or the close date", many.len());
+                return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
+            }
+        };
+        let remembered = title.map(|t| format!("deal:{}:{t}:{actual:?}:{expected:?}", parent.id));
+        if self.options.dry_run
+            && existing.is_none()
+            && let Some(&(first, _)) = remembered.as_ref().and_then(|k| self.would_create.get(k))
+        {
+            let message = format!("updates the deal line {first} creates (a dry run does not compare)");
+            return Ok(Outcome::new(number, ImportOutcome::Updated, None, Some(message)));
+        }
+        let text = |f: Field| cells.text(f);
+        let existing_id = existing.as_ref().map(|d| d.id);
+        let sp = txn.begin().await?;
+        let result = match existing {
+            None => {
+                let input = service::NewDeal {
+                    customer_id: parent.id,
+                    title: text(Field::Title).unwrap_or_default(),
+                    stage,
+                    amount: text(Field::Amount).map(|a| a.replace(',', "")),
+                    currency: text(Field::Currency),
+                    expected_close_date: expected,
+                    actual_close_date: actual,
+                    lost_reason: text(Field::LostReason),
+                    line_items: Vec::new(),
+                };
+                service::create(&sp, self.actor, input).await.map(|m| {
+                    if self.options.dry_run {
+                        self.created_here.insert(m.id);
+                    }
+                    Outcome::new(number, ImportOutcome::Created, Some(m.id), None)
+                })
+            }
+            Some(old) => {
+                let patch = service::DealPatch {
+                    title: text(Field::Title),
+                    stage,
+                    amount: text(Field::Amount).map(|a| a.replace(',', "")),
+                    currency: text(Field::Currency),
+                    expected_close_date: expected.map(Some),
+                    actual_close_date: actual.map(Some),
+                    lost_reason: text(Field::LostReason).map(Some),
+                    line_items: None,
+                };
+                service::update(&sp, self.actor, old.id, old.version, patch).await.map(|new| {
+                    let outcome = if same(&old, &new) { ImportOutcome::Unchanged } else { ImportOutcome::Updated };
+                    Outcome::new(number, outcome, Some(new.id), None)
+                })
+            }
+        };
+        // Undone when the line's own cells had problems (the service's checks still ran,
+        // so every bad cell is listed) or when it changes nothing.
+        let keep = problems.is_empty() && result.as_ref().is_ok_and(|o| o.outcome != ImportOutcome::Unchanged);
+        if keep {
+            sp.commit().await?
+        } else {
+            sp.rollback().await?
+        }
+        if self.options.dry_run
+            && keep
+            && result.as_ref().is_ok_and(|o| o.outcome == ImportOutcome::Created)
+            && let Some(k) = remembered
+        {
+            self.would_create.entry(k).or_insert((number, entity::enums::CustomerKind::Organization));
+        }
+        match result {
+            Ok(_) if !problems.is_empty() => Ok(Outcome::invalid(number, problems)),
+            Ok(o) => Ok(o),
+            Err(AppError::Validation(mut fields)) => {
+                problems.append(&mut fields);
+                Ok(Outcome::invalid(number, problems))
+            }
+            Err(e @ AppError::Internal(_)) => Err(e),
+            Err(AppError::NotFound(_) | AppError::Forbidden(_)) if existing_id.is_some() => {
+                let message = self.untouchable(txn, &parent).await?;
+                Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)))
+            }
+            Err(e) => Ok(Outcome::new(number, ImportOutcome::Failed, None, Some(e.to_string()))),
+        }
+    }
+}
