@@ -731,4 +731,50 @@ async fn deals_import_linked_by_their_customer_and_regrade_it() {
     let (status, resp) =
         import_to(&app, "deals", Some(&rep), "", "客户名称,金额\n杭州丝绸有限公司,1\n".as_bytes().to_vec()).await;
     assert_eq!((status, code(&resp)), (400, "VALIDATION"), "{resp}");
+
+    // A reorder without a close date is not last spring's won deal: a new one. A line
+    // closing an open deal (its date not set yet) updates it.
+    let reorder = "客户名称,标题,金额\n杭州丝绸有限公司,春季订单,3000\n";
+    let (_, resp) = import_to(&app, "deals", Some(&rep), "", reorder.as_bytes().to_vec()).await;
+    assert_eq!(counts(&resp["importRun"]), [1, 0, 0, 0, 0, 0], "{resp}");
+    let closing = "客户名称,标题,阶段,成交日期\n杭州丝绸有限公司,春季订单,成交,2026-11-20\n";
+    let (_, resp) = import_to(&app, "deals", Some(&rep), "", closing.as_bytes().to_vec()).await;
+    assert_eq!(counts(&resp["importRun"]), [0, 1, 0, 0, 0, 0], "{resp}");
+
+    // Amounts are a field group: a manager who may update deals but not see amounts
+    // cannot overwrite one, by the API or a file, nor learn it by whether a line is
+    // UNCHANGED.
+    app.create_user("m@example.com", "MANAGER", &east).await;
+    let set = "mutation($i:RolePermissionInput!){setRolePermission(input:$i){scope}}";
+    let hide = json!({"i": {"role": "MANAGER", "resource": "DEAL_AMOUNT", "action": "READ", "scope": "NONE"}});
+    app.ok(&app.admin_token, set, hide).await;
+    let manager = app.login("m@example.com", PASSWORD).await;
+    let q = "query($id:ID!){customer(id:$id){deals{nodes{id version title}}}}";
+    let list = app.ok(&rep, q, json!({"id": silk["id"]})).await;
+    let nodes = list["customer"]["deals"]["nodes"].as_array().unwrap().clone();
+    let autumn = nodes.iter().find(|d| d["title"] == "秋季订单").cloned().unwrap();
+    let update = "mutation($i:UpdateDealInput!){updateDeal(input:$i){id}}";
+    let bump = json!({"i": {"id": autumn["id"], "version": autumn["version"], "amount": "1.00"}});
+    let resp = app.gql(Some(&manager), update, bump).await;
+    assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+    let guess = format!(
+        "customerId,id,标题,金额\n{},{},秋季订单,12000\n",
+        silk["id"].as_str().unwrap(),
+        autumn["id"].as_str().unwrap()
+    );
+    let (_, resp) = import_to(&app, "deals", Some(&manager), "dryRun=1", guess.into_bytes()).await;
+    assert_eq!(counts(&resp["importRun"]), [0, 0, 0, 0, 0, 1], "no oracle on the hidden amount: {resp}");
+    // Other fields of the deal stay the manager's to change.
+    let rename = json!({"i": {"id": autumn["id"], "version": autumn["version"], "title": "秋季大单"}});
+    let resp = app.gql(Some(&manager), update, rename).await;
+    assert!(resp.get("errors").is_none(), "{resp}");
+
+    // A deal with line items takes its amount from them.
+    let create = "mutation($i:CreateDealInput!){createDeal(input:$i){id version}}";
+    let items = json!({"i": {"customerId": silk["id"], "title": "样品", "lineItems": [
+        {"product": "真丝围巾", "quantity": 2, "unitPrice": "300.00"}]}});
+    let itemised = app.ok(&rep, create, items).await["createDeal"].clone();
+    let alone = json!({"i": {"id": itemised["id"], "version": itemised["version"], "amount": "1.00"}});
+    let resp = app.gql(Some(&rep), update, alone).await;
+    assert_eq!(invalid_fields(&resp), ["amount"], "{resp}");
 }

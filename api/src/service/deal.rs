@@ -277,6 +277,23 @@ pub async fn update(
         if currency != old.currency && p.amount.is_none() && p.line_items.is_none() {
             v.add("currency", "changing the currency needs the amount or line items in it");
         }
+        // What one may not read, one does not overwrite: amounts are a field group.
+        let touches_amounts = p.amount.is_some() || p.line_items.is_some() || currency != old.currency;
+        if touches_amounts {
+            let placements = super::customer::placements(txn, vec![old.customer_id]).await?;
+            let (_, placement) = placements.first().copied().ok_or(crate::error::AppError::NotFound("customer"))?;
+            super::customer::may_change_groups(actor, Resource::Deal, placement, &[(Resource::DealAmount, true)])?;
+        }
+        // A deal with line items takes its amount from them: an amount alone would leave
+        // the two disagreeing.
+        if p.amount.is_some() && p.line_items.is_none() {
+            let items =
+                sea_orm::PaginatorTrait::count(line::Entity::find().filter(line::Column::DealId.eq(old.id)), txn)
+                    .await?;
+            if items > 0 {
+                v.add("amount", "this deal's amount is the sum of its line items: change the line items");
+            }
+        }
         let lines = p.line_items.as_ref().map(|items| check_lines(&mut v, items, &currency));
         let amount = resolve_amount(&mut v, p.amount.as_deref(), &currency, &lines, old.amount_minor);
         am.currency = Set(currency);

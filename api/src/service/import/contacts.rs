@@ -80,9 +80,11 @@ impl Importer<'_> {
             Ok(parent) => parent,
             Err(outcome) => return Ok(outcome),
         };
+        // Only contacts the importer may read are matched (and counted in a DUPLICATE).
         let siblings = contact::Entity::find()
             .filter(contact::Column::CustomerId.eq(parent.id))
             .filter(contact::Column::DeletedAt.is_null())
+            .filter(crate::service::record::read_condition::<contact::Entity>(self.actor))
             .all(txn)
             .await?;
         let id = cells.get(Field::Id).and_then(|id| Uuid::parse_str(id).ok());
@@ -132,6 +134,9 @@ impl Importer<'_> {
             && existing.is_none()
             && let Some(&(first, _)) = remembered.iter().find_map(|k| self.would_create.get(k))
         {
+            if !problems.is_empty() {
+                return Ok(Outcome::invalid(number, problems));
+            }
             let message = format!("updates the contact line {first} creates (a dry run does not compare)");
             return Ok(Outcome::new(number, ImportOutcome::Updated, None, Some(message)));
         }

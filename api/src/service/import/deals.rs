@@ -67,29 +67,39 @@ impl Importer<'_> {
             Ok(parent) => parent,
             Err(outcome) => return Ok(outcome),
         };
+        // Only deals the importer may read are matched (and counted in a DUPLICATE).
         let siblings = deal::Entity::find()
             .filter(deal::Column::CustomerId.eq(parent.id))
             .filter(deal::Column::DeletedAt.is_null())
+            .filter(crate::service::record::read_condition::<deal::Entity>(self.actor))
             .all(txn)
             .await?;
         // A deal is its id, else its title and close date (a customer reorders the same
         // product: another date is another deal).
         let id = cells.get(Field::Id).and_then(|id| Uuid::parse_str(id).ok());
         let title = cells.get(Field::Title).map(str::trim);
+        // A date the line gives matches that date or none yet (an open deal being closed);
+        // a line without a close date matches only deals without one (a reorder is not
+        // last year's won deal).
         let matches: Vec<&deal::Model> = match id.and_then(|id| siblings.iter().find(|d| d.id == id)) {
             Some(d) => vec![d],
             None => siblings
                 .iter()
                 .filter(|d| {
                     title == Some(d.title.as_str())
-                        && actual.is_none_or(|a| d.actual_close_date == Some(a))
-                        && expected.is_none_or(|e| d.expected_close_date == Some(e))
+                        && match actual {
+                            Some(a) => d.actual_close_date.is_none_or(|x| x == a),
+                            None => d.actual_close_date.is_none(),
+                        }
+                        && expected.is_none_or(|e| d.expected_close_date.is_none_or(|x| x == e))
                 })
                 .collect(),
         };
         let existing = match matches.as_slice() {
             [] => None,
             [one] => Some((*one).clone()),
+            // With bad cells the line is INVALID anyway (below), whatever it matched.
+            _ if !problems.is_empty() => None,
             many => {
                 let message = format!("matches {} deals of that customer; give the id or the close date", many.len());
                 return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
@@ -100,6 +110,9 @@ impl Importer<'_> {
             && existing.is_none()
             && let Some(&(first, _)) = remembered.as_ref().and_then(|k| self.would_create.get(k))
         {
+            if !problems.is_empty() {
+                return Ok(Outcome::invalid(number, problems));
+            }
             let message = format!("updates the deal line {first} creates (a dry run does not compare)");
             return Ok(Outcome::new(number, ImportOutcome::Updated, None, Some(message)));
         }
@@ -166,7 +179,9 @@ impl Importer<'_> {
                 Ok(Outcome::invalid(number, problems))
             }
             Err(e @ AppError::Internal(_)) => Err(e),
-            Err(AppError::NotFound(_) | AppError::Forbidden(_)) if existing_id.is_some() => {
+            // A deal gone from the importer's reach: someone else's. (A FORBIDDEN field
+            // group, amounts the importer may not see, is FAILED with its reason below.)
+            Err(AppError::NotFound(_)) if existing_id.is_some() => {
                 let message = self.untouchable(txn, &parent).await?;
                 Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)))
             }
