@@ -706,6 +706,21 @@ async fn deals_import_linked_by_their_customer_and_regrade_it() {
     // The won deal regraded its customer, as a deal entered by hand does.
     let after = app.ok(&rep, q, json!({"id": silk["id"]})).await;
     assert_eq!(after["customer"]["tier"], "A", "{after}");
+    // Once, at the chunk's end (in id order, as a full pass locks customers), with why.
+    let hq = "query($id:ID!){customer(id:$id){classificationHistory{field to reason}}}";
+    let history = app.ok(&rep, hq, json!({"id": silk["id"]})).await;
+    let tiers: Vec<&Value> = history["customer"]["classificationHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["field"] == "TIER")
+        .collect();
+    assert_eq!(tiers.len(), 1, "{history}");
+    assert_eq!(
+        (tiers[0]["to"].as_str(), tiers[0]["reason"].as_str()),
+        (Some("A"), Some("DEAL_WON")),
+        "the weightiest reason: {history}"
+    );
     assert_eq!(after["customer"]["deals"]["nodes"].as_array().unwrap().len(), 2);
 
     // Again: unchanged, versions stay; a changed amount updates that deal only.

@@ -198,6 +198,30 @@ pub async fn create(
     actor: &Actor,
     input: NewDeal,
 ) -> AppResult<deal::Model> {
+    create_with(db, actor, input, Regrade::Now).await
+}
+
+/// When a deal write regrades its customer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Regrade {
+    /// In the write's transaction, at once (the API).
+    Now,
+    /// The caller regrades later in the same transaction, once per customer in id order
+    /// (an import's chunk: each regrade locks its customer until the chunk commits, and
+    /// locks taken in file order could deadlock with a full pass taking them in id order).
+    Later,
+}
+
+/// [`create`], regrading now or leaving it to the caller.
+///
+/// # Errors
+/// As [`create`].
+pub async fn create_with(
+    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
+    actor: &Actor,
+    input: NewDeal,
+    regrade: Regrade,
+) -> AppResult<deal::Model> {
     let mut v = Violations::new();
     let title = required_text(&mut v, "title", &input.title, 200);
     let currency = v
@@ -246,7 +270,9 @@ pub async fn create(
             Some(&serde_json::json!({ "deal": m, "lineItems": items })),
         )
         .await?;
-        classification::recompute(txn, m.customer_id, reason(None, m.stage), Some(actor.id())).await?;
+        if regrade == Regrade::Now {
+            classification::recompute(txn, m.customer_id, reason(None, m.stage), Some(actor.id())).await?;
+        }
         Ok(m)
     })
     .await
@@ -262,6 +288,21 @@ pub async fn update(
     id: Uuid,
     version: i32,
     p: DealPatch,
+) -> AppResult<deal::Model> {
+    update_with(db, actor, id, version, p, Regrade::Now).await
+}
+
+/// [`update`], regrading now or leaving it to the caller.
+///
+/// # Errors
+/// As [`update`].
+pub async fn update_with(
+    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
+    actor: &Actor,
+    id: Uuid,
+    version: i32,
+    p: DealPatch,
+    regrade: Regrade,
 ) -> AppResult<deal::Model> {
     write(db, async |txn| {
         let old = load_for::<deal::Entity>(txn, actor, id, Action::Update, false, Some(version)).await?;
@@ -324,14 +365,17 @@ pub async fn update(
             let after = insert_lines(txn, id, items).await?;
             audit::record(txn, Some(actor.id()), "replace_line_items", "deal", id, Some(&before), Some(&after)).await?;
         }
-        classification::recompute(txn, new.customer_id, reason(Some(old.stage), new.stage), Some(actor.id())).await?;
+        if regrade == Regrade::Now {
+            classification::recompute(txn, new.customer_id, reason(Some(old.stage), new.stage), Some(actor.id()))
+                .await?;
+        }
         Ok(new)
     })
     .await
 }
 
 /// Why a deal write changes its customer's classification.
-fn reason(before: Option<DealStage>, after: DealStage) -> Reason {
+pub(crate) fn reason(before: Option<DealStage>, after: DealStage) -> Reason {
     match after {
         DealStage::Won if before != Some(DealStage::Won) => Reason::DealWon,
         DealStage::Lost if before != Some(DealStage::Lost) => Reason::DealLost,

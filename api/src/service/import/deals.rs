@@ -118,6 +118,7 @@ impl Importer<'_> {
         }
         let text = |f: Field| cells.text(f);
         let existing_id = existing.as_ref().map(|d| d.id);
+        let before_stage = existing.as_ref().map(|d| d.stage);
         let sp = txn.begin().await?;
         let result = match existing {
             None => {
@@ -132,7 +133,7 @@ impl Importer<'_> {
                     lost_reason: text(Field::LostReason),
                     line_items: Vec::new(),
                 };
-                service::create(&sp, self.actor, input).await.map(|m| {
+                service::create_with(&sp, self.actor, input, service::Regrade::Later).await.map(|m| {
                     if self.options.dry_run {
                         self.created_here.insert(m.id);
                     }
@@ -150,15 +151,32 @@ impl Importer<'_> {
                     lost_reason: text(Field::LostReason).map(Some),
                     line_items: None,
                 };
-                service::update(&sp, self.actor, old.id, old.version, patch).await.map(|new| {
-                    let outcome = if same(&old, &new) { ImportOutcome::Unchanged } else { ImportOutcome::Updated };
-                    Outcome::new(number, outcome, Some(new.id), None)
-                })
+                service::update_with(&sp, self.actor, old.id, old.version, patch, service::Regrade::Later).await.map(
+                    |new| {
+                        let outcome = if same(&old, &new) { ImportOutcome::Unchanged } else { ImportOutcome::Updated };
+                        Outcome::new(number, outcome, Some(new.id), None)
+                    },
+                )
             }
         };
         // Undone when the line's own cells had problems (the service's checks still ran,
         // so every bad cell is listed) or when it changes nothing.
         let keep = problems.is_empty() && result.as_ref().is_ok_and(|o| o.outcome != ImportOutcome::Unchanged);
+        if keep {
+            // Regraded at the chunk's end, once per customer, in id order.
+            // Of several deals of one customer, the history says the weightiest reason.
+            use crate::service::classification::Reason;
+            let reason = service::reason(before_stage, stage.or(before_stage).unwrap_or(DealStage::Lead));
+            let weight = |r: Reason| match r {
+                Reason::DealWon => 2,
+                Reason::DealLost => 1,
+                _ => 0,
+            };
+            let kept = self.regrade.entry(parent.id).or_insert(reason);
+            if weight(reason) > weight(*kept) {
+                *kept = reason;
+            }
+        }
         if keep {
             sp.commit().await?
         } else {

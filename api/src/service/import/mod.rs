@@ -292,6 +292,8 @@ pub struct Importer<'a> {
     last_beat: std::time::Instant,
     /// Dry run only: records the current chunk created (rolled back with it).
     created_here: std::collections::HashSet<Uuid>,
+    /// Customers whose deals the chunk wrote, to regrade at its end in id order.
+    regrade: std::collections::BTreeMap<Uuid, crate::service::classification::Reason>,
     /// The first lines with a problem, for the upload's response.
     pub problems: Vec<Outcome>,
 }
@@ -353,6 +355,7 @@ pub async fn start<'a>(
         would_create: HashMap::new(),
         last_beat: std::time::Instant::now(),
         created_here: std::collections::HashSet::new(),
+        regrade: std::collections::BTreeMap::new(),
         problems: Vec::new(),
     })
 }
@@ -599,6 +602,13 @@ impl Importer<'_> {
                 Err(e) => Outcome::new(number, ImportOutcome::Failed, None, Some(e.to_string())),
             };
             outcomes.push(outcome);
+        }
+        // Deals' customers regraded once each, in id order (the order a full pass locks
+        // them in); a dry run's are rolled back anyway.
+        for (customer, reason) in std::mem::take(&mut self.regrade) {
+            if !self.options.dry_run {
+                crate::service::classification::recompute(&txn, customer, reason, Some(self.actor.id())).await?;
+            }
         }
         let txn = if self.options.dry_run {
             txn.rollback().await?;
