@@ -59,30 +59,38 @@ impl Sql {
     }
 }
 
-/// The JSON type test and the value of `key`, as SQL (`json type is ...`, `value`).
-fn located(sql: &mut Sql, key: &str) -> (String, String) {
+/// Where `key` is in `custom_fields`: PostgreSQL's key, SQLite's JSON path (bound).
+fn at(sql: &mut Sql, key: &str) -> String {
     match sql.backend {
-        DbBackend::Postgres => {
-            let a = sql.bind(key);
-            let b = sql.bind(key);
-            (
-                format!("jsonb_typeof(custom_fields -> CAST({a} AS text))"),
-                format!("(custom_fields ->> CAST({b} AS text))"),
-            )
-        }
-        _ => {
-            let path = format!("$.\"{}\"", key.replace('"', ""));
-            let a = sql.bind(path.clone());
-            let b = sql.bind(path);
-            (format!("json_type(custom_fields, {a})"), format!("json_extract(custom_fields, {b})"))
-        }
+        DbBackend::Postgres => format!("CAST({} AS text)", sql.bind(key)),
+        _ => sql.bind(format!("$.\"{}\"", key.replace('"', ""))),
+    }
+}
+
+/// The JSON type of `key`'s value, as SQL (PostgreSQL: string, number, boolean, array,
+/// null; SQLite: text, integer, real, true, false, array, null; NULL when absent).
+fn json_type(sql: &mut Sql, key: &str) -> String {
+    let at = at(sql, key);
+    match sql.backend {
+        DbBackend::Postgres => format!("jsonb_typeof(custom_fields -> {at})"),
+        _ => format!("json_type(custom_fields, {at})"),
+    }
+}
+
+/// `key`'s value as SQL text (PostgreSQL) or its SQL value (SQLite), unchecked.
+fn json_value(sql: &mut Sql, key: &str) -> String {
+    let at = at(sql, key);
+    match sql.backend {
+        DbBackend::Postgres => format!("(custom_fields ->> {at})"),
+        _ => format!("json_extract(custom_fields, {at})"),
     }
 }
 
 /// The value of `key` when it is of `kind`, else NULL (never a failed cast).
 fn typed_value(sql: &mut Sql, key: &str, kind: FieldKind) -> String {
     let pg = sql.backend == DbBackend::Postgres;
-    let (json_type, value) = located(sql, key);
+    // (SQLite binds in order of appearance: the type test comes first in every form.)
+    let (json_type, value) = (json_type(sql, key), json_value(sql, key));
     match (kind, pg) {
         (FieldKind::Number, true) => format!("(CASE WHEN {json_type} = 'number' THEN CAST({value} AS numeric) END)"),
         (FieldKind::Number, false) => format!("(CASE WHEN {json_type} IN ('integer', 'real') THEN {value} END)"),
@@ -140,9 +148,7 @@ pub fn condition(custom: &Custom, item: &Json) -> AppResult<Condition> {
     let mut all = Condition::all();
     if let Some(null) = ops.is_null {
         let mut sql = Sql::new(custom.backend);
-        let (json_type, _) = located(&mut sql, key);
-        // `located` bound the key twice; the value half is unused here.
-        sql.values.pop();
+        let json_type = json_type(&mut sql, key);
         let test = if null { "=" } else { "<>" };
         sql.text = format!("COALESCE({json_type}, 'null') {test} 'null'");
         all = all.add(sql.expr());
@@ -156,12 +162,12 @@ pub fn condition(custom: &Custom, item: &Json) -> AppResult<Condition> {
                     _ => return Err(bad(key, "must be true or false")),
                 };
                 let mut sql = Sql::new(custom.backend);
-                let (json_type, value) = located(&mut sql, key);
+                let json_type = json_type(&mut sql, key);
                 sql.text = if pg {
+                    let value = json_value(&mut sql, key);
                     let v = sql.bind(if want { "true" } else { "false" });
                     format!("({json_type} = 'boolean' AND {value} = {v})")
                 } else {
-                    sql.values.pop();
                     format!("{json_type} = '{}'", if want { "true" } else { "false" })
                 };
                 all = all.add(sql.expr());
@@ -172,13 +178,12 @@ pub fn condition(custom: &Custom, item: &Json) -> AppResult<Condition> {
             let wanted: Vec<String> = ops.eq.iter().cloned().chain(ops.in_.iter().flatten().cloned()).collect();
             if !wanted.is_empty() {
                 let mut sql = Sql::new(custom.backend);
-                let (json_type, _) = located(&mut sql, key);
-                sql.values.pop();
-                let list_at = sql.bind(if pg { key.to_string() } else { format!("$.\"{}\"", key.replace('"', "")) });
+                let json_type = json_type(&mut sql, key);
+                let list_at = at(&mut sql, key);
                 let marks: Vec<String> = wanted.iter().map(|w| sql.bind(w.clone())).collect();
                 sql.text = if pg {
                     format!(
-                        "(CASE WHEN {json_type} = 'array' THEN EXISTS (SELECT 1 FROM jsonb_array_elements_text(custom_fields -> CAST({list_at} AS text)) AS e(v) WHERE e.v IN ({})) ELSE false END)",
+                        "(CASE WHEN {json_type} = 'array' THEN EXISTS (SELECT 1 FROM jsonb_array_elements_text(custom_fields -> {list_at}) AS e(v) WHERE e.v IN ({})) ELSE false END)",
                         marks.join(", ")
                     )
                 } else {

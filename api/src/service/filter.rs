@@ -126,8 +126,8 @@ fn build<C: ColumnTrait + Copy>(
         if value.is_null() {
             continue;
         }
-        match key.as_str() {
-            "and" | "or" => {
+        match (key.as_str(), custom) {
+            ("and" | "or", _) => {
                 let Json::Array(list) = value else {
                     return Err(AppError::invalid(format!("filter.{key}"), "must be a list of filters"));
                 };
@@ -138,7 +138,7 @@ fn build<C: ColumnTrait + Copy>(
                 all = all.add(group);
             }
             // Customers' custom fields, typed by the category templates.
-            "customFields" if custom.is_some() => {
+            ("customFields", Some(custom)) => {
                 let Json::Array(list) = value else {
                     return Err(AppError::invalid("filter.customFields", "must be a list of {key, eq, in, ...}"));
                 };
@@ -150,10 +150,10 @@ fn build<C: ColumnTrait + Copy>(
                             format!("may compare with at most {MAX_VALUES} values"),
                         ));
                     }
-                    all = all.add(super::custom_filter::condition(custom.expect("checked"), item)?);
+                    all = all.add(super::custom_filter::condition(custom, item)?);
                 }
             }
-            name => {
+            (name, _) => {
                 let field = fields.iter().find(|f| f.name == name).ok_or_else(|| {
                     let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
                     AppError::invalid(format!("filter.{name}"), format!("unknown field; one of {}", known.join(", ")))

@@ -3,11 +3,12 @@
 //! organisation name) and is matched against that customer's live contacts (id, then
 //! mobile, e-mail, name). The contact service writes, in a savepoint of the chunk, so its
 //! checks (scope, field groups, ID numbers) are the API's.
+use super::parent::Attempt;
 use super::{Cells, Field, FieldName, Importer, Outcome, choice, date};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::service::{contact as service, normalize};
 use entity::contact;
-use entity::enums::{ContactRole, CustomerKind, Gender, ImportOutcome, Resource};
+use entity::enums::{ContactRole, ImportOutcome, Resource};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
@@ -54,14 +55,7 @@ impl Importer<'_> {
         cells: &Cells,
     ) -> AppResult<Outcome> {
         let mut problems = Vec::new();
-        let gender = choice(
-            &mut problems,
-            "gender",
-            cells.get(Field::Gender),
-            Gender::parse,
-            &[("男", Gender::Male), ("女", Gender::Female), ("其他", Gender::Other)],
-            "MALE (男), FEMALE (女), OTHER",
-        );
+        let gender = super::gender(&mut problems, cells);
         let deal_role = choice(
             &mut problems,
             "dealRole",
@@ -130,18 +124,13 @@ impl Importer<'_> {
             .flatten()
             .map(|k| format!("contact:{}:{k}", parent.id))
             .collect::<Vec<_>>();
-        if self.options.dry_run
-            && existing.is_none()
-            && let Some(&(first, _)) = remembered.iter().find_map(|k| self.would_create.get(k))
+        if existing.is_none()
+            && let Some(repeat) = self.repeat_of(number, &remembered, "contact", None, problems.clone())
         {
-            if !problems.is_empty() {
-                return Ok(Outcome::invalid(number, problems));
-            }
-            let message = format!("updates the contact line {first} creates (a dry run does not compare)");
-            return Ok(Outcome::new(number, ImportOutcome::Updated, None, Some(message)));
+            return Ok(repeat);
         }
         let text = |f: Field| cells.text(f);
-        let existing_id = existing.as_ref().map(|e| e.id);
+        let matched = existing.is_some();
         // Each write in a savepoint of its own: undone when the line's own cells had
         // problems (the service's checks still run, so every bad cell is listed) or when
         // it changes nothing (a re-run leaves versions and the audit trail alone).
@@ -164,12 +153,9 @@ impl Importer<'_> {
                     id_number: None,
                     notes: text(Field::Notes),
                 };
-                service::create(&sp, self.vault, self.actor, input).await.map(|m| {
-                    if self.options.dry_run {
-                        self.created_here.insert(m.id);
-                    }
-                    Outcome::new(number, ImportOutcome::Created, Some(m.id), None)
-                })
+                service::create(&sp, self.vault, self.actor, input)
+                    .await
+                    .map(|m| Outcome::new(number, ImportOutcome::Created, Some(m.id), None))
             }
             Some(old) => {
                 let set = |f: Field| text(f).map(Some);
@@ -195,34 +181,8 @@ impl Importer<'_> {
                 })
             }
         };
-        let keep = problems.is_empty() && result.as_ref().is_ok_and(|o| o.outcome != ImportOutcome::Unchanged);
-        if keep {
-            sp.commit().await?
-        } else {
-            sp.rollback().await?
-        }
-        if self.options.dry_run && keep && result.as_ref().is_ok_and(|o| o.outcome == ImportOutcome::Created) {
-            for k in remembered {
-                self.would_create.entry(k).or_insert((number, CustomerKind::Organization));
-            }
-        }
-        match result {
-            Ok(_) if !problems.is_empty() => Ok(Outcome::invalid(number, problems)),
-            Ok(o) => Ok(o),
-            Err(AppError::Validation(mut fields)) => {
-                problems.append(&mut fields);
-                Ok(Outcome::invalid(number, problems))
-            }
-            Err(e @ AppError::Duplicate { .. }) => {
-                Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(e.to_string())))
-            }
-            Err(e @ AppError::Internal(_)) => Err(e),
-            // A contact the importer may not change: someone else's, as for customers.
-            Err(AppError::NotFound(_) | AppError::Forbidden(_)) if existing_id.is_some() => {
-                let message = self.untouchable(txn, &parent).await?;
-                Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)))
-            }
-            Err(e) => Ok(Outcome::new(number, ImportOutcome::Failed, None, Some(e.to_string()))),
-        }
+        // A contact the importer may not change is someone else's, as a customer is.
+        let attempt = Attempt { number, parent, matched, problems, remembered, forbidden_is_theirs: true };
+        Ok(self.settle(txn, sp, attempt, result).await?.0)
     }
 }

@@ -2,8 +2,10 @@
 //! customer by id or natural key and is matched among that customer's live deals by id,
 //! else by title and close date; the deal service writes, in a savepoint of the chunk,
 //! so its checks and the customer's regrading are the API's.
+use super::parent::Attempt;
 use super::{Cells, Field, FieldName, Importer, Outcome, choice, date};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
+use crate::service::classification::Reason;
 use crate::service::deal as service;
 use entity::deal;
 use entity::enums::{DealStage, ImportOutcome};
@@ -105,19 +107,15 @@ impl Importer<'_> {
                 return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
             }
         };
-        let remembered = title.map(|t| format!("deal:{}:{t}:{actual:?}:{expected:?}", parent.id));
-        if self.options.dry_run
-            && existing.is_none()
-            && let Some(&(first, _)) = remembered.as_ref().and_then(|k| self.would_create.get(k))
+        let remembered: Vec<String> =
+            title.map(|t| format!("deal:{}:{t}:{actual:?}:{expected:?}", parent.id)).into_iter().collect();
+        if existing.is_none()
+            && let Some(repeat) = self.repeat_of(number, &remembered, "deal", None, problems.clone())
         {
-            if !problems.is_empty() {
-                return Ok(Outcome::invalid(number, problems));
-            }
-            let message = format!("updates the deal line {first} creates (a dry run does not compare)");
-            return Ok(Outcome::new(number, ImportOutcome::Updated, None, Some(message)));
+            return Ok(repeat);
         }
         let text = |f: Field| cells.text(f);
-        let existing_id = existing.as_ref().map(|d| d.id);
+        let matched = existing.is_some();
         let before_stage = existing.as_ref().map(|d| d.stage);
         let sp = txn.begin().await?;
         let result = match existing {
@@ -133,12 +131,9 @@ impl Importer<'_> {
                     lost_reason: text(Field::LostReason),
                     line_items: Vec::new(),
                 };
-                service::create_with(&sp, self.actor, input, service::Regrade::Later).await.map(|m| {
-                    if self.options.dry_run {
-                        self.created_here.insert(m.id);
-                    }
-                    Outcome::new(number, ImportOutcome::Created, Some(m.id), None)
-                })
+                service::create_with(&sp, self.actor, input, service::Regrade::Later)
+                    .await
+                    .map(|m| Outcome::new(number, ImportOutcome::Created, Some(m.id), None))
             }
             Some(old) => {
                 let patch = service::DealPatch {
@@ -159,51 +154,25 @@ impl Importer<'_> {
                 )
             }
         };
-        // Undone when the line's own cells had problems (the service's checks still ran,
-        // so every bad cell is listed) or when it changes nothing.
-        let keep = problems.is_empty() && result.as_ref().is_ok_and(|o| o.outcome != ImportOutcome::Unchanged);
-        if keep {
-            // Regraded at the chunk's end, once per customer, in id order.
-            // Of several deals of one customer, the history says the weightiest reason.
-            use crate::service::classification::Reason;
+        // A FORBIDDEN update is the amounts group (FAILED with its reason); a deal gone
+        // from the importer's reach (NOT_FOUND) is someone else's.
+        let parent_id = parent.id;
+        let attempt = Attempt { number, parent, matched, problems, remembered, forbidden_is_theirs: false };
+        let (outcome, kept) = self.settle(txn, sp, attempt, result).await?;
+        if kept {
+            // Regraded at the chunk's end, once per customer, in id order; of several
+            // deals of one customer, the history says the weightiest reason.
             let reason = service::reason(before_stage, stage.or(before_stage).unwrap_or(DealStage::Lead));
             let weight = |r: Reason| match r {
                 Reason::DealWon => 2,
                 Reason::DealLost => 1,
                 _ => 0,
             };
-            let kept = self.regrade.entry(parent.id).or_insert(reason);
+            let kept = self.regrade.entry(parent_id).or_insert(reason);
             if weight(reason) > weight(*kept) {
                 *kept = reason;
             }
         }
-        if keep {
-            sp.commit().await?
-        } else {
-            sp.rollback().await?
-        }
-        if self.options.dry_run
-            && keep
-            && result.as_ref().is_ok_and(|o| o.outcome == ImportOutcome::Created)
-            && let Some(k) = remembered
-        {
-            self.would_create.entry(k).or_insert((number, entity::enums::CustomerKind::Organization));
-        }
-        match result {
-            Ok(_) if !problems.is_empty() => Ok(Outcome::invalid(number, problems)),
-            Ok(o) => Ok(o),
-            Err(AppError::Validation(mut fields)) => {
-                problems.append(&mut fields);
-                Ok(Outcome::invalid(number, problems))
-            }
-            Err(e @ AppError::Internal(_)) => Err(e),
-            // A deal gone from the importer's reach: someone else's. (A FORBIDDEN field
-            // group, amounts the importer may not see, is FAILED with its reason below.)
-            Err(AppError::NotFound(_)) if existing_id.is_some() => {
-                let message = self.untouchable(txn, &parent).await?;
-                Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)))
-            }
-            Err(e) => Ok(Outcome::new(number, ImportOutcome::Failed, None, Some(e.to_string()))),
-        }
+        Ok(outcome)
     }
 }

@@ -287,7 +287,7 @@ pub struct Importer<'a> {
     /// Dry run only: natural keys the earlier (rolled back) chunks would have created,
     /// with the line and the kind, so a later line that repeats one reads as the update it
     /// will be.
-    would_create: HashMap<String, (i64, CustomerKind)>,
+    would_create: HashMap<String, (i64, Option<CustomerKind>)>,
     /// When the run last told the database it is alive.
     last_beat: std::time::Instant,
     /// Dry run only: records the current chunk created (rolled back with it).
@@ -402,6 +402,18 @@ fn choice<T: Copy>(
     found
 }
 
+/// A person's gender cell (customers and contacts).
+fn gender(problems: &mut Vec<FieldError>, cells: &Cells) -> Option<Gender> {
+    choice(
+        problems,
+        "gender",
+        cells.get(Field::Gender),
+        Gender::parse,
+        &[("男", Gender::Male), ("女", Gender::Female), ("其他", Gender::Other)],
+        "MALE (男), FEMALE (女), OTHER",
+    )
+}
+
 /// A date as spreadsheets write it: 2024-03-05, 2024/3/5 or 2024.3.5.
 fn date(problems: &mut Vec<FieldError>, field: &str, raw: Option<&str>) -> Option<chrono::NaiveDate> {
     let raw = raw?;
@@ -486,14 +498,7 @@ fn parse(problems: &mut Vec<FieldError>, cells: &Cells) -> Parsed {
             ],
             "INDIVIDUAL (个人), ORGANIZATION (企业)",
         ),
-        gender: choice(
-            problems,
-            "gender",
-            cells.get(F::Gender),
-            Gender::parse,
-            &[("男", Gender::Male), ("女", Gender::Female), ("其他", Gender::Other)],
-            "MALE (男), FEMALE (女), OTHER",
-        ),
+        gender: gender(problems, cells),
         birthday: date(problems, "birthday", cells.get(F::Birthday)),
         source: choice(
             problems,
@@ -758,26 +763,13 @@ impl Importer<'_> {
         }
         match matched.as_slice() {
             [] => {
-                if self.options.dry_run
-                    && let Some(&(first, first_kind)) =
-                        keys.iter().find_map(|(c, v)| self.would_create.get(&format!("{c:?}:{v}")))
-                {
-                    if parsed.kind.is_some_and(|k| k != first_kind) {
-                        problems
-                            .push(FieldError::new("kind", format!("the customer this line matches is {first_kind}")));
-                    }
-                    if !problems.is_empty() {
-                        return Ok(Outcome::invalid(number, problems));
-                    }
-                    // Whether it would change anything is not known without the record.
-                    let message = format!("updates the customer line {first} creates (a dry run does not compare)");
-                    return Ok(Outcome::new(number, ImportOutcome::Updated, None, Some(message)));
+                let remembered: Vec<String> = keys.iter().map(|(c, v)| format!("{c:?}:{v}")).collect();
+                if let Some(repeat) = self.repeat_of(number, &remembered, "customer", parsed.kind, problems.clone()) {
+                    return Ok(repeat);
                 }
                 let outcome = self.create(txn, catalogue, number, kind, parsed, &cells, problems).await?;
-                if self.options.dry_run && outcome.outcome == ImportOutcome::Created {
-                    for (c, v) in keys {
-                        self.would_create.entry(format!("{c:?}:{v}")).or_insert((number, kind));
-                    }
+                if outcome.outcome == ImportOutcome::Created {
+                    self.remember(number, remembered, Some(kind));
                 }
                 Ok(outcome)
             }
@@ -843,9 +835,7 @@ impl Importer<'_> {
         match customer::insert_in(&sp, self.actor, "import", model.clone()).await {
             Ok(m) => {
                 sp.commit().await?;
-                if self.options.dry_run {
-                    self.created_here.insert(m.id);
-                }
+                self.created(m.id);
                 Ok(Outcome::new(number, ImportOutcome::Created, Some(m.id), None))
             }
             Err(e @ AppError::Duplicate { .. }) => {
@@ -963,6 +953,50 @@ impl Importer<'_> {
             }
         };
         Ok(format!("{MESSAGE} (department: {name})"))
+    }
+
+    /// Dry run: the outcome of a line that repeats a key an earlier chunk (rolled back)
+    /// would have created (`kind`: the line's, checked against a customer's): the update
+    /// it will be, or INVALID with the line's problems. None on a real run or a new key.
+    fn repeat_of(
+        &self,
+        number: i64,
+        keys: &[String],
+        what: &str,
+        kind: Option<CustomerKind>,
+        mut problems: Vec<FieldError>,
+    ) -> Option<Outcome> {
+        if !self.options.dry_run {
+            return None;
+        }
+        let &(first, first_kind) = keys.iter().find_map(|k| self.would_create.get(k))?;
+        if let (Some(k), Some(f)) = (kind, first_kind)
+            && k != f
+        {
+            problems.push(FieldError::new("kind", format!("the customer this line matches is {f}")));
+        }
+        if !problems.is_empty() {
+            return Some(Outcome::invalid(number, problems));
+        }
+        // Whether it would change anything is not known without the record.
+        let message = format!("updates the {what} line {first} creates (a dry run does not compare)");
+        Some(Outcome::new(number, ImportOutcome::Updated, None, Some(message)))
+    }
+
+    /// Dry run: remembers the keys of a record line `number` created (see [`repeat_of`]).
+    fn remember(&mut self, number: i64, keys: impl IntoIterator<Item = String>, kind: Option<CustomerKind>) {
+        if self.options.dry_run {
+            for k in keys {
+                self.would_create.entry(k).or_insert((number, kind));
+            }
+        }
+    }
+
+    /// Dry run: a record created in this chunk, rolled back with it (its id is not shown).
+    fn created(&mut self, id: Uuid) {
+        if self.options.dry_run {
+            self.created_here.insert(id);
+        }
     }
 
     /// Moves the run's heartbeat while a slow upload feeds it (at most once a minute), so

@@ -66,11 +66,76 @@ impl Importer<'_> {
         };
         match check_parent::<E>(txn, self.actor, parent.id).await {
             Ok(_) => Ok(Ok(parent)),
-            Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {
-                let message = self.untouchable(txn, &parent).await?;
-                Ok(Err(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message))))
-            }
+            Err(AppError::NotFound(_) | AppError::Forbidden(_)) => Ok(Err(self.theirs(txn, number, &parent).await?)),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A contact's or deal's write for one line, as tried in its savepoint.
+pub(super) struct Attempt {
+    pub number: i64,
+    pub parent: customer::Model,
+    /// The line matched a stored record (the write was an update).
+    pub matched: bool,
+    /// The line's own cell problems (the service's checks ran all the same).
+    pub problems: Vec<FieldError>,
+    /// The keys a creation is remembered under on a dry run.
+    pub remembered: Vec<String>,
+    /// A FORBIDDEN update means the record is someone else's (DUPLICATE); otherwise it is
+    /// a field group the importer may not change (FAILED with its reason).
+    pub forbidden_is_theirs: bool,
+}
+
+impl Importer<'_> {
+    /// Ends a child record's savepoint: kept when the line had no problems of its own and
+    /// the write changed something (an unchanged write is undone, so a re-run moves no
+    /// version and writes no audit row); returns the line's outcome and whether it was
+    /// kept.
+    ///
+    /// # Errors
+    /// Database errors, INTERNAL ones of the write.
+    pub(super) async fn settle(
+        &mut self,
+        txn: &DatabaseTransaction,
+        sp: DatabaseTransaction,
+        attempt: Attempt,
+        result: AppResult<Outcome>,
+    ) -> AppResult<(Outcome, bool)> {
+        let Attempt { number, parent, matched, mut problems, remembered, forbidden_is_theirs } = attempt;
+        let kept = problems.is_empty() && result.as_ref().is_ok_and(|o| o.outcome != ImportOutcome::Unchanged);
+        if kept {
+            sp.commit().await?;
+        } else {
+            sp.rollback().await?;
+        }
+        if let Ok(Outcome { outcome: ImportOutcome::Created, record_id: Some(id), .. }) = &result
+            && kept
+        {
+            self.created(*id);
+            self.remember(number, remembered, None);
+        }
+        let outcome = match result {
+            Ok(_) if !problems.is_empty() => Outcome::invalid(number, problems),
+            Ok(o) => o,
+            Err(AppError::Validation(mut fields)) => {
+                problems.append(&mut fields);
+                Outcome::invalid(number, problems)
+            }
+            Err(e @ AppError::Duplicate { .. }) => {
+                Outcome::new(number, ImportOutcome::Duplicate, None, Some(e.to_string()))
+            }
+            Err(e @ AppError::Internal(_)) => return Err(e),
+            Err(AppError::NotFound(_)) if matched => self.theirs(txn, number, &parent).await?,
+            Err(AppError::Forbidden(_)) if matched && forbidden_is_theirs => self.theirs(txn, number, &parent).await?,
+            Err(e) => Outcome::new(number, ImportOutcome::Failed, None, Some(e.to_string())),
+        };
+        Ok((outcome, kept))
+    }
+
+    /// DUPLICATE: the line's record is someone else's (its customer's department named).
+    async fn theirs(&mut self, txn: &DatabaseTransaction, number: i64, parent: &customer::Model) -> AppResult<Outcome> {
+        let message = self.untouchable(txn, parent).await?;
+        Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)))
     }
 }
