@@ -355,9 +355,13 @@ fn failure(e: AppError) -> Response {
     (status, axum::Json(json!({ "errors": [error] }))).into_response()
 }
 
+fn too_large_errors(max: u64) -> serde_json::Value {
+    let message = format!("the file is larger than {max} bytes (CRM_IMPORT_MAX_BYTES)");
+    json!([{ "message": message, "extensions": { "code": "PAYLOAD_TOO_LARGE" } }])
+}
+
 fn too_large(max: u64) -> Response {
-    let e = json!({ "message": format!("the file is larger than {max} bytes (CRM_IMPORT_MAX_BYTES)"), "extensions": { "code": "PAYLOAD_TOO_LARGE" } });
-    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(json!({ "errors": [e] }))).into_response()
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(json!({ "errors": too_large_errors(max) }))).into_response()
 }
 
 /// Why reading the body stopped early.
@@ -452,6 +456,7 @@ async fn run(
     };
     let mut batch = Vec::with_capacity(CHUNK);
     let mut ended = records.done();
+    let mut too_big = false;
     let outcome = loop {
         while batch.len() < CHUNK
             && let Some(line) = records.next_line()
@@ -487,7 +492,10 @@ async fn run(
                 records.finish();
                 ended = true;
             }
-            Err(stop) => break Err(stop_message(&stop, idle)),
+            Err(stop) => {
+                too_big = matches!(stop, Stop::TooLarge);
+                break Err(stop_message(&stop, idle));
+            }
         }
     };
     let (run, problems) = match outcome {
@@ -498,12 +506,14 @@ async fn run(
         Err(why) => importer.fail(why).await,
     };
     tracing::info!(run = %run.id, status = %run.status, lines = run.lines_read, "import ended");
-    let status = if run.error.as_deref().is_some_and(|e| e.contains("CRM_IMPORT_MAX_BYTES")) {
-        StatusCode::PAYLOAD_TOO_LARGE
-    } else {
-        StatusCode::OK
-    };
-    (status, axum::Json(json!({ "importRun": summary(&run), "problems": problems }))).into_response()
+    let mut body = json!({ "importRun": summary(&run), "problems": problems });
+    if too_big {
+        // The run stopped where the limit fell (what came before stays): the run, and the
+        // error a client branches on.
+        body["errors"] = too_large_errors(max);
+        return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response();
+    }
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 /// An error that ends a run: the run shows its message, the log its cause.
