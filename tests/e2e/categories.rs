@@ -440,3 +440,134 @@ async fn custom_fields_filter_by_their_type() {
         assert_eq!(invalid_fields(&resp), [field], "{resp}");
     }
 }
+
+#[tokio::test]
+async fn custom_fields_sort_with_empty_values_last_and_pages_that_hold() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let save = "mutation($i:CategoryInput!,$v:Int){saveCategory(input:$i,version:$v){version}}";
+    let fields = |typed: bool| {
+        let (points, credit) = if typed { ("NUMBER", "MONEY") } else { ("TEXT", "TEXT") };
+        json!([
+            {"key": "points", "label": "积分", "type": points},
+            {"key": "credit", "label": "授信", "type": credit},
+            {"key": "since", "label": "入会", "type": "DATE"},
+            {"key": "note", "label": "备注", "type": "TEXT"},
+            {"key": "tags", "label": "标签", "type": "MULTI_CHOICE", "choices": ["茶", "酒"]},
+            {"key": "member", "label": "会员", "type": "BOOLEAN"}
+        ])
+    };
+    app.ok(&admin, save, json!({"v": 1, "i": {"key": "retail", "name": "零售客户", "fields": fields(false)}})).await;
+    let person = |name: &str, custom: Value| {
+        let app = &app;
+        let input = json!({"name": name, "kind": "INDIVIDUAL", "customFields": custom});
+        async move { app.create_customer(&app.admin_token, input).await["id"].as_str().unwrap().to_string() }
+    };
+    // Words stored while both fields were text: no value once they are a number and money
+    // (SQLite's CAST would read them as 0).
+    let words = person("旧数据", json!({"points": "很多", "credit": "lots"})).await;
+    app.ok(&admin, save, json!({"v": 2, "i": {"key": "retail", "name": "零售客户", "fields": fields(true)}})).await;
+    let a = person("甲", json!({"points": 1200, "credit": "5000.50", "since": "2023-05-01", "note": "beta"})).await;
+    let b = person("乙", json!({"points": 300, "credit": "800.00", "since": "2024-02-29", "note": "alpha"})).await;
+    let c = person("丙", json!({"points": 50.5, "credit": "-20"})).await;
+    let d = person("丁", json!({"points": 300})).await;
+    let e = person("戊", json!({})).await;
+    let by_id = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let (bd, nulls) = (by_id(vec![b.clone(), d.clone()]), by_id(vec![words.clone(), e.clone()]));
+    let q = "query($o:[CustomerOrder!],$first:Int,$after:String){customers(orderBy:$o,first:$first,after:$after){
+        nodes{id} pageInfo{hasNextPage endCursor}}}";
+    // The whole order in one page, then the same order walked two rows at a time: the
+    // cursors hold numbers, texts and NULLs exactly as the database compares them.
+    let walk = |order: Value| {
+        let app = &app;
+        async move {
+            let ids = |resp: &Value| -> Vec<String> {
+                assert!(resp.get("errors").is_none(), "{resp}");
+                resp["data"]["customers"]["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n["id"].as_str().unwrap().to_string())
+                    .collect()
+            };
+            let whole = ids(&app.gql(Some(&app.admin_token), q, json!({"o": order, "first": 100})).await);
+            let (mut paged, mut after) = (Vec::new(), Value::Null);
+            loop {
+                let resp = app.gql(Some(&app.admin_token), q, json!({"o": order, "first": 2, "after": after})).await;
+                paged.extend(ids(&resp));
+                let info = &resp["data"]["customers"]["pageInfo"];
+                if info["hasNextPage"] != json!(true) {
+                    break;
+                }
+                after = info["endCursor"].clone();
+            }
+            assert_eq!(paged, whole, "pages of {order}");
+            whole
+        }
+    };
+    let cat = |parts: Vec<Vec<String>>| parts.concat();
+    let points = walk(json!([{"customField": "points"}])).await;
+    assert_eq!(points, cat(vec![vec![c.clone()], bd.clone(), vec![a.clone()], nulls.clone()]));
+    let points = walk(json!([{"customField": "points", "direction": "DESC"}])).await;
+    assert_eq!(points, cat(vec![vec![a.clone()], bd.clone(), vec![c.clone()], nulls.clone()]));
+    // A second key breaks the tie (乙 was entered before 丁).
+    let tie = walk(json!([{"customField": "points", "direction": "DESC"}, {"field": "CREATED_AT"}])).await;
+    assert_eq!(tie[..4], [a.clone(), b.clone(), d.clone(), c.clone()]);
+    let credit = walk(json!([{"customField": "credit"}])).await;
+    assert_eq!(
+        credit,
+        cat(vec![vec![c.clone(), b.clone(), a.clone()], by_id(vec![words.clone(), d.clone(), e.clone()])])
+    );
+    let since = walk(json!([{"customField": "since", "direction": "DESC"}])).await;
+    assert_eq!(since[..2], [b.clone(), a.clone()]);
+    let note = walk(json!([{"customField": "note"}, {"field": "NAME"}])).await;
+    assert_eq!(note[..2], [b.clone(), a.clone()]);
+    // Money compares as money on both stores, in filters too: the words are no value.
+    let resp = app
+        .gql(
+            Some(&admin),
+            "query($f:CustomerFilter){customers(filter:$f){nodes{id}}}",
+            json!({"f": {"customFields": [{"key": "credit", "lte": "0"}]}}),
+        )
+        .await;
+    assert_eq!(resp["data"]["customers"]["nodes"], json!([{"id": c}]), "{resp}");
+
+    // A sales rep sorts what it may read (its own and its pool: the parts read as one).
+    let east = app.create_department("华东", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let mine = |name: &str, points: i64| {
+        let (app, rep) = (&app, rep.clone());
+        let input = json!({"name": name, "kind": "INDIVIDUAL", "customFields": {"points": points}});
+        async move { app.create_customer(&rep, input).await["id"].clone() }
+    };
+    let (low, high) = (mine("小", 10).await, mine("大", 90).await);
+    let resp = app.gql(Some(&rep), q, json!({"o": [{"customField": "points", "direction": "DESC"}]})).await;
+    assert_eq!(resp["data"]["customers"]["nodes"], json!([{"id": high}, {"id": low}]), "{resp}");
+
+    // What cannot be sorted by is named; a cursor of one order serves no other.
+    for (order, field) in [
+        (json!([{"customField": "tags"}]), "orderBy.customField"),
+        (json!([{"customField": "member"}]), "orderBy.customField"),
+        (json!([{"customField": "nope"}]), "orderBy.customField"),
+        (json!([{"field": "NAME", "customField": "points"}]), "orderBy"),
+        (json!([{"direction": "DESC"}]), "orderBy"),
+    ] {
+        let resp = app.gql(Some(&admin), q, json!({"o": order})).await;
+        assert_eq!(invalid_fields(&resp), [field], "{resp}");
+    }
+    let first = app.gql(Some(&admin), q, json!({"o": [{"customField": "points"}], "first": 1})).await;
+    let cursor = first["data"]["customers"]["pageInfo"]["endCursor"].clone();
+    let resp = app.gql(Some(&admin), q, json!({"o": [{"customField": "credit"}], "after": cursor})).await;
+    assert_eq!(invalid_fields(&resp), ["after"], "{resp}");
+    // A forged cursor putting text where the number is compared.
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_str().unwrap()).unwrap();
+    let mut forged: Value = serde_json::from_slice(&decoded).unwrap();
+    forged["After"]["v"][0] = json!({"Text": "x"});
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged.to_string());
+    let resp = app.gql(Some(&admin), q, json!({"o": [{"customField": "points"}], "after": forged})).await;
+    assert_eq!(invalid_fields(&resp), ["after"], "{resp}");
+}

@@ -16,6 +16,7 @@ use super::feedback::{Feedback, FeedbackConnection};
 use super::interaction::{Interaction, InteractionConnection};
 use super::loaders::{nested_page, shows};
 use super::user::User;
+use crate::error::{AppError, AppResult};
 use crate::service::customer::{self as svc, CustomerPatch, NewCustomer, SortField};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -396,7 +397,6 @@ pub struct CustomFieldFilter {
 
 /// Sortable customer fields.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "SortField")]
 pub enum CustomerSortField {
     Name,
     CreatedAt,
@@ -410,12 +410,49 @@ pub enum CustomerSortField {
     WonDealCount,
 }
 
-/// One sort key; rows that tie on every key are ordered by id.
+impl From<CustomerSortField> for SortField {
+    fn from(f: CustomerSortField) -> Self {
+        match f {
+            CustomerSortField::Name => SortField::Name,
+            CustomerSortField::CreatedAt => SortField::CreatedAt,
+            CustomerSortField::UpdatedAt => SortField::UpdatedAt,
+            CustomerSortField::Category => SortField::Category,
+            CustomerSortField::Kind => SortField::Kind,
+            CustomerSortField::LifecycleStage => SortField::LifecycleStage,
+            CustomerSortField::Tier => SortField::Tier,
+            CustomerSortField::Revenue => SortField::Revenue,
+            CustomerSortField::WonDealCount => SortField::WonDealCount,
+        }
+    }
+}
+
+/// One sort key, a built-in `field` or a `customField`; rows that tie on every key are
+/// ordered by id.
 #[derive(InputObject)]
 pub struct CustomerOrder {
-    pub field: CustomerSortField,
+    /// A built-in field.
+    pub field: Option<CustomerSortField>,
+    /// Instead of `field`, the key of a custom field (TEXT, CHOICE, DATE, NUMBER or
+    /// MONEY) of a category open to you; customers without a value of the field's type
+    /// come last in either direction.
+    pub custom_field: Option<String>,
     #[graphql(default)]
     pub direction: SortDirection,
+}
+
+impl CustomerOrder {
+    /// The service's sort key and direction.
+    ///
+    /// # Errors
+    /// VALIDATION unless exactly one of `field` and `customField` is given.
+    fn key(self) -> AppResult<(SortField, bool)> {
+        let descending = self.direction == SortDirection::Desc;
+        match (self.field, self.custom_field) {
+            (Some(f), None) => Ok((f.into(), descending)),
+            (None, Some(key)) => Ok((SortField::Custom(key), descending)),
+            _ => Err(AppError::invalid("orderBy", "give either field or customField")),
+        }
+    }
 }
 
 /// A new customer. The caller becomes its owner, in the caller's department.
@@ -509,9 +546,8 @@ impl CustomerQuery {
         #[graphql(default)] deleted: bool,
     ) -> Result<CustomerConnection> {
         let actor = actor(ctx)?;
-        let order =
-            order_by.unwrap_or_default().into_iter().map(|o| (o.field.into(), o.direction == SortDirection::Desc));
-        let query = list_query(first, after, filter, order.collect(), deleted).gql()?;
+        let order = order_by.unwrap_or_default().into_iter().map(CustomerOrder::key).collect::<AppResult<_>>().gql()?;
+        let query = list_query(first, after, filter, order, deleted).gql()?;
         let page = svc::list(db(ctx), actor, &query).await.gql()?;
         Ok(CustomerConnection(page.map(Customer)))
     }

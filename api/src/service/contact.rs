@@ -82,8 +82,8 @@ impl Listing for contact::Entity {
         Field::new("createdAt", Column::CreatedAt, Kind::Time),
     ];
     const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
-    fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
-        sort_key(field, descending)
+    fn sort_key(field: &SortField, descending: bool, _: Option<&super::filter::Custom>) -> AppResult<SortKey<Self>> {
+        Ok(sort_key(*field, descending))
     }
 }
 

@@ -6,7 +6,9 @@
 //! SQLite reads JSON with `json_type`/`json_extract`/`json_each`, PostgreSQL with
 //! `jsonb_typeof`/`->`/`->>`/`jsonb_array_elements_text`.
 use super::category::FieldKind;
+use super::pagination::{Computed, SortKey};
 use crate::error::{AppError, AppResult};
+use entity::customer;
 use sea_orm::sea_query::Expr;
 use sea_orm::{Condition, DbBackend, Value};
 use serde::Deserialize;
@@ -89,18 +91,58 @@ fn json_value(sql: &mut Sql, key: &str) -> String {
 /// The value of `key` when it is of `kind`, else NULL (never a failed cast).
 fn typed_value(sql: &mut Sql, key: &str, kind: FieldKind) -> String {
     let pg = sql.backend == DbBackend::Postgres;
+    if kind == FieldKind::Money && !pg {
+        // SQLite has no regular expressions: PostgreSQL's pattern below as GLOBs over the
+        // value without its sign (b), read once through json_each. A bare CAST would read
+        // words as 0.
+        let key = sql.bind(key.to_string());
+        return format!(
+            "(SELECT CASE WHEN type = 'text' AND b GLOB '[0-9]*' AND (b NOT GLOB '*[^0-9]*' \
+             OR (b GLOB '*.[0-9]' AND substr(b, 1, length(b) - 2) NOT GLOB '*[^0-9]*') \
+             OR (b GLOB '*.[0-9][0-9]' AND substr(b, 1, length(b) - 3) NOT GLOB '*[^0-9]*')) \
+             THEN CAST(v AS REAL) END \
+             FROM (SELECT type, value AS v, CASE WHEN value GLOB '-*' THEN substr(value, 2) ELSE value END AS b \
+             FROM json_each(custom_fields) WHERE key = {key}))"
+        );
+    }
     // (SQLite binds in order of appearance: the type test comes first in every form.)
     let (json_type, value) = (json_type(sql, key), json_value(sql, key));
     match (kind, pg) {
         (FieldKind::Number, true) => format!("(CASE WHEN {json_type} = 'number' THEN CAST({value} AS numeric) END)"),
         (FieldKind::Number, false) => format!("(CASE WHEN {json_type} IN ('integer', 'real') THEN {value} END)"),
-        (FieldKind::Money, true) => format!(
+        (FieldKind::Money, _) => format!(
             "(CASE WHEN {json_type} = 'string' AND {value} ~ '^-?[0-9]+(\\.[0-9]{{1,2}})?$' THEN CAST({value} AS numeric) END)"
         ),
-        (FieldKind::Money, false) => format!("(CASE WHEN {json_type} = 'text' THEN CAST({value} AS REAL) END)"),
         (_, true) => format!("(CASE WHEN {json_type} = 'string' THEN {value} END)"),
         (_, false) => format!("(CASE WHEN {json_type} = 'text' THEN {value} END)"),
     }
+}
+
+/// The sort key of the custom field `key` (`orderBy: {customField: "points"}`): numbers
+/// (NUMBER, MONEY) as floating point, texts (TEXT, CHOICE, DATE as YYYY-MM-DD) as the
+/// database collates them; rows without a value of the field's type come last.
+///
+/// # Errors
+/// VALIDATION: an unknown key, or a field of a type without an order (BOOLEAN,
+/// MULTI_CHOICE).
+pub fn sort_key(custom: &Custom, key: &str, descending: bool) -> AppResult<SortKey<customer::Entity>> {
+    let key = key.trim();
+    let bad = |m: &str| AppError::invalid("orderBy.customField", format!("{key}: {m}"));
+    let kind = *custom.kinds.get(key).ok_or_else(|| bad("no category has a custom field of this key"))?;
+    let mut sql = Sql::new(custom.backend);
+    let (text, computed) = match kind {
+        FieldKind::Number | FieldKind::Money => {
+            // Read back as f64: a number beyond its range (possible in jsonb) is no value
+            // rather than a failed cast.
+            let float = if custom.backend == DbBackend::Postgres { "double precision" } else { "REAL" };
+            let (a, b) = (typed_value(&mut sql, key, kind), typed_value(&mut sql, key, kind));
+            (format!("(CASE WHEN abs({a}) < 1e308 THEN CAST({b} AS {float}) END)"), Computed::Number)
+        }
+        FieldKind::Text | FieldKind::Choice | FieldKind::Date => (typed_value(&mut sql, key, kind), Computed::Text),
+        FieldKind::Boolean | FieldKind::MultiChoice => return Err(bad("a field of this type has no order")),
+    };
+    sql.text = text;
+    Ok(SortKey::computed(format!("customFields.{key}"), sql.expr(), computed, descending))
 }
 
 fn bad(key: &str, message: impl Into<String>) -> AppError {

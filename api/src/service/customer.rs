@@ -85,7 +85,7 @@ pub struct CustomerPatch {
 }
 
 /// Sortable fields of the customer list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SortField {
     Name,
     CreatedAt,
@@ -96,10 +96,20 @@ pub enum SortField {
     Tier,
     Revenue,
     WonDealCount,
+    /// A custom field of the category templates, by key.
+    Custom(String),
 }
 
 /// The keyset sort key of a field.
-pub fn sort_key(field: SortField, descending: bool) -> SortKey<customer::Entity> {
+///
+/// # Errors
+/// VALIDATION for a custom field the templates open to the caller do not define, or
+/// one of a type without an order.
+pub fn sort_key(
+    field: &SortField,
+    descending: bool,
+    custom: Option<&super::filter::Custom>,
+) -> AppResult<SortKey<customer::Entity>> {
     let (name, column, value): (_, _, fn(&customer::Model) -> SortValue) = match field {
         SortField::Name => ("name", Column::Name, |m| SortValue::Text(m.name.clone())),
         SortField::CreatedAt => ("createdAt", Column::CreatedAt, |m| SortValue::Time(m.created_at)),
@@ -112,9 +122,13 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<customer::Entity>
         SortField::Tier => ("tier", Column::Tier, |m| SortValue::Text(m.tier.to_string())),
         SortField::Revenue => ("revenue", Column::RevenueMinor, |m| SortValue::Int(m.revenue_minor)),
         SortField::WonDealCount => ("wonDealCount", Column::WonCount, |m| SortValue::Int(m.won_count as i64)),
+        SortField::Custom(key) => {
+            let custom = custom.ok_or_else(|| AppError::invalid("orderBy.customField", "no custom fields here"))?;
+            return super::custom_filter::sort_key(custom, key, descending);
+        }
     };
-    SortKey::new(name, column, descending, value)
-        .in_group((field == SortField::Revenue).then_some(Resource::DealAmount))
+    Ok(SortKey::new(name, column, descending, value)
+        .in_group((*field == SortField::Revenue).then_some(Resource::DealAmount)))
 }
 
 impl Listing for customer::Entity {
@@ -148,8 +162,12 @@ impl Listing for customer::Entity {
         Field::new("revenue", Column::RevenueMinor, Kind::Amount { currency: None }).in_group(Resource::DealAmount),
     ];
     const CUSTOMER_COLUMN: Option<Column> = None;
-    fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
-        sort_key(field, descending)
+    fn sort_key(
+        field: &SortField,
+        descending: bool,
+        custom: Option<&super::filter::Custom>,
+    ) -> AppResult<SortKey<Self>> {
+        sort_key(field, descending, custom)
     }
 }
 
@@ -456,7 +474,9 @@ pub async fn list(
     query: &ListQuery<SortField>,
 ) -> AppResult<Page<customer::Model>> {
     // Custom fields are typed by the templates of the categories open to the caller.
-    let custom = if super::filter::mentions(query.filter.as_ref(), "customFields") {
+    let custom = if super::filter::mentions(query.filter.as_ref(), "customFields")
+        || query.order.iter().any(|(f, _)| matches!(f, SortField::Custom(_)))
+    {
         let catalogue = Catalogue::load(db).await?;
         let mut kinds = std::collections::HashMap::new();
         for c in category::visible(db, actor, &catalogue).await? {

@@ -72,8 +72,8 @@ impl Listing for feedback::Entity {
         Field::new("resolvedAt", Column::ResolvedAt, Kind::Time),
     ];
     const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
-    fn sort_key(field: SortField, descending: bool) -> SortKey<Self> {
-        sort_key(field, descending)
+    fn sort_key(field: &SortField, descending: bool, _: Option<&super::filter::Custom>) -> AppResult<SortKey<Self>> {
+        Ok(sort_key(*field, descending))
     }
 }
 

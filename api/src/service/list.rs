@@ -14,15 +14,19 @@ use serde_json::Value as Json;
 /// A resource that lists: its filterable fields and its sort keys.
 pub trait Listing: EntityTrait {
     /// The sortable fields.
-    type SortField: Copy + Send + Sync;
+    type SortField: Clone + Send + Sync;
     /// The order when none is asked for: (field, descending).
     const DEFAULT_SORT: (Self::SortField, bool);
     /// The filterable fields.
     const FILTER: &'static [Field<Self::Column>];
     /// The column naming the customer a record hangs off (`None` for customers).
     const CUSTOMER_COLUMN: Option<Self::Column>;
-    /// The keyset sort key of a field.
-    fn sort_key(field: Self::SortField, descending: bool) -> SortKey<Self>;
+    /// The keyset sort key of a field (`custom`: customers' custom fields).
+    ///
+    /// # Errors
+    /// VALIDATION for a field the list cannot be sorted by.
+    fn sort_key(field: &Self::SortField, descending: bool, custom: Option<&filter::Custom>)
+    -> AppResult<SortKey<Self>>;
 }
 
 /// What a caller asks of a list.
@@ -84,13 +88,13 @@ pub fn plan<E: Listing>(
     let guard = |group: Resource, field: &str| group_condition::<E>(actor, group, over, field);
     let mut condition = Condition::all().add(filter::condition(&guard, E::FILTER, query.filter.as_ref(), custom)?);
     let keys: Vec<SortKey<E>> = if query.order.is_empty() {
-        vec![E::sort_key(E::DEFAULT_SORT.0, E::DEFAULT_SORT.1)]
+        vec![E::sort_key(&E::DEFAULT_SORT.0, E::DEFAULT_SORT.1, custom)?]
     } else {
-        query.order.iter().map(|(f, d)| E::sort_key(*f, *d)).collect()
+        query.order.iter().map(|(f, d)| E::sort_key(f, *d, custom)).collect::<AppResult<_>>()?
     };
     for key in &keys {
         if let Some(group) = key.group {
-            condition = condition.add(guard(group, key.name)?);
+            condition = condition.add(guard(group, &key.name)?);
         }
     }
     Ok((condition, keys))

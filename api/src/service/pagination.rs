@@ -9,10 +9,11 @@ use futures::future::BoxFuture;
 use sea_orm::sea_query::{Alias, Asterisk, Query, UnionType};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -28,6 +29,10 @@ pub enum SortValue {
     Time(DateTime<Utc>),
     Date(NaiveDate),
     Text(String),
+    /// A computed number (a custom field's), as the database computed it.
+    Float(f64),
+    /// A computed key's row without a value (ordered last).
+    Null,
 }
 
 impl SortValue {
@@ -40,7 +45,13 @@ impl SortValue {
             Self::Time(_) => matches!(t, T::Timestamp | T::TimestampWithTimeZone | T::DateTime),
             Self::Date(_) => matches!(t, T::Date),
             Self::Text(_) => matches!(t, T::String(_) | T::Text | T::Char(_) | T::Enum { .. }),
+            Self::Float(_) | Self::Null => false,
         }
+    }
+
+    /// Whether this value can stand for a computed key of kind `kind`.
+    fn fits_computed(&self, kind: Computed) -> bool {
+        matches!((self, kind), (Self::Null, _) | (Self::Float(_), Computed::Number) | (Self::Text(_), Computed::Text))
     }
 
     /// The order of two values of one sort key as the database orders them, for the
@@ -61,6 +72,8 @@ impl SortValue {
             Self::Time(v) => Expr::val(*v),
             Self::Date(v) => Expr::val(*v),
             Self::Text(v) => Expr::val(v.clone()),
+            Self::Float(v) => Expr::val(*v),
+            Self::Null => Expr::val(Option::<String>::None),
         }
     }
 }
@@ -121,12 +134,29 @@ pub struct PageArgs {
     pub after: Option<String>,
 }
 
-/// One sort key of a resource: its column, direction, and how to read it off a row.
+/// What a computed sort key yields: a number or a text, NULL where a row has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Computed {
+    Number,
+    Text,
+}
+
+/// What a sort key orders by.
+pub enum Target<E: EntityTrait> {
+    /// A column that is never NULL, and how to read it off a row.
+    Column { column: E::Column, value: fn(&E::Model) -> SortValue },
+    /// An SQL expression (a customer's custom field, `custom_filter::sort_expr`), NULL on
+    /// rows without a value, which come last in either direction. Its values are read
+    /// back as the database computed them, so a cursor compares exactly as the order does.
+    Expr { expr: Expr, kind: Computed },
+}
+
+/// One sort key of a resource: what it orders by, direction, field group.
 pub struct SortKey<E: EntityTrait> {
-    pub name: &'static str,
-    pub column: E::Column,
+    /// The name in a cursor's fingerprint and in errors.
+    pub name: Cow<'static, str>,
+    pub target: Target<E>,
     pub descending: bool,
-    pub value: fn(&E::Model) -> SortValue,
     /// The field group of the column (revenue and amounts: `Resource::DealAmount`):
     /// sorting by it is confined to the rows where the caller sees the group.
     pub group: Option<entity::enums::Resource>,
@@ -134,7 +164,12 @@ pub struct SortKey<E: EntityTrait> {
 
 impl<E: EntityTrait> SortKey<E> {
     pub fn new(name: &'static str, column: E::Column, descending: bool, value: fn(&E::Model) -> SortValue) -> Self {
-        SortKey { name, column, descending, value, group: None }
+        SortKey { name: Cow::Borrowed(name), target: Target::Column { column, value }, descending, group: None }
+    }
+
+    /// A key on an SQL expression, NULL where a row has no value.
+    pub fn computed(name: String, expr: Expr, kind: Computed, descending: bool) -> Self {
+        SortKey { name: Cow::Owned(name), target: Target::Expr { expr, kind }, descending, group: None }
     }
 
     /// Whether rows of several queries can be merged in memory in this key's order: a
@@ -142,7 +177,8 @@ impl<E: EntityTrait> SortKey<E> {
     /// database (numbers, times, dates; not text, which the database collates).
     pub fn mergeable(&self) -> bool {
         use sea_orm::sea_query::ColumnType as T;
-        let def = self.column.def();
+        let Target::Column { column, .. } = &self.target else { return false };
+        let def = column.def();
         !def.is_null()
             && matches!(
                 def.get_column_type(),
@@ -160,6 +196,28 @@ impl<E: EntityTrait> SortKey<E> {
     /// Marks a key on a column of a field group.
     pub fn in_group(self, group: Option<entity::enums::Resource>) -> Self {
         SortKey { group, ..self }
+    }
+
+    /// The key's SQL.
+    fn expr(&self) -> Expr {
+        match &self.target {
+            Target::Column { column, .. } => Expr::col(*column),
+            Target::Expr { expr, .. } => expr.clone(),
+        }
+    }
+
+    /// Whether `value` can stand for this key (a forged cursor must not put text where
+    /// the database compares a timestamp).
+    fn fits(&self, value: &SortValue) -> bool {
+        match &self.target {
+            Target::Column { column, .. } => value.fits(column.def().get_column_type()),
+            Target::Expr { kind, .. } => value.fits_computed(*kind),
+        }
+    }
+
+    /// The alias of a computed key's value in a page's select.
+    fn alias(i: usize) -> String {
+        format!("sort_value_{i}")
     }
 }
 
@@ -209,6 +267,9 @@ pub fn page_size(first: Option<i32>) -> AppResult<u64> {
     }
 }
 
+/// A row of a page with its cursor's sort values.
+type Keyed<M> = (M, Vec<SortValue>);
+
 /// Runs a filtered select as one page ordered by `keys` then id.
 ///
 /// # Errors
@@ -227,7 +288,7 @@ where
     E::Model: Send + Sync,
 {
     let plan = Plan::new(keys, id_column, args)?;
-    let rows = plan.page_query(select.clone()).all(db).await?;
+    let rows = plan.read(db, select.clone()).await?;
     Ok(plan.page(db, select, rows, id_of))
 }
 
@@ -276,20 +337,19 @@ where
     }
     let Some(union) = union else { return Ok(Page::empty()) };
     let statement = db.get_database_backend().build(&union);
-    let mut rows = E::find().from_raw_sql(statement).all(db).await?;
+    let rows = E::find().from_raw_sql(statement).all(db).await?;
+    let mut rows: Vec<Keyed<E::Model>> = rows.into_iter().map(|r| plan.keyed(r, &[])).collect();
     // Each part is in order; together they are ordered here the way the database would
     // order the union, and a row two parts both reach is kept once.
-    rows.sort_by(|a, b| {
+    rows.sort_by(|(a, va), (b, vb)| {
         keys.iter()
-            .map(|k| {
-                let o = (k.value)(a).order(&(k.value)(b));
-                if k.descending { o.reverse() } else { o }
-            })
+            .zip(va.iter().zip(vb))
+            .map(|(k, (x, y))| if k.descending { x.order(y).reverse() } else { x.order(y) })
             .find(|o| o.is_ne())
             .unwrap_or_else(|| id_of(a).cmp(&id_of(b)))
     });
     let mut seen = std::collections::HashSet::new();
-    rows.retain(|r| seen.insert(id_of(r)));
+    rows.retain(|(r, _)| seen.insert(id_of(r)));
     rows.truncate(plan.limit as usize + 1);
     Ok(plan.page(db, select.filter(any), rows, id_of))
 }
@@ -323,7 +383,7 @@ where
         let after = match &args.after {
             Some(after) => {
                 let (values, id) = Cursor::keyset(after, &fingerprint, keys.len())?;
-                if !keys.iter().zip(&values).all(|(k, v)| v.fits(k.column.def().get_column_type())) {
+                if !keys.iter().zip(&values).all(|(k, v)| k.fits(v)) {
                     return Err(AppError::invalid("after", "not a cursor returned by this API"));
                 }
                 Some(after_condition(keys, id_column, &values, id))
@@ -334,15 +394,72 @@ where
     }
 
     /// The select narrowed to the page: after the cursor, in order, one row more than the
-    /// page (to tell whether another page follows).
+    /// page (to tell whether another page follows). A computed key orders rows without a
+    /// value last, in either direction.
     fn page_query(&self, mut query: Select<E>) -> Select<E> {
         if let Some(after) = &self.after {
             query = query.filter(after.clone());
         }
         for key in self.keys {
-            query = query.order_by(key.column, if key.descending { Order::Desc } else { Order::Asc });
+            if let Target::Expr { expr, .. } = &key.target {
+                query = query.order_by(expr.clone().is_null(), Order::Asc);
+            }
+            query = query.order_by(key.expr(), if key.descending { Order::Desc } else { Order::Asc });
         }
         query.order_by(self.id_column, Order::Asc).limit(self.limit + 1)
+    }
+
+    /// The page's rows with their sort values: read off each row for columns, selected
+    /// beside the row for computed keys (as the database computed them).
+    async fn read(&self, db: &DatabaseConnection, select: Select<E>) -> AppResult<Vec<Keyed<E::Model>>> {
+        let mut query = self.page_query(select);
+        let computed: Vec<(usize, Computed)> = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| match &k.target {
+                Target::Expr { kind, .. } => Some((i, *kind)),
+                Target::Column { .. } => None,
+            })
+            .collect();
+        if computed.is_empty() {
+            return Ok(query.all(db).await?.into_iter().map(|r| self.keyed(r, &[])).collect());
+        }
+        for (i, _) in &computed {
+            query = query.expr_as(self.keys[*i].expr(), SortKey::<E>::alias(*i));
+        }
+        let mut rows = Vec::new();
+        for result in db.query_all_raw(query.build(db.get_database_backend())).await? {
+            let model = E::Model::from_query_result(&result, "")?;
+            let mut values = Vec::with_capacity(computed.len());
+            for (i, kind) in &computed {
+                let alias = SortKey::<E>::alias(*i);
+                values.push(match kind {
+                    Computed::Number => {
+                        result.try_get::<Option<f64>>("", &alias)?.map_or(SortValue::Null, SortValue::Float)
+                    }
+                    Computed::Text => {
+                        result.try_get::<Option<String>>("", &alias)?.map_or(SortValue::Null, SortValue::Text)
+                    }
+                });
+            }
+            rows.push(self.keyed(model, &values));
+        }
+        Ok(rows)
+    }
+
+    /// A row with its sort values: `computed` holds the computed keys' values in order.
+    fn keyed(&self, row: E::Model, computed: &[SortValue]) -> Keyed<E::Model> {
+        let mut computed = computed.iter();
+        let values = self
+            .keys
+            .iter()
+            .map(|k| match &k.target {
+                Target::Column { value, .. } => value(&row),
+                Target::Expr { .. } => computed.next().cloned().unwrap_or(SortValue::Null),
+            })
+            .collect();
+        (row, values)
     }
 
     /// The page of `rows` (as `page_query` returned them), counted over `select`.
@@ -350,7 +467,7 @@ where
         &self,
         db: &DatabaseConnection,
         select: Select<E>,
-        mut rows: Vec<E::Model>,
+        mut rows: Vec<Keyed<E::Model>>,
         id_of: fn(&E::Model) -> Uuid,
     ) -> Page<E::Model> {
         let total_count: TotalCount = {
@@ -365,14 +482,7 @@ where
         rows.truncate(self.limit as usize);
         let edges = rows
             .into_iter()
-            .map(|row| {
-                let cursor = Cursor::After {
-                    v: self.keys.iter().map(|k| (k.value)(&row)).collect(),
-                    i: id_of(&row),
-                    o: self.fingerprint.clone(),
-                };
-                (cursor, row)
-            })
+            .map(|(row, v)| (Cursor::After { v, i: id_of(&row), o: self.fingerprint.clone() }, row))
             .collect();
         Page { edges, has_next_page, has_previous_page: self.has_previous_page, total_count }
     }
@@ -380,6 +490,8 @@ where
 
 /// Rows strictly after the cursor in (keys..., id) order:
 /// (k1 > v1) or (k1 = v1 and k2 > v2) or ... or (all equal and id > last id).
+/// A computed key's NULLs come last: after a value are the greater values and the NULLs,
+/// after a NULL only the next keys decide.
 fn after_condition<E: EntityTrait>(
     keys: &[SortKey<E>],
     id_column: E::Column,
@@ -390,12 +502,21 @@ fn after_condition<E: EntityTrait>(
     for i in 0..=keys.len() {
         let mut all = Condition::all();
         for (key, value) in keys.iter().zip(values).take(i) {
-            all = all.add(Expr::col(key.column).eq(value.expr()));
+            all = all.add(match value {
+                SortValue::Null => key.expr().is_null(),
+                value => key.expr().eq(value.expr()),
+            });
         }
         if let Some(key) = keys.get(i) {
-            let col = Expr::col(key.column);
-            let value = values[i].expr();
-            all = all.add(if key.descending { col.lt(value) } else { col.gt(value) });
+            let value = match &values[i] {
+                SortValue::Null => continue,
+                value => value.expr(),
+            };
+            let past = if key.descending { key.expr().lt(value) } else { key.expr().gt(value) };
+            all = all.add(match key.target {
+                Target::Column { .. } => Condition::all().add(past),
+                Target::Expr { .. } => Condition::any().add(past).add(key.expr().is_null()),
+            });
         } else {
             all = all.add(id_column.gt(id));
         }
