@@ -97,9 +97,9 @@ fn typed_value(sql: &mut Sql, key: &str, kind: FieldKind) -> String {
         // words as 0.
         let key = sql.bind(key.to_string());
         return format!(
-            "(SELECT CASE WHEN type = 'text' AND b GLOB '[0-9]*' AND (b NOT GLOB '*[^0-9]*' \
-             OR (b GLOB '*.[0-9]' AND substr(b, 1, length(b) - 2) NOT GLOB '*[^0-9]*') \
-             OR (b GLOB '*.[0-9][0-9]' AND substr(b, 1, length(b) - 3) NOT GLOB '*[^0-9]*')) \
+            "(SELECT CASE WHEN type = 'text' AND b GLOB '[0-9]*' AND ((b NOT GLOB '*[^0-9]*' AND length(b) <= 17) \
+             OR (b GLOB '*.[0-9]' AND substr(b, 1, length(b) - 2) NOT GLOB '*[^0-9]*' AND length(b) <= 19) \
+             OR (b GLOB '*.[0-9][0-9]' AND substr(b, 1, length(b) - 3) NOT GLOB '*[^0-9]*' AND length(b) <= 20)) \
              THEN CAST(v AS REAL) END \
              FROM (SELECT type, value AS v, CASE WHEN value GLOB '-*' THEN substr(value, 2) ELSE value END AS b \
              FROM json_each(custom_fields) WHERE key = {key}))"
@@ -111,8 +111,18 @@ fn typed_value(sql: &mut Sql, key: &str, kind: FieldKind) -> String {
         (FieldKind::Number, true) => format!("(CASE WHEN {json_type} = 'number' THEN CAST({value} AS numeric) END)"),
         (FieldKind::Number, false) => format!("(CASE WHEN {json_type} IN ('integer', 'real') THEN {value} END)"),
         (FieldKind::Money, _) => format!(
-            "(CASE WHEN {json_type} = 'string' AND {value} ~ '^-?[0-9]+(\\.[0-9]{{1,2}})?$' THEN CAST({value} AS numeric) END)"
+            "(CASE WHEN {json_type} = 'string' AND {value} ~ '^-?[0-9]{{1,17}}(\\.[0-9]{{1,2}})?$' THEN CAST({value} AS numeric) END)"
         ),
+        (FieldKind::Date, true) => format!(
+            "(CASE WHEN {json_type} = 'string' AND {value} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$' THEN {value} END)"
+        ),
+        (FieldKind::Date, false) => {
+            // `?` binds once per appearance: the value read again for its second one.
+            let again = json_value(sql, key);
+            format!(
+                "(CASE WHEN {json_type} = 'text' AND {value} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' THEN {again} END)"
+            )
+        }
         (_, true) => format!("(CASE WHEN {json_type} = 'string' THEN {value} END)"),
         (_, false) => format!("(CASE WHEN {json_type} = 'text' THEN {value} END)"),
     }
@@ -243,7 +253,10 @@ pub fn condition(custom: &Custom, item: &Json) -> AppResult<Condition> {
                     let bound = number(key, &raw.replace(',', ""))?;
                     let mut sql = Sql::new(custom.backend);
                     let value = typed_value(&mut sql, key, kind);
-                    let v = sql.bind(bound);
+                    // PostgreSQL compares numeric with numeric: against a float bind, a
+                    // stored number beyond f64's range would fail the cast.
+                    let v =
+                        if pg { format!("CAST({} AS numeric)", sql.bind(bound.to_string())) } else { sql.bind(bound) };
                     sql.text = format!("{value} {op} {v}");
                     all = all.add(sql.expr());
                 }

@@ -11,6 +11,9 @@ use sea_orm::sea_query::Query;
 use sea_orm::{Condition, EntityTrait};
 use serde_json::Value as Json;
 
+/// Most keys an `orderBy` may list: a page's condition grows with the square of them.
+pub const MAX_SORT_KEYS: usize = 5;
+
 /// A resource that lists: its filterable fields and its sort keys.
 pub trait Listing: EntityTrait {
     /// The sortable fields.
@@ -85,6 +88,9 @@ pub fn plan<E: Listing>(
     query: &ListQuery<E::SortField>,
     custom: Option<&filter::Custom>,
 ) -> AppResult<(Condition, Vec<SortKey<E>>)> {
+    if query.order.len() > MAX_SORT_KEYS {
+        return Err(AppError::invalid("orderBy", format!("at most {MAX_SORT_KEYS} sort keys")));
+    }
     let guard = |group: Resource, field: &str| group_condition::<E>(actor, group, over, field);
     let mut condition = Condition::all().add(filter::condition(&guard, E::FILTER, query.filter.as_ref(), custom)?);
     let keys: Vec<SortKey<E>> = if query.order.is_empty() {

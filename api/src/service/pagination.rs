@@ -29,8 +29,10 @@ pub enum SortValue {
     Time(DateTime<Utc>),
     Date(NaiveDate),
     Text(String),
-    /// A computed number (a custom field's), as the database computed it.
-    Float(f64),
+    /// A computed number (a custom field's), as the database computed it; carried as
+    /// its bits, since a decimal round trip through JSON may land on a neighbour and a
+    /// page would then repeat or skip its ties.
+    Float(#[serde(with = "float_bits")] f64),
     /// A computed key's row without a value (ordered last).
     Null,
 }
@@ -51,7 +53,11 @@ impl SortValue {
 
     /// Whether this value can stand for a computed key of kind `kind`.
     fn fits_computed(&self, kind: Computed) -> bool {
-        matches!((self, kind), (Self::Null, _) | (Self::Float(_), Computed::Number) | (Self::Text(_), Computed::Text))
+        match (self, kind) {
+            (Self::Null, _) | (Self::Text(_), Computed::Text) => true,
+            (Self::Float(v), Computed::Number) => v.is_finite(),
+            _ => false,
+        }
     }
 
     /// The order of two values of one sort key as the database orders them, for the
@@ -75,6 +81,19 @@ impl SortValue {
             Self::Float(v) => Expr::val(*v),
             Self::Null => Expr::val(Option::<String>::None),
         }
+    }
+}
+
+/// An f64 as its IEEE 754 bits (exact through any JSON parser).
+mod float_bits {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.to_bits())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        u64::deserialize(d).map(f64::from_bits)
     }
 }
 
