@@ -7,6 +7,7 @@
 //! 400 without a `data` entry; with `application/json`, 200. A request refused as a whole
 //! for rate answers 429 with `Retry-After`, one stopped by the timeout 503 (TIMEOUT).
 use crate::auth::Actor;
+use crate::auth::jwt::Verified;
 use crate::error::AppError;
 use crate::schema::{CrmSchema, loaders};
 use crate::state::AppState;
@@ -64,23 +65,45 @@ fn app_error_response(e: AppError) -> Response {
     error_response(status, e.code(), &e.to_string())
 }
 
-/// The bearer token of a request, if it sends one.
+/// The credential of a request, if it sends one: `Authorization: Bearer <token or API
+/// key>`, or an API key alone in `X-Api-Key`.
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        return value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(Some)
+            .ok_or(AppError::Unauthenticated("expected Authorization: Bearer <token>"));
+    }
+    let Some(value) = headers.get("x-api-key") else { return Ok(None) };
     value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .filter(|k| k.starts_with(crate::service::api_key::KEY_PREFIX))
         .map(Some)
-        .ok_or(AppError::Unauthenticated("expected Authorization: Bearer <token>"))
+        .ok_or(AppError::Unauthenticated("X-Api-Key holds an API key (crm_...)"))
 }
 
-/// Resolves the bearer token of a request, if any, to an Actor (through the actor cache).
+/// What a credential stands for: an API key (`crm_...`, through the key cache) or a JWT.
+///
+/// # Errors
+/// UNAUTHENTICATED.
+pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Verified, AppError> {
+    if credential.starts_with(crate::service::api_key::KEY_PREFIX) {
+        state.sessions.key(&state.db, credential).await
+    } else {
+        state.jwt.verify(credential)
+    }
+}
+
+/// Resolves the credential of a request, if any, to an Actor (through the actor cache).
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>, AppError> {
     let Some(token) = bearer(headers)? else { return Ok(None) };
-    let verified = state.jwt.verify(token)?;
+    let verified = verify_credential(state, token).await?;
     state.sessions.actor(&state.db, &verified).await.map(Some)
 }
 
@@ -469,7 +492,11 @@ async fn import_records(
     let (parts, body) = request.into_parts();
     // The token as verified now: the import re-reads the user's rights with it per chunk.
     let token = bearer(&parts.headers).and_then(|t| t.ok_or(AppError::Unauthenticated("authentication required")));
-    let verified = match token.and_then(|t| http.state.jwt.verify(t)) {
+    let verified = match token {
+        Ok(t) => verify_credential(&http.state, t).await,
+        Err(e) => Err(e),
+    };
+    let verified = match verified {
         Ok(v) => v,
         Err(e) => return app_error_response(e),
     };

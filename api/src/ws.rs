@@ -2,12 +2,13 @@
 //! exactly (async-graphql's own handler closes with generic codes).
 //!
 //! - `connection_init` carries the token (`{"authorization": "Bearer ..."}` or
-//!   `{"token": "..."}`), checked with the same JWT rules as HTTP; a bad or missing one
+//!   `{"token": "..."}`) or an API key (the same, or `{"apiKey": "crm_..."}`), checked
+//!   with the same rules as HTTP; a bad or missing one
 //!   closes with 4403; none within the timeout, 4408; a second one, 4429; a user who
 //!   already has `CRM_MAX_SOCKETS_PER_USER` sockets open on the instance, 4029.
 //! - The socket follows its token and its user: it closes with 4403 when the token
 //!   expires, when the user's session ends (password change, deactivation,
-//!   `logoutEverywhere`) or their role or department changes. Changes reach the socket
+//!   `logoutEverywhere`, an API key revoked) or their role or department changes. Changes reach the socket
 //!   at once on every instance (`auth/session.rs`); the user is also re-checked before
 //!   each operation and every `CRM_WS_RECHECK_MS`.
 //! - `subscribe` before the ack closes with 4401; a subscription id already in use, 4409;
@@ -457,8 +458,9 @@ async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<(Acto
         .or_else(|| payload.get("Authorization"))
         .and_then(Value::as_str)
         .map(|v| v.trim().trim_start_matches("Bearer ").trim_start_matches("bearer ").trim().to_string())
-        .or_else(|| payload.get("token").and_then(Value::as_str).map(str::to_string))?;
-    let verified = state.jwt.verify(&token).ok()?;
+        .or_else(|| payload.get("token").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| payload.get("apiKey").and_then(Value::as_str).map(str::to_string))?;
+    let verified = crate::http::verify_credential(state, &token).await.ok()?;
     let left = (verified.expires - chrono::Utc::now()).to_std().unwrap_or_default();
     let actor = state.sessions.actor(&state.db, &verified).await.ok()?;
     Some((actor, verified, tokio::time::Instant::now() + left))

@@ -1,6 +1,8 @@
 //! SeaORM entities of the CRM: one module per table, string-backed enums in `enums`.
 //! This crate knows nothing of GraphQL or HTTP.
 
+pub mod api_key;
+pub mod api_key_grant;
 pub mod audit_log;
 pub mod care_policy;
 pub mod care_run;

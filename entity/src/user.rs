@@ -19,6 +19,9 @@ pub struct Model {
     /// Tokens carry it; raising it (password change, deactivation, `logoutEverywhere`) ends
     /// every token issued before.
     pub session_version: i32,
+    /// The account of an API key (`api_key`): cannot log in, is not staff, is listed
+    /// with the keys rather than the users.
+    pub service_account: bool,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -4,6 +4,7 @@ mod helpers;
 
 mod access;
 mod admin;
+mod api_keys;
 mod auth;
 mod care;
 mod categories;

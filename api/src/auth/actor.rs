@@ -44,13 +44,22 @@ impl Actor {
             .await?
             .filter(|u| u.active)
             .ok_or(AppError::Unauthenticated("user unknown or deactivated"))?;
-        let grants = role_permission::Entity::find()
-            .filter(role_permission::Column::Role.eq(user.role))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|p| ((p.resource, p.action), Grant { scope: p.scope, include_pool: p.include_pool }))
-            .collect();
+        // An API key's account holds the grants copied into its key, not its role's.
+        let grants = if user.service_account {
+            crate::service::api_key::grants_of_account(db, user.id)
+                .await?
+                .into_iter()
+                .map(|p| ((p.resource, p.action), Grant { scope: p.scope, include_pool: p.include_pool }))
+                .collect()
+        } else {
+            role_permission::Entity::find()
+                .filter(role_permission::Column::Role.eq(user.role))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|p| ((p.resource, p.action), Grant { scope: p.scope, include_pool: p.include_pool }))
+                .collect()
+        };
         let subtree = department_subtree(db, user.department_id).await?;
         Ok(Actor { user, subtree, grants })
     }
@@ -81,6 +90,13 @@ impl Actor {
 
     pub fn role(&self) -> Role {
         self.user.role
+    }
+
+    /// Whether the caller is a person of the company (not a partner system: neither the
+    /// integration role nor an API key): staff may learn which department owns a
+    /// duplicate (seed 004).
+    pub fn is_staff(&self) -> bool {
+        self.user.role.is_staff() && !self.user.service_account
     }
 
     /// The grant for an action on a resource (NONE when absent).

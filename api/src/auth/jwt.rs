@@ -135,6 +135,7 @@ mod tests {
             department_id: Uuid::now_v7(),
             active: true,
             session_version: 3,
+            service_account: false,
             version: 1,
             created_at: now,
             updated_at: now,

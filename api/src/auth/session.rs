@@ -63,8 +63,18 @@ struct Cached {
     loaded: Instant,
 }
 
+/// A checked API key (by its SHA-256), what it stands for, and when it was read.
+struct CachedKey {
+    verified: Verified,
+    loaded: Instant,
+}
+
+/// Most keys cached at once (only keys that checked out are cached).
+const MAX_KEYS: usize = 10_000;
+
 struct Inner {
     cache: Mutex<HashMap<Uuid, Cached>>,
+    keys: Mutex<HashMap<String, CachedKey>>,
     /// Raised by every `forget`: a load that started before it is not cached.
     generation: AtomicU64,
     changes: broadcast::Sender<Change>,
@@ -81,6 +91,7 @@ impl Sessions {
     pub fn new(caps: UserCaps) -> Sessions {
         Sessions(Arc::new(Inner {
             cache: Mutex::default(),
+            keys: Mutex::default(),
             generation: AtomicU64::new(0),
             changes: broadcast::channel(1024).0,
             caps,
@@ -122,16 +133,52 @@ impl Sessions {
         Ok(actor)
     }
 
+    /// What a presented API key stands for, as a verified token would say it: from the
+    /// cache for at most [`MAX_AGE`] (and never past the key's expiry), else checked in the
+    /// database, which also records the key's use. Revocation reaches the cache as a
+    /// change of the key's account ([`Sessions::forget`]).
+    ///
+    /// # Errors
+    /// UNAUTHENTICATED for an unknown, revoked or expired key.
+    pub async fn key(&self, db: &sea_orm::DatabaseConnection, presented: &str) -> AppResult<Verified> {
+        let digest = crate::service::api_key::digest(presented);
+        let cached = {
+            let keys = self.0.keys.lock().unwrap_or_else(|e| e.into_inner());
+            keys.get(&digest).filter(|k| k.loaded.elapsed() < MAX_AGE).map(|k| k.verified)
+        };
+        if let Some(verified) = cached {
+            if verified.expires > chrono::Utc::now() {
+                return Ok(verified);
+            }
+            self.0.keys.lock().unwrap_or_else(|e| e.into_inner()).remove(&digest);
+        }
+        let generation = self.0.generation.load(Ordering::SeqCst);
+        let verified = crate::service::api_key::verify(db, presented).await?;
+        let mut keys = self.0.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if self.0.generation.load(Ordering::SeqCst) == generation {
+            if keys.len() >= MAX_KEYS {
+                keys.clear();
+            }
+            keys.insert(digest, CachedKey { verified, loaded: Instant::now() });
+        }
+        Ok(verified)
+    }
+
     /// Drops what the cache holds for a change and tells this instance's WebSockets.
     pub fn forget(&self, change: Change) {
         self.0.generation.fetch_add(1, Ordering::SeqCst);
         {
             let mut cache = self.0.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut keys = self.0.keys.lock().unwrap_or_else(|e| e.into_inner());
             match change {
                 Change::User(id) => {
                     cache.remove(&id);
+                    keys.retain(|_, k| k.verified.user_id != id);
                 }
-                Change::Everyone => cache.clear(),
+                Change::Everyone => {
+                    cache.clear();
+                    keys.clear();
+                }
             }
         }
         let _ = self.0.changes.send(change);

@@ -1,4 +1,5 @@
 //! The GraphQL schema: one module per resource turning GraphQL into service calls.
+pub mod api_key;
 pub mod audit;
 pub mod care;
 pub mod category;
@@ -46,6 +47,7 @@ pub struct Query(
     care::CareQuery,
     permission::PermissionQuery,
     audit::AuditQuery,
+    api_key::ApiKeyQuery,
 );
 
 /// Every mutation.
@@ -67,6 +69,7 @@ pub struct Mutation(
     care::CareMutation,
     permission::PermissionMutation,
     personal::PersonalMutation,
+    api_key::ApiKeyMutation,
 );
 
 /// The schema type served at /graphql.

@@ -34,6 +34,10 @@ impl User {
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// Whether this is an API key's account (`apiKeys`) rather than a person's.
+    async fn service_account(&self) -> bool {
+        self.0.service_account
+    }
     /// Null unless it is you or you may read users.
     async fn role(&self, ctx: &Context<'_>) -> Option<Role> {
         self.account_visible(ctx).then_some(self.0.role.into())

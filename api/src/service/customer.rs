@@ -13,8 +13,8 @@ use crate::events::{Events, Signal};
 use crate::vault::Keyring;
 use chrono::NaiveDate;
 use entity::customer::{self, Column};
+use entity::department;
 use entity::enums::{Action, CustomerKind, CustomerSource, Gender, Importance, LifecycleStage, Resource, Tier};
-use entity::{department, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QuerySelect, Set,
@@ -355,7 +355,7 @@ pub(crate) async fn explain_duplicate(
     attempted: &customer::ActiveModel,
 ) -> AppError {
     let AppError::Duplicate { key, .. } = e else { return e };
-    if !actor.role().is_staff() {
+    if !actor.is_staff() {
         let message = format!("a customer with this {} already exists", key_label(key));
         return AppError::Duplicate { key, department: None, message };
     }
@@ -734,7 +734,7 @@ pub async fn assign(
         let mut am: customer::ActiveModel = old.clone().into();
         match owner_id {
             Some(owner) => {
-                let new_owner = user::Entity::find_by_id(owner).one(txn).await?.ok_or(AppError::NotFound("user"))?;
+                let new_owner = super::user::staff(txn, owner).await?;
                 if !new_owner.active {
                     return Err(AppError::invalid("ownerId", "the new owner is deactivated"));
                 }

@@ -269,7 +269,7 @@ pub async fn candidates(db: &DatabaseConnection, actor: &Actor, probe: Probe) ->
         .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.2.created_at.cmp(&b.2.created_at)));
     ranked.truncate(MAX_CANDIDATES);
-    let departments: HashMap<Uuid, String> = if actor.role().is_staff() {
+    let departments: HashMap<Uuid, String> = if actor.is_staff() {
         let ids: Vec<Uuid> = ranked.iter().map(|r| r.2.department_id).collect();
         department::Entity::find()
             .filter(department::Column::Id.is_in(ids))

@@ -1,5 +1,6 @@
 //! Business rules and queries, one module per resource or rule. Nothing here knows
 //! GraphQL; functions take an [`Actor`](crate::auth::Actor) and return [`AppResult`](crate::error::AppResult).
+pub mod api_key;
 pub mod audit;
 pub mod care;
 pub mod category;

@@ -26,6 +26,34 @@ pub async fn of_role(db: &DatabaseConnection, actor: &Actor, role: Role) -> AppR
         .await?)
 }
 
+/// Whether (resource, action) with the pool is a grant that means something: field groups
+/// take READ only, the audit trail READ, a person's data READ and DELETE, the pool
+/// customer READ only (role grants and API keys' grants alike).
+///
+/// # Errors
+/// VALIDATION.
+pub fn check(resource: Resource, action: Action, include_pool: bool) -> AppResult<()> {
+    let groups = [Resource::DealAmount, Resource::ContactDetails, Resource::PersonalDetails];
+    if groups.contains(&resource) && action != Action::Read {
+        return Err(AppError::invalid("action", "field groups have READ grants only"));
+    }
+    let meaningful = match resource {
+        Resource::Audit => action == Action::Read,
+        Resource::PersonalData => matches!(action, Action::Read | Action::Delete),
+        _ => true,
+    };
+    if !meaningful {
+        return Err(AppError::invalid(
+            "action",
+            "the audit trail takes READ; a person's data READ (export) and DELETE (erase)",
+        ));
+    }
+    if include_pool && (resource, action) != (Resource::Customer, Action::Read) {
+        return Err(AppError::invalid("includePool", "only customer READ reaches the public pool"));
+    }
+    Ok(())
+}
+
 /// Sets one grant: (role, resource, action) -> scope and pool access. NONE without the
 /// pool removes the row.
 ///
@@ -41,24 +69,7 @@ pub async fn set(
     grant: role_permission::Model,
 ) -> AppResult<role_permission::Model> {
     actor.require_all(Resource::Settings, Action::Update)?;
-    let groups = [Resource::DealAmount, Resource::ContactDetails, Resource::PersonalDetails];
-    if groups.contains(&grant.resource) && grant.action != Action::Read {
-        return Err(AppError::invalid("action", "field groups have READ grants only"));
-    }
-    let meaningful = match grant.resource {
-        Resource::Audit => grant.action == Action::Read,
-        Resource::PersonalData => matches!(grant.action, Action::Read | Action::Delete),
-        _ => true,
-    };
-    if !meaningful {
-        return Err(AppError::invalid(
-            "action",
-            "the audit trail takes READ; a person's data READ (export) and DELETE (erase)",
-        ));
-    }
-    if grant.include_pool && (grant.resource, grant.action) != (Resource::Customer, Action::Read) {
-        return Err(AppError::invalid("includePool", "only customer READ reaches the public pool"));
-    }
+    check(grant.resource, grant.action, grant.include_pool)?;
     if grant.role == Role::Admin
         && matches!(grant.resource, Resource::User | Resource::Settings)
         && grant.scope != Scope::All

@@ -55,7 +55,11 @@ pub async fn login(
 ) -> AppResult<Issued> {
     let email = email.trim().to_lowercase();
     let attempt = throttle::begin(db, limits, &email, address, now()).await?;
-    let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(db).await?;
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(&email))
+        .filter(user::Column::ServiceAccount.eq(false))
+        .one(db)
+        .await?;
     let ok = password::verify(password_text.to_string(), found.as_ref().map(|u| u.password_hash.clone())).await;
     match found {
         Some(u) if ok && u.active => {
@@ -190,7 +194,7 @@ pub async fn logout_everywhere(
         actor.require_all(Resource::User, Action::Update)?;
     }
     let saved = write(db, async |txn| {
-        let old = user::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("user"))?;
+        let old = super::user::staff(txn, id).await?;
         let mut am: user::ActiveModel = old.clone().into();
         end_sessions(txn, &old, &mut am).await?;
         save::<user::Entity>(txn, Some(actor.id()), "logout_everywhere", &old, am).await

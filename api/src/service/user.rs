@@ -64,6 +64,7 @@ pub async fn insert(
         department_id: Set(input.department_id),
         active: Set(true),
         session_version: Set(1),
+        service_account: Set(false),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
@@ -91,6 +92,18 @@ pub async fn get(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<
     user::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("user"))
 }
 
+/// A staff account (not an API key's), for a change.
+///
+/// # Errors
+/// NOT_FOUND (API keys' accounts change through their keys).
+pub async fn staff(db: &impl ConnectionTrait, id: Uuid) -> AppResult<user::Model> {
+    user::Entity::find_by_id(id)
+        .filter(user::Column::ServiceAccount.eq(false))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("user"))
+}
+
 /// Filter of the user list.
 #[derive(Default)]
 pub struct UserFilter {
@@ -110,7 +123,8 @@ pub async fn list(
     args: &PageArgs,
 ) -> AppResult<Page<user::Model>> {
     actor.require_all(Resource::User, Action::Read)?;
-    let mut q = user::Entity::find();
+    // API keys' accounts are listed with the keys.
+    let mut q = user::Entity::find().filter(user::Column::ServiceAccount.eq(false));
     if let Some(d) = filter.department_id {
         q = q.filter(user::Column::DepartmentId.eq(d));
     }
@@ -165,7 +179,7 @@ pub async fn update(
         None => None,
     };
     let saved = write(db, async |txn| {
-        let old = user::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("user"))?;
+        let old = staff(txn, id).await?;
         check_version::<user::Entity>(&old, Some(version))?;
         if patch.role.is_some_and(|r| r != Role::Admin) {
             keep_an_admin(txn, &old).await?;
@@ -209,6 +223,7 @@ async fn keep_an_admin(txn: &DatabaseTransaction, user: &user::Model) -> AppResu
     }
     let admins = user::Entity::find()
         .filter(user::Column::Role.eq(Role::Admin))
+        .filter(user::Column::ServiceAccount.eq(false))
         .filter(user::Column::Active.eq(true))
         .lock_exclusive()
         .all(txn)
@@ -236,11 +251,15 @@ pub async fn deactivate(
         return Err(AppError::invalid("id", "you cannot deactivate yourself"));
     }
     let deactivated = write(db, async |txn| {
-        let old = user::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("user"))?;
+        let old = staff(txn, id).await?;
         keep_an_admin(txn, &old).await?;
         let successor = match successor_id {
             Some(s) => {
-                let succ = user::Entity::find_by_id(s).one(txn).await?.filter(|u| u.active && u.id != id);
+                let succ = match staff(txn, s).await {
+                    Ok(u) => Some(u).filter(|u| u.active && u.id != id),
+                    Err(AppError::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                };
                 Some(succ.ok_or_else(|| AppError::invalid("successorId", "must be another active user"))?)
             }
             None => None,
@@ -299,6 +318,7 @@ pub async fn any(db: &DatabaseConnection) -> AppResult<bool> {
 pub async fn by_email(db: &DatabaseConnection, email: &str) -> AppResult<user::Model> {
     user::Entity::find()
         .filter(user::Column::Email.eq(email.trim().to_lowercase()))
+        .filter(user::Column::ServiceAccount.eq(false))
         .one(db)
         .await?
         .ok_or(AppError::NotFound("user"))

@@ -940,7 +940,7 @@ impl Importer<'_> {
     /// department (the ownership rule), a partner system only that it exists.
     async fn untouchable(&mut self, txn: &DatabaseTransaction, m: &entity::customer::Model) -> AppResult<String> {
         const MESSAGE: &str = "matches a customer you may not change";
-        if !self.actor.role().is_staff() {
+        if !self.actor.is_staff() {
             return Ok(MESSAGE.to_string());
         }
         let name = match self.departments.get(&m.department_id) {
