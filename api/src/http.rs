@@ -57,6 +57,7 @@ fn app_error_response(e: AppError) -> Response {
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Conflict(_) => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     };
     if let AppError::Internal(source) = &e {
@@ -293,34 +294,110 @@ async fn graphql_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !is_json(&headers) {
-        return error_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "BAD_REQUEST",
-            "Content-Type must be application/json",
-        );
+    let actor = caller.map(|c| c.0.0);
+    // An Idempotency-Key from a known caller (`service/idempotency.rs`); anonymous
+    // requests (login) have no caller to keep answers for.
+    let idempotency = match (headers.get("idempotency-key"), &actor) {
+        (Some(value), Some(actor)) => {
+            let key = value.to_str().unwrap_or("").trim().to_string();
+            if let Err(e) = crate::service::idempotency::check_key(&key) {
+                return app_error_response(e);
+            }
+            Some((actor.id(), key))
+        }
+        _ => None,
+    };
+    let Some((user, key)) = idempotency else {
+        return respond(&headers, execute(&http, actor, peer, &headers, &body).await, false);
+    };
+    let db = &http.state.db;
+    let hash = crate::service::idempotency::hash(&body);
+    match crate::service::idempotency::claim(db, user, &key, &hash, chrono::Utc::now()).await {
+        Err(e) => app_error_response(e),
+        Ok(crate::service::idempotency::Claim::Replay(status, stored)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            respond(&headers, Answered { status, body: stored.into_bytes(), retry_after: None, executed: true }, true)
+        }
+        Ok(crate::service::idempotency::Claim::Fresh) => {
+            let answered = execute(&http, actor, peer, &headers, &body).await;
+            // Refused before it ran (limits, rate): nothing was written, a retry may run.
+            let kept = if answered.executed {
+                crate::service::idempotency::finish(db, user, &key, answered.status.as_u16(), &answered.body).await
+            } else {
+                crate::service::idempotency::release(db, user, &key).await
+            };
+            if let Err(e) = kept {
+                tracing::error!(error = %e, "idempotency key not settled");
+            }
+            respond(&headers, answered, false)
+        }
     }
-    let mut request = match serde_json::from_slice::<BatchRequest>(&body) {
+}
+
+/// An executed (or refused) GraphQL request, ready to send.
+struct Answered {
+    status: StatusCode,
+    body: Vec<u8>,
+    retry_after: Option<u64>,
+    /// Whether any resolver ran (so something may have been written).
+    executed: bool,
+}
+
+fn wants_graphql_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/graphql-response+json"))
+}
+
+/// The HTTP response of an answer; `replayed` marks an idempotent replay.
+fn respond(headers: &HeaderMap, answered: Answered, replayed: bool) -> Response {
+    let content_type =
+        if wants_graphql_json(headers) { "application/graphql-response+json" } else { "application/json" };
+    let mut resp = (answered.status, answered.body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(seconds) = answered.retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+/// Parses, checks and runs one GraphQL request.
+async fn execute(
+    http: &Http,
+    actor: Option<Actor>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Answered {
+    let refused = |status: StatusCode, message: &str| Answered {
+        status,
+        body: serde_json::to_vec(&json!({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}))
+            .unwrap_or_default(),
+        retry_after: None,
+        executed: false,
+    };
+    if !is_json(headers) {
+        return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
+    }
+    let mut request = match serde_json::from_slice::<BatchRequest>(body) {
         Ok(BatchRequest::Single(r)) => r,
         Ok(BatchRequest::Batch(_)) => {
-            return error_response(
+            return refused(
                 StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
                 "batch requests are not supported; send one operation per request",
             );
         }
         Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                &format!("body is not a GraphQL request: {e}"),
-            );
+            return refused(StatusCode::BAD_REQUEST, &format!("body is not a GraphQL request: {e}"));
         }
     };
     if let Some(message) = too_deep(&request) {
-        return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
+        return refused(StatusCode::BAD_REQUEST, &message);
     }
-    let actor = caller.map(|c| c.0.0);
     let mut response = match crate::schema::guards::check(&mut request, &http.state.limits, actor.is_some()) {
         Err(refused) => async_graphql::Response::from_errors(vec![refused]),
         Ok(()) => {
@@ -328,18 +405,14 @@ async fn graphql_post(
             if let Some(actor) = actor {
                 request = request.data(actor);
             }
-            if let Some(address) = client_address(&http.state, &headers, peer.map(|p| p.0)) {
+            if let Some(address) = client_address(&http.state, headers, peer.map(|p| p.0)) {
                 request = request.data(crate::schema::common::ClientAddress(address));
             }
             http.schema.execute(request).await
         }
     };
     response.errors.iter_mut().for_each(crate::schema::error::default_code);
-    let wants_graphql_json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/graphql-response+json"));
-    let content_type = if wants_graphql_json { "application/graphql-response+json" } else { "application/json" };
+    let wants_graphql_json = wants_graphql_json(headers);
     // Refused before execution: no field has run, so no error has a path.
     let not_executed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -375,12 +448,7 @@ async fn graphql_post(
         tracing::error!(error = %e, "response not serialisable");
         br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_vec()
     });
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Some(seconds) = retry_after {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    resp
+    Answered { status, body, retry_after, executed: !not_executed && retry_after.is_none() }
 }
 
 /// GraphiQL for people; operations over GET are refused (a GET must never mutate).

@@ -21,6 +21,7 @@ pub mod enums;
 pub mod exchange_rate;
 pub mod feedback;
 pub mod holiday;
+pub mod idempotency_key;
 pub mod import_line;
 pub mod import_run;
 pub mod interaction;

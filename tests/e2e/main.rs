@@ -14,6 +14,7 @@ mod demo;
 mod duplicates;
 mod edge;
 mod http;
+mod idempotency;
 mod imports;
 mod keylists;
 mod privacy;

@@ -15,6 +15,7 @@ pub mod department;
 pub mod duplicates;
 pub mod feedback;
 pub mod filter;
+pub mod idempotency;
 pub mod import;
 pub mod interaction;
 pub mod keylists;

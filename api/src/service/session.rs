@@ -217,7 +217,8 @@ pub async fn end_sessions(db: &impl ConnectionTrait, old: &user::Model, am: &mut
     Ok(())
 }
 
-/// Deletes refresh tokens that expired more than a day ago (the scheduler calls it).
+/// Deletes refresh tokens that expired more than a day ago, stale login counters and
+/// idempotency keys past their 24 hours (the scheduler calls it).
 ///
 /// # Errors
 /// Database errors.
@@ -226,5 +227,5 @@ pub async fn prune(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<u64>
         .filter(refresh_token::Column::ExpiresAt.lt(at - chrono::Duration::days(1)))
         .exec(db)
         .await?;
-    Ok(gone.rows_affected + throttle::prune(db, at).await?)
+    Ok(gone.rows_affected + throttle::prune(db, at).await? + super::idempotency::prune(db, at).await?)
 }
