@@ -6,6 +6,7 @@ mod access;
 mod admin;
 mod api_keys;
 mod auth;
+mod bulk;
 mod care;
 mod categories;
 mod classification;

@@ -553,16 +553,9 @@ impl CustomerQuery {
     }
 }
 
-#[derive(Default)]
-pub struct CustomerMutation;
-
-#[Object]
-impl CustomerMutation {
-    /// Enters a customer; you become its owner. DUPLICATE when its phone, e-mail or
-    /// organization name is taken by a live customer.
-    async fn create_customer(&self, ctx: &Context<'_>, input: CreateCustomerInput) -> Result<Customer> {
-        let actor = actor(ctx)?;
-        let new = NewCustomer {
+impl From<CreateCustomerInput> for NewCustomer {
+    fn from(input: CreateCustomerInput) -> Self {
+        NewCustomer {
             kind: Some(input.kind.into()),
             category: input.category,
             name: input.name,
@@ -580,9 +573,116 @@ impl CustomerMutation {
             soft_profile: input.soft_profile.map(profile_json),
             custom_fields: input.custom_fields.map(|j| j.0),
             lifecycle_stage: input.lifecycle_stage.map(Into::into),
-        };
+        }
+    }
+}
+
+/// Why a record of a bulk call was not written.
+#[derive(SimpleObject)]
+pub struct BulkError {
+    /// As a GraphQL error's `extensions.code`: DUPLICATE, VALIDATION, FORBIDDEN, ...
+    pub code: String,
+    pub message: String,
+    /// VALIDATION: every bad field.
+    pub fields: Vec<super::import::ImportProblem>,
+    /// DUPLICATE: the department that holds the customer, where you may know it.
+    pub department: Option<String>,
+}
+
+/// The result of one record of `createCustomers` / `upsertCustomers`.
+#[derive(SimpleObject)]
+pub struct BulkCustomerResult {
+    /// The record's position in the input, from 0.
+    pub index: i32,
+    pub outcome: super::import::ImportOutcome,
+    /// The customer written (CREATED, UPDATED) or matched and left as it was (UNCHANGED).
+    pub customer: Option<Customer>,
+    pub error: Option<BulkError>,
+}
+
+impl BulkCustomerResult {
+    fn list(items: Vec<crate::service::bulk::Item>) -> Vec<Self> {
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| BulkCustomerResult {
+                index: i as i32,
+                outcome: item.outcome.into(),
+                customer: item.customer.map(Customer),
+                error: item.error.map(|e| {
+                    let (fields, department) = match &e {
+                        AppError::Validation(fields) => (
+                            fields
+                                .iter()
+                                .map(|f| super::import::ImportProblem {
+                                    field: f.field.clone(),
+                                    message: f.message.clone(),
+                                })
+                                .collect(),
+                            None,
+                        ),
+                        AppError::Duplicate { department, .. } => (Vec::new(), department.clone()),
+                        _ => (Vec::new(), None),
+                    };
+                    let message = match &e {
+                        AppError::Internal(_) => "internal error".to_string(),
+                        e => e.to_string(),
+                    };
+                    BulkError { code: e.code().to_string(), message, fields, department }
+                }),
+            })
+            .collect()
+    }
+}
+
+#[derive(Default)]
+pub struct CustomerMutation;
+
+#[Object]
+impl CustomerMutation {
+    /// Enters a customer; you become its owner. DUPLICATE when its phone, e-mail or
+    /// organization name is taken by a live customer.
+    async fn create_customer(&self, ctx: &Context<'_>, input: CreateCustomerInput) -> Result<Customer> {
+        let actor = actor(ctx)?;
         let state = ctx.data_unchecked::<crate::state::AppState>();
-        svc::create(&state.db, &state.events, &state.privacy.keys, actor, new).await.map(Customer).gql()
+        svc::create(&state.db, &state.events, &state.privacy.keys, actor, input.into()).await.map(Customer).gql()
+    }
+
+    /// Enters up to 100 customers, each as `createCustomer` would, each in its own
+    /// transaction: one refused record (DUPLICATE, INVALID) does not stop the others.
+    /// Results are in input order.
+    async fn create_customers(
+        &self,
+        ctx: &Context<'_>,
+        inputs: Vec<CreateCustomerInput>,
+    ) -> Result<Vec<BulkCustomerResult>> {
+        let actor = actor(ctx)?;
+        let state = ctx.data_unchecked::<crate::state::AppState>();
+        let inputs = inputs.into_iter().map(Into::into).collect();
+        let items =
+            crate::service::bulk::create_customers(&state.db, &state.events, &state.privacy.keys, actor, inputs)
+                .await
+                .gql()?;
+        Ok(BulkCustomerResult::list(items))
+    }
+
+    /// Creates or updates up to 100 customers by their natural keys (phone, e-mail, an
+    /// organization's name), each in its own transaction: no match creates; one match you
+    /// may update takes the record's given fields (UPDATED, or UNCHANGED); a match you may
+    /// not change is DUPLICATE (staff learn its department), as are several matches.
+    async fn upsert_customers(
+        &self,
+        ctx: &Context<'_>,
+        inputs: Vec<CreateCustomerInput>,
+    ) -> Result<Vec<BulkCustomerResult>> {
+        let actor = actor(ctx)?;
+        let state = ctx.data_unchecked::<crate::state::AppState>();
+        let inputs = inputs.into_iter().map(Into::into).collect();
+        let items =
+            crate::service::bulk::upsert_customers(&state.db, &state.events, &state.privacy.keys, actor, inputs)
+                .await
+                .gql()?;
+        Ok(BulkCustomerResult::list(items))
     }
 
     /// Changes a customer. CONFLICT when `version` is stale.

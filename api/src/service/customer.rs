@@ -503,6 +503,44 @@ pub async fn list(
     }
 }
 
+/// The natural keys of a customer as entered, normalised: phone (E.164), e-mail, and an
+/// organization's name (individuals may share a name). Values that do not normalise
+/// are no key (the write will say why).
+pub(crate) fn natural_keys(
+    kind: CustomerKind,
+    name: Option<&str>,
+    phone: Option<&str>,
+    email: Option<&str>,
+) -> Vec<(Column, String)> {
+    let mut keys = Vec::new();
+    if let Some(p) = phone.and_then(|p| normalize::phone_e164(p).ok()) {
+        keys.push((Column::PhoneNorm, p));
+    }
+    if let Some(e) = email.and_then(|e| normalize::email(e).ok()) {
+        keys.push((Column::EmailNorm, e));
+    }
+    if kind == CustomerKind::Organization
+        && let Some(n) = name.map(normalize::org_name).filter(|n| !n.is_empty())
+    {
+        keys.push((Column::NameNorm, n));
+    }
+    keys
+}
+
+/// Why a customer matched by a natural key is not touched: it is someone else's; staff
+/// learn its department (the ownership rule), a partner system only that it exists.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn held_elsewhere(db: &impl ConnectionTrait, actor: &Actor, m: &customer::Model) -> AppResult<String> {
+    const MESSAGE: &str = "matches a customer you may not change";
+    if !actor.is_staff() {
+        return Ok(MESSAGE.to_string());
+    }
+    let name = department::Entity::find_by_id(m.department_id).one(db).await?.map(|d| d.name).unwrap_or_default();
+    Ok(format!("{MESSAGE} (department: {name})"))
+}
+
 /// Loads a live customer for an action inside the caller's transaction.
 ///
 /// # Errors

@@ -2,6 +2,7 @@
 //! GraphQL; functions take an [`Actor`](crate::auth::Actor) and return [`AppResult`](crate::error::AppResult).
 pub mod api_key;
 pub mod audit;
+pub mod bulk;
 pub mod care;
 pub mod category;
 pub mod classification;

@@ -9,7 +9,7 @@
 use super::category::{Catalogue, Category, FieldKind};
 use super::customer::{self, CustomerPatch, NewCustomer};
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
-use super::{new_id, normalize, now};
+use super::{new_id, now};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::events::{Events, Signal};
@@ -19,7 +19,7 @@ use entity::enums::{
     Action, CustomerKind, CustomerSource, Gender, ImportKind, ImportOutcome, ImportStatus, Importance, LifecycleStage,
     Resource, Role,
 };
-use entity::{department, import_line, import_run};
+use entity::{import_line, import_run};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
@@ -283,7 +283,6 @@ pub struct Importer<'a> {
     options: Options,
     pub run: import_run::Model,
     /// Department names of matched records, for DUPLICATE messages.
-    departments: HashMap<Uuid, String>,
     /// Dry run only: natural keys the earlier (rolled back) chunks would have created,
     /// with the line and the kind, so a later line that repeats one reads as the update it
     /// will be.
@@ -351,7 +350,6 @@ pub async fn start<'a>(
         mapping,
         options,
         run,
-        departments: HashMap::new(),
         would_create: HashMap::new(),
         last_beat: std::time::Instant::now(),
         created_here: std::collections::HashSet::new(),
@@ -557,19 +555,7 @@ fn custom_fields(
 
 /// The natural keys of a line: column and normalised value.
 fn natural_keys(kind: CustomerKind, cells: &Cells) -> Vec<(C, String)> {
-    let mut keys = Vec::new();
-    if let Some(p) = cells.get(Field::Phone).and_then(|p| normalize::phone_e164(p).ok()) {
-        keys.push((C::PhoneNorm, p));
-    }
-    if let Some(e) = cells.get(Field::Email).and_then(|e| normalize::email(e).ok()) {
-        keys.push((C::EmailNorm, e));
-    }
-    if kind == CustomerKind::Organization
-        && let Some(n) = cells.get(Field::Name).map(normalize::org_name).filter(|n| !n.is_empty())
-    {
-        keys.push((C::NameNorm, n));
-    }
-    keys
+    customer::natural_keys(kind, cells.get(Field::Name), cells.get(Field::Phone), cells.get(Field::Email))
 }
 
 fn key_label(c: C) -> &'static str {
@@ -936,23 +922,9 @@ impl Importer<'_> {
         }
     }
 
-    /// Why a matched record is not touched: it is someone else's; staff learn its
-    /// department (the ownership rule), a partner system only that it exists.
+    /// Why a matched record is not touched (`customer::held_elsewhere`).
     async fn untouchable(&mut self, txn: &DatabaseTransaction, m: &entity::customer::Model) -> AppResult<String> {
-        const MESSAGE: &str = "matches a customer you may not change";
-        if !self.actor.is_staff() {
-            return Ok(MESSAGE.to_string());
-        }
-        let name = match self.departments.get(&m.department_id) {
-            Some(name) => name.clone(),
-            None => {
-                let name = department::Entity::find_by_id(m.department_id).one(txn).await?.map(|d| d.name);
-                let name = name.unwrap_or_default();
-                self.departments.insert(m.department_id, name.clone());
-                name
-            }
-        };
-        Ok(format!("{MESSAGE} (department: {name})"))
+        customer::held_elsewhere(txn, self.actor, m).await
     }
 
     /// Dry run: the outcome of a line that repeats a key an earlier chunk (rolled back)

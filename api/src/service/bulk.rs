@@ -1,0 +1,180 @@
+//! Bulk writes for partners (`docs/partners.md`): `createCustomers` and `upsertCustomers`
+//! of up to 100 records, each in its own transaction, each with its own result, so one
+//! bad record does not sink the batch. The outcomes are the import's (`ImportOutcome`):
+//! a record is what the same line of a CSV import would have been.
+use super::category::Catalogue;
+use super::customer::{self, CustomerPatch, NewCustomer};
+use super::store::{save, write};
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult};
+use crate::events::Events;
+use crate::vault::Keyring;
+use entity::customer::Column as C;
+use entity::enums::{Action, CustomerKind, ImportOutcome, Resource};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TryIntoModel};
+
+/// Most records one bulk call takes.
+pub const MAX_ITEMS: usize = 100;
+
+/// What became of one record.
+pub struct Item {
+    pub outcome: ImportOutcome,
+    /// The record written, or the one left as it was (UNCHANGED).
+    pub customer: Option<entity::customer::Model>,
+    /// Why not (DUPLICATE, INVALID with every bad field, FAILED).
+    pub error: Option<AppError>,
+}
+
+impl Item {
+    fn done(outcome: ImportOutcome, m: entity::customer::Model) -> Self {
+        Item { outcome, customer: Some(m), error: None }
+    }
+
+    fn refused(e: AppError) -> Self {
+        let outcome = match &e {
+            AppError::Duplicate { .. } => ImportOutcome::Duplicate,
+            AppError::Validation(_) => ImportOutcome::Invalid,
+            AppError::Internal(source) => {
+                tracing::error!(error = %source, "bulk record failed");
+                ImportOutcome::Failed
+            }
+            _ => ImportOutcome::Failed,
+        };
+        Item { outcome, customer: None, error: Some(e) }
+    }
+}
+
+fn check_size(count: usize) -> AppResult<()> {
+    if count == 0 || count > MAX_ITEMS {
+        return Err(AppError::invalid("inputs", format!("must hold 1 to {MAX_ITEMS} records")));
+    }
+    Ok(())
+}
+
+/// Creates each record as `createCustomer` would (its checks, duplicates refused, audit,
+/// `newLead`), in order.
+///
+/// # Errors
+/// VALIDATION (an empty or oversized batch), FORBIDDEN (no create grant): nothing is
+/// written. Each record's own refusal is in its result.
+pub async fn create_customers(
+    db: &DatabaseConnection,
+    events: &Events,
+    vault: &Keyring,
+    actor: &Actor,
+    inputs: Vec<NewCustomer>,
+) -> AppResult<Vec<Item>> {
+    check_size(inputs.len())?;
+    actor.require(Resource::Customer, Action::Create)?;
+    let mut items = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        items.push(match customer::create(db, events, vault, actor, input).await {
+            Ok(m) => Item::done(ImportOutcome::Created, m),
+            Err(e) => Item::refused(e),
+        });
+    }
+    Ok(items)
+}
+
+/// Creates or updates each record by its natural keys (phone, e-mail, an organization's
+/// name), as an import line: no match creates; one match the caller may update takes the
+/// record's non-null fields (UPDATED, or UNCHANGED when they are what it holds); a match
+/// the caller may not change is DUPLICATE (staff learn its department); several matches
+/// are DUPLICATE (merge them first).
+///
+/// # Errors
+/// As [`create_customers`] (the create grant is not required when every record
+/// matches; each record's refusal is in its result).
+pub async fn upsert_customers(
+    db: &DatabaseConnection,
+    events: &Events,
+    vault: &Keyring,
+    actor: &Actor,
+    inputs: Vec<NewCustomer>,
+) -> AppResult<Vec<Item>> {
+    check_size(inputs.len())?;
+    let mut items = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        items.push(match upsert_one(db, events, vault, actor, input).await {
+            Ok(item) => item,
+            Err(e) => Item::refused(e),
+        });
+    }
+    Ok(items)
+}
+
+async fn upsert_one(
+    db: &DatabaseConnection,
+    events: &Events,
+    vault: &Keyring,
+    actor: &Actor,
+    input: NewCustomer,
+) -> AppResult<Item> {
+    let kind = input.kind.unwrap_or(CustomerKind::Individual);
+    let keys = customer::natural_keys(kind, Some(&input.name), input.phone.as_deref(), input.email.as_deref());
+    let mut matched = Vec::<entity::customer::Model>::new();
+    for (column, value) in keys {
+        let found =
+            entity::customer::Entity::find().filter(C::DeletedAt.is_null()).filter(column.eq(value)).one(db).await?;
+        if let Some(m) = found
+            && !matched.iter().any(|x| x.id == m.id)
+        {
+            matched.push(m);
+        }
+    }
+    let old = match matched.as_slice() {
+        [] => {
+            return Ok(match customer::create(db, events, vault, actor, input).await {
+                Ok(m) => Item::done(ImportOutcome::Created, m),
+                Err(e) => Item::refused(e),
+            });
+        }
+        [one] => one.clone(),
+        many => {
+            let message = format!("matches {} customers; merge them first", many.len());
+            return Ok(Item::refused(AppError::Duplicate { key: "customer", department: None, message }));
+        }
+    };
+    let result = write(db, async |txn| {
+        let old = match customer::load_for_action(txn, actor, old.id, Action::Update).await {
+            Ok(m) => m,
+            Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {
+                let message = customer::held_elsewhere(txn, actor, &old).await?;
+                return Err(AppError::Duplicate { key: "customer", department: None, message });
+            }
+            Err(e) => return Err(e),
+        };
+        if input.kind.is_some_and(|k| k != old.kind) {
+            return Err(AppError::invalid("kind", format!("the customer this record matches is {}", old.kind)));
+        }
+        let set = |v: Option<String>| v.map(Some);
+        let patch = CustomerPatch {
+            category: input.category.map(|c| c.trim().to_lowercase()).filter(|c| *c != old.category),
+            name: Some(input.name),
+            gender: input.gender.map(Some),
+            birthday: input.birthday.map(Some),
+            phone: set(input.phone),
+            email: set(input.email),
+            address: set(input.address),
+            region: set(input.region),
+            industry: set(input.industry),
+            source: input.source.map(Some),
+            importance: input.importance.map(Some),
+            credit_rating: set(input.credit_rating),
+            cooperation_start_date: input.cooperation_start_date.map(Some),
+            soft_profile: input.soft_profile.map(Some),
+            custom_fields: input.custom_fields.map(Some),
+            // The stage moves with deals once past PROSPECT; restating it is no change.
+            lifecycle_stage: input.lifecycle_stage.filter(|s| *s != old.lifecycle_stage),
+        };
+        let catalogue = Catalogue::load(txn).await?;
+        let am = customer::patched(txn, &catalogue, vault, actor, &old, patch).await?;
+        if am.clone().try_into_model().is_ok_and(|new| new == old) {
+            return Ok(Item::done(ImportOutcome::Unchanged, old));
+        }
+        let saved = save::<entity::customer::Entity>(txn, Some(actor.id()), "upsert", &old, am).await?;
+        Ok(Item::done(ImportOutcome::Updated, saved))
+    })
+    .await;
+    Ok(result.unwrap_or_else(Item::refused))
+}

@@ -1,0 +1,88 @@
+//! Bulk writes for partners: createCustomers / upsertCustomers of up to 100 records, a
+//! transaction and a result per record.
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+const CREATE: &str = "mutation($i:[CreateCustomerInput!]!){createCustomers(inputs:$i){index outcome
+    customer{id name region} error{code message fields{field message} department}}}";
+const UPSERT: &str = "mutation($i:[CreateCustomerInput!]!){upsertCustomers(inputs:$i){index outcome
+    customer{id name region version} error{code message fields{field message} department}}}";
+
+fn outcomes(data: &Value, field: &str) -> Vec<String> {
+    data[field].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn bulk_writes_give_a_result_per_record() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let east = app.create_department("华东", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let held =
+        app.create_customer(&admin, json!({"name": "总部客户", "kind": "ORGANIZATION", "phone": "13800000001"})).await;
+
+    // One bad record does not sink the batch; each says what became of it, in order.
+    let batch = json!([
+        {"name": "甲公司", "kind": "ORGANIZATION", "phone": "13900000001"},
+        {"name": "张三", "kind": "INDIVIDUAL", "email": "zhang@example.com"},
+        {"name": "冒名", "kind": "ORGANIZATION", "phone": "+86 138 0000 0001"},
+        {"name": "坏数据", "kind": "INDIVIDUAL", "phone": "12", "email": "not-mail"}
+    ]);
+    let data = app.ok(&rep, CREATE, json!({"i": batch})).await;
+    assert_eq!(outcomes(&data, "createCustomers"), ["CREATED", "CREATED", "DUPLICATE", "INVALID"], "{data}");
+    let results = &data["createCustomers"];
+    assert_eq!(results[2]["error"]["code"], "DUPLICATE");
+    assert!(results[2]["error"]["department"].is_string(), "staff learn the department: {data}");
+    assert_eq!(results[2]["customer"], Value::Null);
+    let fields: Vec<&str> =
+        results[3]["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["phone", "email"], "{data}");
+    let count = app.ok(&admin, "{customers{totalCount}}", json!({})).await["customers"]["totalCount"].clone();
+    assert_eq!(count, 3);
+
+    // Upsert by natural keys: updated, unchanged, created, someone else's, a kind that
+    // does not match.
+    let ours = results[0]["customer"]["id"].clone();
+    let batch = json!([
+        {"name": "甲公司", "kind": "ORGANIZATION", "phone": "139 0000 0001", "region": "杭州"},
+        {"name": "甲公司", "kind": "ORGANIZATION", "region": "杭州"},
+        {"name": "乙公司", "kind": "ORGANIZATION", "region": "苏州"},
+        {"name": "总部客户", "kind": "ORGANIZATION", "region": "北京"},
+        {"name": "张三", "kind": "ORGANIZATION", "email": "ZHANG@example.com"}
+    ]);
+    let data = app.ok(&rep, UPSERT, json!({"i": batch})).await;
+    assert_eq!(
+        outcomes(&data, "upsertCustomers"),
+        ["UPDATED", "UNCHANGED", "CREATED", "DUPLICATE", "INVALID"],
+        "{data}"
+    );
+    let results = &data["upsertCustomers"];
+    assert_eq!(results[0]["customer"]["id"], ours);
+    assert_eq!(results[0]["customer"]["region"], "杭州");
+    assert_eq!((results[1]["customer"]["id"].clone(), results[1]["customer"]["version"].clone()), (ours, json!(2)));
+    assert!(results[3]["error"]["message"].as_str().unwrap().contains("department"), "{data}");
+    assert_eq!(results[4]["error"]["fields"][0]["field"], "kind", "{data}");
+    let admins = app.ok(&admin, "query($id:ID!){customer(id:$id){region version}}", json!({"id": held["id"]})).await;
+    assert_eq!(admins["customer"], json!({"region": null, "version": 1}), "someone else's record is never overwritten");
+
+    // A partner's key learns only that the customer exists.
+    let key = "mutation($i:CreateApiKeyInput!){createApiKey(input:$i){secret}}";
+    let made = app.ok(&admin, key, json!({"i": {"name": "合作伙伴", "role": "INTEGRATION"}})).await;
+    let partner = made["createApiKey"]["secret"].as_str().unwrap().to_string();
+    let data = app.ok(&partner, UPSERT, json!({"i": [{"name": "总部客户", "kind": "ORGANIZATION"}]})).await;
+    assert_eq!(outcomes(&data, "upsertCustomers"), ["DUPLICATE"]);
+    assert_eq!(data["upsertCustomers"][0]["error"]["message"], "matches a customer you may not change");
+
+    // Batches hold 1 to 100 records; a larger one writes nothing.
+    let many: Vec<Value> = (0..101).map(|i| json!({"name": format!("批量{i}"), "kind": "INDIVIDUAL"})).collect();
+    for inputs in [json!(many), json!([])] {
+        let resp = app.gql(Some(&rep), CREATE, json!({"i": inputs})).await;
+        assert_eq!(invalid_fields(&resp), ["inputs"], "{resp}");
+    }
+    let count = app.ok(&admin, "{customers{totalCount}}", json!({})).await["customers"]["totalCount"].clone();
+    assert_eq!(count, 4);
+    // Without the right to create: refused as a whole.
+    let (_, analyst) = app.create_user("bi@example.com", "ANALYST", &east).await;
+    let resp = app.gql(Some(&analyst), CREATE, json!({"i": [{"name": "x", "kind": "INDIVIDUAL"}]})).await;
+    assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+}
