@@ -466,6 +466,9 @@ async fn run(
         if batch.len() >= CHUNK || (ended && !batch.is_empty()) {
             // Rights as they are now: a role changed or a session ended mid-file stops
             // the run (as it closes a WebSocket), what was imported stays.
+            if verified.expires <= chrono::Utc::now() {
+                break Err("your token or API key expired during the import; run the file again".to_string());
+            }
             match state.sessions.actor(db, &verified).await {
                 Ok(now) if now.same_rights(&actor) => {}
                 Ok(_) => break Err("your permissions changed during the import; run the file again".to_string()),

@@ -459,7 +459,7 @@ async fn authenticate(state: &AppState, payload: Option<&Value>) -> Option<(Acto
         .and_then(Value::as_str)
         .map(|v| v.trim().trim_start_matches("Bearer ").trim_start_matches("bearer ").trim().to_string())
         .or_else(|| payload.get("token").and_then(Value::as_str).map(str::to_string))
-        .or_else(|| payload.get("apiKey").and_then(Value::as_str).map(str::to_string))?;
+        .or_else(|| payload.get("apiKey").and_then(Value::as_str).map(|k| k.trim().to_string()))?;
     let verified = crate::http::verify_credential(state, &token).await.ok()?;
     let left = (verified.expires - chrono::Utc::now()).to_std().unwrap_or_default();
     let actor = state.sessions.actor(&state.db, &verified).await.ok()?;

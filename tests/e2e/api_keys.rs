@@ -256,3 +256,81 @@ async fn revoking_a_key_takes_effect_on_every_instance_at_once() {
     assert_eq!(code(&resp), "UNAUTHENTICATED", "{resp}");
     assert!(resp["errors"][0]["message"].as_str().unwrap().contains("expired"), "{resp}");
 }
+
+/// What a reviewer found keys could do as a person's stand-in: administer users, take a
+/// manager's reminders, keep a manager's visit standard, handle feedback, appear in the
+/// staff report, keep their customers after revocation, revoke twice.
+#[tokio::test]
+async fn a_key_is_no_person() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let dept = app.create_department("华中", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &dept).await;
+
+    // User administration and settings changes are for people: dropped from a role's
+    // copy, refused as explicit grants; a key needs some grant.
+    let (key, admin_key) = make(&app, &admin, json!({"name": "ERP", "role": "ADMIN"})).await;
+    let grants = key["grants"].as_array().unwrap();
+    assert!(grants.iter().any(|g| g["resource"] == "USER" && g["action"] == "READ"), "{key}");
+    assert!(!grants.iter().any(|g| g["resource"] == "USER" && g["action"] != "READ"), "{key}");
+    assert!(!grants.iter().any(|g| g["resource"] == "SETTINGS" && g["action"] == "UPDATE"), "{key}");
+    let create_user = "mutation($i:CreateUserInput!){createUser(input:$i){id}}";
+    let shadow = json!({"i": {"email": "shadow@example.com", "name": "影子", "password": PASSWORD, "role": "ADMIN",
+        "departmentId": dept}});
+    assert_eq!(code(&app.gql(Some(&admin_key), create_user, shadow).await), "FORBIDDEN");
+    let set = "mutation($i:RolePermissionInput!){setRolePermission(input:$i){scope}}";
+    let widen = json!({"i": {"role": "SALES", "resource": "CUSTOMER", "action": "READ", "scope": "ALL"}});
+    assert_eq!(code(&app.gql(Some(&admin_key), set, widen).await), "FORBIDDEN");
+    let people = json!([{"resource": "USER", "action": "CREATE", "scope": "ALL"}]);
+    let resp = app.gql(Some(&admin), CREATE, json!({"i": {"name": "x", "grants": people}})).await;
+    assert_eq!(invalid_fields(&resp), ["grants"], "{resp}");
+    let nothing = json!([{"resource": "CUSTOMER", "action": "READ", "scope": "NONE"}]);
+    let resp = app.gql(Some(&admin), CREATE, json!({"i": {"name": "x", "grants": nothing}})).await;
+    assert_eq!(invalid_fields(&resp), ["grants"], "{resp}");
+
+    // A key with a manager's role is no manager: its visit keeps no standard and the
+    // manager's reminders do not reach it.
+    let (manager_key_record, manager_key) =
+        make(&app, &admin, json!({"name": "巡店系统", "role": "MANAGER", "departmentId": dept})).await;
+    let big = app.create_customer(&rep, json!({"name": "大客户公司", "kind": "ORGANIZATION"})).await;
+    let today = chrono::Utc::now().date_naive();
+    crate::care::won_deal(&app, big["id"].as_str().unwrap(), "100000.00", today, "设备").await;
+    let visit = "mutation($c:ID!){createInteraction(input:{customerId:$c, kind:VISIT, summary:\"巡店\"}){id}}";
+    app.ok(&manager_key, visit, json!({"c": big["id"]})).await;
+    let compliance = app
+        .ok(&admin, "{followUpCompliance{customers(first:10){nodes{expectations{role kind logged}}}}}", json!({}))
+        .await;
+    let expectations = &compliance["followUpCompliance"]["customers"]["nodes"][0]["expectations"];
+    let manager_visits = expectations
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"] == "MANAGER" && e["kind"] == "VISIT")
+        .unwrap_or_else(|| panic!("{compliance}"));
+    assert_eq!(manager_visits["logged"], 0, "{compliance}");
+    app.care_tick(crate::care::at(today + chrono::Duration::days(70), 2, 0)).await;
+    assert!(crate::care::reminders(&app, &manager_key, &["PENDING"]).await.is_empty());
+
+    // Not a feedback handler, not in the staff report.
+    let feedback = "mutation($c:ID!,$h:ID){createFeedback(input:{customerId:$c,kind:COMPLAINT,channel:PHONE,
+        content:\"慢\",handlerId:$h}){id}}";
+    let account = manager_key_record["account"]["id"].clone();
+    let resp = app.gql(Some(&admin), feedback, json!({"c": big["id"], "h": account})).await;
+    assert_eq!(invalid_fields(&resp), ["handlerId"], "{resp}");
+    let staff = app.ok(&admin, "{staffActivity(from:\"2020-01-01\", to:\"2099-12-31\"){name}}", json!({})).await;
+    assert!(!staff.to_string().contains("API key"), "{staff}");
+
+    // Revoking hands what the key entered to its department's pool; revocations racing
+    // each other revoke once.
+    let lead = app.create_customer(&manager_key, json!({"name": "巡店线索", "kind": "ORGANIZATION"})).await;
+    let revokes = futures::future::join_all(
+        (0..4).map(|_| app.gql(Some(&admin), REVOKE, json!({"id": manager_key_record["id"]}))),
+    )
+    .await;
+    let at: Vec<&Value> = revokes.iter().map(|r| &r["data"]["revokeApiKey"]["revokedAt"]).collect();
+    assert!(at.iter().all(|t| t.is_string() && *t == at[0]), "{revokes:?}");
+    assert_eq!(app.audit_count(manager_key_record["id"].as_str().unwrap()).await, 2, "made and revoked once");
+    let pooled =
+        app.ok(&admin, "query($id:ID!){customer(id:$id){ownerId inPublicPool}}", json!({"id": lead["id"]})).await;
+    assert_eq!(pooled["customer"], json!({"ownerId": null, "inPublicPool": true}));
+}

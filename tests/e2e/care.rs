@@ -13,7 +13,7 @@ fn day(s: &str) -> NaiveDate {
 }
 
 /// `d` at `hh:mm` UTC.
-fn at(d: NaiveDate, hh: u32, mm: u32) -> DateTime<Utc> {
+pub(crate) fn at(d: NaiveDate, hh: u32, mm: u32) -> DateTime<Utc> {
     d.and_hms_opt(hh, mm, 0).unwrap().and_utc()
 }
 
@@ -24,7 +24,7 @@ async fn rep(app: &TestApp, dept: &str, email: &str) -> (String, String, String)
     (d, id, token)
 }
 
-async fn won_deal(app: &TestApp, customer: &str, amount: &str, closed: NaiveDate, product: &str) -> Value {
+pub(crate) async fn won_deal(app: &TestApp, customer: &str, amount: &str, closed: NaiveDate, product: &str) -> Value {
     app.ok(
         &app.admin_token,
         "mutation($i:CreateDealInput!){createDeal(input:$i){id}}",
@@ -45,7 +45,7 @@ async fn consent(app: &TestApp, token: &str, customer: &Value) {
     .await;
 }
 
-async fn reminders(app: &TestApp, token: &str, status: &[&str]) -> Vec<Value> {
+pub(crate) async fn reminders(app: &TestApp, token: &str, status: &[&str]) -> Vec<Value> {
     let data = app
         .ok(
             token,

@@ -824,3 +824,45 @@ async fn deals_import_linked_by_their_customer_and_regrade_it() {
     let resp = app.gql(Some(&rep), update, alone).await;
     assert_eq!(invalid_fields(&resp), ["amount"], "{resp}");
 }
+
+/// A key (or token) that expires while its file uploads: the run stops at the next chunk
+/// (it went on writing before).
+#[tokio::test]
+async fn an_import_stops_when_its_key_expires() {
+    let app = TestApp::spawn().await;
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(6)).to_rfc3339();
+    let made = app
+        .ok(
+            &app.admin_token,
+            "mutation($i:CreateApiKeyInput!){createApiKey(input:$i){secret}}",
+            json!({"i": {"name": "导入", "role": "INTEGRATION", "expiresAt": soon}}),
+        )
+        .await;
+    let key = made["createApiKey"]["secret"].as_str().unwrap().to_string();
+    let mut first = String::from("name,phone\n");
+    for i in 0..600 {
+        first.push_str(&format!("线索{i},1370000{i:04}\n"));
+    }
+    let expire = |_| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let runs = app.ok(&key, "{importRuns{nodes{linesRead}}}", json!({})).await;
+                if runs["importRuns"]["nodes"][0]["linesRead"].as_i64().unwrap_or(0) >= 500 {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "the first chunk never landed: {runs}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(6500)).await;
+        }
+    };
+    let stopped =
+        chunked_upload(&app, &key, "encoding=utf-8", &[first.as_bytes(), "迟到,13600000000\n".as_bytes()], expire)
+            .await;
+    let run = &stopped["importRun"];
+    assert_eq!(run["status"], "FAILED", "{stopped}");
+    assert!(run["error"].as_str().unwrap().contains("expired"), "{stopped}");
+    assert_eq!(run["created"], 500, "the chunk before the expiry stays: {stopped}");
+}

@@ -18,6 +18,7 @@ mod http;
 mod idempotency;
 mod imports;
 mod keylists;
+mod pool;
 mod privacy;
 mod records;
 mod reports;

@@ -49,6 +49,7 @@ impl Actor {
             crate::service::api_key::grants_of_account(db, user.id)
                 .await?
                 .into_iter()
+                .filter(|p| !crate::service::api_key::for_people(p.resource, p.action))
                 .map(|p| ((p.resource, p.action), Grant { scope: p.scope, include_pool: p.include_pool }))
                 .collect()
         } else {

@@ -211,7 +211,10 @@ impl Actor {
     /// FORBIDDEN when the role has no grant at all.
     pub fn staff_condition(&self, resource: Resource, action: Action) -> AppResult<Condition> {
         self.require(resource, action)?;
-        Ok(self.reach(resource, action).condition(entity::user::Column::Id, entity::user::Column::DepartmentId))
+        // People only: API keys' accounts are no one's staff.
+        Ok(Condition::all()
+            .add(entity::user::Column::ServiceAccount.eq(false))
+            .add(self.reach(resource, action).condition(entity::user::Column::Id, entity::user::Column::DepartmentId)))
     }
 
     /// The reminders that are the actor's: named to them, or left to the customer's

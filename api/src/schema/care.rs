@@ -87,6 +87,19 @@ impl CarePolicy {
     async fn max_backdate_days(&self) -> i32 {
         self.0.max_backdate_days
     }
+    /// How many live customers one holder of a role may own; roles not listed are not
+    /// capped. Checked when a customer is created, claimed or assigned to someone.
+    async fn holding_caps(&self) -> Vec<HoldingCap> {
+        self.0.holding_caps.iter().map(|c| HoldingCap { role: c.role.into(), max: c.max }).collect()
+    }
+}
+
+/// At most `max` live customers owned by one user of `role`.
+#[derive(SimpleObject, InputObject, Clone, Copy)]
+#[graphql(input_name = "HoldingCapInput")]
+pub struct HoldingCap {
+    pub role: super::enums::Role,
+    pub max: i32,
 }
 
 fn standard_out(s: &svc::Standard) -> CareStandard {
@@ -122,6 +135,8 @@ pub struct CarePolicyInput {
     pub due_hour_utc: i32,
     /// How many days back staff may log a contact; omitted: unchanged.
     pub max_backdate_days: Option<i32>,
+    /// Holding caps per role; omitted: unchanged.
+    pub holding_caps: Option<Vec<HoldingCap>>,
 }
 
 impl CarePolicyInput {
@@ -161,6 +176,10 @@ impl CarePolicyInput {
             // Out of range is reported by validation, not wrapped.
             due_hour_utc: u32::try_from(self.due_hour_utc).unwrap_or(u32::MAX),
             max_backdate_days: self.max_backdate_days.unwrap_or(current.max_backdate_days),
+            holding_caps: match self.holding_caps {
+                Some(caps) => caps.into_iter().map(|c| svc::HoldingCap { role: c.role.into(), max: c.max }).collect(),
+                None => current.holding_caps.clone(),
+            },
         }
     }
 }

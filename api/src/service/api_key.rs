@@ -26,7 +26,8 @@ use entity::enums::{Action, Resource, Role, Scope};
 use entity::{api_key, api_key_grant, department, role_permission, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -76,6 +77,13 @@ pub fn digest(key: &str) -> String {
     format!("{:x}", Sha256::digest(key.as_bytes()))
 }
 
+/// Whether a grant is for people only: administering users (a key could otherwise make
+/// a person, who outlives the key) and changing settings (role grants among them).
+pub fn for_people(resource: Resource, action: Action) -> bool {
+    (resource == Resource::User && action != Action::Read)
+        || (resource == Resource::Settings && action == Action::Update)
+}
+
 fn rank(scope: Scope) -> u8 {
     match scope {
         Scope::NoAccess => 0,
@@ -119,8 +127,10 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewApiKey) ->
     let (role, grants) = match (input.role, input.grants) {
         (Some(role), None) => {
             let rows = role_permission::Entity::find().filter(role_permission::Column::Role.eq(role)).all(db).await?;
+            // A role's people-only grants stay with the role's people.
             let grants = rows
                 .iter()
+                .filter(|p| !for_people(p.resource, p.action))
                 .map(|p| KeyGrant {
                     resource: p.resource,
                     action: p.action,
@@ -138,6 +148,8 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewApiKey) ->
             for g in &grants {
                 if !seen.insert((g.resource, g.action)) {
                     v.add("grants", format!("{} {} is given twice", g.resource, g.action));
+                } else if for_people(g.resource, g.action) && g.scope != Scope::NoAccess {
+                    v.add("grants", format!("{} {} is for people, not API keys", g.resource, g.action));
                 } else if let Err(AppError::Validation(errors)) =
                     super::permission::check(g.resource, g.action, g.include_pool)
                 {
@@ -176,6 +188,9 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewApiKey) ->
         return Err(AppError::Forbidden(format!("a key may not reach further than you: {}", wider.join(", "))));
     }
     let grants: Vec<KeyGrant> = grants.into_iter().filter(|g| g.scope != Scope::NoAccess || g.include_pool).collect();
+    if grants.is_empty() {
+        return Err(AppError::invalid("grants", "a key needs at least one grant beyond NONE"));
+    }
 
     let prefix = format!("{KEY_PREFIX}{:08x}", rand::random::<u32>());
     let secret = format!("{prefix}_{}", crate::random_secret());
@@ -239,7 +254,9 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewApiKey) ->
 pub async fn revoke(db: &DatabaseConnection, events: &Events, actor: &Actor, id: Uuid) -> AppResult<api_key::Model> {
     require_admin(actor, Action::Update)?;
     let (key, changed) = write(db, async |txn| {
-        let old = api_key::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("API key"))?;
+        // Locked: concurrent revocations wait and then find it revoked.
+        let old =
+            api_key::Entity::find_by_id(id).lock_exclusive().one(txn).await?.ok_or(AppError::NotFound("API key"))?;
         if old.revoked_at.is_some() {
             return Ok((old, false));
         }
@@ -254,6 +271,8 @@ pub async fn revoke(db: &DatabaseConnection, events: &Events, actor: &Actor, id:
             session::end_sessions(txn, &account, &mut am).await?;
             am.updated_at = Set(at);
             am.update(txn).await?;
+            // What the key entered goes to its department's pool, as a departing person's.
+            super::user::hand_over(txn, actor.id(), &account, None).await?;
         }
         audit::record(txn, Some(actor.id()), "revoke", "api_key", key.id, Some(&old), Some(&key)).await?;
         Ok((key, true))

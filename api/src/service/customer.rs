@@ -340,6 +340,9 @@ pub(crate) async fn insert_in(
     action: &str,
     model: customer::ActiveModel,
 ) -> AppResult<customer::Model> {
+    if let sea_orm::ActiveValue::Set(Some(owner)) | sea_orm::ActiveValue::Unchanged(Some(owner)) = model.owner_id {
+        super::care::check_holding_cap(txn, owner, actor.role()).await?;
+    }
     let m = model.insert(txn).await?;
     audit::record(txn, Some(actor.id()), action, "customer", m.id, None, Some(&m)).await?;
     Ok(m)
@@ -781,6 +784,9 @@ pub async fn assign(
                 if !actor.reach(Resource::Customer, Action::Assign).admits(placement) {
                     return Err(AppError::Forbidden("the new owner is outside your department".into()));
                 }
+                if old.owner_id != Some(new_owner.id) {
+                    super::care::check_holding_cap(txn, new_owner.id, new_owner.role).await?;
+                }
                 am.owner_id = Set(Some(new_owner.id));
                 am.department_id = Set(new_owner.department_id);
             }
@@ -805,6 +811,7 @@ pub async fn claim(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResul
         if old.owner_id.is_some() || old.department_id != actor.user.department_id {
             return Err(AppError::Conflict("the customer is not in your department's public pool".into()));
         }
+        super::care::check_holding_cap(txn, actor.id(), actor.role()).await?;
         let mut am: customer::ActiveModel = old.clone().into();
         am.owner_id = Set(Some(actor.id()));
         save::<customer::Entity>(txn, Some(actor.id()), "claim", &old, am).await

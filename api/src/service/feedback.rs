@@ -88,9 +88,9 @@ fn check_scores(v: &mut Violations, rating: Option<i32>, nps: Option<i32>) {
 
 async fn check_handler(db: &impl ConnectionTrait, v: &mut Violations, handler: Option<Uuid>) -> AppResult<()> {
     if let Some(h) = handler
-        && !user::Entity::find_by_id(h).one(db).await?.is_some_and(|u| u.active)
+        && !user::Entity::find_by_id(h).one(db).await?.is_some_and(|u| u.active && !u.service_account)
     {
-        v.add("handlerId", "must be an active user");
+        v.add("handlerId", "must be an active staff member");
     }
     Ok(())
 }

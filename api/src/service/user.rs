@@ -268,39 +268,54 @@ pub async fn deactivate(
         am.active = Set(false);
         session::end_sessions(txn, &old, &mut am).await?;
         let new = save::<user::Entity>(txn, Some(actor.id()), "deactivate", &old, am).await?;
-        // Hand the customers over; each move is audited like an assignment.
-        // Locked: the audit rows below copy them, and must not copy what an erasure
-        // running at the same moment removes.
-        let owned = customer::Entity::find().filter(customer::Column::OwnerId.eq(id)).lock_exclusive().all(txn).await?;
-        let at = now();
-        let (owner, department) = match &successor {
-            Some(s) => (Some(s.id), s.department_id),
-            None => (None, old.department_id),
-        };
-        customer::Entity::update_many()
-            .col_expr(customer::Column::OwnerId, Expr::value(owner))
-            .col_expr(customer::Column::DepartmentId, Expr::value(department))
-            .col_expr(customer::Column::Version, Expr::col(customer::Column::Version).add(1))
-            .col_expr(customer::Column::UpdatedAt, Expr::value(at))
-            .filter(customer::Column::Id.is_in(owned.iter().map(|c| c.id)))
-            .exec(txn)
-            .await?;
-        for before in &owned {
-            let after = customer::Model {
-                owner_id: owner,
-                department_id: department,
-                version: before.version + 1,
-                updated_at: at,
-                ..before.clone()
-            };
-            audit::record(txn, Some(actor.id()), "assign", "customer", before.id, Some(before), Some(&after)).await?;
-        }
-        tracing::info!(user = %id, moved = owned.len(), "user deactivated; customers handed over");
+        let moved = hand_over(txn, actor.id(), &old, successor.as_ref()).await?;
+        tracing::info!(user = %id, moved, "user deactivated; customers handed over");
         Ok(new)
     })
     .await?;
     events.publish(Signal::UserChanged(id)).await;
     Ok(deactivated)
+}
+
+/// Hands a departing account's customers to `successor`, or to the public pool of the
+/// account's department; each move is audited like an assignment. Returns how many moved.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn hand_over(
+    txn: &DatabaseTransaction,
+    actor_id: Uuid,
+    old: &user::Model,
+    successor: Option<&user::Model>,
+) -> AppResult<usize> {
+    // Hand the customers over; each move is audited like an assignment.
+    // Locked: the audit rows below copy them, and must not copy what an erasure
+    // running at the same moment removes.
+    let owned = customer::Entity::find().filter(customer::Column::OwnerId.eq(old.id)).lock_exclusive().all(txn).await?;
+    let at = now();
+    let (owner, department) = match successor {
+        Some(s) => (Some(s.id), s.department_id),
+        None => (None, old.department_id),
+    };
+    customer::Entity::update_many()
+        .col_expr(customer::Column::OwnerId, Expr::value(owner))
+        .col_expr(customer::Column::DepartmentId, Expr::value(department))
+        .col_expr(customer::Column::Version, Expr::col(customer::Column::Version).add(1))
+        .col_expr(customer::Column::UpdatedAt, Expr::value(at))
+        .filter(customer::Column::Id.is_in(owned.iter().map(|c| c.id)))
+        .exec(txn)
+        .await?;
+    for before in &owned {
+        let after = customer::Model {
+            owner_id: owner,
+            department_id: department,
+            version: before.version + 1,
+            updated_at: at,
+            ..before.clone()
+        };
+        audit::record(txn, Some(actor_id), "assign", "customer", before.id, Some(before), Some(&after)).await?;
+    }
+    Ok(owned.len())
 }
 
 /// Creates a user without an actor (CLI, first admin). Creates nothing if the e-mail exists.

@@ -77,6 +77,8 @@ pub(super) async fn contact_facts(
     q.from(Interaction)
         .inner_join(user::Entity, Expr::col((user::Entity, user::Column::Id)).equals((Interaction, I::UserId)))
         .and_where(col(I::DeletedAt).is_null())
+        // Contacts by people: an API key logging a visit keeps no contact standard.
+        .and_where(Expr::col((user::Entity, user::Column::ServiceAccount)).eq(false))
         .and_where(col(I::OccurredAt).lt(end))
         .and_where(col(I::CustomerId).is_in(customers.iter().map(|c| c.id)))
         .group_by_col((Interaction, I::CustomerId))

@@ -25,7 +25,7 @@ mod templates;
 
 pub use calendar::{add_holiday, delete_holiday, holiday_in, holidays};
 pub use compliance::{Compliance, CustomerCompliance, Expectation, OwnerCompliance, compliance};
-pub use policy::{CarePolicy, FrequencyCap, Rule, Standard, policy, update_policy};
+pub use policy::{CarePolicy, FrequencyCap, HoldingCap, Rule, Standard, check_holding_cap, policy, update_policy};
 pub use reminders::{complete, dismiss, my_reminders, snooze};
 pub use rules::evaluate;
 pub use schedule::{Tick, tick};

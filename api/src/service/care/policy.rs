@@ -4,10 +4,13 @@ use crate::auth::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use crate::service::store::replace_policy;
 use entity::enums::{Action, AssigneeRole, ContactKind, InteractionKind, ReminderRule, Resource, Role, Tier};
-use entity::{care_policy, message_template};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
+use entity::{care_policy, customer, message_template, user};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use uuid::Uuid;
 
 /// How often a role contacts a tier: `count` contacts of `kind` per `period_days`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +93,18 @@ pub struct CarePolicy {
     /// would inflate compliance and appraisal figures. Default 7.
     #[serde(default = "default_backdate_days")]
     pub max_backdate_days: i32,
+    /// How many live customers a holder of a role may own at once (seed 004: a rep who
+    /// hoards customers keeps them from colleagues); roles without one are not capped.
+    #[serde(default)]
+    pub holding_caps: Vec<HoldingCap>,
+}
+
+/// At most `max` live customers owned by one user of `role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldingCap {
+    pub role: Role,
+    pub max: i32,
 }
 
 fn default_backdate_days() -> i32 {
@@ -150,6 +165,15 @@ impl CarePolicy {
         if !(0..=30).contains(&self.frequency_cap.holiday_window_days) {
             v.add("frequencyCap.holidayWindowDays", "must be 0 to 30");
         }
+        let mut roles = HashSet::new();
+        for (i, c) in self.holding_caps.iter().enumerate() {
+            if !(1..=1_000_000).contains(&c.max) {
+                v.add(format!("holdingCaps[{i}].max"), "must be 1 to 1,000,000");
+            }
+            if !roles.insert(c.role) {
+                v.add(format!("holdingCaps[{i}].role"), "each role appears once");
+            }
+        }
         if self.due_hour_utc > 23 {
             v.add("dueHourUtc", "must be 0 to 23");
         }
@@ -159,6 +183,34 @@ impl CarePolicy {
     pub fn rule(&self, kind: ReminderRule) -> Option<&Rule> {
         self.rules.iter().find(|r| r.kind == kind)
     }
+
+    /// The holding cap of `role`, if it has one.
+    pub fn holding_cap(&self, role: Role) -> Option<i32> {
+        self.holding_caps.iter().find(|c| c.role == role).map(|c| c.max)
+    }
+}
+
+/// Refuses to give `owner` (of `role`) one more customer when it holds its role's cap.
+/// Called inside the write's transaction; on PostgreSQL the owner's row is locked first,
+/// so two writes racing for the last place cannot both take it.
+///
+/// # Errors
+/// CONFLICT at the cap; database errors.
+pub async fn check_holding_cap(db: &impl ConnectionTrait, owner: Uuid, role: Role) -> AppResult<()> {
+    let (policy, _) = policy(db).await?;
+    let Some(max) = policy.holding_cap(role) else { return Ok(()) };
+    user::Entity::find_by_id(owner).lock_exclusive().one(db).await?;
+    let held = customer::Entity::find()
+        .filter(customer::Column::OwnerId.eq(owner))
+        .filter(customer::Column::DeletedAt.is_null())
+        .count(db)
+        .await?;
+    if held >= max as u64 {
+        return Err(AppError::Conflict(format!(
+            "holds {held} customers, the most a {role} may hold (care policy holdingCaps); return some to the pool first"
+        )));
+    }
+    Ok(())
 }
 
 /// The stored care policy and its version.

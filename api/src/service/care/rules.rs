@@ -63,7 +63,9 @@ impl Context {
             entity::department::Entity::find().all(db).await?.into_iter().map(|d| (d.id, d.parent_id)).collect();
         let mut managers = HashMap::new();
         let mut executive = None;
-        let mut active: Vec<&user::Model> = users.values().filter(|u| u.active).collect();
+        // People only: an API key made with a manager's or executive's role is no one's
+        // manager.
+        let mut active: Vec<&user::Model> = users.values().filter(|u| u.active && !u.service_account).collect();
         active.sort_by_key(|u| u.id);
         for u in active {
             match u.role {

@@ -829,6 +829,11 @@ impl Importer<'_> {
                 let e = customer::explain_duplicate(txn, self.actor, e, &model).await;
                 Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(e.to_string())))
             }
+            // The importer's holding cap (care policy): this line, not the run, fails.
+            Err(e @ AppError::Conflict(_)) => {
+                sp.rollback().await?;
+                Ok(Outcome::new(number, ImportOutcome::Failed, None, Some(e.to_string())))
+            }
             Err(e) => {
                 sp.rollback().await?;
                 Err(e)
