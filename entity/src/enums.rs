@@ -193,6 +193,8 @@ string_enum!(
     ReminderRule {
         DealGreeting = "DEAL_GREETING", SatisfactionSurvey = "SATISFACTION_SURVEY", Birthday = "BIRTHDAY",
         Holiday = "HOLIDAY", OverdueContact = "OVERDUE_CONTACT", RepeatedComplaint = "REPEATED_COMPLAINT",
+        /// A planned contact (`nextFollowUpOn`, `createFollowUp`); not a rule of the policy.
+        FollowUp = "FOLLOW_UP",
     }
 );
 

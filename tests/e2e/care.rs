@@ -642,3 +642,76 @@ async fn backdated_contacts_are_bounded() {
         app.ok(&app.admin_token, update, json!({"i": policy_input, "v": saved["updateCarePolicy"]["version"]})).await;
     assert_eq!(saved["updateCarePolicy"]["maxBackdateDays"], 30);
 }
+
+/// Follow-ups: an interaction's `nextFollowUpOn` plans one for the customer's owner,
+/// `createFollowUp` one for whoever sets it; managers see their team's reminders and
+/// what is overdue per person.
+#[tokio::test]
+async fn follow_ups_are_planned_and_managers_see_their_team() {
+    let app = TestApp::spawn().await;
+    let north = app.create_department("华北", None).await;
+    let south = app.create_department("华南", None).await;
+    let (_, manager) = app.create_user("boss@example.com", "MANAGER", &north).await;
+    let (r1_id, r1) = app.create_user("r1@example.com", "SALES", &north).await;
+    let (r2_id, r2) = app.create_user("r2@example.com", "SALES", &north).await;
+    let (_, r3) = app.create_user("r3@example.com", "SALES", &south).await;
+    let c1 = app.create_customer(&r1, json!({"name": "一号公司", "kind": "ORGANIZATION"})).await;
+    let c2 = app.create_customer(&r2, json!({"name": "二号公司", "kind": "ORGANIZATION"})).await;
+    let c3 = app.create_customer(&r3, json!({"name": "南方公司", "kind": "ORGANIZATION"})).await;
+    let today = Utc::now().date_naive();
+
+    // A visit planning the next one: a FOLLOW_UP for the owner, on that day.
+    let log = "mutation($c:ID!,$n:Date){createInteraction(input:{customerId:$c, kind:VISIT, summary:\"谈续约\",
+        nextFollowUpOn:$n}){id}}";
+    app.ok(&r1, log, json!({"c": c1["id"], "n": (today + Duration::days(3)).to_string()})).await;
+    let mine = reminders(&app, &r1, &["PENDING"]).await;
+    let planned = of_rule(&mine, "FOLLOW_UP");
+    assert_eq!(planned.len(), 1, "{mine:?}");
+    assert!(planned[0]["message"].as_str().unwrap().contains("谈续约"), "{}", planned[0]);
+    assert_eq!(planned[0]["assigneeRole"], "OWNER");
+    assert!(planned[0]["dueAt"].as_str().unwrap().starts_with(&(today + Duration::days(3)).to_string()));
+
+    // A follow-up set by hand, for oneself; mistakes named.
+    let set =
+        "mutation($c:ID!,$d:Date!,$n:String!){createFollowUp(customerId:$c,dueOn:$d,note:$n){id rule message dueAt}}";
+    let made = app.ok(&r2, set, json!({"c": c2["id"], "d": today.to_string(), "n": "寄样品"})).await;
+    assert_eq!(made["createFollowUp"]["rule"], "FOLLOW_UP");
+    let resp =
+        app.gql(Some(&r2), set, json!({"c": c2["id"], "d": (today - Duration::days(1)).to_string(), "n": " "})).await;
+    assert_eq!(invalid_fields(&resp), ["note", "dueOn"], "{resp}");
+    let resp = app.gql(Some(&r2), set, json!({"c": c3["id"], "d": today.to_string(), "n": "看看"})).await;
+    assert_eq!(code(&resp), "NOT_FOUND", "{resp}");
+    app.ok(&r3, set, json!({"c": c3["id"], "d": today.to_string(), "n": "南方"})).await;
+
+    // The manager's team view: north's reminders only, per person, overdue first.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let load = "{teamLoad{personId open overdue followUps followUpsOverdue}}";
+    let data = app.ok(&manager, load, json!({})).await;
+    assert_eq!(
+        data["teamLoad"],
+        json!([
+            {"personId": r2_id, "open": 1, "overdue": 1, "followUps": 1, "followUpsOverdue": 1},
+            {"personId": r1_id, "open": 1, "overdue": 0, "followUps": 1, "followUpsOverdue": 0}
+        ])
+    );
+    let team = "query($p:ID,$o:Boolean!,$r:[ReminderRule!]){teamReminders(personId:$p, overdueOnly:$o, rules:$r){totalCount nodes{customerId}}}";
+    let all = app.ok(&manager, team, json!({"o": false})).await;
+    assert_eq!(all["teamReminders"]["totalCount"], 2);
+    let overdue = app.ok(&manager, team, json!({"o": true, "r": ["FOLLOW_UP"]})).await;
+    assert_eq!(overdue["teamReminders"]["nodes"], json!([{"customerId": c2["id"]}]));
+    let one = app.ok(&manager, team, json!({"p": r1_id, "o": false})).await;
+    assert_eq!(one["teamReminders"]["nodes"], json!([{"customerId": c1["id"]}]));
+    // A rep has no team view.
+    assert_eq!(code(&app.gql(Some(&r1), load, json!({})).await), "FORBIDDEN");
+
+    // The owner's follow-up follows the customer to its new owner.
+    let assign = "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){id}}";
+    app.ok(&manager, assign, json!({"id": c1["id"], "o": r2_id})).await;
+    let data = app.ok(&manager, load, json!({})).await;
+    assert_eq!(data["teamLoad"][0]["open"], 2, "{data}");
+    assert_eq!(of_rule(&reminders(&app, &r2, &["PENDING"]).await, "FOLLOW_UP").len(), 2);
+
+    // They fall due like every reminder and are announced once.
+    let tick = app.care_tick(at(today + Duration::days(4), 2, 0)).await;
+    assert_eq!(tick.delivered.len(), 3, "{tick:?}");
+}

@@ -509,6 +509,69 @@ impl CareQuery {
         let page = svc::my_reminders(db(ctx), actor, status, due_before, &page_args(first, after)).await.gql()?;
         Ok(ReminderConnection(page.map(Reminder)))
     }
+
+    /// Your team's open reminders (pending or snoozed), soonest due first: those about the
+    /// live customers you read department-wide (managers; executives and admins: all),
+    /// optionally of one department's subtree and one person (named to them, or theirs as
+    /// the customer's owner); `overdueOnly`: already due.
+    #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn team_reminders(
+        &self,
+        ctx: &Context<'_>,
+        department_id: Option<ID>,
+        person_id: Option<ID>,
+        #[graphql(default)] overdue_only: bool,
+        #[graphql(desc = "Only these kinds (FOLLOW_UP: the planned contacts).")] rules: Option<Vec<ReminderRule>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ReminderConnection> {
+        let actor = actor(ctx)?;
+        let department = department_id.map(|d| parse_id("departmentId", &d)).transpose().gql()?;
+        let person = person_id.map(|p| parse_id("personId", &p)).transpose().gql()?;
+        let rules = rules.map(|r| r.into_iter().map(Into::into).collect());
+        let args = page_args(first, after);
+        let page = svc::team_reminders(db(ctx), actor, department, person, overdue_only, rules, &args).await.gql()?;
+        Ok(ReminderConnection(page.map(Reminder)))
+    }
+
+    /// Your team's open reminders per person, most overdue first: how many, how many
+    /// overdue, and of them the follow-ups. A row without a person counts reminders of
+    /// customers in the pool.
+    #[graphql(complexity = "super::common::REPORT_COST")]
+    async fn team_load(&self, ctx: &Context<'_>, department_id: Option<ID>) -> Result<Vec<PersonLoad>> {
+        let actor = actor(ctx)?;
+        let department = department_id.map(|d| parse_id("departmentId", &d)).transpose().gql()?;
+        Ok(svc::team_load(db(ctx), actor, department).await.gql()?.into_iter().map(PersonLoad).collect())
+    }
+}
+
+/// One person's open reminders in a team view.
+pub struct PersonLoad(svc::PersonLoad);
+
+#[Object]
+impl PersonLoad {
+    async fn person_id(&self) -> Option<ID> {
+        self.0.person.map(|p| ID(p.to_string()))
+    }
+    async fn person(&self, ctx: &Context<'_>) -> Result<Option<super::user::User>> {
+        match self.0.person {
+            Some(p) => super::loaders::user(ctx, p).await,
+            None => Ok(None),
+        }
+    }
+    async fn open(&self) -> i64 {
+        self.0.open
+    }
+    async fn overdue(&self) -> i64 {
+        self.0.overdue
+    }
+    async fn follow_ups(&self) -> i64 {
+        self.0.follow_ups
+    }
+    async fn follow_ups_overdue(&self) -> i64 {
+        self.0.follow_ups_overdue
+    }
 }
 
 #[derive(Default)]
@@ -576,6 +639,20 @@ impl CareMutation {
         };
         let (r, i) = svc::complete(db(ctx), actor, id, input).await.gql()?;
         Ok(CompleteReminderPayload { reminder: Reminder(r), interaction: Interaction(i) })
+    }
+
+    /// Sets yourself a follow-up about a customer you may log contacts for: a FOLLOW_UP
+    /// reminder due on `dueOn` (at the care policy's hour), delivered like every reminder.
+    async fn create_follow_up(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        due_on: Date,
+        note: String,
+    ) -> Result<Reminder> {
+        let actor = actor(ctx)?;
+        let customer = parse_id("customerId", &customer_id).gql()?;
+        svc::create_follow_up(db(ctx), actor, customer, due_on.0, &note).await.map(Reminder).gql()
     }
 
     /// Puts one of your reminders off; it falls due again at `until`.

@@ -268,6 +268,9 @@ pub enum ReminderRule {
     OverdueContact,
     /// A tier A/B customer complained repeatedly.
     RepeatedComplaint,
+    /// A planned contact: an interaction's `nextFollowUpOn` (for the customer's owner) or
+    /// `createFollowUp` (for whoever set it). Not a rule of the policy.
+    FollowUp,
 }
 
 /// Where a reminder stands.

@@ -155,6 +155,11 @@ async fn insert(
         .insert(txn)
         .await?;
         audit::record(txn, Some(actor.id()), "create", "interaction", m.id, None, Some(&m)).await?;
+        // A contact logged now plans its follow-up (history loaded by `record_history`
+        // plans none: its dates are past).
+        if bound_backdating {
+            super::care::after_interaction(txn, &customer, &m).await?;
+        }
         Ok(m)
     }
 }

@@ -141,6 +141,9 @@ impl CarePolicy {
             if !kinds.insert(r.kind) {
                 v.add(format!("rules[{i}].kind"), "each rule appears once");
             }
+            if r.kind == ReminderRule::FollowUp {
+                v.add(format!("rules[{i}].kind"), "follow-ups are planned by people, not by a rule");
+            }
             if !(0..=365).contains(&r.offset_days) {
                 v.add(format!("rules[{i}].offsetDays"), "must be 0 to 365");
             }

@@ -418,6 +418,8 @@ pub async fn evaluate(db: &DatabaseConnection, day: NaiveDate) -> AppResult<u64>
         let candidates = match rule.kind {
             ReminderRule::DealGreeting | ReminderRule::SatisfactionSurvey => deal_rule(db, &cx, rule).await?,
             ReminderRule::Birthday => birthday_rule(db, &cx, rule).await?,
+            // Planned by people, not by the policy (`follow_ups.rs`).
+            ReminderRule::FollowUp => continue,
             ReminderRule::RepeatedComplaint => complaint_rule(db, &cx, rule).await?,
             ReminderRule::Holiday => {
                 let on = day + Duration::days(i64::from(rule.offset_days));
