@@ -10,6 +10,7 @@ use crate::auth::Actor;
 use crate::auth::jwt::Verified;
 use crate::error::AppError;
 use crate::schema::{CrmSchema, loaders};
+use crate::service::idempotency;
 use crate::state::AppState;
 use async_graphql::BatchRequest;
 use async_graphql::http::GraphiQLSource;
@@ -295,41 +296,51 @@ async fn graphql_post(
     body: Bytes,
 ) -> Response {
     let actor = caller.map(|c| c.0.0);
-    // An Idempotency-Key from a known caller (`service/idempotency.rs`); anonymous
-    // requests (login) have no caller to keep answers for.
+    // An Idempotency-Key from a known caller on a mutation (`service/idempotency.rs`);
+    // anonymous requests (login) have no caller to keep answers for.
     let idempotency = match (headers.get("idempotency-key"), &actor) {
         (Some(value), Some(actor)) => {
             let key = value.to_str().unwrap_or("").trim().to_string();
-            if let Err(e) = crate::service::idempotency::check_key(&key) {
+            if let Err(e) = idempotency::check_key(&key) {
                 return app_error_response(e);
             }
-            Some((actor.id(), key))
+            idempotency::is_mutation(&body).then(|| (actor.id(), key))
         }
         _ => None,
     };
     let Some((user, key)) = idempotency else {
         return respond(&headers, execute(&http, actor, peer, &headers, &body).await, false);
     };
-    let db = &http.state.db;
-    let hash = crate::service::idempotency::hash(&body);
-    match crate::service::idempotency::claim(db, user, &key, &hash, chrono::Utc::now()).await {
+    let vault = http.state.privacy.keys.clone();
+    let hash = idempotency::hash(&body);
+    match idempotency::claim(&http.state.db, &vault, user, &key, &hash, chrono::Utc::now()).await {
         Err(e) => app_error_response(e),
-        Ok(crate::service::idempotency::Claim::Replay(status, stored)) => {
+        Ok(idempotency::Claim::Replay(status, stored)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             respond(&headers, Answered { status, body: stored.into_bytes(), retry_after: None, executed: true }, true)
         }
-        Ok(crate::service::idempotency::Claim::Fresh) => {
-            let answered = execute(&http, actor, peer, &headers, &body).await;
-            // Refused before it ran (limits, rate): nothing was written, a retry may run.
-            let kept = if answered.executed {
-                crate::service::idempotency::finish(db, user, &key, answered.status.as_u16(), &answered.body).await
-            } else {
-                crate::service::idempotency::release(db, user, &key).await
-            };
-            if let Err(e) = kept {
-                tracing::error!(error = %e, "idempotency key not settled");
+        Ok(idempotency::Claim::Fresh) => {
+            // Run to the end in a task of its own: a client that gives up, or the edge's
+            // timeout, must not cut the request between its writes and its kept answer.
+            let run_headers = headers.clone();
+            let task = tokio::spawn(async move {
+                let answered = execute(&http, actor, peer, &run_headers, &body).await;
+                let db = &http.state.db;
+                // Refused before it ran (limits, rate): nothing was written, a retry may run.
+                let kept = if answered.executed {
+                    idempotency::finish(db, &vault, user, &key, answered.status.as_u16(), &answered.body).await
+                } else {
+                    idempotency::release(db, user, &key).await
+                };
+                if let Err(e) = kept {
+                    tracing::error!(error = %e, "idempotency key not settled");
+                }
+                answered
+            });
+            match task.await {
+                Ok(answered) => respond(&headers, answered, false),
+                Err(e) => app_error_response(AppError::Internal(e.to_string().into())),
             }
-            respond(&headers, answered, false)
         }
     }
 }

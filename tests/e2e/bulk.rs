@@ -86,3 +86,56 @@ async fn bulk_writes_give_a_result_per_record() {
     let resp = app.gql(Some(&analyst), CREATE, json!({"i": [{"name": "x", "kind": "INDIVIDUAL"}]})).await;
     assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
 }
+
+/// What a review found: upserts as a probe of who holds what, aliases multiplying the
+/// batch limit, stored objects wiped by an upsert, a restore past the holding cap.
+#[tokio::test]
+async fn bulk_writes_hold_their_limits() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let east = app.create_department("华东", None).await;
+    let south = app.create_department("华南", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &east).await;
+    let (_, other) = app.create_user("south@example.com", "SALES", &south).await;
+    app.create_customer(&other, json!({"name": "南方一", "kind": "INDIVIDUAL", "phone": "13522220001"})).await;
+    app.create_customer(&other, json!({"name": "南方二", "kind": "INDIVIDUAL", "email": "south@example.com"})).await;
+
+    // Without the right to create, no probing.
+    let (_, analyst) = app.create_user("bi@example.com", "ANALYST", &east).await;
+    let probe = json!({"i": [{"name": "x", "kind": "INDIVIDUAL", "phone": "13522220001"}]});
+    assert_eq!(code(&app.gql(Some(&analyst), UPSERT, probe).await), "FORBIDDEN");
+    // A rep learns that someone else holds it and where, not how many records a phone
+    // and an e-mail reach.
+    let both =
+        json!({"i": [{"name": "x", "kind": "INDIVIDUAL", "phone": "13522220001", "email": "south@example.com"}]});
+    let data = app.ok(&rep, UPSERT, both).await;
+    let result = &data["upsertCustomers"][0];
+    assert_eq!(result["outcome"], "DUPLICATE");
+    assert_eq!(result["error"]["department"], "华南", "{data}");
+    assert!(!result["error"]["message"].as_str().unwrap().contains('2'), "{data}");
+
+    // Aliases do not multiply the batch limit past the complexity limit.
+    let many: Vec<Value> = (0..100).map(|i| json!({"name": format!("别名{i}"), "kind": "INDIVIDUAL"})).collect();
+    let aliased = "mutation($i:[CreateCustomerInput!]!){a:createCustomers(inputs:$i){outcome}
+        b:createCustomers(inputs:$i){outcome} c:createCustomers(inputs:$i){outcome}}";
+    let resp = app.gql(Some(&admin), aliased, json!({"i": many})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("complex"), "{resp}");
+    let count = app.ok(&admin, "{customers{totalCount}}", json!({})).await["customers"]["totalCount"].clone();
+    assert_eq!(count, 2);
+
+    // An upsert lays the objects it sends over the stored ones.
+    let kept = app
+        .create_customer(
+            &admin,
+            json!({"name": "画像", "kind": "INDIVIDUAL", "phone": "13611110000",
+                   "softProfile": {"hobbies": "高尔夫", "family": "已婚"}}),
+        )
+        .await;
+    let upsert = json!({"i": [{"name": "画像", "kind": "INDIVIDUAL", "phone": "13611110000", "softProfile": {"family": "二孩"}}]});
+    let data = app.ok(&admin, UPSERT, upsert).await;
+    assert_eq!(data["upsertCustomers"][0]["outcome"], "UPDATED", "{data}");
+    let read = app
+        .ok(&admin, "query($id:ID!){customer(id:$id){softProfile{hobbies family}}}", json!({"id": kept["id"]}))
+        .await;
+    assert_eq!(read["customer"]["softProfile"], json!({"hobbies": "高尔夫", "family": "二孩"}));
+}

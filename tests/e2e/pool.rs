@@ -65,3 +65,22 @@ async fn a_rep_holds_no_more_customers_than_its_cap() {
         app.create_customer(&manager, json!({"name": format!("经理客户{n}"), "kind": "ORGANIZATION"})).await;
     }
 }
+
+#[tokio::test]
+async fn a_restore_respects_the_holding_cap() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let dept = app.create_department("华东", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &dept).await;
+    let mut input = app.ok(&admin, POLICY, json!({})).await["carePolicy"].clone();
+    let version = input.as_object_mut().unwrap().remove("version").unwrap();
+    input["holdingCaps"] = json!([{"role": "SALES", "max": 1}]);
+    let update = "mutation($i:CarePolicyInput!,$v:Int!){updateCarePolicy(input:$i, version:$v){version}}";
+    app.ok(&admin, update, json!({"i": input, "v": version})).await;
+    let gone = app.create_customer(&rep, json!({"name": "删了的", "kind": "ORGANIZATION"})).await;
+    app.ok(&admin, "mutation($id:ID!){deleteCustomer(id:$id){id}}", json!({"id": gone["id"]})).await;
+    app.create_customer(&rep, json!({"name": "新的", "kind": "ORGANIZATION"})).await;
+    let resp = app.gql(Some(&admin), "mutation($id:ID!){restoreCustomer(id:$id){id}}", json!({"id": gone["id"]})).await;
+    assert_eq!(code(&resp), "CONFLICT", "{resp}");
+    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("may hold 1"), "{resp}");
+}

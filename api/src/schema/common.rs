@@ -62,6 +62,13 @@ pub fn list_query<F: InputType, S>(
 /// most 25 reports in one request.
 pub const REPORT_COST: usize = 2_000;
 
+/// Complexity of a bulk write: each record's write (a transaction of its own) weighs as
+/// much as a report's share, plus what is selected of it. With the default limit of
+/// 50,000 a request holds at most two full batches (aliases cannot multiply them).
+pub fn bulk_cost(records: usize, child: usize) -> usize {
+    records.clamp(1, 100).saturating_mul(child.saturating_add(REPORT_COST / 8))
+}
+
 /// Complexity of a list field: its page size times the cost of one node.
 pub fn list_cost(first: Option<i32>, child: usize) -> usize {
     (first.unwrap_or(20).clamp(1, 100) as usize).saturating_mul(child.max(1))

@@ -651,6 +651,7 @@ impl CustomerMutation {
     /// Enters up to 100 customers, each as `createCustomer` would, each in its own
     /// transaction: one refused record (DUPLICATE, INVALID) does not stop the others.
     /// Results are in input order.
+    #[graphql(complexity = "super::common::bulk_cost(inputs.len(), child_complexity)")]
     async fn create_customers(
         &self,
         ctx: &Context<'_>,
@@ -670,6 +671,7 @@ impl CustomerMutation {
     /// organization's name), each in its own transaction: no match creates; one match you
     /// may update takes the record's given fields (UPDATED, or UNCHANGED); a match you may
     /// not change is DUPLICATE (staff learn its department), as are several matches.
+    #[graphql(complexity = "super::common::bulk_cost(inputs.len(), child_complexity)")]
     async fn upsert_customers(
         &self,
         ctx: &Context<'_>,

@@ -12,6 +12,7 @@ use crate::vault::Keyring;
 use entity::customer::Column as C;
 use entity::enums::{Action, CustomerKind, ImportOutcome, Resource};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TryIntoModel};
+use serde_json::Value as Json;
 
 /// Most records one bulk call takes.
 pub const MAX_ITEMS: usize = 100;
@@ -41,6 +42,19 @@ impl Item {
             _ => ImportOutcome::Failed,
         };
         Item { outcome, customer: None, error: Some(e) }
+    }
+}
+
+/// `given` laid over `stored` when both are objects (its null values give nothing, as an
+/// upsert's null fields do); else `given`.
+fn overlay(stored: Option<&Json>, given: Json) -> Json {
+    match (stored, given) {
+        (Some(Json::Object(stored)), Json::Object(given)) => {
+            let mut merged = stored.clone();
+            merged.extend(given.into_iter().filter(|(_, v)| !v.is_null()));
+            Json::Object(merged)
+        }
+        (_, given) => given,
     }
 }
 
@@ -83,8 +97,7 @@ pub async fn create_customers(
 /// are DUPLICATE (merge them first).
 ///
 /// # Errors
-/// As [`create_customers`] (the create grant is not required when every record
-/// matches; each record's refusal is in its result).
+/// As [`create_customers`] (each record's refusal is in its result).
 pub async fn upsert_customers(
     db: &DatabaseConnection,
     events: &Events,
@@ -93,6 +106,8 @@ pub async fn upsert_customers(
     inputs: Vec<NewCustomer>,
 ) -> AppResult<Vec<Item>> {
     check_size(inputs.len())?;
+    // An upsert may create: without that right it would only probe who holds what.
+    actor.require(Resource::Customer, Action::Create)?;
     let mut items = Vec::with_capacity(inputs.len());
     for input in inputs {
         items.push(match upsert_one(db, events, vault, actor, input).await {
@@ -122,27 +137,32 @@ async fn upsert_one(
             matched.push(m);
         }
     }
-    let old = match matched.as_slice() {
-        [] => {
-            return Ok(match customer::create(db, events, vault, actor, input).await {
-                Ok(m) => Item::done(ImportOutcome::Created, m),
-                Err(e) => Item::refused(e),
-            });
-        }
-        [one] => one.clone(),
-        many => {
-            let message = format!("matches {} customers; merge them first", many.len());
-            return Ok(Item::refused(AppError::Duplicate { key: "customer", department: None, message }));
-        }
-    };
+    if matched.is_empty() {
+        return Ok(match customer::create(db, events, vault, actor, input).await {
+            Ok(m) => Item::done(ImportOutcome::Created, m),
+            Err(e) => Item::refused(e),
+        });
+    }
     let result = write(db, async |txn| {
-        let old = match customer::load_for_action(txn, actor, old.id, Action::Update).await {
-            Ok(m) => m,
-            Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {
-                let message = customer::held_elsewhere(txn, actor, &old).await?;
+        // Each match must be one the caller may change; else it is someone else's, and
+        // the caller learns no more (not how many match, nor which key).
+        let mut writable = Vec::with_capacity(matched.len());
+        for m in &matched {
+            match customer::load_for_action(txn, actor, m.id, Action::Update).await {
+                Ok(m) => writable.push(m),
+                Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {
+                    let (department, message) = customer::held_by(txn, actor, m).await?;
+                    return Err(AppError::Duplicate { key: "customer", department, message });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let old = match writable.as_slice() {
+            [one] => one.clone(),
+            many => {
+                let message = format!("matches {} of your customers; merge them first", many.len());
                 return Err(AppError::Duplicate { key: "customer", department: None, message });
             }
-            Err(e) => return Err(e),
         };
         if input.kind.is_some_and(|k| k != old.kind) {
             return Err(AppError::invalid("kind", format!("the customer this record matches is {}", old.kind)));
@@ -162,8 +182,10 @@ async fn upsert_one(
             importance: input.importance.map(Some),
             credit_rating: set(input.credit_rating),
             cooperation_start_date: input.cooperation_start_date.map(Some),
-            soft_profile: input.soft_profile.map(Some),
-            custom_fields: input.custom_fields.map(Some),
+            // Objects given are laid over the stored ones, key by key, as an import line's
+            // custom fields are: keys not sent stay.
+            soft_profile: input.soft_profile.map(|g| Some(overlay(old.soft_profile.as_ref(), g))),
+            custom_fields: input.custom_fields.map(|g| Some(overlay(old.custom_fields.as_ref(), g))),
             // The stage moves with deals once past PROSPECT; restating it is no change.
             lifecycle_stage: input.lifecycle_stage.filter(|s| *s != old.lifecycle_stage),
         };

@@ -536,12 +536,25 @@ pub(crate) fn natural_keys(
 /// # Errors
 /// Database errors.
 pub(crate) async fn held_elsewhere(db: &impl ConnectionTrait, actor: &Actor, m: &customer::Model) -> AppResult<String> {
+    Ok(held_by(db, actor, m).await?.1)
+}
+
+/// [`held_elsewhere`] as a DUPLICATE error, naming the department to staff.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn held_by(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    m: &customer::Model,
+) -> AppResult<(Option<String>, String)> {
     const MESSAGE: &str = "matches a customer you may not change";
     if !actor.is_staff() {
-        return Ok(MESSAGE.to_string());
+        return Ok((None, MESSAGE.to_string()));
     }
     let name = department::Entity::find_by_id(m.department_id).one(db).await?.map(|d| d.name).unwrap_or_default();
-    Ok(format!("{MESSAGE} (department: {name})"))
+    let message = format!("{MESSAGE} (department: {name})");
+    Ok((Some(name), message))
 }
 
 /// Loads a live customer for an action inside the caller's transaction.
@@ -745,6 +758,12 @@ pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppRes
             return Err(AppError::Conflict(
                 "this customer was merged into another: its records live on there; it cannot be restored".into(),
             ));
+        }
+        // Back with its owner: within the owner's holding cap.
+        if let Some(owner) = old.owner_id
+            && let Some(holder) = entity::user::Entity::find_by_id(owner).one(txn).await?
+        {
+            super::care::check_holding_cap(txn, holder.id, holder.role).await?;
         }
         let mut am: customer::ActiveModel = old.clone().into();
         am.deleted_at = Set(None);

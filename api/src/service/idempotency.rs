@@ -4,15 +4,21 @@
 //! the first still runs is a CONFLICT too (its outcome is not known yet).
 //!
 //! The key is claimed before the request runs (an insert that one of several racing
-//! requests wins, on any instance) and the answer stored after it. A request cut off in
-//! between (a timeout, a crash) leaves the key claimed without an answer: whether its
-//! write committed is unknown, so the key answers CONFLICT until it expires rather than
-//! risk a second write.
+//! requests wins, on any instance) and the answer stored after it. The request then runs
+//! to its end in a task of its own, whether or not its client waits (a client that gives
+//! up, the edge's timeout), so a retry finds its answer. Only a crash in between leaves the
+//! key claimed without one: whether its write committed is unknown, so the key answers
+//! CONFLICT until it expires rather than risk a second write.
+//!
+//! Answers are kept sealed (`vault.rs`, bound to the caller and key), at most
+//! [`MAX_ANSWER`] bytes (a larger one is remembered as run, not replayed), and forgotten
+//! when a person's data is erased (`personal::erase`): they may quote it.
 use crate::error::{AppError, AppResult};
+use crate::vault::Keyring;
 use chrono::{DateTime, Duration, Utc};
 use entity::idempotency_key::{self, Column};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -21,6 +27,14 @@ pub const KEEP_HOURS: i64 = 24;
 
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 255;
+
+/// Largest answer kept for a replay.
+pub const MAX_ANSWER: usize = 1 << 20;
+
+/// What an answer is sealed as: bound to its caller and key.
+fn sealed_as(key: &str) -> String {
+    format!("idempotency:{key}")
+}
 
 /// What a claimed key says about a request.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +48,22 @@ pub enum Claim {
 /// The stored form of a request body.
 pub fn hash(body: &[u8]) -> String {
     format!("{:x}", Sha256::digest(body))
+}
+
+/// Whether a GraphQL request body runs a mutation (only mutations are kept: a query
+/// replayed would be stale, and kept for nothing).
+pub fn is_mutation(body: &[u8]) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(async_graphql::BatchRequest::Single(request)) = serde_json::from_slice(body) else { return false };
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
+    match &document.operations {
+        DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
+        DocumentOperations::Multiple(ops) => request
+            .operation_name
+            .as_deref()
+            .and_then(|name| ops.get(name))
+            .is_some_and(|op| op.node.ty == OperationType::Mutation),
+    }
 }
 
 /// Checks a key as sent: 1 to 255 visible ASCII characters.
@@ -55,6 +85,7 @@ pub fn check_key(key: &str) -> AppResult<()> {
 /// CONFLICT (another body, or the first request still running or cut off).
 pub async fn claim(
     db: &DatabaseConnection,
+    vault: &Keyring,
     user: Uuid,
     key: &str,
     request_hash: &str,
@@ -96,7 +127,14 @@ pub async fn claim(
             ));
         }
         return match (old.status, old.response) {
-            (Some(status), Some(body)) => Ok(Claim::Replay(u16::try_from(status).unwrap_or(200), body)),
+            (Some(status), Some(body)) => {
+                Ok(Claim::Replay(u16::try_from(status).unwrap_or(200), vault.open(&sealed_as(key), user, &body)?))
+            }
+            (Some(_), None) => Err(AppError::Conflict(
+                "the request with this Idempotency-Key ran, and its answer was too large to keep (or was erased with \
+                 a person's data); check, then use a new key"
+                    .into(),
+            )),
             _ => Err(AppError::Conflict(
                 "a request with this Idempotency-Key is still running, or was cut off before it answered (its \
                  outcome is unknown: check, then retry with a new key)"
@@ -111,10 +149,18 @@ pub async fn claim(
 ///
 /// # Errors
 /// Database errors.
-pub async fn finish(db: &DatabaseConnection, user: Uuid, key: &str, status: u16, body: &[u8]) -> AppResult<()> {
+pub async fn finish(
+    db: &DatabaseConnection,
+    vault: &Keyring,
+    user: Uuid,
+    key: &str,
+    status: u16,
+    body: &[u8],
+) -> AppResult<()> {
+    let kept = (body.len() <= MAX_ANSWER).then(|| vault.seal(&sealed_as(key), user, &String::from_utf8_lossy(body)));
     idempotency_key::Entity::update_many()
         .col_expr(Column::Status, sea_orm::sea_query::Expr::value(i32::from(status)))
-        .col_expr(Column::Response, sea_orm::sea_query::Expr::value(String::from_utf8_lossy(body).into_owned()))
+        .col_expr(Column::Response, sea_orm::sea_query::Expr::value(kept))
         .col_expr(Column::CompletedAt, sea_orm::sea_query::Expr::value(super::now()))
         .filter(Column::UserId.eq(user))
         .filter(Column::Key.eq(key))
@@ -133,6 +179,20 @@ pub async fn release(db: &DatabaseConnection, user: Uuid, key: &str) -> AppResul
         .filter(Column::UserId.eq(user))
         .filter(Column::Key.eq(key))
         .filter(Column::CompletedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Forgets every kept answer (a person's data was erased, and answers may quote it); the
+/// keys stay claimed, so a retry is told its request ran rather than run again.
+///
+/// # Errors
+/// Database errors.
+pub async fn forget_answers(db: &impl ConnectionTrait) -> AppResult<()> {
+    idempotency_key::Entity::update_many()
+        .col_expr(Column::Response, sea_orm::sea_query::Expr::value(Option::<String>::None))
+        .filter(Column::Response.is_not_null())
         .exec(db)
         .await?;
     Ok(())

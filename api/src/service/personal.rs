@@ -290,6 +290,8 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
     write(db, async |txn| {
         lock_customer(txn, id).await.map_err(|_| AppError::NotFound("customer"))?;
         let c = load_for(txn, actor, id, Action::Delete).await?;
+        // Answers kept for idempotent retries may quote the person.
+        super::idempotency::forget_answers(txn).await?;
         if c.legal_hold {
             return Err(AppError::Conflict(format!(
                 "this person's data is under a legal hold ({}); lift it first",

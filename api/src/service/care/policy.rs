@@ -202,7 +202,9 @@ impl CarePolicy {
 pub async fn check_holding_cap(db: &impl ConnectionTrait, owner: Uuid, role: Role) -> AppResult<()> {
     let (policy, _) = policy(db).await?;
     let Some(max) = policy.holding_cap(role) else { return Ok(()) };
-    user::Entity::find_by_id(owner).lock_exclusive().one(db).await?;
+    // FOR NO KEY UPDATE: serialises the cap checks of one owner without blocking rows
+    // that merely reference the user.
+    user::Entity::find_by_id(owner).lock(sea_orm::sea_query::LockType::NoKeyUpdate).one(db).await?;
     let held = customer::Entity::find()
         .filter(customer::Column::OwnerId.eq(owner))
         .filter(customer::Column::DeletedAt.is_null())
@@ -210,7 +212,8 @@ pub async fn check_holding_cap(db: &impl ConnectionTrait, owner: Uuid, role: Rol
         .await?;
     if held >= max as u64 {
         return Err(AppError::Conflict(format!(
-            "holds {held} customers, the most a {role} may hold (care policy holdingCaps); return some to the pool first"
+            "already holds {held} customers; a {role} may hold {max} (care policy holdingCaps): return some to the \
+             pool first"
         )));
     }
     Ok(())
