@@ -68,6 +68,9 @@ pub struct Model {
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When the current owner got it (None in the pool, or owned before this was kept:
+    /// the pool sweep stamps those).
+    pub owned_since: Option<DateTimeUtc>,
     pub deleted_at: Option<DateTimeUtc>,
     /// Set with `deleted_at` when the record was merged into another (`mergeCustomers`):
     /// its contacts, deals and history live on there, and it cannot be restored.

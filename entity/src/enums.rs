@@ -195,6 +195,8 @@ string_enum!(
         Holiday = "HOLIDAY", OverdueContact = "OVERDUE_CONTACT", RepeatedComplaint = "REPEATED_COMPLAINT",
         /// A planned contact (`nextFollowUpOn`, `createFollowUp`); not a rule of the policy.
         FollowUp = "FOLLOW_UP",
+        /// The owner's warning that an untended customer returns to the pool (`poolReturn`).
+        PoolReturn = "POOL_RETURN",
     }
 );
 

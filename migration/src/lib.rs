@@ -22,6 +22,7 @@ mod m20261126_000015_duplicate_reports;
 mod m20261127_000016_imports;
 mod m20261128_000017_api_keys;
 mod m20261128_000018_idempotency_keys;
+mod m20261128_000019_owned_since;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000016_imports::Migration),
             Box::new(m20261128_000017_api_keys::Migration),
             Box::new(m20261128_000018_idempotency_keys::Migration),
+            Box::new(m20261128_000019_owned_since::Migration),
         ]
     }
 }

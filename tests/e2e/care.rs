@@ -157,6 +157,7 @@ async fn two_instances_ticking_at_once_create_each_reminder_once() {
 #[tokio::test]
 async fn birthdays_across_the_year_end_and_29_february() {
     let app = TestApp::spawn().await;
+    app.keep_customers_owned().await;
     let (_, _, token) = rep(&app, "华北", "rep@example.com").await;
     let person = app
         .create_customer(

@@ -177,6 +177,19 @@ impl TestApp {
         }
     }
 
+    /// Switches the pool's return rule off (for tests that tick years ahead without any
+    /// contact, whose customers would otherwise return to the pool on the way).
+    pub async fn keep_customers_owned(&self) {
+        let q = "{carePolicy{version rules{kind enabled offsetDays tiers promotional template assignee windowDays
+            minCount} standards{tier role kind count periodDays} frequencyCap{maxTouches days holidayWindowDays}
+            dueHourUtc poolReturn{enabled days warnDays byTier{tier days} byCategory{category days}}}}";
+        let mut input = self.ok(&self.admin_token, q, json!({})).await["carePolicy"].clone();
+        let version = input.as_object_mut().unwrap().remove("version").unwrap();
+        input["poolReturn"]["enabled"] = json!(false);
+        let update = "mutation($i:CarePolicyInput!,$v:Int!){updateCarePolicy(input:$i, version:$v){version}}";
+        self.ok(&self.admin_token, update, json!({"i": input, "v": version})).await;
+    }
+
     /// One tick of the care scheduler at `at`.
     pub async fn care_tick(&self, at: chrono::DateTime<chrono::Utc>) -> api::service::care::Tick {
         api::care_tick(&self.state, at).await.expect("care tick")

@@ -1,10 +1,14 @@
 //! The public pool and ownership limits: how many customers a rep may hold.
 use crate::helpers::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const POLICY: &str = "{carePolicy{version rules{kind enabled offsetDays tiers promotional template assignee windowDays
     minCount} standards{tier role kind count periodDays} frequencyCap{maxTouches days holidayWindowDays} dueHourUtc
     holdingCaps{role max}}}";
+
+const POLICY_WITH_POOL: &str = "{carePolicy{version rules{kind enabled offsetDays tiers promotional template assignee
+    windowDays minCount} standards{tier role kind count periodDays} frequencyCap{maxTouches days holidayWindowDays}
+    dueHourUtc holdingCaps{role max} poolReturn{enabled days warnDays byTier{tier days} byCategory{category days}}}}";
 
 #[tokio::test]
 async fn a_rep_holds_no_more_customers_than_its_cap() {
@@ -83,4 +87,81 @@ async fn a_restore_respects_the_holding_cap() {
     let resp = app.gql(Some(&admin), "mutation($id:ID!){restoreCustomer(id:$id){id}}", json!({"id": gone["id"]})).await;
     assert_eq!(code(&resp), "CONFLICT", "{resp}");
     assert!(resp["errors"][0]["message"].as_str().unwrap().contains("may hold 1"), "{resp}");
+}
+
+/// Untended customers return to their department's pool once a day, audited, after a
+/// warning to the owner; a category's days override the default.
+#[tokio::test]
+async fn untended_customers_return_to_the_pool() {
+    use chrono::{Duration, Utc};
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let dept = app.create_department("华东", None).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &dept).await;
+    let mut input = app.ok(&admin, POLICY_WITH_POOL, json!({})).await["carePolicy"].clone();
+    let version = input.as_object_mut().unwrap().remove("version").unwrap();
+    assert_eq!(
+        input["poolReturn"],
+        json!({"enabled": true, "days": 90, "warnDays": 7, "byTier": [], "byCategory": []}),
+        "the default"
+    );
+    input["poolReturn"] = json!({"enabled": true, "days": 30, "warnDays": 5, "byTier": [],
+        "byCategory": [{"category": "VIP", "days": 60}]});
+    let update = "mutation($i:CarePolicyInput!,$v:Int!){updateCarePolicy(input:$i, version:$v){poolReturn{byCategory{category days}}}}";
+    let mut bad = input.clone();
+    bad["poolReturn"]["days"] = json!(0);
+    let resp = app.gql(Some(&admin), update, json!({"i": bad, "v": version})).await;
+    assert_eq!(invalid_fields(&resp), ["poolReturn.days"], "{resp}");
+    let saved = app.ok(&admin, update, json!({"i": input, "v": version})).await;
+    assert_eq!(saved["updateCarePolicy"]["poolReturn"]["byCategory"], json!([{"category": "vip", "days": 60}]));
+
+    let stale = app.create_customer(&rep, json!({"name": "久未联系", "kind": "ORGANIZATION"})).await;
+    let tended = app.create_customer(&rep, json!({"name": "常联系", "kind": "ORGANIZATION"})).await;
+    let vip = app.create_customer(&rep, json!({"name": "贵宾", "kind": "ORGANIZATION", "category": "vip"})).await;
+    let log = "mutation($c:ID!){createInteraction(input:{customerId:$c, kind:CALL, summary:\"回访\"}){id}}";
+    app.ok(&rep, log, json!({"c": tended["id"]})).await;
+    // The stale one was handed to the rep 40 days ago (and never contacted since).
+    let long_ago = Utc::now() - Duration::days(40);
+    let mut q = Query::update();
+    q.table(Alias::new("customer"))
+        .value(Alias::new("owned_since"), long_ago)
+        .and_where(Expr::col(Alias::new("id")).eq(uuid::Uuid::parse_str(stale["id"].as_str().unwrap()).unwrap()));
+    app.db.execute(&q).await.unwrap();
+
+    let owner = |id: Value| {
+        let app = &app;
+        async move {
+            app.ok(&app.admin_token, "query($id:ID!){customer(id:$id){ownerId}}", json!({"id": id})).await["customer"]
+                ["ownerId"]
+                .clone()
+        }
+    };
+    let today = Utc::now().date_naive();
+    let at = |d: chrono::NaiveDate| d.and_hms_opt(2, 0, 0).unwrap().and_utc();
+    app.care_tick(at(today)).await;
+    assert_eq!(owner(stale["id"].clone()).await, Value::Null, "returned today");
+    assert!(owner(tended["id"].clone()).await.is_string());
+    assert_eq!(app.audit_count(stale["id"].as_str().unwrap()).await, 2, "created, returned");
+    let pool = app.ok(&rep, "query($id:ID!){customer(id:$id){inPublicPool}}", json!({"id": stale["id"]})).await;
+    assert_eq!(pool["customer"]["inPublicPool"], true, "in the rep's department's pool");
+
+    // Five days before its day the owner is warned, once; then it returns. The VIP
+    // category keeps its customers 60 days.
+    app.care_tick(at(today + Duration::days(25))).await;
+    app.care_tick(at(today + Duration::days(26))).await;
+    let warnings: Vec<Value> = crate::care::reminders(&app, &rep, &["PENDING"])
+        .await
+        .into_iter()
+        .filter(|r| r["rule"] == "POOL_RETURN")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["customerId"], tended["id"]);
+    assert!(warnings[0]["message"].as_str().unwrap().contains("退回公海"), "{}", warnings[0]);
+    app.care_tick(at(today + Duration::days(30))).await;
+    assert_eq!(owner(tended["id"].clone()).await, Value::Null);
+    assert!(owner(vip["id"].clone()).await.is_string());
+    app.care_tick(at(today + Duration::days(60))).await;
+    assert_eq!(owner(vip["id"].clone()).await, Value::Null);
 }

@@ -724,6 +724,7 @@ async fn the_audit_trail_is_readable_and_complete() {
 #[tokio::test]
 async fn a_person_can_be_exported_and_erased() {
     let app = TestApp::spawn().await;
+    app.keep_customers_owned().await;
     let t = &app.admin_token;
     let east = app.create_department("华东", None).await;
     let west = app.create_department("西南", None).await;

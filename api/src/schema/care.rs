@@ -92,6 +92,52 @@ impl CarePolicy {
     async fn holding_caps(&self) -> Vec<HoldingCap> {
         self.0.holding_caps.iter().map(|c| HoldingCap { role: c.role.into(), max: c.max }).collect()
     }
+    /// When untended customers return to their department's pool.
+    async fn pool_return(&self) -> PoolReturn {
+        let p = &self.0.pool_return;
+        PoolReturn {
+            enabled: p.enabled,
+            days: p.days,
+            warn_days: p.warn_days,
+            by_tier: p.by_tier.iter().map(|t| TierDays { tier: t.tier.into(), days: t.days }).collect(),
+            by_category: p
+                .by_category
+                .iter()
+                .map(|c| CategoryDays { category: c.category.clone(), days: c.days })
+                .collect(),
+        }
+    }
+}
+
+/// Customers with no contact logged by a person for `days` (from the last contact, or
+/// from when the owner got them if later) return to their department's pool, once a day,
+/// audited; the owner gets a POOL_RETURN reminder `warnDays` before (0: none). A
+/// category's days, else a tier's, else `days`. Default: on, 90 days, warned 7 days before.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "PoolReturnInput")]
+pub struct PoolReturn {
+    pub enabled: bool,
+    pub days: i32,
+    pub warn_days: i32,
+    #[graphql(default)]
+    pub by_tier: Vec<TierDays>,
+    #[graphql(default)]
+    pub by_category: Vec<CategoryDays>,
+}
+
+#[derive(SimpleObject, InputObject, Clone, Copy)]
+#[graphql(input_name = "TierDaysInput")]
+pub struct TierDays {
+    pub tier: Tier,
+    pub days: i32,
+}
+
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "CategoryDaysInput")]
+pub struct CategoryDays {
+    /// A category key.
+    pub category: String,
+    pub days: i32,
 }
 
 /// At most `max` live customers owned by one user of `role`.
@@ -137,6 +183,8 @@ pub struct CarePolicyInput {
     pub max_backdate_days: Option<i32>,
     /// Holding caps per role; omitted: unchanged.
     pub holding_caps: Option<Vec<HoldingCap>>,
+    /// The pool's return rule; omitted: unchanged.
+    pub pool_return: Option<PoolReturn>,
 }
 
 impl CarePolicyInput {
@@ -176,6 +224,24 @@ impl CarePolicyInput {
             // Out of range is reported by validation, not wrapped.
             due_hour_utc: u32::try_from(self.due_hour_utc).unwrap_or(u32::MAX),
             max_backdate_days: self.max_backdate_days.unwrap_or(current.max_backdate_days),
+            pool_return: match self.pool_return {
+                Some(p) => svc::PoolReturn {
+                    enabled: p.enabled,
+                    days: p.days,
+                    warn_days: p.warn_days,
+                    by_tier: p
+                        .by_tier
+                        .into_iter()
+                        .map(|t| svc::TierDays { tier: t.tier.into(), days: t.days })
+                        .collect(),
+                    by_category: p
+                        .by_category
+                        .into_iter()
+                        .map(|c| svc::CategoryDays { category: c.category.trim().to_lowercase(), days: c.days })
+                        .collect(),
+                },
+                None => current.pool_return.clone(),
+            },
             holding_caps: match self.holding_caps {
                 Some(caps) => caps.into_iter().map(|c| svc::HoldingCap { role: c.role.into(), max: c.max }).collect(),
                 None => current.holding_caps.clone(),

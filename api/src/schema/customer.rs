@@ -241,6 +241,11 @@ impl Customer {
     async fn in_public_pool(&self) -> bool {
         self.0.owner_id.is_none()
     }
+    /// When the current owner got the customer (with the last contact, it decides when an
+    /// untended customer returns to the pool: the care policy's `poolReturn`).
+    async fn owned_since(&self) -> Option<DateTime<Utc>> {
+        self.0.owned_since
+    }
     /// Contacts of this customer you may read, newest first.
     #[graphql(complexity = "super::common::list_cost(first, child_complexity)")]
     async fn contacts(

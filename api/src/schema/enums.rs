@@ -271,6 +271,9 @@ pub enum ReminderRule {
     /// A planned contact: an interaction's `nextFollowUpOn` (for the customer's owner) or
     /// `createFollowUp` (for whoever set it). Not a rule of the policy.
     FollowUp,
+    /// An untended customer returns to its department's pool soon (the care policy's
+    /// `poolReturn`); to the owner.
+    PoolReturn,
 }
 
 /// Where a reminder stands.

@@ -1085,6 +1085,7 @@ mod tests {
             soft_profile: None,
             custom_fields: None,
             owner_id: None,
+            owned_since: None,
             department_id: Uuid::nil(),
             lifecycle_stage: entity::enums::LifecycleStage::Target,
             tier: entity::enums::Tier::D,

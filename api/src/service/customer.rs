@@ -310,6 +310,7 @@ pub(crate) async fn prepare(
         soft_profile: Set(input.soft_profile),
         custom_fields: Set(input.custom_fields),
         owner_id: Set(Some(actor.id())),
+        owned_since: Set(Some(now)),
         department_id: Set(actor.user.department_id),
         lifecycle_stage: Set(input.lifecycle_stage.unwrap_or(LifecycleStage::Target)),
         tier: Set(Tier::D),
@@ -806,10 +807,16 @@ pub async fn assign(
                 if old.owner_id != Some(new_owner.id) {
                     super::care::check_holding_cap(txn, new_owner.id, new_owner.role).await?;
                 }
+                if old.owner_id != Some(new_owner.id) {
+                    am.owned_since = Set(Some(now()));
+                }
                 am.owner_id = Set(Some(new_owner.id));
                 am.department_id = Set(new_owner.department_id);
             }
-            None => am.owner_id = Set(None),
+            None => {
+                am.owner_id = Set(None);
+                am.owned_since = Set(None);
+            }
         }
         save::<customer::Entity>(txn, Some(actor.id()), "assign", &old, am).await
     })
@@ -833,6 +840,7 @@ pub async fn claim(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResul
         super::care::check_holding_cap(txn, actor.id(), actor.role()).await?;
         let mut am: customer::ActiveModel = old.clone().into();
         am.owner_id = Set(Some(actor.id()));
+        am.owned_since = Set(Some(now()));
         save::<customer::Entity>(txn, Some(actor.id()), "claim", &old, am).await
     })
     .await

@@ -299,6 +299,7 @@ pub(crate) async fn hand_over(
     };
     customer::Entity::update_many()
         .col_expr(customer::Column::OwnerId, Expr::value(owner))
+        .col_expr(customer::Column::OwnedSince, Expr::value(owner.map(|_| at)))
         .col_expr(customer::Column::DepartmentId, Expr::value(department))
         .col_expr(customer::Column::Version, Expr::col(customer::Column::Version).add(1))
         .col_expr(customer::Column::UpdatedAt, Expr::value(at))
@@ -308,6 +309,7 @@ pub(crate) async fn hand_over(
     for before in &owned {
         let after = customer::Model {
             owner_id: owner,
+            owned_since: owner.map(|_| at),
             department_id: department,
             version: before.version + 1,
             updated_at: at,

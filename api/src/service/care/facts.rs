@@ -103,7 +103,7 @@ pub(super) async fn contact_facts(
 }
 
 /// Reads an aggregated timestamp (SQLite returns MAX() of a text column as text).
-fn row_time(row: &sea_orm::QueryResult, column: &str) -> AppResult<DateTime<Utc>> {
+pub(super) fn row_time(row: &sea_orm::QueryResult, column: &str) -> AppResult<DateTime<Utc>> {
     if let Ok(t) = row.try_get::<DateTime<Utc>>("", column) {
         return Ok(t);
     }

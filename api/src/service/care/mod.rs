@@ -19,6 +19,7 @@ mod compliance;
 mod facts;
 mod follow_ups;
 mod policy;
+mod pool;
 mod reminders;
 mod rules;
 mod schedule;
@@ -27,7 +28,10 @@ mod templates;
 pub use calendar::{add_holiday, delete_holiday, holiday_in, holidays};
 pub use compliance::{Compliance, CustomerCompliance, Expectation, OwnerCompliance, compliance};
 pub use follow_ups::{PersonLoad, after_interaction, create_follow_up, team_load, team_reminders};
-pub use policy::{CarePolicy, FrequencyCap, HoldingCap, Rule, Standard, check_holding_cap, policy, update_policy};
+pub use policy::{
+    CarePolicy, CategoryDays, FrequencyCap, HoldingCap, PoolReturn, Rule, Standard, TierDays, check_holding_cap,
+    policy, update_policy,
+};
 pub use reminders::{complete, dismiss, my_reminders, snooze};
 pub use rules::evaluate;
 pub use schedule::{Tick, tick};

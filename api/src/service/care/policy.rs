@@ -97,6 +97,58 @@ pub struct CarePolicy {
     /// hoards customers keeps them from colleagues); roles without one are not capped.
     #[serde(default)]
     pub holding_caps: Vec<HoldingCap>,
+    /// When an untended customer returns to its department's pool.
+    #[serde(default)]
+    pub pool_return: PoolReturn,
+}
+
+/// Customers with no contact logged by a person for `days` (from the last contact, or
+/// from when the owner got the customer if later) return to their department's pool,
+/// once a day; the owner is warned `warn_days` before. A category's days, else a tier's,
+/// else `days`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolReturn {
+    pub enabled: bool,
+    pub days: i32,
+    /// 0: no warning.
+    pub warn_days: i32,
+    #[serde(default)]
+    pub by_tier: Vec<TierDays>,
+    #[serde(default)]
+    pub by_category: Vec<CategoryDays>,
+}
+
+impl Default for PoolReturn {
+    fn default() -> Self {
+        PoolReturn { enabled: true, days: 90, warn_days: 7, by_tier: Vec::new(), by_category: Vec::new() }
+    }
+}
+
+impl PoolReturn {
+    /// The days a customer of `category` and `tier` may go without contact.
+    pub fn days_for(&self, category: &str, tier: Tier) -> i32 {
+        self.by_category
+            .iter()
+            .find(|c| c.category == category)
+            .map(|c| c.days)
+            .or_else(|| self.by_tier.iter().find(|t| t.tier == tier).map(|t| t.days))
+            .unwrap_or(self.days)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TierDays {
+    pub tier: Tier,
+    pub days: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryDays {
+    pub category: String,
+    pub days: i32,
 }
 
 /// At most `max` live customers owned by one user of `role`.
@@ -141,8 +193,8 @@ impl CarePolicy {
             if !kinds.insert(r.kind) {
                 v.add(format!("rules[{i}].kind"), "each rule appears once");
             }
-            if r.kind == ReminderRule::FollowUp {
-                v.add(format!("rules[{i}].kind"), "follow-ups are planned by people, not by a rule");
+            if matches!(r.kind, ReminderRule::FollowUp | ReminderRule::PoolReturn) {
+                v.add(format!("rules[{i}].kind"), "follow-ups and pool warnings are not rules of the policy");
             }
             if !(0..=365).contains(&r.offset_days) {
                 v.add(format!("rules[{i}].offsetDays"), "must be 0 to 365");
@@ -167,6 +219,31 @@ impl CarePolicy {
         }
         if !(0..=30).contains(&self.frequency_cap.holiday_window_days) {
             v.add("frequencyCap.holidayWindowDays", "must be 0 to 30");
+        }
+        let pool = &self.pool_return;
+        if !(1..=3650).contains(&pool.days) {
+            v.add("poolReturn.days", "must be 1 to 3650");
+        }
+        if !(0..=90).contains(&pool.warn_days) {
+            v.add("poolReturn.warnDays", "must be 0 to 90");
+        }
+        let mut tiers = HashSet::new();
+        for (i, t) in pool.by_tier.iter().enumerate() {
+            if !(1..=3650).contains(&t.days) {
+                v.add(format!("poolReturn.byTier[{i}].days"), "must be 1 to 3650");
+            }
+            if !tiers.insert(t.tier) {
+                v.add(format!("poolReturn.byTier[{i}].tier"), "each tier appears once");
+            }
+        }
+        let mut categories = HashSet::new();
+        for (i, c) in pool.by_category.iter().enumerate() {
+            if !(1..=3650).contains(&c.days) {
+                v.add(format!("poolReturn.byCategory[{i}].days"), "must be 1 to 3650");
+            }
+            if !categories.insert(c.category.clone()) {
+                v.add(format!("poolReturn.byCategory[{i}].category"), "each category appears once");
+            }
         }
         let mut roles = HashSet::new();
         for (i, c) in self.holding_caps.iter().enumerate() {

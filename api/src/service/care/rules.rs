@@ -418,8 +418,8 @@ pub async fn evaluate(db: &DatabaseConnection, day: NaiveDate) -> AppResult<u64>
         let candidates = match rule.kind {
             ReminderRule::DealGreeting | ReminderRule::SatisfactionSurvey => deal_rule(db, &cx, rule).await?,
             ReminderRule::Birthday => birthday_rule(db, &cx, rule).await?,
-            // Planned by people, not by the policy (`follow_ups.rs`).
-            ReminderRule::FollowUp => continue,
+            // Planned by people (`follow_ups.rs`), or by the pool sweep (`pool.rs`).
+            ReminderRule::FollowUp | ReminderRule::PoolReturn => continue,
             ReminderRule::RepeatedComplaint => complaint_rule(db, &cx, rule).await?,
             ReminderRule::Holiday => {
                 let on = day + Duration::days(i64::from(rule.offset_days));
@@ -463,10 +463,15 @@ pub async fn evaluate(db: &DatabaseConnection, day: NaiveDate) -> AppResult<u64>
         };
         created += write_candidates(db, &cx, candidates).await?;
     }
+    created += super::pool::sweep(db, &cx, day).await?;
     Ok(created)
 }
 
-async fn write_candidates(db: &DatabaseConnection, cx: &Context, mut candidates: Vec<Candidate>) -> AppResult<u64> {
+pub(super) async fn write_candidates(
+    db: &DatabaseConnection,
+    cx: &Context,
+    mut candidates: Vec<Candidate>,
+) -> AppResult<u64> {
     // Promotional reminders only for customers who consented to marketing (any channel).
     let promotional: Vec<Uuid> = candidates.iter().filter(|c| c.promotional).map(|c| c.customer).collect();
     if !promotional.is_empty() {
