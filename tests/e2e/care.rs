@@ -702,8 +702,25 @@ async fn follow_ups_are_planned_and_managers_see_their_team() {
     assert_eq!(overdue["teamReminders"]["nodes"], json!([{"customerId": c2["id"]}]));
     let one = app.ok(&manager, team, json!({"p": r1_id, "o": false})).await;
     assert_eq!(one["teamReminders"]["nodes"], json!([{"customerId": c1["id"]}]));
-    // A rep has no team view.
+    // A rep has no team view, nor a service agent reading every customer, nor a key.
     assert_eq!(code(&app.gql(Some(&r1), load, json!({})).await), "FORBIDDEN");
+    let (_, service) = app.create_user("svc@example.com", "SERVICE", &north).await;
+    assert_eq!(code(&app.gql(Some(&service), load, json!({})).await), "FORBIDDEN");
+    let key = app
+        .ok(
+            &app.admin_token,
+            "mutation($i:CreateApiKeyInput!){createApiKey(input:$i){secret}}",
+            json!({"i": {"name": "同步", "role": "MANAGER", "departmentId": north}}),
+        )
+        .await["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(code(&app.gql(Some(&key), load, json!({})).await), "FORBIDDEN");
+    let resp = app.gql(Some(&key), set, json!({"c": c2["id"], "d": today.to_string(), "n": "机器"})).await;
+    assert_eq!(code(&resp), "FORBIDDEN", "follow-ups are for people: {resp}");
+    let resp = app.gql(Some(&r1), log, json!({"c": c1["id"], "n": "9999-12-31"})).await;
+    assert_eq!(invalid_fields(&resp), ["nextFollowUpOn"], "{resp}");
 
     // The owner's follow-up follows the customer to its new owner.
     let assign = "mutation($id:ID!,$o:ID){assignCustomer(id:$id,ownerId:$o){id}}";

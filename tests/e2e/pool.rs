@@ -113,7 +113,7 @@ async fn untended_customers_return_to_the_pool() {
     let mut bad = input.clone();
     bad["poolReturn"]["days"] = json!(0);
     let resp = app.gql(Some(&admin), update, json!({"i": bad, "v": version})).await;
-    assert_eq!(invalid_fields(&resp), ["poolReturn.days"], "{resp}");
+    assert_eq!(invalid_fields(&resp), ["poolReturn.days", "poolReturn.warnDays"], "{resp}");
     let saved = app.ok(&admin, update, json!({"i": input, "v": version})).await;
     assert_eq!(saved["updateCarePolicy"]["poolReturn"]["byCategory"], json!([{"category": "vip", "days": 60}]));
 
@@ -140,28 +140,51 @@ async fn untended_customers_return_to_the_pool() {
     };
     let today = Utc::now().date_naive();
     let at = |d: chrono::NaiveDate| d.and_hms_opt(2, 0, 0).unwrap().and_utc();
+    let pool_warnings = || {
+        let (app, rep) = (&app, rep.clone());
+        async move {
+            crate::care::reminders(app, &rep, &["PENDING"])
+                .await
+                .into_iter()
+                .filter(|r| r["rule"] == "POOL_RETURN")
+                .map(|r| r["customerId"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Past its time but never warned: warned today, back in the pool five days later.
     app.care_tick(at(today)).await;
-    assert_eq!(owner(stale["id"].clone()).await, Value::Null, "returned today");
-    assert!(owner(tended["id"].clone()).await.is_string());
+    assert!(owner(stale["id"].clone()).await.is_string(), "not without a warning");
+    assert_eq!(pool_warnings().await, vec![stale["id"].clone()]);
+    app.care_tick(at(today + Duration::days(4))).await;
+    assert!(owner(stale["id"].clone()).await.is_string());
+    app.care_tick(at(today + Duration::days(5))).await;
+    assert_eq!(owner(stale["id"].clone()).await, Value::Null, "returned");
     assert_eq!(app.audit_count(stale["id"].as_str().unwrap()).await, 2, "created, returned");
     let pool = app.ok(&rep, "query($id:ID!){customer(id:$id){inPublicPool}}", json!({"id": stale["id"]})).await;
     assert_eq!(pool["customer"]["inPublicPool"], true, "in the rep's department's pool");
+    assert!(pool_warnings().await.is_empty(), "its warning closed with the return");
 
-    // Five days before its day the owner is warned, once; then it returns. The VIP
-    // category keeps its customers 60 days.
-    app.care_tick(at(today + Duration::days(25))).await;
-    app.care_tick(at(today + Duration::days(26))).await;
-    let warnings: Vec<Value> = crate::care::reminders(&app, &rep, &["PENDING"])
-        .await
-        .into_iter()
-        .filter(|r| r["rule"] == "POOL_RETURN")
-        .collect();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert_eq!(warnings[0]["customerId"], tended["id"]);
-    assert!(warnings[0]["message"].as_str().unwrap().contains("退回公海"), "{}", warnings[0]);
-    app.care_tick(at(today + Duration::days(30))).await;
+    // The contacted one: warned five days before its 30 days are up (once), then back.
+    for d in 20..=24 {
+        app.care_tick(at(today + Duration::days(d))).await;
+    }
+    assert!(pool_warnings().await.is_empty(), "not warned early");
+    for d in 25..=27 {
+        app.care_tick(at(today + Duration::days(d))).await;
+    }
+    assert_eq!(pool_warnings().await, vec![tended["id"].clone()], "warned once");
+    assert!(owner(tended["id"].clone()).await.is_string());
+    // A contact closes the warning (and would restart the clock; here a gift does not).
+    let gift = "mutation($c:ID!){createInteraction(input:{customerId:$c, kind:GIFT, summary:\"月饼\"}){id}}";
+    app.ok(&rep, gift, json!({"c": vip["id"]})).await;
+    for d in 28..=32 {
+        app.care_tick(at(today + Duration::days(d))).await;
+    }
     assert_eq!(owner(tended["id"].clone()).await, Value::Null);
+    // The VIP category keeps its customers 60 days.
     assert!(owner(vip["id"].clone()).await.is_string());
-    app.care_tick(at(today + Duration::days(60))).await;
+    for d in 50..=62 {
+        app.care_tick(at(today + Duration::days(d))).await;
+    }
     assert_eq!(owner(vip["id"].clone()).await, Value::Null);
 }

@@ -768,6 +768,10 @@ pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppRes
         }
         let mut am: customer::ActiveModel = old.clone().into();
         am.deleted_at = Set(None);
+        // Handed back to its owner: the pool's clock starts afresh.
+        if old.owner_id.is_some() {
+            am.owned_since = Set(Some(now()));
+        }
         attempted = Some(am.clone());
         save::<customer::Entity>(txn, Some(actor.id()), "restore", &old, am).await
     })
@@ -809,6 +813,7 @@ pub async fn assign(
                 }
                 if old.owner_id != Some(new_owner.id) {
                     am.owned_since = Set(Some(now()));
+                    super::care::close_pool_warnings(txn, old.id, "assigned").await?;
                 }
                 am.owner_id = Set(Some(new_owner.id));
                 am.department_id = Set(new_owner.department_id);
@@ -816,6 +821,7 @@ pub async fn assign(
             None => {
                 am.owner_id = Set(None);
                 am.owned_since = Set(None);
+                super::care::close_pool_warnings(txn, old.id, "put in the pool").await?;
             }
         }
         save::<customer::Entity>(txn, Some(actor.id()), "assign", &old, am).await
@@ -841,6 +847,7 @@ pub async fn claim(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResul
         let mut am: customer::ActiveModel = old.clone().into();
         am.owner_id = Set(Some(actor.id()));
         am.owned_since = Set(Some(now()));
+        super::care::close_pool_warnings(txn, old.id, "claimed").await?;
         save::<customer::Entity>(txn, Some(actor.id()), "claim", &old, am).await
     })
     .await

@@ -118,10 +118,12 @@ async fn insert(
             v.add("occurredAt", format!("may be at most {} days in the past", policy.max_backdate_days));
         }
     }
-    if let Some(next) = input.next_follow_up_on
-        && next < occurred_at.date_naive()
-    {
-        v.add("nextFollowUpOn", "must not be before the interaction");
+    if let Some(next) = input.next_follow_up_on {
+        if next < occurred_at.date_naive() {
+            v.add("nextFollowUpOn", "must not be before the interaction");
+        } else if next > now.date_naive() + Duration::days(3 * 366) {
+            v.add("nextFollowUpOn", "must be within three years");
+        }
     }
     {
         let customer = check_parent::<interaction::Entity>(txn, actor, input.customer_id).await?;
@@ -159,6 +161,10 @@ async fn insert(
         // plans none: its dates are past).
         if bound_backdating {
             super::care::after_interaction(txn, &customer, &m).await?;
+        }
+        // A person's contact resets the pool's clock: its warning no longer holds.
+        if !actor.user.service_account && !matches!(m.kind, InteractionKind::Gift | InteractionKind::Event) {
+            super::care::close_pool_warnings(txn, customer.id, "contacted").await?;
         }
         Ok(m)
     }

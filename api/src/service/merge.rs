@@ -275,6 +275,10 @@ async fn move_records(txn: &DatabaseTransaction, by: Uuid, survivor: Uuid, merge
     // survivor already has one for the same rule and occasion: then the duplicate is
     // dismissed, so that nobody is greeted twice. (Done before the bulk move: the unique
     // key is rule, target, occasion.)
+    // A merged record's pool warning was about its own clock, not the survivor's.
+    for id in &ids {
+        super::care::close_pool_warnings(txn, *id, "merged into another customer").await?;
+    }
     let theirs = reminder::Entity::find().filter(reminder::Column::TargetId.is_in(ids.clone())).all(txn).await?;
     for r in theirs {
         let taken = reminder::Entity::find()

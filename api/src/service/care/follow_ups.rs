@@ -100,6 +100,9 @@ pub async fn create_follow_up(
     due_on: NaiveDate,
     note: &str,
 ) -> AppResult<reminder::Model> {
+    if actor.user.service_account {
+        return Err(AppError::Forbidden("follow-ups are set by people, not API keys".into()));
+    }
     let mut v = Violations::new();
     let note = required_text(&mut v, "note", note, 2000);
     let today = now().date_naive();
@@ -122,9 +125,15 @@ pub async fn create_follow_up(
 /// Which reminders a team view covers: those of live customers the caller reads with a
 /// department-wide (or wider) scope, optionally one department's subtree and one person's.
 async fn team_condition(db: &impl ConnectionTrait, actor: &Actor, department_id: Option<Uuid>) -> AppResult<Condition> {
-    let grant = actor.require(Resource::Customer, Action::Read)?;
-    if !matches!(grant.scope, Scope::Department | Scope::All) {
-        return Err(AppError::Forbidden("team views are for those who read their department's customers".into()));
+    // Those who run a team: people who assign their department's customers (managers;
+    // executives and admins company-wide), not every department-wide reader.
+    let assign = actor.grant(Resource::Customer, Action::Assign);
+    let read = actor.grant(Resource::Customer, Action::Read);
+    if actor.user.service_account
+        || !matches!(assign.scope, Scope::Department | Scope::All)
+        || !matches!(read.scope, Scope::Department | Scope::All)
+    {
+        return Err(AppError::Forbidden("team views are for those who run a team (assign its customers)".into()));
     }
     let mut customers = Query::select();
     customers
@@ -132,14 +141,34 @@ async fn team_condition(db: &impl ConnectionTrait, actor: &Actor, department_id:
         .from(customer::Entity)
         .and_where(customer::Column::DeletedAt.is_null())
         .cond_where(actor.customer_condition(Resource::Customer, Action::Read));
+    // The team: the people of the department asked for, else of the caller's reach.
+    let mut team = Query::select();
+    team.column(entity::user::Column::Id)
+        .from(entity::user::Entity)
+        .and_where(entity::user::Column::ServiceAccount.eq(false));
     if let Some(d) = department_id {
         if entity::department::Entity::find_by_id(d).one(db).await?.is_none() {
             return Err(AppError::NotFound("department"));
         }
         let subtree = crate::auth::scope::department_subtree(db, d).await?;
-        customers.and_where(customer::Column::DepartmentId.is_in(subtree));
+        customers.and_where(customer::Column::DepartmentId.is_in(subtree.clone()));
+        team.and_where(entity::user::Column::DepartmentId.is_in(subtree));
+    } else if read.scope == Scope::Department {
+        team.and_where(entity::user::Column::DepartmentId.is_in(actor.subtree.clone()));
     }
-    Ok(Condition::all().add(reminder::Column::CustomerId.in_subquery(customers)))
+    // A reminder is the team's when it is named to one of them, or left to the owner and
+    // the customer is owned by one of them.
+    let mut owned = Query::select();
+    owned
+        .column(customer::Column::Id)
+        .from(customer::Entity)
+        .and_where(customer::Column::OwnerId.in_subquery(team.clone()));
+    let person = Condition::any().add(reminder::Column::AssigneeId.in_subquery(team)).add(
+        Condition::all()
+            .add(reminder::Column::AssigneeId.is_null())
+            .add(reminder::Column::CustomerId.in_subquery(owned)),
+    );
+    Ok(Condition::all().add(reminder::Column::CustomerId.in_subquery(customers)).add(person))
 }
 
 /// The open (pending or snoozed) reminders of the caller's team, soonest due first;

@@ -32,6 +32,7 @@ pub use policy::{
     CarePolicy, CategoryDays, FrequencyCap, HoldingCap, PoolReturn, Rule, Standard, TierDays, check_holding_cap,
     policy, update_policy,
 };
+pub use pool::close_warnings as close_pool_warnings;
 pub use reminders::{complete, dismiss, my_reminders, snooze};
 pub use rules::evaluate;
 pub use schedule::{Tick, tick};

@@ -236,8 +236,20 @@ impl CarePolicy {
                 v.add(format!("poolReturn.byTier[{i}].tier"), "each tier appears once");
             }
         }
+        let shortest = pool
+            .by_tier
+            .iter()
+            .map(|t| t.days)
+            .chain(pool.by_category.iter().map(|c| c.days))
+            .fold(pool.days, i32::min);
+        if pool.warn_days >= shortest {
+            v.add("poolReturn.warnDays", "must be shorter than every return period");
+        }
         let mut categories = HashSet::new();
         for (i, c) in pool.by_category.iter().enumerate() {
+            if c.category.trim().is_empty() {
+                v.add(format!("poolReturn.byCategory[{i}].category"), "names a category");
+            }
             if !(1..=3650).contains(&c.days) {
                 v.add(format!("poolReturn.byCategory[{i}].days"), "must be 1 to 3650");
             }
