@@ -120,6 +120,7 @@ async fn untended_customers_return_to_the_pool() {
     let stale = app.create_customer(&rep, json!({"name": "久未联系", "kind": "ORGANIZATION"})).await;
     let tended = app.create_customer(&rep, json!({"name": "常联系", "kind": "ORGANIZATION"})).await;
     let vip = app.create_customer(&rep, json!({"name": "贵宾", "kind": "ORGANIZATION", "category": "vip"})).await;
+    let called = app.create_customer(&rep, json!({"name": "被提醒后联系", "kind": "ORGANIZATION"})).await;
     let log = "mutation($c:ID!){createInteraction(input:{customerId:$c, kind:CALL, summary:\"回访\"}){id}}";
     app.ok(&rep, log, json!({"c": tended["id"]})).await;
     // The stale one was handed to the rep 40 days ago (and never contacted since).
@@ -128,6 +129,11 @@ async fn untended_customers_return_to_the_pool() {
     q.table(Alias::new("customer"))
         .value(Alias::new("owned_since"), long_ago)
         .and_where(Expr::col(Alias::new("id")).eq(uuid::Uuid::parse_str(stale["id"].as_str().unwrap()).unwrap()));
+    app.db.execute(&q).await.unwrap();
+    let mut q = Query::update();
+    q.table(Alias::new("customer"))
+        .value(Alias::new("owned_since"), long_ago)
+        .and_where(Expr::col(Alias::new("id")).eq(uuid::Uuid::parse_str(called["id"].as_str().unwrap()).unwrap()));
     app.db.execute(&q).await.unwrap();
 
     let owner = |id: Value| {
@@ -147,14 +153,18 @@ async fn untended_customers_return_to_the_pool() {
                 .await
                 .into_iter()
                 .filter(|r| r["rule"] == "POOL_RETURN")
-                .map(|r| r["customerId"].clone())
-                .collect::<Vec<_>>()
+                .map(|r| r["customerId"].as_str().unwrap().to_string())
+                .collect::<std::collections::BTreeSet<_>>()
         }
     };
     // Past its time but never warned: warned today, back in the pool five days later.
     app.care_tick(at(today)).await;
     assert!(owner(stale["id"].clone()).await.is_string(), "not without a warning");
-    assert_eq!(pool_warnings().await, vec![stale["id"].clone()]);
+    let id = |c: &Value| c["id"].as_str().unwrap().to_string();
+    assert_eq!(pool_warnings().await, [id(&stale), id(&called)].into());
+    // A contact after the warning closes it and restarts the clock.
+    app.ok(&rep, log, json!({"c": called["id"]})).await;
+    assert_eq!(pool_warnings().await, [id(&stale)].into());
     app.care_tick(at(today + Duration::days(4))).await;
     assert!(owner(stale["id"].clone()).await.is_string());
     app.care_tick(at(today + Duration::days(5))).await;
@@ -163,6 +173,7 @@ async fn untended_customers_return_to_the_pool() {
     let pool = app.ok(&rep, "query($id:ID!){customer(id:$id){inPublicPool}}", json!({"id": stale["id"]})).await;
     assert_eq!(pool["customer"]["inPublicPool"], true, "in the rep's department's pool");
     assert!(pool_warnings().await.is_empty(), "its warning closed with the return");
+    assert!(owner(called["id"].clone()).await.is_string(), "contacted: kept");
 
     // The contacted one: warned five days before its 30 days are up (once), then back.
     for d in 20..=24 {
@@ -172,15 +183,16 @@ async fn untended_customers_return_to_the_pool() {
     for d in 25..=27 {
         app.care_tick(at(today + Duration::days(d))).await;
     }
-    assert_eq!(pool_warnings().await, vec![tended["id"].clone()], "warned once");
+    assert_eq!(pool_warnings().await, [id(&tended), id(&called)].into(), "warned once each");
     assert!(owner(tended["id"].clone()).await.is_string());
-    // A contact closes the warning (and would restart the clock; here a gift does not).
+    // A gift is no contact: the VIP's clock runs on (checked below).
     let gift = "mutation($c:ID!){createInteraction(input:{customerId:$c, kind:GIFT, summary:\"月饼\"}){id}}";
     app.ok(&rep, gift, json!({"c": vip["id"]})).await;
     for d in 28..=32 {
         app.care_tick(at(today + Duration::days(d))).await;
     }
     assert_eq!(owner(tended["id"].clone()).await, Value::Null);
+    assert_eq!(owner(called["id"].clone()).await, Value::Null);
     // The VIP category keeps its customers 60 days.
     assert!(owner(vip["id"].clone()).await.is_string());
     for d in 50..=62 {
