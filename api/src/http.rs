@@ -304,7 +304,7 @@ async fn graphql_post(
             if let Err(e) = idempotency::check_key(&key) {
                 return app_error_response(e);
             }
-            idempotency::is_mutation(&body).then(|| (actor.id(), key))
+            is_mutation(&body).then(|| (actor.id(), key))
         }
         _ => None,
     };
@@ -342,6 +342,22 @@ async fn graphql_post(
                 Err(e) => app_error_response(AppError::Internal(e.to_string().into())),
             }
         }
+    }
+}
+
+/// Whether a GraphQL request body runs a mutation (only mutations are kept: a query
+/// replayed would be stale, and kept for nothing).
+fn is_mutation(body: &[u8]) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(async_graphql::BatchRequest::Single(request)) = serde_json::from_slice(body) else { return false };
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
+    match &document.operations {
+        DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
+        DocumentOperations::Multiple(ops) => request
+            .operation_name
+            .as_deref()
+            .and_then(|name| ops.get(name))
+            .is_some_and(|op| op.node.ty == OperationType::Mutation),
     }
 }
 

@@ -170,6 +170,9 @@ async fn a_key_never_reaches_further_than_its_maker() {
                        {"resource": "DEAL_AMOUNT", "action": "UPDATE", "scope": "ALL"}]);
     let resp = app.gql(Some(&admin), CREATE, json!({"i": {"name": "x", "grants": twice}})).await;
     assert_eq!(invalid_fields(&resp), ["grants", "grants"], "{resp}");
+    let far = (chrono::Utc::now() + chrono::Duration::days(4 * 366)).to_rfc3339();
+    let resp = app.gql(Some(&admin), CREATE, json!({"i": {"name": "x", "role": "SALES", "expiresAt": far}})).await;
+    assert_eq!(invalid_fields(&resp), ["expiresAt"], "{resp}");
     let resp = app.gql(Some(&admin), CREATE, json!({"i": {"name": "x", "role": "SALES", "grants": grants}})).await;
     assert_eq!(invalid_fields(&resp), ["role"], "{resp}");
 

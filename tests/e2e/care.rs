@@ -684,7 +684,8 @@ async fn follow_ups_are_planned_and_managers_see_their_team() {
     assert_eq!(code(&resp), "NOT_FOUND", "{resp}");
     app.ok(&r3, set, json!({"c": c3["id"], "d": today.to_string(), "n": "南方"})).await;
 
-    // The manager's team view: north's reminders only, per person, overdue first.
+    // The manager's team view: north's reminders only, per person, overdue first. (r2's
+    // follow-up fell due the moment it was set; a breath later it is overdue.)
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let load = "{teamLoad{personId open overdue followUps followUpsOverdue}}";
     let data = app.ok(&manager, load, json!({})).await;
@@ -702,6 +703,10 @@ async fn follow_ups_are_planned_and_managers_see_their_team() {
     assert_eq!(overdue["teamReminders"]["nodes"], json!([{"customerId": c2["id"]}]));
     let one = app.ok(&manager, team, json!({"p": r1_id, "o": false})).await;
     assert_eq!(one["teamReminders"]["nodes"], json!([{"customerId": c1["id"]}]));
+    let unknown = app
+        .gql(Some(&manager), "{teamLoad(departmentId:\"0190a8a0-0000-7000-8000-000000000000\"){open}}", json!({}))
+        .await;
+    assert_eq!(code(&unknown), "NOT_FOUND", "{unknown}");
     // A rep has no team view, nor a service agent reading every customer, nor a key.
     assert_eq!(code(&app.gql(Some(&r1), load, json!({})).await), "FORBIDDEN");
     let (_, service) = app.create_user("svc@example.com", "SERVICE", &north).await;

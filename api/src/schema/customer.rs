@@ -605,6 +605,21 @@ pub struct BulkCustomerResult {
     pub error: Option<BulkError>,
 }
 
+/// `createCustomers` / `upsertCustomers`.
+async fn bulk(
+    ctx: &Context<'_>,
+    mode: crate::service::bulk::Mode,
+    inputs: Vec<CreateCustomerInput>,
+) -> Result<Vec<BulkCustomerResult>> {
+    let actor = actor(ctx)?;
+    let state = ctx.data_unchecked::<crate::state::AppState>();
+    let inputs = inputs.into_iter().map(Into::into).collect();
+    let items = crate::service::bulk::customers(&state.db, &state.events, &state.privacy.keys, actor, mode, inputs)
+        .await
+        .gql()?;
+    Ok(BulkCustomerResult::list(items))
+}
+
 impl BulkCustomerResult {
     fn list(items: Vec<crate::service::bulk::Item>) -> Vec<Self> {
         items
@@ -662,14 +677,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         inputs: Vec<CreateCustomerInput>,
     ) -> Result<Vec<BulkCustomerResult>> {
-        let actor = actor(ctx)?;
-        let state = ctx.data_unchecked::<crate::state::AppState>();
-        let inputs = inputs.into_iter().map(Into::into).collect();
-        let items =
-            crate::service::bulk::create_customers(&state.db, &state.events, &state.privacy.keys, actor, inputs)
-                .await
-                .gql()?;
-        Ok(BulkCustomerResult::list(items))
+        bulk(ctx, crate::service::bulk::Mode::Create, inputs).await
     }
 
     /// Creates or updates up to 100 customers by their natural keys (phone, e-mail, an
@@ -682,14 +690,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         inputs: Vec<CreateCustomerInput>,
     ) -> Result<Vec<BulkCustomerResult>> {
-        let actor = actor(ctx)?;
-        let state = ctx.data_unchecked::<crate::state::AppState>();
-        let inputs = inputs.into_iter().map(Into::into).collect();
-        let items =
-            crate::service::bulk::upsert_customers(&state.db, &state.events, &state.privacy.keys, actor, inputs)
-                .await
-                .gql()?;
-        Ok(BulkCustomerResult::list(items))
+        bulk(ctx, crate::service::bulk::Mode::Upsert, inputs).await
     }
 
     /// Changes a customer. CONFLICT when `version` is stale.

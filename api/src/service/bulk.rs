@@ -65,57 +65,56 @@ fn check_size(count: usize) -> AppResult<()> {
     Ok(())
 }
 
-/// Creates each record as `createCustomer` would (its checks, duplicates refused, audit,
-/// `newLead`), in order.
+/// What a bulk call does with each record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// As `createCustomer` would (its checks, duplicates refused, audit, `newLead`).
+    Create,
+    /// By its natural keys (phone, e-mail, an organization's name), as an import line: no
+    /// match creates; one match the caller may update takes the record's non-null fields
+    /// (UPDATED, or UNCHANGED when they are what it holds); a match the caller may not
+    /// change is DUPLICATE (staff learn its department); several matches of the caller's
+    /// own are DUPLICATE (merge them first).
+    Upsert,
+}
+
+/// Writes each record in order, each in its own transaction, each with its result.
 ///
 /// # Errors
-/// VALIDATION (an empty or oversized batch), FORBIDDEN (no create grant): nothing is
+/// VALIDATION (an empty or oversized batch), FORBIDDEN (no create grant: an upsert may
+/// create, and without that right it would only probe who holds what): nothing is
 /// written. Each record's own refusal is in its result.
-pub async fn create_customers(
+pub async fn customers(
     db: &DatabaseConnection,
     events: &Events,
     vault: &Keyring,
     actor: &Actor,
+    mode: Mode,
     inputs: Vec<NewCustomer>,
 ) -> AppResult<Vec<Item>> {
     check_size(inputs.len())?;
     actor.require(Resource::Customer, Action::Create)?;
     let mut items = Vec::with_capacity(inputs.len());
     for input in inputs {
-        items.push(match customer::create(db, events, vault, actor, input).await {
-            Ok(m) => Item::done(ImportOutcome::Created, m),
-            Err(e) => Item::refused(e),
+        items.push(match mode {
+            Mode::Create => create_one(db, events, vault, actor, input).await,
+            Mode::Upsert => upsert_one(db, events, vault, actor, input).await.unwrap_or_else(Item::refused),
         });
     }
     Ok(items)
 }
 
-/// Creates or updates each record by its natural keys (phone, e-mail, an organization's
-/// name), as an import line: no match creates; one match the caller may update takes the
-/// record's non-null fields (UPDATED, or UNCHANGED when they are what it holds); a match
-/// the caller may not change is DUPLICATE (staff learn its department); several matches
-/// are DUPLICATE (merge them first).
-///
-/// # Errors
-/// As [`create_customers`] (each record's refusal is in its result).
-pub async fn upsert_customers(
+async fn create_one(
     db: &DatabaseConnection,
     events: &Events,
     vault: &Keyring,
     actor: &Actor,
-    inputs: Vec<NewCustomer>,
-) -> AppResult<Vec<Item>> {
-    check_size(inputs.len())?;
-    // An upsert may create: without that right it would only probe who holds what.
-    actor.require(Resource::Customer, Action::Create)?;
-    let mut items = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        items.push(match upsert_one(db, events, vault, actor, input).await {
-            Ok(item) => item,
-            Err(e) => Item::refused(e),
-        });
+    input: NewCustomer,
+) -> Item {
+    match customer::create(db, events, vault, actor, input).await {
+        Ok(m) => Item::done(ImportOutcome::Created, m),
+        Err(e) => Item::refused(e),
     }
-    Ok(items)
 }
 
 async fn upsert_one(
@@ -138,10 +137,7 @@ async fn upsert_one(
         }
     }
     if matched.is_empty() {
-        return Ok(match customer::create(db, events, vault, actor, input).await {
-            Ok(m) => Item::done(ImportOutcome::Created, m),
-            Err(e) => Item::refused(e),
-        });
+        return Ok(create_one(db, events, vault, actor, input).await);
     }
     let result = write(db, async |txn| {
         // Each match must be one the caller may change; else it is someone else's, and

@@ -533,14 +533,7 @@ pub(crate) fn natural_keys(
 
 /// Why a customer matched by a natural key is not touched: it is someone else's; staff
 /// learn its department (the ownership rule), a partner system only that it exists.
-///
-/// # Errors
-/// Database errors.
-pub(crate) async fn held_elsewhere(db: &impl ConnectionTrait, actor: &Actor, m: &customer::Model) -> AppResult<String> {
-    Ok(held_by(db, actor, m).await?.1)
-}
-
-/// [`held_elsewhere`] as a DUPLICATE error, naming the department to staff.
+/// Returns the department named (staff) and the message.
 ///
 /// # Errors
 /// Database errors.

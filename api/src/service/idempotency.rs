@@ -50,22 +50,6 @@ pub fn hash(body: &[u8]) -> String {
     format!("{:x}", Sha256::digest(body))
 }
 
-/// Whether a GraphQL request body runs a mutation (only mutations are kept: a query
-/// replayed would be stale, and kept for nothing).
-pub fn is_mutation(body: &[u8]) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let Ok(async_graphql::BatchRequest::Single(request)) = serde_json::from_slice(body) else { return false };
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
-    match &document.operations {
-        DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
-        DocumentOperations::Multiple(ops) => request
-            .operation_name
-            .as_deref()
-            .and_then(|name| ops.get(name))
-            .is_some_and(|op| op.node.ty == OperationType::Mutation),
-    }
-}
-
 /// Checks a key as sent: 1 to 255 visible ASCII characters.
 ///
 /// # Errors

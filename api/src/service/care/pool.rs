@@ -25,9 +25,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{AssigneeRole, InteractionKind, ReminderRule, ReminderStatus};
 use entity::{customer, interaction, reminder, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query, SelectStatement};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -73,14 +71,13 @@ pub(super) async fn sweep(db: &DatabaseConnection, cx: &Context, day: NaiveDate)
         let batch = q.all(db).await?;
         let Some(last) = batch.last() else { break };
         after = Some(last.id);
+        stamp(db, batch.iter().filter(|c| c.owned_since.is_none()).map(|c| c.id)).await?;
         let contacted = last_contacts(db, &batch).await?;
         let warnings_of = warnings(db, &batch).await?;
         let mut warnings = Vec::new();
         for c in &batch {
-            let Some(since) = c.owned_since else {
-                stamp(db, c).await?;
-                continue;
-            };
+            // Just stamped: its clock starts today.
+            let Some(since) = c.owned_since else { continue };
             let base = contacted.get(&c.id).copied().map_or(since, |t| std::cmp::max(t, since));
             let days = Duration::days(i64::from(rule.days_for(&c.category, c.tier)));
             let lead = Duration::days(i64::from(rule.warn_days));
@@ -148,11 +145,15 @@ async fn warnings(
     Ok(out)
 }
 
-/// Starts the clock of a customer owned before `owned_since` was kept.
-async fn stamp(db: &impl ConnectionTrait, c: &customer::Model) -> AppResult<()> {
+/// Starts the clocks of customers owned before `owned_since` was kept (one statement).
+async fn stamp(db: &impl ConnectionTrait, ids: impl Iterator<Item = Uuid>) -> AppResult<()> {
+    let ids: Vec<Uuid> = ids.collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
     customer::Entity::update_many()
         .col_expr(customer::Column::OwnedSince, Expr::value(now()))
-        .filter(customer::Column::Id.eq(c.id))
+        .filter(customer::Column::Id.is_in(ids))
         .filter(customer::Column::OwnedSince.is_null())
         .exec(db)
         .await?;
@@ -209,15 +210,6 @@ async fn give_back(db: &DatabaseConnection, c: &customer::Model, base: DateTime<
 /// # Errors
 /// Database errors.
 pub async fn close_warnings(db: &impl ConnectionTrait, customer_id: Uuid, why: &str) -> AppResult<()> {
-    let open = reminder::Entity::find()
-        .filter(reminder::Column::Rule.eq(ReminderRule::PoolReturn))
-        .filter(reminder::Column::CustomerId.eq(customer_id))
-        .filter(reminder::Column::Status.is_in([ReminderStatus::Pending, ReminderStatus::Snoozed]))
-        .count(db)
-        .await?;
-    if open == 0 {
-        return Ok(());
-    }
     reminder::Entity::update_many()
         .col_expr(reminder::Column::Status, Expr::value(ReminderStatus::Dismissed.as_str()))
         .col_expr(reminder::Column::DismissedReason, Expr::value(why))

@@ -927,9 +927,9 @@ impl Importer<'_> {
         }
     }
 
-    /// Why a matched record is not touched (`customer::held_elsewhere`).
+    /// Why a matched record is not touched (`customer::held_by`).
     async fn untouchable(&mut self, txn: &DatabaseTransaction, m: &entity::customer::Model) -> AppResult<String> {
-        customer::held_elsewhere(txn, self.actor, m).await
+        Ok(customer::held_by(txn, self.actor, m).await?.1)
     }
 
     /// Dry run: the outcome of a line that repeats a key an earlier chunk (rolled back)
