@@ -67,6 +67,11 @@ pub struct Config {
     /// `CRM_IMPORT_IDLE_MS`: how long an import upload may send nothing before it is
     /// stopped; default 60000.
     pub import_idle_ms: u64,
+    /// Webhook delivery: `CRM_WEBHOOK_ALLOW_PRIVATE` (`on`: plain http and private
+    /// receivers; default off), `CRM_WEBHOOK_TIMEOUT_MS` (default 10000),
+    /// `CRM_WEBHOOK_RETRY_BASE_MS` (first retry, default 30000), `CRM_WEBHOOK_MAX_ATTEMPTS`
+    /// (default 12), `CRM_WEBHOOK_DISABLE_AFTER` (failed attempts in a row, default 50).
+    pub webhooks: crate::service::webhook::Settings,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -135,6 +140,20 @@ impl Config {
             data_key: var("CRM_DATA_KEY"),
             import_max_bytes: parsed("CRM_IMPORT_MAX_BYTES", 256 * 1024 * 1024u64)?.max(1024),
             import_idle_ms: parsed("CRM_IMPORT_IDLE_MS", 60_000u64)?.max(100),
+            webhooks: {
+                let d = crate::service::webhook::Settings::default();
+                let ms = |name: &str, default: std::time::Duration| -> Result<std::time::Duration, String> {
+                    let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+                    Ok(std::time::Duration::from_millis(parsed(name, default)?.clamp(100, 3_600_000)))
+                };
+                crate::service::webhook::Settings {
+                    allow_private: matches!(var("CRM_WEBHOOK_ALLOW_PRIVATE").as_deref(), Some("on" | "true" | "1")),
+                    timeout: ms("CRM_WEBHOOK_TIMEOUT_MS", d.timeout)?.min(std::time::Duration::from_secs(60)),
+                    retry_base: ms("CRM_WEBHOOK_RETRY_BASE_MS", d.retry_base)?,
+                    max_attempts: parsed("CRM_WEBHOOK_MAX_ATTEMPTS", d.max_attempts)?.clamp(1, 30),
+                    disable_after: parsed("CRM_WEBHOOK_DISABLE_AFTER", d.disable_after)?.max(1),
+                }
+            },
         })
     }
 }

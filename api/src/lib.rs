@@ -15,6 +15,7 @@ pub mod state;
 pub mod telemetry;
 pub mod vault;
 pub mod views;
+pub mod webhooks;
 pub mod ws;
 
 use auth::JwtKeys;
@@ -105,6 +106,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             max_bytes: config.import_max_bytes,
             idle_timeout: std::time::Duration::from_millis(config.import_idle_ms),
         },
+        webhooks: config.webhooks,
     })
 }
 
@@ -241,10 +243,13 @@ pub fn spawn_reseal(state: &AppState) {
 }
 
 /// Runs the background jobs until the process ends: the care tick every 30 seconds, the
-/// daily time-based reclassification, and hourly the removal of expired refresh tokens and
+/// daily time-based reclassification, the webhook worker (`webhooks.rs`), and hourly the removal of expired refresh tokens and
 /// stale login counters. Every instance may run them: a day's rules and
 /// reclassification run once across instances, and each due reminder is announced once.
 pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
+    if let Err(e) = webhooks::spawn(state) {
+        tracing::error!(error = %e, "webhooks will not be delivered");
+    }
     let db = state.db.clone();
     let care = state.clone();
     let housekeeping = state.db.clone();

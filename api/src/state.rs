@@ -33,6 +33,8 @@ pub struct AppState {
     pub privacy: Privacy,
     /// CSV imports (`import.rs`).
     pub imports: Imports,
+    /// Webhook delivery (`webhooks.rs`).
+    pub webhooks: crate::service::webhook::Settings,
 }
 
 /// Limits of CSV imports.

@@ -248,3 +248,28 @@ string_enum!(
         Invalid = "INVALID", Failed = "FAILED",
     }
 );
+
+string_enum!(
+    /// A domain event a webhook may subscribe to (`docs/webhooks.md`); the stored form is
+    /// the type receivers see.
+    WebhookEventKind {
+        CustomerCreated = "customer.created", CustomerUpdated = "customer.updated",
+        CustomerAssigned = "customer.assigned", CustomerMerged = "customer.merged",
+        CustomerDeleted = "customer.deleted", DealWon = "deal.won", DealLost = "deal.lost",
+        FeedbackReceived = "feedback.received", ReminderDue = "reminder.due",
+    }
+);
+
+string_enum!(
+    /// Where a webhook delivery stands.
+    DeliveryStatus {
+        /// Waiting for its first or next attempt (or in flight).
+        Pending = "PENDING",
+        /// The receiver answered 2xx.
+        Delivered = "DELIVERED",
+        /// Given up: attempts exhausted, or the receiver answered 410.
+        Failed = "FAILED",
+        /// Not sent: the subscriber may no longer read the record, or it was erased.
+        Skipped = "SKIPPED",
+    }
+);

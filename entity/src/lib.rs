@@ -33,3 +33,7 @@ pub mod reminder;
 pub mod role_permission;
 pub mod setting;
 pub mod user;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_event;

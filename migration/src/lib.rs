@@ -23,6 +23,7 @@ mod m20261127_000016_imports;
 mod m20261128_000017_api_keys;
 mod m20261128_000018_idempotency_keys;
 mod m20261128_000019_owned_since;
+mod m20261129_000020_webhooks;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000017_api_keys::Migration),
             Box::new(m20261128_000018_idempotency_keys::Migration),
             Box::new(m20261128_000019_owned_since::Migration),
+            Box::new(m20261129_000020_webhooks::Migration),
         ]
     }
 }

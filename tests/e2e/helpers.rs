@@ -48,6 +48,8 @@ pub fn test_config(url: String) -> Config {
         data_key,
         import_max_bytes: 256 * 1024 * 1024,
         import_idle_ms: 60_000,
+        // The tests' receivers listen on 127.0.0.1.
+        webhooks: api::service::webhook::Settings { allow_private: true, ..Default::default() },
     }
 }
 
@@ -154,7 +156,10 @@ impl TestApp {
         let mut app = TestApp {
             addr,
             database_url: url,
-            client: reqwest::Client::new(),
+            client: {
+                api::webhooks::install_tls();
+                reqwest::Client::new()
+            },
             db,
             admin_token: String::new(),
             statements,

@@ -24,4 +24,5 @@ mod records;
 mod reports;
 mod schema;
 mod sessions;
+mod webhooks;
 mod ws;

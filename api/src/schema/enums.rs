@@ -366,3 +366,45 @@ pub enum ConsentChannel {
     /// Letters.
     Post,
 }
+
+/// A domain event a webhook may subscribe to; receivers see it as the payload's `type`
+/// (`customer.created`, …, `docs/webhooks.md`).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::WebhookEventKind")]
+pub enum WebhookEventKind {
+    /// `customer.created`: a customer was made (by hand, an import, a bulk call).
+    CustomerCreated,
+    /// `customer.updated`: a customer's record changed (an edit, a restore, an upsert, a
+    /// tier override, a merge into it).
+    CustomerUpdated,
+    /// `customer.assigned`: a customer's owner changed (assignment, claim, hand-over,
+    /// return to the pool).
+    CustomerAssigned,
+    /// `customer.merged`: a customer was merged into another.
+    CustomerMerged,
+    /// `customer.deleted`: a customer went to the trash.
+    CustomerDeleted,
+    /// `deal.won`: a deal reached WON.
+    DealWon,
+    /// `deal.lost`: a deal reached LOST.
+    DealLost,
+    /// `feedback.received`: feedback was recorded.
+    FeedbackReceived,
+    /// `reminder.due`: a care reminder fell due.
+    ReminderDue,
+}
+
+/// Where a webhook delivery stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "e::DeliveryStatus")]
+pub enum DeliveryStatus {
+    /// Waiting for its first or next attempt, or in flight.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up: every attempt failed, or the receiver answered 410.
+    Failed,
+    /// Not sent: the webhook's account may no longer read the record, or its personal
+    /// data was erased.
+    Skipped,
+}

@@ -23,6 +23,7 @@ pub mod personal;
 pub mod record;
 pub mod reports;
 pub mod user;
+pub mod webhook;
 
 use crate::config::Limits;
 use async_graphql::{MergedObject, Schema};
@@ -48,6 +49,7 @@ pub struct Query(
     permission::PermissionQuery,
     audit::AuditQuery,
     api_key::ApiKeyQuery,
+    webhook::WebhookQuery,
 );
 
 /// Every mutation.
@@ -70,6 +72,7 @@ pub struct Mutation(
     permission::PermissionMutation,
     personal::PersonalMutation,
     api_key::ApiKeyMutation,
+    webhook::WebhookMutation,
 );
 
 /// The schema type served at /graphql.

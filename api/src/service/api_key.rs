@@ -273,6 +273,13 @@ pub async fn revoke(db: &DatabaseConnection, events: &Events, actor: &Actor, id:
             am.update(txn).await?;
             // What the key entered goes to its department's pool, as a departing person's.
             super::user::hand_over(txn, actor.id(), &account, None).await?;
+            // Its webhooks stop with it.
+            super::webhook::disable(
+                txn,
+                sea_orm::Condition::all().add(entity::webhook::Column::AccountId.eq(account.id)),
+                "its API key was revoked",
+            )
+            .await?;
         }
         audit::record(txn, Some(actor.id()), "revoke", "api_key", key.id, Some(&old), Some(&key)).await?;
         Ok((key, true))

@@ -1,4 +1,5 @@
-//! The audit trail: every write adds a row in the same transaction as the write.
+//! The audit trail: every write adds a row in the same transaction as the write, and
+//! with it the domain event the write raises, if any (`webhook::outbox`).
 use super::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::auth::{Actor, Placement};
 use crate::error::AppResult;
@@ -25,14 +26,17 @@ pub async fn record<T: Serialize>(
     new: Option<&T>,
 ) -> AppResult<()> {
     let to_json = |v: Option<&T>| v.and_then(|v| serde_json::to_value(v).ok());
+    let (old, new) = (to_json(old), to_json(new));
+    // The change's domain event, if it raises one, in the same transaction (webhooks).
+    super::webhook::outbox::from_audit(db, action, entity, record_id, old.as_ref(), new.as_ref()).await?;
     audit_log::ActiveModel {
         id: Set(super::new_id()),
         actor_id: Set(actor_id),
         action: Set(action.to_string()),
         entity: Set(entity.to_string()),
         record_id: Set(record_id),
-        old_values: Set(to_json(old)),
-        new_values: Set(to_json(new)),
+        old_values: Set(old),
+        new_values: Set(new),
         at: Set(super::now()),
     }
     .insert(db)

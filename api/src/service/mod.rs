@@ -36,6 +36,7 @@ pub mod sql;
 pub mod store;
 pub mod throttle;
 pub mod user;
+pub mod webhook;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;

@@ -264,7 +264,7 @@ impl<M> Page<M> {
     }
 
     /// Converts the rows, keeping cursors and counts.
-    pub fn map<N>(self, f: impl Fn(M) -> N) -> Page<N> {
+    pub fn map<N>(self, mut f: impl FnMut(M) -> N) -> Page<N> {
         Page {
             edges: self.edges.into_iter().map(|(c, m)| (c, f(m))).collect(),
             has_next_page: self.has_next_page,

@@ -292,6 +292,8 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
         let c = load_for(txn, actor, id, Action::Delete).await?;
         // Answers kept for idempotent retries may quote the person.
         super::idempotency::forget_answers(txn).await?;
+        // So may webhook payloads about this customer, kept for retries.
+        super::webhook::outbox::forget_customer(txn, id).await?;
         if c.legal_hold {
             return Err(AppError::Conflict(format!(
                 "this person's data is under a legal hold ({}); lift it first",

@@ -227,5 +227,8 @@ pub async fn prune(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<u64>
         .filter(refresh_token::Column::ExpiresAt.lt(at - chrono::Duration::days(1)))
         .exec(db)
         .await?;
-    Ok(gone.rows_affected + throttle::prune(db, at).await? + super::idempotency::prune(db, at).await?)
+    Ok(gone.rows_affected
+        + throttle::prune(db, at).await?
+        + super::idempotency::prune(db, at).await?
+        + super::webhook::delivery::prune(db, at).await?)
 }

@@ -192,3 +192,4 @@ versioned!(classification_policy, "classification_policy", Id => id, |_| Uuid::n
 versioned!(message_template, "message_template", Key => key, |_| Uuid::nil());
 versioned!(category, "category", Key => key, |_| Uuid::nil());
 versioned!(duplicate_report, "duplicate_report", Id => id, |m| m.id);
+versioned!(webhook, "webhook", Id => id, |m| m.id);

@@ -4,8 +4,10 @@ use super::rules::evaluate;
 use crate::error::AppResult;
 use crate::events::{Events, Signal};
 use crate::service::now;
+use crate::service::store::write;
+use crate::service::webhook::outbox;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use entity::enums::ReminderStatus;
+use entity::enums::{ReminderStatus, WebhookEventKind};
 use entity::{care_run, reminder};
 use sea_orm::sea_query::{Expr, OnConflict, Order, Query};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -102,12 +104,21 @@ pub async fn deliver(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<Ve
             .value(R::UpdatedAt, stamp)
             .cond_where(due())
             .and_where(R::Id.in_subquery(batch))
-            .returning_col(R::Id);
-        let rows = db.query_all_raw(db.get_database_backend().build(&q)).await?;
-        let n = rows.len();
-        for r in rows {
-            out.push(r.try_get::<Uuid>("", "id")?);
-        }
+            .returning(Query::returning().columns([R::Id, R::CustomerId]));
+        // The claim and the webhooks' `reminder.due` events commit together.
+        let claimed = write(db, async |txn| {
+            let rows = txn.query_all_raw(txn.get_database_backend().build(&q)).await?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for r in rows {
+                let (id, customer_id) = (r.try_get::<Uuid>("", "id")?, r.try_get::<Uuid>("", "customer_id")?);
+                outbox::record(txn, WebhookEventKind::ReminderDue, id, customer_id).await?;
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+        .await?;
+        let n = claimed.len();
+        out.extend(claimed);
         if n < 1000 {
             return Ok(out);
         }

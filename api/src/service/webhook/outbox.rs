@@ -1,0 +1,332 @@
+//! The outbox: domain events written in the transaction of the change, and their fan-out
+//! to one delivery per subscribed webhook.
+//!
+//! An event is derived from the change's audit row ([`from_audit`], called by
+//! `audit::record`), so every audited write of a customer, deal or feedback is covered
+//! wherever it happens (the API, an import, a bulk call, a merge, the pool sweep); the due
+//! reminders come from the care tick's claim (`care/schedule.rs`).
+use super::delivery;
+use crate::auth::Actor;
+use crate::auth::scope::department_subtree;
+use crate::error::AppResult;
+use crate::service::store::write;
+use crate::service::{new_id, now};
+use chrono::{DateTime, Utc};
+use entity::enums::{Action, DeliveryStatus, Resource, WebhookEventKind as Kind};
+use entity::{customer, webhook, webhook_delivery, webhook_event};
+use sea_orm::sea_query::{OnConflict, Order, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use uuid::Uuid;
+
+/// Events fanned out per transaction.
+const BATCH: u64 = 500;
+
+/// The event an audited change raises, if any, with its customer.
+fn event_of(
+    action: &str,
+    entity: &str,
+    record_id: Uuid,
+    old: Option<&Value>,
+    new: Option<&Value>,
+) -> Option<(Kind, Uuid)> {
+    let id_of = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
+    match entity {
+        "customer" => {
+            // Rows only: the merge's summary row (`{"merged": …}`) is no change of a record.
+            let row = new.filter(|n| n.get("version").is_some())?;
+            let kind = match (action, old) {
+                ("create" | "import" | "upsert", None) => Kind::CustomerCreated,
+                ("assign" | "claim" | "pool_return", _) => Kind::CustomerAssigned,
+                ("delete", _) => Kind::CustomerDeleted,
+                ("merge", _) if row.get("merged_into").is_some_and(|m| !m.is_null()) => Kind::CustomerMerged,
+                ("update" | "restore" | "import" | "upsert" | "override_tier" | "merge", Some(_)) => {
+                    Kind::CustomerUpdated
+                }
+                _ => return None,
+            };
+            Some((kind, record_id))
+        }
+        "deal" => {
+            // A created deal's row comes with its line items.
+            fn row(v: Option<&Value>) -> Option<&Value> {
+                v.map(|v| v.get("deal").unwrap_or(v))
+            }
+            fn stage(v: Option<&Value>) -> Option<&str> {
+                row(v).and_then(|r| r.get("stage")).and_then(Value::as_str)
+            }
+            if !matches!(action, "create" | "import" | "update") || stage(old) == stage(new) {
+                return None;
+            }
+            let kind = match stage(new)? {
+                "WON" => Kind::DealWon,
+                "LOST" => Kind::DealLost,
+                _ => return None,
+            };
+            Some((kind, id_of(row(new)?, "customer_id")?))
+        }
+        "feedback" if matches!(action, "create" | "import") && old.is_none() => {
+            Some((Kind::FeedbackReceived, id_of(new?, "customer_id")?))
+        }
+        _ => None,
+    }
+}
+
+/// Writes the event an audited change raises, in the change's transaction.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn from_audit(
+    db: &impl ConnectionTrait,
+    action: &str,
+    entity: &str,
+    record_id: Uuid,
+    old: Option<&Value>,
+    new: Option<&Value>,
+) -> AppResult<()> {
+    if let Some((kind, customer_id)) = event_of(action, entity, record_id, old, new) {
+        record(db, kind, record_id, customer_id).await?;
+    }
+    Ok(())
+}
+
+/// Writes one event, in the caller's transaction.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn record(db: &impl ConnectionTrait, kind: Kind, record_id: Uuid, customer_id: Uuid) -> AppResult<()> {
+    webhook_event::Entity::insert(webhook_event::ActiveModel {
+        id: sea_orm::Set(new_id()),
+        kind: sea_orm::Set(kind),
+        record_id: sea_orm::Set(record_id),
+        customer_id: sea_orm::Set(customer_id),
+        at: sea_orm::Set(now()),
+        dispatched_at: sea_orm::Set(None),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// The resource whose READ grant decides whether an account hears of an event.
+pub fn resource_of(kind: Kind) -> Resource {
+    match kind {
+        Kind::DealWon | Kind::DealLost => Resource::Deal,
+        Kind::FeedbackReceived => Resource::Feedback,
+        _ => Resource::Customer,
+    }
+}
+
+/// A webhook as the fan-out sees it: its account's rights and its filter's departments.
+struct Subscriber {
+    hook: webhook::Model,
+    kinds: Vec<Kind>,
+    tiers: Vec<entity::enums::Tier>,
+    departments: Option<Vec<Uuid>>,
+    actor: Actor,
+}
+
+impl Subscriber {
+    /// Whether the webhook hears of `event` about customer `c`: subscribed to the kind,
+    /// made before the event, inside its filter, and its account may read the record
+    /// (a deleted customer as it was).
+    fn hears(&self, event: &webhook_event::Model, c: &customer::Model) -> bool {
+        self.kinds.contains(&event.kind)
+            && event.at >= self.hook.created_at
+            && (self.tiers.is_empty() || self.tiers.contains(&c.tier))
+            && self.departments.as_ref().is_none_or(|d| d.contains(&c.department_id))
+            && self.actor.reach(resource_of(event.kind), Action::Read).admits(c.into())
+    }
+}
+
+/// Fans the events not yet dispatched out to their webhooks, a batch per transaction:
+/// the batch is claimed with a conditional UPDATE and its deliveries inserted in the same
+/// transaction, so an instance that stops midway leaves the batch to the next, and two
+/// instances never dispatch one event twice (one delivery per event and webhook, by a
+/// unique index besides). Returns the events dispatched.
+///
+/// # Errors
+/// Database errors.
+pub async fn fan_out(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<u64> {
+    let mut total = 0;
+    loop {
+        let n = write(db, async |txn| {
+            use webhook_event::Column as E;
+            let mut batch = Query::select();
+            batch
+                .column(E::Id)
+                .from(webhook_event::Entity)
+                .and_where(E::DispatchedAt.is_null())
+                .order_by(E::At, Order::Asc)
+                .limit(BATCH);
+            let mut q = Query::update();
+            q.table(webhook_event::Entity)
+                .value(E::DispatchedAt, at)
+                .and_where(E::DispatchedAt.is_null())
+                .and_where(E::Id.in_subquery(batch))
+                .returning_col(E::Id);
+            let rows = txn.query_all_raw(txn.get_database_backend().build(&q)).await?;
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.try_get::<Uuid>("", "id")).collect::<Result<_, _>>()?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let events = webhook_event::Entity::find().filter(E::Id.is_in(ids.clone())).all(txn).await?;
+            let subscribers = subscribers(txn).await?;
+            if !subscribers.is_empty() {
+                let customers: HashMap<Uuid, customer::Model> = customer::Entity::find()
+                    .filter(customer::Column::Id.is_in(events.iter().map(|e| e.customer_id).collect::<Vec<_>>()))
+                    .all(txn)
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.id, c))
+                    .collect();
+                let stamp = now();
+                let mut rows = Vec::new();
+                for event in &events {
+                    let Some(c) = customers.get(&event.customer_id) else { continue };
+                    for s in subscribers.iter().filter(|s| s.hears(event, c)) {
+                        rows.push(webhook_delivery::ActiveModel {
+                            id: sea_orm::Set(new_id()),
+                            webhook_id: sea_orm::Set(s.hook.id),
+                            event_id: sea_orm::Set(event.id),
+                            event_kind: sea_orm::Set(event.kind),
+                            status: sea_orm::Set(DeliveryStatus::Pending),
+                            body: sea_orm::Set(None),
+                            attempts: sea_orm::Set(0),
+                            round_attempts: sea_orm::Set(0),
+                            next_attempt_at: sea_orm::Set(event.at),
+                            lease_until: sea_orm::Set(None),
+                            claim: sea_orm::Set(None),
+                            last_status_code: sea_orm::Set(None),
+                            last_error: sea_orm::Set(None),
+                            last_latency_ms: sea_orm::Set(None),
+                            delivered_at: sea_orm::Set(None),
+                            created_at: sea_orm::Set(stamp),
+                            updated_at: sea_orm::Set(stamp),
+                        });
+                    }
+                }
+                for chunk in rows.chunks(200) {
+                    webhook_delivery::Entity::insert_many(chunk.to_vec())
+                        .on_conflict(
+                            OnConflict::columns([
+                                webhook_delivery::Column::WebhookId,
+                                webhook_delivery::Column::EventId,
+                            ])
+                            .do_nothing()
+                            .to_owned(),
+                        )
+                        .exec_without_returning(txn)
+                        .await?;
+                }
+            }
+            Ok(ids.len() as u64)
+        })
+        .await?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// The active webhooks with their accounts' rights; a webhook whose account can no longer
+/// act (deactivated, its key revoked) is disabled on the way.
+async fn subscribers(txn: &sea_orm::DatabaseTransaction) -> AppResult<Vec<Subscriber>> {
+    let hooks = webhook::Entity::find().filter(webhook::Column::Active.eq(true)).all(txn).await?;
+    let mut actors: HashMap<Uuid, Option<Actor>> = HashMap::new();
+    let mut subtrees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut out = Vec::new();
+    for hook in hooks {
+        let actor = match actors.entry(hook.account_id) {
+            Entry::Occupied(known) => known.get().clone(),
+            Entry::Vacant(slot) => {
+                let actor = match Actor::load(txn, hook.account_id).await {
+                    Ok(a) => Some(a),
+                    Err(crate::error::AppError::Unauthenticated(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                slot.insert(actor).clone()
+            }
+        };
+        let Some(actor) = actor else {
+            super::disable(
+                txn,
+                sea_orm::Condition::all().add(webhook::Column::Id.eq(hook.id)),
+                "its account is no longer active",
+            )
+            .await?;
+            continue;
+        };
+        let departments = match hook.department_id {
+            Some(d) => Some(match subtrees.entry(d) {
+                Entry::Occupied(known) => known.get().clone(),
+                Entry::Vacant(slot) => slot.insert(department_subtree(txn, d).await?).clone(),
+            }),
+            None => None,
+        };
+        out.push(Subscriber {
+            kinds: super::events_of(&hook),
+            tiers: super::tiers_of(&hook),
+            departments,
+            actor,
+            hook,
+        });
+    }
+    Ok(out)
+}
+
+/// Forgets what the outbox holds about a customer whose personal data is erased: the
+/// payloads of its deliveries, and the deliveries not yet made.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn forget_customer(db: &impl ConnectionTrait, customer_id: Uuid) -> AppResult<()> {
+    let events = Query::select()
+        .column(webhook_event::Column::Id)
+        .from(webhook_event::Entity)
+        .and_where(webhook_event::Column::CustomerId.eq(customer_id))
+        .to_owned();
+    delivery::forget(db, events).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn audited_changes_raise_their_events() {
+        let id = Uuid::now_v7();
+        let c = Uuid::now_v7().to_string();
+        let row = json!({"id": id, "version": 1, "merged_into": null});
+        let kind = |action: &str, entity: &str, old: Option<&Value>, new: Option<&Value>| {
+            event_of(action, entity, id, old, new).map(|(k, _)| k)
+        };
+        assert_eq!(kind("create", "customer", None, Some(&row)), Some(Kind::CustomerCreated));
+        assert_eq!(kind("import", "customer", None, Some(&row)), Some(Kind::CustomerCreated));
+        assert_eq!(kind("import", "customer", Some(&row), Some(&row)), Some(Kind::CustomerUpdated));
+        assert_eq!(kind("claim", "customer", Some(&row), Some(&row)), Some(Kind::CustomerAssigned));
+        assert_eq!(kind("pool_return", "customer", Some(&row), Some(&row)), Some(Kind::CustomerAssigned));
+        assert_eq!(kind("delete", "customer", Some(&row), Some(&row)), Some(Kind::CustomerDeleted));
+        let gone = json!({"id": id, "version": 2, "merged_into": c});
+        assert_eq!(kind("merge", "customer", Some(&row), Some(&gone)), Some(Kind::CustomerMerged));
+        assert_eq!(kind("merge", "customer", Some(&row), Some(&row)), Some(Kind::CustomerUpdated));
+        assert_eq!(kind("merge", "customer", None, Some(&json!({"merged": [c]}))), None);
+        assert_eq!(kind("legal_hold", "customer", Some(&row), Some(&row)), None);
+        let open = json!({"stage": "NEGOTIATION", "customer_id": c});
+        let won = json!({"stage": "WON", "customer_id": c});
+        assert_eq!(kind("update", "deal", Some(&open), Some(&won)), Some(Kind::DealWon));
+        assert_eq!(kind("update", "deal", Some(&won), Some(&won)), None);
+        assert_eq!(kind("create", "deal", None, Some(&json!({"deal": won, "lineItems": []}))), Some(Kind::DealWon));
+        assert_eq!(
+            kind("update", "deal", Some(&open), Some(&json!({"stage": "LOST", "customer_id": c}))),
+            Some(Kind::DealLost)
+        );
+        assert_eq!(kind("create", "deal", None, Some(&json!({"deal": open}))), None);
+        assert_eq!(kind("create", "feedback", None, Some(&json!({"customer_id": c}))), Some(Kind::FeedbackReceived));
+        assert_eq!(kind("update", "feedback", Some(&json!({})), Some(&json!({"customer_id": c}))), None);
+    }
+}
