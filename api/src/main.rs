@@ -140,11 +140,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             let state = api::prepare(&config).await?;
             let done = api::service::seal::reseal(&state.db, &state.privacy.keys).await.map_err(|e| e.to_string())?;
             println!(
-                "re-sealed under key {}: {} contacts, {} customers, {} audit rows",
+                "re-sealed under key {}: {} contacts, {} customers, {} audit rows, {} webhook secrets and payloads",
                 state.privacy.keys.current(),
                 done.contacts,
                 done.customers,
-                done.audit_rows
+                done.audit_rows,
+                done.webhooks
             );
             if done.conflicts > 0 {
                 println!(

@@ -12,14 +12,14 @@ use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use crate::schema::{CrmSchema, loaders};
 use crate::service::webhook::delivery::{self, Claimed, Outcome};
-use crate::service::webhook::{outbox, signing_secrets, target};
+use crate::service::webhook::{outbox, payload_field, signing_secrets, target};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use entity::enums::{Action, DeliveryStatus, Resource, WebhookEventKind as Kind};
 use entity::{customer, reminder};
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::net::SocketAddr;
@@ -82,6 +82,9 @@ impl Worker {
     pub async fn tick(&self, at: DateTime<Utc>) -> AppResult<Tick> {
         let mut out = Tick { dispatched: outbox::fan_out(&self.state.db, at).await?, ..Tick::default() };
         loop {
+            // Each batch at its own time: a lease counts from its claim, not from the round's
+            // start (a long round would hand out leases already run out).
+            let at = std::cmp::max(at, Utc::now());
             let claimed = delivery::claim(&self.state.db, &self.state.webhooks, at, BATCH).await?;
             let n = claimed.len();
             let done: Vec<AppResult<(Uuid, DeliveryStatus)>> = futures::stream::iter(claimed)
@@ -101,25 +104,47 @@ impl Worker {
         }
     }
 
-    /// Makes one claimed attempt and records its outcome.
+    /// Makes one claimed attempt and records its outcome; a fault on the way (a payload
+    /// that cannot be rendered or opened) counts as a failed attempt, backed off like any.
     async fn attempt(&self, c: Claimed) -> AppResult<DeliveryStatus> {
+        let outcome = match self.prepare_and_send(&c).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, delivery = %c.delivery.id, "webhook attempt failed before sending");
+                Outcome::Unreachable { error: format!("the delivery could not be prepared: {e}"), latency_ms: 0 }
+            }
+        };
+        delivery::finish(&self.state.db, &self.state.webhooks, &c, &outcome).await
+    }
+
+    async fn prepare_and_send(&self, c: &Claimed) -> AppResult<Outcome> {
+        // The account must still be able to act at every attempt (a kept payload too): a
+        // deactivated person's or an expired key's webhook stops here.
+        if let Some(why) = outbox::silenced(&self.state.db, &c.webhook).await? {
+            crate::service::webhook::disable(
+                &self.state.db,
+                sea_orm::Condition::all().add(entity::webhook::Column::Id.eq(c.webhook.id)),
+                why,
+            )
+            .await?;
+            return Ok(Outcome::Skipped(why.into()));
+        }
         let vault = &self.state.privacy.keys;
-        let sealed_as = delivery_field(c.delivery.id);
+        let sealed_as = payload_field(c.delivery.id);
         let body = match &c.delivery.body {
             Some(sealed) => Some(vault.open(&sealed_as, c.delivery.event_id, sealed)?),
-            None => match self.render(&c).await? {
+            None => match self.render(c).await? {
                 Some(body) => {
-                    delivery::keep_body(&self.state.db, &c, vault.seal(&sealed_as, c.delivery.event_id, &body)).await?;
+                    delivery::keep_body(&self.state.db, c, vault.seal(&sealed_as, c.delivery.event_id, &body)).await?;
                     Some(body)
                 }
                 None => None,
             },
         };
-        let outcome = match body {
-            Some(body) => self.send(&c, body).await?,
-            None => Outcome::Skipped("the webhook's account may not read this record (any more)".into()),
-        };
-        delivery::finish(&self.state.db, &self.state.webhooks, &c, &outcome).await
+        match body {
+            Some(body) => self.send(c, body).await,
+            None => Ok(Outcome::Skipped("the webhook's account may not read this record (any more)".into())),
+        }
     }
 
     /// The payload, as the webhook's account may read it now; `None` when it may not.
@@ -169,6 +194,12 @@ impl Worker {
             }
             Kind::ReminderDue => {
                 let Some(r) = reminder::Entity::find_by_id(e.record_id).one(db).await? else { return Ok(None) };
+                // As `myReminders`: the account's own reminders only (their reasons may
+                // quote a birthday or a person's note).
+                let Some(owner) = customer::Entity::find_by_id(r.customer_id).one(db).await? else { return Ok(None) };
+                if !actor.holds_reminder(&r, &owner) {
+                    return Ok(None);
+                }
                 let doc = format!("query($id: ID!) {{ customer(id: $id) {{ {CUSTOMER_FIELDS} }} }}");
                 self.read(&actor, &doc, r.customer_id, "customer").await?.map(|customer| {
                     json!({
@@ -250,11 +281,6 @@ pub fn install_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The field a delivery's payload is sealed under.
-fn delivery_field(delivery: Uuid) -> String {
-    format!("webhook_payload:{delivery}")
-}
-
 /// Whether a GraphQL error says the record is not (or no longer) readable.
 fn is_refusal(e: &async_graphql::ServerError) -> bool {
     let code = e.extensions.as_ref().and_then(|x| x.get("code")).cloned();
@@ -312,8 +338,8 @@ impl reqwest::dns::Resolve for Admitted {
             let admitted: Vec<SocketAddr> =
                 found.iter().copied().filter(|a| target::admitted(a.ip(), allow_private).is_ok()).collect();
             if admitted.is_empty() {
-                let why = if found.is_empty() { "no address" } else { "only private or reserved addresses" };
-                return Err(format!("{host} resolves to {why}").into());
+                // Which: the log's reader (a key) should not map the inside's names.
+                return Err("the name resolves to no address a webhook may reach".into());
             }
             let addrs: reqwest::dns::Addrs = Box::new(admitted.into_iter());
             Ok(addrs)

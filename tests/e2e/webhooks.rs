@@ -384,6 +384,16 @@ async fn every_domain_event_reaches_its_subscriber() {
         json!({"c": a["id"], "d": today.to_string()}),
     )
     .await;
+    // The administrator's own follow-up: a webhook hears of its account's reminders only
+    // (the rep's above quotes the rep's note, which the administrator's `myReminders`
+    // does not show either).
+    let d = app.create_customer(&admin, json!({"name": "丁", "kind": "INDIVIDUAL"})).await;
+    app.ok(
+        &admin,
+        "mutation($c:ID!,$d:Date!){createFollowUp(customerId:$c,dueOn:$d,note:\"对账\"){id}}",
+        json!({"c": d["id"], "d": today.to_string()}),
+    )
+    .await;
     app.care_tick(chrono::Utc::now() + chrono::Duration::days(1)).await;
 
     worker(&app).tick(now()).await.unwrap();
@@ -395,7 +405,7 @@ async fn every_domain_event_reaches_its_subscriber() {
     want.sort();
     assert_eq!(kinds, want, "{:?}", got.iter().map(Received::event_type).collect::<Vec<_>>());
     let of = |t: &str| got.iter().map(Received::json).filter(|b| b["type"] == t).collect::<Vec<_>>();
-    assert_eq!(of("customer.created").len(), 3);
+    assert_eq!(of("customer.created").len(), 4);
     let merged = &of("customer.merged")[0];
     assert_eq!(merged["data"]["customer"]["id"], b["id"]);
     assert_eq!(merged["data"]["customer"]["mergedInto"], a["id"]);
@@ -404,9 +414,10 @@ async fn every_domain_event_reaches_its_subscriber() {
     assert_eq!(of("deal.lost")[0]["data"]["deal"]["lostReason"], "价格");
     assert_eq!(of("deal.won")[0]["data"]["deal"]["amount"]["amount"], "100.00");
     assert_eq!(of("feedback.received")[0]["data"]["feedback"]["content"], "送货慢");
-    let due = &of("reminder.due")[0]["data"];
-    assert_eq!(due["reminder"]["rule"], "FOLLOW_UP");
-    assert_eq!(due["customer"]["id"], a["id"]);
+    let due = of("reminder.due");
+    assert_eq!(due.len(), 1, "only the account's own reminder: {due:?}");
+    assert_eq!(due[0]["data"]["reminder"]["rule"], "FOLLOW_UP");
+    assert_eq!(due[0]["data"]["customer"]["id"], d["id"]);
     // Every event once, and each delivery's id is its own.
     let ids: std::collections::HashSet<String> = got.iter().map(|r| r.headers["x-crm-event-id"].clone()).collect();
     assert_eq!(ids.len(), got.len());
@@ -568,6 +579,13 @@ async fn webhooks_are_managed_by_administrators_and_their_own_keys() {
     let h = app.ok(&admin, WEBHOOK, json!({"id": h1["id"]})).await["webhook"].clone();
     assert_eq!(h["active"], false);
     assert_eq!(h["disabledReason"], "its API key was revoked");
+    // A person's webhook stops when the person leaves.
+    let (boss_id, boss) = app.create_user("boss@example.com", "ADMIN", &dept).await;
+    let (h4, _) = webhook(&app, &boss, input(&receiver.url)).await;
+    app.ok(&admin, "mutation($id:ID!){deactivateUser(id:$id){id}}", json!({"id": boss_id})).await;
+    let h = app.ok(&admin, WEBHOOK, json!({"id": h4["id"]})).await["webhook"].clone();
+    assert_eq!(h["active"], false);
+    assert_eq!(h["disabledReason"], "its account was deactivated");
     // Deleted with its log.
     app.ok(&admin, "mutation($id:ID!){deleteWebhook(id:$id){id}}", json!({"id": h3["id"]})).await;
     let resp = app.gql(Some(&admin), DELIVERIES, json!({"w": h3["id"]})).await;

@@ -24,6 +24,8 @@ pub struct Resealed {
     pub customers: u64,
     /// Audit rows whose sealed (or still plain) addresses were sealed again.
     pub audit_rows: u64,
+    /// Webhook secrets and kept webhook payloads.
+    pub webhooks: u64,
     /// Contacts left under their old key: their ID number is another live contact's.
     pub conflicts: u64,
 }
@@ -127,6 +129,7 @@ pub async fn reseal(db: &DatabaseConnection, vault: &Keyring) -> AppResult<Resea
         }
     }
     done.audit_rows = reseal_audit(db, vault).await?;
+    done.webhooks = super::webhook::reseal(db, vault).await?;
     Ok(done)
 }
 

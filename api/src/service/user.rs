@@ -269,6 +269,13 @@ pub async fn deactivate(
         session::end_sessions(txn, &old, &mut am).await?;
         let new = save::<user::Entity>(txn, Some(actor.id()), "deactivate", &old, am).await?;
         let moved = hand_over(txn, actor.id(), &old, successor.as_ref()).await?;
+        // The webhooks that read with this person's eyes stop with them.
+        super::webhook::disable(
+            txn,
+            sea_orm::Condition::all().add(entity::webhook::Column::AccountId.eq(id)),
+            "its account was deactivated",
+        )
+        .await?;
         tracing::info!(user = %id, moved, "user deactivated; customers handed over");
         Ok(new)
     })

@@ -308,7 +308,8 @@ pub async fn attempts(
 ///
 /// # Errors
 /// FORBIDDEN; NOT_FOUND (the delivery, or a webhook the caller does not manage);
-/// CONFLICT (an attempt is in flight); VALIDATION (the webhook is disabled: enable it).
+/// CONFLICT (the delivery is still PENDING: queued or in flight); VALIDATION (the webhook
+/// is disabled: enable it).
 pub async fn redeliver(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<webhook_delivery::Model> {
     let d = webhook_delivery::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("webhook delivery"))?;
     let hook = super::get(db, actor, d.webhook_id).await.map_err(|e| match e {
@@ -326,12 +327,17 @@ pub async fn redeliver(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppR
             .col_expr(D::RoundAttempts, Expr::value(0))
             .col_expr(D::NextAttemptAt, Expr::value(at))
             .col_expr(D::UpdatedAt, Expr::value(at))
+            // A late outcome of an earlier claim must not settle the new round.
+            .col_expr(D::Claim, Expr::value(Option::<Uuid>::None))
             .filter(D::Id.eq(id))
+            .filter(D::Status.ne(DeliveryStatus::Pending))
             .filter(Condition::any().add(D::LeaseUntil.is_null()).add(D::LeaseUntil.lt(at)))
             .exec(txn)
             .await?;
         if done.rows_affected == 0 {
-            return Err(AppError::Conflict("an attempt of this delivery is in flight; try again when it ends".into()));
+            return Err(AppError::Conflict(
+                "this delivery is already queued or in flight; redeliver it once it is settled".into(),
+            ));
         }
         let after =
             webhook_delivery::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("webhook delivery"))?;
@@ -369,6 +375,10 @@ pub(crate) async fn forget(db: &impl ConnectionTrait, events: SelectStatement) -
     use webhook_delivery::Column as D;
     webhook_delivery::Entity::update_many()
         .col_expr(D::Body, Expr::value(Option::<String>::None))
+        // An attempt in flight loses its claim: it can neither keep the payload it
+        // rendered before the erasure nor record an outcome over the skip.
+        .col_expr(D::Claim, Expr::value(Option::<Uuid>::None))
+        .col_expr(D::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(
             D::Status,
             Expr::case(D::Status.eq(DeliveryStatus::Pending), DeliveryStatus::Skipped.as_str())

@@ -425,3 +425,70 @@ pub(crate) async fn disable(db: &impl ConnectionTrait, which: sea_orm::Condition
         .await?;
     Ok(())
 }
+
+/// The field a delivery's kept payload is sealed under (bound to the delivery).
+pub fn payload_field(delivery: Uuid) -> String {
+    format!("webhook_payload:{delivery}")
+}
+
+/// Re-seals under the current data key the webhook secrets and kept payloads sealed under
+/// an older one (`seal::reseal`, after a data key rotation). Returns the rows re-sealed.
+///
+/// # Errors
+/// A value that no key opens; database errors.
+pub async fn reseal(db: &DatabaseConnection, vault: &Keyring) -> AppResult<u64> {
+    use sea_orm::sea_query::Expr;
+    let mut done = 0;
+    for hook in webhook::Entity::find().all(db).await? {
+        let stale = |v: &str| !vault.is_current(v);
+        if !stale(&hook.secret) && !hook.previous_secret.as_deref().is_some_and(stale) {
+            continue;
+        }
+        let again = |v: &str| -> AppResult<String> {
+            Ok(vault.seal(SECRET_FIELD, hook.id, &vault.open(SECRET_FIELD, hook.id, v)?))
+        };
+        let previous = hook.previous_secret.as_deref().map(again).transpose()?;
+        // Only if unchanged meanwhile (a rotation wins).
+        done += webhook::Entity::update_many()
+            .col_expr(webhook::Column::Secret, Expr::value(again(&hook.secret)?))
+            .col_expr(webhook::Column::PreviousSecret, Expr::value(previous))
+            .filter(webhook::Column::Id.eq(hook.id))
+            .filter(webhook::Column::Secret.eq(hook.secret.clone()))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    let mut after = Uuid::nil();
+    loop {
+        use entity::webhook_delivery::{Column as D, Entity as Deliveries};
+        let rows: Vec<(Uuid, Uuid, Option<String>)> = sea_orm::QuerySelect::limit(
+            sea_orm::QueryOrder::order_by_asc(
+                sea_orm::QuerySelect::columns(
+                    sea_orm::QuerySelect::select_only(Deliveries::find()),
+                    [D::Id, D::EventId, D::Body],
+                )
+                .filter(D::Id.gt(after))
+                .filter(D::Body.is_not_null()),
+                D::Id,
+            ),
+            500,
+        )
+        .into_tuple()
+        .all(db)
+        .await?;
+        let Some(last) = rows.last() else { return Ok(done) };
+        after = last.0;
+        for (id, event, body) in rows {
+            let Some(stored) = body.filter(|b| !vault.is_current(b)) else { continue };
+            let field = payload_field(id);
+            let plain = vault.open(&field, event, &stored)?;
+            done += Deliveries::update_many()
+                .col_expr(D::Body, Expr::value(vault.seal(&field, event, &plain)))
+                .filter(D::Id.eq(id))
+                .filter(D::Body.eq(stored))
+                .exec(db)
+                .await?
+                .rows_affected;
+        }
+    }
+}

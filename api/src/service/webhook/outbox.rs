@@ -13,7 +13,7 @@ use crate::service::store::write;
 use crate::service::{new_id, now};
 use chrono::{DateTime, Utc};
 use entity::enums::{Action, DeliveryStatus, Resource, WebhookEventKind as Kind};
-use entity::{customer, webhook, webhook_delivery, webhook_event};
+use entity::{customer, reminder, webhook, webhook_delivery, webhook_event};
 use sea_orm::sea_query::{OnConflict, Order, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::Value;
@@ -132,7 +132,11 @@ impl Subscriber {
     /// Whether the webhook hears of `event` about customer `c`: subscribed to the kind,
     /// made before the event, inside its filter, and its account may read the record
     /// (a deleted customer as it was).
-    fn hears(&self, event: &webhook_event::Model, c: &customer::Model) -> bool {
+    fn hears(&self, event: &webhook_event::Model, c: &customer::Model, r: Option<&reminder::Model>) -> bool {
+        // A reminder as `myReminders` shows it: the account's own only.
+        if event.kind == Kind::ReminderDue && !r.is_some_and(|r| self.actor.holds_reminder(r, c)) {
+            return false;
+        }
         self.kinds.contains(&event.kind)
             && event.at >= self.hook.created_at
             && (self.tiers.is_empty() || self.tiers.contains(&c.tier))
@@ -182,11 +186,25 @@ pub async fn fan_out(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<u6
                     .into_iter()
                     .map(|c| (c.id, c))
                     .collect();
+                let reminder_ids: Vec<Uuid> =
+                    events.iter().filter(|e| e.kind == Kind::ReminderDue).map(|e| e.record_id).collect();
+                let reminders: HashMap<Uuid, reminder::Model> = if reminder_ids.is_empty() {
+                    HashMap::new()
+                } else {
+                    reminder::Entity::find()
+                        .filter(reminder::Column::Id.is_in(reminder_ids))
+                        .all(txn)
+                        .await?
+                        .into_iter()
+                        .map(|r| (r.id, r))
+                        .collect()
+                };
                 let stamp = now();
                 let mut rows = Vec::new();
                 for event in &events {
                     let Some(c) = customers.get(&event.customer_id) else { continue };
-                    for s in subscribers.iter().filter(|s| s.hears(event, c)) {
+                    let r = reminders.get(&event.record_id);
+                    for s in subscribers.iter().filter(|s| s.hears(event, c, r)) {
                         rows.push(webhook_delivery::ActiveModel {
                             id: sea_orm::Set(new_id()),
                             webhook_id: sea_orm::Set(s.hook.id),
@@ -233,32 +251,20 @@ pub async fn fan_out(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<u6
 }
 
 /// The active webhooks with their accounts' rights; a webhook whose account can no longer
-/// act (deactivated, its key revoked) is disabled on the way.
+/// act (deactivated, its key revoked or expired) is disabled on the way.
 async fn subscribers(txn: &sea_orm::DatabaseTransaction) -> AppResult<Vec<Subscriber>> {
     let hooks = webhook::Entity::find().filter(webhook::Column::Active.eq(true)).all(txn).await?;
-    let mut actors: HashMap<Uuid, Option<Actor>> = HashMap::new();
+    let mut actors: HashMap<Uuid, Actor> = HashMap::new();
     let mut subtrees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     let mut out = Vec::new();
     for hook in hooks {
+        if let Some(why) = silenced(txn, &hook).await? {
+            super::disable(txn, sea_orm::Condition::all().add(webhook::Column::Id.eq(hook.id)), why).await?;
+            continue;
+        }
         let actor = match actors.entry(hook.account_id) {
             Entry::Occupied(known) => known.get().clone(),
-            Entry::Vacant(slot) => {
-                let actor = match Actor::load(txn, hook.account_id).await {
-                    Ok(a) => Some(a),
-                    Err(crate::error::AppError::Unauthenticated(_)) => None,
-                    Err(e) => return Err(e),
-                };
-                slot.insert(actor).clone()
-            }
-        };
-        let Some(actor) = actor else {
-            super::disable(
-                txn,
-                sea_orm::Condition::all().add(webhook::Column::Id.eq(hook.id)),
-                "its account is no longer active",
-            )
-            .await?;
-            continue;
+            Entry::Vacant(slot) => slot.insert(Actor::load(txn, hook.account_id).await?).clone(),
         };
         let departments = match hook.department_id {
             Some(d) => Some(match subtrees.entry(d) {
@@ -276,6 +282,25 @@ async fn subscribers(txn: &sea_orm::DatabaseTransaction) -> AppResult<Vec<Subscr
         });
     }
     Ok(out)
+}
+
+/// Why a webhook's account can no longer act, if it cannot: a deactivated person, a
+/// revoked or expired key. Checked at the fan-out and again before every attempt.
+///
+/// # Errors
+/// Database errors.
+pub async fn silenced(db: &impl ConnectionTrait, hook: &webhook::Model) -> AppResult<Option<&'static str>> {
+    let active = entity::user::Entity::find_by_id(hook.account_id).one(db).await?.is_some_and(|u| u.active);
+    if !active {
+        return Ok(Some("its account is no longer active"));
+    }
+    let Some(key_id) = hook.api_key_id else { return Ok(None) };
+    Ok(match entity::api_key::Entity::find_by_id(key_id).one(db).await? {
+        None => Some("its API key was revoked"),
+        Some(k) if k.revoked_at.is_some() => Some("its API key was revoked"),
+        Some(k) if k.expires_at.is_some_and(|e| e <= now()) => Some("its API key expired"),
+        Some(_) => None,
+    })
 }
 
 /// Forgets what the outbox holds about a customer whose personal data is erased: the

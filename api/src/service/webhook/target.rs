@@ -85,19 +85,38 @@ fn public_v4(ip: Ipv4Addr) -> bool {
         // IETF protocol assignments, 192.0.0.0/24; benchmarking, 198.18.0.0/15.
         || (a == 192 && b == 0 && c == 0)
         || (a == 198 && (b == 18 || b == 19))
+        // 6to4 relay anycast, 192.88.99.0/24.
+        || (a == 192 && b == 88 && c == 99)
         // Reserved, 240.0.0.0/4.
         || a >= 240)
 }
 
 fn public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    let o = ip.octets();
+    // Forms that carry an IPv4 address are judged by it: IPv4-compatible ::a.b.c.d (and
+    // ::ffff:0:a.b.c.d), 6to4 2002:a.b.c.d::/16.
+    if seg[..5] == [0; 5] && (seg[5] == 0 || seg[5] == 0xffff) && (seg[6] != 0 || seg[7] > 1) {
+        return public_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    if seg[..4] == [0, 0, 0, 0] && seg[4] == 0xffff && seg[5] == 0 {
+        return public_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    if first == 0x2002 {
+        return public_v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         // Unique local fc00::/7, link-local fe80::/10, documentation 2001:db8::/32.
         || (first & 0xfe00) == 0xfc00
         || (first & 0xffc0) == 0xfe80
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8)
+        // Site-local fec0::/10 (deprecated), Teredo 2001::/32, discard 100::/64.
+        || (first & 0xffc0) == 0xfec0
+        || (first == 0x2001 && seg[1] == 0)
+        || (first == 0x0100 && seg[1..4] == [0, 0, 0])
+        || (first == 0x2001 && seg[1] == 0x0db8)
         // NAT64 64:ff9b::/96 reaches IPv4 addresses: judged by the IPv4 address.
         || (first == 0x0064 && ip.segments()[1] == 0xff9b && {
             let o = ip.octets();
@@ -131,6 +150,13 @@ mod tests {
             "https://[fe80::1]/",
             "https://[::ffff:127.0.0.1]/",
             "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[::7f00:1]/",
+            "https://[::ffff:0:7f00:1]/",
+            "https://[2002:7f00:1::]/",
+            "https://[fec0::1]/",
+            "https://[2001::1]/",
+            "https://[100::1]/",
+            "https://192.88.99.1/",
             "not a url",
             "https://hooks.example.com/#x",
         ] {
@@ -141,5 +167,6 @@ mod tests {
         assert!(is_public("8.8.8.8".parse().unwrap()));
         assert!(is_public("2606:4700::1111".parse().unwrap()));
         assert!(is_public("64:ff9b::808:808".parse().unwrap()));
+        assert!(is_public("2002:808:808::1".parse().unwrap()));
     }
 }
