@@ -445,6 +445,9 @@ async fn failing_receivers_are_retried_with_back_off_and_disabled() {
     assert_eq!(d["status"], "PENDING");
     assert_eq!(d["lastStatusCode"], 500);
     assert_eq!(d["lastError"], "the receiver answered 500");
+    // Still queued: a redelivery would skip the back-off.
+    let resp = app.gql(Some(&admin), REDELIVER, json!({"id": d["id"]})).await;
+    assert_eq!(code(&resp), "CONFLICT", "{resp}");
     let next = chrono::DateTime::parse_from_rfc3339(d["nextAttemptAt"].as_str().unwrap()).unwrap();
     let wait = next.signed_duration_since(t0).num_seconds();
     assert!((59..=61).contains(&wait), "the first retry after the base delay: {wait}");
@@ -537,6 +540,10 @@ async fn webhooks_are_managed_by_administrators_and_their_own_keys() {
     other["apiKeyId"] = k1["apiKey"]["id"].clone();
     let resp = app.gql(Some(s2), CREATE, json!({"i": other})).await;
     assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+    let mut unknown = input(&receiver.url);
+    unknown["apiKeyId"] = json!(uuid::Uuid::new_v4());
+    let resp = app.gql(Some(&admin), CREATE, json!({"i": unknown})).await;
+    assert_eq!(code(&resp), "NOT_FOUND", "{resp}");
     let list = app.ok(s2, "{webhooks{nodes{id}}}", json!({})).await;
     assert_eq!(list["webhooks"]["nodes"], json!([]));
     // An administrator sees every webhook and makes one for a key.
