@@ -324,16 +324,19 @@ async fn trash_of_deals_and_feedback_and_single_interactions() {
     assert_eq!(data["feedback"], json!({"content": "希望增加夜间配送", "nps": 8}));
 
     // interaction(id): the single read, scoped through the customer
+    // the follow-up date is taken from the clock the test runs under: a fixed calendar date
+    // passes and then rightly fails validation as "before the interaction"
+    let follow_up = (chrono::Utc::now().date_naive() + chrono::Days::new(7)).to_string();
     let log = "mutation($i:CreateInteractionInput!){createInteraction(input:$i){id}}";
     let logged = app
-        .ok(&rep, log, json!({"i": {"customerId": company, "kind": "WECHAT", "direction": "INBOUND", "summary": "客户询问交期", "outcome": "周五前回复", "nextFollowUpOn": "2026-12-04"}}))
+        .ok(&rep, log, json!({"i": {"customerId": company, "kind": "WECHAT", "direction": "INBOUND", "summary": "客户询问交期", "outcome": "周五前回复", "nextFollowUpOn": follow_up}}))
         .await;
     let iid = logged["createInteraction"]["id"].clone();
     let q = "query($id:ID!){interaction(id:$id){kind direction summary outcome nextFollowUpOn version customer{name}}}";
     let data = app.ok(&manager, q, json!({"id": iid})).await;
     assert_eq!(
         data["interaction"],
-        json!({"kind": "WECHAT", "direction": "INBOUND", "summary": "客户询问交期", "outcome": "周五前回复", "nextFollowUpOn": "2026-12-04", "version": 1, "customer": {"name": "广州天河电子有限公司"}})
+        json!({"kind": "WECHAT", "direction": "INBOUND", "summary": "客户询问交期", "outcome": "周五前回复", "nextFollowUpOn": follow_up, "version": 1, "customer": {"name": "广州天河电子有限公司"}})
     );
     assert_eq!(code(&app.gql(Some(&other_rep), q, json!({"id": iid})).await), "NOT_FOUND");
     assert_eq!(code(&app.gql(Some(&rep), q, json!({"id": "nope"})).await), "VALIDATION");
