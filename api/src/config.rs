@@ -40,7 +40,7 @@ pub struct Config {
     pub refresh_token_ttl: i64,
     /// `CRM_LOGIN_ACCOUNT_FAILURES` (default 5) and `CRM_LOGIN_ADDRESS_FAILURES` (default 50):
     /// failed logins within 15 minutes before back-off starts.
-    pub login_limits: crate::service::throttle::LoginLimits,
+    pub login_limits: service::access::throttle::LoginLimits,
     /// `CRM_TRUST_FORWARDED_FOR`: `on` behind a reverse proxy that sets `X-Forwarded-For`;
     /// the login back-off then counts the address the proxy saw (its last entry). Default off.
     pub trust_forwarded_for: bool,
@@ -71,7 +71,7 @@ pub struct Config {
     /// receivers; default off), `CRM_WEBHOOK_TIMEOUT_MS` (default 10000),
     /// `CRM_WEBHOOK_RETRY_BASE_MS` (first retry, default 30000), `CRM_WEBHOOK_MAX_ATTEMPTS`
     /// (default 12), `CRM_WEBHOOK_DISABLE_AFTER` (failed attempts in a row, default 50).
-    pub webhooks: crate::service::webhook::Settings,
+    pub webhooks: service::webhook::Settings,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -93,17 +93,17 @@ impl Config {
     pub fn from_env() -> Result<Config, String> {
         let limits = Limits::default();
         let ttl = parsed("CRM_ACCESS_TOKEN_TTL", 3600i64)?;
-        if !(60..=crate::auth::jwt::MAX_TTL_SECS).contains(&ttl) {
+        if !(60..=service::access::jwt::MAX_TTL_SECS).contains(&ttl) {
             return Err(format!(
                 "CRM_ACCESS_TOKEN_TTL must be between 60 and {} seconds",
-                crate::auth::jwt::MAX_TTL_SECS
+                service::access::jwt::MAX_TTL_SECS
             ));
         }
         let refresh_ttl = parsed("CRM_REFRESH_TOKEN_TTL", 30 * 86_400i64)?;
         if !(3600..=90 * 86_400).contains(&refresh_ttl) {
             return Err("CRM_REFRESH_TOKEN_TTL must be between 3600 and 7776000 seconds (90 days)".into());
         }
-        let login = crate::service::throttle::LoginLimits::default();
+        let login = service::access::throttle::LoginLimits::default();
         if var("CRM_JWT_SECRET").is_some_and(|s| s.len() < 32) {
             return Err("CRM_JWT_SECRET must have at least 32 bytes".into());
         }
@@ -126,7 +126,7 @@ impl Config {
             ws_init_timeout_ms: parsed("CRM_WS_INIT_TIMEOUT_MS", 10_000)?,
             ws_recheck_ms: parsed("CRM_WS_RECHECK_MS", 30_000u64)?.max(100),
             refresh_token_ttl: refresh_ttl,
-            login_limits: crate::service::throttle::LoginLimits {
+            login_limits: service::access::throttle::LoginLimits {
                 account: parsed("CRM_LOGIN_ACCOUNT_FAILURES", login.account)?.max(1),
                 address: parsed("CRM_LOGIN_ADDRESS_FAILURES", login.address)?.max(1),
             },
@@ -141,12 +141,12 @@ impl Config {
             import_max_bytes: parsed("CRM_IMPORT_MAX_BYTES", 256 * 1024 * 1024u64)?.max(1024),
             import_idle_ms: parsed("CRM_IMPORT_IDLE_MS", 60_000u64)?.max(100),
             webhooks: {
-                let d = crate::service::webhook::Settings::default();
+                let d = service::webhook::Settings::default();
                 let ms = |name: &str, default: std::time::Duration| -> Result<std::time::Duration, String> {
                     let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
                     Ok(std::time::Duration::from_millis(parsed(name, default)?.clamp(100, 3_600_000)))
                 };
-                crate::service::webhook::Settings {
+                service::webhook::Settings {
                     allow_private: matches!(var("CRM_WEBHOOK_ALLOW_PRIVATE").as_deref(), Some("on" | "true" | "1")),
                     timeout: ms("CRM_WEBHOOK_TIMEOUT_MS", d.timeout)?.min(std::time::Duration::from_secs(60)),
                     retry_base: ms("CRM_WEBHOOK_RETRY_BASE_MS", d.retry_base)?,

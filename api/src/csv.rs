@@ -1,10 +1,6 @@
 //! CSV exports of the reports for BI tools: `GET /reports/<name>.csv`, bearer auth, the
 //! same parameters as the GraphQL queries, UTF-8 with a header row, streamed, and safe
 //! against formula injection (cells starting with = + - @ are prefixed with ').
-use crate::auth::Actor;
-use crate::error::{AppError, AppResult};
-use crate::service::reports::{self, Dimension, FeedbackDimension};
-use crate::service::{classification, money};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,6 +9,11 @@ use chrono::NaiveDate;
 use entity::customer;
 use futures::stream::{self, StreamExt};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use service::access::Actor;
+use service::classification;
+use service::error::{AppError, AppResult};
+use service::kernel::money;
+use service::reports::{self, Dimension, FeedbackDimension};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -40,7 +41,7 @@ fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str>
 
 fn date(params: &HashMap<String, String>, name: &str) -> AppResult<NaiveDate> {
     let raw = param(params, name).ok_or_else(|| AppError::invalid(name, "is required (YYYY-MM-DD)"))?;
-    crate::service::parse_date(raw).map_err(|m| AppError::invalid(name, m))
+    service::kernel::parse_date(raw).map_err(|m| AppError::invalid(name, m))
 }
 
 fn list<T>(params: &HashMap<String, String>, name: &str, parse: impl Fn(&str) -> Option<T>) -> AppResult<Vec<T>> {
@@ -213,7 +214,7 @@ enum Ids {
     /// Their record ids (the caller may read them).
     Records,
     /// Pseudonyms stable under the current data key (`Keyring::pseudonym`).
-    Pseudonyms(std::sync::Arc<crate::vault::Keyring>),
+    Pseudonyms(std::sync::Arc<service::kernel::vault::Keyring>),
 }
 
 impl Ids {

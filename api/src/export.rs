@@ -3,15 +3,8 @@
 //! applied per record (a field group the caller may not see on a record is an empty
 //! cell), streamed a page at a time. The customer file imports back (`import.rs`): its
 //! headers are the import's field names, and the extra columns are ones the import skips.
-use crate::auth::{Actor, Placement};
 use crate::csv::line;
-use crate::error::{AppError, AppResult};
-use crate::service::category::Catalogue;
-use crate::service::list::ListQuery;
-use crate::service::pagination::{Cursor, Page, PageArgs};
-use crate::service::{audit, contact, customer, money, new_id, record};
 use crate::state::AppState;
-use crate::vault::Keyring;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +12,15 @@ use entity::enums::Resource;
 use entity::{contact as contact_row, customer as customer_row, deal as deal_row, department, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::Value as Json;
+use service::access::{Actor, Placement};
+use service::category::Catalogue;
+use service::error::{AppError, AppResult};
+use service::kernel::list::ListQuery;
+use service::kernel::pagination::{Cursor, Page, PageArgs};
+use service::kernel::vault::Keyring;
+use service::kernel::{audit, money, new_id};
+use service::records::contact;
+use service::{customer, records as record};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -373,7 +375,7 @@ pub async fn export(
         // The fields of categories open to the caller: another department's template is
         // not the caller's to know.
         let catalogue = Catalogue::load(&state.db).await?;
-        let open = crate::service::category::visible(&state.db, &actor, &catalogue).await?;
+        let open = service::category::visible(&state.db, &actor, &catalogue).await?;
         let mut keys: Vec<String> = Vec::new();
         for f in open.iter().flat_map(|c| c.fields.iter()) {
             if !keys.contains(&f.key) {

@@ -6,11 +6,7 @@
 //! a request that fails before execution (parse, validation, variables, limits) answers
 //! 400 without a `data` entry; with `application/json`, 200. A request refused as a whole
 //! for rate answers 429 with `Retry-After`, one stopped by the timeout 503 (TIMEOUT).
-use crate::auth::Actor;
-use crate::auth::jwt::Verified;
-use crate::error::AppError;
 use crate::schema::{CrmSchema, loaders};
-use crate::service::idempotency;
 use crate::state::AppState;
 use async_graphql::BatchRequest;
 use async_graphql::http::GraphiQLSource;
@@ -21,6 +17,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use service::access::Actor;
+use service::access::jwt::Verified;
+use service::error::AppError;
+use service::kernel::idempotency;
 
 /// Router state: the shared state and the schema.
 #[derive(Clone)]
@@ -85,7 +85,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
         .to_str()
         .ok()
         .map(str::trim)
-        .filter(|k| k.starts_with(crate::service::api_key::KEY_PREFIX))
+        .filter(|k| k.starts_with(service::access::api_key::KEY_PREFIX))
         .map(Some)
         .ok_or(AppError::Unauthenticated("X-Api-Key holds an API key (crm_...)"))
 }
@@ -95,7 +95,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
 /// # Errors
 /// UNAUTHENTICATED.
 pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Verified, AppError> {
-    if credential.starts_with(crate::service::api_key::KEY_PREFIX) {
+    if credential.starts_with(service::access::api_key::KEY_PREFIX) {
         state.sessions.key(&state.db, credential).await
     } else {
         state.jwt.verify(credential)
@@ -611,7 +611,7 @@ async fn personal_data(
         return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "served as <customer id>.json");
     };
     let state = &http.state;
-    match crate::service::personal::export(&state.db, &state.privacy.keys, &actor, id).await {
+    match service::personal::export(&state.db, &state.privacy.keys, &actor, id).await {
         Ok(doc) => {
             let mut resp = Json(doc).into_response();
             let disposition = format!("attachment; filename=\"personal-data-{id}.json\"");

@@ -5,10 +5,6 @@
 //! records is imported before more of the body is read, so memory stays bounded whatever
 //! the file's size. The work runs in its own task: a client that goes away mid-upload ends
 //! the run as FAILED (what was committed stays, and a re-run picks up the rest).
-use crate::auth::Actor;
-use crate::error::{AppError, AppResult};
-use crate::service::category::Catalogue;
-use crate::service::import::{self as svc, CHUNK, Line, Mapping, Options};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,6 +13,11 @@ use encoding_rs::{CoderResult, Encoding};
 use entity::enums::{CustomerKind, ImportKind};
 use futures::StreamExt;
 use serde_json::json;
+use service::access::Actor;
+use service::category::Catalogue;
+use service::error::{AppError, AppResult};
+use service::transfer::import as svc;
+use service::transfer::import::{CHUNK, Line, Mapping, Options};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -314,7 +315,7 @@ fn request(params: &HashMap<String, String>) -> AppResult<Request> {
 pub async fn upload(
     state: AppState,
     actor: Actor,
-    verified: crate::auth::jwt::Verified,
+    verified: service::access::jwt::Verified,
     kind: ImportKind,
     params: HashMap<String, String>,
     headers: &HeaderMap,
@@ -400,7 +401,7 @@ fn stop_message(stop: &Stop, idle: Duration) -> String {
 async fn run(
     state: AppState,
     actor: Actor,
-    verified: crate::auth::jwt::Verified,
+    verified: service::access::jwt::Verified,
     request: Request,
     body: Body,
 ) -> Response {
@@ -431,7 +432,7 @@ async fn run(
     }
     let db = &state.db;
     let categories = match Catalogue::load(db).await {
-        Ok(c) => crate::service::category::visible(db, &actor, &c).await,
+        Ok(c) => service::category::visible(db, &actor, &c).await,
         Err(e) => Err(e),
     };
     let categories = match categories {

@@ -1,27 +1,22 @@
 //! The CRM API: GraphQL over axum on SeaORM (SQLite or PostgreSQL).
-pub mod auth;
 pub mod config;
 pub mod csv;
-pub mod error;
-pub mod events;
 pub mod export;
 pub mod http;
 pub mod import;
 pub mod schema;
 pub mod server;
-pub mod service;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
-pub mod vault;
 pub mod views;
 pub mod webhooks;
 pub mod ws;
 
-use auth::JwtKeys;
 use config::Config;
 use migration::MigratorTrait;
 use sea_orm::DatabaseConnection;
+use service::access::JwtKeys;
 use state::AppState;
 
 /// Builds the router for a ready state.
@@ -41,21 +36,25 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
 /// A message for the operator.
 pub async fn prepare(config: &Config) -> Result<AppState, String> {
     let keys = data_keys(config)?;
-    let sql_statements = service::db::StatementCounter::default();
-    let db = service::db::connect_counted(&config.database_url, sql_statements.clone())
+    let sql_statements = service::kernel::db::StatementCounter::default();
+    let db = service::kernel::db::connect_counted(&config.database_url, sql_statements.clone())
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;
     migrate(&db).await.map_err(|e| format!("migration failed: {e}"))?;
     restrict_sqlite_files(&config.database_url);
-    service::db::spawn_checkpointer(&config.database_url, std::time::Duration::from_secs(5))
+    service::kernel::db::spawn_checkpointer(&config.database_url, std::time::Duration::from_secs(5))
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;
     let secret = match &config.jwt_secret {
         Some(s) => s.clone(),
         None => {
-            let (secret, created) = service::setting::get_or_create(&db, service::setting::JWT_SECRET, random_secret)
-                .await
-                .map_err(|e| format!("cannot read settings: {e}"))?;
+            let (secret, created) = service::kernel::setting::get_or_create(
+                &db,
+                service::kernel::setting::JWT_SECRET,
+                service::kernel::random_secret,
+            )
+            .await
+            .map_err(|e| format!("cannot read settings: {e}"))?;
             tracing::warn!(
                 created,
                 "CRM_JWT_SECRET is not set: using a secret generated and kept in the database; set CRM_JWT_SECRET in production"
@@ -71,11 +70,11 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         root_fields: config.max_root_fields,
         ..Default::default()
     };
-    let sessions = auth::Sessions::new(auth::session::UserCaps {
+    let sessions = service::access::Sessions::new(service::access::session::UserCaps {
         requests: config.max_requests_per_user,
         sockets: config.max_sockets_per_user,
     });
-    let events = events::Events::start(db.clone(), sessions.clone()).await?;
+    let events = service::kernel::events::Events::start(db.clone(), sessions.clone()).await?;
     Ok(AppState {
         db,
         jwt: JwtKeys::new(
@@ -115,9 +114,9 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
 ///
 /// # Errors
 /// A message for the operator.
-pub fn data_keys(config: &Config) -> Result<vault::Keyring, String> {
+pub fn data_keys(config: &Config) -> Result<service::kernel::vault::Keyring, String> {
     if let Some(spec) = &config.data_key {
-        return vault::Keyring::parse(spec);
+        return service::kernel::vault::Keyring::parse(spec);
     }
     if !config.database_url.starts_with("sqlite:") {
         return Err("CRM_DATA_KEY is required with PostgreSQL: it seals ID numbers and addresses at rest. \
@@ -126,14 +125,14 @@ pub fn data_keys(config: &Config) -> Result<vault::Keyring, String> {
     }
     let Some(path) = sqlite_path(&config.database_url).filter(|_| !config.database_url.contains("mode=memory")) else {
         tracing::warn!("CRM_DATA_KEY is not set: an in-memory database gets a key that dies with the process");
-        return vault::Keyring::parse(&vault::Keyring::new_spec("memory"));
+        return service::kernel::vault::Keyring::parse(&service::kernel::vault::Keyring::new_spec("memory"));
     };
     let file = std::path::PathBuf::from(format!("{path}.key"));
     tracing::warn!(
         file = %file.display(),
         "CRM_DATA_KEY is not set: using the key file beside the database; back it up with the database (without it, sealed fields cannot be read) or set CRM_DATA_KEY"
     );
-    vault::Keyring::from_file(&file)
+    service::kernel::vault::Keyring::from_file(&file)
 }
 
 /// The path of an SQLite database file, if the URL names one.
@@ -161,39 +160,32 @@ fn restrict_sqlite_files(url: &str) {
     let _ = url;
 }
 
-/// A random 256-bit secret, base64url.
-pub fn random_secret() -> String {
-    use base64::Engine;
-    let bytes: [u8; 32] = rand::random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// On an empty database, creates the first admin (and a head-office department).
 async fn ensure_first_admin(db: &DatabaseConnection, config: &Config) -> Result<(), String> {
-    if service::user::any(db).await.map_err(|e| e.to_string())? {
+    if service::access::user::any(db).await.map_err(|e| e.to_string())? {
         return Ok(());
     }
     let email = config.admin_email.clone().unwrap_or_else(|| "admin@localhost".into());
     let (password, generated) = match &config.admin_password {
         Some(p) => (p.clone(), false),
-        None => (random_secret()[..20].to_string(), true),
+        None => (service::kernel::random_secret()[..20].to_string(), true),
     };
-    let dept = service::department::find_or_create_by_name(db, "总部").await.map_err(|e| e.to_string())?;
-    let new = service::user::NewUser {
+    let dept = service::access::department::find_or_create_by_name(db, "总部").await.map_err(|e| e.to_string())?;
+    let new = service::access::user::NewUser {
         email: email.clone(),
         name: "Administrator".into(),
         password: password.clone(),
         role: entity::enums::Role::Admin,
         department_id: dept.id,
     };
-    match service::user::bootstrap(db, new).await {
+    match service::access::user::bootstrap(db, new).await {
         Ok(_) if generated => {
             println!("Created the first admin: {email} / {password}  (shown once; change it)");
             Ok(())
         }
         Ok(_) => Ok(()),
         // Another instance created it at the same moment.
-        Err(error::AppError::Duplicate { .. }) => Ok(()),
+        Err(service::error::AppError::Duplicate { .. }) => Ok(()),
         Err(e) => Err(format!("cannot create the first admin: {e}")),
     }
 }
@@ -219,18 +211,21 @@ pub use server::{ConnectionSlot, serve_on};
 ///
 /// # Errors
 /// Database errors.
-pub async fn care_tick(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> error::AppResult<service::care::Tick> {
+pub async fn care_tick(
+    state: &AppState,
+    at: chrono::DateTime<chrono::Utc>,
+) -> service::error::AppResult<service::care::Tick> {
     service::care::tick(&state.db, &state.events, at).await
 }
 
 /// Re-seals, in the background, the sensitive fields not under the current data key (plain
 /// values from before they were sealed, values under a rotated-out key): see
-/// [`service::seal::reseal`]. Safe on every instance at once.
+/// [`service::personal::seal::reseal`]. Safe on every instance at once.
 pub fn spawn_reseal(state: &AppState) {
     let (db, vault) = (state.db.clone(), state.privacy.keys.clone());
     tokio::spawn(async move {
-        match service::seal::reseal(&db, &vault).await {
-            Ok(done) if done == service::seal::Resealed::default() => {}
+        match service::personal::seal::reseal(&db, &vault).await {
+            Ok(done) if done == service::personal::seal::Resealed::default() => {}
             Ok(done) => tracing::info!(
                 contacts = done.contacts,
                 customers = done.customers,
@@ -257,7 +252,7 @@ pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            match service::session::prune(&housekeeping, chrono::Utc::now()).await {
+            match service::access::login::prune(&housekeeping, chrono::Utc::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired sessions and login counters removed"),
                 Err(e) => tracing::error!(error = %e, "session housekeeping failed"),

@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot serve on {}: {e}", config.listen))
         }
         Command::Migrate => {
-            let db = api::service::db::connect(&config.database_url).await.map_err(|e| e.to_string())?;
+            let db = service::kernel::db::connect(&config.database_url).await.map_err(|e| e.to_string())?;
             api::migrate(&db).await.map_err(|e| e.to_string())?;
             println!("migrations applied");
             Ok(())
@@ -110,12 +110,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::User { command: UserCommand::Add { email, name, role, department, password } } => {
             let role = Role::parse(&role.to_ascii_uppercase()).ok_or_else(|| format!("unknown role '{role}'"))?;
             let state = api::prepare(&config).await?;
-            let dept = api::service::department::find_or_create_by_name(&state.db, &department)
+            let dept = service::access::department::find_or_create_by_name(&state.db, &department)
                 .await
                 .map_err(|e| e.to_string())?;
-            let user = api::service::user::bootstrap(
+            let user = service::access::user::bootstrap(
                 &state.db,
-                api::service::user::NewUser { email, name, password, role, department_id: dept.id },
+                service::access::user::NewUser { email, name, password, role, department_id: dept.id },
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -124,13 +124,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Demo { customers, seed } => {
             let state = api::prepare(&config).await?;
-            let summary = api::service::demo::load(&state.db, &state.events, &state.privacy.keys, customers, seed)
+            let summary = service::demo::load(&state.db, &state.events, &state.privacy.keys, customers, seed)
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
                 "demo loaded: {} staff (e-mail <login>@demo.crm, e.g. wang.qiang@demo.crm; password {}), {} customers, {} deals",
                 summary.staff,
-                api::service::demo::DEMO_PASSWORD,
+                service::demo::DEMO_PASSWORD,
                 summary.customers,
                 summary.deals
             );
@@ -138,7 +138,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::RotateDataKey => {
             let state = api::prepare(&config).await?;
-            let done = api::service::seal::reseal(&state.db, &state.privacy.keys).await.map_err(|e| e.to_string())?;
+            let done =
+                service::personal::seal::reseal(&state.db, &state.privacy.keys).await.map_err(|e| e.to_string())?;
             println!(
                 "re-sealed under key {}: {} contacts, {} customers, {} audit rows, {} webhook secrets and payloads",
                 state.privacy.keys.current(),
@@ -157,14 +158,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::DataKey { command: DataKeyCommand::New { id } } => {
-            let spec = api::vault::Keyring::new_spec(&id);
-            api::vault::Keyring::parse(&spec)?;
+            let spec = service::kernel::vault::Keyring::new_spec(&id);
+            service::kernel::vault::Keyring::parse(&spec)?;
             println!("{spec}");
             Ok(())
         }
         Command::Token { email, ttl } => {
             let state = api::prepare(&config).await?;
-            let user = api::service::user::by_email(&state.db, &email).await.map_err(|e| e.to_string())?;
+            let user = service::access::user::by_email(&state.db, &email).await.map_err(|e| e.to_string())?;
             if !user.active {
                 return Err("user is deactivated".into());
             }

@@ -1,7 +1,7 @@
 //! Shared state of a running server.
-use crate::auth::JwtKeys;
 use crate::config::Limits;
 use sea_orm::DatabaseConnection;
+use service::access::JwtKeys;
 
 /// What every request can reach.
 #[derive(Clone)]
@@ -10,11 +10,11 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub limits: Limits,
     /// SQL statements run so far.
-    pub sql_statements: crate::service::db::StatementCounter,
+    pub sql_statements: service::kernel::db::StatementCounter,
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
     /// Live events (subscriptions).
-    pub events: crate::events::Events,
+    pub events: service::kernel::events::Events,
     /// Subscriptions shared by subscribers who read the same (`views.rs`).
     pub views: crate::views::Views,
     /// Tells open WebSockets the server is going away.
@@ -24,9 +24,9 @@ pub struct AppState {
     /// How often an open WebSocket re-checks its user (active, role, department, session).
     pub ws_recheck: std::time::Duration,
     /// Cached actors, per-user caps, session changes.
-    pub sessions: crate::auth::Sessions,
+    pub sessions: service::access::Sessions,
     /// Back-off of failed logins.
-    pub login_limits: crate::service::throttle::LoginLimits,
+    pub login_limits: service::access::throttle::LoginLimits,
     /// HTTP: the edge's limits (`serve_on`, `http.rs`).
     pub edge: Edge,
     /// Privacy settings (`docs/privacy.md`).
@@ -34,7 +34,7 @@ pub struct AppState {
     /// CSV imports (`import.rs`).
     pub imports: Imports,
     /// Webhook delivery (`webhooks.rs`).
-    pub webhooks: crate::service::webhook::Settings,
+    pub webhooks: service::webhook::Settings,
 }
 
 /// Limits of CSV imports.
@@ -52,7 +52,7 @@ pub struct Privacy {
     /// customers (k-anonymity's k).
     pub min_group: i64,
     /// The data keys sealing sensitive fields.
-    pub keys: std::sync::Arc<crate::vault::Keyring>,
+    pub keys: std::sync::Arc<service::kernel::vault::Keyring>,
 }
 
 /// Limits of the HTTP server.

@@ -13,9 +13,9 @@
 //! (`SHARED_TOPICS`); `reminderDue` is personal and runs per subscriber.
 //!
 //! Part of the WebSocket transport (`ws.rs` joins and relays); no rule lives here.
-use crate::auth::Actor;
 use async_graphql::{Request, Response};
 use futures::StreamExt;
+use service::access::Actor;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::broadcast;

@@ -8,11 +8,7 @@
 //!
 //! Every instance may run the worker: a batch of events is fanned out by one instance, and
 //! each attempt is claimed by one (`service/webhook/delivery.rs`).
-use crate::auth::Actor;
-use crate::error::{AppError, AppResult};
 use crate::schema::{CrmSchema, loaders};
-use crate::service::webhook::delivery::{self, Claimed, Outcome};
-use crate::service::webhook::{outbox, payload_field, signing_secrets, target};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use entity::enums::{Action, DeliveryStatus, Resource, WebhookEventKind as Kind};
@@ -21,6 +17,10 @@ use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use sea_orm::{ColumnTrait, EntityTrait};
 use serde_json::{Value, json};
+use service::access::Actor;
+use service::error::{AppError, AppResult};
+use service::webhook::delivery::{self, Claimed, Outcome};
+use service::webhook::{outbox, payload_field, signing_secrets, target};
 use sha2::Sha256;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,7 +121,7 @@ impl Worker {
         // The account must still be able to act at every attempt (a kept payload too): a
         // deactivated person's or an expired key's webhook stops here.
         if let Some(why) = outbox::silenced(&self.state.db, &c.webhook).await? {
-            crate::service::webhook::disable(
+            service::webhook::disable(
                 &self.state.db,
                 sea_orm::Condition::all().add(entity::webhook::Column::Id.eq(c.webhook.id)),
                 why,
@@ -288,7 +288,7 @@ fn is_refusal(e: &async_graphql::ServerError) -> bool {
 }
 
 /// Why a request got no answer, without the URL (it may carry a token in its query).
-fn describe(e: &reqwest::Error, settings: &crate::service::webhook::Settings) -> String {
+fn describe(e: &reqwest::Error, settings: &service::webhook::Settings) -> String {
     if e.is_timeout() {
         return format!("no answer within {} ms", settings.timeout.as_millis());
     }

@@ -16,8 +16,6 @@
 //! - Operations run through the same schema, hence the same depth and complexity limits.
 //! - On shutdown, operations in flight finish, their results are sent, and the socket
 //!   closes with 1001.
-use crate::auth::jwt::Verified;
-use crate::auth::{Actor, session::SocketSlot};
 use crate::schema::{CrmSchema, loaders};
 use crate::state::AppState;
 use async_graphql::{Request, ServerError};
@@ -25,6 +23,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use service::access::Actor;
+use service::access::jwt::Verified;
+use service::access::session::SocketSlot;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -474,7 +475,7 @@ async fn current(state: &AppState, old: &Actor, token: &Verified) -> Result<Acto
     match state.sessions.actor(&state.db, token).await {
         Ok(new) if old.same_rights(&new) => Ok(new),
         Ok(_) => Err(Close(4403, "Permissions changed; reconnect".into())),
-        Err(crate::error::AppError::Unauthenticated(_)) => Err(Close(4403, "Session ended".into())),
+        Err(service::error::AppError::Unauthenticated(_)) => Err(Close(4403, "Session ended".into())),
         Err(e) => {
             tracing::error!(error = %e, "cannot re-check a WebSocket's user");
             Err(Close(1011, "Internal error".into()))

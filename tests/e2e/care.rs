@@ -117,8 +117,8 @@ async fn greeting_and_survey_fall_due_exactly_2_and_7_days_after_a_won_deal() {
     // Idempotent: the rules of a day evaluated again create nothing (the unique key), a
     // restarted server (another instance on the same database) neither.
     let before = count_reminders(&app).await;
-    assert_eq!(api::service::care::evaluate(&app.db, closed + Duration::days(2)).await.unwrap(), 0);
-    assert_eq!(api::service::care::evaluate(&app.db, closed + Duration::days(7)).await.unwrap(), 0);
+    assert_eq!(service::care::evaluate(&app.db, closed + Duration::days(2)).await.unwrap(), 0);
+    assert_eq!(service::care::evaluate(&app.db, closed + Duration::days(7)).await.unwrap(), 0);
     let restarted = app.another_instance(|_| {}).await;
     let tick = restarted.care_tick(at(closed + Duration::days(7), 2, 0)).await;
     assert!(tick.evaluated.is_empty() && tick.delivered.is_empty(), "{tick:?}");
@@ -147,8 +147,8 @@ async fn two_instances_ticking_at_once_create_each_reminder_once() {
     // Evaluating the same day on both instances again, bypassing the daily gate: the
     // unique key still keeps one reminder per occasion.
     let (x, y) = tokio::join!(
-        api::service::care::evaluate(&app.db, when.date_naive()),
-        api::service::care::evaluate(&second.db, when.date_naive())
+        service::care::evaluate(&app.db, when.date_naive()),
+        service::care::evaluate(&second.db, when.date_naive())
     );
     assert_eq!(x.unwrap() + y.unwrap(), 0);
     assert_eq!(of_rule(&reminders(&app, &token, &["PENDING"]).await, "DEAL_GREETING").len(), 5);

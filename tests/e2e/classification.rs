@@ -204,7 +204,7 @@ async fn overrides_survive_reclassification_and_policy_changes() {
 #[tokio::test]
 async fn incremental_and_full_recomputation_agree() {
     let app = TestApp::spawn().await;
-    api::service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 90, 11).await.expect("demo data");
+    service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 90, 11).await.expect("demo data");
     let query = format!("{{customers(first:100, orderBy:[{{field:NAME}}]){{edges{{node{{{GRADES}}}}}}}}}");
     let strip_rfm = |mut v: Value| {
         for e in v["customers"]["edges"].as_array_mut().unwrap() {
@@ -268,12 +268,12 @@ async fn the_daily_pass_runs_once_a_day_across_instances() {
     let other = app.another_instance(|_| {}).await;
     let tomorrow = Utc::now().date_naive() + Duration::days(2);
     let (a, b) = tokio::join!(
-        api::service::classification::daily_pass(&app.db, tomorrow),
-        api::service::classification::daily_pass(&other.db, tomorrow)
+        service::classification::daily_pass(&app.db, tomorrow),
+        service::classification::daily_pass(&other.db, tomorrow)
     );
     let ran = [a.unwrap(), b.unwrap()];
     assert_eq!(ran.iter().filter(|r| **r).count(), 1, "exactly one instance runs the day's pass: {ran:?}");
-    assert!(!api::service::classification::daily_pass(&app.db, tomorrow).await.unwrap(), "and only once");
+    assert!(!service::classification::daily_pass(&app.db, tomorrow).await.unwrap(), "and only once");
     let c = customer(&app, &c).await;
     assert_eq!((c["tier"].as_str(), c["lifecycleStage"].as_str()), (Some("D"), Some("CHURNED")));
     assert_eq!(

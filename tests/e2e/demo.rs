@@ -6,10 +6,10 @@ use serde_json::json;
 async fn demo_data_is_scoped_like_real_data() {
     let app = TestApp::spawn().await;
     let summary =
-        api::service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 60, 7).await.expect("demo loads");
+        service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 60, 7).await.expect("demo loads");
     assert_eq!(summary.customers, 60);
     assert!(
-        api::service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 1, 7).await.is_err(),
+        service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 1, 7).await.is_err(),
         "a second load is refused"
     );
 
@@ -23,7 +23,7 @@ async fn demo_data_is_scoped_like_real_data() {
     assert_eq!(admin["customers"]["totalCount"], 60);
     assert_eq!(admin["deals"]["totalCount"], summary.deals);
 
-    let password = api::service::demo::DEMO_PASSWORD;
+    let password = service::demo::DEMO_PASSWORD;
     let manager = app.login("wang.qiang@demo.crm", password).await;
     let rep = app.login("chen.jie@demo.crm", password).await;
     let analyst = app.login("ma.chao@demo.crm", password).await;

@@ -49,7 +49,7 @@ pub fn test_config(url: String) -> Config {
         import_max_bytes: 256 * 1024 * 1024,
         import_idle_ms: 60_000,
         // The tests' receivers listen on 127.0.0.1.
-        webhooks: api::service::webhook::Settings { allow_private: true, ..Default::default() },
+        webhooks: service::webhook::Settings { allow_private: true, ..Default::default() },
     }
 }
 
@@ -62,7 +62,7 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub admin_token: String,
     /// SQL statements the server has run.
-    pub statements: api::service::db::StatementCounter,
+    pub statements: service::kernel::db::StatementCounter,
     /// The server's state (the care scheduler's tick is driven through it with the time a
     /// test needs: a controllable clock, no sleeps).
     pub state: api::state::AppState,
@@ -196,7 +196,7 @@ impl TestApp {
     }
 
     /// One tick of the care scheduler at `at`.
-    pub async fn care_tick(&self, at: chrono::DateTime<chrono::Utc>) -> api::service::care::Tick {
+    pub async fn care_tick(&self, at: chrono::DateTime<chrono::Utc>) -> service::care::Tick {
         api::care_tick(&self.state, at).await.expect("care tick")
     }
 

@@ -90,11 +90,11 @@ async fn a_retried_mutation_writes_once() {
     let body_hash = "0".repeat(64);
     let later = chrono::Utc::now() + chrono::Duration::hours(25);
     let claim =
-        api::service::idempotency::claim(&app.db, &app.state.privacy.keys, admin_id, "order-1", &body_hash, later)
+        service::kernel::idempotency::claim(&app.db, &app.state.privacy.keys, admin_id, "order-1", &body_hash, later)
             .await
             .unwrap();
-    assert_eq!(claim, api::service::idempotency::Claim::Fresh);
-    assert_eq!(api::service::idempotency::prune(&app.db, later + chrono::Duration::hours(25)).await.unwrap(), 5);
+    assert_eq!(claim, service::kernel::idempotency::Claim::Fresh);
+    assert_eq!(service::kernel::idempotency::prune(&app.db, later + chrono::Duration::hours(25)).await.unwrap(), 5);
 }
 
 /// What a review found: answers kept in plain text and past an erasure, queries kept,

@@ -444,10 +444,10 @@ async fn sensitive_fields_are_sealed_at_rest_and_keys_rotate() {
 
     // Rotation: a new key first, the old one still listed; the pass re-seals everything.
     let both = app.another_instance(|c| c.data_key = Some(format!("{NEW_KEY},{OLD_KEY}"))).await;
-    let done = api::service::seal::reseal(&both.db, &both.state.privacy.keys).await.unwrap();
+    let done = service::personal::seal::reseal(&both.db, &both.state.privacy.keys).await.unwrap();
     assert_eq!((done.contacts, done.customers), (5, 1));
     assert!(done.audit_rows >= 2, "the audit's sealed addresses move to the new key too");
-    let again = api::service::seal::reseal(&both.db, &both.state.privacy.keys).await.unwrap();
+    let again = service::personal::seal::reseal(&both.db, &both.state.privacy.keys).await.unwrap();
     assert_eq!((again.contacts, again.customers), (0, 0), "a second pass finds nothing to do");
     let numbers = raw_column(&app, "contact", "id_number").await;
     assert!(numbers.iter().flatten().all(|v| v.starts_with("enc1:new:")), "{numbers:?}");

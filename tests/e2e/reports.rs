@@ -77,9 +77,9 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 #[tokio::test]
 async fn report_totals_equal_list_totals_and_csv() {
     let app = TestApp::spawn().await;
-    api::service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 80, 3).await.unwrap();
-    let manager = app.login("wang.qiang@demo.crm", api::service::demo::DEMO_PASSWORD).await;
-    let analyst = app.login("ma.chao@demo.crm", api::service::demo::DEMO_PASSWORD).await;
+    service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 80, 3).await.unwrap();
+    let manager = app.login("wang.qiang@demo.crm", service::demo::DEMO_PASSWORD).await;
+    let analyst = app.login("ma.chao@demo.crm", service::demo::DEMO_PASSWORD).await;
 
     for token in [&app.admin_token, &manager] {
         let (n, revenue) = list_totals(&app, token).await;
@@ -318,7 +318,7 @@ fn pg(backend: sea_orm::DatabaseBackend, sql: &str) -> String {
 #[tokio::test]
 async fn report_filters_match_list_filters_in_graphql_and_csv() {
     let app = TestApp::spawn().await;
-    api::service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 60, 5).await.unwrap();
+    service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 60, 5).await.unwrap();
     let t = &app.admin_token;
     let filter = json!({"or": [{"tier": {"in": ["A", "B"]}}, {"kind": {"eq": "ORGANIZATION"}, "region": {"in": ["华东", "华南"]}}]});
     let data = app.ok(t, "query($f:CustomerFilter){customers(filter:$f){totalCount}}", json!({"f": filter})).await;

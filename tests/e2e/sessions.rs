@@ -164,7 +164,8 @@ async fn the_actor_cache_follows_changes_on_every_instance() {
 #[tokio::test]
 async fn logins_back_off_per_account_and_address() {
     let app =
-        TestApp::spawn_with(|c| c.login_limits = api::service::throttle::LoginLimits { account: 3, address: 8 }).await;
+        TestApp::spawn_with(|c| c.login_limits = service::access::throttle::LoginLimits { account: 3, address: 8 })
+            .await;
     let dept = app.create_department("华东", None).await;
     app.create_user("rep@example.com", "SALES", &dept).await;
     app.create_user("peer@example.com", "SALES", &dept).await;
@@ -190,8 +191,9 @@ async fn logins_back_off_per_account_and_address() {
     app.login("peer@example.com", PASSWORD).await;
 
     // The counters live in the database: another instance refuses too.
-    let other =
-        app.another_instance(|c| c.login_limits = api::service::throttle::LoginLimits { account: 3, address: 8 }).await;
+    let other = app
+        .another_instance(|c| c.login_limits = service::access::throttle::LoginLimits { account: 3, address: 8 })
+        .await;
     let resp = other.gql(None, LOGIN, json!({"e": "rep@example.com", "p": PASSWORD})).await;
     assert_eq!(code(&resp), "RATE_LIMITED", "{resp}");
 

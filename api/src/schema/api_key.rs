@@ -5,10 +5,11 @@ use super::department::Department;
 use super::enums::{PermissionAction, PermissionResource, PermissionScope, Role};
 use super::error::ResultExt;
 use super::user::User;
-use crate::service::api_key::{self as svc, KeyGrant, NewApiKey};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{api_key, api_key_grant};
+use service::access::api_key as svc;
+use service::access::api_key::{KeyGrant, NewApiKey};
 
 /// One grant of an API key. A (resource, action) without one is NONE.
 #[derive(SimpleObject, InputObject, Clone)]

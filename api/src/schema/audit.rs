@@ -3,10 +3,11 @@
 use super::common::{actor, connection, db, page_args, parse_id, state};
 use super::error::ResultExt;
 use super::user::User;
-use crate::service::audit::{self as svc, AuditFilter as Filter};
 use async_graphql::{Context, ID, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::audit_log;
+use service::kernel::audit as svc;
+use service::kernel::audit::AuditFilter as Filter;
 
 /// One audited change.
 #[derive(Clone)]

@@ -5,15 +5,16 @@ use super::customer::Customer;
 use super::enums::{AssigneeRole, ContactKind, Direction, InteractionKind, ReminderRule, ReminderStatus, Role, Tier};
 use super::error::ResultExt;
 use super::interaction::Interaction;
-use crate::events::Event;
-use crate::service::care::{self as svc, CarePolicy as Policy};
-use crate::service::interaction::NewInteraction;
 use crate::state::AppState;
 use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use entity::{holiday, message_template, reminder};
+use service::care as svc;
+use service::care::CarePolicy as Policy;
+use service::kernel::events::Event;
+use service::records::interaction::NewInteraction;
 use std::sync::Arc;
 
 /// How often a role contacts customers of a tier (seed 001's visit table).
@@ -771,7 +772,7 @@ impl Subscription {
     /// that you may read.
     async fn new_lead(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, Customer>> {
         let actor = Arc::new(actor(ctx)?.clone());
-        crate::events::authorize(&actor, crate::events::Topic::NewLead).gql()?;
+        service::kernel::events::authorize(&actor, service::kernel::events::Topic::NewLead).gql()?;
         Ok(events(ctx, move |e| match e {
             Event::NewLead(c) if e.visible_to(&actor) => Some(Customer(c.clone())),
             _ => None,
@@ -781,7 +782,7 @@ impl Subscription {
     /// Your reminders as they fall due.
     async fn reminder_due(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, Reminder>> {
         let actor = Arc::new(actor(ctx)?.clone());
-        crate::events::authorize(&actor, crate::events::Topic::ReminderDue).gql()?;
+        service::kernel::events::authorize(&actor, service::kernel::events::Topic::ReminderDue).gql()?;
         Ok(events(ctx, move |e| match e {
             Event::ReminderDue { reminder, .. } if e.visible_to(&actor) => Some(Reminder(reminder.clone())),
             _ => None,

@@ -1,9 +1,10 @@
 //! The category catalogue and its field templates (`docs/categories.md`).
 use super::common::{actor, db};
 use super::error::ResultExt;
-use crate::service::category::{self as svc, CategoryInput as NewCategory, FieldDef, FieldKind, Template};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use service::category as svc;
+use service::category::{CategoryInput as NewCategory, FieldDef, FieldKind, Template};
 
 /// The type of a custom field, and what its value is in `customFields`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -282,7 +283,7 @@ impl CategoryQuery {
         #[graphql(desc = "Page size, default 20, at most 100.")] first: Option<i32>,
         after: Option<String>,
     ) -> Result<IncompleteCustomerConnection> {
-        use crate::service::pagination::{Cursor, page_size};
+        use service::kernel::pagination::{Cursor, page_size};
         let actor = actor(ctx)?;
         let limit = page_size(first).gql()?;
         let skip = after.as_deref().map(Cursor::rank).transpose().gql()?.map_or(0, |r| u64::try_from(r).unwrap_or(0));

@@ -3,12 +3,13 @@ use super::common::{Money, actor, db, parse_id};
 use super::customer::Customer;
 use super::enums::Tier;
 use super::error::ResultExt;
-use crate::error::AppError;
-use crate::service::classification::{self as svc, Policy};
-use crate::service::money;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{classification_history, classification_run};
+use service::classification as svc;
+use service::classification::Policy;
+use service::error::AppError;
+use service::kernel::money;
 
 /// How customers are graded. Amounts are in the base currency.
 pub struct ClassificationPolicy(pub Policy, pub i32);
@@ -138,7 +139,7 @@ pub struct ClassificationPolicyInput {
 
 impl ClassificationPolicyInput {
     fn apply(self, mut p: Policy) -> Result<Policy, AppError> {
-        let mut v = crate::error::Violations::new();
+        let mut v = service::error::Violations::new();
         if let Some(c) = self.base_currency {
             p.base_currency = v.check("baseCurrency", money::currency(&c)).unwrap_or(p.base_currency);
         }

@@ -1,18 +1,18 @@
 //! Shared GraphQL pieces: the request's Actor, paging, money, filters and connections.
-use crate::auth::Actor;
-use crate::error::{AppError, AppResult};
-use crate::service::list::ListQuery;
-use crate::service::pagination::{Page, PageArgs};
+use super::error::IntoGql;
 use async_graphql::{
-    Context, ErrorExtensions, InputObject, InputType, InputValueError, InputValueResult, Scalar, ScalarType,
-    SimpleObject, Value,
+    Context, InputObject, InputType, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value,
 };
 use chrono::{DateTime, NaiveDate, Utc};
+use service::access::Actor;
+use service::error::{AppError, AppResult};
+use service::kernel::list::ListQuery;
+use service::kernel::pagination::{Page, PageArgs};
 use uuid::Uuid;
 
 /// The authenticated caller of this request.
 pub fn actor<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Actor> {
-    ctx.data_opt::<Actor>().ok_or_else(|| AppError::Unauthenticated("authentication required").extend())
+    ctx.data_opt::<Actor>().ok_or_else(|| AppError::Unauthenticated("authentication required").gql_error())
 }
 
 /// The database of this schema.
@@ -82,7 +82,7 @@ pub struct Date(pub NaiveDate);
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => crate::service::parse_date(s)
+            Value::String(s) => service::kernel::parse_date(s)
                 .map(Date)
                 .map_err(|_| InputValueError::custom("expected a date YYYY-MM-DD")),
             _ => Err(InputValueError::expected_type(value)),
@@ -111,7 +111,7 @@ pub struct Money {
 
 impl Money {
     pub fn new(minor: i64, currency: &str) -> Self {
-        Money { amount: crate::service::money::format_minor(minor, currency), currency: currency.to_string() }
+        Money { amount: service::kernel::money::format_minor(minor, currency), currency: currency.to_string() }
     }
 }
 
@@ -137,11 +137,11 @@ pub fn page_info<T>(page: &Page<T>) -> PageInfo {
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty, $what:literal) => {
         #[doc = concat!("A page of ", $what, ".")]
-        pub struct $conn(pub $crate::service::pagination::Page<$node>);
+        pub struct $conn(pub ::service::kernel::pagination::Page<$node>);
 
         /// An edge borrowed from the page: nodes are not cloned to be served.
         pub struct $edge<'a> {
-            cursor: &'a $crate::service::pagination::Cursor,
+            cursor: &'a ::service::kernel::pagination::Cursor,
             node: &'a $node,
         }
 

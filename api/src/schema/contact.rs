@@ -7,11 +7,12 @@ use super::enums::{ContactRole, Gender};
 use super::error::ResultExt;
 use super::loaders::shows_under;
 use super::record::{record_queries, record_trash};
-use crate::service::contact::{self as svc, ContactPatch, NewContact, SortField};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::contact::{self};
 use entity::enums::Resource;
+use service::records::contact as svc;
+use service::records::contact::{ContactPatch, NewContact, SortField};
 
 /// A person at an organization customer.
 #[derive(Clone)]

@@ -16,12 +16,13 @@ use super::feedback::{Feedback, FeedbackConnection};
 use super::interaction::{Interaction, InteractionConnection};
 use super::loaders::{nested_page, shows};
 use super::user::User;
-use crate::error::{AppError, AppResult};
-use crate::service::customer::{self as svc, CustomerPatch, NewCustomer, SortField};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::customer::{self};
 use entity::enums::Resource;
+use service::customer as svc;
+use service::customer::{CustomerPatch, NewCustomer, SortField};
+use service::error::{AppError, AppResult};
 
 /// A customer archive entry.
 #[derive(Clone)]
@@ -80,7 +81,7 @@ impl Customer {
     /// values).
     async fn completeness(&self, ctx: &Context<'_>) -> Result<Completeness> {
         let catalogue = super::loaders::catalogue(ctx).await?;
-        let c = crate::service::category::completeness(&catalogue.template(&self.0.category), &self.0);
+        let c = service::category::completeness(&catalogue.template(&self.0.category), &self.0);
         Ok(Completeness { score: c.score, missing: c.missing, invalid: c.invalid })
     }
     async fn name(&self) -> &str {
@@ -608,20 +609,20 @@ pub struct BulkCustomerResult {
 /// `createCustomers` / `upsertCustomers`.
 async fn bulk(
     ctx: &Context<'_>,
-    mode: crate::service::bulk::Mode,
+    mode: service::customer::bulk::Mode,
     inputs: Vec<CreateCustomerInput>,
 ) -> Result<Vec<BulkCustomerResult>> {
     let actor = actor(ctx)?;
     let state = ctx.data_unchecked::<crate::state::AppState>();
     let inputs = inputs.into_iter().map(Into::into).collect();
-    let items = crate::service::bulk::customers(&state.db, &state.events, &state.privacy.keys, actor, mode, inputs)
+    let items = service::customer::bulk::customers(&state.db, &state.events, &state.privacy.keys, actor, mode, inputs)
         .await
         .gql()?;
     Ok(BulkCustomerResult::list(items))
 }
 
 impl BulkCustomerResult {
-    fn list(items: Vec<crate::service::bulk::Item>) -> Vec<Self> {
+    fn list(items: Vec<service::customer::bulk::Item>) -> Vec<Self> {
         items
             .into_iter()
             .enumerate()
@@ -677,7 +678,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         inputs: Vec<CreateCustomerInput>,
     ) -> Result<Vec<BulkCustomerResult>> {
-        bulk(ctx, crate::service::bulk::Mode::Create, inputs).await
+        bulk(ctx, service::customer::bulk::Mode::Create, inputs).await
     }
 
     /// Creates or updates up to 100 customers by their natural keys (phone, e-mail, an
@@ -690,7 +691,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         inputs: Vec<CreateCustomerInput>,
     ) -> Result<Vec<BulkCustomerResult>> {
-        bulk(ctx, crate::service::bulk::Mode::Upsert, inputs).await
+        bulk(ctx, service::customer::bulk::Mode::Upsert, inputs).await
     }
 
     /// Changes a customer. CONFLICT when `version` is stale.

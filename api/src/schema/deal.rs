@@ -8,12 +8,13 @@ use super::enums::DealStage;
 use super::error::ResultExt;
 use super::record::{record_queries, record_trash};
 use super::user::User;
-use crate::service::deal::{self as svc, DealPatch, LineItemInput, NewDeal, SortField};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::deal::{self};
 use entity::deal_line_item;
 use entity::enums::Resource;
+use service::records::deal as svc;
+use service::records::deal::{DealPatch, LineItemInput, NewDeal, SortField};
 
 /// An opportunity and, once won, a sales record.
 #[derive(Clone)]

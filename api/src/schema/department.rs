@@ -1,10 +1,10 @@
 //! Departments: the tree that scopes managers.
 use super::common::{actor, db, parse_id};
 use super::error::ResultExt;
-use crate::service::department as svc;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::department;
+use service::access::department as svc;
 
 /// A department; managers see their department and everything below it.
 #[derive(Clone)]

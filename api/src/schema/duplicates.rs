@@ -3,10 +3,11 @@ use super::common::{actor, connection, db, page_args, parse_id};
 use super::customer::Customer;
 use super::enums::CustomerKind;
 use super::error::ResultExt;
-use crate::service::duplicates::{self as svc, Probe};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::duplicate_report;
+use service::customer::duplicates as svc;
+use service::customer::duplicates::Probe;
 
 /// Why a record may be the customer being entered.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -245,8 +246,8 @@ impl MergeMutation {
             .collect::<Result<Vec<_>, _>>()
             .gql()?;
         let vault = &super::common::state(ctx).privacy.keys;
-        let request = crate::service::merge::Request { survivor, merged, choices, survivor_version, dry_run };
-        let outcome = crate::service::merge::merge(db(ctx), vault, actor, request).await.gql()?;
+        let request = service::customer::merge::Request { survivor, merged, choices, survivor_version, dry_run };
+        let outcome = service::customer::merge::merge(db(ctx), vault, actor, request).await.gql()?;
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let m = outcome.moved;
         Ok(MergeResult {

@@ -3,11 +3,18 @@
 //!
 //! async-graphql's blanket `From<T: Display> for Error` drops extensions, so a bare `?`
 //! on an `AppError` would lose the code: resolvers end with `.gql()` ([`ResultExt`]).
-use crate::error::{AppError, AppResult};
+//! (`AppError` lives in the service crate, so it gets a trait of this crate, [`IntoGql`],
+//! rather than async-graphql's `ErrorExtensions`.)
 use async_graphql::ErrorExtensions;
+use service::error::{AppError, AppResult};
 
-impl ErrorExtensions for AppError {
-    fn extend(&self) -> async_graphql::Error {
+/// A service error as a GraphQL error with its code.
+pub trait IntoGql {
+    fn gql_error(&self) -> async_graphql::Error;
+}
+
+impl IntoGql for AppError {
+    fn gql_error(&self) -> async_graphql::Error {
         if let Self::Internal(source) = self {
             tracing::error!(error = %source, source = ?source, "internal error");
         }
@@ -49,7 +56,7 @@ pub trait ResultExt<T> {
 
 impl<T> ResultExt<T> for AppResult<T> {
     fn gql(self) -> async_graphql::Result<T> {
-        self.map_err(|e| e.extend())
+        self.map_err(|e| e.gql_error())
     }
 }
 

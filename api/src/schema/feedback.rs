@@ -6,10 +6,11 @@ use super::enums::{FeedbackChannel, FeedbackKind, FeedbackStatus};
 use super::error::ResultExt;
 use super::record::{record_queries, record_trash};
 use super::user::User;
-use crate::service::feedback::{self as svc, FeedbackPatch, NewFeedback, SortField};
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::feedback::{self};
+use service::records::feedback as svc;
+use service::records::feedback::{FeedbackPatch, NewFeedback, SortField};
 
 /// A complaint, suggestion, praise, survey answer or service request.
 #[derive(Clone)]

@@ -2,10 +2,10 @@
 //! outcome of every line.
 use super::common::{actor, connection, db, page_args, parse_id};
 use super::error::ResultExt;
-use crate::service::import as svc;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{import_line, import_run};
+use service::transfer::import as svc;
 
 /// What an import loads.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

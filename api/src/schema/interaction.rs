@@ -8,10 +8,11 @@ use super::enums::{Direction, InteractionKind};
 use super::error::ResultExt;
 use super::record::record_queries;
 use super::user::User;
-use crate::service::interaction::{self as svc, NewInteraction, SortField};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::interaction::{self};
+use service::records::interaction as svc;
+use service::records::interaction::{NewInteraction, SortField};
 
 /// A logged contact with a customer: visit, call, message, meeting, gift, event.
 #[derive(Clone)]

@@ -2,8 +2,9 @@
 use super::common::{Date, Money, PageInfo, actor, db};
 use super::customer::Customer;
 use super::error::ResultExt;
-use crate::service::keylists::{self as svc, KeyPage, KeyRow};
 use async_graphql::{Context, Object, Result, SimpleObject};
+use service::keylists as svc;
+use service::keylists::{KeyPage, KeyRow};
 
 /// A customer on a key list, with the figures that put it there.
 #[derive(Clone)]

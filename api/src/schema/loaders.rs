@@ -6,17 +6,19 @@
 //! one the request read (or a live event's snapshot): its nested lists follow the same
 //! snapshot as its own fields.
 use super::department::Department;
+use super::error::IntoGql;
 use super::user::User;
-use crate::auth::{Actor, FieldAccess, Placement};
-use crate::error::AppError;
-use crate::service::pagination::{Cursor, SortValue};
-use crate::service::record::{self, CustomerRecord};
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{Context, ErrorExtensions, Result};
+use async_graphql::{Context, Result};
 use chrono::{DateTime, Utc};
 use entity::enums::{Action, Resource};
 use entity::{customer, deal_line_item, department, user};
 use sea_orm::DatabaseConnection;
+use service::access::{Actor, FieldAccess, Placement};
+use service::error::AppError;
+use service::kernel::pagination::{Cursor, SortValue};
+use service::records as record;
+use service::records::CustomerRecord;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -31,9 +33,9 @@ pub struct Loaders {
     /// may run for days while an administrator changes them).
     cache: bool,
     /// The classification policy.
-    policy: tokio::sync::OnceCell<(crate::service::classification::Policy, i32)>,
+    policy: tokio::sync::OnceCell<(service::classification::Policy, i32)>,
     /// The category catalogue (field templates).
-    catalogue: tokio::sync::OnceCell<Arc<crate::service::category::Catalogue>>,
+    catalogue: tokio::sync::OnceCell<Arc<service::category::Catalogue>>,
 }
 
 /// What the request data holds.
@@ -174,7 +176,7 @@ impl Loader<UserKey> for Loaders {
     type Error = LoadError;
     async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, user::Model>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = crate::service::user::by_ids(&self.db, ids).await.map_err(err)?;
+        let rows = service::access::user::by_ids(&self.db, ids).await.map_err(err)?;
         Ok(rows.into_iter().map(|r| (UserKey(r.id), r)).collect())
     }
 }
@@ -184,7 +186,7 @@ impl Loader<DepartmentKey> for Loaders {
     type Error = LoadError;
     async fn load(&self, keys: &[DepartmentKey]) -> Result<HashMap<DepartmentKey, department::Model>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = crate::service::department::by_ids(&self.db, ids).await.map_err(err)?;
+        let rows = service::access::department::by_ids(&self.db, ids).await.map_err(err)?;
         Ok(rows.into_iter().map(|r| (DepartmentKey(r.id), r)).collect())
     }
 }
@@ -195,7 +197,7 @@ impl Loader<CustomerKey> for Loaders {
     async fn load(&self, keys: &[CustomerKey]) -> Result<HashMap<CustomerKey, customer::Model>, LoadError> {
         let actor = self.actor()?;
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = crate::service::customer::readable_by_ids(&self.db, actor, ids).await.map_err(err)?;
+        let rows = service::customer::readable_by_ids(&self.db, actor, ids).await.map_err(err)?;
         Ok(rows.into_iter().map(|r| (CustomerKey(r.id), r)).collect())
     }
 }
@@ -205,7 +207,7 @@ impl Loader<ConsentsKey> for Loaders {
     type Error = LoadError;
     async fn load(&self, keys: &[ConsentsKey]) -> Result<HashMap<ConsentsKey, Self::Value>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let mut map = crate::service::personal::consents_of(&self.db, ids.clone()).await.map_err(err)?;
+        let mut map = service::personal::consents_of(&self.db, ids.clone()).await.map_err(err)?;
         Ok(ids.into_iter().map(|id| (ConsentsKey(id), map.remove(&id).unwrap_or_default())).collect())
     }
 }
@@ -215,7 +217,7 @@ impl Loader<PlacementKey> for Loaders {
     type Error = LoadError;
     async fn load(&self, keys: &[PlacementKey]) -> Result<HashMap<PlacementKey, Placement>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = crate::service::customer::placements(&self.db, ids).await.map_err(err)?;
+        let rows = service::customer::placements(&self.db, ids).await.map_err(err)?;
         Ok(rows.into_iter().map(|(id, p)| (PlacementKey(id), p)).collect())
     }
 }
@@ -225,7 +227,7 @@ impl Loader<LineItemsKey> for Loaders {
     type Error = LoadError;
     async fn load(&self, keys: &[LineItemsKey]) -> Result<HashMap<LineItemsKey, Self::Value>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let map = crate::service::deal::line_items(&self.db, &ids).await.map_err(err)?;
+        let map = service::records::deal::line_items(&self.db, &ids).await.map_err(err)?;
         Ok(ids.into_iter().map(|id| (LineItemsKey(id), map.get(&id).cloned().unwrap_or_default())).collect())
     }
 }
@@ -241,8 +243,7 @@ impl Loader<HistoryKey> for Loaders {
         }
         let mut out = HashMap::new();
         for (first, customers) in groups {
-            let mut rows =
-                crate::service::classification::history_of(&self.db, &customers, first).await.map_err(err)?;
+            let mut rows = service::classification::history_of(&self.db, &customers, first).await.map_err(err)?;
             for customer in customers {
                 out.insert(HistoryKey { customer, first }, rows.remove(&customer).unwrap_or_default());
             }
@@ -302,26 +303,27 @@ pub fn loader(ctx: &Context<'_>) -> RequestLoader {
 
 /// Turns a loader error into a GraphQL error with its code.
 pub fn unshare(e: LoadError) -> async_graphql::Error {
-    e.extend()
+    e.gql_error()
 }
 
 /// The classification policy, read at most once per request (for subscriptions, as it is
 /// now).
-pub async fn policy(ctx: &Context<'_>) -> Result<(crate::service::classification::Policy, i32)> {
+pub async fn policy(ctx: &Context<'_>) -> Result<(service::classification::Policy, i32)> {
     let loader = loader(ctx);
     let inner = loader.loader();
-    let read = || crate::service::classification::policy(&inner.db);
-    if inner.cache { inner.policy.get_or_try_init(read).await.cloned() } else { read().await }.map_err(|e| e.extend())
+    let read = || service::classification::policy(&inner.db);
+    if inner.cache { inner.policy.get_or_try_init(read).await.cloned() } else { read().await }
+        .map_err(|e| e.gql_error())
 }
 
 /// The category catalogue, read at most once per request (for subscriptions, as it is
 /// now).
-pub async fn catalogue(ctx: &Context<'_>) -> Result<Arc<crate::service::category::Catalogue>> {
+pub async fn catalogue(ctx: &Context<'_>) -> Result<Arc<service::category::Catalogue>> {
     let loader = loader(ctx);
     let inner = loader.loader();
-    let read = async || crate::service::category::Catalogue::load(&inner.db).await.map(Arc::new);
+    let read = async || service::category::Catalogue::load(&inner.db).await.map(Arc::new);
     if inner.cache { inner.catalogue.get_or_try_init(read).await.cloned() } else { read().await }
-        .map_err(|e| e.extend())
+        .map_err(|e| e.gql_error())
 }
 
 /// A staff member by id (staff names and departments are visible to colleagues).
@@ -397,12 +399,12 @@ pub async fn nested_page<E: CustomerRecord>(
     parent: &customer::Model,
     first: Option<i32>,
     after: Option<String>,
-) -> Result<crate::service::pagination::Page<E::Model>, AppError> {
-    let first = crate::service::pagination::page_size(first)?;
+) -> Result<service::kernel::pagination::Page<E::Model>, AppError> {
+    let first = service::kernel::pagination::page_size(first)?;
     let after_pos = after.as_deref().map(parse_nested_cursor::<E>).transpose()?;
     let actor = ctx.data_opt::<Actor>().ok_or(AppError::Unauthenticated("authentication required"))?;
     if !actor.may(E::RESOURCE, Action::Read, parent) {
-        return Ok(crate::service::pagination::Page::empty());
+        return Ok(service::kernel::pagination::Page::empty());
     }
     let customer = parent.id;
     let loader = loader(ctx);
@@ -414,11 +416,11 @@ pub async fn nested_page<E: CustomerRecord>(
     let has_next_page = rows.len() as u64 > first;
     rows.truncate(first as usize);
     let edges = rows.into_iter().map(|r| (nested_cursor::<E>(E::created_at(&r), E::id(&r)), r)).collect();
-    let total_count: crate::service::pagination::TotalCount = Arc::new(move || {
+    let total_count: service::kernel::pagination::TotalCount = Arc::new(move || {
         let loader = loader.clone();
         Box::pin(async move {
             loader.load_one(CountKey::<E>::new(customer)).await.map(|n| n.unwrap_or(0) as u64).map_err(|e| (*e).clone())
         })
     });
-    Ok(crate::service::pagination::Page { edges, has_next_page, has_previous_page: after.is_some(), total_count })
+    Ok(service::kernel::pagination::Page { edges, has_next_page, has_previous_page: after.is_some(), total_count })
 }

@@ -2,9 +2,9 @@
 use super::common::{actor, db, state};
 use super::enums::{PermissionAction, PermissionResource, PermissionScope, Role};
 use super::error::ResultExt;
-use crate::service::permission as svc;
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use entity::role_permission;
+use service::access::permission as svc;
 
 /// One grant of a role. A (resource, action) without a row is NONE.
 #[derive(SimpleObject, InputObject, Clone)]

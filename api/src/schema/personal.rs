@@ -3,10 +3,10 @@ use super::common::{actor, db, parse_id, state};
 use super::customer::Customer;
 use super::enums::ConsentChannel;
 use super::error::ResultExt;
-use crate::service::personal as svc;
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::consent;
+use service::personal as svc;
 
 /// A customer's marketing consent on one channel.
 #[derive(SimpleObject, Clone)]

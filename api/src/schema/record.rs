@@ -23,7 +23,7 @@ macro_rules! record_queries {
                 use $crate::schema::error::ResultExt;
                 let actor = $crate::schema::common::actor(ctx)?;
                 let id = $crate::schema::common::parse_id("id", &id).gql()?;
-                $crate::service::record::get::<entity::$one::Entity>($crate::schema::common::db(ctx), actor, id)
+                ::service::records::get::<entity::$one::Entity>($crate::schema::common::db(ctx), actor, id)
                     .await
                     .map(|r| Some($node(r)))
                     .gql()
@@ -47,7 +47,7 @@ macro_rules! record_queries {
                     .into_iter()
                     .map(|o| (o.field.into(), o.direction == $crate::schema::common::SortDirection::Desc));
                 let query = $crate::schema::common::list_query(first, after, filter, order.collect(), $deleted).gql()?;
-                let page = $crate::service::record::list::<entity::$one::Entity>($crate::schema::common::db(ctx), actor, &query)
+                let page = ::service::records::list::<entity::$one::Entity>($crate::schema::common::db(ctx), actor, &query)
                     .await
                     .gql()?;
                 Ok($conn(page.map($node)))
@@ -76,7 +76,7 @@ macro_rules! record_trash {
                 use $crate::schema::error::ResultExt;
                 let actor = $crate::schema::common::actor(ctx)?;
                 let id = $crate::schema::common::parse_id("id", &id).gql()?;
-                $crate::service::record::delete::<entity::$entity::Entity>(
+                ::service::records::delete::<entity::$entity::Entity>(
                     $crate::schema::common::db(ctx),
                     &$crate::schema::common::state(ctx).privacy.keys,
                     actor,
@@ -98,7 +98,7 @@ macro_rules! record_trash {
                 let actor = $crate::schema::common::actor(ctx)?;
                 let id = $crate::schema::common::parse_id("id", &id).gql()?;
                 let vault = &$crate::schema::common::state(ctx).privacy.keys;
-                $crate::service::record::restore::<entity::$entity::Entity>(
+                ::service::records::restore::<entity::$entity::Entity>(
                     $crate::schema::common::db(ctx),
                     vault,
                     actor,

@@ -5,8 +5,9 @@ use super::enums::{
 };
 use super::error::ResultExt;
 use super::user::User;
-use crate::service::reports::{self as svc, Dimension, FeedbackDimension as FDim};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use service::reports as svc;
+use service::reports::{Dimension, FeedbackDimension as FDim};
 
 /// What a report may be narrowed by: attributes many customers share. No identifying or
 /// free-text field (id, name, phone, e-mail, address, amounts) and no substring match, so

@@ -3,12 +3,11 @@ use super::common::{ClientAddress, actor, connection, db, page_args, parse_id, s
 use super::department::Department;
 use super::enums::Role;
 use super::error::ResultExt;
-use crate::auth::Actor;
-use crate::service::session;
-use crate::service::user::{self as svc, NewUser, UserFilter, UserPatch};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::user;
+use service::access::user::{NewUser, UserFilter, UserPatch};
+use service::access::{Actor, login as session, user as svc};
 
 /// A staff member. The password hash is never exposed.
 #[derive(Clone)]

@@ -4,10 +4,11 @@ use super::common::{actor, connection, db, page_args, parse_id, state};
 use super::enums::{DeliveryStatus, Tier, WebhookEventKind};
 use super::error::ResultExt;
 use super::user::User;
-use crate::service::webhook::{self as svc, NewWebhook, WebhookPatch, delivery};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{webhook, webhook_attempt, webhook_delivery};
+use service::webhook as svc;
+use service::webhook::{NewWebhook, WebhookPatch, delivery};
 
 /// Attempts shown per delivery.
 const LOG_PER_DELIVERY: usize = 20;

@@ -1,12 +1,12 @@
 //! `crm-bench classification`: times a full reclassification against its floor (the bare
 //! SQL aggregate over the same deals plus one bare bulk UPDATE writing the pass's result),
 //! while a client looks customers up through the real HTTP API and records the latencies.
-use api::service::classification::{self, Reason};
-use api::service::new_id;
 use api::state::AppState;
 use entity::customer;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Statement};
 use serde_json::json;
+use service::classification::{self, Reason};
+use service::kernel::new_id;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -2,15 +2,15 @@
 //! with line items over three years, interactions, feedback), written with multi-row
 //! INSERTs in large transactions. It bypasses the services on purpose (no audit rows, no
 //! per-deal reclassification): it is bulk loading, and a full pass grades the result.
-use api::auth::password;
-use api::error::{AppError, AppResult};
-use api::service::{department, new_id, normalize, now};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::{contact, customer, deal, deal_line_item, feedback, interaction, user};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::sea_query::{InsertStatement, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait};
+use service::access::{department, password};
+use service::error::{AppError, AppResult};
+use service::kernel::{new_id, normalize, now};
 use uuid::Uuid;
 
 const CITIES: &[(&str, &str)] = &[

@@ -9,9 +9,9 @@ mod generate;
 mod readpath;
 
 use api::config::Config;
-use api::error::AppResult;
 use clap::{Parser, Subcommand};
 use sea_orm::DatabaseConnection;
+use service::error::AppResult;
 
 #[derive(Parser)]
 #[command(name = "crm-bench", about = "Benchmarks of the CRM backend (on a generated database only)")]
@@ -67,12 +67,12 @@ const GENERATED: &str = "crm_bench_generated";
 /// Marks `db` as generated (the last step of `generate`).
 pub async fn mark_generated(db: &DatabaseConnection, customers: u64, seed: u64) -> AppResult<()> {
     let value = serde_json::json!({ "customers": customers, "seed": seed }).to_string();
-    api::service::setting::get_or_create(db, GENERATED, || value).await.map(|_| ())
+    service::kernel::setting::get_or_create(db, GENERATED, || value).await.map(|_| ())
 }
 
 /// Refuses a database that `generate` did not make (one without the table counts too).
 async fn require_generated(db: &DatabaseConnection) -> Result<(), String> {
-    match api::service::setting::get(db, GENERATED).await {
+    match service::kernel::setting::get(db, GENERATED).await {
         Ok(Some(_)) => Ok(()),
         _ => Err("this database was not made by `crm-bench generate`; the benchmarks reset grades, delete \
                   classification history and create customers, so they run only on a generated database"
@@ -90,7 +90,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_env()?;
     if !matches!(cli.command, Command::Generate { .. }) {
         // Before `prepare`, which migrates and may create a secret and a first admin.
-        let db = api::service::db::connect(&config.database_url).await.map_err(|e| e.to_string())?;
+        let db = service::kernel::db::connect(&config.database_url).await.map_err(|e| e.to_string())?;
         require_generated(&db).await?;
     }
     let state = api::prepare(&config).await?;
@@ -135,7 +135,7 @@ mod tests {
     #[tokio::test]
     async fn benchmarks_run_only_on_a_generated_database() {
         let path = std::env::temp_dir().join(format!("crm_bench_{}.db", uuid::Uuid::new_v4().simple()));
-        let db = api::service::db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        let db = service::kernel::db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
         assert!(require_generated(&db).await.is_err(), "an empty database (no tables) is refused");
         api::migrate(&db).await.unwrap();
         let refused = require_generated(&db).await.unwrap_err();

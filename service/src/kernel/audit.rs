@@ -1,0 +1,249 @@
+//! The audit trail: every write adds a row in the same transaction as the write, and
+//! with it the domain event the write raises, if any (`webhook::outbox`).
+use crate::access::{Actor, Placement};
+use crate::error::AppResult;
+use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
+use crate::kernel::vault::Keyring;
+use entity::audit_log::{self, Column};
+use entity::customer;
+use entity::enums::{Action, Resource, Scope};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// Appends one audit row. `old`/`new` are the record before and after.
+pub async fn record<T: Serialize>(
+    db: &impl ConnectionTrait,
+    actor_id: Option<Uuid>,
+    action: &str,
+    entity: &str,
+    record_id: Uuid,
+    old: Option<&T>,
+    new: Option<&T>,
+) -> AppResult<()> {
+    let to_json = |v: Option<&T>| v.and_then(|v| serde_json::to_value(v).ok());
+    let (old, new) = (to_json(old), to_json(new));
+    // The change's domain event, if it raises one, in the same transaction (webhooks).
+    crate::webhook::outbox::from_audit(db, action, entity, record_id, old.as_ref(), new.as_ref()).await?;
+    audit_log::ActiveModel {
+        id: Set(crate::kernel::new_id()),
+        actor_id: Set(actor_id),
+        action: Set(action.to_string()),
+        entity: Set(entity.to_string()),
+        record_id: Set(record_id),
+        old_values: Set(old),
+        new_values: Set(new),
+        at: Set(crate::kernel::now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// What the audit trail is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub record_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub action: Option<String>,
+    pub entity: Option<String>,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Records that hang off a customer, by the audit's entity name.
+const CHILDREN: [&str; 4] = ["contact", "deal", "feedback", "interaction"];
+
+/// The audit rows an actor may read: everything with an ALL grant; otherwise the rows
+/// about customers its AUDIT READ grant reaches, and about their contacts, deals,
+/// feedback and interactions (staff and settings rows need ALL).
+///
+/// # Errors
+/// FORBIDDEN without an AUDIT READ grant.
+pub fn read_condition(actor: &Actor) -> AppResult<Condition> {
+    let grant = actor.require(Resource::Audit, Action::Read)?;
+    if grant.scope == Scope::All {
+        return Ok(Condition::all());
+    }
+    let reach = actor.reach(Resource::Audit, Action::Read);
+    let customers = || {
+        Query::select()
+            .column((customer::Entity, customer::Column::Id))
+            .from(customer::Entity)
+            .cond_where(reach.condition(customer::Column::OwnerId, customer::Column::DepartmentId))
+            .to_owned()
+    };
+    let under = |table: &str| {
+        let t = Alias::new(table);
+        Query::select()
+            .column((t.clone(), Alias::new("id")))
+            .from(t.clone())
+            .and_where(Expr::col((t, Alias::new("customer_id"))).in_subquery(customers()))
+            .to_owned()
+    };
+    let mut any = Condition::any().add(
+        Condition::all()
+            .add(Column::Entity.is_in(["customer", "consent"]))
+            .add(Column::RecordId.in_subquery(customers())),
+    );
+    for child in CHILDREN {
+        any = any.add(Condition::all().add(Column::Entity.eq(child)).add(Column::RecordId.in_subquery(under(child))));
+    }
+    Ok(any)
+}
+
+/// A page of the audit trail, newest first, as the actor may read it (values masked
+/// per its field grants: see [`mask`]).
+///
+/// # Errors
+/// FORBIDDEN, VALIDATION (paging).
+pub async fn list(
+    db: &DatabaseConnection,
+    vault: &Keyring,
+    actor: &Actor,
+    filter: &AuditFilter,
+    page: &PageArgs,
+) -> AppResult<Page<audit_log::Model>> {
+    let mut q = audit_log::Entity::find().filter(read_condition(actor)?);
+    if let Some(id) = filter.record_id {
+        q = q.filter(Column::RecordId.eq(id));
+    }
+    if let Some(id) = filter.user_id {
+        q = q.filter(Column::ActorId.eq(id));
+    }
+    if let Some(a) = &filter.action {
+        q = q.filter(Column::Action.eq(a.trim()));
+    }
+    if let Some(e) = &filter.entity {
+        q = q.filter(Column::Entity.eq(e.trim()));
+    }
+    if let Some(from) = filter.from {
+        q = q.filter(Column::At.gte(from));
+    }
+    if let Some(to) = filter.to {
+        q = q.filter(Column::At.lte(to));
+    }
+    let keys = [SortKey::new("at", Column::At, true, |m: &audit_log::Model| SortValue::Time(m.at))];
+    let mut page = paginate(db, q, &keys, Column::Id, |m| m.id, page).await?;
+    let placements = placements_of(db, page.edges.iter().map(|(_, m)| m)).await?;
+    for (_, row) in &mut page.edges {
+        mask(vault, actor, row, &placements);
+    }
+    Ok(page)
+}
+
+/// The first `customer_id` anywhere in a JSON value (a record, or a `{deal, lineItems}`
+/// pair).
+fn customer_id_in(v: &serde_json::Value) -> Option<Uuid> {
+    match v {
+        serde_json::Value::Object(map) => map
+            .get("customer_id")
+            .and_then(|c| c.as_str())
+            .and_then(|c| Uuid::parse_str(c).ok())
+            .or_else(|| map.values().find_map(customer_id_in)),
+        serde_json::Value::Array(items) => items.iter().find_map(customer_id_in),
+        _ => None,
+    }
+}
+
+/// The customer an audit row is about: itself, or the customer its record hangs off
+/// (named in the values).
+fn customer_of(row: &audit_log::Model) -> Option<Uuid> {
+    match row.entity.as_str() {
+        "customer" | "consent" => Some(row.record_id),
+        e if CHILDREN.contains(&e) => [&row.new_values, &row.old_values].into_iter().flatten().find_map(customer_id_in),
+        _ => None,
+    }
+}
+
+/// Where the customers of these rows sit now.
+///
+/// # Errors
+/// Database errors.
+pub async fn placements_of<'a>(
+    db: &impl ConnectionTrait,
+    rows: impl Iterator<Item = &'a audit_log::Model>,
+) -> AppResult<HashMap<Uuid, Placement>> {
+    let ids: Vec<Uuid> = rows.filter_map(customer_of).collect::<HashSet<_>>().into_iter().collect();
+    Ok(crate::customer::placements(db, ids).await?.into_iter().collect())
+}
+
+/// Fields of a stored record by field group (names as serialized: audit values, exports).
+pub fn groups_of(entity: &str) -> &'static [(Resource, &'static [&'static str])] {
+    const CUSTOMER: &[(Resource, &[&str])] = &[
+        (Resource::ContactDetails, &["phone", "phone_norm", "email", "email_norm", "address"]),
+        (Resource::PersonalDetails, &["birthday", "soft_profile", "gender"]),
+        (Resource::DealAmount, &["revenue_minor", "margin_minor"]),
+    ];
+    const CONTACT: &[(Resource, &[&str])] = &[
+        (Resource::ContactDetails, &["mobile", "office_phone", "email", "address"]),
+        (Resource::PersonalDetails, &["birthday", "hometown", "hobbies", "id_number"]),
+    ];
+    const DEAL: &[(Resource, &[&str])] =
+        &[(Resource::DealAmount, &["amount_minor", "unit_price_minor", "unit_cost_minor"])];
+    match entity {
+        "customer" => CUSTOMER,
+        "contact" => CONTACT,
+        "deal" => DEAL,
+        _ => &[],
+    }
+}
+
+/// What a hidden value reads as.
+pub const HIDDEN: &str = "[hidden]";
+
+/// Masks, at any depth of `value`, the non-null `fields` to `[hidden]`.
+fn hide(value: &mut serde_json::Value, fields: &[&str]) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if fields.contains(&k.as_str()) && !serde_json::Value::is_null(v) {
+                    *v = serde_json::Value::String(HIDDEN.into());
+                } else {
+                    hide(v, fields);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| hide(v, fields)),
+        _ => {}
+    }
+}
+
+/// Masks a stored record of `entity` (its JSON, as in the audit log or an export) for
+/// `actor`, given where its customer sits: the fields of each group whose READ grant does
+/// not reach that customer read `[hidden]`. Records under a customer follow that
+/// customer. (Not relative to what the caller may read, as on the API: audit rows and
+/// exports are reached through grants of their own, possibly wider.)
+pub fn mask_record(actor: &Actor, entity: &str, value: &mut serde_json::Value, placement: Option<Placement>) {
+    for (group, fields) in groups_of(entity) {
+        let reach = actor.reach(*group, Action::Read);
+        let shown = placement.map_or(reach.everything, |p| reach.admits(p));
+        if !shown {
+            hide(value, fields);
+        }
+    }
+}
+
+/// Masks the values of an audit row for `actor` ([`mask_record`], where the record's
+/// customer sits now deciding), and opens the sealed addresses it may see.
+pub fn mask(vault: &Keyring, actor: &Actor, row: &mut audit_log::Model, placements: &HashMap<Uuid, Placement>) {
+    let placement = customer_of(row).and_then(|c| placements.get(&c).copied());
+    let sealed_field = match row.entity.as_str() {
+        "customer" => Some(crate::customer::ADDRESS),
+        "contact" => Some(crate::records::contact::ADDRESS),
+        _ => None,
+    };
+    let record = row.record_id;
+    for values in [&mut row.old_values, &mut row.new_values].into_iter().flatten() {
+        mask_record(actor, &row.entity, values, placement);
+        if let (Some(field), Some(address)) = (sealed_field, values.get_mut("address"))
+            && let Some(stored) = address.as_str().filter(|s| *s != HIDDEN)
+        {
+            *address = serde_json::Value::String(vault.open(field, record, stored).unwrap_or_else(|_| HIDDEN.into()));
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The one write path: [`write`] runs a use case in one transaction, and [`save`] writes a
+//! changed row guarded by the version its writer read (`UPDATE ... WHERE <key> AND
+//! version = ?`), with its audit row in the same transaction. Two writers that read the
+//! same version cannot both apply: the second UPDATE matches no row and answers CONFLICT,
+//! on SQLite and PostgreSQL alike, whatever the isolation level.
+use crate::error::{AppError, AppResult};
+use crate::kernel::{audit, now};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Runs `f` in a write transaction, committing when it returns `Ok` and rolling back
+/// otherwise (inside another transaction: a savepoint, as an import runs its lines). On SQLite the write lock is taken at BEGIN (IMMEDIATE), so a
+/// read-then-write use case never fails upgrading its lock under concurrency.
+///
+/// # Errors
+/// Whatever `f` returns; database errors of BEGIN/COMMIT.
+pub async fn write<T, F, C>(db: &C, f: F) -> AppResult<T>
+where
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
+    F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<T>,
+{
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    match f(&txn).await {
+        Ok(v) => {
+            txn.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            txn.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+/// A table whose rows carry an optimistic-concurrency `version`.
+pub trait Versioned:
+    EntityTrait<
+        Model: Serialize + Clone + Send + Sync + IntoActiveModel<Self::ActiveModel>,
+        ActiveModel: ActiveModelTrait<Entity = Self> + Send,
+    >
+{
+    /// Name in the audit log and in error messages.
+    const NAME: &'static str;
+
+    fn version_column() -> Self::Column;
+    fn version(m: &Self::Model) -> i32;
+    /// The row's primary key as a condition.
+    fn key(m: &Self::Model) -> Condition;
+    /// The id recorded in the audit log (nil for single-row settings and keyed templates).
+    fn audit_id(m: &Self::Model) -> Uuid;
+    /// Sets the new version and the change time on a changed row.
+    fn touch(am: &mut Self::ActiveModel, version: i32, at: DateTime<Utc>);
+}
+
+/// CONFLICT unless `sent` (when given) is the row's current version: a client's early
+/// answer, before any write. [`save`] guards the write itself.
+///
+/// # Errors
+/// CONFLICT.
+pub fn check_version<E: Versioned>(row: &E::Model, sent: Option<i32>) -> AppResult<()> {
+    match sent {
+        Some(v) if v != E::version(row) => Err(AppError::Conflict(format!(
+            "{} was changed meanwhile (version {} is current, you sent {v})",
+            E::NAME,
+            E::version(row)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `am` over `old` if nobody changed the row since `old` was read, bumps the
+/// version, and appends the audit row; returns the row as stored.
+///
+/// # Errors
+/// CONFLICT when the row's version moved on (another writer won); database errors
+/// (DUPLICATE for a unique key).
+pub async fn save<E: Versioned>(
+    txn: &DatabaseTransaction,
+    actor_id: Option<Uuid>,
+    action: &str,
+    old: &E::Model,
+    mut am: E::ActiveModel,
+) -> AppResult<E::Model> {
+    E::touch(&mut am, E::version(old) + 1, now());
+    let res =
+        E::update_many().set(am).filter(E::key(old)).filter(E::version_column().eq(E::version(old))).exec(txn).await?;
+    if res.rows_affected != 1 {
+        return Err(AppError::Conflict(format!("{} was changed meanwhile; reload it", E::NAME)));
+    }
+    let new = E::find().filter(E::key(old)).one(txn).await?.ok_or(AppError::NotFound(E::NAME))?;
+    audit::record(txn, actor_id, action, E::NAME, E::audit_id(old), Some(old), Some(&new)).await?;
+    Ok(new)
+}
+
+/// A setting kept as one row of JSON that admins replace whole (the care and the
+/// classification policy).
+pub trait PolicyRow: Versioned {
+    /// The row, by its key.
+    fn row() -> Condition;
+    /// Sets the policy and who set it.
+    fn set(am: &mut Self::ActiveModel, policy: serde_json::Value, by: Uuid);
+}
+
+/// Replaces a policy row if `version` is still current, with its audit row.
+///
+/// # Errors
+/// CONFLICT (stale version), INTERNAL when the row is missing.
+pub async fn replace_policy<E: PolicyRow>(
+    db: &DatabaseConnection,
+    actor_id: Uuid,
+    policy: serde_json::Value,
+    version: i32,
+) -> AppResult<E::Model> {
+    write(db, async |txn| {
+        let old = E::find()
+            .filter(E::row())
+            .one(txn)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("{} row is missing", E::NAME).into()))?;
+        check_version::<E>(&old, Some(version))?;
+        let mut am = old.clone().into_active_model();
+        E::set(&mut am, policy, actor_id);
+        save::<E>(txn, Some(actor_id), "update", &old, am).await
+    })
+    .await
+}
+
+macro_rules! policy_row {
+    ($module:ident) => {
+        impl PolicyRow for entity::$module::Entity {
+            fn row() -> Condition {
+                Condition::all().add(entity::$module::Column::Id.eq(1))
+            }
+            fn set(am: &mut Self::ActiveModel, policy: serde_json::Value, by: Uuid) {
+                am.policy = sea_orm::Set(policy);
+                am.updated_by = sea_orm::Set(Some(by));
+            }
+        }
+    };
+}
+
+policy_row!(care_policy);
+policy_row!(classification_policy);
+
+/// Implements [`Versioned`] for an entity with `version` and `updated_at` columns:
+/// `versioned!(module, "table", KeyColumn => key_field, audit id of a row)`.
+macro_rules! versioned {
+    ($module:ident, $name:literal, $key:ident => $field:ident, $audit_id:expr) => {
+        impl Versioned for entity::$module::Entity {
+            const NAME: &'static str = $name;
+            fn version_column() -> Self::Column {
+                entity::$module::Column::Version
+            }
+            fn version(m: &Self::Model) -> i32 {
+                m.version
+            }
+            fn key(m: &Self::Model) -> Condition {
+                Condition::all().add(entity::$module::Column::$key.eq(m.$field.clone()))
+            }
+            fn audit_id(m: &Self::Model) -> Uuid {
+                let id: fn(&Self::Model) -> Uuid = $audit_id;
+                id(m)
+            }
+            fn touch(am: &mut Self::ActiveModel, version: i32, at: DateTime<Utc>) {
+                am.version = sea_orm::Set(version);
+                am.updated_at = sea_orm::Set(at);
+            }
+        }
+    };
+}
+
+versioned!(customer, "customer", Id => id, |m| m.id);
+versioned!(contact, "contact", Id => id, |m| m.id);
+versioned!(deal, "deal", Id => id, |m| m.id);
+versioned!(feedback, "feedback", Id => id, |m| m.id);
+versioned!(interaction, "interaction", Id => id, |m| m.id);
+versioned!(user, "user", Id => id, |m| m.id);
+versioned!(reminder, "reminder", Id => id, |m| m.id);
+// Settings kept as one row, and templates keyed by name: audited under the nil id.
+versioned!(care_policy, "care_policy", Id => id, |_| Uuid::nil());
+versioned!(classification_policy, "classification_policy", Id => id, |_| Uuid::nil());
+versioned!(message_template, "message_template", Key => key, |_| Uuid::nil());
+versioned!(category, "category", Key => key, |_| Uuid::nil());
+versioned!(duplicate_report, "duplicate_report", Id => id, |m| m.id);
+versioned!(webhook, "webhook", Id => id, |m| m.id);
