@@ -296,7 +296,7 @@ async fn graphql_post(
     body: Bytes,
 ) -> Response {
     let actor = caller.map(|c| c.0.0);
-    // An Idempotency-Key from a known caller on a mutation (`service/idempotency.rs`);
+    // An Idempotency-Key from a known caller on a mutation (`service/src/kernel/idempotency.rs`);
     // anonymous requests (login) have no caller to keep answers for.
     let idempotency = match (headers.get("idempotency-key"), &actor) {
         (Some(value), Some(actor)) => {

@@ -7,7 +7,7 @@
 //! first attempt, and kept (sealed) for later attempts and redeliveries.
 //!
 //! Every instance may run the worker: a batch of events is fanned out by one instance, and
-//! each attempt is claimed by one (`service/webhook/delivery.rs`).
+//! each attempt is claimed by one (`service/src/webhook/delivery.rs`).
 use crate::schema::{CrmSchema, loaders};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};

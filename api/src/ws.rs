@@ -9,7 +9,7 @@
 //! - The socket follows its token and its user: it closes with 4403 when the token
 //!   expires, when the user's session ends (password change, deactivation,
 //!   `logoutEverywhere`, an API key revoked) or their role or department changes. Changes reach the socket
-//!   at once on every instance (`auth/session.rs`); the user is also re-checked before
+//!   at once on every instance (`service/src/access/session.rs`); the user is also re-checked before
 //!   each operation and every `CRM_WS_RECHECK_MS`.
 //! - `subscribe` before the ack closes with 4401; a subscription id already in use, 4409;
 //!   a malformed message, 4400.

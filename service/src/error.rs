@@ -15,6 +15,10 @@ impl FieldError {
     }
 }
 
+/// Why a text with a NUL character is refused (PostgreSQL cannot store one; SQLite would,
+/// and the two stores must agree).
+pub const NUL_MESSAGE: &str = "must not contain NUL characters";
+
 /// Every failure a client can see.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -118,7 +122,7 @@ impl AppError {
         }
         let text = e.to_string();
         if text.contains("invalid byte sequence for encoding") && text.contains("0x00") {
-            return Self::Validation(vec![FieldError::new("input", crate::kernel::NUL_MESSAGE)]);
+            return Self::Validation(vec![FieldError::new("input", NUL_MESSAGE)]);
         }
         Self::internal(e)
     }

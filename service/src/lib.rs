@@ -26,3 +26,6 @@ pub mod transfer;
 pub mod webhook;
 
 pub mod demo;
+
+#[cfg(test)]
+mod layers;

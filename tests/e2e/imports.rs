@@ -295,7 +295,7 @@ async fn a_large_file_is_imported_in_chunks_and_a_limit_stops_a_larger_one() {
 }
 
 /// GETs an export; returns the status and the text.
-async fn export(app: &TestApp, token: Option<&str>, path: &str) -> (u16, String) {
+pub(crate) async fn export(app: &TestApp, token: Option<&str>, path: &str) -> (u16, String) {
     let mut req = app.client.get(app.url(path));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -305,7 +305,7 @@ async fn export(app: &TestApp, token: Option<&str>, path: &str) -> (u16, String)
 }
 
 /// The rows of our own CSV (quoted cells, doubled quotes, CRLF) keyed by the header.
-fn rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
+pub(crate) fn rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
     let mut records = Vec::new();
     let (mut record, mut cell, mut quoted, mut chars) = (Vec::new(), String::new(), false, text.chars().peekable());
     while let Some(c) = chars.next() {

@@ -8,6 +8,7 @@ mod api_keys;
 mod auth;
 mod bulk;
 mod care;
+mod catalogue;
 mod categories;
 mod classification;
 mod customers;

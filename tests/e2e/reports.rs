@@ -314,7 +314,7 @@ fn pg(backend: sea_orm::DatabaseBackend, sql: &str) -> String {
 }
 
 /// One filter, three ways in: the customer list, the GraphQL report and the CSV report
-/// read the same JSON shape and build it in one place (`service/filter.rs`).
+/// read the same JSON shape and build it in one place (`service/src/kernel/filter.rs`).
 #[tokio::test]
 async fn report_filters_match_list_filters_in_graphql_and_csv() {
     let app = TestApp::spawn().await;

@@ -22,13 +22,13 @@ const CREATE_KEY: &str = "mutation($i:CreateApiKeyInput!){createApiKey(input:$i)
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: HashMap<String, String>,
     body: String,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap()
     }
     fn event_type(&self) -> String {
@@ -46,8 +46,8 @@ enum Answer {
 
 /// A local HTTP receiver recording every request.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
     answer: Arc<Mutex<Answer>>,
     /// Hang on the request with this index (0-based), whatever `answer` says.
@@ -55,7 +55,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let r = Receiver {
             url: format!("http://{}/hook", listener.local_addr().unwrap()),
@@ -126,7 +126,7 @@ impl Receiver {
     }
 
     /// Waits (at most 60 s) until the receiver has `n` requests.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..1200 {
             if self.got.lock().unwrap().len() >= n {
                 return self.got();
@@ -171,7 +171,7 @@ async fn deliveries(app: &TestApp, token: &str, hook: &Value) -> Vec<Value> {
     data["webhookDeliveries"]["nodes"].as_array().unwrap().clone()
 }
 
-fn worker(app: &TestApp) -> api::webhooks::Worker {
+pub(crate) fn worker(app: &TestApp) -> api::webhooks::Worker {
     api::webhooks::Worker::new(&app.state).unwrap()
 }
 

@@ -41,7 +41,7 @@ pub fn page_args(first: Option<i32>, after: Option<String>) -> PageArgs {
 }
 
 /// A GraphQL input as the JSON the services read (filters have the same shape in JSON,
-/// see `service/filter.rs`).
+/// see `service/src/kernel/filter.rs`).
 pub fn to_json<T: InputType>(input: Option<T>) -> AppResult<Option<serde_json::Value>> {
     input.map(|v| v.to_value().into_json().map_err(AppError::internal)).transpose()
 }

@@ -1,6 +1,6 @@
 //! The GraphQL face of the records that hang off a customer (contacts, deals, feedback,
 //! interactions): reading one, listing them, the trash. The rules live in
-//! `service/record.rs`; each resource declares here only its names, types and docs.
+//! `service/src/records/mod.rs`; each resource declares here only its names, types and docs.
 
 /// `record_queries!(XQuery, x, xs, X, XConnection, XFilter, XOrder, "get doc", "list doc")`
 /// defines the query object with `x(id)` and `xs(first, after, filter, orderBy, deleted)`;

@@ -176,7 +176,8 @@ pub async fn placements_of<'a>(
 pub fn groups_of(entity: &str) -> &'static [(Resource, &'static [&'static str])] {
     const CUSTOMER: &[(Resource, &[&str])] = &[
         (Resource::ContactDetails, &["phone", "phone_norm", "email", "email_norm", "address"]),
-        (Resource::PersonalDetails, &["birthday", "soft_profile", "gender"]),
+        // Gender is base profile data, read with the row (docs/access.md, field groups).
+        (Resource::PersonalDetails, &["birthday", "soft_profile"]),
         (Resource::DealAmount, &["revenue_minor", "margin_minor"]),
     ];
     const CONTACT: &[(Resource, &[&str])] = &[

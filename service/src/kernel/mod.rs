@@ -47,9 +47,7 @@ pub fn optional_text(
     value
 }
 
-/// Why a text with a NUL character is refused (PostgreSQL cannot store one; SQLite would,
-/// and the two stores must agree).
-pub const NUL_MESSAGE: &str = "must not contain NUL characters";
+pub use crate::error::NUL_MESSAGE;
 
 /// A required text field: trimmed, 1 to `max` characters.
 pub fn required_text(v: &mut crate::error::Violations, field: &str, value: &str, max: usize) -> String {
