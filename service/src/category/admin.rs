@@ -2,6 +2,14 @@
 //! checks that keep a template consistent with the one it extends.
 use super::*;
 
+/// The categories customers get when none is given (`customer::default_category`).
+const DEFAULTS: &[&str] = &["retail", "partner"];
+
+/// Custom fields one category may define.
+const MAX_FIELDS: usize = 50;
+/// Choices one choice field may offer.
+const MAX_CHOICES: usize = 100;
+
 /// A category as an administrator saves it.
 pub struct CategoryInput {
     pub key: String,
@@ -14,7 +22,7 @@ pub struct CategoryInput {
     pub active: Option<bool>,
 }
 
-pub(super) fn check_key(v: &mut Violations, field: &str, key: &str, max: usize) {
+fn check_key(v: &mut Violations, field: &str, key: &str, max: usize) {
     let ok = !key.is_empty()
         && key.len() <= max
         && key.starts_with(|c: char| c.is_ascii_lowercase())
@@ -24,7 +32,7 @@ pub(super) fn check_key(v: &mut Violations, field: &str, key: &str, max: usize) 
     }
 }
 
-pub(super) fn check_fields(v: &mut Violations, fields: &[FieldDef], inherited: &Template) {
+fn check_fields(v: &mut Violations, fields: &[FieldDef], inherited: &Template) {
     if fields.len() > MAX_FIELDS {
         v.add("fields", format!("at most {MAX_FIELDS} custom fields per category"));
     }

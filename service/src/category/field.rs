@@ -18,15 +18,8 @@ pub const BUILT_IN: &[&str] = &[
     "cooperationStartDate",
 ];
 
-/// The categories customers get when none is given (`customer::default_category`).
-pub(super) const DEFAULTS: &[&str] = &["retail", "partner"];
-
-/// Custom fields one category may define.
-pub(super) const MAX_FIELDS: usize = 50;
-/// Choices one choice field may offer.
-pub(super) const MAX_CHOICES: usize = 100;
 /// Characters of a text value when the definition sets no maximum.
-pub(super) const TEXT_MAX: usize = 1000;
+const TEXT_MAX: usize = 1000;
 
 /// The type of a custom field, and the JSON a value of it is stored as.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -155,7 +148,7 @@ impl FieldDef {
         Ok(())
     }
 
-    pub(super) fn one_of(&self) -> String {
+    fn one_of(&self) -> String {
         let quoted: Vec<String> = self.choices.iter().map(|c| format!("\"{c}\"")).collect();
         if self.kind == FieldKind::MultiChoice {
             format!("must be a list of distinct values among {}", quoted.join(", "))
@@ -165,7 +158,7 @@ impl FieldDef {
     }
 }
 
-pub(super) fn kind_value(kind: FieldKind) -> &'static str {
+fn kind_value(kind: FieldKind) -> &'static str {
     match kind {
         FieldKind::Text | FieldKind::Choice => "a string",
         FieldKind::Number => "a number",
@@ -178,7 +171,7 @@ pub(super) fn kind_value(kind: FieldKind) -> &'static str {
 
 /// An amount with at most two decimals, possibly negative, in hundredths: exactly
 /// `-?digits(.d{1,2})?`, no blanks, no sign but `-` (a stored value reads back as sent).
-pub(super) fn cents(raw: &str) -> Result<i64, String> {
+fn cents(raw: &str) -> Result<i64, String> {
     let wrong = || format!("must be {}", kind_value(FieldKind::Money));
     let (negative, digits) = raw.strip_prefix('-').map_or((false, raw), |rest| (true, rest));
     let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
@@ -194,7 +187,7 @@ pub(super) fn cents(raw: &str) -> Result<i64, String> {
 }
 
 /// Largest magnitude of a NUMBER value: beyond it a JSON number loses integer precision.
-pub(super) const NUMBER_MAX: f64 = 9_007_199_254_740_991.0;
+const NUMBER_MAX: f64 = 9_007_199_254_740_991.0;
 
 /// A template's pattern, compiled once per process with a size limit (patterns are
 /// checked when saved; the `regex` crate matches in linear time).

@@ -49,7 +49,7 @@ impl From<&customer::Model> for Facts {
 }
 
 impl Facts {
-    pub(super) fn filled(&self, field: &str) -> bool {
+    fn filled(&self, field: &str) -> bool {
         match field {
             "gender" => self.gender.is_some(),
             "birthday" => self.birthday.is_some(),
@@ -78,11 +78,7 @@ impl Facts {
 }
 
 /// The facts of the live customers `condition` selects, streamed to `each`.
-pub(super) async fn scan(
-    db: &DatabaseConnection,
-    condition: sea_orm::Condition,
-    mut each: impl FnMut(Facts),
-) -> AppResult<()> {
+async fn scan(db: &DatabaseConnection, condition: sea_orm::Condition, mut each: impl FnMut(Facts)) -> AppResult<()> {
     use customer::Column as C;
     use futures::TryStreamExt;
     use sea_orm::QuerySelect;

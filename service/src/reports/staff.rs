@@ -20,7 +20,7 @@ pub struct StaffRow {
 
 /// A callback: an outbound call to a customer who had already bought (a won deal closed
 /// on or before the call).
-pub(super) fn callback() -> Condition {
+fn callback() -> Condition {
     use sea_orm::sea_query::ExprTrait;
     let d = Alias::new("d");
     let bought = Query::select()

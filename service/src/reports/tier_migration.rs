@@ -62,7 +62,7 @@ pub async fn tier_migration(
 }
 
 /// The sixteen (from, to) tier cells, all zero.
-pub(super) fn zero_cells() -> Vec<(String, String, i64)> {
+fn zero_cells() -> Vec<(String, String, i64)> {
     let tiers = ["A", "B", "C", "D"];
     tiers.iter().flat_map(|a| tiers.iter().map(move |b| (a.to_string(), b.to_string(), 0))).collect()
 }
