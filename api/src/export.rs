@@ -12,13 +12,14 @@ use entity::enums::Resource;
 use entity::{contact as contact_row, customer as customer_row, deal as deal_row, department, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::Value as Json;
+use service::access::list::ListQuery;
 use service::access::{Actor, Placement};
 use service::category::Catalogue;
 use service::error::{AppError, AppResult};
-use service::kernel::list::ListQuery;
+use service::kernel::change::{self, Subject, Verb};
 use service::kernel::pagination::{Cursor, Page, PageArgs};
 use service::kernel::vault::Keyring;
-use service::kernel::{audit, money, new_id};
+use service::kernel::{money, new_id};
 use service::records::contact;
 use service::{customer, records as record};
 use std::collections::HashMap;
@@ -46,11 +47,11 @@ impl What {
         }
     }
 
-    fn name(self) -> &'static str {
+    fn subject(self) -> Subject {
         match self {
-            Self::Customers => "customers",
-            Self::Contacts => "contacts",
-            Self::Deals => "deals",
+            Self::Customers => Subject::CustomerList,
+            Self::Contacts => Subject::ContactList,
+            Self::Deals => Subject::DealList,
         }
     }
 }
@@ -404,7 +405,8 @@ pub async fn export(
     }
     // Who took which records out, and with what filter.
     let filter = serde_json::json!({ "filter": export.filter });
-    audit::record(&state.db, Some(export.actor.id()), "export", what.name(), new_id(), None, Some(&filter)).await?;
+    change::record(&state.db, Some(export.actor.id()), Verb::Export, what.subject(), new_id(), None, Some(&filter))
+        .await?;
     let rest = futures::stream::unfold(export, |mut export| async move {
         match export.next_chunk().await {
             Ok(Some(text)) => Some((Ok(Bytes::from(text)), export)),
@@ -425,7 +427,7 @@ pub async fn export(
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.csv\"", what.name())) {
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.csv\"", what.subject())) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)

@@ -74,7 +74,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         requests: config.max_requests_per_user,
         sockets: config.max_sockets_per_user,
     });
-    let events = service::kernel::events::Events::start(db.clone(), sessions.clone()).await?;
+    let events = service::access::live::Events::start(db.clone(), sessions.clone()).await?;
     Ok(AppState {
         db,
         jwt: JwtKeys::new(

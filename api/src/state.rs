@@ -14,7 +14,7 @@ pub struct AppState {
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
     /// Live events (subscriptions).
-    pub events: service::kernel::events::Events,
+    pub events: service::access::live::Events,
     /// Subscriptions shared by subscribers who read the same (`views.rs`).
     pub views: crate::views::Views,
     /// Tells open WebSockets the server is going away.

@@ -115,7 +115,7 @@ pub struct DemoSummary {
 /// CONFLICT when demo data exists; any service error.
 pub async fn load(
     db: &DatabaseConnection,
-    events: &crate::kernel::events::Events,
+    events: &crate::access::live::Events,
     vault: &crate::kernel::vault::Keyring,
     customers: usize,
     seed: u64,

@@ -2,9 +2,9 @@
 //! drag customers, last year's top customers, big customers who complain, cross-sell
 //! candidates and organizations with too few contacts.
 use crate::access::Actor;
+use crate::access::list::group_condition;
 use crate::classification::{self, Rates};
 use crate::error::{AppError, AppResult};
-use crate::kernel::list::group_condition;
 use crate::kernel::now;
 use crate::kernel::pagination::{Cursor, page_size};
 use crate::kernel::sql::{count_all, sum_when};

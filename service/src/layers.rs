@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["category"],
     &["customer"],
     &["records"],
-    &["classification", "care", "personal", "webhook", "keylists", "reports", "transfer"],
+    &["audit", "classification", "care", "personal", "webhook", "keylists", "reports", "transfer"],
     &["demo"],
 ];
 
@@ -25,10 +25,6 @@ const LAYERS: &[&[&str]] = &[
 /// regrades, the audit row feeds the webhook outbox) where a typed change should carry
 /// them.
 const KNOWN_UPWARD: &[(&str, &str)] = &[
-    ("kernel", "access"),
-    ("kernel", "customer"),
-    ("kernel", "records"),
-    ("kernel", "webhook"),
     ("access", "webhook"),
     ("customer", "care"),
     ("customer", "classification"),

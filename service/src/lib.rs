@@ -17,6 +17,7 @@ pub mod category;
 pub mod customer;
 pub mod records;
 
+pub mod audit;
 pub mod care;
 pub mod classification;
 pub mod keylists;

@@ -430,6 +430,9 @@ async fn exports_follow_scope_and_field_grants_and_import_back() {
     assert_eq!((status, text.contains("NOT_FOUND")), (404, true), "{text}");
     let log = app.ok(&admin, "{auditLog(filter:{action:\"export\"}){nodes{entity actorId}}}", json!({})).await;
     assert!(log["auditLog"]["nodes"].as_array().unwrap().len() >= 6, "every export is audited: {log}");
+    // A misspelt action is refused by name, not answered with an empty trail.
+    let typo = app.gql(Some(&admin), "{auditLog(filter:{action:\"exprot\"}){nodes{entity}}}", json!({})).await;
+    assert_eq!((code(&typo), invalid_fields(&typo)), ("VALIDATION", vec!["filter.action"]), "{typo}");
 
     // The rep's file imports back as it is: nothing created, the pool customer reported.
     let (_, text) = export(&app, Some(&rep), "/exports/customers.csv").await;

@@ -6,8 +6,8 @@ use super::user::User;
 use async_graphql::{Context, ID, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::audit_log;
-use service::kernel::audit as svc;
-use service::kernel::audit::AuditFilter as Filter;
+use service::audit as svc;
+use service::audit::AuditFilter as Filter;
 
 /// One audited change.
 #[derive(Clone)]

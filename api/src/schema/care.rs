@@ -11,9 +11,9 @@ use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use entity::{holiday, message_template, reminder};
+use service::access::live::Event;
 use service::care as svc;
 use service::care::CarePolicy as Policy;
-use service::kernel::events::Event;
 use service::records::interaction::NewInteraction;
 use std::sync::Arc;
 
@@ -772,7 +772,7 @@ impl Subscription {
     /// that you may read.
     async fn new_lead(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, Customer>> {
         let actor = Arc::new(actor(ctx)?.clone());
-        service::kernel::events::authorize(&actor, service::kernel::events::Topic::NewLead).gql()?;
+        service::access::live::authorize(&actor, service::access::live::Topic::NewLead).gql()?;
         Ok(events(ctx, move |e| match e {
             Event::NewLead(c) if e.visible_to(&actor) => Some(Customer(c.clone())),
             _ => None,
@@ -782,7 +782,7 @@ impl Subscription {
     /// Your reminders as they fall due.
     async fn reminder_due(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, Reminder>> {
         let actor = Arc::new(actor(ctx)?.clone());
-        service::kernel::events::authorize(&actor, service::kernel::events::Topic::ReminderDue).gql()?;
+        service::access::live::authorize(&actor, service::access::live::Topic::ReminderDue).gql()?;
         Ok(events(ctx, move |e| match e {
             Event::ReminderDue { reminder, .. } if e.visible_to(&actor) => Some(Reminder(reminder.clone())),
             _ => None,

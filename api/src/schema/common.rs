@@ -5,8 +5,8 @@ use async_graphql::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use service::access::Actor;
+use service::access::list::ListQuery;
 use service::error::{AppError, AppResult};
-use service::kernel::list::ListQuery;
 use service::kernel::pagination::{Page, PageArgs};
 use uuid::Uuid;
 

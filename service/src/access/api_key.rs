@@ -15,12 +15,14 @@
 //!   at once ([`Signal::UserChanged`]): cached actors and keys are dropped, open
 //!   WebSockets closed.
 use crate::access::jwt::Verified;
+use crate::access::live::Events;
 use crate::access::{Actor, login as session};
 use crate::error::{AppError, AppResult, Violations};
-use crate::kernel::events::{Events, Signal};
+use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::events::Signal;
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::kernel::store::write;
-use crate::kernel::{audit, new_id, now, required_text};
+use crate::kernel::{new_id, now, required_text};
 use chrono::{DateTime, Utc};
 use entity::enums::{Action, Resource, Role, Scope};
 use entity::{api_key, api_key_grant, department, role_permission, user};
@@ -240,7 +242,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewApiKey) ->
             .exec(txn)
             .await?;
         }
-        audit::record(txn, Some(actor.id()), "create", "api_key", key.id, None, Some(&key)).await?;
+        change::record(txn, Some(actor.id()), Verb::Create, Subject::ApiKey, key.id, None, Some(&key)).await?;
         Ok(key)
     })
     .await?;
@@ -281,7 +283,7 @@ pub async fn revoke(db: &DatabaseConnection, events: &Events, actor: &Actor, id:
             )
             .await?;
         }
-        audit::record(txn, Some(actor.id()), "revoke", "api_key", key.id, Some(&old), Some(&key)).await?;
+        change::record(txn, Some(actor.id()), Verb::Revoke, Subject::ApiKey, key.id, Some(&old), Some(&key)).await?;
         Ok((key, true))
     })
     .await?;

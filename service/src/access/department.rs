@@ -1,9 +1,11 @@
 //! Departments: a tree that scopes what managers see.
 use crate::access::Actor;
+use crate::access::live::Events;
 use crate::error::{AppError, AppResult, Violations};
-use crate::kernel::events::{Events, Signal};
+use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::events::Signal;
 use crate::kernel::store::write;
-use crate::kernel::{audit, new_id, now, required_text};
+use crate::kernel::{new_id, now, required_text};
 use entity::department;
 use entity::enums::{Action, Resource};
 use sea_orm::{
@@ -65,7 +67,7 @@ pub async fn insert(
         },
         other => other,
     })?;
-    audit::record(db, actor_id, "create", "department", model.id, None, Some(&model)).await?;
+    change::record(db, actor_id, Verb::Create, Subject::Department, model.id, None, Some(&model)).await?;
     Ok(model)
 }
 

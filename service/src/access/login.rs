@@ -10,12 +10,14 @@
 //!   version ([`end_sessions`]): every earlier access token is refused and every refresh
 //!   token revoked, on every instance (the change travels as
 //!   [`Signal::UserChanged`](crate::kernel::events::Signal)).
+use crate::access::live::Events;
 use crate::access::throttle::{self, LoginLimits};
 use crate::access::{Actor, JwtKeys, password};
 use crate::error::{AppError, AppResult};
-use crate::kernel::events::{Events, Signal};
+use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::events::Signal;
 use crate::kernel::store::{save, write};
-use crate::kernel::{audit, new_id, now};
+use crate::kernel::{new_id, now};
 use chrono::{DateTime, Utc};
 use entity::enums::{Action, Resource};
 use entity::{refresh_token, user};
@@ -72,7 +74,7 @@ pub async fn login(
             match &found {
                 Some(u) => {
                     tracing::warn!(user = %u.id, active = u.active, "failed login");
-                    audit::record::<user::Model>(db, None, "login_failed", "user", u.id, None, None).await?;
+                    change::record::<user::Model>(db, None, Verb::LoginFailed, Subject::User, u.id, None, None).await?;
                 }
                 None => tracing::warn!("failed login for an unknown e-mail address"),
             }
@@ -142,7 +144,8 @@ pub async fn refresh(db: &DatabaseConnection, keys: &JwtKeys, token: &str) -> Ap
         if replaced.rows_affected == 0 {
             revoke_family(txn, row.family_id, at).await?;
             tracing::warn!(user = %row.user_id, family = %row.family_id, "refresh token reused; family revoked");
-            audit::record::<user::Model>(txn, None, "refresh_reuse", "user", row.user_id, None, None).await?;
+            change::record::<user::Model>(txn, None, Verb::RefreshReuse, Subject::User, row.user_id, None, None)
+                .await?;
             return Ok(Err("refresh token already used; this login has ended everywhere, log in again"));
         }
         Ok(Ok(issue(txn, keys, &user, row.family_id).await?))
@@ -197,7 +200,7 @@ pub async fn logout_everywhere(
         let old = crate::access::user::staff(txn, id).await?;
         let mut am: user::ActiveModel = old.clone().into();
         end_sessions(txn, &old, &mut am).await?;
-        save::<user::Entity>(txn, Some(actor.id()), "logout_everywhere", &old, am).await
+        save::<user::Entity>(txn, Some(actor.id()), Verb::LogoutEverywhere, &old, am).await
     })
     .await?;
     events.publish(Signal::UserChanged(id)).await;

@@ -5,6 +5,8 @@ pub mod actor;
 pub mod api_key;
 pub mod department;
 pub mod jwt;
+pub mod list;
+pub mod live;
 pub mod login;
 pub mod password;
 pub mod permission;

@@ -2,9 +2,10 @@
 //! role, field groups included. A change ends every cached actor on every instance, and
 //! closes the WebSockets whose rights it changed.
 use crate::access::Actor;
+use crate::access::live::Events;
 use crate::error::{AppError, AppResult};
-use crate::kernel::audit;
-use crate::kernel::events::{Events, Signal};
+use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::events::Signal;
 use crate::kernel::store::write;
 use entity::enums::{Action, Resource, Role, Scope};
 use entity::role_permission::{self, Column};
@@ -99,8 +100,16 @@ pub async fn set(
                 .exec_without_returning(txn)
                 .await?;
         }
-        audit::record(txn, Some(actor.id()), "update", "role_permission", Uuid::nil(), old.as_ref(), Some(&grant))
-            .await?;
+        change::record(
+            txn,
+            Some(actor.id()),
+            Verb::Update,
+            Subject::RolePermission,
+            Uuid::nil(),
+            old.as_ref(),
+            Some(&grant),
+        )
+        .await?;
         Ok(grant)
     })
     .await?;

@@ -1,10 +1,12 @@
 //! Staff accounts: creation, changes, deactivation (login is in `session.rs`).
+use crate::access::live::Events;
 use crate::access::{Actor, login as session, password};
 use crate::error::{AppError, AppResult, Violations};
-use crate::kernel::events::{Events, Signal};
+use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::events::Signal;
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::kernel::store::{check_version, save, write};
-use crate::kernel::{audit, new_id, normalize, now, required_text};
+use crate::kernel::{new_id, normalize, now, required_text};
 use entity::enums::{Action, Resource, Role};
 use entity::{customer, department, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -77,7 +79,7 @@ pub async fn insert(
         }
         other => other,
     })?;
-    audit::record(db, actor_id, "create", "user", model.id, None, Some(&model)).await?;
+    change::record(db, actor_id, Verb::Create, Subject::User, model.id, None, Some(&model)).await?;
     Ok(model)
 }
 
@@ -199,10 +201,11 @@ pub async fn update(
             am.password_hash = Set(h);
             session::end_sessions(txn, &old, &mut am).await?;
         }
-        let saved = save::<user::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
+        let saved = save::<user::Entity>(txn, Some(actor.id()), Verb::Update, &old, am).await?;
         if password_changed {
             // The hash never enters the audit log; the change does.
-            audit::record::<user::Model>(txn, Some(actor.id()), "password_change", "user", id, None, None).await?;
+            change::record::<user::Model>(txn, Some(actor.id()), Verb::PasswordChange, Subject::User, id, None, None)
+                .await?;
         }
         Ok(saved)
     })
@@ -267,7 +270,7 @@ pub async fn deactivate(
         let mut am: user::ActiveModel = old.clone().into();
         am.active = Set(false);
         session::end_sessions(txn, &old, &mut am).await?;
-        let new = save::<user::Entity>(txn, Some(actor.id()), "deactivate", &old, am).await?;
+        let new = save::<user::Entity>(txn, Some(actor.id()), Verb::Deactivate, &old, am).await?;
         let moved = hand_over(txn, actor.id(), &old, successor.as_ref()).await?;
         // The webhooks that read with this person's eyes stop with them.
         crate::webhook::disable(
@@ -322,7 +325,8 @@ pub(crate) async fn hand_over(
             updated_at: at,
             ..before.clone()
         };
-        audit::record(txn, Some(actor_id), "assign", "customer", before.id, Some(before), Some(&after)).await?;
+        change::record(txn, Some(actor_id), Verb::Assign, Subject::Customer, before.id, Some(before), Some(&after))
+            .await?;
     }
     Ok(owned.len())
 }

@@ -1,8 +1,9 @@
 //! The holiday calendar: yearly and one-off holidays, the days around them.
 use crate::access::Actor;
 use crate::error::{AppError, AppResult, Violations};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::store::write;
-use crate::kernel::{audit, new_id, now};
+use crate::kernel::{new_id, now};
 use chrono::{Datelike, Duration, NaiveDate};
 use entity::enums::{Action, Resource};
 use entity::holiday;
@@ -61,7 +62,7 @@ pub async fn add_holiday(
         }
         .insert(txn)
         .await?;
-        audit::record(txn, Some(actor.id()), "create", "holiday", m.id, None, Some(&m)).await?;
+        change::record(txn, Some(actor.id()), Verb::Create, Subject::Holiday, m.id, None, Some(&m)).await?;
         Ok(m)
     })
     .await
@@ -76,7 +77,7 @@ pub async fn delete_holiday(db: &DatabaseConnection, actor: &Actor, id: Uuid) ->
     write(db, async |txn| {
         let m = holiday::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("holiday"))?;
         holiday::Entity::delete_by_id(id).exec(txn).await?;
-        audit::record(txn, Some(actor.id()), "delete", "holiday", id, Some(&m), None).await?;
+        change::record(txn, Some(actor.id()), Verb::Delete, Subject::Holiday, id, Some(&m), None).await?;
         Ok(m)
     })
     .await

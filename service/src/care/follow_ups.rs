@@ -8,10 +8,11 @@ use crate::access::Actor;
 use crate::care::facts::day_start;
 use crate::care::policy::policy;
 use crate::error::{AppError, AppResult, Violations};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::kernel::sql::{count_all, sum_when};
 use crate::kernel::store::write;
-use crate::kernel::{audit, new_id, now, required_text};
+use crate::kernel::{new_id, now, required_text};
 use crate::records::check_parent;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{Action, AssigneeRole, ReminderRule, ReminderStatus, Resource, Scope};
@@ -116,7 +117,7 @@ pub async fn create_follow_up(
         let customer = check_parent::<interaction::Entity>(txn, actor, customer_id).await?;
         let reason = format!("follow-up set by {}", actor.user.name);
         let made = plan(txn, &customer, new_id(), None, due_on, Some(actor.id()), reason, note.clone()).await?;
-        audit::record(txn, Some(actor.id()), "create", "reminder", made.id, None, Some(&made)).await?;
+        change::record(txn, Some(actor.id()), Verb::Create, Subject::Reminder, made.id, None, Some(&made)).await?;
         Ok(made)
     })
     .await

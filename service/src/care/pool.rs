@@ -19,8 +19,9 @@
 use crate::care::facts::row_time;
 use crate::care::rules::{Candidate, Context, write_candidates};
 use crate::error::AppResult;
+use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::now;
 use crate::kernel::store::write;
-use crate::kernel::{audit, now};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{AssigneeRole, InteractionKind, ReminderRule, ReminderStatus};
 use entity::{customer, interaction, reminder, user};
@@ -198,7 +199,7 @@ async fn give_back(db: &DatabaseConnection, c: &customer::Model, base: DateTime<
             updated_at: at,
             ..current.clone()
         };
-        audit::record(txn, None, "pool_return", "customer", c.id, Some(&current), Some(&after)).await?;
+        change::record(txn, None, Verb::PoolReturn, Subject::Customer, c.id, Some(&current), Some(&after)).await?;
         close_warnings(txn, c.id, "returned to the pool").await?;
         Ok(1)
     })

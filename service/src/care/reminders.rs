@@ -1,6 +1,7 @@
 //! A user's reminders: list, complete (logging the contact), snooze, dismiss.
 use crate::access::Actor;
 use crate::error::{AppError, AppResult, Violations};
+use crate::kernel::change::Verb;
 use crate::kernel::now;
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::kernel::store::{save, write};
@@ -76,7 +77,7 @@ pub async fn complete(
             interaction_id: Set(Some(logged.id)),
             ..Default::default()
         };
-        Ok((save::<reminder::Entity>(txn, Some(actor.id()), "update", &r, am).await?, logged))
+        Ok((save::<reminder::Entity>(txn, Some(actor.id()), Verb::Update, &r, am).await?, logged))
     })
     .await
 }
@@ -105,7 +106,7 @@ pub async fn snooze(
             notified_at: Set(None),
             ..Default::default()
         };
-        save::<reminder::Entity>(txn, Some(actor.id()), "update", &r, am).await
+        save::<reminder::Entity>(txn, Some(actor.id()), Verb::Update, &r, am).await
     })
     .await
 }
@@ -126,7 +127,7 @@ pub async fn dismiss(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &
             dismissed_reason: Set(Some(reason)),
             ..Default::default()
         };
-        save::<reminder::Entity>(txn, Some(actor.id()), "update", &r, am).await
+        save::<reminder::Entity>(txn, Some(actor.id()), Verb::Update, &r, am).await
     })
     .await
 }

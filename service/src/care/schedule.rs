@@ -1,11 +1,11 @@
 //! The scheduler's tick: each day's rules evaluated once across instances, and due
 //! reminders claimed (one instance each) and announced as `reminderDue`.
+use crate::access::live::Events;
 use crate::care::rules::evaluate;
 use crate::error::AppResult;
-use crate::kernel::events::{Events, Signal};
+use crate::kernel::events::Signal;
 use crate::kernel::now;
 use crate::kernel::store::write;
-use crate::webhook::outbox;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{ReminderStatus, WebhookEventKind};
 use entity::{care_run, reminder};
@@ -111,7 +111,7 @@ pub async fn deliver(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<Ve
             let mut ids = Vec::with_capacity(rows.len());
             for r in rows {
                 let (id, customer_id) = (r.try_get::<Uuid>("", "id")?, r.try_get::<Uuid>("", "customer_id")?);
-                outbox::record(txn, WebhookEventKind::ReminderDue, id, customer_id).await?;
+                crate::kernel::change::raise(txn, WebhookEventKind::ReminderDue, id, customer_id).await?;
                 ids.push(id);
             }
             Ok(ids)

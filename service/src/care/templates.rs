@@ -1,8 +1,9 @@
 //! The template library: suggested messages with `{placeholders}`, rendered into reminders.
 use crate::access::Actor;
 use crate::error::{AppError, AppResult, Violations};
+use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::now;
 use crate::kernel::store::{check_version, save, write};
-use crate::kernel::{audit, now};
 use entity::enums::{Action, Resource};
 use entity::message_template;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
@@ -74,7 +75,7 @@ pub async fn save_template(
             (Some(old), Some(_)) => {
                 check_version::<message_template::Entity>(&old, version)?;
                 let am = message_template::ActiveModel { body: Set(body), ..old.clone().into() };
-                save::<message_template::Entity>(txn, Some(actor.id()), "update", &old, am).await
+                save::<message_template::Entity>(txn, Some(actor.id()), Verb::Update, &old, am).await
             }
             (Some(old), None) => Err(AppError::Conflict(format!(
                 "template {key} exists at version {}; send that version to replace it",
@@ -89,8 +90,16 @@ pub async fn save_template(
                 }
                 .insert(txn)
                 .await?;
-                audit::record(txn, Some(actor.id()), "create", "message_template", Uuid::nil(), None, Some(&saved))
-                    .await?;
+                change::record(
+                    txn,
+                    Some(actor.id()),
+                    Verb::Create,
+                    Subject::MessageTemplate,
+                    Uuid::nil(),
+                    None,
+                    Some(&saved),
+                )
+                .await?;
                 Ok(saved)
             }
         }

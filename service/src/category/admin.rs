@@ -1,6 +1,7 @@
 //! Saving a category: what an administrator may define (keys, fields, inheritance) and the
 //! checks that keep a template consistent with the one it extends.
 use super::*;
+use crate::kernel::change::{self, Subject, Verb};
 
 /// The categories customers get when none is given (`customer::default_category`).
 const DEFAULTS: &[&str] = &["retail", "partner"];
@@ -187,7 +188,7 @@ pub async fn save_category(
                     active: Set(input.active.unwrap_or(old.active)),
                     ..old.clone().into()
                 };
-                save::<category::Entity>(txn, Some(actor.id()), "update", &old, am).await
+                save::<category::Entity>(txn, Some(actor.id()), Verb::Update, &old, am).await
             }
             (Some(old), None) => Err(AppError::Duplicate {
                 key: "key",
@@ -214,7 +215,8 @@ pub async fn save_category(
                     updated_at: Set(at),
                 };
                 let m = sea_orm::ActiveModelTrait::insert(am, txn).await?;
-                audit::record(txn, Some(actor.id()), "create", "category", Uuid::nil(), None, Some(&m)).await?;
+                change::record(txn, Some(actor.id()), Verb::Create, Subject::Category, Uuid::nil(), None, Some(&m))
+                    .await?;
                 Ok(m)
             }
         }

@@ -18,7 +18,7 @@ mod report;
 use crate::access::Actor;
 use crate::error::{AppError, AppResult, Violations};
 use crate::kernel::store::{check_version, save, write};
-use crate::kernel::{audit, now, parse_date};
+use crate::kernel::{now, parse_date};
 pub use admin::*;
 use entity::category::{self, Column};
 use entity::customer;

@@ -4,6 +4,7 @@ use crate::access::Actor;
 use crate::classification::bulk::{Graded, Postgres, Sqlite, diff, write_changes};
 use crate::classification::{Reason, cutoffs, facts, policy, rates};
 use crate::error::{AppError, AppResult};
+use crate::kernel::change::{Subject, Verb};
 use crate::kernel::now;
 use crate::kernel::store::write;
 use entity::enums::{Action, Tier};
@@ -82,11 +83,11 @@ pub async fn set_override(
             .await?;
         recompute(txn, customer_id, Reason::Override, Some(actor.id())).await?;
         let new = customer::Entity::find_by_id(customer_id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
-        crate::kernel::audit::record(
+        crate::kernel::change::record(
             txn,
             Some(actor.id()),
-            "override_tier",
-            "customer",
+            Verb::OverrideTier,
+            Subject::Customer,
             customer_id,
             Some(&old),
             Some(&new),

@@ -4,6 +4,7 @@ use crate::access::Actor;
 use crate::classification::bulk::{BulkStore, Change, Postgres, Sqlite, diff, write_changes};
 use crate::classification::{Reason, cutoffs_of, facts, policy, rates};
 use crate::error::{AppError, AppResult};
+use crate::kernel::change::{Subject, Verb};
 use crate::kernel::store::write;
 use crate::kernel::{new_id, now};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -74,7 +75,8 @@ pub async fn create_run(
         .insert(txn)
         .await?;
         if let Some(by) = started_by {
-            crate::kernel::audit::record(txn, Some(by), "start", "classification_run", id, None, Some(&run)).await?;
+            crate::kernel::change::record(txn, Some(by), Verb::Start, Subject::ClassificationRun, id, None, Some(&run))
+                .await?;
         }
         Ok(run)
     })

@@ -3,6 +3,7 @@
 use crate::access::Actor;
 use crate::classification::{Reason, start_full_pass};
 use crate::error::{AppError, AppResult, Violations};
+use crate::kernel::change::{Subject, Verb};
 use crate::kernel::now;
 use crate::kernel::store::{replace_policy, write};
 use entity::enums::{Action, Resource};
@@ -266,11 +267,11 @@ pub async fn set_rate(
         let old = exchange_rate::Entity::find_by_id(code.clone()).one(txn).await?;
         let model = exchange_rate::ActiveModel { currency: Set(code), rate_ppm: Set(ppm), updated_at: Set(now()) };
         let new = if old.is_some() { model.update(txn).await? } else { model.insert(txn).await? };
-        crate::kernel::audit::record(
+        crate::kernel::change::record(
             txn,
             Some(actor.id()),
-            "update",
-            "exchange_rate",
+            Verb::Update,
+            Subject::ExchangeRate,
             Uuid::nil(),
             old.as_ref(),
             Some(&new),

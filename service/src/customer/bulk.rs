@@ -3,10 +3,11 @@
 //! bad record does not sink the batch. The outcomes are the import's (`ImportOutcome`):
 //! a record is what the same line of a CSV import would have been.
 use crate::access::Actor;
+use crate::access::live::Events;
 use crate::category::Catalogue;
 use crate::customer::{self, CustomerPatch, NewCustomer};
 use crate::error::{AppError, AppResult};
-use crate::kernel::events::Events;
+use crate::kernel::change::Verb;
 use crate::kernel::store::{save, write};
 use crate::kernel::vault::Keyring;
 use entity::customer::Column as C;
@@ -190,7 +191,7 @@ async fn upsert_one(
         if am.clone().try_into_model().is_ok_and(|new| new == old) {
             return Ok(Item::done(ImportOutcome::Unchanged, old));
         }
-        let saved = save::<entity::customer::Entity>(txn, Some(actor.id()), "upsert", &old, am).await?;
+        let saved = save::<entity::customer::Entity>(txn, Some(actor.id()), Verb::Upsert, &old, am).await?;
         Ok(Item::done(ImportOutcome::Updated, saved))
     })
     .await;

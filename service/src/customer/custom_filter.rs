@@ -305,3 +305,12 @@ pub fn condition(custom: &Custom, item: &Json) -> AppResult<Condition> {
     }
     Ok(all)
 }
+
+impl crate::kernel::filter::CustomFields for Custom {
+    fn value_count(&self, item: &Json) -> usize {
+        value_count(item)
+    }
+    fn condition(&self, item: &Json) -> AppResult<Condition> {
+        condition(self, item)
+    }
+}

@@ -6,9 +6,10 @@
 //! enter a customer owns it, the latecomer learns whom to ask, not the record).
 use crate::access::Actor;
 use crate::error::{AppError, AppResult};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::contains;
 use crate::kernel::store::{save, write};
-use crate::kernel::{audit, new_id, normalize, now};
+use crate::kernel::{new_id, normalize, now};
 use entity::enums::{Action, CustomerKind, DuplicateReportStatus, Resource};
 use entity::{contact, customer, department, duplicate_report};
 use sea_orm::{
@@ -343,7 +344,7 @@ pub async fn report(
         }
         .insert(txn)
         .await?;
-        audit::record(txn, Some(actor.id()), "create", "duplicate_report", m.id, None, Some(&m)).await?;
+        change::record(txn, Some(actor.id()), Verb::Create, Subject::DuplicateReport, m.id, None, Some(&m)).await?;
         Ok(m)
     })
     .await
@@ -411,7 +412,7 @@ pub async fn dismiss(
         am.resolved_by = Set(Some(actor.id()));
         am.resolved_at = Set(Some(now()));
         am.resolution = Set(resolution);
-        save::<duplicate_report::Entity>(txn, Some(actor.id()), "dismiss", &old, am).await
+        save::<duplicate_report::Entity>(txn, Some(actor.id()), Verb::Dismiss, &old, am).await
     })
     .await
 }

@@ -6,9 +6,10 @@ use crate::category;
 use crate::classification::{self, Reason};
 use crate::customer::{ADDRESS, load_for_action, may_change_groups};
 use crate::error::{AppError, AppResult, Violations};
+use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::now;
 use crate::kernel::store::{save, write};
 use crate::kernel::vault::Keyring;
-use crate::kernel::{audit, now};
 use entity::enums::{Action, ReminderStatus, Resource};
 use entity::{classification_history, consent, contact, customer, deal, feedback, interaction, reminder};
 use sea_orm::sea_query::Expr;
@@ -210,9 +211,9 @@ pub async fn merge(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, requ
             let mut gone: customer::ActiveModel = other.clone().into();
             gone.deleted_at = Set(Some(at));
             gone.merged_into = Set(Some(survivor));
-            save::<customer::Entity>(txn, Some(actor.id()), "merge", other, gone).await?;
+            save::<customer::Entity>(txn, Some(actor.id()), Verb::Merge, other, gone).await?;
         }
-        let customer = save::<customer::Entity>(txn, Some(actor.id()), "merge", &old, am).await?;
+        let customer = save::<customer::Entity>(txn, Some(actor.id()), Verb::Merge, &old, am).await?;
         let moved = move_records(txn, actor.id(), survivor, &merged).await?;
         crate::customer::duplicates::settle(txn, actor.id(), &merged).await?;
         classification::recompute(txn, survivor, Reason::Merge, Some(actor.id())).await?;
@@ -340,11 +341,11 @@ async fn move_records(txn: &DatabaseTransaction, by: Uuid, survivor: Uuid, merge
             }
         }
     }
-    audit::record(
+    change::record(
         txn,
         Some(by),
-        "merge",
-        "customer",
+        Verb::Merge,
+        Subject::Customer,
         survivor,
         None,
         Some(&serde_json::json!({

@@ -4,17 +4,19 @@ pub mod bulk;
 pub mod custom_filter;
 pub mod duplicates;
 pub mod merge;
+use crate::access::list::{self, ListQuery, Listing};
+use crate::access::live::Events;
 use crate::access::{Actor, Placement};
 use crate::category::{self, Catalogue};
 use crate::choice;
 use crate::error::{AppError, AppResult, Violations};
-use crate::kernel::events::{Events, Signal};
+use crate::kernel::change::{Change, Subject, Verb};
+use crate::kernel::events::Signal;
 use crate::kernel::filter::{Field, Kind};
-use crate::kernel::list::{self, ListQuery, Listing};
 use crate::kernel::pagination::{Page, SortKey, SortValue, paginate, paginate_parts};
 use crate::kernel::store::{check_version, save, write};
 use crate::kernel::vault::Keyring;
-use crate::kernel::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
+use crate::kernel::{Patch, clean, new_id, normalize, now, optional_text, required_text};
 use chrono::NaiveDate;
 use entity::customer::{self, Column};
 use entity::department;
@@ -112,7 +114,7 @@ pub enum SortField {
 pub fn sort_key(
     field: &SortField,
     descending: bool,
-    custom: Option<&crate::kernel::filter::Custom>,
+    custom: Option<&custom_filter::Custom>,
 ) -> AppResult<SortKey<customer::Entity>> {
     let (name, column, value): (_, _, fn(&customer::Model) -> SortValue) = match field {
         SortField::Name => ("name", Column::Name, |m| SortValue::Text(m.name.clone())),
@@ -136,6 +138,7 @@ pub fn sort_key(
 }
 
 impl Listing for customer::Entity {
+    type Custom = custom_filter::Custom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
     const FILTER: &'static [Field<Column>] = &[
@@ -166,11 +169,7 @@ impl Listing for customer::Entity {
         Field::new("revenue", Column::RevenueMinor, Kind::Amount { currency: None }).in_group(Resource::DealAmount),
     ];
     const CUSTOMER_COLUMN: Option<Column> = None;
-    fn sort_key(
-        field: &SortField,
-        descending: bool,
-        custom: Option<&crate::kernel::filter::Custom>,
-    ) -> AppResult<SortKey<Self>> {
+    fn sort_key(field: &SortField, descending: bool, custom: Option<&Self::Custom>) -> AppResult<SortKey<Self>> {
         sort_key(field, descending, custom)
     }
 }
@@ -240,12 +239,12 @@ pub async fn create(
     actor.require(Resource::Customer, Action::Create)?;
     let catalogue = Catalogue::load(db).await?;
     let model = prepare(db, vault, actor, &catalogue, input).await?;
-    let created = write(db, async |txn| insert_in(txn, actor, "create", model.clone()).await).await;
+    let created = write(db, async |txn| insert_in(txn, actor, Verb::Create, model.clone()).await).await;
     match created {
-        Ok(m) => {
-            // Every new customer enters at TARGET or PROSPECT: a lead for `newLead`,
-            // whoever created it (a front end, an integration, the demo loader).
-            events.publish(Signal::NewLead(m.id)).await;
+        Ok((m, signal)) => {
+            if let Some(signal) = signal {
+                events.publish(signal).await;
+            }
             Ok(m)
         }
         Err(e) => Err(explain_duplicate(db, actor, e, &model).await),
@@ -335,22 +334,23 @@ pub(crate) async fn prepare(
     Ok(model)
 }
 
-/// Inserts a prepared customer with its audit row (`action`: create, import).
+/// Inserts a prepared customer with its change (`verb`: create, import); returns the row
+/// and the live signal to publish once committed.
 ///
 /// # Errors
 /// DUPLICATE (a unique key, not yet explained), database errors.
 pub(crate) async fn insert_in(
     txn: &DatabaseTransaction,
     actor: &Actor,
-    action: &str,
+    verb: Verb,
     model: customer::ActiveModel,
-) -> AppResult<customer::Model> {
+) -> AppResult<(customer::Model, Option<Signal>)> {
     if let sea_orm::ActiveValue::Set(Some(owner)) | sea_orm::ActiveValue::Unchanged(Some(owner)) = model.owner_id {
         crate::care::check_holding_cap(txn, owner, actor.role()).await?;
     }
     let m = model.insert(txn).await?;
-    audit::record(txn, Some(actor.id()), action, "customer", m.id, None, Some(&m)).await?;
-    Ok(m)
+    let signal = Change::new(Subject::Customer, verb, m.id, Some(actor.id()), None, Some(&m)).record(txn).await?;
+    Ok((m, signal))
 }
 
 /// Turns a bare DUPLICATE into one that names the key and, for staff, the owning
@@ -492,7 +492,7 @@ pub async fn list(
                 kinds.entry(f.key.clone()).or_insert(f.kind);
             }
         }
-        Some(crate::kernel::filter::Custom { backend: db.get_database_backend(), kinds })
+        Some(custom_filter::Custom { backend: db.get_database_backend(), kinds })
     } else {
         None
     };
@@ -614,7 +614,7 @@ pub async fn update(
         check_version::<customer::Entity>(&old, Some(version))?;
         let am = patched(txn, &Catalogue::load(txn).await?, vault, actor, &old, patch).await?;
         attempted = Some(am.clone());
-        save::<customer::Entity>(txn, Some(actor.id()), "update", &old, am).await
+        save::<customer::Entity>(txn, Some(actor.id()), Verb::Update, &old, am).await
     })
     .await;
     match (result, attempted) {
@@ -739,7 +739,7 @@ pub async fn delete(
         check_version::<customer::Entity>(&old, version)?;
         let mut am: customer::ActiveModel = old.clone().into();
         am.deleted_at = Set(Some(now()));
-        save::<customer::Entity>(txn, Some(actor.id()), "delete", &old, am).await
+        save::<customer::Entity>(txn, Some(actor.id()), Verb::Delete, &old, am).await
     })
     .await
 }
@@ -770,7 +770,7 @@ pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppRes
             am.owned_since = Set(Some(now()));
         }
         attempted = Some(am.clone());
-        save::<customer::Entity>(txn, Some(actor.id()), "restore", &old, am).await
+        save::<customer::Entity>(txn, Some(actor.id()), Verb::Restore, &old, am).await
     })
     .await;
     match (result, attempted) {
@@ -821,7 +821,7 @@ pub async fn assign(
                 crate::care::close_pool_warnings(txn, old.id, "put in the pool").await?;
             }
         }
-        save::<customer::Entity>(txn, Some(actor.id()), "assign", &old, am).await
+        save::<customer::Entity>(txn, Some(actor.id()), Verb::Assign, &old, am).await
     })
     .await
 }
@@ -845,7 +845,7 @@ pub async fn claim(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResul
         am.owner_id = Set(Some(actor.id()));
         am.owned_since = Set(Some(now()));
         crate::care::close_pool_warnings(txn, old.id, "claimed").await?;
-        save::<customer::Entity>(txn, Some(actor.id()), "claim", &old, am).await
+        save::<customer::Entity>(txn, Some(actor.id()), Verb::Claim, &old, am).await
     })
     .await
 }

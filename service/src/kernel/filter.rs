@@ -19,7 +19,29 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-pub use crate::customer::custom_filter::Custom;
+/// Fields a record family types itself (customers' custom fields, typed by the category
+/// templates): a filter's `customFields` list is handed to them.
+pub trait CustomFields {
+    /// How many values a `customFields` item compares with.
+    fn value_count(&self, item: &Json) -> usize;
+    /// The SQL condition of one `customFields` item.
+    ///
+    /// # Errors
+    /// VALIDATION naming `filter.customFields`.
+    fn condition(&self, item: &Json) -> AppResult<Condition>;
+}
+
+/// A record family without custom fields.
+pub enum NoCustom {}
+
+impl CustomFields for NoCustom {
+    fn value_count(&self, _: &Json) -> usize {
+        match *self {}
+    }
+    fn condition(&self, _: &Json) -> AppResult<Condition> {
+        match *self {}
+    }
+}
 
 /// Deepest nesting of `and`/`or` in a filter.
 pub const MAX_DEPTH: usize = 5;
@@ -101,7 +123,7 @@ pub fn condition<C: ColumnTrait + Copy>(
     guard: GroupGuard<'_>,
     fields: &[Field<C>],
     filter: Option<&Json>,
-    custom: Option<&Custom>,
+    custom: Option<&dyn CustomFields>,
 ) -> AppResult<Condition> {
     match filter {
         None | Some(Json::Null) => Ok(Condition::all()),
@@ -112,7 +134,7 @@ pub fn condition<C: ColumnTrait + Copy>(
 fn build<C: ColumnTrait + Copy>(
     guard: GroupGuard<'_>,
     fields: &[Field<C>],
-    custom: Option<&Custom>,
+    custom: Option<&dyn CustomFields>,
     filter: &Json,
     depth: usize,
     values: &mut usize,
@@ -143,14 +165,14 @@ fn build<C: ColumnTrait + Copy>(
                     return Err(AppError::invalid("filter.customFields", "must be a list of {key, eq, in, ...}"));
                 };
                 for item in list {
-                    *values += crate::customer::custom_filter::value_count(item);
+                    *values += custom.value_count(item);
                     if *values > MAX_VALUES {
                         return Err(AppError::invalid(
                             "filter",
                             format!("may compare with at most {MAX_VALUES} values"),
                         ));
                     }
-                    all = all.add(crate::customer::custom_filter::condition(custom, item)?);
+                    all = all.add(custom.condition(item)?);
                 }
             }
             (name, _) => {

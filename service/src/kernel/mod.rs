@@ -2,12 +2,11 @@
 //! the audit trail, lists (filter, sort, cursor pagination), money, normalisation, sealed
 //! fields (`vault`), live events and the text and date checks every input goes through.
 //! Nothing here knows a record family or an engine.
-pub mod audit;
+pub mod change;
 pub mod db;
 pub mod events;
 pub mod filter;
 pub mod idempotency;
-pub mod list;
 pub mod money;
 pub mod normalize;
 pub mod pagination;

@@ -4,7 +4,8 @@
 //! same version cannot both apply: the second UPDATE matches no row and answers CONFLICT,
 //! on SQLite and PostgreSQL alike, whatever the isolation level.
 use crate::error::{AppError, AppResult};
-use crate::kernel::{audit, now};
+use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::now;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
@@ -49,8 +50,10 @@ pub trait Versioned:
         ActiveModel: ActiveModelTrait<Entity = Self> + Send,
     >
 {
-    /// Name in the audit log and in error messages.
-    const NAME: &'static str;
+    /// What its changes are about (the audit log's entity).
+    const SUBJECT: Subject;
+    /// Name in error messages.
+    const NAME: &'static str = Self::SUBJECT.as_str();
 
     fn version_column() -> Self::Column;
     fn version(m: &Self::Model) -> i32;
@@ -87,7 +90,7 @@ pub fn check_version<E: Versioned>(row: &E::Model, sent: Option<i32>) -> AppResu
 pub async fn save<E: Versioned>(
     txn: &DatabaseTransaction,
     actor_id: Option<Uuid>,
-    action: &str,
+    verb: Verb,
     old: &E::Model,
     mut am: E::ActiveModel,
 ) -> AppResult<E::Model> {
@@ -98,7 +101,7 @@ pub async fn save<E: Versioned>(
         return Err(AppError::Conflict(format!("{} was changed meanwhile; reload it", E::NAME)));
     }
     let new = E::find().filter(E::key(old)).one(txn).await?.ok_or(AppError::NotFound(E::NAME))?;
-    audit::record(txn, actor_id, action, E::NAME, E::audit_id(old), Some(old), Some(&new)).await?;
+    change::record(txn, actor_id, verb, E::SUBJECT, E::audit_id(old), Some(old), Some(&new)).await?;
     Ok(new)
 }
 
@@ -130,7 +133,7 @@ pub async fn replace_policy<E: PolicyRow>(
         check_version::<E>(&old, Some(version))?;
         let mut am = old.clone().into_active_model();
         E::set(&mut am, policy, actor_id);
-        save::<E>(txn, Some(actor_id), "update", &old, am).await
+        save::<E>(txn, Some(actor_id), Verb::Update, &old, am).await
     })
     .await
 }
@@ -153,11 +156,11 @@ policy_row!(care_policy);
 policy_row!(classification_policy);
 
 /// Implements [`Versioned`] for an entity with `version` and `updated_at` columns:
-/// `versioned!(module, "table", KeyColumn => key_field, audit id of a row)`.
+/// `versioned!(module, Subject, KeyColumn => key_field, audit id of a row)`.
 macro_rules! versioned {
-    ($module:ident, $name:literal, $key:ident => $field:ident, $audit_id:expr) => {
+    ($module:ident, $subject:ident, $key:ident => $field:ident, $audit_id:expr) => {
         impl Versioned for entity::$module::Entity {
-            const NAME: &'static str = $name;
+            const SUBJECT: Subject = Subject::$subject;
             fn version_column() -> Self::Column {
                 entity::$module::Column::Version
             }
@@ -179,17 +182,17 @@ macro_rules! versioned {
     };
 }
 
-versioned!(customer, "customer", Id => id, |m| m.id);
-versioned!(contact, "contact", Id => id, |m| m.id);
-versioned!(deal, "deal", Id => id, |m| m.id);
-versioned!(feedback, "feedback", Id => id, |m| m.id);
-versioned!(interaction, "interaction", Id => id, |m| m.id);
-versioned!(user, "user", Id => id, |m| m.id);
-versioned!(reminder, "reminder", Id => id, |m| m.id);
+versioned!(customer, Customer, Id => id, |m| m.id);
+versioned!(contact, Contact, Id => id, |m| m.id);
+versioned!(deal, Deal, Id => id, |m| m.id);
+versioned!(feedback, Feedback, Id => id, |m| m.id);
+versioned!(interaction, Interaction, Id => id, |m| m.id);
+versioned!(user, User, Id => id, |m| m.id);
+versioned!(reminder, Reminder, Id => id, |m| m.id);
 // Settings kept as one row, and templates keyed by name: audited under the nil id.
-versioned!(care_policy, "care_policy", Id => id, |_| Uuid::nil());
-versioned!(classification_policy, "classification_policy", Id => id, |_| Uuid::nil());
-versioned!(message_template, "message_template", Key => key, |_| Uuid::nil());
-versioned!(category, "category", Key => key, |_| Uuid::nil());
-versioned!(duplicate_report, "duplicate_report", Id => id, |m| m.id);
-versioned!(webhook, "webhook", Id => id, |m| m.id);
+versioned!(care_policy, CarePolicy, Id => id, |_| Uuid::nil());
+versioned!(classification_policy, ClassificationPolicy, Id => id, |_| Uuid::nil());
+versioned!(message_template, MessageTemplate, Key => key, |_| Uuid::nil());
+versioned!(category, Category, Key => key, |_| Uuid::nil());
+versioned!(duplicate_report, DuplicateReport, Id => id, |m| m.id);
+versioned!(webhook, Webhook, Id => id, |m| m.id);

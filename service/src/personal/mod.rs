@@ -3,11 +3,13 @@
 //! that stops an erasure, and marketing consent per channel.
 pub mod seal;
 use crate::access::{Actor, Placement};
+use crate::audit;
 use crate::customer as customers;
 use crate::error::{AppError, AppResult};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::store::write;
 use crate::kernel::vault::Keyring;
-use crate::kernel::{audit, clean, now};
+use crate::kernel::{clean, now};
 use crate::records::contact;
 use entity::enums::{Action, ConsentChannel, Resource};
 use entity::{
@@ -128,7 +130,7 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
     let mut person = to_json(&c);
     person["address"] = json!(customers::address(vault, &c)?);
     // The exporter's field groups apply as everywhere else.
-    audit::mask_record(actor, "customer", &mut person, placement);
+    audit::mask_record(actor, Subject::Customer, &mut person, placement);
     // Records merged into this one hold the same person's data as entered then (their
     // contacts, deals and history moved here).
     let merged_ids = merged_into(db, id).await?;
@@ -136,7 +138,7 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
     for m in customer::Entity::find().filter(customer::Column::Id.is_in(merged_ids.clone())).all(db).await? {
         let mut v = to_json(&m);
         v["address"] = json!(customers::address(vault, &m)?);
-        audit::mask_record(actor, "customer", &mut v, placement);
+        audit::mask_record(actor, Subject::Customer, &mut v, placement);
         merged.push(v);
     }
     let consents = consent::Entity::find().filter(consent::Column::CustomerId.eq(id)).all(db).await?;
@@ -147,7 +149,7 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
         let mut v = to_json(&k);
         v["address"] = json!(contact::address(vault, &k)?);
         v["id_number"] = json!(contact::id_number(vault, &k)?);
-        audit::mask_record(actor, "contact", &mut v, placement);
+        audit::mask_record(actor, Subject::Contact, &mut v, placement);
         contacts.push(v);
     }
     let deals = deal::Entity::find().filter(deal::Column::CustomerId.eq(id)).all(db).await?;
@@ -165,7 +167,7 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
         .map(|d| {
             let mut v = to_json(d);
             v["line_items"] = Value::Array(items.remove(&d.id).unwrap_or_default());
-            audit::mask_record(actor, "deal", &mut v, placement);
+            audit::mask_record(actor, Subject::Deal, &mut v, placement);
             v
         })
         .collect();
@@ -196,7 +198,7 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
     let exported_at = now();
     write(db, async |txn| {
         let what = json!({"exported_at": exported_at});
-        audit::record(txn, Some(actor.id()), "export_personal_data", "customer", id, None, Some(&what)).await
+        change::record(txn, Some(actor.id()), Verb::ExportPersonalData, Subject::Customer, id, None, Some(&what)).await
     })
     .await?;
     Ok(json!({
@@ -412,7 +414,8 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, id: Uuid, reason: &st
 
         let after = customer::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
         let what = json!({"reason": reason});
-        audit::record(txn, Some(actor.id()), "erase_personal_data", "customer", id, None, Some(&what)).await?;
+        change::record(txn, Some(actor.id()), Verb::ErasePersonalData, Subject::Customer, id, None, Some(&what))
+            .await?;
         Ok(after)
     })
     .await
@@ -481,7 +484,7 @@ pub async fn set_legal_hold(
             .exec(txn)
             .await?;
         let new = customer::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("customer"))?;
-        audit::record(txn, Some(actor.id()), "legal_hold", "customer", id, Some(&old), Some(&new)).await?;
+        change::record(txn, Some(actor.id()), Verb::LegalHold, Subject::Customer, id, Some(&old), Some(&new)).await?;
         Ok(new)
     })
     .await
@@ -544,8 +547,8 @@ pub async fn set_consent(
             )
             .exec_without_returning(txn)
             .await?;
-        let action = if given { "consent_given" } else { "consent_withdrawn" };
-        audit::record(txn, Some(actor.id()), action, "consent", id, old.as_ref(), Some(&row)).await?;
+        let verb = if given { Verb::ConsentGiven } else { Verb::ConsentWithdrawn };
+        change::record(txn, Some(actor.id()), verb, Subject::Consent, id, old.as_ref(), Some(&row)).await?;
         Ok(row)
     })
     .await

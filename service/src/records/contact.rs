@@ -1,13 +1,14 @@
 //! Contacts: the people at an organization customer (seed 004 contact template).
 use crate::access::Actor;
+use crate::access::list::Listing;
 use crate::choice;
 use crate::error::{AppError, AppResult, Violations};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::{Field, Kind};
-use crate::kernel::list::Listing;
 use crate::kernel::pagination::{SortKey, SortValue};
 use crate::kernel::store::{save, write};
 use crate::kernel::vault::Keyring;
-use crate::kernel::{Patch, audit, clean, new_id, normalize, now, optional_text, required_text};
+use crate::kernel::{Patch, clean, new_id, normalize, now, optional_text, required_text};
 use crate::records::{check_parent, load_for};
 use chrono::NaiveDate;
 use entity::contact::{self, Column};
@@ -70,6 +71,7 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<contact::Entity> 
 }
 
 impl Listing for contact::Entity {
+    type Custom = crate::kernel::filter::NoCustom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
     const FILTER: &'static [Field<Column>] = &[
@@ -82,11 +84,7 @@ impl Listing for contact::Entity {
         Field::new("createdAt", Column::CreatedAt, Kind::Time),
     ];
     const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
-    fn sort_key(
-        field: &SortField,
-        descending: bool,
-        _: Option<&crate::kernel::filter::Custom>,
-    ) -> AppResult<SortKey<Self>> {
+    fn sort_key(field: &SortField, descending: bool, _: Option<&Self::Custom>) -> AppResult<SortKey<Self>> {
         Ok(sort_key(*field, descending))
     }
 }
@@ -279,7 +277,7 @@ pub async fn create(
         }
         .insert(txn)
         .await?;
-        audit::record(txn, Some(actor.id()), "create", "contact", m.id, None, Some(&m)).await?;
+        change::record(txn, Some(actor.id()), Verb::Create, Subject::Contact, m.id, None, Some(&m)).await?;
         Ok(m)
     })
     .await
@@ -365,12 +363,13 @@ pub async fn update(
         }
         v.into_result()?;
         let set = am.id_number.try_as_ref().is_some_and(Option::is_some);
-        let saved = save::<contact::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
+        let saved = save::<contact::Entity>(txn, Some(actor.id()), Verb::Update, &old, am).await?;
         if id_number_changed {
             // The number never enters the audit log; that it changed does.
             let what =
                 serde_json::json!({"customer_id": old.customer_id, "id_number": if set { "set" } else { "cleared" }});
-            audit::record(txn, Some(actor.id()), "id_number_change", "contact", id, None, Some(&what)).await?;
+            change::record(txn, Some(actor.id()), Verb::IdNumberChange, Subject::Contact, id, None, Some(&what))
+                .await?;
         }
         Ok(saved)
     })

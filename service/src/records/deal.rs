@@ -1,13 +1,14 @@
 //! Deals: opportunities and, once won, sales records with their line items.
 use crate::access::Actor;
+use crate::access::list::Listing;
 use crate::choice;
 use crate::classification::{self, Reason};
 use crate::error::{AppResult, Violations};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::{Field, Kind};
-use crate::kernel::list::Listing;
 use crate::kernel::pagination::{SortKey, SortValue};
 use crate::kernel::store::{save, write};
-use crate::kernel::{Patch, audit, money, new_id, now, optional_text, required_text};
+use crate::kernel::{Patch, money, new_id, now, optional_text, required_text};
 use crate::records::{check_parent, load_for};
 use chrono::NaiveDate;
 use entity::deal::{self, Column};
@@ -82,6 +83,7 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<deal::Entity> {
 }
 
 impl Listing for deal::Entity {
+    type Custom = crate::kernel::filter::NoCustom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
     const FILTER: &'static [Field<Column>] = &[
@@ -96,11 +98,7 @@ impl Listing for deal::Entity {
         Field::new("createdAt", Column::CreatedAt, Kind::Time),
     ];
     const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
-    fn sort_key(
-        field: &SortField,
-        descending: bool,
-        _: Option<&crate::kernel::filter::Custom>,
-    ) -> AppResult<SortKey<Self>> {
+    fn sort_key(field: &SortField, descending: bool, _: Option<&Self::Custom>) -> AppResult<SortKey<Self>> {
         Ok(sort_key(*field, descending))
     }
 }
@@ -264,11 +262,11 @@ pub async fn create_with(
         .insert(txn)
         .await?;
         let items = insert_lines(txn, m.id, lines.map(|l| l.0).unwrap_or_default()).await?;
-        audit::record(
+        change::record(
             txn,
             Some(actor.id()),
-            "create",
-            "deal",
+            Verb::Create,
+            Subject::Deal,
             m.id,
             None,
             Some(&serde_json::json!({ "deal": m, "lineItems": items })),
@@ -362,12 +360,21 @@ pub async fn update_with(
             None => {}
         }
         v.into_result()?;
-        let new = save::<deal::Entity>(txn, Some(actor.id()), "update", &old, am).await?;
+        let new = save::<deal::Entity>(txn, Some(actor.id()), Verb::Update, &old, am).await?;
         if let Some((items, _)) = lines {
             let before = line_items(txn, &[id]).await?.remove(&id).unwrap_or_default();
             line::Entity::delete_many().filter(line::Column::DealId.eq(id)).exec(txn).await?;
             let after = insert_lines(txn, id, items).await?;
-            audit::record(txn, Some(actor.id()), "replace_line_items", "deal", id, Some(&before), Some(&after)).await?;
+            change::record(
+                txn,
+                Some(actor.id()),
+                Verb::ReplaceLineItems,
+                Subject::Deal,
+                id,
+                Some(&before),
+                Some(&after),
+            )
+            .await?;
         }
         if regrade == Regrade::Now {
             classification::recompute(txn, new.customer_id, reason(Some(old.stage), new.stage), Some(actor.id()))

@@ -1,12 +1,13 @@
 //! Feedback: complaints, suggestions, praise, survey answers and service requests.
 use crate::access::Actor;
+use crate::access::list::Listing;
 use crate::choice;
 use crate::error::{AppResult, Violations};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::{Field, Kind};
-use crate::kernel::list::Listing;
 use crate::kernel::pagination::{SortKey, SortValue};
 use crate::kernel::store::{save, write};
-use crate::kernel::{Patch, audit, new_id, now, optional_text, required_text};
+use crate::kernel::{Patch, new_id, now, optional_text, required_text};
 use crate::records::{check_parent, load_for};
 use entity::enums::{Action, FeedbackChannel, FeedbackKind, FeedbackStatus};
 use entity::feedback::{self, Column};
@@ -58,6 +59,7 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<feedback::Entity>
 }
 
 impl Listing for feedback::Entity {
+    type Custom = crate::kernel::filter::NoCustom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
     const FILTER: &'static [Field<Column>] = &[
@@ -72,11 +74,7 @@ impl Listing for feedback::Entity {
         Field::new("resolvedAt", Column::ResolvedAt, Kind::Time),
     ];
     const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
-    fn sort_key(
-        field: &SortField,
-        descending: bool,
-        _: Option<&crate::kernel::filter::Custom>,
-    ) -> AppResult<SortKey<Self>> {
+    fn sort_key(field: &SortField, descending: bool, _: Option<&Self::Custom>) -> AppResult<SortKey<Self>> {
         Ok(sort_key(*field, descending))
     }
 }
@@ -143,7 +141,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewFeedback) 
         }
         .insert(txn)
         .await?;
-        audit::record(txn, Some(actor.id()), "create", "feedback", m.id, None, Some(&m)).await?;
+        change::record(txn, Some(actor.id()), Verb::Create, Subject::Feedback, m.id, None, Some(&m)).await?;
         Ok(m)
     })
     .await
@@ -197,7 +195,7 @@ pub async fn update(
             am.status = Set(status);
         }
         v.into_result()?;
-        save::<feedback::Entity>(txn, Some(actor.id()), "update", &old, am).await
+        save::<feedback::Entity>(txn, Some(actor.id()), Verb::Update, &old, am).await
     })
     .await
 }

@@ -1,12 +1,13 @@
 //! The activity log: visits, calls, messages, meetings, gifts, events.
 use crate::access::Actor;
+use crate::access::list::Listing;
 use crate::choice;
 use crate::error::{AppResult, Violations};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::{Field, Kind};
-use crate::kernel::list::Listing;
 use crate::kernel::pagination::{SortKey, SortValue};
 use crate::kernel::store::write;
-use crate::kernel::{audit, new_id, now, optional_text, required_text};
+use crate::kernel::{new_id, now, optional_text, required_text};
 use crate::records::check_parent;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::contact;
@@ -45,6 +46,7 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<interaction::Enti
 }
 
 impl Listing for interaction::Entity {
+    type Custom = crate::kernel::filter::NoCustom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::OccurredAt, true);
     const FILTER: &'static [Field<Column>] = &[
@@ -56,11 +58,7 @@ impl Listing for interaction::Entity {
         Field::new("nextFollowUpOn", Column::NextFollowUpOn, Kind::Day),
     ];
     const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
-    fn sort_key(
-        field: &SortField,
-        descending: bool,
-        _: Option<&crate::kernel::filter::Custom>,
-    ) -> AppResult<SortKey<Self>> {
+    fn sort_key(field: &SortField, descending: bool, _: Option<&Self::Custom>) -> AppResult<SortKey<Self>> {
         Ok(sort_key(*field, descending))
     }
 }
@@ -160,7 +158,7 @@ async fn insert(
         }
         .insert(txn)
         .await?;
-        audit::record(txn, Some(actor.id()), "create", "interaction", m.id, None, Some(&m)).await?;
+        change::record(txn, Some(actor.id()), Verb::Create, Subject::Interaction, m.id, None, Some(&m)).await?;
         // A contact logged now plans its follow-up (history loaded by `record_history`
         // plans none: its dates are past).
         if bound_backdating {

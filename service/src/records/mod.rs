@@ -6,8 +6,9 @@ pub mod deal;
 pub mod feedback;
 pub mod interaction;
 use crate::access::Actor;
+use crate::access::list::{self, ListQuery, Listing};
 use crate::error::{AppError, AppResult};
-use crate::kernel::list::{self, ListQuery, Listing};
+use crate::kernel::change::Verb;
 use crate::kernel::now;
 use crate::kernel::pagination::{Page, paginate};
 use crate::kernel::store::{Versioned, check_version, save, write};
@@ -190,7 +191,7 @@ pub async fn delete_in<E: CustomerRecord>(
     let old = load_for::<E>(txn, actor, id, Action::Delete, false, version).await?;
     let mut am = old.clone().into_active_model();
     E::set_deleted(&mut am, Some(now()));
-    let new = save::<E>(txn, Some(actor.id()), "delete", &old, am).await?;
+    let new = save::<E>(txn, Some(actor.id()), Verb::Delete, &old, am).await?;
     E::after_trash(txn, actor, vault, &new).await?;
     Ok(new)
 }
@@ -218,7 +219,7 @@ pub async fn restore_in<E: CustomerRecord>(
     let old = load_for::<E>(txn, actor, id, Action::Delete, true, None).await?;
     let mut am = old.clone().into_active_model();
     E::set_deleted(&mut am, None);
-    let new = save::<E>(txn, Some(actor.id()), "restore", &old, am).await?;
+    let new = save::<E>(txn, Some(actor.id()), Verb::Restore, &old, am).await?;
     E::after_trash(txn, actor, vault, &new).await?;
     Ok(new)
 }

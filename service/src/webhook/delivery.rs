@@ -2,9 +2,10 @@
 //! the claim's holder only, retried with exponential back-off, and logged.
 use crate::access::Actor;
 use crate::error::{AppError, AppResult};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::kernel::store::write;
-use crate::kernel::{audit, new_id, now};
+use crate::kernel::{new_id, now};
 use crate::webhook::{Settings, disable};
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::DeliveryStatus;
@@ -341,11 +342,11 @@ pub async fn redeliver(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppR
         }
         let after =
             webhook_delivery::Entity::find_by_id(id).one(txn).await?.ok_or(AppError::NotFound("webhook delivery"))?;
-        audit::record(
+        change::record(
             txn,
             Some(actor.id()),
-            "redeliver",
-            "webhook_delivery",
+            Verb::Redeliver,
+            Subject::WebhookDelivery,
             id,
             None,
             Some(&serde_json::json!({

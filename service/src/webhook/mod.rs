@@ -16,10 +16,11 @@ pub mod target;
 
 use crate::access::Actor;
 use crate::error::{AppError, AppResult, Violations};
+use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::kernel::store::{save, write};
 use crate::kernel::vault::Keyring;
-use crate::kernel::{audit, new_id, now, required_text};
+use crate::kernel::{new_id, now, required_text};
 use chrono::{DateTime, Utc};
 use entity::enums::{Action, Resource, Tier, WebhookEventKind};
 use entity::{api_key, department, webhook};
@@ -256,7 +257,7 @@ pub async fn create(
         }
         .insert(txn)
         .await?;
-        audit::record(txn, Some(actor.id()), "create", "webhook", hook.id, None, Some(&hook)).await?;
+        change::record(txn, Some(actor.id()), Verb::Create, Subject::Webhook, hook.id, None, Some(&hook)).await?;
         Ok(hook)
     })
     .await?;
@@ -330,7 +331,7 @@ pub async fn update(
             }
             _ => {}
         }
-        save::<webhook::Entity>(txn, Some(actor.id()), "update", &old, am).await
+        save::<webhook::Entity>(txn, Some(actor.id()), Verb::Update, &old, am).await
     })
     .await
 }
@@ -348,7 +349,7 @@ pub async fn rotate_secret(db: &DatabaseConnection, vault: &Keyring, actor: &Act
         am.previous_secret = Set(Some(old.secret.clone()));
         am.previous_until = Set(Some(now() + chrono::Duration::hours(ROTATION_OVERLAP_HOURS)));
         am.secret = Set(vault.seal(SECRET_FIELD, id, &secret));
-        save::<webhook::Entity>(txn, Some(actor.id()), "rotate_secret", &old, am).await
+        save::<webhook::Entity>(txn, Some(actor.id()), Verb::RotateSecret, &old, am).await
     })
     .await?;
     Ok(WithSecret { webhook: hook, secret })
@@ -363,7 +364,7 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResu
     write(db, async |txn| {
         delivery::delete_of(txn, id).await?;
         webhook::Entity::delete_by_id(id).exec(txn).await?;
-        audit::record(txn, Some(actor.id()), "delete", "webhook", id, Some(&old), None).await?;
+        change::record(txn, Some(actor.id()), Verb::Delete, Subject::Webhook, id, Some(&old), None).await?;
         Ok(old.clone())
     })
     .await

@@ -1,10 +1,10 @@
 //! The outbox: domain events written in the transaction of the change, and their fan-out
 //! to one delivery per subscribed webhook.
 //!
-//! An event is derived from the change's audit row ([`from_audit`], called by
-//! `audit::record`), so every audited write of a customer, deal or feedback is covered
-//! wherever it happens (the API, an import, a bulk call, a merge, the pool sweep); the due
-//! reminders come from the care tick's claim (`care/schedule.rs`).
+//! An event is derived from the write's typed change (`kernel::change::Change::event`), so
+//! every write of a customer, deal or feedback is covered wherever it happens (the API,
+//! an import, a bulk call, a merge, the pool sweep); the due reminders come from the care
+//! tick's claim (`care/schedule.rs`).
 use crate::access::Actor;
 use crate::access::scope::department_subtree;
 use crate::error::AppResult;
@@ -16,99 +16,12 @@ use entity::enums::{Action, DeliveryStatus, Resource, WebhookEventKind as Kind};
 use entity::{customer, reminder, webhook, webhook_delivery, webhook_event};
 use sea_orm::sea_query::{OnConflict, Order, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use uuid::Uuid;
 
 /// Events fanned out per transaction.
 const BATCH: u64 = 500;
-
-/// The event an audited change raises, if any, with its customer.
-fn event_of(
-    action: &str,
-    entity: &str,
-    record_id: Uuid,
-    old: Option<&Value>,
-    new: Option<&Value>,
-) -> Option<(Kind, Uuid)> {
-    let id_of = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
-    match entity {
-        "customer" => {
-            // Rows only: the merge's summary row (`{"merged": …}`) is no change of a record.
-            let row = new.filter(|n| n.get("version").is_some())?;
-            let kind = match (action, old) {
-                ("create" | "import" | "upsert", None) => Kind::CustomerCreated,
-                ("assign" | "claim" | "pool_return", _) => Kind::CustomerAssigned,
-                ("delete", _) => Kind::CustomerDeleted,
-                ("merge", _) if row.get("merged_into").is_some_and(|m| !m.is_null()) => Kind::CustomerMerged,
-                ("update" | "restore" | "import" | "upsert" | "override_tier" | "merge", Some(_)) => {
-                    Kind::CustomerUpdated
-                }
-                _ => return None,
-            };
-            Some((kind, record_id))
-        }
-        "deal" => {
-            // A created deal's row comes with its line items.
-            fn row(v: Option<&Value>) -> Option<&Value> {
-                v.map(|v| v.get("deal").unwrap_or(v))
-            }
-            fn stage(v: Option<&Value>) -> Option<&str> {
-                row(v).and_then(|r| r.get("stage")).and_then(Value::as_str)
-            }
-            if !matches!(action, "create" | "import" | "update") || stage(old) == stage(new) {
-                return None;
-            }
-            let kind = match stage(new)? {
-                "WON" => Kind::DealWon,
-                "LOST" => Kind::DealLost,
-                _ => return None,
-            };
-            Some((kind, id_of(row(new)?, "customer_id")?))
-        }
-        "feedback" if matches!(action, "create" | "import") && old.is_none() => {
-            Some((Kind::FeedbackReceived, id_of(new?, "customer_id")?))
-        }
-        _ => None,
-    }
-}
-
-/// Writes the event an audited change raises, in the change's transaction.
-///
-/// # Errors
-/// Database errors.
-pub(crate) async fn from_audit(
-    db: &impl ConnectionTrait,
-    action: &str,
-    entity: &str,
-    record_id: Uuid,
-    old: Option<&Value>,
-    new: Option<&Value>,
-) -> AppResult<()> {
-    if let Some((kind, customer_id)) = event_of(action, entity, record_id, old, new) {
-        record(db, kind, record_id, customer_id).await?;
-    }
-    Ok(())
-}
-
-/// Writes one event, in the caller's transaction.
-///
-/// # Errors
-/// Database errors.
-pub(crate) async fn record(db: &impl ConnectionTrait, kind: Kind, record_id: Uuid, customer_id: Uuid) -> AppResult<()> {
-    webhook_event::Entity::insert(webhook_event::ActiveModel {
-        id: sea_orm::Set(new_id()),
-        kind: sea_orm::Set(kind),
-        record_id: sea_orm::Set(record_id),
-        customer_id: sea_orm::Set(customer_id),
-        at: sea_orm::Set(now()),
-        dispatched_at: sea_orm::Set(None),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
 
 /// The resource whose READ grant decides whether an account hears of an event.
 pub fn resource_of(kind: Kind) -> Resource {
@@ -315,43 +228,4 @@ pub(crate) async fn forget_customer(db: &impl ConnectionTrait, customer_id: Uuid
         .and_where(webhook_event::Column::CustomerId.eq(customer_id))
         .to_owned();
     delivery::forget(db, events).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn audited_changes_raise_their_events() {
-        let id = Uuid::now_v7();
-        let c = Uuid::now_v7().to_string();
-        let row = json!({"id": id, "version": 1, "merged_into": null});
-        let kind = |action: &str, entity: &str, old: Option<&Value>, new: Option<&Value>| {
-            event_of(action, entity, id, old, new).map(|(k, _)| k)
-        };
-        assert_eq!(kind("create", "customer", None, Some(&row)), Some(Kind::CustomerCreated));
-        assert_eq!(kind("import", "customer", None, Some(&row)), Some(Kind::CustomerCreated));
-        assert_eq!(kind("import", "customer", Some(&row), Some(&row)), Some(Kind::CustomerUpdated));
-        assert_eq!(kind("claim", "customer", Some(&row), Some(&row)), Some(Kind::CustomerAssigned));
-        assert_eq!(kind("pool_return", "customer", Some(&row), Some(&row)), Some(Kind::CustomerAssigned));
-        assert_eq!(kind("delete", "customer", Some(&row), Some(&row)), Some(Kind::CustomerDeleted));
-        let gone = json!({"id": id, "version": 2, "merged_into": c});
-        assert_eq!(kind("merge", "customer", Some(&row), Some(&gone)), Some(Kind::CustomerMerged));
-        assert_eq!(kind("merge", "customer", Some(&row), Some(&row)), Some(Kind::CustomerUpdated));
-        assert_eq!(kind("merge", "customer", None, Some(&json!({"merged": [c]}))), None);
-        assert_eq!(kind("legal_hold", "customer", Some(&row), Some(&row)), None);
-        let open = json!({"stage": "NEGOTIATION", "customer_id": c});
-        let won = json!({"stage": "WON", "customer_id": c});
-        assert_eq!(kind("update", "deal", Some(&open), Some(&won)), Some(Kind::DealWon));
-        assert_eq!(kind("update", "deal", Some(&won), Some(&won)), None);
-        assert_eq!(kind("create", "deal", None, Some(&json!({"deal": won, "lineItems": []}))), Some(Kind::DealWon));
-        assert_eq!(
-            kind("update", "deal", Some(&open), Some(&json!({"stage": "LOST", "customer_id": c}))),
-            Some(Kind::DealLost)
-        );
-        assert_eq!(kind("create", "deal", None, Some(&json!({"deal": open}))), None);
-        assert_eq!(kind("create", "feedback", None, Some(&json!({"customer_id": c}))), Some(Kind::FeedbackReceived));
-        assert_eq!(kind("update", "feedback", Some(&json!({})), Some(&json!({"customer_id": c}))), None);
-    }
 }

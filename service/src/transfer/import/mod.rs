@@ -7,10 +7,12 @@
 //! its neighbours; the run's counters move with each chunk (progress is pollable) and
 //! every line's outcome is kept. A dry run does the same work and rolls each chunk back.
 use crate::access::Actor;
+use crate::access::live::Events;
 use crate::category::{Catalogue, Category, FieldKind};
 use crate::customer::{self, CustomerPatch, NewCustomer};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::kernel::events::{Events, Signal};
+use crate::kernel::change::Verb;
+use crate::kernel::events::Signal;
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::kernel::vault::Keyring;
 use crate::kernel::{new_id, now};
@@ -291,6 +293,8 @@ pub struct Importer<'a> {
     last_beat: std::time::Instant,
     /// Dry run only: records the current chunk created (rolled back with it).
     created_here: std::collections::HashSet<Uuid>,
+    /// Live signals of the chunk's changes, published once it commits.
+    signals: Vec<Signal>,
     /// Customers whose deals the chunk wrote, to regrade at its end in id order.
     regrade: std::collections::BTreeMap<Uuid, crate::classification::Reason>,
     /// The first lines with a problem, for the upload's response.
@@ -353,6 +357,7 @@ pub async fn start<'a>(
         would_create: HashMap::new(),
         last_beat: std::time::Instant::now(),
         created_here: std::collections::HashSet::new(),
+        signals: Vec::new(),
         regrade: std::collections::BTreeMap::new(),
         problems: Vec::new(),
     })
@@ -617,11 +622,10 @@ impl Importer<'_> {
         };
         self.record(&txn, &outcomes).await?;
         txn.commit().await?;
-        if !self.options.dry_run && self.options.kind == ImportKind::Customers {
-            for o in outcomes.iter().filter(|o| o.outcome == ImportOutcome::Created) {
-                if let Some(id) = o.record_id {
-                    self.events.publish(Signal::NewLead(id)).await;
-                }
+        // A dry run's changes were rolled back: they signal nothing.
+        for signal in std::mem::take(&mut self.signals) {
+            if !self.options.dry_run {
+                self.events.publish(signal).await;
             }
         }
         for o in outcomes {
@@ -818,10 +822,11 @@ impl Importer<'_> {
             return Ok(Outcome::invalid(number, problems));
         }
         let sp = txn.begin().await?;
-        match customer::insert_in(&sp, self.actor, "import", model.clone()).await {
-            Ok(m) => {
+        match customer::insert_in(&sp, self.actor, Verb::Import, model.clone()).await {
+            Ok((m, signal)) => {
                 sp.commit().await?;
                 self.created(m.id);
+                self.signals.extend(signal);
                 Ok(Outcome::new(number, ImportOutcome::Created, Some(m.id), None))
             }
             Err(e @ AppError::Duplicate { .. }) => {
@@ -911,7 +916,7 @@ impl Importer<'_> {
         match crate::kernel::store::save::<entity::customer::Entity>(
             &sp,
             Some(self.actor.id()),
-            "import",
+            Verb::Import,
             &old,
             am.clone(),
         )

@@ -20,6 +20,8 @@ pub trait Listing: EntityTrait {
     type SortField: Clone + Send + Sync;
     /// The order when none is asked for: (field, descending).
     const DEFAULT_SORT: (Self::SortField, bool);
+    /// What types its custom fields ([`filter::NoCustom`] for none).
+    type Custom: filter::CustomFields;
     /// The filterable fields.
     const FILTER: &'static [Field<Self::Column>];
     /// The column naming the customer a record hangs off (`None` for customers).
@@ -28,8 +30,7 @@ pub trait Listing: EntityTrait {
     ///
     /// # Errors
     /// VALIDATION for a field the list cannot be sorted by.
-    fn sort_key(field: &Self::SortField, descending: bool, custom: Option<&filter::Custom>)
-    -> AppResult<SortKey<Self>>;
+    fn sort_key(field: &Self::SortField, descending: bool, custom: Option<&Self::Custom>) -> AppResult<SortKey<Self>>;
 }
 
 /// What a caller asks of a list.
@@ -86,13 +87,18 @@ pub fn plan<E: Listing>(
     actor: &Actor,
     over: Resource,
     query: &ListQuery<E::SortField>,
-    custom: Option<&filter::Custom>,
+    custom: Option<&E::Custom>,
 ) -> AppResult<(Condition, Vec<SortKey<E>>)> {
     if query.order.len() > MAX_SORT_KEYS {
         return Err(AppError::invalid("orderBy", format!("at most {MAX_SORT_KEYS} sort keys")));
     }
     let guard = |group: Resource, field: &str| group_condition::<E>(actor, group, over, field);
-    let mut condition = Condition::all().add(filter::condition(&guard, E::FILTER, query.filter.as_ref(), custom)?);
+    let mut condition = Condition::all().add(filter::condition(
+        &guard,
+        E::FILTER,
+        query.filter.as_ref(),
+        custom.map(|c| c as &dyn filter::CustomFields),
+    )?);
     let keys: Vec<SortKey<E>> = if query.order.is_empty() {
         vec![E::sort_key(&E::DEFAULT_SORT.0, E::DEFAULT_SORT.1, custom)?]
     } else {

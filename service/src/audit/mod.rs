@@ -1,48 +1,17 @@
-//! The audit trail: every write adds a row in the same transaction as the write, and
-//! with it the domain event the write raises, if any (`webhook::outbox`).
+//! Reading the audit trail: every write adds its row in the write's transaction
+//! (`kernel::change`); here the rows are listed and masked for their reader.
 use crate::access::{Actor, Placement};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
+use crate::kernel::change::{Subject, Verb};
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::kernel::vault::Keyring;
 use entity::audit_log::{self, Column};
 use entity::customer;
 use entity::enums::{Action, Resource, Scope};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-};
-use serde::Serialize;
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
-
-/// Appends one audit row. `old`/`new` are the record before and after.
-pub async fn record<T: Serialize>(
-    db: &impl ConnectionTrait,
-    actor_id: Option<Uuid>,
-    action: &str,
-    entity: &str,
-    record_id: Uuid,
-    old: Option<&T>,
-    new: Option<&T>,
-) -> AppResult<()> {
-    let to_json = |v: Option<&T>| v.and_then(|v| serde_json::to_value(v).ok());
-    let (old, new) = (to_json(old), to_json(new));
-    // The change's domain event, if it raises one, in the same transaction (webhooks).
-    crate::webhook::outbox::from_audit(db, action, entity, record_id, old.as_ref(), new.as_ref()).await?;
-    audit_log::ActiveModel {
-        id: Set(crate::kernel::new_id()),
-        actor_id: Set(actor_id),
-        action: Set(action.to_string()),
-        entity: Set(entity.to_string()),
-        record_id: Set(record_id),
-        old_values: Set(old),
-        new_values: Set(new),
-        at: Set(crate::kernel::now()),
-    }
-    .insert(db)
-    .await?;
-    Ok(())
-}
 
 /// What the audit trail is narrowed to.
 #[derive(Debug, Clone, Default)]
@@ -55,8 +24,8 @@ pub struct AuditFilter {
     pub to: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// Records that hang off a customer, by the audit's entity name.
-const CHILDREN: [&str; 4] = ["contact", "deal", "feedback", "interaction"];
+/// Records that hang off a customer.
+const CHILDREN: [Subject; 4] = [Subject::Contact, Subject::Deal, Subject::Feedback, Subject::Interaction];
 
 /// The audit rows an actor may read: everything with an ALL grant; otherwise the rows
 /// about customers its AUDIT READ grant reaches, and about their contacts, deals,
@@ -87,10 +56,11 @@ pub fn read_condition(actor: &Actor) -> AppResult<Condition> {
     };
     let mut any = Condition::any().add(
         Condition::all()
-            .add(Column::Entity.is_in(["customer", "consent"]))
+            .add(Column::Entity.is_in([Subject::Customer.as_str(), Subject::Consent.as_str()]))
             .add(Column::RecordId.in_subquery(customers())),
     );
     for child in CHILDREN {
+        let child = child.as_str();
         any = any.add(Condition::all().add(Column::Entity.eq(child)).add(Column::RecordId.in_subquery(under(child))));
     }
     Ok(any)
@@ -100,7 +70,7 @@ pub fn read_condition(actor: &Actor) -> AppResult<Condition> {
 /// per its field grants: see [`mask`]).
 ///
 /// # Errors
-/// FORBIDDEN, VALIDATION (paging).
+/// FORBIDDEN, VALIDATION (paging, an unknown action or entity).
 pub async fn list(
     db: &DatabaseConnection,
     vault: &Keyring,
@@ -116,10 +86,18 @@ pub async fn list(
         q = q.filter(Column::ActorId.eq(id));
     }
     if let Some(a) = &filter.action {
-        q = q.filter(Column::Action.eq(a.trim()));
+        let verb = Verb::parse(a.trim()).ok_or_else(|| {
+            let known: Vec<&str> = Verb::ALL.iter().map(|v| v.as_str()).collect();
+            AppError::invalid("filter.action", format!("unknown action; one of {}", known.join(", ")))
+        })?;
+        q = q.filter(Column::Action.eq(verb.as_str()));
     }
     if let Some(e) = &filter.entity {
-        q = q.filter(Column::Entity.eq(e.trim()));
+        let subject = Subject::parse(e.trim()).ok_or_else(|| {
+            let known: Vec<&str> = Subject::ALL.iter().map(|v| v.as_str()).collect();
+            AppError::invalid("filter.entity", format!("unknown entity; one of {}", known.join(", ")))
+        })?;
+        q = q.filter(Column::Entity.eq(subject.as_str()));
     }
     if let Some(from) = filter.from {
         q = q.filter(Column::At.gte(from));
@@ -153,8 +131,8 @@ fn customer_id_in(v: &serde_json::Value) -> Option<Uuid> {
 /// The customer an audit row is about: itself, or the customer its record hangs off
 /// (named in the values).
 fn customer_of(row: &audit_log::Model) -> Option<Uuid> {
-    match row.entity.as_str() {
-        "customer" | "consent" => Some(row.record_id),
+    match Subject::parse(&row.entity)? {
+        Subject::Customer | Subject::Consent => Some(row.record_id),
         e if CHILDREN.contains(&e) => [&row.new_values, &row.old_values].into_iter().flatten().find_map(customer_id_in),
         _ => None,
     }
@@ -173,7 +151,7 @@ pub async fn placements_of<'a>(
 }
 
 /// Fields of a stored record by field group (names as serialized: audit values, exports).
-pub fn groups_of(entity: &str) -> &'static [(Resource, &'static [&'static str])] {
+pub fn groups_of(subject: Subject) -> &'static [(Resource, &'static [&'static str])] {
     const CUSTOMER: &[(Resource, &[&str])] = &[
         (Resource::ContactDetails, &["phone", "phone_norm", "email", "email_norm", "address"]),
         // Gender is base profile data, read with the row (docs/access.md, field groups).
@@ -186,10 +164,10 @@ pub fn groups_of(entity: &str) -> &'static [(Resource, &'static [&'static str])]
     ];
     const DEAL: &[(Resource, &[&str])] =
         &[(Resource::DealAmount, &["amount_minor", "unit_price_minor", "unit_cost_minor"])];
-    match entity {
-        "customer" => CUSTOMER,
-        "contact" => CONTACT,
-        "deal" => DEAL,
+    match subject {
+        Subject::Customer => CUSTOMER,
+        Subject::Contact => CONTACT,
+        Subject::Deal => DEAL,
         _ => &[],
     }
 }
@@ -219,8 +197,8 @@ fn hide(value: &mut serde_json::Value, fields: &[&str]) {
 /// not reach that customer read `[hidden]`. Records under a customer follow that
 /// customer. (Not relative to what the caller may read, as on the API: audit rows and
 /// exports are reached through grants of their own, possibly wider.)
-pub fn mask_record(actor: &Actor, entity: &str, value: &mut serde_json::Value, placement: Option<Placement>) {
-    for (group, fields) in groups_of(entity) {
+pub fn mask_record(actor: &Actor, subject: Subject, value: &mut serde_json::Value, placement: Option<Placement>) {
+    for (group, fields) in groups_of(subject) {
         let reach = actor.reach(*group, Action::Read);
         let shown = placement.map_or(reach.everything, |p| reach.admits(p));
         if !shown {
@@ -233,14 +211,15 @@ pub fn mask_record(actor: &Actor, entity: &str, value: &mut serde_json::Value, p
 /// customer sits now deciding), and opens the sealed addresses it may see.
 pub fn mask(vault: &Keyring, actor: &Actor, row: &mut audit_log::Model, placements: &HashMap<Uuid, Placement>) {
     let placement = customer_of(row).and_then(|c| placements.get(&c).copied());
-    let sealed_field = match row.entity.as_str() {
-        "customer" => Some(crate::customer::ADDRESS),
-        "contact" => Some(crate::records::contact::ADDRESS),
+    let Some(subject) = Subject::parse(&row.entity) else { return };
+    let sealed_field = match subject {
+        Subject::Customer => Some(crate::customer::ADDRESS),
+        Subject::Contact => Some(crate::records::contact::ADDRESS),
         _ => None,
     };
     let record = row.record_id;
     for values in [&mut row.old_values, &mut row.new_values].into_iter().flatten() {
-        mask_record(actor, &row.entity, values, placement);
+        mask_record(actor, subject, values, placement);
         if let (Some(field), Some(address)) = (sealed_field, values.get_mut("address"))
             && let Some(stored) = address.as_str().filter(|s| *s != HIDDEN)
         {
