@@ -252,10 +252,16 @@ pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            match service::access::login::prune(&housekeeping, chrono::Utc::now()).await {
+            let at = chrono::Utc::now();
+            match service::access::login::prune(&housekeeping, at).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired sessions and login counters removed"),
                 Err(e) => tracing::error!(error = %e, "session housekeeping failed"),
+            }
+            match service::webhook::delivery::prune(&housekeeping, at).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "settled webhook deliveries past their retention removed"),
+                Err(e) => tracing::error!(error = %e, "webhook housekeeping failed"),
             }
         }
     });

@@ -275,13 +275,7 @@ pub async fn revoke(db: &DatabaseConnection, events: &Events, actor: &Actor, id:
             am.update(txn).await?;
             // What the key entered goes to its department's pool, as a departing person's.
             crate::access::user::hand_over(txn, actor.id(), &account, None).await?;
-            // Its webhooks stop with it.
-            crate::webhook::disable(
-                txn,
-                sea_orm::Condition::all().add(entity::webhook::Column::AccountId.eq(account.id)),
-                "its API key was revoked",
-            )
-            .await?;
+            // Its webhooks stop with it: the revocation's change says so (`Change::silences`).
         }
         change::record(txn, Some(actor.id()), Verb::Revoke, Subject::ApiKey, key.id, Some(&old), Some(&key)).await?;
         Ok((key, true))

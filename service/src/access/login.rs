@@ -230,8 +230,5 @@ pub async fn prune(db: &DatabaseConnection, at: DateTime<Utc>) -> AppResult<u64>
         .filter(refresh_token::Column::ExpiresAt.lt(at - chrono::Duration::days(1)))
         .exec(db)
         .await?;
-    Ok(gone.rows_affected
-        + throttle::prune(db, at).await?
-        + crate::kernel::idempotency::prune(db, at).await?
-        + crate::webhook::delivery::prune(db, at).await?)
+    Ok(gone.rows_affected + throttle::prune(db, at).await? + crate::kernel::idempotency::prune(db, at).await?)
 }

@@ -270,15 +270,9 @@ pub async fn deactivate(
         let mut am: user::ActiveModel = old.clone().into();
         am.active = Set(false);
         session::end_sessions(txn, &old, &mut am).await?;
+        // The change stops the webhooks that read with this person's eyes (`Change::silences`).
         let new = save::<user::Entity>(txn, Some(actor.id()), Verb::Deactivate, &old, am).await?;
         let moved = hand_over(txn, actor.id(), &old, successor.as_ref()).await?;
-        // The webhooks that read with this person's eyes stop with them.
-        crate::webhook::disable(
-            txn,
-            sea_orm::Condition::all().add(entity::webhook::Column::AccountId.eq(id)),
-            "its account was deactivated",
-        )
-        .await?;
         tracing::info!(user = %id, moved, "user deactivated; customers handed over");
         Ok(new)
     })

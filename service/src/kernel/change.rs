@@ -6,7 +6,10 @@
 //!   [`Subject::as_str`], the only place these names are spelt);
 //! - the domain event for webhooks (`webhook_event`, the outbox the webhook engine fans
 //!   out), see [`Change::event`];
-//! - the live signal it raises once committed ([`Change::signal`]).
+//! - the live signal it raises once committed ([`Change::signal`]);
+//! - the webhooks that stop with it: an account that can no longer act (a person
+//!   deactivated, an API key revoked) stops the webhooks that read with its rights
+//!   ([`Change::silences`]).
 //!
 //! Nothing else writes `audit_log` or `webhook_event` rows (the care tick's due reminders
 //! raise theirs through [`raise`]), and no action or entity string is written outside this
@@ -15,8 +18,8 @@ use crate::error::AppResult;
 use crate::kernel::events::Signal;
 use crate::kernel::{new_id, now};
 use entity::enums::WebhookEventKind as Kind;
-use entity::{audit_log, webhook_event};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use entity::{audit_log, webhook, webhook_event};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -229,14 +232,34 @@ impl Change {
         }
     }
 
+    /// The account whose webhooks stop with this change, and why: a person deactivated,
+    /// or the service account of a revoked API key (the key's row names it).
+    pub fn silences(&self) -> Option<(Uuid, &'static str)> {
+        match (self.subject, self.verb) {
+            (Subject::User, Verb::Deactivate) => Some((self.id, "its account was deactivated")),
+            (Subject::ApiKey, Verb::Revoke) => self
+                .new
+                .as_ref()
+                .and_then(|k| k.get("user_id"))
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .map(|account| (account, "its API key was revoked")),
+            _ => None,
+        }
+    }
+
     /// Writes what the change causes in the writer's transaction: its domain event, if
-    /// any, and its audit row. Returns the live signal to publish after commit.
+    /// any, the webhooks it stops, and its audit row. Returns the live signal to publish
+    /// after commit.
     ///
     /// # Errors
     /// Database errors.
     pub async fn record(self, db: &impl ConnectionTrait) -> AppResult<Option<Signal>> {
         if let Some((kind, customer_id)) = self.event() {
             raise(db, kind, self.id, customer_id).await?;
+        }
+        if let Some((account, why)) = self.silences() {
+            disable_webhooks(db, Condition::all().add(webhook::Column::AccountId.eq(account)), why).await?;
         }
         let signal = self.signal();
         audit_log::ActiveModel {
@@ -287,6 +310,27 @@ pub async fn raise(db: &impl ConnectionTrait, kind: Kind, record_id: Uuid, custo
     })
     .exec_without_returning(db)
     .await?;
+    Ok(())
+}
+
+/// Turns the active webhooks `which` off for `reason` (their account is gone or their key
+/// revoked, the receiver answered 410, too many failures in a row); their pending
+/// deliveries wait until they are enabled again.
+///
+/// # Errors
+/// Database errors.
+pub async fn disable_webhooks(db: &impl ConnectionTrait, which: Condition, reason: &str) -> AppResult<()> {
+    use sea_orm::sea_query::Expr;
+    let at = now();
+    webhook::Entity::update_many()
+        .col_expr(webhook::Column::Active, Expr::value(false))
+        .col_expr(webhook::Column::DisabledReason, Expr::value(reason))
+        .col_expr(webhook::Column::DisabledAt, Expr::value(at))
+        .col_expr(webhook::Column::UpdatedAt, Expr::value(at))
+        .filter(which)
+        .filter(webhook::Column::Active.eq(true))
+        .exec(db)
+        .await?;
     Ok(())
 }
 
@@ -360,5 +404,14 @@ mod tests {
         assert_eq!(lead(Verb::Import, Some(&row)), None);
         assert_eq!(lead(Verb::Update, Some(&row)), None);
         assert_eq!(change(Verb::Create, Deal, id, None, Some(&open)).signal(), None);
+
+        let account = Uuid::now_v7();
+        let key = json!({"id": id, "user_id": account});
+        assert_eq!(
+            change(Verb::Revoke, Subject::ApiKey, id, Some(&key), Some(&key)).silences().map(|(a, _)| a),
+            Some(account)
+        );
+        assert_eq!(change(Verb::Deactivate, Subject::User, id, None, Some(&row)).silences().map(|(a, _)| a), Some(id));
+        assert_eq!(change(Verb::Update, Subject::User, id, None, Some(&row)).silences(), None);
     }
 }

@@ -409,23 +409,7 @@ pub fn signing_secrets(vault: &Keyring, hook: &webhook::Model, at: DateTime<Utc>
     Ok(out)
 }
 
-/// Turns the active webhooks `which` off for `reason` (their account is gone or their key
-/// revoked, the receiver answered 410, too many failures in a row); their pending
-/// deliveries wait until they are enabled again.
-pub async fn disable(db: &impl ConnectionTrait, which: sea_orm::Condition, reason: &str) -> AppResult<()> {
-    use sea_orm::sea_query::Expr;
-    let at = now();
-    webhook::Entity::update_many()
-        .col_expr(webhook::Column::Active, Expr::value(false))
-        .col_expr(webhook::Column::DisabledReason, Expr::value(reason))
-        .col_expr(webhook::Column::DisabledAt, Expr::value(at))
-        .col_expr(webhook::Column::UpdatedAt, Expr::value(at))
-        .filter(which)
-        .filter(webhook::Column::Active.eq(true))
-        .exec(db)
-        .await?;
-    Ok(())
-}
+pub use crate::kernel::change::disable_webhooks as disable;
 
 /// The field a delivery's kept payload is sealed under (bound to the delivery).
 pub fn payload_field(delivery: Uuid) -> String {
