@@ -14,6 +14,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySe
 use serde_json::Value as Json;
 use service::access::list::ListQuery;
 use service::access::{Actor, Placement};
+use service::catalogue::{CONTACT, CUSTOMER, DEAL, Visible};
 use service::category::Catalogue;
 use service::error::{AppError, AppResult};
 use service::kernel::change::{self, Subject, Verb};
@@ -56,66 +57,6 @@ impl What {
     }
 }
 
-const CUSTOMER_COLUMNS: &[&str] = &[
-    "id",
-    "kind",
-    "category",
-    "name",
-    "gender",
-    "birthday",
-    "phone",
-    "email",
-    "address",
-    "region",
-    "industry",
-    "source",
-    "importance",
-    "creditRating",
-    "cooperationStartDate",
-    "lifecycleStage",
-    "tier",
-    "owner",
-    "department",
-    "createdAt",
-    "updatedAt",
-];
-
-const CONTACT_COLUMNS: &[&str] = &[
-    "id",
-    "customerId",
-    "customerName",
-    "name",
-    "gender",
-    "title",
-    "dealRole",
-    "birthday",
-    "mobile",
-    "officePhone",
-    "email",
-    "address",
-    "hometown",
-    "hobbies",
-    "notes",
-    "createdAt",
-    "updatedAt",
-];
-
-const DEAL_COLUMNS: &[&str] = &[
-    "id",
-    "customerId",
-    "customerName",
-    "title",
-    "stage",
-    "amount",
-    "currency",
-    "expectedCloseDate",
-    "actualCloseDate",
-    "lostReason",
-    "owner",
-    "createdAt",
-    "updatedAt",
-];
-
 /// An export in progress: where it stands and what it looked up so far.
 struct Export {
     what: What,
@@ -156,10 +97,10 @@ impl Export {
         match self.what {
             What::Customers => {
                 let custom = self.custom.iter().map(|k| format!("custom.{k}"));
-                line(CUSTOMER_COLUMNS.iter().map(|c| c.to_string()).chain(custom))
+                line(CUSTOMER.export_columns().map(str::to_string).chain(custom))
             }
-            What::Contacts => line(CONTACT_COLUMNS),
-            What::Deals => line(DEAL_COLUMNS),
+            What::Contacts => line(CONTACT.export_columns()),
+            What::Deals => line(DEAL.export_columns()),
         }
     }
 
@@ -202,8 +143,10 @@ impl Export {
         Ok(Some(text))
     }
 
-    fn shows(&self, group: Resource, over: Resource, at: Placement) -> bool {
-        self.actor.field_access(group, over).admits(at)
+    /// The field groups the exporter sees on a record of `over` under a customer placed
+    /// at `at` (each column's group is its record's catalogue's).
+    fn visible(&self, over: Resource, at: Placement) -> Visible {
+        Visible::of(|group| self.actor.field_access(group, over).admits(at))
     }
 
     /// Names of the users among `ids` not looked up yet.
@@ -237,18 +180,17 @@ impl Export {
         let mut out = String::new();
         for c in &rows {
             let at: Placement = c.into();
-            let contact = self.shows(Resource::ContactDetails, Resource::Customer, at);
-            let personal = self.shows(Resource::PersonalDetails, Resource::Customer, at);
-            let address = if contact { customer::address(&self.vault, c)? } else { None };
+            let v = self.visible(Resource::Customer, at);
+            let address = if v.field(&CUSTOMER, "address") { customer::address(&self.vault, c)? } else { None };
             let mut cells = vec![
                 c.id.to_string(),
                 c.kind.to_string(),
                 c.category.clone(),
                 c.name.clone(),
                 opt(c.gender),
-                opt(c.birthday.filter(|_| personal)),
-                opt(c.phone.as_ref().filter(|_| contact)),
-                opt(c.email.as_ref().filter(|_| contact)),
+                opt(v.show(&CUSTOMER, "birthday", c.birthday)),
+                opt(v.show(&CUSTOMER, "phone", c.phone.as_ref())),
+                opt(v.show(&CUSTOMER, "email", c.email.as_ref())),
                 opt(address),
                 opt(c.region.as_ref()),
                 opt(c.industry.as_ref()),
@@ -263,6 +205,7 @@ impl Export {
                 time(c.created_at),
                 time(c.updated_at),
             ];
+            debug_assert_eq!(cells.len(), CUSTOMER.export_columns().count(), "a cell per catalogue column");
             cells.extend(self.custom.iter().map(|k| custom_cell(c.custom_fields.as_ref().and_then(|o| o.get(k)))));
             out.push_str(&line(cells));
         }
@@ -297,10 +240,9 @@ impl Export {
         let mut out = String::new();
         for c in &rows {
             let Some((customer_name, at)) = parents.get(&c.customer_id) else { continue };
-            let contact = self.shows(Resource::ContactDetails, Resource::Contact, *at);
-            let personal = self.shows(Resource::PersonalDetails, Resource::Contact, *at);
-            let address = if contact { contact::address(&self.vault, c)? } else { None };
-            out.push_str(&line([
+            let v = self.visible(Resource::Contact, *at);
+            let address = if v.field(&CONTACT, "address") { contact::address(&self.vault, c)? } else { None };
+            let cells = [
                 c.id.to_string(),
                 c.customer_id.to_string(),
                 customer_name.clone(),
@@ -308,17 +250,19 @@ impl Export {
                 opt(c.gender),
                 opt(c.title.as_ref()),
                 opt(c.deal_role),
-                opt(c.birthday.filter(|_| personal)),
-                opt(c.mobile.as_ref().filter(|_| contact)),
-                opt(c.office_phone.as_ref().filter(|_| contact)),
-                opt(c.email.as_ref().filter(|_| contact)),
+                opt(v.show(&CONTACT, "birthday", c.birthday)),
+                opt(v.show(&CONTACT, "mobile", c.mobile.as_ref())),
+                opt(v.show(&CONTACT, "officePhone", c.office_phone.as_ref())),
+                opt(v.show(&CONTACT, "email", c.email.as_ref())),
                 opt(address),
-                opt(c.hometown.as_ref().filter(|_| personal)),
-                opt(c.hobbies.as_ref().filter(|_| personal)),
+                opt(v.show(&CONTACT, "hometown", c.hometown.as_ref())),
+                opt(v.show(&CONTACT, "hobbies", c.hobbies.as_ref())),
                 opt(c.notes.as_ref()),
                 time(c.created_at),
                 time(c.updated_at),
-            ]));
+            ];
+            debug_assert_eq!(cells.len(), CONTACT.export_columns().count(), "a cell per catalogue column");
+            out.push_str(&line(cells));
         }
         Ok(out)
     }
@@ -329,14 +273,14 @@ impl Export {
         let mut out = String::new();
         for d in &rows {
             let Some((customer_name, at)) = parents.get(&d.customer_id) else { continue };
-            let amounts = self.shows(Resource::DealAmount, Resource::Deal, *at);
-            out.push_str(&line([
+            let v = self.visible(Resource::Deal, *at);
+            let cells = [
                 d.id.to_string(),
                 d.customer_id.to_string(),
                 customer_name.clone(),
                 d.title.clone(),
                 d.stage.to_string(),
-                if amounts { money::format_minor(d.amount_minor, &d.currency) } else { String::new() },
+                opt(v.show(&DEAL, "amount", Some(d.amount_minor)).map(|a| money::format_minor(a, &d.currency))),
                 d.currency.clone(),
                 opt(d.expected_close_date),
                 opt(d.actual_close_date),
@@ -344,7 +288,9 @@ impl Export {
                 self.user_name(d.owner_id),
                 time(d.created_at),
                 time(d.updated_at),
-            ]));
+            ];
+            debug_assert_eq!(cells.len(), DEAL.export_columns().count(), "a cell per catalogue column");
+            out.push_str(&line(cells));
         }
         Ok(out)
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers from the bottom up; a folder may import its own layer and those below.
 const LAYERS: &[&[&str]] = &[
-    &["error", "kernel"],
+    &["error", "kernel", "catalogue"],
     &["access"],
     &["category"],
     &["customer"],

@@ -5,8 +5,9 @@
 //! [`AppResult`](error::AppResult).
 //!
 //! Folders in their order (`docs/architecture.md`); a lower one never imports a higher one:
-//! `error` and `kernel`, then `access`, then `category`, then the record families
+//! `error`, `kernel` and `catalogue`, then `access`, then `category`, then the record families
 //! (`customer`, `records`), then the engines.
+pub mod catalogue;
 pub mod error;
 pub mod kernel;
 

@@ -11,6 +11,7 @@ use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Resu
 use chrono::{DateTime, Utc};
 use entity::contact::{self};
 use entity::enums::Resource;
+use service::catalogue::CONTACT;
 use service::records::contact as svc;
 use service::records::contact::{ContactPatch, NewContact, SortField};
 
@@ -20,8 +21,10 @@ pub struct Contact(pub contact::Model);
 
 impl Contact {
     /// `value` when the caller sees the field group `group` on this contact, else None.
-    async fn shown<T>(&self, ctx: &Context<'_>, group: Resource, value: Option<T>) -> Result<Option<T>> {
+    /// `value` if the caller sees field `name` (its group is the contact catalogue's).
+    async fn shown<T>(&self, ctx: &Context<'_>, name: &str, value: Option<T>) -> Result<Option<T>> {
         let Some(v) = value else { return Ok(None) };
+        let Some(group) = CONTACT.group(name) else { return Ok(Some(v)) };
         Ok(shows_under(ctx, group, Resource::Contact, self.0.customer_id).await?.then_some(v))
     }
 }
@@ -53,23 +56,23 @@ impl Contact {
     }
     /// Personal details: null for roles that may not see them on this contact.
     async fn birthday(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        Ok(self.shown(ctx, Resource::PersonalDetails, self.0.birthday).await?.map(Date))
+        Ok(self.shown(ctx, "birthday", self.0.birthday).await?.map(Date))
     }
     /// Contact details: null for roles that may not see them on this contact.
     async fn mobile(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        self.shown(ctx, Resource::ContactDetails, self.0.mobile.as_deref()).await
+        self.shown(ctx, "mobile", self.0.mobile.as_deref()).await
     }
     /// Contact details.
     async fn office_phone(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        self.shown(ctx, Resource::ContactDetails, self.0.office_phone.as_deref()).await
+        self.shown(ctx, "officePhone", self.0.office_phone.as_deref()).await
     }
     /// Contact details.
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        self.shown(ctx, Resource::ContactDetails, self.0.email.as_deref()).await
+        self.shown(ctx, "email", self.0.email.as_deref()).await
     }
     /// Contact details; sealed at rest.
     async fn address(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        let sealed = self.shown(ctx, Resource::ContactDetails, self.0.address.as_deref()).await?;
+        let sealed = self.shown(ctx, "address", self.0.address.as_deref()).await?;
         if sealed.is_none() {
             return Ok(None);
         }
@@ -77,15 +80,15 @@ impl Contact {
     }
     /// Personal details.
     async fn hometown(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        self.shown(ctx, Resource::PersonalDetails, self.0.hometown.as_deref()).await
+        self.shown(ctx, "hometown", self.0.hometown.as_deref()).await
     }
     /// Personal details.
     async fn hobbies(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        self.shown(ctx, Resource::PersonalDetails, self.0.hobbies.as_deref()).await
+        self.shown(ctx, "hobbies", self.0.hobbies.as_deref()).await
     }
     /// The resident ID number, masked (personal details; sealed at rest, never shown in full).
     async fn id_number_masked(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        if self.shown(ctx, Resource::PersonalDetails, self.0.id_number.as_deref()).await?.is_none() {
+        if self.shown(ctx, "idNumber", self.0.id_number.as_deref()).await?.is_none() {
             return Ok(None);
         }
         Ok(svc::id_number(&state(ctx).privacy.keys, &self.0).gql()?.as_deref().map(svc::mask_id_number))

@@ -14,12 +14,11 @@ use super::enums::{
 use super::error::ResultExt;
 use super::feedback::{Feedback, FeedbackConnection};
 use super::interaction::{Interaction, InteractionConnection};
-use super::loaders::{nested_page, shows};
+use super::loaders::{nested_page, shows_field};
 use super::user::User;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::customer::{self};
-use entity::enums::Resource;
 use service::customer as svc;
 use service::customer::{CustomerPatch, NewCustomer, SortField};
 use service::error::{AppError, AppResult};
@@ -92,23 +91,23 @@ impl Customer {
     }
     /// Personal details: null for roles that may not see them on this customer.
     async fn birthday(&self, ctx: &Context<'_>) -> Option<Date> {
-        self.0.birthday.filter(|_| shows(ctx, Resource::PersonalDetails, &self.0)).map(Date)
+        self.0.birthday.filter(|_| shows_field(ctx, "birthday", &self.0)).map(Date)
     }
     /// As entered. Contact details: null for roles that may not see them on this customer.
     async fn phone(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.0.phone.as_deref().filter(|_| shows(ctx, Resource::ContactDetails, &self.0))
+        self.0.phone.as_deref().filter(|_| shows_field(ctx, "phone", &self.0))
     }
     /// E.164 form, the duplicate key. Contact details.
     async fn phone_e164(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.0.phone_norm.as_deref().filter(|_| shows(ctx, Resource::ContactDetails, &self.0))
+        self.0.phone_norm.as_deref().filter(|_| shows_field(ctx, "phoneE164", &self.0))
     }
     /// Contact details.
     async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.0.email.as_deref().filter(|_| shows(ctx, Resource::ContactDetails, &self.0))
+        self.0.email.as_deref().filter(|_| shows_field(ctx, "email", &self.0))
     }
     /// Contact details; sealed at rest.
     async fn address(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        if !shows(ctx, Resource::ContactDetails, &self.0) {
+        if !shows_field(ctx, "address", &self.0) {
             return Ok(None);
         }
         svc::address(&super::common::state(ctx).privacy.keys, &self.0).gql()
@@ -134,7 +133,7 @@ impl Customer {
     }
     /// Personal details: null for roles that may not see them on this customer.
     async fn soft_profile(&self, ctx: &Context<'_>) -> Option<SoftProfile> {
-        if !shows(ctx, Resource::PersonalDetails, &self.0) {
+        if !shows_field(ctx, "softProfile", &self.0) {
             return None;
         }
         self.0.soft_profile.clone().and_then(|j| serde_json::from_value(j).ok())
@@ -198,13 +197,13 @@ impl Customer {
     /// Won revenue in the trailing window, in the base currency; null for roles that may
     /// not see amounts on this customer.
     async fn revenue(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
-        let shown = shows(ctx, Resource::DealAmount, &self.0).then_some(self.0.revenue_minor);
+        let shown = shows_field(ctx, "revenue", &self.0).then_some(self.0.revenue_minor);
         super::common::base_money(ctx, shown).await
     }
     /// Margin of that revenue (lines with a known cost); null for roles that may not see
     /// amounts on this customer.
     async fn margin(&self, ctx: &Context<'_>) -> Result<Option<Money>> {
-        let shown = shows(ctx, Resource::DealAmount, &self.0).then_some(self.0.margin_minor);
+        let shown = shows_field(ctx, "margin", &self.0).then_some(self.0.margin_minor);
         super::common::base_money(ctx, shown).await
     }
     /// When the grades last changed.

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use entity::deal::{self};
 use entity::deal_line_item;
 use entity::enums::Resource;
+use service::catalogue::DEAL;
 use service::records::deal as svc;
 use service::records::deal::{DealPatch, LineItemInput, NewDeal, SortField};
 
@@ -21,8 +22,11 @@ use service::records::deal::{DealPatch, LineItemInput, NewDeal, SortField};
 pub struct Deal(pub deal::Model);
 
 impl Deal {
+    /// Whether the caller sees the deal's amounts (the group of `amount` and the line
+    /// items' prices in the deal catalogue).
     async fn shows_amounts(&self, ctx: &Context<'_>) -> Result<bool> {
-        super::loaders::shows_under(ctx, Resource::DealAmount, Resource::Deal, self.0.customer_id).await
+        let Some(group) = DEAL.group("amount") else { return Ok(true) };
+        super::loaders::shows_under(ctx, group, Resource::Deal, self.0.customer_id).await
     }
 }
 

@@ -351,6 +351,12 @@ pub fn shows(ctx: &Context<'_>, group: Resource, c: &customer::Model) -> bool {
     ctx.data_opt::<Actor>().is_some_and(|a| a.field_access(group, Resource::Customer).admits(c.into()))
 }
 
+/// Whether field `name` of the customer `c` shows to the caller (its group is the
+/// customer catalogue's; a field in none shows with the row).
+pub fn shows_field(ctx: &Context<'_>, name: &str, c: &customer::Model) -> bool {
+    service::catalogue::CUSTOMER.group(name).is_none_or(|group| shows(ctx, group, c))
+}
+
 /// A department by id.
 pub async fn department(ctx: &Context<'_>, id: Uuid) -> Result<Option<Department>> {
     loader(ctx).load_one(DepartmentKey(id)).await.map(|d| d.map(Department)).map_err(unshare)

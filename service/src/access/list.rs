@@ -20,6 +20,8 @@ pub trait Listing: EntityTrait {
     type SortField: Clone + Send + Sync;
     /// The order when none is asked for: (field, descending).
     const DEFAULT_SORT: (Self::SortField, bool);
+    /// Its fields: their groups confine filters and sort keys.
+    const CATALOGUE: &'static crate::catalogue::RecordCatalogue;
     /// What types its custom fields ([`filter::NoCustom`] for none).
     type Custom: filter::CustomFields;
     /// The filterable fields.
@@ -92,7 +94,9 @@ pub fn plan<E: Listing>(
     if query.order.len() > MAX_SORT_KEYS {
         return Err(AppError::invalid("orderBy", format!("at most {MAX_SORT_KEYS} sort keys")));
     }
-    let guard = |group: Resource, field: &str| group_condition::<E>(actor, group, over, field);
+    let guard = |field: &str| {
+        E::CATALOGUE.group(field).map(|group| group_condition::<E>(actor, group, over, field)).transpose()
+    };
     let mut condition = Condition::all().add(filter::condition(
         &guard,
         E::FILTER,
@@ -105,8 +109,8 @@ pub fn plan<E: Listing>(
         query.order.iter().map(|(f, d)| E::sort_key(f, *d, custom)).collect::<AppResult<_>>()?
     };
     for key in &keys {
-        if let Some(group) = key.group {
-            condition = condition.add(guard(group, &key.name)?);
+        if let Some(rows) = guard(&key.name)? {
+            condition = condition.add(rows);
         }
     }
     Ok((condition, keys))

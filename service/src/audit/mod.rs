@@ -1,6 +1,7 @@
 //! Reading the audit trail: every write adds its row in the write's transaction
 //! (`kernel::change`); here the rows are listed and masked for their reader.
 use crate::access::{Actor, Placement};
+use crate::catalogue::{self, HIDDEN, Visible};
 use crate::error::{AppError, AppResult};
 use crate::kernel::change::{Subject, Verb};
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
@@ -150,61 +151,19 @@ pub async fn placements_of<'a>(
     Ok(crate::customer::placements(db, ids).await?.into_iter().collect())
 }
 
-/// Fields of a stored record by field group (names as serialized: audit values, exports).
-pub fn groups_of(subject: Subject) -> &'static [(Resource, &'static [&'static str])] {
-    const CUSTOMER: &[(Resource, &[&str])] = &[
-        (Resource::ContactDetails, &["phone", "phone_norm", "email", "email_norm", "address"]),
-        // Gender is base profile data, read with the row (docs/access.md, field groups).
-        (Resource::PersonalDetails, &["birthday", "soft_profile"]),
-        (Resource::DealAmount, &["revenue_minor", "margin_minor"]),
-    ];
-    const CONTACT: &[(Resource, &[&str])] = &[
-        (Resource::ContactDetails, &["mobile", "office_phone", "email", "address"]),
-        (Resource::PersonalDetails, &["birthday", "hometown", "hobbies", "id_number"]),
-    ];
-    const DEAL: &[(Resource, &[&str])] =
-        &[(Resource::DealAmount, &["amount_minor", "unit_price_minor", "unit_cost_minor"])];
-    match subject {
-        Subject::Customer => CUSTOMER,
-        Subject::Contact => CONTACT,
-        Subject::Deal => DEAL,
-        _ => &[],
-    }
-}
-
-/// What a hidden value reads as.
-pub const HIDDEN: &str = "[hidden]";
-
-/// Masks, at any depth of `value`, the non-null `fields` to `[hidden]`.
-fn hide(value: &mut serde_json::Value, fields: &[&str]) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                if fields.contains(&k.as_str()) && !serde_json::Value::is_null(v) {
-                    *v = serde_json::Value::String(HIDDEN.into());
-                } else {
-                    hide(v, fields);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| hide(v, fields)),
-        _ => {}
-    }
-}
-
-/// Masks a stored record of `entity` (its JSON, as in the audit log or an export) for
-/// `actor`, given where its customer sits: the fields of each group whose READ grant does
-/// not reach that customer read `[hidden]`. Records under a customer follow that
-/// customer. (Not relative to what the caller may read, as on the API: audit rows and
-/// exports are reached through grants of their own, possibly wider.)
+/// Masks a stored record of `subject` (its JSON, as in the audit log or the personal-data
+/// export) for `actor`, given where its customer sits: the fields (per the record's
+/// catalogue) of each group whose READ grant does not reach that customer read
+/// `[hidden]`. Records under a customer follow that customer. (Not relative to what the
+/// caller may read, as on the API: audit rows are reached through a grant of their own,
+/// possibly wider.)
 pub fn mask_record(actor: &Actor, subject: Subject, value: &mut serde_json::Value, placement: Option<Placement>) {
-    for (group, fields) in groups_of(subject) {
-        let reach = actor.reach(*group, Action::Read);
-        let shown = placement.map_or(reach.everything, |p| reach.admits(p));
-        if !shown {
-            hide(value, fields);
-        }
-    }
+    let Some(catalogue) = catalogue::of(subject) else { return };
+    let visible = Visible::of(|group| {
+        let reach = actor.reach(group, Action::Read);
+        placement.map_or(reach.everything, |p| reach.admits(p))
+    });
+    catalogue.mask(value, &visible);
 }
 
 /// Masks the values of an audit row for `actor` ([`mask_record`], where the record's

@@ -146,11 +146,9 @@ pub async fn save_category(
         }
         let mut required = Vec::new();
         for r in &input.required_fields {
-            if !BUILT_IN.contains(&r.as_str()) {
-                v.add(
-                    "requiredFields",
-                    format!("{r} cannot be required by a template; one of {}", BUILT_IN.join(", ")),
-                );
+            if !is_built_in(r) {
+                let all: Vec<&str> = built_in().collect();
+                v.add("requiredFields", format!("{r} cannot be required by a template; one of {}", all.join(", ")));
             } else if !required.contains(r) {
                 required.push(r.clone());
             }

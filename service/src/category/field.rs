@@ -3,20 +3,15 @@
 use super::*;
 
 /// Built-in customer fields a template may require (their GraphQL names; `name` is always
-/// required).
-pub const BUILT_IN: &[&str] = &[
-    "gender",
-    "birthday",
-    "phone",
-    "email",
-    "address",
-    "region",
-    "industry",
-    "source",
-    "importance",
-    "creditRating",
-    "cooperationStartDate",
-];
+/// required): those the customer's catalogue marks so.
+pub fn built_in() -> impl Iterator<Item = &'static str> {
+    crate::catalogue::CUSTOMER.template_fields()
+}
+
+/// Whether a template may require the built-in field `name`.
+pub fn is_built_in(name: &str) -> bool {
+    crate::catalogue::CUSTOMER.field(name).is_some_and(|f| f.template)
+}
 
 /// Characters of a text value when the definition sets no maximum.
 const TEXT_MAX: usize = 1000;

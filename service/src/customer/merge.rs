@@ -2,15 +2,16 @@
 //! fields chosen from the others and every record that hangs off them, in one
 //! transaction; the others are soft-deleted with `merged_into` and keep their audit trail.
 use crate::access::Actor;
+use crate::catalogue::CUSTOMER;
 use crate::category;
 use crate::classification::{self, Reason};
-use crate::customer::{ADDRESS, load_for_action, may_change_groups};
+use crate::customer::{ADDRESS, load_for_action, may_change_fields};
 use crate::error::{AppError, AppResult, Violations};
 use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::now;
 use crate::kernel::store::{save, write};
 use crate::kernel::vault::Keyring;
-use entity::enums::{Action, ReminderStatus, Resource};
+use entity::enums::{Action, ReminderStatus};
 use entity::{classification_history, consent, contact, customer, deal, feedback, interaction, reminder};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -22,14 +23,6 @@ use uuid::Uuid;
 
 /// Customers merged into one survivor at most, per call.
 const MAX_MERGED: usize = 10;
-
-/// Fields a merge can take besides those a template may require (`category::BUILT_IN`).
-const MORE_FIELDS: &[&str] = &["name", "category", "softProfile", "customFields"];
-
-/// Whether a merge can take `field` (GraphQL names).
-fn mergeable(field: &str) -> bool {
-    MORE_FIELDS.contains(&field) || category::BUILT_IN.contains(&field)
-}
 
 /// Records that moved (or would move) to the survivor.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,15 +88,6 @@ fn take(
     Ok(())
 }
 
-/// The field group a field belongs to, if any.
-fn group_of(field: &str) -> Option<Resource> {
-    match field {
-        "phone" | "email" | "address" => Some(Resource::ContactDetails),
-        "birthday" | "softProfile" => Some(Resource::PersonalDetails),
-        _ => None,
-    }
-}
-
 /// A merge as asked for.
 pub struct Request {
     pub survivor: Uuid,
@@ -138,8 +122,8 @@ pub async fn merge(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, requ
     }
     let mut fields = HashSet::new();
     for (i, (field, from)) in choices.iter().enumerate() {
-        if !mergeable(field) {
-            let all: Vec<&str> = MORE_FIELDS.iter().chain(category::BUILT_IN).copied().collect();
+        if !CUSTOMER.mergeable(field) {
+            let all: Vec<&str> = CUSTOMER.fields.iter().filter(|f| f.merge).map(|f| f.name).collect();
             v.add(format!("fieldChoices[{i}].field"), format!("one of {}", all.join(", ")));
         }
         if !fields.insert(field.as_str()) {
@@ -186,12 +170,10 @@ pub async fn merge(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, requ
         let mut am: customer::ActiveModel = old.clone().into();
         for (field, from) in &choices {
             let source = if *from == survivor { &old } else { others.iter().find(|o| o.id == *from).unwrap_or(&old) };
-            if let Some(group) = group_of(field) {
-                // What one cannot read, one does not copy; what one cannot change, one does
-                // not overwrite.
-                may_change_groups(actor, Resource::Customer, source.into(), &[(group, true)])?;
-                may_change_groups(actor, Resource::Customer, (&old).into(), &[(group, true)])?;
-            }
+            // What one cannot read, one does not copy; what one cannot change, one does not
+            // overwrite (the field's group is the catalogue's).
+            may_change_fields(actor, &CUSTOMER, source.into(), &[(field, true)])?;
+            may_change_fields(actor, &CUSTOMER, (&old).into(), &[(field, true)])?;
             take(vault, &mut am, survivor, source, field)?;
         }
         // The merged record against its category's template, as an update of the survivor.

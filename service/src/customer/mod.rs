@@ -7,6 +7,7 @@ pub mod merge;
 use crate::access::list::{self, ListQuery, Listing};
 use crate::access::live::Events;
 use crate::access::{Actor, Placement};
+use crate::catalogue::{CUSTOMER, RecordCatalogue};
 use crate::category::{self, Catalogue};
 use crate::choice;
 use crate::error::{AppError, AppResult, Violations};
@@ -133,11 +134,11 @@ pub fn sort_key(
             return crate::customer::custom_filter::sort_key(custom, key, descending);
         }
     };
-    Ok(SortKey::new(name, column, descending, value)
-        .in_group((*field == SortField::Revenue).then_some(Resource::DealAmount)))
+    Ok(SortKey::new(name, column, descending, value))
 }
 
 impl Listing for customer::Entity {
+    const CATALOGUE: &'static crate::catalogue::RecordCatalogue = &crate::catalogue::CUSTOMER;
     type Custom = custom_filter::Custom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
@@ -146,8 +147,8 @@ impl Listing for customer::Entity {
         Field::new("name", Column::Name, Kind::Text),
         Field::new("kind", Column::Kind, choice!(CustomerKind)),
         Field::new("category", Column::Category, Kind::Text),
-        Field::new("phone", Column::PhoneNorm, Kind::Phone).in_group(Resource::ContactDetails),
-        Field::new("email", Column::EmailNorm, Kind::Email).in_group(Resource::ContactDetails),
+        Field::new("phone", Column::PhoneNorm, Kind::Phone),
+        Field::new("email", Column::EmailNorm, Kind::Email),
         Field::new("region", Column::Region, Kind::Text),
         Field::new("industry", Column::Industry, Kind::Text),
         Field::new("source", Column::Source, choice!(CustomerSource)),
@@ -166,7 +167,7 @@ impl Listing for customer::Entity {
         Field::new("wonDealCount", Column::WonCount, Kind::Int),
         Field::new("lastPurchaseOn", Column::LastPurchaseOn, Kind::Day),
         // Won revenue in the window, in the base currency.
-        Field::new("revenue", Column::RevenueMinor, Kind::Amount { currency: None }).in_group(Resource::DealAmount),
+        Field::new("revenue", Column::RevenueMinor, Kind::Amount { currency: None }),
     ];
     const CUSTOMER_COLUMN: Option<Column> = None;
     fn sort_key(field: &SortField, descending: bool, custom: Option<&Self::Custom>) -> AppResult<SortKey<Self>> {
@@ -401,14 +402,15 @@ pub(crate) async fn explain_duplicate(
 ///
 /// # Errors
 /// FORBIDDEN.
-pub fn may_change_groups(
+pub fn may_change_fields(
     actor: &Actor,
-    over: Resource,
+    record: &RecordCatalogue,
     placement: Placement,
-    groups: &[(Resource, bool)],
+    fields: &[(&str, bool)],
 ) -> AppResult<()> {
-    for &(group, touched) in groups {
-        if touched && !actor.field_access(group, over).admits(placement) {
+    let groups = fields.iter().filter(|(_, touched)| *touched).filter_map(|(name, _)| record.group(name));
+    for group in groups {
+        if !actor.field_access(group, record.resource).admits(placement) {
             let what = match group {
                 Resource::ContactDetails => "contact details",
                 Resource::PersonalDetails => "personal details",
@@ -640,11 +642,15 @@ pub(crate) async fn patched(
     old: &customer::Model,
     patch: CustomerPatch,
 ) -> AppResult<customer::ActiveModel> {
-    let groups = [
-        (Resource::ContactDetails, patch.phone.is_some() || patch.email.is_some() || patch.address.is_some()),
-        (Resource::PersonalDetails, patch.birthday.is_some() || patch.soft_profile.is_some()),
+    let touched = [
+        ("phone", patch.phone.is_some()),
+        ("email", patch.email.is_some()),
+        ("address", patch.address.is_some()),
+        ("birthday", patch.birthday.is_some()),
+        ("softProfile", patch.soft_profile.is_some()),
+        ("gender", patch.gender.is_some()),
     ];
-    may_change_groups(actor, Resource::Customer, old.into(), &groups)?;
+    may_change_fields(actor, &CUSTOMER, old.into(), &touched)?;
     let mut v = Violations::new();
     let am = apply_patch(&mut v, vault, old, patch);
     category::check_update(txn, catalogue, &mut v, old, &am).await?;

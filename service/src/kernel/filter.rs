@@ -11,7 +11,7 @@
 //! about a value the caller could not read (`docs/access.md`, field groups).
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::enums::Resource;
+
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{ColumnTrait, Condition};
 use serde::Deserialize;
@@ -84,27 +84,18 @@ pub struct Field<C> {
     pub name: &'static str,
     pub column: C,
     pub kind: Kind<C>,
-    /// The field group the field belongs to, if any (`Resource::DealAmount`, ...).
-    pub group: Option<Resource>,
 }
 
 impl<C> Field<C> {
     pub const fn new(name: &'static str, column: C, kind: Kind<C>) -> Self {
-        Field { name, column, kind, group: None }
-    }
-
-    /// Puts the field in a field group.
-    pub const fn in_group(self, group: Resource) -> Self
-    where
-        C: Copy,
-    {
-        Field { name: self.name, column: self.column, kind: self.kind, group: Some(group) }
+        Field { name, column, kind }
     }
 }
 
-/// The rows on which a field group shows, as SQL (given the group and the field's name
-/// for the error); FORBIDDEN when it shows on none.
-pub type GroupGuard<'a> = &'a dyn Fn(Resource, &str) -> AppResult<Condition>;
+/// The rows on which a field shows, as SQL, by its name: `None` for a field read with the
+/// row, the rows where its field group shows otherwise (the record's catalogue says which
+/// group); FORBIDDEN when it shows on none.
+pub type GroupGuard<'a> = &'a dyn Fn(&str) -> AppResult<Option<Condition>>;
 
 /// A stored enum's validity check, for [`Kind::Choice`].
 #[macro_export]
@@ -185,8 +176,8 @@ fn build<C: ColumnTrait + Copy>(
                     return Err(AppError::invalid("filter", format!("may compare with at most {MAX_VALUES} values")));
                 }
                 let matched = field_condition(field, value)?;
-                all = all.add(match field.group {
-                    Some(g) => Condition::all().add(guard(g, name)?).add(matched),
+                all = all.add(match guard(name)? {
+                    Some(rows) => Condition::all().add(rows).add(matched),
                     None => matched,
                 });
             }

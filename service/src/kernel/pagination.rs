@@ -170,25 +170,23 @@ pub enum Target<E: EntityTrait> {
     Expr { expr: Expr, kind: Computed },
 }
 
-/// One sort key of a resource: what it orders by, direction, field group.
+/// One sort key of a resource: what it orders by and in which direction (its field group,
+/// if any, is the catalogue's).
 pub struct SortKey<E: EntityTrait> {
     /// The name in a cursor's fingerprint and in errors.
     pub name: Cow<'static, str>,
     pub target: Target<E>,
     pub descending: bool,
-    /// The field group of the column (revenue and amounts: `Resource::DealAmount`):
-    /// sorting by it is confined to the rows where the caller sees the group.
-    pub group: Option<entity::enums::Resource>,
 }
 
 impl<E: EntityTrait> SortKey<E> {
     pub fn new(name: &'static str, column: E::Column, descending: bool, value: fn(&E::Model) -> SortValue) -> Self {
-        SortKey { name: Cow::Borrowed(name), target: Target::Column { column, value }, descending, group: None }
+        SortKey { name: Cow::Borrowed(name), target: Target::Column { column, value }, descending }
     }
 
     /// A key on an SQL expression, NULL where a row has no value.
     pub fn computed(name: String, expr: Expr, kind: Computed, descending: bool) -> Self {
-        SortKey { name: Cow::Owned(name), target: Target::Expr { expr, kind }, descending, group: None }
+        SortKey { name: Cow::Owned(name), target: Target::Expr { expr, kind }, descending }
     }
 
     /// Whether rows of several queries can be merged in memory in this key's order: a
@@ -210,11 +208,6 @@ impl<E: EntityTrait> SortKey<E> {
                     | T::DateTime
                     | T::Date
             )
-    }
-
-    /// Marks a key on a column of a field group.
-    pub fn in_group(self, group: Option<entity::enums::Resource>) -> Self {
-        SortKey { group, ..self }
     }
 
     /// The key's SQL.

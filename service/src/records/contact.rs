@@ -1,6 +1,7 @@
 //! Contacts: the people at an organization customer (seed 004 contact template).
 use crate::access::Actor;
 use crate::access::list::Listing;
+use crate::catalogue::CONTACT;
 use crate::choice;
 use crate::error::{AppError, AppResult, Violations};
 use crate::kernel::change::{self, Subject, Verb};
@@ -12,7 +13,7 @@ use crate::kernel::{Patch, clean, new_id, normalize, now, optional_text, require
 use crate::records::{check_parent, load_for};
 use chrono::NaiveDate;
 use entity::contact::{self, Column};
-use entity::enums::{Action, ContactRole, CustomerKind, Gender, Resource};
+use entity::enums::{Action, ContactRole, CustomerKind, Gender};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use uuid::Uuid;
 
@@ -71,6 +72,7 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<contact::Entity> 
 }
 
 impl Listing for contact::Entity {
+    const CATALOGUE: &'static crate::catalogue::RecordCatalogue = &crate::catalogue::CONTACT;
     type Custom = crate::kernel::filter::NoCustom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
@@ -79,8 +81,8 @@ impl Listing for contact::Entity {
         Field::new("name", Column::Name, Kind::Text),
         Field::new("title", Column::Title, Kind::Text),
         Field::new("dealRole", Column::DealRole, choice!(entity::enums::ContactRole)),
-        Field::new("mobile", Column::Mobile, Kind::Text).in_group(Resource::ContactDetails),
-        Field::new("email", Column::Email, Kind::Text).in_group(Resource::ContactDetails),
+        Field::new("mobile", Column::Mobile, Kind::Text),
+        Field::new("email", Column::Email, Kind::Text),
         Field::new("createdAt", Column::CreatedAt, Kind::Time),
     ];
     const CUSTOMER_COLUMN: Option<Column> = Some(Column::CustomerId);
@@ -297,20 +299,20 @@ pub async fn update(
 ) -> AppResult<contact::Model> {
     write(db, async |txn| {
         let old = load_for::<contact::Entity>(txn, actor, id, Action::Update, false, Some(version)).await?;
-        let groups = [
-            (
-                Resource::ContactDetails,
-                p.mobile.is_some() || p.office_phone.is_some() || p.email.is_some() || p.address.is_some(),
-            ),
-            (
-                Resource::PersonalDetails,
-                p.birthday.is_some() || p.hometown.is_some() || p.hobbies.is_some() || p.id_number.is_some(),
-            ),
+        let touched = [
+            ("mobile", p.mobile.is_some()),
+            ("officePhone", p.office_phone.is_some()),
+            ("email", p.email.is_some()),
+            ("address", p.address.is_some()),
+            ("birthday", p.birthday.is_some()),
+            ("hometown", p.hometown.is_some()),
+            ("hobbies", p.hobbies.is_some()),
+            ("idNumber", p.id_number.is_some()),
         ];
-        if groups.iter().any(|(_, touched)| *touched) {
+        if touched.iter().any(|(name, t)| *t && CONTACT.group(name).is_some()) {
             let placements = crate::customer::placements(txn, vec![old.customer_id]).await?;
             let (_, placement) = placements.first().copied().ok_or(AppError::NotFound("customer"))?;
-            crate::customer::may_change_groups(actor, Resource::Contact, placement, &groups)?;
+            crate::customer::may_change_fields(actor, &CONTACT, placement, &touched)?;
         }
         let mut v = Violations::new();
         let mut am: contact::ActiveModel = old.clone().into();

@@ -1,6 +1,7 @@
 //! Deals: opportunities and, once won, sales records with their line items.
 use crate::access::Actor;
 use crate::access::list::Listing;
+use crate::catalogue::DEAL;
 use crate::choice;
 use crate::classification::{self, Reason};
 use crate::error::{AppResult, Violations};
@@ -13,7 +14,7 @@ use crate::records::{check_parent, load_for};
 use chrono::NaiveDate;
 use entity::deal::{self, Column};
 use entity::deal_line_item as line;
-use entity::enums::{Action, DealStage, Resource};
+use entity::enums::{Action, DealStage};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -79,10 +80,11 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<deal::Entity> {
         SortField::Stage => ("stage", Column::Stage, |m| SortValue::Text(m.stage.to_string())),
         SortField::Amount => ("amount", Column::AmountMinor, |m| SortValue::Int(m.amount_minor)),
     };
-    SortKey::new(name, column, descending, value).in_group((field == SortField::Amount).then_some(Resource::DealAmount))
+    SortKey::new(name, column, descending, value)
 }
 
 impl Listing for deal::Entity {
+    const CATALOGUE: &'static crate::catalogue::RecordCatalogue = &crate::catalogue::DEAL;
     type Custom = crate::kernel::filter::NoCustom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
@@ -91,8 +93,7 @@ impl Listing for deal::Entity {
         Field::new("ownerId", Column::OwnerId, Kind::Id),
         Field::new("title", Column::Title, Kind::Text),
         Field::new("stage", Column::Stage, choice!(DealStage)),
-        Field::new("amount", Column::AmountMinor, Kind::Amount { currency: Some(Column::Currency) })
-            .in_group(Resource::DealAmount),
+        Field::new("amount", Column::AmountMinor, Kind::Amount { currency: Some(Column::Currency) }),
         Field::new("expectedCloseDate", Column::ExpectedCloseDate, Kind::Day),
         Field::new("actualCloseDate", Column::ActualCloseDate, Kind::Day),
         Field::new("createdAt", Column::CreatedAt, Kind::Time),
@@ -325,7 +326,7 @@ pub async fn update_with(
         if touches_amounts {
             let placements = crate::customer::placements(txn, vec![old.customer_id]).await?;
             let (_, placement) = placements.first().copied().ok_or(crate::error::AppError::NotFound("customer"))?;
-            crate::customer::may_change_groups(actor, Resource::Deal, placement, &[(Resource::DealAmount, true)])?;
+            crate::customer::may_change_fields(actor, &DEAL, placement, &[("amount", true)])?;
         }
         // A deal with line items takes its amount from them: an amount alone would leave
         // the two disagreeing.

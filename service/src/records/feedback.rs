@@ -59,6 +59,7 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<feedback::Entity>
 }
 
 impl Listing for feedback::Entity {
+    const CATALOGUE: &'static crate::catalogue::RecordCatalogue = &crate::catalogue::FEEDBACK;
     type Custom = crate::kernel::filter::NoCustom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);

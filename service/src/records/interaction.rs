@@ -46,6 +46,7 @@ pub fn sort_key(field: SortField, descending: bool) -> SortKey<interaction::Enti
 }
 
 impl Listing for interaction::Entity {
+    const CATALOGUE: &'static crate::catalogue::RecordCatalogue = &crate::catalogue::INTERACTION;
     type Custom = crate::kernel::filter::NoCustom;
     type SortField = SortField;
     const DEFAULT_SORT: (SortField, bool) = (SortField::OccurredAt, true);

@@ -138,8 +138,13 @@ pub async fn classification_report(
 ) -> AppResult<Vec<ClassificationRow>> {
     let scope = report_condition(actor)?;
     let min = MinGroup::for_actor(actor, k);
-    let no_groups = |_: Resource, field: &str| -> AppResult<Condition> {
-        Err(AppError::invalid(format!("filter.{field}"), "not available in reports"))
+    // Reports count and sum; they never filter by a field of a group (the customer's
+    // catalogue says which).
+    let no_groups = |field: &str| -> AppResult<Option<Condition>> {
+        match crate::catalogue::CUSTOMER.group(field) {
+            Some(_) => Err(AppError::invalid(format!("filter.{field}"), "not available in reports")),
+            None => Ok(None),
+        }
     };
     let filtered = filter.is_some_and(|f| !f.is_null());
     let filter = crate::kernel::filter::condition(&no_groups, REPORT_FILTER, filter, None)?;

@@ -13,29 +13,26 @@ use entity::enums::{ContactRole, ImportOutcome, Resource};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
-/// Each contact field (the export's header) and common Chinese headers.
+/// Each contact field an import reads (its other headers: `catalogue::CONTACT`).
 pub(super) const FIELDS: &[FieldName] = &[
-    (Field::Id, "id", &[]),
-    (Field::CustomerId, "customerId", &[]),
-    (Field::CustomerName, "customerName", &["客户", "客户名称", "公司", "公司名称", "单位", "单位名称"]),
-    (Field::CustomerPhone, "customerPhone", &["客户电话"]),
-    (Field::CustomerEmail, "customerEmail", &["客户邮箱"]),
-    (Field::Name, "name", &["姓名", "联系人", "联系人姓名"]),
-    (Field::Gender, "gender", &["性别"]),
-    (Field::Title, "title", &["职务", "职位"]),
-    (Field::DealRole, "dealRole", &["角色", "决策角色"]),
-    (Field::Birthday, "birthday", &["生日", "出生日期"]),
-    (Field::Mobile, "mobile", &["手机", "手机号", "手机号码"]),
-    (Field::OfficePhone, "officePhone", &["办公电话", "座机", "电话"]),
-    (Field::Email, "email", &["邮箱", "电子邮件", "电子邮箱"]),
-    (Field::Address, "address", &["地址"]),
-    (Field::Hometown, "hometown", &["籍贯", "家乡"]),
-    (Field::Hobbies, "hobbies", &["爱好", "兴趣爱好"]),
-    (Field::Notes, "notes", &["备注"]),
+    (Field::Id, "id"),
+    (Field::CustomerId, "customerId"),
+    (Field::CustomerName, "customerName"),
+    (Field::CustomerPhone, "customerPhone"),
+    (Field::CustomerEmail, "customerEmail"),
+    (Field::Name, "name"),
+    (Field::Gender, "gender"),
+    (Field::Title, "title"),
+    (Field::DealRole, "dealRole"),
+    (Field::Birthday, "birthday"),
+    (Field::Mobile, "mobile"),
+    (Field::OfficePhone, "officePhone"),
+    (Field::Email, "email"),
+    (Field::Address, "address"),
+    (Field::Hometown, "hometown"),
+    (Field::Hobbies, "hobbies"),
+    (Field::Notes, "notes"),
 ];
-
-/// Columns of the contact export an import reads past.
-pub(super) const READ_ONLY: &[&str] = &["createdAt", "updatedAt"];
 
 /// Whether two versions of a contact hold the same (the address opened: sealing takes a
 /// fresh nonce each time).

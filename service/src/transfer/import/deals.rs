@@ -12,24 +12,21 @@ use entity::enums::{DealStage, ImportOutcome};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
-/// Each deal field (the export's header) and common Chinese headers.
+/// Each deal field an import reads (its other headers: `catalogue::DEAL`).
 pub(super) const FIELDS: &[FieldName] = &[
-    (Field::Id, "id", &[]),
-    (Field::CustomerId, "customerId", &[]),
-    (Field::CustomerName, "customerName", &["客户", "客户名称", "公司", "公司名称", "单位", "单位名称"]),
-    (Field::CustomerPhone, "customerPhone", &["客户电话"]),
-    (Field::CustomerEmail, "customerEmail", &["客户邮箱"]),
-    (Field::Title, "title", &["标题", "名称", "订单", "商机", "商机名称"]),
-    (Field::Stage, "stage", &["阶段", "状态"]),
-    (Field::Amount, "amount", &["金额", "成交金额", "订单金额"]),
-    (Field::Currency, "currency", &["币种", "货币"]),
-    (Field::ExpectedCloseDate, "expectedCloseDate", &["预计成交日期"]),
-    (Field::ActualCloseDate, "actualCloseDate", &["成交日期", "实际成交日期"]),
-    (Field::LostReason, "lostReason", &["丢单原因", "输单原因"]),
+    (Field::Id, "id"),
+    (Field::CustomerId, "customerId"),
+    (Field::CustomerName, "customerName"),
+    (Field::CustomerPhone, "customerPhone"),
+    (Field::CustomerEmail, "customerEmail"),
+    (Field::Title, "title"),
+    (Field::Stage, "stage"),
+    (Field::Amount, "amount"),
+    (Field::Currency, "currency"),
+    (Field::ExpectedCloseDate, "expectedCloseDate"),
+    (Field::ActualCloseDate, "actualCloseDate"),
+    (Field::LostReason, "lostReason"),
 ];
-
-/// Columns of the deal export an import reads past.
-pub(super) const READ_ONLY: &[&str] = &["owner", "createdAt", "updatedAt"];
 
 /// Whether two versions of a deal hold the same.
 fn same(a: &deal::Model, b: &deal::Model) -> bool {

@@ -8,6 +8,7 @@
 //! every line's outcome is kept. A dry run does the same work and rolls each chunk back.
 use crate::access::Actor;
 use crate::access::live::Events;
+use crate::catalogue::{self, RecordCatalogue};
 use crate::category::{Catalogue, Category, FieldKind};
 use crate::customer::{self, CustomerPatch, NewCustomer};
 use crate::error::{AppError, AppResult, FieldError};
@@ -84,33 +85,29 @@ pub enum Field {
     LifecycleStage,
 }
 
-/// A field, its name (the API's, the export's header) and common Chinese headers.
-pub type FieldName = (Field, &'static str, &'static [&'static str]);
+/// A field and its name (the API's, the export's header); its other headers are the
+/// record's catalogue's (`catalogue`).
+pub type FieldName = (Field, &'static str);
 
-/// Each customer field: its name (the GraphQL field, the export's header) and the headers
-/// Chinese spreadsheets commonly use for it.
+/// Each customer field an import reads.
 pub const CUSTOMER_FIELDS: &[FieldName] = &[
-    (Field::Id, "id", &[]),
-    (Field::Kind, "kind", &["类型", "客户类型"]),
-    (Field::Category, "category", &["类别", "分类", "客户类别"]),
-    (Field::Name, "name", &["名称", "姓名", "客户名称", "客户", "公司名称", "单位名称"]),
-    (Field::Gender, "gender", &["性别"]),
-    (Field::Birthday, "birthday", &["生日", "出生日期"]),
-    (Field::Phone, "phone", &["电话", "手机", "手机号", "手机号码", "联系电话"]),
-    (Field::Email, "email", &["邮箱", "电子邮件", "电子邮箱", "e-mail"]),
-    (Field::Address, "address", &["地址", "联系地址"]),
-    (Field::Region, "region", &["地区", "区域", "所在地区"]),
-    (Field::Industry, "industry", &["行业", "所属行业"]),
-    (Field::Source, "source", &["来源", "客户来源"]),
-    (Field::Importance, "importance", &["重要程度", "重要性"]),
-    (Field::CreditRating, "creditRating", &["信用等级"]),
-    (Field::CooperationStartDate, "cooperationStartDate", &["合作开始日期"]),
-    (Field::LifecycleStage, "lifecycleStage", &["阶段", "生命周期阶段"]),
+    (Field::Id, "id"),
+    (Field::Kind, "kind"),
+    (Field::Category, "category"),
+    (Field::Name, "name"),
+    (Field::Gender, "gender"),
+    (Field::Birthday, "birthday"),
+    (Field::Phone, "phone"),
+    (Field::Email, "email"),
+    (Field::Address, "address"),
+    (Field::Region, "region"),
+    (Field::Industry, "industry"),
+    (Field::Source, "source"),
+    (Field::Importance, "importance"),
+    (Field::CreditRating, "creditRating"),
+    (Field::CooperationStartDate, "cooperationStartDate"),
+    (Field::LifecycleStage, "lifecycleStage"),
 ];
-
-/// Columns of the customer export that an import reads past: facts the system keeps
-/// (ids, grades, ownership, times), so an exported file imports back as it is.
-pub const READ_ONLY: &[&str] = &["tier", "owner", "department", "createdAt", "updatedAt", "completeness"];
 
 /// Where one column goes.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -136,22 +133,31 @@ fn folded(header: &str) -> String {
         .to_lowercase()
 }
 
-/// The fields of a kind of record and the export's columns an import reads past.
-fn fields_of(kind: ImportKind) -> (&'static [FieldName], &'static [&'static str]) {
+/// The fields of a kind of record.
+fn fields_of(kind: ImportKind) -> &'static [FieldName] {
     match kind {
-        ImportKind::Customers => (CUSTOMER_FIELDS, READ_ONLY),
-        ImportKind::Contacts => (contacts::FIELDS, contacts::READ_ONLY),
-        ImportKind::Deals => (deals::FIELDS, deals::READ_ONLY),
+        ImportKind::Customers => CUSTOMER_FIELDS,
+        ImportKind::Contacts => contacts::FIELDS,
+        ImportKind::Deals => deals::FIELDS,
     }
 }
 
+/// The catalogue of the records a kind of import writes.
+fn catalogue_of(kind: ImportKind) -> &'static RecordCatalogue {
+    match kind {
+        ImportKind::Customers => &catalogue::CUSTOMER,
+        ImportKind::Contacts => &catalogue::CONTACT,
+        ImportKind::Deals => &catalogue::DEAL,
+    }
+}
+
+/// The field a header names: a field's name or one of its headers in the catalogue.
 fn field_named(kind: ImportKind, name: &str) -> Option<Field> {
     let f = folded(name);
-    fields_of(kind)
-        .0
-        .iter()
-        .find(|(_, n, aliases)| folded(n) == f || aliases.iter().any(|a| folded(a) == f))
-        .map(|(field, ..)| *field)
+    let (api, _) = catalogue_of(kind)
+        .import_fields()
+        .find(|(n, headers)| folded(n) == f || headers.iter().any(|a| folded(a) == f))?;
+    fields_of(kind).iter().find(|(_, n)| *n == api).map(|(field, _)| *field)
 }
 
 impl Mapping {
@@ -168,7 +174,7 @@ impl Mapping {
         explicit: &HashMap<String, String>,
     ) -> AppResult<Self> {
         let mut problems = Vec::new();
-        let read_only = fields_of(kind).1;
+        let catalogue = catalogue_of(kind);
         // Custom fields are customers' (`category.rs`).
         let categories = if kind == ImportKind::Customers { categories } else { &[] };
         let mut targets = Vec::with_capacity(header.len());
@@ -199,7 +205,7 @@ impl Mapping {
                 None => field_named(kind, name)
                     .map(Target::Field)
                     .or_else(|| custom_of(name).map(Target::Custom))
-                    .or_else(|| read_only.iter().any(|r| folded(r) == folded(name)).then_some(Target::Skip)),
+                    .or_else(|| catalogue.read_past().any(|r| folded(r) == folded(name)).then_some(Target::Skip)),
             };
             match target {
                 None => problems.push(FieldError::new(
@@ -1105,4 +1111,23 @@ pub async fn lines(
     }
     let keys = [SortKey::new("line", L::Line, false, |m: &import_line::Model| SortValue::Int(m.line))];
     paginate(db, select, &keys, L::Id, |m| m.id, page).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_imported_field_of_the_catalogues_has_a_target() {
+        for kind in [ImportKind::Customers, ImportKind::Contacts, ImportKind::Deals] {
+            let mut read: Vec<&str> = catalogue_of(kind).import_fields().map(|(n, _)| n).collect();
+            let mut targets: Vec<&str> = fields_of(kind).iter().map(|(_, n)| *n).collect();
+            read.sort_unstable();
+            targets.sort_unstable();
+            assert_eq!(read, targets, "{kind:?}");
+        }
+        assert_eq!(field_named(ImportKind::Customers, "手机号码"), Some(Field::Phone));
+        assert_eq!(field_named(ImportKind::Contacts, "电话"), Some(Field::OfficePhone));
+        assert_eq!(field_named(ImportKind::Deals, "Expected_Close-Date"), Some(Field::ExpectedCloseDate));
+    }
 }

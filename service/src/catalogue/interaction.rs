@@ -1,0 +1,18 @@
+//! The interaction's fields.
+use super::{FieldSpec as F, RecordCatalogue};
+use crate::kernel::change::Subject;
+use entity::enums::Resource::Interaction;
+
+pub static INTERACTION: RecordCatalogue = RecordCatalogue {
+    subject: Subject::Interaction,
+    resource: Interaction,
+    fields: &[
+        F::new("customerId").filter(),
+        F::new("contactId").filter(),
+        F::new("userId").filter(),
+        F::new("kind").filter(),
+        F::new("occurredAt").filter().sort(),
+        F::new("createdAt").sort(),
+        F::new("nextFollowUpOn").filter(),
+    ],
+};

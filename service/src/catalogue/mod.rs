@@ -1,0 +1,302 @@
+//! One catalogue per record (customer, contact, deal, feedback, interaction): for each
+//! field its name, the keys of its stored row, its field group (who may read and write
+//! it), whether lists filter and sort by it, its import headers (Chinese and English), its
+//! export column, whether a merge may choose it and whether a category template may
+//! require it.
+//!
+//! Every path reads it: GraphQL masking and the CSV export ([`RecordCatalogue::group`] through
+//! [`Visible`]), list filters and sort keys (`access::list`), import mapping
+//! (`transfer::import`), audit and personal-data masking ([`RecordCatalogue::mask`]), merge
+//! choices (`customer::merge`), templates and completeness (`category::built_in`).
+//! A field in no group (as a customer's `gender`: base profile data, with the name) is
+//! read with the row on every path.
+use crate::kernel::change::Subject;
+use entity::enums::Resource;
+use serde_json::Value;
+
+mod contact;
+mod customer;
+mod deal;
+mod feedback;
+mod interaction;
+
+pub use contact::CONTACT;
+pub use customer::CUSTOMER;
+pub use deal::DEAL;
+pub use feedback::FEEDBACK;
+pub use interaction::INTERACTION;
+
+/// How an import treats a field's column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Import {
+    /// Not a column of a file.
+    No,
+    /// Read into the field; the column may be headed by its name or any of these.
+    Field(&'static [&'static str]),
+    /// An export-only column (a fact the system keeps): an import reads past it, so an
+    /// exported file imports back as it is.
+    ReadPast,
+}
+
+/// One field of a record.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec {
+    /// Its name on the API: GraphQL, filters, sort keys, export headers, import targets.
+    pub name: &'static str,
+    /// The keys of the stored row (as serialised in audit values, the personal-data
+    /// export) that hold it.
+    pub stored: &'static [&'static str],
+    /// The field group whose grant it needs; `None`: read with the row.
+    pub group: Option<Resource>,
+    pub filter: bool,
+    pub sort: bool,
+    pub import: Import,
+    /// A column of the CSV export (in catalogue order).
+    pub export: bool,
+    /// A merge may take it from a merged record.
+    pub merge: bool,
+    /// A category template may require it.
+    pub template: bool,
+}
+
+impl FieldSpec {
+    /// A field read with the row, stored under no key of its own, used nowhere yet.
+    pub const fn new(name: &'static str) -> FieldSpec {
+        FieldSpec {
+            name,
+            stored: &[],
+            group: None,
+            filter: false,
+            sort: false,
+            import: Import::No,
+            export: false,
+            merge: false,
+            template: false,
+        }
+    }
+    pub const fn stored(self, keys: &'static [&'static str]) -> Self {
+        FieldSpec { stored: keys, ..self }
+    }
+    pub const fn group(self, group: Resource) -> Self {
+        FieldSpec { group: Some(group), ..self }
+    }
+    pub const fn filter(self) -> Self {
+        FieldSpec { filter: true, ..self }
+    }
+    pub const fn sort(self) -> Self {
+        FieldSpec { sort: true, ..self }
+    }
+    /// Imported, under its name or these headers.
+    pub const fn import(self, headers: &'static [&'static str]) -> Self {
+        FieldSpec { import: Import::Field(headers), ..self }
+    }
+    /// Exported; an import reads past it.
+    pub const fn exported(self) -> Self {
+        FieldSpec { export: true, import: Import::ReadPast, ..self }
+    }
+    /// Not exported, but read past by an import.
+    pub const fn read_past(self) -> Self {
+        FieldSpec { import: Import::ReadPast, ..self }
+    }
+    /// Exported, and imported under its name or these headers.
+    pub const fn both(self, headers: &'static [&'static str]) -> Self {
+        FieldSpec { export: true, import: Import::Field(headers), ..self }
+    }
+    pub const fn merge(self) -> Self {
+        FieldSpec { merge: true, ..self }
+    }
+    /// A merge may take it and a template may require it.
+    pub const fn profile(self) -> Self {
+        FieldSpec { merge: true, template: true, ..self }
+    }
+}
+
+/// The fields of one record kind.
+#[derive(Debug)]
+pub struct RecordCatalogue {
+    pub subject: Subject,
+    /// The resource whose grants read the record.
+    pub resource: Resource,
+    pub fields: &'static [FieldSpec],
+}
+
+impl RecordCatalogue {
+    /// The field named `name` on the API.
+    pub fn field(&self, name: &str) -> Option<&'static FieldSpec> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The group of the field named `name` (`None`: read with the row, or no such field).
+    pub fn group(&self, name: &str) -> Option<Resource> {
+        self.field(name).and_then(|f| f.group)
+    }
+
+    /// The CSV export's columns, in order.
+    pub fn export_columns(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.fields.iter().filter(|f| f.export).map(|f| f.name)
+    }
+
+    /// The fields an import reads, with their other headers.
+    pub fn import_fields(&self) -> impl Iterator<Item = (&'static str, &'static [&'static str])> + '_ {
+        self.fields.iter().filter_map(|f| match f.import {
+            Import::Field(headers) => Some((f.name, headers)),
+            _ => None,
+        })
+    }
+
+    /// The export-only columns an import reads past.
+    pub fn read_past(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.fields.iter().filter(|f| f.import == Import::ReadPast).map(|f| f.name)
+    }
+
+    /// Whether a merge may take the field named `name`.
+    pub fn mergeable(&self, name: &str) -> bool {
+        self.field(name).is_some_and(|f| f.merge)
+    }
+
+    /// The fields a template may require.
+    pub fn template_fields(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.fields.iter().filter(|f| f.template).map(|f| f.name)
+    }
+
+    /// Masks, at any depth of a stored row's JSON, the non-null values of the fields whose
+    /// group `visible` hides to [`HIDDEN`].
+    pub fn mask(&self, value: &mut Value, visible: &Visible) {
+        let hidden: Vec<&str> = self
+            .fields
+            .iter()
+            .filter(|f| f.group.is_some_and(|g| !visible.group(g)))
+            .flat_map(|f| f.stored.iter().copied())
+            .collect();
+        if !hidden.is_empty() {
+            hide(value, &hidden);
+        }
+    }
+}
+
+/// The catalogue of the records audited as `subject`, if it is one.
+pub fn of(subject: Subject) -> Option<&'static RecordCatalogue> {
+    match subject {
+        Subject::Customer => Some(&CUSTOMER),
+        Subject::Contact => Some(&CONTACT),
+        Subject::Deal => Some(&DEAL),
+        Subject::Feedback => Some(&FEEDBACK),
+        Subject::Interaction => Some(&INTERACTION),
+        _ => None,
+    }
+}
+
+/// What a hidden value reads as in stored rows (audit values, the personal-data export).
+pub const HIDDEN: &str = "[hidden]";
+
+fn hide(value: &mut Value, keys: &[&str]) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if keys.contains(&k.as_str()) && !v.is_null() {
+                    *v = Value::String(HIDDEN.into());
+                } else {
+                    hide(v, keys);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| hide(v, keys)),
+        _ => {}
+    }
+}
+
+/// The field groups one reader sees on one record: decided once per record (by whatever
+/// grant the path reads through) and asked per field.
+#[derive(Debug, Clone, Copy)]
+pub struct Visible {
+    contact_details: bool,
+    personal_details: bool,
+    deal_amount: bool,
+}
+
+impl Visible {
+    /// The groups for which `shows` says yes.
+    pub fn of(shows: impl Fn(Resource) -> bool) -> Visible {
+        Visible {
+            contact_details: shows(Resource::ContactDetails),
+            personal_details: shows(Resource::PersonalDetails),
+            deal_amount: shows(Resource::DealAmount),
+        }
+    }
+
+    /// Whether the group shows (a resource that is no field group always does).
+    pub fn group(&self, group: Resource) -> bool {
+        match group {
+            Resource::ContactDetails => self.contact_details,
+            Resource::PersonalDetails => self.personal_details,
+            Resource::DealAmount => self.deal_amount,
+            _ => true,
+        }
+    }
+
+    /// Whether field `name` of `catalogue` shows.
+    pub fn field(&self, catalogue: &RecordCatalogue, name: &str) -> bool {
+        catalogue.group(name).is_none_or(|g| self.group(g))
+    }
+
+    /// `value` if field `name` of `catalogue` shows.
+    pub fn show<T>(&self, catalogue: &RecordCatalogue, name: &str, value: Option<T>) -> Option<T> {
+        value.filter(|_| self.field(catalogue, name))
+    }
+}
+
+/// Field groups in the order of `Resource`.
+pub const GROUPS: [Resource; 3] = [Resource::ContactDetails, Resource::PersonalDetails, Resource::DealAmount];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_are_unique_and_grouped_fields_are_stored() {
+        for c in [&CUSTOMER, &CONTACT, &DEAL, &FEEDBACK, &INTERACTION] {
+            let mut names: Vec<&str> = c.fields.iter().map(|f| f.name).collect();
+            names.sort_unstable();
+            let n = names.len();
+            names.dedup();
+            assert_eq!(names.len(), n, "{:?} names a field twice", c.subject);
+            for f in c.fields.iter().filter(|f| f.group.is_some()) {
+                assert!(!f.stored.is_empty(), "{:?}.{} is grouped but masks no stored key", c.subject, f.name);
+                assert!(GROUPS.contains(&f.group.unwrap()));
+            }
+            assert_eq!(of(c.subject).map(|x| x.subject), Some(c.subject));
+        }
+    }
+
+    fn sorted(mut names: Vec<&'static str>) -> Vec<&'static str> {
+        names.sort_unstable();
+        names
+    }
+
+    fn filters<E: crate::access::list::Listing>() -> Vec<&'static str> {
+        sorted(E::FILTER.iter().map(|f| f.name).collect())
+    }
+
+    #[test]
+    fn lists_filter_by_what_the_catalogues_say() {
+        use crate::access::list::Listing;
+        let declared = |c: &RecordCatalogue| sorted(c.fields.iter().filter(|f| f.filter).map(|f| f.name).collect());
+        assert_eq!(filters::<entity::customer::Entity>(), declared(&CUSTOMER));
+        assert_eq!(filters::<entity::contact::Entity>(), declared(&CONTACT));
+        assert_eq!(filters::<entity::deal::Entity>(), declared(&DEAL));
+        assert_eq!(filters::<entity::feedback::Entity>(), declared(&FEEDBACK));
+        assert_eq!(filters::<entity::interaction::Entity>(), declared(&INTERACTION));
+        assert!(std::ptr::eq(<entity::customer::Entity as Listing>::CATALOGUE, &CUSTOMER));
+        assert!(std::ptr::eq(<entity::deal::Entity as Listing>::CATALOGUE, &DEAL));
+    }
+
+    #[test]
+    fn gender_is_read_with_the_row() {
+        assert_eq!(CUSTOMER.field("gender").map(|f| f.group), Some(None));
+        assert_eq!(CONTACT.field("gender").map(|f| f.group), Some(None));
+        let mut row = json!({"gender": "FEMALE", "birthday": "1990-01-01", "phone": "138", "phone_norm": "+86138"});
+        CUSTOMER.mask(&mut row, &Visible::of(|_| false));
+        assert_eq!(row, json!({"gender": "FEMALE", "birthday": HIDDEN, "phone": HIDDEN, "phone_norm": HIDDEN}));
+    }
+}
