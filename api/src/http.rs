@@ -546,7 +546,7 @@ async fn export_csv(
     let Some(axum::Extension(Caller(actor))) = caller else {
         return app_error_response(AppError::Unauthenticated("authentication required"));
     };
-    let Some(what) = crate::export::What::parse(&file) else {
+    let Some(what) = service::transfer::export::What::parse(&file) else {
         return error_response(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",

@@ -12,6 +12,7 @@
 //!   rotation the old one keeps signing beside the new for a day.
 pub mod delivery;
 pub mod outbox;
+pub mod signing;
 pub mod target;
 
 use crate::access::Actor;

@@ -43,6 +43,7 @@ pub const PROBLEMS_SHOWN: usize = 100;
 
 mod contacts;
 mod deals;
+pub mod decode;
 mod parent;
 
 /// A field a column can fill (of a customer, or of a contact and the customer it hangs off).

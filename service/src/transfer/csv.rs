@@ -1,0 +1,37 @@
+//! CSV text as spreadsheets read it: cells quoted when needed, never read as a formula
+//! (cells starting with = + - @ are prefixed with '), lines ending in CRLF.
+
+/// One CSV cell: quoted when needed, and never read as a formula by a spreadsheet.
+pub fn cell(value: &str) -> String {
+    let guarded =
+        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
+    if guarded.contains([',', '"', '\n', '\r']) || guarded.starts_with(' ') || guarded.ends_with(' ') {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+/// One CSV line with its CRLF.
+pub fn line<S: AsRef<str>>(cells: impl IntoIterator<Item = S>) -> String {
+    let mut out = cells.into_iter().map(|c| cell(c.as_ref())).collect::<Vec<_>>().join(",");
+    out.push_str("\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_quoted_and_never_formulas() {
+        assert_eq!(cell("华东"), "华东");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("+86 138"), "'+86 138");
+        assert_eq!(cell("-5"), "'-5");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(line(["a", "b"]), "a,b\r\n");
+    }
+}
