@@ -1,0 +1,277 @@
+//! `POST /graphql` (and GET for queries): our own route, not async-graphql-axum's extractor,
+//! which would run GET mutations, read any Content-Type as JSON and ignore the body limit.
+//! Nesting limits, content negotiation, idempotent replays, the GraphiQL page.
+use super::*;
+
+/// Deepest nesting of brackets in a query text, and of lists and objects in its variables.
+/// async-graphql parses and coerces input values recursively before any of its limits
+/// apply (`limit_depth` counts selections, not values), so a deeply nested filter or list
+/// literal would overflow the worker's stack and abort the process. Real operations stay
+/// far below: the deepest filter (and/or 5 levels) with 12 levels of selections is ~30.
+pub(super) const MAX_QUERY_NESTING: usize = 64;
+pub(super) const MAX_VARIABLE_NESTING: usize = 32;
+
+/// The deepest nesting of `{`, `[` and `(` in GraphQL text, outside strings and comments.
+pub(super) fn query_nesting(query: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = query.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '[' | '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                // A block string `"""..."""` or a plain string with `\` escapes.
+                let block = chars.peek() == Some(&'"') && {
+                    chars.next();
+                    chars.peek() == Some(&'"')
+                };
+                if block {
+                    chars.next();
+                    let mut quotes = 0;
+                    for c in chars.by_ref() {
+                        quotes = if c == '"' { quotes + 1 } else { 0 };
+                        if quotes == 3 {
+                            break;
+                        }
+                    }
+                } else {
+                    let mut escaped = false;
+                    for c in chars.by_ref() {
+                        match c {
+                            _ if escaped => escaped = false,
+                            '\\' => escaped = true,
+                            '"' | '\n' => break,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| {
+            let e = essence.trim().to_ascii_lowercase();
+            e == "application/json" || e == "application/graphql+json"
+        })
+        .unwrap_or(false)
+}
+
+pub(super) async fn graphql_post(
+    State(http): State<Http>,
+    caller: Option<axum::Extension<Caller>>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let actor = caller.map(|c| c.0.0);
+    // An Idempotency-Key from a known caller on a mutation (`service/src/kernel/idempotency.rs`);
+    // anonymous requests (login) have no caller to keep answers for.
+    let idempotency = match (headers.get("idempotency-key"), &actor) {
+        (Some(value), Some(actor)) => {
+            let key = value.to_str().unwrap_or("").trim().to_string();
+            if let Err(e) = idempotency::check_key(&key) {
+                return app_error_response(e);
+            }
+            is_mutation(&body).then(|| (actor.id(), key))
+        }
+        _ => None,
+    };
+    let Some((user, key)) = idempotency else {
+        return respond(&headers, execute(&http, actor, peer, &headers, &body).await, false);
+    };
+    let vault = http.state.privacy.keys.clone();
+    let hash = idempotency::hash(&body);
+    match idempotency::claim(&http.state.db, &vault, user, &key, &hash, chrono::Utc::now()).await {
+        Err(e) => app_error_response(e),
+        Ok(idempotency::Claim::Replay(status, stored)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            respond(&headers, Answered { status, body: stored.into_bytes(), retry_after: None, executed: true }, true)
+        }
+        Ok(idempotency::Claim::Fresh) => {
+            // Run to the end in a task of its own: a client that gives up, or the edge's
+            // timeout, must not cut the request between its writes and its kept answer.
+            let run_headers = headers.clone();
+            let task = tokio::spawn(async move {
+                let answered = execute(&http, actor, peer, &run_headers, &body).await;
+                let db = &http.state.db;
+                // Refused before it ran (limits, rate): nothing was written, a retry may run.
+                let kept = if answered.executed {
+                    idempotency::finish(db, &vault, user, &key, answered.status.as_u16(), &answered.body).await
+                } else {
+                    idempotency::release(db, user, &key).await
+                };
+                if let Err(e) = kept {
+                    tracing::error!(error = %e, "idempotency key not settled");
+                }
+                answered
+            });
+            match task.await {
+                Ok(answered) => respond(&headers, answered, false),
+                Err(e) => app_error_response(AppError::Internal(e.to_string().into())),
+            }
+        }
+    }
+}
+
+/// Whether a GraphQL request body runs a mutation (only mutations are kept: a query
+/// replayed would be stale, and kept for nothing).
+pub(super) fn is_mutation(body: &[u8]) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(async_graphql::BatchRequest::Single(request)) = serde_json::from_slice(body) else { return false };
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
+    match &document.operations {
+        DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
+        DocumentOperations::Multiple(ops) => request
+            .operation_name
+            .as_deref()
+            .and_then(|name| ops.get(name))
+            .is_some_and(|op| op.node.ty == OperationType::Mutation),
+    }
+}
+
+/// An executed (or refused) GraphQL request, ready to send.
+pub(super) struct Answered {
+    status: StatusCode,
+    body: Vec<u8>,
+    retry_after: Option<u64>,
+    /// Whether any resolver ran (so something may have been written).
+    executed: bool,
+}
+
+pub(super) fn wants_graphql_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/graphql-response+json"))
+}
+
+/// The HTTP response of an answer; `replayed` marks an idempotent replay.
+pub(super) fn respond(headers: &HeaderMap, answered: Answered, replayed: bool) -> Response {
+    let content_type =
+        if wants_graphql_json(headers) { "application/graphql-response+json" } else { "application/json" };
+    let mut resp = (answered.status, answered.body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(seconds) = answered.retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+/// Parses, checks and runs one GraphQL request.
+pub(super) async fn execute(
+    http: &Http,
+    actor: Option<Actor>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Answered {
+    let refused = |status: StatusCode, message: &str| Answered {
+        status,
+        body: serde_json::to_vec(&json!({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}))
+            .unwrap_or_default(),
+        retry_after: None,
+        executed: false,
+    };
+    if !is_json(headers) {
+        return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
+    }
+    let mut request = match serde_json::from_slice::<BatchRequest>(body) {
+        Ok(BatchRequest::Single(r)) => r,
+        Ok(BatchRequest::Batch(_)) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "batch requests are not supported; send one operation per request",
+            );
+        }
+        Err(e) => {
+            return refused(StatusCode::BAD_REQUEST, &format!("body is not a GraphQL request: {e}"));
+        }
+    };
+    if let Some(message) = too_deep(&request) {
+        return refused(StatusCode::BAD_REQUEST, &message);
+    }
+    let mut response = match crate::schema::guards::check(&mut request, &http.state.limits, actor.is_some()) {
+        Err(refused) => async_graphql::Response::from_errors(vec![refused]),
+        Ok(()) => {
+            request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
+            if let Some(actor) = actor {
+                request = request.data(actor);
+            }
+            if let Some(address) = client_address(&http.state, headers, peer.map(|p| p.0)) {
+                request = request.data(crate::schema::common::ClientAddress(address));
+            }
+            http.schema.execute(request).await
+        }
+    };
+    response.errors.iter_mut().for_each(crate::schema::error::default_code);
+    let wants_graphql_json = wants_graphql_json(headers);
+    // Refused before execution: no field has run, so no error has a path.
+    let not_executed = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let retry_after = (response.data == async_graphql::Value::Null)
+        .then(|| {
+            response.errors.iter().find_map(|e| {
+                let ext = e.extensions.as_ref()?;
+                match (ext.get("code"), ext.get("retryAfter")) {
+                    (Some(async_graphql::Value::String(c)), Some(async_graphql::Value::Number(n)))
+                        if c == "RATE_LIMITED" =>
+                    {
+                        n.as_u64()
+                    }
+                    _ => None,
+                }
+            })
+        })
+        .flatten();
+    let status = match (retry_after, not_executed && wants_graphql_json) {
+        (Some(_), _) => StatusCode::TOO_MANY_REQUESTS,
+        (None, true) => StatusCode::BAD_REQUEST,
+        (None, false) => StatusCode::OK,
+    };
+    // Serialised straight into the body: no intermediate JSON tree. A request refused
+    // before execution has no `data` entry.
+    let body = if not_executed {
+        serde_json::to_vec(&json!({ "errors": response.errors }))
+    } else {
+        serde_json::to_vec(&response)
+    };
+    let body = body.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "response not serialisable");
+        br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_vec()
+    });
+    Answered { status, body, retry_after, executed: !not_executed && retry_after.is_none() }
+}
+
+/// GraphiQL for people; operations over GET are refused (a GET must never mutate).
+pub(super) async fn graphiql(uri: axum::http::Uri) -> Response {
+    if uri.query().is_some_and(|q| q.contains("query=")) {
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_REQUEST",
+            "send operations with POST and Content-Type: application/json",
+        );
+    }
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish()).into_response()
+}

@@ -1,0 +1,169 @@
+//! Reading customers: one by id, several, where they sit, and the filtered, sorted list.
+use super::*;
+
+/// Sortable fields of the customer list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortField {
+    Name,
+    CreatedAt,
+    UpdatedAt,
+    Category,
+    Kind,
+    LifecycleStage,
+    Tier,
+    Revenue,
+    WonDealCount,
+    /// A custom field of the category templates, by key.
+    Custom(String),
+}
+
+/// The keyset sort key of a field.
+///
+/// # Errors
+/// VALIDATION for a custom field the templates open to the caller do not define, or
+/// one of a type without an order.
+pub fn sort_key(
+    field: &SortField,
+    descending: bool,
+    custom: Option<&custom_filter::Custom>,
+) -> AppResult<SortKey<customer::Entity>> {
+    let (name, column, value): (_, _, fn(&customer::Model) -> SortValue) = match field {
+        SortField::Name => ("name", Column::Name, |m| SortValue::Text(m.name.clone())),
+        SortField::CreatedAt => ("createdAt", Column::CreatedAt, |m| SortValue::Time(m.created_at)),
+        SortField::UpdatedAt => ("updatedAt", Column::UpdatedAt, |m| SortValue::Time(m.updated_at)),
+        SortField::Category => ("category", Column::Category, |m| SortValue::Text(m.category.clone())),
+        SortField::Kind => ("kind", Column::Kind, |m| SortValue::Text(m.kind.to_string())),
+        SortField::LifecycleStage => {
+            ("lifecycleStage", Column::LifecycleStage, |m| SortValue::Text(m.lifecycle_stage.to_string()))
+        }
+        SortField::Tier => ("tier", Column::Tier, |m| SortValue::Text(m.tier.to_string())),
+        SortField::Revenue => ("revenue", Column::RevenueMinor, |m| SortValue::Int(m.revenue_minor)),
+        SortField::WonDealCount => ("wonDealCount", Column::WonCount, |m| SortValue::Int(m.won_count as i64)),
+        SortField::Custom(key) => {
+            let custom = custom.ok_or_else(|| AppError::invalid("orderBy.customField", "no custom fields here"))?;
+            return crate::customer::custom_filter::sort_key(custom, key, descending);
+        }
+    };
+    Ok(SortKey::new(name, column, descending, value))
+}
+
+impl Listing for customer::Entity {
+    const CATALOGUE: &'static crate::catalogue::RecordCatalogue = &crate::catalogue::CUSTOMER;
+    type Custom = custom_filter::Custom;
+    type SortField = SortField;
+    const DEFAULT_SORT: (SortField, bool) = (SortField::CreatedAt, true);
+    const FILTER: &'static [Field<Column>] = &[
+        Field::new("id", Column::Id, Kind::Id),
+        Field::new("name", Column::Name, Kind::Text),
+        Field::new("kind", Column::Kind, choice!(CustomerKind)),
+        Field::new("category", Column::Category, Kind::Text),
+        Field::new("phone", Column::PhoneNorm, Kind::Phone),
+        Field::new("email", Column::EmailNorm, Kind::Email),
+        Field::new("region", Column::Region, Kind::Text),
+        Field::new("industry", Column::Industry, Kind::Text),
+        Field::new("source", Column::Source, choice!(CustomerSource)),
+        Field::new("importance", Column::Importance, choice!(Importance)),
+        Field::new("lifecycleStage", Column::LifecycleStage, choice!(LifecycleStage)),
+        Field::new("tier", Column::Tier, choice!(Tier)),
+        Field::new("ownerId", Column::OwnerId, Kind::Id),
+        Field::new("departmentId", Column::DepartmentId, Kind::Id),
+        Field::new("createdAt", Column::CreatedAt, Kind::Time),
+        Field::new("updatedAt", Column::UpdatedAt, Kind::Time),
+        Field::new("frequencyClass", Column::FrequencyClass, choice!(entity::enums::Level)),
+        Field::new("valueClass", Column::ValueClass, choice!(entity::enums::Level)),
+        Field::new("relationshipType", Column::RelationshipType, choice!(entity::enums::RelationshipType)),
+        Field::new("turnoverMarginClass", Column::TurnoverMarginClass, choice!(entity::enums::TurnoverMarginClass)),
+        Field::new("rfmScore", Column::RfmScore, Kind::Int),
+        Field::new("wonDealCount", Column::WonCount, Kind::Int),
+        Field::new("lastPurchaseOn", Column::LastPurchaseOn, Kind::Day),
+        // Won revenue in the window, in the base currency.
+        Field::new("revenue", Column::RevenueMinor, Kind::Amount { currency: None }),
+    ];
+    const CUSTOMER_COLUMN: Option<Column> = None;
+    fn sort_key(field: &SortField, descending: bool, custom: Option<&Self::Custom>) -> AppResult<SortKey<Self>> {
+        sort_key(field, descending, custom)
+    }
+}
+
+/// A live customer the caller may read.
+///
+/// # Errors
+/// NOT_FOUND when absent, deleted or out of scope.
+pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResult<customer::Model> {
+    customer::Entity::find_by_id(id)
+        .filter(Column::DeletedAt.is_null())
+        .filter(actor.customer_condition(Resource::Customer, Action::Read))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("customer"))
+}
+
+/// The live customers among `ids` that the caller may read, for batched loads.
+pub async fn readable_by_ids(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    ids: Vec<Uuid>,
+) -> AppResult<Vec<customer::Model>> {
+    Ok(customer::Entity::find()
+        .filter(Column::Id.is_in(ids))
+        .filter(Column::DeletedAt.is_null())
+        .filter(actor.customer_condition(Resource::Customer, Action::Read))
+        .all(db)
+        .await?)
+}
+
+/// Where each of these customers sits (owner, department), whoever asks: used only to
+/// decide which field groups show on records the caller already reads.
+///
+/// # Errors
+/// Database errors.
+pub async fn placements(db: &impl ConnectionTrait, ids: Vec<Uuid>) -> AppResult<Vec<(Uuid, Placement)>> {
+    let rows: Vec<(Uuid, Option<Uuid>, Uuid)> = customer::Entity::find()
+        .select_only()
+        .columns([Column::Id, Column::OwnerId, Column::DepartmentId])
+        .filter(Column::Id.is_in(ids))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(id, owner_id, department_id)| (id, Placement { owner_id, department_id })).collect())
+}
+
+/// Lists the customers the caller may read that match the query; the trash with `deleted`.
+///
+/// # Errors
+/// VALIDATION (filter, paging), FORBIDDEN (revenue without the right to see amounts).
+pub async fn list(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    query: &ListQuery<SortField>,
+) -> AppResult<Page<customer::Model>> {
+    // Custom fields are typed by the templates of the categories open to the caller.
+    let custom = if crate::kernel::filter::mentions(query.filter.as_ref(), "customFields")
+        || query.order.iter().any(|(f, _)| matches!(f, SortField::Custom(_)))
+    {
+        let catalogue = Catalogue::load(db).await?;
+        let mut kinds = std::collections::HashMap::new();
+        for c in category::visible(db, actor, &catalogue).await? {
+            for f in &c.fields {
+                kinds.entry(f.key.clone()).or_insert(f.kind);
+            }
+        }
+        Some(custom_filter::Custom { backend: db.get_database_backend(), kinds })
+    } else {
+        None
+    };
+    let (filter, keys) =
+        crate::access::list::plan::<customer::Entity>(actor, Resource::Customer, query, custom.as_ref())?;
+    let live = if query.deleted { Column::DeletedAt.is_not_null() } else { Column::DeletedAt.is_null() };
+    let q = customer::Entity::find().filter(live).filter(filter);
+    // A sales rep's "own rows or my department's pool" reads each part from its index
+    // (`idx_customer_owner_created`, `idx_customer_pool_created`) instead of filtering a
+    // scan of every customer by the OR.
+    match actor.customer_parts(Resource::Customer, Action::Read) {
+        Some(parts) => paginate_parts(db, q, parts, &keys, Column::Id, |m| m.id, &query.page).await,
+        None => {
+            let q = q.filter(actor.customer_condition(Resource::Customer, Action::Read));
+            paginate(db, q, &keys, Column::Id, |m| m.id, &query.page).await
+        }
+    }
+}
