@@ -5,6 +5,7 @@ use crate::access::{Actor, department};
 use crate::customer::{self, NewCustomer};
 use crate::error::{AppError, AppResult};
 use crate::kernel::now;
+use crate::kernel::types::Id;
 use crate::records::contact::{self, NewContact};
 use crate::records::deal::{self, LineItemInput, NewDeal};
 use crate::records::feedback::{self, NewFeedback};
@@ -230,7 +231,7 @@ pub async fn load(
                     vault,
                     rep,
                     NewContact {
-                        customer_id: c.id,
+                        customer_id: Id::new(c.id),
                         name: person(&mut rng),
                         title: Some(TITLES[(n + k) % TITLES.len()].into()),
                         deal_role: Some(
@@ -244,7 +245,7 @@ pub async fn load(
                         mobile: Some(format!("13{}{:08}", k, 10_000_000 + n * 31 + k)),
                         email: Some(format!("contact{n}.{k}@example.cn")),
                         hometown: Some(CITIES[(n + k) % CITIES.len()].0.into()),
-                        ..Default::default()
+                        ..NewContact::new(Id::new(c.id), String::new())
                     },
                 )
                 .await?;
@@ -273,7 +274,7 @@ pub async fn load(
                 db,
                 rep,
                 NewDeal {
-                    customer_id: c.id,
+                    customer_id: Id::new(c.id),
                     title: format!("{}订单", ["春季", "夏季", "秋季", "年终", "节日"][(n + d) % 5]),
                     stage: Some(stage),
                     amount: None,
@@ -292,7 +293,7 @@ pub async fn load(
                 db,
                 rep,
                 NewInteraction {
-                    customer_id: c.id,
+                    customer_id: Id::new(c.id),
                     contact_id: None,
                     kind: [
                         InteractionKind::Call,
@@ -315,7 +316,7 @@ pub async fn load(
                 db,
                 service,
                 NewFeedback {
-                    customer_id: c.id,
+                    customer_id: Id::new(c.id),
                     contact_id: None,
                     kind: if complaint { FeedbackKind::Complaint } else { FeedbackKind::Praise },
                     channel: [FeedbackChannel::Phone, FeedbackChannel::Wechat, FeedbackChannel::OnlineReview][n % 3],

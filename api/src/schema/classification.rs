@@ -141,7 +141,7 @@ impl ClassificationPolicyInput {
     fn apply(self, mut p: Policy) -> Result<Policy, AppError> {
         let mut v = service::error::Violations::new();
         if let Some(c) = self.base_currency {
-            p.base_currency = v.check("baseCurrency", money::currency(&c)).unwrap_or(p.base_currency);
+            p.base_currency = v.check("baseCurrency", money::currency(&c)).map_or(p.base_currency, String::from);
         }
         let base = p.base_currency.clone();
         let mut amount = |field: &str, value: Option<String>, target: &mut i64| {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use entity::contact::{self};
 use entity::enums::Resource;
 use service::catalogue::CONTACT;
+use service::kernel::types::Id;
 use service::records::contact as svc;
 use service::records::contact::{ContactPatch, NewContact, SortField};
 
@@ -204,7 +205,7 @@ impl ContactMutation {
     async fn create_contact(&self, ctx: &Context<'_>, input: CreateContactInput) -> Result<Contact> {
         let actor = actor(ctx)?;
         let new = NewContact {
-            customer_id: parse_id("customerId", &input.customer_id).gql()?,
+            customer_id: parse_id("customerId", &input.customer_id).map(Id::new).gql()?,
             name: input.name,
             gender: input.gender.map(Into::into),
             title: input.title,

@@ -14,6 +14,7 @@ use entity::deal::{self};
 use entity::deal_line_item;
 use entity::enums::Resource;
 use service::catalogue::DEAL;
+use service::kernel::types::Id;
 use service::records::deal as svc;
 use service::records::deal::{DealPatch, LineItemInput, NewDeal, SortField};
 
@@ -247,7 +248,7 @@ impl DealMutation {
     async fn create_deal(&self, ctx: &Context<'_>, input: CreateDealInput) -> Result<Deal> {
         let actor = actor(ctx)?;
         let new = NewDeal {
-            customer_id: parse_id("customerId", &input.customer_id).gql()?,
+            customer_id: parse_id("customerId", &input.customer_id).map(Id::new).gql()?,
             title: input.title,
             stage: input.stage.map(Into::into),
             amount: input.amount,

@@ -9,6 +9,7 @@ use super::user::User;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::feedback::{self};
+use service::kernel::types::Id;
 use service::records::feedback as svc;
 use service::records::feedback::{FeedbackPatch, NewFeedback, SortField};
 
@@ -170,8 +171,8 @@ impl FeedbackMutation {
     async fn create_feedback(&self, ctx: &Context<'_>, input: CreateFeedbackInput) -> Result<Feedback> {
         let actor = actor(ctx)?;
         let new = NewFeedback {
-            customer_id: parse_id("customerId", &input.customer_id).gql()?,
-            contact_id: input.contact_id.map(|c| parse_id("contactId", &c)).transpose().gql()?,
+            customer_id: parse_id("customerId", &input.customer_id).map(Id::new).gql()?,
+            contact_id: input.contact_id.map(|c| parse_id("contactId", &c).map(Id::new)).transpose().gql()?,
             kind: input.kind.into(),
             channel: input.channel.into(),
             rating: input.rating,

@@ -11,6 +11,7 @@ use super::user::User;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::interaction::{self};
+use service::kernel::types::Id;
 use service::records::interaction as svc;
 use service::records::interaction::{NewInteraction, SortField};
 
@@ -139,8 +140,8 @@ impl InteractionMutation {
     async fn create_interaction(&self, ctx: &Context<'_>, input: CreateInteractionInput) -> Result<Interaction> {
         let actor = actor(ctx)?;
         let new = NewInteraction {
-            customer_id: parse_id("customerId", &input.customer_id).gql()?,
-            contact_id: input.contact_id.map(|c| parse_id("contactId", &c)).transpose().gql()?,
+            customer_id: parse_id("customerId", &input.customer_id).map(Id::new).gql()?,
+            contact_id: input.contact_id.map(|c| parse_id("contactId", &c).map(Id::new)).transpose().gql()?,
             kind: input.kind.into(),
             direction: input.direction.map(Into::into),
             occurred_at: input.occurred_at,

@@ -59,7 +59,7 @@ pub async fn insert(
     let email = normalize::email(&input.email).map_err(|m| AppError::invalid("email", m))?;
     let model = user::ActiveModel {
         id: Set(new_id()),
-        email: Set(email),
+        email: Set(email.into()),
         name: Set(input.name.trim().to_string()),
         password_hash: Set(password_hash),
         role: Set(input.role),

@@ -114,7 +114,8 @@ pub async fn create_follow_up(
     }
     v.into_result()?;
     write(db, async |txn| {
-        let customer = check_parent::<interaction::Entity>(txn, actor, customer_id).await?;
+        let customer =
+            check_parent::<interaction::Entity>(txn, actor, crate::kernel::types::Id::new(customer_id)).await?;
         let reason = format!("follow-up set by {}", actor.user.name);
         let made = plan(txn, &customer, new_id(), None, due_on, Some(actor.id()), reason, note.clone()).await?;
         change::record(txn, Some(actor.id()), Verb::Create, Subject::Reminder, made.id, None, Some(&made)).await?;

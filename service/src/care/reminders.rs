@@ -5,6 +5,7 @@ use crate::kernel::change::Verb;
 use crate::kernel::now;
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
 use crate::kernel::store::{save, write};
+use crate::kernel::types::Id;
 use crate::records::interaction::{self, NewInteraction};
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::ReminderStatus;
@@ -67,9 +68,9 @@ pub async fn complete(
     write(db, async |txn| {
         let r = load_mine(txn, actor, id).await?;
         open(&r)?;
-        input.customer_id = r.customer_id;
+        input.customer_id = Id::new(r.customer_id);
         if input.contact_id.is_none() {
-            input.contact_id = r.contact_id;
+            input.contact_id = r.contact_id.map(Id::new);
         }
         let logged = interaction::create_in(txn, actor, input).await?;
         let am = reminder::ActiveModel {

@@ -265,7 +265,8 @@ pub async fn set_rate(
     }
     let new = write(db, async |txn| {
         let old = exchange_rate::Entity::find_by_id(code.clone()).one(txn).await?;
-        let model = exchange_rate::ActiveModel { currency: Set(code), rate_ppm: Set(ppm), updated_at: Set(now()) };
+        let model =
+            exchange_rate::ActiveModel { currency: Set(code.into()), rate_ppm: Set(ppm), updated_at: Set(now()) };
         let new = if old.is_some() { model.update(txn).await? } else { model.insert(txn).await? };
         crate::kernel::change::record(
             txn,

@@ -156,10 +156,10 @@ pub async fn candidates(db: &DatabaseConnection, actor: &Actor, probe: Probe) ->
     }
     if !exact.is_empty() {
         for c in live(customer::Entity::find()).filter(exact).limit(NEAR_ROWS).all(db).await? {
-            if phone.is_some() && c.phone_norm == phone {
+            if phone.is_some() && c.phone_norm.as_deref() == phone.as_deref() {
                 note(c.clone(), Reason::SamePhone);
             }
-            if email.is_some() && c.email_norm == email {
+            if email.is_some() && c.email_norm.as_deref() == email.as_deref() {
                 note(c.clone(), Reason::SameEmail);
             }
             if org_key.is_some() && c.name_norm == org_key {
@@ -217,7 +217,10 @@ pub async fn candidates(db: &DatabaseConnection, actor: &Actor, probe: Probe) ->
                     note(c.clone(), Reason::SameNameAndRegion);
                 }
                 let block = phone.as_deref().and_then(phone_prefix);
-                if block.is_some() && c.phone_norm.as_deref().and_then(phone_prefix) == block && c.phone_norm != phone {
+                if block.is_some()
+                    && c.phone_norm.as_deref().and_then(phone_prefix) == block
+                    && c.phone_norm.as_deref() != phone.as_deref()
+                {
                     note(c, Reason::SameNameAndPhonePrefix);
                 }
             }

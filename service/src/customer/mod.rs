@@ -109,10 +109,10 @@ pub(crate) fn natural_keys(
 ) -> Vec<(Column, String)> {
     let mut keys = Vec::new();
     if let Some(p) = phone.and_then(|p| normalize::phone_e164(p).ok()) {
-        keys.push((Column::PhoneNorm, p));
+        keys.push((Column::PhoneNorm, p.into()));
     }
     if let Some(e) = email.and_then(|e| normalize::email(e).ok()) {
-        keys.push((Column::EmailNorm, e));
+        keys.push((Column::EmailNorm, e.into()));
     }
     if kind == CustomerKind::Organization
         && let Some(n) = name.map(normalize::org_name).filter(|n| !n.is_empty())

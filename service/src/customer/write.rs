@@ -1,14 +1,15 @@
 //! Writing customers: create (with the duplicate check and its explanation), update,
 //! delete and restore; which field groups a change touches.
 use super::*;
+use crate::kernel::types::{Email, Phone};
 
 /// Normalized duplicate keys of a customer.
 pub(super) struct Keys {
     name_norm: Option<String>,
     phone: Option<String>,
-    phone_norm: Option<String>,
+    phone_norm: Option<Phone>,
     email: Option<String>,
-    email_norm: Option<String>,
+    email_norm: Option<Email>,
 }
 
 pub(super) fn category_key(category: &str) -> String {
@@ -134,9 +135,9 @@ pub(crate) async fn prepare(
         gender: Set(input.gender),
         birthday: Set(input.birthday),
         phone: Set(k.phone),
-        phone_norm: Set(k.phone_norm),
+        phone_norm: Set(k.phone_norm.map(String::from)),
         email: Set(k.email),
-        email_norm: Set(k.email_norm),
+        email_norm: Set(k.email_norm.map(String::from)),
         address: Set(address.map(|a| vault.seal(ADDRESS, id, &a))),
         region: Set(region),
         industry: Set(industry),
@@ -355,9 +356,9 @@ pub(super) fn apply_patch(
     am.name = Set(name);
     am.name_norm = Set(k.name_norm);
     am.phone = Set(k.phone);
-    am.phone_norm = Set(k.phone_norm);
+    am.phone_norm = Set(k.phone_norm.map(String::from));
     am.email = Set(k.email);
-    am.email_norm = Set(k.email_norm);
+    am.email_norm = Set(k.email_norm.map(String::from));
     if let Some(a) = p.address {
         let a = optional_text(v, "address", a, 500);
         // Sealing takes a fresh nonce: the same address is kept as stored, not a change.

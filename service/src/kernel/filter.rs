@@ -287,7 +287,7 @@ fn field_condition<C: ColumnTrait + Copy>(field: &Field<C>, value: &Json) -> App
             name,
             col,
             value,
-            |p| crate::kernel::normalize::phone_e164(p).unwrap_or_else(|_| p.to_string()),
+            |p| crate::kernel::normalize::phone_e164(p).map_or_else(|_| p.to_string(), String::from),
             |p| p.chars().filter(char::is_ascii_digit).collect(),
         ),
         Kind::Email => text(name, col, value, |s| s.trim().to_lowercase(), same),

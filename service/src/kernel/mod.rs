@@ -13,6 +13,7 @@ pub mod pagination;
 pub mod setting;
 pub mod sql;
 pub mod store;
+pub mod types;
 pub mod vault;
 
 use chrono::{DateTime, SubsecRound, Utc};

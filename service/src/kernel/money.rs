@@ -1,4 +1,5 @@
 //! Money as integer minor units plus an ISO 4217 code; decimal strings at the edge.
+use crate::kernel::types::Currency;
 
 /// Currencies we accept and their minor-unit exponents.
 const CURRENCIES: &[(&str, u32)] = &[
@@ -113,9 +114,9 @@ pub fn format_minor(minor: i64, currency: &str) -> String {
 ///
 /// # Errors
 /// A message when the code is not supported.
-pub fn currency(code: &str) -> Result<String, String> {
+pub fn currency(code: &str) -> Result<Currency, String> {
     let c = code.trim().to_ascii_uppercase();
-    exponent(&c).map(|_| c)
+    exponent(&c).map(|_| Currency::new_unchecked(c))
 }
 
 #[cfg(test)]
@@ -140,6 +141,6 @@ mod tests {
         }
         assert!(parse_minor("1.5", "JPY").is_err());
         assert!(currency("XXX").is_err());
-        assert_eq!(currency("cny"), Ok("CNY".into()));
+        assert_eq!(currency("cny").map(String::from), Ok("CNY".into()));
     }
 }

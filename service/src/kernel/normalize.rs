@@ -1,12 +1,17 @@
 //! Duplicate keys: phone numbers to E.164 (+86 default region), e-mail addresses
 //! lower-cased, organization names folded so that spelling variants collide.
+use crate::kernel::types::{Email, Phone};
 
 /// Normalizes a phone number to E.164. Numbers without a country code are read as
 /// mainland China: 11-digit mobiles (1xx) and landlines with their trunk `0` and area code.
 ///
 /// # Errors
 /// A message saying why the number cannot be a phone number.
-pub fn phone_e164(raw: &str) -> Result<String, String> {
+pub fn phone_e164(raw: &str) -> Result<Phone, String> {
+    phone_text(raw).map(Phone::new_unchecked)
+}
+
+fn phone_text(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim();
     let mut digits = String::with_capacity(trimmed.len());
     let mut plus = false;
@@ -53,7 +58,11 @@ pub fn phone_e164(raw: &str) -> Result<String, String> {
 ///
 /// # Errors
 /// A message when the address is not of the form local@domain.
-pub fn email(raw: &str) -> Result<String, String> {
+pub fn email(raw: &str) -> Result<Email, String> {
+    email_text(raw).map(Email::new_unchecked)
+}
+
+fn email_text(raw: &str) -> Result<String, String> {
     let e = raw.trim().to_lowercase();
     let valid = match e.split_once('@') {
         Some((local, domain)) => {

@@ -8,6 +8,7 @@ use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::{Field, Kind};
 use crate::kernel::pagination::{SortKey, SortValue};
 use crate::kernel::store::{save, write};
+use crate::kernel::types::CustomerId;
 use crate::kernel::vault::Keyring;
 use crate::kernel::{Patch, clean, new_id, normalize, now, optional_text, required_text};
 use crate::records::{check_parent, load_for};
@@ -18,9 +19,9 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Pagin
 use uuid::Uuid;
 
 /// A new contact.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct NewContact {
-    pub customer_id: Uuid,
+    pub customer_id: CustomerId,
     pub name: String,
     pub gender: Option<Gender>,
     pub title: Option<String>,
@@ -34,6 +35,28 @@ pub struct NewContact {
     pub hobbies: Option<String>,
     pub id_number: Option<String>,
     pub notes: Option<String>,
+}
+
+impl NewContact {
+    /// A contact of `customer_id` with only a name.
+    pub fn new(customer_id: CustomerId, name: String) -> NewContact {
+        NewContact {
+            customer_id,
+            name,
+            gender: None,
+            title: None,
+            deal_role: None,
+            birthday: None,
+            mobile: None,
+            office_phone: None,
+            email: None,
+            address: None,
+            hometown: None,
+            hobbies: None,
+            id_number: None,
+            notes: None,
+        }
+    }
 }
 
 /// Changes to a contact; `None` leaves a field, `Some(None)` clears it.
@@ -236,7 +259,7 @@ pub async fn create(
     birthday(&mut v, input.birthday);
     let mobile = phone(&mut v, "mobile", input.mobile);
     let office_phone = phone(&mut v, "officePhone", input.office_phone);
-    let email = clean(input.email).and_then(|e| v.check("email", normalize::email(&e)));
+    let email = clean(input.email).and_then(|e| v.check("email", normalize::email(&e))).map(String::from);
     let id_number = clean(input.id_number).and_then(|i| v.check("idNumber", check_id_number(&i)));
     let title = optional_text(&mut v, "title", input.title, 100);
     let address = optional_text(&mut v, "address", input.address, 500);
@@ -339,7 +362,7 @@ pub async fn update(
             am.office_phone = Set(phone(&mut v, "officePhone", o));
         }
         if let Some(e) = p.email {
-            am.email = Set(clean(e).and_then(|e| v.check("email", normalize::email(&e))));
+            am.email = Set(clean(e).and_then(|e| v.check("email", normalize::email(&e))).map(String::from));
         }
         if let Some(a) = p.address {
             am.address = Set(optional_text(&mut v, "address", a, 500).map(|a| vault.seal(ADDRESS, id, &a)));

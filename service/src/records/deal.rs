@@ -9,6 +9,7 @@ use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::{Field, Kind};
 use crate::kernel::pagination::{SortKey, SortValue};
 use crate::kernel::store::{save, write};
+use crate::kernel::types::CustomerId;
 use crate::kernel::{Patch, money, new_id, now, optional_text, required_text};
 use crate::records::{check_parent, load_for};
 use chrono::NaiveDate;
@@ -37,7 +38,7 @@ pub struct LineItemInput {
 /// A new deal.
 #[derive(Clone)]
 pub struct NewDeal {
-    pub customer_id: Uuid,
+    pub customer_id: CustomerId,
     pub title: String,
     pub stage: Option<DealStage>,
     /// Decimal string; required without line items, must equal their sum with them.
@@ -229,6 +230,7 @@ pub async fn create_with(
     let title = required_text(&mut v, "title", &input.title, 200);
     let currency = v
         .check("currency", money::currency(input.currency.as_deref().unwrap_or(money::DEFAULT_CURRENCY)))
+        .map(String::from)
         .unwrap_or_default();
     let lines = (!currency.is_empty()).then(|| check_lines(&mut v, &input.line_items, &currency));
     if input.amount.is_none() && input.line_items.is_empty() {
@@ -315,7 +317,7 @@ pub async fn update_with(
             am.title = Set(required_text(&mut v, "title", &t, 200));
         }
         let currency = match p.currency {
-            Some(c) => v.check("currency", money::currency(&c)).unwrap_or_else(|| old.currency.clone()),
+            Some(c) => v.check("currency", money::currency(&c)).map_or_else(|| old.currency.clone(), String::from),
             None => old.currency.clone(),
         };
         if currency != old.currency && p.amount.is_none() && p.line_items.is_none() {

@@ -7,6 +7,7 @@ use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::{Field, Kind};
 use crate::kernel::pagination::{SortKey, SortValue};
 use crate::kernel::store::{save, write};
+use crate::kernel::types::{ContactId, CustomerId};
 use crate::kernel::{Patch, new_id, now, optional_text, required_text};
 use crate::records::{check_parent, load_for};
 use entity::enums::{Action, FeedbackChannel, FeedbackKind, FeedbackStatus};
@@ -18,8 +19,8 @@ use uuid::Uuid;
 /// New feedback.
 #[derive(Clone)]
 pub struct NewFeedback {
-    pub customer_id: Uuid,
-    pub contact_id: Option<Uuid>,
+    pub customer_id: CustomerId,
+    pub contact_id: Option<ContactId>,
     pub kind: FeedbackKind,
     pub channel: FeedbackChannel,
     pub rating: Option<i32>,
@@ -124,7 +125,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: NewFeedback) 
         let m = feedback::ActiveModel {
             id: Set(new_id()),
             customer_id: Set(customer.id),
-            contact_id: Set(input.contact_id),
+            contact_id: Set(input.contact_id.map(Uuid::from)),
             kind: Set(input.kind),
             channel: Set(input.channel),
             rating: Set(input.rating),

@@ -7,6 +7,7 @@ use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::{Field, Kind};
 use crate::kernel::pagination::{SortKey, SortValue};
 use crate::kernel::store::write;
+use crate::kernel::types::{ContactId, CustomerId};
 use crate::kernel::{new_id, now, optional_text, required_text};
 use crate::records::check_parent;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -19,8 +20,8 @@ use uuid::Uuid;
 /// A logged contact with a customer.
 #[derive(Clone)]
 pub struct NewInteraction {
-    pub customer_id: Uuid,
-    pub contact_id: Option<Uuid>,
+    pub customer_id: CustomerId,
+    pub contact_id: Option<ContactId>,
     pub kind: InteractionKind,
     pub direction: Option<Direction>,
     /// Defaults to now.
@@ -144,7 +145,7 @@ async fn insert(
         let m = interaction::ActiveModel {
             id: Set(new_id()),
             customer_id: Set(customer.id),
-            contact_id: Set(input.contact_id),
+            contact_id: Set(input.contact_id.map(Uuid::from)),
             user_id: Set(actor.id()),
             kind: Set(input.kind),
             direction: Set(input.direction.unwrap_or(Direction::Outbound)),

@@ -108,8 +108,9 @@ pub async fn readable_by_ids<E: CustomerRecord>(
 pub async fn check_parent<E: CustomerRecord>(
     txn: &impl ConnectionTrait,
     actor: &Actor,
-    customer_id: Uuid,
+    customer_id: crate::kernel::types::CustomerId,
 ) -> AppResult<customer::Model> {
+    let customer_id = customer_id.uuid();
     let readable = customer::Entity::find_by_id(customer_id)
         .filter(customer::Column::DeletedAt.is_null())
         .filter(

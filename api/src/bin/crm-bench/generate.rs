@@ -265,7 +265,7 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
             format!("{}{}", SURNAMES[rng.random_range(0..SURNAMES.len())], GIVEN[rng.random_range(0..GIVEN.len())])
         };
         let phone = format!("1{}{:09}", [3, 5, 7, 8, 9][(n % 5) as usize], n % 1_000_000_000);
-        let phone_norm = normalize::phone_e164(&phone).ok();
+        let phone_norm = normalize::phone_e164(&phone).ok().map(String::from);
         let created: DateTime<Utc> = start - Duration::minutes(rng.random_range(0..60 * 24 * 365 * 3));
         let id = new_id();
         customers_b

@@ -21,6 +21,7 @@ pub use policy::*;
 use service::access::live::Event;
 use service::care as svc;
 use service::care::CarePolicy as Policy;
+use service::kernel::types::Id;
 use service::records::interaction::NewInteraction;
 use std::sync::Arc;
 
@@ -345,8 +346,12 @@ impl CareMutation {
         let actor = actor(ctx)?;
         let id = parse_id("id", &id).gql()?;
         let input = NewInteraction {
-            customer_id: uuid::Uuid::nil(),
-            contact_id: interaction.contact_id.map(|c| parse_id("interaction.contactId", &c)).transpose().gql()?,
+            customer_id: Id::new(uuid::Uuid::nil()),
+            contact_id: interaction
+                .contact_id
+                .map(|c| parse_id("interaction.contactId", &c).map(Id::new))
+                .transpose()
+                .gql()?,
             kind: interaction.kind.into(),
             direction: interaction.direction.map(Into::into),
             occurred_at: interaction.occurred_at,

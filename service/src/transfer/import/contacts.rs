@@ -5,6 +5,7 @@
 //! checks (scope, field groups, ID numbers) are the API's.
 use crate::error::AppResult;
 use crate::kernel::normalize;
+use crate::kernel::types::Id;
 use crate::records::contact as service;
 use crate::transfer::import::parent::Attempt;
 use crate::transfer::import::{Cells, Field, FieldName, Importer, Outcome, choice, date};
@@ -92,7 +93,7 @@ impl Importer<'_> {
             .filter(|s| {
                 id == Some(s.id)
                     || mobile.as_ref().is_some_and(|m| norm_phone(&s.mobile).as_ref() == Some(m))
-                    || email.as_ref().is_some_and(|e| s.email.as_ref() == Some(e))
+                    || email.as_ref().is_some_and(|e| s.email.as_deref() == Some(e.as_str()))
             })
             .collect();
         // A name alone matches one contact of that name whose mobile and e-mail the line
@@ -100,7 +101,7 @@ impl Importer<'_> {
         let by_name: Vec<&contact::Model> = if by_key.is_empty() {
             let agrees = |s: &contact::Model| {
                 mobile.as_ref().is_none_or(|m| s.mobile.is_none() || norm_phone(&s.mobile).as_ref() == Some(m))
-                    && email.as_ref().is_none_or(|e| s.email.is_none() || s.email.as_ref() == Some(e))
+                    && email.as_ref().is_none_or(|e| s.email.is_none() || s.email.as_deref() == Some(e.as_str()))
             };
             siblings.iter().filter(|s| name == Some(s.name.as_str()) && agrees(s)).collect()
         } else {
@@ -136,7 +137,7 @@ impl Importer<'_> {
         let result = match existing {
             None => {
                 let input = service::NewContact {
-                    customer_id: parent.id,
+                    customer_id: Id::new(parent.id),
                     name: text(Field::Name).unwrap_or_default(),
                     gender,
                     title: text(Field::Title),

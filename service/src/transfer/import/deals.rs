@@ -4,6 +4,7 @@
 //! so its checks and the customer's regrading are the API's.
 use crate::classification::Reason;
 use crate::error::AppResult;
+use crate::kernel::types::Id;
 use crate::records::deal as service;
 use crate::transfer::import::parent::Attempt;
 use crate::transfer::import::{Cells, Field, FieldName, Importer, Outcome, choice, date};
@@ -118,7 +119,7 @@ impl Importer<'_> {
         let result = match existing {
             None => {
                 let input = service::NewDeal {
-                    customer_id: parent.id,
+                    customer_id: Id::new(parent.id),
                     title: text(Field::Title).unwrap_or_default(),
                     stage,
                     amount: text(Field::Amount).map(|a| a.replace(',', "")),

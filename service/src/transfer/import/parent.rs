@@ -63,7 +63,7 @@ impl Importer<'_> {
                 return Ok(Err(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message))));
             }
         };
-        match check_parent::<E>(txn, self.actor, parent.id).await {
+        match check_parent::<E>(txn, self.actor, crate::kernel::types::Id::new(parent.id)).await {
             Ok(_) => Ok(Ok(parent)),
             Err(AppError::NotFound(_) | AppError::Forbidden(_)) => Ok(Err(self.theirs(txn, number, &parent).await?)),
             Err(e) => Err(e),
