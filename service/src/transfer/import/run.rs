@@ -9,6 +9,9 @@ impl Importer<'_> {
     /// # Errors
     /// Database errors (the run is then marked FAILED by [`Importer::fail`]).
     pub async fn chunk(&mut self, lines: Vec<Line>) -> AppResult<()> {
+        // Signals belong to one chunk: a chunk that failed and rolled back left its own
+        // behind, unpublished; they name customers that do not exist.
+        self.signals.clear();
         let txn = self
             .db
             .begin_with_options(TransactionOptions {
