@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error", "kernel", "catalogue"],
     &["access"],
+    &["policy"],
     &["category"],
     &["customer"],
     &["records"],
@@ -20,12 +21,12 @@ const LAYERS: &[&[&str]] = &[
     &["demo"],
 ];
 
-/// Upward imports still to be removed (from, to): the write path's consequences are
-/// called directly (a customer write checks the care engine's holding cap, a deal write
-/// regrades, the audit row feeds the webhook outbox) where a typed change should carry
-/// them.
-const KNOWN_UPWARD: &[(&str, &str)] =
-    &[("customer", "care"), ("customer", "classification"), ("records", "care"), ("records", "classification")];
+/// Upward imports still to be removed (from, to): a deal write and a merge regrade the
+/// customer by calling the classification engine. The regrade must run at the end of the
+/// use case (after a deal's line items are replaced, after a merge moved the records),
+/// once per customer, so a consequence of each change would be wrong; it needs a hook the
+/// write transaction runs before it commits.
+const KNOWN_UPWARD: &[(&str, &str)] = &[("customer", "classification"), ("records", "classification")];
 
 const MAX_LINES: usize = 600;
 

@@ -5,13 +5,15 @@
 //! [`AppResult`](error::AppResult).
 //!
 //! Folders in their order (`docs/architecture.md`); a lower one never imports a higher one:
-//! `error`, `kernel` and `catalogue`, then `access`, then `category`, then the record families
-//! (`customer`, `records`), then the engines.
+//! `error`, `kernel` and `catalogue`, then `access`, then `policy`, then `category`, then
+//! the record families (`customer`, `records`), then the engines.
 pub mod catalogue;
 pub mod error;
 pub mod kernel;
 
 pub mod access;
+
+pub mod policy;
 
 pub mod category;
 

@@ -3,7 +3,7 @@
 use crate::care::policy::Standard;
 use crate::error::{AppError, AppResult};
 use crate::kernel::sql::sum_when;
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{InteractionKind, Role};
 use entity::{customer, user};
 use sea_orm::ConnectionTrait;
@@ -42,10 +42,7 @@ impl ContactFacts {
     }
 }
 
-/// Start of a UTC day.
-pub fn day_start(day: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN))
-}
+pub use crate::kernel::day_start;
 
 /// The contact facts of `customers` up to the end of `as_of`.
 pub(super) async fn contact_facts(

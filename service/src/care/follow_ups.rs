@@ -5,8 +5,6 @@
 //! back by the frequency cap (they are not promotional). Managers see their
 //! department's reminders, and what is overdue per person, in the team views.
 use crate::access::Actor;
-use crate::care::facts::day_start;
-use crate::care::policy::policy;
 use crate::error::{AppError, AppResult, Violations};
 use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::pagination::{Page, PageArgs, SortKey, SortValue, paginate};
@@ -14,80 +12,16 @@ use crate::kernel::sql::{count_all, sum_when};
 use crate::kernel::store::write;
 use crate::kernel::{new_id, now, required_text};
 use crate::records::check_parent;
+use crate::records::follow_up::plan;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::{Action, AssigneeRole, ReminderRule, ReminderStatus, Resource, Scope};
 use entity::{customer, interaction, reminder};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 /// The furthest ahead a follow-up may be planned.
 const MAX_AHEAD_DAYS: i64 = 3 * 366;
-
-/// Plans a follow-up inside the caller's transaction.
-#[allow(clippy::too_many_arguments)]
-async fn plan(
-    txn: &impl ConnectionTrait,
-    customer: &customer::Model,
-    target_id: Uuid,
-    contact_id: Option<Uuid>,
-    due_on: NaiveDate,
-    assignee_id: Option<Uuid>,
-    reason: String,
-    message: String,
-) -> AppResult<reminder::Model> {
-    let (policy, _) = policy(txn).await?;
-    let at = now();
-    let due_at = std::cmp::max(day_start(due_on) + Duration::hours(i64::from(policy.due_hour_utc)), at);
-    let row = reminder::ActiveModel {
-        id: Set(new_id()),
-        rule: Set(ReminderRule::FollowUp),
-        target_id: Set(target_id),
-        occasion: Set(due_on.to_string()),
-        customer_id: Set(customer.id),
-        contact_id: Set(contact_id),
-        deal_id: Set(None),
-        assignee_id: Set(assignee_id),
-        assignee_role: Set(AssigneeRole::Owner),
-        due_at: Set(due_at),
-        status: Set(ReminderStatus::Pending),
-        reason: Set(reason),
-        message: Set(message),
-        suppressed_reason: Set(None),
-        dismissed_reason: Set(None),
-        interaction_id: Set(None),
-        notified_at: Set(None),
-        version: Set(1),
-        created_at: Set(at),
-        updated_at: Set(at),
-    }
-    .insert(txn)
-    .await?;
-    Ok(row)
-}
-
-/// The follow-up an interaction plans with `nextFollowUpOn`, for the customer's owner
-/// (called in the interaction's transaction; a date before today plans nothing).
-///
-/// # Errors
-/// Database errors.
-pub async fn after_interaction(
-    txn: &impl ConnectionTrait,
-    customer: &customer::Model,
-    logged: &interaction::Model,
-) -> AppResult<Option<reminder::Model>> {
-    let Some(due_on) = logged.next_follow_up_on.filter(|d| *d >= now().date_naive()) else { return Ok(None) };
-    let summary: String = logged.summary.chars().take(200).collect();
-    let reason = format!(
-        "follow-up planned at the {} of {}",
-        logged.kind.as_str().to_lowercase(),
-        logged.occurred_at.date_naive()
-    );
-    let message = format!("跟进 Follow up: {summary}");
-    plan(txn, customer, logged.id, logged.contact_id, due_on, None, reason, message).await.map(Some)
-}
 
 /// Sets a follow-up for yourself about a customer you may log contacts for.
 ///

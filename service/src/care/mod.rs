@@ -8,7 +8,7 @@
 //! ([`deliver`]) claims due reminders with one conditional UPDATE, so each `reminderDue`
 //! event is raised by exactly one instance.
 //!
-//! - [`policy`]: standards, rules and cap as data.
+//! - [`policy`] (`crate::policy::care`): standards, rules and caps as data.
 //! - [`calendar`]: holidays. [`templates`]: the message library.
 //! - [`facts`]: who contacted whom, when. [`compliance`]: expected vs done.
 //! - [`rules`]: the daily evaluation. [`cap`]: the frequency cap.
@@ -18,21 +18,21 @@ mod cap;
 mod compliance;
 mod facts;
 mod follow_ups;
-mod policy;
 mod pool;
 mod reminders;
 mod rules;
 mod schedule;
 mod templates;
 
+use crate::policy::care as policy;
+
 pub use calendar::{add_holiday, delete_holiday, holiday_in, holidays};
 pub use compliance::{Compliance, CustomerCompliance, Expectation, OwnerCompliance, compliance};
-pub use follow_ups::{PersonLoad, after_interaction, create_follow_up, team_load, team_reminders};
+pub use follow_ups::{PersonLoad, create_follow_up, team_load, team_reminders};
 pub use policy::{
     CarePolicy, CategoryDays, FrequencyCap, HoldingCap, PoolReturn, Rule, Standard, TierDays, check_holding_cap,
     policy, update_policy,
 };
-pub use pool::close_warnings as close_pool_warnings;
 pub use reminders::{complete, dismiss, my_reminders, snooze};
 pub use rules::evaluate;
 pub use schedule::{Tick, tick};

@@ -15,7 +15,7 @@
 //!   nothing changed (version) and that no contact was logged meanwhile, so a contact
 //!   logged while the sweep runs keeps the customer.
 //! - Warnings carry no name (the customer may be erased meanwhile); a contact, a claim, an
-//!   assignment or the return itself closes them (`close_warnings`).
+//!   assignment or the return itself closes them (`customer::close_pool_warnings`).
 use crate::care::facts::row_time;
 use crate::care::rules::{Candidate, Context, write_candidates};
 use crate::error::AppResult;
@@ -200,28 +200,10 @@ async fn give_back(db: &DatabaseConnection, c: &customer::Model, base: DateTime<
             ..current.clone()
         };
         change::record(txn, None, Verb::PoolReturn, Subject::Customer, c.id, Some(&current), Some(&after)).await?;
-        close_warnings(txn, c.id, "returned to the pool").await?;
+        crate::customer::close_pool_warnings(txn, c.id, "returned to the pool").await?;
         Ok(1)
     })
     .await
-}
-
-/// Closes the open pool warnings of a customer (contacted, claimed, assigned, returned).
-///
-/// # Errors
-/// Database errors.
-pub async fn close_warnings(db: &impl ConnectionTrait, customer_id: Uuid, why: &str) -> AppResult<()> {
-    reminder::Entity::update_many()
-        .col_expr(reminder::Column::Status, Expr::value(ReminderStatus::Dismissed.as_str()))
-        .col_expr(reminder::Column::DismissedReason, Expr::value(why))
-        .col_expr(reminder::Column::Version, Expr::col(reminder::Column::Version).add(1))
-        .col_expr(reminder::Column::UpdatedAt, Expr::value(now()))
-        .filter(reminder::Column::Rule.eq(ReminderRule::PoolReturn))
-        .filter(reminder::Column::CustomerId.eq(customer_id))
-        .filter(reminder::Column::Status.is_in([ReminderStatus::Pending, ReminderStatus::Snoozed]))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// The owner's warning: the customer returns to the pool on `on` (due at the day's hour,

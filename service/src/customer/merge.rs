@@ -260,7 +260,7 @@ async fn move_records(txn: &DatabaseTransaction, by: Uuid, survivor: Uuid, merge
     // key is rule, target, occasion.)
     // A merged record's pool warning was about its own clock, not the survivor's.
     for id in &ids {
-        crate::care::close_pool_warnings(txn, *id, "merged into another customer").await?;
+        crate::customer::close_pool_warnings(txn, *id, "merged into another customer").await?;
     }
     let theirs = reminder::Entity::find().filter(reminder::Column::TargetId.is_in(ids.clone())).all(txn).await?;
     for r in theirs {

@@ -1,6 +1,9 @@
 //! Who holds a customer: assignment to an owner or to the public pool, and claims from
 //! the pool, within the care policy's holding caps.
 use super::*;
+use entity::enums::{ReminderRule, ReminderStatus};
+use entity::reminder;
+use sea_orm::sea_query::{Expr, ExprTrait};
 
 /// Moves a customer to another owner (and that owner's department), or with no owner
 /// into its department's public pool.
@@ -29,11 +32,11 @@ pub async fn assign(
                     return Err(AppError::Forbidden("the new owner is outside your department".into()));
                 }
                 if old.owner_id != Some(new_owner.id) {
-                    crate::care::check_holding_cap(txn, new_owner.id, new_owner.role).await?;
+                    crate::policy::care::check_holding_cap(txn, new_owner.id, new_owner.role).await?;
                 }
                 if old.owner_id != Some(new_owner.id) {
                     am.owned_since = Set(Some(now()));
-                    crate::care::close_pool_warnings(txn, old.id, "assigned").await?;
+                    close_pool_warnings(txn, old.id, "assigned").await?;
                 }
                 am.owner_id = Set(Some(new_owner.id));
                 am.department_id = Set(new_owner.department_id);
@@ -41,7 +44,7 @@ pub async fn assign(
             None => {
                 am.owner_id = Set(None);
                 am.owned_since = Set(None);
-                crate::care::close_pool_warnings(txn, old.id, "put in the pool").await?;
+                close_pool_warnings(txn, old.id, "put in the pool").await?;
             }
         }
         save::<customer::Entity>(txn, Some(actor.id()), Verb::Assign, &old, am).await
@@ -63,12 +66,30 @@ pub async fn claim(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResul
         if old.owner_id.is_some() || old.department_id != actor.user.department_id {
             return Err(AppError::Conflict("the customer is not in your department's public pool".into()));
         }
-        crate::care::check_holding_cap(txn, actor.id(), actor.role()).await?;
+        crate::policy::care::check_holding_cap(txn, actor.id(), actor.role()).await?;
         let mut am: customer::ActiveModel = old.clone().into();
         am.owner_id = Set(Some(actor.id()));
         am.owned_since = Set(Some(now()));
-        crate::care::close_pool_warnings(txn, old.id, "claimed").await?;
+        close_pool_warnings(txn, old.id, "claimed").await?;
         save::<customer::Entity>(txn, Some(actor.id()), Verb::Claim, &old, am).await
     })
     .await
+}
+
+/// Closes the open pool warnings of a customer (contacted, claimed, assigned, returned).
+///
+/// # Errors
+/// Database errors.
+pub async fn close_pool_warnings(db: &impl ConnectionTrait, customer_id: Uuid, why: &str) -> AppResult<()> {
+    reminder::Entity::update_many()
+        .col_expr(reminder::Column::Status, Expr::value(ReminderStatus::Dismissed.as_str()))
+        .col_expr(reminder::Column::DismissedReason, Expr::value(why))
+        .col_expr(reminder::Column::Version, Expr::col(reminder::Column::Version).add(1))
+        .col_expr(reminder::Column::UpdatedAt, Expr::value(now()))
+        .filter(reminder::Column::Rule.eq(ReminderRule::PoolReturn))
+        .filter(reminder::Column::CustomerId.eq(customer_id))
+        .filter(reminder::Column::Status.is_in([ReminderStatus::Pending, ReminderStatus::Snoozed]))
+        .exec(db)
+        .await?;
+    Ok(())
 }

@@ -181,7 +181,7 @@ pub(crate) async fn insert_in(
     model: customer::ActiveModel,
 ) -> AppResult<(customer::Model, Option<Signal>)> {
     if let sea_orm::ActiveValue::Set(Some(owner)) | sea_orm::ActiveValue::Unchanged(Some(owner)) = model.owner_id {
-        crate::care::check_holding_cap(txn, owner, actor.role()).await?;
+        crate::policy::care::check_holding_cap(txn, owner, actor.role()).await?;
     }
     let m = model.insert(txn).await?;
     let signal = Change::new(Subject::Customer, verb, m.id, Some(actor.id()), None, Some(&m)).record(txn).await?;
@@ -439,7 +439,7 @@ pub async fn restore(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppRes
         if let Some(owner) = old.owner_id
             && let Some(holder) = entity::user::Entity::find_by_id(owner).one(txn).await?
         {
-            crate::care::check_holding_cap(txn, holder.id, holder.role).await?;
+            crate::policy::care::check_holding_cap(txn, holder.id, holder.role).await?;
         }
         let mut am: customer::ActiveModel = old.clone().into();
         am.deleted_at = Set(None);

@@ -95,3 +95,9 @@ pub fn random_secret() -> String {
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// Start of a UTC day.
+pub fn day_start(day: chrono::NaiveDate) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.from_utc_datetime(&day.and_time(chrono::NaiveTime::MIN))
+}

@@ -117,7 +117,7 @@ async fn insert(
     // the record.
     if bound_backdating && input.occurred_at.is_some() && actor.require_all(Resource::Settings, Action::Update).is_err()
     {
-        let (policy, _) = crate::care::policy(txn).await?;
+        let (policy, _) = crate::policy::care::policy(txn).await?;
         if occurred_at < now - Duration::days(i64::from(policy.max_backdate_days)) {
             v.add("occurredAt", format!("may be at most {} days in the past", policy.max_backdate_days));
         }
@@ -164,11 +164,11 @@ async fn insert(
         // A contact logged now plans its follow-up (history loaded by `record_history`
         // plans none: its dates are past).
         if bound_backdating {
-            crate::care::after_interaction(txn, &customer, &m).await?;
+            crate::records::follow_up::after_interaction(txn, &customer, &m).await?;
         }
         // A person's contact resets the pool's clock: its warning no longer holds.
         if !actor.user.service_account && !matches!(m.kind, InteractionKind::Gift | InteractionKind::Event) {
-            crate::care::close_pool_warnings(txn, customer.id, "contacted").await?;
+            crate::customer::close_pool_warnings(txn, customer.id, "contacted").await?;
         }
         Ok(m)
     }

@@ -4,6 +4,7 @@
 pub mod contact;
 pub mod deal;
 pub mod feedback;
+pub mod follow_up;
 pub mod interaction;
 use crate::access::Actor;
 use crate::access::list::{self, ListQuery, Listing};

@@ -32,7 +32,7 @@ impl Standard {
     /// Whether an interaction of `kind`, logged by a user of `role` (the owner or not),
     /// counts toward this standard. The sales-rep level also counts the owner's contacts,
     /// whatever the owner's role.
-    pub(super) fn counts(&self, kind: InteractionKind, role: Role, by_owner: bool) -> bool {
+    pub(crate) fn counts(&self, kind: InteractionKind, role: Role, by_owner: bool) -> bool {
         contact_kind(kind) == Some(self.kind) && (role == self.role || (self.role == Role::Sales && by_owner))
     }
 }
