@@ -10,6 +10,7 @@
 //! - [`bulk`]: how a pass reads and writes grades in bulk, per backend.
 mod bulk;
 mod facts;
+mod finish;
 mod grading;
 mod incremental;
 mod pass;
@@ -17,6 +18,7 @@ mod policy;
 
 pub use bulk::STORED_COLUMNS;
 pub use facts::{cutoffs, fact_statements, facts};
+pub use finish::deal_reason;
 use grading::cutoffs_of;
 pub use grading::{Facts, Grades, RfmCutoffs, grade};
 pub use incremental::{history_of, recompute, set_override};

@@ -4,7 +4,6 @@
 use crate::access::Actor;
 use crate::catalogue::CUSTOMER;
 use crate::category;
-use crate::classification::{self, Reason};
 use crate::customer::{ADDRESS, load_for_action, may_change_fields};
 use crate::error::{AppError, AppResult, Violations};
 use crate::kernel::change::{self, Subject, Verb};
@@ -198,7 +197,8 @@ pub async fn merge(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, requ
         let customer = save::<customer::Entity>(txn, Some(actor.id()), Verb::Merge, &old, am).await?;
         let moved = move_records(txn, actor.id(), survivor, &merged).await?;
         crate::customer::duplicates::settle(txn, actor.id(), &merged).await?;
-        classification::recompute(txn, survivor, Reason::Merge, Some(actor.id())).await?;
+        // The survivor is regraded at the end of the write (the classification engine's
+        // finisher, on the summary change `move_records` wrote).
         Ok(Outcome { customer, merged: merged.clone(), moved, dry_run })
     })
     .await

@@ -9,7 +9,9 @@
 //! - the live signal it raises once committed ([`Change::signal`]);
 //! - the webhooks that stop with it: an account that can no longer act (a person
 //!   deactivated, an API key revoked) stops the webhooks that read with its rights
-//!   ([`Change::silences`]).
+//!   ([`Change::silences`]);
+//! - a note for the end of its use case, where the engines' finishers see every change of
+//!   the use case at once (`kernel::store::FINISHERS`: the regrade after deal writes).
 //!
 //! Nothing else writes `audit_log` or `webhook_event` rows (the care tick's due reminders
 //! raise theirs through [`raise`]), and no action or entity string is written outside this
@@ -255,6 +257,7 @@ impl Change {
     /// # Errors
     /// Database errors.
     pub async fn record(self, db: &impl ConnectionTrait) -> AppResult<Option<Signal>> {
+        crate::kernel::store::note(&self);
         if let Some((kind, customer_id)) = self.event() {
             raise(db, kind, self.id, customer_id).await?;
         }

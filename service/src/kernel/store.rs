@@ -3,8 +3,15 @@
 //! version = ?`), with its audit row in the same transaction. Two writers that read the
 //! same version cannot both apply: the second UPDATE matches no row and answers CONFLICT,
 //! on SQLite and PostgreSQL alike, whatever the isolation level.
+//!
+//! A use case's changes are noted as they are recorded (`kernel::change`), and before its
+//! transaction commits, [`write`] hands them to the [`FINISHERS`]: consequences an engine
+//! runs once per use case, after all its writes (the regrade of a customer whose deals
+//! changed, after the line items are replaced; after a merge moved the records). The
+//! engines register them where they live (`#[distributed_slice(FINISHERS)]`), so the
+//! kernel runs them without importing any engine.
 use crate::error::{AppError, AppResult};
-use crate::kernel::change::{self, Subject, Verb};
+use crate::kernel::change::{self, Change, Subject, Verb};
 use crate::kernel::now;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -12,14 +19,51 @@ use sea_orm::{
     QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use serde::Serialize;
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use uuid::Uuid;
 
-/// Runs `f` in a write transaction, committing when it returns `Ok` and rolling back
-/// otherwise (inside another transaction: a savepoint, as an import runs its lines). On SQLite the write lock is taken at BEGIN (IMMEDIATE), so a
-/// read-then-write use case never fails upgrading its lock under concurrency.
+/// What a finisher returns.
+pub type Finishing<'a> = Pin<Box<dyn Future<Output = AppResult<()>> + Send + 'a>>;
+
+/// A consequence an engine runs once at the end of every use case, in its transaction,
+/// over the changes the use case recorded.
+pub struct Finisher {
+    /// For logs and errors.
+    pub name: &'static str,
+    pub run: for<'a> fn(&'a DatabaseTransaction, &'a [Change]) -> Finishing<'a>,
+}
+
+/// The finishers of every engine, collected at link time.
+#[linkme::distributed_slice]
+pub static FINISHERS: [Finisher];
+
+tokio::task_local! {
+    /// The changes of the use case whose transaction this task runs.
+    static JOURNAL: RefCell<Vec<Change>>;
+}
+
+/// Notes a recorded change for the end of its use case (no use case: nothing to do).
+pub(crate) fn note(change: &Change) {
+    let _ = JOURNAL.try_with(|j| j.borrow_mut().push(change.clone()));
+}
+
+/// Runs `f` as one unit whose owner runs the consequences of its writes itself: the
+/// writes inside it run no finishers (an import chunk regrades its customers once, at the
+/// chunk's end).
+pub async fn deferring<T>(f: impl Future<Output = T>) -> T {
+    JOURNAL.scope(RefCell::new(Vec::new()), f).await
+}
+
+/// Runs `f` in a write transaction, committing when it returns `Ok` (after the
+/// [`FINISHERS`] ran over its changes) and rolling back otherwise. Inside another
+/// transaction it is a savepoint, as an import runs its lines, and the outer use case
+/// finishes. On SQLite the write lock is taken at BEGIN (IMMEDIATE), so a read-then-write
+/// use case never fails upgrading its lock under concurrency.
 ///
 /// # Errors
-/// Whatever `f` returns; database errors of BEGIN/COMMIT.
+/// Whatever `f` or a finisher returns; database errors of BEGIN/COMMIT.
 pub async fn write<T, F, C>(db: &C, f: F) -> AppResult<T>
 where
     C: TransactionTrait<Transaction = DatabaseTransaction>,
@@ -31,16 +75,53 @@ where
             ..Default::default()
         })
         .await?;
-    match f(&txn).await {
-        Ok(v) => {
-            txn.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            txn.rollback().await?;
-            Err(e)
-        }
+    if let Ok(mark) = JOURNAL.try_with(|j| j.borrow().len()) {
+        // Part of a larger use case: its changes stay for that one's end, unless undone.
+        return match f(&txn).await {
+            Ok(v) => {
+                txn.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                JOURNAL.with(|j| j.borrow_mut().truncate(mark));
+                txn.rollback().await?;
+                Err(e)
+            }
+        };
     }
+    JOURNAL
+        .scope(RefCell::new(Vec::new()), async {
+            let done = match f(&txn).await {
+                Ok(v) => finish(&txn).await.map(|()| v),
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(v) => {
+                    txn.commit().await?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    txn.rollback().await?;
+                    Err(e)
+                }
+            }
+        })
+        .await
+}
+
+/// Hands the use case's changes to every finisher (the changes the finishers record are
+/// not handed on: a regrade does not regrade).
+async fn finish(txn: &DatabaseTransaction) -> AppResult<()> {
+    let changes = JOURNAL.with(|j| std::mem::take(&mut *j.borrow_mut()));
+    if changes.is_empty() {
+        return Ok(());
+    }
+    for finisher in FINISHERS {
+        (finisher.run)(txn, &changes).await.inspect_err(|e| {
+            tracing::debug!(finisher = finisher.name, error = %e, "finisher refused the write");
+        })?;
+    }
+    Ok(())
 }
 
 /// A table whose rows carry an optimistic-concurrency `version`.

@@ -3,7 +3,6 @@ use crate::access::Actor;
 use crate::access::list::Listing;
 use crate::catalogue::DEAL;
 use crate::choice;
-use crate::classification::{self, Reason};
 use crate::error::{AppResult, Violations};
 use crate::kernel::change::{self, Subject, Verb};
 use crate::kernel::filter::{Field, Kind};
@@ -16,9 +15,7 @@ use chrono::NaiveDate;
 use entity::deal::{self, Column};
 use entity::deal_line_item as line;
 use entity::enums::{Action, DealStage};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -193,7 +190,9 @@ async fn insert_lines(txn: &impl ConnectionTrait, deal_id: Uuid, lines: Lines) -
     Ok(out)
 }
 
-/// Records a deal with its line items; the caller is its salesperson.
+/// Records a deal with its line items; the caller is its salesperson. The customer is
+/// regraded at the end of the write (the classification engine's finisher), or by the
+/// caller that defers it (an import's chunk, once per customer in id order).
 ///
 /// # Errors
 /// NOT_FOUND (customer), FORBIDDEN, VALIDATION.
@@ -201,30 +200,6 @@ pub async fn create(
     db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
     actor: &Actor,
     input: NewDeal,
-) -> AppResult<deal::Model> {
-    create_with(db, actor, input, Regrade::Now).await
-}
-
-/// When a deal write regrades its customer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Regrade {
-    /// In the write's transaction, at once (the API).
-    Now,
-    /// The caller regrades later in the same transaction, once per customer in id order
-    /// (an import's chunk: each regrade locks its customer until the chunk commits, and
-    /// locks taken in file order could deadlock with a full pass taking them in id order).
-    Later,
-}
-
-/// [`create`], regrading now or leaving it to the caller.
-///
-/// # Errors
-/// As [`create`].
-pub async fn create_with(
-    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
-    actor: &Actor,
-    input: NewDeal,
-    regrade: Regrade,
 ) -> AppResult<deal::Model> {
     let mut v = Violations::new();
     let title = required_text(&mut v, "title", &input.title, 200);
@@ -275,15 +250,13 @@ pub async fn create_with(
             Some(&serde_json::json!({ "deal": m, "lineItems": items })),
         )
         .await?;
-        if regrade == Regrade::Now {
-            classification::recompute(txn, m.customer_id, reason(None, m.stage), Some(actor.id())).await?;
-        }
         Ok(m)
     })
     .await
 }
 
-/// Changes a deal; given line items replace the old ones and set the amount.
+/// Changes a deal; given line items replace the old ones and set the amount. The customer
+/// is regraded at the end of the write, as on [`create`].
 ///
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
@@ -293,21 +266,6 @@ pub async fn update(
     id: Uuid,
     version: i32,
     p: DealPatch,
-) -> AppResult<deal::Model> {
-    update_with(db, actor, id, version, p, Regrade::Now).await
-}
-
-/// [`update`], regrading now or leaving it to the caller.
-///
-/// # Errors
-/// As [`update`].
-pub async fn update_with(
-    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
-    actor: &Actor,
-    id: Uuid,
-    version: i32,
-    p: DealPatch,
-    regrade: Regrade,
 ) -> AppResult<deal::Model> {
     write(db, async |txn| {
         let old = load_for::<deal::Entity>(txn, actor, id, Action::Update, false, Some(version)).await?;
@@ -379,33 +337,10 @@ pub async fn update_with(
             )
             .await?;
         }
-        if regrade == Regrade::Now {
-            classification::recompute(txn, new.customer_id, reason(Some(old.stage), new.stage), Some(actor.id()))
-                .await?;
-        }
+
         Ok(new)
     })
     .await
-}
-
-/// Why a deal write changes its customer's classification.
-pub(crate) fn reason(before: Option<DealStage>, after: DealStage) -> Reason {
-    match after {
-        DealStage::Won if before != Some(DealStage::Won) => Reason::DealWon,
-        DealStage::Lost if before != Some(DealStage::Lost) => Reason::DealLost,
-        _ => Reason::DealChanged,
-    }
-}
-
-/// Regrades a deal's customer after the deal went to or came back from the trash
-/// (`service/record.rs` moves it, in the same transaction).
-pub(super) async fn after_trash(
-    txn: &DatabaseTransaction,
-    actor: &Actor,
-    _vault: &crate::kernel::vault::Keyring,
-    row: &deal::Model,
-) -> AppResult<()> {
-    classification::recompute(txn, row.customer_id, Reason::DealChanged, Some(actor.id())).await
 }
 
 /// Line items of several deals, in entry order, in one query.

@@ -367,8 +367,8 @@ macro_rules! customer_record {
 // A contact back from the trash must not share its ID number with a live one.
 customer_record!(contact, Resource::Contact, crate::records::contact::after_trash);
 // A deal in the trash no longer counts toward its customer's grades (and counts again
-// when restored).
-customer_record!(deal, Resource::Deal, crate::records::deal::after_trash);
+// when restored): the classification engine's finisher regrades at the end of the write.
+customer_record!(deal, Resource::Deal);
 
 /// The trash hook of records whose trash changes nothing else.
 async fn nothing_else<M>(_txn: &DatabaseTransaction, _actor: &Actor, _vault: &Keyring, _row: &M) -> AppResult<()> {

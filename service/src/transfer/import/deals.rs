@@ -129,7 +129,7 @@ impl Importer<'_> {
                     lost_reason: text(Field::LostReason),
                     line_items: Vec::new(),
                 };
-                service::create_with(&sp, self.actor, input, service::Regrade::Later)
+                service::create(&sp, self.actor, input)
                     .await
                     .map(|m| Outcome::new(number, ImportOutcome::Created, Some(m.id), None))
             }
@@ -144,12 +144,10 @@ impl Importer<'_> {
                     lost_reason: text(Field::LostReason).map(Some),
                     line_items: None,
                 };
-                service::update_with(&sp, self.actor, old.id, old.version, patch, service::Regrade::Later).await.map(
-                    |new| {
-                        let outcome = if same(&old, &new) { ImportOutcome::Unchanged } else { ImportOutcome::Updated };
-                        Outcome::new(number, outcome, Some(new.id), None)
-                    },
-                )
+                service::update(&sp, self.actor, old.id, old.version, patch).await.map(|new| {
+                    let outcome = if same(&old, &new) { ImportOutcome::Unchanged } else { ImportOutcome::Updated };
+                    Outcome::new(number, outcome, Some(new.id), None)
+                })
             }
         };
         // A FORBIDDEN update is the amounts group (FAILED with its reason); a deal gone
@@ -160,7 +158,8 @@ impl Importer<'_> {
         if kept {
             // Regraded at the chunk's end, once per customer, in id order; of several
             // deals of one customer, the history says the weightiest reason.
-            let reason = service::reason(before_stage, stage.or(before_stage).unwrap_or(DealStage::Lead));
+            let reason =
+                crate::classification::deal_reason(before_stage, stage.or(before_stage).unwrap_or(DealStage::Lead));
             let weight = |r: Reason| match r {
                 Reason::DealWon => 2,
                 Reason::DealLost => 1,

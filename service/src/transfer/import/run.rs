@@ -9,6 +9,12 @@ impl Importer<'_> {
     /// # Errors
     /// Database errors (the run is then marked FAILED by [`Importer::fail`]).
     pub async fn chunk(&mut self, lines: Vec<Line>) -> AppResult<()> {
+        // The chunk regrades its customers itself, once each, at its end: the writes of
+        // its lines run no finishers.
+        crate::kernel::store::deferring(self.chunk_lines(lines)).await
+    }
+
+    async fn chunk_lines(&mut self, lines: Vec<Line>) -> AppResult<()> {
         // Signals belong to one chunk: a chunk that failed and rolled back left its own
         // behind, unpublished; they name customers that do not exist.
         self.signals.clear();
