@@ -158,6 +158,14 @@ impl Actor {
         }
     }
 
+    /// The field groups the actor sees on a record of `over` whose customer sits at
+    /// `at`: the one decision GraphQL and the CSV export apply, field by field, through the
+    /// record's catalogue (`Visible::field`). (The audit trail and the personal-data
+    /// export are read through grants of their own: `audit::mask_record`.)
+    pub fn visible(&self, over: Resource, at: Placement) -> crate::catalogue::Visible {
+        crate::catalogue::Visible::of(|group| self.field_access(group, over).admits(at))
+    }
+
     /// Whether the actor may see a staff member's account fields (login e-mail, role,
     /// active flag): its own, or anyone its USER READ grant reaches (staff "own"
     /// themselves). Colleagues see names and departments only.

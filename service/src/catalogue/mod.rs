@@ -10,7 +10,7 @@
 //! choices (`customer::merge`), templates and completeness (`category::built_in`).
 //! A field in no group (as a customer's `gender`: base profile data, with the name) is
 //! read with the row on every path.
-use crate::kernel::change::Subject;
+use crate::kernel::change::{Change, Subject};
 use entity::enums::Resource;
 use serde_json::Value;
 
@@ -174,6 +174,43 @@ impl RecordCatalogue {
     }
 }
 
+/// The fields (catalogue names) a change touched: those whose stored keys hold other
+/// values after it than before (every field with a value, for a created or removed row);
+/// empty for a change of no record kind. Offline sync and search read this to know what
+/// to send or reindex.
+pub fn changed_fields(change: &Change) -> Vec<&'static str> {
+    let Some(catalogue) = of(change.subject) else { return Vec::new() };
+    let value = |row: &Option<Value>, key: &str| {
+        row.as_ref().map(|r| r.get("deal").unwrap_or(r)).and_then(|r| r.get(key)).filter(|v| !v.is_null()).cloned()
+    };
+    catalogue
+        .fields
+        .iter()
+        .filter(|f| {
+            let derived = [snake_case(f.name)];
+            let keys: Vec<&str> =
+                if f.stored.is_empty() { derived.iter().map(String::as_str).collect() } else { f.stored.to_vec() };
+            keys.iter().any(|k| value(&change.old, k) != value(&change.new, k))
+        })
+        .map(|f| f.name)
+        .collect()
+}
+
+/// `cooperationStartDate` → `cooperation_start_date`: a field's stored key when the
+/// catalogue names none.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The catalogue of the records audited as `subject`, if it is one.
 pub fn of(subject: Subject) -> Option<&'static RecordCatalogue> {
     match subject {
@@ -289,6 +326,20 @@ mod tests {
         assert_eq!(filters::<entity::interaction::Entity>(), declared(&INTERACTION));
         assert!(std::ptr::eq(<entity::customer::Entity as Listing>::CATALOGUE, &CUSTOMER));
         assert!(std::ptr::eq(<entity::deal::Entity as Listing>::CATALOGUE, &DEAL));
+    }
+
+    #[test]
+    fn a_change_names_the_catalogue_fields_it_touched() {
+        let id = uuid::Uuid::now_v7();
+        let old = json!({"name": "李雷", "phone": "138", "phone_norm": "+86138", "credit_rating": null, "version": 1});
+        let new = json!({"name": "李雷", "phone": "139", "phone_norm": "+86139", "credit_rating": "AA", "version": 2});
+        let change =
+            Change::new(Subject::Customer, crate::kernel::change::Verb::Update, id, None, Some(&old), Some(&new));
+        assert_eq!(changed_fields(&change), ["phone", "phoneE164", "creditRating"]);
+        let deal = json!({"deal": {"stage": "WON", "amount_minor": 100}, "lineItems": []});
+        let created = Change::new(Subject::Deal, crate::kernel::change::Verb::Create, id, None, None, Some(&deal));
+        assert_eq!(changed_fields(&created), ["stage", "amount"]);
+        assert_eq!(snake_case("cooperationStartDate"), "cooperation_start_date");
     }
 
     #[test]

@@ -159,8 +159,9 @@ impl Change {
         Change { subject, id, verb, actor, old: to_json(old), new: to_json(new) }
     }
 
-    /// The fields whose values differ between before and after (every field of a created
-    /// or removed row), in the stored rows' names, sorted.
+    /// The keys of the stored row whose values differ between before and after (every key
+    /// of a created or removed row), sorted; `catalogue::changed_fields` names the
+    /// record's fields they belong to.
     pub fn fields(&self) -> Vec<String> {
         let object = |v: &Option<Value>| v.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
         let (old, new) = (object(&self.old), object(&self.new));

@@ -145,7 +145,7 @@ impl Export {
     /// The field groups the exporter sees on a record of `over` under a customer placed
     /// at `at` (each column's group is its record's catalogue's).
     fn visible(&self, over: Resource, at: Placement) -> Visible {
-        Visible::of(|group| self.actor.field_access(group, over).admits(at))
+        self.actor.visible(over, at)
     }
 
     /// Names of the users among `ids` not looked up yet.
