@@ -336,6 +336,7 @@ pub async fn user(ctx: &Context<'_>, id: Uuid) -> Result<Option<User>> {
 /// where that customer sits. Loads the placement only when the grant is partial.
 pub async fn shows_under(ctx: &Context<'_>, group: Resource, over: Resource, customer: Uuid) -> Result<bool> {
     let Some(actor) = ctx.data_opt::<Actor>() else { return Ok(false) };
+    // `Actor::sees`, with the customer's placement loaded only when the answer needs it.
     match actor.field_access(group, over) {
         FieldAccess::Every => Ok(true),
         FieldAccess::Never => Ok(false),
@@ -348,7 +349,7 @@ pub async fn shows_under(ctx: &Context<'_>, group: Resource, over: Resource, cus
 
 /// Whether the field group `group` shows on the customer `c` for the caller.
 pub fn shows(ctx: &Context<'_>, group: Resource, c: &customer::Model) -> bool {
-    ctx.data_opt::<Actor>().is_some_and(|a| a.field_access(group, Resource::Customer).admits(c.into()))
+    ctx.data_opt::<Actor>().is_some_and(|a| a.sees(group, Resource::Customer, c.into()))
 }
 
 /// Whether field `name` of the customer `c` shows to the caller (its group is the

@@ -163,7 +163,14 @@ impl Actor {
     /// record's catalogue (`Visible::field`). (The audit trail and the personal-data
     /// export are read through grants of their own: `audit::mask_record`.)
     pub fn visible(&self, over: Resource, at: Placement) -> crate::catalogue::Visible {
-        crate::catalogue::Visible::of(|group| self.field_access(group, over).admits(at))
+        crate::catalogue::Visible::of(|group| self.sees(group, over, at))
+    }
+
+    /// Whether the actor sees field group `group` on a record of `over` whose customer
+    /// sits at `at`: the decision [`Actor::visible`] makes for every group, for one (what
+    /// GraphQL asks per field).
+    pub fn sees(&self, group: Resource, over: Resource, at: Placement) -> bool {
+        self.field_access(group, over).admits(at)
     }
 
     /// Whether the actor may see a staff member's account fields (login e-mail, role,

@@ -52,7 +52,7 @@ pub static CUSTOMER: RecordCatalogue = RecordCatalogue {
         F::new("relationshipType").filter(),
         F::new("turnoverMarginClass").filter(),
         F::new("rfmScore").filter(),
-        F::new("wonDealCount").filter().sort(),
+        F::new("wonDealCount").stored(&["won_count"]).filter().sort(),
         F::new("lastPurchaseOn").filter(),
         // Won revenue and margin in the window, in the base currency.
         F::new("revenue").stored(&["revenue_minor"]).group(DealAmount).filter().sort(),

@@ -180,8 +180,21 @@ impl RecordCatalogue {
 /// to send or reindex.
 pub fn changed_fields(change: &Change) -> Vec<&'static str> {
     let Some(catalogue) = of(change.subject) else { return Vec::new() };
-    let value = |row: &Option<Value>, key: &str| {
-        row.as_ref().map(|r| r.get("deal").unwrap_or(r)).and_then(|r| r.get(key)).filter(|v| !v.is_null()).cloned()
+    // A key of the row (a created deal's row is under `deal`), or of each item of a list
+    // (a deal's line items: under `lineItems`, or the whole row when they were replaced).
+    let value = |row: &Option<Value>, key: &str| -> Vec<Value> {
+        let Some(row) = row else { return Vec::new() };
+        let items: Vec<&Value> = match row {
+            Value::Array(items) => items.iter().collect(),
+            _ => {
+                let mut found = vec![row.get("deal").unwrap_or(row)];
+                if let Some(Value::Array(lines)) = row.get("lineItems") {
+                    found.extend(lines);
+                }
+                found
+            }
+        };
+        items.into_iter().filter_map(|r| r.get(key)).filter(|v| !v.is_null()).cloned().collect()
     };
     catalogue
         .fields
@@ -339,6 +352,17 @@ mod tests {
         let deal = json!({"deal": {"stage": "WON", "amount_minor": 100}, "lineItems": []});
         let created = Change::new(Subject::Deal, crate::kernel::change::Verb::Create, id, None, None, Some(&deal));
         assert_eq!(changed_fields(&created), ["stage", "amount"]);
+        let before = json!([{"unit_price_minor": 100, "unit_cost_minor": 60}]);
+        let after = json!([{"unit_price_minor": 120, "unit_cost_minor": 60}]);
+        let lines = Change::new(
+            Subject::Deal,
+            crate::kernel::change::Verb::ReplaceLineItems,
+            id,
+            None,
+            Some(&before),
+            Some(&after),
+        );
+        assert_eq!(changed_fields(&lines), ["unitPrice"]);
         assert_eq!(snake_case("cooperationStartDate"), "cooperation_start_date");
     }
 

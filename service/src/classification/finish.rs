@@ -36,7 +36,9 @@ pub fn deal_reason(before: Option<DealStage>, after: DealStage) -> Reason {
 }
 
 /// The customers to regrade after `changes`, each once, with the reason of its first
-/// change and who made it.
+/// change and who made it, in id order (each regrade locks its customer until the commit;
+/// a full pass takes the same locks in id order, so two writes never wait on each other
+/// in a circle).
 fn due(changes: &[Change]) -> Vec<(Uuid, Reason, Option<Uuid>)> {
     let mut out: Vec<(Uuid, Reason, Option<Uuid>)> = Vec::new();
     for change in changes {
@@ -46,6 +48,7 @@ fn due(changes: &[Change]) -> Vec<(Uuid, Reason, Option<Uuid>)> {
             out.push((customer, reason, change.actor));
         }
     }
+    out.sort_by_key(|(c, ..)| *c);
     out
 }
 
@@ -108,7 +111,9 @@ mod tests {
             change(Subject::Customer, Verb::Update, Some(json!({})), Some(json!({"version": 2}))),
         ];
         let due: Vec<(Uuid, Reason)> = due(&changes).into_iter().map(|(c, r, _)| (c, r)).collect();
-        assert_eq!(due, [(c1, Reason::DealWon), (c2, Reason::DealLost)]);
+        let mut expected = vec![(c1, Reason::DealWon), (c2, Reason::DealLost)];
+        expected.sort_by_key(|(c, _)| *c);
+        assert_eq!(due, expected);
         let merged = Change {
             subject: Subject::Customer,
             id: c2,

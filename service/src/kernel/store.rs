@@ -39,34 +39,72 @@ pub struct Finisher {
 #[linkme::distributed_slice]
 pub static FINISHERS: [Finisher];
 
+/// The changes of the use case a task's transaction serves.
+struct Journal {
+    /// Whether they are kept for the finishers (not under [`deferring`]).
+    keep: bool,
+    changes: Vec<Change>,
+}
+
 tokio::task_local! {
-    /// The changes of the use case whose transaction this task runs.
-    static JOURNAL: RefCell<Vec<Change>>;
+    static JOURNAL: RefCell<Journal>;
 }
 
-/// Notes a recorded change for the end of its use case (no use case: nothing to do).
+/// Notes a recorded change for the end of its use case (no use case, or one that finishes
+/// itself: nothing to keep).
 pub(crate) fn note(change: &Change) {
-    let _ = JOURNAL.try_with(|j| j.borrow_mut().push(change.clone()));
+    let _ = JOURNAL.try_with(|j| {
+        let mut j = j.borrow_mut();
+        if j.keep {
+            j.changes.push(change.clone());
+        }
+    });
 }
 
-/// Runs `f` as one unit whose owner runs the consequences of its writes itself: the
-/// writes inside it run no finishers (an import chunk regrades its customers once, at the
-/// chunk's end).
+/// How many changes the current use case has noted.
+fn noted() -> usize {
+    JOURNAL.try_with(|j| j.borrow().changes.len()).unwrap_or(0)
+}
+
+/// Forgets the changes noted after `mark` (their savepoint was rolled back).
+fn forget_after(mark: usize) {
+    let _ = JOURNAL.try_with(|j| j.borrow_mut().changes.truncate(mark));
+}
+
+/// Runs `f`, a unit of writes inside a transaction its caller began, whose owner runs the
+/// consequences itself: no finisher runs and nothing is kept for one (an import chunk
+/// regrades its customers once, in id order, at the chunk's end).
 pub async fn deferring<T>(f: impl Future<Output = T>) -> T {
-    JOURNAL.scope(RefCell::new(Vec::new()), f).await
+    JOURNAL.scope(RefCell::new(Journal { keep: false, changes: Vec::new() }), f).await
+}
+
+/// What [`write`] runs on: the connection (a use case of its own, finished before it
+/// commits) or a transaction (a savepoint inside its caller's use case, which finishes).
+pub trait Connection: TransactionTrait<Transaction = DatabaseTransaction> {
+    /// Whether this is a transaction already.
+    const IN_TRANSACTION: bool;
+}
+
+impl Connection for DatabaseConnection {
+    const IN_TRANSACTION: bool = false;
+}
+
+impl Connection for DatabaseTransaction {
+    const IN_TRANSACTION: bool = true;
 }
 
 /// Runs `f` in a write transaction, committing when it returns `Ok` (after the
-/// [`FINISHERS`] ran over its changes) and rolling back otherwise. Inside another
-/// transaction it is a savepoint, as an import runs its lines, and the outer use case
-/// finishes. On SQLite the write lock is taken at BEGIN (IMMEDIATE), so a read-then-write
-/// use case never fails upgrading its lock under concurrency.
+/// [`FINISHERS`] ran over its changes) and rolling back otherwise. Given a transaction, it
+/// is a savepoint, as an import runs its lines: the transaction's owner (a [`write`] or
+/// [`deferring`]) finishes, and the changes of a savepoint rolled back are forgotten. On
+/// SQLite the write lock is taken at BEGIN (IMMEDIATE), so a read-then-write use case
+/// never fails upgrading its lock under concurrency.
 ///
 /// # Errors
 /// Whatever `f` or a finisher returns; database errors of BEGIN/COMMIT.
 pub async fn write<T, F, C>(db: &C, f: F) -> AppResult<T>
 where
-    C: TransactionTrait<Transaction = DatabaseTransaction>,
+    C: Connection,
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<T>,
 {
     let txn = db
@@ -75,22 +113,24 @@ where
             ..Default::default()
         })
         .await?;
-    if let Ok(mark) = JOURNAL.try_with(|j| j.borrow().len()) {
+    if C::IN_TRANSACTION {
+        debug_assert!(
+            JOURNAL.try_with(|_| ()).is_ok(),
+            "a write inside a transaction no use case owns would run no finishers: begin it with write or deferring"
+        );
         // Part of a larger use case: its changes stay for that one's end, unless undone.
-        return match f(&txn).await {
-            Ok(v) => {
-                txn.commit().await?;
-                Ok(v)
-            }
-            Err(e) => {
-                JOURNAL.with(|j| j.borrow_mut().truncate(mark));
-                txn.rollback().await?;
-                Err(e)
-            }
+        let mark = noted();
+        let done = match f(&txn).await {
+            Ok(v) => txn.commit().await.map(|()| v).map_err(AppError::from),
+            Err(e) => txn.rollback().await.map_err(AppError::from).and(Err(e)),
         };
+        if done.is_err() {
+            forget_after(mark);
+        }
+        return done;
     }
     JOURNAL
-        .scope(RefCell::new(Vec::new()), async {
+        .scope(RefCell::new(Journal { keep: true, changes: Vec::new() }), async {
             let done = match f(&txn).await {
                 Ok(v) => finish(&txn).await.map(|()| v),
                 Err(e) => Err(e),
@@ -112,7 +152,7 @@ where
 /// Hands the use case's changes to every finisher (the changes the finishers record are
 /// not handed on: a regrade does not regrade).
 async fn finish(txn: &DatabaseTransaction) -> AppResult<()> {
-    let changes = JOURNAL.with(|j| std::mem::take(&mut *j.borrow_mut()));
+    let changes = JOURNAL.with(|j| std::mem::take(&mut j.borrow_mut().changes));
     if changes.is_empty() {
         return Ok(());
     }

@@ -249,7 +249,7 @@ pub fn address(vault: &Keyring, c: &contact::Model) -> AppResult<Option<String>>
 /// # Errors
 /// NOT_FOUND (customer), FORBIDDEN, VALIDATION, DUPLICATE (ID number).
 pub async fn create(
-    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
+    db: &impl crate::kernel::store::Connection,
     vault: &Keyring,
     actor: &Actor,
     input: NewContact,
@@ -313,7 +313,7 @@ pub async fn create(
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
 pub async fn update(
-    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
+    db: &impl crate::kernel::store::Connection,
     vault: &Keyring,
     actor: &Actor,
     id: Uuid,

@@ -197,7 +197,7 @@ async fn insert_lines(txn: &impl ConnectionTrait, deal_id: Uuid, lines: Lines) -
 /// # Errors
 /// NOT_FOUND (customer), FORBIDDEN, VALIDATION.
 pub async fn create(
-    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
+    db: &impl crate::kernel::store::Connection,
     actor: &Actor,
     input: NewDeal,
 ) -> AppResult<deal::Model> {
@@ -261,7 +261,7 @@ pub async fn create(
 /// # Errors
 /// NOT_FOUND, FORBIDDEN, VALIDATION, CONFLICT.
 pub async fn update(
-    db: &impl sea_orm::TransactionTrait<Transaction = sea_orm::DatabaseTransaction>,
+    db: &impl crate::kernel::store::Connection,
     actor: &Actor,
     id: Uuid,
     version: i32,
