@@ -1,5 +1,5 @@
 //! The contact's fields.
-use super::{FieldSpec as F, RecordCatalogue};
+use super::{CUSTOMER_EMAIL, CUSTOMER_ID, CUSTOMER_NAME, CUSTOMER_PHONE, FieldSpec as F, ID, RecordCatalogue};
 use crate::kernel::change::Subject;
 use entity::enums::Resource::{Contact, ContactDetails, PersonalDetails};
 
@@ -7,11 +7,11 @@ pub static CONTACT: RecordCatalogue = RecordCatalogue {
     subject: Subject::Contact,
     resource: Contact,
     fields: &[
-        F::new("id").both(&[]),
-        F::new("customerId").filter().both(&[]),
-        F::new("customerName").both(&["客户", "客户名称", "公司", "公司名称", "单位", "单位名称"]),
-        F::new("customerPhone").import(&["客户电话"]),
-        F::new("customerEmail").import(&["客户邮箱"]),
+        ID,
+        CUSTOMER_ID,
+        CUSTOMER_NAME,
+        CUSTOMER_PHONE,
+        CUSTOMER_EMAIL,
         F::new("name").filter().sort().both(&["姓名", "联系人", "联系人姓名"]),
         F::new("gender").both(&["性别"]),
         F::new("title").filter().both(&["职务", "职位"]),

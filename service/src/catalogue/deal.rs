@@ -1,5 +1,5 @@
 //! The deal's fields (its line items' prices with them).
-use super::{FieldSpec as F, RecordCatalogue};
+use super::{CUSTOMER_EMAIL, CUSTOMER_ID, CUSTOMER_NAME, CUSTOMER_PHONE, FieldSpec as F, ID, RecordCatalogue};
 use crate::kernel::change::Subject;
 use entity::enums::Resource::{Deal, DealAmount};
 
@@ -7,11 +7,11 @@ pub static DEAL: RecordCatalogue = RecordCatalogue {
     subject: Subject::Deal,
     resource: Deal,
     fields: &[
-        F::new("id").both(&[]),
-        F::new("customerId").filter().both(&[]),
-        F::new("customerName").both(&["客户", "客户名称", "公司", "公司名称", "单位", "单位名称"]),
-        F::new("customerPhone").import(&["客户电话"]),
-        F::new("customerEmail").import(&["客户邮箱"]),
+        ID,
+        CUSTOMER_ID,
+        CUSTOMER_NAME,
+        CUSTOMER_PHONE,
+        CUSTOMER_EMAIL,
         F::new("title").filter().sort().both(&["标题", "名称", "订单", "商机", "商机名称"]),
         F::new("stage").filter().sort().both(&["阶段", "状态"]),
         F::new("amount").stored(&["amount_minor"]).group(DealAmount).filter().sort().both(&[

@@ -111,6 +111,16 @@ impl FieldSpec {
     }
 }
 
+/// The fields a record under a customer (a contact, a deal) begins with in a file: its id,
+/// and the customer it belongs to, named by id, name, phone or e-mail (an import finds it
+/// by any; the export writes the id and the name).
+const ID: FieldSpec = FieldSpec::new("id").both(&[]);
+const CUSTOMER_ID: FieldSpec = FieldSpec::new("customerId").filter().both(&[]);
+const CUSTOMER_NAME: FieldSpec =
+    FieldSpec::new("customerName").both(&["客户", "客户名称", "公司", "公司名称", "单位", "单位名称"]);
+const CUSTOMER_PHONE: FieldSpec = FieldSpec::new("customerPhone").import(&["客户电话"]);
+const CUSTOMER_EMAIL: FieldSpec = FieldSpec::new("customerEmail").import(&["客户邮箱"]);
+
 /// The fields of one record kind.
 #[derive(Debug)]
 pub struct RecordCatalogue {
