@@ -258,7 +258,7 @@ impl Change {
     /// # Errors
     /// Database errors.
     pub async fn record(self, db: &impl ConnectionTrait) -> AppResult<Option<Signal>> {
-        crate::kernel::store::note(&self);
+        journal::note(&self);
         if let Some((kind, customer_id)) = self.event() {
             raise(db, kind, self.id, customer_id).await?;
         }
@@ -279,6 +279,66 @@ impl Change {
         .insert(db)
         .await?;
         Ok(signal)
+    }
+}
+
+/// The changes of the use case a task's transaction serves, kept for its end
+/// (`kernel::store::write` opens a journal and hands what it holds to the finishers).
+pub(crate) mod journal {
+    use super::Change;
+    use std::cell::RefCell;
+    use std::future::Future;
+
+    struct Journal {
+        /// Whether changes are kept (not for a use case that finishes itself).
+        keep: bool,
+        changes: Vec<Change>,
+    }
+
+    tokio::task_local! {
+        static JOURNAL: RefCell<Journal>;
+    }
+
+    /// `f` with a journal of its own (returned as is, not wrapped in another future: a
+    /// write's future is held by every caller up the stack).
+    pub(crate) fn scoped<F: Future>(keep: bool, f: F) -> impl Future<Output = F::Output> {
+        JOURNAL.scope(RefCell::new(Journal { keep, changes: Vec::new() }), f)
+    }
+
+    /// Whether a journal is open in this task.
+    pub(crate) fn open() -> bool {
+        JOURNAL.try_with(|_| ()).is_ok()
+    }
+
+    /// Notes a recorded change (no journal, or one that keeps nothing: nothing to do).
+    pub(crate) fn note(change: &Change) {
+        let _ = JOURNAL.try_with(|j| {
+            let mut j = j.borrow_mut();
+            if j.keep {
+                j.changes.push(change.clone());
+            }
+        });
+    }
+
+    /// How many changes are noted.
+    pub(crate) fn noted() -> usize {
+        JOURNAL.try_with(|j| j.borrow().changes.len()).unwrap_or(0)
+    }
+
+    /// Forgets the changes noted after `mark` (their savepoint was rolled back).
+    pub(crate) fn forget_after(mark: usize) {
+        let _ = JOURNAL.try_with(|j| j.borrow_mut().changes.truncate(mark));
+    }
+
+    /// Takes the noted changes (those noted later are not kept for anyone).
+    pub(crate) fn take() -> Vec<Change> {
+        JOURNAL
+            .try_with(|j| {
+                let mut j = j.borrow_mut();
+                j.keep = false;
+                std::mem::take(&mut j.changes)
+            })
+            .unwrap_or_default()
     }
 }
 

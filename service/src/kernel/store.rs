@@ -11,7 +11,7 @@
 //! engines register them where they live (`#[distributed_slice(FINISHERS)]`), so the
 //! kernel runs them without importing any engine.
 use crate::error::{AppError, AppResult};
-use crate::kernel::change::{self, Change, Subject, Verb};
+use crate::kernel::change::{self, Change, Subject, Verb, journal};
 use crate::kernel::now;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -19,7 +19,6 @@ use sea_orm::{
     QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use serde::Serialize;
-use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use uuid::Uuid;
@@ -39,43 +38,11 @@ pub struct Finisher {
 #[linkme::distributed_slice]
 pub static FINISHERS: [Finisher];
 
-/// The changes of the use case a task's transaction serves.
-struct Journal {
-    /// Whether they are kept for the finishers (not under [`deferring`]).
-    keep: bool,
-    changes: Vec<Change>,
-}
-
-tokio::task_local! {
-    static JOURNAL: RefCell<Journal>;
-}
-
-/// Notes a recorded change for the end of its use case (no use case, or one that finishes
-/// itself: nothing to keep).
-pub(crate) fn note(change: &Change) {
-    let _ = JOURNAL.try_with(|j| {
-        let mut j = j.borrow_mut();
-        if j.keep {
-            j.changes.push(change.clone());
-        }
-    });
-}
-
-/// How many changes the current use case has noted.
-fn noted() -> usize {
-    JOURNAL.try_with(|j| j.borrow().changes.len()).unwrap_or(0)
-}
-
-/// Forgets the changes noted after `mark` (their savepoint was rolled back).
-fn forget_after(mark: usize) {
-    let _ = JOURNAL.try_with(|j| j.borrow_mut().changes.truncate(mark));
-}
-
 /// Runs `f`, a unit of writes inside a transaction its caller began, whose owner runs the
 /// consequences itself: no finisher runs and nothing is kept for one (an import chunk
 /// regrades its customers once, in id order, at the chunk's end).
-pub async fn deferring<T>(f: impl Future<Output = T>) -> T {
-    JOURNAL.scope(RefCell::new(Journal { keep: false, changes: Vec::new() }), f).await
+pub fn deferring<F: Future>(f: F) -> impl Future<Output = F::Output> {
+    journal::scoped(false, f)
 }
 
 /// What [`write`] runs on: the connection (a use case of its own, finished before it
@@ -115,22 +82,25 @@ where
         .await?;
     if C::IN_TRANSACTION {
         debug_assert!(
-            JOURNAL.try_with(|_| ()).is_ok(),
+            journal::open(),
             "a write inside a transaction no use case owns would run no finishers: begin it with write or deferring"
         );
         // Part of a larger use case: its changes stay for that one's end, unless undone.
-        let mark = noted();
+        let mark = journal::noted();
         let done = match f(&txn).await {
             Ok(v) => txn.commit().await.map(|()| v).map_err(AppError::from),
             Err(e) => txn.rollback().await.map_err(AppError::from).and(Err(e)),
         };
         if done.is_err() {
-            forget_after(mark);
+            journal::forget_after(mark);
         }
         return done;
     }
-    JOURNAL
-        .scope(RefCell::new(Journal { keep: true, changes: Vec::new() }), async {
+    // Boxed: the use case's state lives on the heap, not in the future of every caller up
+    // the stack (deeply nested resolvers overflowed a test thread's stack without it).
+    journal::scoped(
+        true,
+        Box::pin(async {
             let done = match f(&txn).await {
                 Ok(v) => finish(&txn).await.map(|()| v),
                 Err(e) => Err(e),
@@ -145,14 +115,15 @@ where
                     Err(e)
                 }
             }
-        })
-        .await
+        }),
+    )
+    .await
 }
 
 /// Hands the use case's changes to every finisher (the changes the finishers record are
 /// not handed on: a regrade does not regrade).
 async fn finish(txn: &DatabaseTransaction) -> AppResult<()> {
-    let changes = JOURNAL.with(|j| std::mem::take(&mut j.borrow_mut().changes));
+    let changes = journal::take();
     if changes.is_empty() {
         return Ok(());
     }

@@ -97,11 +97,6 @@ impl Currency {
     pub(crate) fn new_unchecked(code: String) -> Currency {
         Currency(code)
     }
-
-    /// Its minor-unit exponent (2 for CNY, 0 for JPY).
-    pub fn exponent(&self) -> u32 {
-        crate::kernel::money::exponent(&self.0).unwrap_or(2)
-    }
 }
 
 /// The id of a record of kind `K` (`Id<entity::customer::Entity>`): a customer's id cannot
@@ -176,7 +171,7 @@ mod tests {
         let e = normalize::email(" Li.Lei@Example.COM ").unwrap();
         assert_eq!(String::from(e), "li.lei@example.com");
         let c = money::currency("jpy").unwrap();
-        assert_eq!((c.as_str(), c.exponent()), ("JPY", 0));
+        assert_eq!((c.as_str(), money::exponent(&c)), ("JPY", Ok(0)));
         assert!(money::currency("XXX").is_err());
         let id = Uuid::now_v7();
         let customer: CustomerId = Id::new(id);
