@@ -15,6 +15,7 @@ mod customers;
 mod demo;
 mod duplicates;
 mod edge;
+mod fairness;
 mod http;
 mod idempotency;
 mod imports;

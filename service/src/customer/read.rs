@@ -167,3 +167,18 @@ pub async fn list(
         }
     }
 }
+
+/// Locks a customer's row for the rest of the transaction (`FOR UPDATE` on PostgreSQL;
+/// SQLite's write transaction holds the whole database already) and returns it as it is.
+///
+/// The lock order of every write (`docs/architecture.md`, "Writes and concurrency"): the
+/// customer first, in id order when there are several, then its records. A write of a
+/// contact, deal, feedback or interaction takes it before touching the record, so the
+/// foreign key's key-share lock and the regrade's row lock of two such writes can no
+/// longer wait on each other in a circle.
+///
+/// # Errors
+/// NOT_FOUND when the row is gone; database errors.
+pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> AppResult<customer::Model> {
+    customer::Entity::find_by_id(id).lock_exclusive().one(db).await?.ok_or(AppError::NotFound("customer"))
+}

@@ -130,7 +130,9 @@ pub async fn check_parent<E: CustomerRecord>(
     if allowed == 0 {
         return Err(AppError::Forbidden(format!("you may not add a {} to this customer", <E as Versioned>::NAME)));
     }
-    Ok(readable)
+    // The customer first, then the record (the lock order of every write).
+    let locked = crate::customer::lock(txn, readable.id).await?;
+    Ok(locked)
 }
 
 /// Loads a record for a write: NOT_FOUND unless readable (deleted ones with `deleted`),
@@ -165,6 +167,10 @@ pub async fn load_for<E: CustomerRecord>(
         )));
     }
     check_version::<E>(&row, version)?;
+    if action != Action::Read {
+        // The customer first, then the record (the lock order of every write).
+        crate::customer::lock(txn, E::customer_id(&row)).await?;
+    }
     Ok(row)
 }
 
