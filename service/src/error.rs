@@ -120,9 +120,27 @@ impl AppError {
                 }
             }
         }
+        if let DbErr::ConnectionAcquire(_) = e {
+            // Every connection is taken: the request is refused before it did anything.
+            tracing::warn!(error = %e, "no database connection free");
+            return Self::RateLimited { retry_after: 1, message: "the server is busy; try again in a moment".into() };
+        }
         let text = e.to_string();
         if text.contains("invalid byte sequence for encoding") && text.contains("0x00") {
             return Self::Validation(vec![FieldError::new("input", NUL_MESSAGE)]);
+        }
+        // A deadlock or serialization failure (PostgreSQL 40P01, 40001) or SQLite's busy
+        // timeout: the transaction was rolled back whole, so sending it again is safe.
+        if ["deadlock detected", "could not serialize access", "database is locked", "database table is locked"]
+            .iter()
+            .any(|t| text.contains(t))
+        {
+            tracing::warn!(error = %e, "a write collided with another and was rolled back");
+            return Self::RateLimited {
+                retry_after: 1,
+                message: "another write to the same records ran at the same time; nothing was written: send it again"
+                    .into(),
+            };
         }
         Self::internal(e)
     }
@@ -173,5 +191,26 @@ impl Violations {
 
     pub fn into_result(self) -> AppResult<()> {
         if self.0.is_empty() { Ok(()) } else { Err(AppError::Validation(self.0)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::RuntimeErr;
+
+    #[test]
+    fn collisions_and_a_full_pool_are_retryable_not_internal() {
+        let db = |m: &str| DbErr::Exec(RuntimeErr::Internal(m.into()));
+        for text in [
+            "error returned from database: deadlock detected",
+            "could not serialize access due to concurrent update",
+            "database is locked",
+        ] {
+            assert_eq!(AppError::from_db(db(text)).code(), "RATE_LIMITED", "{text}");
+        }
+        let pool = DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout);
+        assert_eq!(AppError::from_db(pool).code(), "RATE_LIMITED");
+        assert_eq!(AppError::from_db(db("syntax error")).code(), "INTERNAL");
     }
 }
