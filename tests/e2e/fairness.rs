@@ -107,3 +107,34 @@ async fn concurrent_records_of_every_kind_on_one_customer_all_succeed() {
         assert_eq!(counts["customer"][list]["totalCount"], 12, "{list}: {counts}");
     }
 }
+
+#[tokio::test]
+async fn import_runs_are_read_by_grants_not_by_the_role_name() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let started = app
+        .client
+        .post(app.url("/imports/customers?dryRun=true"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body("name,phone\r\n张三,13800138000\r\n".as_bytes().to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status().as_u16(), 200);
+    let runs = "{importRuns{nodes{id}}}";
+    assert_eq!(app.ok(&admin, runs, json!({})).await["importRuns"]["nodes"].as_array().unwrap().len(), 1);
+    // The admin role, its customer reads narrowed to a department: an account of that role
+    // elsewhere does not read another person's run of customers.
+    let set = "mutation($i:RolePermissionInput!){setRolePermission(input:$i){scope}}";
+    app.ok(
+        &admin,
+        set,
+        json!({"i": {"role": "ADMIN", "resource": "CUSTOMER", "action": "READ", "scope": "DEPARTMENT"}}),
+    )
+    .await;
+    let west = app.create_department("西部", None).await;
+    let (_, other) = app.create_user("admin2@example.com", "ADMIN", &west).await;
+    let seen = app.ok(&other, runs, json!({})).await;
+    assert_eq!(seen["importRuns"]["nodes"], json!([]), "another person's run: {seen}");
+}

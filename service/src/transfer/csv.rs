@@ -1,11 +1,13 @@
 //! CSV text as spreadsheets read it: cells quoted when needed, never read as a formula
-//! (cells starting with = + - @ are prefixed with '), lines ending in CRLF.
+//! (cells starting with = + - @ are prefixed with '), lines ending in CRLF. A cell holding
+//! `;` or a tab is quoted too: a spreadsheet that splits on those (the `;` of European
+//! and some Chinese locales) would otherwise start a new cell, and a formula, inside it.
 
 /// One CSV cell: quoted when needed, and never read as a formula by a spreadsheet.
 pub fn cell(value: &str) -> String {
     let guarded =
         if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
-    if guarded.contains([',', '"', '\n', '\r']) || guarded.starts_with(' ') || guarded.ends_with(' ') {
+    if guarded.contains([',', '"', '\n', '\r', ';', '\t']) || guarded.starts_with(' ') || guarded.ends_with(' ') {
         format!("\"{}\"", guarded.replace('"', "\"\""))
     } else {
         guarded
@@ -26,6 +28,8 @@ mod tests {
     #[test]
     fn cells_are_quoted_and_never_formulas() {
         assert_eq!(cell("华东"), "华东");
+        assert_eq!(cell("a;=HYPERLINK(\"x\")"), "\"a;=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("a\t+1"), "\"a\t+1\"");
         assert_eq!(cell("a,b"), "\"a,b\"");
         assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");

@@ -20,7 +20,7 @@ use crate::kernel::{new_id, now};
 use entity::customer::Column as C;
 use entity::enums::{
     Action, CustomerKind, CustomerSource, Gender, ImportKind, ImportOutcome, ImportStatus, Importance, LifecycleStage,
-    Resource, Role,
+    Resource,
 };
 use entity::{import_line, import_run};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -189,15 +189,21 @@ pub fn effective(mut run: import_run::Model) -> import_run::Model {
     run
 }
 
+/// The runs an actor may read: its own, and every run of a kind whose records it reads
+/// everywhere (a run lists its lines' records and duplicates). Decided by grants, as every
+/// read is, not by the role's name: an admin-role account whose customer reads were
+/// narrowed to a department sees its own customer runs only.
 fn visible(actor: &Actor) -> Condition {
-    if actor.role() == Role::Admin {
-        Condition::all()
-    } else {
-        Condition::all().add(import_run::Column::StartedBy.eq(actor.id()))
+    let mut any = Condition::any().add(import_run::Column::StartedBy.eq(actor.id()));
+    for kind in [ImportKind::Customers, ImportKind::Contacts, ImportKind::Deals] {
+        if actor.reach(resource_of(kind), Action::Read).everything {
+            any = any.add(import_run::Column::Kind.eq(kind));
+        }
     }
+    any
 }
 
-/// One run you started (administrators: any).
+/// One run you may read ([`visible`]: yours, or any of a kind whose records you read everywhere).
 ///
 /// # Errors
 /// NOT_FOUND.
