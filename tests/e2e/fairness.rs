@@ -138,3 +138,23 @@ async fn import_runs_are_read_by_grants_not_by_the_role_name() {
     let seen = app.ok(&other, runs, json!({})).await;
     assert_eq!(seen["importRuns"]["nodes"], json!([]), "another person's run: {seen}");
 }
+
+#[tokio::test]
+async fn a_request_holds_two_full_bulk_batches_and_not_three() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let batch = |tag: &str| -> Value {
+        json!((0..100).map(|i| json!({"name": format!("{tag}{i}"), "kind": "INDIVIDUAL"})).collect::<Vec<_>>())
+    };
+    let one = "outcome customer{id version} error{code message}";
+    let two = format!(
+        "mutation($a:[CreateCustomerInput!]!,$b:[CreateCustomerInput!]!){{a: upsertCustomers(inputs:$a){{{one}}} b: upsertCustomers(inputs:$b){{{one}}}}}"
+    );
+    let data = app.ok(&admin, &two, json!({"a": batch("甲"), "b": batch("乙")})).await;
+    assert_eq!(data["a"].as_array().unwrap().len() + data["b"].as_array().unwrap().len(), 200);
+    let three = format!(
+        "mutation($a:[CreateCustomerInput!]!){{a: upsertCustomers(inputs:$a){{{one}}} b: upsertCustomers(inputs:$a){{{one}}} c: upsertCustomers(inputs:$a){{{one}}}}}"
+    );
+    let resp = app.gql(Some(&admin), &three, json!({"a": batch("丙")})).await;
+    assert!(resp["errors"][0]["message"].as_str().unwrap_or("").contains("complex"), "{resp}");
+}

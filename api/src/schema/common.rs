@@ -62,12 +62,18 @@ pub fn list_query<F: InputType, S>(
 /// most 25 reports in one request.
 pub const REPORT_COST: usize = 2_000;
 
-/// Complexity of a bulk write: each record's write (a transaction of its own) weighs as
-/// much as a report's share, plus what is selected of it. With the default limit of
-/// 50,000 a request holds at most two full batches (aliases cannot multiply them).
+/// Complexity of a bulk write: each record's write (a transaction of its own) weighs
+/// [`BULK_RECORD_COST`] plus what is selected of it, counted up to [`BULK_SELECTION_MAX`].
+/// With the default limit of 50,000 a request holds two full batches of 100, whatever it
+/// selects, and not three (aliases cannot multiply them; `docs/partners.md`).
 pub fn bulk_cost(records: usize, child: usize) -> usize {
-    records.clamp(1, 100).saturating_mul(child.saturating_add(REPORT_COST / 8))
+    records.clamp(1, 100).saturating_mul(BULK_RECORD_COST + child.min(BULK_SELECTION_MAX))
 }
+
+/// What one record of a bulk write weighs before its selection.
+pub const BULK_RECORD_COST: usize = 200;
+/// The most a bulk record's selection adds to its weight.
+pub const BULK_SELECTION_MAX: usize = 50;
 
 /// Complexity of a list field: its page size times the cost of one node.
 pub fn list_cost(first: Option<i32>, child: usize) -> usize {
