@@ -100,8 +100,9 @@ pub struct CreateApiKeyInput {
     pub name: String,
     pub role: Option<Role>,
     pub grants: Option<Vec<ApiKeyGrant>>,
-    /// The key's department (its DEPARTMENT scopes and pool): yours by default, else one
-    /// below yours.
+    /// The key's department (its DEPARTMENT scopes and pool): yours by default, else any
+    /// (making keys takes user administration everywhere); a DEPARTMENT grant or the pool
+    /// needs your own grant to reach that department.
     pub department_id: Option<ID>,
     /// At most three years ahead; none: valid until revoked.
     pub expires_at: Option<DateTime<Utc>>,
