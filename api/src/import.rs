@@ -211,6 +211,20 @@ async fn run(
         Ok(i) => i,
         Err(e) => return failure(e),
     };
+    // The run's heartbeat moves on its own clock while the upload and the chunks go on: a
+    // run reads INTERRUPTED only when this instance is gone.
+    let beating = {
+        let (db, run) = (db.clone(), importer.run_id());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(svc::BEAT_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = svc::heartbeat(&db, run).await {
+                    tracing::warn!(error = %e, %run, "import heartbeat failed");
+                }
+            }
+        })
+    };
     let mut batch = Vec::with_capacity(CHUNK);
     let mut ended = records.done();
     let mut too_big = false;
@@ -241,13 +255,7 @@ async fn run(
             break Ok(());
         }
         match next_bytes(&mut stream, idle, &mut read, max).await {
-            Ok(Some(bytes)) => {
-                records.push(&bytes);
-                // A slow upload is alive: its run must not read as cut off.
-                if let Err(e) = importer.beat().await {
-                    break Err(logged(e));
-                }
-            }
+            Ok(Some(bytes)) => records.push(&bytes),
             Ok(None) => {
                 records.finish();
                 ended = true;
@@ -258,6 +266,7 @@ async fn run(
             }
         }
     };
+    beating.abort();
     let (run, problems) = match outcome {
         Ok(()) => match importer.finish().await {
             Ok(done) => done,

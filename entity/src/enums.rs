@@ -238,7 +238,7 @@ string_enum!(
 
 string_enum!(
     /// Where an import stands.
-    ImportStatus { Running = "RUNNING", Done = "DONE", Failed = "FAILED" }
+    ImportStatus { Running = "RUNNING", Done = "DONE", Failed = "FAILED", Interrupted = "INTERRUPTED" }
 );
 
 string_enum!(

@@ -158,3 +158,34 @@ async fn a_request_holds_two_full_bulk_batches_and_not_three() {
     let resp = app.gql(Some(&admin), &three, json!({"a": batch("丙")})).await;
     assert!(resp["errors"][0]["message"].as_str().unwrap_or("").contains("complex"), "{resp}");
 }
+
+#[tokio::test]
+async fn a_run_whose_instance_died_reads_interrupted_within_a_minute() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let resp = app
+        .client
+        .post(app.url("/imports/customers"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body("name\r\n张三\r\n".as_bytes().to_vec())
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    let id = body["importRun"]["id"].as_str().unwrap().to_string();
+    // As an instance killed mid-run leaves it: RUNNING, its heartbeat 90 seconds old.
+    entity::import_run::Entity::update_many()
+        .col_expr(entity::import_run::Column::Status, Expr::value("RUNNING"))
+        .col_expr(
+            entity::import_run::Column::HeartbeatAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(90)),
+        )
+        .filter(entity::import_run::Column::Id.eq(uuid::Uuid::parse_str(&id).unwrap()))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let run = app.ok(&admin, "query($id:ID!){importRun(id:$id){status error}}", json!({"id": id})).await;
+    assert_eq!(run["importRun"]["status"], "INTERRUPTED", "{run}");
+}

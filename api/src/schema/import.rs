@@ -28,6 +28,9 @@ pub enum ImportStatus {
     /// Stopped early (`error` says why); what was committed stays, and running the file
     /// again picks up the rest.
     Failed,
+    /// The instance that ran it stopped (its heartbeat is over a minute old): what was
+    /// committed stays, and running the file again picks up the rest.
+    Interrupted,
 }
 
 /// What became of one line.

@@ -36,7 +36,10 @@ use uuid::Uuid;
 pub const CHUNK: usize = 500;
 
 /// A RUNNING run whose last chunk is older than this was cut off (its server stopped).
-const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// How often a running import's heartbeat moves (well inside [`STALE_AFTER`]).
+pub const BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Lines with a problem returned in the response of the upload (all are kept in the run).
 pub const PROBLEMS_SHOWN: usize = 100;
@@ -106,8 +109,6 @@ pub struct Importer<'a> {
     /// with the line and the kind, so a later line that repeats one reads as the update it
     /// will be.
     would_create: HashMap<String, (i64, Option<CustomerKind>)>,
-    /// When the run last told the database it is alive.
-    last_beat: std::time::Instant,
     /// Dry run only: records the current chunk created (rolled back with it).
     created_here: std::collections::HashSet<Uuid>,
     /// Live signals of the chunk's changes, published once it commits.
@@ -172,7 +173,6 @@ pub async fn start<'a>(
         options,
         run,
         would_create: HashMap::new(),
-        last_beat: std::time::Instant::now(),
         created_here: std::collections::HashSet::new(),
         signals: Vec::new(),
         regrade: std::collections::BTreeMap::new(),
@@ -183,10 +183,26 @@ pub async fn start<'a>(
 /// A run as its reader sees it: a RUNNING run whose heartbeat is old was cut off.
 pub fn effective(mut run: import_run::Model) -> import_run::Model {
     if run.status == ImportStatus::Running && now() - run.heartbeat_at > STALE_AFTER {
-        run.status = ImportStatus::Failed;
+        run.status = ImportStatus::Interrupted;
         run.error = Some("cut off: the server stopped during the import; run it again".into());
     }
     run
+}
+
+/// Moves a running import's heartbeat (a task of the instance running it calls it every
+/// [`BEAT_EVERY`], whatever the upload is doing, so a live run never reads as cut off and
+/// a run whose instance died reads INTERRUPTED within a minute).
+///
+/// # Errors
+/// Database errors.
+pub async fn heartbeat(db: &DatabaseConnection, run: Uuid) -> AppResult<()> {
+    import_run::Entity::update_many()
+        .col_expr(import_run::Column::HeartbeatAt, sea_orm::sea_query::Expr::value(now()))
+        .filter(import_run::Column::Id.eq(run))
+        .filter(import_run::Column::Status.eq(ImportStatus::Running))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The runs an actor may read: its own, and every run of a kind whose records it reads

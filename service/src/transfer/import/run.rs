@@ -109,7 +109,6 @@ impl Importer<'_> {
             update = update.col_expr(c, e);
         }
         update.col_expr(R::HeartbeatAt, Expr::value(now())).exec(txn).await?;
-        self.last_beat = std::time::Instant::now();
         self.run.lines_read += outcomes.len() as i64;
         self.run.created += count(ImportOutcome::Created);
         self.run.updated += count(ImportOutcome::Updated);
@@ -436,22 +435,9 @@ impl Importer<'_> {
         }
     }
 
-    /// Moves the run's heartbeat while a slow upload feeds it (at most once a minute), so
-    /// a live run never reads as cut off.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn beat(&mut self) -> AppResult<()> {
-        if self.last_beat.elapsed() < std::time::Duration::from_secs(60) {
-            return Ok(());
-        }
-        import_run::Entity::update_many()
-            .col_expr(import_run::Column::HeartbeatAt, Expr::value(now()))
-            .filter(import_run::Column::Id.eq(self.run.id))
-            .exec(self.db)
-            .await?;
-        self.last_beat = std::time::Instant::now();
-        Ok(())
+    /// The run's id.
+    pub fn run_id(&self) -> Uuid {
+        self.run.id
     }
 
     /// Marks the run done.
