@@ -189,3 +189,19 @@ async fn a_run_whose_instance_died_reads_interrupted_within_a_minute() {
     let run = app.ok(&admin, "query($id:ID!){importRun(id:$id){status error}}", json!({"id": id})).await;
     assert_eq!(run["importRun"]["status"], "INTERRUPTED", "{run}");
 }
+
+#[tokio::test]
+async fn a_personal_data_export_does_not_quote_the_exports_before_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let c = app.create_customer(&admin, json!({"name": "王五", "kind": "INDIVIDUAL", "phone": "13800138000"})).await;
+    let export = "mutation($c:ID!){exportPersonalData(customerId:$c)}";
+    let mut sizes = Vec::new();
+    for _ in 0..4 {
+        let data = app.ok(&admin, export, json!({"c": c["id"]})).await;
+        sizes.push(data.to_string().len());
+        let quoted = data["exportPersonalData"]["audit"].as_array().unwrap();
+        assert!(quoted.iter().all(|r| r["action"] != "export_personal_data"), "{data}");
+    }
+    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "each export as large as the first: {sizes:?}");
+}
