@@ -216,7 +216,9 @@ async fn run(
     let beating = {
         let (db, run) = (db.clone(), importer.run_id());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(svc::BEAT_EVERY);
+            // The run was just written with its heartbeat: the first beat is one period on.
+            let first = tokio::time::Instant::now() + svc::BEAT_EVERY;
+            let mut tick = tokio::time::interval_at(first, svc::BEAT_EVERY);
             loop {
                 tick.tick().await;
                 if let Err(e) = svc::heartbeat(&db, run).await {
