@@ -12,7 +12,7 @@ pub static DEAL: RecordCatalogue = RecordCatalogue {
         CUSTOMER_NAME,
         CUSTOMER_PHONE,
         CUSTOMER_EMAIL,
-        F::new("title").filter().sort().both(&["标题", "名称", "订单", "商机", "商机名称"]),
+        F::new("title").erased().filter().sort().both(&["标题", "名称", "订单", "商机", "商机名称"]),
         F::new("stage").filter().sort().both(&["阶段", "状态"]),
         F::new("amount").stored(&["amount_minor"]).group(DealAmount).filter().sort().both(&[
             "金额",
@@ -22,7 +22,7 @@ pub static DEAL: RecordCatalogue = RecordCatalogue {
         F::new("currency").both(&["币种", "货币"]),
         F::new("expectedCloseDate").filter().both(&["预计成交日期"]),
         F::new("actualCloseDate").filter().both(&["成交日期", "实际成交日期"]),
-        F::new("lostReason").both(&["丢单原因", "输单原因"]),
+        F::new("lostReason").erased().both(&["丢单原因", "输单原因"]),
         F::new("owner").exported(),
         F::new("createdAt").filter().sort().exported(),
         F::new("updatedAt").sort().exported(),

@@ -17,5 +17,8 @@ pub static FEEDBACK: RecordCatalogue = RecordCatalogue {
         F::new("createdAt").filter().sort(),
         F::new("updatedAt").sort(),
         F::new("resolvedAt").filter(),
+        // What the customer said and what was answered.
+        F::new("content").erased(),
+        F::new("resolution").erased(),
     ],
 };

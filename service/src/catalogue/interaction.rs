@@ -14,5 +14,8 @@ pub static INTERACTION: RecordCatalogue = RecordCatalogue {
         F::new("occurredAt").filter().sort(),
         F::new("createdAt").sort(),
         F::new("nextFollowUpOn").filter(),
+        // What was said: free text about the person.
+        F::new("summary").erased(),
+        F::new("outcome").erased(),
     ],
 };

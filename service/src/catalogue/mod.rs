@@ -57,6 +57,9 @@ pub struct FieldSpec {
     pub merge: bool,
     /// A category template may require it.
     pub template: bool,
+    /// An erasure of the person's data overwrites it (`personal::erase`), in the record and
+    /// in the audit trail.
+    pub erase: bool,
 }
 
 impl FieldSpec {
@@ -72,6 +75,7 @@ impl FieldSpec {
             export: false,
             merge: false,
             template: false,
+            erase: false,
         }
     }
     pub const fn stored(self, keys: &'static [&'static str]) -> Self {
@@ -104,6 +108,10 @@ impl FieldSpec {
     }
     pub const fn merge(self) -> Self {
         FieldSpec { merge: true, ..self }
+    }
+    /// An erasure overwrites it.
+    pub const fn erased(self) -> Self {
+        FieldSpec { erase: true, ..self }
     }
     /// A merge may take it and a template may require it.
     pub const fn profile(self) -> Self {
@@ -169,6 +177,11 @@ impl RecordCatalogue {
         self.fields.iter().filter(|f| f.template).map(|f| f.name)
     }
 
+    /// The stored keys an erasure overwrites, in the audit trail's values.
+    pub fn erased_keys(&self) -> Vec<String> {
+        self.fields.iter().filter(|f| f.erase).flat_map(stored_keys).collect()
+    }
+
     /// Masks, at any depth of a stored row's JSON, the non-null values of the fields whose
     /// group `visible` hides to [`HIDDEN`].
     pub fn mask(&self, value: &mut Value, visible: &Visible) {
@@ -209,14 +222,15 @@ pub fn changed_fields(change: &Change) -> Vec<&'static str> {
     catalogue
         .fields
         .iter()
-        .filter(|f| {
-            let derived = [snake_case(f.name)];
-            let keys: Vec<&str> =
-                if f.stored.is_empty() { derived.iter().map(String::as_str).collect() } else { f.stored.to_vec() };
-            keys.iter().any(|k| value(&change.old, k) != value(&change.new, k))
-        })
+        .filter(|f| stored_keys(f).iter().any(|k| value(&change.old, k) != value(&change.new, k)))
         .map(|f| f.name)
         .collect()
+}
+
+/// The keys of the stored row that hold a field: the catalogue's, or its name in snake
+/// case when it names none.
+fn stored_keys(f: &FieldSpec) -> Vec<String> {
+    if f.stored.is_empty() { vec![snake_case(f.name)] } else { f.stored.iter().map(|k| k.to_string()).collect() }
 }
 
 /// `cooperationStartDate` → `cooperation_start_date`: a field's stored key when the

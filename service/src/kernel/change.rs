@@ -159,24 +159,6 @@ impl Change {
         Change { subject, id, verb, actor, old: to_json(old), new: to_json(new) }
     }
 
-    /// The keys of the stored row whose values differ between before and after (every key
-    /// of a created or removed row), sorted; `catalogue::changed_fields` names the
-    /// record's fields they belong to.
-    pub fn fields(&self) -> Vec<String> {
-        let object = |v: &Option<Value>| v.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
-        let (old, new) = (object(&self.old), object(&self.new));
-        let mut out: Vec<String> = old
-            .keys()
-            .chain(new.keys())
-            .filter(|k| old.get(*k) != new.get(*k))
-            .cloned()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        out.retain(|k| k != "version" && k != "updated_at");
-        out
-    }
-
     /// The domain event this change raises for webhooks, if any, with the customer it is
     /// about: a customer created, assigned, updated, merged away or deleted; a deal that
     /// reaches WON or LOST; feedback received.
@@ -418,15 +400,6 @@ mod tests {
         let names: std::collections::HashSet<_> = Verb::ALL.iter().map(|v| v.as_str()).collect();
         assert_eq!(names.len(), Verb::ALL.len());
         assert_eq!(Verb::parse("updat"), None);
-    }
-
-    #[test]
-    fn changed_fields_are_the_values_that_differ() {
-        let id = Uuid::now_v7();
-        let old = json!({"name": "A", "phone": "1", "version": 1});
-        let new = json!({"name": "B", "phone": "1", "email": "x@y.z", "version": 2});
-        assert_eq!(change(Verb::Update, Subject::Customer, id, Some(&old), Some(&new)).fields(), ["email", "name"]);
-        assert_eq!(change(Verb::Create, Subject::Customer, id, None, Some(&old)).fields(), ["name", "phone"]);
     }
 
     #[test]

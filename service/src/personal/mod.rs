@@ -224,45 +224,20 @@ pub async fn export(db: &DatabaseConnection, vault: &Keyring, actor: &Actor, id:
     }))
 }
 
-/// The personal fields of each audited kind of record, as named in audit values.
-fn personal_fields(entity: &str) -> &'static [&'static str] {
-    match entity {
-        "customer" => &[
-            "name",
-            "name_norm",
-            "gender",
-            "birthday",
-            "phone",
-            "phone_norm",
-            "email",
-            "email_norm",
-            "address",
-            "soft_profile",
-            "custom_fields",
-            "tier_override_reason",
-        ],
-        "contact" => &[
-            "name",
-            "gender",
-            "title",
-            "birthday",
-            "mobile",
-            "office_phone",
-            "email",
-            "address",
-            "hometown",
-            "hobbies",
-            "notes",
-        ],
-        "interaction" => &["summary", "outcome"],
-        "feedback" => &["content", "resolution"],
-        // A birthday greeting's occasion and due time tell the birthday.
-        "reminder" => &["reason", "message", "dismissed_reason", "occasion", "due_at"],
-        // Free texts of kept facts: a deal's amount and dates stay, its wording goes.
-        "deal" => &["title", "lost_reason"],
-        "consent" => &["source"],
-        _ => &[],
+/// The personal fields of each audited kind of record, as named in audit values: a
+/// record's are its catalogue's (`erase`); reminders and consents have none.
+fn personal_fields(entity: &str) -> Vec<String> {
+    let Some(subject) = Subject::parse(entity) else { return Vec::new() };
+    if let Some(catalogue) = crate::catalogue::of(subject) {
+        return catalogue.erased_keys();
     }
+    let keys: &[&str] = match subject {
+        // A birthday greeting's occasion and due time tell the birthday.
+        Subject::Reminder => &["reason", "message", "dismissed_reason", "occasion", "due_at"],
+        Subject::Consent => &["source"],
+        _ => &[],
+    };
+    keys.iter().map(|k| k.to_string()).collect()
 }
 
 /// Overwrites the personal fields of a JSON record at any depth (a record, a list of
@@ -443,9 +418,10 @@ async fn scrub_audit(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
         if fields.is_empty() {
             continue;
         }
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         let (mut old, mut new) = (row.old_values.clone(), row.new_values.clone());
         for v in [&mut old, &mut new].into_iter().flatten() {
-            scrub(v, fields);
+            scrub(v, &fields);
         }
         if (&old, &new) != (&row.old_values, &row.new_values) {
             audit_log::Entity::update_many()
@@ -457,4 +433,62 @@ async fn scrub_audit(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_erasure_overwrites_the_fields_the_catalogues_mark() {
+        let sorted = |entity: &str| {
+            let mut keys = personal_fields(entity);
+            keys.sort();
+            keys
+        };
+        let list = |keys: &[&str]| {
+            let mut keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(
+            sorted("customer"),
+            list(&[
+                "name",
+                "name_norm",
+                "gender",
+                "birthday",
+                "phone",
+                "phone_norm",
+                "email",
+                "email_norm",
+                "address",
+                "soft_profile",
+                "custom_fields",
+                "tier_override_reason"
+            ])
+        );
+        assert_eq!(
+            sorted("contact"),
+            list(&[
+                "name",
+                "gender",
+                "title",
+                "birthday",
+                "mobile",
+                "office_phone",
+                "email",
+                "address",
+                "hometown",
+                "hobbies",
+                "notes"
+            ])
+        );
+        assert_eq!(sorted("interaction"), list(&["summary", "outcome"]));
+        assert_eq!(sorted("feedback"), list(&["content", "resolution"]));
+        assert_eq!(sorted("deal"), list(&["title", "lost_reason"]));
+        assert_eq!(sorted("reminder"), list(&["reason", "message", "dismissed_reason", "occasion", "due_at"]));
+        assert_eq!(sorted("consent"), list(&["source"]));
+        assert!(sorted("user").is_empty());
+    }
 }
