@@ -433,6 +433,8 @@ async fn exports_follow_scope_and_field_grants_and_import_back() {
     // A misspelt action is refused by name, not answered with an empty trail.
     let typo = app.gql(Some(&admin), "{auditLog(filter:{action:\"exprot\"}){nodes{entity}}}", json!({})).await;
     assert_eq!((code(&typo), invalid_fields(&typo)), ("VALIDATION", vec!["filter.action"]), "{typo}");
+    let typo = app.gql(Some(&admin), "{auditLog(filter:{entity:\"customr\"}){nodes{entity}}}", json!({})).await;
+    assert_eq!((code(&typo), invalid_fields(&typo)), ("VALIDATION", vec!["filter.entity"]), "{typo}");
 
     // The rep's file imports back as it is: nothing created, the pool customer reported.
     let (_, text) = export(&app, Some(&rep), "/exports/customers.csv").await;

@@ -112,6 +112,8 @@ pub async fn check_parent<E: CustomerRecord>(
     customer_id: crate::kernel::types::CustomerId,
 ) -> AppResult<customer::Model> {
     let customer_id = customer_id.uuid();
+    // Locked as it is read: the customer first, then the record (the lock order of every
+    // write, `customer::lock`).
     let readable = customer::Entity::find_by_id(customer_id)
         .filter(customer::Column::DeletedAt.is_null())
         .filter(
@@ -119,6 +121,7 @@ pub async fn check_parent<E: CustomerRecord>(
                 .add(actor.customer_condition(Resource::Customer, Action::Read))
                 .add(actor.customer_condition(E::RESOURCE, Action::Read)),
         )
+        .lock_exclusive()
         .one(txn)
         .await?
         .ok_or(AppError::NotFound("customer"))?;
@@ -130,9 +133,7 @@ pub async fn check_parent<E: CustomerRecord>(
     if allowed == 0 {
         return Err(AppError::Forbidden(format!("you may not add a {} to this customer", <E as Versioned>::NAME)));
     }
-    // The customer first, then the record (the lock order of every write).
-    let locked = crate::customer::lock(txn, readable.id).await?;
-    Ok(locked)
+    Ok(readable)
 }
 
 /// Loads a record for a write: NOT_FOUND unless readable (deleted ones with `deleted`),
