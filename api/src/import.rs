@@ -100,6 +100,7 @@ fn failure(e: AppError) -> Response {
         AppError::Forbidden(_) => StatusCode::FORBIDDEN,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+        AppError::RateLimited { .. } | AppError::Collided => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::BAD_REQUEST,
     };
     if let AppError::Internal(source) = &e {

@@ -51,6 +51,11 @@ pub enum AppError {
     /// unless its response said so.
     #[error("{0}")]
     Timeout(String),
+    /// `RATE_LIMITED` too (`retryAfter` 1): the write collided with another (a deadlock, a
+    /// serialization failure, SQLite's busy timeout) and was rolled back whole. The
+    /// transports send such a request again a few times before they answer with it.
+    #[error("another write to the same records ran at the same time; nothing was written: send it again")]
+    Collided,
     /// `INTERNAL`: logged with its source, shown only as "internal error".
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -73,6 +78,7 @@ impl Clone for AppError {
                 Self::RateLimited { retry_after: *retry_after, message: message.clone() }
             }
             Self::Timeout(m) => Self::Timeout(m.clone()),
+            Self::Collided => Self::Collided,
             Self::Internal(source) => Self::Internal(source.to_string().into()),
         }
     }
@@ -102,7 +108,7 @@ impl AppError {
             Self::Duplicate { .. } => "DUPLICATE",
             Self::Conflict(_) => "CONFLICT",
             Self::BadRequest(_) => "BAD_REQUEST",
-            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::RateLimited { .. } | Self::Collided => "RATE_LIMITED",
             Self::Timeout(_) => "TIMEOUT",
             Self::Internal(_) => "INTERNAL",
         }
@@ -136,11 +142,7 @@ impl AppError {
             .any(|t| text.contains(t))
         {
             tracing::warn!(error = %e, "a write collided with another and was rolled back");
-            return Self::RateLimited {
-                retry_after: 1,
-                message: "another write to the same records ran at the same time; nothing was written: send it again"
-                    .into(),
-            };
+            return Self::Collided;
         }
         Self::internal(e)
     }

@@ -205,3 +205,38 @@ async fn a_personal_data_export_does_not_quote_the_exports_before_it() {
     }
     assert!(sizes.windows(2).all(|w| w[0] == w[1]), "each export as large as the first: {sizes:?}");
 }
+
+/// A deadlock that can still happen (here forced by an outside transaction locking the
+/// merge's customers in the opposite order) is run again by the server, not answered.
+#[tokio::test]
+async fn a_write_that_deadlocks_is_run_again_transparently() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::spawn().await;
+    if !app.database_url.starts_with("postgres") {
+        return; // SQLite's writers are serial: no deadlock to force.
+    }
+    let admin = app.admin_token.clone();
+    let a = app.create_customer(&admin, json!({"name": "甲方", "kind": "ORGANIZATION"})).await;
+    let b = app.create_customer(&admin, json!({"name": "乙方", "kind": "ORGANIZATION"})).await;
+    let mut ids = [a["id"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string()];
+    ids.sort();
+    let [low, high] = ids;
+    let outside = app.db.begin().await.unwrap();
+    // The server's side detects the cycle (after PostgreSQL's default second), not ours.
+    outside.execute_unprepared("SET LOCAL deadlock_timeout = '20s'").await.unwrap();
+    outside.execute_unprepared(&format!("SELECT 1 FROM customer WHERE id = '{high}' FOR UPDATE")).await.unwrap();
+    let merge = app.gql(
+        Some(&admin),
+        "mutation($s:ID!,$m:[ID!]!){mergeCustomers(survivorId:$s, mergedIds:$m){customer{id}}}",
+        json!({"s": a["id"], "m": [b["id"]]}),
+    );
+    let cross = async {
+        // The merge holds `low` and waits for `high`; taking `low` now closes the cycle.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        outside.execute_unprepared(&format!("SELECT 1 FROM customer WHERE id = '{low}' FOR UPDATE")).await.unwrap();
+        outside.commit().await.unwrap();
+    };
+    let (merged, ()) = futures::join!(merge, cross);
+    assert!(merged.get("errors").is_none(), "{merged}");
+    assert_eq!(merged["data"]["mergeCustomers"]["customer"]["id"], a["id"]);
+}

@@ -196,33 +196,45 @@ pub(super) async fn execute(
     if !is_json(headers) {
         return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
     }
-    let mut request = match serde_json::from_slice::<BatchRequest>(body) {
-        Ok(BatchRequest::Single(r)) => r,
-        Ok(BatchRequest::Batch(_)) => {
-            return refused(
-                StatusCode::BAD_REQUEST,
-                "batch requests are not supported; send one operation per request",
-            );
-        }
-        Err(e) => {
-            return refused(StatusCode::BAD_REQUEST, &format!("body is not a GraphQL request: {e}"));
-        }
-    };
-    if let Some(message) = too_deep(&request) {
-        return refused(StatusCode::BAD_REQUEST, &message);
-    }
-    let mut response = match crate::schema::guards::check(&mut request, &http.state.limits, actor.is_some()) {
-        Err(refused) => async_graphql::Response::from_errors(vec![refused]),
-        Ok(()) => {
-            request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
-            if let Some(actor) = actor {
-                request = request.data(actor);
+    let mut attempt = 0;
+    let mut response = loop {
+        let mut request = match serde_json::from_slice::<BatchRequest>(body) {
+            Ok(BatchRequest::Single(r)) => r,
+            Ok(BatchRequest::Batch(_)) => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    "batch requests are not supported; send one operation per request",
+                );
             }
-            if let Some(address) = client_address(&http.state, headers, peer.map(|p| p.0)) {
-                request = request.data(crate::schema::common::ClientAddress(address));
+            Err(e) => {
+                return refused(StatusCode::BAD_REQUEST, &format!("body is not a GraphQL request: {e}"));
             }
-            http.schema.execute(request).await
+        };
+        if let Some(message) = too_deep(&request) {
+            return refused(StatusCode::BAD_REQUEST, &message);
         }
+        let response = match crate::schema::guards::check(&mut request, &http.state.limits, actor.is_some()) {
+            Err(refused) => async_graphql::Response::from_errors(vec![refused]),
+            Ok(()) => {
+                request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
+                if let Some(actor) = actor.clone() {
+                    request = request.data(actor);
+                }
+                if let Some(address) = client_address(&http.state, headers, peer.as_ref().map(|p| p.0)) {
+                    request = request.data(crate::schema::common::ClientAddress(address));
+                }
+                http.schema.execute(request).await
+            }
+        };
+        attempt += 1;
+        if attempt > COLLISION_RETRIES || !only_collided(&response) {
+            break response;
+        }
+        // A write that collided with another was rolled back whole, and no other field
+        // wrote anything: run the request again after a short, spread-out pause.
+        let pause = 10 * u64::from(attempt) + u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
+        tracing::debug!(attempt, pause, "request collided with another write; running it again");
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
     };
     response.errors.iter_mut().for_each(crate::schema::error::default_code);
     let wants_graphql_json = wants_graphql_json(headers);
@@ -262,6 +274,25 @@ pub(super) async fn execute(
         br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_vec()
     });
     Answered { status, body, retry_after, executed: !not_executed && retry_after.is_none() }
+}
+
+/// How many times a request whose writes collided with others' is run again before its
+/// answer (RATE_LIMITED, `collided`) goes out.
+pub(super) const COLLISION_RETRIES: u32 = 3;
+
+/// Whether every error of an answer is a collided write and no root field has a value:
+/// each mutation field is its own transaction, so then nothing was written at all and the
+/// request may run again as it was sent.
+pub(super) fn only_collided(response: &async_graphql::Response) -> bool {
+    let collided = |e: &async_graphql::ServerError| {
+        e.extensions.as_ref().and_then(|x| x.get("collided")) == Some(&async_graphql::Value::Boolean(true))
+    };
+    let nothing = match &response.data {
+        async_graphql::Value::Null => true,
+        async_graphql::Value::Object(fields) => fields.values().all(|v| *v == async_graphql::Value::Null),
+        _ => false,
+    };
+    !response.errors.is_empty() && nothing && response.errors.iter().all(collided)
 }
 
 /// GraphiQL for people; operations over GET are refused (a GET must never mutate).

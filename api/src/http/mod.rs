@@ -61,7 +61,7 @@ fn app_error_response(e: AppError) -> Response {
     let status = match e {
         AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::RateLimited { .. } | AppError::Collided => StatusCode::TOO_MANY_REQUESTS,
         AppError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Conflict(_) => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,

@@ -43,6 +43,10 @@ impl IntoGql for AppError {
                     }
                 }
                 Self::RateLimited { retry_after, .. } => ext.set("retryAfter", *retry_after),
+                Self::Collided => {
+                    ext.set("retryAfter", 1);
+                    ext.set("collided", true);
+                }
                 _ => {}
             }
         })
