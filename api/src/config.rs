@@ -47,8 +47,14 @@ pub struct Config {
     /// `CRM_REQUEST_TIMEOUT_MS`: longest time for one HTTP request, body upload included
     /// (TIMEOUT after it); default 30000.
     pub request_timeout_ms: u64,
-    /// `CRM_MAX_REQUESTS_PER_USER`: one user's requests in flight at once on an instance; default 16.
+    /// `CRM_MAX_REQUESTS_PER_USER`: one user's requests in flight at once on an instance;
+    /// default 16, and at most the pool size less four (one user never holds the pool).
     pub max_requests_per_user: usize,
+    /// `CRM_DB_POOL_SIZE`: pooled database connections of an instance; default 20.
+    pub pool_size: u32,
+    /// `CRM_HEAVY_READS`: reports, key lists and exports running at once on an instance;
+    /// default a quarter of the pool (5).
+    pub heavy_reads: usize,
     /// `CRM_MAX_SOCKETS_PER_USER`: one user's open WebSockets on an instance; default 20.
     pub max_sockets_per_user: usize,
     /// `CRM_HEADER_TIMEOUT_MS`: time for a client to send a request's headers, and for an
@@ -107,7 +113,15 @@ impl Config {
         if var("CRM_JWT_SECRET").is_some_and(|s| s.len() < 32) {
             return Err("CRM_JWT_SECRET must have at least 32 bytes".into());
         }
+        let pool_size = parsed("CRM_DB_POOL_SIZE", service::kernel::db::DEFAULT_POOL_SIZE)?.clamp(6, 1000);
+        let requests = parsed("CRM_MAX_REQUESTS_PER_USER", 16usize)?.max(1);
+        let room = usize::try_from(pool_size - 4).unwrap_or(usize::MAX);
+        if requests > room {
+            tracing::warn!(requests, pool_size, "CRM_MAX_REQUESTS_PER_USER lowered to the pool size less four");
+        }
         Ok(Config {
+            pool_size,
+            heavy_reads: parsed("CRM_HEAVY_READS", (room / 4).max(1))?.clamp(1, room),
             database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://crm.db".into()),
             listen: parsed("CRM_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             jwt_secret: var("CRM_JWT_SECRET"),
@@ -132,7 +146,7 @@ impl Config {
             },
             trust_forwarded_for: matches!(var("CRM_TRUST_FORWARDED_FOR").as_deref(), Some("on" | "true" | "1")),
             request_timeout_ms: parsed("CRM_REQUEST_TIMEOUT_MS", 30_000u64)?.max(1),
-            max_requests_per_user: parsed("CRM_MAX_REQUESTS_PER_USER", 16usize)?.max(1),
+            max_requests_per_user: requests.min(room),
             max_sockets_per_user: parsed("CRM_MAX_SOCKETS_PER_USER", 20usize)?.max(1),
             header_timeout_ms: parsed("CRM_HEADER_TIMEOUT_MS", 10_000u64)?.max(100),
             max_connections: parsed("CRM_MAX_CONNECTIONS", 20_000usize)?.max(1),

@@ -30,7 +30,11 @@ pub async fn report(
     name: &str,
     params: &HashMap<String, String>,
 ) -> AppResult<Response> {
+    // A heavy read (`service::access::heavy`): the report, then each page of the grades file.
+    let (heavy, user) = (state.heavy.clone(), actor.id());
+    let turn = heavy.enter(user).await?;
     let file = report::report(&state.db, &state.privacy.keys, state.privacy.min_group, &actor, name, params).await?;
+    drop(turn);
     let body = match file {
         ReportFile::Lines(lines) => {
             Body::from_stream(stream::iter(lines.into_iter().map(|l| Ok::<_, std::io::Error>(Bytes::from(l)))))
@@ -38,8 +42,11 @@ pub async fn report(
         ReportFile::Grades(grades) => {
             let header = grades.header();
             let first = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(header)) });
-            let rows = stream::unfold(Some(grades), |grades| async move {
+            let rows = stream::unfold(Some(grades), move |grades| {
+                let heavy = heavy.clone();
+                async move {
                 let mut grades = grades?;
+                let _turn = heavy.next_turn(user).await;
                 match grades.next_chunk().await {
                     Ok(Some(chunk)) => Some((Ok(Bytes::from(chunk)), Some(grades))),
                     Ok(None) => None,
@@ -47,6 +54,7 @@ pub async fn report(
                         tracing::error!(error = %e, "customer-grades export failed");
                         Some((Err(std::io::Error::other("export failed")), None))
                     }
+                }
                 }
             });
             Body::from_stream(first.chain(rows))

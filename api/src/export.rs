@@ -21,8 +21,15 @@ pub async fn export(
     params: &HashMap<String, String>,
 ) -> AppResult<Response> {
     let filter = params.get("filter").map(String::as_str);
+    // Each page is a heavy read of its own: a client reading slowly holds no share.
+    let (heavy, user) = (state.heavy.clone(), actor.id());
+    let turn = heavy.enter(user).await?;
     let (export, first) = export::start(&state.db, state.privacy.keys.clone(), actor, what, filter).await?;
-    let rest = futures::stream::unfold(export, |mut export| async move {
+    drop(turn);
+    let rest = futures::stream::unfold(export, move |mut export| {
+        let heavy = heavy.clone();
+        async move {
+        let _turn = heavy.next_turn(user).await;
         match export.next_chunk().await {
             Ok(Some(text)) => Some((Ok(Bytes::from(text)), export)),
             Ok(None) => None,
@@ -32,6 +39,7 @@ pub async fn export(
                 export.stop();
                 Some((Err(std::io::Error::other(e.to_string())), export))
             }
+        }
         }
     });
     let body = Body::from_stream(futures::StreamExt::chain(

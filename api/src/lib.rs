@@ -37,7 +37,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
 pub async fn prepare(config: &Config) -> Result<AppState, String> {
     let keys = data_keys(config)?;
     let sql_statements = service::kernel::db::StatementCounter::default();
-    let db = service::kernel::db::connect_counted(&config.database_url, sql_statements.clone())
+    let db = service::kernel::db::connect_counted(&config.database_url, sql_statements.clone(), config.pool_size)
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;
     migrate(&db).await.map_err(|e| format!("migration failed: {e}"))?;
@@ -106,6 +106,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             idle_timeout: std::time::Duration::from_millis(config.import_idle_ms),
         },
         webhooks: config.webhooks,
+        heavy: service::access::heavy::HeavyReads::new(config.heavy_reads, std::time::Duration::from_secs(5)),
     })
 }
 

@@ -35,6 +35,8 @@ pub struct AppState {
     pub imports: Imports,
     /// Webhook delivery (`webhooks.rs`).
     pub webhooks: service::webhook::Settings,
+    /// The share of the pool heavy reads may hold (`service::access::heavy`).
+    pub heavy: service::access::heavy::HeavyReads,
 }
 
 /// Limits of CSV imports.

@@ -240,3 +240,49 @@ async fn a_write_that_deadlocks_is_run_again_transparently() {
     assert!(merged.get("errors").is_none(), "{merged}");
     assert_eq!(merged["data"]["mergeCustomers"]["customer"]["id"], a["id"]);
 }
+
+/// An analyst keeping 16 requests of 25 aliased reports in flight holds at most the heavy
+/// reads' share of the pool, one report at a time of their own; a rep's lists go on.
+#[tokio::test]
+async fn heavy_reads_hold_a_bounded_share_while_a_rep_lists() {
+    let app = TestApp::spawn_with(|c| c.heavy_reads = 2).await;
+    let dept = app.create_department("华东", None).await;
+    let (_, analyst) = app.create_user("analyst@example.com", "ANALYST", &dept).await;
+    let (_, rep) = app.create_user("rep@example.com", "SALES", &dept).await;
+    for n in 0..20 {
+        app.create_customer(&rep, json!({"name": format!("客户{n}"), "kind": "INDIVIDUAL"})).await;
+    }
+    let report = format!(
+        "{{{}}}",
+        (0..25).map(|i| format!("r{i}: classificationReport(groupBy:[TIER,REGION,OWNER]){{customerCount}}")).collect::<String>()
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let attack = futures::future::join_all((0..16).map(|_| async {
+        let mut codes = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let r = app.gql(Some(&analyst), &report, json!({})).await;
+            for e in r["errors"].as_array().into_iter().flatten() {
+                codes.push(e["extensions"]["code"].as_str().unwrap_or("").to_string());
+            }
+        }
+        codes
+    }));
+    let rep_lists = async {
+        let mut answers = Vec::new();
+        for _ in 0..20 {
+            answers.push(app.gql(Some(&rep), "{customers(first:5){nodes{id name}}}", json!({})).await);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        answers
+    };
+    let (codes, answers) = futures::join!(attack, rep_lists);
+    for a in &answers {
+        assert!(a.get("errors").is_none(), "{a}");
+        assert_eq!(a["data"]["customers"]["nodes"].as_array().unwrap().len(), 5, "{a}");
+    }
+    // Reports the share could not start in time are refused as rate, never INTERNAL.
+    let codes: Vec<String> = codes.into_iter().flatten().collect();
+    assert!(codes.iter().all(|c| c == "RATE_LIMITED"), "{:?}", codes.first());
+    assert!(app.state.heavy.peak() <= 2, "at most the share at once: {}", app.state.heavy.peak());
+    assert!(app.state.heavy.peak() >= 1);
+}

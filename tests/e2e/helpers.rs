@@ -42,6 +42,8 @@ pub fn test_config(url: String) -> Config {
         // Some tests race 20 writers of one user; the cap itself is tested in edge.rs.
         max_requests_per_user: 64,
         max_sockets_per_user: 20,
+        pool_size: service::kernel::db::DEFAULT_POOL_SIZE,
+        heavy_reads: 4,
         header_timeout_ms: 10_000,
         max_connections: 20_000,
         report_min_group: 5,

@@ -25,6 +25,15 @@ pub fn state<'a>(ctx: &'a Context<'_>) -> &'a crate::state::AppState {
     ctx.data_unchecked::<crate::state::AppState>()
 }
 
+/// Waits for a heavy read's turn (`service::access::heavy`): every resolver priced at
+/// [`REPORT_COST`] holds one while it reads.
+///
+/// # Errors
+/// RATE_LIMITED when the share stays full.
+pub async fn heavy(ctx: &Context<'_>, actor: &Actor) -> async_graphql::Result<service::access::heavy::HeavyPermit> {
+    state(ctx).heavy.enter(actor.id()).await.map_err(|e| e.gql_error())
+}
+
 /// Where the request came from (the client address the login back-off counts under), as
 /// the HTTP layer determined it.
 #[derive(Debug, Clone, Copy)]

@@ -86,7 +86,9 @@ impl KeyListQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
-        svc::gold(db(ctx), actor(ctx)?, top_percent, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+        let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::gold(db(ctx), actor, top_percent, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Drag customers: bought before but not within the churn window (over a year), longest silent first.
@@ -97,7 +99,9 @@ impl KeyListQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
-        svc::drag(db(ctx), actor(ctx)?, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+        let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::drag(db(ctx), actor, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Last calendar year's `top` customers by won revenue, with what they bought this year
@@ -110,7 +114,9 @@ impl KeyListQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
-        svc::last_year_top(db(ctx), actor(ctx)?, top, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+        let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::last_year_top(db(ctx), actor, top, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Tier A and B customers with at least `minComplaints` complaints in the window (`count`).
@@ -122,7 +128,9 @@ impl KeyListQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
-        svc::complaining(db(ctx), actor(ctx)?, min_complaints, first, after.as_deref())
+        let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::complaining(db(ctx), actor, min_complaints, first, after.as_deref())
             .await
             .map(KeyCustomerConnection)
             .gql()
@@ -137,7 +145,9 @@ impl KeyListQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
-        svc::cross_sell(db(ctx), actor(ctx)?, max_product_lines, first, after.as_deref())
+        let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::cross_sell(db(ctx), actor, max_product_lines, first, after.as_deref())
             .await
             .map(KeyCustomerConnection)
             .gql()
@@ -152,7 +162,9 @@ impl KeyListQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
-        svc::few_contacts(db(ctx), actor(ctx)?, min_contacts, first, after.as_deref())
+        let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::few_contacts(db(ctx), actor, min_contacts, first, after.as_deref())
             .await
             .map(KeyCustomerConnection)
             .gql()

@@ -165,6 +165,7 @@ impl ReportQuery {
         as_of: Option<Date>,
     ) -> Result<Vec<ClassificationReportRow>> {
         let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
         let filter = super::common::to_json(filter).gql()?;
         let dims: Vec<Dimension> = group_by.into_iter().map(Into::into).collect();
         let k = super::common::state(ctx).privacy.min_group;
@@ -192,6 +193,7 @@ impl ReportQuery {
     #[graphql(complexity = "super::common::REPORT_COST")]
     async fn tier_migration(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<TierMigrationCell>> {
         let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
         let k = super::common::state(ctx).privacy.min_group;
         let cells = svc::tier_migration(db(ctx), actor, from.0, to.0, k).await.gql()?;
         Ok(cells
@@ -209,6 +211,7 @@ impl ReportQuery {
     #[graphql(complexity = "super::common::REPORT_COST")]
     async fn staff_activity(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<StaffActivityRow>> {
         let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
         let rows = svc::staff_activity(db(ctx), actor, from.0, to.0).await.gql()?;
         let (policy, _) = super::loaders::policy(ctx).await?;
         Ok(rows.into_iter().map(|r| StaffActivityRow(r, policy.base_currency.clone())).collect())
@@ -225,6 +228,7 @@ impl ReportQuery {
         #[graphql(default)] group_by: Vec<FeedbackDimension>,
     ) -> Result<Vec<FeedbackSummaryRow>> {
         let actor = actor(ctx)?;
+        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
         let dims: Vec<FDim> = group_by.into_iter().map(Into::into).collect();
         let rows = svc::feedback_summary(db(ctx), actor, from.0, to.0, &dims).await.gql()?;
         Ok(rows

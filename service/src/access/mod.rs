@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod api_key;
 pub mod department;
+pub mod heavy;
 pub mod jwt;
 pub mod list;
 pub mod live;

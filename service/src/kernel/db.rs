@@ -7,19 +7,28 @@ use std::time::Duration;
 /// Counts the SQL statements a connection runs (tests use it to prove batching).
 pub type StatementCounter = Arc<AtomicU64>;
 
+/// Pooled connections an instance opens by default (`CRM_DB_POOL_SIZE`), on either store:
+/// enough that one user's requests in flight (`CRM_MAX_REQUESTS_PER_USER`, 16) and the
+/// heavy reads' share (`access::heavy`) leave connections for everyone else.
+pub const DEFAULT_POOL_SIZE: u32 = 20;
+
 /// Connects, creating a SQLite file if needed.
 ///
 /// # Errors
 /// The connection error.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
-    connect_counted(url, Arc::default()).await
+    connect_counted(url, Arc::default(), DEFAULT_POOL_SIZE).await
 }
 
-/// Connects and counts every statement into `counter`.
+/// Connects with a pool of `pool_size` connections and counts every statement into `counter`.
 ///
 /// # Errors
 /// The connection error.
-pub async fn connect_counted(url: &str, counter: StatementCounter) -> Result<DatabaseConnection, sea_orm::DbErr> {
+pub async fn connect_counted(
+    url: &str,
+    counter: StatementCounter,
+    pool_size: u32,
+) -> Result<DatabaseConnection, sea_orm::DbErr> {
     let sqlite = url.starts_with("sqlite:");
     let url = if sqlite && !url.contains("mode=") {
         format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
@@ -29,7 +38,7 @@ pub async fn connect_counted(url: &str, counter: StatementCounter) -> Result<Dat
     let mut opts = ConnectOptions::new(url);
     opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
     if sqlite {
-        opts.max_connections(8).min_connections(1);
+        opts.max_connections(pool_size.max(2)).min_connections(1);
         opts.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
@@ -48,7 +57,7 @@ pub async fn connect_counted(url: &str, counter: StatementCounter) -> Result<Dat
                 .pragma("mmap_size", "1073741824")
         });
     } else {
-        opts.max_connections(20).min_connections(1);
+        opts.max_connections(pool_size.max(2)).min_connections(1);
     }
     let mut db = Database::connect(opts).await?;
     db.set_metric_callback(move |_| {
