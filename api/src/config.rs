@@ -32,6 +32,8 @@ pub struct Config {
     pub max_root_fields: usize,
     /// `CRM_ANONYMOUS_INTROSPECTION`: `on` lets callers without a token introspect; default off.
     pub anonymous_introspection: bool,
+    /// `CRM_MAX_RESPONSE_BYTES`: largest answer sent (HTTP and WebSocket); default 16 MiB.
+    pub max_response_bytes: usize,
     /// Milliseconds a WebSocket may wait before `connection_init` (CRM_WS_INIT_TIMEOUT_MS, default 10000).
     pub ws_init_timeout_ms: u64,
     /// Milliseconds between re-checks of a WebSocket's user (CRM_WS_RECHECK_MS, default 30000).
@@ -136,6 +138,7 @@ impl Config {
             max_depth: parsed("CRM_MAX_DEPTH", limits.depth)?,
             max_complexity: parsed("CRM_MAX_COMPLEXITY", limits.complexity)?,
             max_root_fields: parsed("CRM_MAX_ROOT_FIELDS", limits.root_fields)?,
+            max_response_bytes: parsed("CRM_MAX_RESPONSE_BYTES", limits.response_bytes)?.max(4096),
             anonymous_introspection: matches!(var("CRM_ANONYMOUS_INTROSPECTION").as_deref(), Some("on" | "true" | "1")),
             ws_init_timeout_ms: parsed("CRM_WS_INIT_TIMEOUT_MS", 10_000)?,
             ws_recheck_ms: parsed("CRM_WS_RECHECK_MS", 30_000u64)?.max(100),
@@ -187,6 +190,8 @@ pub struct Limits {
     pub root_fields: usize,
     /// Whether a caller without a token may introspect the schema (`CRM_ANONYMOUS_INTROSPECTION`).
     pub anonymous_introspection: bool,
+    /// Largest answer sent, in bytes (`CRM_MAX_RESPONSE_BYTES`).
+    pub response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -199,6 +204,7 @@ impl Default for Limits {
             directives: 10,
             root_fields: 100,
             anonymous_introspection: false,
+            response_bytes: 16 * 1024 * 1024,
         }
     }
 }

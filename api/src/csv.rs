@@ -45,16 +45,16 @@ pub async fn report(
             let rows = stream::unfold(Some(grades), move |grades| {
                 let heavy = heavy.clone();
                 async move {
-                let mut grades = grades?;
-                let _turn = heavy.next_turn(user).await;
-                match grades.next_chunk().await {
-                    Ok(Some(chunk)) => Some((Ok(Bytes::from(chunk)), Some(grades))),
-                    Ok(None) => None,
-                    Err(e) => {
-                        tracing::error!(error = %e, "customer-grades export failed");
-                        Some((Err(std::io::Error::other("export failed")), None))
+                    let mut grades = grades?;
+                    let _turn = heavy.next_turn(user).await;
+                    match grades.next_chunk().await {
+                        Ok(Some(chunk)) => Some((Ok(Bytes::from(chunk)), Some(grades))),
+                        Ok(None) => None,
+                        Err(e) => {
+                            tracing::error!(error = %e, "customer-grades export failed");
+                            Some((Err(std::io::Error::other("export failed")), None))
+                        }
                     }
-                }
                 }
             });
             Body::from_stream(first.chain(rows))

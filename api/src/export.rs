@@ -29,17 +29,17 @@ pub async fn export(
     let rest = futures::stream::unfold(export, move |mut export| {
         let heavy = heavy.clone();
         async move {
-        let _turn = heavy.next_turn(user).await;
-        match export.next_chunk().await {
-            Ok(Some(text)) => Some((Ok(Bytes::from(text)), export)),
-            Ok(None) => None,
-            Err(e) => {
-                // The status is sent: a cut-off body is all a client can be told.
-                tracing::error!(error = %e, what = ?export.what(), "export stopped");
-                export.stop();
-                Some((Err(std::io::Error::other(e.to_string())), export))
+            let _turn = heavy.next_turn(user).await;
+            match export.next_chunk().await {
+                Ok(Some(text)) => Some((Ok(Bytes::from(text)), export)),
+                Ok(None) => None,
+                Err(e) => {
+                    // The status is sent: a cut-off body is all a client can be told.
+                    tracing::error!(error = %e, what = ?export.what(), "export stopped");
+                    export.stop();
+                    Some((Err(std::io::Error::other(e.to_string())), export))
+                }
             }
-        }
         }
     });
     let body = Body::from_stream(futures::StreamExt::chain(

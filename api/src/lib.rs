@@ -1,4 +1,5 @@
 //! The CRM API: GraphQL over axum on SeaORM (SQLite or PostgreSQL).
+pub mod capped;
 pub mod config;
 pub mod csv;
 pub mod export;
@@ -68,6 +69,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         complexity: config.max_complexity,
         anonymous_introspection: config.anonymous_introspection,
         root_fields: config.max_root_fields,
+        response_bytes: config.max_response_bytes,
         ..Default::default()
     };
     let sessions = service::access::Sessions::new(service::access::session::UserCaps {

@@ -287,7 +287,7 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                         } else {
                             let loader = if subscription { loaders::stream_loader } else { loaders::new_loader };
                             let request = request.data(loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
-                            Running::Task(tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone())))
+                            Running::Task(tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone(), state.limits.response_bytes)))
                         };
                         operations.insert(id, Operation { running, subscription });
                     }
@@ -347,7 +347,7 @@ async fn going_away(
 
 /// Runs one operation, sending `next` for each result and `complete` at the end, or one
 /// `error` when the operation is refused before it runs (parse, validation, limits).
-async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<Out>) {
+async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<Out>, cap: usize) {
     let mut results = schema.execute_stream(request);
     let mut first = true;
     let mut refused = false;
@@ -360,7 +360,13 @@ async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<
             break;
         }
         first = false;
-        if out.send(Out::Send(json!({"id": id, "type": "next", "payload": response}).to_string())).await.is_err() {
+        let message = crate::capped::to_json(&json!({"id": id, "type": "next", "payload": response}), cap)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .unwrap_or_else(|| {
+                json!({"id": id, "type": "next", "payload": {"data": null, "errors": [crate::capped::too_large(cap)]}})
+                    .to_string()
+            });
+        if out.send(Out::Send(message)).await.is_err() {
             return;
         }
     }

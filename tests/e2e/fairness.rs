@@ -254,7 +254,9 @@ async fn heavy_reads_hold_a_bounded_share_while_a_rep_lists() {
     }
     let report = format!(
         "{{{}}}",
-        (0..25).map(|i| format!("r{i}: classificationReport(groupBy:[TIER,REGION,OWNER]){{customerCount}}")).collect::<String>()
+        (0..25)
+            .map(|i| format!("r{i}: classificationReport(groupBy:[TIER,REGION,OWNER]){{customerCount}}"))
+            .collect::<String>()
     );
     let stop = std::sync::atomic::AtomicBool::new(false);
     let attack = futures::future::join_all((0..16).map(|_| async {
@@ -285,4 +287,40 @@ async fn heavy_reads_hold_a_bounded_share_while_a_rep_lists() {
     assert!(codes.iter().all(|c| c == "RATE_LIMITED"), "{:?}", codes.first());
     assert!(app.state.heavy.peak() <= 2, "at most the share at once: {}", app.state.heavy.peak());
     assert!(app.state.heavy.peak() >= 1);
+}
+
+/// A heavy mutation is priced like a report, aliases included: 100 aliased personal-data
+/// exports in one request are refused before any runs.
+#[tokio::test]
+async fn aliased_personal_data_exports_are_priced_like_reports() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let c = app.create_customer(&admin, json!({"name": "王五", "kind": "INDIVIDUAL", "phone": "13800138000"})).await;
+    let many = |n: usize| {
+        format!(
+            "mutation($c:ID!){{{}}}",
+            (0..n).map(|i| format!("e{i}: exportPersonalData(customerId:$c) ")).collect::<String>()
+        )
+    };
+    let refused = app.gql(Some(&admin), &many(100), json!({"c": c["id"]})).await;
+    assert!(refused["errors"][0]["message"].as_str().unwrap_or("").contains("complex"), "{refused}");
+    assert_eq!(refused.get("data"), None, "nothing ran: {refused}");
+    let fine = app.ok(&admin, &many(2), json!({"c": c["id"]})).await;
+    assert!(fine["e1"]["customer"].is_object(), "{fine}");
+}
+
+/// An answer larger than CRM_MAX_RESPONSE_BYTES is not sent; a smaller one is.
+#[tokio::test]
+async fn an_answer_over_the_response_cap_is_refused_with_its_code() {
+    let app = TestApp::spawn_with(|c| c.max_response_bytes = 8 * 1024).await;
+    let admin = app.admin_token.clone();
+    for n in 0..60 {
+        app.create_customer(&admin, json!({"name": format!("客户{n:03}号有一个很长很长的名字"), "kind": "INDIVIDUAL"}))
+            .await;
+    }
+    let big = app.gql(Some(&admin), "{customers(first:60){nodes{id name kind createdAt version}}}", json!({})).await;
+    assert_eq!(code(&big), "RESPONSE_TOO_LARGE", "{}", big.to_string().chars().take(300).collect::<String>());
+    assert!(big.to_string().len() < 1024);
+    let small = app.ok(&admin, "{customers(first:5){nodes{id name}}}", json!({})).await;
+    assert_eq!(small["customers"]["nodes"].as_array().unwrap().len(), 5);
 }

@@ -32,6 +32,7 @@ pub fn test_config(url: String) -> Config {
         max_depth: 12,
         max_complexity: 50_000,
         anonymous_introspection: false,
+        max_response_bytes: 16 * 1024 * 1024,
         max_root_fields: 100,
         ws_init_timeout_ms: 10_000,
         ws_recheck_ms: 30_000,

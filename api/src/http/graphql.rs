@@ -264,14 +264,15 @@ pub(super) async fn execute(
     };
     // Serialised straight into the body: no intermediate JSON tree. A request refused
     // before execution has no `data` entry.
+    let cap = http.state.limits.response_bytes;
     let body = if not_executed {
-        serde_json::to_vec(&json!({ "errors": response.errors }))
+        crate::capped::to_json(&json!({ "errors": response.errors }), cap)
     } else {
-        serde_json::to_vec(&response)
+        crate::capped::to_json(&response, cap)
     };
-    let body = body.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "response not serialisable");
-        br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_vec()
+    let body = body.unwrap_or_else(|| {
+        tracing::warn!(cap, "answer over the response cap not sent");
+        serde_json::to_vec(&json!({ "data": null, "errors": [crate::capped::too_large(cap)] })).unwrap_or_default()
     });
     Answered { status, body, retry_after, executed: !not_executed && retry_after.is_none() }
 }

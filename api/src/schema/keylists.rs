@@ -130,10 +130,7 @@ impl KeyListQuery {
     ) -> Result<KeyCustomerConnection> {
         let actor = actor(ctx)?;
         let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        svc::complaining(db(ctx), actor, min_complaints, first, after.as_deref())
-            .await
-            .map(KeyCustomerConnection)
-            .gql()
+        svc::complaining(db(ctx), actor, min_complaints, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Buyers whose won deals in the window cover at most `maxProductLines` products (`count`): offer the rest.
@@ -164,9 +161,6 @@ impl KeyListQuery {
     ) -> Result<KeyCustomerConnection> {
         let actor = actor(ctx)?;
         let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        svc::few_contacts(db(ctx), actor, min_contacts, first, after.as_deref())
-            .await
-            .map(KeyCustomerConnection)
-            .gql()
+        svc::few_contacts(db(ctx), actor, min_contacts, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 }

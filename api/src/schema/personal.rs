@@ -62,7 +62,8 @@ impl PersonalMutation {
 
     /// Everything stored about the person, as one JSON document (also
     /// `GET /personal-data/<customerId>.json`). Admins, and managers within their
-    /// subtree; audited.
+    /// subtree; audited. Priced like a report: a request holds at most 25.
+    #[graphql(complexity = "super::common::REPORT_COST")]
     async fn export_personal_data(&self, ctx: &Context<'_>, customer_id: ID) -> Result<Json<serde_json::Value>> {
         let id = parse_id("customerId", &customer_id).gql()?;
         svc::export(db(ctx), &state(ctx).privacy.keys, actor(ctx)?, id).await.map(Json).gql()
