@@ -324,3 +324,53 @@ async fn an_answer_over_the_response_cap_is_refused_with_its_code() {
     let small = app.ok(&admin, "{customers(first:5){nodes{id name}}}", json!({})).await;
     assert_eq!(small["customers"]["nodes"].as_array().unwrap().len(), 5);
 }
+
+/// A long import gives the write lock back between its chunks, and writers waiting for it
+/// go in the order they came: a rep's saves all land while the import is still running.
+#[tokio::test]
+async fn a_long_import_lets_other_writers_through_between_its_chunks() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let dept = app.create_department("华南", None).await;
+    let (_, rep) = app.create_user("rep2@example.com", "SALES", &dept).await;
+    let mut csv = String::from("name,phone\r\n");
+    for n in 0..4000 {
+        csv.push_str(&format!("导入客户{n},139{n:08}\r\n"));
+    }
+    let started = std::time::Instant::now();
+    let import = tokio::spawn({
+        let (client, url, admin) = (app.client.clone(), app.url("/imports/customers"), admin.clone());
+        async move {
+            let resp = client
+                .post(url)
+                .bearer_auth(&admin)
+                .header("content-type", "text/csv")
+                .body(csv.into_bytes())
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), std::time::Instant::now())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let saves = futures::future::join_all((0..12).map(|n| {
+        app.gql(
+            Some(&rep),
+            "mutation($n:String!){createCustomer(input:{name:$n, kind:INDIVIDUAL}){id}}",
+            json!({"n": format!("代表的客户{n}")}),
+        )
+    }))
+    .await;
+    let saved = std::time::Instant::now();
+    for s in &saves {
+        assert!(s.get("errors").is_none(), "{s}");
+    }
+    let (status, imported) = import.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        saved < imported,
+        "the saves ({:?}) landed before the import ended ({:?})",
+        saved - started,
+        imported - started
+    );
+}

@@ -93,3 +93,50 @@ pub async fn spawn_checkpointer(url: &str, every: Duration) -> Result<(), sea_or
     });
     Ok(())
 }
+
+/// SQLite's writers take turns in the order they came (one database file, one writer at a
+/// time). Left to SQLite's busy handler, a waiting writer sleeps and polls, and a writer
+/// that commits and begins again at once (an import's chunks) wins nearly every time: a
+/// rep's save waited 9-15 s behind an import, and some gave up at the busy timeout. Every
+/// write transaction of an instance ([`crate::kernel::store::write`], an import's chunk)
+/// first waits here, in a fair queue; PostgreSQL locks rows, not the database, and has no
+/// turn to take.
+pub mod turns {
+    use crate::error::{AppError, AppResult};
+    use sea_orm::{DatabaseBackend, DatabaseConnection};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::Duration;
+    use tokio::sync::OwnedMutexGuard;
+
+    /// The longest wait for a turn: SQLite's own busy timeout, after which a write would
+    /// have failed anyway (and a use case that waited for itself cannot hang).
+    pub const WAIT: Duration = Duration::from_secs(15);
+
+    /// One writer's turn; the next in line goes when it is dropped.
+    pub type Turn = OwnedMutexGuard<()>;
+
+    fn queue(file: &str) -> Arc<tokio::sync::Mutex<()>> {
+        static QUEUES: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+        let mut queues = QUEUES.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+        queues.entry(file.to_string()).or_default().clone()
+    }
+
+    /// Waits for the turn to write on `db` (None on PostgreSQL).
+    ///
+    /// # Errors
+    /// RATE_LIMITED (collided) when no turn came within [`WAIT`].
+    pub async fn take(db: &DatabaseConnection) -> AppResult<Option<Turn>> {
+        if db.get_database_backend() != DatabaseBackend::Sqlite {
+            return Ok(None);
+        }
+        let file = db.get_sqlite_connection_pool().connect_options().get_filename().to_string_lossy().into_owned();
+        match tokio::time::timeout(WAIT, queue(&file).lock_owned()).await {
+            Ok(turn) => Ok(Some(turn)),
+            Err(_) => {
+                tracing::warn!(file, "no turn to write within the busy timeout");
+                Err(AppError::Collided)
+            }
+        }
+    }
+}

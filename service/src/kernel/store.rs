@@ -12,6 +12,7 @@
 //! kernel runs them without importing any engine.
 use crate::error::{AppError, AppResult};
 use crate::kernel::change::{self, Change, Subject, Verb, journal};
+use crate::kernel::db::turns;
 use crate::kernel::now;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -50,14 +51,26 @@ pub fn deferring<F: Future>(f: F) -> impl Future<Output = F::Output> {
 pub trait Connection: TransactionTrait<Transaction = DatabaseTransaction> {
     /// Whether this is a transaction already.
     const IN_TRANSACTION: bool;
+
+    /// Waits for the turn to write (SQLite's writers queue: `kernel::db::turns`); a
+    /// transaction has its turn already.
+    fn turn(&self) -> impl Future<Output = AppResult<Option<turns::Turn>>> + Send;
 }
 
 impl Connection for DatabaseConnection {
     const IN_TRANSACTION: bool = false;
+
+    async fn turn(&self) -> AppResult<Option<turns::Turn>> {
+        turns::take(self).await
+    }
 }
 
 impl Connection for DatabaseTransaction {
     const IN_TRANSACTION: bool = true;
+
+    async fn turn(&self) -> AppResult<Option<turns::Turn>> {
+        Ok(None)
+    }
 }
 
 /// Runs `f` in a write transaction, committing when it returns `Ok` (after the
@@ -74,6 +87,7 @@ where
     C: Connection,
     F: AsyncFnOnce(&DatabaseTransaction) -> AppResult<T>,
 {
+    let _turn = db.turn().await?;
     let txn = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
