@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Deliveries claimed at once by an instance; also the attempts it has in flight.
+/// Attempts an instance has in flight at most.
 const BATCH: u64 = 32;
 
 use service::webhook::signing::{SIGNATURE_HEADER, signature_header};
@@ -83,7 +83,9 @@ impl Worker {
             // start (a long round would hand out leases already run out).
             let at = std::cmp::max(at, Utc::now());
             let claimed = delivery::claim(&self.state.db, &self.state.webhooks, at, BATCH).await?;
-            let n = claimed.len();
+            if claimed.is_empty() {
+                return Ok(out);
+            }
             let done: Vec<AppResult<(Uuid, DeliveryStatus)>> = futures::stream::iter(claimed)
                 .map(|c| async move {
                     let id = c.delivery.id;
@@ -95,8 +97,46 @@ impl Worker {
             for d in done {
                 out.attempted.push(d?);
             }
-            if (n as u64) < BATCH {
-                return Ok(out);
+        }
+    }
+
+    /// The running worker: every half second it fans the outbox out and claims as many
+    /// deliveries as it has free places (of [`BATCH`]), each attempt a task of its own. A
+    /// slow attempt holds its place only, never a round: the places it does not hold go to
+    /// the next claim, which is fair per webhook and per account (`delivery::claim`).
+    async fn pump(self) {
+        let places = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let at = Utc::now();
+            if let Err(e) = outbox::fan_out(&self.state.db, at).await {
+                tracing::error!(error = %e, "webhook fan-out failed");
+                continue;
+            }
+            let free = places.available_permits() as u64;
+            if free == 0 {
+                continue;
+            }
+            let claimed = match delivery::claim(&self.state.db, &self.state.webhooks, at, free).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook claim failed");
+                    continue;
+                }
+            };
+            for c in claimed {
+                let Ok(place) = places.clone().try_acquire_owned() else { break };
+                let worker = self.clone();
+                tokio::spawn(async move {
+                    let _place = place;
+                    let id = c.delivery.id;
+                    match worker.attempt(c).await {
+                        Ok(status) => tracing::debug!(delivery = %id, ?status, "webhook attempt"),
+                        Err(e) => tracing::error!(error = %e, delivery = %id, "webhook attempt not recorded"),
+                    }
+                });
             }
         }
     }
@@ -335,20 +375,7 @@ impl reqwest::dns::Resolve for Admitted {
 /// rounds find full batches.
 pub fn spawn(state: &AppState) -> Result<tokio::task::JoinHandle<()>, String> {
     let worker = Worker::new(state)?;
-    Ok(tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            match worker.tick(Utc::now()).await {
-                Ok(t) if t.dispatched > 0 || !t.attempted.is_empty() => {
-                    tracing::debug!(dispatched = t.dispatched, attempted = t.attempted.len(), "webhooks");
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "webhook round failed"),
-            }
-        }
-    }))
+    Ok(tokio::spawn(worker.pump()))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod catalogue;
 mod categories;
 mod classification;
 mod customers;
+mod delivery;
 mod demo;
 mod duplicates;
 mod edge;

@@ -10,7 +10,7 @@ use crate::webhook::{Settings, disable};
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::DeliveryStatus;
 use entity::{webhook, webhook_attempt, webhook_delivery, webhook_event};
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -52,11 +52,25 @@ pub fn backoff(settings: &Settings, failed: i32) -> Duration {
     std::cmp::min(base * factor, Duration::hours(MAX_BACKOFF_HOURS))
 }
 
+/// Attempts one webhook has in flight at most (across instances): a slow receiver holds
+/// two of the worker's places, not all of them.
+pub const PER_WEBHOOK: i64 = 2;
+
+/// Attempts one account's webhooks have in flight at most: an account with 25 webhooks to
+/// a slow receiver holds eight places, and every other account's events go past it.
+pub const PER_ACCOUNT: i64 = 8;
+
 /// Claims up to `limit` deliveries due by `at` of active webhooks, each for one instance
 /// until its lease ends: one conditional UPDATE, as the care tick claims reminders, so two
 /// instances never hold one attempt. A lease that ended without an outcome (its instance
 /// stopped mid-attempt) makes the delivery claimable again: the receiver may then get the
 /// same event twice, with the same event id.
+///
+/// The claim is fair (within an instance exactly, across instances nearly: two claims at
+/// the same moment each see the other's attempts only once leased): it takes each webhook's oldest due delivery first, round-robin over
+/// the webhooks (the second of each only after the first of all), and leaves out what
+/// would take a webhook past [`PER_WEBHOOK`] or an account past [`PER_ACCOUNT`] attempts
+/// in flight (leased ones counted).
 ///
 /// # Errors
 /// Database errors.
@@ -73,19 +87,50 @@ pub async fn claim(
             .add(D::NextAttemptAt.lte(at))
             .add(Condition::any().add(D::LeaseUntil.is_null()).add(D::LeaseUntil.lt(at)))
     };
-    let active = Query::select()
-        .column(webhook::Column::Id)
-        .from(webhook::Entity)
-        .and_where(webhook::Column::Active.eq(true))
-        .to_owned();
-    let mut batch = Query::select();
-    batch
-        .column(D::Id)
-        .from(webhook_delivery::Entity)
-        .cond_where(due())
-        .and_where(D::WebhookId.in_subquery(active))
-        .order_by(D::NextAttemptAt, Order::Asc)
-        .limit(limit);
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut bind = |v: sea_orm::Value| {
+        values.push(v);
+        if backend == sea_orm::DatabaseBackend::Postgres { format!("${}", values.len()) } else { "?".to_string() }
+    };
+    let (pending, a1, a2, a3) = (
+        bind(DeliveryStatus::Pending.to_string().into()),
+        bind(at.into()),
+        bind(DeliveryStatus::Pending.to_string().into()),
+        bind(at.into()),
+    );
+    let a4 = bind(at.into());
+    let (per_hook, per_account, n) =
+        (bind(PER_WEBHOOK.into()), bind(PER_ACCOUNT.into()), bind(i64::try_from(limit).unwrap_or(i64::MAX).into()));
+    let fair = format!(
+        "WITH busy AS (\
+           SELECT d.webhook_id, w.account_id FROM webhook_delivery d JOIN webhook w ON w.id = d.webhook_id \
+           WHERE d.status = {pending} AND d.lease_until >= {a1}), \
+         due AS (\
+           SELECT d.id, d.next_attempt_at, w.account_id, \
+             ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) \
+               + (SELECT COUNT(*) FROM busy b WHERE b.webhook_id = d.webhook_id) AS hook_rank \
+           FROM webhook_delivery d JOIN webhook w ON w.id = d.webhook_id \
+           WHERE w.active AND d.status = {a2_status} AND d.next_attempt_at <= {a3} \
+             AND (d.lease_until IS NULL OR d.lease_until < {a4})), \
+         fair AS (\
+           SELECT id, hook_rank, next_attempt_at, \
+             ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY hook_rank, next_attempt_at, id) \
+               + (SELECT COUNT(*) FROM busy b WHERE b.account_id = due.account_id) AS account_rank \
+           FROM due WHERE hook_rank <= {per_hook}) \
+         SELECT id FROM fair WHERE account_rank <= {per_account} \
+         ORDER BY hook_rank, next_attempt_at, id LIMIT {n}",
+        a2_status = a2,
+    );
+    let chosen: Vec<Uuid> = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(backend, fair, values))
+        .await?
+        .iter()
+        .map(|r| r.try_get_by_index::<Uuid>(0))
+        .collect::<Result<_, _>>()?;
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
     let token = new_id();
     let stamp = now();
     let mut q = Query::update();
@@ -96,7 +141,7 @@ pub async fn claim(
         .value(D::RoundAttempts, Expr::col(D::RoundAttempts).add(1))
         .value(D::UpdatedAt, stamp)
         .cond_where(due())
-        .and_where(D::Id.in_subquery(batch))
+        .and_where(D::Id.is_in(chosen))
         .returning_col(D::Id);
     let rows = db.query_all_raw(db.get_database_backend().build(&q)).await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.try_get::<Uuid>("", "id")).collect::<Result<_, _>>()?;
