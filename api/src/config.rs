@@ -65,6 +65,12 @@ pub struct Config {
     /// `CRM_MAX_CONNECTIONS`: open connections (WebSockets included) an instance serves;
     /// beyond it new connections are closed at once. Default 20000.
     pub max_connections: usize,
+    /// `CRM_MAX_CONNECTIONS_PER_ADDRESS`: open connections of one client address (an IPv6
+    /// /64); default a tenth of `CRM_MAX_CONNECTIONS` (2000). Not applied behind a trusted proxy.
+    pub max_connections_per_address: usize,
+    /// `CRM_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS`: WebSockets of one client address that have
+    /// not sent a valid `connection_init` yet; default 32.
+    pub max_anonymous_sockets_per_address: usize,
     /// Smallest group a report shows to a role that cannot read the customers in it.
     pub report_min_group: i64,
     /// Data keys for sensitive fields (`id:base64url,...`, the first seals); required on
@@ -121,6 +127,7 @@ impl Config {
         if requests > room {
             tracing::warn!(requests, pool_size, "CRM_MAX_REQUESTS_PER_USER lowered to the pool size less four");
         }
+        let max_connections = parsed("CRM_MAX_CONNECTIONS", 20_000usize)?.max(1);
         Ok(Config {
             pool_size,
             heavy_reads: parsed("CRM_HEAVY_READS", (room / 4).max(1))?.clamp(1, room),
@@ -152,7 +159,10 @@ impl Config {
             max_requests_per_user: requests.min(room),
             max_sockets_per_user: parsed("CRM_MAX_SOCKETS_PER_USER", 20usize)?.max(1),
             header_timeout_ms: parsed("CRM_HEADER_TIMEOUT_MS", 10_000u64)?.max(100),
-            max_connections: parsed("CRM_MAX_CONNECTIONS", 20_000usize)?.max(1),
+            max_connections,
+            max_connections_per_address: parsed("CRM_MAX_CONNECTIONS_PER_ADDRESS", (max_connections / 10).max(16))?
+                .clamp(1, max_connections),
+            max_anonymous_sockets_per_address: parsed("CRM_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS", 32usize)?.max(1),
             report_min_group: parsed("CRM_REPORT_MIN_GROUP", 5i64)?.max(1),
             data_key: var("CRM_DATA_KEY"),
             import_max_bytes: parsed("CRM_IMPORT_MAX_BYTES", 256 * 1024 * 1024u64)?.max(1024),

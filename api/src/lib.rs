@@ -1,4 +1,5 @@
 //! The CRM API: GraphQL over axum on SeaORM (SQLite or PostgreSQL).
+pub mod addresses;
 pub mod capped;
 pub mod config;
 pub mod csv;
@@ -100,6 +101,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
             header_timeout: std::time::Duration::from_millis(config.header_timeout_ms),
             max_connections: config.max_connections,
+            max_connections_per_address: config.max_connections_per_address,
             trust_forwarded_for: config.trust_forwarded_for,
         },
         privacy: state::Privacy { min_group: config.report_min_group, keys: std::sync::Arc::new(keys) },
@@ -108,6 +110,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             idle_timeout: std::time::Duration::from_millis(config.import_idle_ms),
         },
         webhooks: config.webhooks,
+        anonymous_sockets: crate::addresses::PerAddress::new(config.max_anonymous_sockets_per_address),
         heavy: service::access::heavy::HeavyReads::new(config.heavy_reads, std::time::Duration::from_secs(5)),
     })
 }

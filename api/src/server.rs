@@ -10,6 +10,7 @@
 //!   that does not read its responses) is closed ([`Stalled`]), WebSockets included;
 //! - at most `CRM_MAX_CONNECTIONS` connections are open (WebSockets included); beyond it a
 //!   new connection is closed at once rather than left waiting in the backlog;
+//! - at most `CRM_MAX_CONNECTIONS_PER_ADDRESS` of them from one address (`addresses.rs`);
 //! - each request carries its peer's address ([`crate::http::Peer`]) for the login back-off.
 use crate::state::AppState;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -26,7 +27,7 @@ use tower::Service;
 /// A connection's place under `CRM_MAX_CONNECTIONS`, held while it is open; a WebSocket
 /// takes it over from its upgrade request.
 #[derive(Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<(OwnedSemaphorePermit, Option<crate::addresses::AddressSlot>)>);
 
 /// Serves on a bound listener (tests bind port 0) until `shutdown` resolves.
 ///
@@ -47,6 +48,7 @@ pub async fn serve_on(
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1.timer(TokioTimer::new()).header_read_timeout(edge.header_timeout);
     let slots = Arc::new(Semaphore::new(edge.max_connections));
+    let per_address = crate::addresses::PerAddress::new(edge.max_connections_per_address);
     let (closing, closing_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -67,8 +69,19 @@ pub async fn serve_on(
             drop(stream);
             continue;
         };
+        // Behind a trusted proxy every connection is the proxy's: no cap per address.
+        let own = if edge.trust_forwarded_for {
+            None
+        } else {
+            let Some(own) = per_address.take(address.ip()) else {
+                tracing::warn!(%address, cap = per_address.cap(), "connection refused: too many open from its address");
+                drop(stream);
+                continue;
+            };
+            Some(own)
+        };
         let _ = stream.set_nodelay(true);
-        let slot = ConnectionSlot(Arc::new(permit));
+        let slot = ConnectionSlot(Arc::new((permit, own)));
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(crate::http::Peer { address });

@@ -35,6 +35,8 @@ pub struct AppState {
     pub imports: Imports,
     /// Webhook delivery (`webhooks.rs`).
     pub webhooks: service::webhook::Settings,
+    /// WebSockets of each client address that have not authenticated yet (`addresses.rs`).
+    pub anonymous_sockets: crate::addresses::PerAddress,
     /// The share of the pool heavy reads may hold (`service::access::heavy`).
     pub heavy: service::access::heavy::HeavyReads,
 }
@@ -63,6 +65,8 @@ pub struct Edge {
     pub request_timeout: std::time::Duration,
     pub header_timeout: std::time::Duration,
     pub max_connections: usize,
+    /// Connections of one client address (`addresses.rs`).
+    pub max_connections_per_address: usize,
     /// Take the client address from the last `X-Forwarded-For` entry.
     pub trust_forwarded_for: bool,
 }

@@ -129,7 +129,12 @@ impl futures::Stream for Relays {
 struct Close(u16, String);
 
 /// Serves one socket until it closes.
-pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
+pub async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    schema: CrmSchema,
+    mut anonymous: Option<crate::addresses::AddressSlot>,
+) {
     let _open = state.shutdown.enter();
     let mut shutdown = state.shutdown.watch();
     let (mut sink, mut stream) = socket.split();
@@ -221,6 +226,8 @@ pub async fn serve(socket: WebSocket, state: AppState, schema: CrmSchema) {
                                     break Close(4029, "Too many WebSockets for this user".into());
                                 };
                                 _slot = Some(slot);
+                                // Authenticated: no longer one of its address's waiting sockets.
+                                anonymous.take();
                                 actor = Some(a);
                                 token = Some(verified);
                                 expiry.as_mut().reset(expires);

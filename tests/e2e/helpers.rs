@@ -47,6 +47,8 @@ pub fn test_config(url: String) -> Config {
         heavy_reads: 4,
         header_timeout_ms: 10_000,
         max_connections: 20_000,
+        max_connections_per_address: 20_000,
+        max_anonymous_sockets_per_address: 32,
         report_min_group: 5,
         data_key,
         import_max_bytes: 256 * 1024 * 1024,

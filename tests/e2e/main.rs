@@ -3,6 +3,7 @@
 mod helpers;
 
 mod access;
+mod addresses;
 mod admin;
 mod api_keys;
 mod auth;

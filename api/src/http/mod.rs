@@ -227,8 +227,29 @@ pub(crate) fn too_deep(request: &async_graphql::Request) -> Option<String> {
 async fn graphql_ws(
     State(http): State<Http>,
     slot: Option<axum::Extension<crate::ConnectionSlot>>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // A socket holds a place of its address until its `connection_init` is accepted.
+    let anonymous = match client_address(&http.state, &headers, peer.map(|p| p.0)) {
+        Some(address) => match http.state.anonymous_sockets.take(address) {
+            Some(place) => Some(place),
+            None => {
+                let cap = http.state.anonymous_sockets.cap();
+                tracing::warn!(%address, cap, "WebSocket refused: too many unauthenticated from its address");
+                let mut resp = rate_limited(
+                    1,
+                    &format!(
+                        "at most {cap} WebSockets of one address may wait for connection_init; authenticate those first"
+                    ),
+                );
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return resp;
+            }
+        },
+        None => None,
+    };
     let state = http.state.clone();
     let schema = http.schema.clone();
     let slot = slot.map(|s| s.0);
@@ -241,7 +262,7 @@ async fn graphql_ws(
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            crate::ws::serve(socket, state, schema).await;
+            crate::ws::serve(socket, state, schema, anonymous).await;
         })
         .into_response()
 }
