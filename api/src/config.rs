@@ -78,6 +78,12 @@ pub struct Config {
     pub data_key: Option<String>,
     /// `CRM_IMPORT_MAX_BYTES`: largest CSV file an import reads; default 256 MiB.
     pub import_max_bytes: u64,
+    /// `CRM_IMPORT_RETENTION_DAYS`: days a finished import run and its lines' outcomes are
+    /// kept; default 30.
+    pub import_retention_days: i64,
+    /// `CRM_MATCH_BUDGET_PER_HOUR`: matches of one user against records they cannot read
+    /// (duplicate candidates, import lines) per hour; default 20000.
+    pub match_budget_per_hour: u32,
     /// `CRM_IMPORT_IDLE_MS`: how long an import upload may send nothing before it is
     /// stopped; default 60000.
     pub import_idle_ms: u64,
@@ -166,6 +172,8 @@ impl Config {
             report_min_group: parsed("CRM_REPORT_MIN_GROUP", 5i64)?.max(1),
             data_key: var("CRM_DATA_KEY"),
             import_max_bytes: parsed("CRM_IMPORT_MAX_BYTES", 256 * 1024 * 1024u64)?.max(1024),
+            import_retention_days: parsed("CRM_IMPORT_RETENTION_DAYS", 30i64)?.clamp(1, 3650),
+            match_budget_per_hour: parsed("CRM_MATCH_BUDGET_PER_HOUR", 20_000u32)?.max(1),
             import_idle_ms: parsed("CRM_IMPORT_IDLE_MS", 60_000u64)?.max(100),
             webhooks: {
                 let d = service::webhook::Settings::default();

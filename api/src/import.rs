@@ -231,6 +231,8 @@ async fn run(
     let mut batch = Vec::with_capacity(CHUNK);
     let mut ended = records.done();
     let mut too_big = false;
+    let mut spent: Option<u64> = None;
+    let resource = svc::resource_of(request.kind);
     let outcome = loop {
         while batch.len() < CHUNK
             && let Some(line) = records.next_line()
@@ -248,6 +250,13 @@ async fn run(
                 Ok(_) => break Err("your permissions changed during the import; run the file again".to_string()),
                 Err(AppError::Unauthenticated(_)) => break Err("your session ended during the import".to_string()),
                 Err(e) => break Err(logged(e)),
+            }
+            // Each line is a match against the base (`service::access::budget`).
+            if let Err(e) = state.matching.spend(&actor, resource, u32::try_from(batch.len()).unwrap_or(u32::MAX)) {
+                if let AppError::RateLimited { retry_after, .. } = &e {
+                    spent = Some(*retry_after);
+                }
+                break Err(format!("{e}; the lines before this point are imported, run the rest of the file later"));
             }
             if let Err(e) = importer.chunk(std::mem::take(&mut batch)).await {
                 break Err(logged(e));
@@ -279,6 +288,14 @@ async fn run(
     };
     tracing::info!(run = %run.id, status = %run.status, lines = run.lines_read, "import ended");
     let mut body = json!({ "importRun": summary(&run), "problems": problems });
+    if let Some(retry_after) = spent {
+        let message = run.error.clone().unwrap_or_default();
+        body["errors"] =
+            json!([{ "message": message, "extensions": { "code": "RATE_LIMITED", "retryAfter": retry_after } }]);
+        let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(retry_after));
+        return resp;
+    }
     if too_big {
         // The run stopped where the limit fell (what came before stays): the run, and the
         // error a client branches on.

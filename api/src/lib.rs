@@ -108,7 +108,9 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         imports: state::Imports {
             max_bytes: config.import_max_bytes,
             idle_timeout: std::time::Duration::from_millis(config.import_idle_ms),
+            retention_days: config.import_retention_days,
         },
+        matching: service::access::budget::MatchBudget::new(config.match_budget_per_hour),
         webhooks: config.webhooks,
         anonymous_sockets: crate::addresses::PerAddress::new(config.max_anonymous_sockets_per_address),
         heavy: service::access::heavy::HeavyReads::new(config.heavy_reads, std::time::Duration::from_secs(5)),
@@ -244,8 +246,9 @@ pub fn spawn_reseal(state: &AppState) {
 }
 
 /// Runs the background jobs until the process ends: the care tick every 30 seconds, the
-/// daily time-based reclassification, the webhook worker (`webhooks.rs`), and hourly the removal of expired refresh tokens and
-/// stale login counters. Every instance may run them: a day's rules and
+/// daily time-based reclassification, the webhook worker (`webhooks.rs`), and hourly the
+/// removal of expired refresh tokens, stale login counters, settled webhook deliveries and
+/// import runs past their retention. Every instance may run them: a day's rules and
 /// reclassification run once across instances, and each due reminder is announced once.
 pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
     if let Err(e) = webhooks::spawn(state) {
@@ -254,6 +257,7 @@ pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
     let db = state.db.clone();
     let care = state.clone();
     let housekeeping = state.db.clone();
+    let import_days = state.imports.retention_days;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -263,6 +267,11 @@ pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired sessions and login counters removed"),
                 Err(e) => tracing::error!(error = %e, "session housekeeping failed"),
+            }
+            match service::transfer::import::prune(&housekeeping, at, import_days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, days = import_days, "import runs past their retention removed"),
+                Err(e) => tracing::error!(error = %e, "import housekeeping failed"),
             }
             match service::webhook::delivery::prune(&housekeeping, at).await {
                 Ok(0) => {}

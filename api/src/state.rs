@@ -35,6 +35,8 @@ pub struct AppState {
     pub imports: Imports,
     /// Webhook delivery (`webhooks.rs`).
     pub webhooks: service::webhook::Settings,
+    /// The matching budget (`service::access::budget`).
+    pub matching: service::access::budget::MatchBudget,
     /// WebSockets of each client address that have not authenticated yet (`addresses.rs`).
     pub anonymous_sockets: crate::addresses::PerAddress,
     /// The share of the pool heavy reads may hold (`service::access::heavy`).
@@ -47,6 +49,8 @@ pub struct Imports {
     pub max_bytes: u64,
     /// Longest wait for the next bytes of an upload.
     pub idle_timeout: std::time::Duration,
+    /// Days a finished run and its lines are kept.
+    pub retention_days: i64,
 }
 
 /// Privacy settings.

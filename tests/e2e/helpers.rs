@@ -53,6 +53,8 @@ pub fn test_config(url: String) -> Config {
         data_key,
         import_max_bytes: 256 * 1024 * 1024,
         import_idle_ms: 60_000,
+        import_retention_days: 30,
+        match_budget_per_hour: 20_000,
         // The tests' receivers listen on 127.0.0.1.
         webhooks: service::webhook::Settings { allow_private: true, ..Default::default() },
     }

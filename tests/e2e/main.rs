@@ -22,6 +22,7 @@ mod http;
 mod idempotency;
 mod imports;
 mod keylists;
+mod matching;
 mod pool;
 mod privacy;
 mod records;

@@ -134,6 +134,8 @@ impl DuplicateQuery {
         input: DuplicateCheckInput,
     ) -> Result<Vec<DuplicateCandidate>> {
         let actor = actor(ctx)?;
+        // A match against the whole base: spent from the caller's budget, each alias too.
+        super::common::state(ctx).matching.spend(actor, entity::enums::Resource::Customer, 1).gql()?;
         let exclude = input.exclude_id.map(|id| parse_id("input.excludeId", &id)).transpose().gql()?;
         let probe = Probe {
             kind: Some(input.kind.into()),

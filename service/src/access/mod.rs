@@ -3,6 +3,7 @@
 //! and the people and departments that scopes are made of.
 pub mod actor;
 pub mod api_key;
+pub mod budget;
 pub mod department;
 pub mod heavy;
 pub mod jwt;
