@@ -55,7 +55,7 @@ pub struct Config {
     /// `CRM_DB_POOL_SIZE`: pooled database connections of an instance; default 20.
     pub pool_size: u32,
     /// `CRM_HEAVY_READS`: reports, key lists and exports running at once on an instance;
-    /// default a quarter of the pool (5).
+    /// default a quarter of the pool less four (4).
     pub heavy_reads: usize,
     /// `CRM_MAX_SOCKETS_PER_USER`: one user's open WebSockets on an instance; default 20.
     pub max_sockets_per_user: usize,

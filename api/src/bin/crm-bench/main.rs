@@ -5,6 +5,7 @@
 //! history and create leads, so they refuse any database without that mark: pointing
 //! `DATABASE_URL` at a real CRM by mistake costs nothing.
 mod bench;
+mod fairness;
 mod generate;
 mod readpath;
 
@@ -59,6 +60,10 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         rounds: u32,
     },
+    /// What one hostile or clumsy caller does to everyone else (`docs/limits.md`): the
+    /// pool under aliased reports, writes beside an import, webhooks beside a slow
+    /// partner, memory under aliased exports, the matching budget.
+    Fairness,
 }
 
 /// The setting that marks a database as made by `crm-bench generate`.
@@ -114,6 +119,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Subscriptions { subscribers, leads, views } => {
             println!("{}", bench::subscriptions(state, &subscribers, leads, views).await?);
+        }
+        Command::Fairness => {
+            println!("{}", fairness::fairness(state).await?);
         }
         Command::ReadPath { postgraphile, connections, seconds, rounds } => {
             let url = config.database_url.clone();

@@ -92,7 +92,7 @@ async fn wrk(url: &str, body: &str, token: Option<&str>, connections: u32, secon
     Ok(parse_wrk(&String::from_utf8_lossy(&out.stdout)))
 }
 
-async fn wait_for(port: u16) -> Result<(), String> {
+pub(crate) async fn wait_for(port: u16) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         if Instant::now() > deadline {
@@ -103,7 +103,7 @@ async fn wait_for(port: u16) -> Result<(), String> {
     Ok(())
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }

@@ -262,25 +262,6 @@ pub async fn lines(
     paginate(db, select, &keys, L::Id, |m| m.id, page).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_imported_field_of_the_catalogues_has_a_target() {
-        for kind in [ImportKind::Customers, ImportKind::Contacts, ImportKind::Deals] {
-            let mut read: Vec<&str> = catalogue_of(kind).import_fields().map(|(n, _)| n).collect();
-            let mut targets: Vec<&str> = fields_of(kind).iter().map(|(_, n)| *n).collect();
-            read.sort_unstable();
-            targets.sort_unstable();
-            assert_eq!(read, targets, "{kind:?}");
-        }
-        assert_eq!(field_named(ImportKind::Customers, "手机号码"), Some(Field::Phone));
-        assert_eq!(field_named(ImportKind::Contacts, "电话"), Some(Field::OfficePhone));
-        assert_eq!(field_named(ImportKind::Deals, "Expected_Close-Date"), Some(Field::ExpectedCloseDate));
-    }
-}
-
 /// Removes import runs (and the outcome of each of their lines) finished more than
 /// `days` days before `at` (or interrupted, its last heartbeat that old): a run keeps
 /// every line's outcome, 8 MB for 50,000 lines.
@@ -305,4 +286,23 @@ pub async fn prune(db: &sea_orm::DatabaseConnection, at: chrono::DateTime<chrono
         .await?;
     let runs = import_run::Entity::delete_many().filter(gone()).exec(db).await?;
     Ok(lines.rows_affected + runs.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_imported_field_of_the_catalogues_has_a_target() {
+        for kind in [ImportKind::Customers, ImportKind::Contacts, ImportKind::Deals] {
+            let mut read: Vec<&str> = catalogue_of(kind).import_fields().map(|(n, _)| n).collect();
+            let mut targets: Vec<&str> = fields_of(kind).iter().map(|(_, n)| *n).collect();
+            read.sort_unstable();
+            targets.sort_unstable();
+            assert_eq!(read, targets, "{kind:?}");
+        }
+        assert_eq!(field_named(ImportKind::Customers, "手机号码"), Some(Field::Phone));
+        assert_eq!(field_named(ImportKind::Contacts, "电话"), Some(Field::OfficePhone));
+        assert_eq!(field_named(ImportKind::Deals, "Expected_Close-Date"), Some(Field::ExpectedCloseDate));
+    }
 }

@@ -20,7 +20,7 @@ impl Importer<'_> {
         self.signals.clear();
         // SQLite: the chunk takes its turn among the instance's writers and gives it back
         // at its end, so a rep's save waits for one chunk at most (`kernel::db::turns`).
-        let _turn = crate::kernel::db::turns::take(&self.db).await?;
+        let _turn = crate::kernel::db::turns::take(self.db).await?;
         let txn = self
             .db
             .begin_with_options(TransactionOptions {
