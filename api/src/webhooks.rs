@@ -100,16 +100,22 @@ impl Worker {
         }
     }
 
-    /// The running worker: every half second it fans the outbox out and claims as many
-    /// deliveries as it has free places (of [`BATCH`]), each attempt a task of its own. A
-    /// slow attempt holds its place only, never a round: the places it does not hold go to
-    /// the next claim, which is fair per webhook and per account (`delivery::claim`).
+    /// The running worker: every half second, and whenever an attempt ends, it fans the
+    /// outbox out and claims as many deliveries as it has free places (of [`BATCH`]), each
+    /// attempt a task of its own. A slow attempt holds its place only, never a round: the
+    /// places it does not hold go to the next claim, which is fair per webhook and per
+    /// account (`delivery::claim`); a fast receiver's next delivery is claimed as soon as
+    /// its last attempt ends.
     async fn pump(self) {
         let places = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
+        let ended = Arc::new(tokio::sync::Notify::new());
         let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                () = ended.notified() => {}
+            }
             let at = Utc::now();
             if let Err(e) = outbox::fan_out(&self.state.db, at).await {
                 tracing::error!(error = %e, "webhook fan-out failed");
@@ -128,14 +134,15 @@ impl Worker {
             };
             for c in claimed {
                 let Ok(place) = places.clone().try_acquire_owned() else { break };
-                let worker = self.clone();
+                let (worker, ended) = (self.clone(), ended.clone());
                 tokio::spawn(async move {
-                    let _place = place;
                     let id = c.delivery.id;
                     match worker.attempt(c).await {
                         Ok(status) => tracing::debug!(delivery = %id, ?status, "webhook attempt"),
                         Err(e) => tracing::error!(error = %e, delivery = %id, "webhook attempt not recorded"),
                     }
+                    drop(place);
+                    ended.notify_one();
                 });
             }
         }

@@ -352,6 +352,15 @@ async fn going_away(
     Close(1001, "Server shutting down".into())
 }
 
+/// A `next` message, serialised straight from the answer.
+#[derive(serde::Serialize)]
+struct Next<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    payload: &'a async_graphql::Response,
+}
+
 /// Runs one operation, sending `next` for each result and `complete` at the end, or one
 /// `error` when the operation is refused before it runs (parse, validation, limits).
 async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<Out>, cap: usize) {
@@ -367,7 +376,8 @@ async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<
             break;
         }
         first = false;
-        let message = crate::capped::to_json(&json!({"id": id, "type": "next", "payload": response}), cap)
+        // Serialised from the answer itself (no copy as a JSON value), stopping at the cap.
+        let message = crate::capped::to_json(&Next { id: &id, kind: "next", payload: &response }, cap)
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .unwrap_or_else(|| {
                 json!({"id": id, "type": "next", "payload": {"data": null, "errors": [crate::capped::too_large(cap)]}})

@@ -223,7 +223,12 @@ pub(super) async fn execute(
                 if let Some(address) = client_address(&http.state, headers, peer.as_ref().map(|p| p.0)) {
                     request = request.data(crate::schema::common::ClientAddress(address));
                 }
-                http.schema.execute(request).await
+                let (response, committed) = service::kernel::store::noting_commits(http.schema.execute(request)).await;
+                if committed && only_collided(&response) {
+                    // Part of it was written before the collision: not run again.
+                    break response;
+                }
+                response
             }
         };
         attempt += 1;
@@ -281,9 +286,10 @@ pub(super) async fn execute(
 /// answer (RATE_LIMITED, `collided`) goes out.
 pub(super) const COLLISION_RETRIES: u32 = 3;
 
-/// Whether every error of an answer is a collided write and no root field has a value:
-/// each mutation field is its own transaction, so then nothing was written at all and the
-/// request may run again as it was sent.
+/// Whether every error of an answer is a collided write and no root field has a value
+/// (a mutation field that committed has one). The caller also checks that no use case
+/// committed during the request: then nothing was written at all and the request may run
+/// again as it was sent.
 pub(super) fn only_collided(response: &async_graphql::Response) -> bool {
     let collided = |e: &async_graphql::ServerError| {
         e.extensions.as_ref().and_then(|x| x.get("collided")) == Some(&async_graphql::Value::Boolean(true))

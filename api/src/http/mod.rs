@@ -58,6 +58,11 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 fn app_error_response(e: AppError) -> Response {
+    match &e {
+        AppError::RateLimited { retry_after, message } => return rate_limited(*retry_after, message),
+        AppError::Collided => return rate_limited(1, &e.to_string()),
+        _ => {}
+    }
     let status = match e {
         AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -66,12 +66,14 @@ impl MatchBudget {
         let bucket = buckets.entry(user).or_insert(Bucket { left: full, at: now });
         bucket.left = (bucket.left + now.duration_since(bucket.at).as_secs_f64() * rate).min(full);
         bucket.at = now;
-        let wanted = f64::from(checks);
+        // A spend larger than the whole bucket (an import chunk under a small budget) costs
+        // the whole bucket: it can pass once the bucket is full.
+        let wanted = f64::from(checks).min(full);
         if bucket.left >= wanted {
             bucket.left -= wanted;
             return Ok(());
         }
-        let wait = ((wanted.min(full) - bucket.left) / rate).ceil().max(1.0);
+        let wait = ((wanted - bucket.left) / rate).ceil().max(1.0);
         Err(AppError::RateLimited {
             retry_after: wait as u64,
             message: format!(

@@ -134,8 +134,9 @@ mod tests {
         // The same user's second read waits for the first, and gives up after the wait.
         assert_eq!(gate.enter(a).await.err().map(|e| e.code()), Some("RATE_LIMITED"));
         let second = gate.enter(b).await.unwrap();
-        // The share is full: a third user waits too.
+        // The share is full: a third user waits too, and leaves nothing behind.
         assert!(gate.enter(c).await.is_err());
+        assert!(!gate.0.users.lock().unwrap().contains_key(&c));
         drop(first);
         let third = gate.enter(c).await.unwrap();
         assert_eq!(gate.peak(), 2);

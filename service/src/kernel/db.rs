@@ -125,7 +125,7 @@ pub mod turns {
     /// Waits for the turn to write on `db` (None on PostgreSQL).
     ///
     /// # Errors
-    /// RATE_LIMITED (collided) when no turn came within [`WAIT`].
+    /// RATE_LIMITED when no turn came within [`WAIT`].
     pub async fn take(db: &DatabaseConnection) -> AppResult<Option<Turn>> {
         if db.get_database_backend() != DatabaseBackend::Sqlite {
             return Ok(None);
@@ -135,7 +135,11 @@ pub mod turns {
             Ok(turn) => Ok(Some(turn)),
             Err(_) => {
                 tracing::warn!(file, "no turn to write within the busy timeout");
-                Err(AppError::Collided)
+                // Not a collision: running it again would queue behind the same writers.
+                Err(AppError::RateLimited {
+                    retry_after: 2,
+                    message: "the database is busy with other writes; try again in a moment".into(),
+                })
             }
         }
     }

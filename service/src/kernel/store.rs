@@ -24,6 +24,24 @@ use std::future::Future;
 use std::pin::Pin;
 use uuid::Uuid;
 
+tokio::task_local! {
+    /// Whether a use case committed during the current request ([`noting_commits`]).
+    static COMMITTED: std::cell::Cell<bool>;
+}
+
+/// Runs `f` (a request's execution) and tells whether any use case committed during it:
+/// a request that collided may be run again only when nothing of it was written (a login
+/// that counted a failure in one transaction and collided in the next must not count it
+/// twice).
+pub async fn noting_commits<F: Future>(f: F) -> (F::Output, bool) {
+    COMMITTED
+        .scope(std::cell::Cell::new(false), async {
+            let out = f.await;
+            (out, COMMITTED.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// What a finisher returns.
 pub type Finishing<'a> = Pin<Box<dyn Future<Output = AppResult<()>> + Send + 'a>>;
 
@@ -122,6 +140,7 @@ where
             match done {
                 Ok(v) => {
                     txn.commit().await?;
+                    let _ = COMMITTED.try_with(|c| c.set(true));
                     Ok(v)
                 }
                 Err(e) => {

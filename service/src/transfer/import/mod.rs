@@ -264,28 +264,35 @@ pub async fn lines(
 
 /// Removes import runs (and the outcome of each of their lines) finished more than
 /// `days` days before `at` (or interrupted, its last heartbeat that old): a run keeps
-/// every line's outcome, 8 MB for 50,000 lines.
+/// every line's outcome, 8 MB for 50,000 lines. One run at a time, each in a write of its
+/// own (on SQLite a turn among the writers): a first pass over a large backlog never
+/// holds the write lock for long.
 ///
 /// # Errors
 /// Database errors.
 pub async fn prune(db: &sea_orm::DatabaseConnection, at: chrono::DateTime<chrono::Utc>, days: i64) -> AppResult<u64> {
-    use sea_orm::sea_query::Query;
-    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
     let before = at - chrono::Duration::days(days);
-    let gone = || {
-        Condition::any().add(import_run::Column::FinishedAt.lt(before)).add(
-            Condition::all()
-                .add(import_run::Column::FinishedAt.is_null())
-                .add(import_run::Column::HeartbeatAt.lt(before)),
-        )
-    };
-    let old = Query::select().column(import_run::Column::Id).from(import_run::Entity).cond_where(gone()).to_owned();
-    let lines = entity::import_line::Entity::delete_many()
-        .filter(entity::import_line::Column::RunId.in_subquery(old))
-        .exec(db)
+    let gone = Condition::any().add(import_run::Column::FinishedAt.lt(before)).add(
+        Condition::all().add(import_run::Column::FinishedAt.is_null()).add(import_run::Column::HeartbeatAt.lt(before)),
+    );
+    let old: Vec<Uuid> = import_run::Entity::find()
+        .select_only()
+        .column(import_run::Column::Id)
+        .filter(gone)
+        .into_tuple()
+        .all(db)
         .await?;
-    let runs = import_run::Entity::delete_many().filter(gone()).exec(db).await?;
-    Ok(lines.rows_affected + runs.rows_affected)
+    let mut removed = 0;
+    for run in old {
+        removed += crate::kernel::store::write(db, async |txn| {
+            let lines = import_line::Entity::delete_many().filter(import_line::Column::RunId.eq(run)).exec(txn).await?;
+            let runs = import_run::Entity::delete_by_id(run).exec(txn).await?;
+            Ok(lines.rows_affected + runs.rows_affected)
+        })
+        .await?;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
