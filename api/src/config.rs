@@ -50,7 +50,8 @@ pub struct Config {
     /// (TIMEOUT after it); default 30000.
     pub request_timeout_ms: u64,
     /// `CRM_MAX_REQUESTS_PER_USER`: one user's requests in flight at once on an instance;
-    /// default 16, and at most the pool size less four (one user never holds the pool).
+    /// default 16, four below the pool (one user never holds it); a higher setting is
+    /// logged as a warning.
     pub max_requests_per_user: usize,
     /// `CRM_DB_POOL_SIZE`: pooled database connections of an instance; default 20.
     pub pool_size: u32,
@@ -131,7 +132,13 @@ impl Config {
         let requests = parsed("CRM_MAX_REQUESTS_PER_USER", 16usize)?.max(1);
         let room = usize::try_from(pool_size - 4).unwrap_or(usize::MAX);
         if requests > room {
-            tracing::warn!(requests, pool_size, "CRM_MAX_REQUESTS_PER_USER lowered to the pool size less four");
+            // Allowed (a benchmark drives one user over many connections), but then one
+            // user can hold every pooled connection.
+            tracing::warn!(
+                requests,
+                pool_size,
+                "CRM_MAX_REQUESTS_PER_USER is not below CRM_DB_POOL_SIZE less four: one user can take the whole pool"
+            );
         }
         let max_connections = parsed("CRM_MAX_CONNECTIONS", 20_000usize)?.max(1);
         Ok(Config {
@@ -162,7 +169,7 @@ impl Config {
             },
             trust_forwarded_for: matches!(var("CRM_TRUST_FORWARDED_FOR").as_deref(), Some("on" | "true" | "1")),
             request_timeout_ms: parsed("CRM_REQUEST_TIMEOUT_MS", 30_000u64)?.max(1),
-            max_requests_per_user: requests.min(room),
+            max_requests_per_user: requests,
             max_sockets_per_user: parsed("CRM_MAX_SOCKETS_PER_USER", 20usize)?.max(1),
             header_timeout_ms: parsed("CRM_HEADER_TIMEOUT_MS", 10_000u64)?.max(100),
             max_connections,
