@@ -30,7 +30,8 @@ impl Server {
             .client
             .post(format!("{}/graphql", self.url))
             .bearer_auth(token)
-            .json(&json!({"query": query, "variables": variables}))
+            .header("content-type", "application/json")
+            .body(json!({"query": query, "variables": variables}).to_string())
             .send()
             .await
             .map_err(|e| e.to_string())?;
