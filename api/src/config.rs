@@ -56,7 +56,7 @@ pub struct Config {
     /// `CRM_DB_POOL_SIZE`: pooled database connections of an instance; default 20.
     pub pool_size: u32,
     /// `CRM_HEAVY_READS`: reports, key lists and exports running at once on an instance;
-    /// default a quarter of the pool less four (4).
+    /// default half the cores, at most a quarter of the pool less four (2 cores: 1).
     pub heavy_reads: usize,
     /// `CRM_MAX_SOCKETS_PER_USER`: one user's open WebSockets on an instance; default 20.
     pub max_sockets_per_user: usize,
@@ -93,6 +93,13 @@ pub struct Config {
     /// `CRM_WEBHOOK_RETRY_BASE_MS` (first retry, default 30000), `CRM_WEBHOOK_MAX_ATTEMPTS`
     /// (default 12), `CRM_WEBHOOK_DISABLE_AFTER` (failed attempts in a row, default 50).
     pub webhooks: service::webhook::Settings,
+}
+
+/// Heavy reads at once by default: each keeps a core busy while it scans, so half the
+/// cores (the rest answer everyone else), and at most a quarter of what the pool leaves.
+fn heavy_default(room: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    (cores / 2).clamp(1, (room / 4).max(1))
 }
 
 fn var(name: &str) -> Option<String> {
@@ -143,7 +150,7 @@ impl Config {
         let max_connections = parsed("CRM_MAX_CONNECTIONS", 20_000usize)?.max(1);
         Ok(Config {
             pool_size,
-            heavy_reads: parsed("CRM_HEAVY_READS", (room / 4).max(1))?.clamp(1, room),
+            heavy_reads: parsed("CRM_HEAVY_READS", heavy_default(room))?.clamp(1, room),
             database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://crm.db".into()),
             listen: parsed("CRM_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             jwt_secret: var("CRM_JWT_SECRET"),
