@@ -33,7 +33,8 @@ pub async fn report(
     // A heavy read (`service::access::heavy`): the report, then each page of the grades file.
     let (heavy, user) = (state.heavy.clone(), actor.id());
     let turn = heavy.enter(user).await?;
-    let file = report::report(&state.db, &state.privacy.keys, state.privacy.min_group, &actor, name, params).await?;
+    let file =
+        report::report(turn.db(&state.db), &state.privacy.keys, state.privacy.min_group, &actor, name, params).await?;
     drop(turn);
     let body = match file {
         ReportFile::Lines(lines) => {

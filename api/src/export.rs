@@ -24,7 +24,7 @@ pub async fn export(
     // Each page is a heavy read of its own: a client reading slowly holds no share.
     let (heavy, user) = (state.heavy.clone(), actor.id());
     let turn = heavy.enter(user).await?;
-    let (export, first) = export::start(&state.db, state.privacy.keys.clone(), actor, what, filter).await?;
+    let (export, first) = export::start(turn.db(&state.db), state.privacy.keys.clone(), actor, what, filter).await?;
     drop(turn);
     let rest = futures::stream::unfold(export, move |mut export| {
         let heavy = heavy.clone();

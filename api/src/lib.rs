@@ -113,7 +113,16 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         matching: service::access::budget::MatchBudget::new(config.match_budget_per_hour),
         webhooks: config.webhooks,
         anonymous_sockets: crate::addresses::PerAddress::new(config.max_anonymous_sockets_per_address),
-        heavy: service::access::heavy::HeavyReads::new(config.heavy_reads, std::time::Duration::from_secs(5)),
+        heavy: service::access::heavy::HeavyReads::new(
+            config.heavy_reads,
+            std::time::Duration::from_secs(5),
+            service::kernel::db::heavy_pool(
+                &config.database_url,
+                u32::try_from(config.heavy_reads).unwrap_or(u32::MAX),
+            )
+            .await
+            .map_err(|e| format!("cannot open database: {e}"))?,
+        ),
     })
 }
 

@@ -256,8 +256,8 @@ impl CategoryQuery {
         #[graphql(default_with = "CompletenessGrouping::Owner")] group_by: CompletenessGrouping,
     ) -> Result<Vec<CompletenessGroup>> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        let rows = svc::report(db(ctx), actor, group_by.into()).await.gql()?;
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
+        let rows = svc::report(heavy.db(), actor, group_by.into()).await.gql()?;
         Ok(rows
             .into_iter()
             .map(|r| CompletenessGroup {
@@ -286,10 +286,10 @@ impl CategoryQuery {
     ) -> Result<IncompleteCustomerConnection> {
         use service::kernel::pagination::{Cursor, page_size};
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
         let limit = page_size(first).gql()?;
         let skip = after.as_deref().map(Cursor::rank).transpose().gql()?.map_or(0, |r| u64::try_from(r).unwrap_or(0));
-        let (rows, total) = svc::least_complete(db(ctx), actor, skip, limit + 1).await.gql()?;
+        let (rows, total) = svc::least_complete(heavy.db(), actor, skip, limit + 1).await.gql()?;
         let has_next_page = rows.len() as u64 > limit;
         let edges = rows
             .into_iter()

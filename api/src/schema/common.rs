@@ -26,12 +26,26 @@ pub fn state<'a>(ctx: &'a Context<'_>) -> &'a crate::state::AppState {
 }
 
 /// Waits for a heavy read's turn (`service::access::heavy`): every resolver priced at
-/// [`REPORT_COST`] holds one while it reads.
+/// [`REPORT_COST`] holds one while it reads, on the connection it hands out ([`Heavy::db`]:
+/// the heavy pool, at a lower OS priority).
 ///
 /// # Errors
 /// RATE_LIMITED when the share stays full.
-pub async fn heavy(ctx: &Context<'_>, actor: &Actor) -> async_graphql::Result<service::access::heavy::HeavyPermit> {
-    state(ctx).heavy.enter(actor.id()).await.map_err(|e| e.gql_error())
+pub async fn heavy<'a>(ctx: &'a Context<'_>, actor: &Actor) -> async_graphql::Result<Heavy<'a>> {
+    let permit = state(ctx).heavy.enter(actor.id()).await.map_err(|e| e.gql_error())?;
+    Ok(Heavy { permit, main: db(ctx) })
+}
+
+/// A heavy read's turn and the connection it reads on.
+pub struct Heavy<'a> {
+    permit: service::access::heavy::HeavyPermit,
+    main: &'a sea_orm::DatabaseConnection,
+}
+
+impl Heavy<'_> {
+    pub fn db(&self) -> &sea_orm::DatabaseConnection {
+        self.permit.db(self.main)
+    }
 }
 
 /// Where the request came from (the client address the login back-off counts under), as

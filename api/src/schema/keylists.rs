@@ -1,5 +1,5 @@
 //! The key customer lists of seed 001 as paginated queries, each within the caller's scope.
-use super::common::{Date, Money, PageInfo, actor, db};
+use super::common::{Date, Money, PageInfo, actor};
 use super::customer::Customer;
 use super::error::ResultExt;
 use async_graphql::{Context, Object, Result, SimpleObject};
@@ -87,8 +87,8 @@ impl KeyListQuery {
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        svc::gold(db(ctx), actor, top_percent, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::gold(heavy.db(), actor, top_percent, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Drag customers: bought before but not within the churn window (over a year), longest silent first.
@@ -100,8 +100,8 @@ impl KeyListQuery {
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        svc::drag(db(ctx), actor, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::drag(heavy.db(), actor, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Last calendar year's `top` customers by won revenue, with what they bought this year
@@ -115,8 +115,8 @@ impl KeyListQuery {
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        svc::last_year_top(db(ctx), actor, top, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::last_year_top(heavy.db(), actor, top, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
     }
 
     /// Tier A and B customers with at least `minComplaints` complaints in the window (`count`).
@@ -129,8 +129,11 @@ impl KeyListQuery {
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        svc::complaining(db(ctx), actor, min_complaints, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::complaining(heavy.db(), actor, min_complaints, first, after.as_deref())
+            .await
+            .map(KeyCustomerConnection)
+            .gql()
     }
 
     /// Buyers whose won deals in the window cover at most `maxProductLines` products (`count`): offer the rest.
@@ -143,8 +146,8 @@ impl KeyListQuery {
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        svc::cross_sell(db(ctx), actor, max_product_lines, first, after.as_deref())
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::cross_sell(heavy.db(), actor, max_product_lines, first, after.as_deref())
             .await
             .map(KeyCustomerConnection)
             .gql()
@@ -160,7 +163,10 @@ impl KeyListQuery {
         after: Option<String>,
     ) -> Result<KeyCustomerConnection> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        svc::few_contacts(db(ctx), actor, min_contacts, first, after.as_deref()).await.map(KeyCustomerConnection).gql()
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
+        svc::few_contacts(heavy.db(), actor, min_contacts, first, after.as_deref())
+            .await
+            .map(KeyCustomerConnection)
+            .gql()
     }
 }

@@ -1,5 +1,5 @@
 //! Reports for BI tools: aggregates only, within the caller's report scope.
-use super::common::{Date, EnumFilter, IdFilter, LabelFilter, Money, actor, db};
+use super::common::{Date, EnumFilter, IdFilter, LabelFilter, Money, actor};
 use super::enums::{
     CustomerKind, CustomerSource, Importance, Level, LifecycleStage, RelationshipType, Tier, TurnoverMarginClass,
 };
@@ -165,12 +165,12 @@ impl ReportQuery {
         as_of: Option<Date>,
     ) -> Result<Vec<ClassificationReportRow>> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
         let filter = super::common::to_json(filter).gql()?;
         let dims: Vec<Dimension> = group_by.into_iter().map(Into::into).collect();
         let k = super::common::state(ctx).privacy.min_group;
         let rows =
-            svc::classification_report(db(ctx), actor, &dims, filter.as_ref(), as_of.map(|d| d.0), k).await.gql()?;
+            svc::classification_report(heavy.db(), actor, &dims, filter.as_ref(), as_of.map(|d| d.0), k).await.gql()?;
         let (policy, _) = super::loaders::policy(ctx).await?;
         Ok(rows
             .into_iter()
@@ -193,9 +193,9 @@ impl ReportQuery {
     #[graphql(complexity = "super::common::REPORT_COST")]
     async fn tier_migration(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<TierMigrationCell>> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
         let k = super::common::state(ctx).privacy.min_group;
-        let cells = svc::tier_migration(db(ctx), actor, from.0, to.0, k).await.gql()?;
+        let cells = svc::tier_migration(heavy.db(), actor, from.0, to.0, k).await.gql()?;
         Ok(cells
             .into_iter()
             .filter_map(|(a, b, count)| {
@@ -211,8 +211,8 @@ impl ReportQuery {
     #[graphql(complexity = "super::common::REPORT_COST")]
     async fn staff_activity(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<StaffActivityRow>> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
-        let rows = svc::staff_activity(db(ctx), actor, from.0, to.0).await.gql()?;
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
+        let rows = svc::staff_activity(heavy.db(), actor, from.0, to.0).await.gql()?;
         let (policy, _) = super::loaders::policy(ctx).await?;
         Ok(rows.into_iter().map(|r| StaffActivityRow(r, policy.base_currency.clone())).collect())
     }
@@ -228,9 +228,9 @@ impl ReportQuery {
         #[graphql(default)] group_by: Vec<FeedbackDimension>,
     ) -> Result<Vec<FeedbackSummaryRow>> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
         let dims: Vec<FDim> = group_by.into_iter().map(Into::into).collect();
-        let rows = svc::feedback_summary(db(ctx), actor, from.0, to.0, &dims).await.gql()?;
+        let rows = svc::feedback_summary(heavy.db(), actor, from.0, to.0, &dims).await.gql()?;
         Ok(rows
             .into_iter()
             .map(|r| FeedbackSummaryRow {

@@ -24,6 +24,8 @@ pub struct HeavyReads(Arc<Inner>);
 
 struct Inner {
     share: usize,
+    /// The pool heavy reads run on (`kernel::db::heavy_pool`: a lower OS priority), if any.
+    pool: Option<sea_orm::DatabaseConnection>,
     wait: Duration,
     all: Arc<Semaphore>,
     users: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
@@ -32,11 +34,13 @@ struct Inner {
 }
 
 impl HeavyReads {
-    /// At most `share` heavy reads at once (at least one), each waiting at most `wait`.
-    pub fn new(share: usize, wait: Duration) -> Self {
+    /// At most `share` heavy reads at once (at least one), each waiting at most `wait`,
+    /// running on `pool` when given.
+    pub fn new(share: usize, wait: Duration, pool: Option<sea_orm::DatabaseConnection>) -> Self {
         let share = share.max(1);
         HeavyReads(Arc::new(Inner {
             share,
+            pool,
             wait,
             all: Arc::new(Semaphore::new(share)),
             users: Mutex::default(),
@@ -108,6 +112,13 @@ pub struct HeavyPermit {
     all: Option<OwnedSemaphorePermit>,
 }
 
+impl HeavyPermit {
+    /// The connection the read runs on: the heavy pool, else `main`.
+    pub fn db<'a>(&'a self, main: &'a sea_orm::DatabaseConnection) -> &'a sea_orm::DatabaseConnection {
+        self.gate.0.pool.as_ref().unwrap_or(main)
+    }
+}
+
 impl Drop for HeavyPermit {
     fn drop(&mut self) {
         if self.all.take().is_some() {
@@ -128,7 +139,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_user_runs_one_at_a_time_and_the_share_bounds_everyone() {
-        let gate = HeavyReads::new(2, Duration::from_millis(50));
+        let gate = HeavyReads::new(2, Duration::from_millis(50), None);
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let first = gate.enter(a).await.unwrap();
         // The same user's second read waits for the first, and gives up after the wait.

@@ -144,3 +144,125 @@ pub mod turns {
         }
     }
 }
+
+/// A pool for heavy reads (reports, key lists, exports: `access::heavy`) whose work runs at
+/// a lower OS priority than everything else: one report keeps a core busy while it scans,
+/// and at the same priority a rep's list shared the other core with it (its p99 went 5x).
+/// At nice 10 the scheduler runs anything else first, and the report takes what is idle.
+///
+/// - SQLite: the pool's connections run in worker threads of their own (`crm-heavy-N`);
+///   each lowers its own priority the first time SQLite's progress handler calls back
+///   during a statement.
+/// - PostgreSQL: no parallel workers for a heavy read (`max_parallel_workers_per_gather =
+///   0`), so one report keeps at most one core busy; on this host (`localhost`,
+///   `127.0.0.1`, `::1` or a socket) each connection's backend process is also lowered when this process may (the same user, or
+///   `CAP_SYS_NICE`); otherwise it runs as it is, logged once. A remote server's backends
+///   are never touched (a process id means nothing across hosts).
+///
+/// None for an in-memory SQLite database (heavy reads then use the main pool).
+///
+/// # Errors
+/// The connection error.
+pub async fn heavy_pool(url: &str, size: u32) -> Result<Option<DatabaseConnection>, sea_orm::DbErr> {
+    use sea_orm::sqlx;
+    if url.contains("memory") {
+        // Another pool would open another in-memory database.
+        return Ok(None);
+    }
+    let size = size.max(1);
+    let err = |e: sqlx::Error| sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()));
+    if url.starts_with("sqlite:") {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        let options = std::str::FromStr::from_str(url)
+            .map(|o: SqliteConnectOptions| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(15))
+                    .foreign_keys(true)
+                    .pragma("cache_size", "-65536")
+                    .pragma("temp_store", "MEMORY")
+                    .pragma("mmap_size", "1073741824")
+                    .thread_name(|id| format!("crm-heavy-{id}"))
+            })
+            .map_err(err)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(size)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.lock_handle().await?.set_progress_handler(1000, || {
+                        lower_this_thread();
+                        true
+                    });
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        return Ok(Some(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)));
+    }
+    let local = url::Url::parse(url).ok().is_some_and(|u| {
+        matches!(u.host_str(), None | Some("" | "localhost" | "127.0.0.1" | "[::1]" | "::1"))
+            || u.query_pairs().any(|(k, v)| k == "host" && v.starts_with('/'))
+    });
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(size)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                // One core per heavy read: PostgreSQL's parallel workers (at its own
+                // priority) took both cores of a 2-core machine for one report.
+                sqlx::query("SET max_parallel_workers_per_gather = 0").execute(&mut *conn).await?;
+                if local {
+                    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await?;
+                    lower_backend(pid);
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(err)?;
+    Ok(Some(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)))
+}
+
+/// The nice value of heavy work.
+const HEAVY_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority, once per thread.
+fn lower_this_thread() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if LOWERED.with(|l| l.replace(true)) {
+        return;
+    }
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; on Linux,
+    // PRIO_PROCESS with id 0 is the calling thread.
+    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HEAVY_NICE) };
+    if done != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "heavy-read thread keeps its priority");
+    }
+}
+
+/// Lowers a local PostgreSQL backend's priority when this process may, after checking that
+/// the process id is a PostgreSQL process.
+fn lower_backend(pid: i32) {
+    static REFUSED: std::sync::Once = std::sync::Once::new();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let Ok(id) = libc::id_t::try_from(pid) else { return };
+    if !comm.trim_end().starts_with("postgres") {
+        return;
+    }
+    // SAFETY: as in `lower_this_thread`; `id` is a PostgreSQL backend of this connection.
+    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, id, HEAVY_NICE) };
+    if done != 0 {
+        let error = std::io::Error::last_os_error();
+        REFUSED.call_once(|| {
+            tracing::info!(%error, "heavy reads run at PostgreSQL's own priority (this process may not lower it)");
+        });
+    }
+}

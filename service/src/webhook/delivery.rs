@@ -131,6 +131,9 @@ pub async fn claim(
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
+    // SQLite: the claim's writes take their turn among the instance's writers (a plain
+    // statement polling in the busy handler lost to them, and timed out, during an import).
+    let _turn = crate::kernel::db::turns::take(db).await?;
     let token = new_id();
     let stamp = now();
     let mut q = Query::update();
@@ -193,6 +196,7 @@ pub async fn claim(
 /// # Errors
 /// Database errors.
 pub async fn keep_body(db: &DatabaseConnection, claimed: &Claimed, sealed: String) -> AppResult<()> {
+    let _turn = crate::kernel::db::turns::take(db).await?;
     webhook_delivery::Entity::update_many()
         .col_expr(webhook_delivery::Column::Body, Expr::value(sealed))
         .filter(webhook_delivery::Column::Id.eq(claimed.delivery.id))

@@ -121,7 +121,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", bench::subscriptions(state, &subscribers, leads, views).await?);
         }
         Command::Fairness => {
-            println!("{}", fairness::fairness(state).await?);
+            // Each part prints its line as it ends.
+            fairness::fairness(state).await?;
         }
         Command::ReadPath { postgraphile, connections, seconds, rounds } => {
             let url = config.database_url.clone();

@@ -204,11 +204,11 @@ impl CareQuery {
         owner_id: Option<ID>,
     ) -> Result<Compliance> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
         let department = department_id.map(|d| parse_id("departmentId", &d)).transpose().gql()?;
         let owner = owner_id.map(|o| parse_id("ownerId", &o)).transpose().gql()?;
         let as_of = as_of.map_or_else(|| Utc::now().date_naive(), |d| d.0);
-        let report = svc::compliance(db(ctx), actor, as_of, department, owner).await.gql()?;
+        let report = svc::compliance(heavy.db(), actor, as_of, department, owner).await.gql()?;
         Ok(Compliance { report })
     }
 
@@ -260,9 +260,9 @@ impl CareQuery {
     #[graphql(complexity = "super::common::REPORT_COST")]
     async fn team_load(&self, ctx: &Context<'_>, department_id: Option<ID>) -> Result<Vec<PersonLoad>> {
         let actor = actor(ctx)?;
-        let _heavy = crate::schema::common::heavy(ctx, actor).await?;
+        let heavy = crate::schema::common::heavy(ctx, actor).await?;
         let department = department_id.map(|d| parse_id("departmentId", &d)).transpose().gql()?;
-        Ok(svc::team_load(db(ctx), actor, department).await.gql()?.into_iter().map(PersonLoad).collect())
+        Ok(svc::team_load(heavy.db(), actor, department).await.gql()?.into_iter().map(PersonLoad).collect())
     }
 }
 
