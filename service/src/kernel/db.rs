@@ -217,8 +217,9 @@ pub async fn heavy_pool(url: &str, size: u32) -> Result<Option<DatabaseConnectio
                 // priority) took both cores of a 2-core machine for one report.
                 sqlx::query("SET max_parallel_workers_per_gather = 0").execute(&mut *conn).await?;
                 if local {
-                    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await?;
-                    lower_backend(pid);
+                    let (pid, port): (i32, Option<i32>) =
+                        sqlx::query_as("SELECT pg_backend_pid(), inet_client_port()").fetch_one(&mut *conn).await?;
+                    lower_backend(pid, port);
                 }
                 Ok(())
             })
@@ -248,16 +249,24 @@ fn lower_this_thread() {
     }
 }
 
-/// Lowers a local PostgreSQL backend's priority when this process may, after checking that
-/// the process id is a PostgreSQL process.
-fn lower_backend(pid: i32) {
+/// Lowers a local PostgreSQL backend's priority when this process may, once the process id
+/// is known to be this connection's backend: a PostgreSQL process whose title names this
+/// connection's client port (or `[local]` for a socket). A server in another process
+/// namespace (a container) has ids that mean something else here; those never match.
+fn lower_backend(pid: i32, port: Option<i32>) {
     static REFUSED: std::sync::Once = std::sync::Once::new();
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let Ok(id) = libc::id_t::try_from(pid) else { return };
-    if !comm.trim_end().starts_with("postgres") {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let title = String::from_utf8_lossy(&title);
+    let ours = match port {
+        Some(port) => title.contains(&format!("({port})")),
+        None => title.contains("[local]"),
+    };
+    if !comm.trim_end().starts_with("postgres") || !ours {
         return;
     }
-    // SAFETY: as in `lower_this_thread`; `id` is a PostgreSQL backend of this connection.
+    // SAFETY: as in `lower_this_thread`; `id` is this connection's PostgreSQL backend.
     let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, id, HEAVY_NICE) };
     if done != 0 {
         let error = std::io::Error::last_os_error();
