@@ -9,9 +9,8 @@
 //! proxy (`CRM_TRUST_FORWARDED_FOR`) every connection comes from the proxy, so the
 //! connection cap per address is not applied; the anonymous-socket cap counts the address
 //! the proxy saw.
-use std::collections::HashMap;
+use service::kernel::counted::{Counted, Held};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 
 /// What an address is counted under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,55 +34,23 @@ impl Key {
 
 /// Counts what each address holds, up to a cap (cheap to clone).
 #[derive(Clone)]
-pub struct PerAddress(Arc<Inner>);
+pub struct PerAddress(Counted<Key>);
 
-struct Inner {
-    cap: usize,
-    held: Mutex<HashMap<Key, usize>>,
-}
+/// One place of an address; given back when dropped.
+pub type AddressSlot = Held<Key>;
 
 impl PerAddress {
     pub fn new(cap: usize) -> Self {
-        PerAddress(Arc::new(Inner { cap: cap.max(1), held: Mutex::default() }))
+        PerAddress(Counted::new(cap))
     }
 
     pub fn cap(&self) -> usize {
-        self.0.cap
+        self.0.cap()
     }
 
     /// A place for `ip`, or None when its address holds the cap already.
     pub fn take(&self, ip: IpAddr) -> Option<AddressSlot> {
-        let key = Key::of(ip);
-        let mut held = self.0.held.lock().unwrap_or_else(|e| e.into_inner());
-        let n = held.entry(key).or_insert(0);
-        if *n >= self.0.cap {
-            return None;
-        }
-        *n += 1;
-        Some(AddressSlot { owner: self.clone(), key })
-    }
-
-    /// Addresses holding something now (tests).
-    pub fn addresses(&self) -> usize {
-        self.0.held.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
-
-/// One place of an address; given back when dropped.
-pub struct AddressSlot {
-    owner: PerAddress,
-    key: Key,
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut held = self.owner.0.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = held.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&self.key);
-            }
-        }
+        self.0.take(Key::of(ip))
     }
 }
 

@@ -80,7 +80,7 @@ struct Inner {
     changes: broadcast::Sender<Change>,
     caps: UserCaps,
     requests: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
-    sockets: Mutex<HashMap<Uuid, usize>>,
+    sockets: crate::kernel::counted::Counted<Uuid>,
 }
 
 /// The instance's sessions (cheap to clone).
@@ -96,7 +96,7 @@ impl Sessions {
             changes: broadcast::channel(1024).0,
             caps,
             requests: Mutex::default(),
-            sockets: Mutex::default(),
+            sockets: crate::kernel::counted::Counted::new(caps.sockets),
         }))
     }
 
@@ -200,13 +200,7 @@ impl Sessions {
 
     /// A slot for one WebSocket of `user`, or None at the cap.
     pub fn socket_slot(&self, user: Uuid) -> Option<SocketSlot> {
-        let mut sockets = self.0.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        let open = sockets.entry(user).or_insert(0);
-        if *open >= self.0.caps.sockets {
-            return None;
-        }
-        *open += 1;
-        Some(SocketSlot { user, sessions: self.clone() })
+        self.0.sockets.take(user).map(SocketSlot)
     }
 
     /// The per-user caps.
@@ -234,22 +228,7 @@ impl Drop for RequestSlot {
 }
 
 /// One open WebSocket; frees its slot when dropped.
-pub struct SocketSlot {
-    user: Uuid,
-    sessions: Sessions,
-}
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        let mut sockets = self.sessions.0.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(open) = sockets.get_mut(&self.user) {
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                sockets.remove(&self.user);
-            }
-        }
-    }
-}
+pub struct SocketSlot(#[allow(dead_code)] crate::kernel::counted::Held<Uuid>);
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 //! fields (`vault`), live events and the text and date checks every input goes through.
 //! Nothing here knows a record family or an engine.
 pub mod change;
+pub mod counted;
 pub mod db;
 pub mod events;
 pub mod filter;
