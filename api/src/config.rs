@@ -40,6 +40,9 @@ pub struct Config {
     pub ws_recheck_ms: u64,
     /// `CRM_REFRESH_TOKEN_TTL` in seconds; default 30 days, at most 90.
     pub refresh_token_ttl: i64,
+    /// `CRM_REFRESH_GRACE_SECS`: how long after a refresh token's exchange the same token
+    /// gets the same new pair again (browser tabs refreshing at once); default 30, at most 300.
+    pub refresh_grace_secs: i64,
     /// `CRM_LOGIN_ACCOUNT_FAILURES` (default 5) and `CRM_LOGIN_ADDRESS_FAILURES` (default 50):
     /// failed logins within 15 minutes before back-off starts.
     pub login_limits: service::access::throttle::LoginLimits,
@@ -170,6 +173,7 @@ impl Config {
             ws_init_timeout_ms: parsed("CRM_WS_INIT_TIMEOUT_MS", 10_000)?,
             ws_recheck_ms: parsed("CRM_WS_RECHECK_MS", 30_000u64)?.max(100),
             refresh_token_ttl: refresh_ttl,
+            refresh_grace_secs: parsed("CRM_REFRESH_GRACE_SECS", 30i64)?.clamp(0, 300),
             login_limits: service::access::throttle::LoginLimits {
                 account: parsed("CRM_LOGIN_ACCOUNT_FAILURES", login.account)?.max(1),
                 address: parsed("CRM_LOGIN_ADDRESS_FAILURES", login.address)?.max(1),

@@ -86,7 +86,8 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             config.jwt_audience.clone(),
             chrono::Duration::seconds(config.access_token_ttl),
             chrono::Duration::seconds(config.refresh_token_ttl),
-        ),
+        )
+        .with_refresh_grace(chrono::Duration::seconds(config.refresh_grace_secs)),
         limits,
         sql_statements,
         body_limit: config.body_limit,

@@ -128,12 +128,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
-                "demo loaded: {} staff (e-mail <login>@demo.crm, e.g. wang.qiang@demo.crm; password {}), {} customers, {} deals",
+                "demo loaded: {} staff, {} customers, {} deals; every login's password is {}",
                 summary.staff,
-                service::demo::DEMO_PASSWORD,
                 summary.customers,
-                summary.deals
+                summary.deals,
+                service::demo::DEMO_PASSWORD,
             );
+            println!("{:<26} {:<12} {:<14} department", "login", "role", "name");
+            for l in &summary.logins {
+                println!("{:<26} {:<12} {:<14} {}", l.email, l.role.as_str(), l.name, l.department);
+            }
             Ok(())
         }
         Command::RotateDataKey => {

@@ -293,7 +293,11 @@ pub async fn serve(
                             Running::View
                         } else {
                             let loader = if subscription { loaders::stream_loader } else { loaders::new_loader };
-                            let request = request.data(loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
+                            let mut request = request.data(loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
+                            if !subscription {
+                                // A query or mutation is interactive work, as over HTTP.
+                                request = request.data(service::kernel::interactive::Ticket::begin());
+                            }
                             Running::Task(tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone(), state.limits.response_bytes)))
                         };
                         operations.insert(id, Operation { running, subscription });

@@ -106,8 +106,18 @@ fn person(rng: &mut StdRng) -> String {
 /// What `load` created.
 pub struct DemoSummary {
     pub staff: usize,
+    /// Every demo login (all share `DEMO_PASSWORD`), in the order they were made.
+    pub logins: Vec<DemoLogin>,
     pub customers: usize,
     pub deals: usize,
+}
+
+/// A demo login: e-mail, name, role and department name.
+pub struct DemoLogin {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub department: String,
 }
 
 /// Loads the demo data set. Refuses if it is already there.
@@ -138,6 +148,17 @@ pub async fn load(
     let bi = dept("数据分析部", hq.id).await?;
     let it = dept("信息技术部", hq.id).await?;
 
+    let department_names = [
+        (hq.id, hq.name.clone()),
+        (east.id, east.name.clone()),
+        (shanghai.id, shanghai.name.clone()),
+        (hangzhou.id, hangzhou.name.clone()),
+        (south.id, south.name.clone()),
+        (guangzhou.id, guangzhou.name.clone()),
+        (service_center.id, service_center.name.clone()),
+        (bi.id, bi.name.clone()),
+        (it.id, it.name.clone()),
+    ];
     let staff_plan: Vec<(&str, &str, Role, uuid::Uuid)> = vec![
         ("zhou.min", "周敏", Role::Executive, hq.id),
         ("wang.qiang", "王强", Role::Manager, east.id),
@@ -151,8 +172,18 @@ pub async fn load(
         ("ma.chao", "马超", Role::Analyst, bi.id),
         ("api.partner", "官网线索接口", Role::Integration, it.id),
     ];
-    let mut staff = Vec::new();
+    let (mut staff, mut logins) = (Vec::new(), Vec::new());
     for (login, name, role, department_id) in staff_plan {
+        logins.push(DemoLogin {
+            email: format!("{login}@demo.crm"),
+            name: name.into(),
+            role,
+            department: department_names
+                .iter()
+                .find(|(id, _)| *id == department_id)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default(),
+        });
         let u = user::bootstrap(
             db,
             NewUser {
@@ -343,5 +374,5 @@ pub async fn load(
             }
         }
     }
-    Ok(DemoSummary { staff: staff.len(), customers, deals })
+    Ok(DemoSummary { staff: staff.len(), logins, customers, deals })
 }

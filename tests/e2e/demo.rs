@@ -8,6 +8,13 @@ async fn demo_data_is_scoped_like_real_data() {
     let summary =
         service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 60, 7).await.expect("demo loads");
     assert_eq!(summary.customers, 60);
+    // `crm demo` prints these: every login, with its role and department.
+    assert_eq!(summary.logins.len(), summary.staff);
+    let login = |email: &str| summary.logins.iter().find(|l| l.email == email).expect(email);
+    assert_eq!(login("ma.chao@demo.crm").role, entity::enums::Role::Analyst);
+    assert_eq!(login("wang.qiang@demo.crm").department, "华东大区");
+    assert_eq!(login("api.partner@demo.crm").role, entity::enums::Role::Integration);
+    assert!(summary.logins.iter().all(|l| !l.department.is_empty() && !l.name.is_empty()));
     assert!(
         service::demo::load(&app.db, &app.state.events, &app.state.privacy.keys, 1, 7).await.is_err(),
         "a second load is refused"

@@ -37,6 +37,7 @@ pub fn test_config(url: String) -> Config {
         ws_init_timeout_ms: 10_000,
         ws_recheck_ms: 30_000,
         refresh_token_ttl: 30 * 86_400,
+        refresh_grace_secs: 2,
         login_limits: Default::default(),
         trust_forwarded_for: false,
         request_timeout_ms: 30_000,

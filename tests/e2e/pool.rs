@@ -200,3 +200,54 @@ async fn untended_customers_return_to_the_pool() {
     }
     assert_eq!(owner(vip["id"].clone()).await, Value::Null);
 }
+
+/// `updateCarePolicy` changes only the parts it is given: a holding cap alone, the pool's
+/// period alone, one reminder rule alone; the rest stays, and a stale version is CONFLICT.
+#[tokio::test]
+async fn care_policy_parts_change_alone() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token.clone();
+    let query = POLICY_WITH_POOL.replacen("{carePolicy", "", 1);
+    let query = &query[..query.len() - 1];
+    let update = format!("mutation($i:CarePolicyInput!,$v:Int!){{updateCarePolicy(input:$i, version:$v){query}}}");
+    let before = app.ok(&admin, POLICY_WITH_POOL, json!({})).await["carePolicy"].clone();
+    let parts = ["standards", "rules", "frequencyCap", "dueHourUtc", "holdingCaps", "poolReturn"];
+    let same_but = |after: &Value, changed: &[&str]| {
+        for part in parts.iter().filter(|p| !changed.contains(p)) {
+            assert_eq!(after[part], before[part], "{part} stays");
+        }
+    };
+
+    let capped = app
+        .ok(&admin, &update, json!({"i": {"holdingCaps": [{"role": "SALES", "max": 40}]}, "v": before["version"]}))
+        .await["updateCarePolicy"]
+        .clone();
+    assert_eq!(capped["holdingCaps"], json!([{"role": "SALES", "max": 40}]));
+    same_but(&capped, &["holdingCaps"]);
+
+    let stale =
+        app.gql(Some(&admin), &update, json!({"i": {"poolReturn": {"days": 60}}, "v": before["version"]})).await;
+    assert_eq!(code(&stale), "CONFLICT", "{stale}");
+
+    let period = app.ok(&admin, &update, json!({"i": {"poolReturn": {"days": 60}}, "v": capped["version"]})).await
+        ["updateCarePolicy"]
+        .clone();
+    assert_eq!(period["poolReturn"]["days"], 60);
+    assert_eq!(period["poolReturn"]["warnDays"], before["poolReturn"]["warnDays"]);
+    assert_eq!(period["poolReturn"]["enabled"], before["poolReturn"]["enabled"]);
+    assert_eq!(period["holdingCaps"], capped["holdingCaps"], "the earlier change holds");
+
+    // One rule, given whole, replaces the rule of its kind; the others stay where they were.
+    let mut rule = before["rules"][0].clone();
+    rule["enabled"] = json!(!rule["enabled"].as_bool().unwrap());
+    let ruled =
+        app.ok(&admin, &update, json!({"i": {"rules": [rule]}, "v": period["version"]})).await["updateCarePolicy"]
+            .clone();
+    assert_eq!(ruled["rules"].as_array().unwrap().len(), before["rules"].as_array().unwrap().len());
+    assert_eq!(ruled["rules"][0], rule);
+    assert_eq!(ruled["rules"].as_array().unwrap()[1..], before["rules"].as_array().unwrap()[1..]);
+
+    // Bad parts are still refused by name.
+    let bad = app.gql(Some(&admin), &update, json!({"i": {"poolReturn": {"days": 0}}, "v": ruled["version"]})).await;
+    assert_eq!(code(&bad), "VALIDATION", "{bad}");
+}

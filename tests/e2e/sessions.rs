@@ -58,6 +58,36 @@ async fn earlier_tokens_end_with_the_session() {
     app.ok(&fifth, ME, json!({})).await;
 }
 
+/// Two browser tabs refreshing with the same token at once: within the grace every call
+/// gets the same new pair, and that pair works; the same token after the grace ends the
+/// login everywhere, as a reuse always did.
+#[tokio::test]
+async fn tabs_refreshing_at_once_share_one_new_pair() {
+    let app = TestApp::spawn().await;
+    let dept = app.create_department("华东", None).await;
+    let (rep, _) = app.create_user("rep@example.com", "SALES", &dept).await;
+    let r1 = session(&app, "rep@example.com").await["refreshToken"].as_str().unwrap().to_string();
+    const PAIR: &str =
+        "mutation($r:String!){refreshToken(refreshToken:$r){accessToken expiresAt refreshToken refreshExpiresAt}}";
+    let tabs = futures::future::join_all((0..3).map(|_| app.gql(None, PAIR, json!({"r": r1})))).await;
+    let pairs: Vec<_> = tabs.iter().map(|r| r["data"]["refreshToken"].clone()).collect();
+    for (tab, pair) in tabs.iter().zip(&pairs) {
+        assert!(pair["refreshToken"].is_string(), "every tab's refresh succeeds: {tab}");
+    }
+    assert!(pairs.iter().all(|p| *p == pairs[0]), "one new pair for all three: {pairs:?}");
+    assert_ne!(pairs[0]["refreshToken"], json!(r1));
+    let access = pairs[0]["accessToken"].as_str().unwrap();
+    app.ok(access, ME, json!({})).await;
+
+    // After the grace, the old token again is a reuse: the family ends, the pair with it.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let late = app.gql(None, PAIR, json!({"r": r1})).await;
+    assert_eq!(code(&late), "UNAUTHENTICATED", "{late}");
+    let next = app.gql(None, PAIR, json!({"r": pairs[0]["refreshToken"]})).await;
+    assert_eq!(code(&next), "UNAUTHENTICATED", "the shared pair is revoked with its family: {next}");
+    assert!(app.audit_count(&rep).await >= 1, "the reuse is audited");
+}
+
 /// Refresh tokens: stored hashed, rotated on each use; using a rotated one again revokes
 /// the family; logout, a password change or deactivation end them.
 #[tokio::test]
@@ -95,7 +125,9 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let access = resp["data"]["refreshToken"]["accessToken"].as_str().unwrap().to_string();
     app.ok(&access, ME, json!({})).await;
 
-    // Reuse of the rotated token: refused, and the family is revoked (r2 dies too).
+    // Reuse of the rotated token after the grace (2 s in tests): refused, and the family
+    // is revoked (r2 dies too).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let reuse = app.gql(None, REFRESH, json!({"r": r1})).await;
     assert_eq!(code(&reuse), "UNAUTHENTICATED", "{reuse}");
     assert_eq!(code(&app.gql(None, REFRESH, json!({"r": r2})).await), "UNAUTHENTICATED");

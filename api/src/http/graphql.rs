@@ -217,6 +217,8 @@ pub(super) async fn execute(
             Err(refused) => async_graphql::Response::from_errors(vec![refused]),
             Ok(()) => {
                 request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
+                // Interactive work until the request ends (heavy reads give way to it).
+                request = request.data(service::kernel::interactive::Ticket::begin());
                 if let Some(actor) = actor.clone() {
                     request = request.data(actor);
                 }

@@ -32,14 +32,18 @@ pub fn state<'a>(ctx: &'a Context<'_>) -> &'a crate::state::AppState {
 /// # Errors
 /// RATE_LIMITED when the share stays full.
 pub async fn heavy<'a>(ctx: &'a Context<'_>, actor: &Actor) -> async_graphql::Result<Heavy<'a>> {
+    // The request stops counting as interactive work while it waits and reads (heavy
+    // reads on SQLite pause for interactive work: `kernel::interactive`).
+    let aside = ctx.data_opt::<service::kernel::interactive::Ticket>().map(|t| t.step_aside());
     let permit = state(ctx).heavy.enter(actor.id()).await.map_err(|e| e.gql_error())?;
-    Ok(Heavy { permit, main: db(ctx) })
+    Ok(Heavy { permit, main: db(ctx), _aside: aside })
 }
 
 /// A heavy read's turn and the connection it reads on.
 pub struct Heavy<'a> {
     permit: service::access::heavy::HeavyPermit,
     main: &'a sea_orm::DatabaseConnection,
+    _aside: Option<service::kernel::interactive::Aside>,
 }
 
 impl Heavy<'_> {

@@ -4,8 +4,11 @@
 //!   short access token (a JWT carrying the user's session version) and a refresh token.
 //! - A refresh token is opaque (256 random bits), stored as its SHA-256 only, and good for
 //!   one exchange: `refresh` replaces it with a new one of the same family and issues a
-//!   new access token. Presenting a replaced token again means two parties hold it: the
-//!   whole family is revoked and the event audited (`refresh_reuse`).
+//!   new access token. The successor is an HMAC of the presented token under the server's
+//!   secret ([`JwtKeys::successor`]), so within a short grace (`refresh_grace`, 30 s) the
+//!   same token presented again (a second browser tab refreshing at once, a retried
+//!   request) gets the same new pair. Presenting a replaced token after the grace means two
+//!   parties hold it: the whole family is revoked and the event audited (`refresh_reuse`).
 //! - A password change, a deactivation and `logoutEverywhere` raise the user's session
 //!   version ([`end_sessions`]): every earlier access token is refused and every refresh
 //!   token revoked, on every instance (the change travels as
@@ -66,7 +69,7 @@ pub async fn login(
     match found {
         Some(u) if ok && u.active => {
             throttle::succeeded(db, attempt, now()).await?;
-            write(db, async |txn| issue(txn, keys, &u, new_id()).await).await
+            write(db, async |txn| issue(txn, keys, &u, new_id(), None).await).await
         }
         found => {
             // Logged and audited without the password (nor, for an unknown address, the
@@ -83,11 +86,21 @@ pub async fn login(
     }
 }
 
-/// Issues an access token and a new refresh token of `family`.
-async fn issue(db: &impl ConnectionTrait, keys: &JwtKeys, user: &user::Model, family: Uuid) -> AppResult<Issued> {
-    let (access_token, expires_at) = keys.issue(user, None)?;
-    let refresh_token = format!("rt_{}", crate::kernel::random_secret());
-    let at = now();
+/// Issues an access token and a new refresh token of `family`: `refresh_token` when given
+/// (the successor of an exchanged one), else a random one.
+async fn issue(
+    db: &impl ConnectionTrait,
+    keys: &JwtKeys,
+    user: &user::Model,
+    family: Uuid,
+    refresh_token: Option<String>,
+) -> AppResult<Issued> {
+    use chrono::SubsecRound;
+    // Whole seconds: a repeated exchange within the grace signs the same access token
+    // from the stored `created_at`.
+    let at = now().trunc_subsecs(0);
+    let (access_token, expires_at) = keys.issue_at(user, None, at)?;
+    let refresh_token = refresh_token.unwrap_or_else(|| format!("rt_{}", crate::kernel::random_secret()));
     let refresh_expires_at = at + keys.refresh_ttl;
     refresh_token::ActiveModel {
         id: Set(new_id()),
@@ -142,16 +155,55 @@ pub async fn refresh(db: &DatabaseConnection, keys: &JwtKeys, token: &str) -> Ap
             .exec(txn)
             .await?;
         if replaced.rows_affected == 0 {
+            // Two tabs (or a retried request) exchanging the same token at once: within
+            // the grace the later ones get the pair the first got.
+            if let Some(again) = again_within_grace(txn, keys, &user, &row, token.trim(), at).await? {
+                return Ok(Ok(again));
+            }
             revoke_family(txn, row.family_id, at).await?;
             tracing::warn!(user = %row.user_id, family = %row.family_id, "refresh token reused; family revoked");
             change::record::<user::Model>(txn, None, Verb::RefreshReuse, Subject::User, row.user_id, None, None)
                 .await?;
             return Ok(Err("refresh token already used; this login has ended everywhere, log in again"));
         }
-        Ok(Ok(issue(txn, keys, &user, row.family_id).await?))
+        Ok(Ok(issue(txn, keys, &user, row.family_id, Some(keys.successor(token.trim()))).await?))
     })
     .await?;
     outcome.map_err(AppError::Unauthenticated)
+}
+
+/// The pair an exchange of `row` handed out, when that exchange was at most the grace ago
+/// and its successor is still live: the successor's refresh token is derived again from
+/// the presented one, the access token signed again as of the successor's issue time.
+async fn again_within_grace(
+    txn: &impl ConnectionTrait,
+    keys: &JwtKeys,
+    user: &user::Model,
+    row: &refresh_token::Model,
+    token: &str,
+    at: DateTime<Utc>,
+) -> AppResult<Option<Issued>> {
+    let Some(replaced_at) = row.replaced_at else { return Ok(None) };
+    if at - replaced_at > keys.refresh_grace {
+        return Ok(None);
+    }
+    let refresh_token = keys.successor(token);
+    let successor = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(digest(&refresh_token)))
+        .filter(refresh_token::Column::FamilyId.eq(row.family_id))
+        .one(txn)
+        .await?;
+    let Some(successor) = successor.filter(|s| s.revoked_at.is_none() && s.expires_at > at) else {
+        return Ok(None);
+    };
+    let (access_token, expires_at) = keys.issue_at(user, None, successor.created_at)?;
+    Ok(Some(Issued {
+        access_token,
+        expires_at,
+        refresh_token,
+        refresh_expires_at: successor.expires_at,
+        user: user.clone(),
+    }))
 }
 
 async fn revoke_family(db: &impl ConnectionTrait, family: Uuid, at: DateTime<Utc>) -> AppResult<u64> {

@@ -30,8 +30,8 @@ pub use calendar::{add_holiday, delete_holiday, holiday_in, holidays};
 pub use compliance::{Compliance, CustomerCompliance, Expectation, OwnerCompliance, compliance};
 pub use follow_ups::{PersonLoad, create_follow_up, team_load, team_reminders};
 pub use policy::{
-    CarePolicy, CategoryDays, FrequencyCap, HoldingCap, PoolReturn, Rule, Standard, TierDays, check_holding_cap,
-    policy, update_policy,
+    CarePolicy, CarePolicyPatch, CategoryDays, FrequencyCap, HoldingCap, PoolReturn, PoolReturnPatch, Rule, Standard,
+    TierDays, change_policy, check_holding_cap, policy, update_policy,
 };
 pub use reminders::{complete, dismiss, my_reminders, snooze};
 pub use rules::evaluate;

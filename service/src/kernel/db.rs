@@ -148,11 +148,13 @@ pub mod turns {
 /// A pool for heavy reads (reports, key lists, exports: `access::heavy`) whose work runs at
 /// a lower OS priority than everything else: one report keeps a core busy while it scans,
 /// and at the same priority a rep's list shared the other core with it (its p99 went 5x).
-/// At nice 10 the scheduler runs anything else first, and the report takes what is idle.
+/// In the scheduler's idle class (nice 10 where that is refused) anything else runs first,
+/// and the report takes what is idle.
 ///
 /// - SQLite: the pool's connections run in worker threads of their own (`crm-heavy-N`);
 ///   each lowers its own priority the first time SQLite's progress handler calls back
-///   during a statement.
+///   during a statement, and the same callback pauses the scan while interactive requests
+///   are in flight (`kernel::interactive`: the OS priority alone left a rep's p99 at 2-4x).
 /// - PostgreSQL: no parallel workers for a heavy read (`max_parallel_workers_per_gather =
 ///   0`), so one report keeps at most one core busy; on this host (`localhost`,
 ///   `127.0.0.1`, `::1` or a socket) each connection's backend process is also lowered when this process may (the same user, or
@@ -193,6 +195,7 @@ pub async fn heavy_pool(url: &str, size: u32) -> Result<Option<DatabaseConnectio
                 Box::pin(async move {
                     conn.lock_handle().await?.set_progress_handler(1000, || {
                         lower_this_thread();
+                        crate::kernel::interactive::give_way();
                         true
                     });
                     Ok(())
@@ -230,8 +233,30 @@ pub async fn heavy_pool(url: &str, size: u32) -> Result<Option<DatabaseConnectio
     Ok(Some(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)))
 }
 
-/// The nice value of heavy work.
+/// The nice value of heavy work where the idle class is refused.
 const HEAVY_NICE: i32 = 10;
+
+/// Puts a thread or process (0: the calling thread) in the scheduler's idle class
+/// (`SCHED_IDLE`): any ordinary thread that wakes takes the core from it at once, where a
+/// nice value only shares the core by weight (at nice 10 a rep's list still waited for
+/// the scan's slice now and then). Idle-class work still gets a small share on a busy
+/// machine, so it is never starved outright. Lowering one's own class needs no privilege;
+/// another process's needs the same user or `CAP_SYS_NICE`. Falls back to nice 10.
+fn lower(id: libc::pid_t) -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` outlives the call; sched_setscheduler reads it and touches nothing
+    // else of ours. On Linux, id 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(id, libc::SCHED_IDLE, &param) } == 0 {
+        return Ok(());
+    }
+    let id = libc::id_t::try_from(id).unwrap_or(0);
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; on Linux,
+    // PRIO_PROCESS with id 0 is the calling thread.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, id, HEAVY_NICE) } == 0 {
+        return Ok(());
+    }
+    Err(std::io::Error::last_os_error())
+}
 
 /// Lowers the calling thread's priority, once per thread.
 fn lower_this_thread() {
@@ -241,11 +266,8 @@ fn lower_this_thread() {
     if LOWERED.with(|l| l.replace(true)) {
         return;
     }
-    // SAFETY: setpriority takes plain integers and touches no memory of ours; on Linux,
-    // PRIO_PROCESS with id 0 is the calling thread.
-    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HEAVY_NICE) };
-    if done != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "heavy-read thread keeps its priority");
+    if let Err(error) = lower(0) {
+        tracing::debug!(%error, "heavy-read thread keeps its priority");
     }
 }
 
@@ -255,7 +277,6 @@ fn lower_this_thread() {
 /// namespace (a container) has ids that mean something else here; those never match.
 fn lower_backend(pid: i32, port: Option<i32>) {
     static REFUSED: std::sync::Once = std::sync::Once::new();
-    let Ok(id) = libc::id_t::try_from(pid) else { return };
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let title = String::from_utf8_lossy(&title);
@@ -266,10 +287,10 @@ fn lower_backend(pid: i32, port: Option<i32>) {
     if !comm.trim_end().starts_with("postgres") || !ours {
         return;
     }
-    // SAFETY: as in `lower_this_thread`; `id` is this connection's PostgreSQL backend.
-    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, id, HEAVY_NICE) };
-    if done != 0 {
-        let error = std::io::Error::last_os_error();
+    if pid <= 0 {
+        return;
+    }
+    if let Err(error) = lower(pid) {
         REFUSED.call_once(|| {
             tracing::info!(%error, "heavy reads run at PostgreSQL's own priority (this process may not lower it)");
         });

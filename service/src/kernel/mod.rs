@@ -8,6 +8,7 @@ pub mod db;
 pub mod events;
 pub mod filter;
 pub mod idempotency;
+pub mod interactive;
 pub mod money;
 pub mod normalize;
 pub mod pagination;

@@ -159,6 +159,82 @@ pub struct HoldingCap {
     pub max: i32,
 }
 
+/// The parts of a care policy to change (`updateCarePolicy`); `None` keeps the current part.
+#[derive(Debug, Default)]
+pub struct CarePolicyPatch {
+    /// Replaces the standards table.
+    pub standards: Option<Vec<Standard>>,
+    /// Each rule replaces the rule of its kind; kinds not named stay as they are.
+    pub rules: Option<Vec<Rule>>,
+    pub frequency_cap: Option<FrequencyCap>,
+    pub due_hour_utc: Option<u32>,
+    pub max_backdate_days: Option<i32>,
+    /// Replaces the list of capped roles (`[]`: no caps).
+    pub holding_caps: Option<Vec<HoldingCap>>,
+    pub pool_return: Option<PoolReturnPatch>,
+}
+
+/// The parts of the pool-return rule to change; `None` keeps the current part.
+#[derive(Debug, Default)]
+pub struct PoolReturnPatch {
+    pub enabled: Option<bool>,
+    pub days: Option<i32>,
+    pub warn_days: Option<i32>,
+    /// Replaces the per-tier days.
+    pub by_tier: Option<Vec<TierDays>>,
+    /// Replaces the per-category days.
+    pub by_category: Option<Vec<CategoryDays>>,
+}
+
+impl CarePolicyPatch {
+    /// The policy with this patch's parts in place of `current`'s.
+    pub fn apply(self, mut current: CarePolicy) -> CarePolicy {
+        if let Some(standards) = self.standards {
+            current.standards = standards;
+        }
+        if let Some(given) = self.rules {
+            // In the current order; a kind not there yet goes last, and a kind given twice
+            // stays twice so validation names it.
+            let mut used = vec![false; given.len()];
+            for rule in &mut current.rules {
+                if let Some(i) = given.iter().position(|g| g.kind == rule.kind) {
+                    *rule = given[i].clone();
+                    used[i] = true;
+                }
+            }
+            current.rules.extend(given.into_iter().zip(used).filter(|(_, u)| !u).map(|(g, _)| g));
+        }
+        if let Some(cap) = self.frequency_cap {
+            current.frequency_cap = cap;
+        }
+        if let Some(hour) = self.due_hour_utc {
+            current.due_hour_utc = hour;
+        }
+        if let Some(days) = self.max_backdate_days {
+            current.max_backdate_days = days;
+        }
+        if let Some(caps) = self.holding_caps {
+            current.holding_caps = caps;
+        }
+        if let Some(p) = self.pool_return {
+            let r = &mut current.pool_return;
+            r.enabled = p.enabled.unwrap_or(r.enabled);
+            r.days = p.days.unwrap_or(r.days);
+            r.warn_days = p.warn_days.unwrap_or(r.warn_days);
+            if let Some(by_tier) = p.by_tier {
+                r.by_tier = by_tier;
+            }
+            if let Some(by_category) = p.by_category {
+                r.by_category = by_category
+                    .into_iter()
+                    .map(|c| CategoryDays { category: c.category.trim().to_lowercase(), ..c })
+                    .collect();
+            }
+        }
+        current
+    }
+}
+
 fn default_backdate_days() -> i32 {
     7
 }
@@ -344,9 +420,64 @@ pub async fn update_policy(
     Ok((new, saved.version))
 }
 
+/// Changes the parts of the care policy a patch names (admins), as `update_policy` does
+/// with the whole. CONFLICT when `version` is not the stored one (also when another change
+/// lands between the read and the write).
+///
+/// # Errors
+/// FORBIDDEN, VALIDATION, CONFLICT.
+pub async fn change_policy(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    patch: CarePolicyPatch,
+    version: i32,
+) -> AppResult<(CarePolicy, i32)> {
+    actor.require_all(Resource::Settings, Action::Update)?;
+    // A stale `version`, or a change between this read and the write, fails the version
+    // check of the write.
+    let (current, _) = policy(db).await?;
+    update_policy(db, actor, patch.apply(current), version).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patch_changes_only_what_it_names() {
+        let current = CarePolicy {
+            standards: vec![Standard {
+                tier: Tier::A,
+                role: Role::Sales,
+                kind: ContactKind::Visit,
+                count: 3,
+                period_days: 30,
+            }],
+            rules: Vec::new(),
+            frequency_cap: FrequencyCap { max_touches: 2, days: 7, holiday_window_days: 3 },
+            due_hour_utc: 1,
+            max_backdate_days: 7,
+            holding_caps: vec![HoldingCap { role: Role::Sales, max: 300 }],
+            pool_return: PoolReturn::default(),
+        };
+        let patched = CarePolicyPatch {
+            pool_return: Some(PoolReturnPatch { days: Some(60), ..Default::default() }),
+            ..Default::default()
+        }
+        .apply(current.clone());
+        assert_eq!(patched.pool_return.days, 60);
+        assert_eq!(patched.pool_return.warn_days, current.pool_return.warn_days);
+        assert_eq!(patched.standards, current.standards);
+        assert_eq!(patched.holding_caps, current.holding_caps);
+        let capped = CarePolicyPatch {
+            holding_caps: Some(vec![HoldingCap { role: Role::Sales, max: 50 }]),
+            ..Default::default()
+        }
+        .apply(current.clone());
+        assert_eq!(capped.holding_caps[0].max, 50);
+        assert_eq!(capped.pool_return, current.pool_return);
+        assert_eq!(capped.frequency_cap, current.frequency_cap);
+    }
 
     #[test]
     fn intervals_follow_the_visit_table() {

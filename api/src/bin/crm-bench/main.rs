@@ -63,7 +63,11 @@ enum Command {
     /// What one hostile or clumsy caller does to everyone else (`docs/limits.md`): the
     /// pool under aliased reports, writes beside an import, webhooks beside a slow
     /// partner, memory under aliased exports, the matching budget.
-    Fairness,
+    Fairness {
+        /// Only the pool part (to repeat it: its figure varies from run to run).
+        #[arg(long)]
+        pool_only: bool,
+    },
 }
 
 /// The setting that marks a database as made by `crm-bench generate`.
@@ -120,9 +124,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Subscriptions { subscribers, leads, views } => {
             println!("{}", bench::subscriptions(state, &subscribers, leads, views).await?);
         }
-        Command::Fairness => {
+        Command::Fairness { pool_only } => {
             // Each part prints its line as it ends.
-            fairness::fairness(state).await?;
+            fairness::fairness(state, pool_only).await?;
         }
         Command::ReadPath { postgraphile, connections, seconds, rounds } => {
             let url = config.database_url.clone();

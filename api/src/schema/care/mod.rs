@@ -299,11 +299,11 @@ pub struct CareMutation;
 
 #[Object]
 impl CareMutation {
-    /// Replaces the care policy (admins). CONFLICT when `version` is stale.
+    /// Changes the parts of the care policy given in `input` (admins); the rest stays.
+    /// CONFLICT when `version` is stale.
     async fn update_care_policy(&self, ctx: &Context<'_>, input: CarePolicyInput, version: i32) -> Result<CarePolicy> {
         let actor = actor(ctx)?;
-        let (current, _) = svc::policy(db(ctx)).await.gql()?;
-        let (p, v) = svc::update_policy(db(ctx), actor, input.into_policy(&current), version).await.gql()?;
+        let (p, v) = svc::change_policy(db(ctx), actor, input.into_patch(), version).await.gql()?;
         Ok(CarePolicy(p, v))
     }
 

@@ -98,8 +98,7 @@ impl CarePolicy {
 /// from when the owner got them if later) return to their department's pool, once a day,
 /// audited; the owner gets a POOL_RETURN reminder `warnDays` before (0: none). A
 /// category's days, else a tier's, else `days`. Default: on, 90 days, warned 7 days before.
-#[derive(SimpleObject, InputObject, Clone)]
-#[graphql(input_name = "PoolReturnInput")]
+#[derive(SimpleObject, Clone)]
 pub struct PoolReturn {
     pub enabled: bool,
     pub days: i32,
@@ -108,6 +107,18 @@ pub struct PoolReturn {
     pub by_tier: Vec<TierDays>,
     #[graphql(default)]
     pub by_category: Vec<CategoryDays>,
+}
+
+/// Changes to the pool-return rule; omitted fields stay.
+#[derive(InputObject)]
+pub struct PoolReturnInput {
+    pub enabled: Option<bool>,
+    pub days: Option<i32>,
+    pub warn_days: Option<i32>,
+    /// Replaces the days per tier.
+    pub by_tier: Option<Vec<TierDays>>,
+    /// Replaces the days per category.
+    pub by_category: Option<Vec<CategoryDays>>,
 }
 
 #[derive(SimpleObject, InputObject, Clone, Copy)]
@@ -157,80 +168,75 @@ pub(super) fn rule_out(r: &svc::Rule) -> ReminderRuleConfig {
     }
 }
 
-/// A whole care policy to store.
+/// Changes to the care policy: every part is optional and an omitted part stays as it is
+/// (send `holdingCaps` alone, or `poolReturn: {days: 60}` alone).
 #[derive(InputObject)]
 pub struct CarePolicyInput {
-    pub standards: Vec<CareStandard>,
-    pub rules: Vec<ReminderRuleConfig>,
-    pub frequency_cap: FrequencyCap,
-    pub due_hour_utc: i32,
-    /// How many days back staff may log a contact; omitted: unchanged.
+    /// Replaces the standards table.
+    pub standards: Option<Vec<CareStandard>>,
+    /// Each rule replaces the rule of its kind; kinds not named stay as they are.
+    pub rules: Option<Vec<ReminderRuleConfig>>,
+    pub frequency_cap: Option<FrequencyCap>,
+    pub due_hour_utc: Option<i32>,
+    /// How many days back staff may log a contact.
     pub max_backdate_days: Option<i32>,
-    /// Holding caps per role; omitted: unchanged.
+    /// Replaces the holding caps per role (`[]`: no caps).
     pub holding_caps: Option<Vec<HoldingCap>>,
-    /// The pool's return rule; omitted: unchanged.
-    pub pool_return: Option<PoolReturn>,
+    /// The pool's return rule; omitted fields stay.
+    pub pool_return: Option<PoolReturnInput>,
 }
 
 impl CarePolicyInput {
-    pub(super) fn into_policy(self, current: &Policy) -> Policy {
-        Policy {
-            standards: self
-                .standards
-                .into_iter()
-                .map(|s| svc::Standard {
-                    tier: s.tier.into(),
-                    role: s.role.into(),
-                    kind: s.kind.into(),
-                    count: s.count,
-                    period_days: s.period_days,
-                })
-                .collect(),
-            rules: self
-                .rules
-                .into_iter()
-                .map(|r| svc::Rule {
-                    kind: r.kind.into(),
-                    enabled: r.enabled,
-                    offset_days: r.offset_days,
-                    tiers: r.tiers.into_iter().map(Into::into).collect(),
-                    promotional: r.promotional,
-                    template: r.template,
-                    assignee: r.assignee.into(),
-                    window_days: r.window_days,
-                    min_count: r.min_count,
-                })
-                .collect(),
-            frequency_cap: svc::FrequencyCap {
-                max_touches: self.frequency_cap.max_touches,
-                days: self.frequency_cap.days,
-                holiday_window_days: self.frequency_cap.holiday_window_days,
-            },
+    pub(super) fn into_patch(self) -> svc::CarePolicyPatch {
+        svc::CarePolicyPatch {
+            standards: self.standards.map(|l| {
+                l.into_iter()
+                    .map(|s| svc::Standard {
+                        tier: s.tier.into(),
+                        role: s.role.into(),
+                        kind: s.kind.into(),
+                        count: s.count,
+                        period_days: s.period_days,
+                    })
+                    .collect()
+            }),
+            rules: self.rules.map(|l| {
+                l.into_iter()
+                    .map(|r| svc::Rule {
+                        kind: r.kind.into(),
+                        enabled: r.enabled,
+                        offset_days: r.offset_days,
+                        tiers: r.tiers.into_iter().map(Into::into).collect(),
+                        promotional: r.promotional,
+                        template: r.template,
+                        assignee: r.assignee.into(),
+                        window_days: r.window_days,
+                        min_count: r.min_count,
+                    })
+                    .collect()
+            }),
+            frequency_cap: self.frequency_cap.map(|c| svc::FrequencyCap {
+                max_touches: c.max_touches,
+                days: c.days,
+                holiday_window_days: c.holiday_window_days,
+            }),
             // Out of range is reported by validation, not wrapped.
-            due_hour_utc: u32::try_from(self.due_hour_utc).unwrap_or(u32::MAX),
-            max_backdate_days: self.max_backdate_days.unwrap_or(current.max_backdate_days),
-            pool_return: match self.pool_return {
-                Some(p) => svc::PoolReturn {
-                    enabled: p.enabled,
-                    days: p.days,
-                    warn_days: p.warn_days,
-                    by_tier: p
-                        .by_tier
-                        .into_iter()
-                        .map(|t| svc::TierDays { tier: t.tier.into(), days: t.days })
-                        .collect(),
-                    by_category: p
-                        .by_category
-                        .into_iter()
-                        .map(|c| svc::CategoryDays { category: c.category.trim().to_lowercase(), days: c.days })
-                        .collect(),
-                },
-                None => current.pool_return.clone(),
-            },
-            holding_caps: match self.holding_caps {
-                Some(caps) => caps.into_iter().map(|c| svc::HoldingCap { role: c.role.into(), max: c.max }).collect(),
-                None => current.holding_caps.clone(),
-            },
+            due_hour_utc: self.due_hour_utc.map(|h| u32::try_from(h).unwrap_or(u32::MAX)),
+            max_backdate_days: self.max_backdate_days,
+            holding_caps: self
+                .holding_caps
+                .map(|caps| caps.into_iter().map(|c| svc::HoldingCap { role: c.role.into(), max: c.max }).collect()),
+            pool_return: self.pool_return.map(|p| svc::PoolReturnPatch {
+                enabled: p.enabled,
+                days: p.days,
+                warn_days: p.warn_days,
+                by_tier: p
+                    .by_tier
+                    .map(|l| l.into_iter().map(|t| svc::TierDays { tier: t.tier.into(), days: t.days }).collect()),
+                by_category: p
+                    .by_category
+                    .map(|l| l.into_iter().map(|c| svc::CategoryDays { category: c.category, days: c.days }).collect()),
+            }),
         }
     }
 }
