@@ -20,6 +20,7 @@ pub async fn export(
     what: What,
     params: &HashMap<String, String>,
 ) -> AppResult<Response> {
+    let format = service::transfer::csv::FileFormat::from_params(params)?;
     let filter = params.get("filter").map(String::as_str);
     // Each page is a heavy read of its own: a client reading slowly holds no share.
     let (heavy, user) = (state.heavy.clone(), actor.id());
@@ -31,7 +32,7 @@ pub async fn export(
         async move {
             let _turn = heavy.next_turn(user).await;
             match export.next_chunk().await {
-                Ok(Some(text)) => Some((Ok(Bytes::from(text)), export)),
+                Ok(Some(text)) => Some((Ok(Bytes::from(format.encode(text, false))), export)),
                 Ok(None) => None,
                 Err(e) => {
                     // The status is sent: a cut-off body is all a client can be told.
@@ -43,12 +44,12 @@ pub async fn export(
         }
     });
     let body = Body::from_stream(futures::StreamExt::chain(
-        futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(first)) }),
+        futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(format.encode(first, true))) }),
         rest,
     ));
     let mut resp = (StatusCode::OK, body).into_response();
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.csv\"", what.subject())) {
         headers.insert(header::CONTENT_DISPOSITION, v);

@@ -8,6 +8,7 @@ pub mod http;
 pub mod import;
 pub mod schema;
 pub mod server;
+pub mod settings;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! `crm`: the CRM server and its administration commands.
 use api::config::Config;
+use api::settings::Settings;
 use clap::{Parser, Subcommand};
 use entity::enums::Role;
 
@@ -12,8 +13,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs migrations and serves the API (the default).
-    Serve,
+    /// Runs migrations and serves the API (the default). Every setting is a flag here and
+    /// an environment variable; a flag wins.
+    Serve {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Prints the configuration in effect (flags, environment, defaults), secrets
+    /// redacted; exits non-zero when a setting is invalid.
+    Config {
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Runs pending migrations and exits.
     Migrate,
     /// Manages staff accounts.
@@ -82,16 +93,43 @@ enum UserCommand {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before any thread starts: a blank setting (`CRM_LISTEN=` in a compose file) means
+    // unset, as it always did.
+    api::settings::unset_blank_variables();
     api::telemetry::init();
-    api::telemetry::finish(run(Cli::parse()).await);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(run(Cli::parse())),
+        Err(e) => Err(format!("cannot start the runtime: {e}")),
+    };
+    api::telemetry::finish(result);
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let config = Config::from_env()?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    let command = match cli.command {
+        Some(command) => command,
+        None => Command::Serve { settings: Settings::from_env()? },
+    };
+    let config = match &command {
+        Command::Serve { settings } | Command::Config { settings } => settings.clone().resolve()?,
+        _ => Config::from_env()?,
+    };
+    match command {
+        Command::Config { .. } => {
+            use std::io::Write;
+            let described = config.describe();
+            let width = described.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+            let mut out = std::io::stdout().lock();
+            for (name, value) in described {
+                // A closed pipe (`crm config | head`) ends the listing, not the process.
+                if writeln!(out, "{name:<width$}  {value}").is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        Command::Serve { .. } => {
             let state = api::prepare(&config).await?;
             api::spawn_reseal(&state);
             if config.scheduler {

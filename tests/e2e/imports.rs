@@ -25,7 +25,7 @@ fn counts(run: &Value) -> [i64; 6] {
 
 const RUN: &str = "query($id:ID!,$o:[ImportOutcome!]){importRun(id:$id){status dryRun linesRead created updated \
                    unchanged duplicate invalid failed encoding startedBy{email} \
-                   lines(outcomes:$o,first:100){nodes{line outcome customerId message problems{field message}}}}}";
+                   lines(outcomes:$o,first:100){nodes{line outcome recordId customerId message problems{field message}}}}}";
 
 async fn customer_count(app: &TestApp) -> i64 {
     app.ok(&app.admin_token, "{customers{totalCount}}", json!({})).await["customers"]["totalCount"].as_i64().unwrap()
@@ -68,7 +68,7 @@ async fn an_import_creates_updates_and_reports_every_line() {
     assert_eq!(customer_count(&app).await, before, "a dry run writes no customer");
     let dry_lines = app.ok(&rep, RUN, json!({"id": run["id"], "o": ["CREATED"]})).await;
     for line in dry_lines["importRun"]["lines"]["nodes"].as_array().unwrap() {
-        assert!(line["customerId"].is_null(), "a rolled-back record has no id: {line}");
+        assert!(line["recordId"].is_null(), "a rolled-back record has no id: {line}");
     }
 
     let (status, real) = import(&app, Some(&rep), "fileName=book.csv", file.as_bytes().to_vec()).await;
@@ -93,6 +93,9 @@ async fn an_import_creates_updates_and_reports_every_line() {
     for f in ["gender", "birthday", "phone", "email"] {
         assert!(fields.contains(&f), "{f} listed: {fields:?}");
     }
+    // One name for one thing: the message of an INVALID line sums up its problems too.
+    let summary = problems[1]["message"].as_str().unwrap_or_else(|| panic!("INVALID has a message: {real}"));
+    assert!(summary.contains("bad cells") && summary.contains("birthday"), "{summary}");
 
     // Someone else's record is reported, never overwritten; mine is updated.
     let q = "query($id:ID!){customer(id:$id){name region phone version}}";
@@ -130,9 +133,12 @@ async fn an_import_creates_updates_and_reports_every_line() {
     let lines = polled["importRun"]["lines"]["nodes"].as_array().unwrap();
     let outcomes: Vec<&str> = lines.iter().map(|l| l["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["CREATED", "UPDATED", "DUPLICATE", "INVALID", "UNCHANGED", "CREATED"]);
-    assert_eq!(lines[0]["customerId"], lilei["id"]);
-    assert_eq!(lines[1]["customerId"], mine["id"]);
-    assert!(lines[2]["customerId"].is_null(), "no id of a record one may not touch");
+    assert_eq!(lines[0]["recordId"], lilei["id"]);
+    // GraphQL says recordId as the HTTP answer does; the old customerId is the same value.
+    assert_eq!(lines[0]["customerId"], lines[0]["recordId"]);
+    assert_eq!(lines[1]["recordId"], mine["id"]);
+    assert!(lines[2]["recordId"].is_null(), "no id of a record one may not touch");
+    assert_eq!(lines[3]["message"], problems[1]["message"], "the same message over HTTP and GraphQL");
     assert_eq!(polled["importRun"]["startedBy"]["email"], "east@example.com");
     let invalid = app.ok(&rep, RUN, json!({"id": id, "o": ["INVALID"]})).await;
     assert_eq!(invalid["importRun"]["lines"]["nodes"].as_array().unwrap().len(), 1);

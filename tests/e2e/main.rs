@@ -29,5 +29,6 @@ mod records;
 mod reports;
 mod schema;
 mod sessions;
+mod spreadsheets;
 mod webhooks;
 mod ws;

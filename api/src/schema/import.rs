@@ -72,10 +72,18 @@ impl ImportLine {
     async fn outcome(&self) -> ImportOutcome {
         self.0.outcome.into()
     }
-    /// The customer created or updated (unset on a dry run's creations).
+    /// The record created or updated, of the run's kind (a customer, contact or deal),
+    /// as the HTTP answer's `recordId`; unset on a dry run's creations.
+    async fn record_id(&self) -> Option<ID> {
+        self.0.record_id.map(|id| ID(id.to_string()))
+    }
+    /// The same as `recordId`, named before contacts and deals were imported too.
+    #[graphql(deprecation = "use recordId: the record is of the run's kind, not always a customer")]
     async fn customer_id(&self) -> Option<ID> {
         self.0.record_id.map(|id| ID(id.to_string()))
     }
+    /// Why the line was not written as it is: for INVALID a summary of `problems`, for
+    /// DUPLICATE and FAILED the reason.
     async fn message(&self) -> Option<&str> {
         self.0.message.as_deref()
     }

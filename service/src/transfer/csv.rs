@@ -28,6 +28,61 @@ fn is_negative_number(value: &str) -> bool {
     !whole.is_empty() && digits(whole) && digits(fraction) && !(rest.contains('.') && fraction.is_empty())
 }
 
+/// How a CSV file is written out (`?bom=true`, `?encoding=gb18030` on every CSV route):
+/// UTF-8 by default; with a byte order mark for Excel, which otherwise reads UTF-8 as the
+/// system's code page (mojibake on a Chinese Windows); or GB18030, that code page itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileFormat {
+    pub gb18030: bool,
+    pub bom: bool,
+}
+
+impl FileFormat {
+    /// Reads `bom` (true/false) and `encoding` (utf-8, gb18030; GBK names the same).
+    ///
+    /// # Errors
+    /// VALIDATION naming the parameter.
+    pub fn from_params(params: &std::collections::HashMap<String, String>) -> crate::error::AppResult<FileFormat> {
+        use crate::error::AppError;
+        let bom = match params.get("bom").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "true" || v == "1" => true,
+            Some(v) if v == "false" || v == "0" => false,
+            Some(_) => return Err(AppError::invalid("bom", "must be true or false")),
+        };
+        let gb18030 = match params.get("encoding").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "utf-8" || v == "utf8" => false,
+            Some(v) if v == "gb18030" || v == "gbk" => true,
+            Some(_) => return Err(AppError::invalid("encoding", "must be utf-8 or gb18030")),
+        };
+        if bom && gb18030 {
+            return Err(AppError::invalid("bom", "a byte order mark is for UTF-8 files; GB18030 files have none"));
+        }
+        Ok(FileFormat { gb18030, bom })
+    }
+
+    /// The `Content-Type` of such a file.
+    pub fn content_type(self) -> &'static str {
+        if self.gb18030 { "text/csv; charset=gb18030" } else { "text/csv; charset=utf-8" }
+    }
+
+    /// A piece of the file (whole lines) as bytes; `first` is the file's first piece.
+    pub fn encode(self, text: String, first: bool) -> Vec<u8> {
+        if self.gb18030 {
+            // GB18030 maps every Unicode character: nothing is replaced.
+            return encoding_rs::GB18030.encode(&text).0.into_owned();
+        }
+        if self.bom && first {
+            let mut out = Vec::with_capacity(text.len() + 3);
+            out.extend_from_slice(b"\xEF\xBB\xBF");
+            out.extend_from_slice(text.as_bytes());
+            return out;
+        }
+        text.into_bytes()
+    }
+}
+
 /// One CSV line with its CRLF.
 pub fn line<S: AsRef<str>>(cells: impl IntoIterator<Item = S>) -> String {
     let mut out = cells.into_iter().map(|c| cell(c.as_ref())).collect::<Vec<_>>().join(",");
@@ -59,5 +114,23 @@ mod tests {
         assert_eq!(cell("-2-3"), "'-2-3");
         assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(line(["a", "b"]), "a,b\r\n");
+    }
+
+    #[test]
+    fn files_are_written_in_the_format_asked_for() {
+        let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let utf8 = FileFormat::from_params(&params(&[])).unwrap();
+        assert_eq!(utf8.encode("名称\r\n".into(), true), "名称\r\n".as_bytes());
+        let bom = FileFormat::from_params(&params(&[("bom", "true")])).unwrap();
+        assert_eq!(&bom.encode("名称\r\n".into(), true)[..3], b"\xEF\xBB\xBF");
+        assert_eq!(bom.encode("x".into(), false), b"x", "the mark starts the file only");
+        let gb = FileFormat::from_params(&params(&[("encoding", "GB18030")])).unwrap();
+        assert_eq!(gb.encode("名称".into(), true), [0xC3, 0xFB, 0xB3, 0xC6]);
+        assert_eq!(gb.content_type(), "text/csv; charset=gb18030");
+        for bad in
+            [&[("bom", "yes please")][..], &[("encoding", "latin1")], &[("bom", "true"), ("encoding", "gb18030")]]
+        {
+            assert!(FileFormat::from_params(&params(bad)).is_err(), "{bad:?}");
+        }
     }
 }

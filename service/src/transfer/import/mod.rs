@@ -90,8 +90,15 @@ impl Outcome {
         Self { line, outcome, record_id, message, problems: Vec::new() }
     }
 
+    /// A line with bad cells: `problems` lists each, `message` sums them up, so that a
+    /// reader of `message` alone (a log, a spreadsheet of outcomes) sees why.
     fn invalid(line: i64, problems: Vec<FieldError>) -> Self {
-        Self { line, outcome: ImportOutcome::Invalid, record_id: None, message: None, problems }
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        let message = match fields.len() {
+            1 => format!("a bad cell: {}", fields[0]),
+            n => format!("{n} bad cells: {}", fields.join(", ")),
+        };
+        Self { line, outcome: ImportOutcome::Invalid, record_id: None, message: Some(message), problems }
     }
 }
 
