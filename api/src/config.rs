@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 /// Server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `CRM_LOG_FORMAT=json`: log lines as JSON objects.
+    pub log_json: bool,
     /// `DATABASE_URL`; default `sqlite://crm.db` in the working directory.
     pub database_url: String,
     /// `CRM_LISTEN`; default 127.0.0.1:8080.

@@ -1,4 +1,5 @@
 //! The CRM API: GraphQL over axum on SeaORM (SQLite or PostgreSQL).
+pub mod access_log;
 pub mod addresses;
 pub mod capped;
 pub mod config;

@@ -97,10 +97,15 @@ fn main() {
     // Before any thread starts: a blank setting (`CRM_LISTEN=` in a compose file) means
     // unset, as it always did.
     api::settings::unset_blank_variables();
-    api::telemetry::init();
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Some(Command::Serve { settings } | Command::Config { settings }) => settings.log_json(),
+        _ => Settings::from_env().is_ok_and(|s| s.log_json()),
+    };
+    api::telemetry::init(json);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
     let result = match runtime {
-        Ok(runtime) => runtime.block_on(run(Cli::parse())),
+        Ok(runtime) => runtime.block_on(run(cli)),
         Err(e) => Err(format!("cannot start the runtime: {e}")),
     };
     api::telemetry::finish(result);

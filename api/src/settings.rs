@@ -165,6 +165,9 @@ pub struct Settings {
     /// Attempts of one delivery before it fails.
     #[arg(long, env = "CRM_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..=30))]
     pub webhook_max_attempts: i32,
+    /// Log lines as text, or as one JSON object per line.
+    #[arg(long, env = "CRM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// Failed attempts in a row after which a webhook is disabled.
     #[arg(long, env = "CRM_WEBHOOK_DISABLE_AFTER", default_value_t = 50, value_parser = clap::value_parser!(i32).range(1..))]
     pub webhook_disable_after: i32,
@@ -203,6 +206,11 @@ impl Settings {
     /// clap's message naming the setting that does not parse.
     pub fn from_env() -> Result<Settings, String> {
         <FromEnv as clap::Parser>::try_parse_from(["crm"]).map(|f| f.settings).map_err(|e| e.to_string())
+    }
+
+    /// Whether log lines are JSON, before anything else is checked.
+    pub fn log_json(&self) -> bool {
+        self.log_format == "json"
     }
 
     /// Checks the settings together and derives the defaults that depend on others.
@@ -249,6 +257,7 @@ impl Settings {
         }
         let ms = std::time::Duration::from_millis;
         Ok(Config {
+            log_json: self.log_format == "json",
             database_url: url.to_string(),
             listen: self.listen,
             jwt_secret: self.jwt_secret,
@@ -370,6 +379,7 @@ impl Config {
             ("CRM_WEBHOOK_RETRY_BASE_MS", w.retry_base.as_millis().to_string()),
             ("CRM_WEBHOOK_MAX_ATTEMPTS", w.max_attempts.to_string()),
             ("CRM_WEBHOOK_DISABLE_AFTER", w.disable_after.to_string()),
+            ("CRM_LOG_FORMAT", if self.log_json { "json" } else { "text" }.to_string()),
         ]
     }
 }

@@ -38,6 +38,7 @@ pub fn test_config(url: String) -> Config {
         ws_recheck_ms: 30_000,
         refresh_token_ttl: 30 * 86_400,
         refresh_grace_secs: 2,
+        log_json: false,
         login_limits: Default::default(),
         trust_forwarded_for: false,
         request_timeout_ms: 30_000,

@@ -23,6 +23,7 @@ mod idempotency;
 mod imports;
 mod keylists;
 mod matching;
+mod operators;
 mod pool;
 mod privacy;
 mod records;

@@ -103,7 +103,8 @@ pub(super) async fn graphql_post(
         Err(e) => app_error_response(e),
         Ok(idempotency::Claim::Replay(status, stored)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            respond(&headers, Answered { status, body: stored.into_bytes(), retry_after: None, executed: true }, true)
+            let note = crate::access_log::Note { operation: Some("(replayed)".into()), codes: Vec::new() };
+            respond(&headers, Answered { status, body: stored.into_bytes(), retry_after: None, executed: true, note }, true)
         }
         Ok(idempotency::Claim::Fresh) => {
             // Run to the end in a task of its own: a client that gives up, or the edge's
@@ -154,6 +155,8 @@ pub(super) struct Answered {
     retry_after: Option<u64>,
     /// Whether any resolver ran (so something may have been written).
     executed: bool,
+    /// For the request's log line.
+    note: crate::access_log::Note,
 }
 
 pub(super) fn wants_graphql_json(headers: &HeaderMap) -> bool {
@@ -175,6 +178,7 @@ pub(super) fn respond(headers: &HeaderMap, answered: Answered, replayed: bool) -
     if replayed {
         resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
+    resp.extensions_mut().insert(answered.note);
     resp
 }
 
@@ -192,11 +196,13 @@ pub(super) async fn execute(
             .unwrap_or_default(),
         retry_after: None,
         executed: false,
+        note: crate::access_log::Note { operation: None, codes: vec!["BAD_REQUEST".into()] },
     };
     if !is_json(headers) {
         return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
     }
     let mut attempt = 0;
+    let mut operation;
     let mut response = loop {
         let mut request = match serde_json::from_slice::<BatchRequest>(body) {
             Ok(BatchRequest::Single(r)) => r,
@@ -210,6 +216,7 @@ pub(super) async fn execute(
                 return refused(StatusCode::BAD_REQUEST, &format!("body is not a GraphQL request: {e}"));
             }
         };
+        operation = Some(crate::access_log::operation_label(request.operation_name.as_deref()));
         if let Some(message) = too_deep(&request) {
             return refused(StatusCode::BAD_REQUEST, &message);
         }
@@ -244,6 +251,15 @@ pub(super) async fn execute(
         tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
     };
     response.errors.iter_mut().for_each(crate::schema::error::default_code);
+    let mut codes: Vec<String> = Vec::new();
+    for e in &response.errors {
+        if let Some(async_graphql::Value::String(c)) = e.extensions.as_ref().and_then(|x| x.get("code"))
+            && !codes.contains(c)
+        {
+            codes.push(c.clone());
+        }
+    }
+    let note = crate::access_log::Note { operation, codes };
     let wants_graphql_json = wants_graphql_json(headers);
     // Refused before execution: no field has run, so no error has a path.
     let not_executed = response.data == async_graphql::Value::Null
@@ -281,7 +297,7 @@ pub(super) async fn execute(
         tracing::warn!(cap, "answer over the response cap not sent");
         serde_json::to_vec(&json!({ "data": null, "errors": [crate::capped::too_large(cap)] })).unwrap_or_default()
     });
-    Answered { status, body, retry_after, executed: !not_executed && retry_after.is_none() }
+    Answered { status, body, retry_after, executed: !not_executed && retry_after.is_none(), note }
 }
 
 /// How many times a request whose writes collided with others' is run again before its

@@ -49,6 +49,7 @@ pub fn router(http: Http) -> Router {
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::access_log::access_log))
         .with_state(http)
 }
 
@@ -184,12 +185,18 @@ async fn edge(State(http): State<Http>, mut request: axum::extract::Request, nex
     }
     // An import reads a large file as it arrives: no overall limit, its own idle limit
     // between the body's chunks (`import.rs`).
+    let note_user = |mut response: Response| {
+        if let Some(user) = user {
+            response.extensions_mut().insert(crate::access_log::User(user));
+        }
+        response
+    };
     if request.uri().path().starts_with("/imports/") {
-        return next.run(request).await;
+        return note_user(next.run(request).await);
     }
     let limit = http.state.edge.request_timeout;
     match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
+        Ok(response) => note_user(response),
         Err(_) => {
             tracing::warn!(?user, ms = limit.as_millis(), "request stopped by the timeout");
             app_error_response(AppError::Timeout(format!(

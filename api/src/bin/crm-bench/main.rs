@@ -91,7 +91,7 @@ async fn require_generated(db: &DatabaseConnection) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() {
-    api::telemetry::init();
+    api::telemetry::init(false);
     api::telemetry::finish(run(Cli::parse()).await);
 }
 
