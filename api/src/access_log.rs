@@ -79,10 +79,14 @@ pub fn operation_label(name: Option<&str>) -> String {
 pub async fn access_log(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request.headers().get("x-request-id").and_then(sane_id).unwrap_or_else(|| Uuid::new_v4().to_string());
-    let traceparent =
-        request.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(valid_traceparent);
+    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(valid_traceparent);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    // The route's pattern (`/exports/{file}`), a bounded label; unknown paths fold.
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_string(), |m| m.as_str().to_string());
     request.extensions_mut().insert(Meta { id: id.clone(), traceparent: traceparent.clone() });
     let mut response = next.run(request).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -91,13 +95,28 @@ pub async fn access_log(mut request: Request, next: Next) -> Response {
     let note = response.extensions().get::<Note>().cloned().unwrap_or_default();
     let user = response.extensions().get::<User>().map(|u| u.0.to_string());
     let trace_id = traceparent.as_deref().and_then(|t| t.split('-').nth(1)).map(str::to_string);
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    let operation = crate::meters::operation(note.operation.as_deref().unwrap_or("-"));
+    let outcome = match note.codes.first() {
+        Some(code) => code.clone(),
+        None if status >= 400 => format!("HTTP_{status}"),
+        None => "OK".into(),
+    };
+    if status == 413 {
+        crate::meters::refused("body_bytes");
+    }
+    metrics::counter!("crm_http_requests_total", "route" => route.clone(), "operation" => operation.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("crm_http_request_duration_seconds", "route" => route, "operation" => operation)
+        .record(elapsed);
     tracing::info!(
         target: "crm::request",
         request_id = %id,
         method = %method,
         path = %path,
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
+        status,
+        ms = elapsed * 1000.0,
         user = user.as_deref().unwrap_or("-"),
         operation = note.operation.as_deref().unwrap_or("-"),
         codes = %note.codes.join(","),

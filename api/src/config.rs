@@ -7,6 +7,12 @@ use std::net::SocketAddr;
 pub struct Config {
     /// `CRM_LOG_FORMAT=json`: log lines as JSON objects.
     pub log_json: bool,
+    /// `CRM_METRICS_LISTEN`: an address of its own serving `GET /metrics` (no token);
+    /// default none.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `CRM_METRICS_TOKEN`: serves `GET /metrics` on the main port to this bearer token;
+    /// default none (no `/metrics` there).
+    pub metrics_token: Option<String>,
     /// `DATABASE_URL`; default `sqlite://crm.db` in the working directory.
     pub database_url: String,
     /// `CRM_LISTEN`; default 127.0.0.1:8080.

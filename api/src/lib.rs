@@ -7,6 +7,7 @@ pub mod csv;
 pub mod export;
 pub mod http;
 pub mod import;
+pub mod meters;
 pub mod schema;
 pub mod server;
 pub mod settings;
@@ -39,6 +40,8 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
 /// # Errors
 /// A message for the operator.
 pub async fn prepare(config: &Config) -> Result<AppState, String> {
+    // The metrics recorder, before anything counts (once per process).
+    meters::handle();
     let keys = data_keys(config)?;
     let sql_statements = service::kernel::db::StatementCounter::default();
     let db = service::kernel::db::connect_counted(&config.database_url, sql_statements.clone(), config.pool_size)
@@ -116,6 +119,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         matching: service::access::budget::MatchBudget::new(config.match_budget_per_hour),
         webhooks: config.webhooks,
         anonymous_sockets: crate::addresses::PerAddress::new(config.max_anonymous_sockets_per_address),
+        metrics_token: config.metrics_token.as_deref().map(std::sync::Arc::from),
         heavy: service::access::heavy::HeavyReads::new(
             config.heavy_reads,
             std::time::Duration::from_secs(5),
@@ -225,6 +229,30 @@ pub async fn serve(
 
 pub use server::{ConnectionSlot, serve_on};
 
+/// Serves `GET /metrics` (no token) on an address of its own (`CRM_METRICS_LISTEN`), for
+/// a scraper on a network the API's clients do not reach.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve_metrics(state: &AppState, address: std::net::SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|axum::extract::State(state): axum::extract::State<AppState>| async move {
+                http::metrics_text(&state).await
+            }),
+        )
+        .with_state(state.clone());
+    tracing::info!(%address, "metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(())
+}
+
 /// One tick of the care scheduler at `at`: evaluates the reminder rules of the days not
 /// yet evaluated and raises `reminderDue` for the reminders it claimed. The scheduler
 /// calls it with the current time; tests call it with the time they need.
@@ -297,7 +325,10 @@ pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match care_tick(&care, chrono::Utc::now()).await {
+            let started = std::time::Instant::now();
+            let ticked = care_tick(&care, chrono::Utc::now()).await;
+            metrics::histogram!("crm_care_tick_seconds").record(started.elapsed().as_secs_f64());
+            match ticked {
                 Ok(t) if !t.evaluated.is_empty() || !t.delivered.is_empty() => {
                     tracing::info!(days = ?t.evaluated, created = t.created, delivered = t.delivered.len(), "care tick");
                 }
@@ -314,8 +345,12 @@ pub fn spawn_scheduler(state: &AppState, hour_utc: u32) {
             if chrono::Timelike::hour(&now) < hour_utc {
                 continue;
             }
+            let started = std::time::Instant::now();
             match service::classification::daily_pass(&db, now.date_naive()).await {
-                Ok(true) => tracing::info!("daily reclassification done"),
+                Ok(true) => {
+                    metrics::histogram!("crm_reclassification_seconds").record(started.elapsed().as_secs_f64());
+                    tracing::info!("daily reclassification done");
+                }
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "daily reclassification failed"),
             }

@@ -140,6 +140,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             if config.scheduler {
                 api::spawn_scheduler(&state, config.reclassify_hour_utc);
             }
+            if let Some(address) = config.metrics_listen {
+                api::serve_metrics(&state, address)
+                    .await
+                    .map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
+            }
             api::serve(state, config.listen, shutdown_signal())
                 .await
                 .map_err(|e| format!("cannot serve on {}: {e}", config.listen))

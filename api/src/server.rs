@@ -66,6 +66,7 @@ pub async fn serve_on(
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%address, cap = edge.max_connections, "connection refused: too many open");
+            crate::meters::refused("connections");
             drop(stream);
             continue;
         };
@@ -75,6 +76,7 @@ pub async fn serve_on(
         } else {
             let Some(own) = per_address.take(address.ip()) else {
                 tracing::warn!(%address, cap = per_address.cap(), "connection refused: too many open from its address");
+                crate::meters::refused("connections_per_address");
                 drop(stream);
                 continue;
             };

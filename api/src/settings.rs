@@ -165,6 +165,13 @@ pub struct Settings {
     /// Attempts of one delivery before it fails.
     #[arg(long, env = "CRM_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..=30))]
     pub webhook_max_attempts: i32,
+    /// An address of its own serving `GET /metrics` (Prometheus text, no token), e.g.
+    /// `127.0.0.1:9100`.
+    #[arg(long, env = "CRM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serves `GET /metrics` on the main port to this bearer token (at least 16 bytes).
+    #[arg(long, env = "CRM_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Log lines as text, or as one JSON object per line.
     #[arg(long, env = "CRM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -256,8 +263,16 @@ impl Settings {
             ));
         }
         let ms = std::time::Duration::from_millis;
+        if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err("--metrics-token (CRM_METRICS_TOKEN) must have at least 16 bytes".into());
+        }
+        if self.metrics_listen.is_some_and(|m| m == self.listen) {
+            return Err("--metrics-listen (CRM_METRICS_LISTEN) must differ from --listen".into());
+        }
         Ok(Config {
             log_json: self.log_format == "json",
+            metrics_listen: self.metrics_listen,
+            metrics_token: self.metrics_token,
             database_url: url.to_string(),
             listen: self.listen,
             jwt_secret: self.jwt_secret,
@@ -380,6 +395,8 @@ impl Config {
             ("CRM_WEBHOOK_MAX_ATTEMPTS", w.max_attempts.to_string()),
             ("CRM_WEBHOOK_DISABLE_AFTER", w.disable_after.to_string()),
             ("CRM_LOG_FORMAT", if self.log_json { "json" } else { "text" }.to_string()),
+            ("CRM_METRICS_LISTEN", self.metrics_listen.map_or_else(|| "(unset)".into(), |a| a.to_string())),
+            ("CRM_METRICS_TOKEN", secret(&self.metrics_token)),
         ]
     }
 }

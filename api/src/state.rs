@@ -41,6 +41,8 @@ pub struct AppState {
     pub anonymous_sockets: crate::addresses::PerAddress,
     /// The share of the pool heavy reads may hold (`service::access::heavy`).
     pub heavy: service::access::heavy::HeavyReads,
+    /// The bearer token of `/metrics` on the main port, if it is served there.
+    pub metrics_token: Option<std::sync::Arc<str>>,
 }
 
 /// Limits of CSV imports.

@@ -158,7 +158,15 @@ impl Worker {
                 Outcome::Unreachable { error: format!("the delivery could not be prepared: {e}"), latency_ms: 0 }
             }
         };
-        delivery::finish(&self.state.db, &self.state.webhooks, &c, &outcome).await
+        let status = delivery::finish(&self.state.db, &self.state.webhooks, &c, &outcome).await?;
+        let outcome = match status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
+            DeliveryStatus::Pending => "retry",
+        };
+        metrics::counter!("crm_webhook_deliveries_total", "outcome" => outcome).increment(1);
+        Ok(status)
     }
 
     async fn prepare_and_send(&self, c: &Claimed) -> AppResult<Outcome> {

@@ -50,6 +50,8 @@ enum Out {
 struct Operation {
     running: Running,
     subscription: bool,
+    /// Counted in `crm_subscriptions_active` while it runs (subscriptions only).
+    _counted: Option<crate::meters::Held>,
 }
 
 /// Where an operation runs: its own task, or a shared view the connection reads itself
@@ -136,6 +138,7 @@ pub async fn serve(
     mut anonymous: Option<crate::addresses::AddressSlot>,
 ) {
     let _open = state.shutdown.enter();
+    let _counted = crate::meters::Held::new("crm_websockets_open");
     let mut shutdown = state.shutdown.watch();
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(256);
@@ -223,6 +226,7 @@ pub async fn serve(
                         match authenticate(&state, msg.get("payload")).await {
                             Some((a, verified, expires)) => {
                                 let Some(slot) = state.sessions.socket_slot(a.id()) else {
+                                    crate::meters::refused("sockets_per_user");
                                     break Close(4029, "Too many WebSockets for this user".into());
                                 };
                                 _slot = Some(slot);
@@ -300,7 +304,8 @@ pub async fn serve(
                             }
                             Running::Task(tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone(), state.limits.response_bytes)))
                         };
-                        operations.insert(id, Operation { running, subscription });
+                        let counted = subscription.then(|| crate::meters::Held::new("crm_subscriptions_active"));
+                        operations.insert(id, Operation { running, subscription, _counted: counted });
                     }
                     Some("complete") => {
                         if let Some(id) = msg.get("id").and_then(Value::as_str)
@@ -384,6 +389,7 @@ async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<
         let message = crate::capped::to_json(&Next { id: &id, kind: "next", payload: &response }, cap)
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .unwrap_or_else(|| {
+                crate::meters::refused("response_bytes");
                 json!({"id": id, "type": "next", "payload": {"data": null, "errors": [crate::capped::too_large(cap)]}})
                     .to_string()
             });

@@ -129,6 +129,8 @@ impl AppError {
         if let DbErr::ConnectionAcquire(_) = e {
             // Every connection is taken: the request is refused before it did anything.
             tracing::warn!(error = %e, "no database connection free");
+            metrics::counter!("crm_db_pool_timeouts_total").increment(1);
+            metrics::counter!("crm_refused_total", "limit" => "db_pool").increment(1);
             return Self::RateLimited { retry_after: 1, message: "the server is busy; try again in a moment".into() };
         }
         let text = e.to_string();

@@ -14,6 +14,9 @@ pub const PASSWORD: &str = "correct horse battery";
 pub const TEST_DATA_KEY: &str = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
 /// The configuration of a test server on `url` (no scheduler: tests tick it themselves).
+/// The bearer token of `/metrics` in tests.
+pub const METRICS_TOKEN: &str = "metrics-token-of-the-tests-0123456789";
+
 pub fn test_config(url: String) -> Config {
     // PostgreSQL needs a data key; SQLite makes a key file beside its database.
     let data_key = (!url.starts_with("sqlite:")).then(|| TEST_DATA_KEY.to_string());
@@ -39,6 +42,8 @@ pub fn test_config(url: String) -> Config {
         refresh_token_ttl: 30 * 86_400,
         refresh_grace_secs: 2,
         log_json: false,
+        metrics_listen: None,
+        metrics_token: Some(METRICS_TOKEN.into()),
         login_limits: Default::default(),
         trust_forwarded_for: false,
         request_timeout_ms: 30_000,

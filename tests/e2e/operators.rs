@@ -115,3 +115,52 @@ async fn every_request_has_an_id_and_one_log_line_without_secrets() {
     assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
     assert_eq!(lines_of(&made).len(), 1);
 }
+
+/// `GET /metrics`: behind its token on the main port, in the Prometheus text format, with
+/// the requests, the pool, sockets, logins and refusals counted.
+#[tokio::test]
+async fn metrics_are_scraped_with_their_token() {
+    let app = TestApp::spawn().await;
+    let scrape = |token: Option<&'static str>| {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    assert_eq!(scrape(None).await.unwrap().status(), 401);
+    assert_eq!(scrape(Some("wrong-token-wrong-token")).await.unwrap().status(), 401);
+
+    // Something to count: a named query, a failed login, an operation over the limits.
+    let resp = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"query": "query MetricsProbe{me{id}}", "operationName": "MetricsProbe"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app.gql(None, "mutation{login(email:\"nobody@example.com\",password:\"wrong-password\"){accessToken}}", json!({}))
+        .await;
+    let deep = format!("{{{}}}", (0..101).map(|i| format!("a{i}: me{{id}} ")).collect::<String>());
+    app.gql(Some(&app.admin_token), &deep, json!({})).await;
+
+    let resp = scrape(Some(METRICS_TOKEN)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = resp.text().await.unwrap();
+    for needle in [
+        "# TYPE crm_http_requests_total counter",
+        "operation=\"MetricsProbe\"",
+        "route=\"/graphql\"",
+        "# TYPE crm_http_request_duration_seconds histogram",
+        "crm_http_request_duration_seconds_bucket{",
+        "crm_db_pool_connections{pool=\"main\",state=\"idle\"}",
+        "crm_webhook_queue_depth",
+        "crm_logins_total{outcome=\"failure\"}",
+        "crm_refused_total{limit=\"operation_limits\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} in the scrape:\n{text}");
+    }
+}

@@ -104,7 +104,11 @@ pub(super) async fn graphql_post(
         Ok(idempotency::Claim::Replay(status, stored)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let note = crate::access_log::Note { operation: Some("(replayed)".into()), codes: Vec::new() };
-            respond(&headers, Answered { status, body: stored.into_bytes(), retry_after: None, executed: true, note }, true)
+            respond(
+                &headers,
+                Answered { status, body: stored.into_bytes(), retry_after: None, executed: true, note },
+                true,
+            )
         }
         Ok(idempotency::Claim::Fresh) => {
             // Run to the end in a task of its own: a client that gives up, or the edge's
@@ -221,7 +225,10 @@ pub(super) async fn execute(
             return refused(StatusCode::BAD_REQUEST, &message);
         }
         let response = match crate::schema::guards::check(&mut request, &http.state.limits, actor.is_some()) {
-            Err(refused) => async_graphql::Response::from_errors(vec![refused]),
+            Err(refused) => {
+                crate::meters::refused("operation_limits");
+                async_graphql::Response::from_errors(vec![refused])
+            }
             Ok(()) => {
                 request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
                 // Interactive work until the request ends (heavy reads give way to it).
@@ -295,6 +302,7 @@ pub(super) async fn execute(
     };
     let body = body.unwrap_or_else(|| {
         tracing::warn!(cap, "answer over the response cap not sent");
+        crate::meters::refused("response_bytes");
         serde_json::to_vec(&json!({ "data": null, "errors": [crate::capped::too_large(cap)] })).unwrap_or_default()
     });
     Answered { status, body, retry_after, executed: !not_executed && retry_after.is_none(), note }

@@ -48,9 +48,37 @@ pub fn router(http: Http) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
+        .route("/metrics", get(metrics_behind_token))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(crate::access_log::access_log))
         .with_state(http)
+}
+
+/// `GET /metrics` on the main port: only with `CRM_METRICS_TOKEN` set, to that bearer
+/// token (compared in constant time); 404 otherwise, as if there were no such route.
+async fn metrics_behind_token(State(http): State<Http>, headers: HeaderMap) -> Response {
+    let Some(expected) = http.state.metrics_token.clone() else {
+        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route");
+    };
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let matches = given.is_some_and(|g| {
+        use subtle::ConstantTimeEq;
+        bool::from(g.as_bytes().ct_eq(expected.as_bytes()))
+    });
+    if !matches {
+        return error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "the metrics token is required");
+    }
+    metrics_text(&http.state).await
+}
+
+/// The Prometheus text of a scrape.
+pub async fn metrics_text(state: &AppState) -> Response {
+    let body = crate::meters::render(state).await;
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp
 }
 
 /// A request-level error as a GraphQL response body.
@@ -172,6 +200,7 @@ async fn edge(State(http): State<Http>, mut request: axum::extract::Request, nex
             None => {
                 let cap = http.state.sessions.caps().requests;
                 tracing::warn!(%user, cap, "request refused: too many in flight");
+                crate::meters::refused("requests_per_user");
                 return rate_limited(
                     1,
                     &format!("at most {cap} requests of one user at once; retry when one has finished"),
@@ -199,6 +228,7 @@ async fn edge(State(http): State<Http>, mut request: axum::extract::Request, nex
         Ok(response) => note_user(response),
         Err(_) => {
             tracing::warn!(?user, ms = limit.as_millis(), "request stopped by the timeout");
+            crate::meters::refused("request_timeout");
             app_error_response(AppError::Timeout(format!(
                 "the request took longer than {} ms and was stopped; a mutation in it may not have been applied",
                 limit.as_millis()
@@ -250,6 +280,7 @@ async fn graphql_ws(
             None => {
                 let cap = http.state.anonymous_sockets.cap();
                 tracing::warn!(%address, cap, "WebSocket refused: too many unauthenticated from its address");
+                crate::meters::refused("anonymous_sockets_per_address");
                 let mut resp = rate_limited(
                     1,
                     &format!(

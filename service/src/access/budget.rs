@@ -74,6 +74,7 @@ impl MatchBudget {
             return Ok(());
         }
         let wait = ((wanted - bucket.left) / rate).ceil().max(1.0);
+        metrics::counter!("crm_refused_total", "limit" => "match_budget").increment(1);
         Err(AppError::RateLimited {
             retry_after: wait as u64,
             message: format!(

@@ -55,6 +55,11 @@ impl HeavyReads {
     }
 
     /// The most heavy reads that ran at once since the start (tests and `crm-bench`).
+    /// The heavy reads' own pool, if they have one.
+    pub fn pool(&self) -> Option<&sea_orm::DatabaseConnection> {
+        self.0.pool.as_ref()
+    }
+
     pub fn peak(&self) -> usize {
         self.0.peak.load(Ordering::Relaxed)
     }
@@ -89,6 +94,7 @@ impl HeavyReads {
         })
         .await;
         if taken.is_err() || permit.all.is_none() {
+            metrics::counter!("crm_refused_total", "limit" => "heavy_reads").increment(1);
             return Err(AppError::RateLimited {
                 retry_after: 2,
                 message: format!(

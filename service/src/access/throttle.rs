@@ -106,6 +106,7 @@ pub async fn begin(
         if let Some(until) = wait {
             let seconds = (until - at).num_seconds().max(1) as u64;
             tracing::warn!(retry_after = seconds, "login refused: too many failures");
+            metrics::counter!("crm_refused_total", "limit" => "login_backoff").increment(1);
             return Err(AppError::RateLimited {
                 retry_after: seconds,
                 message: format!("too many failed logins; try again in {seconds} seconds"),

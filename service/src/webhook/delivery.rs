@@ -11,7 +11,10 @@ use chrono::{DateTime, Duration, Utc};
 use entity::enums::DeliveryStatus;
 use entity::{webhook, webhook_attempt, webhook_delivery, webhook_event};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    Set,
+};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -445,6 +448,18 @@ pub(crate) async fn forget(db: &impl ConnectionTrait, events: SelectStatement) -
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Deliveries waiting for an attempt (or in flight), on every instance: the queue a
+/// metrics scrape reports.
+///
+/// # Errors
+/// Database errors.
+pub async fn queue_depth(db: &DatabaseConnection) -> AppResult<u64> {
+    Ok(webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+        .count(db)
+        .await?)
 }
 
 /// Removes settled deliveries (with their log) and dispatched events older than the

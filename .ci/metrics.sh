@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# A Prometheus scrape of a running server passes `promtool check metrics` (Debian's
+# prometheus package, installed here if missing). The server runs on a fresh SQLite
+# database with CRM_METRICS_LISTEN; a few requests first so that every kind of series is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v promtool >/dev/null; then
+  apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+fi
+cargo build --bin crm --quiet
+
+dir=$(mktemp -d)
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+metrics=$(free_port)
+password="metrics-$(date +%s)-password"
+DATABASE_URL="sqlite://$dir/metrics.db" CRM_LISTEN="127.0.0.1:$port" CRM_METRICS_LISTEN="127.0.0.1:$metrics" \
+  CRM_SCHEDULER=off CRM_ADMIN_EMAIL=metrics@example.com CRM_ADMIN_PASSWORD="$password" RUST_LOG=warn \
+  target/debug/crm serve >"$dir/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+  sleep 0.2
+done
+gql() { curl -s -H 'content-type: application/json' "$@" "http://127.0.0.1:$port/graphql" >/dev/null; }
+gql -d '{"query":"mutation Login{login(email:\"metrics@example.com\",password:\"wrong\"){accessToken}}","operationName":"Login"}'
+gql -d "{\"query\":\"mutation{login(email:\\\"metrics@example.com\\\",password:\\\"$password\\\"){accessToken}}\"}"
+gql -d '{"query":"{me{id}}"}'
+curl -s "http://127.0.0.1:$port/nowhere" >/dev/null
+curl -sf "http://127.0.0.1:$metrics/metrics" >"$dir/scrape.txt"
+grep -q '^crm_http_requests_total{' "$dir/scrape.txt"
+promtool check metrics <"$dir/scrape.txt"
+echo "metrics: $(grep -c '^crm_' "$dir/scrape.txt") samples pass promtool check metrics"
