@@ -88,7 +88,8 @@ pub async fn access_log(mut request: Request, next: Next) -> Response {
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "(unmatched)".to_string(), |m| m.as_str().to_string());
     request.extensions_mut().insert(Meta { id: id.clone(), traceparent: traceparent.clone() });
-    let mut response = next.run(request).await;
+    // The trace is current for all the request does (the outbox events it writes keep it).
+    let mut response = service::kernel::trace::scope(traceparent.clone(), next.run(request)).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

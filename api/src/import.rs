@@ -325,6 +325,7 @@ fn summary(run: &entity::import_run::Model) -> serde_json::Value {
         "updated": run.updated,
         "unchanged": run.unchanged,
         "duplicate": run.duplicate,
+        "skipped": run.skipped,
         "invalid": run.invalid,
         "failed": run.failed,
         "error": run.error,

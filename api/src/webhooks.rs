@@ -314,6 +314,7 @@ impl Worker {
             .header("x-crm-event-type", c.event.kind.as_str())
             .header("x-crm-delivery-id", c.delivery.id.to_string())
             .header("x-crm-webhook-id", c.webhook.id.to_string())
+            .headers(trace_headers(&c.event))
             .header(SIGNATURE_HEADER, signature)
             .body(body)
             .send()
@@ -391,6 +392,18 @@ impl reqwest::dns::Resolve for Admitted {
 pub fn spawn(state: &AppState) -> Result<tokio::task::JoinHandle<()>, String> {
     let worker = Worker::new(state)?;
     Ok(tokio::spawn(worker.pump()))
+}
+
+/// The delivery continues the trace of the request that caused its event: the same trace
+/// id, a span of its own (`traceparent`).
+fn trace_headers(event: &entity::webhook_event::Model) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(child) = event.traceparent.as_deref().and_then(service::kernel::trace::child_of)
+        && let Ok(value) = reqwest::header::HeaderValue::from_str(&child)
+    {
+        headers.insert("traceparent", value);
+    }
+    headers
 }
 
 #[cfg(test)]

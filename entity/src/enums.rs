@@ -245,7 +245,7 @@ string_enum!(
     /// What became of one line of an import.
     ImportOutcome {
         Created = "CREATED", Updated = "UPDATED", Unchanged = "UNCHANGED", Duplicate = "DUPLICATE",
-        Invalid = "INVALID", Failed = "FAILED",
+        Invalid = "INVALID", Failed = "FAILED", Skipped = "SKIPPED",
     }
 );
 

@@ -21,6 +21,8 @@ pub struct Model {
     pub updated: i64,
     pub unchanged: i64,
     pub duplicate: i64,
+    /// Lines matching a customer the importer may read but not change (the pool).
+    pub skipped: i64,
     pub invalid: i64,
     pub failed: i64,
     /// Why the run stopped early (status FAILED).

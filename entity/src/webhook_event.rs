@@ -16,6 +16,8 @@ pub struct Model {
     pub at: DateTimeUtc,
     /// When the event was fanned out to its subscribers.
     pub dispatched_at: Option<DateTimeUtc>,
+    /// The W3C `traceparent` of the request that caused it, if it sent one.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,8 @@ mod m20261128_000017_api_keys;
 mod m20261128_000018_idempotency_keys;
 mod m20261128_000019_owned_since;
 mod m20261129_000020_webhooks;
+mod m20261206_000021_import_skipped;
+mod m20261206_000022_event_trace;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -52,6 +54,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000018_idempotency_keys::Migration),
             Box::new(m20261128_000019_owned_since::Migration),
             Box::new(m20261129_000020_webhooks::Migration),
+            Box::new(m20261206_000021_import_skipped::Migration),
+            Box::new(m20261206_000022_event_trace::Migration),
         ]
     }
 }

@@ -442,11 +442,28 @@ async fn exports_follow_scope_and_field_grants_and_import_back() {
     let typo = app.gql(Some(&admin), "{auditLog(filter:{entity:\"customr\"}){nodes{entity}}}", json!({})).await;
     assert_eq!((code(&typo), invalid_fields(&typo)), ("VALIDATION", vec!["filter.entity"]), "{typo}");
 
-    // The rep's file imports back as it is: nothing created, the pool customer reported.
+    // The rep's file imports back as it is, line for line: their own customers UNCHANGED,
+    // the department's pool customer (readable, not theirs to change) SKIPPED, not DUPLICATE.
     let (_, text) = export(&app, Some(&rep), "/exports/customers.csv").await;
-    let (status, back) = import(&app, Some(&rep), "dryRun=true", text.into_bytes()).await;
-    assert_eq!(status, 200, "{back}");
-    assert_eq!(counts(&back["importRun"]), [0, 0, 3, 1, 0, 0], "{back}");
+    for dry in [true, false] {
+        let (status, back) = import(&app, Some(&rep), &format!("dryRun={dry}"), text.clone().into_bytes()).await;
+        assert_eq!(status, 200, "{back}");
+        assert_eq!(counts(&back["importRun"]), [0, 0, 3, 0, 0, 0], "{back}");
+        assert_eq!(back["importRun"]["skipped"], 1, "{back}");
+        let skipped = &back["problems"][0];
+        assert_eq!((&skipped["outcome"], &skipped["recordId"]), (&json!("SKIPPED"), &pool["id"]), "{back}");
+        assert!(skipped["message"].as_str().unwrap().contains("pool"), "{back}");
+        let id = back["importRun"]["id"].clone();
+        let run = app
+            .ok(
+                &rep,
+                "query($id:ID!){importRun(id:$id){skipped lines(outcomes:[SKIPPED]){nodes{line recordId}}}}",
+                json!({"id": id}),
+            )
+            .await;
+        assert_eq!(run["importRun"]["skipped"], 1);
+        assert_eq!(run["importRun"]["lines"]["nodes"][0]["recordId"], pool["id"]);
+    }
 }
 
 /// An upload over a raw socket, in chunked transfer encoding: each piece is sent as it

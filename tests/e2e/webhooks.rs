@@ -219,9 +219,22 @@ async fn webhooks_deliver_signed_events_scoped_to_their_account() {
     )
     .await;
 
-    let e = app
-        .create_customer(&east_rep, json!({"name": "东方商贸", "kind": "ORGANIZATION", "phone": "13800138000"}))
-        .await;
+    // Created by a request that carries a W3C trace: its delivery continues it.
+    let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let created: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&east_rep)
+        .header("traceparent", parent)
+        .json(&json!({"query": "mutation($i:CreateCustomerInput!){createCustomer(input:$i){id}}",
+                      "variables": {"i": {"name": "东方商贸", "kind": "ORGANIZATION", "phone": "13800138000"}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let e = created["data"]["createCustomer"].clone();
     let w = app
         .create_customer(&west_rep, json!({"name": "西部零售", "kind": "ORGANIZATION", "phone": "13900139000"}))
         .await;
@@ -239,6 +252,9 @@ async fn webhooks_deliver_signed_events_scoped_to_their_account() {
     assert_eq!(r.headers["x-crm-event-type"], "customer.created");
     assert_eq!(r.headers["x-crm-event-id"], body["id"].as_str().unwrap());
     assert_eq!(r.headers["content-type"], "application/json");
+    let traced = &r.headers["traceparent"];
+    assert!(traced.starts_with("00-0af7651916cd43dd8448eb211c80319c-") && traced.ends_with("-01"), "{traced}");
+    assert_ne!(traced, parent, "a span of its own in the caller's trace");
     assert_eq!(body["webhookId"], hook["id"]);
     let c = &body["data"]["customer"];
     assert_eq!(c["id"], e["id"]);
@@ -251,6 +267,7 @@ async fn webhooks_deliver_signed_events_scoped_to_their_account() {
     assert!(signed_by(&got[0], &ops_secret));
     let c = &got[0].json()["data"]["customer"];
     assert_eq!(c["id"], w["id"]);
+    assert!(!got[0].headers.contains_key("traceparent"), "no trace where the request sent none");
     assert_eq!(c["phone"], "13900139000", "the administrator reads contact details");
 
     // A deal won in the east, with its amount hidden from the key.

@@ -114,8 +114,10 @@ pub(super) async fn graphql_post(
             // Run to the end in a task of its own: a client that gives up, or the edge's
             // timeout, must not cut the request between its writes and its kept answer.
             let run_headers = headers.clone();
+            let trace = service::kernel::trace::current();
             let task = tokio::spawn(async move {
-                let answered = execute(&http, actor, peer, &run_headers, &body).await;
+                let answered =
+                    service::kernel::trace::scope(trace, execute(&http, actor, peer, &run_headers, &body)).await;
                 let db = &http.state.db;
                 // Refused before it ran (limits, rate): nothing was written, a retry may run.
                 let kept = if answered.executed {

@@ -50,6 +50,9 @@ pub enum ImportOutcome {
     Invalid,
     /// Refused for another reason (`message`).
     Failed,
+    /// Matches a customer you may read but not change (your department's pool, as a rep's
+    /// own export holds it): left as it is; claim it to change it.
+    Skipped,
 }
 
 /// A bad cell of a line.
@@ -143,6 +146,10 @@ impl ImportRun {
     }
     async fn duplicate(&self) -> i64 {
         self.0.duplicate
+    }
+    /// Lines matching a customer you may read but not change (your department's pool).
+    async fn skipped(&self) -> i64 {
+        self.0.skipped
     }
     async fn invalid(&self) -> i64 {
         self.0.invalid

@@ -353,6 +353,7 @@ pub async fn raise(db: &impl ConnectionTrait, kind: Kind, record_id: Uuid, custo
         customer_id: Set(customer_id),
         at: Set(now()),
         dispatched_at: Set(None),
+        traceparent: Set(crate::kernel::trace::current()),
     })
     .exec_without_returning(db)
     .await?;

@@ -15,6 +15,7 @@ pub mod pagination;
 pub mod setting;
 pub mod sql;
 pub mod store;
+pub mod trace;
 pub mod types;
 pub mod vault;
 

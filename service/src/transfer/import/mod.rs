@@ -162,6 +162,7 @@ pub async fn start<'a>(
         updated: Set(0),
         unchanged: Set(0),
         duplicate: Set(0),
+        skipped: Set(0),
         invalid: Set(0),
         failed: Set(0),
         error: Set(None),

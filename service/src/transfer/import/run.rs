@@ -73,7 +73,10 @@ impl Importer<'_> {
         }
         for o in outcomes {
             if self.problems.len() < PROBLEMS_SHOWN
-                && matches!(o.outcome, ImportOutcome::Duplicate | ImportOutcome::Invalid | ImportOutcome::Failed)
+                && matches!(
+                    o.outcome,
+                    ImportOutcome::Duplicate | ImportOutcome::Invalid | ImportOutcome::Failed | ImportOutcome::Skipped
+                )
             {
                 self.problems.push(o);
             }
@@ -106,6 +109,7 @@ impl Importer<'_> {
             add(R::Updated, count(ImportOutcome::Updated)),
             add(R::Unchanged, count(ImportOutcome::Unchanged)),
             add(R::Duplicate, count(ImportOutcome::Duplicate)),
+            add(R::Skipped, count(ImportOutcome::Skipped)),
             add(R::Invalid, count(ImportOutcome::Invalid)),
             add(R::Failed, count(ImportOutcome::Failed)),
         ] {
@@ -117,6 +121,7 @@ impl Importer<'_> {
         self.run.updated += count(ImportOutcome::Updated);
         self.run.unchanged += count(ImportOutcome::Unchanged);
         self.run.duplicate += count(ImportOutcome::Duplicate);
+        self.run.skipped += count(ImportOutcome::Skipped);
         self.run.invalid += count(ImportOutcome::Invalid);
         self.run.failed += count(ImportOutcome::Failed);
         Ok(())
@@ -307,6 +312,13 @@ impl Importer<'_> {
         let old = match customer::load_for_action(txn, self.actor, old.id, Action::Update).await {
             Ok(m) => m,
             Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {
+                // One the importer may read but not change (their department's pool, in a
+                // rep's own export): left as it is, and said so plainly.
+                if customer::load_for_action(txn, self.actor, old.id, Action::Read).await.is_ok() {
+                    let message = "a customer you may read but not change (the department's pool: claim it \
+                                   to change it); left as it is";
+                    return Ok(Outcome::new(number, ImportOutcome::Skipped, Some(old.id), Some(message.into())));
+                }
                 let message = self.untouchable(txn, &old).await?;
                 return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
             }
