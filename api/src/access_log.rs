@@ -98,7 +98,11 @@ pub async fn access_log(mut request: Request, next: Next) -> Response {
     let trace_id = traceparent.as_deref().and_then(|t| t.split('-').nth(1)).map(str::to_string);
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
-    let operation = crate::meters::operation(note.operation.as_deref().unwrap_or("-"));
+    // Only a known caller's operation names take label places (anonymous ones could fill them).
+    let operation = match user {
+        Some(_) => crate::meters::operation(note.operation.as_deref().unwrap_or("-")),
+        None => "(anonymous)".to_string(),
+    };
     let outcome = match note.codes.first() {
         Some(code) => code.clone(),
         None if status >= 400 => format!("HTTP_{status}"),

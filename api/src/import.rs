@@ -89,7 +89,8 @@ pub async fn upload(
     if declared.is_some_and(|n| n > max) {
         return too_large(max);
     }
-    match tokio::spawn(run(state, actor, verified, options, body)).await {
+    let trace = service::kernel::trace::current();
+    match tokio::spawn(service::kernel::trace::scope(trace, run(state, actor, verified, options, body))).await {
         Ok(response) => response,
         Err(e) => failure(AppError::internal(e)),
     }

@@ -7,12 +7,13 @@ use crate::config::Config;
 use clap::Args;
 use std::net::SocketAddr;
 
-/// `on`/`off` (also true/false, yes/no, 1/0).
+/// `on`/`off` (also true/false, 1/0, in any case); anything else is refused rather than
+/// read as off (a switch such as `CRM_TRUST_FORWARDED_FOR` must not be guessed).
 fn switch(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "yes" | "1" => Ok(true),
-        "off" | "false" | "no" | "0" => Ok(false),
-        other => Err(format!("'{other}' is neither on nor off")),
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        other => Err(format!("'{other}' is neither on nor off (on, off, true, false, 1, 0)")),
     }
 }
 
@@ -73,7 +74,7 @@ pub struct Settings {
     #[arg(long, env = "CRM_MAX_BODY_BYTES", default_value_t = MIB, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_body_bytes: u64,
     /// Deepest nesting of fields in an operation (introspection excepted).
-    #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub max_depth: u64,
     /// Largest complexity (cost) of an operation.
     #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -187,17 +188,22 @@ struct FromEnv {
     settings: Settings,
 }
 
-/// Removes the settings' environment variables that are set but blank, so that they read
-/// as unset (clap would take the empty string as a value). Call it before any other thread
-/// starts.
+/// Tidies the settings' environment variables as they were always read: a blank one is
+/// unset, and spaces around a value (a CRLF `.env` file) do not count (clap would take
+/// them as part of the value). Call it before any other thread starts.
 pub fn unset_blank_variables() {
     use clap::CommandFactory;
     for arg in FromEnv::command().get_arguments() {
         let Some(name) = arg.get_env() else { continue };
-        if std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
-            // SAFETY: called at the start of `main`, before the runtime or any other
-            // thread exists, so nothing reads the environment concurrently.
+        let Some(value) = std::env::var_os(name) else { continue };
+        let value = value.to_string_lossy().into_owned();
+        let trimmed = value.trim();
+        // SAFETY (both): called at the start of `main`, before the runtime or any other
+        // thread exists, so nothing reads the environment concurrently.
+        if trimmed.is_empty() {
             unsafe { std::env::remove_var(name) };
+        } else if trimmed.len() != value.len() {
+            unsafe { std::env::set_var(name, trimmed) };
         }
     }
 }
@@ -263,6 +269,12 @@ impl Settings {
             ));
         }
         let ms = std::time::Duration::from_millis;
+        if self.refresh_grace_secs >= self.access_token_ttl {
+            return Err(format!(
+                "--refresh-grace-secs (CRM_REFRESH_GRACE_SECS) must be shorter than --access-token-ttl ({} s)",
+                self.access_token_ttl
+            ));
+        }
         if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err("--metrics-token (CRM_METRICS_TOKEN) must have at least 16 bytes".into());
         }
@@ -331,15 +343,29 @@ fn heavy_default(room: usize) -> usize {
     (cores / 2).clamp(1, (room / 4).max(1))
 }
 
-/// A database URL with its password replaced.
+/// A database URL with its password replaced, in the user part and in the query
+/// (`?password=`); a URL that does not parse keeps nothing between `://` and its last `@`.
 fn without_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return match (url.find("://"), url.rfind('@')) {
+            (Some(start), Some(at)) if at > start => format!("{}://***{}", &url[..start], &url[at..]),
+            _ => url.to_string(),
+        };
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    if u.query_pairs().any(|(k, _)| k.to_ascii_lowercase().contains("password")) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let hidden = k.to_ascii_lowercase().contains("password");
+                (k.into_owned(), if hidden { "***".into() } else { v.into_owned() })
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 impl Config {
@@ -450,6 +476,11 @@ mod tests {
         assert_eq!((c.pool_size, c.heavy_reads), (40, 3));
         let bad = parse(&["--access-token-ttl", "5"]).unwrap_err();
         assert!(bad.contains("--access-token-ttl"), "{bad}");
+        let bad = parse(&["--refresh-grace-secs", "120", "--access-token-ttl", "60"]).unwrap_err();
+        assert!(bad.contains("CRM_REFRESH_GRACE_SECS"), "{bad}");
+        let bad = parse(&["--trust-forwarded-for", "yes"]).unwrap_err();
+        assert!(bad.contains("neither on nor off"), "a switch is never guessed: {bad}");
+        assert!(parse(&["--trust-forwarded-for", "ON"]).unwrap().trust_forwarded_for);
         let bad = parse(&["--scheduler", "sometimes"]).unwrap_err();
         assert!(bad.contains("neither on nor off"), "{bad}");
         let bad = parse(&["--heavy-reads", "99"]).unwrap_err();
@@ -478,5 +509,12 @@ mod tests {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
         assert!(text.contains("postgres://crm:***@db.example/crm"), "{text}");
+        for (url, secret) in [
+            ("postgres://crm:p#ss@db/crm", "p#ss"),
+            ("postgres://db/crm?user=crm&password=s3cret-query", "s3cret-query"),
+        ] {
+            let shown = without_password(url);
+            assert!(!shown.contains(secret), "{url} -> {shown}");
+        }
     }
 }

@@ -297,11 +297,10 @@ pub async fn serve(
                             Running::View
                         } else {
                             let loader = if subscription { loaders::stream_loader } else { loaders::new_loader };
-                            let mut request = request.data(loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
-                            if !subscription {
-                                // A query or mutation is interactive work, as over HTTP.
-                                request = request.data(service::kernel::interactive::Ticket::begin());
-                            }
+                            // No interactive ticket here: an answer waits for a slow reader
+                            // with its request (and a ticket) alive, so one stalled socket
+                            // would slow every report. Interactive work is HTTP's.
+                            let request = request.data(loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
                             Running::Task(tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone(), state.limits.response_bytes)))
                         };
                         let counted = subscription.then(|| crate::meters::Held::new("crm_subscriptions_active"));

@@ -464,6 +464,12 @@ async fn exports_follow_scope_and_field_grants_and_import_back() {
         assert_eq!(run["importRun"]["skipped"], 1);
         assert_eq!(run["importRun"]["lines"]["nodes"][0]["recordId"], pool["id"]);
     }
+    // Matched on its phone alone, a pool customer is SKIPPED without its id: which pool
+    // customer holds a phone is a contact detail the rep may not read.
+    let guess = "name,phone\r\n随便,13800000012\r\n";
+    let (_, back) = import(&app, Some(&rep), "dryRun=true", guess.as_bytes().to_vec()).await;
+    assert_eq!(back["problems"][0]["outcome"], "SKIPPED", "{back}");
+    assert!(back["problems"][0]["recordId"].is_null(), "{back}");
 }
 
 /// An upload over a raw socket, in chunked transfer encoding: each piece is sent as it

@@ -86,6 +86,16 @@ async fn tabs_refreshing_at_once_share_one_new_pair() {
     let next = app.gql(None, PAIR, json!({"r": pairs[0]["refreshToken"]})).await;
     assert_eq!(code(&next), "UNAUTHENTICATED", "the shared pair is revoked with its family: {next}");
     assert!(app.audit_count(&rep).await >= 1, "the reuse is audited");
+
+    // The grace hands out a successor only while it is unused: once that one was
+    // exchanged in turn, the first token again is a reuse even within the grace.
+    let r = session(&app, "rep@example.com").await["refreshToken"].as_str().unwrap().to_string();
+    let s = app.gql(None, PAIR, json!({"r": r})).await["data"]["refreshToken"]["refreshToken"].clone();
+    let t = app.gql(None, PAIR, json!({"r": s})).await["data"]["refreshToken"]["refreshToken"].clone();
+    assert!(t.is_string());
+    let again = app.gql(None, PAIR, json!({"r": r})).await;
+    assert_eq!(code(&again), "UNAUTHENTICATED", "{again}");
+    assert_eq!(code(&app.gql(None, PAIR, json!({"r": t})).await), "UNAUTHENTICATED", "the family ended");
 }
 
 /// Refresh tokens: stored hashed, rotated on each use; using a rotated one again revokes

@@ -233,8 +233,11 @@ pub(super) async fn execute(
             }
             Ok(()) => {
                 request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
-                // Interactive work until the request ends (heavy reads give way to it).
-                request = request.data(service::kernel::interactive::Ticket::begin());
+                // Interactive work until the request ends (heavy reads give way to it); only
+                // a known caller's, so that anonymous traffic (logins) cannot slow reports.
+                if actor.is_some() {
+                    request = request.data(service::kernel::interactive::Ticket::begin());
+                }
                 if let Some(actor) = actor.clone() {
                     request = request.data(actor);
                 }

@@ -193,7 +193,9 @@ async fn again_within_grace(
         .filter(refresh_token::Column::FamilyId.eq(row.family_id))
         .one(txn)
         .await?;
-    let Some(successor) = successor.filter(|s| s.revoked_at.is_none() && s.expires_at > at) else {
+    // A successor already exchanged in turn is not handed out again: that is a reuse.
+    let Some(successor) = successor.filter(|s| s.revoked_at.is_none() && s.replaced_at.is_none() && s.expires_at > at)
+    else {
         return Ok(None);
     };
     let (access_token, expires_at) = keys.issue_at(user, None, successor.created_at)?;

@@ -157,8 +157,9 @@ pub mod turns {
 ///   are in flight (`kernel::interactive`: the OS priority alone left a rep's p99 at 2-4x).
 /// - PostgreSQL: no parallel workers for a heavy read (`max_parallel_workers_per_gather =
 ///   0`), so one report keeps at most one core busy; on this host (`localhost`,
-///   `127.0.0.1`, `::1` or a socket) each connection's backend process is also lowered when this process may (the same user, or
-///   `CAP_SYS_NICE`); otherwise it runs as it is, logged once. A remote server's backends
+///   `127.0.0.1`, `::1` or a socket) each connection's backend process is also lowered to
+///   nice 10 (not the idle class: a backend holding a lock must not starve) when this
+///   process may (the same user, or `CAP_SYS_NICE`); otherwise it runs as it is, logged once. A remote server's backends
 ///   are never touched (a process id means nothing across hosts).
 ///
 /// None for an in-memory SQLite database (heavy reads then use the main pool).
@@ -287,10 +288,16 @@ fn lower_backend(pid: i32, port: Option<i32>) {
     if !comm.trim_end().starts_with("postgres") || !ours {
         return;
     }
-    if pid <= 0 {
+    let Ok(id) = libc::id_t::try_from(pid) else { return };
+    if id == 0 {
         return;
     }
-    if let Err(error) = lower(pid) {
+    // Nice, not the idle class: a backend holding a lock or a buffer pin must not be
+    // starved while interactive backends wait on it.
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, id, HEAVY_NICE) };
+    if done != 0 {
+        let error = std::io::Error::last_os_error();
         REFUSED.call_once(|| {
             tracing::info!(%error, "heavy reads run at PostgreSQL's own priority (this process may not lower it)");
         });

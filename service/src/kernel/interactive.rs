@@ -8,8 +8,10 @@
 //! for at most [`MAX_PAUSE`] at a time and then runs at least [`MIN_RUN`], so a server that
 //! is never idle still finishes its reports (at a sixth of a core or more).
 //!
-//! Interactive means a GraphQL request being executed that holds no heavy read: the HTTP
-//! layer takes a [`Ticket`] per request, and a request's heavy field steps aside
+//! Interactive means an authenticated GraphQL request over HTTP being executed that holds
+//! no heavy read (anonymous requests such as logins could otherwise slow every report, and
+//! a WebSocket answer may wait for a slow reader with its request alive): the HTTP layer
+//! takes a [`Ticket`] per such request, and a request's heavy field steps aside
 //! ([`Ticket::step_aside`]) from before it queues for its turn until it ends, so an
 //! analyst's 16 requests waiting for reports do not count as interactive.
 use std::sync::atomic::{AtomicUsize, Ordering};

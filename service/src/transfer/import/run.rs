@@ -317,7 +317,16 @@ impl Importer<'_> {
                 if customer::load_for_action(txn, self.actor, old.id, Action::Read).await.is_ok() {
                     let message = "a customer you may read but not change (the department's pool: claim it \
                                    to change it); left as it is";
-                    return Ok(Outcome::new(number, ImportOutcome::Skipped, Some(old.id), Some(message.into())));
+                    // Its id only when the line named it: a line matched on a phone or an
+                    // e-mail must not tell which pool customer holds them (contact details
+                    // of the pool are not the rep's to read).
+                    let named = cells.get(Field::Id).and_then(|v| Uuid::parse_str(v.trim()).ok()) == Some(old.id);
+                    return Ok(Outcome::new(
+                        number,
+                        ImportOutcome::Skipped,
+                        named.then_some(old.id),
+                        Some(message.into()),
+                    ));
                 }
                 let message = self.untouchable(txn, &old).await?;
                 return Ok(Outcome::new(number, ImportOutcome::Duplicate, None, Some(message)));
