@@ -72,6 +72,17 @@ async fn bulk_writes_give_a_result_per_record() {
     let data = app.ok(&partner, UPSERT, json!({"i": [{"name": "总部客户", "kind": "ORGANIZATION"}]})).await;
     assert_eq!(outcomes(&data, "upsertCustomers"), ["DUPLICATE"]);
     assert_eq!(data["upsertCustomers"][0]["error"]["message"], "matches a customer you may not change");
+    // Its own leads sent again (the partner guide's example run twice): UNCHANGED, not
+    // DUPLICATE, though the key may create and read but not update; a change is refused.
+    let lead = json!([{"name": "甲公司线索", "kind": "ORGANIZATION", "phone": "13900000077", "region": "杭州"}]);
+    let first = app.ok(&partner, UPSERT, json!({"i": lead})).await;
+    assert_eq!(outcomes(&first, "upsertCustomers"), ["CREATED"], "{first}");
+    let again = app.ok(&partner, UPSERT, json!({"i": lead})).await;
+    assert_eq!(outcomes(&again, "upsertCustomers"), ["UNCHANGED"], "{again}");
+    assert_eq!(again["upsertCustomers"][0]["customer"]["id"], first["upsertCustomers"][0]["customer"]["id"]);
+    let moved = json!([{"name": "甲公司线索", "kind": "ORGANIZATION", "phone": "13900000077", "region": "苏州"}]);
+    let changed = app.ok(&partner, UPSERT, json!({"i": moved})).await;
+    assert_eq!(outcomes(&changed, "upsertCustomers"), ["DUPLICATE"], "{changed}");
 
     // Batches hold 1 to 100 records; a larger one writes nothing.
     let many: Vec<Value> = (0..101).map(|i| json!({"name": format!("批量{i}"), "kind": "INDIVIDUAL"})).collect();
@@ -80,7 +91,7 @@ async fn bulk_writes_give_a_result_per_record() {
         assert_eq!(invalid_fields(&resp), ["inputs"], "{resp}");
     }
     let count = app.ok(&admin, "{customers{totalCount}}", json!({})).await["customers"]["totalCount"].clone();
-    assert_eq!(count, 4);
+    assert_eq!(count, 5, "four of the rep's and the partner's lead");
     // Without the right to create: refused as a whole.
     let (_, analyst) = app.create_user("bi@example.com", "ANALYST", &east).await;
     let resp = app.gql(Some(&analyst), CREATE, json!({"i": [{"name": "x", "kind": "INDIVIDUAL"}]})).await;

@@ -148,6 +148,15 @@ async fn upsert_one(
             match customer::load_for_action(txn, actor, m.id, Action::Update).await {
                 Ok(m) => writable.push(m),
                 Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {
+                    // One the caller may read but not change (a partner's key sending its
+                    // own leads again): UNCHANGED when the record already holds what was
+                    // sent, so a re-run answers as a re-run; else as someone else's.
+                    if matched.len() == 1
+                        && let Ok(readable) = customer::load_for_action(txn, actor, m.id, Action::Read).await
+                        && same_as_stored(txn, vault, actor, &readable, &input).await
+                    {
+                        return Ok(Item::done(ImportOutcome::Unchanged, readable));
+                    }
                     let (department, message) = customer::held_by(txn, actor, m).await?;
                     return Err(AppError::Duplicate { key: "customer", department, message });
                 }
@@ -164,30 +173,8 @@ async fn upsert_one(
         if input.kind.is_some_and(|k| k != old.kind) {
             return Err(AppError::invalid("kind", format!("the customer this record matches is {}", old.kind)));
         }
-        let set = |v: Option<String>| v.map(Some);
-        let patch = CustomerPatch {
-            category: input.category.map(|c| c.trim().to_lowercase()).filter(|c| *c != old.category),
-            name: Some(input.name),
-            gender: input.gender.map(Some),
-            birthday: input.birthday.map(Some),
-            phone: set(input.phone),
-            email: set(input.email),
-            address: set(input.address),
-            region: set(input.region),
-            industry: set(input.industry),
-            source: input.source.map(Some),
-            importance: input.importance.map(Some),
-            credit_rating: set(input.credit_rating),
-            cooperation_start_date: input.cooperation_start_date.map(Some),
-            // Objects given are laid over the stored ones, key by key, as an import line's
-            // custom fields are: keys not sent stay.
-            soft_profile: input.soft_profile.map(|g| Some(overlay(old.soft_profile.as_ref(), g))),
-            custom_fields: input.custom_fields.map(|g| Some(overlay(old.custom_fields.as_ref(), g))),
-            // The stage moves with deals once past PROSPECT; restating it is no change.
-            lifecycle_stage: input.lifecycle_stage.filter(|s| *s != old.lifecycle_stage),
-        };
         let catalogue = Catalogue::load(txn).await?;
-        let am = customer::patched(txn, &catalogue, vault, actor, &old, patch).await?;
+        let am = customer::patched(txn, &catalogue, vault, actor, &old, patch_of(&old, input)).await?;
         if am.clone().try_into_model().is_ok_and(|new| new == old) {
             return Ok(Item::done(ImportOutcome::Unchanged, old));
         }
@@ -196,4 +183,49 @@ async fn upsert_one(
     })
     .await;
     Ok(result.unwrap_or_else(Item::refused))
+}
+
+/// Whether `input` would leave `old` as it is (checked as an update would be; any refusal
+/// counts as a change).
+async fn same_as_stored(
+    txn: &impl sea_orm::ConnectionTrait,
+    vault: &Keyring,
+    actor: &Actor,
+    old: &entity::customer::Model,
+    input: &NewCustomer,
+) -> bool {
+    if input.kind.is_some_and(|k| k != old.kind) {
+        return false;
+    }
+    let Ok(catalogue) = Catalogue::load(txn).await else { return false };
+    match customer::patched(txn, &catalogue, vault, actor, old, patch_of(old, input.clone())).await {
+        Ok(am) => am.try_into_model().is_ok_and(|new| new == *old),
+        Err(_) => false,
+    }
+}
+
+/// The patch an upserted record makes of its match.
+fn patch_of(old: &entity::customer::Model, input: NewCustomer) -> CustomerPatch {
+    let set = |v: Option<String>| v.map(Some);
+    CustomerPatch {
+        category: input.category.map(|c| c.trim().to_lowercase()).filter(|c| *c != old.category),
+        name: Some(input.name),
+        gender: input.gender.map(Some),
+        birthday: input.birthday.map(Some),
+        phone: set(input.phone),
+        email: set(input.email),
+        address: set(input.address),
+        region: set(input.region),
+        industry: set(input.industry),
+        source: input.source.map(Some),
+        importance: input.importance.map(Some),
+        credit_rating: set(input.credit_rating),
+        cooperation_start_date: input.cooperation_start_date.map(Some),
+        // Objects given are laid over the stored ones, key by key, as an import line's
+        // custom fields are: keys not sent stay.
+        soft_profile: input.soft_profile.map(|g| Some(overlay(old.soft_profile.as_ref(), g))),
+        custom_fields: input.custom_fields.map(|g| Some(overlay(old.custom_fields.as_ref(), g))),
+        // The stage moves with deals once past PROSPECT; restating it is no change.
+        lifecycle_stage: input.lifecycle_stage.filter(|s| *s != old.lifecycle_stage),
+    }
 }
