@@ -9,22 +9,10 @@ if ! command -v promtool >/dev/null; then
   apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
     || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
 fi
-cargo build --bin crm --quiet
-
-dir=$(mktemp -d)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port=$(free_port)
+. .ci/serve.sh
 metrics=$(free_port)
 password="metrics-$(date +%s)-password"
-DATABASE_URL="sqlite://$dir/metrics.db" CRM_LISTEN="127.0.0.1:$port" CRM_METRICS_LISTEN="127.0.0.1:$metrics" \
-  CRM_SCHEDULER=off CRM_ADMIN_EMAIL=metrics@example.com CRM_ADMIN_PASSWORD="$password" RUST_LOG=warn \
-  target/debug/crm serve >"$dir/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
-  sleep 0.2
-done
+start_server CRM_METRICS_LISTEN="127.0.0.1:$metrics" CRM_ADMIN_EMAIL=metrics@example.com CRM_ADMIN_PASSWORD="$password"
 gql() { curl -s -H 'content-type: application/json' "$@" "http://127.0.0.1:$port/graphql" >/dev/null; }
 gql -d '{"query":"mutation Login{login(email:\"metrics@example.com\",password:\"wrong\"){accessToken}}","operationName":"Login"}'
 gql -d "{\"query\":\"mutation{login(email:\\\"metrics@example.com\\\",password:\\\"$password\\\"){accessToken}}\"}"
