@@ -32,14 +32,7 @@ struct Request {
 }
 
 fn request(params: &HashMap<String, String>) -> AppResult<Request> {
-    let flag = |name: &str| -> AppResult<bool> {
-        match params.get(name).map(|v| v.trim().to_lowercase()) {
-            None => Ok(false),
-            Some(v) if v.is_empty() || v == "true" || v == "1" => Ok(true),
-            Some(v) if v == "false" || v == "0" => Ok(false),
-            Some(_) => Err(AppError::invalid(name, "must be true or false")),
-        }
-    };
+    let flag = |name: &str| service::transfer::flag(params, name);
     let encoding = match params.get("encoding").map(|e| e.trim().to_lowercase()) {
         None => None,
         Some(e) if e.is_empty() || e == "auto" => None,

@@ -282,7 +282,7 @@ impl Settings {
             return Err("--metrics-listen (CRM_METRICS_LISTEN) must differ from --listen".into());
         }
         Ok(Config {
-            log_json: self.log_format == "json",
+            log_json: self.log_json(),
             metrics_listen: self.metrics_listen,
             metrics_token: self.metrics_token,
             database_url: url.to_string(),

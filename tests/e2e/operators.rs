@@ -128,8 +128,12 @@ async fn metrics_are_scraped_with_their_token() {
         }
         req.send()
     };
-    assert_eq!(scrape(None).await.unwrap().status(), 401);
-    assert_eq!(scrape(Some("wrong-token-wrong-token")).await.unwrap().status(), 401);
+    for token in [None, Some("wrong-token-wrong-token")] {
+        let refused = scrape(token).await.unwrap();
+        assert_eq!(refused.status(), 401);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{body}");
+    }
 
     // Something to count: a named query, a failed login, an operation over the limits.
     let resp = app
@@ -163,4 +167,14 @@ async fn metrics_are_scraped_with_their_token() {
     ] {
         assert!(text.contains(needle), "{needle} in the scrape:\n{text}");
     }
+}
+
+/// Without `CRM_METRICS_TOKEN` the main port has no `/metrics` at all.
+#[tokio::test]
+async fn without_a_token_the_main_port_serves_no_metrics() {
+    let app = TestApp::spawn_with(|c| c.metrics_token = None).await;
+    let resp = app.client.get(app.url("/metrics")).bearer_auth(METRICS_TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND", "{body}");
 }

@@ -166,15 +166,10 @@ impl UserMutation {
     async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
         let state = state(ctx);
         let address = ctx.data_opt::<ClientAddress>().map(|a| a.0);
-        let done = session::login(&state.db, &state.jwt, &state.login_limits, &email, &password, address).await;
-        let outcome = match &done {
-            Ok(_) => "success",
-            Err(e) if e.code() == "RATE_LIMITED" => "throttled",
-            Err(e) if e.code() == "UNAUTHENTICATED" => "failure",
-            Err(_) => "error",
-        };
-        metrics::counter!("crm_logins_total", "outcome" => outcome).increment(1);
-        done.map(Into::into).gql()
+        session::login(&state.db, &state.jwt, &state.login_limits, &email, &password, address)
+            .await
+            .map(Into::into)
+            .gql()
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token. Needs no

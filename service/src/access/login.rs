@@ -58,6 +58,26 @@ pub async fn login(
     password_text: &str,
     address: Option<IpAddr>,
 ) -> AppResult<Issued> {
+    let done = check_and_open(db, keys, limits, email, password_text, address).await;
+    // Logins by outcome, for the operator's metrics (`crm_logins_total`).
+    let outcome = match &done {
+        Ok(_) => "success",
+        Err(AppError::RateLimited { .. }) => "throttled",
+        Err(AppError::Unauthenticated(_)) => "failure",
+        Err(_) => "error",
+    };
+    metrics::counter!("crm_logins_total", "outcome" => outcome).increment(1);
+    done
+}
+
+async fn check_and_open(
+    db: &DatabaseConnection,
+    keys: &JwtKeys,
+    limits: &LoginLimits,
+    email: &str,
+    password_text: &str,
+    address: Option<IpAddr>,
+) -> AppResult<Issued> {
     let email = email.trim().to_lowercase();
     let attempt = throttle::begin(db, limits, &email, address, now()).await?;
     let found = user::Entity::find()

@@ -234,30 +234,9 @@ pub async fn heavy_pool(url: &str, size: u32) -> Result<Option<DatabaseConnectio
     Ok(Some(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)))
 }
 
-/// The nice value of heavy work where the idle class is refused.
+/// The nice value of a local PostgreSQL heavy backend, and of a heavy thread refused the
+/// idle class.
 const HEAVY_NICE: i32 = 10;
-
-/// Puts a thread or process (0: the calling thread) in the scheduler's idle class
-/// (`SCHED_IDLE`): any ordinary thread that wakes takes the core from it at once, where a
-/// nice value only shares the core by weight (at nice 10 a rep's list still waited for
-/// the scan's slice now and then). Idle-class work still gets a small share on a busy
-/// machine, so it is never starved outright. Lowering one's own class needs no privilege;
-/// another process's needs the same user or `CAP_SYS_NICE`. Falls back to nice 10.
-fn lower(id: libc::pid_t) -> std::io::Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` outlives the call; sched_setscheduler reads it and touches nothing
-    // else of ours. On Linux, id 0 is the calling thread.
-    if unsafe { libc::sched_setscheduler(id, libc::SCHED_IDLE, &param) } == 0 {
-        return Ok(());
-    }
-    let id = libc::id_t::try_from(id).unwrap_or(0);
-    // SAFETY: setpriority takes plain integers and touches no memory of ours; on Linux,
-    // PRIO_PROCESS with id 0 is the calling thread.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, id, HEAVY_NICE) } == 0 {
-        return Ok(());
-    }
-    Err(std::io::Error::last_os_error())
-}
 
 /// Lowers the calling thread's priority, once per thread.
 fn lower_this_thread() {
@@ -267,8 +246,20 @@ fn lower_this_thread() {
     if LOWERED.with(|l| l.replace(true)) {
         return;
     }
-    if let Err(error) = lower(0) {
-        tracing::debug!(%error, "heavy-read thread keeps its priority");
+    // The scheduler's idle class: any ordinary thread that wakes takes the core from it at
+    // once, where a nice value only shares the core by weight. Idle-class work still gets a
+    // small share on a busy machine, so it is never starved outright; lowering oneself
+    // needs no privilege. Nice 10 where the class is refused.
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` outlives the call; sched_setscheduler reads it and touches nothing
+    // else of ours. On Linux, id 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
+        return;
+    }
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; on Linux,
+    // PRIO_PROCESS with id 0 is the calling thread.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HEAVY_NICE) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "heavy-read thread keeps its priority");
     }
 }
 

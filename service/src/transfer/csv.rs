@@ -44,12 +44,7 @@ impl FileFormat {
     /// VALIDATION naming the parameter.
     pub fn from_params(params: &std::collections::HashMap<String, String>) -> crate::error::AppResult<FileFormat> {
         use crate::error::AppError;
-        let bom = match params.get("bom").map(|v| v.trim().to_ascii_lowercase()) {
-            None => false,
-            Some(v) if v == "true" || v == "1" => true,
-            Some(v) if v == "false" || v == "0" => false,
-            Some(_) => return Err(AppError::invalid("bom", "must be true or false")),
-        };
+        let bom = super::flag(params, "bom")?;
         let gb18030 = match params.get("encoding").map(|v| v.trim().to_ascii_lowercase()) {
             None => false,
             Some(v) if v == "utf-8" || v == "utf8" => false,
