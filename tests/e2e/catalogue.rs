@@ -2,8 +2,8 @@
 //! audit trail, a webhook payload, the personal-data export) shows a field to a reader
 //! exactly when the field's group is open to that reader, so no path tells what another
 //! hides.
+use crate::exports::{export, rows};
 use crate::helpers::*;
-use crate::imports::{export, rows};
 use crate::webhooks::{Receiver, worker};
 use serde_json::{Value, json};
 
