@@ -16,6 +16,13 @@ pub(crate) async fn export(app: &TestApp, token: Option<&str>, path: &str) -> (u
 
 /// The rows of our own CSV (quoted cells, doubled quotes, CRLF) keyed by the header.
 pub(crate) fn rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut records = table(text);
+    let header = records.remove(0);
+    records.into_iter().map(|r| header.iter().cloned().zip(r).collect()).collect()
+}
+
+/// The lines of our own CSV as cells, the header's first.
+pub(crate) fn table(text: &str) -> Vec<Vec<String>> {
     let mut records = Vec::new();
     let (mut record, mut cell, mut quoted, mut chars) = (Vec::new(), String::new(), false, text.chars().peekable());
     while let Some(c) = chars.next() {
@@ -34,8 +41,7 @@ pub(crate) fn rows(text: &str) -> Vec<std::collections::HashMap<String, String>>
             (c, _) => cell.push(c),
         }
     }
-    let header = records.remove(0);
-    records.into_iter().map(|r| header.iter().cloned().zip(r).collect()).collect()
+    records
 }
 
 #[tokio::test]

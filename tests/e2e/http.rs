@@ -25,7 +25,7 @@ async fn guards_around_the_executor() {
     let data = app.ok(&app.admin_token, "{departments{name}}", json!({})).await;
     assert!(!data.to_string().contains("csrf"));
 
-    // no operations over GET; GET without a query is GraphiQL
+    // no operations over GET; GET without a query is the explorer
     let resp = c
         .get(app.url("/graphql?query=mutation%7BcreateDepartment(input:%7Bname:%22x%22%7D)%7Bid%7D%7D"))
         .send()
@@ -34,7 +34,7 @@ async fn guards_around_the_executor() {
     assert_eq!(resp.status(), 405);
     let resp = c.get(app.url("/graphql")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.text().await.unwrap().contains("graphiql"));
+    assert!(resp.text().await.unwrap().contains("CRM GraphQL explorer"));
 
     // batches are refused
     let resp = c
@@ -259,4 +259,50 @@ async fn aliases_and_reports_are_priced() {
     assert!(resp["errors"][0]["message"].as_str().unwrap().contains("at most 100 root fields"), "{resp}");
     let fine: Vec<String> = (0..100).map(|i| format!("m{i}: me{{id}}")).collect();
     app.ok(t, &format!("{{{}}}", fine.join(" ")), json!({})).await;
+}
+
+/// The explorer at `GET /graphql` is whole from the server: the page, and every script and
+/// style sheet it names, come from the server's origin, name no other, and may load
+/// nothing else (Content-Security-Policy). `.ci/explorer.sh` renders it in Chromium.
+#[tokio::test]
+async fn the_explorer_comes_whole_from_the_server() {
+    let app = TestApp::spawn().await;
+    let resp = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let csp = resp.headers().get("content-security-policy").unwrap().to_str().unwrap().to_string();
+    for rule in ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "style-src 'self'"] {
+        assert!(csp.contains(rule), "{csp}");
+    }
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = resp.text().await.unwrap();
+    let mut assets = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for part in page.split(attr).skip(1) {
+            assets.push(part.split('"').next().unwrap().to_string());
+        }
+    }
+    assert_eq!(assets.len(), 2, "a script and a style sheet: {assets:?}");
+    let mut texts = vec![page.clone()];
+    for asset in &assets {
+        assert!(asset.starts_with('/') && !asset.starts_with("//"), "same origin: {asset}");
+        let resp = app.client.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{asset}");
+        let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(
+            kind.starts_with(if asset.ends_with(".js") { "text/javascript" } else { "text/css" }),
+            "{asset}: {kind}"
+        );
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        texts.push(resp.text().await.unwrap());
+    }
+    for text in &texts {
+        for elsewhere in ["http://", "https://", "//unpkg", "//cdn", "@import", "url("] {
+            assert!(!text.contains(elsewhere), "nothing from another origin: {elsewhere}");
+        }
+    }
+    let script = &texts[1];
+    assert!(script.contains("__schema") && script.contains("login(email"), "introspection and a login form");
+    assert!(!script.contains("innerHTML"), "server text is never parsed as HTML");
+    let resp = app.client.get(app.url("/explorer/nothing.js")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
 }

@@ -17,6 +17,7 @@ mod delivery;
 mod demo;
 mod duplicates;
 mod edge;
+mod examples;
 mod exports;
 mod fairness;
 mod http;

@@ -1,20 +1,25 @@
-//! The file routes: report and record CSV exports, CSV imports, the personal-data export.
+//! The file routes: reports and record exports (CSV, .xlsx), CSV imports, the personal-data export.
 use super::*;
 
-/// `GET /reports/<name>.csv` for BI tools (see `csv.rs`).
-pub(super) async fn report_csv(
+/// `GET /reports/<name>.csv` or `.xlsx` for BI tools (see `downloads.rs`).
+pub(super) async fn report_file(
     State(http): State<Http>,
     axum::extract::Path(file): axum::extract::Path<String>,
     axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
     caller: Option<axum::Extension<Caller>>,
 ) -> Response {
-    let Some(name) = file.strip_suffix(".csv") else {
-        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "reports are served as <name>.csv");
+    use crate::downloads::{self, Format};
+    let Some((name, xlsx)) = Format::split(&file) else {
+        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "reports are served as <name>.csv or <name>.xlsx");
     };
     let Some(axum::Extension(Caller(actor))) = caller else {
         return app_error_response(AppError::Unauthenticated("authentication required"));
     };
-    match crate::csv::report(&http.state, actor, name, &params).await {
+    let format = match Format::of(xlsx, &params) {
+        Ok(format) => format,
+        Err(e) => return app_error_response(e),
+    };
+    match downloads::report(&http.state, actor, name, format, &params).await {
         Ok(resp) => resp,
         Err(AppError::NotFound(_)) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such report"),
         Err(e @ AppError::Forbidden(_)) => error_response(StatusCode::FORBIDDEN, "FORBIDDEN", &e.to_string()),
@@ -22,25 +27,32 @@ pub(super) async fn report_csv(
     }
 }
 
-/// `GET /exports/<customers|contacts|deals>.csv`: the records the caller may read (see
-/// `export.rs`).
-pub(super) async fn export_csv(
+/// `GET /exports/<customers|contacts|deals>.csv` or `.xlsx`: the records the caller may
+/// read (see `downloads.rs`).
+pub(super) async fn export_file(
     State(http): State<Http>,
     axum::extract::Path(file): axum::extract::Path<String>,
     axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
     caller: Option<axum::Extension<Caller>>,
 ) -> Response {
+    use crate::downloads::{self, Format};
     let Some(axum::Extension(Caller(actor))) = caller else {
         return app_error_response(AppError::Unauthenticated("authentication required"));
     };
-    let Some(what) = service::transfer::export::What::parse(&file) else {
+    let parsed =
+        Format::split(&file).and_then(|(stem, xlsx)| Some((service::transfer::export::What::parse(stem)?, xlsx)));
+    let Some((what, xlsx)) = parsed else {
         return error_response(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
-            "exports are customers.csv, contacts.csv, deals.csv",
+            "exports are customers, contacts and deals, each as .csv or .xlsx",
         );
     };
-    match crate::export::export(&http.state, actor, what, &params).await {
+    let format = match Format::of(xlsx, &params) {
+        Ok(format) => format,
+        Err(e) => return app_error_response(e),
+    };
+    match downloads::export(&http.state, actor, what, format, &params).await {
         Ok(resp) => resp,
         Err(e @ AppError::Forbidden(_)) => error_response(StatusCode::FORBIDDEN, "FORBIDDEN", &e.to_string()),
         Err(e) => app_error_response(e),

@@ -333,8 +333,8 @@ pub(super) fn only_collided(response: &async_graphql::Response) -> bool {
     !response.errors.is_empty() && nothing && response.errors.iter().all(collided)
 }
 
-/// GraphiQL for people; operations over GET are refused (a GET must never mutate).
-pub(super) async fn graphiql(uri: axum::http::Uri) -> Response {
+/// `GET /graphql`: the explorer for people; operations over GET are refused (a GET must never mutate).
+pub(super) async fn explorer(uri: axum::http::Uri) -> Response {
     if uri.query().is_some_and(|q| q.contains("query=")) {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -342,5 +342,38 @@ pub(super) async fn graphiql(uri: axum::http::Uri) -> Response {
             "send operations with POST and Content-Type: application/json",
         );
     }
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish()).into_response()
+    explorer_file(EXPLORER_PAGE, "text/html; charset=utf-8")
+}
+
+/// The explorer's page, script and style sheet (`api/explorer/`, docs/explorer.md), built
+/// into the binary: nothing is fetched from another origin.
+const EXPLORER_PAGE: &str = include_str!("../../explorer/index.html");
+const EXPLORER_SCRIPT: &str = include_str!("../../explorer/explorer.js");
+const EXPLORER_STYLE: &str = include_str!("../../explorer/explorer.css");
+
+/// `GET /explorer/<file>`: the explorer's script and style sheet.
+pub(super) async fn explorer_asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    match file.as_str() {
+        "explorer.js" => explorer_file(EXPLORER_SCRIPT, "text/javascript; charset=utf-8"),
+        "explorer.css" => explorer_file(EXPLORER_STYLE, "text/css; charset=utf-8"),
+        _ => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such file"),
+    }
+}
+
+fn explorer_file(body: &'static str, content_type: &'static str) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // The page may load only its own script and style, and talk only to its own origin.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
+             form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    resp
 }

@@ -12,11 +12,10 @@ mod graphql;
 use crate::schema::{CrmSchema, loaders};
 use crate::state::AppState;
 use async_graphql::BatchRequest;
-use async_graphql::http::GraphiQLSource;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use files::*;
@@ -38,13 +37,14 @@ pub struct Http {
 pub fn router(http: Http) -> Router {
     let body_limit = http.state.body_limit;
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql_post))
-        .route("/reports/{file}", get(report_csv))
+        .route("/graphql", get(explorer).post(graphql_post))
+        .route("/reports/{file}", get(report_file))
         .route("/personal-data/{file}", get(personal_data))
         .route("/imports/{kind}", axum::routing::post(import_records))
-        .route("/exports/{file}", get(export_csv))
+        .route("/exports/{file}", get(export_file))
         .route_layer(axum::middleware::from_fn_with_state(http.clone(), edge))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/explorer/{file}", get(explorer_asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))

@@ -78,6 +78,29 @@ impl FileFormat {
     }
 }
 
+/// A row of typed cells as one CSV line with its CRLF: numbers, dates and times as they are
+/// (a number is never a formula), text through `cell`.
+pub fn row(cells: &[super::table::Cell]) -> String {
+    use super::table::Cell;
+    let mut out = String::with_capacity(cells.len() * 12);
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match c {
+            Cell::Text(s) => out.push_str(&cell(s)),
+            other => out.push_str(&other.text()),
+        }
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// The lines of many rows.
+pub fn rows(rows: &[super::table::Row]) -> String {
+    rows.iter().map(|r| row(r)).collect()
+}
+
 /// One CSV line with its CRLF.
 pub fn line<S: AsRef<str>>(cells: impl IntoIterator<Item = S>) -> String {
     let mut out = cells.into_iter().map(|c| cell(c.as_ref())).collect::<Vec<_>>().join(",");
@@ -109,6 +132,11 @@ mod tests {
         assert_eq!(cell("-2-3"), "'-2-3");
         assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(line(["a", "b"]), "a,b\r\n");
+        use crate::transfer::table::Cell;
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        let typed = [Cell::Int(-100), Cell::Decimal("-0.50".into()), Cell::Text("-1".into()), Cell::Date(date)];
+        assert_eq!(row(&typed), "-100,-0.50,-1,2026-12-06\r\n");
+        assert_eq!(row(&[Cell::Text("=1".into()), Cell::Empty, Cell::Bool(true)]), "'=1,,true\r\n");
     }
 
     #[test]

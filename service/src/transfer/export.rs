@@ -1,9 +1,10 @@
-//! The records themselves as CSV (`docs/import-export.md`): those the caller may read,
+//! The records themselves as a file (`docs/import-export.md`; CSV or .xlsx, `table`):
+//! those the caller may read,
 //! with the caller's field grants applied per record (a field group the caller may not see
 //! on a record is an empty cell; each column's group is its record's catalogue's), a page
 //! at a time. The customer file imports back: its headers are the import's field names,
 //! and the extra columns are ones the import reads past. The HTTP route that streams it is
-//! the api's (`api/src/export.rs`).
+//! the api's (`api/src/files.rs`).
 use crate::access::list::ListQuery;
 use crate::access::{Actor, Placement};
 use crate::catalogue::{CONTACT, CUSTOMER, DEAL, Visible};
@@ -14,7 +15,7 @@ use crate::kernel::pagination::{Cursor, Page, PageArgs};
 use crate::kernel::vault::Keyring;
 use crate::kernel::{money, new_id};
 use crate::records::contact;
-use crate::transfer::csv::line;
+use crate::transfer::table::{Cell, Rest, Row, Table};
 use crate::{customer, records as record};
 use entity::enums::Resource;
 use entity::{contact as contact_row, customer as customer_row, deal as deal_row, department, user};
@@ -36,11 +37,12 @@ pub enum What {
 }
 
 impl What {
-    pub fn parse(file: &str) -> Option<Self> {
-        match file {
-            "customers.csv" => Some(Self::Customers),
-            "contacts.csv" => Some(Self::Contacts),
-            "deals.csv" => Some(Self::Deals),
+    /// From the file's name without its extension.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "customers" => Some(Self::Customers),
+            "contacts" => Some(Self::Contacts),
+            "deals" => Some(Self::Deals),
             _ => None,
         }
     }
@@ -70,36 +72,39 @@ pub struct Export {
     departments: HashMap<Uuid, String>,
 }
 
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
+fn opt<T: ToString>(v: Option<T>) -> Cell {
+    Cell::of(v)
 }
 
-fn time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// A custom value as a cell: text as is, a list joined with `;` (as the import splits it).
-fn custom_cell(v: Option<&Json>) -> String {
+/// A custom value as a cell: text as is, a number as a number, a list joined with `;` (as
+/// the import splits it).
+fn custom_cell(v: Option<&Json>) -> Cell {
     match v {
-        None | Some(Json::Null) => String::new(),
-        Some(Json::String(s)) => s.clone(),
-        Some(Json::Array(items)) => {
-            items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string)).collect::<Vec<_>>().join(";")
-        }
-        Some(other) => other.to_string(),
+        None | Some(Json::Null) => Cell::Empty,
+        Some(Json::String(s)) => Cell::Text(s.clone()),
+        Some(Json::Number(n)) => n.as_i64().map_or_else(|| Cell::Decimal(n.to_string()), Cell::Int),
+        Some(Json::Bool(b)) => Cell::Bool(*b),
+        Some(Json::Array(items)) => Cell::Text(
+            items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(";"),
+        ),
+        Some(other) => Cell::Text(other.to_string()),
     }
 }
 
 impl Export {
-    /// The header row.
-    fn header(&self) -> String {
+    /// The column names.
+    fn header(&self) -> Vec<String> {
         match self.what {
             What::Customers => {
                 let custom = self.custom.iter().map(|k| format!("custom.{k}"));
-                line(CUSTOMER.export_columns().map(str::to_string).chain(custom))
+                CUSTOMER.export_columns().map(str::to_string).chain(custom).collect()
             }
-            What::Contacts => line(CONTACT.export_columns()),
-            What::Deals => line(DEAL.export_columns()),
+            What::Contacts => CONTACT.export_columns().map(str::to_string).collect(),
+            What::Deals => DEAL.export_columns().map(str::to_string).collect(),
         }
     }
 
@@ -117,12 +122,12 @@ impl Export {
         self.done = !page.has_next_page || self.after.is_none();
     }
 
-    /// The CSV text of the next page; None when every row has been sent.
-    pub async fn next_chunk(&mut self) -> AppResult<Option<String>> {
+    /// The rows of the next page; None when every row has been sent.
+    pub async fn next_chunk(&mut self) -> AppResult<Option<Vec<Row>>> {
         if self.done {
             return Ok(None);
         }
-        let text = match self.what {
+        let rows = match self.what {
             What::Customers => {
                 let page = customer::list(&self.db, &self.actor, &self.query()).await?;
                 self.advance(&page);
@@ -139,7 +144,7 @@ impl Export {
                 self.deals(page.edges.into_iter().map(|(_, m)| m).collect()).await?
             }
         };
-        Ok(Some(text))
+        Ok(Some(rows))
     }
 
     /// The field groups the exporter sees on a record of `over` under a customer placed
@@ -169,25 +174,25 @@ impl Export {
         Ok(())
     }
 
-    fn user_name(&self, id: Option<Uuid>) -> String {
-        id.and_then(|id| self.users.get(&id).cloned()).unwrap_or_default()
+    fn user_name(&self, id: Option<Uuid>) -> Cell {
+        Cell::of(id.and_then(|id| self.users.get(&id)))
     }
 
-    async fn customers(&mut self, rows: Vec<customer_row::Model>) -> AppResult<String> {
+    async fn customers(&mut self, rows: Vec<customer_row::Model>) -> AppResult<Vec<Row>> {
         self.learn_users(rows.iter().filter_map(|c| c.owner_id)).await?;
         self.learn_departments(rows.iter().map(|c| c.department_id)).await?;
-        let mut out = String::new();
+        let mut out = Vec::with_capacity(rows.len());
         for c in &rows {
             let at: Placement = c.into();
             let v = self.visible(Resource::Customer, at);
             let address = if v.field(&CUSTOMER, "address") { customer::address(&self.vault, c)? } else { None };
-            let mut cells = vec![
-                c.id.to_string(),
-                c.kind.to_string(),
-                c.category.clone(),
-                c.name.clone(),
+            let mut cells: Row = vec![
+                Cell::Text(c.id.to_string()),
+                Cell::Text(c.kind.to_string()),
+                Cell::Text(c.category.clone()),
+                Cell::Text(c.name.clone()),
                 opt(c.gender),
-                opt(v.show(&CUSTOMER, "birthday", c.birthday)),
+                v.show(&CUSTOMER, "birthday", c.birthday).into(),
                 opt(v.show(&CUSTOMER, "phone", c.phone.as_ref())),
                 opt(v.show(&CUSTOMER, "email", c.email.as_ref())),
                 opt(address),
@@ -196,17 +201,17 @@ impl Export {
                 opt(c.source),
                 opt(c.importance),
                 opt(c.credit_rating.as_ref()),
-                opt(c.cooperation_start_date),
-                c.lifecycle_stage.to_string(),
-                c.tier.to_string(),
+                c.cooperation_start_date.into(),
+                Cell::Text(c.lifecycle_stage.to_string()),
+                Cell::Text(c.tier.to_string()),
                 self.user_name(c.owner_id),
-                self.departments.get(&c.department_id).cloned().unwrap_or_default(),
-                time(c.created_at),
-                time(c.updated_at),
+                opt(self.departments.get(&c.department_id)),
+                c.created_at.into(),
+                c.updated_at.into(),
             ];
             debug_assert_eq!(cells.len(), CUSTOMER.export_columns().count(), "a cell per catalogue column");
             cells.extend(self.custom.iter().map(|k| custom_cell(c.custom_fields.as_ref().and_then(|o| o.get(k)))));
-            out.push_str(&line(cells));
+            out.push(cells);
         }
         Ok(out)
     }
@@ -234,22 +239,22 @@ impl Export {
             .collect())
     }
 
-    async fn contacts(&mut self, rows: Vec<contact_row::Model>) -> AppResult<String> {
+    async fn contacts(&mut self, rows: Vec<contact_row::Model>) -> AppResult<Vec<Row>> {
         let parents = self.parents(rows.iter().map(|c| c.customer_id)).await?;
-        let mut out = String::new();
+        let mut out = Vec::with_capacity(rows.len());
         for c in &rows {
             let Some((customer_name, at)) = parents.get(&c.customer_id) else { continue };
             let v = self.visible(Resource::Contact, *at);
             let address = if v.field(&CONTACT, "address") { contact::address(&self.vault, c)? } else { None };
-            let cells = [
-                c.id.to_string(),
-                c.customer_id.to_string(),
-                customer_name.clone(),
-                c.name.clone(),
+            let cells: Row = vec![
+                Cell::Text(c.id.to_string()),
+                Cell::Text(c.customer_id.to_string()),
+                Cell::Text(customer_name.clone()),
+                Cell::Text(c.name.clone()),
                 opt(c.gender),
                 opt(c.title.as_ref()),
                 opt(c.deal_role),
-                opt(v.show(&CONTACT, "birthday", c.birthday)),
+                v.show(&CONTACT, "birthday", c.birthday).into(),
                 opt(v.show(&CONTACT, "mobile", c.mobile.as_ref())),
                 opt(v.show(&CONTACT, "officePhone", c.office_phone.as_ref())),
                 opt(v.show(&CONTACT, "email", c.email.as_ref())),
@@ -257,39 +262,40 @@ impl Export {
                 opt(v.show(&CONTACT, "hometown", c.hometown.as_ref())),
                 opt(v.show(&CONTACT, "hobbies", c.hobbies.as_ref())),
                 opt(c.notes.as_ref()),
-                time(c.created_at),
-                time(c.updated_at),
+                c.created_at.into(),
+                c.updated_at.into(),
             ];
             debug_assert_eq!(cells.len(), CONTACT.export_columns().count(), "a cell per catalogue column");
-            out.push_str(&line(cells));
+            out.push(cells);
         }
         Ok(out)
     }
 
-    async fn deals(&mut self, rows: Vec<deal_row::Model>) -> AppResult<String> {
+    async fn deals(&mut self, rows: Vec<deal_row::Model>) -> AppResult<Vec<Row>> {
         let parents = self.parents(rows.iter().map(|d| d.customer_id)).await?;
         self.learn_users(rows.iter().filter_map(|d| d.owner_id)).await?;
-        let mut out = String::new();
+        let mut out = Vec::with_capacity(rows.len());
         for d in &rows {
             let Some((customer_name, at)) = parents.get(&d.customer_id) else { continue };
             let v = self.visible(Resource::Deal, *at);
-            let cells = [
-                d.id.to_string(),
-                d.customer_id.to_string(),
-                customer_name.clone(),
-                d.title.clone(),
-                d.stage.to_string(),
-                opt(v.show(&DEAL, "amount", Some(d.amount_minor)).map(|a| money::format_minor(a, &d.currency))),
-                d.currency.clone(),
-                opt(d.expected_close_date),
-                opt(d.actual_close_date),
+            let amount = v.show(&DEAL, "amount", Some(d.amount_minor)).map(|a| money::format_minor(a, &d.currency));
+            let cells: Row = vec![
+                Cell::Text(d.id.to_string()),
+                Cell::Text(d.customer_id.to_string()),
+                Cell::Text(customer_name.clone()),
+                Cell::Text(d.title.clone()),
+                Cell::Text(d.stage.to_string()),
+                amount.map_or(Cell::Empty, Cell::Decimal),
+                Cell::Text(d.currency.clone()),
+                d.expected_close_date.into(),
+                d.actual_close_date.into(),
                 opt(d.lost_reason.as_ref()),
                 self.user_name(d.owner_id),
-                time(d.created_at),
-                time(d.updated_at),
+                d.created_at.into(),
+                d.updated_at.into(),
             ];
             debug_assert_eq!(cells.len(), DEAL.export_columns().count(), "a cell per catalogue column");
-            out.push_str(&line(cells));
+            out.push(cells);
         }
         Ok(out)
     }
@@ -297,8 +303,8 @@ impl Export {
 
 /// Starts an export for `actor`: checks the read grant and the filter (JSON in the shape
 /// of the GraphQL filter input), reads the first page, and audits who took which records
-/// out with what filter. Returns the export and its first text (the header and the first
-/// page), so a bad filter or a missing grant is an error before any byte is sent.
+/// out with what filter. Returns the file with its first page read, so a bad filter or a
+/// missing grant is an error before any byte is sent.
 ///
 /// # Errors
 /// FORBIDDEN (no read grant), VALIDATION (filter), database errors.
@@ -308,7 +314,7 @@ pub async fn start(
     actor: Actor,
     what: What,
     filter: Option<&str>,
-) -> AppResult<(Export, String)> {
+) -> AppResult<Table> {
     let resource = match what {
         What::Customers => Resource::Customer,
         What::Contacts => Resource::Contact,
@@ -346,24 +352,10 @@ pub async fn start(
         users: HashMap::new(),
         departments: HashMap::new(),
     };
-    let mut first = export.header();
-    if let Some(rows) = export.next_chunk().await? {
-        first.push_str(&rows);
-    }
+    let header = export.header();
+    let first = export.next_chunk().await?.unwrap_or_default();
     // Who took which records out, and with what filter.
     let filter = serde_json::json!({ "filter": export.filter });
     change::record(db, Some(export.actor.id()), Verb::Export, what.subject(), new_id(), None, Some(&filter)).await?;
-    Ok((export, first))
-}
-
-impl Export {
-    /// What is exported.
-    pub fn what(&self) -> What {
-        self.what
-    }
-
-    /// Ends the export early (after an error was sent).
-    pub fn stop(&mut self) {
-        self.done = true;
-    }
+    Ok(Table::new(what.subject().to_string(), header, first, Rest::Export(Box::new(export))))
 }

@@ -1,9 +1,12 @@
 //! Records in and out as files: CSV imports (decoding, header mapping, matching, writing
-//! through the record services) and exports of the records (`export`), in CSV (`csv`).
+//! through the record services), exports of the records (`export`) and the report files
+//! (`report`), both as typed rows (`table`) written as CSV (`csv`) or .xlsx (`xlsx`).
 pub mod csv;
 pub mod export;
 pub mod import;
 pub mod report;
+pub mod table;
+pub mod xlsx;
 
 /// A true/false query parameter of a file route (`dryRun`, `bom`): absent is false, present
 /// without a value is true, `true`/`1`/`false`/`0` in any case.

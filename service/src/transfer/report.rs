@@ -1,13 +1,13 @@
-//! The reports as CSV files for BI tools (`GET /reports/<name>.csv` in the api): the same
-//! parameters as the GraphQL queries, a header row, and the customer grades read a page
-//! at a time. Cells are never read as formulas (`csv`).
+//! The reports as files for BI tools (`GET /reports/<name>.csv` or `.xlsx` in the api): the
+//! same parameters as the GraphQL queries, a header row, typed cells (`table`), and the
+//! customer grades read a page at a time.
 use crate::access::Actor;
 use crate::classification;
 use crate::error::{AppError, AppResult};
 use crate::kernel::money;
 use crate::kernel::vault::Keyring;
 use crate::reports::{self, Dimension, FeedbackDimension};
-use crate::transfer::csv::line;
+use crate::transfer::table::{Cell, Rest, Row, Table};
 use chrono::NaiveDate;
 use entity::customer;
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -34,7 +34,7 @@ fn list<T>(params: &HashMap<String, String>, name: &str, parse: impl Fn(&str) ->
         .unwrap_or_else(|| Ok(Vec::new()))
 }
 
-/// The CSV file of a named report for `actor`, from the same parameters as the GraphQL
+/// The file of a named report for `actor`, from the same parameters as the GraphQL
 /// queries (`params`, as a query string gives them). Groups smaller than `min_group` are
 /// suppressed (`reports::MinGroup`).
 ///
@@ -47,10 +47,13 @@ pub async fn report(
     actor: &Actor,
     name: &str,
     params: &HashMap<String, String>,
-) -> AppResult<ReportFile> {
+) -> AppResult<Table> {
     let (policy, _) = classification::policy(db).await?;
     let base = policy.base_currency.clone();
-    let amount = |minor: i64| money::format_minor(minor, &base);
+    let amount = |minor: i64| Cell::Decimal(money::format_minor(minor, &base));
+    let hundredths =
+        |x: i64| Cell::Decimal(format!("{}{}.{:02}", if x < 0 { "-" } else { "" }, (x / 100).abs(), (x % 100).abs()));
+    let table = |header: Vec<String>, rows: Vec<Row>| Table::new(name, header, rows, Rest::Done);
     match name {
         "classification" => {
             let dims = list(params, "groupBy", |v| match v.to_ascii_uppercase().as_str() {
@@ -82,35 +85,37 @@ pub async fn report(
                 "revenue_share_pct".into(),
                 "suppressed".into(),
             ]);
-            let mut lines = vec![line(&header)];
+            let mut lines = Vec::with_capacity(rows.len());
             for r in rows {
-                let mut cells: Vec<String> = Vec::new();
+                let mut cells: Row = Vec::new();
                 for ((d, k), l) in dims.iter().zip(&r.keys).zip(&r.labels) {
-                    cells.push(k.clone().unwrap_or_default());
+                    cells.push(Cell::of(k.as_ref()));
                     if matches!(d, Dimension::Department | Dimension::Owner) {
-                        cells.push(l.clone().unwrap_or_default());
+                        cells.push(Cell::of(l.as_ref()));
                     }
                 }
                 cells.extend([
-                    r.customers.to_string(),
+                    Cell::Int(r.customers),
                     amount(r.revenue),
-                    format!("{}.{:02}", r.share_bp / 100, r.share_bp % 100),
-                    r.suppressed.to_string(),
+                    hundredths(r.share_bp),
+                    Cell::Bool(r.suppressed),
                 ]);
-                lines.push(line(&cells));
+                lines.push(cells);
             }
-            Ok(ReportFile::Lines(lines))
+            Ok(table(header, lines))
         }
         "tier-migration" => {
             let (from, to) = (date(params, "from")?, date(params, "to")?);
             let cells = reports::tier_migration(db, actor, from, to, min_group).await?;
-            let mut lines = vec![line(["from_tier", "to_tier", "customers"])];
-            lines.extend(cells.into_iter().map(|(a, b, n)| line([a, b, n.to_string()])));
-            Ok(ReportFile::Lines(lines))
+            let header = ["from_tier", "to_tier", "customers"].map(String::from).to_vec();
+            Ok(table(
+                header,
+                cells.into_iter().map(|(a, b, n)| vec![Cell::Text(a), Cell::Text(b), Cell::Int(n)]).collect(),
+            ))
         }
         "staff-activity" => {
             let rows = reports::staff_activity(db, actor, date(params, "from")?, date(params, "to")?).await?;
-            let mut lines = vec![line([
+            let header = [
                 "user_id",
                 "name",
                 "department_id",
@@ -120,21 +125,23 @@ pub async fn report(
                 "callbacks",
                 "deals_won",
                 "revenue_won",
-            ])];
-            lines.extend(rows.into_iter().map(|r| {
-                line([
-                    r.user_id.to_string(),
-                    r.name,
-                    r.department_id.to_string(),
-                    r.calls.to_string(),
-                    r.visits.to_string(),
-                    r.messages.to_string(),
-                    r.callbacks.to_string(),
-                    r.deals_won.to_string(),
+            ]
+            .map(String::from)
+            .to_vec();
+            let lines = rows.into_iter().map(|r| {
+                vec![
+                    Cell::Text(r.user_id.to_string()),
+                    Cell::Text(r.name),
+                    Cell::Text(r.department_id.to_string()),
+                    Cell::Int(r.calls),
+                    Cell::Int(r.visits),
+                    Cell::Int(r.messages),
+                    Cell::Int(r.callbacks),
+                    Cell::Int(r.deals_won),
                     amount(r.revenue_won),
-                ])
-            }));
-            Ok(ReportFile::Lines(lines))
+                ]
+            });
+            Ok(table(header, lines.collect()))
         }
         "feedback-summary" => {
             let dims = list(params, "groupBy", |v| match v.to_ascii_uppercase().as_str() {
@@ -149,20 +156,20 @@ pub async fn report(
                 ["count", "rated", "average_rating", "nps", "nps_answers", "median_resolution_minutes"]
                     .map(String::from),
             );
-            let mut lines = vec![line(&header)];
+            let mut lines = Vec::with_capacity(rows.len());
             for r in rows {
-                let mut cells = r.keys.clone();
+                let mut cells: Row = r.keys.iter().map(|k| Cell::Text(k.clone())).collect();
                 cells.extend([
-                    r.count.to_string(),
-                    r.rated.to_string(),
-                    r.average_rating_x100.map(|x| format!("{}.{:02}", x / 100, x % 100)).unwrap_or_default(),
-                    r.nps.map(|n| n.to_string()).unwrap_or_default(),
-                    r.nps_answers.to_string(),
-                    r.median_resolution_minutes.map(|m| m.to_string()).unwrap_or_default(),
+                    Cell::Int(r.count),
+                    Cell::Int(r.rated),
+                    r.average_rating_x100.map_or(Cell::Empty, hundredths),
+                    r.nps.into(),
+                    Cell::Int(r.nps_answers),
+                    r.median_resolution_minutes.into(),
                 ]);
-                lines.push(line(&cells));
+                lines.push(cells);
             }
-            Ok(ReportFile::Lines(lines))
+            Ok(table(header, lines))
         }
         "customer-grades" => {
             let scope = reports::report_condition(actor)?;
@@ -172,7 +179,8 @@ pub async fn report(
             } else {
                 Ids::Records
             };
-            Ok(ReportFile::Grades(Grades { db: db.clone(), scope, ids, base, after: None, done: false }))
+            let grades = Grades { db: db.clone(), scope, ids, base, after: None, done: false };
+            Ok(Table::new(name, grades.header(), Vec::new(), Rest::Grades(grades)))
         }
         _ => Err(AppError::NotFound("report")),
     }
@@ -209,12 +217,6 @@ impl Ids {
     }
 }
 
-/// A report's file: its lines, or the customer grades read a page at a time.
-pub enum ReportFile {
-    Lines(Vec<String>),
-    Grades(Grades),
-}
-
 /// Every customer in the report scope with its grades and no personal field (no name,
 /// phone, e-mail or address), fetched a thousand rows at a time: memory stays flat
 /// whatever the row count. Callers who may not read the customers get pseudonyms.
@@ -228,8 +230,8 @@ pub struct Grades {
 }
 
 impl Grades {
-    /// The header row.
-    pub fn header(&self) -> String {
+    /// The column names.
+    fn header(&self) -> Vec<String> {
         let ids = &self.ids;
         let mut header = vec![ids.header(), "kind", "category", "region", "industry", "department_id"];
         if ids.with_owner() {
@@ -252,14 +254,14 @@ impl Grades {
             "first_purchase_on",
             "last_purchase_on",
         ]);
-        line(header)
+        header.into_iter().map(String::from).collect()
     }
 
-    /// The lines of the next thousand customers; None when every one has been sent.
+    /// The rows of the next thousand customers; None when every one has been sent.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn next_chunk(&mut self) -> AppResult<Option<String>> {
+    pub(crate) async fn next_chunk(&mut self) -> AppResult<Option<Vec<Row>>> {
         if self.done {
             return Ok(None);
         }
@@ -274,36 +276,35 @@ impl Grades {
         }
         self.after = batch.last().map(|c| c.id);
         let (ids, base) = (&self.ids, &self.base);
-        let mut chunk = String::with_capacity(batch.len() * 160);
+        let mut chunk = Vec::with_capacity(batch.len());
         for c in &batch {
-            let opt = |v: Option<String>| v.unwrap_or_default();
             let mut cells = vec![
-                ids.of(c.id),
-                c.kind.to_string(),
-                c.category.clone(),
-                opt(c.region.clone()),
-                opt(c.industry.clone()),
-                c.department_id.to_string(),
+                Cell::Text(ids.of(c.id)),
+                Cell::Text(c.kind.to_string()),
+                Cell::Text(c.category.clone()),
+                Cell::of(c.region.as_ref()),
+                Cell::of(c.industry.as_ref()),
+                Cell::Text(c.department_id.to_string()),
             ];
             if ids.with_owner() {
-                cells.push(opt(c.owner_id.map(|o| o.to_string())));
+                cells.push(Cell::of(c.owner_id));
             }
             cells.extend([
-                c.lifecycle_stage.to_string(),
-                c.tier.to_string(),
-                opt(c.computed_tier.map(|t| t.to_string())),
-                opt(c.rfm_score.map(|s| s.to_string())),
-                opt(c.frequency_class.map(|x| x.to_string())),
-                opt(c.value_class.map(|x| x.to_string())),
-                opt(c.relationship_type.map(|x| x.to_string())),
-                opt(c.turnover_margin_class.map(|x| x.to_string())),
-                c.won_count.to_string(),
-                money::format_minor(c.revenue_minor, base),
-                money::format_minor(c.margin_minor, base),
-                opt(c.first_purchase_on.map(|d| d.to_string())),
-                opt(c.last_purchase_on.map(|d| d.to_string())),
+                Cell::Text(c.lifecycle_stage.to_string()),
+                Cell::Text(c.tier.to_string()),
+                Cell::of(c.computed_tier),
+                c.rfm_score.map(i64::from).into(),
+                Cell::of(c.frequency_class),
+                Cell::of(c.value_class),
+                Cell::of(c.relationship_type),
+                Cell::of(c.turnover_margin_class),
+                Cell::Int(c.won_count.into()),
+                Cell::Decimal(money::format_minor(c.revenue_minor, base)),
+                Cell::Decimal(money::format_minor(c.margin_minor, base)),
+                c.first_purchase_on.into(),
+                c.last_purchase_on.into(),
             ]);
-            chunk.push_str(&line(cells));
+            chunk.push(cells);
         }
         Ok(Some(chunk))
     }

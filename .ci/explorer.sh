@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The explorer at GET /graphql renders in a real browser with the network restricted to the
+# server: Debian's headless Chromium (installed here if missing) driven by playwright-core
+# (from the npm registry, into a temporary directory) runs .ci/explorer.mjs against a fresh
+# server: log in, the schema browser lists Customer, an operation runs, and no request
+# leaves the server's origin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null; then
+  apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
+. .ci/serve.sh
+password="explorer-$(date +%s)-password"
+start_server CRM_ADMIN_EMAIL=explorer@example.com CRM_ADMIN_PASSWORD="$password"
+mkdir -p "$dir/pw"
+cp .ci/explorer.mjs "$dir/pw/"
+(cd "$dir/pw" && npm install --silent --no-audit --no-fund playwright-core@1 >/dev/null)
+BASE="http://127.0.0.1:$port" EMAIL=explorer@example.com PASSWORD="$password" node "$dir/pw/explorer.mjs"
