@@ -1,6 +1,7 @@
 // Drives the explorer at $BASE/graphql in Debian's headless Chromium (playwright-core):
 // every request to another origin is refused and counted, and must not happen; logs in,
-// waits for the schema browser to list Customer, opens it, and runs an operation.
+// waits for the schema browser to list Customer, opens it, runs a query, and runs a
+// subscription that receives a lead made meanwhile.
 import { chromium } from "playwright-core";
 
 const base = process.env.BASE;
@@ -49,8 +50,23 @@ try {
   await page.fill("#query", "{ me { email role } }");
   await page.click("#run");
   await page.locator("#result", { hasText: process.env.EMAIL }).waitFor({ timeout: 5000 });
+  // A subscription over /graphql/ws: a lead made elsewhere shows up in the result pane.
+  await page.fill("#query", "subscription { newLead { id name } }");
+  await page.click("#run");
+  await page.locator("#status", { hasText: "subscribed" }).waitFor({ timeout: 5000 });
+  const gql = async (query, token) => {
+    const headers = { "content-type": "application/json" };
+    if (token) headers.authorization = "Bearer " + token;
+    const resp = await fetch(base + "/graphql", { method: "POST", headers, body: JSON.stringify({ query }) });
+    return resp.json();
+  };
+  const login = await gql(`mutation { login(email: "${process.env.EMAIL}", password: "${process.env.PASSWORD}") { accessToken } }`);
+  await gql('mutation { createCustomer(input: {name: "订阅测试客户", kind: INDIVIDUAL}) { id } }', login.data.login.accessToken);
+  await page.locator("#result", { hasText: "订阅测试客户" }).waitFor({ timeout: 10000 });
+  await page.click("#run");
+  await page.locator("#status", { hasText: "stopped" }).waitFor({ timeout: 5000 });
   const types = await page.locator("#types li").count();
-  console.log(`explorer: logged in, ${types} types listed, Customer opened (${fields.length} fields), an operation ran`);
+  console.log(`explorer: logged in, ${types} types listed, Customer opened (${fields.length} fields), a query and a subscription ran`);
 } catch (e) {
   fail(String(e));
 } finally {

@@ -2,8 +2,8 @@
 # The explorer at GET /graphql renders in a real browser with the network restricted to the
 # server: Debian's headless Chromium (installed here if missing) driven by playwright-core
 # (from the npm registry, into a temporary directory) runs .ci/explorer.mjs against a fresh
-# server: log in, the schema browser lists Customer, an operation runs, and no request
-# leaves the server's origin.
+# server: log in, the schema browser lists Customer, a query and a subscription run, and no
+# request leaves the server's origin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,7 @@
 // The CRM's own GraphQL explorer (docs/explorer.md): an editor for the operation, its
-// variables and headers, a result pane, and a schema browser built from introspection.
-// Everything it loads comes from the server that served it; it talks only to /graphql.
+// variables and headers, a result pane, a schema browser built from introspection, and
+// subscriptions over /graphql/ws. Everything it loads comes from the server that served
+// it; it talks only to /graphql and /graphql/ws.
 // Text from the server is only ever set as textContent, never parsed as HTML.
 "use strict";
 
@@ -171,7 +172,12 @@ fragment Ref on __Type {
     schema = answer.json.data.__schema;
     status.textContent = schema.types.filter((t) => !t.name.startsWith("__")).length + " types";
     listTypes();
-    const wanted = decodeURIComponent(location.hash.slice(1));
+    let wanted = "";
+    try {
+      wanted = decodeURIComponent(location.hash.slice(1));
+    } catch (_) {
+      // A malformed link: start at the query type.
+    }
     showType(schema.types.some((t) => t.name === wanted) ? wanted : schema.queryType.name);
   }
 
@@ -189,9 +195,69 @@ fragment Ref on __Type {
     }
   }
 
+  // ---- subscriptions over /graphql/ws (graphql-transport-ws) ------------------
+
+  let socket = null;
+
+  function isSubscription(query, op) {
+    const code = query.replace(/#[^\n]*/g, "");
+    if (op) return new RegExp("\\bsubscription\\s+" + op.replace(/[^A-Za-z0-9_]/g, "") + "\\b").test(code);
+    return /^\s*subscription\b/.test(code);
+  }
+
+  function stop(note) {
+    if (socket) {
+      socket.close(1000);
+      socket = null;
+    }
+    $("run").textContent = "▶ Run";
+    if (note) $("status").textContent = note;
+  }
+
+  function subscribe(body) {
+    const out = $("result");
+    const events = [];
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + ENDPOINT + "/ws";
+    socket = new WebSocket(url, "graphql-transport-ws");
+    const ws = socket;
+    $("run").textContent = "■ Stop";
+    $("status").textContent = "connecting…";
+    out.className = "";
+    out.textContent = "";
+    ws.onopen = () => ws.send(JSON.stringify({ type: "connection_init", payload: { authorization: "Bearer " + token() } }));
+    ws.onmessage = (msg) => {
+      let m;
+      try {
+        m = JSON.parse(msg.data);
+      } catch (_) {
+        return;
+      }
+      if (m.type === "connection_ack") {
+        ws.send(JSON.stringify({ id: "1", type: "subscribe", payload: body }));
+        $("status").textContent = "subscribed: waiting for events";
+      } else if (m.type === "ping") {
+        ws.send(JSON.stringify({ type: "pong" }));
+      } else if (m.type === "next" || m.type === "error") {
+        events.push(m.type === "next" ? m.payload : { errors: m.payload });
+        out.textContent = events.map((e) => JSON.stringify(e, null, 2)).join("\n\n");
+        $("status").textContent = events.length + (events.length === 1 ? " event" : " events");
+        if (m.type === "error") stop();
+      } else if (m.type === "complete") {
+        stop("completed after " + events.length + " events");
+      }
+    };
+    ws.onclose = (ev) => {
+      if (socket === ws) stop("closed: " + ev.code + (ev.reason ? " " + ev.reason : ""));
+    };
+  }
+
   async function run() {
     const out = $("result");
     const status = $("status");
+    if (socket) {
+      stop("stopped");
+      return;
+    }
     let variables, headers;
     try {
       variables = parseJson("variables", "Variables");
@@ -204,6 +270,10 @@ fragment Ref on __Type {
     const body = { query: $("query").value, variables };
     const op = $("operation-name").value.trim();
     if (op) body.operationName = op;
+    if (isSubscription(body.query, op)) {
+      subscribe(body);
+      return;
+    }
     status.textContent = "running…";
     const started = performance.now();
     try {

@@ -3,8 +3,8 @@
 //! the parameters and reads the first rows (`service::transfer::{report, export}`) before
 //! any byte is sent, so those failures are an error status; the rest is read a page at a
 //! time, each page a heavy read of its own (a client reading slowly holds no share).
-//! CSV is sent as each page is read; a workbook is built in a temporary file
-//! (`service::transfer::xlsx`) and then sent, memory flat either way.
+//! CSV is sent as each page is read; a workbook is built whole in a temporary file
+//! (`service::transfer::xlsx`) before the status, and then sent; memory flat either way.
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -18,7 +18,6 @@ use service::transfer::export::{self, What};
 use service::transfer::table::{Row, Table};
 use service::transfer::{report, xlsx};
 use std::collections::HashMap;
-use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
 /// The file formats served.
@@ -104,12 +103,18 @@ async fn next_rows(table: &mut Table, heavy: &HeavyReads, user: Uuid) -> AppResu
 
 async fn send(heavy: HeavyReads, user: Uuid, table: Table, format: Format) -> AppResult<Response> {
     let name = table.name().to_string();
-    let (body, content_type, extension) = match format {
-        Format::Csv(file) => (csv_body(heavy, user, table, file), file.content_type(), "csv"),
-        Format::Xlsx => (xlsx_body(heavy, user, table).await?, xlsx::CONTENT_TYPE, "xlsx"),
+    let (body, length, content_type, extension) = match format {
+        Format::Csv(file) => (csv_body(heavy, user, table, file), None, file.content_type(), "csv"),
+        Format::Xlsx => {
+            let (body, length) = xlsx_body(heavy, user, table).await?;
+            (body, Some(length), xlsx::CONTENT_TYPE, "xlsx")
+        }
     };
     let mut resp = (StatusCode::OK, body).into_response();
     let headers = resp.headers_mut();
+    if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.{extension}\"")) {
@@ -157,40 +162,25 @@ async fn build(mut sheet: xlsx::Sheet, mut table: Table, heavy: HeavyReads, user
     tokio::task::spawn_blocking(move || sheet.finish()).await.map_err(AppError::internal)?
 }
 
-/// The header and the first page go into the workbook before the status is sent (a
-/// first page too large for a sheet is still an error status); the rest is read while the
-/// client waits for the body, out of the request timeout as a CSV body is.
-async fn xlsx_body(heavy: HeavyReads, user: Uuid, mut table: Table) -> AppResult<Body> {
+/// The whole workbook is built before the status is sent: a file too large for a sheet or a
+/// database failure is an error status, not a cut-off body, and the build counts against
+/// the caller's requests in flight and the request timeout (a workbook that takes longer is
+/// stopped with TIMEOUT; CSV, sent as it is read, has no such bound). Then the finished
+/// file is sent with its length.
+async fn xlsx_body(heavy: HeavyReads, user: Uuid, table: Table) -> AppResult<(Body, u64)> {
     let sheet = xlsx::Sheet::new(table.name(), table.header())?;
-    let sheet = match table.take_ready() {
-        Some(rows) => push(sheet, rows).await?,
-        None => sheet,
-    };
-    enum Step {
-        Build(Box<(xlsx::Sheet, Table)>),
-        Send(tokio::fs::File),
-    }
-    let name = table.name().to_string();
-    let steps = stream::unfold(Some(Step::Build(Box::new((sheet, table)))), move |step| {
-        let (heavy, name) = (heavy.clone(), name.clone());
-        async move {
-            let mut file = match step? {
-                Step::Build(work) => match build(work.0, work.1, heavy, user).await {
-                    Ok(file) => tokio::fs::File::from_std(file),
-                    Err(e) => return Some((Err(cut_off(&name, &e)), None)),
-                },
-                Step::Send(file) => file,
-            };
-            let mut buf = vec![0u8; 64 * 1024];
-            match file.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok(Bytes::from(buf)), Some(Step::Send(file))))
-                }
-                Err(e) => Some((Err(e), None)),
-            }
+    let file = build(sheet, table, heavy, user).await?;
+    let length = file.metadata().map_err(AppError::internal)?.len();
+    let mut file = tokio::fs::File::from_std(file);
+    let chunks = stream::poll_fn(move |cx| {
+        let mut buf = [0u8; 64 * 1024];
+        let mut read = tokio::io::ReadBuf::new(&mut buf);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut file), cx, &mut read) {
+            std::task::Poll::Ready(Ok(())) if read.filled().is_empty() => std::task::Poll::Ready(None),
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Some(Ok(Bytes::copy_from_slice(read.filled())))),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
         }
     });
-    Ok(Body::from_stream(steps))
+    Ok((Body::from_stream(chunks), length))
 }

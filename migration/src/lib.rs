@@ -26,6 +26,7 @@ mod m20261128_000019_owned_since;
 mod m20261129_000020_webhooks;
 mod m20261206_000021_import_skipped;
 mod m20261206_000022_event_trace;
+mod m20261206_000023_list_order_indexes;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000020_webhooks::Migration),
             Box::new(m20261206_000021_import_skipped::Migration),
             Box::new(m20261206_000022_event_trace::Migration),
+            Box::new(m20261206_000023_list_order_indexes::Migration),
         ]
     }
 }

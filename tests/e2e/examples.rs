@@ -234,6 +234,7 @@ impl<'a> Runner<'a> {
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{} (run {}): exit {:?}: {stdout} {stderr}", ex.place, run + 1, out.status);
+            assert!(!stdout.contains("\"errors\""), "{} (run {}): {stdout}", ex.place, run + 1);
             // curl prints answers back to back, without a line between them.
             let answers = if stdout.trim_start().starts_with('{') { stdout.trim() } else { "" };
             for answer in serde_json::Deserializer::from_str(answers).into_iter::<Value>() {

@@ -335,7 +335,10 @@ pub(super) fn only_collided(response: &async_graphql::Response) -> bool {
 
 /// `GET /graphql`: the explorer for people; operations over GET are refused (a GET must never mutate).
 pub(super) async fn explorer(uri: axum::http::Uri) -> Response {
-    if uri.query().is_some_and(|q| q.contains("query=")) {
+    // An operation in the query string (`?query=`, however it is encoded) is refused, not
+    // ignored: the client meant to run it.
+    let operation = uri.query().is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "query"));
+    if operation {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_REQUEST",

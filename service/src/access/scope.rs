@@ -208,13 +208,25 @@ impl Actor {
 
     /// The row condition for a record that hangs off a customer (contact, deal, ...): its
     /// customer must be live and inside the scope.
+    ///
+    /// Two shapes of the same rule, for the plans they lead to: a caller who reaches every
+    /// customer gets `EXISTS (live parent)`, so a list pages down the records' own order
+    /// index and checks each row's one parent (with `IN (every live customer)` SQLite read
+    /// the whole subquery for each page: 0.2 s a page of 66,000 contacts); a caller with a
+    /// narrower reach gets `IN (their customers)`, which starts from their few customers.
     pub fn child_condition(&self, customer_id: impl ColumnTrait, resource: Resource, action: Action) -> Condition {
+        let reach = self.reach(resource, action);
         let mut parents = Query::select();
+        parents.from(customer::Entity).and_where(customer::Column::DeletedAt.is_null());
+        if reach.everything {
+            parents
+                .expr(Expr::val(1))
+                .and_where(Expr::col((customer::Entity, customer::Column::Id)).equals(customer_id.as_column_ref()));
+            return Condition::all().add(Expr::exists(parents));
+        }
         parents
             .column((customer::Entity, customer::Column::Id))
-            .from(customer::Entity)
-            .and_where(customer::Column::DeletedAt.is_null())
-            .cond_where(self.customer_condition(resource, action));
+            .cond_where(reach.condition(customer::Column::OwnerId, customer::Column::DepartmentId));
         Condition::all().add(customer_id.in_subquery(parents))
     }
 

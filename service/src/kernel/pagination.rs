@@ -534,5 +534,15 @@ fn after_condition<E: EntityTrait>(
         }
         any = any.add(all);
     }
-    any
+    // Every row after the cursor is on the cursor's side of its first key: saying so lets
+    // the store range-scan that key's index from the cursor. Without it, SQLite reads the
+    // OR above from the index's start on every page (a 100,000-row export spent 35 s on
+    // pages that each took up to 0.25 s; PostgreSQL's planner gains the same bound).
+    match (keys.first(), values.first()) {
+        (Some(key @ SortKey { target: Target::Column { .. }, .. }), Some(value)) if *value != SortValue::Null => {
+            let side = if key.descending { key.expr().lte(value.expr()) } else { key.expr().gte(value.expr()) };
+            Condition::all().add(side).add(any)
+        }
+        _ => any,
+    }
 }

@@ -117,21 +117,17 @@ impl Sheet {
                 let col = col_num(col)?;
                 let written = match cell {
                     Cell::Empty => continue,
-                    Cell::Text(s) if s.chars().count() > MAX_TEXT => {
-                        // Excel refuses longer cells; the CSV has the whole text.
-                        let cut: String = s.chars().take(MAX_TEXT).collect();
-                        sheet.write_string(*row, col, cut)
-                    }
-                    Cell::Text(s) => sheet.write_string(*row, col, s),
+                    Cell::Text(s) => sheet.write_string(*row, col, fit(s)),
                     Cell::Int(n) => sheet.write_number(*row, col, *n as f64),
-                    Cell::Decimal(s) => match s.parse::<f64>() {
-                        Ok(n) => {
-                            let places = s.split_once('.').map_or(0, |(_, f)| f.len()).min(MAX_DECIMALS);
-                            sheet.write_number_with_format(*row, col, n, &decimals[places])
-                        }
-                        Err(_) => sheet.write_string(*row, col, s),
+                    Cell::Decimal(s) => match (s.parse::<f64>(), places(s)) {
+                        (Ok(n), Some(places)) => sheet.write_number_with_format(*row, col, n, &decimals[places]),
+                        // An exponent or more decimals than a format shows: Excel's General.
+                        (Ok(n), None) => sheet.write_number(*row, col, n),
+                        (Err(_), _) => sheet.write_string(*row, col, s),
                     },
+                    Cell::Date(d) if *d < FIRST_DAY => sheet.write_string(*row, col, d.to_string()),
                     Cell::Date(d) => sheet.write_datetime_with_format(*row, col, d, date),
+                    Cell::Time(t) if t.date_naive() < FIRST_DAY => sheet.write_string(*row, col, cell.text()),
                     Cell::Time(t) => sheet.write_datetime_with_format(*row, col, t.naive_utc(), time),
                     Cell::Bool(b) => sheet.write_boolean(*row, col, *b),
                 };
@@ -154,6 +150,32 @@ impl Sheet {
     }
 }
 
+/// Excel counts a cell's length in UTF-16 units: a longer text is cut there (the CSV has it
+/// whole), never split inside a character.
+fn fit(s: &str) -> &str {
+    let mut units = 0;
+    for (at, c) in s.char_indices() {
+        units += c.len_utf16();
+        if units > MAX_TEXT {
+            return &s[..at];
+        }
+    }
+    s
+}
+
+/// The decimals of a plain decimal (`-12.50`: 2), if a number format shows them all.
+fn places(s: &str) -> Option<usize> {
+    if s.contains(['e', 'E']) {
+        return None;
+    }
+    let places = s.split_once('.').map_or(0, |(_, f)| f.len());
+    (places <= MAX_DECIMALS).then_some(places)
+}
+
+/// Excel's dates start at 1900-01-01 and its 1900 has a 29 February that never was, so its
+/// serial numbers are right from 1900-03-01 on; earlier dates are written as text.
+const FIRST_DAY: chrono::NaiveDate = chrono::NaiveDate::from_ymd_opt(1900, 3, 1).expect("a date");
+
 fn col_num(col: usize) -> AppResult<u16> {
     u16::try_from(col)
         .ok()
@@ -170,6 +192,22 @@ mod tests {
     fn a_sheet_can_change_threads() {
         fn send<T: Send>() {}
         send::<Sheet>();
+    }
+
+    #[test]
+    fn long_texts_exponents_and_old_dates_are_written_as_excel_reads_them() {
+        let wide = "\u{20000}".repeat(20_000);
+        assert_eq!(fit(&wide).encode_utf16().count(), MAX_TEXT - 1, "cut between characters");
+        assert_eq!(fit("短文本"), "短文本");
+        assert_eq!(places("-12.50"), Some(2));
+        assert_eq!(places("7"), Some(0));
+        assert_eq!(places("1e-300"), None);
+        assert_eq!(places("123456789.123456789"), None);
+        let header = vec!["when".to_string(), "note".to_string(), "x".to_string()];
+        let mut sheet = Sheet::new("old", &header).unwrap();
+        let old = chrono::NaiveDate::from_ymd_opt(1800, 1, 1).unwrap();
+        sheet.push(&[vec![Cell::Date(old), Cell::Text(wide), Cell::Decimal("1e-300".into())]]).unwrap();
+        sheet.finish().unwrap();
     }
 
     #[test]
