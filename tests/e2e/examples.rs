@@ -330,9 +330,11 @@ async fn python_receiver(app: &TestApp, ex: &Example) {
     app.create_customer(&app.admin_token, json!({"name": "回调测试客户", "kind": "INDIVIDUAL"})).await;
     let _worker = api::webhooks::spawn(&app.state).expect("the delivery worker");
     let mut stdout = child.stdout.take().unwrap();
-    let mut printed = String::new();
+    // Bytes, decoded whole: a read may end inside a line or a character.
+    let (mut bytes, mut printed) = (Vec::new(), String::new());
+    let seen = |p: &str| p.contains("customer.created") && p.contains("回调测试客户");
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !printed.contains("customer.created") && tokio::time::Instant::now() < deadline {
+    while !seen(&printed) && tokio::time::Instant::now() < deadline {
         let mut buf = [0u8; 4096];
         let read = tokio::time::timeout(std::time::Duration::from_millis(500), {
             use tokio::io::AsyncReadExt;
@@ -340,9 +342,10 @@ async fn python_receiver(app: &TestApp, ex: &Example) {
         })
         .await;
         if let Ok(Ok(n)) = read {
-            printed.push_str(&String::from_utf8_lossy(&buf[..n]));
+            bytes.extend_from_slice(&buf[..n]);
+            printed = String::from_utf8_lossy(&bytes).into_owned();
         }
     }
-    assert!(printed.contains("customer.created") && printed.contains("回调测试客户"), "{}: {printed}", ex.place);
+    assert!(seen(&printed), "{}: {printed}", ex.place);
     let _ = child.kill().await;
 }
