@@ -64,15 +64,17 @@ fn examples(path: &Path) -> Vec<Example> {
     let lines: Vec<&str> = text.lines().collect();
     let (mut out, mut i) = (Vec::new(), 0);
     while i < lines.len() {
-        let Some(lang) = lines[i].strip_prefix("```").filter(|l| !l.is_empty()) else {
+        // A fence may be indented inside a list item; its lines are by as much.
+        let indent = lines[i].len() - lines[i].trim_start().len();
+        let Some(lang) = lines[i].trim_start().strip_prefix("```").filter(|l| !l.is_empty()) else {
             i += 1;
             continue;
         };
         let start = i;
         let mut body = Vec::new();
         i += 1;
-        while i < lines.len() && !lines[i].starts_with("```") {
-            body.push(lines[i]);
+        while i < lines.len() && !lines[i].trim_start().starts_with("```") {
+            body.push(lines[i].get(indent..).unwrap_or(lines[i].trim_start()));
             i += 1;
         }
         i += 1;
