@@ -660,6 +660,16 @@ async fn follow_ups_are_planned_and_managers_see_their_team() {
     let c2 = app.create_customer(&r2, json!({"name": "二号公司", "kind": "ORGANIZATION"})).await;
     let c3 = app.create_customer(&r3, json!({"name": "南方公司", "kind": "ORGANIZATION"})).await;
     let today = Utc::now().date_naive();
+    // Follow-ups fall due at midnight UTC of their day, so that one for today is due the
+    // moment it is set whatever the hour the test runs (at the default 01:00 it was not,
+    // between 00:00 and 01:00 UTC).
+    let version = app.ok(&app.admin_token, "{carePolicy{version}}", json!({})).await["carePolicy"]["version"].clone();
+    app.ok(
+        &app.admin_token,
+        "mutation($v:Int!){updateCarePolicy(input:{dueHourUtc:0}, version:$v){version}}",
+        json!({"v": version}),
+    )
+    .await;
 
     // A visit planning the next one: a FOLLOW_UP for the owner, on that day.
     let log = "mutation($c:ID!,$n:Date){createInteraction(input:{customerId:$c, kind:VISIT, summary:\"谈续约\",
