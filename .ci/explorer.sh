@@ -7,11 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null; then
-  apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
-    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
-fi
 . .ci/serve.sh
+install_missing chromium chromium
 password="explorer-$(date +%s)-password"
 start_server CRM_ADMIN_EMAIL=explorer@example.com CRM_ADMIN_PASSWORD="$password"
 mkdir -p "$dir/pw"

@@ -5,11 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v promtool >/dev/null; then
-  apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
-    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
-fi
 . .ci/serve.sh
+install_missing promtool prometheus
 metrics=$(free_port)
 password="metrics-$(date +%s)-password"
 start_server CRM_METRICS_LISTEN="127.0.0.1:$metrics" CRM_ADMIN_EMAIL=metrics@example.com CRM_ADMIN_PASSWORD="$password"

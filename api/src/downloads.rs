@@ -171,16 +171,6 @@ async fn xlsx_body(heavy: HeavyReads, user: Uuid, table: Table) -> AppResult<(Bo
     let sheet = xlsx::Sheet::new(table.name(), table.header())?;
     let file = build(sheet, table, heavy, user).await?;
     let length = file.metadata().map_err(AppError::internal)?.len();
-    let mut file = tokio::fs::File::from_std(file);
-    let chunks = stream::poll_fn(move |cx| {
-        let mut buf = [0u8; 64 * 1024];
-        let mut read = tokio::io::ReadBuf::new(&mut buf);
-        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut file), cx, &mut read) {
-            std::task::Poll::Ready(Ok(())) if read.filled().is_empty() => std::task::Poll::Ready(None),
-            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Some(Ok(Bytes::copy_from_slice(read.filled())))),
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    });
+    let chunks = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 64 * 1024);
     Ok((Body::from_stream(chunks), length))
 }

@@ -131,24 +131,7 @@ struct Runner<'a> {
     tokens: HashMap<String, String>,
     ids: HashMap<String, String>,
     api_key: String,
-    dir: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A directory removed when dropped.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Dir {
-            let path = std::env::temp_dir().join(format!("crm-examples-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir(path)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    dir: tempfile::TempDir,
 }
 
 impl<'a> Runner<'a> {
@@ -166,8 +149,8 @@ impl<'a> Runner<'a> {
             .as_str()
             .unwrap()
             .to_string();
-        let dir = tempdir::Dir::new();
-        std::fs::write(dir.0.join("book.csv"), BOOK).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("book.csv"), BOOK).unwrap();
         Runner { app, tokens: HashMap::new(), ids: HashMap::new(), api_key: key, dir }
     }
 
@@ -227,7 +210,7 @@ impl<'a> Runner<'a> {
         for run in 0..runs {
             let out = tokio::process::Command::new("bash")
                 .args(["-euo", "pipefail", "-c", &script])
-                .current_dir(&self.dir.0)
+                .current_dir(self.dir.path())
                 .env("TOKEN", &token)
                 .env("CRM_KEY", &token)
                 .output()
@@ -248,7 +231,7 @@ impl<'a> Runner<'a> {
             }
         }
         // Files the example saved are what was asked for, not an error answer.
-        for entry in std::fs::read_dir(&self.dir.0).unwrap() {
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
             let path = entry.unwrap().path();
             let head = std::fs::read(&path).unwrap();
             assert!(!head.starts_with(b"{\"errors\""), "{}: {} holds an error", ex.place, path.display());

@@ -305,4 +305,5 @@ async fn the_explorer_comes_whole_from_the_server() {
     assert!(!script.contains("innerHTML"), "server text is never parsed as HTML");
     let resp = app.client.get(app.url("/explorer/nothing.js")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
+    assert_eq!(code(&resp.json::<Value>().await.unwrap()), "NOT_FOUND");
 }

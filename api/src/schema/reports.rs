@@ -142,10 +142,6 @@ pub struct FeedbackSummaryRow {
     pub median_resolution_minutes: Option<i64>,
 }
 
-fn two_decimals(x100: i64) -> String {
-    format!("{}{}.{:02}", if x100 < 0 { "-" } else { "" }, x100.abs() / 100, x100.abs() % 100)
-}
-
 #[derive(Default)]
 pub struct ReportQuery;
 
@@ -184,7 +180,7 @@ impl ReportQuery {
                 suppressed: r.suppressed,
                 customer_count: r.customers,
                 revenue: Money::new(r.revenue, &policy.base_currency),
-                revenue_share: two_decimals(r.share_bp),
+                revenue_share: service::reports::two_decimals(r.share_bp),
             })
             .collect())
     }
@@ -241,7 +237,7 @@ impl ReportQuery {
                     .collect(),
                 count: r.count,
                 rated_count: r.rated,
-                average_rating: r.average_rating_x100.map(two_decimals),
+                average_rating: r.average_rating_x100.map(service::reports::two_decimals),
                 nps: r.nps,
                 nps_answers: r.nps_answers,
                 median_resolution_minutes: r.median_resolution_minutes,

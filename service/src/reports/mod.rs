@@ -115,6 +115,12 @@ impl MinGroup {
     }
 }
 
+/// Hundredths as a decimal with two places (`1250` is `"12.50"`, `-5` is `"-0.05"`): a
+/// share, an average rating, in GraphQL and in the report files alike.
+pub fn two_decimals(x100: i64) -> String {
+    format!("{}{}.{:02}", if x100 < 0 { "-" } else { "" }, x100.abs() / 100, x100.abs() % 100)
+}
+
 /// The customers a report may cover: the report scope, live rows.
 pub fn report_condition(actor: &Actor) -> AppResult<Condition> {
     actor.require(Resource::Report, Action::Read)?;

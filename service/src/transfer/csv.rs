@@ -82,18 +82,10 @@ impl FileFormat {
 /// (a number is never a formula), text through `cell`.
 pub fn row(cells: &[super::table::Cell]) -> String {
     use super::table::Cell;
-    let mut out = String::with_capacity(cells.len() * 12);
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        match c {
-            Cell::Text(s) => out.push_str(&cell(s)),
-            other => out.push_str(&other.text()),
-        }
-    }
-    out.push_str("\r\n");
-    out
+    join(cells.iter().map(|c| match c {
+        Cell::Text(s) => cell(s).into(),
+        other => other.text(),
+    }))
 }
 
 /// The lines of many rows.
@@ -101,9 +93,20 @@ pub fn rows(rows: &[super::table::Row]) -> String {
     rows.iter().map(|r| row(r)).collect()
 }
 
-/// One CSV line with its CRLF.
+/// One CSV line of text cells with its CRLF.
 pub fn line<S: AsRef<str>>(cells: impl IntoIterator<Item = S>) -> String {
-    let mut out = cells.into_iter().map(|c| cell(c.as_ref())).collect::<Vec<_>>().join(",");
+    join(cells.into_iter().map(|c| cell(c.as_ref()).into()))
+}
+
+/// Cells already quoted and guarded, joined into a line.
+fn join<'a>(cells: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> String {
+    let mut out = String::new();
+    for (i, c) in cells.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&c);
+    }
     out.push_str("\r\n");
     out
 }

@@ -51,8 +51,7 @@ pub async fn report(
     let (policy, _) = classification::policy(db).await?;
     let base = policy.base_currency.clone();
     let amount = |minor: i64| Cell::Decimal(money::format_minor(minor, &base));
-    let hundredths =
-        |x: i64| Cell::Decimal(format!("{}{}.{:02}", if x < 0 { "-" } else { "" }, (x / 100).abs(), (x % 100).abs()));
+    let hundredths = |x: i64| Cell::Decimal(reports::two_decimals(x));
     let table = |header: Vec<String>, rows: Vec<Row>| Table::new(name, header, rows, Rest::Done);
     match name {
         "classification" => {

@@ -211,6 +211,15 @@ mod tests {
     }
 
     #[test]
+    fn a_sheet_past_excels_last_row_is_refused_as_validation() {
+        let header = vec!["n".to_string()];
+        let mut sheet = Sheet::new("big", &header).unwrap();
+        sheet.row = MAX_ROWS;
+        let err = sheet.push(&[vec![Cell::Int(1)]]).unwrap_err();
+        assert_eq!(err.code(), "VALIDATION", "{err}");
+    }
+
+    #[test]
     fn a_workbook_is_a_zip_with_the_sheet() {
         let header = vec!["name".to_string(), "amount".to_string()];
         let mut sheet = Sheet::new("deals", &header).unwrap();
