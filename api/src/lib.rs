@@ -31,7 +31,14 @@ pub fn app(state: AppState) -> axum::Router {
 
 /// Runs pending migrations.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-    migration::Migrator::up(db, None).await
+    migration::Migrator::up(db, None).await?;
+    // A database from before search gets its keys once (`docs/search.md`).
+    if let Some(done) =
+        service::search::index::fill_if_empty(db).await.map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?
+    {
+        tracing::info!(customers = done.customers, terms = done.terms, "search keys built");
+    }
+    Ok(())
 }
 
 /// Connects, migrates, resolves the JWT secret and first admin: everything `serve` needs.

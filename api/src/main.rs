@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: DataKeyCommand,
     },
+    /// Search keys (`docs/search.md`).
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
     /// Prints a signed access token for scripts and integrations.
     Token {
         #[arg(long)]
@@ -58,6 +63,13 @@ enum Command {
         #[arg(long)]
         ttl: Option<i64>,
     },
+}
+
+#[derive(Subcommand)]
+enum SearchCommand {
+    /// Rebuilds every customer's and contact's search keys (after loading data around the
+    /// API, or to check them); servers may keep running.
+    Reindex,
 }
 
 #[derive(Subcommand)]
@@ -186,6 +198,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             for l in &summary.logins {
                 println!("{:<26} {:<12} {:<14} {}", l.email, l.role.as_str(), l.name, l.department);
             }
+            Ok(())
+        }
+        Command::Search { command: SearchCommand::Reindex } => {
+            let db = service::kernel::db::connect(&config.database_url).await.map_err(|e| e.to_string())?;
+            api::migrate(&db).await.map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let done = service::search::index::reindex(&db).await.map_err(|e| e.to_string())?;
+            println!(
+                "search keys rebuilt: {} customers, {} keys in {:.1} s",
+                done.customers,
+                done.terms,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::RotateDataKey => {

@@ -31,6 +31,7 @@ pub mod prelude;
 pub mod refresh_token;
 pub mod reminder;
 pub mod role_permission;
+pub mod search_term;
 pub mod setting;
 pub mod user;
 pub mod webhook;

@@ -27,6 +27,7 @@ mod m20261129_000020_webhooks;
 mod m20261206_000021_import_skipped;
 mod m20261206_000022_event_trace;
 mod m20261206_000023_list_order_indexes;
+mod m20261207_000024_search_terms;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000021_import_skipped::Migration),
             Box::new(m20261206_000022_event_trace::Migration),
             Box::new(m20261206_000023_list_order_indexes::Migration),
+            Box::new(m20261207_000024_search_terms::Migration),
         ]
     }
 }

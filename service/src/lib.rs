@@ -26,6 +26,7 @@ pub mod classification;
 pub mod keylists;
 pub mod personal;
 pub mod reports;
+pub mod search;
 pub mod transfer;
 pub mod webhook;
 

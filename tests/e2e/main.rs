@@ -32,6 +32,7 @@ mod privacy;
 mod records;
 mod reports;
 mod schema;
+mod search;
 mod sessions;
 mod spreadsheets;
 mod webhooks;

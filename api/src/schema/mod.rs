@@ -22,6 +22,7 @@ pub mod permission;
 pub mod personal;
 pub mod record;
 pub mod reports;
+pub mod search;
 pub mod user;
 pub mod webhook;
 
@@ -50,6 +51,7 @@ pub struct Query(
     audit::AuditQuery,
     api_key::ApiKeyQuery,
     webhook::WebhookQuery,
+    search::SearchQuery,
 );
 
 /// Every mutation.

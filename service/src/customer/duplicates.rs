@@ -194,8 +194,8 @@ pub async fn candidates(db: &DatabaseConnection, actor: &Actor, probe: Probe) ->
         }
     }
 
-    // People may share a name: the same name counts with the same region or the same
-    // mobile number block.
+    // People may share a name: the same name (as search folds it: 張偉 is 张伟) counts
+    // with the same region or the same mobile number block.
     if let (Some(n), false) = (name, organization) {
         let mut with = Condition::any();
         if let Some(r) = region {
@@ -207,7 +207,7 @@ pub async fn candidates(db: &DatabaseConnection, actor: &Actor, probe: Probe) ->
         if !with.is_empty() {
             let rows = live(customer::Entity::find())
                 .filter(customer::Column::Kind.eq(CustomerKind::Individual))
-                .filter(customer::Column::Name.eq(n))
+                .filter(customer::Column::Id.in_subquery(crate::search::index::named(n)))
                 .filter(with)
                 .limit(NEAR_ROWS)
                 .all(db)

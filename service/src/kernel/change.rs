@@ -312,6 +312,11 @@ pub(crate) mod journal {
         let _ = JOURNAL.try_with(|j| j.borrow_mut().changes.truncate(mark));
     }
 
+    /// Takes the changes noted so far, still keeping those noted later.
+    pub(crate) fn take_kept() -> Vec<Change> {
+        JOURNAL.try_with(|j| std::mem::take(&mut j.borrow_mut().changes)).unwrap_or_default()
+    }
+
     /// Takes the noted changes (those noted later are not kept for anyone).
     pub(crate) fn take() -> Vec<Change> {
         JOURNAL

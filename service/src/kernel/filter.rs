@@ -254,13 +254,14 @@ pub fn contains(col: impl ColumnTrait, needle: &str) -> Expr {
     Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }
 
-/// Text with each value passed through `norm` first (phone, e-mail).
+/// Text with each value passed through `norm` first (phone, e-mail), and the `contains`
+/// needle through `needle`, which says what it matches or why it matches nothing sensible.
 fn text<C: ColumnTrait + Copy>(
     field: &str,
     col: C,
     value: &Json,
     norm: impl Fn(&str) -> String,
-    contains_norm: impl Fn(&str) -> String,
+    needle: impl Fn(&str) -> Result<Needle, String>,
 ) -> AppResult<Condition> {
     let mut ops: Ops<String> = parse(field, value)?;
     only(field, &ops, &["eq", "in", "contains", "isNull"])?;
@@ -268,16 +269,62 @@ fn text<C: ColumnTrait + Copy>(
     ops.in_ = ops.in_.map(|v| v.iter().map(|s| norm(s)).collect());
     let mut c = compare(col, &ops);
     if let Some(n) = &ops.contains {
-        c = c.add(contains(col, &contains_norm(n)));
+        let matched = match needle(n).map_err(|m| AppError::invalid(format!("filter.{field}.contains"), m))? {
+            Needle::Inside(s) => contains(col, &s),
+            // Digits only: nothing to escape.
+            Needle::StartOrInside(start, inside) => {
+                Expr::col(col).like(LikeExpr::new(format!("{start}%"))).or(contains(col, &inside))
+            }
+        };
+        c = c.add(matched);
     }
     Ok(c)
+}
+
+/// What a `contains` needle matches once folded.
+enum Needle {
+    Inside(String),
+    /// The start of the value, or (the same digits read literally) anywhere in it.
+    StartOrInside(String, String),
+}
+
+/// A text needle folded to half-width (as the search box folds it): a needle of nothing
+/// but spaces would match every row, and is refused.
+fn text_needle(raw: &str) -> Result<Needle, String> {
+    let folded = crate::kernel::normalize::fold_width(raw).trim().to_string();
+    if folded.is_empty() {
+        return Err("give at least one character to look for".into());
+    }
+    Ok(Needle::Inside(folded))
+}
+
+/// A phone needle: digits in any width with the punctuation numbers are written with; a
+/// leading trunk 0 (`021-6555`) or international 00 is the start of the number.
+fn phone_needle(raw: &str) -> Result<Needle, String> {
+    let folded = crate::kernel::normalize::fold_width(raw);
+    if let Some(c) = folded.chars().find(|c| !c.is_ascii_digit() && !" +-().//".contains(*c)) {
+        return Err(format!("a phone number has digits only, not '{c}'"));
+    }
+    let digits: String = folded.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return Err("give at least one digit to look for".into());
+    }
+    Ok(if let Some(international) = digits.strip_prefix("00") {
+        Needle::StartOrInside(format!("+{international}"), digits)
+    } else if let Some(national) = digits.strip_prefix('0') {
+        Needle::StartOrInside(format!("+86{national}"), digits)
+    } else if folded.trim_start().starts_with('+') {
+        Needle::StartOrInside(format!("+{digits}"), format!("+{digits}"))
+    } else {
+        Needle::Inside(digits)
+    })
 }
 
 fn field_condition<C: ColumnTrait + Copy>(field: &Field<C>, value: &Json) -> AppResult<Condition> {
     let (name, col) = (field.name, field.column);
     let same = |s: &str| s.to_string();
     match field.kind {
-        Kind::Text => text(name, col, value, same, same),
+        Kind::Text => text(name, col, value, same, text_needle),
         Kind::Label => {
             let ops: Ops<String> = parse(name, value)?;
             only(name, &ops, &["eq", "in", "isNull"])?;
@@ -288,9 +335,9 @@ fn field_condition<C: ColumnTrait + Copy>(field: &Field<C>, value: &Json) -> App
             col,
             value,
             |p| crate::kernel::normalize::phone_e164(p).map_or_else(|_| p.to_string(), String::from),
-            |p| p.chars().filter(char::is_ascii_digit).collect(),
+            phone_needle,
         ),
-        Kind::Email => text(name, col, value, |s| s.trim().to_lowercase(), same),
+        Kind::Email => text(name, col, value, |s| s.trim().to_lowercase(), text_needle),
         Kind::Int => {
             let ops: Ops<i64> = parse(name, value)?;
             only(name, &ops, &["eq", "gte", "lte", "isNull"])?;

@@ -58,10 +58,16 @@ pub struct Finisher {
 pub static FINISHERS: [Finisher];
 
 /// Runs `f`, a unit of writes inside a transaction its caller began, whose owner runs the
-/// consequences itself: no finisher runs and nothing is kept for one (an import chunk
-/// regrades its customers once, in id order, at the chunk's end).
+/// consequences itself: no finisher runs; the changes are kept for the owner to take
+/// ([`deferred_changes`]) (an import chunk regrades its customers once, in id order, and
+/// rebuilds their search keys, at the chunk's end).
 pub fn deferring<F: Future>(f: F) -> impl Future<Output = F::Output> {
-    journal::scoped(false, f)
+    journal::scoped(true, f)
+}
+
+/// The changes noted so far inside [`deferring`] (taken: asked again, only later ones).
+pub fn deferred_changes() -> Vec<Change> {
+    journal::take_kept()
 }
 
 /// What [`write`] runs on: the connection (a use case of its own, finished before it

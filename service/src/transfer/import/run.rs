@@ -9,8 +9,8 @@ impl Importer<'_> {
     /// # Errors
     /// Database errors (the run is then marked FAILED by [`Importer::fail`]).
     pub async fn chunk(&mut self, lines: Vec<Line>) -> AppResult<()> {
-        // The chunk regrades its customers itself, once each, at its end: the writes of
-        // its lines run no finishers.
+        // The chunk regrades its customers and rebuilds their search keys itself, once
+        // each, at its end: the writes of its lines run no finishers.
         crate::kernel::store::deferring(self.chunk_lines(lines)).await
     }
 
@@ -48,6 +48,11 @@ impl Importer<'_> {
             if !self.options.dry_run {
                 crate::classification::recompute(&txn, customer, reason, Some(self.actor.id())).await?;
             }
+        }
+        // The search keys of the chunk's customers and contacts, once each.
+        let changes = crate::kernel::store::deferred_changes();
+        if !self.options.dry_run {
+            crate::search::index::follow(&txn, &changes).await?;
         }
         let txn = if self.options.dry_run {
             txn.rollback().await?;

@@ -1,0 +1,34 @@
+//! One search key of a customer or contact (`service::search`, `docs/search.md`).
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "search_term")]
+pub struct Model {
+    /// What the term is a form of: 1 text, 2 pinyin, 3 initials, 4 phone digits, 5 e-mail.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub form: i16,
+    /// A suffix of the folded form (from a character, syllable or digit on).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub term: String,
+    /// The field it comes from (`service::search::Field`).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub field: i16,
+    /// Whether the term is the whole form, from its start (a prefix match, not a substring).
+    pub head: bool,
+    /// The customer's id, or the contact's.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub record_id: Uuid,
+    pub customer_id: Uuid,
+    /// Whether the record is a contact.
+    pub contact: bool,
+    /// The customer's owner (none in the pool) and department: the scope, read from the index.
+    pub owner_id: Option<Uuid>,
+    pub department_id: Uuid,
+    /// The customer's latest interaction (ranking).
+    pub contacted_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

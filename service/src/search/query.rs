@@ -1,0 +1,525 @@
+//! One search box over customers and contacts: what was typed, read every way it may be
+//! meant (text, phone digits, e-mail, pinyin, initials, one typo), each reading a range of
+//! the key index, the matches of a record merged into its best, ranked by how they matched
+//! and then by whose and how recent the record is (`docs/search.md`).
+//!
+//! Scope is part of every range's condition, read from the key rows themselves: a record
+//! the caller may not read is neither returned nor counted, and a key of a field group the
+//! caller does not see on that record (phone, e-mail) matches nothing.
+use super::fold::{Unit, fold, is_han, org_core, units};
+use super::keys::{Field, Form, MIN_DIGITS, initial_of, query_readings};
+use crate::access::{Actor, FieldAccess};
+use crate::error::{AppError, AppResult};
+use crate::kernel::normalize;
+use crate::kernel::pagination::{Cursor, Page, PageArgs, page_size};
+use entity::enums::{Action, Resource};
+use entity::{contact, customer, search_term};
+use sea_orm::sea_query::{
+    Alias, CaseStatement, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement, SimpleExpr,
+    UnionType,
+};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use search_term::Column as T;
+
+/// What a hit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Customer,
+    Contact,
+}
+
+/// How a field matched, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum How {
+    Exact,
+    Prefix,
+    Substring,
+    Pinyin,
+    Initials,
+    Fuzzy,
+}
+
+impl How {
+    fn of(points: i64) -> How {
+        match points {
+            100.. => How::Exact,
+            90..=99 => How::Prefix,
+            80..=89 => How::Substring,
+            70..=79 => How::Pinyin,
+            60..=69 => How::Initials,
+            _ => How::Fuzzy,
+        }
+    }
+}
+
+/// One field that matched, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matched {
+    pub field: Field,
+    pub how: How,
+}
+
+/// One record found.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// 0 to 1: 1 an exact match, 0.9 a prefix, 0.8 a substring, 0.7 pinyin, 0.6 initials,
+    /// 0.5 one typo (a little more within a band for a whole or leading match).
+    pub score: f64,
+    pub kind: Kind,
+    pub customer: customer::Model,
+    pub contact: Option<contact::Model>,
+    /// Best first.
+    pub matched: Vec<Matched>,
+}
+
+/// Characters a search may have.
+const MAX_QUERY: usize = 100;
+/// Hits a caller may page through.
+const MAX_DEPTH: u64 = 1000;
+/// Letters at least for a match with one typo, and at most (the variants grow with it).
+const FUZZY_LETTERS: std::ops::RangeInclusive<usize> = 5..=24;
+
+/// How a range's matches score.
+#[derive(Debug, Clone, PartialEq)]
+enum Points {
+    /// Whole 100, from the start 90, inside 80.
+    Text,
+    /// Whole 100, from the start 90 (an e-mail address is found by its beginning).
+    Email,
+    /// Whole 78, from the start 74, from a later syllable 70.
+    Pinyin,
+    /// Whole 64, from the start 60.
+    Initials,
+    /// 50.
+    Fuzzy,
+}
+
+/// One reading of the query: a range (or, for a typo, a set) of terms of some forms.
+#[derive(Debug, Clone, PartialEq)]
+struct Reading {
+    forms: Vec<Form>,
+    /// The prefix; for [`Points::Fuzzy`] the terms themselves.
+    terms: Vec<String>,
+    points: Points,
+    /// Characters the record's text must hold too (`zhang伟`: 张伟, not 张维).
+    han: Vec<char>,
+}
+
+/// The readings of a query; `None` when it is too short to mean anything but everything
+/// (one Latin letter or digit).
+///
+/// # Errors
+/// VALIDATION when it holds no letter, digit or character, or is too long.
+fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
+    let raw = query.trim();
+    if raw.chars().count() > MAX_QUERY {
+        return Err(AppError::invalid("query", format!("is longer than {MAX_QUERY} characters")));
+    }
+    let folded = fold(raw);
+    let parts = units(&folded);
+    if parts.is_empty() {
+        return Err(AppError::invalid("query", "has no letter, digit or Chinese character to search for"));
+    }
+    let compact: String = parts.iter().map(Unit::text).collect();
+    let han: Vec<char> = compact.chars().filter(|c| is_han(*c)).collect();
+    let has_digit = compact.chars().any(|c| c.is_ascii_digit());
+    let has_letter = compact.chars().any(|c| c.is_ascii_lowercase());
+    if han.is_empty() && compact.chars().count() < 2 {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    let mut prefix = |forms: Vec<Form>, term: String, points: Points, han: Vec<char>| {
+        if !term.is_empty() && !out.iter().any(|r: &Reading| r.forms == forms && r.terms == [term.clone()]) {
+            out.push(Reading { forms, terms: vec![term], points, han });
+        }
+    };
+
+    // An e-mail address is nothing else.
+    if folded.contains('@') {
+        let address: String = folded.chars().filter(|c| !c.is_whitespace()).collect();
+        prefix(vec![Form::Email], address, Points::Email, vec![]);
+        return Ok(Some(out));
+    }
+
+    // Text as typed, and an organization's name without its company form and region.
+    prefix(vec![Form::Text], compact.clone(), Points::Text, vec![]);
+    let without_form: String = units(&fold(&normalize::org_name(raw))).iter().map(Unit::text).collect();
+    prefix(vec![Form::Text], without_form, Points::Text, vec![]);
+    prefix(vec![Form::Text], units(&org_core(raw)).iter().map(Unit::text).collect(), Points::Text, vec![]);
+
+    // A phone number or a fragment of one, in any written form.
+    let phone_like = folded.chars().all(|c| c.is_ascii_digit() || " +-().//".contains(c));
+    if phone_like {
+        let digits: String = folded.chars().filter(char::is_ascii_digit).collect();
+        // 00 starts an international number, or is two digits inside one.
+        if let Some(rest) = digits.strip_prefix("00").filter(|r| r.len() >= MIN_DIGITS) {
+            prefix(vec![Form::Digits], rest.to_string(), Points::Text, vec![]);
+        }
+        if digits.len() >= MIN_DIGITS {
+            prefix(vec![Form::Digits], digits, Points::Text, vec![]);
+        }
+    }
+
+    if han.is_empty() && !folded.contains(char::is_whitespace) {
+        prefix(vec![Form::Email], folded.clone(), Points::Email, vec![]);
+    }
+
+    // Pinyin, initials and typos: letters (with characters among them, read as pinyin).
+    if has_letter && !has_digit {
+        let mixed = if han.is_empty() { vec![] } else { han.clone() };
+        let read: String = query_readings(&parts).concat();
+        prefix(vec![Form::Pinyin], read, Points::Pinyin, mixed.clone());
+        let initials: String = parts
+            .iter()
+            .map(|u| match u {
+                Unit::Han(_) => initial_of(u).map(String::from).unwrap_or_default(),
+                Unit::Word(w) => w.clone(),
+            })
+            .collect();
+        if initials.len() >= 2 {
+            prefix(vec![Form::Initials], initials, Points::Initials, mixed);
+        }
+        if han.is_empty() && FUZZY_LETTERS.contains(&compact.len()) {
+            out.push(Reading {
+                forms: vec![Form::Pinyin, Form::Text],
+                terms: one_typo(&compact),
+                points: Points::Fuzzy,
+                han: vec![],
+            });
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The words one typo away from `s`: a letter missing, one too many, two swapped.
+fn one_typo(s: &str) -> Vec<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    for i in 0..b.len() {
+        // `s` has an extra letter.
+        out.push([&b[..i], &b[i + 1..]].concat());
+        if i + 1 < b.len() && b[i] != b[i + 1] {
+            let mut t = b.to_vec();
+            t.swap(i, i + 1);
+            out.push(t);
+        }
+    }
+    for i in 0..=b.len() {
+        for c in b'a'..=b'z' {
+            out.push([&b[..i], &[c][..], &b[i..]].concat());
+        }
+    }
+    let mut words: Vec<String> = out.into_iter().filter_map(|w| String::from_utf8(w).ok()).filter(|w| w != s).collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// The first string after every string that starts with `p`.
+fn after_prefix(p: &str) -> String {
+    format!("{p}\u{10FFFF}")
+}
+
+fn points_expr(r: &Reading) -> SimpleExpr {
+    let term = || Expr::col(T::Term);
+    let head = || Expr::col(T::Head).eq(true);
+    let whole = || Condition::all().add(head()).add(term().eq(r.terms[0].clone()));
+    let case = |whole_points: i64, head_points: i64, rest: i64| -> SimpleExpr {
+        CaseStatement::new().case(whole(), whole_points).case(head(), head_points).finally(rest).into()
+    };
+    match r.points {
+        Points::Text => case(100, 90, 80),
+        Points::Email => case(100, 90, 90),
+        Points::Pinyin => case(78, 74, 70),
+        Points::Initials => case(64, 60, 60),
+        Points::Fuzzy => Expr::val(50),
+    }
+}
+
+/// The rows a caller reaches, and the field groups it sees on them.
+fn scope(actor: &Actor, kinds: &[Kind]) -> Condition {
+    let reach = |r: Resource| actor.reach(r, Action::Read);
+    let details = |over: Resource| -> Condition {
+        let hidden: Vec<i16> =
+            [Field::Phone, Field::Email, Field::ContactMobile, Field::ContactOfficePhone].map(|f| f as i16).to_vec();
+        match actor.field_access(Resource::ContactDetails, over) {
+            FieldAccess::Every => Condition::all(),
+            FieldAccess::Some(r) => {
+                Condition::any().add(T::Field.is_not_in(hidden)).add(r.condition(T::OwnerId, T::DepartmentId))
+            }
+            FieldAccess::Never => Condition::all().add(T::Field.is_not_in(hidden)),
+        }
+    };
+    let customers = reach(Resource::Customer).condition(T::OwnerId, T::DepartmentId);
+    let mut any = Condition::any();
+    if kinds.contains(&Kind::Customer) {
+        any =
+            any.add(Condition::all().add(T::Contact.eq(false)).add(customers.clone()).add(details(Resource::Customer)));
+    }
+    if kinds.contains(&Kind::Contact) {
+        any = any.add(
+            Condition::all()
+                .add(T::Contact.eq(true))
+                .add(customers)
+                .add(reach(Resource::Contact).condition(T::OwnerId, T::DepartmentId))
+                .add(details(Resource::Contact)),
+        );
+    }
+    any
+}
+
+/// The matching key rows of one reading: record, customer, kind, owner, last contact,
+/// field and points.
+fn range(r: &Reading, within: &Condition, only: Option<&[Uuid]>) -> SelectStatement {
+    let mut q = Query::select();
+    q.columns([T::RecordId, T::CustomerId, T::Contact, T::OwnerId, T::ContactedAt, T::Field])
+        .expr_as(points_expr(r), Alias::new("points"))
+        .from(search_term::Entity)
+        .cond_where(within.clone());
+    let forms: Vec<i16> = r.forms.iter().map(|f| *f as i16).collect();
+    q.and_where(if forms.len() == 1 { T::Form.eq(forms[0]) } else { T::Form.is_in(forms) });
+    if r.points == Points::Fuzzy {
+        q.and_where(T::Term.is_in(r.terms.clone()));
+    } else {
+        q.and_where(T::Term.gte(r.terms[0].clone())).and_where(T::Term.lt(after_prefix(&r.terms[0])));
+    }
+    if r.forms != [Form::Text] && r.forms != [Form::Digits] && r.forms != [Form::Email] {
+        // Readings and initials are of names only.
+        q.and_where(T::Field.is_in([Field::Name, Field::Organization, Field::ContactName].map(|f| f as i16)));
+    }
+    for c in &r.han {
+        let t2 = Alias::new("t2");
+        let mut holds = Query::select();
+        holds
+            .expr(Expr::val(1))
+            .from_as(search_term::Entity, t2.clone())
+            .and_where(Expr::col((t2.clone(), T::CustomerId)).equals((search_term::Entity, T::CustomerId)))
+            .and_where(Expr::col((t2.clone(), T::RecordId)).equals((search_term::Entity, T::RecordId)))
+            .and_where(Expr::col((t2.clone(), T::Field)).equals((search_term::Entity, T::Field)))
+            .and_where(Expr::col((t2.clone(), T::Form)).eq(Form::Text as i16))
+            .and_where(Expr::col((t2.clone(), T::Head)).eq(true))
+            .and_where(Expr::col((t2, T::Term)).like(format!("%{c}%")));
+        q.and_where(Expr::exists(holds));
+    }
+    if let Some(ids) = only {
+        q.and_where(T::RecordId.is_in(ids.to_vec()));
+    }
+    q
+}
+
+fn union(readings: &[Reading], within: &Condition, only: Option<&[Uuid]>) -> SelectStatement {
+    let mut all = range(&readings[0], within, only);
+    for r in &readings[1..] {
+        all.union(UnionType::All, range(r, within, only));
+    }
+    all
+}
+
+fn mine_expr(owned: SimpleExpr) -> SimpleExpr {
+    CaseStatement::new().case(owned, 1).finally(0).into()
+}
+
+/// Records matched, merged: best points, whether the caller owns it, last contact.
+fn grouped(readings: &[Reading], within: &Condition, me: Uuid) -> SelectStatement {
+    let m = Alias::new("m");
+    let col = |c: &str| Expr::col((m.clone(), Alias::new(c)));
+    let mut q = Query::select();
+    q.expr_as(col("record_id"), Alias::new("record_id"))
+        .expr_as(col("customer_id"), Alias::new("customer_id"))
+        .expr_as(col("contact"), Alias::new("contact"))
+        .expr_as(Expr::cust("CAST(MAX(m.points) AS BIGINT)"), Alias::new("points"))
+        .expr_as(Expr::cust("CAST(MAX(m.points) / 10 AS BIGINT)"), Alias::new("band"))
+        .expr_as(mine_expr(col("owner_id").eq(me)).max(), Alias::new("mine"))
+        .expr_as(col("contacted_at").max(), Alias::new("recent"))
+        .from_subquery(union(readings, within, None), m.clone())
+        .group_by_col((m.clone(), Alias::new("record_id")))
+        .group_by_col((m.clone(), Alias::new("customer_id")))
+        .group_by_col((m, Alias::new("contact")));
+    q
+}
+
+/// Searches customers and contacts for `query` (`docs/search.md`).
+///
+/// # Errors
+/// VALIDATION (nothing to search for, too long, a bad page), FORBIDDEN (the caller reads
+/// neither customers nor contacts).
+pub async fn search(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    query: &str,
+    kinds: Option<Vec<Kind>>,
+    page: &PageArgs,
+) -> AppResult<Page<Hit>> {
+    let wanted = kinds.unwrap_or_else(|| vec![Kind::Customer, Kind::Contact]);
+    let mut kinds: Vec<Kind> = Vec::new();
+    if wanted.contains(&Kind::Customer) && actor.grant(Resource::Customer, Action::Read).allowed() {
+        kinds.push(Kind::Customer);
+    }
+    if wanted.contains(&Kind::Contact)
+        && actor.grant(Resource::Contact, Action::Read).allowed()
+        && actor.grant(Resource::Customer, Action::Read).allowed()
+    {
+        kinds.push(Kind::Contact);
+    }
+    if kinds.is_empty() {
+        return Err(AppError::Forbidden("your role may not read customers or contacts".into()));
+    }
+    let first = page_size(page.first)?;
+    let offset = match page.after.as_deref().map(Cursor::decode).transpose()? {
+        None => 0,
+        Some(Cursor::Rank(n)) if n >= 0 => n as u64,
+        Some(_) => return Err(AppError::invalid("after", "cursor belongs to another list")),
+    };
+    let Some(readings) = readings(query)? else { return Ok(Page::empty()) };
+    let within = scope(actor, &kinds);
+
+    let limit = std::cmp::min(first, MAX_DEPTH.saturating_sub(offset));
+    let mut ordered = grouped(&readings, &within, actor.id());
+    ordered
+        .order_by(Alias::new("band"), Order::Desc)
+        .order_by(Alias::new("mine"), Order::Desc)
+        .order_by_with_nulls(Alias::new("recent"), Order::Desc, NullOrdering::Last)
+        .order_by(Alias::new("points"), Order::Desc)
+        .order_by(Alias::new("record_id"), Order::Asc)
+        .limit(limit + 1)
+        .offset(offset);
+    let rows = db.query_all(&ordered).await?;
+    let mut found: Vec<(Uuid, Uuid, bool, i64)> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        found.push((
+            r.try_get("", "record_id")?,
+            r.try_get("", "customer_id")?,
+            r.try_get("", "contact")?,
+            r.try_get("", "points")?,
+        ));
+    }
+    let has_next_page = found.len() as u64 > limit;
+    found.truncate(limit as usize);
+
+    // How each field of the page's records matched.
+    let ids: Vec<Uuid> = found.iter().map(|f| f.0).collect();
+    let mut matched: HashMap<Uuid, HashMap<Field, i64>> = HashMap::new();
+    if !ids.is_empty() {
+        let detail = union(&readings, &within, Some(&ids));
+        for r in db.query_all(&detail).await? {
+            let record: Uuid = r.try_get("", "record_id")?;
+            let field: i16 = r.try_get("", "field")?;
+            let points: i64 =
+                r.try_get::<i64>("", "points").or_else(|_| r.try_get::<i32>("", "points").map(i64::from))?;
+            if let Some(field) = Field::from_i16(field) {
+                let best = matched.entry(record).or_default().entry(field).or_insert(points);
+                *best = std::cmp::max(*best, points);
+            }
+        }
+    }
+    let customer_ids: Vec<Uuid> = found.iter().map(|f| f.1).collect();
+    let contact_ids: Vec<Uuid> = found.iter().filter(|f| f.2).map(|f| f.0).collect();
+    let customers: HashMap<Uuid, customer::Model> = customer::Entity::find()
+        .filter(customer::Column::Id.is_in(customer_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let mut contacts: HashMap<Uuid, contact::Model> = if contact_ids.is_empty() {
+        HashMap::new()
+    } else {
+        contact::Entity::find()
+            .filter(contact::Column::Id.is_in(contact_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect()
+    };
+    let mut edges = Vec::with_capacity(found.len());
+    for (i, (record, customer_id, is_contact, points)) in found.into_iter().enumerate() {
+        // A key outlives its record only inside a write that has not committed yet.
+        let Some(customer) = customers.get(&customer_id).cloned() else { continue };
+        let contact = if is_contact {
+            match contacts.remove(&record) {
+                Some(c) => Some(c),
+                None => continue,
+            }
+        } else {
+            None
+        };
+        let mut fields: Vec<(Field, i64)> = matched.remove(&record).unwrap_or_default().into_iter().collect();
+        fields.sort_by_key(|(f, p)| (-p, *f));
+        let hit = Hit {
+            score: points as f64 / 100.0,
+            kind: if is_contact { Kind::Contact } else { Kind::Customer },
+            customer,
+            contact,
+            matched: fields.into_iter().map(|(field, p)| Matched { field, how: How::of(p) }).collect(),
+        };
+        edges.push((Cursor::Rank(offset as i64 + i as i64 + 1), hit));
+    }
+
+    let mut count = Query::select();
+    count.expr(Expr::cust("COUNT(*)")).from_subquery(grouped(&readings, &within, actor.id()), Alias::new("g"));
+    let statement = count;
+    let conn = db.clone();
+    let total_count: crate::kernel::pagination::TotalCount = Arc::new(move || {
+        let (conn, statement) = (conn.clone(), statement.clone());
+        Box::pin(async move {
+            let row = conn.query_one(&statement).await?.ok_or_else(|| AppError::Internal("no count".into()))?;
+            let n: i64 = row.try_get_by_index(0)?;
+            Ok(std::cmp::min(n, MAX_DEPTH as i64) as u64)
+        })
+    });
+    Ok(Page { edges, has_next_page, has_previous_page: offset > 0, total_count })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefixes(q: &str) -> Vec<(Vec<Form>, String)> {
+        readings(q)
+            .unwrap()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.points != Points::Fuzzy)
+            .map(|r| (r.forms, r.terms[0].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_query_is_read_every_way_it_may_be_meant() {
+        let p = prefixes("Zhāng Wěi");
+        assert!(p.contains(&(vec![Form::Pinyin], "zhangwei".into())), "{p:?}");
+        assert!(p.contains(&(vec![Form::Text], "zhangwei".into())));
+        assert!(prefixes("zhang伟").contains(&(vec![Form::Pinyin], "zhangwei".into())));
+        assert!(prefixes("张w").contains(&(vec![Form::Initials], "zw".into())));
+        assert!(prefixes("曾w").contains(&(vec![Form::Pinyin], "zengw".into())));
+        assert!(prefixes("華聯").contains(&(vec![Form::Text], "华联".into())));
+        assert!(prefixes("021-6555").contains(&(vec![Form::Digits], "0216555".into())));
+        assert!(prefixes("+86 138 0013").contains(&(vec![Form::Digits], "861380013".into())));
+        assert!(prefixes("００１３８０００").contains(&(vec![Form::Digits], "138000".into())));
+        assert!(prefixes("上海华联商贸有限公司").contains(&(vec![Form::Text], "华联商贸".into())));
+        assert!(prefixes("li.na@ex").contains(&(vec![Form::Email], "li.na@ex".into())));
+        // Too short to mean anything but everything.
+        assert!(readings("z").unwrap().is_none());
+        assert!(readings("7").unwrap().is_none());
+        // Nothing to search for.
+        for bad in ["", "  ", "---", "。，"] {
+            assert!(readings(bad).is_err(), "{bad:?}");
+        }
+        // A digit fragment under four digits is no phone search.
+        assert!(!prefixes("138").iter().any(|(f, _)| f == &vec![Form::Digits]));
+    }
+
+    #[test]
+    fn one_typo_covers_a_swap_a_missing_and_an_extra_letter() {
+        let v = one_typo("zhangwie");
+        assert!(v.contains(&"zhangwei".to_string()));
+        assert!(one_typo("zhagwei").contains(&"zhangwei".to_string()));
+        assert!(one_typo("zhanggwei").contains(&"zhangwei".to_string()));
+        assert!(!v.contains(&"zhangwie".to_string()));
+    }
+}
