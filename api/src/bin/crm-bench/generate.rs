@@ -25,10 +25,109 @@ const CITIES: &[(&str, &str)] = &[
     ("重庆", "西南"),
     ("武汉", "华中"),
 ];
-const SURNAMES: &[&str] =
-    &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭"];
-const GIVEN: &[&str] =
-    &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"];
+/// Common surnames, the polyphonic ones among them (read by their surname reading) and
+/// compound ones; the first are drawn most often.
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林",
+    "罗", "郑", "梁", "谢", "宋", "唐", "许", "韩", "冯", "邓", "曹", "彭", "曾", "肖", "田", "董", "袁", "潘", "于",
+    "蒋", "蔡", "余", "杜", "叶", "程", "苏", "魏", "吕", "丁", "任", "沈", "姚", "卢", "姜", "崔", "钟", "谭", "陆",
+    "汪", "范", "金", "单", "解", "仇", "区", "查", "朴", "盖", "乐", "翟", "覃", "缪", "尉迟", "欧阳", "司马", "上官",
+    "诸葛",
+];
+/// Characters of given names.
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀", "霞",
+    "平", "刚", "桂", "英", "华", "玉", "萍", "红", "建", "文", "辉", "力", "斌", "宇", "浩", "凯", "鹏", "晨", "欣",
+    "婷", "雪", "琳", "晶", "颖", "俊", "峰", "波", "宁", "龙", "凤", "国", "东", "海", "春", "林", "燕", "飞", "亮",
+    "志", "新", "梅", "佳", "嘉", "子", "梓", "涵", "睿", "博", "思", "雨", "轩", "怡", "晓", "小", "永", "振", "成",
+    "兰", "荣", "贵", "福",
+];
+/// Simplified characters of the names above and their traditional forms: one name in
+/// twenty is written traditional (Hong Kong, Taiwan and older records).
+pub const TRADITIONAL: &[(char, char)] = &[
+    ('张', '張'),
+    ('陈', '陳'),
+    ('刘', '劉'),
+    ('黄', '黃'),
+    ('赵', '趙'),
+    ('吴', '吳'),
+    ('孙', '孫'),
+    ('马', '馬'),
+    ('郑', '鄭'),
+    ('杨', '楊'),
+    ('罗', '羅'),
+    ('梁', '梁'),
+    ('谢', '謝'),
+    ('许', '許'),
+    ('韩', '韓'),
+    ('冯', '馮'),
+    ('邓', '鄧'),
+    ('伟', '偉'),
+    ('丽', '麗'),
+    ('军', '軍'),
+    ('强', '強'),
+    ('华', '華'),
+    ('红', '紅'),
+    ('国', '國'),
+    ('东', '東'),
+    ('龙', '龍'),
+    ('凤', '鳳'),
+    ('艳', '艷'),
+    ('杰', '傑'),
+    ('涛', '濤'),
+    ('辉', '輝'),
+    ('鹏', '鵬'),
+    ('颖', '穎'),
+    ('峰', '峰'),
+    ('宁', '寧'),
+    ('飞', '飛'),
+    ('亮', '亮'),
+    ('晓', '曉'),
+    ('荣', '榮'),
+    ('贵', '貴'),
+];
+/// Characters company brands are made of.
+const BRAND: &[char] = &[
+    '华', '联', '鑫', '源', '恒', '达', '汇', '通', '锦', '程', '嘉', '禾', '金', '辉', '宏', '发', '瑞', '丰', '永',
+    '安', '东', '方', '天', '成', '盛', '昌', '泰', '隆', '兴', '旺', '富', '康', '宝', '利', '信', '诚', '德', '润',
+    '佳', '美',
+];
+
+/// A brand name unique to `n` (its digits in base 40, two characters at least): company
+/// names are unique once folded (`uq_customer_name_norm`).
+fn brand(mut n: u64) -> String {
+    let mut out = String::new();
+    loop {
+        out.push(BRAND[(n % BRAND.len() as u64) as usize]);
+        n /= BRAND.len() as u64;
+        if n == 0 && out.chars().count() >= 2 {
+            return out;
+        }
+    }
+}
+const TRADES: &[&str] = &["贸易", "商贸", "科技", "实业", "电子", "食品"];
+const MAIL_DOMAINS: &[&str] = &["163.com", "qq.com", "126.com", "sina.com", "gmail.com"];
+
+/// A person's name: a surname (the common ones most often) and one or two characters.
+fn person_name(rng: &mut StdRng) -> String {
+    // Squared: the first surnames are drawn far more often, as in life.
+    let pick = rng.random_range(0.0..1.0f64);
+    let surname = SURNAMES[((pick * pick) * SURNAMES.len() as f64) as usize];
+    let mut name = surname.to_string();
+    for _ in 0..if rng.random_range(0..10) < 6 { 2 } else { 1 } {
+        name.push_str(GIVEN[rng.random_range(0..GIVEN.len())]);
+    }
+    if rng.random_range(0..20) == 0 {
+        name = name.chars().map(|c| TRADITIONAL.iter().find(|(s, _)| *s == c).map_or(c, |(_, t)| *t)).collect();
+    }
+    name
+}
+
+/// A mobile number unique to `n` (a permutation of eight digits, so fragments spread).
+fn mobile(prefix: &str, n: u64) -> String {
+    format!("{prefix}{:08}", (n * 7_919_237 + 12_345) % 100_000_000)
+}
+
 const PRODUCTS: &[(&str, i64, i64)] = &[
     ("真丝围巾", 38_000, 15_000),
     ("羊绒大衣", 158_000, 72_000),
@@ -178,6 +277,8 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
         customer::Column::NameNorm,
         customer::Column::Phone,
         customer::Column::PhoneNorm,
+        customer::Column::Email,
+        customer::Column::EmailNorm,
         customer::Column::Region,
         customer::Column::Industry,
         customer::Column::OwnerId,
@@ -260,12 +361,19 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
         let (city, region) = CITIES[(n % CITIES.len() as u64) as usize];
         let organization = n % 3 != 0;
         let name = if organization {
-            format!("{city}{}贸易有限公司{n}", ["华联", "鑫源", "恒达", "汇通", "锦程", "嘉禾"][(n % 6) as usize])
+            format!("{city}{}{}有限公司", brand(n), TRADES[rng.random_range(0..TRADES.len())])
         } else {
-            format!("{}{}", SURNAMES[rng.random_range(0..SURNAMES.len())], GIVEN[rng.random_range(0..GIVEN.len())])
+            person_name(&mut rng)
         };
-        let phone = format!("1{}{:09}", [3, 5, 7, 8, 9][(n % 5) as usize], n % 1_000_000_000);
+        let phone = mobile(["138", "159", "177", "186", "199"][(n % 5) as usize], n);
         let phone_norm = normalize::phone_e164(&phone).ok().map(String::from);
+        // Three in ten have an e-mail address, made of their name's pinyin.
+        let email = (rng.random_range(0..10) < 3).then(|| {
+            let units = service::search::fold::units(&service::search::fold::fold(&name));
+            let local: String = service::search::fold::readings(&units, !organization).concat();
+            format!("{}{n}@{}", local.chars().take(16).collect::<String>(), MAIL_DOMAINS[(n % 5) as usize])
+        });
+        let email_norm = email.as_deref().and_then(|e| normalize::email(e).ok()).map(String::from);
         let created: DateTime<Utc> = start - Duration::minutes(rng.random_range(0..60 * 24 * 365 * 3));
         let id = new_id();
         customers_b
@@ -279,6 +387,8 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
                     v(organization.then(|| normalize::org_name(&name))),
                     v(phone),
                     v(phone_norm),
+                    v(email),
+                    v(email_norm),
                     v(region),
                     v(["批发零售", "连锁超市", "服装", "餐饮"][(n % 4) as usize]),
                     v(owner),
@@ -304,9 +414,9 @@ pub async fn generate(db: &DatabaseConnection, customers: u64, seed: u64) -> App
                         vec![
                             v(new_id()),
                             v(id),
-                            v(format!("联系人{k}")),
+                            v(person_name(&mut rng)),
                             v("采购经理"),
-                            v(format!("139{:08}", (n * 3 + k) % 100_000_000)),
+                            v(mobile("139", n * 3 + k)),
                             v(1),
                             v(created),
                             v(created),

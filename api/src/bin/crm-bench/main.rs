@@ -8,6 +8,7 @@ mod bench;
 mod fairness;
 mod generate;
 mod readpath;
+mod search;
 
 use api::config::Config;
 use clap::{Parser, Subcommand};
@@ -60,6 +61,9 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         rounds: u32,
     },
+    /// Rebuilds the search keys (timed), then times ten kinds of search query as an admin
+    /// and a sales rep beside the customer list's `contains` scan (issue 28).
+    Search,
     /// What one hostile or clumsy caller does to everyone else (`docs/limits.md`): the
     /// pool under aliased reports, writes beside an import, webhooks beside a slow
     /// partner, memory under aliased exports, the matching budget.
@@ -107,6 +111,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Generate { customers, seed } => {
             let started = std::time::Instant::now();
             let g = generate::generate(&state.db, customers, seed).await.map_err(|e| format!("{e}: {e:?}"))?;
+            let keyed = std::time::Instant::now();
+            let keys = service::search::index::reindex(&state.db).await.map_err(|e| e.to_string())?;
+            println!("search keys built in {:.1}s: {} keys", keyed.elapsed().as_secs_f64(), keys.terms);
             println!(
                 "generated in {:.1}s: {} customers, {} contacts, {} deals, {} line items, {} interactions, {} feedback",
                 started.elapsed().as_secs_f64(),
@@ -127,6 +134,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Fairness { pool_only } => {
             // Each part prints its line as it ends.
             fairness::fairness(state, pool_only).await?;
+        }
+        Command::Search => {
+            println!("{}", search::search(state).await?);
         }
         Command::ReadPath { postgraphile, connections, seconds, rounds } => {
             let url = config.database_url.clone();
