@@ -4,11 +4,11 @@
 //! bound it is an existence oracle: 100 aliased `duplicateCandidates` checked 207,000
 //! phone numbers a minute, a dry-run import 1,700 a second.
 //!
-//! Every matching path spends from one bucket per user: each `duplicateCandidates` field
-//! (aliases each count), each line of an import, dry run or not. The bucket holds
-//! `per_hour` checks and refills continuously; past it, RATE_LIMITED with `retryAfter`.
-//! A caller who may read every record of the kind matched is not charged: there is nothing
-//! they could learn. Lists and searches are not charged either: they return only what the
+//! Every matching path spends from one bucket per user: each `duplicateCandidates` and
+//! `search` field (aliases each count), each line of an import, dry run or not. The bucket
+//! holds `per_hour` checks and refills continuously; past it, RATE_LIMITED with
+//! `retryAfter`. A caller who may read every record of the kind matched is not charged:
+//! there is nothing they could learn. Lists are not charged: they return only what the
 //! caller may read. The buckets are kept per instance (a user spread over N instances gets
 //! N buckets; the budget bounds volume, not a single probe).
 use crate::access::Actor;

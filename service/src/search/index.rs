@@ -108,71 +108,92 @@ type ContactKeyed = (Uuid, Uuid, String, Option<String>, Option<String>, Option<
 pub async fn refresh(db: &impl ConnectionTrait, customers: &[Uuid]) -> AppResult<()> {
     for ids in customers.chunks(CHUNK) {
         search_term::Entity::delete_many().filter(search_term::Column::CustomerId.is_in(ids.to_vec())).exec(db).await?;
-        let rows: Vec<CustomerKeyed> = customer::Entity::find()
-            .select_only()
-            .columns([
-                customer::Column::Id,
-                customer::Column::Kind,
-                customer::Column::Name,
-                customer::Column::Phone,
-                customer::Column::Email,
-                customer::Column::OwnerId,
-                customer::Column::DepartmentId,
-            ])
-            .filter(customer::Column::Id.is_in(ids.to_vec()))
-            .filter(customer::Column::DeletedAt.is_null())
-            .filter(customer::Column::ErasedAt.is_null())
-            .into_tuple()
-            .all(db)
-            .await?;
-        if rows.is_empty() {
-            continue;
-        }
-        let live: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-        let contacts: Vec<ContactKeyed> = contact::Entity::find()
-            .select_only()
-            .columns([
-                contact::Column::Id,
-                contact::Column::CustomerId,
-                contact::Column::Name,
-                contact::Column::Mobile,
-                contact::Column::OfficePhone,
-                contact::Column::Email,
-            ])
-            .filter(contact::Column::CustomerId.is_in(live.clone()))
-            .filter(contact::Column::DeletedAt.is_null())
-            .into_tuple()
-            .all(db)
-            .await?;
-        let latest: HashMap<Uuid, Option<DateTime<Utc>>> = interaction::Entity::find()
-            .select_only()
-            .column(interaction::Column::CustomerId)
-            .column_as(interaction::Column::OccurredAt.max(), "at")
-            .filter(interaction::Column::CustomerId.is_in(live))
-            .filter(interaction::Column::DeletedAt.is_null())
-            .group_by(interaction::Column::CustomerId)
-            .into_tuple::<(Uuid, Option<DateTime<Utc>>)>()
-            .all(db)
-            .await?
-            .into_iter()
-            .collect();
-        let mut out: Vec<search_term::ActiveModel> = Vec::new();
-        let mut by_customer: HashMap<Uuid, &CustomerKeyed> = HashMap::new();
-        for c in &rows {
-            by_customer.insert(c.0, c);
-            let row = |k: Key| row(k, c.0, c.0, false, c, latest.get(&c.0).copied().flatten());
-            out.extend(customer_keys(c).into_iter().map(row));
-        }
-        for k in &contacts {
-            let Some(c) = by_customer.get(&k.1) else { continue };
-            let row = |key: Key| row(key, k.0, c.0, true, c, latest.get(&c.0).copied().flatten());
-            out.extend(contact_keys(k).into_iter().map(row));
-        }
-        for batch in out.chunks(ROWS_PER_INSERT) {
-            search_term::Entity::insert_many(batch.to_vec()).exec(db).await?;
+        let rows = keyed(db, ids).await?;
+        for batch in rows.chunks(ROWS_PER_INSERT) {
+            search_term::Entity::insert_many(batch.iter().cloned().map(active)).exec(db).await?;
         }
     }
     Ok(())
+}
+
+/// The key rows of `customers` (live, not erased) and of their live contacts.
+async fn keyed(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<search_term::Model>> {
+    let rows: Vec<CustomerKeyed> = customer::Entity::find()
+        .select_only()
+        .columns([
+            customer::Column::Id,
+            customer::Column::Kind,
+            customer::Column::Name,
+            customer::Column::Phone,
+            customer::Column::Email,
+            customer::Column::OwnerId,
+            customer::Column::DepartmentId,
+        ])
+        .filter(customer::Column::Id.is_in(ids.to_vec()))
+        .filter(customer::Column::DeletedAt.is_null())
+        .filter(customer::Column::ErasedAt.is_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let live: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let contacts: Vec<ContactKeyed> = contact::Entity::find()
+        .select_only()
+        .columns([
+            contact::Column::Id,
+            contact::Column::CustomerId,
+            contact::Column::Name,
+            contact::Column::Mobile,
+            contact::Column::OfficePhone,
+            contact::Column::Email,
+        ])
+        .filter(contact::Column::CustomerId.is_in(live.clone()))
+        .filter(contact::Column::DeletedAt.is_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    let latest: HashMap<Uuid, Option<DateTime<Utc>>> = interaction::Entity::find()
+        .select_only()
+        .column(interaction::Column::CustomerId)
+        .column_as(interaction::Column::OccurredAt.max(), "at")
+        .filter(interaction::Column::CustomerId.is_in(live))
+        .filter(interaction::Column::DeletedAt.is_null())
+        .group_by(interaction::Column::CustomerId)
+        .into_tuple::<(Uuid, Option<DateTime<Utc>>)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let mut out = Vec::new();
+    let mut by_customer: HashMap<Uuid, &CustomerKeyed> = HashMap::new();
+    for c in &rows {
+        by_customer.insert(c.0, c);
+        let row = |k: Key| row(k, c.0, c.0, false, c, latest.get(&c.0).copied().flatten());
+        out.extend(customer_keys(c).into_iter().map(row));
+    }
+    for k in &contacts {
+        let Some(c) = by_customer.get(&k.1) else { continue };
+        let row = |key: Key| row(key, k.0, c.0, true, c, latest.get(&c.0).copied().flatten());
+        out.extend(contact_keys(k).into_iter().map(row));
+    }
+    Ok(out)
+}
+
+fn active(m: search_term::Model) -> search_term::ActiveModel {
+    search_term::ActiveModel {
+        form: Set(m.form),
+        term: Set(m.term),
+        field: Set(m.field),
+        head: Set(m.head),
+        record_id: Set(m.record_id),
+        customer_id: Set(m.customer_id),
+        contact: Set(m.contact),
+        owner_id: Set(m.owner_id),
+        department_id: Set(m.department_id),
+        contacted_at: Set(m.contacted_at),
+    }
 }
 
 fn row(
@@ -182,18 +203,18 @@ fn row(
     is_contact: bool,
     c: &CustomerKeyed,
     contacted: Option<DateTime<Utc>>,
-) -> search_term::ActiveModel {
-    search_term::ActiveModel {
-        form: Set(k.form as i16),
-        term: Set(k.term),
-        field: Set(k.field as i16),
-        head: Set(k.head),
-        record_id: Set(record),
-        customer_id: Set(customer),
-        contact: Set(is_contact),
-        owner_id: Set(c.5),
-        department_id: Set(c.6),
-        contacted_at: Set(contacted),
+) -> search_term::Model {
+    search_term::Model {
+        form: k.form as i16,
+        term: k.term,
+        field: k.field as i16,
+        head: k.head,
+        record_id: record,
+        customer_id: customer,
+        contact: is_contact,
+        owner_id: c.5,
+        department_id: c.6,
+        contacted_at: contacted,
     }
 }
 
@@ -250,29 +271,22 @@ pub struct Reindexed {
     pub terms: u64,
 }
 
-/// Rebuilds every key, customer by customer in id order, a few hundred per transaction
-/// (writes go on meanwhile: each keeps its own customer's keys), then drops keys of
-/// customers that are gone.
+/// Rebuilds every key. PostgreSQL: into a new table by `COPY`, indexed once full, swapped
+/// in, then the customers written meanwhile rebuilt in place (writes go on throughout).
+/// SQLite: customer by customer in id order, a few hundred per transaction, then the keys
+/// of customers that are gone dropped. One rebuild at a time.
 ///
 /// # Errors
 /// Database errors.
 pub async fn reindex(db: &DatabaseConnection) -> AppResult<Reindexed> {
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        return rebuild_by_copy(db, false).await.map(Option::unwrap_or_default);
+    }
     let mut done = Reindexed::default();
     let mut after: Option<Uuid> = None;
-    loop {
-        let mut page = customer::Entity::find()
-            .select_only()
-            .column(customer::Column::Id)
-            .order_by_asc(customer::Column::Id)
-            .limit(CHUNK as u64 * 5);
-        if let Some(a) = after {
-            page = page.filter(customer::Column::Id.gt(a));
-        }
-        let ids: Vec<Uuid> = page.into_tuple().all(db).await?;
-        let Some(last) = ids.last().copied() else { break };
+    while let Some(ids) = next_ids(db, &mut after, CHUNK as u64 * 5).await? {
         crate::kernel::store::write(db, async |txn| refresh(txn, &ids).await).await?;
         done.customers += ids.len() as u64;
-        after = Some(last);
     }
     let mut live = Query::select();
     live.expr(Expr::val(1))
@@ -288,6 +302,150 @@ pub async fn reindex(db: &DatabaseConnection) -> AppResult<Reindexed> {
     Ok(done)
 }
 
+/// The next `n` customer ids after `after` (moved on), or `None` at the end.
+async fn next_ids(db: &DatabaseConnection, after: &mut Option<Uuid>, n: u64) -> AppResult<Option<Vec<Uuid>>> {
+    let mut page =
+        customer::Entity::find().select_only().column(customer::Column::Id).order_by_asc(customer::Column::Id).limit(n);
+    if let Some(a) = *after {
+        page = page.filter(customer::Column::Id.gt(a));
+    }
+    let ids: Vec<Uuid> = page.into_tuple().all(db).await?;
+    *after = ids.last().copied();
+    Ok((!ids.is_empty()).then_some(ids))
+}
+
+/// One key row as a line of `COPY ... FROM STDIN` text.
+fn copy_line(out: &mut String, r: &search_term::Model) {
+    use std::fmt::Write;
+    let escaped = r.term.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r");
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "\\N".into());
+    let _ = writeln!(
+        out,
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        r.form,
+        escaped,
+        r.field,
+        if r.head { 't' } else { 'f' },
+        r.record_id,
+        r.customer_id,
+        if r.contact { 't' } else { 'f' },
+        opt(r.owner_id.map(|o| o.to_string())),
+        r.department_id,
+        opt(r.contacted_at.map(|t| t.to_rfc3339())),
+    );
+}
+
+/// PostgreSQL's rebuild (see [`reindex`]); with `only_if_empty`, none when there are keys
+/// (another instance built them first). Instances take turns on an advisory lock.
+async fn rebuild_by_copy(db: &DatabaseConnection, only_if_empty: bool) -> AppResult<Option<Reindexed>> {
+    use sea_orm::sqlx;
+    let fail = |e: sqlx::Error| crate::error::AppError::Internal(format!("rebuilding the search keys: {e}").into());
+    let mut conn = db.get_postgres_connection_pool().acquire().await.map_err(fail)?;
+    // Held by this connection until it ends the rebuild (or closes).
+    sqlx::raw_sql("SELECT pg_advisory_lock(hashtext('crm search rebuild'))").execute(&mut *conn).await.map_err(fail)?;
+    let done = rebuild_locked(db, &mut conn, only_if_empty).await;
+    let unlocked = sqlx::raw_sql("SELECT pg_advisory_unlock(hashtext('crm search rebuild'))").execute(&mut *conn).await;
+    if unlocked.is_err() {
+        conn.close_on_drop();
+    }
+    done
+}
+
+async fn rebuild_locked(
+    db: &DatabaseConnection,
+    conn: &mut sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>,
+    only_if_empty: bool,
+) -> AppResult<Option<Reindexed>> {
+    use sea_orm::sqlx;
+    let fail = |e: sqlx::Error| crate::error::AppError::Internal(format!("rebuilding the search keys: {e}").into());
+    if only_if_empty && search_term::Entity::find().one(db).await?.is_some() {
+        return Ok(None);
+    }
+    let started = crate::kernel::now();
+    let mut done = Reindexed::default();
+    for statement in
+        ["DROP TABLE IF EXISTS search_term_next", "CREATE TABLE search_term_next (LIKE search_term INCLUDING DEFAULTS)"]
+    {
+        sqlx::raw_sql(statement).execute(&mut **conn).await.map_err(fail)?;
+    }
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY search_term_next (form, term, field, head, record_id, customer_id, contact, owner_id, \
+             department_id, contacted_at) FROM STDIN",
+        )
+        .await
+        .map_err(fail)?;
+    let mut after: Option<Uuid> = None;
+    let mut text = String::new();
+    while let Some(ids) = next_ids(db, &mut after, 5000).await? {
+        text.clear();
+        for r in keyed(db, &ids).await? {
+            copy_line(&mut text, &r);
+            done.terms += 1;
+        }
+        done.customers += ids.len() as u64;
+        copy.send(text.as_bytes()).await.map_err(fail)?;
+    }
+    copy.finish().await.map_err(fail)?;
+    for statement in [
+        "SET maintenance_work_mem = '1GB'",
+        "CREATE INDEX idx_search_term_next_range ON search_term_next (form, term) \
+         INCLUDE (head, field, record_id, customer_id, contact, owner_id, department_id, contacted_at)",
+        "CREATE INDEX idx_search_term_next_customer ON search_term_next (customer_id)",
+        "RESET maintenance_work_mem",
+        // The swap: writers wait for it, readers of the old table finish first.
+        "BEGIN",
+        "LOCK TABLE search_term IN ACCESS EXCLUSIVE MODE",
+        "DROP TABLE search_term",
+        "ALTER TABLE search_term_next RENAME TO search_term",
+        "ALTER INDEX idx_search_term_next_range RENAME TO idx_search_term_range",
+        "ALTER INDEX idx_search_term_next_customer RENAME TO idx_search_term_customer",
+        "COMMIT",
+    ] {
+        if let Err(e) = sqlx::raw_sql(statement).execute(&mut **conn).await {
+            // The connection goes back to the pool: not inside the swap's transaction.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut **conn).await;
+            return Err(fail(e));
+        }
+    }
+    // Index-only scans need the visibility map a fresh table does not have yet.
+    sqlx::raw_sql("VACUUM (ANALYZE) search_term").execute(&mut **conn).await.map_err(fail)?;
+    // What was written while the copy ran went to the old table: rebuilt here.
+    let mut since: BTreeSet<Uuid> = BTreeSet::new();
+    since.extend(
+        customer::Entity::find()
+            .select_only()
+            .column(customer::Column::Id)
+            .filter(customer::Column::UpdatedAt.gte(started))
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await?,
+    );
+    since.extend(
+        contact::Entity::find()
+            .select_only()
+            .column(contact::Column::CustomerId)
+            .filter(contact::Column::UpdatedAt.gte(started))
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await?,
+    );
+    since.extend(
+        interaction::Entity::find()
+            .select_only()
+            .column(interaction::Column::CustomerId)
+            .filter(interaction::Column::UpdatedAt.gte(started))
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await?,
+    );
+    let since: Vec<Uuid> = since.into_iter().collect();
+    for ids in since.chunks(CHUNK) {
+        crate::kernel::store::write(db, async |txn| refresh(txn, ids).await).await?;
+    }
+    Ok(Some(done))
+}
+
 /// Builds the keys when there are customers and none are kept (a database upgraded to the
 /// version that brought search).
 ///
@@ -296,6 +454,9 @@ pub async fn reindex(db: &DatabaseConnection) -> AppResult<Reindexed> {
 pub async fn fill_if_empty(db: &DatabaseConnection) -> AppResult<Option<Reindexed>> {
     if search_term::Entity::find().one(db).await?.is_some() || customer::Entity::find().one(db).await?.is_none() {
         return Ok(None);
+    }
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        return rebuild_by_copy(db, true).await;
     }
     reindex(db).await.map(Some)
 }

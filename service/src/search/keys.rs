@@ -89,7 +89,9 @@ fn suffixes(out: &mut Vec<Key>, form: Form, field: Field, parts: &[String]) {
 }
 
 /// The keys of a name: its text, and where it has Chinese characters, its readings and
-/// initials. A person's name starts with a surname (`fold::SURNAMES`).
+/// initials. A person's name starts with a surname (`fold::SURNAMES`) and is read from
+/// every syllable on (`wei` finds 张伟); an organization's is read from its start (and its
+/// core's, [`organization`]): nobody calls a company by the sound of its middle.
 pub fn name(out: &mut Vec<Key>, field: Field, raw: &str, person: bool) {
     let units = units(&fold(raw));
     if units.is_empty() {
@@ -99,7 +101,11 @@ pub fn name(out: &mut Vec<Key>, field: Field, raw: &str, person: bool) {
     suffixes(out, Form::Text, field, &texts);
     if units.iter().any(|u| matches!(u, Unit::Han(_))) {
         let read = readings(&units, person);
-        suffixes(out, Form::Pinyin, field, &read);
+        if person {
+            suffixes(out, Form::Pinyin, field, &read);
+        } else {
+            out.push(Key { form: Form::Pinyin, field, term: cut(&read.concat()), head: true });
+        }
         let initials: String = read.iter().filter_map(|r| r.chars().next()).collect();
         if initials.chars().count() >= 2 {
             out.push(Key { form: Form::Initials, field, term: cut(&initials), head: true });
@@ -143,6 +149,10 @@ pub fn phone(out: &mut Vec<Key>, field: Field, raw: &str) {
     // number as people say it.
     let national = if digits.starts_with("86") { 2 } else { 0 };
     for i in 0..=digits.len() - MIN_DIGITS {
+        // Nobody types a number from the middle of its country code.
+        if i > 0 && i < national {
+            continue;
+        }
         out.push(Key { form: Form::Digits, field, term: digits[i..].to_string(), head: i == 0 || i == national });
     }
     if let Some(rest) = digits.strip_prefix("86")

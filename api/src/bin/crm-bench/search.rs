@@ -294,5 +294,45 @@ pub async fn search(state: AppState) -> Result<String, String> {
             ));
         }
     }
+
+    // What a rep's timing tells about others' customers: whole numbers that exist only
+    // outside the rep's scope beside numbers that exist nowhere, interleaved.
+    let rep_t = token(&rep)?;
+    let theirs: Vec<String> = entity::customer::Entity::find()
+        .select_only()
+        .column(entity::customer::Column::Phone)
+        .filter(entity::customer::Column::OwnerId.ne(rep.id))
+        .filter(entity::customer::Column::Phone.is_not_null())
+        .order_by_asc(entity::customer::Column::Id)
+        .limit(QUERIES as u64)
+        .into_tuple::<Option<String>>()
+        .all(db)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .flatten()
+        .collect();
+    let (mut hidden, mut absent) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        for p in &theirs {
+            let nowhere = format!("145{}", &p[3..]);
+            let (d, resp) = send(rep_t.clone(), json!({"query": search, "variables": {"q": p}})).await?;
+            if resp["data"]["search"]["totalCount"] != 0 {
+                return Err(format!("the rep found another's customer by {p}: {resp}"));
+            }
+            hidden.push(d);
+            absent.push(send(rep_t.clone(), json!({"query": search, "variables": {"q": nowhere}})).await?.0);
+        }
+    }
+    hidden.sort();
+    absent.sort();
+    report.push_str(&format!(
+        "\nA sales rep's whole-number searches, {} each: numbers of others' customers p50 {} ms p99 {} ms; numbers that exist nowhere p50 {} ms p99 {} ms (both found nothing)\n",
+        hidden.len(),
+        ms(percentile(&hidden, 0.5)),
+        ms(percentile(&hidden, 0.99)),
+        ms(percentile(&absent, 0.5)),
+        ms(percentile(&absent, 0.99)),
+    ));
     Ok(report)
 }
