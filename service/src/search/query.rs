@@ -164,7 +164,11 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
         }
     }
 
-    if han.is_empty() && !folded.contains(char::is_whitespace) {
+    // The start of an address without its @: when it has what names rarely have (a dot,
+    // a digit beside letters); plain letters are a name, whose pinyin an address often
+    // repeats (zhangwei88@…), and would rank every such address above the name itself.
+    let addressy = folded.contains(['.', '_', '-', '+']) || (has_letter && has_digit);
+    if han.is_empty() && addressy && !folded.contains(char::is_whitespace) {
         prefix(vec![Form::Email], folded.clone(), Points::Email, vec![]);
     }
 
@@ -274,7 +278,7 @@ fn scope(actor: &Actor, kinds: &[Kind]) -> Condition {
 
 /// The matching key rows of one reading: record, customer, kind, owner, last contact,
 /// field and points.
-fn range(r: &Reading, within: &Condition, only: Option<&[Uuid]>) -> SelectStatement {
+fn range(r: &Reading, within: &Condition, pg: bool) -> SelectStatement {
     let mut q = Query::select();
     q.columns([T::RecordId, T::CustomerId, T::Contact, T::OwnerId, T::ContactedAt, T::Field])
         .expr_as(points_expr(r), Alias::new("points"))
@@ -282,7 +286,12 @@ fn range(r: &Reading, within: &Condition, only: Option<&[Uuid]>) -> SelectStatem
         .cond_where(within.clone());
     let forms: Vec<i16> = r.forms.iter().map(|f| *f as i16).collect();
     q.and_where(if forms.len() == 1 { T::Form.eq(forms[0]) } else { T::Form.is_in(forms) });
-    if r.points == Points::Fuzzy {
+    if r.points == Points::Fuzzy && pg {
+        // One array parameter: a list of hundreds took longer to plan than to run.
+        q.and_where(
+            Expr::col(T::Term).eq(sea_orm::sea_query::extension::postgres::PgFunc::any(Expr::val(r.terms.clone()))),
+        );
+    } else if r.points == Points::Fuzzy {
         q.and_where(T::Term.is_in(r.terms.clone()));
     } else {
         q.and_where(T::Term.gte(r.terms[0].clone())).and_where(T::Term.lt(after_prefix(&r.terms[0])));
@@ -305,16 +314,13 @@ fn range(r: &Reading, within: &Condition, only: Option<&[Uuid]>) -> SelectStatem
             .and_where(Expr::col((t2, T::Term)).like(format!("%{c}%")));
         q.and_where(Expr::exists(holds));
     }
-    if let Some(ids) = only {
-        q.and_where(T::RecordId.is_in(ids.to_vec()));
-    }
     q
 }
 
-fn union(readings: &[Reading], within: &Condition, only: Option<&[Uuid]>) -> SelectStatement {
-    let mut all = range(&readings[0], within, only);
+fn union(readings: &[Reading], within: &Condition, pg: bool) -> SelectStatement {
+    let mut all = range(&readings[0], within, pg);
     for r in &readings[1..] {
-        all.union(UnionType::All, range(r, within, only));
+        all.union(UnionType::All, range(r, within, pg));
     }
     all
 }
@@ -323,8 +329,18 @@ fn mine_expr(owned: SimpleExpr) -> SimpleExpr {
     CaseStatement::new().case(owned, 1).finally(0).into()
 }
 
+const FIELDS: [Field; 7] = [
+    Field::Name,
+    Field::Phone,
+    Field::Email,
+    Field::Organization,
+    Field::ContactName,
+    Field::ContactMobile,
+    Field::ContactOfficePhone,
+];
+
 /// Records matched, merged: best points, whether the caller owns it, last contact.
-fn grouped(readings: &[Reading], within: &Condition, me: Uuid) -> SelectStatement {
+fn grouped(readings: &[Reading], within: &Condition, me: Uuid, pg: bool) -> SelectStatement {
     let m = Alias::new("m");
     let col = |c: &str| Expr::col((m.clone(), Alias::new(c)));
     let mut q = Query::select();
@@ -335,7 +351,17 @@ fn grouped(readings: &[Reading], within: &Condition, me: Uuid) -> SelectStatemen
         .expr_as(Expr::cust("CAST(MAX(m.points) / 10 AS BIGINT)"), Alias::new("band"))
         .expr_as(mine_expr(col("owner_id").eq(me)).max(), Alias::new("mine"))
         .expr_as(col("contacted_at").max(), Alias::new("recent"))
-        .from_subquery(union(readings, within, None), m.clone())
+        // Every record matched, counted once the groups are made (before the page is cut).
+        .expr_as(Expr::cust("CAST(COUNT(*) OVER () AS BIGINT)"), Alias::new("total"));
+    // How each field matched: its best points.
+    for f in FIELDS {
+        let n = f as i16;
+        q.expr_as(
+            Expr::cust(format!("CAST(MAX(CASE WHEN m.field = {n} THEN m.points END) AS BIGINT)")),
+            Alias::new(format!("f{n}")),
+        );
+    }
+    q.from_subquery(union(readings, within, pg), m.clone())
         .group_by_col((m.clone(), Alias::new("record_id")))
         .group_by_col((m.clone(), Alias::new("customer_id")))
         .group_by_col((m, Alias::new("contact")));
@@ -378,7 +404,8 @@ pub async fn search(
     let within = scope(actor, &kinds);
 
     let limit = std::cmp::min(first, MAX_DEPTH.saturating_sub(offset));
-    let mut ordered = grouped(&readings, &within, actor.id());
+    let pg = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+    let mut ordered = grouped(&readings, &within, actor.id(), pg);
     ordered
         .order_by(Alias::new("band"), Order::Desc)
         .order_by(Alias::new("mine"), Order::Desc)
@@ -388,34 +415,27 @@ pub async fn search(
         .limit(limit + 1)
         .offset(offset);
     let rows = db.query_all(&ordered).await?;
-    let mut found: Vec<(Uuid, Uuid, bool, i64)> = Vec::with_capacity(rows.len());
+    let mut found: Vec<(Uuid, Uuid, bool, i64, Vec<(Field, i64)>)> = Vec::with_capacity(rows.len());
+    let mut total: Option<u64> = None;
     for r in &rows {
+        total = Some(r.try_get::<i64>("", "total")? as u64);
+        let mut fields = Vec::new();
+        for f in FIELDS {
+            if let Some(p) = r.try_get::<Option<i64>>("", &format!("f{}", f as i16))? {
+                fields.push((f, p));
+            }
+        }
+        fields.sort_by_key(|(f, p)| (-p, *f));
         found.push((
             r.try_get("", "record_id")?,
             r.try_get("", "customer_id")?,
             r.try_get("", "contact")?,
             r.try_get("", "points")?,
+            fields,
         ));
     }
     let has_next_page = found.len() as u64 > limit;
     found.truncate(limit as usize);
-
-    // How each field of the page's records matched.
-    let ids: Vec<Uuid> = found.iter().map(|f| f.0).collect();
-    let mut matched: HashMap<Uuid, HashMap<Field, i64>> = HashMap::new();
-    if !ids.is_empty() {
-        let detail = union(&readings, &within, Some(&ids));
-        for r in db.query_all(&detail).await? {
-            let record: Uuid = r.try_get("", "record_id")?;
-            let field: i16 = r.try_get("", "field")?;
-            let points: i64 =
-                r.try_get::<i64>("", "points").or_else(|_| r.try_get::<i32>("", "points").map(i64::from))?;
-            if let Some(field) = Field::from_i16(field) {
-                let best = matched.entry(record).or_default().entry(field).or_insert(points);
-                *best = std::cmp::max(*best, points);
-            }
-        }
-    }
     let customer_ids: Vec<Uuid> = found.iter().map(|f| f.1).collect();
     let contact_ids: Vec<Uuid> = found.iter().filter(|f| f.2).map(|f| f.0).collect();
     let customers: HashMap<Uuid, customer::Model> = customer::Entity::find()
@@ -437,7 +457,7 @@ pub async fn search(
             .collect()
     };
     let mut edges = Vec::with_capacity(found.len());
-    for (i, (record, customer_id, is_contact, points)) in found.into_iter().enumerate() {
+    for (i, (record, customer_id, is_contact, points, fields)) in found.into_iter().enumerate() {
         // A key outlives its record only inside a write that has not committed yet.
         let Some(customer) = customers.get(&customer_id).cloned() else { continue };
         let contact = if is_contact {
@@ -448,8 +468,6 @@ pub async fn search(
         } else {
             None
         };
-        let mut fields: Vec<(Field, i64)> = matched.remove(&record).unwrap_or_default().into_iter().collect();
-        fields.sort_by_key(|(f, p)| (-p, *f));
         let hit = Hit {
             score: points as f64 / 100.0,
             kind: if is_contact { Kind::Contact } else { Kind::Customer },
@@ -460,18 +478,25 @@ pub async fn search(
         edges.push((Cursor::Rank(offset as i64 + i as i64 + 1), hit));
     }
 
-    let mut count = Query::select();
-    count.expr(Expr::cust("COUNT(*)")).from_subquery(grouped(&readings, &within, actor.id()), Alias::new("g"));
-    let statement = count;
-    let conn = db.clone();
-    let total_count: crate::kernel::pagination::TotalCount = Arc::new(move || {
-        let (conn, statement) = (conn.clone(), statement.clone());
-        Box::pin(async move {
-            let row = conn.query_one(&statement).await?.ok_or_else(|| AppError::Internal("no count".into()))?;
-            let n: i64 = row.try_get_by_index(0)?;
-            Ok(std::cmp::min(n, MAX_DEPTH as i64) as u64)
-        })
-    });
+    // The page's rows carry the total; a page past the end has none to carry it.
+    let total_count: crate::kernel::pagination::TotalCount = match total {
+        Some(n) => Arc::new(move || Box::pin(async move { Ok(n) })),
+        None if offset == 0 => Arc::new(|| Box::pin(async { Ok(0) })),
+        None => {
+            let mut count = Query::select();
+            count
+                .expr(Expr::cust("COUNT(*)"))
+                .from_subquery(grouped(&readings, &within, actor.id(), pg), Alias::new("g"));
+            let conn = db.clone();
+            Arc::new(move || {
+                let (conn, count) = (conn.clone(), count.clone());
+                Box::pin(async move {
+                    let row = conn.query_one(&count).await?.ok_or_else(|| AppError::Internal("no count".into()))?;
+                    Ok(row.try_get_by_index::<i64>(0)? as u64)
+                })
+            })
+        }
+    };
     Ok(Page { edges, has_next_page, has_previous_page: offset > 0, total_count })
 }
 

@@ -157,10 +157,10 @@ async fn kinds(state: &AppState) -> Result<Vec<Kind>, String> {
         ),
     );
     kind(
-        "the start of an e-mail address (zhangw)",
+        "an e-mail address up to its @ (zhangwei123@)",
         draw(
             &mut |i| {
-                let q: String = emails[i].chars().take(6).collect();
+                let q = format!("{}@", emails[i].split('@').next().unwrap_or_default());
                 Some((q.clone(), ("email", q)))
             },
             emails.len(),
