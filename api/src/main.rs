@@ -202,7 +202,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Search { command: SearchCommand::Reindex } => {
             let db = service::kernel::db::connect(&config.database_url).await.map_err(|e| e.to_string())?;
-            api::migrate(&db).await.map_err(|e| e.to_string())?;
+            // Migrations only: a server's start would build the keys of an empty table first.
+            <migration::Migrator as migration::MigratorTrait>::up(&db, None).await.map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let done = service::search::index::reindex(&db).await.map_err(|e| e.to_string())?;
             println!(

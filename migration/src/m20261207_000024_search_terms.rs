@@ -7,9 +7,9 @@
 //!
 //! PostgreSQL: a covering B-tree on `(form, term COLLATE "C")`, so a range scan is an
 //! index-only scan in byte order. SQLite: the table itself is that B-tree (`WITHOUT
-//! ROWID`, keyed by form and term). The keys are filled by `crm search reindex` and kept
-//! by every write from then on; this migration fills them for existing data in the same
-//! way (`service::search::index::reindex` runs at start when the table is new).
+//! ROWID`, keyed by form and term). The keys are built by `crm search reindex` and kept
+//! by every write from then on; a server starting with customers and no keys builds them
+//! (`service::search::index::fill_if_empty`), so an upgraded database gets its keys.
 use sea_orm_migration::sea_orm::DatabaseBackend;
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -133,6 +133,8 @@ async fn names_are_found_as_they_are_typed() {
             "{q}"
         );
     }
+    // A region typed is meant.
+    assert_eq!(search(&app, &t, "北京华联商贸有限公司").await.0, 0);
 
     // One typo in five or more letters, below every exact reading.
     for q in ["zhangwie", "zhagnwei", "zhanwei", "zhanggwei", "alicewnag"] {
@@ -151,7 +153,7 @@ async fn names_are_found_as_they_are_typed() {
     // Short input finds nothing rather than the book; nothing to look for is a mistake.
     assert_eq!(search(&app, &t, "z").await.0, 0);
     assert_eq!(search(&app, &t, "7").await.0, 0);
-    for bad in ["", "   ", "---", "。"] {
+    for bad in ["", "   ", "---", "。", "张\u{0}伟", "a\u{0}@b"] {
         let resp = app.gql(Some(&t), SEARCH, json!({"q": bad})).await;
         assert_eq!(code(&resp), "VALIDATION", "{bad:?}: {resp}");
     }
@@ -374,4 +376,12 @@ async fn contains_filters_fold_and_never_match_everything() {
     }
     let resp = count(json!({"name": {"contains": "华联"}})).await;
     assert_eq!(resp["data"]["customers"]["totalCount"], 1);
+    // Stored text keeps its width: full-width brackets are found as typed, and folded.
+    app.create_customer(&t, json!({"name": "华为技术（深圳）有限公司", "kind": "ORGANIZATION"})).await;
+    for needle in ["（深圳）", "技术（"] {
+        let resp = count(json!({"name": {"contains": needle}})).await;
+        assert_eq!(resp["data"]["customers"]["totalCount"], 1, "{needle}: {resp}");
+    }
+    let resp = count(json!({"name": {"contains": "a\u{0}"}})).await;
+    assert_eq!(code(&resp), "VALIDATION", "{resp}");
 }

@@ -207,7 +207,11 @@ pub async fn candidates(db: &DatabaseConnection, actor: &Actor, probe: Probe) ->
         if !with.is_empty() {
             let rows = live(customer::Entity::find())
                 .filter(customer::Column::Kind.eq(CustomerKind::Individual))
-                .filter(customer::Column::Id.in_subquery(crate::search::index::named(n)))
+                .filter(
+                    Condition::any()
+                        .add(customer::Column::Name.eq(n))
+                        .add(customer::Column::Id.in_subquery(crate::search::index::named(n))),
+                )
                 .filter(with)
                 .limit(NEAR_ROWS)
                 .all(db)

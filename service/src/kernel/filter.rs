@@ -271,6 +271,8 @@ fn text<C: ColumnTrait + Copy>(
     if let Some(n) = &ops.contains {
         let matched = match needle(n).map_err(|m| AppError::invalid(format!("filter.{field}.contains"), m))? {
             Needle::Inside(s) => contains(col, &s),
+            // Stored text keeps its width: the needle as typed, or folded.
+            Needle::Either(typed, folded) => contains(col, &typed).or(contains(col, &folded)),
             // Digits only: nothing to escape.
             Needle::StartOrInside(start, inside) => {
                 Expr::col(col).like(LikeExpr::new(format!("{start}%"))).or(contains(col, &inside))
@@ -284,6 +286,8 @@ fn text<C: ColumnTrait + Copy>(
 /// What a `contains` needle matches once folded.
 enum Needle {
     Inside(String),
+    /// Inside, as typed or as folded.
+    Either(String, String),
     /// The start of the value, or (the same digits read literally) anywhere in it.
     StartOrInside(String, String),
 }
@@ -291,11 +295,14 @@ enum Needle {
 /// A text needle folded to half-width (as the search box folds it): a needle of nothing
 /// but spaces would match every row, and is refused.
 fn text_needle(raw: &str) -> Result<Needle, String> {
+    if raw.chars().any(char::is_control) {
+        return Err("has a control character".into());
+    }
     let folded = crate::kernel::normalize::fold_width(raw).trim().to_string();
     if folded.is_empty() {
         return Err("give at least one character to look for".into());
     }
-    Ok(Needle::Inside(folded))
+    Ok(if folded == raw { Needle::Inside(folded) } else { Needle::Either(raw.to_string(), folded) })
 }
 
 /// A phone needle: digits in any width with the punctuation numbers are written with; a
@@ -309,9 +316,10 @@ fn phone_needle(raw: &str) -> Result<Needle, String> {
     if digits.is_empty() {
         return Err("give at least one digit to look for".into());
     }
-    Ok(if let Some(international) = digits.strip_prefix("00") {
+    // A bare 0 or 00 is no start of anything: digits inside, as typed.
+    Ok(if let Some(international) = digits.strip_prefix("00").filter(|r| !r.is_empty()) {
         Needle::StartOrInside(format!("+{international}"), digits)
-    } else if let Some(national) = digits.strip_prefix('0') {
+    } else if let Some(national) = digits.strip_prefix('0').filter(|r| !r.is_empty() && !r.starts_with('0')) {
         Needle::StartOrInside(format!("+86{national}"), digits)
     } else if folded.trim_start().starts_with('+') {
         Needle::StartOrInside(format!("+{digits}"), format!("+{digits}"))

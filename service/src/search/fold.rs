@@ -165,8 +165,34 @@ pub fn readings(units: &[Unit], person: bool) -> Vec<String> {
             Unit::Word(w) => w.clone(),
         });
     }
+    // Places whose characters read otherwise alone (重庆 is chongqing, not zhongqing).
+    for i in from..units.len().saturating_sub(1) {
+        if let (Unit::Han(a), Unit::Han(b)) = (&units[i], &units[i + 1])
+            && let Some((_, read)) = PLACES.iter().find(|(p, _)| p.starts_with(*a) && p.ends_with(*b))
+        {
+            out[i] = read[0].to_string();
+            out[i + 1] = read[1].to_string();
+        }
+    }
     out
 }
+
+/// Place names a company's name carries whose characters' common readings are not the
+/// place's: hand-written like [`SURNAMES`].
+const PLACES: &[(&str, [&str; 2])] = &[
+    ("重庆", ["chong", "qing"]),
+    ("长沙", ["chang", "sha"]),
+    ("长春", ["chang", "chun"]),
+    ("长治", ["chang", "zhi"]),
+    ("厦门", ["xia", "men"]),
+    ("蚌埠", ["beng", "bu"]),
+    ("六安", ["lu", "an"]),
+    ("丽水", ["li", "shui"]),
+    ("乐山", ["le", "shan"]),
+    ("大理", ["da", "li"]),
+    ("番禺", ["pan", "yu"]),
+    ("台州", ["tai", "zhou"]),
+];
 
 /// Region names an organization's name may start or end with (`上海华联商贸` is
 /// `华联商贸` to whoever types it): provinces, autonomous regions and the cities a
@@ -311,6 +337,9 @@ mod tests {
         }
         // Not a person: the common reading.
         assert_eq!(read("曾经", false), "cengjing");
+        // Places by their own reading.
+        assert_eq!(read("重庆鑫源贸易", false), "chongqingxinyuanmaoyi");
+        assert_eq!(read("长沙", false), "changsha");
     }
 
     #[test]

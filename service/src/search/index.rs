@@ -253,7 +253,8 @@ fn contact_keys(k: &ContactKeyed) -> Vec<Key> {
 pub fn named(name: &str) -> sea_orm::sea_query::SelectStatement {
     use super::fold::{Unit, fold, units};
     use super::keys::Form;
-    let folded: String = units(&fold(name)).iter().map(Unit::text).collect();
+    let folded: String =
+        units(&fold(name)).iter().map(Unit::text).collect::<String>().chars().take(keys::MAX_TERM).collect();
     let mut q = Query::select();
     q.column(search_term::Column::RecordId)
         .from(search_term::Entity)
@@ -297,7 +298,11 @@ pub async fn reindex(db: &DatabaseConnection) -> AppResult<Reindexed> {
         )
         .and_where(customer::Column::DeletedAt.is_null())
         .and_where(customer::Column::ErasedAt.is_null());
-    search_term::Entity::delete_many().filter(Expr::exists(live).not()).exec(db).await?;
+    crate::kernel::store::write(db, async |txn| {
+        search_term::Entity::delete_many().filter(Expr::exists(live).not()).exec(txn).await?;
+        AppResult::Ok(())
+    })
+    .await?;
     done.terms = search_term::Entity::find().count(db).await?;
     Ok(done)
 }
@@ -336,114 +341,168 @@ fn copy_line(out: &mut String, r: &search_term::Model) {
 }
 
 /// PostgreSQL's rebuild (see [`reindex`]); with `only_if_empty`, none when there are keys
-/// (another instance built them first). Instances take turns on an advisory lock.
+/// (another instance built them first). Instances take turns on an advisory lock, held by
+/// a connection of the rebuild's own (closed, and the lock with it, however it ends).
 async fn rebuild_by_copy(db: &DatabaseConnection, only_if_empty: bool) -> AppResult<Option<Reindexed>> {
-    use sea_orm::sqlx;
-    let fail = |e: sqlx::Error| crate::error::AppError::Internal(format!("rebuilding the search keys: {e}").into());
-    let mut conn = db.get_postgres_connection_pool().acquire().await.map_err(fail)?;
-    // Held by this connection until it ends the rebuild (or closes).
-    sqlx::raw_sql("SELECT pg_advisory_lock(hashtext('crm search rebuild'))").execute(&mut *conn).await.map_err(fail)?;
-    let done = rebuild_locked(db, &mut conn, only_if_empty).await;
-    let unlocked = sqlx::raw_sql("SELECT pg_advisory_unlock(hashtext('crm search rebuild'))").execute(&mut *conn).await;
-    if unlocked.is_err() {
-        conn.close_on_drop();
+    use sea_orm::sqlx::{self, Connection};
+    let options = db.get_postgres_connection_pool().connect_options();
+    let mut conn = sqlx::postgres::PgConnection::connect_with(&options).await.map_err(copy_failed)?;
+    let done = async {
+        sqlx::raw_sql("SELECT pg_advisory_lock(hashtext('crm search rebuild'))")
+            .execute(&mut conn)
+            .await
+            .map_err(copy_failed)?;
+        if only_if_empty && search_term::Entity::find().one(db).await?.is_some() {
+            return Ok(None);
+        }
+        rebuild_locked(db, &mut conn).await.map(Some)
     }
+    .await;
+    let _ = conn.close().await;
     done
+}
+
+fn copy_failed(e: sea_orm::sqlx::Error) -> crate::error::AppError {
+    crate::error::AppError::Internal(format!("rebuilding the search keys: {e}").into())
+}
+
+/// Copies the keys of `ids` into `table` on `conn`; returns how many.
+async fn copy_keys(
+    db: &DatabaseConnection,
+    conn: &mut sea_orm::sqlx::postgres::PgConnection,
+    table: &str,
+    ids: &[Uuid],
+) -> AppResult<u64> {
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY {table} (form, term, field, head, record_id, customer_id, contact, owner_id, department_id, \
+             contacted_at) FROM STDIN"
+        ))
+        .await
+        .map_err(copy_failed)?;
+    let mut text = String::new();
+    let mut n = 0;
+    for chunk in ids.chunks(5000) {
+        text.clear();
+        for r in keyed(db, chunk).await? {
+            copy_line(&mut text, &r);
+            n += 1;
+        }
+        copy.send(text.as_bytes()).await.map_err(copy_failed)?;
+    }
+    copy.finish().await.map_err(copy_failed)?;
+    Ok(n)
 }
 
 async fn rebuild_locked(
     db: &DatabaseConnection,
-    conn: &mut sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>,
-    only_if_empty: bool,
-) -> AppResult<Option<Reindexed>> {
+    conn: &mut sea_orm::sqlx::postgres::PgConnection,
+) -> AppResult<Reindexed> {
     use sea_orm::sqlx;
-    let fail = |e: sqlx::Error| crate::error::AppError::Internal(format!("rebuilding the search keys: {e}").into());
-    if only_if_empty && search_term::Entity::find().one(db).await?.is_some() {
-        return Ok(None);
-    }
-    let started = crate::kernel::now();
+    // Writes not committed when the copy starts may be missed by it: their customers are
+    // rebuilt again at the swap. They began no earlier than the oldest open transaction
+    // (a minute more for the clocks of the instances that stamp `updated_at`).
+    let started: DateTime<Utc> = sqlx::query_scalar(
+        "SELECT LEAST(now(), COALESCE((SELECT MIN(xact_start) FROM pg_stat_activity \
+         WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()), now())) - interval '1 minute'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(copy_failed)?;
     let mut done = Reindexed::default();
     for statement in
         ["DROP TABLE IF EXISTS search_term_next", "CREATE TABLE search_term_next (LIKE search_term INCLUDING DEFAULTS)"]
     {
-        sqlx::raw_sql(statement).execute(&mut **conn).await.map_err(fail)?;
+        sqlx::raw_sql(statement).execute(&mut *conn).await.map_err(copy_failed)?;
     }
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY search_term_next (form, term, field, head, record_id, customer_id, contact, owner_id, \
-             department_id, contacted_at) FROM STDIN",
-        )
-        .await
-        .map_err(fail)?;
     let mut after: Option<Uuid> = None;
-    let mut text = String::new();
-    while let Some(ids) = next_ids(db, &mut after, 5000).await? {
-        text.clear();
-        for r in keyed(db, &ids).await? {
-            copy_line(&mut text, &r);
-            done.terms += 1;
-        }
-        done.customers += ids.len() as u64;
-        copy.send(text.as_bytes()).await.map_err(fail)?;
+    let mut ids: Vec<Uuid> = Vec::new();
+    while let Some(page) = next_ids(db, &mut after, 50_000).await? {
+        done.customers += page.len() as u64;
+        ids.extend(page);
     }
-    copy.finish().await.map_err(fail)?;
+    done.terms = copy_keys(db, conn, "search_term_next", &ids).await?;
+    drop(ids);
     for statement in [
         "SET maintenance_work_mem = '1GB'",
         "CREATE INDEX idx_search_term_next_range ON search_term_next (form, term) \
          INCLUDE (head, field, record_id, customer_id, contact, owner_id, department_id, contacted_at)",
         "CREATE INDEX idx_search_term_next_customer ON search_term_next (customer_id)",
         "RESET maintenance_work_mem",
-        // The swap: writers wait for it, readers of the old table finish first.
-        "BEGIN",
-        "LOCK TABLE search_term IN ACCESS EXCLUSIVE MODE",
-        "DROP TABLE search_term",
-        "ALTER TABLE search_term_next RENAME TO search_term",
-        "ALTER INDEX idx_search_term_next_range RENAME TO idx_search_term_range",
-        "ALTER INDEX idx_search_term_next_customer RENAME TO idx_search_term_customer",
-        "COMMIT",
     ] {
-        if let Err(e) = sqlx::raw_sql(statement).execute(&mut **conn).await {
-            // The connection goes back to the pool: not inside the swap's transaction.
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut **conn).await;
-            return Err(fail(e));
-        }
+        sqlx::raw_sql(statement).execute(&mut *conn).await.map_err(copy_failed)?;
     }
-    // Index-only scans need the visibility map a fresh table does not have yet.
-    sqlx::raw_sql("VACUUM (ANALYZE) search_term").execute(&mut **conn).await.map_err(fail)?;
-    // What was written while the copy ran went to the old table: rebuilt here.
-    let mut since: BTreeSet<Uuid> = BTreeSet::new();
-    since.extend(
+    // The swap: writers wait for it; what they wrote since the copy began is rebuilt first.
+    sqlx::raw_sql("BEGIN").execute(&mut *conn).await.map_err(copy_failed)?;
+    let swapped = async {
+        sqlx::raw_sql("LOCK TABLE search_term IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *conn)
+            .await
+            .map_err(copy_failed)?;
+        let since = written_since(db, started).await?;
+        sqlx::query("DELETE FROM search_term_next WHERE customer_id = ANY($1)")
+            .bind(&since)
+            .execute(&mut *conn)
+            .await
+            .map_err(copy_failed)?;
+        copy_keys(db, conn, "search_term_next", &since).await?;
+        for statement in [
+            "DROP TABLE search_term",
+            "ALTER TABLE search_term_next RENAME TO search_term",
+            "ALTER INDEX idx_search_term_next_range RENAME TO idx_search_term_range",
+            "ALTER INDEX idx_search_term_next_customer RENAME TO idx_search_term_customer",
+            "COMMIT",
+        ] {
+            sqlx::raw_sql(statement).execute(&mut *conn).await.map_err(copy_failed)?;
+        }
+        AppResult::Ok(())
+    }
+    .await;
+    if let Err(e) = swapped {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        return Err(e);
+    }
+    done.terms = search_term::Entity::find().count(db).await?;
+    // Index-only scans need the visibility map a fresh table does not have yet; searches
+    // work without it, only slower, so a failure here is no failed rebuild.
+    if let Err(e) = sqlx::raw_sql("VACUUM (ANALYZE) search_term").execute(&mut *conn).await {
+        tracing::warn!(error = %e, "the search keys are rebuilt but not vacuumed: run VACUUM ANALYZE search_term");
+    }
+    Ok(done)
+}
+
+/// Customers whose keys a write since `since` may have changed: the customer, one of its
+/// contacts or its interactions written.
+async fn written_since(db: &DatabaseConnection, since: DateTime<Utc>) -> AppResult<Vec<Uuid>> {
+    let mut ids: BTreeSet<Uuid> = BTreeSet::new();
+    ids.extend(
         customer::Entity::find()
             .select_only()
             .column(customer::Column::Id)
-            .filter(customer::Column::UpdatedAt.gte(started))
+            .filter(customer::Column::UpdatedAt.gte(since))
             .into_tuple::<Uuid>()
             .all(db)
             .await?,
     );
-    since.extend(
+    ids.extend(
         contact::Entity::find()
             .select_only()
             .column(contact::Column::CustomerId)
-            .filter(contact::Column::UpdatedAt.gte(started))
+            .filter(contact::Column::UpdatedAt.gte(since))
             .into_tuple::<Uuid>()
             .all(db)
             .await?,
     );
-    since.extend(
+    ids.extend(
         interaction::Entity::find()
             .select_only()
             .column(interaction::Column::CustomerId)
-            .filter(interaction::Column::UpdatedAt.gte(started))
+            .filter(interaction::Column::UpdatedAt.gte(since))
             .into_tuple::<Uuid>()
             .all(db)
             .await?,
     );
-    let since: Vec<Uuid> = since.into_iter().collect();
-    for ids in since.chunks(CHUNK) {
-        crate::kernel::store::write(db, async |txn| refresh(txn, ids).await).await?;
-    }
-    Ok(Some(done))
+    Ok(ids.into_iter().collect())
 }
 
 /// Builds the keys when there are customers and none are kept (a database upgraded to the

@@ -1,7 +1,7 @@
 //! The search keys of one record: each searchable field in each of its forms, written as
 //! its suffixes (from every unit on), so that a prefix of a suffix is a substring of the
 //! form and every kind of match is a range of one ordered index (`docs/search.md`).
-use super::fold::{Unit, fold, is_han, org_core, reading, readings, units};
+use super::fold::{Unit, fold, org_core, readings, units};
 use crate::kernel::normalize;
 
 /// How a key is written.
@@ -70,7 +70,7 @@ pub struct Key {
 /// Units a name's suffixes start from at most (a longer name is found by its beginning).
 const MAX_UNITS: usize = 24;
 /// Characters of a term at most.
-const MAX_TERM: usize = 64;
+pub const MAX_TERM: usize = 64;
 /// Digits of a phone fragment at least.
 pub const MIN_DIGITS: usize = 4;
 
@@ -181,19 +181,6 @@ pub fn dedup(mut keys: Vec<Key>) -> Vec<Key> {
 /// characters as a surname when they are one.
 pub fn query_readings(units: &[Unit]) -> Vec<String> {
     readings(units, true)
-}
-
-/// The first letter of each unit's reading.
-pub fn initial_of(u: &Unit) -> Option<char> {
-    match u {
-        Unit::Han(c) => reading(*c).and_then(|r| r.chars().next()),
-        Unit::Word(w) => w.chars().next(),
-    }
-}
-
-/// Whether `s` holds a Chinese character.
-pub fn has_han(s: &str) -> bool {
-    s.chars().any(is_han)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! the caller may not read is neither returned nor counted, and a key of a field group the
 //! caller does not see on that record (phone, e-mail) matches nothing.
 use super::fold::{Unit, fold, is_han, org_core, units};
-use super::keys::{Field, Form, MIN_DIGITS, initial_of, query_readings};
+use super::keys::{Field, Form, MAX_TERM, MIN_DIGITS, query_readings};
 use crate::access::{Actor, FieldAccess};
 use crate::error::{AppError, AppResult};
 use crate::kernel::normalize;
@@ -119,6 +119,9 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
     if raw.chars().count() > MAX_QUERY {
         return Err(AppError::invalid("query", format!("is longer than {MAX_QUERY} characters")));
     }
+    if raw.chars().any(char::is_control) {
+        return Err(AppError::invalid("query", "has a control character"));
+    }
     let folded = fold(raw);
     let parts = units(&folded);
     if parts.is_empty() {
@@ -133,6 +136,8 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
     }
     let mut out = Vec::new();
     let mut prefix = |forms: Vec<Form>, term: String, points: Points, han: Vec<char>| {
+        // Keys are cut as long; a longer query is found by its beginning.
+        let term: String = term.chars().take(MAX_TERM).collect();
         if !term.is_empty() && !out.iter().any(|r: &Reading| r.forms == forms && r.terms == [term.clone()]) {
             out.push(Reading { forms, terms: vec![term], points, han });
         }
@@ -148,8 +153,13 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
     // Text as typed, and an organization's name without its company form and region.
     prefix(vec![Form::Text], compact.clone(), Points::Text, vec![]);
     let without_form: String = units(&fold(&normalize::org_name(raw))).iter().map(Unit::text).collect();
+    let core: String = units(&org_core(raw)).iter().map(Unit::text).collect();
+    // A region typed is meant: 上海华联商贸 is not 北京华联商贸, whose core is the same.
+    let region_typed = core != without_form && without_form.ends_with(&core);
     prefix(vec![Form::Text], without_form, Points::Text, vec![]);
-    prefix(vec![Form::Text], units(&org_core(raw)).iter().map(Unit::text).collect(), Points::Text, vec![]);
+    if !region_typed {
+        prefix(vec![Form::Text], core, Points::Text, vec![]);
+    }
 
     // A phone number or a fragment of one, in any written form.
     let phone_like = folded.chars().all(|c| c.is_ascii_digit() || " +-().//".contains(c));
@@ -177,10 +187,12 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
         let mixed = if han.is_empty() { vec![] } else { han.clone() };
         let read: String = query_readings(&parts).concat();
         prefix(vec![Form::Pinyin], read, Points::Pinyin, mixed.clone());
+        // A character's initial as its reading starts (a surname's as a surname's).
         let initials: String = parts
             .iter()
-            .map(|u| match u {
-                Unit::Han(_) => initial_of(u).map(String::from).unwrap_or_default(),
+            .zip(query_readings(&parts))
+            .map(|(u, r)| match u {
+                Unit::Han(_) => r.chars().next().map(String::from).unwrap_or_default(),
                 Unit::Word(w) => w.clone(),
             })
             .collect();
@@ -434,7 +446,7 @@ pub async fn search(
             fields,
         ));
     }
-    let has_next_page = found.len() as u64 > limit;
+    let has_next_page = found.len() as u64 > limit && offset + limit < MAX_DEPTH;
     found.truncate(limit as usize);
     let customer_ids: Vec<Uuid> = found.iter().map(|f| f.1).collect();
     let contact_ids: Vec<Uuid> = found.iter().filter(|f| f.2).map(|f| f.0).collect();
@@ -458,12 +470,16 @@ pub async fn search(
     };
     let mut edges = Vec::with_capacity(found.len());
     for (i, (record, customer_id, is_contact, points, fields)) in found.into_iter().enumerate() {
-        // A key outlives its record only inside a write that has not committed yet.
+        // The keys said so; the rows have the last word (a key left stale by a rebuild
+        // racing a write must not show what the caller may not read).
         let Some(customer) = customers.get(&customer_id).cloned() else { continue };
+        if customer.erased_at.is_some() || !actor.may(Resource::Customer, Action::Read, &customer) {
+            continue;
+        }
         let contact = if is_contact {
             match contacts.remove(&record) {
-                Some(c) => Some(c),
-                None => continue,
+                Some(c) if c.deleted_at.is_none() && actor.may(Resource::Contact, Action::Read, &customer) => Some(c),
+                _ => continue,
             }
         } else {
             None
@@ -526,7 +542,9 @@ mod tests {
         assert!(prefixes("021-6555").contains(&(vec![Form::Digits], "0216555".into())));
         assert!(prefixes("+86 138 0013").contains(&(vec![Form::Digits], "861380013".into())));
         assert!(prefixes("００１３８０００").contains(&(vec![Form::Digits], "138000".into())));
-        assert!(prefixes("上海华联商贸有限公司").contains(&(vec![Form::Text], "华联商贸".into())));
+        assert!(prefixes("华联商贸有限公司").contains(&(vec![Form::Text], "华联商贸".into())));
+        assert!(prefixes("上海华联商贸有限公司").contains(&(vec![Form::Text], "上海华联商贸".into())));
+        assert!(!prefixes("北京华联商贸").contains(&(vec![Form::Text], "华联商贸".into())), "a region typed is meant");
         assert!(prefixes("li.na@ex").contains(&(vec![Form::Email], "li.na@ex".into())));
         // Too short to mean anything but everything.
         assert!(readings("z").unwrap().is_none());
