@@ -380,16 +380,33 @@ async fn copy_keys(
         ))
         .await
         .map_err(copy_failed)?;
-    let mut text = String::new();
+    // Reading and keying the next customers overlaps the server's taking in the last.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<AppResult<(String, u64)>>(2);
+    let reader = {
+        let (db, ids) = (db.clone(), ids.to_vec());
+        tokio::spawn(async move {
+            for chunk in ids.chunks(5000) {
+                let text = keyed(&db, chunk).await.map(|rows| {
+                    let mut text = String::with_capacity(rows.len() * 120);
+                    for r in &rows {
+                        copy_line(&mut text, r);
+                    }
+                    (text, rows.len() as u64)
+                });
+                let failed = text.is_err();
+                if tx.send(text).await.is_err() || failed {
+                    return;
+                }
+            }
+        })
+    };
     let mut n = 0;
-    for chunk in ids.chunks(5000) {
-        text.clear();
-        for r in keyed(db, chunk).await? {
-            copy_line(&mut text, &r);
-            n += 1;
-        }
+    while let Some(next) = rx.recv().await {
+        let (text, rows) = next?;
         copy.send(text.as_bytes()).await.map_err(copy_failed)?;
+        n += rows;
     }
+    reader.await.map_err(|e| crate::error::AppError::Internal(format!("keying customers: {e}").into()))?;
     copy.finish().await.map_err(copy_failed)?;
     Ok(n)
 }
@@ -421,8 +438,11 @@ async fn rebuild_locked(
         done.customers += page.len() as u64;
         ids.extend(page);
     }
+    let clock = std::time::Instant::now();
     done.terms = copy_keys(db, conn, "search_term_next", &ids).await?;
     drop(ids);
+    tracing::info!(keys = done.terms, seconds = clock.elapsed().as_secs_f64(), "search keys copied");
+    let clock = std::time::Instant::now();
     for statement in [
         "SET maintenance_work_mem = '1GB'",
         "CREATE INDEX idx_search_term_next_range ON search_term_next (form, term) \
@@ -432,6 +452,8 @@ async fn rebuild_locked(
     ] {
         sqlx::raw_sql(statement).execute(&mut *conn).await.map_err(copy_failed)?;
     }
+    tracing::info!(seconds = clock.elapsed().as_secs_f64(), "search keys indexed");
+    let clock = std::time::Instant::now();
     // The swap: writers wait for it; what they wrote since the copy began is rebuilt first.
     sqlx::raw_sql("BEGIN").execute(&mut *conn).await.map_err(copy_failed)?;
     let swapped = async {
@@ -462,12 +484,15 @@ async fn rebuild_locked(
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
         return Err(e);
     }
+    tracing::info!(seconds = clock.elapsed().as_secs_f64(), "search keys swapped in");
+    let clock = std::time::Instant::now();
     done.terms = search_term::Entity::find().count(db).await?;
     // Index-only scans need the visibility map a fresh table does not have yet; searches
     // work without it, only slower, so a failure here is no failed rebuild.
     if let Err(e) = sqlx::raw_sql("VACUUM (ANALYZE) search_term").execute(&mut *conn).await {
         tracing::warn!(error = %e, "the search keys are rebuilt but not vacuumed: run VACUUM ANALYZE search_term");
     }
+    tracing::info!(seconds = clock.elapsed().as_secs_f64(), "search keys counted and vacuumed");
     Ok(done)
 }
 
