@@ -341,6 +341,16 @@ fn mine_expr(owned: SimpleExpr) -> SimpleExpr {
     CaseStatement::new().case(owned, 1).finally(0).into()
 }
 
+/// One record of the page, as the statement returns it.
+struct Found {
+    record: Uuid,
+    customer: Uuid,
+    contact: bool,
+    points: i64,
+    /// Each field that matched, with its best points, best first.
+    fields: Vec<(Field, i64)>,
+}
+
 const FIELDS: [Field; 7] = [
     Field::Name,
     Field::Phone,
@@ -427,7 +437,7 @@ pub async fn search(
         .limit(limit + 1)
         .offset(offset);
     let rows = db.query_all(&ordered).await?;
-    let mut found: Vec<(Uuid, Uuid, bool, i64, Vec<(Field, i64)>)> = Vec::with_capacity(rows.len());
+    let mut found: Vec<Found> = Vec::with_capacity(rows.len());
     let mut total: Option<u64> = None;
     for r in &rows {
         total = Some(r.try_get::<i64>("", "total")? as u64);
@@ -438,18 +448,18 @@ pub async fn search(
             }
         }
         fields.sort_by_key(|(f, p)| (-p, *f));
-        found.push((
-            r.try_get("", "record_id")?,
-            r.try_get("", "customer_id")?,
-            r.try_get("", "contact")?,
-            r.try_get("", "points")?,
+        found.push(Found {
+            record: r.try_get("", "record_id")?,
+            customer: r.try_get("", "customer_id")?,
+            contact: r.try_get("", "contact")?,
+            points: r.try_get("", "points")?,
             fields,
-        ));
+        });
     }
     let has_next_page = found.len() as u64 > limit && offset + limit < MAX_DEPTH;
     found.truncate(limit as usize);
-    let customer_ids: Vec<Uuid> = found.iter().map(|f| f.1).collect();
-    let contact_ids: Vec<Uuid> = found.iter().filter(|f| f.2).map(|f| f.0).collect();
+    let customer_ids: Vec<Uuid> = found.iter().map(|f| f.customer).collect();
+    let contact_ids: Vec<Uuid> = found.iter().filter(|f| f.contact).map(|f| f.record).collect();
     let customers: HashMap<Uuid, customer::Model> = customer::Entity::find()
         .filter(customer::Column::Id.is_in(customer_ids))
         .all(db)
@@ -469,7 +479,9 @@ pub async fn search(
             .collect()
     };
     let mut edges = Vec::with_capacity(found.len());
-    for (i, (record, customer_id, is_contact, points, fields)) in found.into_iter().enumerate() {
+    for (i, Found { record, customer: customer_id, contact: is_contact, points, fields }) in
+        found.into_iter().enumerate()
+    {
         // The keys said so; the rows have the last word (a key left stale by a rebuild
         // racing a write must not show what the caller may not read).
         let Some(customer) = customers.get(&customer_id).cloned() else { continue };
