@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error", "kernel", "catalogue"],
     &["access"],
+    &["search"],
     &["policy"],
     &["category"],
     &["customer"],

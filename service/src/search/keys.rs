@@ -37,19 +37,16 @@ pub enum Field {
 }
 
 impl Field {
-    pub fn from_i16(v: i16) -> Option<Field> {
-        [
-            Field::Name,
-            Field::Phone,
-            Field::Email,
-            Field::Organization,
-            Field::ContactName,
-            Field::ContactMobile,
-            Field::ContactOfficePhone,
-        ]
-        .into_iter()
-        .find(|f| *f as i16 == v)
-    }
+    /// Every field, in its number's order.
+    pub const ALL: [Field; 7] = [
+        Field::Name,
+        Field::Phone,
+        Field::Email,
+        Field::Organization,
+        Field::ContactName,
+        Field::ContactMobile,
+        Field::ContactOfficePhone,
+    ];
 
     /// Whether the field is a contact detail (shown only to who sees that field group).
     pub fn is_contact_detail(self) -> bool {

@@ -260,8 +260,7 @@ fn points_expr(r: &Reading) -> SimpleExpr {
 fn scope(actor: &Actor, kinds: &[Kind]) -> Condition {
     let reach = |r: Resource| actor.reach(r, Action::Read);
     let details = |over: Resource| -> Condition {
-        let hidden: Vec<i16> =
-            [Field::Phone, Field::Email, Field::ContactMobile, Field::ContactOfficePhone].map(|f| f as i16).to_vec();
+        let hidden: Vec<i16> = Field::ALL.into_iter().filter(|f| f.is_contact_detail()).map(|f| f as i16).collect();
         match actor.field_access(Resource::ContactDetails, over) {
             FieldAccess::Every => Condition::all(),
             FieldAccess::Some(r) => {
@@ -351,16 +350,6 @@ struct Found {
     fields: Vec<(Field, i64)>,
 }
 
-const FIELDS: [Field; 7] = [
-    Field::Name,
-    Field::Phone,
-    Field::Email,
-    Field::Organization,
-    Field::ContactName,
-    Field::ContactMobile,
-    Field::ContactOfficePhone,
-];
-
 /// Records matched, merged: best points, whether the caller owns it, last contact.
 fn grouped(readings: &[Reading], within: &Condition, me: Uuid, pg: bool) -> SelectStatement {
     let m = Alias::new("m");
@@ -376,7 +365,7 @@ fn grouped(readings: &[Reading], within: &Condition, me: Uuid, pg: bool) -> Sele
         // Every record matched, counted once the groups are made (before the page is cut).
         .expr_as(Expr::cust("CAST(COUNT(*) OVER () AS BIGINT)"), Alias::new("total"));
     // How each field matched: its best points.
-    for f in FIELDS {
+    for f in Field::ALL {
         let n = f as i16;
         q.expr_as(
             Expr::cust(format!("CAST(MAX(CASE WHEN m.field = {n} THEN m.points END) AS BIGINT)")),
@@ -442,7 +431,7 @@ pub async fn search(
     for r in &rows {
         total = Some(r.try_get::<i64>("", "total")? as u64);
         let mut fields = Vec::new();
-        for f in FIELDS {
+        for f in Field::ALL {
             if let Some(p) = r.try_get::<Option<i64>>("", &format!("f{}", f as i16))? {
                 fields.push((f, p));
             }

@@ -103,6 +103,17 @@ pub(crate) async fn wait_for(port: u16) -> Result<(), String> {
     Ok(())
 }
 
+/// The first user of `role` by e-mail (generated data: `admin`, `manager0`, `sales0`…).
+pub(crate) async fn first_user(db: &sea_orm::DatabaseConnection, role: Role) -> Result<entity::user::Model, String> {
+    entity::user::Entity::find()
+        .filter(entity::user::Column::Role.eq(role))
+        .order_by_asc(entity::user::Column::Email)
+        .one(db)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no {role} user"))
+}
+
 pub(crate) fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
@@ -129,15 +140,7 @@ pub async fn read_path(
     rounds: u32,
 ) -> Result<String, String> {
     let db = &state.db;
-    let user = |role: Role| async move {
-        entity::user::Entity::find()
-            .filter(entity::user::Column::Role.eq(role))
-            .order_by_asc(entity::user::Column::Email)
-            .one(db)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no {role} user"))
-    };
+    let user = |role: Role| first_user(db, role);
     let admin = user(Role::Admin).await?;
     let manager = user(Role::Manager).await?;
     let rep = user(Role::Sales).await?;

@@ -4,7 +4,7 @@
 //! per kind and role, beside the floor of doing nothing clever: the same queries through
 //! the `contains` filter of the customer list (`ILIKE '%…%'` over every row), sent once.
 use crate::generate::TRADITIONAL;
-use crate::readpath::{free_port, wait_for};
+use crate::readpath::{first_user, free_port, wait_for};
 use api::state::AppState;
 use entity::enums::{CustomerKind, Role};
 use rand::rngs::StdRng;
@@ -190,15 +190,7 @@ async fn kinds(state: &AppState) -> Result<Vec<Kind>, String> {
 /// A message when a step fails.
 pub async fn search(state: AppState) -> Result<String, String> {
     let db = &state.db;
-    let user = |role: Role| async move {
-        entity::user::Entity::find()
-            .filter(entity::user::Column::Role.eq(role))
-            .order_by_asc(entity::user::Column::Email)
-            .one(db)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no {role} user"))
-    };
+    let user = |role: Role| first_user(db, role);
     let admin = user(Role::Admin).await?;
     let rep = user(Role::Sales).await?;
     let token = |u: &entity::user::Model| {
