@@ -1,4 +1,9 @@
 //! One search key of a customer or contact (`service::search`, `docs/search.md`).
+//!
+//! The key columns below are unique together (a record's keys are deduplicated before
+//! they are written): SQLite's table is keyed by them; PostgreSQL's has no primary key,
+//! only its covering range index. Rows are only inserted and deleted in bulk, never
+//! found or saved by key.
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]

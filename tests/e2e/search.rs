@@ -253,6 +253,19 @@ async fn a_hit_the_caller_may_not_read_does_not_exist() {
     let own = person(&app, &boss, "刘阳", None).await;
     assert_eq!(order("liuyang", boss.clone()).await[0], own["id"], "the caller's own first");
 
+    // A role that reads neither customers nor contacts may not search; a cursor of
+    // another list is refused.
+    let (_, analyst) = app.create_user("bi@example.com", "ANALYST", &east).await;
+    let resp = app.gql(Some(&analyst), SEARCH, json!({"q": "王小明"})).await;
+    assert_eq!(code(&resp), "FORBIDDEN", "{resp}");
+    let list = app.ok(&rep, "{customers(first:1){pageInfo{endCursor}}}", json!({})).await;
+    let foreign = &list["customers"]["pageInfo"]["endCursor"];
+    for after in [foreign.clone(), json!("not-a-cursor")] {
+        let resp = app.gql(Some(&rep), SEARCH, json!({"q": "王小明", "a": after})).await;
+        assert_eq!(code(&resp), "VALIDATION", "{resp}");
+        assert_eq!(invalid_fields(&resp), ["after"]);
+    }
+
     // Searching spends the matching budget duplicate checks spend: one limit for both.
     let tight = TestApp::spawn_with(|c| c.match_budget_per_hour = 3).await;
     let dept = tight.create_department("华东", None).await;

@@ -500,34 +500,25 @@ async fn rebuild_locked(
 /// contacts or its interactions written.
 async fn written_since(db: &DatabaseConnection, since: DateTime<Utc>) -> AppResult<Vec<Uuid>> {
     let mut ids: BTreeSet<Uuid> = BTreeSet::new();
+    ids.extend(customers_of::<customer::Entity>(db, customer::Column::Id, customer::Column::UpdatedAt, since).await?);
     ids.extend(
-        customer::Entity::find()
-            .select_only()
-            .column(customer::Column::Id)
-            .filter(customer::Column::UpdatedAt.gte(since))
-            .into_tuple::<Uuid>()
-            .all(db)
-            .await?,
+        customers_of::<contact::Entity>(db, contact::Column::CustomerId, contact::Column::UpdatedAt, since).await?,
     );
     ids.extend(
-        contact::Entity::find()
-            .select_only()
-            .column(contact::Column::CustomerId)
-            .filter(contact::Column::UpdatedAt.gte(since))
-            .into_tuple::<Uuid>()
-            .all(db)
-            .await?,
-    );
-    ids.extend(
-        interaction::Entity::find()
-            .select_only()
-            .column(interaction::Column::CustomerId)
-            .filter(interaction::Column::UpdatedAt.gte(since))
-            .into_tuple::<Uuid>()
-            .all(db)
+        customers_of::<interaction::Entity>(db, interaction::Column::CustomerId, interaction::Column::UpdatedAt, since)
             .await?,
     );
     Ok(ids.into_iter().collect())
+}
+
+/// The customer ids (`customer`) of `E`'s rows updated since `since`.
+async fn customers_of<E: EntityTrait>(
+    db: &DatabaseConnection,
+    customer: E::Column,
+    updated: E::Column,
+    since: DateTime<Utc>,
+) -> AppResult<Vec<Uuid>> {
+    Ok(E::find().select_only().column(customer).filter(updated.gte(since)).into_tuple::<Uuid>().all(db).await?)
 }
 
 /// Builds the keys when there are customers and none are kept (a database upgraded to the
