@@ -15,20 +15,18 @@ pub struct Model {
     /// A suffix of the folded form (from a character, syllable or digit on).
     #[sea_orm(primary_key, auto_increment = false)]
     pub term: String,
+    /// The record the key is of (`search_doc`).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub doc: i32,
     /// The field it comes from (`service::search::Field`).
     #[sea_orm(primary_key, auto_increment = false)]
     pub field: i16,
+    /// Where the record's customer sits (`search_zone`): the scope, read from the index.
+    pub zone: i32,
     /// Whether the term is the whole form, from its start (a prefix match, not a substring).
     pub head: bool,
-    /// The customer's id, or the contact's.
-    #[sea_orm(primary_key, auto_increment = false)]
-    pub record_id: Uuid,
-    pub customer_id: Uuid,
     /// Whether the record is a contact.
     pub contact: bool,
-    /// The customer's owner (none in the pool) and department: the scope, read from the index.
-    pub owner_id: Option<Uuid>,
-    pub department_id: Uuid,
     /// The customer's latest interaction (ranking).
     pub contacted_at: Option<DateTimeUtc>,
 }

@@ -347,7 +347,9 @@ async fn keys_follow_every_write() {
 
     // Rebuilt from scratch: the same answers.
     let before = search(&app, &t, "zhu").await;
-    sea_orm::ConnectionTrait::execute_unprepared(&app.db, "DELETE FROM search_term").await.unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(&app.db, "DELETE FROM search_term; DELETE FROM search_doc")
+        .await
+        .unwrap();
     assert_eq!(search(&app, &t, "zhu").await.0, 0);
     let done = service::search::index::reindex(&app.db).await.unwrap();
     assert!(done.terms > 0);

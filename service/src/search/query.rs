@@ -3,17 +3,18 @@
 //! the key index, the matches of a record merged into its best, ranked by how they matched
 //! and then by whose and how recent the record is (`docs/search.md`).
 //!
-//! Scope is part of every range's condition, read from the key rows themselves: a record
-//! the caller may not read is neither returned nor counted, and a key of a field group the
-//! caller does not see on that record (phone, e-mail) matches nothing.
+//! Scope is part of every range's condition, read from the key rows themselves (each
+//! carries its customer's zone, and a caller reaches a set of zones): a record the caller
+//! may not read is neither returned nor counted, and a key of a field group the caller does
+//! not see on that record (phone, e-mail) matches nothing.
 use super::fold::{Unit, fold, is_han, org_core, units};
 use super::keys::{Field, Form, MAX_TERM, MIN_DIGITS, query_readings};
-use crate::access::{Actor, FieldAccess};
+use crate::access::{Actor, FieldAccess, Reach};
 use crate::error::{AppError, AppResult};
 use crate::kernel::normalize;
 use crate::kernel::pagination::{Cursor, Page, PageArgs, page_size};
 use entity::enums::{Action, Resource};
-use entity::{contact, customer, search_term};
+use entity::{contact, customer, search_doc, search_term, search_zone};
 use sea_orm::sea_query::{
     Alias, CaseStatement, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement, SimpleExpr,
     UnionType,
@@ -256,6 +257,19 @@ fn points_expr(r: &Reading) -> SimpleExpr {
     }
 }
 
+/// The keys of the customers `reach` reaches: of the zones it reaches.
+fn zoned(reach: &Reach) -> Condition {
+    if reach.everything {
+        return Condition::all();
+    }
+    let mut zones = Query::select();
+    zones
+        .column(search_zone::Column::Zone)
+        .from(search_zone::Entity)
+        .cond_where(reach.condition(search_zone::Column::OwnerId, search_zone::Column::DepartmentId));
+    Condition::all().add(T::Zone.in_subquery(zones))
+}
+
 /// The rows a caller reaches, and the field groups it sees on them.
 fn scope(actor: &Actor, kinds: &[Kind]) -> Condition {
     let reach = |r: Resource| actor.reach(r, Action::Read);
@@ -263,13 +277,11 @@ fn scope(actor: &Actor, kinds: &[Kind]) -> Condition {
         let hidden: Vec<i16> = Field::ALL.into_iter().filter(|f| f.is_contact_detail()).map(|f| f as i16).collect();
         match actor.field_access(Resource::ContactDetails, over) {
             FieldAccess::Every => Condition::all(),
-            FieldAccess::Some(r) => {
-                Condition::any().add(T::Field.is_not_in(hidden)).add(r.condition(T::OwnerId, T::DepartmentId))
-            }
+            FieldAccess::Some(r) => Condition::any().add(T::Field.is_not_in(hidden)).add(zoned(&r)),
             FieldAccess::Never => Condition::all().add(T::Field.is_not_in(hidden)),
         }
     };
-    let customers = reach(Resource::Customer).condition(T::OwnerId, T::DepartmentId);
+    let customers = zoned(&reach(Resource::Customer));
     let mut any = Condition::any();
     if kinds.contains(&Kind::Customer) {
         any =
@@ -280,18 +292,18 @@ fn scope(actor: &Actor, kinds: &[Kind]) -> Condition {
             Condition::all()
                 .add(T::Contact.eq(true))
                 .add(customers)
-                .add(reach(Resource::Contact).condition(T::OwnerId, T::DepartmentId))
+                .add(zoned(&reach(Resource::Contact)))
                 .add(details(Resource::Contact)),
         );
     }
     any
 }
 
-/// The matching key rows of one reading: record, customer, kind, owner, last contact,
-/// field and points.
+/// The matching key rows of one reading: record, kind, zone, last contact, field and
+/// points.
 fn range(r: &Reading, within: &Condition, pg: bool) -> SelectStatement {
     let mut q = Query::select();
-    q.columns([T::RecordId, T::CustomerId, T::Contact, T::OwnerId, T::ContactedAt, T::Field])
+    q.columns([T::Doc, T::Contact, T::Zone, T::ContactedAt, T::Field])
         .expr_as(points_expr(r), Alias::new("points"))
         .from(search_term::Entity)
         .cond_where(within.clone());
@@ -317,8 +329,7 @@ fn range(r: &Reading, within: &Condition, pg: bool) -> SelectStatement {
         holds
             .expr(Expr::val(1))
             .from_as(search_term::Entity, t2.clone())
-            .and_where(Expr::col((t2.clone(), T::CustomerId)).equals((search_term::Entity, T::CustomerId)))
-            .and_where(Expr::col((t2.clone(), T::RecordId)).equals((search_term::Entity, T::RecordId)))
+            .and_where(Expr::col((t2.clone(), T::Doc)).equals((search_term::Entity, T::Doc)))
             .and_where(Expr::col((t2.clone(), T::Field)).equals((search_term::Entity, T::Field)))
             .and_where(Expr::col((t2.clone(), T::Form)).eq(Form::Text as i16))
             .and_where(Expr::col((t2.clone(), T::Head)).eq(true))
@@ -336,14 +347,16 @@ fn union(readings: &[Reading], within: &Condition, pg: bool) -> SelectStatement 
     all
 }
 
-fn mine_expr(owned: SimpleExpr) -> SimpleExpr {
-    CaseStatement::new().case(owned, 1).finally(0).into()
+/// 1 for a key of a customer `me` owns, 0 for others.
+fn mine_expr(me: Uuid) -> SimpleExpr {
+    let mut mine = Query::select();
+    mine.column(search_zone::Column::Zone).from(search_zone::Entity).and_where(search_zone::Column::OwnerId.eq(me));
+    CaseStatement::new().case(Expr::col((Alias::new("m"), T::Zone)).in_subquery(mine), 1).finally(0).into()
 }
 
 /// One record of the page, as the statement returns it.
 struct Found {
-    record: Uuid,
-    customer: Uuid,
+    doc: i32,
     contact: bool,
     points: i64,
     /// Each field that matched, with its best points, best first.
@@ -355,12 +368,11 @@ fn grouped(readings: &[Reading], within: &Condition, me: Uuid, pg: bool) -> Sele
     let m = Alias::new("m");
     let col = |c: &str| Expr::col((m.clone(), Alias::new(c)));
     let mut q = Query::select();
-    q.expr_as(col("record_id"), Alias::new("record_id"))
-        .expr_as(col("customer_id"), Alias::new("customer_id"))
+    q.expr_as(col("doc"), Alias::new("doc"))
         .expr_as(col("contact"), Alias::new("contact"))
         .expr_as(Expr::cust("CAST(MAX(m.points) AS BIGINT)"), Alias::new("points"))
         .expr_as(Expr::cust("CAST(MAX(m.points) / 10 AS BIGINT)"), Alias::new("band"))
-        .expr_as(mine_expr(col("owner_id").eq(me)).max(), Alias::new("mine"))
+        .expr_as(mine_expr(me).max(), Alias::new("mine"))
         .expr_as(col("contacted_at").max(), Alias::new("recent"))
         // Every record matched, counted once the groups are made (before the page is cut).
         .expr_as(Expr::cust("CAST(COUNT(*) OVER () AS BIGINT)"), Alias::new("total"));
@@ -373,8 +385,7 @@ fn grouped(readings: &[Reading], within: &Condition, me: Uuid, pg: bool) -> Sele
         );
     }
     q.from_subquery(union(readings, within, pg), m.clone())
-        .group_by_col((m.clone(), Alias::new("record_id")))
-        .group_by_col((m.clone(), Alias::new("customer_id")))
+        .group_by_col((m.clone(), Alias::new("doc")))
         .group_by_col((m, Alias::new("contact")));
     q
 }
@@ -422,7 +433,7 @@ pub async fn search(
         .order_by(Alias::new("mine"), Order::Desc)
         .order_by_with_nulls(Alias::new("recent"), Order::Desc, NullOrdering::Last)
         .order_by(Alias::new("points"), Order::Desc)
-        .order_by(Alias::new("record_id"), Order::Asc)
+        .order_by(Alias::new("doc"), Order::Asc)
         .limit(limit + 1)
         .offset(offset);
     let rows = db.query_all(&ordered).await?;
@@ -438,8 +449,7 @@ pub async fn search(
         }
         fields.sort_by_key(|(f, p)| (-p, *f));
         found.push(Found {
-            record: r.try_get("", "record_id")?,
-            customer: r.try_get("", "customer_id")?,
+            doc: r.try_get("", "doc")?,
             contact: r.try_get("", "contact")?,
             points: r.try_get("", "points")?,
             fields,
@@ -447,8 +457,16 @@ pub async fn search(
     }
     let has_next_page = found.len() as u64 > limit && offset + limit < MAX_DEPTH;
     found.truncate(limit as usize);
-    let customer_ids: Vec<Uuid> = found.iter().map(|f| f.customer).collect();
-    let contact_ids: Vec<Uuid> = found.iter().filter(|f| f.contact).map(|f| f.record).collect();
+    let docs: HashMap<i32, (Uuid, Uuid)> = search_doc::Entity::find()
+        .filter(search_doc::Column::Doc.is_in(found.iter().map(|f| f.doc)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|d| (d.doc, (d.record_id, d.customer_id)))
+        .collect();
+    let customer_ids: Vec<Uuid> = docs.values().map(|d| d.1).collect();
+    let contact_ids: Vec<Uuid> =
+        found.iter().filter(|f| f.contact).filter_map(|f| docs.get(&f.doc)).map(|d| d.0).collect();
     let customers: HashMap<Uuid, customer::Model> = customer::Entity::find()
         .filter(customer::Column::Id.is_in(customer_ids))
         .all(db)
@@ -468,9 +486,9 @@ pub async fn search(
             .collect()
     };
     let mut edges = Vec::with_capacity(found.len());
-    for (i, Found { record, customer: customer_id, contact: is_contact, points, fields }) in
-        found.into_iter().enumerate()
-    {
+    for (i, Found { doc, contact: is_contact, points, fields }) in found.into_iter().enumerate() {
+        // A record whose keys a write replaced since the statement read them.
+        let Some(&(record, customer_id)) = docs.get(&doc) else { continue };
         // The keys said so; the rows have the last word (a key left stale by a rebuild
         // racing a write must not show what the caller may not read).
         let Some(customer) = customers.get(&customer_id).cloned() else { continue };
