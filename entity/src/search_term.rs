@@ -9,10 +9,9 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "search_term")]
 pub struct Model {
-    /// What the term is a form of: 1 text, 2 pinyin, 3 initials, 4 phone digits, 5 e-mail.
-    #[sea_orm(primary_key, auto_increment = false)]
-    pub form: i16,
-    /// A suffix of the folded form (from a character, syllable or digit on).
+    /// The number of the form the key is of (1 text, 2 pinyin, 3 initials, 4 phone digits,
+    /// 5 e-mail), then a suffix of the folded form (from a character, syllable or digit
+    /// on): `1伟明`, `2weiming`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub term: String,
     /// The record the key is of (`search_doc`).

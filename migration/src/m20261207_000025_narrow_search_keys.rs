@@ -7,7 +7,8 @@
 //! - `search_zone`: one row per (owner, department) pair a customer sits in, numbered by
 //!   `zone` (a few per member of staff; only ever added to), so that the scope of a search
 //!   is a set of zone numbers read inside the key index's scan;
-//! - `search_term`: the keys, each with its doc, zone and the customer's last contact.
+//! - `search_term`: the keys (the form's number, then the term: `2zhangwei`), each with
+//!   its doc, zone and the customer's last contact.
 //!
 //! Doc numbers are given by the writer (`search_doc_seq` on PostgreSQL), so that a rebuild
 //! can number a whole new table itself. The old keys are dropped; a server starting with customers and no keys builds them
@@ -41,13 +42,12 @@ CREATE TABLE search_term (
     contacted_at timestamptz,
     doc integer NOT NULL,
     zone integer NOT NULL,
-    form smallint NOT NULL,
     field smallint NOT NULL,
     head boolean NOT NULL,
     contact boolean NOT NULL,
     term varchar COLLATE "C" NOT NULL
 );
-CREATE INDEX idx_search_term_range ON search_term (form, term)
+CREATE INDEX idx_search_term_range ON search_term (term)
     INCLUDE (doc, zone, field, head, contact, contacted_at);
 CREATE INDEX idx_search_term_doc ON search_term (doc);
 "#;
@@ -69,7 +69,6 @@ CREATE TABLE search_zone (
 );
 CREATE UNIQUE INDEX idx_search_zone_placement ON search_zone (department_id, COALESCE(owner_id, ''));
 CREATE TABLE search_term (
-    form integer NOT NULL,
     term varchar NOT NULL,
     doc integer NOT NULL,
     field integer NOT NULL,
@@ -77,7 +76,7 @@ CREATE TABLE search_term (
     head boolean NOT NULL,
     contact boolean NOT NULL,
     contacted_at timestamp_with_timezone_text,
-    PRIMARY KEY (form, term, doc, field)
+    PRIMARY KEY (term, doc, field)
 ) WITHOUT ROWID;
 CREATE INDEX idx_search_term_doc ON search_term (doc);
 "#;

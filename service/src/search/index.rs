@@ -183,7 +183,6 @@ pub async fn refresh(db: &impl ConnectionTrait, customers: &[Uuid]) -> AppResult
         for batch in rows.chunks(ROWS_PER_INSERT) {
             let mut insert = Query::insert();
             insert.into_table(search_term::Entity).columns([
-                search_term::Column::Form,
                 search_term::Column::Term,
                 search_term::Column::Doc,
                 search_term::Column::Field,
@@ -195,8 +194,7 @@ pub async fn refresh(db: &impl ConnectionTrait, customers: &[Uuid]) -> AppResult
             for (r, k) in batch {
                 insert
                     .values([
-                        (k.form as i16).into(),
-                        k.term.clone().into(),
+                        keys::stored(k.form, &k.term).into(),
                         doc(r).into(),
                         (k.field as i16).into(),
                         zones.of(r.placement)?.into(),
@@ -288,8 +286,37 @@ impl Zones {
     }
 }
 
+/// Which customers to key.
+#[derive(Clone, Copy)]
+enum Customers<'a> {
+    These(&'a [Uuid]),
+    /// Every customer from the first id to the last (a rebuild's run of the id order:
+    /// two bounds instead of a list of thousands).
+    Between(Uuid, Uuid),
+}
+
+impl Customers<'_> {
+    fn of(ids: &[Uuid], span: bool) -> Customers<'_> {
+        match (span, ids.first(), ids.last()) {
+            (true, Some(a), Some(b)) => Customers::Between(*a, *b),
+            _ => Customers::These(ids),
+        }
+    }
+
+    fn on(self, id: impl ColumnTrait) -> Condition {
+        match self {
+            Customers::These(ids) => Condition::all().add(id.is_in(ids.to_vec())),
+            Customers::Between(a, b) => Condition::all().add(id.gte(a)).add(id.lte(b)),
+        }
+    }
+}
+
 /// The keys of `customers` (live, not erased) and of their live contacts.
 async fn keyed(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Keyed>> {
+    keyed_of(db, Customers::These(ids)).await
+}
+
+async fn keyed_of(db: &impl ConnectionTrait, which: Customers<'_>) -> AppResult<Vec<Keyed>> {
     let rows: Vec<CustomerKeyed> = customer::Entity::find()
         .select_only()
         .columns([
@@ -301,7 +328,7 @@ async fn keyed(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Keyed>>
             customer::Column::OwnerId,
             customer::Column::DepartmentId,
         ])
-        .filter(customer::Column::Id.is_in(ids.to_vec()))
+        .filter(which.on(customer::Column::Id))
         .filter(customer::Column::DeletedAt.is_null())
         .filter(customer::Column::ErasedAt.is_null())
         .into_tuple()
@@ -311,6 +338,10 @@ async fn keyed(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Keyed>>
         return Ok(Vec::new());
     }
     let live: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let live = match which {
+        Customers::These(_) => Customers::These(&live),
+        span => span,
+    };
     let contacts: Vec<ContactKeyed> = contact::Entity::find()
         .select_only()
         .columns([
@@ -321,7 +352,7 @@ async fn keyed(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Keyed>>
             contact::Column::OfficePhone,
             contact::Column::Email,
         ])
-        .filter(contact::Column::CustomerId.is_in(live.clone()))
+        .filter(live.on(contact::Column::CustomerId))
         .filter(contact::Column::DeletedAt.is_null())
         .into_tuple()
         .all(db)
@@ -330,7 +361,7 @@ async fn keyed(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Keyed>>
         .select_only()
         .column(interaction::Column::CustomerId)
         .column_as(interaction::Column::OccurredAt.max(), "at")
-        .filter(interaction::Column::CustomerId.is_in(live))
+        .filter(live.on(interaction::Column::CustomerId))
         .filter(interaction::Column::DeletedAt.is_null())
         .group_by(interaction::Column::CustomerId)
         .into_tuple::<(Uuid, Option<DateTime<Utc>>)>()
@@ -399,8 +430,7 @@ pub fn named(name: &str) -> sea_orm::sea_query::SelectStatement {
     let mut docs = Query::select();
     docs.column(search_term::Column::Doc)
         .from(search_term::Entity)
-        .and_where(search_term::Column::Form.eq(Form::Text as i16))
-        .and_where(search_term::Column::Term.eq(folded))
+        .and_where(search_term::Column::Term.eq(keys::stored(Form::Text, &folded)))
         .and_where(search_term::Column::Head.eq(true))
         .and_where(search_term::Column::Field.eq(Field::Name as i16));
     let mut q = Query::select();
@@ -578,15 +608,14 @@ mod copy {
             b.docs.bytes(&[u8::from(r.contact)]);
             let zone = zones.of(r.placement)?;
             for k in &r.keys {
-                b.terms.row(8);
+                b.terms.row(7);
                 b.terms.time(r.contacted);
                 b.terms.bytes(&doc.to_be_bytes());
                 b.terms.bytes(&zone.to_be_bytes());
-                b.terms.bytes(&(k.form as i16).to_be_bytes());
                 b.terms.bytes(&(k.field as i16).to_be_bytes());
                 b.terms.bytes(&[u8::from(k.head)]);
                 b.terms.bytes(&[u8::from(r.contact)]);
-                b.terms.bytes(k.term.as_bytes());
+                b.terms.bytes(keys::stored(k.form, &k.term).as_bytes());
             }
             b.keys += r.keys.len() as u64;
         }
@@ -594,13 +623,22 @@ mod copy {
     }
 
     /// Copies the keys of `ids` into the new tables, numbering their records from `next`
-    /// on; returns how many keys.
-    async fn fill(db: &DatabaseConnection, conn: &mut PgConnection, ids: &[Uuid], next: &mut i32) -> AppResult<u64> {
+    /// on; returns how many keys. `all`: `ids` are every customer, in order, and the
+    /// tables were made in this transaction (their rows are written frozen, visible to
+    /// all, so that index-only scans need no vacuum first).
+    async fn fill(
+        db: &DatabaseConnection,
+        conn: &mut PgConnection,
+        ids: &[Uuid],
+        next: &mut i32,
+        all: bool,
+    ) -> AppResult<u64> {
+        let freeze = if all { ", FREEZE" } else { "" };
         let mut terms = conn
-            .copy_in_raw(
-                "COPY search_term_next (contacted_at, doc, zone, form, field, head, contact, term) \
-                 FROM STDIN (FORMAT binary)",
-            )
+            .copy_in_raw(&format!(
+                "COPY search_term_next (contacted_at, doc, zone, field, head, contact, term) \
+                 FROM STDIN (FORMAT binary{freeze})"
+            ))
             .await
             .map_err(failed)?;
         let mut header = Binary::default();
@@ -614,7 +652,7 @@ mod copy {
                 let (mut zones, mut next) = (Zones::default(), first);
                 for chunk in ids.chunks(5000) {
                     let batch = async {
-                        let records = keyed(&db, chunk).await?;
+                        let records = keyed_of(&db, Customers::of(chunk, all)).await?;
                         zones.learn(&db, records.iter().map(|r| r.placement)).await?;
                         encode(&records, &zones, &mut next)
                     }
@@ -642,7 +680,9 @@ mod copy {
         terms.finish().await.map_err(failed)?;
         docs.trailer();
         let mut copy = conn
-            .copy_in_raw("COPY search_doc_next (doc, record_id, customer_id, contact) FROM STDIN (FORMAT binary)")
+            .copy_in_raw(&format!(
+                "COPY search_doc_next (doc, record_id, customer_id, contact) FROM STDIN (FORMAT binary{freeze})"
+            ))
             .await
             .map_err(failed)?;
         copy.send(docs.0).await.map_err(failed)?;
@@ -668,21 +708,28 @@ mod copy {
         .fetch_one(&mut *conn)
         .await
         .map_err(failed)?;
+        run(conn, &["DROP TABLE IF EXISTS search_term_next", "DROP TABLE IF EXISTS search_doc_next"]).await?;
+        let ids = all_customers(db).await?;
+        let mut done = Reindexed { customers: ids.len() as u64, terms: 0 };
+        let clock = std::time::Instant::now();
+        let mut next = 1;
         run(
             conn,
             &[
-                "DROP TABLE IF EXISTS search_term_next",
-                "DROP TABLE IF EXISTS search_doc_next",
+                "BEGIN",
                 "CREATE TABLE search_term_next (LIKE search_term)",
                 "CREATE TABLE search_doc_next (LIKE search_doc)",
             ],
         )
         .await?;
-        let ids = all_customers(db).await?;
-        let mut done = Reindexed { customers: ids.len() as u64, terms: 0 };
-        let clock = std::time::Instant::now();
-        let mut next = 1;
-        done.terms = fill(db, conn, &ids, &mut next).await?;
+        match fill(db, conn, &ids, &mut next, true).await {
+            Ok(n) => done.terms = n,
+            Err(e) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                return Err(e);
+            }
+        }
+        run(conn, &["COMMIT"]).await?;
         drop(ids);
         tracing::info!(keys = done.terms, seconds = clock.elapsed().as_secs_f64(), "search keys copied");
         let clock = std::time::Instant::now();
@@ -690,7 +737,7 @@ mod copy {
             conn,
             &[
                 "SET maintenance_work_mem = '1GB'",
-                "CREATE INDEX idx_search_term_next_range ON search_term_next (form, term) \
+                "CREATE INDEX idx_search_term_next_range ON search_term_next (term) \
                  INCLUDE (doc, zone, field, head, contact, contacted_at)",
                 "CREATE INDEX idx_search_term_next_doc ON search_term_next (doc)",
                 "ALTER TABLE search_doc_next ADD CONSTRAINT search_doc_next_pkey PRIMARY KEY (doc)",
@@ -711,14 +758,25 @@ mod copy {
             for ids in since.chunks(5000) {
                 records.extend(keyed(db, ids).await?.into_iter().map(|r| r.record));
             }
-            for statement in [
-                "DELETE FROM search_term_next WHERE doc IN \
-                 (SELECT doc FROM search_doc_next WHERE customer_id = ANY($1) OR record_id = ANY($2))",
-                "DELETE FROM search_doc_next WHERE customer_id = ANY($1) OR record_id = ANY($2)",
-            ] {
-                sqlx::query(statement).bind(&since).bind(&records).execute(&mut *conn).await.map_err(failed)?;
+            // Looked up first, so that the deletes are lookups of the doc index (a subquery
+            // here was planned as a scan of every new key when there was nothing to delete).
+            let stale: Vec<i32> = sqlx::query_scalar(
+                "SELECT doc FROM search_doc_next WHERE customer_id = ANY($1) OR record_id = ANY($2)",
+            )
+            .bind(&since)
+            .bind(&records)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(failed)?;
+            if !stale.is_empty() {
+                for statement in [
+                    "DELETE FROM search_term_next WHERE doc = ANY($1)",
+                    "DELETE FROM search_doc_next WHERE doc = ANY($1)",
+                ] {
+                    sqlx::query(statement).bind(&stale).execute(&mut *conn).await.map_err(failed)?;
+                }
             }
-            fill(db, conn, &since, &mut next).await?;
+            fill(db, conn, &since, &mut next, false).await?;
             run(
                 conn,
                 &[
@@ -745,12 +803,12 @@ mod copy {
         tracing::info!(seconds = clock.elapsed().as_secs_f64(), "search keys swapped in");
         let clock = std::time::Instant::now();
         done.terms = count_terms(db).await?;
-        // Index-only scans need the visibility map a fresh table does not have yet; searches
-        // work without it, only slower, so a failure here is no failed rebuild.
-        if let Err(e) = run(conn, &["VACUUM (ANALYZE) search_term, search_doc"]).await {
-            tracing::warn!(error = %e, "the search keys are rebuilt but not vacuumed: run VACUUM ANALYZE search_term");
+        // The planner's statistics of the new tables; searches work without them, only
+        // planned worse, so a failure here is no failed rebuild.
+        if let Err(e) = run(conn, &["ANALYZE search_term, search_doc"]).await {
+            tracing::warn!(error = %e, "the search keys are rebuilt but not analyzed: run ANALYZE search_term");
         }
-        tracing::info!(seconds = clock.elapsed().as_secs_f64(), "search keys counted and vacuumed");
+        tracing::info!(seconds = clock.elapsed().as_secs_f64(), "search keys counted and analyzed");
         Ok(done)
     }
 }
@@ -762,7 +820,7 @@ mod bulk {
     use sea_orm::sea_query::Alias;
     use sea_orm::{DatabaseBackend, Statement};
 
-    const TERM_COLUMNS: &str = "form, term, doc, field, zone, head, contact, contacted_at";
+    const TERM_COLUMNS: &str = "term, doc, field, zone, head, contact, contacted_at";
 
     async fn run(db: &impl ConnectionTrait, statements: &[&str]) -> AppResult<()> {
         for s in statements {
@@ -817,7 +875,6 @@ mod bulk {
         for batch in rows.chunks(ROWS_PER_INSERT) {
             let mut insert = Query::insert();
             insert.into_table(Alias::new(terms)).columns([
-                search_term::Column::Form,
                 search_term::Column::Term,
                 search_term::Column::Doc,
                 search_term::Column::Field,
@@ -829,8 +886,7 @@ mod bulk {
             for (doc, r, k) in batch {
                 insert
                     .values([
-                        (k.form as i16).into(),
-                        k.term.clone().into(),
+                        keys::stored(k.form, &k.term).into(),
                         (*doc).into(),
                         (k.field as i16).into(),
                         zones.of(r.placement)?.into(),
@@ -879,11 +935,11 @@ mod bulk {
                 "DROP TABLE IF EXISTS search_doc_next",
                 "CREATE TABLE search_doc_next (doc integer NOT NULL PRIMARY KEY, record_id uuid_text NOT NULL, \
                  customer_id uuid_text NOT NULL, contact boolean NOT NULL)",
-                "CREATE TABLE search_term_load (form integer, term varchar, doc integer, field integer, \
+                "CREATE TABLE search_term_load (term varchar, doc integer, field integer, \
                  zone integer, head boolean, contact boolean, contacted_at timestamp_with_timezone_text)",
-                "CREATE TABLE search_term_next (form integer NOT NULL, term varchar NOT NULL, doc integer NOT NULL, \
+                "CREATE TABLE search_term_next (term varchar NOT NULL, doc integer NOT NULL, \
                  field integer NOT NULL, zone integer NOT NULL, head boolean NOT NULL, contact boolean NOT NULL, \
-                 contacted_at timestamp_with_timezone_text, PRIMARY KEY (form, term, doc, field)) WITHOUT ROWID",
+                 contacted_at timestamp_with_timezone_text, PRIMARY KEY (term, doc, field)) WITHOUT ROWID",
             ],
         )
         .await?;
@@ -913,7 +969,7 @@ mod bulk {
             &[
                 &format!(
                     "INSERT INTO search_term_next ({TERM_COLUMNS}) SELECT {TERM_COLUMNS} FROM search_term_load \
-                     ORDER BY form, term, doc, field"
+                     ORDER BY term, doc, field"
                 ),
                 "DROP TABLE search_term_load",
                 &format!("CREATE INDEX {term_doc} ON search_term_next (doc)"),

@@ -54,6 +54,14 @@ impl Field {
     }
 }
 
+/// A key as stored: its form's number, then its term (`1张伟`, `2zhangwei`), so that the
+/// keys of one form are one range of an index on the stored key alone (whose sort compares
+/// the first bytes of each key at once; a form column before the term made the rebuild's
+/// index sort twice as long).
+pub fn stored(form: Form, term: &str) -> String {
+    format!("{}{term}", form as u8)
+}
+
 /// One key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
@@ -142,15 +150,12 @@ pub fn phone(out: &mut Vec<Key>, field: Field, raw: &str) {
     if digits.len() < MIN_DIGITS {
         return;
     }
-    // The national number starts after the country code: a prefix there is a prefix of the
-    // number as people say it.
+    // A Chinese number's keys start after its country code: the national number is the
+    // number as people say it, and a query that starts with 86 is also read without it
+    // (`query.rs`), which saves a key per number (two million in a million customers).
     let national = if digits.starts_with("86") { 2 } else { 0 };
-    for i in 0..=digits.len() - MIN_DIGITS {
-        // Nobody types a number from the middle of its country code.
-        if i > 0 && i < national {
-            continue;
-        }
-        out.push(Key { form: Form::Digits, field, term: digits[i..].to_string(), head: i == 0 || i == national });
+    for i in national..=digits.len() - MIN_DIGITS {
+        out.push(Key { form: Form::Digits, field, term: digits[i..].to_string(), head: i == national });
     }
     if let Some(rest) = digits.strip_prefix("86")
         && !rest.starts_with('1')
@@ -208,7 +213,7 @@ mod tests {
         let mut keys = Vec::new();
         phone(&mut keys, Field::Phone, "021-6555 1234");
         let t = terms(&keys, Form::Digits);
-        assert!(t.contains(&("862165551234".into(), true)));
+        assert!(!t.iter().any(|(s, _)| s.starts_with("8621")), "the country code is read off the query");
         assert!(t.contains(&("2165551234".into(), true)));
         assert!(t.contains(&("65551234".into(), false)));
         assert!(t.contains(&("1234".into(), false)));

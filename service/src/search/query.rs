@@ -8,7 +8,7 @@
 //! may not read is neither returned nor counted, and a key of a field group the caller does
 //! not see on that record (phone, e-mail) matches nothing.
 use super::fold::{Unit, fold, is_han, org_core, units};
-use super::keys::{Field, Form, MAX_TERM, MIN_DIGITS, query_readings};
+use super::keys::{Field, Form, MAX_TERM, MIN_DIGITS, query_readings, stored};
 use crate::access::{Actor, FieldAccess, Reach};
 use crate::error::{AppError, AppResult};
 use crate::kernel::normalize;
@@ -108,6 +108,9 @@ struct Reading {
     points: Points,
     /// Characters the record's text must hold too (`zhang伟`: 张伟, not 张维).
     han: Vec<char>,
+    /// Only keys of a whole form from its start (a number typed with its country code:
+    /// the national number starts where the code ends).
+    head_only: bool,
 }
 
 /// The readings of a query; `None` when it is too short to mean anything but everything
@@ -136,42 +139,49 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
         return Ok(None);
     }
     let mut out = Vec::new();
-    let mut prefix = |forms: Vec<Form>, term: String, points: Points, han: Vec<char>| {
+    let mut add = |forms: Vec<Form>, term: String, points: Points, han: Vec<char>, head_only: bool| {
         // Keys are cut as long; a longer query is found by its beginning.
         let term: String = term.chars().take(MAX_TERM).collect();
-        if !term.is_empty() && !out.iter().any(|r: &Reading| r.forms == forms && r.terms == [term.clone()]) {
-            out.push(Reading { forms, terms: vec![term], points, han });
+        let same = |r: &Reading| r.forms == forms && r.terms == [term.clone()] && r.head_only == head_only;
+        if !term.is_empty() && !out.iter().any(same) {
+            out.push(Reading { forms, terms: vec![term], points, han, head_only });
         }
     };
 
     // An e-mail address is nothing else.
     if folded.contains('@') {
         let address: String = folded.chars().filter(|c| !c.is_whitespace()).collect();
-        prefix(vec![Form::Email], address, Points::Email, vec![]);
+        add(vec![Form::Email], address, Points::Email, vec![], false);
         return Ok(Some(out));
     }
 
     // Text as typed, and an organization's name without its company form and region.
-    prefix(vec![Form::Text], compact.clone(), Points::Text, vec![]);
+    add(vec![Form::Text], compact.clone(), Points::Text, vec![], false);
     let without_form: String = units(&fold(&normalize::org_name(raw))).iter().map(Unit::text).collect();
     let core: String = units(&org_core(raw)).iter().map(Unit::text).collect();
     // A region typed is meant: 上海华联商贸 is not 北京华联商贸, whose core is the same.
     let region_typed = core != without_form && without_form.ends_with(&core);
-    prefix(vec![Form::Text], without_form, Points::Text, vec![]);
+    add(vec![Form::Text], without_form, Points::Text, vec![], false);
     if !region_typed {
-        prefix(vec![Form::Text], core, Points::Text, vec![]);
+        add(vec![Form::Text], core, Points::Text, vec![], false);
     }
 
     // A phone number or a fragment of one, in any written form.
     let phone_like = folded.chars().all(|c| c.is_ascii_digit() || " +-().//".contains(c));
     if phone_like {
         let digits: String = folded.chars().filter(char::is_ascii_digit).collect();
-        // 00 starts an international number, or is two digits inside one.
-        if let Some(rest) = digits.strip_prefix("00").filter(|r| r.len() >= MIN_DIGITS) {
-            prefix(vec![Form::Digits], rest.to_string(), Points::Text, vec![]);
-        }
-        if digits.len() >= MIN_DIGITS {
-            prefix(vec![Form::Digits], digits, Points::Text, vec![]);
+        // 00 starts an international number, or is two digits inside one; 86 starts a
+        // Chinese number with its country code, whose keys start after it, or is two
+        // digits inside one.
+        let mut numbers = vec![digits.clone()];
+        numbers.extend(digits.strip_prefix("00").map(str::to_string));
+        for n in numbers {
+            if let Some(national) = n.strip_prefix("86").filter(|r| r.len() >= MIN_DIGITS) {
+                add(vec![Form::Digits], national.to_string(), Points::Text, vec![], true);
+            }
+            if n.len() >= MIN_DIGITS {
+                add(vec![Form::Digits], n, Points::Text, vec![], false);
+            }
         }
     }
 
@@ -180,14 +190,14 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
     // repeats (zhangwei88@…), and would rank every such address above the name itself.
     let addressy = folded.contains(['.', '_', '-', '+']) || (has_letter && has_digit);
     if han.is_empty() && addressy && !folded.contains(char::is_whitespace) {
-        prefix(vec![Form::Email], folded.clone(), Points::Email, vec![]);
+        add(vec![Form::Email], folded.clone(), Points::Email, vec![], false);
     }
 
     // Pinyin, initials and typos: letters (with characters among them, read as pinyin).
     if has_letter && !has_digit {
         let mixed = if han.is_empty() { vec![] } else { han.clone() };
         let read: String = query_readings(&parts).concat();
-        prefix(vec![Form::Pinyin], read, Points::Pinyin, mixed.clone());
+        add(vec![Form::Pinyin], read, Points::Pinyin, mixed.clone(), false);
         // A character's initial as its reading starts (a surname's as a surname's).
         let initials: String = parts
             .iter()
@@ -198,7 +208,7 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
             })
             .collect();
         if initials.len() >= 2 {
-            prefix(vec![Form::Initials], initials, Points::Initials, mixed);
+            add(vec![Form::Initials], initials, Points::Initials, mixed, false);
         }
         if han.is_empty() && FUZZY_LETTERS.contains(&compact.len()) {
             out.push(Reading {
@@ -206,6 +216,7 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
                 terms: one_typo(&compact),
                 points: Points::Fuzzy,
                 han: vec![],
+                head_only: false,
             });
         }
     }
@@ -244,7 +255,7 @@ fn after_prefix(p: &str) -> String {
 fn points_expr(r: &Reading) -> SimpleExpr {
     let term = || Expr::col(T::Term);
     let head = || Expr::col(T::Head).eq(true);
-    let whole = || Condition::all().add(head()).add(term().eq(r.terms[0].clone()));
+    let whole = || Condition::all().add(head()).add(term().eq(stored(r.forms[0], &r.terms[0])));
     let case = |whole_points: i64, head_points: i64, rest: i64| -> SimpleExpr {
         CaseStatement::new().case(whole(), whole_points).case(head(), head_points).finally(rest).into()
     };
@@ -307,17 +318,24 @@ fn range(r: &Reading, within: &Condition, pg: bool) -> SelectStatement {
         .expr_as(points_expr(r), Alias::new("points"))
         .from(search_term::Entity)
         .cond_where(within.clone());
-    let forms: Vec<i16> = r.forms.iter().map(|f| *f as i16).collect();
-    q.and_where(if forms.len() == 1 { T::Form.eq(forms[0]) } else { T::Form.is_in(forms) });
-    if r.points == Points::Fuzzy && pg {
-        // One array parameter: a list of hundreds took longer to plan than to run.
-        q.and_where(
-            Expr::col(T::Term).eq(sea_orm::sea_query::extension::postgres::PgFunc::any(Expr::val(r.terms.clone()))),
-        );
-    } else if r.points == Points::Fuzzy {
-        q.and_where(T::Term.is_in(r.terms.clone()));
+    if r.points == Points::Fuzzy {
+        let terms: Vec<String> = r.forms.iter().flat_map(|f| r.terms.iter().map(|t| stored(*f, t))).collect();
+        q.and_where(if pg {
+            // One array parameter: a list of hundreds took longer to plan than to run.
+            Expr::col(T::Term).eq(sea_orm::sea_query::extension::postgres::PgFunc::any(Expr::val(terms)))
+        } else {
+            T::Term.is_in(terms)
+        });
     } else {
-        q.and_where(T::Term.gte(r.terms[0].clone())).and_where(T::Term.lt(after_prefix(&r.terms[0])));
+        let mut ranges = Condition::any();
+        for f in &r.forms {
+            let from = stored(*f, &r.terms[0]);
+            ranges = ranges.add(Condition::all().add(T::Term.gte(from.clone())).add(T::Term.lt(after_prefix(&from))));
+        }
+        q.cond_where(ranges);
+    }
+    if r.head_only {
+        q.and_where(T::Head.eq(true));
     }
     if r.forms != [Form::Text] && r.forms != [Form::Digits] && r.forms != [Form::Email] {
         // Readings and initials are of names only.
@@ -331,9 +349,8 @@ fn range(r: &Reading, within: &Condition, pg: bool) -> SelectStatement {
             .from_as(search_term::Entity, t2.clone())
             .and_where(Expr::col((t2.clone(), T::Doc)).equals((search_term::Entity, T::Doc)))
             .and_where(Expr::col((t2.clone(), T::Field)).equals((search_term::Entity, T::Field)))
-            .and_where(Expr::col((t2.clone(), T::Form)).eq(Form::Text as i16))
             .and_where(Expr::col((t2.clone(), T::Head)).eq(true))
-            .and_where(Expr::col((t2, T::Term)).like(format!("%{c}%")));
+            .and_where(Expr::col((t2, T::Term)).like(format!("{}%{c}%", stored(Form::Text, ""))));
         q.and_where(Expr::exists(holds));
     }
     q
@@ -560,6 +577,10 @@ mod tests {
         assert!(prefixes("華聯").contains(&(vec![Form::Text], "华联".into())));
         assert!(prefixes("021-6555").contains(&(vec![Form::Digits], "0216555".into())));
         assert!(prefixes("+86 138 0013").contains(&(vec![Form::Digits], "861380013".into())));
+        assert!(prefixes("+86 138 0013").contains(&(vec![Form::Digits], "1380013".into())));
+        let whole = readings("+8613800138000").unwrap().unwrap();
+        assert!(whole.iter().any(|r| r.head_only && r.terms == ["13800138000"]), "{whole:?}");
+        assert!(!whole.iter().any(|r| !r.head_only && r.terms == ["13800138000"]));
         assert!(prefixes("００１３８０００").contains(&(vec![Form::Digits], "138000".into())));
         assert!(prefixes("华联商贸有限公司").contains(&(vec![Form::Text], "华联商贸".into())));
         assert!(prefixes("上海华联商贸有限公司").contains(&(vec![Form::Text], "上海华联商贸".into())));
