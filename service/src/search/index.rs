@@ -158,8 +158,8 @@ pub async fn refresh(db: &impl ConnectionTrait, customers: &[Uuid]) -> AppResult
             continue;
         }
         for r in &records {
-            if !numbered.contains_key(&r.record) {
-                numbered.insert(r.record, fresh.next().ok_or_else(|| AppError::Internal("no doc number".into()))?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = numbered.entry(r.record) {
+                slot.insert(fresh.next().ok_or_else(|| AppError::Internal("no doc number".into()))?);
             }
         }
         zones.learn(db, records.iter().map(|r| r.placement)).await?;
