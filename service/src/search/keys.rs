@@ -185,6 +185,30 @@ pub fn query_readings(units: &[Unit]) -> Vec<String> {
     readings(units, true)
 }
 
+/// The words one typo away from `s`: a letter missing, one too many, two swapped.
+pub fn one_typo(s: &str) -> Vec<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    for i in 0..b.len() {
+        // `s` has an extra letter.
+        out.push([&b[..i], &b[i + 1..]].concat());
+        if i + 1 < b.len() && b[i] != b[i + 1] {
+            let mut t = b.to_vec();
+            t.swap(i, i + 1);
+            out.push(t);
+        }
+    }
+    for i in 0..=b.len() {
+        for c in b'a'..=b'z' {
+            out.push([&b[..i], &[c][..], &b[i..]].concat());
+        }
+    }
+    let mut words: Vec<String> = out.into_iter().filter_map(|w| String::from_utf8(w).ok()).filter(|w| w != s).collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +255,14 @@ mod tests {
         assert!(terms(&keys, Form::Text).contains(&("华联商贸".into(), true)));
         assert!(terms(&keys, Form::Text).contains(&("上海华联商贸".into(), true)));
         assert!(terms(&keys, Form::Initials).contains(&("hlsm".into(), true)));
+    }
+
+    #[test]
+    fn one_typo_covers_a_swap_a_missing_and_an_extra_letter() {
+        let v = one_typo("zhangwie");
+        assert!(v.contains(&"zhangwei".to_string()));
+        assert!(one_typo("zhagwei").contains(&"zhangwei".to_string()));
+        assert!(one_typo("zhanggwei").contains(&"zhangwei".to_string()));
+        assert!(!v.contains(&"zhangwie".to_string()));
     }
 }

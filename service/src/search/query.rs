@@ -8,7 +8,7 @@
 //! may not read is neither returned nor counted, and a key of a field group the caller does
 //! not see on that record (phone, e-mail) matches nothing.
 use super::fold::{Unit, fold, is_han, org_core, units};
-use super::keys::{Field, Form, MAX_TERM, MIN_DIGITS, query_readings, stored};
+use super::keys::{Field, Form, MAX_TERM, MIN_DIGITS, one_typo, query_readings, stored};
 use crate::access::{Actor, FieldAccess, Reach};
 use crate::error::{AppError, AppResult};
 use crate::kernel::normalize;
@@ -221,30 +221,6 @@ fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
         }
     }
     Ok(Some(out))
-}
-
-/// The words one typo away from `s`: a letter missing, one too many, two swapped.
-fn one_typo(s: &str) -> Vec<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    for i in 0..b.len() {
-        // `s` has an extra letter.
-        out.push([&b[..i], &b[i + 1..]].concat());
-        if i + 1 < b.len() && b[i] != b[i + 1] {
-            let mut t = b.to_vec();
-            t.swap(i, i + 1);
-            out.push(t);
-        }
-    }
-    for i in 0..=b.len() {
-        for c in b'a'..=b'z' {
-            out.push([&b[..i], &[c][..], &b[i..]].concat());
-        }
-    }
-    let mut words: Vec<String> = out.into_iter().filter_map(|w| String::from_utf8(w).ok()).filter(|w| w != s).collect();
-    words.sort();
-    words.dedup();
-    words
 }
 
 /// The first string after every string that starts with `p`.
@@ -595,14 +571,5 @@ mod tests {
         }
         // A digit fragment under four digits is no phone search.
         assert!(!prefixes("138").iter().any(|(f, _)| f == &vec![Form::Digits]));
-    }
-
-    #[test]
-    fn one_typo_covers_a_swap_a_missing_and_an_extra_letter() {
-        let v = one_typo("zhangwie");
-        assert!(v.contains(&"zhangwei".to_string()));
-        assert!(one_typo("zhagwei").contains(&"zhangwei".to_string()));
-        assert!(one_typo("zhanggwei").contains(&"zhangwei".to_string()));
-        assert!(!v.contains(&"zhangwie".to_string()));
     }
 }
