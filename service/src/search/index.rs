@@ -163,51 +163,65 @@ pub async fn refresh(db: &impl ConnectionTrait, customers: &[Uuid]) -> AppResult
             }
         }
         zones.learn(db, records.iter().map(|r| r.placement)).await?;
-        let doc = |r: &Keyed| numbered.get(&r.record).copied().unwrap_or_default();
-        for batch in records.chunks(ROWS_PER_INSERT) {
-            let mut insert = Query::insert();
-            insert.into_table(search_doc::Entity).columns([
-                search_doc::Column::Doc,
-                search_doc::Column::RecordId,
-                search_doc::Column::CustomerId,
-                search_doc::Column::Contact,
-            ]);
-            for r in batch {
-                insert
-                    .values([doc(r).into(), r.record.into(), r.customer.into(), r.contact.into()])
-                    .map_err(unbuilt)?;
-            }
-            db.execute(&insert).await?;
-        }
-        let rows: Vec<(&Keyed, &Key)> = records.iter().flat_map(|r| r.keys.iter().map(move |k| (r, k))).collect();
-        for batch in rows.chunks(ROWS_PER_INSERT) {
-            let mut insert = Query::insert();
-            insert.into_table(search_term::Entity).columns([
-                search_term::Column::Term,
-                search_term::Column::Doc,
-                search_term::Column::Field,
-                search_term::Column::Zone,
-                search_term::Column::Head,
-                search_term::Column::Contact,
-                search_term::Column::ContactedAt,
-            ]);
-            for (r, k) in batch {
-                insert
-                    .values([
-                        keys::stored(k.form, &k.term).into(),
-                        doc(r).into(),
-                        (k.field as i16).into(),
-                        zones.of(r.placement)?.into(),
-                        k.head.into(),
-                        r.contact.into(),
-                        r.contacted.into(),
-                    ])
-                    .map_err(unbuilt)?;
-            }
-            db.execute(&insert).await?;
-        }
+        let rows: Vec<(i32, &Keyed)> =
+            records.iter().map(|r| (numbered.get(&r.record).copied().unwrap_or_default(), r)).collect();
+        write(db, "search_doc", "search_term", &rows, &zones).await?;
     }
     Ok(())
+}
+
+/// Writes numbered records into a doc table and their keys into a key table (the live
+/// ones, or a rebuild's new ones); returns how many keys.
+async fn write(
+    db: &impl ConnectionTrait,
+    docs: &str,
+    terms: &str,
+    records: &[(i32, &Keyed)],
+    zones: &Zones,
+) -> AppResult<u64> {
+    use sea_orm::sea_query::Alias;
+    for batch in records.chunks(ROWS_PER_INSERT) {
+        let mut insert = Query::insert();
+        insert.into_table(Alias::new(docs)).columns([
+            search_doc::Column::Doc,
+            search_doc::Column::RecordId,
+            search_doc::Column::CustomerId,
+            search_doc::Column::Contact,
+        ]);
+        for (doc, r) in batch {
+            insert.values([(*doc).into(), r.record.into(), r.customer.into(), r.contact.into()]).map_err(unbuilt)?;
+        }
+        db.execute(&insert).await?;
+    }
+    let rows: Vec<(i32, &Keyed, &Key)> =
+        records.iter().flat_map(|(doc, r)| r.keys.iter().map(move |k| (*doc, *r, k))).collect();
+    for batch in rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = Query::insert();
+        insert.into_table(Alias::new(terms)).columns([
+            search_term::Column::Term,
+            search_term::Column::Doc,
+            search_term::Column::Field,
+            search_term::Column::Zone,
+            search_term::Column::Head,
+            search_term::Column::Contact,
+            search_term::Column::ContactedAt,
+        ]);
+        for (doc, r, k) in batch {
+            insert
+                .values([
+                    keys::stored(k.form, &k.term).into(),
+                    (*doc).into(),
+                    (k.field as i16).into(),
+                    zones.of(r.placement)?.into(),
+                    k.head.into(),
+                    r.contact.into(),
+                    r.contacted.into(),
+                ])
+                .map_err(unbuilt)?;
+        }
+        db.execute(&insert).await?;
+    }
+    Ok(rows.len() as u64)
 }
 
 /// `n` doc numbers not in use. PostgreSQL: from `search_doc_seq`. SQLite: after the

@@ -37,49 +37,8 @@ async fn insert(
 ) -> AppResult<u64> {
     let first = *next;
     *next += records.len() as i32;
-    for (i, batch) in records.chunks(ROWS_PER_INSERT).enumerate() {
-        let mut insert = Query::insert();
-        insert.into_table(Alias::new("search_doc_next")).columns([
-            search_doc::Column::Doc,
-            search_doc::Column::RecordId,
-            search_doc::Column::CustomerId,
-            search_doc::Column::Contact,
-        ]);
-        for (j, r) in batch.iter().enumerate() {
-            let doc = first + (i * ROWS_PER_INSERT + j) as i32;
-            insert.values([doc.into(), r.record.into(), r.customer.into(), r.contact.into()]).map_err(unbuilt)?;
-        }
-        db.execute(&insert).await?;
-    }
-    let rows: Vec<(i32, &Keyed, &Key)> =
-        records.iter().enumerate().flat_map(|(i, r)| r.keys.iter().map(move |k| (first + i as i32, r, k))).collect();
-    for batch in rows.chunks(ROWS_PER_INSERT) {
-        let mut insert = Query::insert();
-        insert.into_table(Alias::new(terms)).columns([
-            search_term::Column::Term,
-            search_term::Column::Doc,
-            search_term::Column::Field,
-            search_term::Column::Zone,
-            search_term::Column::Head,
-            search_term::Column::Contact,
-            search_term::Column::ContactedAt,
-        ]);
-        for (doc, r, k) in batch {
-            insert
-                .values([
-                    keys::stored(k.form, &k.term).into(),
-                    (*doc).into(),
-                    (k.field as i16).into(),
-                    zones.of(r.placement)?.into(),
-                    k.head.into(),
-                    r.contact.into(),
-                    r.contacted.into(),
-                ])
-                .map_err(unbuilt)?;
-        }
-        db.execute(&insert).await?;
-    }
-    Ok(rows.len() as u64)
+    let numbered: Vec<(i32, &Keyed)> = records.iter().enumerate().map(|(i, r)| (first + i as i32, r)).collect();
+    write(db, "search_doc_next", terms, &numbered, zones).await
 }
 
 /// Drops from the new tables what they hold of `customers` and of `records`.
