@@ -400,3 +400,54 @@ async fn contains_filters_fold_and_never_match_everything() {
     let resp = count(json!({"name": {"contains": "a\u{0}"}})).await;
     assert_eq!(code(&resp), "VALIDATION", "{resp}");
 }
+
+/// A broad query read page by page (each page's statement stops before the last match)
+/// gives the hits, scores, matched fields and total of the same query read whole.
+#[tokio::test]
+async fn a_broad_query_pages_as_it_reads_whole() {
+    let app = TestApp::spawn().await;
+    let t = app.admin_token.clone();
+    let surnames = ["张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "徐", "孙"];
+    for (i, s) in surnames.iter().enumerate() {
+        let phone = format!("139 1000 {i:04}");
+        if i % 3 == 0 {
+            let c = app
+                .create_customer(
+                    &t,
+                    json!({"name": format!("{s}伟商贸有限公司"), "kind": "ORGANIZATION", "phone": phone}),
+                )
+                .await;
+            app.ok(
+                &t,
+                "mutation($i:CreateContactInput!){createContact(input:$i){id}}",
+                json!({"i": {"customerId": c["id"], "name": format!("{s}伟明")}}),
+            )
+            .await;
+        } else {
+            person(&app, &t, &format!("{s}伟"), Some(&phone)).await;
+        }
+        person(&app, &t, &format!("{s}维"), None).await;
+    }
+    let whole = app.ok(&t, SEARCH, json!({"q": "wei", "f": 100})).await;
+    let all = whole["search"]["nodes"].as_array().unwrap().clone();
+    let total = whole["search"]["totalCount"].as_i64().unwrap();
+    assert_eq!(total as usize, all.len());
+    // 8 people named …伟, 12 named …维, 4 contacts …伟明 (a company is read from its start).
+    assert_eq!(total, 8 + 12 + 4, "{whole}");
+    let mut paged: Vec<Value> = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app.ok(&t, SEARCH, json!({"q": "wei", "f": 3, "a": after})).await;
+        assert_eq!(page["search"]["totalCount"], total, "{page}");
+        paged.extend(page["search"]["nodes"].as_array().unwrap().iter().cloned());
+        if page["search"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["search"]["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(paged, all);
+    // Without a total asked for, the same page.
+    let bare = "query($q:String!){search(query:$q,first:3){nodes{score kind customer{id name} contact{id name} matched{field how}}}}";
+    let page = app.ok(&t, bare, json!({"q": "wei"})).await;
+    assert_eq!(page["search"]["nodes"].as_array().unwrap()[..], all[..3]);
+}

@@ -107,7 +107,8 @@ impl SearchQuery {
         let actor = actor(ctx)?;
         super::common::state(ctx).matching.spend(actor, entity::enums::Resource::Customer, 1).gql()?;
         let kinds = kinds.map(|k| k.into_iter().map(Into::into).collect());
-        let page = svc::search(db(ctx), actor, &query, kinds, &page_args(first, after)).await.gql()?;
+        let counted = ctx.look_ahead().field("totalCount").exists();
+        let page = svc::search(db(ctx), actor, &query, kinds, &page_args(first, after), counted).await.gql()?;
         Ok(SearchConnection(page.map(SearchHit)))
     }
 }

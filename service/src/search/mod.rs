@@ -6,11 +6,13 @@
 //! - [`fold`]: text as search compares it, and readings (surnames read as surnames).
 //! - [`keys`]: the keys a record is found by, each written as its suffixes.
 //! - [`index`]: keeping the keys in every write's transaction; `crm search reindex`.
-//! - [`query`]: reading a query, matching, scope and ranking.
+//! - `reading`: what was typed, read every way it may be meant.
+//! - [`query`]: matching, scope and ranking.
 pub mod fold;
 pub mod index;
 pub mod keys;
 pub mod query;
+mod reading;
 
 pub use keys::Field;
 pub use query::{Hit, How, Kind, Matched, search};

@@ -1,17 +1,15 @@
-//! One search box over customers and contacts: what was typed, read every way it may be
-//! meant (text, phone digits, e-mail, pinyin, initials, one typo), each reading a range of
-//! the key index, the matches of a record merged into its best, ranked by how they matched
-//! and then by whose and how recent the record is (`docs/search.md`).
+//! One search box over customers and contacts: each reading of the query (`reading`) a
+//! range of the key index, the matches of a record merged into its best, ranked by how
+//! they matched and then by whose and how recent the record is (`docs/search.md`).
 //!
 //! Scope is part of every range's condition, read from the key rows themselves (each
 //! carries its customer's zone, and a caller reaches a set of zones): a record the caller
 //! may not read is neither returned nor counted, and a key of a field group the caller does
 //! not see on that record (phone, e-mail) matches nothing.
-use super::fold::{Unit, fold, is_han, org_core, units};
-use super::keys::{Field, Form, MAX_TERM, MIN_DIGITS, one_typo, query_readings, stored};
+use super::keys::{Field, Form, stored};
+use super::reading::{Points, Reading, readings};
 use crate::access::{Actor, FieldAccess, Reach};
 use crate::error::{AppError, AppResult};
-use crate::kernel::normalize;
 use crate::kernel::pagination::{Cursor, Page, PageArgs, page_size};
 use entity::enums::{Action, Resource};
 use entity::{contact, customer, search_doc, search_term, search_zone};
@@ -77,151 +75,8 @@ pub struct Hit {
     pub matched: Vec<Matched>,
 }
 
-/// Characters a search may have.
-const MAX_QUERY: usize = 100;
 /// Hits a caller may page through.
 const MAX_DEPTH: u64 = 1000;
-/// Letters at least for a match with one typo, and at most (the variants grow with it).
-const FUZZY_LETTERS: std::ops::RangeInclusive<usize> = 5..=24;
-
-/// How a range's matches score.
-#[derive(Debug, Clone, PartialEq)]
-enum Points {
-    /// Whole 100, from the start 90, inside 80.
-    Text,
-    /// Whole 100, from the start 90 (an e-mail address is found by its beginning).
-    Email,
-    /// Whole 78, from the start 74, from a later syllable 70.
-    Pinyin,
-    /// Whole 64, from the start 60.
-    Initials,
-    /// 50.
-    Fuzzy,
-}
-
-/// One reading of the query: a range (or, for a typo, a set) of terms of some forms.
-#[derive(Debug, Clone, PartialEq)]
-struct Reading {
-    forms: Vec<Form>,
-    /// The prefix; for [`Points::Fuzzy`] the terms themselves.
-    terms: Vec<String>,
-    points: Points,
-    /// Characters the record's text must hold too (`zhang伟`: 张伟, not 张维).
-    han: Vec<char>,
-    /// Only keys of a whole form from its start (a number typed with its country code:
-    /// the national number starts where the code ends).
-    head_only: bool,
-}
-
-/// The readings of a query; `None` when it is too short to mean anything but everything
-/// (one Latin letter or digit).
-///
-/// # Errors
-/// VALIDATION when it holds no letter, digit or character, or is too long.
-fn readings(query: &str) -> AppResult<Option<Vec<Reading>>> {
-    let raw = query.trim();
-    if raw.chars().count() > MAX_QUERY {
-        return Err(AppError::invalid("query", format!("is longer than {MAX_QUERY} characters")));
-    }
-    if raw.chars().any(char::is_control) {
-        return Err(AppError::invalid("query", "has a control character"));
-    }
-    let folded = fold(raw);
-    let parts = units(&folded);
-    if parts.is_empty() {
-        return Err(AppError::invalid("query", "has no letter, digit or Chinese character to search for"));
-    }
-    let compact: String = parts.iter().map(Unit::text).collect();
-    let han: Vec<char> = compact.chars().filter(|c| is_han(*c)).collect();
-    let has_digit = compact.chars().any(|c| c.is_ascii_digit());
-    let has_letter = compact.chars().any(|c| c.is_ascii_lowercase());
-    if han.is_empty() && compact.chars().count() < 2 {
-        return Ok(None);
-    }
-    let mut out = Vec::new();
-    let mut add = |forms: Vec<Form>, term: String, points: Points, han: Vec<char>, head_only: bool| {
-        // Keys are cut as long; a longer query is found by its beginning.
-        let term: String = term.chars().take(MAX_TERM).collect();
-        let same = |r: &Reading| r.forms == forms && r.terms == [term.clone()] && r.head_only == head_only;
-        if !term.is_empty() && !out.iter().any(same) {
-            out.push(Reading { forms, terms: vec![term], points, han, head_only });
-        }
-    };
-
-    // An e-mail address is nothing else.
-    if folded.contains('@') {
-        let address: String = folded.chars().filter(|c| !c.is_whitespace()).collect();
-        add(vec![Form::Email], address, Points::Email, vec![], false);
-        return Ok(Some(out));
-    }
-
-    // Text as typed, and an organization's name without its company form and region.
-    add(vec![Form::Text], compact.clone(), Points::Text, vec![], false);
-    let without_form: String = units(&fold(&normalize::org_name(raw))).iter().map(Unit::text).collect();
-    let core: String = units(&org_core(raw)).iter().map(Unit::text).collect();
-    // A region typed is meant: 上海华联商贸 is not 北京华联商贸, whose core is the same.
-    let region_typed = core != without_form && without_form.ends_with(&core);
-    add(vec![Form::Text], without_form, Points::Text, vec![], false);
-    if !region_typed {
-        add(vec![Form::Text], core, Points::Text, vec![], false);
-    }
-
-    // A phone number or a fragment of one, in any written form.
-    let phone_like = folded.chars().all(|c| c.is_ascii_digit() || " +-().//".contains(c));
-    if phone_like {
-        let digits: String = folded.chars().filter(char::is_ascii_digit).collect();
-        // 00 starts an international number, or is two digits inside one; 86 starts a
-        // Chinese number with its country code, whose keys start after it, or is two
-        // digits inside one.
-        let mut numbers = vec![digits.clone()];
-        numbers.extend(digits.strip_prefix("00").map(str::to_string));
-        for n in numbers {
-            if let Some(national) = n.strip_prefix("86").filter(|r| r.len() >= MIN_DIGITS) {
-                add(vec![Form::Digits], national.to_string(), Points::Text, vec![], true);
-            }
-            if n.len() >= MIN_DIGITS {
-                add(vec![Form::Digits], n, Points::Text, vec![], false);
-            }
-        }
-    }
-
-    // The start of an address without its @: when it has what names rarely have (a dot,
-    // a digit beside letters); plain letters are a name, whose pinyin an address often
-    // repeats (zhangwei88@…), and would rank every such address above the name itself.
-    let addressy = folded.contains(['.', '_', '-', '+']) || (has_letter && has_digit);
-    if han.is_empty() && addressy && !folded.contains(char::is_whitespace) {
-        add(vec![Form::Email], folded.clone(), Points::Email, vec![], false);
-    }
-
-    // Pinyin, initials and typos: letters (with characters among them, read as pinyin).
-    if has_letter && !has_digit {
-        let mixed = if han.is_empty() { vec![] } else { han.clone() };
-        let read: String = query_readings(&parts).concat();
-        add(vec![Form::Pinyin], read, Points::Pinyin, mixed.clone(), false);
-        // A character's initial as its reading starts (a surname's as a surname's).
-        let initials: String = parts
-            .iter()
-            .zip(query_readings(&parts))
-            .map(|(u, r)| match u {
-                Unit::Han(_) => r.chars().next().map(String::from).unwrap_or_default(),
-                Unit::Word(w) => w.clone(),
-            })
-            .collect();
-        if initials.len() >= 2 {
-            add(vec![Form::Initials], initials, Points::Initials, mixed, false);
-        }
-        if han.is_empty() && FUZZY_LETTERS.contains(&compact.len()) {
-            out.push(Reading {
-                forms: vec![Form::Pinyin, Form::Text],
-                terms: one_typo(&compact),
-                points: Points::Fuzzy,
-                han: vec![],
-                head_only: false,
-            });
-        }
-    }
-    Ok(Some(out))
-}
 
 /// The first string after every string that starts with `p`.
 fn after_prefix(p: &str) -> String {
@@ -347,43 +202,126 @@ fn mine_expr(me: Uuid) -> SimpleExpr {
     CaseStatement::new().case(Expr::col((Alias::new("m"), T::Zone)).in_subquery(mine), 1).finally(0).into()
 }
 
-/// One record of the page, as the statement returns it.
-struct Found {
-    doc: i32,
-    contact: bool,
-    points: i64,
-    /// Each field that matched, with its best points, best first.
-    fields: Vec<(Field, i64)>,
-}
-
-/// Records matched, merged: best points, whether the caller owns it, last contact.
-fn grouped(readings: &[Reading], within: &Condition, me: Uuid, pg: bool) -> SelectStatement {
+/// Every matching key of the readings (up to `cap`), one row each, in the order of the
+/// hits: a record's doc, kind, field and points, its band, whether `me` owns it and its
+/// last contact. A record's zone, kind and last contact are the same on all its keys, so
+/// its first key in this order is its best, and the records in the order of their first
+/// keys are the hits in rank order: the page is cut from the first keys, with no grouping
+/// of every match (a top-N sort of the keys).
+fn keys(readings: &[Reading], within: &Condition, me: Uuid, pg: bool, cap: Option<u64>) -> SelectStatement {
     let m = Alias::new("m");
     let col = |c: &str| Expr::col((m.clone(), Alias::new(c)));
     let mut q = Query::select();
     q.expr_as(col("doc"), Alias::new("doc"))
         .expr_as(col("contact"), Alias::new("contact"))
-        .expr_as(Expr::cust("CAST(MAX(m.points) AS BIGINT)"), Alias::new("points"))
-        .expr_as(Expr::cust("CAST(MAX(m.points) / 10 AS BIGINT)"), Alias::new("band"))
-        .expr_as(mine_expr(me).max(), Alias::new("mine"))
-        .expr_as(col("contacted_at").max(), Alias::new("recent"))
-        // Every record matched, counted once the groups are made (before the page is cut).
-        .expr_as(Expr::cust("CAST(COUNT(*) OVER () AS BIGINT)"), Alias::new("total"));
-    // How each field matched: its best points.
-    for f in Field::ALL {
-        let n = f as i16;
-        q.expr_as(
-            Expr::cust(format!("CAST(MAX(CASE WHEN m.field = {n} THEN m.points END) AS BIGINT)")),
-            Alias::new(format!("f{n}")),
-        );
+        .expr_as(col("field"), Alias::new("field"))
+        .expr_as(Expr::cust("CAST(m.points AS BIGINT)"), Alias::new("points"))
+        .expr_as(Expr::cust("CAST(m.points / 10 AS BIGINT)"), Alias::new("band"))
+        .expr_as(mine_expr(me), Alias::new("mine"))
+        .expr_as(col("contacted_at"), Alias::new("recent"))
+        .from_subquery(union(readings, within, pg), m)
+        .order_by(Alias::new("band"), Order::Desc)
+        .order_by(Alias::new("mine"), Order::Desc)
+        .order_by_with_nulls(Alias::new("recent"), Order::Desc, NullOrdering::Last)
+        .order_by(Alias::new("points"), Order::Desc)
+        .order_by(Alias::new("doc"), Order::Asc);
+    if let Some(n) = cap {
+        q.limit(n);
     }
-    q.from_subquery(union(readings, within, pg), m.clone())
-        .group_by_col((m.clone(), Alias::new("doc")))
-        .group_by_col((m, Alias::new("contact")));
     q
 }
 
-/// Searches customers and contacts for `query` (`docs/search.md`).
+/// The number of records the readings match.
+fn count(readings: &[Reading], within: &Condition, pg: bool) -> SelectStatement {
+    let mut docs = Query::select();
+    docs.column(T::Doc).from_subquery(union(readings, within, pg), Alias::new("m")).group_by_col(T::Doc);
+    let mut count = Query::select();
+    count.expr(Expr::cust("CAST(COUNT(*) AS BIGINT)")).from_subquery(docs, Alias::new("g"));
+    count
+}
+
+async fn counted(db: &DatabaseConnection, count: &SelectStatement) -> AppResult<u64> {
+    let row = db.query_one(count).await?.ok_or_else(|| AppError::Internal("no count".into()))?;
+    Ok(row.try_get_by_index::<i64>(0)? as u64)
+}
+
+/// `doc` is one of `docs`: one array parameter on PostgreSQL, so the statement's text does
+/// not change with the page's length.
+fn doc_in(docs: &[i32], pg: bool) -> SimpleExpr {
+    if pg {
+        Expr::col(T::Doc).eq(sea_orm::sea_query::extension::postgres::PgFunc::any(Expr::val(docs.to_vec())))
+    } else {
+        T::Doc.is_in(docs.iter().copied())
+    }
+}
+
+/// The records the keys name, best first, each with its fields' best points.
+#[derive(Default)]
+struct Ranked {
+    docs: Vec<(i32, bool, i64)>,
+    fields: HashMap<i32, HashMap<i16, i64>>,
+}
+
+impl Ranked {
+    fn take(&mut self, doc: i32, contact: bool, field: i16, points: i64) {
+        let fields = self.fields.entry(doc).or_default();
+        if fields.is_empty() {
+            self.docs.push((doc, contact, points));
+        }
+        let best = fields.entry(field).or_insert(points);
+        *best = std::cmp::max(*best, points);
+    }
+
+    /// A record's fields that matched, best first.
+    fn matched(&self, doc: i32) -> Vec<Matched> {
+        let mut fields: Vec<(Field, i64)> = self
+            .fields
+            .get(&doc)
+            .into_iter()
+            .flatten()
+            .filter_map(|(f, p)| Field::ALL.into_iter().find(|x| *x as i16 == *f).map(|f| (f, *p)))
+            .collect();
+        fields.sort_by_key(|(f, p)| (-p, *f));
+        fields.into_iter().map(|(field, p)| Matched { field, how: How::of(p) }).collect()
+    }
+}
+
+/// The hits up to `need`, ranked, and whether every match was read (then each record's
+/// fields are all there, and the records are the total).
+async fn ranked(
+    db: &DatabaseConnection,
+    readings: &[Reading],
+    within: &Condition,
+    me: Uuid,
+    need: u64,
+) -> AppResult<(Ranked, bool)> {
+    let pg = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+    // A record has a few keys in a range (one per field, or per place a substring
+    // appears): four times the records wanted is usually enough; when it is not, every
+    // key is read.
+    let mut cap = Some(need * 4);
+    loop {
+        let rows = db.query_all(&keys(readings, within, me, pg, cap)).await?;
+        let complete = cap.is_none_or(|n| (rows.len() as u64) < n);
+        let mut out = Ranked::default();
+        for r in &rows {
+            out.take(
+                r.try_get("", "doc")?,
+                r.try_get("", "contact")?,
+                r.try_get("", "field")?,
+                r.try_get("", "points")?,
+            );
+        }
+        if complete || out.docs.len() as u64 >= need {
+            return Ok((out, complete));
+        }
+        cap = None;
+    }
+}
+
+/// Searches customers and contacts for `query` (`docs/search.md`). `wants_total`: the caller
+/// will want the total (counted beside the page's other reads when the page's statement
+/// did not read every match).
 ///
 /// # Errors
 /// VALIDATION (nothing to search for, too long, a bad page), FORBIDDEN (the caller reads
@@ -394,6 +332,7 @@ pub async fn search(
     query: &str,
     kinds: Option<Vec<Kind>>,
     page: &PageArgs,
+    wants_total: bool,
 ) -> AppResult<Page<Hit>> {
     let wanted = kinds.unwrap_or_else(|| vec![Kind::Customer, Kind::Contact]);
     let mut kinds: Vec<Kind> = Vec::new();
@@ -420,46 +359,44 @@ pub async fn search(
 
     let limit = std::cmp::min(first, MAX_DEPTH.saturating_sub(offset));
     let pg = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
-    let mut ordered = grouped(&readings, &within, actor.id(), pg);
-    ordered
-        .order_by(Alias::new("band"), Order::Desc)
-        .order_by(Alias::new("mine"), Order::Desc)
-        .order_by_with_nulls(Alias::new("recent"), Order::Desc, NullOrdering::Last)
-        .order_by(Alias::new("points"), Order::Desc)
-        .order_by(Alias::new("doc"), Order::Asc)
-        .limit(limit + 1)
-        .offset(offset);
-    let rows = db.query_all(&ordered).await?;
-    let mut found: Vec<Found> = Vec::with_capacity(rows.len());
-    let mut total: Option<u64> = None;
-    for r in &rows {
-        total = Some(r.try_get::<i64>("", "total")? as u64);
-        let mut fields = Vec::new();
-        for f in Field::ALL {
-            if let Some(p) = r.try_get::<Option<i64>>("", &format!("f{}", f as i16))? {
-                fields.push((f, p));
+    let (mut ranked, complete) = ranked(db, &readings, &within, actor.id(), offset + limit + 1).await?;
+    let found: Vec<(i32, bool, i64)> = ranked.docs.iter().skip(offset as usize).take(limit as usize).copied().collect();
+    let has_next_page = ranked.docs.len() as u64 > offset + limit && offset + limit < MAX_DEPTH;
+    let mut total = complete.then_some(ranked.docs.len() as u64);
+    if !complete {
+        // Not every match was read: the page's records may have keys further on (read all
+        // of theirs), and the count needs every match (read beside them).
+        let page: Vec<i32> = found.iter().map(|f| f.0).collect();
+        let fields = async {
+            if page.is_empty() {
+                return Ok(Vec::new());
             }
+            let theirs = Condition::all().add(within.clone()).add(doc_in(&page, pg));
+            db.query_all(&keys(&readings, &theirs, actor.id(), pg, None)).await
+        };
+        let all = count(&readings, &within, pg);
+        let (rows, n) =
+            futures::join!(fields, async { if wants_total { counted(db, &all).await.map(Some) } else { Ok(None) } });
+        total = n?;
+        ranked = Ranked::default();
+        for r in rows? {
+            ranked.take(
+                r.try_get("", "doc")?,
+                r.try_get("", "contact")?,
+                r.try_get("", "field")?,
+                r.try_get("", "points")?,
+            );
         }
-        fields.sort_by_key(|(f, p)| (-p, *f));
-        found.push(Found {
-            doc: r.try_get("", "doc")?,
-            contact: r.try_get("", "contact")?,
-            points: r.try_get("", "points")?,
-            fields,
-        });
     }
-    let has_next_page = found.len() as u64 > limit && offset + limit < MAX_DEPTH;
-    found.truncate(limit as usize);
     let docs: HashMap<i32, (Uuid, Uuid)> = search_doc::Entity::find()
-        .filter(search_doc::Column::Doc.is_in(found.iter().map(|f| f.doc)))
+        .filter(search_doc::Column::Doc.is_in(found.iter().map(|f| f.0)))
         .all(db)
         .await?
         .into_iter()
         .map(|d| (d.doc, (d.record_id, d.customer_id)))
         .collect();
     let customer_ids: Vec<Uuid> = docs.values().map(|d| d.1).collect();
-    let contact_ids: Vec<Uuid> =
-        found.iter().filter(|f| f.contact).filter_map(|f| docs.get(&f.doc)).map(|d| d.0).collect();
+    let contact_ids: Vec<Uuid> = found.iter().filter(|f| f.1).filter_map(|f| docs.get(&f.0)).map(|d| d.0).collect();
     let customers: HashMap<Uuid, customer::Model> = customer::Entity::find()
         .filter(customer::Column::Id.is_in(customer_ids))
         .all(db)
@@ -479,7 +416,7 @@ pub async fn search(
             .collect()
     };
     let mut edges = Vec::with_capacity(found.len());
-    for (i, Found { doc, contact: is_contact, points, fields }) in found.into_iter().enumerate() {
+    for (i, (doc, is_contact, points)) in found.into_iter().enumerate() {
         // A record whose keys a write replaced since the statement read them.
         let Some(&(record, customer_id)) = docs.get(&doc) else { continue };
         // The keys said so; the rows have the last word (a key left stale by a rebuild
@@ -501,75 +438,21 @@ pub async fn search(
             kind: if is_contact { Kind::Contact } else { Kind::Customer },
             customer,
             contact,
-            matched: fields.into_iter().map(|(field, p)| Matched { field, how: How::of(p) }).collect(),
+            matched: ranked.matched(doc),
         };
         edges.push((Cursor::Rank(offset as i64 + i as i64 + 1), hit));
     }
 
-    // The page's rows carry the total; a page past the end has none to carry it.
-    let total_count: crate::kernel::pagination::TotalCount = match total {
-        Some(n) => Arc::new(move || Box::pin(async move { Ok(n) })),
-        None if offset == 0 => Arc::new(|| Box::pin(async { Ok(0) })),
-        None => {
-            let mut count = Query::select();
-            count
-                .expr(Expr::cust("COUNT(*)"))
-                .from_subquery(grouped(&readings, &within, actor.id(), pg), Alias::new("g"));
-            let conn = db.clone();
-            Arc::new(move || {
-                let (conn, count) = (conn.clone(), count.clone());
-                Box::pin(async move {
-                    let row = conn.query_one(&count).await?.ok_or_else(|| AppError::Internal("no count".into()))?;
-                    Ok(row.try_get_by_index::<i64>(0)? as u64)
-                })
-            })
-        }
+    // Counted with the page, or when asked (a caller that said it would not ask may).
+    let total_count: crate::kernel::pagination::TotalCount = if let Some(n) = total {
+        Arc::new(move || Box::pin(async move { Ok(n) }))
+    } else {
+        let all = count(&readings, &within, pg);
+        let conn = db.clone();
+        Arc::new(move || {
+            let (conn, all) = (conn.clone(), all.clone());
+            Box::pin(async move { counted(&conn, &all).await })
+        })
     };
     Ok(Page { edges, has_next_page, has_previous_page: offset > 0, total_count })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn prefixes(q: &str) -> Vec<(Vec<Form>, String)> {
-        readings(q)
-            .unwrap()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.points != Points::Fuzzy)
-            .map(|r| (r.forms, r.terms[0].clone()))
-            .collect()
-    }
-
-    #[test]
-    fn a_query_is_read_every_way_it_may_be_meant() {
-        let p = prefixes("Zhāng Wěi");
-        assert!(p.contains(&(vec![Form::Pinyin], "zhangwei".into())), "{p:?}");
-        assert!(p.contains(&(vec![Form::Text], "zhangwei".into())));
-        assert!(prefixes("zhang伟").contains(&(vec![Form::Pinyin], "zhangwei".into())));
-        assert!(prefixes("张w").contains(&(vec![Form::Initials], "zw".into())));
-        assert!(prefixes("曾w").contains(&(vec![Form::Pinyin], "zengw".into())));
-        assert!(prefixes("華聯").contains(&(vec![Form::Text], "华联".into())));
-        assert!(prefixes("021-6555").contains(&(vec![Form::Digits], "0216555".into())));
-        assert!(prefixes("+86 138 0013").contains(&(vec![Form::Digits], "861380013".into())));
-        assert!(prefixes("+86 138 0013").contains(&(vec![Form::Digits], "1380013".into())));
-        let whole = readings("+8613800138000").unwrap().unwrap();
-        assert!(whole.iter().any(|r| r.head_only && r.terms == ["13800138000"]), "{whole:?}");
-        assert!(!whole.iter().any(|r| !r.head_only && r.terms == ["13800138000"]));
-        assert!(prefixes("００１３８０００").contains(&(vec![Form::Digits], "138000".into())));
-        assert!(prefixes("华联商贸有限公司").contains(&(vec![Form::Text], "华联商贸".into())));
-        assert!(prefixes("上海华联商贸有限公司").contains(&(vec![Form::Text], "上海华联商贸".into())));
-        assert!(!prefixes("北京华联商贸").contains(&(vec![Form::Text], "华联商贸".into())), "a region typed is meant");
-        assert!(prefixes("li.na@ex").contains(&(vec![Form::Email], "li.na@ex".into())));
-        // Too short to mean anything but everything.
-        assert!(readings("z").unwrap().is_none());
-        assert!(readings("7").unwrap().is_none());
-        // Nothing to search for.
-        for bad in ["", "  ", "---", "。，"] {
-            assert!(readings(bad).is_err(), "{bad:?}");
-        }
-        // A digit fragment under four digits is no phone search.
-        assert!(!prefixes("138").iter().any(|(f, _)| f == &vec![Form::Digits]));
-    }
 }
