@@ -77,6 +77,8 @@ pub struct Hit {
 
 /// Hits a caller may page through.
 const MAX_DEPTH: u64 = 1000;
+/// How long a page's statement may take before a total wanted is counted beside it.
+const BESIDE_AFTER: std::time::Duration = std::time::Duration::from_millis(3);
 
 /// The first string after every string that starts with `p`.
 fn after_prefix(p: &str) -> String {
@@ -233,10 +235,10 @@ fn keys(readings: &[Reading], within: &Condition, me: Uuid, pg: bool, cap: Optio
 
 /// The number of records the readings match.
 fn count(readings: &[Reading], within: &Condition, pg: bool) -> SelectStatement {
-    let mut docs = Query::select();
-    docs.column(T::Doc).from_subquery(union(readings, within, pg), Alias::new("m")).group_by_col(T::Doc);
     let mut count = Query::select();
-    count.expr(Expr::cust("CAST(COUNT(*) AS BIGINT)")).from_subquery(docs, Alias::new("g"));
+    count
+        .expr(Expr::cust("CAST(COUNT(DISTINCT m.doc) AS BIGINT)"))
+        .from_subquery(union(readings, within, pg), Alias::new("m"));
     count
 }
 
@@ -359,13 +361,28 @@ pub async fn search(
 
     let limit = std::cmp::min(first, MAX_DEPTH.saturating_sub(offset));
     let pg = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
-    let (mut ranked, complete) = ranked(db, &readings, &within, actor.id(), offset + limit + 1).await?;
+    let all = count(&readings, &within, pg);
+    let page = ranked(db, &readings, &within, actor.id(), offset + limit + 1);
+    tokio::pin!(page);
+    // A page that takes long reads many matches, and so would their count: a total wanted
+    // is then counted beside it, on a second connection (the time of one scan, not two).
+    let (ranked_page, mut total) = match tokio::time::timeout(BESIDE_AFTER, &mut page).await {
+        Ok(r) => (r, None),
+        Err(_) if wants_total => {
+            let (r, n) = futures::join!(page, counted(db, &all));
+            (r, Some(n?))
+        }
+        Err(_) => (page.await, None),
+    };
+    let (mut ranked, complete) = ranked_page?;
+    if complete {
+        total = Some(ranked.docs.len() as u64);
+    }
     let found: Vec<(i32, bool, i64)> = ranked.docs.iter().skip(offset as usize).take(limit as usize).copied().collect();
     let has_next_page = ranked.docs.len() as u64 > offset + limit && offset + limit < MAX_DEPTH;
-    let mut total = complete.then_some(ranked.docs.len() as u64);
     if !complete {
         // Not every match was read: the page's records may have keys further on (read all
-        // of theirs), and the count needs every match (read beside them).
+        // of theirs), and a total wanted and not yet counted is counted beside them.
         let page: Vec<i32> = found.iter().map(|f| f.0).collect();
         let fields = async {
             if page.is_empty() {
@@ -374,9 +391,9 @@ pub async fn search(
             let theirs = Condition::all().add(within.clone()).add(doc_in(&page, pg));
             db.query_all(&keys(&readings, &theirs, actor.id(), pg, None)).await
         };
-        let all = count(&readings, &within, pg);
-        let (rows, n) =
-            futures::join!(fields, async { if wants_total { counted(db, &all).await.map(Some) } else { Ok(None) } });
+        let (rows, n) = futures::join!(fields, async {
+            if wants_total && total.is_none() { counted(db, &all).await.map(Some) } else { Ok(total) }
+        });
         total = n?;
         ranked = Ranked::default();
         for r in rows? {
@@ -447,7 +464,6 @@ pub async fn search(
     let total_count: crate::kernel::pagination::TotalCount = if let Some(n) = total {
         Arc::new(move || Box::pin(async move { Ok(n) }))
     } else {
-        let all = count(&readings, &within, pg);
         let conn = db.clone();
         Arc::new(move || {
             let (conn, all) = (conn.clone(), all.clone());

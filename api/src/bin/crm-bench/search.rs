@@ -1,5 +1,5 @@
 //! `crm-bench search`: the search box over a generated data set (`BENCHMARKS.md`, issue
-//! 28). Ten kinds of query, twenty typical queries of each drawn from the data, each sent
+//! 28). Eleven kinds of query, twenty typical queries of each drawn from the data, each sent
 //! five times over HTTP to a `crm serve` child as an admin and as a sales rep; p50 and p99
 //! per kind and role, beside the floor of doing nothing clever: the same queries through
 //! the `contains` filter of the customer list (`ILIKE '%…%'` over every row), sent once.
@@ -111,6 +111,16 @@ async fn kinds(state: &AppState, owner: Option<uuid::Uuid>) -> Result<Vec<Kind>,
             &mut |i| {
                 let q: String = read(&people[i].1).iter().filter_map(|r| r.chars().next()).collect();
                 (q.len() >= 3).then(|| (q.clone(), ("name", q)))
+            },
+            people.len(),
+        ),
+    );
+    kind(
+        "two initials (zw)",
+        draw(
+            &mut |i| {
+                let q: String = read(&people[i].1).iter().take(2).filter_map(|r| r.chars().next()).collect();
+                (q.len() == 2).then(|| (q.clone(), ("name", q)))
             },
             people.len(),
         ),

@@ -85,15 +85,29 @@ pub(super) async fn rebuild(db: &DatabaseConnection) -> AppResult<Reindexed> {
     let mut done = Reindexed { customers: ids.len() as u64, terms: 0 };
     let clock = std::time::Instant::now();
     let (mut zones, mut next) = (Zones::default(), 1);
-    for chunk in ids.chunks(2000) {
-        let records = keyed(db, chunk).await?;
+    // Reading and keying the next customers (by their span of ids) overlaps writing the last.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<AppResult<Vec<Keyed>>>(2);
+    let reader = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            for chunk in ids.chunks(2000) {
+                let records = keyed_of(&db, Customers::of(chunk, true)).await;
+                let failed = records.is_err();
+                if tx.send(records).await.is_err() || failed {
+                    return;
+                }
+            }
+        })
+    };
+    while let Some(records) = rx.recv().await {
+        let records = records?;
         zones.learn(db, records.iter().map(|r| r.placement)).await?;
         let (zones, next) = (&zones, &mut next);
         done.terms +=
             crate::kernel::store::write(db, async |txn| insert(txn, "search_term_load", &records, zones, next).await)
                 .await?;
     }
-    drop(ids);
+    reader.await.map_err(|e| AppError::Internal(format!("keying customers: {e}").into()))?;
     tracing::info!(keys = done.terms, seconds = clock.elapsed().as_secs_f64(), "search keys written");
     let clock = std::time::Instant::now();
     let (term_doc, doc_record, doc_customer) = (
