@@ -14,8 +14,8 @@ use crate::kernel::pagination::{Cursor, Page, PageArgs, page_size};
 use entity::enums::{Action, Resource};
 use entity::{contact, customer, search_doc, search_term, search_zone};
 use sea_orm::sea_query::{
-    Alias, CaseStatement, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement, SimpleExpr,
-    UnionType,
+    Alias, Asterisk, CaseStatement, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement,
+    SimpleExpr, UnionType,
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use std::collections::HashMap;
@@ -145,12 +145,26 @@ fn scope(actor: &Actor, kinds: &[Kind]) -> Condition {
 
 /// The matching key rows of one reading: record, kind, zone, last contact, field and
 /// points.
-fn range(r: &Reading, within: &Condition, pg: bool) -> SelectStatement {
+fn range(r: &Reading, within: &Condition, pg: bool, docs: Option<&[i32]>) -> SelectStatement {
     let mut q = Query::select();
     q.columns([T::Doc, T::Contact, T::Zone, T::ContactedAt, T::Field])
         .expr_as(points_expr(r), Alias::new("points"))
-        .from(search_term::Entity)
         .cond_where(within.clone());
+    match docs {
+        None => q.from(search_term::Entity),
+        // The keys of these records only, read by their record numbers first: the range's
+        // condition then filters a few rows (PostgreSQL, misjudging how many keys a
+        // prefix has, would otherwise read the whole range and filter it by record).
+        Some(docs) => {
+            let mut theirs = Query::select();
+            theirs.column(Asterisk).from(search_term::Entity).and_where(doc_in(docs, pg));
+            if pg {
+                // Kept a subquery (not merged into the outer query's plan).
+                theirs.offset(0);
+            }
+            q.from_subquery(theirs, search_term::Entity)
+        }
+    };
     if r.points == Points::Fuzzy {
         let terms: Vec<String> = r.forms.iter().flat_map(|f| r.terms.iter().map(|t| stored(*f, t))).collect();
         q.and_where(if pg {
@@ -189,10 +203,10 @@ fn range(r: &Reading, within: &Condition, pg: bool) -> SelectStatement {
     q
 }
 
-fn union(readings: &[Reading], within: &Condition, pg: bool) -> SelectStatement {
-    let mut all = range(&readings[0], within, pg);
+fn union(readings: &[Reading], within: &Condition, pg: bool, docs: Option<&[i32]>) -> SelectStatement {
+    let mut all = range(&readings[0], within, pg, docs);
     for r in &readings[1..] {
-        all.union(UnionType::All, range(r, within, pg));
+        all.union(UnionType::All, range(r, within, pg, docs));
     }
     all
 }
@@ -210,7 +224,14 @@ fn mine_expr(me: Uuid) -> SimpleExpr {
 /// its first key in this order is its best, and the records in the order of their first
 /// keys are the hits in rank order: the page is cut from the first keys, with no grouping
 /// of every match (a top-N sort of the keys).
-fn keys(readings: &[Reading], within: &Condition, me: Uuid, pg: bool, cap: Option<u64>) -> SelectStatement {
+fn keys(
+    readings: &[Reading],
+    within: &Condition,
+    me: Uuid,
+    pg: bool,
+    cap: Option<u64>,
+    docs: Option<&[i32]>,
+) -> SelectStatement {
     let m = Alias::new("m");
     let col = |c: &str| Expr::col((m.clone(), Alias::new(c)));
     let mut q = Query::select();
@@ -221,7 +242,7 @@ fn keys(readings: &[Reading], within: &Condition, me: Uuid, pg: bool, cap: Optio
         .expr_as(Expr::cust("CAST(m.points / 10 AS BIGINT)"), Alias::new("band"))
         .expr_as(mine_expr(me), Alias::new("mine"))
         .expr_as(col("contacted_at"), Alias::new("recent"))
-        .from_subquery(union(readings, within, pg), m)
+        .from_subquery(union(readings, within, pg, docs), m)
         .order_by(Alias::new("band"), Order::Desc)
         .order_by(Alias::new("mine"), Order::Desc)
         .order_by_with_nulls(Alias::new("recent"), Order::Desc, NullOrdering::Last)
@@ -238,7 +259,7 @@ fn count(readings: &[Reading], within: &Condition, pg: bool) -> SelectStatement 
     let mut count = Query::select();
     count
         .expr(Expr::cust("CAST(COUNT(DISTINCT m.doc) AS BIGINT)"))
-        .from_subquery(union(readings, within, pg), Alias::new("m"));
+        .from_subquery(union(readings, within, pg, None), Alias::new("m"));
     count
 }
 
@@ -303,7 +324,7 @@ async fn ranked(
     // key is read.
     let mut cap = Some(need * 4);
     loop {
-        let rows = db.query_all(&keys(readings, within, me, pg, cap)).await?;
+        let rows = db.query_all(&keys(readings, within, me, pg, cap, None)).await?;
         let complete = cap.is_none_or(|n| (rows.len() as u64) < n);
         let mut out = Ranked::default();
         for r in &rows {
@@ -388,8 +409,7 @@ pub async fn search(
             if page.is_empty() {
                 return Ok(Vec::new());
             }
-            let theirs = Condition::all().add(within.clone()).add(doc_in(&page, pg));
-            db.query_all(&keys(&readings, &theirs, actor.id(), pg, None)).await
+            db.query_all(&keys(&readings, &within, actor.id(), pg, None, Some(&page))).await
         };
         let (rows, n) = futures::join!(fields, async {
             if wants_total && total.is_none() { counted(db, &all).await.map(Some) } else { Ok(total) }
