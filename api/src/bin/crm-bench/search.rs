@@ -9,7 +9,7 @@ use api::state::AppState;
 use entity::enums::{CustomerKind, Role};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Value, json};
 use service::search::fold::{fold, readings, units};
 use std::time::{Duration, Instant};
@@ -218,6 +218,13 @@ pub async fn search(state: AppState) -> Result<String, String> {
         started.elapsed().as_secs_f64(),
         built.terms
     );
+    // The rebuild's gigabytes are written back before the queries are timed, not while:
+    // a PostgreSQL checkpoint, SQLite's write-ahead log moved into the database file.
+    let settle = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => "CHECKPOINT",
+        _ => "PRAGMA wal_checkpoint(TRUNCATE)",
+    };
+    db.execute_unprepared(settle).await.map_err(|e| e.to_string())?;
     let drawn = [kinds(&state, None).await?, kinds(&state, Some(rep.id)).await?];
 
     let port = free_port()?;
