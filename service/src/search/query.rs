@@ -17,7 +17,7 @@ use sea_orm::sea_query::{
     Alias, Asterisk, CaseStatement, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement,
     SimpleExpr, UnionType,
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryResult};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -286,6 +286,20 @@ struct Ranked {
 }
 
 impl Ranked {
+    /// The records of key rows as [`keys`] returns them, in their order.
+    fn read(rows: &[QueryResult]) -> AppResult<Ranked> {
+        let mut out = Ranked::default();
+        for r in rows {
+            out.take(
+                r.try_get("", "doc")?,
+                r.try_get("", "contact")?,
+                r.try_get("", "field")?,
+                r.try_get("", "points")?,
+            );
+        }
+        Ok(out)
+    }
+
     fn take(&mut self, doc: i32, contact: bool, field: i16, points: i64) {
         let fields = self.fields.entry(doc).or_default();
         if fields.is_empty() {
@@ -317,8 +331,8 @@ async fn ranked(
     within: &Condition,
     me: Uuid,
     need: u64,
+    pg: bool,
 ) -> AppResult<(Ranked, bool)> {
-    let pg = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
     // A record has a few keys in a range (one per field, or per place a substring
     // appears): four times the records wanted is usually enough; when it is not, every
     // key is read.
@@ -326,15 +340,7 @@ async fn ranked(
     loop {
         let rows = db.query_all(&keys(readings, within, me, pg, cap, None)).await?;
         let complete = cap.is_none_or(|n| (rows.len() as u64) < n);
-        let mut out = Ranked::default();
-        for r in &rows {
-            out.take(
-                r.try_get("", "doc")?,
-                r.try_get("", "contact")?,
-                r.try_get("", "field")?,
-                r.try_get("", "points")?,
-            );
-        }
+        let out = Ranked::read(&rows)?;
         if complete || out.docs.len() as u64 >= need {
             return Ok((out, complete));
         }
@@ -383,7 +389,7 @@ pub async fn search(
     let limit = std::cmp::min(first, MAX_DEPTH.saturating_sub(offset));
     let pg = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
     let all = count(&readings, &within, pg);
-    let page = ranked(db, &readings, &within, actor.id(), offset + limit + 1);
+    let page = ranked(db, &readings, &within, actor.id(), offset + limit + 1, pg);
     tokio::pin!(page);
     // A page that takes long reads many matches, and so would their count: a total wanted
     // is then counted beside it, on a second connection (the time of one scan, not two).
@@ -415,15 +421,7 @@ pub async fn search(
             if wants_total && total.is_none() { counted(db, &all).await.map(Some) } else { Ok(total) }
         });
         total = n?;
-        ranked = Ranked::default();
-        for r in rows? {
-            ranked.take(
-                r.try_get("", "doc")?,
-                r.try_get("", "contact")?,
-                r.try_get("", "field")?,
-                r.try_get("", "points")?,
-            );
-        }
+        ranked = Ranked::read(&rows?)?;
     }
     let docs: HashMap<i32, (Uuid, Uuid)> = search_doc::Entity::find()
         .filter(search_doc::Column::Doc.is_in(found.iter().map(|f| f.0)))
