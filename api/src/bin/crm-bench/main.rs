@@ -63,7 +63,14 @@ enum Command {
     },
     /// Rebuilds the search keys (timed), then times ten kinds of search query as an admin
     /// and a sales rep beside the customer list's `contains` scan (issue 28).
-    Search,
+    Search {
+        /// Only the kinds whose name holds this (say `initials`), to repeat one.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Times the keys as they are, without rebuilding them first.
+        #[arg(long)]
+        no_rebuild: bool,
+    },
     /// What one hostile or clumsy caller does to everyone else (`docs/limits.md`): the
     /// pool under aliased reports, writes beside an import, webhooks beside a slow
     /// partner, memory under aliased exports, the matching budget.
@@ -135,8 +142,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             // Each part prints its line as it ends.
             fairness::fairness(state, pool_only).await?;
         }
-        Command::Search => {
-            println!("{}", search::search(state).await?);
+        Command::Search { kind, no_rebuild } => {
+            println!("{}", search::search(state, kind.as_deref(), !no_rebuild).await?);
         }
         Command::ReadPath { postgraphile, connections, seconds, rounds } => {
             let url = config.database_url.clone();

@@ -202,7 +202,7 @@ async fn kinds(state: &AppState, owner: Option<uuid::Uuid>) -> Result<Vec<Kind>,
 ///
 /// # Errors
 /// A message when a step fails.
-pub async fn search(state: AppState) -> Result<String, String> {
+pub async fn search(state: AppState, only: Option<&str>, rebuild: bool) -> Result<String, String> {
     let db = &state.db;
     let user = |role: Role| first_user(db, role);
     let admin = user(Role::Admin).await?;
@@ -210,22 +210,27 @@ pub async fn search(state: AppState) -> Result<String, String> {
     let token = |u: &entity::user::Model| {
         state.jwt.issue(u, Some(chrono::Duration::hours(6))).map(|(t, _)| t).map_err(|e| e.to_string())
     };
-    let started = Instant::now();
-    let built = service::search::index::reindex(db).await.map_err(|e| e.to_string())?;
-    let mut report = format!(
-        "rebuilt the search keys of {} customers in {:.1} s: {} keys\n",
-        built.customers,
-        started.elapsed().as_secs_f64(),
-        built.terms
-    );
-    // The rebuild's gigabytes are written back before the queries are timed, not while:
-    // a PostgreSQL checkpoint, SQLite's write-ahead log moved into the database file.
-    let settle = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => "CHECKPOINT",
-        _ => "PRAGMA wal_checkpoint(TRUNCATE)",
-    };
-    db.execute_unprepared(settle).await.map_err(|e| e.to_string())?;
-    let drawn = [kinds(&state, None).await?, kinds(&state, Some(rep.id)).await?];
+    let mut report = String::new();
+    if rebuild {
+        let started = Instant::now();
+        let built = service::search::index::reindex(db).await.map_err(|e| e.to_string())?;
+        report = format!(
+            "rebuilt the search keys of {} customers in {:.1} s: {} keys\n",
+            built.customers,
+            started.elapsed().as_secs_f64(),
+            built.terms
+        );
+        // The rebuild's gigabytes are written back before the queries are timed, not while:
+        // a PostgreSQL checkpoint, SQLite's write-ahead log moved into the database file.
+        let settle = match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => "CHECKPOINT",
+            _ => "PRAGMA wal_checkpoint(TRUNCATE)",
+        };
+        db.execute_unprepared(settle).await.map_err(|e| e.to_string())?;
+    }
+    let wanted = |k: &Kind| only.is_none_or(|o| k.name.contains(o));
+    let drawn = [kinds(&state, None).await?, kinds(&state, Some(rep.id)).await?]
+        .map(|ks| ks.into_iter().filter(wanted).collect::<Vec<_>>());
 
     let port = free_port()?;
     let crm = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("crm");
@@ -291,11 +296,21 @@ pub async fn search(state: AppState) -> Result<String, String> {
         for kind in kinds {
             let mut times = Vec::new();
             let mut hits = Vec::new();
-            for _ in 0..REPEAT {
+            let mut slowest = Vec::new();
+            for round in 0..REPEAT {
                 for q in &kind.queries {
                     let (d, resp) = send(t.clone(), json!({"query": search, "variables": {"q": q}})).await?;
                     times.push(d);
-                    hits.push(resp["data"]["search"]["totalCount"].as_i64().unwrap_or(0));
+                    let n = resp["data"]["search"]["totalCount"].as_i64().unwrap_or(0);
+                    hits.push(n);
+                    slowest.push((d, round, q, n));
+                }
+            }
+            if only.is_some() {
+                // One kind alone: which of its queries make its tail.
+                slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
+                for (d, round, q, n) in slowest.iter().take(6) {
+                    report.push_str(&format!("{who}: `{q}` ({n} hits) round {round}: {} ms\n", ms(*d)));
                 }
             }
             let mut floor = Vec::new();
