@@ -209,6 +209,8 @@ async fn locked(db: &DatabaseConnection, conn: &mut PgConnection) -> AppResult<R
             "SET maintenance_work_mem = '1GB'",
             "CREATE INDEX idx_search_term_next_range ON search_term_next (term) \
              INCLUDE (doc, zone, field, head, contact, contacted_at)",
+            "CREATE INDEX idx_search_term_next_zone ON search_term_next (zone, term) \
+             INCLUDE (doc, field, head, contact, contacted_at)",
             "CREATE INDEX idx_search_term_next_doc ON search_term_next (doc)",
             "ALTER TABLE search_doc_next ADD CONSTRAINT search_doc_next_pkey PRIMARY KEY (doc)",
             "CREATE UNIQUE INDEX idx_search_doc_next_record ON search_doc_next (record_id)",
@@ -252,6 +254,7 @@ async fn locked(db: &DatabaseConnection, conn: &mut PgConnection) -> AppResult<R
                 "DROP TABLE search_doc",
                 "ALTER TABLE search_term_next RENAME TO search_term",
                 "ALTER INDEX idx_search_term_next_range RENAME TO idx_search_term_range",
+                "ALTER INDEX idx_search_term_next_zone RENAME TO idx_search_term_zone",
                 "ALTER INDEX idx_search_term_next_doc RENAME TO idx_search_term_doc",
                 "ALTER TABLE search_doc_next RENAME TO search_doc",
                 "ALTER TABLE search_doc RENAME CONSTRAINT search_doc_next_pkey TO search_doc_pkey",
