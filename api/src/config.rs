@@ -13,6 +13,9 @@ pub struct Config {
     /// `CRM_METRICS_TOKEN`: serves `GET /metrics` on the main port to this bearer token;
     /// default none (no `/metrics` there).
     pub metrics_token: Option<String>,
+    /// `CRM_TRUSTED_DOCUMENTS=only` with `CRM_TRUSTED_DOCUMENTS_MANIFEST`: the only
+    /// documents that run, by SHA-256; default none (any document runs).
+    pub trusted_documents: Option<std::sync::Arc<std::collections::HashMap<String, std::sync::Arc<str>>>>,
     /// `DATABASE_URL`; default `sqlite://crm.db` in the working directory.
     pub database_url: String,
     /// `CRM_LISTEN`; default 127.0.0.1:8080.

@@ -3,6 +3,7 @@ pub mod access_log;
 pub mod addresses;
 pub mod capped;
 pub mod config;
+pub mod documents;
 pub mod downloads;
 pub mod http;
 pub mod import;
@@ -126,6 +127,10 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         webhooks: config.webhooks,
         anonymous_sockets: crate::addresses::PerAddress::new(config.max_anonymous_sockets_per_address),
         metrics_token: config.metrics_token.as_deref().map(std::sync::Arc::from),
+        documents: std::sync::Arc::new(match &config.trusted_documents {
+            Some(manifest) => documents::Documents::only(manifest.as_ref().clone()),
+            None => documents::Documents::open(),
+        }),
         heavy: service::access::heavy::HeavyReads::new(
             config.heavy_reads,
             std::time::Duration::from_secs(5),

@@ -176,6 +176,13 @@ pub struct Settings {
     /// Log lines as text, or as one JSON object per line.
     #[arg(long, env = "CRM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// `only`: run only the documents of `CRM_TRUSTED_DOCUMENTS_MANIFEST` (named by hash or
+    /// sent whole); `off`: any document, and Apollo's persisted-query hashes are learnt.
+    #[arg(long, env = "CRM_TRUSTED_DOCUMENTS", default_value = "off", value_parser = ["off", "only"])]
+    pub trusted_documents: String,
+    /// A persisted query manifest (Apollo's, or an object of SHA-256 to document).
+    #[arg(long, env = "CRM_TRUSTED_DOCUMENTS_MANIFEST")]
+    pub trusted_documents_manifest: Option<std::path::PathBuf>,
     /// Failed attempts in a row after which a webhook is disabled.
     #[arg(long, env = "CRM_WEBHOOK_DISABLE_AFTER", default_value_t = 50, value_parser = clap::value_parser!(i32).range(1..))]
     pub webhook_disable_after: i32,
@@ -278,6 +285,23 @@ impl Settings {
         if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err("--metrics-token (CRM_METRICS_TOKEN) must have at least 16 bytes".into());
         }
+        let trusted_documents = match (self.trusted_documents.as_str(), &self.trusted_documents_manifest) {
+            ("only", None) => {
+                return Err("--trusted-documents only (CRM_TRUSTED_DOCUMENTS) needs \
+                            --trusted-documents-manifest (CRM_TRUSTED_DOCUMENTS_MANIFEST)"
+                    .into());
+            }
+            ("only", Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!("--trusted-documents-manifest (CRM_TRUSTED_DOCUMENTS_MANIFEST) {}: {e}", path.display())
+                })?;
+                let manifest = crate::documents::Documents::manifest(&text).map_err(|e| {
+                    format!("--trusted-documents-manifest (CRM_TRUSTED_DOCUMENTS_MANIFEST) {}: {e}", path.display())
+                })?;
+                Some(std::sync::Arc::new(manifest))
+            }
+            _ => None,
+        };
         if self.metrics_listen.is_some_and(|m| m == self.listen) {
             return Err("--metrics-listen (CRM_METRICS_LISTEN) must differ from --listen".into());
         }
@@ -285,6 +309,7 @@ impl Settings {
             log_json: self.log_json(),
             metrics_listen: self.metrics_listen,
             metrics_token: self.metrics_token,
+            trusted_documents,
             database_url: url.to_string(),
             listen: self.listen,
             jwt_secret: self.jwt_secret,
@@ -423,6 +448,13 @@ impl Config {
             ("CRM_LOG_FORMAT", if self.log_json { "json" } else { "text" }.to_string()),
             ("CRM_METRICS_LISTEN", self.metrics_listen.map_or_else(|| "(unset)".into(), |a| a.to_string())),
             ("CRM_METRICS_TOKEN", secret(&self.metrics_token)),
+            ("CRM_TRUSTED_DOCUMENTS", if self.trusted_documents.is_some() { "only" } else { "off" }.to_string()),
+            (
+                "CRM_TRUSTED_DOCUMENTS_MANIFEST",
+                self.trusted_documents
+                    .as_ref()
+                    .map_or_else(|| "(unset)".into(), |m| format!("({} documents)", m.len())),
+            ),
         ]
     }
 }

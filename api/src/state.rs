@@ -43,6 +43,8 @@ pub struct AppState {
     pub heavy: service::access::heavy::HeavyReads,
     /// The bearer token of `/metrics` on the main port, if it is served there.
     pub metrics_token: Option<std::sync::Arc<str>>,
+    /// Persisted and trusted documents (`crate::documents`).
+    pub documents: std::sync::Arc<crate::documents::Documents>,
 }
 
 /// Limits of CSV imports.

@@ -15,6 +15,7 @@ mod classification;
 mod customers;
 mod delivery;
 mod demo;
+mod documents;
 mod duplicates;
 mod edge;
 mod examples;

@@ -90,7 +90,7 @@ pub(super) async fn graphql_post(
             if let Err(e) = idempotency::check_key(&key) {
                 return app_error_response(e);
             }
-            is_mutation(&body).then(|| (actor.id(), key))
+            is_mutation(&http.state.documents, &body).then(|| (actor.id(), key))
         }
         _ => None,
     };
@@ -140,10 +140,12 @@ pub(super) async fn graphql_post(
 
 /// Whether a GraphQL request body runs a mutation (only mutations are kept: a query
 /// replayed would be stale, and kept for nothing).
-pub(super) fn is_mutation(body: &[u8]) -> bool {
+pub(super) fn is_mutation(documents: &crate::documents::Documents, body: &[u8]) -> bool {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
     let Ok(async_graphql::BatchRequest::Single(request)) = serde_json::from_slice(body) else { return false };
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
+    // A persisted query's document is the one its hash names.
+    let Some(text) = documents.text_of(&request) else { return false };
+    let Ok(document) = async_graphql::parser::parse_query(&*text) else { return false };
     match &document.operations {
         DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
         DocumentOperations::Multiple(ops) => request
@@ -223,6 +225,18 @@ pub(super) async fn execute(
             }
         };
         operation = Some(crate::access_log::operation_label(request.operation_name.as_deref()));
+        if let Err(refusal) = http.state.documents.resolve(&mut request) {
+            // Before execution, as a parse error would be (Apollo's clients read the code).
+            let status = if wants_graphql_json(headers) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+            let error = json!({"message": refusal.message, "extensions": {"code": refusal.code}});
+            return Answered {
+                status,
+                body: serde_json::to_vec(&json!({ "errors": [error] })).unwrap_or_default(),
+                retry_after: None,
+                executed: false,
+                note: crate::access_log::Note { operation, codes: vec![refusal.code.into()] },
+            };
+        }
         if let Some(message) = too_deep(&request) {
             return refused(StatusCode::BAD_REQUEST, &message);
         }

@@ -1,0 +1,261 @@
+//! Persisted and trusted documents (`docs/documents.md`).
+//!
+//! - Apollo's automatic persisted queries: a request may name its document by
+//!   `extensions.persistedQuery.sha256Hash` instead of sending it; a hash the server has
+//!   not seen answers `PERSISTED_QUERY_NOT_FOUND`, and the client sends the document once
+//!   with its hash, which the server checks and keeps (a bounded cache per instance).
+//! - `CRM_TRUSTED_DOCUMENTS=only` with a manifest (`CRM_TRUSTED_DOCUMENTS_MANIFEST`): only
+//!   the manifest's documents run, named by hash or sent whole; nothing is learnt from
+//!   requests. A mobile app ships its operations; nothing else is accepted.
+use async_graphql::{Request, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+/// Documents kept from requests, per instance.
+const KEPT: usize = 1000;
+/// A document longer than this runs but is not kept (the cache stays under ~64 MB).
+const KEPT_BYTES: usize = 64 * 1024;
+
+/// What the server knows of documents by hash.
+pub struct Documents {
+    only: bool,
+    trusted: HashMap<String, Arc<str>>,
+    seen: Mutex<lru::LruCache<String, Arc<str>>>,
+}
+
+/// Why a request's document is refused: a stable code and a message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refused(code: &'static str, message: impl Into<String>) -> Refused {
+    Refused { code, message: message.into() }
+}
+
+/// The lowercase hex SHA-256 of a document's text, as clients compute it.
+pub fn hash(query: &str) -> String {
+    Sha256::digest(query.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Documents::open()
+    }
+}
+
+impl Documents {
+    /// Any document runs; hashes are learnt from requests.
+    pub fn open() -> Documents {
+        Documents {
+            only: false,
+            trusted: HashMap::new(),
+            seen: Mutex::new(lru::LruCache::new(NonZeroUsize::new(KEPT).unwrap_or(NonZeroUsize::MIN))),
+        }
+    }
+
+    /// Only the documents of a manifest run.
+    pub fn only(trusted: HashMap<String, Arc<str>>) -> Documents {
+        Documents { only: true, trusted, ..Documents::open() }
+    }
+
+    /// Reads a manifest: Apollo's persisted query manifest (`{"format":
+    /// "apollo-persisted-query-manifest", "operations": [{"id", "body", ...}]}`) or a plain
+    /// object of hash to document (Relay's). Each hash must be its document's SHA-256.
+    ///
+    /// # Errors
+    /// A message naming what is wrong.
+    pub fn manifest(text: &str) -> Result<HashMap<String, Arc<str>>, String> {
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let pairs: Vec<(String, String)> = match &json {
+            serde_json::Value::Object(o) if o.contains_key("operations") => o["operations"]
+                .as_array()
+                .ok_or("`operations` is not a list")?
+                .iter()
+                .map(|op| {
+                    let id = op.get("id").and_then(|v| v.as_str()).ok_or("an operation has no `id`")?;
+                    let body = op.get("body").and_then(|v| v.as_str()).ok_or("an operation has no `body`")?;
+                    Ok((id.to_string(), body.to_string()))
+                })
+                .collect::<Result<_, &str>>()?,
+            serde_json::Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), v.as_str().ok_or("a document is not a string")?.to_string())))
+                .collect::<Result<_, &str>>()?,
+            _ => return Err("neither a manifest object nor an object of hash to document".into()),
+        };
+        let mut out = HashMap::new();
+        for (id, body) in pairs {
+            if hash(&body) != id {
+                return Err(format!("the id {id} is not the SHA-256 of its document"));
+            }
+            out.insert(id, Arc::from(body));
+        }
+        if out.is_empty() {
+            return Err("no documents".into());
+        }
+        Ok(out)
+    }
+
+    /// Whether only a manifest's documents run.
+    pub fn trusted_only(&self) -> bool {
+        self.only
+    }
+
+    /// The hash a request names, if any.
+    fn named(request: &Request) -> Result<Option<String>, Refused> {
+        let Some(pq) = request.extensions.get("persistedQuery") else { return Ok(None) };
+        let Value::Object(pq) = pq else {
+            return Err(refused("BAD_REQUEST", "extensions.persistedQuery must be an object"));
+        };
+        match pq.get("version") {
+            Some(Value::Number(n)) if n.as_u64() == Some(1) => {}
+            _ => return Err(refused("PERSISTED_QUERY_NOT_SUPPORTED", "only version 1 of persisted queries is known")),
+        }
+        match pq.get("sha256Hash") {
+            Some(Value::String(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(Some(h.to_ascii_lowercase()))
+            }
+            _ => Err(refused("BAD_REQUEST", "extensions.persistedQuery.sha256Hash must be 64 hexadecimal digits")),
+        }
+    }
+
+    fn known(&self, hash: &str) -> Option<Arc<str>> {
+        if let Some(d) = self.trusted.get(hash) {
+            return Some(d.clone());
+        }
+        if self.only {
+            return None;
+        }
+        self.seen.lock().ok()?.get(hash).cloned()
+    }
+
+    /// Gives `request` its document: the one its hash names, or its own (checked against
+    /// its hash, and kept); in trusted-only mode, only a manifest's.
+    ///
+    /// # Errors
+    /// The refusal to answer with, before anything runs.
+    pub fn resolve(&self, request: &mut Request) -> Result<(), Refused> {
+        let named = Documents::named(request)?;
+        match (named, request.query.is_empty()) {
+            (Some(h), true) => match self.known(&h) {
+                Some(d) => {
+                    request.query = d.to_string();
+                    Ok(())
+                }
+                None if self.only => Err(refused(
+                    "PERSISTED_QUERY_NOT_IN_LIST",
+                    "this server runs only its registered documents, and this hash is not one",
+                )),
+                None => Err(refused("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound")),
+            },
+            (Some(h), false) => {
+                if hash(&request.query) != h {
+                    return Err(refused(
+                        "BAD_REQUEST",
+                        "extensions.persistedQuery.sha256Hash is not the query's SHA-256",
+                    ));
+                }
+                if self.only {
+                    return self.trusted_or_refused(&h);
+                }
+                if request.query.len() <= KEPT_BYTES
+                    && let Ok(mut seen) = self.seen.lock()
+                {
+                    seen.put(h, Arc::from(request.query.as_str()));
+                }
+                Ok(())
+            }
+            (None, _) if self.only => self.trusted_or_refused(&hash(&request.query)),
+            (None, _) => Ok(()),
+        }
+    }
+
+    fn trusted_or_refused(&self, hash: &str) -> Result<(), Refused> {
+        if self.trusted.contains_key(hash) {
+            Ok(())
+        } else {
+            Err(refused("QUERY_NOT_IN_SAFELIST", "this server runs only its registered documents, and this is not one"))
+        }
+    }
+
+    /// A request's document text without keeping anything (to tell a mutation early).
+    pub fn text_of(&self, request: &Request) -> Option<Arc<str>> {
+        if !request.query.is_empty() {
+            return Some(Arc::from(request.query.as_str()));
+        }
+        self.known(&Documents::named(request).ok()??)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(query: &str, hash: Option<&str>) -> Request {
+        let mut body = serde_json::json!({ "query": query });
+        if let Some(h) = hash {
+            body["extensions"] = serde_json::json!({"persistedQuery": {"version": 1, "sha256Hash": h}});
+        }
+        serde_json::from_value(body).expect("a request")
+    }
+
+    #[test]
+    fn a_hash_is_learnt_from_its_document_then_names_it() {
+        let docs = Documents::open();
+        let q = "{ __typename }";
+        let h = hash(q);
+        let mut r = request("", Some(&h));
+        assert_eq!(docs.resolve(&mut r).map_err(|e| e.code), Err("PERSISTED_QUERY_NOT_FOUND"));
+        let mut r = request(q, Some(&h));
+        assert_eq!(docs.resolve(&mut r), Ok(()));
+        let mut r = request("", Some(&h.to_uppercase()));
+        assert_eq!(docs.resolve(&mut r), Ok(()));
+        assert_eq!(r.query, q);
+        let mut r = request("{ me { id } }", Some(&h));
+        assert_eq!(docs.resolve(&mut r).map_err(|e| e.code), Err("BAD_REQUEST"));
+    }
+
+    #[test]
+    fn trusted_only_runs_the_manifest_and_learns_nothing() {
+        let q = "{ __typename }";
+        let manifest = serde_json::json!({"format": "apollo-persisted-query-manifest", "version": 1,
+            "operations": [{"id": hash(q), "name": "T", "type": "query", "body": q}]});
+        let docs = Documents::only(Documents::manifest(&manifest.to_string()).expect("manifest"));
+        assert_eq!(docs.resolve(&mut request("", Some(&hash(q)))), Ok(()));
+        assert_eq!(docs.resolve(&mut request(q, None)), Ok(()));
+        let other = "{ me { id } }";
+        assert_eq!(docs.resolve(&mut request(other, None)).map_err(|e| e.code), Err("QUERY_NOT_IN_SAFELIST"));
+        assert_eq!(
+            docs.resolve(&mut request(other, Some(&hash(other)))).map_err(|e| e.code),
+            Err("QUERY_NOT_IN_SAFELIST")
+        );
+        assert_eq!(
+            docs.resolve(&mut request("", Some(&hash(other)))).map_err(|e| e.code),
+            Err("PERSISTED_QUERY_NOT_IN_LIST")
+        );
+    }
+
+    #[test]
+    fn a_manifest_whose_ids_are_not_their_hashes_is_refused() {
+        assert!(Documents::manifest(r#"{"0000": "{ __typename }"}"#).is_err());
+        assert!(Documents::manifest("[]").is_err());
+        let q = "{ __typename }";
+        assert_eq!(Documents::manifest(&serde_json::json!({ hash(q): q }).to_string()).map(|m| m.len()), Ok(1));
+    }
+
+    #[test]
+    fn a_bad_persisted_query_extension_is_a_bad_request() {
+        let docs = Documents::open();
+        let mut r: Request = serde_json::from_value(
+            serde_json::json!({"query": "", "extensions": {"persistedQuery": {"version": 2, "sha256Hash": "ab"}}}),
+        )
+        .expect("a request");
+        assert_eq!(docs.resolve(&mut r).map_err(|e| e.code), Err("PERSISTED_QUERY_NOT_SUPPORTED"));
+        let mut r = request("", Some("xyz"));
+        assert_eq!(docs.resolve(&mut r).map_err(|e| e.code), Err("BAD_REQUEST"));
+    }
+}
