@@ -13,16 +13,41 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-/// Documents kept from requests, per instance.
+/// Documents kept from requests, per instance, at most.
 const KEPT: usize = 1000;
-/// A document longer than this runs but is not kept (the cache stays under ~64 MB).
-const KEPT_BYTES: usize = 64 * 1024;
+/// Bytes of documents kept from requests, per instance, at most (the least recently used
+/// go first).
+const KEPT_BYTES: usize = 8 * 1024 * 1024;
+/// A document longer than this runs but is not kept.
+const KEPT_ONE: usize = 64 * 1024;
+
+/// Documents learnt from requests, least recently used first out.
+struct Seen {
+    documents: lru::LruCache<String, Arc<str>>,
+    bytes: usize,
+}
+
+impl Seen {
+    fn keep(&mut self, hash: String, document: &str) {
+        if document.len() > KEPT_ONE || self.documents.contains(&hash) {
+            return;
+        }
+        self.bytes += document.len();
+        if let Some((_, out)) = self.documents.push(hash, Arc::from(document)) {
+            self.bytes -= out.len();
+        }
+        while self.bytes > KEPT_BYTES {
+            let Some((_, out)) = self.documents.pop_lru() else { break };
+            self.bytes -= out.len();
+        }
+    }
+}
 
 /// What the server knows of documents by hash.
 pub struct Documents {
     only: bool,
     trusted: HashMap<String, Arc<str>>,
-    seen: Mutex<lru::LruCache<String, Arc<str>>>,
+    seen: Mutex<Seen>,
 }
 
 /// Why a request's document is refused: a stable code and a message.
@@ -53,7 +78,10 @@ impl Documents {
         Documents {
             only: false,
             trusted: HashMap::new(),
-            seen: Mutex::new(lru::LruCache::new(NonZeroUsize::new(KEPT).unwrap_or(NonZeroUsize::MIN))),
+            seen: Mutex::new(Seen {
+                documents: lru::LruCache::new(NonZeroUsize::new(KEPT).unwrap_or(NonZeroUsize::MIN)),
+                bytes: 0,
+            }),
         }
     }
 
@@ -64,7 +92,8 @@ impl Documents {
 
     /// Reads a manifest: Apollo's persisted query manifest (`{"format":
     /// "apollo-persisted-query-manifest", "operations": [{"id", "body", ...}]}`) or a plain
-    /// object of hash to document (Relay's). Each hash must be its document's SHA-256.
+    /// object of hash to document (Relay's, made with `SHA256`). Each id must be its
+    /// document's SHA-256 in hex (either case).
     ///
     /// # Errors
     /// A message naming what is wrong.
@@ -89,6 +118,7 @@ impl Documents {
         };
         let mut out = HashMap::new();
         for (id, body) in pairs {
+            let id = id.to_ascii_lowercase();
             if hash(&body) != id {
                 return Err(format!("the id {id} is not the SHA-256 of its document"));
             }
@@ -130,15 +160,16 @@ impl Documents {
         if self.only {
             return None;
         }
-        self.seen.lock().ok()?.get(hash).cloned()
+        self.seen.lock().ok()?.documents.get(hash).cloned()
     }
 
     /// Gives `request` its document: the one its hash names, or its own (checked against
-    /// its hash, and kept); in trusted-only mode, only a manifest's.
+    /// its hash, and kept if `learn`: a known caller's); in trusted-only mode, only a
+    /// manifest's.
     ///
     /// # Errors
     /// The refusal to answer with, before anything runs.
-    pub fn resolve(&self, request: &mut Request) -> Result<(), Refused> {
+    pub fn resolve(&self, request: &mut Request, learn: bool) -> Result<(), Refused> {
         let named = Documents::named(request)?;
         match (named, request.query.is_empty()) {
             (Some(h), true) => match self.known(&h) {
@@ -162,10 +193,8 @@ impl Documents {
                 if self.only {
                     return self.trusted_or_refused(&h);
                 }
-                if request.query.len() <= KEPT_BYTES
-                    && let Ok(mut seen) = self.seen.lock()
-                {
-                    seen.put(h, Arc::from(request.query.as_str()));
+                if learn && let Ok(mut seen) = self.seen.lock() {
+                    seen.keep(h, &request.query);
                 }
                 Ok(())
             }
@@ -182,12 +211,9 @@ impl Documents {
         }
     }
 
-    /// A request's document text without keeping anything (to tell a mutation early).
-    pub fn text_of(&self, request: &Request) -> Option<Arc<str>> {
-        if !request.query.is_empty() {
-            return Some(Arc::from(request.query.as_str()));
-        }
-        self.known(&Documents::named(request).ok()??)
+    /// Whether `request` names its document by hash.
+    pub fn names_by_hash(request: &Request) -> bool {
+        request.extensions.contains_key("persistedQuery")
     }
 }
 
@@ -203,20 +229,47 @@ mod tests {
         serde_json::from_value(body).expect("a request")
     }
 
+    impl Documents {
+        fn resolve_t(&self, r: &mut Request) -> Result<(), Refused> {
+            self.resolve(r, true)
+        }
+    }
+
+    #[test]
+    fn only_a_known_caller_teaches_and_the_cache_is_bounded_by_bytes() {
+        let docs = Documents::open();
+        let q = "{ __typename }";
+        assert_eq!(docs.resolve(&mut request(q, Some(&hash(q))), false), Ok(()));
+        let code = docs.resolve(&mut request("", Some(&hash(q))), true).map_err(|e| e.code);
+        assert_eq!(code, Err("PERSISTED_QUERY_NOT_FOUND"), "an anonymous caller's document is not kept");
+        // 200 documents of 60 KB: the cache keeps what fits in its bytes, the newest.
+        let big: Vec<String> = (0..200).map(|i| format!("{{ __typename }} # {i} {}", "x".repeat(60_000))).collect();
+        for d in &big {
+            assert_eq!(docs.resolve(&mut request(d, Some(&hash(d))), true), Ok(()));
+        }
+        let seen = docs.seen.lock().expect("lock");
+        assert!(seen.bytes <= KEPT_BYTES && seen.bytes == seen.documents.iter().map(|(_, d)| d.len()).sum::<usize>());
+        drop(seen);
+        let last = big.last().expect("one");
+        assert_eq!(docs.resolve(&mut request("", Some(&hash(last))), true), Ok(()));
+        let first = docs.resolve(&mut request("", Some(&hash(&big[0]))), true).map_err(|e| e.code);
+        assert_eq!(first, Err("PERSISTED_QUERY_NOT_FOUND"));
+    }
+
     #[test]
     fn a_hash_is_learnt_from_its_document_then_names_it() {
         let docs = Documents::open();
         let q = "{ __typename }";
         let h = hash(q);
         let mut r = request("", Some(&h));
-        assert_eq!(docs.resolve(&mut r).map_err(|e| e.code), Err("PERSISTED_QUERY_NOT_FOUND"));
+        assert_eq!(docs.resolve(&mut r, true).map_err(|e| e.code), Err("PERSISTED_QUERY_NOT_FOUND"));
         let mut r = request(q, Some(&h));
-        assert_eq!(docs.resolve(&mut r), Ok(()));
+        assert_eq!(docs.resolve(&mut r, true), Ok(()));
         let mut r = request("", Some(&h.to_uppercase()));
-        assert_eq!(docs.resolve(&mut r), Ok(()));
+        assert_eq!(docs.resolve(&mut r, true), Ok(()));
         assert_eq!(r.query, q);
         let mut r = request("{ me { id } }", Some(&h));
-        assert_eq!(docs.resolve(&mut r).map_err(|e| e.code), Err("BAD_REQUEST"));
+        assert_eq!(docs.resolve(&mut r, true).map_err(|e| e.code), Err("BAD_REQUEST"));
     }
 
     #[test]
@@ -225,16 +278,16 @@ mod tests {
         let manifest = serde_json::json!({"format": "apollo-persisted-query-manifest", "version": 1,
             "operations": [{"id": hash(q), "name": "T", "type": "query", "body": q}]});
         let docs = Documents::only(Documents::manifest(&manifest.to_string()).expect("manifest"));
-        assert_eq!(docs.resolve(&mut request("", Some(&hash(q)))), Ok(()));
-        assert_eq!(docs.resolve(&mut request(q, None)), Ok(()));
+        assert_eq!(docs.resolve_t(&mut request("", Some(&hash(q)))), Ok(()));
+        assert_eq!(docs.resolve_t(&mut request(q, None)), Ok(()));
         let other = "{ me { id } }";
-        assert_eq!(docs.resolve(&mut request(other, None)).map_err(|e| e.code), Err("QUERY_NOT_IN_SAFELIST"));
+        assert_eq!(docs.resolve_t(&mut request(other, None)).map_err(|e| e.code), Err("QUERY_NOT_IN_SAFELIST"));
         assert_eq!(
-            docs.resolve(&mut request(other, Some(&hash(other)))).map_err(|e| e.code),
+            docs.resolve_t(&mut request(other, Some(&hash(other)))).map_err(|e| e.code),
             Err("QUERY_NOT_IN_SAFELIST")
         );
         assert_eq!(
-            docs.resolve(&mut request("", Some(&hash(other)))).map_err(|e| e.code),
+            docs.resolve_t(&mut request("", Some(&hash(other)))).map_err(|e| e.code),
             Err("PERSISTED_QUERY_NOT_IN_LIST")
         );
     }
@@ -254,8 +307,8 @@ mod tests {
             serde_json::json!({"query": "", "extensions": {"persistedQuery": {"version": 2, "sha256Hash": "ab"}}}),
         )
         .expect("a request");
-        assert_eq!(docs.resolve(&mut r).map_err(|e| e.code), Err("PERSISTED_QUERY_NOT_SUPPORTED"));
+        assert_eq!(docs.resolve(&mut r, true).map_err(|e| e.code), Err("PERSISTED_QUERY_NOT_SUPPORTED"));
         let mut r = request("", Some("xyz"));
-        assert_eq!(docs.resolve(&mut r).map_err(|e| e.code), Err("BAD_REQUEST"));
+        assert_eq!(docs.resolve(&mut r, true).map_err(|e| e.code), Err("BAD_REQUEST"));
     }
 }

@@ -300,7 +300,15 @@ impl Settings {
                 })?;
                 Some(std::sync::Arc::new(manifest))
             }
-            _ => None,
+            (_, manifest) => {
+                if let Some(path) = manifest {
+                    tracing::warn!(
+                        manifest = %path.display(),
+                        "CRM_TRUSTED_DOCUMENTS_MANIFEST is set but CRM_TRUSTED_DOCUMENTS is off: any document runs"
+                    );
+                }
+                None
+            }
         };
         if self.metrics_listen.is_some_and(|m| m == self.listen) {
             return Err("--metrics-listen (CRM_METRICS_LISTEN) must differ from --listen".into());

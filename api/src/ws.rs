@@ -272,7 +272,7 @@ pub async fn serve(
                         let mut request = request;
                         let refused = if operations.len() >= MAX_OPERATIONS {
                             Some(ServerError::new(format!("at most {MAX_OPERATIONS} operations per connection"), None))
-                        } else if let Err(refusal) = state.documents.resolve(&mut request) {
+                        } else if let Err(refusal) = state.documents.resolve(&mut request, true) {
                             let mut error = ServerError::new(refusal.message, None);
                             error.extensions.get_or_insert_with(Default::default).set("code", refusal.code);
                             Some(error)

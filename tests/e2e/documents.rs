@@ -58,35 +58,58 @@ async fn a_query_is_sent_once_then_named_by_its_hash() {
 
 #[tokio::test]
 async fn a_mutation_named_by_its_hash_is_kept_for_its_idempotency_key() {
-    let app = TestApp::spawn().await;
+    let app = &TestApp::spawn().await;
     let create = "mutation{createCustomer(input:{name:\"持久\",kind:INDIVIDUAL}){id}}";
     let hash = api::documents::hash(create);
-    let send = |key: &'static str, body: Value| {
-        app.client
+    let send = |key: &'static str, body: Value| async move {
+        let resp = app
+            .client
             .post(app.url("/graphql"))
             .bearer_auth(&app.admin_token)
             .header("idempotency-key", key)
             .json(&body)
             .send()
+            .await
+            .expect("request");
+        let replayed = resp.headers().get("idempotent-replayed").is_some();
+        (replayed, resp.json::<Value>().await.expect("json"))
     };
-    let first: Value = send("create-1", json!({"query": create, "extensions": persisted(&hash)}))
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    assert!(first["data"]["createCustomer"]["id"].is_string(), "{first}");
-    // Named by its hash alone, it is still a mutation: its answer is kept for its key and
-    // a retry is that answer, not a second customer.
-    let body = json!({"extensions": persisted(&hash)});
-    let second: Value = send("create-2", body.clone()).await.expect("request").json().await.expect("json");
-    let retry = send("create-2", body).await.expect("request");
-    assert_eq!(retry.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
-    let retry: Value = retry.json().await.expect("json");
-    assert_eq!(second["data"], retry["data"], "{second} {retry}");
+    let whole = json!({"query": create, "extensions": persisted(&hash)});
+    let named = json!({"extensions": persisted(&hash)});
+    // Sent whole with its hash, then retried by its hash alone (Apollo's link after a
+    // lost answer): one request, one customer, the kept answer.
+    let (replayed, first) = send("create-1", whole).await;
+    assert!(!replayed && first["data"]["createCustomer"]["id"].is_string(), "{first}");
+    let (replayed, retry) = send("create-1", named.clone()).await;
+    assert!(replayed, "{retry}");
+    assert_eq!(first["data"], retry["data"]);
+    // Named by its hash alone under a new key, it is still a mutation: kept, replayed.
+    let (replayed, second) = send("create-2", named.clone()).await;
+    assert!(!replayed);
+    let (replayed, again) = send("create-2", named).await;
+    assert!(replayed);
+    assert_eq!(second["data"], again["data"]);
     assert_ne!(first["data"], second["data"]);
     let total = app.ok(&app.admin_token, "{customers{totalCount}}", json!({})).await;
-    assert_eq!(total["customers"]["totalCount"], 2, "two customers, not three");
+    assert_eq!(total["customers"]["totalCount"], 2, "two customers, not four");
+}
+
+#[tokio::test]
+async fn an_anonymous_caller_teaches_no_hash() {
+    let app = &TestApp::spawn().await;
+    let hash = api::documents::hash(TYPENAME);
+    let anonymous = |body: Value| async move {
+        let resp = app.client.post(app.url("/graphql")).json(&body).send().await.expect("request");
+        resp.json::<Value>().await.expect("json")
+    };
+    let resp = anonymous(json!({"query": TYPENAME, "extensions": persisted(&hash)})).await;
+    assert_eq!(resp["data"]["__typename"], "Query", "{resp}");
+    let resp = anonymous(json!({"extensions": persisted(&hash)})).await;
+    assert_eq!(code(&resp), "PERSISTED_QUERY_NOT_FOUND", "{resp}");
+    let (_, resp) = post(app, json!({"query": TYPENAME, "extensions": persisted(&hash)}), false).await;
+    assert_eq!(resp["data"]["__typename"], "Query", "{resp}");
+    let resp = anonymous(json!({"extensions": persisted(&hash)})).await;
+    assert_eq!(resp["data"]["__typename"], "Query", "a known caller's document serves everyone: {resp}");
 }
 
 #[tokio::test]

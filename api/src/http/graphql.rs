@@ -2,6 +2,7 @@
 //! which would run GET mutations, read any Content-Type as JSON and ignore the body limit.
 //! Nesting limits, content negotiation, idempotent replays, the GraphiQL page.
 use super::*;
+use crate::documents::{Documents, Refused};
 
 /// Deepest nesting of brackets in a query text, and of lists and objects in its variables.
 /// async-graphql parses and coerces input values recursively before any of its limits
@@ -82,6 +83,16 @@ pub(super) async fn graphql_post(
     body: Bytes,
 ) -> Response {
     let actor = caller.map(|c| c.0.0);
+    // A document named by its hash is written into the body here, once: what runs, what
+    // tells a mutation and what an Idempotency-Key keeps are then the same document.
+    let body = if is_json(&headers) {
+        match whole(&http.state.documents, body, actor.is_some()) {
+            Ok(body) => body,
+            Err(refusal) => return respond(&headers, refused_document(&headers, None, refusal), false),
+        }
+    } else {
+        body
+    };
     // An Idempotency-Key from a known caller on a mutation (`service/src/kernel/idempotency.rs`);
     // anonymous requests (login) have no caller to keep answers for.
     let idempotency = match (headers.get("idempotency-key"), &actor) {
@@ -90,7 +101,7 @@ pub(super) async fn graphql_post(
             if let Err(e) = idempotency::check_key(&key) {
                 return app_error_response(e);
             }
-            is_mutation(&http.state.documents, &body).then(|| (actor.id(), key))
+            is_mutation(&body).then(|| (actor.id(), key))
         }
         _ => None,
     };
@@ -140,12 +151,10 @@ pub(super) async fn graphql_post(
 
 /// Whether a GraphQL request body runs a mutation (only mutations are kept: a query
 /// replayed would be stale, and kept for nothing).
-pub(super) fn is_mutation(documents: &crate::documents::Documents, body: &[u8]) -> bool {
+pub(super) fn is_mutation(body: &[u8]) -> bool {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
     let Ok(async_graphql::BatchRequest::Single(request)) = serde_json::from_slice(body) else { return false };
-    // A persisted query's document is the one its hash names.
-    let Some(text) = documents.text_of(&request) else { return false };
-    let Ok(document) = async_graphql::parser::parse_query(&*text) else { return false };
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
     match &document.operations {
         DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
         DocumentOperations::Multiple(ops) => request
@@ -153,6 +162,45 @@ pub(super) fn is_mutation(documents: &crate::documents::Documents, body: &[u8]) 
             .as_deref()
             .and_then(|name| ops.get(name))
             .is_some_and(|op| op.node.ty == OperationType::Mutation),
+    }
+}
+
+/// The body of a request whose document its persisted-query hash names, with the document
+/// written in (`query`; the hash stays, and is checked again), in the same bytes for the
+/// hash alone and for the hash with its document; in trusted-only mode, refused unless its
+/// document is the manifest's. Any other body is left as it is (`execute` refuses what is
+/// not a request).
+fn whole(documents: &Documents, body: Bytes, learn: bool) -> Result<Bytes, Refused> {
+    const NAMED: &[u8] = b"persistedQuery";
+    if !documents.trusted_only() && !body.windows(NAMED.len()).any(|w| w == NAMED) {
+        return Ok(body);
+    }
+    let Ok(BatchRequest::Single(mut request)) = serde_json::from_slice::<BatchRequest>(&body) else { return Ok(body) };
+    documents.resolve(&mut request, learn)?;
+    if !Documents::names_by_hash(&request) {
+        return Ok(body);
+    }
+    let extensions: std::collections::BTreeMap<&String, &async_graphql::Value> = request.extensions.iter().collect();
+    let rewritten = json!({
+        "query": request.query,
+        "operationName": request.operation_name,
+        "variables": request.variables,
+        "extensions": extensions,
+    });
+    Ok(serde_json::to_vec(&rewritten).map(Bytes::from).unwrap_or(body))
+}
+
+/// The answer to a request whose document is refused, before anything runs (as a parse
+/// error is: Apollo's clients read the code).
+fn refused_document(headers: &HeaderMap, operation: Option<String>, refusal: Refused) -> Answered {
+    let status = if wants_graphql_json(headers) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let error = json!({"message": refusal.message, "extensions": {"code": refusal.code}});
+    Answered {
+        status,
+        body: serde_json::to_vec(&json!({ "errors": [error] })).unwrap_or_default(),
+        retry_after: None,
+        executed: false,
+        note: crate::access_log::Note { operation, codes: vec![refusal.code.into()] },
     }
 }
 
@@ -225,17 +273,8 @@ pub(super) async fn execute(
             }
         };
         operation = Some(crate::access_log::operation_label(request.operation_name.as_deref()));
-        if let Err(refusal) = http.state.documents.resolve(&mut request) {
-            // Before execution, as a parse error would be (Apollo's clients read the code).
-            let status = if wants_graphql_json(headers) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-            let error = json!({"message": refusal.message, "extensions": {"code": refusal.code}});
-            return Answered {
-                status,
-                body: serde_json::to_vec(&json!({ "errors": [error] })).unwrap_or_default(),
-                retry_after: None,
-                executed: false,
-                note: crate::access_log::Note { operation, codes: vec![refusal.code.into()] },
-            };
+        if let Err(refusal) = http.state.documents.resolve(&mut request, actor.is_some()) {
+            return refused_document(headers, operation, refusal);
         }
         if let Some(message) = too_deep(&request) {
             return refused(StatusCode::BAD_REQUEST, &message);
