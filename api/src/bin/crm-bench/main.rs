@@ -48,7 +48,8 @@ enum Command {
         views: usize,
     },
     /// Loads the read path with wrk (by-id lookup, a nested page; as admin, a sales rep
-    /// and a manager) on our server and, with `--postgraphile`, on PostGraphile v5.
+    /// and a manager; a rep's and a manager's own page of 20 by name with its total) on
+    /// our server and, with `--postgraphile`, on PostGraphile v5.
     ReadPath {
         /// A shell command that starts PostGraphile on `$PORT` over `$DATABASE_URL`.
         #[arg(long)]

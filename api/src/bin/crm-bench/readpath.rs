@@ -171,7 +171,43 @@ pub async fn read_path(
         "{allCustomers(first:10){nodes{name contactsByCustomerId(first:10){nodes{name mobile}} dealsByCustomerId(first:10){nodes{rowId}}}}}",
         json!({}),
     );
-    let mut scenarios = Vec::new();
+    // A caller's own page of 20 by name with its total (issue 29): ours as the rep and the
+    // manager under row scope; PostGraphile, which has no scope, given the same rows as a
+    // condition where it can say them (the rep's: `ownerId`; a manager's subtree is several
+    // departments, which its `condition` cannot name: the manager's first branch instead).
+    let page =
+        gql("{customers(first:20,orderBy:[{field:NAME}]){totalCount edges{node{id name email phone}}}}", json!({}));
+    let page_pg = |condition: serde_json::Value| {
+        gql(
+            "query($c:CustomerCondition!){allCustomers(first:20,orderBy:[NAME_ASC,PRIMARY_KEY_ASC],condition:$c)\
+             {totalCount nodes{rowId name email phone}}}",
+            json!({ "c": condition }),
+        )
+    };
+    let branch: Uuid = entity::department::Entity::find()
+        .select_only()
+        .column(entity::department::Column::Id)
+        .filter(entity::department::Column::ParentId.eq(manager.department_id))
+        .order_by_asc(entity::department::Column::Name)
+        .into_tuple()
+        .one(db)
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or(manager.department_id);
+    let mut scenarios = vec![
+        Scenario {
+            name: "a rep's own page of 20 by name with totalCount".into(),
+            token: token(&rep)?,
+            ours: page.clone(),
+            theirs: Some(page_pg(json!({ "ownerId": rep.id }))),
+        },
+        Scenario {
+            name: "a manager's department page of 20 by name with totalCount".into(),
+            token: token(&manager)?,
+            ours: page,
+            theirs: Some(page_pg(json!({ "departmentId": branch }))),
+        },
+    ];
     for (who, u) in [("admin", &admin), ("sales rep (own rows)", &rep), ("manager (subtree)", &manager)] {
         let t = token(u)?;
         let theirs = |q: &String| (who == "admin").then(|| q.clone());
