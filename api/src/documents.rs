@@ -8,7 +8,6 @@
 //!   the manifest's documents run, named by hash or sent whole; nothing is learnt from
 //!   requests. A mobile app ships its operations; nothing else is accepted.
 use async_graphql::{Request, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -61,15 +60,10 @@ fn refused(code: &'static str, message: impl Into<String>) -> Refused {
     Refused { code, message: message.into() }
 }
 
-/// The lowercase hex SHA-256 of a document's text, as clients compute it.
+/// The lowercase hex SHA-256 of a document's text, as clients compute it (the same digest
+/// that names a request body for its Idempotency-Key).
 pub fn hash(query: &str) -> String {
-    Sha256::digest(query.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl Default for Documents {
-    fn default() -> Self {
-        Documents::open()
-    }
+    service::kernel::idempotency::hash(query.as_bytes())
 }
 
 impl Documents {

@@ -292,13 +292,11 @@ impl Settings {
                     .into());
             }
             ("only", Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
+                let unusable = |e: String| {
                     format!("--trusted-documents-manifest (CRM_TRUSTED_DOCUMENTS_MANIFEST) {}: {e}", path.display())
-                })?;
-                let manifest = crate::documents::Documents::manifest(&text).map_err(|e| {
-                    format!("--trusted-documents-manifest (CRM_TRUSTED_DOCUMENTS_MANIFEST) {}: {e}", path.display())
-                })?;
-                Some(std::sync::Arc::new(manifest))
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| unusable(e.to_string()))?;
+                Some(std::sync::Arc::new(crate::documents::Documents::manifest(&text).map_err(unusable)?))
             }
             (_, manifest) => {
                 if let Some(path) = manifest {

@@ -190,18 +190,23 @@ fn whole(documents: &Documents, body: Bytes, learn: bool) -> Result<Bytes, Refus
     Ok(serde_json::to_vec(&rewritten).map(Bytes::from).unwrap_or(body))
 }
 
-/// The answer to a request whose document is refused, before anything runs (as a parse
-/// error is: Apollo's clients read the code).
-fn refused_document(headers: &HeaderMap, operation: Option<String>, refusal: Refused) -> Answered {
-    let status = if wants_graphql_json(headers) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let error = json!({"message": refusal.message, "extensions": {"code": refusal.code}});
+/// A request refused before anything ran: one error with its code.
+fn refused_before(status: StatusCode, code: &str, message: &str, operation: Option<String>) -> Answered {
+    let error = json!({"message": message, "extensions": {"code": code}});
     Answered {
         status,
         body: serde_json::to_vec(&json!({ "errors": [error] })).unwrap_or_default(),
         retry_after: None,
         executed: false,
-        note: crate::access_log::Note { operation, codes: vec![refusal.code.into()] },
+        note: crate::access_log::Note { operation, codes: vec![code.into()] },
     }
+}
+
+/// The answer to a request whose document is refused, before anything runs (as a parse
+/// error is: Apollo's clients read the code).
+fn refused_document(headers: &HeaderMap, operation: Option<String>, refusal: Refused) -> Answered {
+    let status = if wants_graphql_json(headers) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    refused_before(status, refusal.code, &refusal.message, operation)
 }
 
 /// An executed (or refused) GraphQL request, ready to send.
@@ -246,14 +251,7 @@ pub(super) async fn execute(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Answered {
-    let refused = |status: StatusCode, message: &str| Answered {
-        status,
-        body: serde_json::to_vec(&json!({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}))
-            .unwrap_or_default(),
-        retry_after: None,
-        executed: false,
-        note: crate::access_log::Note { operation: None, codes: vec!["BAD_REQUEST".into()] },
-    };
+    let refused = |status: StatusCode, message: &str| refused_before(status, "BAD_REQUEST", message, None);
     if !is_json(headers) {
         return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
     }
