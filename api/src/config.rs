@@ -16,6 +16,9 @@ pub struct Config {
     /// `CRM_TRUSTED_DOCUMENTS=only` with `CRM_TRUSTED_DOCUMENTS_MANIFEST`: the only
     /// documents that run, by SHA-256; default none (any document runs).
     pub trusted_documents: Option<std::sync::Arc<std::collections::HashMap<String, std::sync::Arc<str>>>>,
+    /// `CRM_COMPILED_READS`: on PostgreSQL, answer the selections the database can build
+    /// with one statement each (`service::compiled`); default on.
+    pub compiled_reads: bool,
     /// `DATABASE_URL`; default `sqlite://crm.db` in the working directory.
     pub database_url: String,
     /// `CRM_LISTEN`; default 127.0.0.1:8080.

@@ -90,7 +90,9 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         sockets: config.max_sockets_per_user,
     });
     let events = service::access::live::Events::start(db.clone(), sessions.clone()).await?;
+    let compiled_reads = config.compiled_reads && db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
     Ok(AppState {
+        compiled_reads,
         db,
         jwt: JwtKeys::new(
             secret.as_bytes(),

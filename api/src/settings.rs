@@ -183,6 +183,11 @@ pub struct Settings {
     /// A persisted query manifest (Apollo's, or an object of SHA-256 to document).
     #[arg(long, env = "CRM_TRUSTED_DOCUMENTS_MANIFEST")]
     pub trusted_documents_manifest: Option<std::path::PathBuf>,
+    /// `on`: on PostgreSQL, a customer by id or the customer list with the fields the
+    /// database can build (with contacts and deals) is answered by one SQL statement that
+    /// builds the JSON; `off`: every field is resolved on its own (`docs/architecture.md`).
+    #[arg(long, env = "CRM_COMPILED_READS", default_value = "on", value_parser = ["on", "off"])]
+    pub compiled_reads: String,
     /// Failed attempts in a row after which a webhook is disabled.
     #[arg(long, env = "CRM_WEBHOOK_DISABLE_AFTER", default_value_t = 50, value_parser = clap::value_parser!(i32).range(1..))]
     pub webhook_disable_after: i32,
@@ -316,6 +321,7 @@ impl Settings {
             metrics_listen: self.metrics_listen,
             metrics_token: self.metrics_token,
             trusted_documents,
+            compiled_reads: self.compiled_reads == "on",
             database_url: url.to_string(),
             listen: self.listen,
             jwt_secret: self.jwt_secret,
@@ -454,6 +460,7 @@ impl Config {
             ("CRM_LOG_FORMAT", if self.log_json { "json" } else { "text" }.to_string()),
             ("CRM_METRICS_LISTEN", self.metrics_listen.map_or_else(|| "(unset)".into(), |a| a.to_string())),
             ("CRM_METRICS_TOKEN", secret(&self.metrics_token)),
+            ("CRM_COMPILED_READS", on(self.compiled_reads)),
             ("CRM_TRUSTED_DOCUMENTS", if self.trusted_documents.is_some() { "only" } else { "off" }.to_string()),
             (
                 "CRM_TRUSTED_DOCUMENTS_MANIFEST",

@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["category"],
     &["customer"],
     &["records"],
-    &["audit", "classification", "care", "personal", "webhook", "keylists", "reports", "transfer"],
+    &["audit", "classification", "care", "compiled", "personal", "webhook", "keylists", "reports", "transfer"],
     &["demo"],
 ];
 

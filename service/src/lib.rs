@@ -23,6 +23,7 @@ pub mod records;
 pub mod audit;
 pub mod care;
 pub mod classification;
+pub mod compiled;
 pub mod keylists;
 pub mod personal;
 pub mod reports;

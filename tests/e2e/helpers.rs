@@ -45,6 +45,7 @@ pub fn test_config(url: String) -> Config {
         metrics_listen: None,
         metrics_token: Some(METRICS_TOKEN.into()),
         trusted_documents: None,
+        compiled_reads: true,
         login_limits: Default::default(),
         trust_forwarded_for: false,
         request_timeout_ms: 30_000,

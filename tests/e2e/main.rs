@@ -12,6 +12,7 @@ mod care;
 mod catalogue;
 mod categories;
 mod classification;
+mod compiled;
 mod customers;
 mod delivery;
 mod demo;

@@ -5,6 +5,7 @@ pub mod care;
 pub mod category;
 pub mod classification;
 pub mod common;
+pub mod compiled;
 pub mod contact;
 pub mod customer;
 pub mod deal;

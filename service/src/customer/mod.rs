@@ -30,7 +30,7 @@ pub use ownership::*;
 pub use read::*;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, Set,
+    PaginatorTrait, QueryFilter, QuerySelect, Select, Set,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;

@@ -90,12 +90,15 @@ impl Listing for customer::Entity {
 /// # Errors
 /// NOT_FOUND when absent, deleted or out of scope.
 pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResult<customer::Model> {
+    get_select(actor, id).one(db).await?.ok_or(AppError::NotFound("customer"))
+}
+
+/// The select of [`get`]: the customer `id` if it is live and the caller may read it (the
+/// compiled read path, `crate::compiled`, answers from the same select).
+pub fn get_select(actor: &Actor, id: Uuid) -> Select<customer::Entity> {
     customer::Entity::find_by_id(id)
         .filter(Column::DeletedAt.is_null())
         .filter(actor.customer_condition(Resource::Customer, Action::Read))
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound("customer"))
 }
 
 /// The live customers among `ids` that the caller may read, for batched loads.
@@ -137,6 +140,31 @@ pub async fn list(
     actor: &Actor,
     query: &ListQuery<SortField>,
 ) -> AppResult<Page<customer::Model>> {
+    let (q, keys) = list_select(db, actor, query).await?;
+    // A sales rep's "own rows or my department's pool" reads each part from its index
+    // (`idx_customer_owner_created`, `idx_customer_pool_created`) instead of filtering a
+    // scan of every customer by the OR.
+    match actor.customer_parts(Resource::Customer, Action::Read) {
+        Some(parts) => paginate_parts(db, q, parts, &keys, Column::Id, |m| m.id, &query.page).await,
+        None => {
+            let q = q.filter(actor.customer_condition(Resource::Customer, Action::Read));
+            paginate(db, q, &keys, Column::Id, |m| m.id, &query.page).await
+        }
+    }
+}
+
+/// The customers of [`list`] before row scope, with the list's sort keys: the query's
+/// filter (custom fields typed by the templates open to the caller) over the live
+/// customers, or the trash. The compiled read path (`crate::compiled`) pages the same
+/// select.
+///
+/// # Errors
+/// VALIDATION for a filter or order the caller may not use.
+pub async fn list_select(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    query: &ListQuery<SortField>,
+) -> AppResult<(Select<customer::Entity>, Vec<SortKey<customer::Entity>>)> {
     // Custom fields are typed by the templates of the categories open to the caller.
     let custom = if crate::kernel::filter::mentions(query.filter.as_ref(), "customFields")
         || query.order.iter().any(|(f, _)| matches!(f, SortField::Custom(_)))
@@ -155,17 +183,7 @@ pub async fn list(
     let (filter, keys) =
         crate::access::list::plan::<customer::Entity>(actor, Resource::Customer, query, custom.as_ref())?;
     let live = if query.deleted { Column::DeletedAt.is_not_null() } else { Column::DeletedAt.is_null() };
-    let q = customer::Entity::find().filter(live).filter(filter);
-    // A sales rep's "own rows or my department's pool" reads each part from its index
-    // (`idx_customer_owner_created`, `idx_customer_pool_created`) instead of filtering a
-    // scan of every customer by the OR.
-    match actor.customer_parts(Resource::Customer, Action::Read) {
-        Some(parts) => paginate_parts(db, q, parts, &keys, Column::Id, |m| m.id, &query.page).await,
-        None => {
-            let q = q.filter(actor.customer_condition(Resource::Customer, Action::Read));
-            paginate(db, q, &keys, Column::Id, |m| m.id, &query.page).await
-        }
-    }
+    Ok((customer::Entity::find().filter(live).filter(filter), keys))
 }
 
 /// Locks a customer's row for the rest of the transaction (`FOR UPDATE` on PostgreSQL;

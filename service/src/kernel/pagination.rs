@@ -329,7 +329,7 @@ where
     for part in &parts {
         any = any.add(part.clone());
     }
-    if parts.len() < 2 || !keys.iter().all(SortKey::mergeable) {
+    if !merges(&parts, keys) {
         return paginate(db, select.filter(any), keys, id_column, id_of, args).await;
     }
     let plan = Plan::new(keys, id_column, args)?;
@@ -364,6 +364,34 @@ where
     rows.retain(|(r, _)| seen.insert(id_of(r)));
     rows.truncate(plan.limit as usize + 1);
     Ok(plan.page(db, select.filter(any), rows, id_of))
+}
+
+/// Whether [`paginate_parts`] reads `parts` one by one and merges them (otherwise it
+/// filters one select by their union).
+pub fn merges<E: EntityTrait>(parts: &[Condition], keys: &[SortKey<E>]) -> bool {
+    parts.len() >= 2 && keys.iter().all(SortKey::mergeable)
+}
+
+/// The rows of one page of `select` as [`paginate`] reads them (past the cursor, in
+/// order), without the extra row that tells whether another page follows: the compiled
+/// read path (`crate::compiled`) selects its own columns from it and does not answer
+/// `pageInfo`.
+///
+/// # Errors
+/// As [`paginate`].
+pub fn page_select<E>(
+    select: Select<E>,
+    keys: &[SortKey<E>],
+    id_column: E::Column,
+    args: &PageArgs,
+) -> AppResult<Select<E>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    let plan = Plan::new(keys, id_column, args)?;
+    let limit = plan.limit;
+    Ok(plan.page_query(select).limit(limit))
 }
 
 /// A page's shape: its size, its order and where it starts.

@@ -7,6 +7,7 @@ use super::common::{
     Date, DateFilter, DateTimeFilter, EnumFilter, IdFilter, IntFilter, Money, MoneyFilter, SortDirection, StringFilter,
     actor, connection, db, list_query, parse_id,
 };
+use super::compiled::{self, Compiled};
 use super::contact::{Contact, ContactConnection};
 use super::deal::{Deal, DealConnection};
 use super::department::Department;
@@ -24,6 +25,7 @@ pub use bulk::*;
 use chrono::{DateTime, Utc};
 use entity::customer::{self};
 pub use input::*;
+use service::compiled::Kind;
 use service::customer as svc;
 use service::customer::{CustomerPatch, NewCustomer, SortField};
 use service::error::{AppError, AppResult};
@@ -356,10 +358,16 @@ pub struct CustomerQuery;
 impl CustomerQuery {
     /// A customer you may read. NOT_FOUND when it does not exist, is in the trash, or is
     /// outside your scope: the three are indistinguishable on purpose.
-    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Customer>> {
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Compiled<Customer>>> {
         let actor = actor(ctx)?;
         let id = parse_id("id", &id).gql()?;
-        svc::get(db(ctx), actor, id).await.map(|c| Some(Customer(c))).gql()
+        if compiled::enabled(ctx)
+            && let Some(picks) = compiled::record(ctx, Kind::Customer)
+        {
+            let json = service::compiled::customer(db(ctx), actor, id, &picks).await.gql()?;
+            return json.map(|j| Some(Compiled::Raw(j))).ok_or(AppError::NotFound("customer")).gql();
+        }
+        svc::get(db(ctx), actor, id).await.map(|c| Some(Compiled::Plain(Customer(c)))).gql()
     }
 
     /// Customers you may read. `deleted: true` lists the trash instead.
@@ -372,12 +380,18 @@ impl CustomerQuery {
         filter: Option<CustomerFilter>,
         order_by: Option<Vec<CustomerOrder>>,
         #[graphql(default)] deleted: bool,
-    ) -> Result<CustomerConnection> {
+    ) -> Result<Compiled<CustomerConnection>> {
         let actor = actor(ctx)?;
         let order = order_by.unwrap_or_default().into_iter().map(CustomerOrder::key).collect::<AppResult<_>>().gql()?;
         let query = list_query(first, after, filter, order, deleted).gql()?;
+        if compiled::enabled(ctx)
+            && let Some(picks) = compiled::connection(ctx, Kind::Customer)
+            && let Some(json) = service::compiled::customers(db(ctx), actor, &query, &picks).await.gql()?
+        {
+            return Ok(Compiled::Raw(json));
+        }
         let page = svc::list(db(ctx), actor, &query).await.gql()?;
-        Ok(CustomerConnection(page.map(Customer)))
+        Ok(Compiled::Plain(CustomerConnection(page.map(Customer))))
     }
 }
 

@@ -1,0 +1,368 @@
+//! The compiled read path (PostgreSQL): a GraphQL selection over customers and their
+//! contacts and deals answered by one SQL statement that builds the answer's JSON inside
+//! the database (`json_build_object`, `array_to_json(ARRAY(...))`), passed to the client as
+//! it comes.
+//!
+//! The API turns a selection into [`Pick`]s only when every part of it is one this module
+//! answers (`api/src/schema/compiled.rs`); any other selection takes the ordinary path. The
+//! rules are the ordinary path's, taken from the same places, so that the two cannot drift:
+//! - which customers: `customer::get_select` and `customer::list_select` (filter, sort
+//!   keys, trash) with [`Actor::customer_condition`], paged by
+//!   [`pagination::page_select`] (order, cursor, page size);
+//! - a nested list: the rule of [`Actor::may`] on the customer (live, inside the list's own
+//!   read grant) and the records `records::first_per_customer` reads (live, newest first);
+//! - a field group: [`Actor::field_access`] for the record's resource and the group the
+//!   record's catalogue names, as `CASE WHEN <the group's reach over the customer> THEN
+//!   <column> END`, which is [`Actor::sees`] for every row at once.
+//!
+//! `docs/architecture.md` ("The compiled read path") says when the ordinary path answers.
+use crate::access::list::ListQuery;
+use crate::access::{Actor, FieldAccess};
+use crate::catalogue::{CONTACT, CUSTOMER, DEAL, RecordCatalogue};
+use crate::customer::{self as customers, SortField};
+use crate::error::{AppError, AppResult};
+use crate::kernel::pagination::{self, page_select};
+use crate::records::CustomerRecord;
+use entity::enums::{Action, Resource};
+use entity::{contact, customer, deal};
+use sea_orm::sea_query::{Alias, CaseStatement, Expr, ExprTrait, Func, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Select,
+};
+use uuid::Uuid;
+
+/// Most fields of one object: `json_build_object` takes at most 100 arguments, a key and a
+/// value per field.
+pub const MAX_FIELDS: usize = 50;
+
+/// The record types the compiled path answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Customer,
+    Contact,
+    Deal,
+}
+
+impl Kind {
+    /// The GraphQL type, its connection and its edge.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::Customer => "Customer",
+            Kind::Contact => "Contact",
+            Kind::Deal => "Deal",
+        }
+    }
+    pub fn connection_name(self) -> &'static str {
+        match self {
+            Kind::Customer => "CustomerConnection",
+            Kind::Contact => "ContactConnection",
+            Kind::Deal => "DealConnection",
+        }
+    }
+    pub fn edge_name(self) -> &'static str {
+        match self {
+            Kind::Customer => "CustomerEdge",
+            Kind::Contact => "ContactEdge",
+            Kind::Deal => "DealEdge",
+        }
+    }
+
+    fn catalogue(self) -> &'static RecordCatalogue {
+        match self {
+            Kind::Customer => &CUSTOMER,
+            Kind::Contact => &CONTACT,
+            Kind::Deal => &DEAL,
+        }
+    }
+
+    /// A customer's nested list of this kind, by its field name on `Customer`.
+    pub fn nested(name: &str) -> Option<Kind> {
+        match name {
+            "contacts" => Some(Kind::Contact),
+            "deals" => Some(Kind::Deal),
+            _ => None,
+        }
+    }
+
+    /// Whether the compiled path answers the scalar field `name` of this type.
+    pub fn answers(self, name: &str) -> bool {
+        self.column(name).is_some()
+    }
+
+    /// The SQL of a scalar field the compiled path answers, as the type's resolver reads
+    /// it off the row (enums are stored under their GraphQL names), before masking.
+    fn column(self, name: &str) -> Option<Expr> {
+        use contact::Column as Ct;
+        use customer::Column as C;
+        use deal::Column as D;
+        let customer = |c: C| Some(Expr::col((customer::Entity, c)));
+        let contact = |c: Ct| Some(Expr::col((contact::Entity, c)));
+        let deal = |c: D| Some(Expr::col((deal::Entity, c)));
+        match self {
+            Kind::Customer => match name {
+                "id" => customer(C::Id),
+                "kind" => customer(C::Kind),
+                "category" => customer(C::Category),
+                "name" => customer(C::Name),
+                "phone" => customer(C::Phone),
+                "phoneE164" => customer(C::PhoneNorm),
+                "email" => customer(C::Email),
+                "region" => customer(C::Region),
+                "industry" => customer(C::Industry),
+                "creditRating" => customer(C::CreditRating),
+                "lifecycleStage" => customer(C::LifecycleStage),
+                "tier" => customer(C::Tier),
+                "wonDealCount" => customer(C::WonCount),
+                "ownerId" => customer(C::OwnerId),
+                "departmentId" => customer(C::DepartmentId),
+                "inPublicPool" => Some(Expr::col((customer::Entity, C::OwnerId)).is_null()),
+                "version" => customer(C::Version),
+                _ => None,
+            },
+            Kind::Contact => match name {
+                "id" => contact(Ct::Id),
+                "customerId" => contact(Ct::CustomerId),
+                "name" => contact(Ct::Name),
+                "title" => contact(Ct::Title),
+                "dealRole" => contact(Ct::DealRole),
+                "mobile" => contact(Ct::Mobile),
+                "officePhone" => contact(Ct::OfficePhone),
+                "email" => contact(Ct::Email),
+                "hometown" => contact(Ct::Hometown),
+                "hobbies" => contact(Ct::Hobbies),
+                "notes" => contact(Ct::Notes),
+                "version" => contact(Ct::Version),
+                _ => None,
+            },
+            Kind::Deal => match name {
+                "id" => deal(D::Id),
+                "customerId" => deal(D::CustomerId),
+                "title" => deal(D::Title),
+                "stage" => deal(D::Stage),
+                "lostReason" => deal(D::LostReason),
+                "version" => deal(D::Version),
+                _ => None,
+            },
+        }
+    }
+
+    /// The resource whose read grant reaches records of this kind.
+    fn resource(self) -> Resource {
+        self.catalogue().resource
+    }
+}
+
+/// One field of an object's selection, under its response key (alias or name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    pub key: String,
+    pub what: What,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    /// `__typename`.
+    Typename,
+    /// A scalar field the type [`Kind::answers`].
+    Field(String),
+    /// A customer's nested list: its first `first` records of `of`, newest first.
+    List { of: Kind, first: u64, picks: Vec<ListPick> },
+}
+
+/// One field of a connection's selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPick {
+    pub key: String,
+    pub what: ListWhat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListWhat {
+    Typename,
+    TotalCount,
+    Nodes(Vec<Pick>),
+    Edges(Vec<EdgePick>),
+}
+
+/// One field of an edge's selection (`cursor` is not compiled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgePick {
+    pub key: String,
+    pub what: EdgeWhat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeWhat {
+    Typename,
+    Node(Vec<Pick>),
+}
+
+/// The customer `id` as the JSON of `picks`, when it is live and the caller may read it.
+///
+/// # Errors
+/// Database errors; INTERNAL for a pick the API should not have compiled.
+pub async fn customer(db: &DatabaseConnection, actor: &Actor, id: Uuid, picks: &[Pick]) -> AppResult<Option<String>> {
+    let json = object(actor, Kind::Customer, picks)?;
+    let select = customers::get_select(actor, id).select_only().expr_as(text(json), "j");
+    Ok(select.into_tuple::<String>().one(db).await?)
+}
+
+/// A page of the customer list as the JSON of `picks`; `None` when the ordinary path
+/// reads it better (a sales rep's "own rows or the pool", merged from two index scans).
+///
+/// # Errors
+/// As `customer::list`; INTERNAL for a pick the API should not have compiled.
+pub async fn customers(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    query: &ListQuery<SortField>,
+    picks: &[ListPick],
+) -> AppResult<Option<String>> {
+    let (select, keys) = customers::list_select(db, actor, query).await?;
+    if actor.customer_parts(Resource::Customer, Action::Read).is_some_and(|parts| pagination::merges(&parts, &keys)) {
+        return Ok(None);
+    }
+    let select = select.filter(actor.customer_condition(Resource::Customer, Action::Read));
+    // Built even when no rows are asked for: a bad cursor or page size is refused alike.
+    let page = page_select(select.clone(), &keys, customer::Column::Id, &query.page)?;
+    let rows = |picked: Expr| rows_of(page.clone(), picked);
+    let json = connection(Kind::Customer, picks, &select, rows, actor)?;
+    let statement = Query::select().expr_as(text(json), Alias::new("j")).to_owned();
+    let row = db.query_one_raw(db.get_database_backend().build(&statement)).await?;
+    Ok(row.map(|r| r.try_get::<String>("", "j")).transpose()?)
+}
+
+/// `array_to_json(ARRAY(<page, one column picked>))`: the page's rows in the page's order
+/// (an `ARRAY` subquery keeps its `ORDER BY`), `[]` when there are none.
+fn rows_of<E: EntityTrait>(page: Select<E>, picked: Expr) -> Expr {
+    array(page.select_only().expr(picked).into_query())
+}
+
+fn array(rows: SelectStatement) -> Expr {
+    Expr::cust_with_expr("array_to_json(ARRAY $1)", Expr::SubQuery(None, Box::new(rows.into())))
+}
+
+fn text(json: Expr) -> Expr {
+    Expr::cust_with_expr("($1)::text", json)
+}
+
+/// A JSON object key or a type name as an SQL literal: GraphQL names are `[_A-Za-z][_0-9A-Za-z]*`.
+fn literal(name: &str) -> AppResult<Expr> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(AppError::Internal(format!("not a GraphQL name: {name:?}").into()));
+    }
+    Ok(Expr::cust(format!("'{name}'")))
+}
+
+fn build(args: Vec<Expr>) -> Expr {
+    Func::cust(Alias::new("json_build_object")).args(args).into()
+}
+
+/// A connection's JSON over `all` (every row, for `totalCount`) and its page (`rows`
+/// builds the page's array of one picked column).
+fn connection<E: EntityTrait>(
+    kind: Kind,
+    picks: &[ListPick],
+    all: &Select<E>,
+    rows: impl Fn(Expr) -> Expr,
+    actor: &Actor,
+) -> AppResult<Expr> {
+    let mut args = Vec::with_capacity(picks.len() * 2);
+    for p in picks {
+        args.push(literal(&p.key)?);
+        args.push(match &p.what {
+            ListWhat::Typename => literal(kind.connection_name())?,
+            ListWhat::TotalCount => {
+                let count = all.clone().select_only().expr(Expr::cust("count(*)")).into_query();
+                Expr::SubQuery(None, Box::new(count.into()))
+            }
+            ListWhat::Nodes(node) => rows(object(actor, kind, node)?),
+            ListWhat::Edges(edge) => {
+                let mut fields = Vec::with_capacity(edge.len() * 2);
+                for e in edge {
+                    fields.push(literal(&e.key)?);
+                    fields.push(match &e.what {
+                        EdgeWhat::Typename => literal(kind.edge_name())?,
+                        EdgeWhat::Node(node) => object(actor, kind, node)?,
+                    });
+                }
+                rows(build(fields))
+            }
+        });
+    }
+    Ok(build(args))
+}
+
+/// One record's JSON, over the row of its table in scope (and, for a contact or a deal,
+/// its customer's row in the enclosing statement).
+fn object(actor: &Actor, kind: Kind, picks: &[Pick]) -> AppResult<Expr> {
+    if picks.len() > MAX_FIELDS {
+        return Err(AppError::Internal(format!("{} fields in one object", picks.len()).into()));
+    }
+    let mut args = Vec::with_capacity(picks.len() * 2);
+    for p in picks {
+        args.push(literal(&p.key)?);
+        args.push(match &p.what {
+            What::Typename => literal(kind.type_name())?,
+            What::Field(name) => field(actor, kind, name)?,
+            What::List { of, first, picks } => match (kind, of) {
+                (Kind::Customer, Kind::Contact) => nested::<contact::Entity>(actor, *of, *first, picks)?,
+                (Kind::Customer, Kind::Deal) => nested::<deal::Entity>(actor, *of, *first, picks)?,
+                _ => return Err(AppError::Internal(format!("no list of {of:?} under {kind:?}").into())),
+            },
+        });
+    }
+    Ok(build(args))
+}
+
+/// A scalar field, masked as its resolver masks it: the field group's reach over the
+/// record's customer (`Actor::sees` as SQL).
+fn field(actor: &Actor, kind: Kind, name: &str) -> AppResult<Expr> {
+    let value =
+        kind.column(name).ok_or_else(|| AppError::Internal(format!("{name} of {kind:?} is not compiled").into()))?;
+    let Some(group) = kind.catalogue().group(name) else { return Ok(value) };
+    Ok(match actor.field_access(group, kind.resource()) {
+        FieldAccess::Every => value,
+        FieldAccess::Never => Expr::cust("NULL"),
+        FieldAccess::Some(reach) => CaseStatement::new()
+            .case(reach.condition(customer::Column::OwnerId, customer::Column::DepartmentId), value)
+            .into(),
+    })
+}
+
+/// A customer's list of `E` (correlated with the customer's row): empty unless the caller
+/// may read records of `E` on that customer (`Actor::may`), the live records newest
+/// first (`records::first_per_customer`).
+fn nested<E: CustomerRecord>(actor: &Actor, of: Kind, first: u64, picks: &[ListPick]) -> AppResult<Expr> {
+    let all = E::find()
+        .filter(Expr::col((E::default(), E::customer_column())).equals((customer::Entity, customer::Column::Id)))
+        .filter(E::deleted_column().is_null())
+        .filter(customer::Column::DeletedAt.is_null())
+        .filter(actor.customer_condition(of.resource(), Action::Read));
+    let page = all.clone().order_by_desc(E::created_column()).order_by_desc(E::id_column()).limit(first);
+    connection(of, picks, &all, |picked| rows_of(page.clone(), picked), actor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_only_mapped_fields() {
+        assert!(Kind::Customer.answers("name"));
+        assert!(Kind::Contact.answers("mobile"));
+        assert!(!Kind::Customer.answers("address"), "sealed at rest: decrypted by the ordinary path");
+        assert!(!Kind::Customer.answers("revenue"), "money in the base currency: the ordinary path");
+        assert!(!Kind::Deal.answers("amount"));
+        assert_eq!(Kind::nested("deals"), Some(Kind::Deal));
+        assert_eq!(Kind::nested("feedback"), None);
+    }
+
+    #[test]
+    fn literals_are_names_only() {
+        assert!(literal("totalCount").is_ok());
+        assert!(literal("a'b").is_err());
+        assert!(literal("").is_err());
+    }
+}
