@@ -30,6 +30,7 @@ mod m20261206_000023_list_order_indexes;
 mod m20261207_000024_search_terms;
 mod m20261207_000025_narrow_search_keys;
 mod m20261207_000026_search_zone_index;
+mod m20261207_000027_customer_page_indexes;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000024_search_terms::Migration),
             Box::new(m20261207_000025_narrow_search_keys::Migration),
             Box::new(m20261207_000026_search_zone_index::Migration),
+            Box::new(m20261207_000027_customer_page_indexes::Migration),
         ]
     }
 }

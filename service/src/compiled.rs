@@ -7,8 +7,8 @@
 //! answers (`api/src/schema/compiled.rs`); any other selection takes the ordinary path. The
 //! rules are the ordinary path's, taken from the same places, so that the two cannot drift:
 //! - which customers: `customer::get_select` and `customer::list_select` (filter, sort
-//!   keys, trash) with [`Actor::customer_condition`], paged by
-//!   [`pagination::page_select`] (order, cursor, page size);
+//!   keys, trash) with [`Actor::customer_condition`], paged by `pagination::page_select`
+//!   (order, cursor, page size, a sales rep's two parts);
 //! - a nested list: the rule of [`Actor::may`] on the customer (live, inside the list's own
 //!   read grant) and the records `records::first_per_customer` reads (live, newest first);
 //! - a field group: [`Actor::field_access`] for the record's resource and the group the
@@ -21,7 +21,7 @@ use crate::access::{Actor, FieldAccess};
 use crate::catalogue::{CONTACT, CUSTOMER, DEAL, RecordCatalogue};
 use crate::customer::{self as customers, SortField};
 use crate::error::{AppError, AppResult};
-use crate::kernel::pagination::{self, page_select};
+use crate::kernel::pagination::page_select;
 use crate::records::CustomerRecord;
 use entity::enums::{Action, Resource};
 use entity::{contact, customer, deal};
@@ -35,6 +35,22 @@ use uuid::Uuid;
 /// Most fields of one object: `json_build_object` takes at most 100 arguments, a key and a
 /// value per field.
 pub const MAX_FIELDS: usize = 50;
+
+/// Most bound values of one statement: well under PostgreSQL's 65,535, which a selection
+/// with many masked fields and nested lists over a large department subtree could reach
+/// (each renders the reach again); such a selection takes the ordinary path.
+const MAX_VALUES: usize = 10_000;
+
+/// What the compiled path answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The JSON of the selection.
+    Json(String),
+    /// No such row the caller may read.
+    Nothing,
+    /// Not compiled: the ordinary path answers (the same rows, read its own way).
+    Ordinary,
+}
 
 /// The record types the compiled path answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,14 +218,26 @@ pub enum EdgeWhat {
 ///
 /// # Errors
 /// Database errors; INTERNAL for a pick the API should not have compiled.
-pub async fn customer(db: &DatabaseConnection, actor: &Actor, id: Uuid, picks: &[Pick]) -> AppResult<Option<String>> {
+pub async fn customer(db: &DatabaseConnection, actor: &Actor, id: Uuid, picks: &[Pick]) -> AppResult<Answer> {
     let json = object(actor, Kind::Customer, picks)?;
-    let select = customers::get_select(actor, id).select_only().expr_as(text(json), "j");
-    Ok(select.into_tuple::<String>().one(db).await?)
+    let select = customers::get_select(actor, id).select_only().expr_as(text(json), "j").into_query();
+    run(db, &select).await
 }
 
-/// A page of the customer list as the JSON of `picks`; `None` when the ordinary path
-/// reads it better (a sales rep's "own rows or the pool", merged from two index scans).
+/// Runs a statement of one `j` column: its text, [`Answer::Nothing`] without a row.
+async fn run(db: &DatabaseConnection, statement: &SelectStatement) -> AppResult<Answer> {
+    let statement = db.get_database_backend().build(statement);
+    if statement.values.as_ref().is_some_and(|v| v.0.len() > MAX_VALUES) {
+        return Ok(Answer::Ordinary);
+    }
+    Ok(match db.query_one_raw(statement).await? {
+        Some(row) => Answer::Json(row.try_get::<String>("", "j")?),
+        None => Answer::Nothing,
+    })
+}
+
+/// A page of the customer list as the JSON of `picks` ([`Answer::Ordinary`] when the
+/// statement would bind too many values).
 ///
 /// # Errors
 /// As `customer::list`; INTERNAL for a pick the API should not have compiled.
@@ -218,19 +246,18 @@ pub async fn customers(
     actor: &Actor,
     query: &ListQuery<SortField>,
     picks: &[ListPick],
-) -> AppResult<Option<String>> {
+) -> AppResult<Answer> {
     let (select, keys) = customers::list_select(db, actor, query).await?;
-    if actor.customer_parts(Resource::Customer, Action::Read).is_some_and(|parts| pagination::merges(&parts, &keys)) {
-        return Ok(None);
-    }
-    let select = select.filter(actor.customer_condition(Resource::Customer, Action::Read));
+    // A sales rep's "own rows or the pool" is paged from each part's index, as the
+    // ordinary list pages it (`pagination::paginate_parts`).
+    let parts = actor.customer_parts(Resource::Customer, Action::Read);
+    let scoped = select.clone().filter(actor.customer_condition(Resource::Customer, Action::Read));
+    let paged = if parts.is_some() { select } else { scoped.clone() };
     // Built even when no rows are asked for: a bad cursor or page size is refused alike.
-    let page = page_select(select.clone(), &keys, customer::Column::Id, &query.page)?;
+    let page = page_select(paged, parts.as_deref(), &keys, customer::Column::Id, &query.page)?;
     let rows = |picked: Expr| rows_of(page.clone(), picked);
-    let json = connection(Kind::Customer, picks, &select, rows, actor)?;
-    let statement = Query::select().expr_as(text(json), Alias::new("j")).to_owned();
-    let row = db.query_one_raw(db.get_database_backend().build(&statement)).await?;
-    Ok(row.map(|r| r.try_get::<String>("", "j")).transpose()?)
+    let json = connection(Kind::Customer, picks, &scoped, rows, actor)?;
+    run(db, &Query::select().expr_as(text(json), Alias::new("j")).to_owned()).await
 }
 
 /// `array_to_json(ARRAY(<page, one column picked>))`: the page's rows in the page's order
@@ -268,6 +295,9 @@ fn connection<E: EntityTrait>(
     rows: impl Fn(Expr) -> Expr,
     actor: &Actor,
 ) -> AppResult<Expr> {
+    if picks.len() > MAX_FIELDS {
+        return Err(AppError::Internal(format!("{} fields in one connection", picks.len()).into()));
+    }
     let mut args = Vec::with_capacity(picks.len() * 2);
     for p in picks {
         args.push(literal(&p.key)?);
@@ -279,6 +309,9 @@ fn connection<E: EntityTrait>(
             }
             ListWhat::Nodes(node) => rows(object(actor, kind, node)?),
             ListWhat::Edges(edge) => {
+                if edge.len() > MAX_FIELDS {
+                    return Err(AppError::Internal(format!("{} fields in one edge", edge.len()).into()));
+                }
                 let mut fields = Vec::with_capacity(edge.len() * 2);
                 for e in edge {
                     fields.push(literal(&e.key)?);

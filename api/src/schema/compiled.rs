@@ -1,8 +1,9 @@
 //! The compiled read path's GraphQL side (`service::compiled`, `docs/architecture.md`): a
 //! root field over customers turns its selection into picks when every part of it is one
 //! the database answers, and hands the JSON the database built to the response as it is
-//! (async-graphql's `raw_value`). Any other selection (a fragment, a directive, a cursor,
-//! `pageInfo`, a field only Rust computes) takes the ordinary path, field by field.
+//! (async-graphql's `raw_value`). Any other selection (a fragment, a directive, an edge's
+//! `cursor`, `pageInfo`, a field only Rust computes, a root field asked twice under one
+//! response key) takes the ordinary path, field by field.
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{Context, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
@@ -54,12 +55,41 @@ pub fn enabled(ctx: &Context<'_>) -> bool {
 /// The selection of the field being resolved, a `kind`, as picks; `None` when a part of
 /// it is not compiled.
 pub fn record(ctx: &Context<'_>, kind: Kind) -> Option<Vec<Pick>> {
-    picks(ctx, &ctx.item.node.selection_set.node, kind)
+    alone(ctx).then(|| picks(ctx, &ctx.item.node.selection_set.node, kind)).flatten()
 }
 
 /// The selection of the field being resolved, a connection of `kind`, as picks.
 pub fn connection(ctx: &Context<'_>, kind: Kind) -> Option<Vec<ListPick>> {
-    list_picks(ctx, &ctx.item.node.selection_set.node, kind)
+    alone(ctx).then(|| list_picks(ctx, &ctx.item.node.selection_set.node, kind)).flatten()
+}
+
+/// Whether the root field being resolved is the operation's only one under its response
+/// key: async-graphql resolves each occurrence (`{customers{totalCount}
+/// customers{nodes{id}}}`, or the same through fragments) and merges the answers, which a
+/// raw answer cannot take part in.
+fn alone(ctx: &Context<'_>) -> bool {
+    let key = ctx.item.node.response_key().node.as_str();
+    let mut seen = 0;
+    occurrences(ctx, &ctx.query_env.operation.node.selection_set.node, key, &mut seen, 0) && seen == 1
+}
+
+/// Counts the fields under `key` in `set`, through fragments; false when it cannot tell.
+fn occurrences(ctx: &Context<'_>, set: &SelectionSet, key: &str, seen: &mut usize, depth: usize) -> bool {
+    if depth > 16 {
+        return false;
+    }
+    set.items.iter().all(|item| match &item.node {
+        Selection::Field(field) => {
+            *seen += usize::from(field.node.response_key().node == key);
+            true
+        }
+        Selection::FragmentSpread(spread) => ctx
+            .query_env
+            .fragments
+            .get(&spread.node.fragment_name.node)
+            .is_some_and(|fragment| occurrences(ctx, &fragment.node.selection_set.node, key, seen, depth + 1)),
+        Selection::InlineFragment(inline) => occurrences(ctx, &inline.node.selection_set.node, key, seen, depth + 1),
+    })
 }
 
 /// The fields of a selection set under their response keys: plain fields only (no
@@ -103,7 +133,11 @@ fn picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<Pick>>
 }
 
 fn list_picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<ListPick>> {
-    fields(set)?
+    let fields = fields(set)?;
+    if fields.len() > MAX_FIELDS {
+        return None;
+    }
+    fields
         .into_iter()
         .map(|(key, field)| {
             let what = match field.name.node.as_str() {
@@ -119,7 +153,11 @@ fn list_picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<L
 }
 
 fn edge_picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<EdgePick>> {
-    fields(set)?
+    let fields = fields(set)?;
+    if fields.len() > MAX_FIELDS {
+        return None;
+    }
+    fields
         .into_iter()
         .map(|(key, field)| {
             let what = match field.name.node.as_str() {

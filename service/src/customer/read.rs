@@ -94,7 +94,7 @@ pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResul
 }
 
 /// The select of [`get`]: the customer `id` if it is live and the caller may read it (the
-/// compiled read path, `crate::compiled`, answers from the same select).
+/// compiled read path, `service/src/compiled.rs`, answers from the same select).
 pub fn get_select(actor: &Actor, id: Uuid) -> Select<customer::Entity> {
     customer::Entity::find_by_id(id)
         .filter(Column::DeletedAt.is_null())
@@ -155,7 +155,7 @@ pub async fn list(
 
 /// The customers of [`list`] before row scope, with the list's sort keys: the query's
 /// filter (custom fields typed by the templates open to the caller) over the live
-/// customers, or the trash. The compiled read path (`crate::compiled`) pages the same
+/// customers, or the trash. The compiled read path (`service/src/compiled.rs`) pages the same
 /// select.
 ///
 /// # Errors

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
-use sea_orm::sea_query::{Alias, Asterisk, Query, UnionType};
+use sea_orm::sea_query::{Alias, Query, UnionType};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, Order, PaginatorTrait,
@@ -57,18 +57,6 @@ impl SortValue {
             (Self::Null, _) | (Self::Text(_), Computed::Text) => true,
             (Self::Float(v), Computed::Number) => v.is_finite(),
             _ => false,
-        }
-    }
-
-    /// The order of two values of one sort key as the database orders them, for the
-    /// kinds [`SortKey::mergeable`] admits (text collates by the database's rules, which
-    /// the server does not reproduce).
-    fn order(&self, other: &Self) -> std::cmp::Ordering {
-        match (self, other) {
-            (Self::Int(a), Self::Int(b)) => a.cmp(b),
-            (Self::Time(a), Self::Time(b)) => a.cmp(b),
-            (Self::Date(a), Self::Date(b)) => a.cmp(b),
-            _ => std::cmp::Ordering::Equal,
         }
     }
 
@@ -189,27 +177,6 @@ impl<E: EntityTrait> SortKey<E> {
         SortKey { name: Cow::Owned(name), target: Target::Expr { expr, kind }, descending }
     }
 
-    /// Whether rows of several queries can be merged in memory in this key's order: a
-    /// column that is never NULL, of a type compared the same way here and in the
-    /// database (numbers, times, dates; not text, which the database collates).
-    pub fn mergeable(&self) -> bool {
-        use sea_orm::sea_query::ColumnType as T;
-        let Target::Column { column, .. } = &self.target else { return false };
-        let def = column.def();
-        !def.is_null()
-            && matches!(
-                def.get_column_type(),
-                T::TinyInteger
-                    | T::SmallInteger
-                    | T::Integer
-                    | T::BigInteger
-                    | T::Timestamp
-                    | T::TimestampWithTimeZone
-                    | T::DateTime
-                    | T::Date
-            )
-    }
-
     /// The key's SQL.
     fn expr(&self) -> Expr {
         match &self.target {
@@ -305,10 +272,10 @@ where
 }
 
 /// [`paginate`] for a select whose scope is the union of `parts`
-/// (`auth::scope::Reach::parts`): each part's page is read on its own, from the index that
-/// returns it in order, and the pages are merged here. The order, the cursors and the
-/// count are those [`paginate`] gives for `select` filtered by any of the parts. Only for
-/// keys that are [`SortKey::mergeable`]; otherwise (and for one part) it is [`paginate`].
+/// (`access::scope::Reach::parts`), without filtering a scan of every row by their `OR`:
+/// each part's page is read from the index that returns it in order, and the page is
+/// taken from those rows alone ([`Plan::candidates`]). The order, the cursors and the
+/// count are those [`paginate`] gives for `select` filtered by any of the parts.
 ///
 /// # Errors
 /// As [`paginate`].
@@ -325,62 +292,26 @@ where
     E: EntityTrait,
     E::Model: Send + Sync,
 {
-    let mut any = Condition::any();
-    for part in &parts {
-        any = any.add(part.clone());
-    }
-    if !merges(&parts, keys) {
-        return paginate(db, select.filter(any), keys, id_column, id_of, args).await;
-    }
     let plan = Plan::new(keys, id_column, args)?;
-    // One statement, hence one snapshot (a row that moves between parts meanwhile, claimed
-    // from the pool say, is seen once, in one place) and one round trip:
-    // SELECT * FROM (<part 1's page>) AS p0 UNION ALL SELECT * FROM (<part 2's page>) AS p1 ...
-    let mut union: Option<sea_orm::sea_query::SelectStatement> = None;
-    for (i, part) in parts.into_iter().enumerate() {
-        let page = plan.page_query(select.clone().filter(part)).into_query();
-        let wrapped = Query::select().column(Asterisk).from_subquery(page, Alias::new(format!("p{i}"))).to_owned();
-        match &mut union {
-            None => union = Some(wrapped),
-            Some(u) => {
-                u.union(UnionType::All, wrapped);
-            }
-        }
-    }
-    let Some(union) = union else { return Ok(Page::empty()) };
-    let statement = db.get_database_backend().build(&union);
-    let rows = E::find().from_raw_sql(statement).all(db).await?;
-    let mut rows: Vec<Keyed<E::Model>> = rows.into_iter().map(|r| plan.keyed(r, &[])).collect();
-    // Each part is in order; together they are ordered here the way the database would
-    // order the union, and a row two parts both reach is kept once.
-    rows.sort_by(|(a, va), (b, vb)| {
-        keys.iter()
-            .zip(va.iter().zip(vb))
-            .map(|(k, (x, y))| if k.descending { x.order(y).reverse() } else { x.order(y) })
-            .find(|o| o.is_ne())
-            .unwrap_or_else(|| id_of(a).cmp(&id_of(b)))
-    });
-    let mut seen = std::collections::HashSet::new();
-    rows.retain(|(r, _)| seen.insert(id_of(r)));
-    rows.truncate(plan.limit as usize + 1);
-    Ok(plan.page(db, select.filter(any), rows, id_of))
+    let rows = plan.read(db, plan.candidates(select.clone(), &parts)).await?;
+    Ok(plan.page(db, select.filter(any_of(&parts)), rows, id_of))
 }
 
-/// Whether [`paginate_parts`] reads `parts` one by one and merges them (otherwise it
-/// filters one select by their union).
-pub fn merges<E: EntityTrait>(parts: &[Condition], keys: &[SortKey<E>]) -> bool {
-    parts.len() >= 2 && keys.iter().all(SortKey::mergeable)
+/// The union of `parts` as one condition.
+fn any_of(parts: &[Condition]) -> Condition {
+    parts.iter().fold(Condition::any(), |any, part| any.add(part.clone()))
 }
 
 /// The rows of one page of `select` as [`paginate`] reads them (past the cursor, in
-/// order), without the extra row that tells whether another page follows: the compiled
-/// read path (`crate::compiled`) selects its own columns from it and does not answer
-/// `pageInfo`.
+/// order), without the extra row that tells whether another page follows, and with
+/// `parts` (when given) read as [`paginate_parts`] reads them: the compiled read path
+/// (`service/src/compiled.rs`) selects its own columns from it and does not answer `pageInfo`.
 ///
 /// # Errors
 /// As [`paginate`].
 pub fn page_select<E>(
     select: Select<E>,
+    parts: Option<&[Condition]>,
     keys: &[SortKey<E>],
     id_column: E::Column,
     args: &PageArgs,
@@ -390,6 +321,10 @@ where
     E::Model: Send + Sync,
 {
     let plan = Plan::new(keys, id_column, args)?;
+    let select = match parts {
+        Some(parts) => plan.candidates(select, parts),
+        None => select,
+    };
     let limit = plan.limit;
     Ok(plan.page_query(select).limit(limit))
 }
@@ -447,6 +382,38 @@ where
             query = query.order_by(key.expr(), if key.descending { Order::Desc } else { Order::Asc });
         }
         query.order_by(self.id_column, Order::Asc).limit(self.limit + 1)
+    }
+
+    /// `select` narrowed to the rows that can be on the page of its union with `parts`:
+    /// each part's own page (past the cursor, in order, read from the index that returns
+    /// the part in order), by id, in one statement and hence one snapshot (a customer
+    /// claimed from the pool meanwhile is seen once, in one place). Every row of the
+    /// union's page is among its part's first rows, so the page of the narrowed select is
+    /// the union's page:
+    /// `... WHERE id IN (SELECT id FROM (<part 1's page>) p0 UNION ALL SELECT id FROM (...) p1)`.
+    fn candidates(&self, select: Select<E>, parts: &[Condition]) -> Select<E> {
+        if parts.len() < 2 {
+            return select.filter(any_of(parts));
+        }
+        let id = Alias::new(sea_orm::IdenStatic::as_str(&self.id_column));
+        let mut union: Option<sea_orm::sea_query::SelectStatement> = None;
+        for (i, part) in parts.iter().enumerate() {
+            let page = self.page_query(select.clone().filter(part.clone())).select_only().column(self.id_column);
+            let wrapped = Query::select()
+                .column(id.clone())
+                .from_subquery(page.into_query(), Alias::new(format!("p{i}")))
+                .to_owned();
+            match &mut union {
+                None => union = Some(wrapped),
+                Some(u) => {
+                    u.union(UnionType::All, wrapped);
+                }
+            }
+        }
+        match union {
+            Some(union) => select.filter(self.id_column.in_subquery(union)),
+            None => select.filter(any_of(parts)),
+        }
     }
 
     /// The page's rows with their sort values: read off each row for columns, selected

@@ -25,7 +25,7 @@ pub use bulk::*;
 use chrono::{DateTime, Utc};
 use entity::customer::{self};
 pub use input::*;
-use service::compiled::Kind;
+use service::compiled::{Answer, Kind};
 use service::customer as svc;
 use service::customer::{CustomerPatch, NewCustomer, SortField};
 use service::error::{AppError, AppResult};
@@ -364,8 +364,11 @@ impl CustomerQuery {
         if compiled::enabled(ctx)
             && let Some(picks) = compiled::record(ctx, Kind::Customer)
         {
-            let json = service::compiled::customer(db(ctx), actor, id, &picks).await.gql()?;
-            return json.map(|j| Some(Compiled::Raw(j))).ok_or(AppError::NotFound("customer")).gql();
+            match service::compiled::customer(db(ctx), actor, id, &picks).await.gql()? {
+                Answer::Json(json) => return Ok(Some(Compiled::Raw(json))),
+                Answer::Nothing => return Err(AppError::NotFound("customer")).gql(),
+                Answer::Ordinary => {}
+            }
         }
         svc::get(db(ctx), actor, id).await.map(|c| Some(Compiled::Plain(Customer(c)))).gql()
     }
@@ -386,7 +389,7 @@ impl CustomerQuery {
         let query = list_query(first, after, filter, order, deleted).gql()?;
         if compiled::enabled(ctx)
             && let Some(picks) = compiled::connection(ctx, Kind::Customer)
-            && let Some(json) = service::compiled::customers(db(ctx), actor, &query, &picks).await.gql()?
+            && let Answer::Json(json) = service::compiled::customers(db(ctx), actor, &query, &picks).await.gql()?
         {
             return Ok(Compiled::Raw(json));
         }
