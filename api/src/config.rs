@@ -19,6 +19,11 @@ pub struct Config {
     /// `CRM_COMPILED_READS`: on PostgreSQL, answer the selections the database can build
     /// with one statement each (`service::compiled`); default on.
     pub compiled_reads: bool,
+    /// `CRM_READ_DATABASE_URL`: a streaming replica heavy reads use while caught up
+    /// (`service::kernel::replica`); default none.
+    pub read_database_url: Option<String>,
+    /// `CRM_REPLICA_MAX_LAG_MS`: the replica's lag bound; default 1000.
+    pub replica_max_lag_ms: u64,
     /// `DATABASE_URL`; default `sqlite://crm.db` in the working directory.
     pub database_url: String,
     /// `CRM_LISTEN`; default 127.0.0.1:8080.

@@ -90,6 +90,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         sockets: config.max_sockets_per_user,
     });
     let events = service::access::live::Events::start(db.clone(), sessions.clone()).await?;
+    let replica = read_replica(config, &db).await?;
     let compiled_reads = config.compiled_reads && db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
     Ok(AppState {
         compiled_reads,
@@ -133,7 +134,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             Some(manifest) => documents::Documents::only(manifest.as_ref().clone()),
             None => documents::Documents::open(),
         }),
-        heavy: service::access::heavy::HeavyReads::new(
+        heavy: service::access::heavy::HeavyReads::with_replica(
             config.heavy_reads,
             std::time::Duration::from_secs(5),
             service::kernel::db::heavy_pool(
@@ -142,8 +143,36 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             )
             .await
             .map_err(|e| format!("cannot open database: {e}"))?,
+            replica,
         ),
     })
+}
+
+/// The read replica of `CRM_READ_DATABASE_URL`, watched from now on (`service::kernel::replica`).
+/// Connected lazily: a replica down at start is an unusable replica, not a failed start.
+async fn read_replica(
+    config: &Config,
+    primary: &sea_orm::DatabaseConnection,
+) -> Result<Option<service::kernel::replica::Replica>, String> {
+    let Some(url) = &config.read_database_url else { return Ok(None) };
+    if primary.get_database_backend() != sea_orm::DatabaseBackend::Postgres || !url.starts_with("postgres") {
+        return Err("CRM_READ_DATABASE_URL needs PostgreSQL, for the replica and for DATABASE_URL".into());
+    }
+    let size = u32::try_from(config.heavy_reads).unwrap_or(u32::MAX).saturating_add(1);
+    let mut options = sea_orm::ConnectOptions::new(url.clone());
+    options
+        .max_connections(size)
+        .min_connections(0)
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy(true)
+        .sqlx_logging(false);
+    let db = sea_orm::Database::connect(options).await.map_err(|e| format!("CRM_READ_DATABASE_URL: {e}"))?;
+    let replica =
+        service::kernel::replica::Replica::new(db, std::time::Duration::from_millis(config.replica_max_lag_ms));
+    replica.measure(primary).await;
+    replica.watch(primary.clone());
+    Ok(Some(replica))
 }
 
 /// The data keys: `CRM_DATA_KEY`, or on SQLite a key file beside the database (created on

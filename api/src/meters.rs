@@ -7,7 +7,9 @@
 //! (the first error code, or `OK`); `db_pool_connections{pool,state}` and
 //! `db_pool_timeouts_total`; `websockets_open`, `subscriptions_active`;
 //! `webhook_deliveries_total{outcome}`, `webhook_queue_depth`; `care_tick_seconds`,
-//! `reclassification_seconds`; `logins_total{outcome}`; `refused_total{limit}`.
+//! `reclassification_seconds`; `logins_total{outcome}`; `refused_total{limit}`;
+//! with a read replica, `replica_lag_seconds`, `replica_usable` and
+//! `heavy_reads_total{store}` (docs/replica.md).
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -54,6 +56,9 @@ fn describe() {
     describe_histogram!("crm_reclassification_seconds", "Duration of a daily reclassification pass");
     describe_counter!("crm_logins_total", "Password logins by outcome");
     describe_counter!("crm_refused_total", "Requests and connections refused, by the limit that refused them");
+    describe_gauge!("crm_replica_lag_seconds", "The read replica's last measured lag (-1: not measured)");
+    describe_gauge!("crm_replica_usable", "1 while heavy reads may use the read replica");
+    describe_counter!("crm_heavy_reads_total", "Heavy reads by the store they ran on (replica, primary)");
 }
 
 /// The label of an operation name: `(unnamed)` and `(invalid)` as the log has them, the

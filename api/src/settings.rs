@@ -183,6 +183,14 @@ pub struct Settings {
     /// A persisted query manifest (Apollo's, or an object of SHA-256 to document).
     #[arg(long, env = "CRM_TRUSTED_DOCUMENTS_MANIFEST")]
     pub trusted_documents_manifest: Option<std::path::PathBuf>,
+    /// A PostgreSQL streaming replica of `DATABASE_URL` that reports, key lists,
+    /// completeness and exports read from while it is caught up (docs/replica.md).
+    #[arg(long, env = "CRM_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
+    /// How far behind the primary the replica may be and still serve reads, in
+    /// milliseconds; beyond it reads go to the primary.
+    #[arg(long, env = "CRM_REPLICA_MAX_LAG_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub replica_max_lag_ms: u64,
     /// `on`: on PostgreSQL, a customer by id or the customer list with the fields the
     /// database can build (with contacts and deals) is answered by one SQL statement that
     /// builds the JSON; `off`: every field is resolved on its own (`docs/architecture.md`).
@@ -322,6 +330,8 @@ impl Settings {
             metrics_token: self.metrics_token,
             trusted_documents,
             compiled_reads: self.compiled_reads == "on",
+            read_database_url: self.read_database_url.clone(),
+            replica_max_lag_ms: self.replica_max_lag_ms,
             database_url: url.to_string(),
             listen: self.listen,
             jwt_secret: self.jwt_secret,
@@ -461,6 +471,11 @@ impl Config {
             ("CRM_METRICS_LISTEN", self.metrics_listen.map_or_else(|| "(unset)".into(), |a| a.to_string())),
             ("CRM_METRICS_TOKEN", secret(&self.metrics_token)),
             ("CRM_COMPILED_READS", on(self.compiled_reads)),
+            (
+                "CRM_READ_DATABASE_URL",
+                self.read_database_url.as_deref().map_or_else(|| "(unset)".into(), without_password),
+            ),
+            ("CRM_REPLICA_MAX_LAG_MS", self.replica_max_lag_ms.to_string()),
             ("CRM_TRUSTED_DOCUMENTS", if self.trusted_documents.is_some() { "only" } else { "off" }.to_string()),
             (
                 "CRM_TRUSTED_DOCUMENTS_MANIFEST",

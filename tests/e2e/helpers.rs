@@ -46,6 +46,8 @@ pub fn test_config(url: String) -> Config {
         metrics_token: Some(METRICS_TOKEN.into()),
         trusted_documents: None,
         compiled_reads: true,
+        read_database_url: None,
+        replica_max_lag_ms: 1_000,
         login_limits: Default::default(),
         trust_forwarded_for: false,
         request_timeout_ms: 30_000,
@@ -146,6 +148,11 @@ impl TestApp {
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         let (url, cleanup) = fresh_database().await;
         Self::serve(url, Some(cleanup), tweak).await
+    }
+
+    /// A server on a database the test made and drops itself (a cluster of its own).
+    pub async fn on(url: String, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::serve(url, None, tweak).await
     }
 
     /// Another server on this app's database (a restart, or a second instance).

@@ -32,6 +32,7 @@ mod operators;
 mod pool;
 mod privacy;
 mod records;
+mod replica;
 mod reports;
 mod schema;
 mod search;

@@ -296,6 +296,10 @@ pub(super) async fn execute(
                     request = request.data(crate::schema::common::ClientAddress(address));
                 }
                 let (response, committed) = service::kernel::store::noting_commits(http.schema.execute(request)).await;
+                if committed && let Some(actor) = &actor {
+                    // The writer's reports stay on the primary while a replica may lag.
+                    http.state.heavy.wrote(actor.id());
+                }
                 if committed && only_collided(&response) {
                     // Part of it was written before the collision: not run again.
                     break response;

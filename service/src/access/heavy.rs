@@ -10,11 +10,17 @@
 //!   own, not in front of everyone else's.
 //!
 //! A read that cannot start within `wait` answers RATE_LIMITED with `retryAfter`.
+//!
+//! With a read replica (`kernel::replica`, `CRM_READ_DATABASE_URL`), a read runs on it
+//! while it is within its lag bound, unless its user wrote on this instance within that
+//! bound (a report right after one's own change shows the change); else on the primary.
+//! The choice is made once per read, when it starts.
 use crate::error::{AppError, AppResult};
+use crate::kernel::replica::Replica;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
@@ -26,6 +32,11 @@ struct Inner {
     share: usize,
     /// The pool heavy reads run on (`kernel::db::heavy_pool`: a lower OS priority), if any.
     pool: Option<sea_orm::DatabaseConnection>,
+    /// A read replica, if any.
+    replica: Option<Replica>,
+    /// When each user last committed a write on this instance (kept while within the
+    /// replica's lag bound).
+    wrote: Mutex<HashMap<Uuid, Instant>>,
     wait: Duration,
     all: Arc<Semaphore>,
     users: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
@@ -37,10 +48,22 @@ impl HeavyReads {
     /// At most `share` heavy reads at once (at least one), each waiting at most `wait`,
     /// running on `pool` when given.
     pub fn new(share: usize, wait: Duration, pool: Option<sea_orm::DatabaseConnection>) -> Self {
+        Self::with_replica(share, wait, pool, None)
+    }
+
+    /// [`HeavyReads::new`], reading from `replica` while it is usable.
+    pub fn with_replica(
+        share: usize,
+        wait: Duration,
+        pool: Option<sea_orm::DatabaseConnection>,
+        replica: Option<Replica>,
+    ) -> Self {
         let share = share.max(1);
         HeavyReads(Arc::new(Inner {
             share,
             pool,
+            replica,
+            wrote: Mutex::default(),
             wait,
             all: Arc::new(Semaphore::new(share)),
             users: Mutex::default(),
@@ -62,6 +85,36 @@ impl HeavyReads {
 
     pub fn peak(&self) -> usize {
         self.0.peak.load(Ordering::Relaxed)
+    }
+
+    /// The read replica, if any.
+    pub fn replica(&self) -> Option<&Replica> {
+        self.0.replica.as_ref()
+    }
+
+    /// Notes that `user` committed a write: their heavy reads stay on the primary for the
+    /// replica's lag bound.
+    pub fn wrote(&self, user: Uuid) {
+        let Some(replica) = &self.0.replica else { return };
+        let now = Instant::now();
+        let mut wrote = self.0.wrote.lock().unwrap_or_else(|e| e.into_inner());
+        if wrote.len() >= 10_000 {
+            wrote.retain(|_, at| now.duration_since(*at) <= replica.max_lag());
+        }
+        wrote.insert(user, now);
+    }
+
+    /// Whether a read of `user` starting now may run on the replica.
+    fn on_replica(&self, user: Uuid) -> bool {
+        let Some(replica) = &self.0.replica else { return false };
+        let fresh = replica.db().is_some();
+        let own_write = {
+            let wrote = self.0.wrote.lock().unwrap_or_else(|e| e.into_inner());
+            wrote.get(&user).is_some_and(|at| at.elapsed() <= replica.max_lag() + crate::kernel::replica::TICK)
+        };
+        let on = fresh && !own_write;
+        metrics::counter!("crm_heavy_reads_total", "store" => if on { "replica" } else { "primary" }).increment(1);
+        on
     }
 
     /// Waits for `user`'s turn and a free share; the read runs while the permit lives.
@@ -87,7 +140,7 @@ impl HeavyReads {
             let mut users = self.0.users.lock().unwrap_or_else(|e| e.into_inner());
             users.entry(user).or_insert_with(|| Arc::new(Semaphore::new(1))).clone()
         };
-        let mut permit = HeavyPermit { gate: self.clone(), user, own: None, all: None };
+        let mut permit = HeavyPermit { gate: self.clone(), user, own: None, all: None, replica: false };
         let taken = tokio::time::timeout(wait.unwrap_or(Duration::MAX), async {
             permit.own = own.acquire_owned().await.ok();
             permit.all = self.0.all.clone().acquire_owned().await.ok();
@@ -106,6 +159,7 @@ impl HeavyReads {
         }
         let running = self.0.running.fetch_add(1, Ordering::Relaxed) + 1;
         self.0.peak.fetch_max(running, Ordering::Relaxed);
+        permit.replica = self.on_replica(user);
         Ok(permit)
     }
 }
@@ -116,12 +170,23 @@ pub struct HeavyPermit {
     user: Uuid,
     own: Option<OwnedSemaphorePermit>,
     all: Option<OwnedSemaphorePermit>,
+    /// Whether the read runs on the replica (chosen when it started).
+    replica: bool,
 }
 
 impl HeavyPermit {
-    /// The connection the read runs on: the heavy pool, else `main`.
+    /// The connection the read runs on: the replica when chosen, else the heavy pool, else
+    /// `main`.
     pub fn db<'a>(&'a self, main: &'a sea_orm::DatabaseConnection) -> &'a sea_orm::DatabaseConnection {
-        self.gate.0.pool.as_ref().unwrap_or(main)
+        match (&self.gate.0.replica, self.replica) {
+            (Some(replica), true) => replica.connection(),
+            _ => self.gate.0.pool.as_ref().unwrap_or(main),
+        }
+    }
+
+    /// Whether the read runs on the replica.
+    pub fn on_replica(&self) -> bool {
+        self.replica
     }
 }
 

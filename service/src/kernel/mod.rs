@@ -12,6 +12,7 @@ pub mod interactive;
 pub mod money;
 pub mod normalize;
 pub mod pagination;
+pub mod replica;
 pub mod setting;
 pub mod sql;
 pub mod store;
