@@ -277,12 +277,14 @@ pub(super) async fn execute(
         if let Some(message) = too_deep(&request) {
             return refused(StatusCode::BAD_REQUEST, &message);
         }
+        http.state.documents.reuse_parsed(&mut request);
         let response = match crate::schema::guards::check(&mut request, &http.state.limits, actor.is_some()) {
             Err(refused) => {
                 crate::meters::refused("operation_limits");
                 async_graphql::Response::from_errors(vec![refused])
             }
             Ok(()) => {
+                http.state.documents.keep_parsed(&mut request);
                 request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
                 // Interactive work until the request ends (heavy reads give way to it); only
                 // a known caller's, so that anonymous traffic (logins) cannot slow reports.

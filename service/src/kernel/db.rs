@@ -36,7 +36,12 @@ pub async fn connect_counted(
         url.to_string()
     };
     let mut opts = ConnectOptions::new(url);
-    opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+    // A pooled connection is pinged only after a minute idle (one a server, proxy or
+    // firewall may have dropped), not on every checkout: the ping was a second round trip
+    // for every statement (a twelfth of the server's time on a by-id lookup, BENCHMARKS.md).
+    opts.sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire_if_idle_for(Duration::from_secs(60));
     if sqlite {
         opts.max_connections(pool_size.max(2)).min_connections(1);
         opts.map_sqlx_sqlite_opts(|o| {
