@@ -170,7 +170,8 @@ async fn read_replica(
     let db = sea_orm::Database::connect(options).await.map_err(|e| format!("CRM_READ_DATABASE_URL: {e}"))?;
     let replica =
         service::kernel::replica::Replica::new(db, std::time::Duration::from_millis(config.replica_max_lag_ms));
-    replica.measure(primary).await;
+    // The watcher's first tick measures at once; until then heavy reads use the primary
+    // (a replica down at start does not hold the start up).
     replica.watch(primary.clone());
     Ok(Some(replica))
 }

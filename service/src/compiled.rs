@@ -27,8 +27,8 @@ use entity::enums::{Action, Resource};
 use entity::{contact, customer, deal};
 use sea_orm::sea_query::{Alias, CaseStatement, Expr, ExprTrait, Func, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    Select,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityName, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select,
 };
 use uuid::Uuid;
 
@@ -106,60 +106,63 @@ impl Kind {
         self.column(name).is_some()
     }
 
-    /// The SQL of a scalar field the compiled path answers, as the type's resolver reads
-    /// it off the row (enums are stored under their GraphQL names), before masking.
-    fn column(self, name: &str) -> Option<Expr> {
-        use contact::Column as Ct;
-        use customer::Column as C;
-        use deal::Column as D;
-        let customer = |c: C| Some(Expr::col((customer::Entity, c)));
-        let contact = |c: Ct| Some(Expr::col((contact::Entity, c)));
-        let deal = |c: D| Some(Expr::col((deal::Entity, c)));
+    /// The fields whose resolvers return the stored column as it is (enums are stored
+    /// under their GraphQL names), named on the API; their columns are the catalogue's.
+    fn plain(self) -> &'static [&'static str] {
         match self {
-            Kind::Customer => match name {
-                "id" => customer(C::Id),
-                "kind" => customer(C::Kind),
-                "category" => customer(C::Category),
-                "name" => customer(C::Name),
-                "phone" => customer(C::Phone),
-                "phoneE164" => customer(C::PhoneNorm),
-                "email" => customer(C::Email),
-                "region" => customer(C::Region),
-                "industry" => customer(C::Industry),
-                "creditRating" => customer(C::CreditRating),
-                "lifecycleStage" => customer(C::LifecycleStage),
-                "tier" => customer(C::Tier),
-                "wonDealCount" => customer(C::WonCount),
-                "ownerId" => customer(C::OwnerId),
-                "departmentId" => customer(C::DepartmentId),
-                "inPublicPool" => Some(Expr::col((customer::Entity, C::OwnerId)).is_null()),
-                "version" => customer(C::Version),
-                _ => None,
-            },
-            Kind::Contact => match name {
-                "id" => contact(Ct::Id),
-                "customerId" => contact(Ct::CustomerId),
-                "name" => contact(Ct::Name),
-                "title" => contact(Ct::Title),
-                "dealRole" => contact(Ct::DealRole),
-                "mobile" => contact(Ct::Mobile),
-                "officePhone" => contact(Ct::OfficePhone),
-                "email" => contact(Ct::Email),
-                "hometown" => contact(Ct::Hometown),
-                "hobbies" => contact(Ct::Hobbies),
-                "notes" => contact(Ct::Notes),
-                "version" => contact(Ct::Version),
-                _ => None,
-            },
-            Kind::Deal => match name {
-                "id" => deal(D::Id),
-                "customerId" => deal(D::CustomerId),
-                "title" => deal(D::Title),
-                "stage" => deal(D::Stage),
-                "lostReason" => deal(D::LostReason),
-                "version" => deal(D::Version),
-                _ => None,
-            },
+            Kind::Customer => &[
+                "id",
+                "kind",
+                "category",
+                "name",
+                "phone",
+                "phoneE164",
+                "email",
+                "region",
+                "industry",
+                "creditRating",
+                "lifecycleStage",
+                "tier",
+                "wonDealCount",
+                "ownerId",
+                "departmentId",
+            ],
+            Kind::Contact => &[
+                "id",
+                "customerId",
+                "name",
+                "title",
+                "dealRole",
+                "mobile",
+                "officePhone",
+                "email",
+                "hometown",
+                "hobbies",
+                "notes",
+            ],
+            Kind::Deal => &["id", "customerId", "title", "stage", "lostReason"],
+        }
+    }
+
+    /// The SQL of a scalar field the compiled path answers, before masking: a plain
+    /// field's column as its catalogue stores it, the row's `version`, and a customer's
+    /// `inPublicPool` (no owner).
+    fn column(self, name: &str) -> Option<Expr> {
+        let table = self.table();
+        let column = |c: &str| Expr::col((Alias::new(table), Alias::new(c)));
+        match (self, name) {
+            (_, "version") => Some(column("version")),
+            (Kind::Customer, "inPublicPool") => Some(column("owner_id").is_null()),
+            _ if self.plain().contains(&name) => self.catalogue().column(name).map(|c| column(&c)),
+            _ => None,
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            Kind::Customer => customer::Entity.table_name(),
+            Kind::Contact => contact::Entity.table_name(),
+            Kind::Deal => deal::Entity.table_name(),
         }
     }
 
@@ -169,12 +172,19 @@ impl Kind {
     }
 }
 
-/// One field of an object's selection, under its response key (alias or name).
+/// One field of a selection under its response key (alias or name), and what it asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pick {
+pub struct Keyed<W> {
     pub key: String,
-    pub what: What,
+    pub what: W,
 }
+
+/// One field of an object's selection.
+pub type Pick = Keyed<What>;
+/// One field of a connection's selection.
+pub type ListPick = Keyed<ListWhat>;
+/// One field of an edge's selection (`cursor` is not compiled).
+pub type EdgePick = Keyed<EdgeWhat>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum What {
@@ -186,26 +196,12 @@ pub enum What {
     List { of: Kind, first: u64, picks: Vec<ListPick> },
 }
 
-/// One field of a connection's selection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListPick {
-    pub key: String,
-    pub what: ListWhat,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListWhat {
     Typename,
     TotalCount,
     Nodes(Vec<Pick>),
     Edges(Vec<EdgePick>),
-}
-
-/// One field of an edge's selection (`cursor` is not compiled).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EdgePick {
-    pub key: String,
-    pub what: EdgeWhat,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +282,20 @@ fn build(args: Vec<Expr>) -> Expr {
     Func::cust(Alias::new("json_build_object")).args(args).into()
 }
 
+/// `json_build_object` of a selection: each response key with what `value` makes of its
+/// field.
+fn object_of<W>(picks: &[Keyed<W>], mut value: impl FnMut(&W) -> AppResult<Expr>) -> AppResult<Expr> {
+    if picks.len() > MAX_FIELDS {
+        return Err(AppError::Internal(format!("{} fields in one object", picks.len()).into()));
+    }
+    let mut args = Vec::with_capacity(picks.len() * 2);
+    for p in picks {
+        args.push(literal(&p.key)?);
+        args.push(value(&p.what)?);
+    }
+    Ok(build(args))
+}
+
 /// A connection's JSON over `all` (every row, for `totalCount`) and its page (`rows`
 /// builds the page's array of one picked column).
 fn connection<E: EntityTrait>(
@@ -295,58 +305,34 @@ fn connection<E: EntityTrait>(
     rows: impl Fn(Expr) -> Expr,
     actor: &Actor,
 ) -> AppResult<Expr> {
-    if picks.len() > MAX_FIELDS {
-        return Err(AppError::Internal(format!("{} fields in one connection", picks.len()).into()));
-    }
-    let mut args = Vec::with_capacity(picks.len() * 2);
-    for p in picks {
-        args.push(literal(&p.key)?);
-        args.push(match &p.what {
+    object_of(picks, |what| {
+        Ok(match what {
             ListWhat::Typename => literal(kind.connection_name())?,
             ListWhat::TotalCount => {
                 let count = all.clone().select_only().expr(Expr::cust("count(*)")).into_query();
                 Expr::SubQuery(None, Box::new(count.into()))
             }
             ListWhat::Nodes(node) => rows(object(actor, kind, node)?),
-            ListWhat::Edges(edge) => {
-                if edge.len() > MAX_FIELDS {
-                    return Err(AppError::Internal(format!("{} fields in one edge", edge.len()).into()));
-                }
-                let mut fields = Vec::with_capacity(edge.len() * 2);
-                for e in edge {
-                    fields.push(literal(&e.key)?);
-                    fields.push(match &e.what {
-                        EdgeWhat::Typename => literal(kind.edge_name())?,
-                        EdgeWhat::Node(node) => object(actor, kind, node)?,
-                    });
-                }
-                rows(build(fields))
-            }
-        });
-    }
-    Ok(build(args))
+            ListWhat::Edges(edge) => rows(object_of(edge, |what| match what {
+                EdgeWhat::Typename => literal(kind.edge_name()),
+                EdgeWhat::Node(node) => object(actor, kind, node),
+            })?),
+        })
+    })
 }
 
 /// One record's JSON, over the row of its table in scope (and, for a contact or a deal,
 /// its customer's row in the enclosing statement).
 fn object(actor: &Actor, kind: Kind, picks: &[Pick]) -> AppResult<Expr> {
-    if picks.len() > MAX_FIELDS {
-        return Err(AppError::Internal(format!("{} fields in one object", picks.len()).into()));
-    }
-    let mut args = Vec::with_capacity(picks.len() * 2);
-    for p in picks {
-        args.push(literal(&p.key)?);
-        args.push(match &p.what {
-            What::Typename => literal(kind.type_name())?,
-            What::Field(name) => field(actor, kind, name)?,
-            What::List { of, first, picks } => match (kind, of) {
-                (Kind::Customer, Kind::Contact) => nested::<contact::Entity>(actor, *of, *first, picks)?,
-                (Kind::Customer, Kind::Deal) => nested::<deal::Entity>(actor, *of, *first, picks)?,
-                _ => return Err(AppError::Internal(format!("no list of {of:?} under {kind:?}").into())),
-            },
-        });
-    }
-    Ok(build(args))
+    object_of(picks, |what| match what {
+        What::Typename => literal(kind.type_name()),
+        What::Field(name) => field(actor, kind, name),
+        What::List { of, first, picks } => match (kind, of) {
+            (Kind::Customer, Kind::Contact) => nested::<contact::Entity>(actor, *of, *first, picks),
+            (Kind::Customer, Kind::Deal) => nested::<deal::Entity>(actor, *of, *first, picks),
+            _ => Err(AppError::Internal(format!("no list of {of:?} under {kind:?}").into())),
+        },
+    })
 }
 
 /// A scalar field, masked as its resolver masks it: the field group's reach over the
@@ -383,6 +369,10 @@ mod tests {
 
     #[test]
     fn answers_only_mapped_fields() {
+        let sql = |e: Expr| Query::select().expr(e).to_string(sea_orm::sea_query::PostgresQueryBuilder);
+        assert_eq!(sql(Kind::Customer.column("phoneE164").unwrap()), r#"SELECT "customer"."phone_norm""#);
+        assert_eq!(sql(Kind::Contact.column("officePhone").unwrap()), r#"SELECT "contact"."office_phone""#);
+        assert_eq!(sql(Kind::Deal.column("version").unwrap()), r#"SELECT "deal"."version""#);
         assert!(Kind::Customer.answers("name"));
         assert!(Kind::Contact.answers("mobile"));
         assert!(!Kind::Customer.answers("address"), "sealed at rest: decrypted by the ordinary path");

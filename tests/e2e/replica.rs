@@ -224,3 +224,17 @@ async fn reports_read_from_a_streaming_replica_and_fall_back_to_the_primary() {
     drop(admin);
     primary.stop();
 }
+
+/// A replica of an SQLite file is refused at start, by name.
+#[tokio::test]
+async fn a_read_replica_needs_postgresql() {
+    let path = std::env::temp_dir().join(format!("crm_test_{}.db", uuid::Uuid::new_v4().simple()));
+    let mut config = test_config(format!("sqlite://{}", path.display()));
+    config.read_database_url = Some("postgres://postgres@127.0.0.1:5432/crm".into());
+    let refused = api::prepare(&config).await.err();
+    for suffix in ["", "-wal", "-shm", ".key"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let refused = refused.expect("a replica of SQLite is refused");
+    assert!(refused.contains("CRM_READ_DATABASE_URL needs PostgreSQL"), "{refused}");
+}

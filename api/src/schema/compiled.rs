@@ -7,7 +7,7 @@
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{Context, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
-use service::compiled::{EdgePick, EdgeWhat, Kind, ListPick, ListWhat, MAX_FIELDS, Pick, What};
+use service::compiled::{EdgePick, EdgeWhat, Keyed, Kind, ListPick, ListWhat, MAX_FIELDS, Pick, What};
 use std::borrow::Cow;
 
 /// The key under which async-graphql's `raw_value` feature writes a string as JSON text
@@ -92,82 +92,63 @@ fn occurrences(ctx: &Context<'_>, set: &SelectionSet, key: &str, seen: &mut usiz
     })
 }
 
-/// The fields of a selection set under their response keys: plain fields only (no
-/// fragment, no directive, which the ordinary path merges and evaluates), each key once.
-fn fields(set: &SelectionSet) -> Option<Vec<(&str, &Field)>> {
-    let mut out: Vec<(&str, &Field)> = Vec::with_capacity(set.items.len());
+/// The fields of a selection set under their response keys, each read by `what`: plain
+/// fields only (no fragment, no directive, which the ordinary path merges and evaluates),
+/// each key once, at most [`MAX_FIELDS`]; `None` when any of that fails or `what` does.
+fn keyed<W>(set: &SelectionSet, mut what: impl FnMut(&Field) -> Option<W>) -> Option<Vec<Keyed<W>>> {
+    if set.items.len() > MAX_FIELDS {
+        return None;
+    }
+    let mut out: Vec<Keyed<W>> = Vec::with_capacity(set.items.len());
     for item in &set.items {
         let Selection::Field(field) = &item.node else { return None };
         let field = &field.node;
         let key = field.response_key().node.as_str();
-        if !field.directives.is_empty() || out.iter().any(|(k, _)| *k == key) {
+        if !field.directives.is_empty() || out.iter().any(|k| k.key == key) {
             return None;
         }
-        out.push((key, field));
+        out.push(Keyed { key: key.to_string(), what: what(field)? });
     }
     Some(out)
 }
 
 fn picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<Pick>> {
-    let fields = fields(set)?;
-    if fields.len() > MAX_FIELDS {
-        return None;
-    }
-    fields
-        .into_iter()
-        .map(|(key, field)| {
-            let name = field.name.node.as_str();
-            let what = if name == "__typename" {
-                What::Typename
-            } else if kind.answers(name) && field.arguments.is_empty() {
-                What::Field(name.to_string())
-            } else if let (Kind::Customer, Some(of)) = (kind, Kind::nested(name)) {
-                let first = first_only(ctx, field)?;
-                What::List { of, first, picks: list_picks(ctx, &field.selection_set.node, of)? }
-            } else {
-                return None;
-            };
-            Some(Pick { key: key.to_string(), what })
+    keyed(set, |field| {
+        let name = field.name.node.as_str();
+        Some(if name == "__typename" {
+            What::Typename
+        } else if kind.answers(name) && field.arguments.is_empty() {
+            What::Field(name.to_string())
+        } else if let (Kind::Customer, Some(of)) = (kind, Kind::nested(name)) {
+            let first = first_only(ctx, field)?;
+            What::List { of, first, picks: list_picks(ctx, &field.selection_set.node, of)? }
+        } else {
+            return None;
         })
-        .collect()
+    })
 }
 
 fn list_picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<ListPick>> {
-    let fields = fields(set)?;
-    if fields.len() > MAX_FIELDS {
-        return None;
-    }
-    fields
-        .into_iter()
-        .map(|(key, field)| {
-            let what = match field.name.node.as_str() {
-                "__typename" => ListWhat::Typename,
-                "totalCount" => ListWhat::TotalCount,
-                "nodes" => ListWhat::Nodes(picks(ctx, &field.selection_set.node, kind)?),
-                "edges" => ListWhat::Edges(edge_picks(ctx, &field.selection_set.node, kind)?),
-                _ => return None,
-            };
-            Some(ListPick { key: key.to_string(), what })
+    keyed(set, |field| {
+        if !field.arguments.is_empty() {
+            return None;
+        }
+        Some(match field.name.node.as_str() {
+            "__typename" => ListWhat::Typename,
+            "totalCount" => ListWhat::TotalCount,
+            "nodes" => ListWhat::Nodes(picks(ctx, &field.selection_set.node, kind)?),
+            "edges" => ListWhat::Edges(edge_picks(ctx, &field.selection_set.node, kind)?),
+            _ => return None,
         })
-        .collect()
+    })
 }
 
 fn edge_picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<EdgePick>> {
-    let fields = fields(set)?;
-    if fields.len() > MAX_FIELDS {
-        return None;
-    }
-    fields
-        .into_iter()
-        .map(|(key, field)| {
-            let what = match field.name.node.as_str() {
-                "__typename" => EdgeWhat::Typename,
-                "node" => EdgeWhat::Node(picks(ctx, &field.selection_set.node, kind)?),
-                _ => return None,
-            };
-            Some(EdgePick { key: key.to_string(), what })
-        })
-        .collect()
+    keyed(set, |field| match field.name.node.as_str() {
+        "__typename" => Some(EdgeWhat::Typename),
+        "node" => Some(EdgeWhat::Node(picks(ctx, &field.selection_set.node, kind)?)),
+        _ => None,
+    })
 }
 
 /// A nested list's page size when `first` is its only argument and a valid one (the

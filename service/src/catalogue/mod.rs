@@ -149,6 +149,12 @@ impl RecordCatalogue {
         self.field(name).and_then(|f| f.group)
     }
 
+    /// The stored column of the field named `name` (its first stored key: `phoneE164` is
+    /// `phone_norm`, `name` is `name` beside `name_norm`).
+    pub fn column(&self, name: &str) -> Option<String> {
+        self.field(name).and_then(|f| stored_keys(f).into_iter().next())
+    }
+
     /// The CSV export's columns, in order.
     pub fn export_columns(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.fields.iter().filter(|f| f.export).map(|f| f.name)

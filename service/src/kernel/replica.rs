@@ -61,7 +61,7 @@ impl Replica {
 
     /// Measures the lag against `primary` once and records the verdict (and the
     /// `crm_replica_lag_seconds` gauge, -1 when unknown).
-    pub async fn measure(&self, primary: &DatabaseConnection) {
+    async fn measure(&self, primary: &DatabaseConnection) {
         let lag = self.lag_now(primary).await;
         self.record(lag);
     }
