@@ -56,6 +56,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         .map_err(|e| format!("cannot open database: {e}"))?;
     migrate(&db).await.map_err(|e| format!("migration failed: {e}"))?;
     restrict_sqlite_files(&config.database_url);
+    service::customer::tally::keep_folded(&db).await.map_err(|e| format!("cannot fold the customer tally: {e}"))?;
     service::kernel::db::spawn_checkpointer(&config.database_url, std::time::Duration::from_secs(5))
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;
@@ -91,9 +92,13 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
     });
     let events = service::access::live::Events::start(db.clone(), sessions.clone()).await?;
     let replica = read_replica(config, &db).await?;
-    let compiled_reads = config.compiled_reads && db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+    // As many connections as the main pool: a compiled read holds one for one statement.
+    let compiled = (config.compiled_reads && db.get_database_backend() == sea_orm::DatabaseBackend::Postgres)
+        .then(|| service::kernel::lane::Lane::new(&config.database_url, config.pool_size, sql_statements.clone()))
+        .transpose()
+        .map_err(|e| format!("cannot open database: {e}"))?;
     Ok(AppState {
-        compiled_reads,
+        compiled,
         db,
         jwt: JwtKeys::new(
             secret.as_bytes(),

@@ -43,9 +43,9 @@ pub struct AppState {
     pub heavy: service::access::heavy::HeavyReads,
     /// The bearer token of `/metrics` on the main port, if it is served there.
     pub metrics_token: Option<std::sync::Arc<str>>,
-    /// Whether reads are compiled to one statement where they can be
-    /// (`crate::schema::compiled`): `CRM_COMPILED_READS` on PostgreSQL.
-    pub compiled_reads: bool,
+    /// The connections of the compiled reads (`crate::schema::compiled`), when reads are
+    /// compiled to one statement where they can be: `CRM_COMPILED_READS` on PostgreSQL.
+    pub compiled: Option<service::kernel::lane::Lane>,
     /// Persisted and trusted documents (`crate::documents`).
     pub documents: std::sync::Arc<crate::documents::Documents>,
 }

@@ -13,6 +13,7 @@ pub mod classification_run;
 pub mod consent;
 pub mod contact;
 pub mod customer;
+pub mod customer_tally;
 pub mod deal;
 pub mod deal_line_item;
 pub mod department;

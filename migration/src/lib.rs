@@ -31,6 +31,7 @@ mod m20261207_000024_search_terms;
 mod m20261207_000025_narrow_search_keys;
 mod m20261207_000026_search_zone_index;
 mod m20261207_000027_customer_page_indexes;
+mod m20261207_000028_customer_tally;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000025_narrow_search_keys::Migration),
             Box::new(m20261207_000026_search_zone_index::Migration),
             Box::new(m20261207_000027_customer_page_indexes::Migration),
+            Box::new(m20261207_000028_customer_tally::Migration),
         ]
     }
 }

@@ -38,5 +38,6 @@ mod schema;
 mod search;
 mod sessions;
 mod spreadsheets;
+mod tally;
 mod webhooks;
 mod ws;

@@ -47,9 +47,10 @@ fn raw(json: String) -> Value {
     Value::Object([(Name::new(RAW_VALUE_TOKEN), Value::String(json))].into_iter().collect())
 }
 
-/// Whether this server compiles reads (PostgreSQL, `CRM_COMPILED_READS` on).
-pub fn enabled(ctx: &Context<'_>) -> bool {
-    super::common::state(ctx).compiled_reads
+/// The compiled reads' connections, when this server compiles reads (PostgreSQL,
+/// `CRM_COMPILED_READS` on).
+pub fn lane<'a>(ctx: &'a Context<'_>) -> Option<&'a service::kernel::lane::Lane> {
+    super::common::state(ctx).compiled.as_ref()
 }
 
 /// The selection of the field being resolved, a `kind`, as picks; `None` when a part of

@@ -97,12 +97,13 @@ pub fn plan<E: Listing>(
     let guard = |field: &str| {
         E::CATALOGUE.group(field).map(|group| group_condition::<E>(actor, group, over, field)).transpose()
     };
-    let mut condition = Condition::all().add(filter::condition(
-        &guard,
-        E::FILTER,
-        query.filter.as_ref(),
-        custom.map(|c| c as &dyn filter::CustomFields),
-    )?);
+    // Empty when the caller's rows are all listed: no filter, no sort key confined.
+    let mut condition = Condition::all();
+    let filter =
+        filter::condition(&guard, E::FILTER, query.filter.as_ref(), custom.map(|c| c as &dyn filter::CustomFields))?;
+    if !filter.is_empty() {
+        condition = condition.add(filter);
+    }
     let keys: Vec<SortKey<E>> = if query.order.is_empty() {
         vec![E::sort_key(&E::DEFAULT_SORT.0, E::DEFAULT_SORT.1, custom)?]
     } else {

@@ -6,6 +6,7 @@ pub mod duplicates;
 pub mod merge;
 mod ownership;
 mod read;
+pub mod tally;
 mod write;
 
 use crate::access::list::{ListQuery, Listing};

@@ -1,5 +1,6 @@
 //! Reading customers: one by id, several, where they sit, and the filtered, sorted list.
 use super::*;
+use sea_orm::sea_query::SelectStatement;
 
 /// Sortable fields of the customer list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,17 +141,37 @@ pub async fn list(
     actor: &Actor,
     query: &ListQuery<SortField>,
 ) -> AppResult<Page<customer::Model>> {
-    let (q, keys) = list_select(db, actor, query).await?;
+    let ListSelect { select: q, keys, tallied } = list_select(db, actor, query).await?;
     // A sales rep's "own rows or my department's pool" reads each part from its index
     // (`idx_customer_owner_created`, `idx_customer_pool_created`) instead of filtering a
     // scan of every customer by the OR.
-    match actor.customer_parts(Resource::Customer, Action::Read) {
-        Some(parts) => paginate_parts(db, q, parts, &keys, Column::Id, |m| m.id, &query.page).await,
+    let mut page = match actor.customer_parts(Resource::Customer, Action::Read) {
+        Some(parts) => paginate_parts(db, q, parts, &keys, Column::Id, |m| m.id, &query.page).await?,
         None => {
             let q = q.filter(actor.customer_condition(Resource::Customer, Action::Read));
-            paginate(db, q, &keys, Column::Id, |m| m.id, &query.page).await
+            paginate(db, q, &keys, Column::Id, |m| m.id, &query.page).await?
         }
+    };
+    if let Some(count) = tallied {
+        let db = db.clone();
+        page.total_count = std::sync::Arc::new(move || {
+            let (db, count) = (db.clone(), count.clone());
+            Box::pin(async move { super::tally::total(&db, &count).await })
+        });
     }
+    Ok(page)
+}
+
+/// The customers a list reads, before row scope.
+pub struct ListSelect {
+    /// The query's filter over the live customers, or the trash.
+    pub select: Select<customer::Entity>,
+    /// The list's sort keys.
+    pub keys: Vec<SortKey<customer::Entity>>,
+    /// The list's `totalCount` in the caller's scope from the tally (`tally::count`), when
+    /// the list is every live customer the caller reads (no filter, no sort key confined
+    /// to some rows) and the store keeps one.
+    pub tallied: Option<SelectStatement>,
 }
 
 /// The customers of [`list`] before row scope, with the list's sort keys: the query's
@@ -164,7 +185,7 @@ pub async fn list_select(
     db: &DatabaseConnection,
     actor: &Actor,
     query: &ListQuery<SortField>,
-) -> AppResult<(Select<customer::Entity>, Vec<SortKey<customer::Entity>>)> {
+) -> AppResult<ListSelect> {
     // Custom fields are typed by the templates of the categories open to the caller.
     let custom = if crate::kernel::filter::mentions(query.filter.as_ref(), "customFields")
         || query.order.iter().any(|(f, _)| matches!(f, SortField::Custom(_)))
@@ -182,8 +203,13 @@ pub async fn list_select(
     };
     let (filter, keys) =
         crate::access::list::plan::<customer::Entity>(actor, Resource::Customer, query, custom.as_ref())?;
+    let tallied = if query.deleted || !filter.is_empty() {
+        None
+    } else {
+        super::tally::count(db.get_database_backend(), &actor.reach(Resource::Customer, Action::Read))
+    };
     let live = if query.deleted { Column::DeletedAt.is_not_null() } else { Column::DeletedAt.is_null() };
-    Ok((customer::Entity::find().filter(live).filter(filter), keys))
+    Ok(ListSelect { select: customer::Entity::find().filter(live).filter(filter), keys, tallied })
 }
 
 /// Locks a customer's row for the rest of the transaction (`FOR UPDATE` on PostgreSQL;

@@ -9,6 +9,7 @@ pub mod events;
 pub mod filter;
 pub mod idempotency;
 pub mod interactive;
+pub mod lane;
 pub mod money;
 pub mod normalize;
 pub mod pagination;

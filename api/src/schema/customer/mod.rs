@@ -361,10 +361,10 @@ impl CustomerQuery {
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Compiled<Customer>>> {
         let actor = actor(ctx)?;
         let id = parse_id("id", &id).gql()?;
-        if compiled::enabled(ctx)
+        if let Some(lane) = compiled::lane(ctx)
             && let Some(picks) = compiled::record(ctx, Kind::Customer)
         {
-            match service::compiled::customer(db(ctx), actor, id, &picks).await.gql()? {
+            match service::compiled::customer(lane, actor, id, &picks).await.gql()? {
                 Answer::Json(json) => return Ok(Some(Compiled::Raw(json))),
                 Answer::Nothing => return Err(AppError::NotFound("customer")).gql(),
                 Answer::Ordinary => {}
@@ -387,9 +387,10 @@ impl CustomerQuery {
         let actor = actor(ctx)?;
         let order = order_by.unwrap_or_default().into_iter().map(CustomerOrder::key).collect::<AppResult<_>>().gql()?;
         let query = list_query(first, after, filter, order, deleted).gql()?;
-        if compiled::enabled(ctx)
+        if let Some(lane) = compiled::lane(ctx)
             && let Some(picks) = compiled::connection(ctx, Kind::Customer)
-            && let Answer::Json(json) = service::compiled::customers(db(ctx), actor, &query, &picks).await.gql()?
+            && let Answer::Json(json) =
+                service::compiled::customers(db(ctx), lane, actor, &query, &picks).await.gql()?
         {
             return Ok(Compiled::Raw(json));
         }
