@@ -97,7 +97,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         .then(|| service::kernel::lane::Lane::new(&config.database_url, config.pool_size, sql_statements.clone()))
         .transpose()
         .map_err(|e| format!("cannot open database: {e}"))?;
-    Ok(AppState {
+    Ok(AppState::new(state::Shared {
         compiled,
         db,
         jwt: JwtKeys::new(
@@ -150,7 +150,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
             .map_err(|e| format!("cannot open database: {e}"))?,
             replica,
         ),
-    })
+    }))
 }
 
 /// The read replica of `CRM_READ_DATABASE_URL`, watched from now on (`service::kernel::replica`).

@@ -3,9 +3,27 @@ use crate::config::Limits;
 use sea_orm::DatabaseConnection;
 use service::access::JwtKeys;
 
-/// What every request can reach.
+/// What every request can reach: one [`Shared`], cloned by reference (axum clones the
+/// state for each middleware and handler of every request; a clone of the fields was 5%
+/// of the server's samples on a by-id lookup).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(std::sync::Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The server's state (see [`AppState`]).
+pub struct Shared {
     pub db: DatabaseConnection,
     pub jwt: JwtKeys,
     pub limits: Limits,

@@ -6,7 +6,7 @@
 //! The API turns a selection into [`Pick`]s only when every part of it is one this module
 //! answers (`api/src/schema/compiled.rs`); any other selection takes the ordinary path. The
 //! rules are the ordinary path's, taken from the same places, so that the two cannot drift:
-//! - which customers: `customer::get_select` and `customer::list_select` (filter, sort
+//! - which customers: `customer::get_condition` and `customer::list_select` (filter, sort
 //!   keys, trash) with [`Actor::customer_condition`], paged by `pagination::page_select`
 //!   (order, cursor, page size, a sales rep's two parts);
 //! - a nested list: the rule of [`Actor::may`] on the customer (live, inside the list's own
@@ -217,7 +217,11 @@ pub enum EdgeWhat {
 /// Database errors; INTERNAL for a pick the API should not have compiled.
 pub async fn customer(lane: &Lane, actor: &Actor, id: Uuid, picks: &[Pick]) -> AppResult<Answer> {
     let json = object(actor, Kind::Customer, picks)?;
-    let select = customers::get_select(actor, id).select_only().expr_as(text(json), "j").into_query();
+    let select = Query::select()
+        .expr_as(text(json), Alias::new("j"))
+        .from(customer::Entity)
+        .cond_where(customers::get_condition(actor, id))
+        .to_owned();
     run(lane, &select).await
 }
 

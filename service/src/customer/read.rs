@@ -97,9 +97,17 @@ pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResul
 /// The select of [`get`]: the customer `id` if it is live and the caller may read it (the
 /// compiled read path, `service/src/compiled.rs`, answers from the same select).
 pub fn get_select(actor: &Actor, id: Uuid) -> Select<customer::Entity> {
-    customer::Entity::find_by_id(id)
-        .filter(Column::DeletedAt.is_null())
-        .filter(actor.customer_condition(Resource::Customer, Action::Read))
+    customer::Entity::find().filter(get_condition(actor, id))
+}
+
+/// The condition of [`get_select`] over `customer` (a statement that selects its own
+/// expressions starts from it: building sea-orm's select of every column first was 4% of
+/// the server's samples on a compiled by-id lookup).
+pub fn get_condition(actor: &Actor, id: Uuid) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(Column::Id.eq(id))
+        .add(Column::DeletedAt.is_null())
+        .add(actor.customer_condition(Resource::Customer, Action::Read))
 }
 
 /// The live customers among `ids` that the caller may read, for batched loads.
