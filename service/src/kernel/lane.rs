@@ -76,13 +76,13 @@ impl Lane {
     /// Runs `statement` (PostgreSQL, one text column) and returns the first row's text.
     ///
     /// # Errors
-    /// Database errors; TIMEOUT-like INTERNAL when no connection came within 10 s.
+    /// Database errors; RATE_LIMITED when no connection came within 10 s.
     pub async fn text(&self, statement: sea_orm::Statement) -> AppResult<Option<String>> {
         let inner = &self.inner;
-        let _permit = tokio::time::timeout(WAIT, inner.permits.acquire())
-            .await
-            .map_err(|_| AppError::Internal("no database connection within 10 s".into()))?
-            .map_err(|_| AppError::Internal("the lane is closed".into()))?;
+        // Every connection taken for 10 s: refused as the main pool refuses (RATE_LIMITED).
+        let busy = || AppError::from(sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout));
+        let _permit =
+            tokio::time::timeout(WAIT, inner.permits.acquire()).await.map_err(|_| busy())?.map_err(|_| busy())?;
         let mut conn = self.take().await?;
         inner.counter.fetch_add(1, Ordering::Relaxed);
         let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
