@@ -255,13 +255,23 @@ fn limits_inline(statement: sea_orm::Statement) -> sea_orm::Statement {
     let mut numbers: Vec<Option<usize>> = vec![None; values.0.len()];
     let (mut i, mut from) = (0, 0);
     let mut quote: Option<u8> = None;
+    // In an `E'...'` literal (sea-query writes a string with a quote or a backslash so), a
+    // backslash escapes the next byte.
+    let mut escapes = false;
     while i < sql.len() {
         let b = sql[i];
         match quote {
+            Some(_) if escapes && b == b'\\' => {
+                i += 2;
+                continue;
+            }
             // '' and "" inside a literal or a name close and reopen it: no harm.
             Some(q) if b == q => quote = None,
             Some(_) => {}
-            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if b == b'\'' || b == b'"' => {
+                escapes = b == b'\'' && i > 0 && matches!(sql[i - 1], b'E' | b'e');
+                quote = Some(b);
+            }
             None if b == b'$' && sql.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 let end = (i + 1..sql.len()).find(|&j| !sql[j].is_ascii_digit()).unwrap_or(sql.len());
                 let n = statement.sql[i + 1..end].parse::<usize>().ok().filter(|n| (1..=values.0.len()).contains(n));
@@ -460,13 +470,13 @@ mod tests {
         use sea_orm::{DatabaseBackend, Statement, Value, Values};
         let statement = Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
-            r#"SELECT '$1', "a$2" FROM t WHERE x = $1 AND y IN ($3, $1) LIMIT $2) LIMIT $4 OFFSET $5"#,
+            r#"SELECT '$1', "a$2", E'\'$3', E'\\' FROM t WHERE x = $1 AND y IN ($3, $1) LIMIT $2) LIMIT $4 OFFSET $5"#,
             [Value::from("x"), Value::from(10u64), Value::from(7i64), Value::from(21u64), Value::from(3u64)],
         );
         let inlined = limits_inline(statement);
         assert_eq!(
             inlined.sql,
-            r#"SELECT '$1', "a$2" FROM t WHERE x = $1 AND y IN ($2, $1) LIMIT 10) LIMIT 21 OFFSET $3"#
+            r#"SELECT '$1', "a$2", E'\'$3', E'\\' FROM t WHERE x = $1 AND y IN ($2, $1) LIMIT 10) LIMIT 21 OFFSET $3"#
         );
         assert_eq!(inlined.values, Some(Values(vec![Value::from("x"), Value::from(7i64), Value::from(3u64)])));
     }

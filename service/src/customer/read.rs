@@ -95,7 +95,8 @@ pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResul
 }
 
 /// The select of [`get`]: the customer `id` if it is live and the caller may read it (the
-/// compiled read path, `service/src/compiled.rs`, answers from the same select).
+/// compiled read path, `service/src/compiled.rs`, answers from its condition,
+/// [`get_condition`]).
 pub fn get_select(actor: &Actor, id: Uuid) -> Select<customer::Entity> {
     customer::Entity::find().filter(get_condition(actor, id))
 }

@@ -6,8 +6,10 @@
 //! every statement, which on the by-id lookup was a sixth of the server's samples and as
 //! many wake-ups of PostgreSQL's backend as the statement itself (BENCHMARKS.md, issue
 //! 29). That ping is how sqlx finds a connection left mid-answer by a dropped future;
-//! here a connection goes back to the lane only when its statement ran to the end (the
-//! answer, or an error the server sent), and is closed otherwise. A connection idle for a
+//! here a connection goes back to the lane at once when its statement ran to the end (the
+//! answer, or an error the server sent that did not end the session), is drained by a
+//! task of its own when its request went away mid-answer (holding its permit until the
+//! statement is over), and is closed after any other error. A connection idle for a
 //! minute is pinged before use, as the main pool does (`db::connect_counted`). Its
 //! sessions plan each statement once (`plan_cache_mode = force_generic_plan`).
 //!
@@ -22,7 +24,7 @@ use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a connection may sit idle before it is pinged on its next use.
 const IDLE: Duration = Duration::from_secs(60);
@@ -38,7 +40,7 @@ pub struct Lane {
 struct Inner {
     options: PgConnectOptions,
     idle: Mutex<Vec<(PgConnection, Instant)>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     counter: StatementCounter,
 }
 
@@ -67,7 +69,7 @@ impl Lane {
             inner: Arc::new(Inner {
                 options,
                 idle: Mutex::default(),
-                permits: Semaphore::new(size.max(1) as usize),
+                permits: Arc::new(Semaphore::new(size.max(1) as usize)),
                 counter,
             }),
         })
@@ -76,22 +78,25 @@ impl Lane {
     /// Runs `statement` (PostgreSQL, one text column) and returns the first row's text.
     ///
     /// # Errors
-    /// Database errors; RATE_LIMITED when no connection came within 10 s.
+    /// Database errors; RATE_LIMITED when no connection came within 10 s (or none could
+    /// be opened), as the main pool refuses.
     pub async fn text(&self, statement: sea_orm::Statement) -> AppResult<Option<String>> {
-        let inner = &self.inner;
-        // Every connection taken for 10 s: refused as the main pool refuses (RATE_LIMITED).
-        let busy = || AppError::from(sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout));
-        let _permit =
-            tokio::time::timeout(WAIT, inner.permits.acquire()).await.map_err(|_| busy())?.map_err(|_| busy())?;
         let mut conn = self.take().await?;
-        inner.counter.fetch_add(1, Ordering::Relaxed);
+        self.inner.counter.fetch_add(1, Ordering::Relaxed);
         let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
         let query = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), SqlxValues(values));
         let answer = query.fetch_optional(conn.as_mut()).await;
-        // Here the statement ran to its end: the answer was read, or the server's error.
+        // Here the statement ran to its end: the answer was read, or the server's error
+        // (a FATAL one ends the session: that connection is closed).
         match &answer {
-            Ok(_) | Err(sqlx::Error::Database(_)) => conn.give_back(),
-            Err(_) => {}
+            Ok(_) => conn.give_back(),
+            Err(sqlx::Error::Database(e))
+                if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some_and(|e| e.severity() == sqlx::postgres::PgSeverity::Error) =>
+            {
+                conn.give_back();
+            }
+            Err(_) => conn.close(),
         }
         let row =
             answer.map_err(|e| AppError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into()))))?;
@@ -100,31 +105,55 @@ impl Lane {
             .map_err(|e| AppError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into()))))
     }
 
-    /// An idle connection (pinged when it sat idle too long) or a new one.
+    /// A permit and an idle connection (pinged when it sat idle too long) or a new one.
     async fn take(&self) -> AppResult<Lent> {
-        let err = |e: sqlx::Error| AppError::from(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())));
+        // Every connection taken for 10 s, or none to be had: refused as the main pool
+        // refuses (RATE_LIMITED, `docs/limits.md`).
+        let busy = || AppError::from(sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout));
+        let permit = tokio::time::timeout(WAIT, self.inner.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
         loop {
             let idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            match idle {
+            let conn = match idle {
                 Some((mut conn, since)) => {
-                    if since.elapsed() < IDLE || conn.ping().await.is_ok() {
-                        return Ok(Lent { lane: self.clone(), conn: Some(conn) });
+                    if since.elapsed() >= IDLE && conn.ping().await.is_err() {
+                        continue;
                     }
+                    conn
                 }
-                None => {
-                    let conn = PgConnection::connect_with(&self.inner.options).await.map_err(err)?;
-                    return Ok(Lent { lane: self.clone(), conn: Some(conn) });
-                }
-            }
+                None => match tokio::time::timeout(WAIT, PgConnection::connect_with(&self.inner.options)).await {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "compiled reads: cannot open a connection");
+                        return Err(busy());
+                    }
+                    Err(_) => {
+                        tracing::warn!("compiled reads: no connection opened within 10 s");
+                        return Err(busy());
+                    }
+                },
+            };
+            return Ok(Lent { lane: self.clone(), conn: Some(conn), permit: Some(permit) });
         }
     }
 }
 
-/// A connection out of the lane: closed when dropped, unless given back.
+/// A connection out of the lane with its permit. Dropped before its statement ended (the
+/// request went away mid-answer), it is drained by a task of its own before it goes back:
+/// PostgreSQL runs a statement to its end whether or not the client still listens, so
+/// the permit is held until then, and the lane never has more statements running than
+/// permits (sqlx's pool does the same with its ping).
 struct Lent {
     lane: Lane,
     conn: Option<PgConnection>,
+    permit: Option<OwnedSemaphorePermit>,
 }
+
+/// The longest a dropped connection's statement is waited for before the connection is
+/// closed (its backend then stops at its next write to the client).
+const DRAIN: Duration = Duration::from_secs(30);
 
 impl Lent {
     fn as_mut(&mut self) -> &mut PgConnection {
@@ -135,5 +164,26 @@ impl Lent {
         if let Some(conn) = self.conn.take() {
             self.lane.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).push((conn, Instant::now()));
         }
+        self.permit.take();
+    }
+
+    fn close(&mut self) {
+        self.conn.take();
+        self.permit.take();
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let (Some(mut conn), Some(permit)) = (self.conn.take(), self.permit.take()) else { return };
+        let lane = self.lane.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            // The ping's answer comes after the rest of the statement's.
+            if let Ok(Ok(())) = tokio::time::timeout(DRAIN, conn.ping()).await {
+                lane.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).push((conn, Instant::now()));
+            }
+            drop(permit);
+        });
     }
 }
