@@ -56,7 +56,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
         .map_err(|e| format!("cannot open database: {e}"))?;
     migrate(&db).await.map_err(|e| format!("migration failed: {e}"))?;
     restrict_sqlite_files(&config.database_url);
-    service::customer::tally::keep_folded(&db).await.map_err(|e| format!("cannot fold the customer tally: {e}"))?;
+    service::customer::tally::keep_folded(&db).await;
     service::kernel::db::spawn_checkpointer(&config.database_url, std::time::Duration::from_secs(5))
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;

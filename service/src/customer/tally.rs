@@ -13,7 +13,7 @@ use crate::access::Reach;
 use crate::error::AppResult;
 use entity::customer_tally::{self, Column};
 use sea_orm::sea_query::{Expr, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityName, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityName};
 use std::time::Duration;
 
 /// How often an instance folds the appended changes.
@@ -58,45 +58,42 @@ const FOLD: &str = "WITH turn AS (SELECT pg_try_advisory_xact_lock(7262554943184
      INSERT INTO customer_tally (department_id, owner_id, n, folded) \
      SELECT department_id, owner_id, sum(n), true FROM gone GROUP BY 1, 2 HAVING sum(n) <> 0";
 
-/// Folds the appended changes (nothing on SQLite); the rows written.
+/// Folds the appended changes (nothing on SQLite); the rows written. Runs on the pool
+/// underneath `db`, not through it: a fold is no request's statement (tests count those).
 ///
 /// # Errors
 /// Database errors.
-pub async fn fold(db: &impl ConnectionTrait) -> AppResult<u64> {
+pub async fn fold(db: &DatabaseConnection) -> AppResult<u64> {
     if db.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(0);
     }
-    Ok(db.execute_raw(Statement::from_string(DatabaseBackend::Postgres, FOLD)).await?.rows_affected())
+    let done = sea_orm::sqlx::query(FOLD)
+        .execute(db.get_postgres_connection_pool())
+        .await
+        .map_err(|e| sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    Ok(done.rows_affected())
 }
 
-/// Folds now, then every [`FOLD_EVERY`] in the background (PostgreSQL only), through the
-/// pool underneath `db`: not a statement of any request's (tests count those).
-///
-/// # Errors
-/// None today (a failed fold is logged); kept for the caller's `?`.
-pub async fn keep_folded(db: &DatabaseConnection) -> AppResult<()> {
+/// Folds now, then every [`FOLD_EVERY`] in the background (PostgreSQL only). A failed
+/// fold is logged, never a reason to refuse to start: the counts are right unfolded,
+/// only slower to sum.
+pub async fn keep_folded(db: &DatabaseConnection) {
     if db.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(());
+        return;
     }
-    let pool = db.get_postgres_connection_pool().clone();
-    let fold = move || {
-        let pool = pool.clone();
-        async move { sea_orm::sqlx::query(FOLD).execute(&pool).await }
-    };
-    // Not a reason to refuse to start: the counts are right unfolded, only slower.
-    if let Err(e) = fold().await {
+    if let Err(e) = fold(db).await {
         tracing::warn!(error = %e, "customer tally not folded at start");
     }
+    let db = db.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(FOLD_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = fold().await {
+            if let Err(e) = fold(&db).await {
                 tracing::debug!(error = %e, "customer tally not folded");
             }
         }
     });
-    Ok(())
 }

@@ -98,11 +98,9 @@ impl Lane {
             }
             Err(_) => conn.close(),
         }
-        let row =
-            answer.map_err(|e| AppError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into()))))?;
-        row.map(|r| r.try_get::<String, _>(0))
-            .transpose()
-            .map_err(|e| AppError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into()))))
+        let query_err =
+            |e: sqlx::Error| AppError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into())));
+        answer.map_err(query_err)?.map(|r| r.try_get::<String, _>(0)).transpose().map_err(query_err)
     }
 
     /// A permit and an idle connection (pinged when it sat idle too long) or a new one.
@@ -185,5 +183,20 @@ impl Drop for Lent {
             }
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_out_of_reach_is_busy_not_internal() {
+        // Nothing listens on port 1: the connection is refused at once.
+        let lane = Lane::new("postgres://postgres@127.0.0.1:1/none", 1, StatementCounter::default()).unwrap();
+        let statement = sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Postgres, "SELECT 'x'");
+        let refused = lane.text(statement).await.unwrap_err();
+        assert!(matches!(refused, AppError::RateLimited { .. }), "{refused:?}");
+        assert_eq!(refused.code(), "RATE_LIMITED");
     }
 }
