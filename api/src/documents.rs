@@ -9,7 +9,14 @@
 //!   requests. A mobile app ships its operations; nothing else is accepted.
 //! - Parsed documents: the last [`PARSED`] documents parsed, by their text, so that a
 //!   client sending the same operation again skips the parser (a tenth of the server's
-//!   time on a by-id lookup, BENCHMARKS.md). Validation still runs on every request.
+//!   time on a by-id lookup, BENCHMARKS.md). A kept document of one operation that
+//!   passed validation once is [`Parsed::Checked`] on a request whose variables cannot
+//!   change that (`fits`): the next requests run it without the validation rules
+//!   (async-graphql's fast mode, which still counts depth and complexity). Of the rules
+//!   only the argument types read the variables, so a document without variables, or one
+//!   whose variables are all built-in scalars each given a value of its type, passes
+//!   again; any other request is validated as it comes.
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{Request, Value};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -55,7 +62,55 @@ pub struct Documents {
     only: bool,
     trusted: HashMap<String, Arc<str>>,
     seen: Mutex<Seen>,
-    parsed: Mutex<lru::LruCache<Arc<str>, async_graphql::parser::types::ExecutableDocument>>,
+    parsed: Mutex<lru::LruCache<Arc<str>, Kept>>,
+}
+
+/// A parsed document, and whether it passed validation.
+struct Kept {
+    document: ExecutableDocument,
+    checked: bool,
+}
+
+/// Whether a request's document was parsed and validated before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// Parsed now, or not known valid with these variables: validated on this request.
+    Unchecked,
+    /// Validated before, and valid with these variables: runs without validation.
+    Checked,
+}
+
+/// Whether a document that passed validation passes it again with `variables`: it is
+/// one operation, and each variable it declares is a built-in scalar (`ID`, `String`,
+/// `Int`, `Float`, `Boolean`, nullable or not; not a list, enum or input object) given a
+/// value that scalar accepts (async-graphql's `is_valid`; an `Int` also within 32 bits,
+/// an `ID` a string). The static rules passed already, so each variable stands where its
+/// type may (`VariableInAllowedPosition`); the one rule that reads values
+/// (`ArgumentsOfCorrectType`) then accepts these. A missing or null value, or any other
+/// type, is left to validation.
+fn fits(document: &ExecutableDocument, name: Option<&str>, variables: &async_graphql::Variables) -> bool {
+    // A named operation is parsed as one of `Multiple`; it is the one that runs when the
+    // request names it or nothing.
+    let operation = match &document.operations {
+        DocumentOperations::Single(operation) => operation,
+        DocumentOperations::Multiple(operations) if operations.len() == 1 => match operations.iter().next() {
+            Some((own, operation)) if name.is_none_or(|name| name == own.as_str()) => operation,
+            _ => return false,
+        },
+        DocumentOperations::Multiple(_) => return false,
+    };
+    operation.node.variable_definitions.iter().all(|definition| {
+        let definition = &definition.node;
+        let async_graphql::parser::types::BaseType::Named(name) = &definition.var_type.node.base else {
+            return false;
+        };
+        match (name.as_str(), variables.get(&definition.name.node)) {
+            ("ID" | "String", Some(Value::String(_))) | ("Float", Some(Value::Number(_))) => true,
+            ("Int", Some(Value::Number(n))) => n.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+            ("Boolean", Some(Value::Boolean(_))) => true,
+            _ => false,
+        }
+    })
 }
 
 /// Why a request's document is refused: a stable code and a message.
@@ -91,30 +146,53 @@ impl Documents {
 
     /// Gives `request` its document already parsed, when this instance parsed the same
     /// text lately.
-    pub fn reuse_parsed(&self, request: &mut Request) {
+    pub fn reuse_parsed(&self, request: &mut Request) -> Parsed {
         if request.query.len() > PARSED_ONE {
-            return;
+            return Parsed::Unchecked;
         }
-        let doc = self.parsed.lock().unwrap_or_else(|e| e.into_inner()).get(request.query.as_str()).cloned();
-        if let Some(doc) = doc {
-            request.set_parsed_query(doc);
+        let kept = self
+            .parsed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(request.query.as_str())
+            .map(|k| (k.document.clone(), k.checked));
+        match kept {
+            Some((document, checked)) => {
+                let name = request.operation_name.as_deref();
+                let parsed = if checked && fits(&document, name, &request.variables) {
+                    Parsed::Checked
+                } else {
+                    Parsed::Unchecked
+                };
+                request.set_parsed_query(document);
+                parsed
+            }
+            None => Parsed::Unchecked,
+        }
+    }
+
+    /// Notes that the kept document of `query` passed validation (its request was run).
+    pub fn passed(&self, query: &str) {
+        if let Some(kept) = self.parsed.lock().unwrap_or_else(|e| e.into_inner()).get_mut(query) {
+            kept.checked = true;
         }
     }
 
     /// Keeps the parsed document of `request` (after its guards parsed it) for the next
     /// request with the same text.
-    pub fn keep_parsed(&self, request: &mut Request) {
+    /// Whether it is kept.
+    pub fn keep_parsed(&self, request: &mut Request) -> bool {
         if request.query.len() > PARSED_ONE {
-            return;
+            return false;
         }
         let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
         if parsed.contains(request.query.as_str()) {
-            return;
+            return true;
         }
-        if let Ok(doc) = request.parsed_query() {
-            let doc = doc.clone();
-            parsed.put(Arc::from(request.query.as_str()), doc);
-        }
+        let Ok(doc) = request.parsed_query() else { return false };
+        let document = doc.clone();
+        parsed.put(Arc::from(request.query.as_str()), Kept { document, checked: false });
+        true
     }
 
     /// Only the documents of a manifest run.
@@ -252,6 +330,7 @@ impl Documents {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn request(query: &str, hash: Option<&str>) -> Request {
         let mut body = serde_json::json!({ "query": query });
@@ -322,6 +401,54 @@ mod tests {
             docs.resolve_t(&mut request("", Some(&hash(other)))).map_err(|e| e.code),
             Err("PERSISTED_QUERY_NOT_IN_LIST")
         );
+    }
+
+    #[test]
+    fn a_passed_document_is_checked_with_variables_that_cannot_fail() {
+        let docs = Documents::open();
+        let kept = |q: &str, variables: serde_json::Value| {
+            let mut r = request(q, None).variables(async_graphql::Variables::from_json(variables));
+            let parsed = docs.reuse_parsed(&mut r);
+            docs.keep_parsed(&mut r);
+            parsed
+        };
+        let one = "query One($id: ID!, $n: Int, $s: String!, $f: Float, $b: Boolean) { customer(id: $id) { id } }";
+        let list = "query($ids: [ID!]!) { customers(ids: $ids) { id } }";
+        let input = "query($f: CustomerFilter) { customers(filter: $f) { totalCount } }";
+        let two = "query A { me { id } } query B { me { id } }";
+        let good = json!({"id": "x", "n": 5, "s": "", "f": 1.5, "b": true});
+        for q in ["{ me { id } }", one, list, input, two] {
+            assert_eq!(kept(q, good.clone()), Parsed::Unchecked, "new: {q}");
+            assert_eq!(kept(q, good.clone()), Parsed::Unchecked, "parsed, not yet validated: {q}");
+            docs.passed(q);
+        }
+        assert_eq!(kept("{ me { id } }", json!({})), Parsed::Checked);
+        assert_eq!(kept(one, good.clone()), Parsed::Checked);
+        assert_eq!(kept(one, json!({"id": "y", "n": -3, "s": "z", "f": 2, "b": false})), Parsed::Checked);
+        let named = |name: &str| {
+            let mut r = request(one, None).variables(async_graphql::Variables::from_json(good.clone()));
+            r = r.operation_name(name);
+            docs.reuse_parsed(&mut r)
+        };
+        assert_eq!(named("One"), Parsed::Checked, "named as it is");
+        assert_eq!(named("Other"), Parsed::Unchecked, "another name: left to async-graphql");
+        for bad in [
+            json!({"id": 7, "n": 5, "s": "", "f": 1.5, "b": true}),
+            json!({"id": "x", "n": 3_000_000_000_i64, "s": "", "f": 1.5, "b": true}),
+            json!({"id": "x", "n": 1.5, "s": "", "f": 1.5, "b": true}),
+            json!({"id": "x", "n": "5", "s": "", "f": 1.5, "b": true}),
+            json!({"id": "x", "n": null, "s": "", "f": 1.5, "b": true}),
+            json!({"id": "x", "s": "", "f": 1.5, "b": true}),
+            json!({"id": "x", "n": 5, "s": "", "f": "1", "b": true}),
+            json!({"id": "x", "n": 5, "s": "", "f": 1.5, "b": 1}),
+        ] {
+            assert_eq!(kept(one, bad.clone()), Parsed::Unchecked, "validated again: {bad}");
+        }
+        assert_eq!(kept(list, json!({"ids": ["a"]})), Parsed::Unchecked, "a list");
+        assert_eq!(kept(input, json!({"f": {}})), Parsed::Unchecked, "an input object");
+        assert_eq!(kept(two, json!({})), Parsed::Unchecked, "two operations");
+        docs.passed("{ unknown }");
+        assert_eq!(kept("{ unknown }", json!({})), Parsed::Unchecked, "not kept when it passed: nothing to mark");
     }
 
     #[test]

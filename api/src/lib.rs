@@ -27,7 +27,9 @@ use state::AppState;
 /// Builds the router for a ready state.
 pub fn app(state: AppState) -> axum::Router {
     let schema = schema::builder(state.limits).data(state.clone()).finish();
-    http::router(http::Http { state, schema })
+    let checked =
+        schema::builder(state.limits).data(state.clone()).validation_mode(async_graphql::ValidationMode::Fast).finish();
+    http::router(http::Http { state, schema, checked })
 }
 
 /// Runs pending migrations.
@@ -96,6 +98,7 @@ pub async fn prepare(config: &Config) -> Result<AppState, String> {
     let compiled = (config.compiled_reads && db.get_database_backend() == sea_orm::DatabaseBackend::Postgres)
         .then(|| service::kernel::lane::Lane::new(&config.database_url, config.pool_size, sql_statements.clone()))
         .transpose()
+        .map(|lane| lane.map(service::compiled::Compiler::new))
         .map_err(|e| format!("cannot open database: {e}"))?;
     Ok(AppState::new(state::Shared {
         compiled,

@@ -61,9 +61,10 @@ pub struct Shared {
     pub heavy: service::access::heavy::HeavyReads,
     /// The bearer token of `/metrics` on the main port, if it is served there.
     pub metrics_token: Option<std::sync::Arc<str>>,
-    /// The connections of the compiled reads (`crate::schema::compiled`), when reads are
-    /// compiled to one statement where they can be: `CRM_COMPILED_READS` on PostgreSQL.
-    pub compiled: Option<service::kernel::lane::Lane>,
+    /// The compiled reads' connections and statements (`crate::schema::compiled`), when
+    /// reads are compiled to one statement where they can be: `CRM_COMPILED_READS` on
+    /// PostgreSQL.
+    pub compiled: Option<service::compiled::Compiler>,
     /// Persisted and trusted documents (`crate::documents`).
     pub documents: std::sync::Arc<crate::documents::Documents>,
 }

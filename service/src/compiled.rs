@@ -15,6 +15,13 @@
 //!   record's catalogue names, as `CASE WHEN <the group's reach over the customer> THEN
 //!   <column> END`, which is [`Actor::sees`] for every row at once.
 //!
+//! A statement is a function of the caller's rights ([`Actor::rights`]), the selection
+//! and the list's query, built once and kept by [`Compiler`]: the next request like it
+//! binds the kept text and values (a lookup puts its id in the kept statement's place for
+//! it). Nothing that goes into a statement may read the clock or the database; a list
+//! whose filter or sort names custom fields (typed by the stored categories) is built
+//! every time.
+//!
 //! `docs/architecture.md` ("The compiled read path") says when the ordinary path answers.
 use crate::access::list::ListQuery;
 use crate::access::{Actor, FieldAccess};
@@ -31,6 +38,8 @@ use sea_orm::{
     ColumnTrait, DatabaseBackend, DatabaseConnection, EntityName, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait, Select,
 };
+use std::num::NonZeroUsize;
+use std::sync::{Arc, LazyLock, Mutex};
 use uuid::Uuid;
 
 /// Most fields of one object: `json_build_object` takes at most 100 arguments, a key and a
@@ -41,6 +50,169 @@ pub const MAX_FIELDS: usize = 50;
 /// with many masked fields and nested lists over a large department subtree could reach
 /// (each renders the reach again); such a selection takes the ordinary path.
 const MAX_VALUES: usize = 10_000;
+
+/// How many built statements a server keeps, the bytes they may take in all (key, text
+/// and values), the least recently used going first, and the largest one it keeps.
+const KEPT: usize = 1024;
+const KEPT_BYTES: usize = 32 * 1024 * 1024;
+const KEPT_ONE: usize = 32 * 1024;
+
+/// The compiled path: its lane of connections and the statements it built lately.
+pub struct Compiler {
+    lane: Lane,
+    kept: Mutex<Kept>,
+}
+
+/// Built statements by their key, and the bytes they take.
+struct Kept {
+    statements: lru::LruCache<String, (Arc<Built>, usize)>,
+    bytes: usize,
+}
+
+impl Kept {
+    fn put(&mut self, key: String, built: Arc<Built>, size: usize) {
+        if let Some((_, (_, out))) = self.statements.push(key, (built, size)) {
+            self.bytes -= out;
+        }
+        self.bytes += size;
+        while self.bytes > KEPT_BYTES {
+            let Some((_, (_, out))) = self.statements.pop_lru() else { break };
+            self.bytes -= out;
+        }
+    }
+}
+
+/// The bytes a bound value holds, roughly.
+fn value_bytes(value: &sea_orm::Value) -> usize {
+    use sea_orm::Value;
+    16 + match value {
+        Value::String(Some(s)) => s.len(),
+        Value::Bytes(Some(b)) => b.len(),
+        Value::Json(Some(j)) => j.to_string().len(),
+        Value::Array(_, Some(a)) => a.iter().map(value_bytes).sum(),
+        _ => 0,
+    }
+}
+
+/// A statement as built, `None` when it would bind too many values (the ordinary path
+/// answers).
+struct Built {
+    statement: Option<sea_orm::Statement>,
+    /// Where a lookup's id goes among the values.
+    id_at: Vec<usize>,
+}
+
+/// The id a lookup's statement is built with, found among the built values and replaced
+/// there by each request's: drawn at random, so no caller's or scope's value equals it.
+static LOOKED_UP: LazyLock<Uuid> = LazyLock::new(Uuid::new_v4);
+
+impl Compiler {
+    pub fn new(lane: Lane) -> Compiler {
+        let kept = NonZeroUsize::new(KEPT).unwrap_or(NonZeroUsize::MIN);
+        Compiler { lane, kept: Mutex::new(Kept { statements: lru::LruCache::new(kept), bytes: 0 }) }
+    }
+
+    pub fn lane(&self) -> &Lane {
+        &self.lane
+    }
+
+    fn kept(&self, key: &str) -> Option<Arc<Built>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).statements.get(key).map(|(built, _)| built.clone())
+    }
+
+    /// Builds the statement of `select` (its limits inline), keeping it under `key` when
+    /// there is one and it is not too large (nor a lookup's without its `id`).
+    fn build(&self, key: Option<String>, select: &SelectStatement, id: Option<Uuid>) -> Arc<Built> {
+        let statement = limits_inline(DatabaseBackend::Postgres.build(select));
+        let values = statement.values.as_ref().map_or(&[][..], |v| &v.0[..]);
+        let id_at = match id {
+            Some(id) => values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v == sea_orm::Value::Uuid(Some(id)))
+                .map(|(i, _)| i)
+                .collect(),
+            None => Vec::new(),
+        };
+        let whole = id.is_none() || !id_at.is_empty();
+        let count = values.len();
+        let size =
+            key.as_ref().map_or(0, String::len) + statement.sql.len() + values.iter().map(value_bytes).sum::<usize>();
+        let built = Arc::new(Built { statement: (count <= MAX_VALUES).then_some(statement), id_at });
+        if let Some(key) = key
+            && whole
+            && size <= KEPT_ONE
+        {
+            self.kept.lock().unwrap_or_else(|e| e.into_inner()).put(key, built.clone(), size);
+        }
+        built
+    }
+
+    /// The customer `id` as the JSON of `picks`, when it is live and the caller may read
+    /// it.
+    ///
+    /// # Errors
+    /// Database errors; INTERNAL for a pick the API should not have compiled.
+    pub async fn customer(&self, actor: &Actor, id: Uuid, picks: &[Pick]) -> AppResult<Answer> {
+        let key = format!("customer\n{}\n{picks:?}", actor.rights());
+        let built = match self.kept(&key) {
+            Some(built) => built,
+            None => {
+                let json = object(actor, Kind::Customer, picks)?;
+                // Built in place: `to_owned()` would copy the whole JSON expression once more.
+                let mut select = Query::select();
+                select
+                    .expr_as(text(json), Alias::new("j"))
+                    .from(customer::Entity)
+                    .cond_where(customers::get_condition(actor, *LOOKED_UP));
+                let built = self.build(Some(key), &select, Some(*LOOKED_UP));
+                if built.id_at.is_empty() {
+                    return Err(AppError::Internal("a lookup's statement without its id".into()));
+                }
+                built
+            }
+        };
+        self.run(&built, Some(id)).await
+    }
+
+    /// A page of the customer list as the JSON of `picks` ([`Answer::Ordinary`] when the
+    /// statement would bind too many values).
+    ///
+    /// # Errors
+    /// As `customer::list`; INTERNAL for a pick the API should not have compiled.
+    pub async fn customers(
+        &self,
+        db: &DatabaseConnection,
+        actor: &Actor,
+        query: &ListQuery<SortField>,
+        picks: &[ListPick],
+    ) -> AppResult<Answer> {
+        let key = (!customers::reads_categories(query))
+            .then(|| format!("customers\n{}\n{picks:?}\n{query:?}", actor.rights()));
+        if let Some(built) = key.as_deref().and_then(|key| self.kept(key)) {
+            return self.run(&built, None).await;
+        }
+        let select = customers_select(db, actor, query, picks).await?;
+        let built = self.build(key, &select, None);
+        self.run(&built, None).await
+    }
+
+    /// Runs a built statement of one `j` column on the lane (with `id` in its place): its
+    /// text, [`Answer::Nothing`] without a row.
+    async fn run(&self, built: &Built, id: Option<Uuid>) -> AppResult<Answer> {
+        let Some(statement) = &built.statement else { return Ok(Answer::Ordinary) };
+        let mut statement = statement.clone();
+        if let (Some(id), Some(values)) = (id, statement.values.as_mut()) {
+            for &at in &built.id_at {
+                values.0[at] = sea_orm::Value::Uuid(Some(id));
+            }
+        }
+        Ok(match self.lane.text(statement).await? {
+            Some(json) => Answer::Json(json),
+            None => Answer::Nothing,
+        })
+    }
+}
 
 /// What the compiled path answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,31 +383,6 @@ pub enum EdgeWhat {
     Node(Vec<Pick>),
 }
 
-/// The customer `id` as the JSON of `picks`, when it is live and the caller may read it.
-///
-/// # Errors
-/// Database errors; INTERNAL for a pick the API should not have compiled.
-pub async fn customer(lane: &Lane, actor: &Actor, id: Uuid, picks: &[Pick]) -> AppResult<Answer> {
-    let json = object(actor, Kind::Customer, picks)?;
-    // Built in place: `to_owned()` would copy the whole JSON expression once more.
-    let mut select = Query::select();
-    select.expr_as(text(json), Alias::new("j")).from(customer::Entity).cond_where(customers::get_condition(actor, id));
-    run(lane, &select).await
-}
-
-/// Runs a statement of one `j` column on the lane: its text, [`Answer::Nothing`] without
-/// a row.
-async fn run(lane: &Lane, statement: &SelectStatement) -> AppResult<Answer> {
-    let statement = limits_inline(DatabaseBackend::Postgres.build(statement));
-    if statement.values.as_ref().is_some_and(|v| v.0.len() > MAX_VALUES) {
-        return Ok(Answer::Ordinary);
-    }
-    Ok(match lane.text(statement).await? {
-        Some(json) => Answer::Json(json),
-        None => Answer::Nothing,
-    })
-}
-
 /// The statement with its `LIMIT`s written as numbers instead of bound values (and the
 /// other values renumbered).
 ///
@@ -305,18 +452,13 @@ fn limits_inline(statement: sea_orm::Statement) -> sea_orm::Statement {
     sea_orm::Statement { sql: out, values: Some(sea_orm::Values(kept)), db_backend: statement.db_backend }
 }
 
-/// A page of the customer list as the JSON of `picks` ([`Answer::Ordinary`] when the
-/// statement would bind too many values).
-///
-/// # Errors
-/// As `customer::list`; INTERNAL for a pick the API should not have compiled.
-pub async fn customers(
+/// The statement of a page of the customer list as the JSON of `picks`.
+async fn customers_select(
     db: &DatabaseConnection,
-    lane: &Lane,
     actor: &Actor,
     query: &ListQuery<SortField>,
     picks: &[ListPick],
-) -> AppResult<Answer> {
+) -> AppResult<SelectStatement> {
     let customers::ListSelect { select, keys, tallied } = customers::list_select(db, actor, query).await?;
     // No columns: each use below picks its own (a select of every column, cloned for each
     // use, was a tenth of the server's samples on a nested page).
@@ -333,7 +475,7 @@ pub async fn customers(
     let json = connection(Kind::Customer, picks, &count, rows, actor)?;
     let mut select = Query::select();
     select.expr_as(text(json), Alias::new("j"));
-    run(lane, &select).await
+    Ok(select)
 }
 
 /// `array_to_json(ARRAY(<page, one column picked>))`: the page's rows in the page's order
@@ -479,6 +621,22 @@ mod tests {
             r#"SELECT '$1', "a$2", E'\'$3', E'\\' FROM t WHERE x = $1 AND y IN ($2, $1) LIMIT 10) LIMIT 21 OFFSET $3"#
         );
         assert_eq!(inlined.values, Some(Values(vec![Value::from("x"), Value::from(7i64), Value::from(3u64)])));
+    }
+
+    #[test]
+    fn kept_statements_are_bounded_by_bytes() {
+        let mut kept = Kept { statements: lru::LruCache::new(NonZeroUsize::new(KEPT).unwrap()), bytes: 0 };
+        let built = || Arc::new(Built { statement: None, id_at: Vec::new() });
+        for i in 0..100 {
+            kept.put(format!("k{i}"), built(), 3 * 1024 * 1024);
+            assert!(kept.bytes <= KEPT_BYTES, "{} bytes", kept.bytes);
+        }
+        assert_eq!(kept.statements.len(), 10, "the newest that fit");
+        assert!(kept.statements.contains("k99") && !kept.statements.contains("k89"));
+        kept.put("k99".into(), built(), 1);
+        assert_eq!(kept.bytes, 9 * 3 * 1024 * 1024 + 1, "a key put again replaces its size");
+        let long = sea_orm::Value::String(Some("x".repeat(100_000)));
+        assert!(value_bytes(&long) > KEPT_ONE, "a long filter value counts as what it holds");
     }
 
     #[test]

@@ -173,6 +173,10 @@ async fn compiled_answers_equal_the_ordinary_path_for_every_role() {
             let theirs = settled(ordinary.gql(Some(token), &query, vars.clone()).await);
             let ours = settled(app.gql(Some(token), &query, vars.clone()).await);
             assert_eq!(ours, theirs, "{who}: {query} {vars}");
+            // Again: from the statement kept for this caller (and, without variables, a
+            // document already validated).
+            let again = settled(app.gql(Some(token), &query, vars.clone()).await);
+            assert_eq!(again, theirs, "{who}, again: {query} {vars}");
         }
     }
     // It is the compiled path that answered: one statement for a page with two nested lists.
@@ -195,4 +199,26 @@ async fn compiled_answers_equal_the_ordinary_path_for_every_role() {
         let ours = app.gql(Some(&app.admin_token), query, json!({})).await;
         assert_eq!(ours, theirs, "{query}");
     }
+    // A kept statement is the caller's rights': when they change, the next request is
+    // built anew. The rep read East's customers; now only their own and East's pool.
+    let (who, rep) = &callers[2];
+    assert_eq!(*who, "rep");
+    let page = "{customers{totalCount nodes{id name phone contacts{nodes{mobile}}}}}";
+    let before = app.ok(rep, page, json!({})).await;
+    assert_eq!(before["customers"]["totalCount"], 4, "East and its branch: {before}");
+    let set = "mutation($i:RolePermissionInput!){setRolePermission(input:$i){scope}}";
+    let i = json!({"role": "SALES", "resource": "CUSTOMER", "action": "READ", "scope": "OWN", "includePool": true});
+    app.ok(&app.admin_token, set, json!({ "i": i })).await;
+    let after = app.ok(rep, page, json!({})).await;
+    assert_eq!(after["customers"]["totalCount"], 2, "their own and the pool: {after}");
+    let mut theirs = ordinary.ok(rep, page, json!({})).await;
+    for _ in 0..50 {
+        if theirs == after {
+            break;
+        }
+        // The other instance learns of the change by a notification.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        theirs = ordinary.ok(rep, page, json!({})).await;
+    }
+    assert_eq!(after, theirs);
 }

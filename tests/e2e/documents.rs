@@ -173,3 +173,27 @@ fn the_server_will_not_start_trusted_only_without_a_good_manifest() {
     assert_eq!(config.trusted_documents.map(|m| m.len()), Some(1));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A document that passed validation once runs without the validation rules next time;
+/// one that failed is validated (and refused) every time, and one with variables is
+/// validated with each request's.
+#[tokio::test]
+async fn a_document_is_validated_until_it_passes_and_with_every_variable() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        let (status, resp) = post(&app, json!({"query": CUSTOMERS}), false).await;
+        assert_eq!((status, &resp["data"]["customers"]["totalCount"]), (200, &json!(0)), "{resp}");
+        for bad in ["{customers(first:\"x\"){totalCount}}", "{customers{nope}}", "{customers{totalCount}", "{me{id}"] {
+            let (status, resp) = post(&app, json!({"query": bad}), true).await;
+            assert_eq!(status, 400, "{bad}: {resp}");
+            assert!(resp.get("data").is_none(), "{bad}: {resp}");
+            assert_eq!(code(&resp), "BAD_REQUEST", "{bad}: {resp}");
+        }
+    }
+    let q = "query($n:Int){customers(first:$n){totalCount}}";
+    let (_, resp) = post(&app, json!({"query": q, "variables": {"n": 5}}), false).await;
+    assert_eq!(resp["data"]["customers"]["totalCount"], 0, "{resp}");
+    let (status, resp) = post(&app, json!({"query": q, "variables": {"n": "five"}}), true).await;
+    assert_eq!(status, 400, "the variable is checked on every request: {resp}");
+    assert!(resp.get("data").is_none(), "{resp}");
+}

@@ -2,7 +2,7 @@
 //! which would run GET mutations, read any Content-Type as JSON and ignore the body limit.
 //! Nesting limits, content negotiation, idempotent replays, the GraphiQL page.
 use super::*;
-use crate::documents::{Documents, Refused};
+use crate::documents::{Documents, Parsed, Refused};
 
 /// Deepest nesting of brackets in a query text, and of lists and objects in its variables.
 /// async-graphql parses and coerces input values recursively before any of its limits
@@ -258,14 +258,16 @@ pub(super) async fn execute(
     let mut attempt = 0;
     let mut operation;
     let mut response = loop {
-        let mut request = match serde_json::from_slice::<BatchRequest>(body) {
-            Ok(BatchRequest::Single(r)) => r,
-            Ok(BatchRequest::Batch(_)) => {
-                return refused(
-                    StatusCode::BAD_REQUEST,
-                    "batch requests are not supported; send one operation per request",
-                );
-            }
+        // Read as one request directly: async-graphql's `BatchRequest` (an untagged enum)
+        // buffers the whole body into serde's generic content before it tries each form.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "batch requests are not supported; send one operation per request",
+            );
+        }
+        let mut request = match serde_json::from_slice::<async_graphql::Request>(body) {
+            Ok(r) => r,
             Err(e) => {
                 return refused(StatusCode::BAD_REQUEST, &format!("body is not a GraphQL request: {e}"));
             }
@@ -277,14 +279,14 @@ pub(super) async fn execute(
         if let Some(message) = too_deep(&request) {
             return refused(StatusCode::BAD_REQUEST, &message);
         }
-        http.state.documents.reuse_parsed(&mut request);
+        let parsed = http.state.documents.reuse_parsed(&mut request);
         let response = match crate::schema::guards::check(&mut request, &http.state.limits, actor.is_some()) {
             Err(refused) => {
                 crate::meters::refused("operation_limits");
                 async_graphql::Response::from_errors(vec![refused])
             }
             Ok(()) => {
-                http.state.documents.keep_parsed(&mut request);
+                let kept = http.state.documents.keep_parsed(&mut request);
                 request = request.data(loaders::new_loader(http.state.db.clone(), actor.clone()));
                 // Interactive work until the request ends (heavy reads give way to it); only
                 // a known caller's, so that anonymous traffic (logins) cannot slow reports.
@@ -297,7 +299,18 @@ pub(super) async fn execute(
                 if let Some(address) = client_address(&http.state, headers, peer.as_ref().map(|p| p.0)) {
                     request = request.data(crate::schema::common::ClientAddress(address));
                 }
-                let (response, committed) = service::kernel::store::noting_commits(http.schema.execute(request)).await;
+                // A document validated before runs without the validation rules.
+                let (schema, unchecked) = match parsed {
+                    Parsed::Checked => (&http.checked, None),
+                    Parsed::Unchecked => (&http.schema, kept.then(|| request.query.clone())),
+                };
+                let (response, committed) = service::kernel::store::noting_commits(schema.execute(request)).await;
+                if let Some(query) = unchecked
+                    && response.data != async_graphql::Value::Null
+                {
+                    // Run, so validated: an invalid document is answered without data.
+                    http.state.documents.passed(&query);
+                }
                 if committed && let Some(actor) = &actor {
                     // The writer's reports stay on the primary while a replica may lag.
                     http.state.heavy.wrote(actor.id());

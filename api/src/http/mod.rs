@@ -31,6 +31,9 @@ use service::kernel::idempotency;
 pub struct Http {
     pub state: AppState,
     pub schema: CrmSchema,
+    /// The same schema without validation rules, for documents validated before
+    /// (`crate::documents::Parsed::Checked`).
+    pub checked: CrmSchema,
 }
 
 /// All routes of the API.

@@ -47,9 +47,9 @@ fn raw(json: String) -> Value {
     Value::Object([(Name::new(RAW_VALUE_TOKEN), Value::String(json))].into_iter().collect())
 }
 
-/// The compiled reads' connections, when this server compiles reads (PostgreSQL,
-/// `CRM_COMPILED_READS` on).
-pub fn lane<'a>(ctx: &'a Context<'_>) -> Option<&'a service::kernel::lane::Lane> {
+/// The compiled reads' connections and statements, when this server compiles reads
+/// (PostgreSQL, `CRM_COMPILED_READS` on).
+pub fn compiler<'a>(ctx: &'a Context<'_>) -> Option<&'a service::compiled::Compiler> {
     super::common::state(ctx).compiled.as_ref()
 }
 

@@ -31,6 +31,10 @@ pub struct Actor {
     /// The actor's department and every department below it.
     pub subtree: Vec<Uuid>,
     grants: HashMap<(Resource, Action), Grant>,
+    /// Who the actor is and every right it holds, as one text: equal for two loads
+    /// exactly when they are the same user with the same role, department, subtree and
+    /// grants (a key for what was built for this actor, `compiled::Compiler`).
+    rights: std::sync::Arc<str>,
 }
 
 impl Actor {
@@ -45,7 +49,7 @@ impl Actor {
             .filter(|u| u.active)
             .ok_or(AppError::Unauthenticated("user unknown or deactivated"))?;
         // An API key's account holds the grants copied into its key, not its role's.
-        let grants = if user.service_account {
+        let grants: HashMap<(Resource, Action), Grant> = if user.service_account {
             crate::access::api_key::grants_of_account(db, user.id)
                 .await?
                 .into_iter()
@@ -62,7 +66,23 @@ impl Actor {
                 .collect()
         };
         let subtree = department_subtree(db, user.department_id).await?;
-        Ok(Actor { user, subtree, grants })
+        let mut listed: Vec<String> = grants.iter().map(|(k, g)| format!("{k:?}={g:?}")).collect();
+        listed.sort_unstable();
+        let rights = format!(
+            "{} {:?} {} {} {:?} {}",
+            user.id,
+            user.role,
+            user.department_id,
+            user.service_account,
+            subtree,
+            listed.join(",")
+        );
+        Ok(Actor { user, subtree, grants, rights: rights.into() })
+    }
+
+    /// Who the actor is and every right it holds, as one text (see the field).
+    pub fn rights(&self) -> &str {
+        &self.rights
     }
 
     /// Whether `other` (the same user, loaded again) has exactly these rights: role,

@@ -183,6 +183,14 @@ pub struct ListSelect {
     pub tallied: Option<SelectStatement>,
 }
 
+/// Whether the list's statement depends on the stored categories (a filter or a sort on
+/// custom fields, typed by the templates open to the caller): otherwise it is a function
+/// of the caller and the query alone.
+pub fn reads_categories(query: &ListQuery<SortField>) -> bool {
+    crate::kernel::filter::mentions(query.filter.as_ref(), "customFields")
+        || query.order.iter().any(|(f, _)| matches!(f, SortField::Custom(_)))
+}
+
 /// The customers of [`list`] before row scope, with the list's sort keys: the query's
 /// filter (custom fields typed by the templates open to the caller) over the live
 /// customers, or the trash. The compiled read path (`service/src/compiled.rs`) pages the same
@@ -196,9 +204,7 @@ pub async fn list_select(
     query: &ListQuery<SortField>,
 ) -> AppResult<ListSelect> {
     // Custom fields are typed by the templates of the categories open to the caller.
-    let custom = if crate::kernel::filter::mentions(query.filter.as_ref(), "customFields")
-        || query.order.iter().any(|(f, _)| matches!(f, SortField::Custom(_)))
-    {
+    let custom = if reads_categories(query) {
         let catalogue = Catalogue::load(db).await?;
         let mut kinds = std::collections::HashMap::new();
         for c in category::visible(db, actor, &catalogue).await? {

@@ -361,10 +361,10 @@ impl CustomerQuery {
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Compiled<Customer>>> {
         let actor = actor(ctx)?;
         let id = parse_id("id", &id).gql()?;
-        if let Some(lane) = compiled::lane(ctx)
+        if let Some(compiler) = compiled::compiler(ctx)
             && let Some(picks) = compiled::record(ctx, Kind::Customer)
         {
-            match service::compiled::customer(lane, actor, id, &picks).await.gql()? {
+            match compiler.customer(actor, id, &picks).await.gql()? {
                 Answer::Json(json) => return Ok(Some(Compiled::Raw(json))),
                 Answer::Nothing => return Err(AppError::NotFound("customer")).gql(),
                 Answer::Ordinary => {}
@@ -387,10 +387,9 @@ impl CustomerQuery {
         let actor = actor(ctx)?;
         let order = order_by.unwrap_or_default().into_iter().map(CustomerOrder::key).collect::<AppResult<_>>().gql()?;
         let query = list_query(first, after, filter, order, deleted).gql()?;
-        if let Some(lane) = compiled::lane(ctx)
+        if let Some(compiler) = compiled::compiler(ctx)
             && let Some(picks) = compiled::connection(ctx, Kind::Customer)
-            && let Answer::Json(json) =
-                service::compiled::customers(db(ctx), lane, actor, &query, &picks).await.gql()?
+            && let Answer::Json(json) = compiler.customers(db(ctx), actor, &query, &picks).await.gql()?
         {
             return Ok(Compiled::Raw(json));
         }
