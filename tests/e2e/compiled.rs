@@ -211,14 +211,17 @@ async fn compiled_answers_equal_the_ordinary_path_for_every_role() {
     app.ok(&app.admin_token, set, json!({ "i": i })).await;
     let after = app.ok(rep, page, json!({})).await;
     assert_eq!(after["customers"]["totalCount"], 2, "their own and the pool: {after}");
-    let mut theirs = ordinary.ok(rep, page, json!({})).await;
-    for _ in 0..50 {
-        if theirs == after {
-            break;
+    if postgres {
+        // The other instance learns of the change by a notification (PostgreSQL's; an
+        // embedded SQLite instance is one server and tells only itself).
+        let mut theirs = ordinary.ok(rep, page, json!({})).await;
+        for _ in 0..50 {
+            if theirs == after {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            theirs = ordinary.ok(rep, page, json!({})).await;
         }
-        // The other instance learns of the change by a notification.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        theirs = ordinary.ok(rep, page, json!({})).await;
+        assert_eq!(after, theirs);
     }
-    assert_eq!(after, theirs);
 }
