@@ -179,8 +179,9 @@ impl Documents {
     }
 
     /// Keeps the parsed document of `request` (after its guards parsed it) for the next
-    /// request with the same text.
-    /// Whether it is kept.
+    /// request with the same text; whether it is kept (and so may be marked [`passed`]).
+    ///
+    /// [`passed`]: Documents::passed
     pub fn keep_parsed(&self, request: &mut Request) -> bool {
         if request.query.len() > PARSED_ONE {
             return false;

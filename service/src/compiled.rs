@@ -38,12 +38,11 @@ use sea_orm::{
     ColumnTrait, DatabaseBackend, DatabaseConnection, EntityName, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait, Select,
 };
-use std::num::NonZeroUsize;
 use std::sync::{Arc, LazyLock, Mutex};
 use uuid::Uuid;
 
 mod statement;
-use statement::{Built, KEPT, KEPT_ONE, Kept, limits_inline, value_bytes};
+use statement::{Built, Kept, limits_inline};
 
 /// Most fields of one object: `json_build_object` takes at most 100 arguments, a key and a
 /// value per field.
@@ -66,16 +65,11 @@ static LOOKED_UP: LazyLock<Uuid> = LazyLock::new(Uuid::new_v4);
 
 impl Compiler {
     pub fn new(lane: Lane) -> Compiler {
-        let kept = NonZeroUsize::new(KEPT).unwrap_or(NonZeroUsize::MIN);
-        Compiler { lane, kept: Mutex::new(Kept { statements: lru::LruCache::new(kept), bytes: 0 }) }
-    }
-
-    pub fn lane(&self) -> &Lane {
-        &self.lane
+        Compiler { lane, kept: Mutex::new(Kept::new()) }
     }
 
     fn kept(&self, key: &str) -> Option<Arc<Built>> {
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).statements.get(key).map(|(built, _)| built.clone())
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).get(key)
     }
 
     /// Builds the statement of `select` (its limits inline), keeping it under `key` when
@@ -94,14 +88,11 @@ impl Compiler {
         };
         let whole = id.is_none() || !id_at.is_empty();
         let count = values.len();
-        let size =
-            key.as_ref().map_or(0, String::len) + statement.sql.len() + values.iter().map(value_bytes).sum::<usize>();
         let built = Arc::new(Built { statement: (count <= MAX_VALUES).then_some(statement), id_at });
         if let Some(key) = key
             && whole
-            && size <= KEPT_ONE
         {
-            self.kept.lock().unwrap_or_else(|e| e.into_inner()).put(key, built.clone(), size);
+            self.kept.lock().unwrap_or_else(|e| e.into_inner()).put(key, built.clone());
         }
         built
     }

@@ -1,34 +1,41 @@
 //! The compiled path's statements as built: their `LIMIT`s written inline, and the ones
 //! kept for the next request like them (`super::Compiler`).
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-/// How many built statements a server keeps, the bytes they may take in all (key, text
-/// and values), the least recently used going first, and the largest one it keeps.
-pub(super) const KEPT: usize = 1024;
-pub(super) const KEPT_BYTES: usize = 32 * 1024 * 1024;
-pub(super) const KEPT_ONE: usize = 32 * 1024;
+/// How many built statements a server keeps (the least recently used going first), and
+/// the most bytes one may take (key, text and values): 32 MB in all at most.
+const KEPT: usize = 1024;
+const KEPT_ONE: usize = 32 * 1024;
 
-/// Built statements by their key, and the bytes they take.
+/// Built statements by their key.
 pub(super) struct Kept {
-    pub(super) statements: lru::LruCache<String, (Arc<Built>, usize)>,
-    pub(super) bytes: usize,
+    statements: lru::LruCache<String, Arc<Built>>,
 }
 
 impl Kept {
-    pub(super) fn put(&mut self, key: String, built: Arc<Built>, size: usize) {
-        if let Some((_, (_, out))) = self.statements.push(key, (built, size)) {
-            self.bytes -= out;
-        }
-        self.bytes += size;
-        while self.bytes > KEPT_BYTES {
-            let Some((_, (_, out))) = self.statements.pop_lru() else { break };
-            self.bytes -= out;
+    pub(super) fn new() -> Kept {
+        Kept { statements: lru::LruCache::new(NonZeroUsize::new(KEPT).unwrap_or(NonZeroUsize::MIN)) }
+    }
+
+    pub(super) fn get(&mut self, key: &str) -> Option<Arc<Built>> {
+        self.statements.get(key).cloned()
+    }
+
+    /// Keeps `built` under `key` unless the two take more than [`KEPT_ONE`] bytes.
+    pub(super) fn put(&mut self, key: String, built: Arc<Built>) {
+        let statement = built.statement.as_ref();
+        let size = key.len()
+            + statement.map_or(0, |s| s.sql.len())
+            + statement.and_then(|s| s.values.as_ref()).map_or(0, |v| v.0.iter().map(value_bytes).sum());
+        if size <= KEPT_ONE {
+            self.statements.put(key, built);
         }
     }
 }
 
 /// The bytes a bound value holds, roughly.
-pub(super) fn value_bytes(value: &sea_orm::Value) -> usize {
+fn value_bytes(value: &sea_orm::Value) -> usize {
     use sea_orm::Value;
     16 + match value {
         Value::String(Some(s)) => s.len(),
@@ -119,7 +126,6 @@ pub(super) fn limits_inline(statement: sea_orm::Statement) -> sea_orm::Statement
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::num::NonZeroUsize;
 
     #[test]
     fn limits_are_written_inline() {
@@ -138,18 +144,24 @@ mod tests {
     }
 
     #[test]
-    fn kept_statements_are_bounded_by_bytes() {
-        let mut kept = Kept { statements: lru::LruCache::new(NonZeroUsize::new(KEPT).unwrap()), bytes: 0 };
-        let built = || Arc::new(Built { statement: None, id_at: Vec::new() });
-        for i in 0..100 {
-            kept.put(format!("k{i}"), built(), 3 * 1024 * 1024);
-            assert!(kept.bytes <= KEPT_BYTES, "{} bytes", kept.bytes);
+    fn kept_statements_are_bounded() {
+        use sea_orm::{DatabaseBackend, Statement, Value};
+        let mut kept = Kept::new();
+        let built = |value: &str| {
+            let sql = "x".repeat(20_000);
+            Arc::new(Built {
+                statement: Some(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [Value::from(value)])),
+                id_at: Vec::new(),
+            })
+        };
+        let value = "v".repeat(10_000);
+        for i in 0..2000 {
+            kept.put(format!("k{i}"), built(&value));
         }
-        assert_eq!(kept.statements.len(), 10, "the newest that fit");
-        assert!(kept.statements.contains("k99") && !kept.statements.contains("k89"));
-        kept.put("k99".into(), built(), 1);
-        assert_eq!(kept.bytes, 9 * 3 * 1024 * 1024 + 1, "a key put again replaces its size");
-        let long = sea_orm::Value::String(Some("x".repeat(100_000)));
-        assert!(value_bytes(&long) > KEPT_ONE, "a long filter value counts as what it holds");
+        assert_eq!(kept.statements.len(), KEPT, "the newest");
+        assert!(kept.get("k1999").is_some() && kept.get(&format!("k{}", 1999 - KEPT)).is_none());
+        // A long filter value counts as what it holds: not kept.
+        kept.put("long".into(), built(&"x".repeat(100_000)));
+        assert!(kept.get("long").is_none());
     }
 }
