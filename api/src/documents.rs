@@ -16,8 +16,8 @@
 //!   only the argument types read the variables, so a document without variables, or one
 //!   whose variables are all built-in scalars each given a value of its type, passes
 //!   again; any other request is validated as it comes.
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
-use async_graphql::{Request, Value};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
+use async_graphql::{Positioned, Request, Value};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -67,8 +67,24 @@ pub struct Documents {
 
 /// A parsed document, and whether it passed validation.
 struct Kept {
-    document: ExecutableDocument,
+    document: Arc<ExecutableDocument>,
     checked: bool,
+}
+
+/// A kept document for a request, shared: copied into the request only when it runs on
+/// async-graphql ([`Reused::into_request`]); one the database answers whole is read in
+/// place (`crate::schema::compiled::direct`).
+pub struct Reused {
+    pub document: Arc<ExecutableDocument>,
+    pub parsed: Parsed,
+}
+
+impl Reused {
+    /// Gives `request` its document; whether it was validated before.
+    pub fn into_request(self, request: &mut Request) -> Parsed {
+        request.set_parsed_query(Arc::unwrap_or_clone(self.document));
+        self.parsed
+    }
 }
 
 /// Whether a request's document was parsed and validated before.
@@ -89,16 +105,7 @@ pub enum Parsed {
 /// (`ArgumentsOfCorrectType`) then accepts these. A missing or null value, or any other
 /// type, is left to validation.
 fn fits(document: &ExecutableDocument, name: Option<&str>, variables: &async_graphql::Variables) -> bool {
-    // A named operation is parsed as one of `Multiple`; it is the one that runs when the
-    // request names it or nothing.
-    let operation = match &document.operations {
-        DocumentOperations::Single(operation) => operation,
-        DocumentOperations::Multiple(operations) if operations.len() == 1 => match operations.iter().next() {
-            Some((own, operation)) if name.is_none_or(|name| name == own.as_str()) => operation,
-            _ => return false,
-        },
-        DocumentOperations::Multiple(_) => return false,
-    };
+    let Some(operation) = only_operation(document, name) else { return false };
     operation.node.variable_definitions.iter().all(|definition| {
         let definition = &definition.node;
         let async_graphql::parser::types::BaseType::Named(name) = &definition.var_type.node.base else {
@@ -111,6 +118,22 @@ fn fits(document: &ExecutableDocument, name: Option<&str>, variables: &async_gra
             _ => false,
         }
     })
+}
+
+/// The document's one operation, when it has one and it is the one a request that names
+/// `name` (or nothing) runs. A named operation is parsed as one of `Multiple`.
+pub fn only_operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match &document.operations {
+        DocumentOperations::Single(operation) => Some(operation),
+        DocumentOperations::Multiple(operations) if operations.len() == 1 => match operations.iter().next() {
+            Some((own, operation)) if name.is_none_or(|name| name == own.as_str()) => Some(operation),
+            _ => None,
+        },
+        DocumentOperations::Multiple(_) => None,
+    }
 }
 
 /// Why a request's document is refused: a stable code and a message.
@@ -144,31 +167,22 @@ impl Documents {
         }
     }
 
-    /// Gives `request` its document already parsed, when this instance parsed the same
-    /// text lately.
-    pub fn reuse_parsed(&self, request: &mut Request) -> Parsed {
+    /// The document of `request` already parsed, when this instance parsed the same text
+    /// lately.
+    pub fn reuse_parsed(&self, request: &Request) -> Option<Reused> {
         if request.query.len() > PARSED_ONE {
-            return Parsed::Unchecked;
+            return None;
         }
-        let kept = self
+        let (document, checked) = self
             .parsed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(request.query.as_str())
-            .map(|k| (k.document.clone(), k.checked));
-        match kept {
-            Some((document, checked)) => {
-                let name = request.operation_name.as_deref();
-                let parsed = if checked && fits(&document, name, &request.variables) {
-                    Parsed::Checked
-                } else {
-                    Parsed::Unchecked
-                };
-                request.set_parsed_query(document);
-                parsed
-            }
-            None => Parsed::Unchecked,
-        }
+            .map(|k| (k.document.clone(), k.checked))?;
+        let name = request.operation_name.as_deref();
+        let parsed =
+            if checked && fits(&document, name, &request.variables) { Parsed::Checked } else { Parsed::Unchecked };
+        Some(Reused { document, parsed })
     }
 
     /// Notes that the kept document of `query` passed validation (its request was run).
@@ -191,7 +205,7 @@ impl Documents {
             return true;
         }
         let Ok(doc) = request.parsed_query() else { return false };
-        let document = doc.clone();
+        let document = Arc::new(doc.clone());
         parsed.put(Arc::from(request.query.as_str()), Kept { document, checked: false });
         true
     }
@@ -409,7 +423,7 @@ mod tests {
         let docs = Documents::open();
         let kept = |q: &str, variables: serde_json::Value| {
             let mut r = request(q, None).variables(async_graphql::Variables::from_json(variables));
-            let parsed = docs.reuse_parsed(&mut r);
+            let parsed = docs.reuse_parsed(&r).map_or(Parsed::Unchecked, |reused| reused.into_request(&mut r));
             docs.keep_parsed(&mut r);
             parsed
         };
@@ -429,7 +443,7 @@ mod tests {
         let named = |name: &str| {
             let mut r = request(one, None).variables(async_graphql::Variables::from_json(good.clone()));
             r = r.operation_name(name);
-            docs.reuse_parsed(&mut r)
+            docs.reuse_parsed(&r).map_or(Parsed::Unchecked, |reused| reused.parsed)
         };
         assert_eq!(named("One"), Parsed::Checked, "named as it is");
         assert_eq!(named("Other"), Parsed::Unchecked, "another name: left to async-graphql");

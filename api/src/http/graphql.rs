@@ -2,7 +2,8 @@
 //! which would run GET mutations, read any Content-Type as JSON and ignore the body limit.
 //! Nesting limits, content negotiation, idempotent replays, the GraphiQL page.
 use super::*;
-use crate::documents::{Documents, Parsed, Refused};
+use crate::documents::{Documents, Parsed, Refused, Reused};
+use async_graphql::parser::types::ExecutableDocument;
 
 /// Deepest nesting of brackets in a query text, and of lists and objects in its variables.
 /// async-graphql parses and coerces input values recursively before any of its limits
@@ -279,7 +280,13 @@ pub(super) async fn execute(
         if let Some(message) = too_deep(&request) {
             return refused(StatusCode::BAD_REQUEST, &message);
         }
-        let parsed = http.state.documents.reuse_parsed(&mut request);
+        let reused = http.state.documents.reuse_parsed(&request);
+        if let (Some(actor), Some(Reused { document, parsed: Parsed::Checked })) = (&actor, &reused)
+            && let Some(answered) = direct(http, actor, document, &request, &operation).await
+        {
+            return answered;
+        }
+        let parsed = reused.map_or(Parsed::Unchecked, |reused| reused.into_request(&mut request));
         let response = match crate::schema::guards::check(&mut request, &http.state.limits, actor.is_some()) {
             Err(refused) => {
                 crate::meters::refused("operation_limits");
@@ -381,6 +388,28 @@ pub(super) async fn execute(
         serde_json::to_vec(&json!({ "data": null, "errors": [crate::capped::too_large(cap)] })).unwrap_or_default()
     });
     Answered { status, body, retry_after, executed: !not_executed && retry_after.is_none(), note }
+}
+
+/// The answer of a request the database answers whole (`schema::compiled::direct`), held
+/// to the guards and the response cap as any other; `None` runs it the ordinary way.
+async fn direct(
+    http: &Http,
+    actor: &Actor,
+    document: &ExecutableDocument,
+    request: &async_graphql::Request,
+    operation: &Option<String>,
+) -> Option<Answered> {
+    crate::schema::guards::check_document(document, &http.state.limits, true).ok()?;
+    let only = crate::documents::only_operation(document, request.operation_name.as_deref())?;
+    let body = crate::schema::compiled::direct(&http.state, actor, &only.node, &request.variables).await?;
+    crate::meters::direct();
+    (body.len() <= http.state.limits.response_bytes).then(|| Answered {
+        status: StatusCode::OK,
+        body: body.into_bytes(),
+        retry_after: None,
+        executed: true,
+        note: crate::access_log::Note { operation: operation.clone(), codes: Vec::new() },
+    })
 }
 
 /// How many times a request whose writes collided with others' is run again before its

@@ -4,10 +4,10 @@
 //! (async-graphql's `raw_value`). Any other selection (a fragment, a directive, an edge's
 //! `cursor`, `pageInfo`, a field only Rust computes, a root field asked twice under one
 //! response key) takes the ordinary path, field by field.
-use async_graphql::parser::types::{Field, Selection, SelectionSet};
+use async_graphql::parser::types::{BaseType, Field, OperationDefinition, OperationType, Selection, SelectionSet};
 use async_graphql::registry::Registry;
-use async_graphql::{Context, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
-use service::compiled::{EdgePick, EdgeWhat, Keyed, Kind, ListPick, ListWhat, MAX_FIELDS, Pick, What};
+use async_graphql::{Context, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value, Variables};
+use service::compiled::{Answer, EdgePick, EdgeWhat, Keyed, Kind, ListPick, ListWhat, MAX_FIELDS, Pick, What};
 use std::borrow::Cow;
 
 /// The key under which async-graphql's `raw_value` feature writes a string as JSON text
@@ -56,12 +56,75 @@ pub fn compiler<'a>(ctx: &'a Context<'_>) -> Option<&'a service::compiled::Compi
 /// The selection of the field being resolved, a `kind`, as picks; `None` when a part of
 /// it is not compiled.
 pub fn record(ctx: &Context<'_>, kind: Kind) -> Option<Vec<Pick>> {
-    alone(ctx).then(|| picks(ctx, &ctx.item.node.selection_set.node, kind)).flatten()
+    alone(ctx).then(|| picks(&Env::of(ctx), &ctx.item.node.selection_set.node, kind)).flatten()
 }
 
 /// The selection of the field being resolved, a connection of `kind`, as picks.
 pub fn connection(ctx: &Context<'_>, kind: Kind) -> Option<Vec<ListPick>> {
-    alone(ctx).then(|| list_picks(ctx, &ctx.item.node.selection_set.node, kind)).flatten()
+    alone(ctx).then(|| list_picks(&Env::of(ctx), &ctx.item.node.selection_set.node, kind)).flatten()
+}
+
+/// The whole answer (`{"data":{...}}`) of a request the database answers alone: a query
+/// of one root field, `customer(id:)`, without directives, whose selection compiles
+/// ([`record`]), for a signed-in caller, in a document that passed validation before and
+/// declares no variable but `ID`s (so no value can change its complexity, which the
+/// nested lists' `first` prices; `crate::documents::Parsed::Checked` holds the rest).
+/// async-graphql does not run: what it would add to such an answer is the same JSON. A
+/// customer not found, an error, or any other operation answers `None`, and the request
+/// runs as every other does (with the error and its location, or field by field).
+pub async fn direct(
+    state: &crate::state::AppState,
+    actor: &service::access::Actor,
+    operation: &OperationDefinition,
+    variables: &Variables,
+) -> Option<String> {
+    let compiler = state.compiled.as_ref()?;
+    let only_ids = operation.variable_definitions.iter().all(|definition| {
+        let ty = &definition.node.var_type.node.base;
+        matches!(ty, BaseType::Named(name) if name.as_str() == "ID")
+    });
+    if operation.ty != OperationType::Query || !operation.directives.is_empty() || !only_ids {
+        return None;
+    }
+    let [root] = operation.selection_set.node.items.as_slice() else { return None };
+    let Selection::Field(field) = &root.node else { return None };
+    let field = &field.node;
+    let [(argument, id)] = field.arguments.as_slice() else { return None };
+    if field.name.node != "customer" || argument.node != "id" || !field.directives.is_empty() {
+        return None;
+    }
+    let env = Env { operation, variables };
+    let Value::String(id) = id.node.clone().into_const_with(|v| env.variable(&v)).ok()? else { return None };
+    let id = uuid::Uuid::parse_str(&id).ok()?;
+    let picks = picks(&env, &field.selection_set.node, Kind::Customer)?;
+    // Interactive work, as every signed-in request's (`service::kernel::interactive`).
+    let _ticket = service::kernel::interactive::Ticket::begin();
+    let Ok(Answer::Json(json)) = compiler.customer(actor, id, &picks).await else { return None };
+    let key = serde_json::to_string(field.response_key().node.as_str()).ok()?;
+    Some(format!("{{\"data\":{{{key}:{json}}}}}"))
+}
+
+/// What picks read of the request: its operation (variables' defaults) and variables.
+struct Env<'a> {
+    operation: &'a OperationDefinition,
+    variables: &'a Variables,
+}
+
+impl<'a> Env<'a> {
+    fn of(ctx: &'a Context<'_>) -> Env<'a> {
+        Env { operation: &ctx.query_env.operation.node, variables: &ctx.query_env.variables }
+    }
+
+    /// A variable's value as the request gave it, or its default.
+    fn variable(&self, name: &Name) -> Result<Value, ()> {
+        self.operation
+            .variable_definitions
+            .iter()
+            .find(|d| d.node.name.node == *name)
+            .and_then(|d| self.variables.get(name).or_else(|| d.node.default_value()))
+            .cloned()
+            .ok_or(())
+    }
 }
 
 /// Whether the root field being resolved is the operation's only one under its response
@@ -113,7 +176,7 @@ fn keyed<W>(set: &SelectionSet, mut what: impl FnMut(&Field) -> Option<W>) -> Op
     Some(out)
 }
 
-fn picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<Pick>> {
+fn picks(env: &Env<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<Pick>> {
     keyed(set, |field| {
         let name = field.name.node.as_str();
         Some(if name == "__typename" {
@@ -121,15 +184,15 @@ fn picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<Pick>>
         } else if kind.answers(name) && field.arguments.is_empty() {
             What::Field(name.to_string())
         } else if let (Kind::Customer, Some(of)) = (kind, Kind::nested(name)) {
-            let first = first_only(ctx, field)?;
-            What::List { of, first, picks: list_picks(ctx, &field.selection_set.node, of)? }
+            let first = first_only(env, field)?;
+            What::List { of, first, picks: list_picks(env, &field.selection_set.node, of)? }
         } else {
             return None;
         })
     })
 }
 
-fn list_picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<ListPick>> {
+fn list_picks(env: &Env<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<ListPick>> {
     keyed(set, |field| {
         if !field.arguments.is_empty() {
             return None;
@@ -137,49 +200,36 @@ fn list_picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<L
         Some(match field.name.node.as_str() {
             "__typename" => ListWhat::Typename,
             "totalCount" => ListWhat::TotalCount,
-            "nodes" => ListWhat::Nodes(picks(ctx, &field.selection_set.node, kind)?),
-            "edges" => ListWhat::Edges(edge_picks(ctx, &field.selection_set.node, kind)?),
+            "nodes" => ListWhat::Nodes(picks(env, &field.selection_set.node, kind)?),
+            "edges" => ListWhat::Edges(edge_picks(env, &field.selection_set.node, kind)?),
             _ => return None,
         })
     })
 }
 
-fn edge_picks(ctx: &Context<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<EdgePick>> {
+fn edge_picks(env: &Env<'_>, set: &SelectionSet, kind: Kind) -> Option<Vec<EdgePick>> {
     keyed(set, |field| match field.name.node.as_str() {
         "__typename" => Some(EdgeWhat::Typename),
-        "node" => Some(EdgeWhat::Node(picks(ctx, &field.selection_set.node, kind)?)),
+        "node" => Some(EdgeWhat::Node(picks(env, &field.selection_set.node, kind)?)),
         _ => None,
     })
 }
 
 /// A nested list's page size when `first` is its only argument and a valid one (the
 /// ordinary path answers anything else, with its errors).
-fn first_only(ctx: &Context<'_>, field: &Field) -> Option<u64> {
+fn first_only(env: &Env<'_>, field: &Field) -> Option<u64> {
     let mut first = None;
     for (name, value) in &field.arguments {
         if name.node != "first" {
             return None;
         }
-        first = match value.node.clone().into_const_with(|v| variable(ctx, &v)).ok()? {
+        first = match value.node.clone().into_const_with(|v| env.variable(&v)).ok()? {
             Value::Null => None,
             Value::Number(n) => Some(i32::try_from(n.as_i64()?).ok()?),
             _ => return None,
         };
     }
     service::kernel::pagination::page_size(first).ok()
-}
-
-/// A variable's value as the request gave it, or its default.
-fn variable(ctx: &Context<'_>, name: &Name) -> Result<Value, ()> {
-    let env = &ctx.query_env;
-    env.operation
-        .node
-        .variable_definitions
-        .iter()
-        .find(|d| d.node.name.node == *name)
-        .and_then(|d| env.variables.get(name).or_else(|| d.node.default_value()))
-        .cloned()
-        .ok_or(())
 }
 
 #[cfg(test)]

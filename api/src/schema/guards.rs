@@ -12,7 +12,9 @@
 //! - **Root fields** (aliases included) are at most `Limits::root_fields` per operation:
 //!   aliases multiply work that complexity prices per field (1,000 aliased reports).
 use crate::config::Limits;
-use async_graphql::parser::types::{DocumentOperations, FragmentDefinition, OperationType, Selection, SelectionSet};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
+};
 use async_graphql::{ErrorExtensions, Name, Pos, Positioned, Request, ServerError};
 use std::collections::{HashMap, HashSet};
 
@@ -27,7 +29,14 @@ use std::collections::{HashMap, HashSet};
 /// The parse error, or the guard that refuses the operation (code BAD_REQUEST, or
 /// UNAUTHENTICATED for introspection without a token).
 pub fn check(request: &mut Request, limits: &Limits, authenticated: bool) -> Result<(), ServerError> {
-    let document = request.parsed_query()?;
+    check_document(request.parsed_query()?, limits, authenticated)
+}
+
+/// Holds a parsed document to the guards ([`check`]).
+///
+/// # Errors
+/// The guard that refuses the operation.
+pub fn check_document(document: &ExecutableDocument, limits: &Limits, authenticated: bool) -> Result<(), ServerError> {
     let operations: Vec<_> = match &document.operations {
         DocumentOperations::Single(op) => vec![op],
         DocumentOperations::Multiple(ops) => ops.values().collect(),
