@@ -121,13 +121,14 @@ fn fits(document: &ExecutableDocument, name: Option<&str>, variables: &async_gra
 }
 
 /// The document's one operation, when it has one and it is the one a request that names
-/// `name` (or nothing) runs. A named operation is parsed as one of `Multiple`.
+/// `name` (or nothing) runs. A named operation is parsed as one of `Multiple`; an
+/// anonymous one runs only when the request names none (async-graphql refuses any name).
 pub fn only_operation<'a>(
     document: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'a Positioned<OperationDefinition>> {
     match &document.operations {
-        DocumentOperations::Single(operation) => Some(operation),
+        DocumentOperations::Single(operation) => name.is_none().then_some(operation),
         DocumentOperations::Multiple(operations) if operations.len() == 1 => match operations.iter().next() {
             Some((own, operation)) if name.is_none_or(|name| name == own.as_str()) => Some(operation),
             _ => None,
@@ -447,6 +448,14 @@ mod tests {
         };
         assert_eq!(named("One"), Parsed::Checked, "named as it is");
         assert_eq!(named("Other"), Parsed::Unchecked, "another name: left to async-graphql");
+        let anonymous = "query($id: ID!) { customer(id: $id) { id } }";
+        assert_eq!(kept(anonymous, good.clone()), Parsed::Unchecked);
+        docs.passed(anonymous);
+        let mut r = request(anonymous, None).variables(async_graphql::Variables::from_json(good.clone()));
+        assert_eq!(docs.reuse_parsed(&r).map(|reused| reused.parsed), Some(Parsed::Checked));
+        r = r.operation_name("Lookup");
+        let reused = docs.reuse_parsed(&r).map(|reused| reused.parsed);
+        assert_eq!(reused, Some(Parsed::Unchecked), "an anonymous operation named: left to async-graphql");
         for bad in [
             json!({"id": 7, "n": 5, "s": "", "f": 1.5, "b": true}),
             json!({"id": "x", "n": 3_000_000_000_i64, "s": "", "f": 1.5, "b": true}),

@@ -206,7 +206,7 @@ async fn compiled_answers_equal_the_ordinary_path_for_every_role() {
     let direct = [
         ("query($id:ID!){c:customer(id:$id){id name contacts(first:1){totalCount nodes{name}}}}".to_string(), true),
         (format!("{{customer(id:\"{id}\"){{__typename id deals{{totalCount}}}}}}"), true),
-        ("query Named($id:ID){customer(id:$id){id}}".to_string(), true),
+        ("query Named($id:ID!){customer(id:$id){id}}".to_string(), true),
         ("query($id:ID!,$n:Int){customer(id:$id){contacts(first:$n){totalCount}}}".to_string(), false),
         ("query($id:ID!){customer(id:$id) @include(if:true){id}}".to_string(), false),
         ("query($id:ID!){customer(id:$id){id} me{id}}".to_string(), false),
@@ -221,6 +221,14 @@ async fn compiled_answers_equal_the_ordinary_path_for_every_role() {
             assert_eq!(ours, theirs, "{query}");
         }
         assert!(theirs["data"].as_object().is_some_and(|d| d.values().all(|v| v.is_object())), "{theirs}");
+    }
+    // An anonymous operation asked under a name is refused, validated or not.
+    let named = json!({"query": direct[0].0, "variables": {"id": id}, "operationName": "Lookup"});
+    for server in [&app, &ordinary] {
+        let post = server.client.post(server.url("/graphql")).bearer_auth(&callers[1].1).json(&named);
+        let answer: Value = post.send().await.unwrap().json().await.unwrap();
+        assert!(answer.get("data").is_none_or(Value::is_null), "{answer}");
+        assert!(answer["errors"][0]["message"].as_str().unwrap().contains("Lookup"), "{answer}");
     }
     if postgres {
         let whole = direct.iter().filter(|(_, whole)| *whole).count() as u64;

@@ -402,8 +402,11 @@ async fn direct(
     crate::schema::guards::check_document(document, &http.state.limits, true).ok()?;
     let only = crate::documents::only_operation(document, request.operation_name.as_deref())?;
     let body = crate::schema::compiled::direct(&http.state, actor, &only.node, &request.variables).await?;
+    if body.len() > http.state.limits.response_bytes {
+        return None;
+    }
     crate::meters::direct();
-    (body.len() <= http.state.limits.response_bytes).then(|| Answered {
+    Some(Answered {
         status: StatusCode::OK,
         body: body.into_bytes(),
         retry_after: None,
