@@ -9,7 +9,7 @@
 //! `webhook_deliveries_total{outcome}`, `webhook_queue_depth`; `care_tick_seconds`,
 //! `reclassification_seconds`; `logins_total{outcome}`; `refused_total{limit}`;
 //! with a read replica, `replica_lag_seconds`, `replica_usable` and
-//! `heavy_reads_total{store}` (docs/replica.md); `direct_answers_total`, the requests
+//! `heavy_reads_total{store}` and `search_reads_total{store}` (docs/replica.md); `direct_answers_total`, the requests
 //! the database answered whole (docs/architecture.md, "The compiled read path").
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::collections::HashSet;
@@ -60,6 +60,7 @@ fn describe() {
     describe_gauge!("crm_replica_lag_seconds", "The read replica's last measured lag (-1: not measured)");
     describe_gauge!("crm_replica_usable", "1 while heavy reads may use the read replica");
     describe_counter!("crm_heavy_reads_total", "Heavy reads by the store they ran on (replica, primary)");
+    describe_counter!("crm_search_reads_total", "Searches by the store they read (replica, primary)");
     describe_counter!("crm_direct_answers_total", "GraphQL requests answered whole by one compiled statement");
 }
 

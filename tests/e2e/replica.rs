@@ -1,8 +1,9 @@
 //! Heavy reads on a real streaming replica (`CRM_READ_DATABASE_URL`, docs/replica.md): the
 //! test makes a PostgreSQL cluster of its own (`initdb`, trust on loopback, replication
 //! allowed), a replica of it by `pg_basebackup -R` on another port, and a server on both.
-//! It shows a report served from the replica, a writer's own report served from the
-//! primary, and the fall back to the primary when the replica stops. PostgreSQL only (with
+//! It shows a report and a search served from the replica, a writer's own report and
+//! search served from the primary, and the fall back to the primary when the replica
+//! stops. PostgreSQL only (with
 //! `TEST_DATABASE_URL`): it needs the server's binaries, which the SQLite run does not.
 use crate::helpers::*;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -145,20 +146,37 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 /// `crm_heavy_reads_total{store=...}` as this process counted it.
 fn heavy_reads(store: &str) -> u64 {
+    counted("crm_heavy_reads_total", store)
+}
+
+/// `crm_search_reads_total{store=...}` as this process counted it.
+fn search_reads(store: &str) -> u64 {
+    counted("crm_search_reads_total", store)
+}
+
+fn counted(metric: &str, store: &str) -> u64 {
     let text = api::meters::handle().render();
-    let prefix = format!("crm_heavy_reads_total{{store=\"{store}\"}} ");
+    let prefix = format!("{metric}{{store=\"{store}\"}} ");
     text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Reads of the customer table on `db` (the replica's own statistics).
 async fn customer_scans(db: &DatabaseConnection) -> i64 {
-    let sql = "SELECT (coalesce(sum(seq_scan), 0) + coalesce(sum(idx_scan), 0))::bigint AS n \
-               FROM pg_stat_user_tables WHERE relname = 'customer'";
+    scans(db, "customer").await
+}
+
+/// Reads of `table` on `db`.
+async fn scans(db: &DatabaseConnection, table: &str) -> i64 {
+    let sql = format!(
+        "SELECT (coalesce(sum(seq_scan), 0) + coalesce(sum(idx_scan), 0))::bigint AS n \
+         FROM pg_stat_user_tables WHERE relname = '{table}'"
+    );
     let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
     row.try_get::<i64>("", "n").unwrap()
 }
 
 const REPORT: &str = "{dataCompleteness(groupBy:OWNER){customers}}";
+const SEARCH: &str = "query($q:String!){search(query:$q){totalCount}}";
 
 fn total(data: &serde_json::Value) -> i64 {
     data["dataCompleteness"].as_array().unwrap().iter().map(|g| g["customers"].as_i64().unwrap()).sum()
@@ -201,12 +219,27 @@ async fn reports_read_from_a_streaming_replica_and_fall_back_to_the_primary() {
     })
     .await;
 
-    // Right after a write of one's own, the report reads the primary and shows it.
+    // A search reads the replica's keys under the same rule.
+    let (replica_before, keys_before) = (search_reads("replica"), scans(&standby, "search_term").await);
+    let found = app.ok(&t, SEARCH, json!({"q": "华联"})).await;
+    assert_eq!(found["search"]["totalCount"], 1, "{found}");
+    assert_eq!(search_reads("replica"), replica_before + 1, "searched on the replica");
+    eventually("the replica's statistics show the search's read", async || {
+        scans(&standby, "search_term").await > keys_before
+    })
+    .await;
+
+    // Right after a write of one's own, the report and a search read the primary and
+    // show it.
     let primary_before = heavy_reads("primary");
+    let searched_before = search_reads("primary");
     app.create_customer(&t, json!({"name": "深圳沃尔玛", "kind": "ORGANIZATION", "phone": "13812340009"})).await;
     let data = app.ok(&t, REPORT, json!({})).await;
     assert_eq!(total(&data), 4, "{data}");
     assert_eq!(heavy_reads("primary"), primary_before + 1, "the writer's report on the primary");
+    let found = app.ok(&t, SEARCH, json!({"q": "沃尔玛"})).await;
+    assert_eq!(found["search"]["totalCount"], 1, "the writer finds what they entered: {found}");
+    assert_eq!(search_reads("primary"), searched_before + 1, "the writer's search on the primary");
 
     // The replica stops: reads go to the primary, and the gauges say so.
     replica.stop();
@@ -216,6 +249,10 @@ async fn reports_read_from_a_streaming_replica_and_fall_back_to_the_primary() {
     let data = app.ok(&t, REPORT, json!({})).await;
     assert_eq!(total(&data), 4, "{data}");
     assert_eq!(heavy_reads("primary"), primary_before + 1, "fell back to the primary");
+    let searched_before = search_reads("primary");
+    let found = app.ok(&t, SEARCH, json!({"q": "华联"})).await;
+    assert_eq!(found["search"]["totalCount"], 1, "{found}");
+    assert_eq!(search_reads("primary"), searched_before + 1, "searched on the primary");
     let metrics = api::meters::handle().render();
     assert!(metrics.contains("crm_replica_usable 0"), "{metrics}");
     assert!(metrics.contains("crm_replica_lag_seconds -1"), "{metrics}");

@@ -112,9 +112,22 @@ impl HeavyReads {
             let wrote = self.0.wrote.lock().unwrap_or_else(|e| e.into_inner());
             wrote.get(&user).is_some_and(|at| at.elapsed() <= replica.max_lag() + crate::kernel::replica::TICK)
         };
-        let on = fresh && !own_write;
-        metrics::counter!("crm_heavy_reads_total", "store" => if on { "replica" } else { "primary" }).increment(1);
-        on
+        fresh && !own_write
+    }
+
+    /// The store a search of `user` reads: the replica under the rule of a heavy read
+    /// (caught up, and no write of the caller's on this instance within the lag bound),
+    /// else `main`. No permit is taken: a search is interactive, not heavy. Counted in
+    /// `crm_search_reads_total{store}` when there is a replica.
+    pub fn search_store<'a>(
+        &'a self,
+        user: Uuid,
+        main: &'a sea_orm::DatabaseConnection,
+    ) -> &'a sea_orm::DatabaseConnection {
+        let Some(replica) = &self.0.replica else { return main };
+        let on = self.on_replica(user);
+        metrics::counter!("crm_search_reads_total", "store" => if on { "replica" } else { "primary" }).increment(1);
+        if on { replica.connection() } else { main }
     }
 
     /// Waits for `user`'s turn and a free share; the read runs while the permit lives.
@@ -160,6 +173,10 @@ impl HeavyReads {
         let running = self.0.running.fetch_add(1, Ordering::Relaxed) + 1;
         self.0.peak.fetch_max(running, Ordering::Relaxed);
         permit.replica = self.on_replica(user);
+        if self.0.replica.is_some() {
+            let store = if permit.replica { "replica" } else { "primary" };
+            metrics::counter!("crm_heavy_reads_total", "store" => store).increment(1);
+        }
         Ok(permit)
     }
 }
