@@ -166,13 +166,15 @@ async fn read_replica(
     if primary.get_database_backend() != sea_orm::DatabaseBackend::Postgres || !url.starts_with("postgres") {
         return Err("CRM_READ_DATABASE_URL needs PostgreSQL, for the replica and for DATABASE_URL".into());
     }
-    let size = u32::try_from(config.heavy_reads).unwrap_or(u32::MAX).saturating_add(1);
+    // Heavy reads, searches (interactive, as many as the main pool serves) and the watcher.
+    let size = u32::try_from(config.heavy_reads.saturating_add(1)).unwrap_or(u32::MAX).saturating_add(config.pool_size);
     let mut options = sea_orm::ConnectOptions::new(url.clone());
     options
         .max_connections(size)
         .min_connections(0)
         .connect_timeout(std::time::Duration::from_secs(2))
         .acquire_timeout(std::time::Duration::from_secs(2))
+        .test_before_acquire_if_idle_for(std::time::Duration::from_secs(60))
         .connect_lazy(true)
         .sqlx_logging(false);
     let db = sea_orm::Database::connect(options).await.map_err(|e| format!("CRM_READ_DATABASE_URL: {e}"))?;

@@ -58,7 +58,7 @@ fn describe() {
     describe_counter!("crm_logins_total", "Password logins by outcome");
     describe_counter!("crm_refused_total", "Requests and connections refused, by the limit that refused them");
     describe_gauge!("crm_replica_lag_seconds", "The read replica's last measured lag (-1: not measured)");
-    describe_gauge!("crm_replica_usable", "1 while heavy reads may use the read replica");
+    describe_gauge!("crm_replica_usable", "1 while heavy reads and searches may use the read replica");
     describe_counter!("crm_heavy_reads_total", "Heavy reads by the store they ran on (replica, primary)");
     describe_counter!("crm_search_reads_total", "Searches by the store they read (replica, primary)");
     describe_counter!("crm_direct_answers_total", "GraphQL requests answered whole by one compiled statement");
