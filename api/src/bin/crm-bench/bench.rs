@@ -351,9 +351,11 @@ pub async fn subscriptions(state: AppState, sizes: &[usize], leads: usize, views
         .arg("serve")
         .env("CRM_LISTEN", addr.to_string())
         .env("CRM_SCHEDULER", "off")
-        // Every subscriber is the same user here.
+        // Every subscriber is the same user here, and every socket comes from one address,
+        // thousands of them waiting for their `connection_init` at once.
         .env("CRM_MAX_SOCKETS_PER_USER", "1000000")
         .env("CRM_MAX_CONNECTIONS", "1000000")
+        .env("CRM_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS", "1000000")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()
