@@ -252,7 +252,11 @@ async fn run(
                 }
                 break Err(format!("{e}; the lines before this point are imported, run the rest of the file later"));
             }
-            if let Err(e) = importer.chunk(std::mem::take(&mut batch)).await {
+            let chunk = importer.chunk(std::mem::take(&mut batch)).await;
+            // The importer's reads (reports, search) stay on the primary while a replica
+            // may lag behind what it just wrote (`service::access::heavy`).
+            state.heavy.wrote(actor.id());
+            if let Err(e) = chunk {
                 break Err(logged(e));
             }
             continue;

@@ -305,7 +305,11 @@ pub async fn serve(
                             // with its request (and a ticket) alive, so one stalled socket
                             // would slow every report. Interactive work is HTTP's.
                             let request = request.data(loader(state.db.clone(), Some(actor.clone()))).data(actor.clone());
-                            Running::Task(tokio::spawn(run(schema.clone(), request, id.clone(), out_tx.clone(), state.limits.response_bytes)))
+                            let wrote = Wrote { heavy: state.heavy.clone(), user: actor.id() };
+                            let task = run(schema.clone(), request, id.clone(), out_tx.clone(), state.limits.response_bytes, wrote);
+                            Running::Task(tokio::spawn(async move {
+                                service::kernel::store::noting_commits(task).await;
+                            }))
                         };
                         let counted = subscription.then(|| crate::meters::Held::new("crm_subscriptions_active"));
                         operations.insert(id, Operation { running, subscription, _counted: counted });
@@ -373,13 +377,24 @@ struct Next<'a> {
     payload: &'a async_graphql::Response,
 }
 
+/// Whose writes an operation's answer follows: their reads stay on the primary while a
+/// replica may lag (`service::access::heavy`), as after a write over HTTP.
+struct Wrote {
+    heavy: service::access::heavy::HeavyReads,
+    user: uuid::Uuid,
+}
+
 /// Runs one operation, sending `next` for each result and `complete` at the end, or one
 /// `error` when the operation is refused before it runs (parse, validation, limits).
-async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<Out>, cap: usize) {
+/// Inside `noting_commits`: a result sent after a commit notes the writer first.
+async fn run(schema: CrmSchema, request: Request, id: String, out: mpsc::Sender<Out>, cap: usize, wrote: Wrote) {
     let mut results = schema.execute_stream(request);
     let mut first = true;
     let mut refused = false;
     while let Some(response) = results.next().await {
+        if service::kernel::store::committed_so_far() {
+            wrote.heavy.wrote(wrote.user);
+        }
         let response = crate::views::coded(response);
         if first && crate::views::refused(&response) {
             refused = true;

@@ -241,13 +241,23 @@ async fn reports_read_from_a_streaming_replica_and_fall_back_to_the_primary() {
     assert_eq!(total(&data), 4, "{data}");
     assert_eq!(heavy_reads("primary"), primary_before + 1, "the writer's report on the primary");
 
+    // An import is a write of the importer's own too: their search reads the primary.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let searched_before = search_reads("primary");
+    let csv = "姓名,类型,手机\r\n杭州联华,企业,13812340077\r\n".as_bytes().to_vec();
+    let (status, run) = crate::imports::import(&app, Some(&t), "", csv).await;
+    assert_eq!(status, 200, "{run}");
+    let found = app.ok(&t, SEARCH, json!({"q": "杭州联华"})).await;
+    assert_eq!(found["search"]["totalCount"], 1, "the importer finds what they imported: {found}");
+    assert_eq!(search_reads("primary"), searched_before + 1, "the importer's search on the primary");
+
     // The replica stops: reads go to the primary, and the gauges say so.
     replica.stop();
     eventually("the stopped replica is unusable", async || watched.db().is_none()).await;
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     let primary_before = heavy_reads("primary");
     let data = app.ok(&t, REPORT, json!({})).await;
-    assert_eq!(total(&data), 4, "{data}");
+    assert_eq!(total(&data), 5, "{data}");
     assert_eq!(heavy_reads("primary"), primary_before + 1, "fell back to the primary");
     let searched_before = search_reads("primary");
     let found = app.ok(&t, SEARCH, json!({"q": "华联"})).await;

@@ -42,6 +42,11 @@ pub async fn noting_commits<F: Future>(f: F) -> (F::Output, bool) {
         .await
 }
 
+/// Whether a use case committed so far inside [`noting_commits`] (false outside it).
+pub fn committed_so_far() -> bool {
+    COMMITTED.try_with(std::cell::Cell::get).unwrap_or(false)
+}
+
 /// What a finisher returns.
 pub type Finishing<'a> = Pin<Box<dyn Future<Output = AppResult<()>> + Send + 'a>>;
 
