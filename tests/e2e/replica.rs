@@ -251,13 +251,26 @@ async fn reports_read_from_a_streaming_replica_and_fall_back_to_the_primary() {
     assert_eq!(found["search"]["totalCount"], 1, "the importer finds what they imported: {found}");
     assert_eq!(search_reads("primary"), searched_before + 1, "the importer's search on the primary");
 
+    // So is a mutation over WebSocket: the answer arrives after the writer is noted.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let searched_before = search_reads("primary");
+    let mut ws = crate::ws::ready(app.addr, &t).await;
+    let create = "mutation{createCustomer(input:{name:\"苏州联华\",kind:ORGANIZATION,phone:\"13812340078\"}){id}}";
+    crate::ws::send(&mut ws, json!({"id": "w", "type": "subscribe", "payload": {"query": create}})).await;
+    let created = crate::ws::event(&mut ws).await;
+    assert!(created["createCustomer"]["id"].is_string(), "{created}");
+    let found = app.ok(&t, SEARCH, json!({"q": "苏州联华"})).await;
+    assert_eq!(found["search"]["totalCount"], 1, "the writer finds what they entered: {found}");
+    assert_eq!(search_reads("primary"), searched_before + 1, "the WebSocket writer's search on the primary");
+    drop(ws);
+
     // The replica stops: reads go to the primary, and the gauges say so.
     replica.stop();
     eventually("the stopped replica is unusable", async || watched.db().is_none()).await;
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     let primary_before = heavy_reads("primary");
     let data = app.ok(&t, REPORT, json!({})).await;
-    assert_eq!(total(&data), 5, "{data}");
+    assert_eq!(total(&data), 6, "{data}");
     assert_eq!(heavy_reads("primary"), primary_before + 1, "fell back to the primary");
     let searched_before = search_reads("primary");
     let found = app.ok(&t, SEARCH, json!({"q": "华联"})).await;
