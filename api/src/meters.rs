@@ -9,8 +9,9 @@
 //! `webhook_deliveries_total{outcome}`, `webhook_queue_depth`; `care_tick_seconds`,
 //! `reclassification_seconds`; `logins_total{outcome}`; `refused_total{limit}`;
 //! with a read replica, `replica_lag_seconds`, `replica_usable` and
-//! `heavy_reads_total{store}` and `search_reads_total{store}` (docs/replica.md); `direct_answers_total`, the requests
-//! the database answered whole (docs/architecture.md, "The compiled read path").
+//! `heavy_reads_total{store}` and `search_reads_total{store}` (docs/replica.md);
+//! `direct_answers_total`, the requests the database answered whole (docs/architecture.md,
+//! "The compiled read path").
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};

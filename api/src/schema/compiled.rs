@@ -95,7 +95,7 @@ pub async fn direct(
     }
     let env = Env { operation, variables };
     let Value::String(id) = id.node.clone().into_const_with(|v| env.variable(&v)).ok()? else { return None };
-    let id = uuid::Uuid::parse_str(&id).ok()?;
+    let id = super::common::parse_id("id", &async_graphql::ID(id)).ok()?;
     let picks = picks(&env, &field.selection_set.node, Kind::Customer)?;
     // Interactive work, as every signed-in request's (`service::kernel::interactive`).
     let _ticket = service::kernel::interactive::Ticket::begin();

@@ -4,7 +4,6 @@ use super::contact::Contact;
 use super::customer::Customer;
 use super::error::ResultExt;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use service::error::AppError;
 use service::search as svc;
 
 /// What a search hit is.
@@ -109,19 +108,9 @@ impl SearchQuery {
         super::common::state(ctx).matching.spend(actor, entity::enums::Resource::Customer, 1).gql()?;
         let kinds = kinds.map(|k| k.into_iter().map(Into::into).collect());
         let counted = ctx.look_ahead().field("totalCount").exists();
-        // From the read replica when it is caught up and the caller wrote nothing lately;
-        // from the primary when the replica fails it (stopped, or its pool busy).
-        let primary = db(ctx);
-        let store = super::common::state(ctx).heavy.search_store(actor.id(), primary);
-        let page = page_args(first, after);
-        let mut found = svc::search(store, actor, &query, kinds.clone(), &page, counted).await;
-        if !std::ptr::eq(store, primary)
-            && let Err(e @ (AppError::Internal(_) | AppError::RateLimited { .. } | AppError::Timeout(_))) = &found
-        {
-            tracing::warn!(error = %e, "search on the read replica failed; searching the primary");
-            found = svc::search(primary, actor, &query, kinds, &page, counted).await;
-        }
-        let page = found.gql()?;
+        let heavy = &super::common::state(ctx).heavy;
+        let page =
+            svc::search_routed(heavy, db(ctx), actor, &query, kinds, &page_args(first, after), counted).await.gql()?;
         Ok(SearchConnection(page.map(SearchHit)))
     }
 }
